@@ -1,0 +1,5 @@
+//! The command line. TODO
+
+/// deployer
+#[derive(Debug, clap::Parser)]
+pub struct Cli {}

@@ -1,0 +1,9 @@
+//! The `deployer` binary: parse the command line, hand it to the library,
+//! turn the outcome into an exit status. Nothing else lives here.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = deployer::cli::Cli::parse();
+    deployer::run(cli).into()
+}
