@@ -1,14 +1,135 @@
-//! Exit statuses. TODO
+//! Exit statuses and the errors that cross module boundaries.
+//!
+//! Each exit status has one documented meaning (README, "Exit statuses"), so
+//! cron jobs and monitoring can branch on it. Host-level failures are
+//! [`HostError`]s: they are collected per host and never abort a whole run.
 
-/// The process exit status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The process exit status. The numbers are part of the interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ExitStatus {
-    /// Everything worked.
+    /// Everything worked; every host answered.
     Success = 0,
+    /// An unexpected internal error.
+    Internal = 1,
+    /// Bad command line or bad configuration; nothing was contacted.
+    Usage = 2,
+    /// Some hosts could not be reached or queried.
+    Unreachable = 3,
+    /// `--check`: a rollout is pending between two stages.
+    Pending = 4,
+    /// `--check`: a regression, drift inside a stage or a broken package.
+    Attention = 5,
+    /// A deploy was refused before any host was changed.
+    Refused = 6,
+    /// A deploy failed and no host was changed.
+    FailedUnchanged = 7,
+    /// A deploy failed after changing some hosts, or left a host in an
+    /// unknown state.
+    FailedPartial = 8,
 }
 
 impl From<ExitStatus> for std::process::ExitCode {
     fn from(s: ExitStatus) -> Self {
         std::process::ExitCode::from(s as u8)
     }
+}
+
+/// Why one host could not be reached or could not run a command.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HostError {
+    /// The host name did not resolve.
+    #[error("cannot resolve `{host}`: {message}")]
+    Resolve {
+        /// The name looked up.
+        host: String,
+        /// The resolver's words.
+        message: String,
+    },
+    /// TCP connection failed (refused, unreachable...).
+    #[error("cannot connect to {addr}: {message}")]
+    Connect {
+        /// The address tried.
+        addr: String,
+        /// The OS error.
+        message: String,
+    },
+    /// Something took longer than allowed.
+    #[error("timed out after {}s while {phase}", after.as_secs_f32())]
+    Timeout {
+        /// What was going on.
+        phase: String,
+        /// The limit that was hit.
+        after: Duration,
+    },
+    /// The host offered a key that no known_hosts file lists.
+    #[error(
+        "host key for `{host}` is not known: {key_type} {fingerprint} (not in {})",
+        known_hosts.display()
+    )]
+    HostKeyUnknown {
+        /// The name looked up in known_hosts.
+        host: String,
+        /// Key algorithm, e.g. `ssh-ed25519`.
+        key_type: String,
+        /// `SHA256:...` fingerprint of the offered key.
+        fingerprint: String,
+        /// Where it was looked up (and where `accept-new` would write it).
+        known_hosts: PathBuf,
+    },
+    /// The host offered a key different from the one known_hosts lists.
+    #[error(
+        "HOST KEY CHANGED for `{host}`: it offered {key_type} {fingerprint}, which does not match {}",
+        known_hosts.display()
+    )]
+    HostKeyChanged {
+        /// The name looked up in known_hosts.
+        host: String,
+        /// Key algorithm, e.g. `ssh-ed25519`.
+        key_type: String,
+        /// `SHA256:...` fingerprint of the offered key.
+        fingerprint: String,
+        /// The file holding the old key.
+        known_hosts: PathBuf,
+    },
+    /// No key was accepted.
+    #[error("authentication failed for user `{user}` (tried: {})", tried.join(", "))]
+    Auth {
+        /// The login user.
+        user: String,
+        /// What was tried, in order.
+        tried: Vec<String>,
+    },
+    /// sudo wanted a password (deployer runs `sudo -n`).
+    #[error("sudo on the host asks for a password; deployer needs passwordless sudo for `{user}`")]
+    SudoPassword {
+        /// The login user.
+        user: String,
+    },
+    /// The SSH layer failed.
+    #[error("ssh: {0}")]
+    Ssh(String),
+    /// The connection dropped while a command ran.
+    #[error("connection lost while {0}")]
+    Disconnected(String),
+    /// A remote command exited non-zero where that is a failure.
+    #[error("`{command}` exited with status {status}")]
+    Command {
+        /// A short name of the command.
+        command: String,
+        /// Its exit status.
+        status: i32,
+        /// What it printed on stderr (and stdout, for apt).
+        output: String,
+    },
+    /// The remote output could not be understood.
+    #[error("unexpected output from `{command}`: {message}")]
+    Protocol {
+        /// A short name of the command.
+        command: String,
+        /// What was wrong.
+        message: String,
+    },
 }

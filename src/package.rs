@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A valid Debian binary package name (policy 5.6.1).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct PackageName(String);
 
 /// Why a string is not a Debian package name.
@@ -35,5 +35,14 @@ impl FromStr for PackageName {
 impl fmt::Display for PackageName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Split what dpkg-query prints as `${binary:Package}` (`libc6:amd64`) into
+/// the name and the architecture qualifier. STUB.
+pub fn split_arch(s: &str) -> (&str, Option<&str>) {
+    match s.split_once(':') {
+        Some((n, a)) => (n, Some(a)),
+        None => (s, None),
     }
 }

@@ -1,1 +1,412 @@
-//! TODO
+//! The matrix as text for people and as JSON for scripts, written into any
+//! writer. Pure apart from the writer: colour is decided by the caller and
+//! passed in as a value.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::matrix::{Cell, Marker, Matrix};
+use crate::status::PackageState;
+
+/// Whether to emit ANSI colours (decided once, by the caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Color {
+    /// Plain text.
+    Never,
+    /// ANSI colours.
+    Always,
+}
+
+#[derive(Clone, Copy)]
+enum Paint {
+    Green,
+    Red,
+    Yellow,
+    Dim,
+    Bold,
+}
+
+impl Color {
+    fn paint(self, p: Paint, text: &str) -> String {
+        if self == Color::Never || text.is_empty() {
+            return text.to_string();
+        }
+        let code = match p {
+            Paint::Green => "32",
+            Paint::Red => "31",
+            Paint::Yellow => "33",
+            Paint::Dim => "2",
+            Paint::Bold => "1",
+        };
+        format!("\x1b[{code}m{text}\x1b[0m")
+    }
+}
+
+fn marker_text(m: Marker) -> (&'static str, Option<Paint>) {
+    match m {
+        Marker::Pending => ("►►", Some(Paint::Green)),
+        Marker::Regression => ("⚠ ", Some(Paint::Red)),
+        Marker::Equal | Marker::Unknown => ("  ", None),
+    }
+}
+
+fn cell_text(cell: &Cell) -> (String, Option<Paint>) {
+    match cell {
+        Cell::Unknown => ("?".to_string(), Some(Paint::Dim)),
+        Cell::Uniform(s @ PackageState::Broken { .. }) => (s.to_string(), Some(Paint::Red)),
+        Cell::Uniform(s) if s.is_absent() => ("-".to_string(), None),
+        Cell::Uniform(s) => (s.to_string(), None),
+        Cell::Mixed { lowest, others } => {
+            let base = if lowest.is_absent() { "-".to_string() } else { lowest.to_string() };
+            let noun = if *others == 1 { "other" } else { "others" };
+            (format!("{base} +{others} {noun}"), Some(Paint::Yellow))
+        }
+    }
+}
+
+fn header_text(c: &crate::matrix::Column) -> String {
+    let mut h = c.name.clone();
+    if c.freeze.is_some() {
+        h.push_str(" [frozen]");
+    }
+    if c.down > 0 {
+        h.push_str(&format!(" ({}/{} down)", c.down, c.hosts));
+    }
+    h
+}
+
+fn width(s: &str) -> usize {
+    s.chars().count()
+}
+
+fn pad(text: &str, paint: Option<Paint>, to: usize, color: Color) -> String {
+    let fill = " ".repeat(to.saturating_sub(width(text)));
+    match paint {
+        Some(p) => format!("{}{fill}", color.paint(p, text)),
+        None => format!("{text}{fill}"),
+    }
+}
+
+/// Write the matrix table followed by the details an operator needs.
+pub fn text(m: &Matrix, color: Color, out: &mut dyn Write) -> io::Result<()> {
+    let first = "Package";
+    let name_w = m
+        .rows
+        .iter()
+        .map(|r| width(r.package.as_str()))
+        .chain([width(first)])
+        .max()
+        .unwrap_or(0);
+    let cells: Vec<Vec<(String, Option<Paint>)>> =
+        m.rows.iter().map(|r| r.cells.iter().map(cell_text).collect()).collect();
+    let headers: Vec<String> = m.columns.iter().map(header_text).collect();
+    let col_w: Vec<usize> = (0..m.columns.len())
+        .map(|i| {
+            cells
+                .iter()
+                .map(|r| width(&r[i].0))
+                .chain([width(&headers[i])])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let last = m.columns.len().saturating_sub(1);
+
+    let mut line = pad(first, Some(Paint::Bold), name_w, color);
+    for (i, h) in headers.iter().enumerate() {
+        line.push_str("  ");
+        let w = if i == last { 0 } else { col_w[i] };
+        line.push_str(&pad(h, Some(Paint::Bold), w, color));
+        if i != last {
+            line.push_str("    ");
+        }
+    }
+    writeln!(out, "{}", line.trim_end())?;
+    for (r, row) in m.rows.iter().enumerate() {
+        let mut line = pad(row.package.as_str(), None, name_w, color);
+        for (i, (text, paint)) in cells[r].iter().enumerate() {
+            line.push_str("  ");
+            let w = if i == last { 0 } else { col_w[i] };
+            line.push_str(&pad(text, *paint, w, color));
+            if let Some(marker) = row.markers.get(i) {
+                let (t, p) = marker_text(*marker);
+                line.push(' ');
+                line.push_str(&pad(t, p, 2, color));
+                line.push(' ');
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+
+    if !m.details.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{}", color.paint(Paint::Yellow, "Hosts that disagree or are broken:"))?;
+        for d in &m.details {
+            writeln!(out, "  {} on {}:", d.package, d.stage)?;
+            let host_w = d.hosts.iter().map(|(h, _)| width(h)).max().unwrap_or(0);
+            for (h, s) in &d.hosts {
+                writeln!(out, "    {}  {s}", pad(h, None, host_w, color))?;
+            }
+        }
+    }
+    let frozen: Vec<_> = m.columns.iter().filter(|c| c.freeze.is_some()).collect();
+    if !frozen.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{}", color.paint(Paint::Yellow, "Frozen stages (deploy and promote refused):"))?;
+        for c in frozen {
+            writeln!(out, "  {}: {}", c.name, c.freeze.as_deref().unwrap_or_default())?;
+        }
+    }
+    if !m.unreachable.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{}", color.paint(Paint::Red, "Unreachable hosts:"))?;
+        let host_w = m.unreachable.iter().map(|u| width(&u.host) + width(&u.stage) + 3).max().unwrap_or(0);
+        for u in &m.unreachable {
+            let label = format!("{} ({})", u.host, u.stage);
+            writeln!(out, "  {}  {}", pad(&label, None, host_w, color), u.error)?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct JsonHost<'a> {
+    host: &'a str,
+    reachable: bool,
+    error: Option<String>,
+    packages: Option<&'a std::collections::BTreeMap<crate::package::PackageName, PackageState>>,
+}
+
+#[derive(Serialize)]
+struct JsonStage<'a> {
+    name: &'a str,
+    frozen: Option<&'a str>,
+    hosts: Vec<JsonHost<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonCell {
+    stage: String,
+    state: &'static str,
+    lowest: Option<String>,
+    highest: Option<String>,
+    mixed: bool,
+}
+
+#[derive(Serialize)]
+struct JsonCompare<'a> {
+    left: &'a str,
+    right: &'a str,
+    result: Marker,
+}
+
+#[derive(Serialize)]
+struct JsonPackage<'a> {
+    name: &'a str,
+    stages: Vec<JsonCell>,
+    comparisons: Vec<JsonCompare<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonUnreachable<'a> {
+    stage: &'a str,
+    host: &'a str,
+    error: String,
+}
+
+#[derive(Serialize)]
+struct JsonStatus<'a> {
+    stages: Vec<JsonStage<'a>>,
+    packages: Vec<JsonPackage<'a>>,
+    unreachable: Vec<JsonUnreachable<'a>>,
+    summary: crate::matrix::Summary,
+}
+
+/// Write the full status as one JSON document (shape: README, "JSON output").
+pub fn json(m: &Matrix, reports: &[crate::matrix::HostReport], out: &mut dyn Write) -> io::Result<()> {
+    let stages = m
+        .columns
+        .iter()
+        .map(|c| JsonStage {
+            name: &c.name,
+            frozen: c.freeze.as_deref(),
+            hosts: reports
+                .iter()
+                .filter(|r| r.stage == c.name)
+                .map(|r| JsonHost {
+                    host: &r.host,
+                    reachable: r.result.is_ok(),
+                    error: r.result.as_ref().err().map(ToString::to_string),
+                    packages: r.result.as_ref().ok().map(|s| &s.packages),
+                })
+                .collect(),
+        })
+        .collect();
+    let packages = m
+        .rows
+        .iter()
+        .map(|row| JsonPackage {
+            name: row.package.as_str(),
+            stages: row
+                .cells
+                .iter()
+                .zip(&m.columns)
+                .map(|(cell, col)| {
+                    let versions: Vec<_> = reports
+                        .iter()
+                        .filter(|r| r.stage == col.name)
+                        .filter_map(|r| r.result.as_ref().ok())
+                        .filter_map(|s| s.packages.get(&row.package))
+                        .filter_map(PackageState::version)
+                        .collect();
+                    JsonCell {
+                        stage: col.name.clone(),
+                        state: match cell {
+                            Cell::Unknown => "unknown",
+                            Cell::Uniform(s) => s.kind(),
+                            Cell::Mixed { .. } => "mixed",
+                        },
+                        lowest: versions.iter().min().map(ToString::to_string),
+                        highest: versions.iter().max().map(ToString::to_string),
+                        mixed: matches!(cell, Cell::Mixed { .. }),
+                    }
+                })
+                .collect(),
+            comparisons: row
+                .markers
+                .iter()
+                .enumerate()
+                .map(|(i, mk)| JsonCompare {
+                    left: &m.columns[i].name,
+                    right: &m.columns[i + 1].name,
+                    result: *mk,
+                })
+                .collect(),
+        })
+        .collect();
+    let doc = JsonStatus {
+        stages,
+        packages,
+        unreachable: m
+            .unreachable
+            .iter()
+            .map(|u| JsonUnreachable {
+                stage: &u.stage,
+                host: &u.host,
+                error: u.error.to_string(),
+            })
+            .collect(),
+        summary: m.summary(),
+    };
+    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::build;
+    use crate::matrix::tests::{down, host, pk, stages};
+
+    fn sample() -> (Matrix, Vec<crate::matrix::HostReport>) {
+        let reports = vec![
+            host(
+                "test",
+                "test-1",
+                &[
+                    ("ooni-api", "1.0.79~pr751-194"),
+                    ("fastpath", "0.81~pr748-191"),
+                    ("analysis", "1.9~pr659-61"),
+                    ("detector", "-"),
+                ],
+            ),
+            host(
+                "hel",
+                "hel-1",
+                &[
+                    ("ooni-api", "1.0.79~pr751-194"),
+                    ("fastpath", "0.77~pr705-119"),
+                    ("analysis", "1.10~pr692-102"),
+                    ("detector", "0.3~pr651-98!"),
+                ],
+            ),
+            host(
+                "prod",
+                "prod-1",
+                &[
+                    ("ooni-api", "1.0.79~pr751-194"),
+                    ("fastpath", "0.81~pr748-191"),
+                    ("analysis", "1.10~pr692-102"),
+                    ("detector", "-"),
+                ],
+            ),
+            host(
+                "prod",
+                "prod-2",
+                &[
+                    ("ooni-api", "1.0.79~pr751-194"),
+                    ("fastpath", "0.77~pr705-119"),
+                    ("analysis", "1.10~pr692-102"),
+                    ("detector", "-"),
+                ],
+            ),
+            down("prod", "prod-3"),
+        ];
+        let m = build(
+            &pk(&["ooni-api", "fastpath", "analysis", "detector"]),
+            &stages(&[("test", 1), ("hel", 1), ("prod", 3)]),
+            &reports,
+        );
+        (m, reports)
+    }
+
+    fn render(m: &Matrix, color: Color) -> String {
+        let mut buf = Vec::new();
+        text(m, color, &mut buf).unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn text_without_colour() {
+        let (m, _) = sample();
+        insta::assert_snapshot!(render(&m, Color::Never));
+    }
+
+    #[test]
+    fn text_with_colour() {
+        let (m, _) = sample();
+        insta::assert_snapshot!(render(&m, Color::Always));
+    }
+
+    #[test]
+    fn columns_line_up_with_long_versions_and_markers() {
+        let (m, _) = sample();
+        let out = render(&m, Color::Never);
+        let table: Vec<&str> = out.lines().take(5).collect();
+        // every row's `hel` column starts where its header does
+        let col = table[0].find("hel").unwrap();
+        for row in &table[1..] {
+            let chars: Vec<char> = row.chars().collect();
+            let before: String = chars[..col].iter().collect();
+            assert!(before.ends_with("  "), "row {row:?} not aligned at {col}");
+            assert_ne!(chars[col], ' ', "row {row:?} has no value at {col}");
+        }
+    }
+
+    #[test]
+    fn no_escape_codes_without_colour() {
+        let (m, _) = sample();
+        assert!(!render(&m, Color::Never).contains('\x1b'));
+        assert!(render(&m, Color::Always).contains("\x1b[32m►►"));
+    }
+
+    #[test]
+    fn json_shape() {
+        let (m, reports) = sample();
+        let mut buf = Vec::new();
+        json(&m, &reports, &mut buf).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        insta::assert_json_snapshot!(v);
+    }
+}
