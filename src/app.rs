@@ -1,7 +1,169 @@
-//! Glue. TODO
-use crate::{cli::Cli, error::ExitStatus};
+//! Glue between the command line and the modules: load the configuration,
+//! reach the hosts, print, and choose the exit status. Errors end up here
+//! and are printed once, as `error:` and `note:` lines.
 
-/// Run the tool.
-pub fn run(_cli: Cli) -> ExitStatus {
-    ExitStatus::Success
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+
+use crate::cli::{Cli, ColorChoice, Command, StatusArgs};
+use crate::config::{self, Config};
+use crate::error::{ExitStatus, Fatal};
+use crate::fanout;
+use crate::matrix::{self, HostReport};
+use crate::render::{self, Color};
+use crate::ssh_config::SshConfigFile;
+use crate::status;
+use crate::transport::{self, LocalContext, Target};
+
+/// Run the tool and return the exit status; every error is printed here.
+pub fn run(cli: Cli) -> ExitStatus {
+    let color = decide_color(cli.color, io::stdout().is_terminal());
+    match dispatch(&cli, color) {
+        Ok(status) => status,
+        Err(fatal) => {
+            print_fatal(&fatal, decide_color(cli.color, io::stderr().is_terminal()));
+            fatal.status
+        }
+    }
+}
+
+/// Colour on or off: `--color`, then `NO_COLOR`, then whether the output
+/// is a terminal.
+pub fn decide_color(choice: ColorChoice, is_terminal: bool) -> Color {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    match choice {
+        ColorChoice::Always => Color::Always,
+        ColorChoice::Never => Color::Never,
+        ColorChoice::Auto if is_terminal && !no_color => Color::Always,
+        ColorChoice::Auto => Color::Never,
+    }
+}
+
+fn print_fatal(fatal: &Fatal, color: Color) {
+    let mut err = io::stderr().lock();
+    let label = if color == Color::Always { "\x1b[1;31merror\x1b[0m" } else { "error" };
+    let _ = writeln!(err, "{label}: {}", fatal.message);
+    for n in &fatal.notes {
+        let _ = writeln!(err, "note: {n}");
+    }
+}
+
+fn warn(message: &str) {
+    let _ = writeln!(io::stderr(), "warning: {message}");
+}
+
+fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
+    match &cli.command {
+        None => status_view(cli, &cli.status, color),
+        Some(Command::Status(args)) => status_view(cli, args, color),
+    }
+}
+
+/// The operator's home directory and login name.
+fn local_context(cli: &Cli) -> LocalContext {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| {
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } == 0 { "root".into() } else { "nobody".into() }
+        });
+    LocalContext {
+        home,
+        user,
+        accept_new: cli.accept_new_host_keys,
+    }
+}
+
+/// Find and read `deployer.ini`, printing its warnings.
+pub(crate) fn load_config(cli: &Cli) -> Result<Config, Fatal> {
+    let cwd = std::env::current_dir().map_err(|e| Fatal::usage(format!("cannot read the current directory: {e}")))?;
+    let path = config::locate(cli.config.as_deref(), None, &cwd)?;
+    let config = config::load(&path)?;
+    for w in &config.warnings {
+        warn(w);
+    }
+    Ok(config)
+}
+
+/// Every host of every stage, resolved through `~/.ssh/config`.
+pub(crate) fn targets(cli: &Cli, config: &Config) -> Result<Vec<Target>, Fatal> {
+    let local = local_context(cli);
+    let path = config
+        .ssh
+        .ssh_config
+        .clone()
+        .map(|p| match p.strip_prefix("~") {
+            Ok(rest) => local.home.join(rest),
+            Err(_) => p,
+        })
+        .unwrap_or_else(|| local.home.join(".ssh/config"));
+    let ssh_config = match SshConfigFile::load(&path, &local.home) {
+        Ok(f) => f,
+        Err(e) if e.is_not_found() && config.ssh.ssh_config.is_none() => SshConfigFile::default(),
+        Err(e) => {
+            return Err(Fatal::usage(format!("cannot use the ssh client configuration: {e}"))
+                .note("fix the file, or point `ssh_config` in deployer.ini at another one"))
+        }
+    };
+    for w in ssh_config.warnings() {
+        warn(&w.to_string());
+    }
+    Ok(transport::resolve_targets(config, &ssh_config, &local))
+}
+
+/// Connect to every host at once and read its package states.
+pub(crate) fn query_all(config: &Config, targets: &mut [Target]) -> Vec<HostReport> {
+    let command = status::query_command(&config.packages);
+    let timeout = config.ssh.command_timeout;
+    fanout::map(targets, config.parallelism, |t| {
+        let result = transport::connect(t).and_then(|mut conn| {
+            let out = transport::run(conn.as_mut(), &command, timeout)?;
+            status::parse(&config.packages, &out)
+        });
+        HostReport {
+            stage: t.stage.clone(),
+            host: t.host.clone(),
+            result,
+        }
+    })
+}
+
+/// Build the matrix for `config` from `reports`.
+pub(crate) fn build_matrix(config: &Config, reports: &[HostReport]) -> matrix::Matrix {
+    let stages: Vec<(String, usize)> = config.stages.iter().map(|s| (s.name.clone(), s.hosts.len())).collect();
+    matrix::build(&config.packages, &stages, reports)
+}
+
+/// Write to stdout; a closed pipe (`deployer | head`) is not an error.
+pub(crate) fn emit(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<(), Fatal> {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    match write(&mut out).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Fatal::usage(format!("cannot write the output: {e}")).status(ExitStatus::Internal)),
+    }
+}
+
+fn status_view(cli: &Cli, args: &StatusArgs, color: Color) -> Result<ExitStatus, Fatal> {
+    let config = load_config(cli)?;
+    let mut targets = targets(cli, &config)?;
+    let reports = query_all(&config, &mut targets);
+    let m = build_matrix(&config, &reports);
+    if args.json {
+        emit(|out| render::json(&m, &reports, out))?;
+    } else {
+        emit(|out| render::text(&m, color, out))?;
+    }
+    let s = m.summary();
+    Ok(if s.answered < s.hosts {
+        ExitStatus::Unreachable
+    } else if args.check && (s.regressions > 0 || s.drift > 0 || s.broken > 0) {
+        ExitStatus::Attention
+    } else if args.check && s.pending > 0 {
+        ExitStatus::Pending
+    } else {
+        ExitStatus::Success
+    })
 }

@@ -133,3 +133,50 @@ pub enum HostError {
         message: String,
     },
 }
+
+/// A failure that ends the run: printed as `error: ...` with `note:` lines,
+/// then the process exits with `status`.
+#[derive(Debug, Clone)]
+pub struct Fatal {
+    /// What went wrong, objects in backticks.
+    pub message: String,
+    /// How to fix it, or what would be accepted.
+    pub notes: Vec<String>,
+    /// The exit status.
+    pub status: ExitStatus,
+}
+
+impl Fatal {
+    /// A usage or configuration error (exit status 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        Fatal {
+            message: message.into(),
+            notes: Vec::new(),
+            status: ExitStatus::Usage,
+        }
+    }
+
+    /// Add a `note:` line.
+    #[must_use]
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+
+    /// Change the exit status.
+    #[must_use]
+    pub fn status(mut self, status: ExitStatus) -> Self {
+        self.status = status;
+        self
+    }
+}
+
+impl From<crate::config::ConfigError> for Fatal {
+    fn from(e: crate::config::ConfigError) -> Self {
+        let mut f = Fatal::usage(e.to_string());
+        if let Some(n) = e.note {
+            f.notes.push(n);
+        }
+        f
+    }
+}
