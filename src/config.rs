@@ -461,7 +461,12 @@ fn scan(text: &str) -> Result<Scan, (usize, String, String)> {
                         .into(),
                 ));
             };
-            let name = header[..end].trim();
+            // `[stage: prod]` means `[stage:prod]`.
+            let name = match header[..end].split_once(':') {
+                Some((kind, rest)) => format!("{}:{}", kind.trim(), rest.trim()),
+                None => header[..end].trim().to_string(),
+            };
+            let name = name.as_str();
             let after = header[end + 1..].trim();
             if !after.is_empty() {
                 return Err((
@@ -1037,7 +1042,7 @@ impl<'a> Doc<'a> {
             .filter(|s| s.name.starts_with("package:"))
             .collect();
         for raw in package_sections {
-            let name = raw.name["package:".len()..].trim();
+            let name = &raw.name["package:".len()..];
             let Some(package) = packages.iter().find(|p| p.as_str() == name) else {
                 let listed = packages.iter().map(PackageName::as_str);
                 let mut note = format!(
@@ -1793,6 +1798,24 @@ hosts = p1 p2
         assert_eq!(e.line, Some(9), "{e:?}");
         let config = ok(&MINIMAL.replace("hosts = p1 p2", "hosts = p1 \\\n  p2"));
         assert_eq!(config.stages[1].hosts, ["p1", "p2"]);
+    }
+
+    #[test]
+    fn spaces_inside_section_headers_are_ignored() {
+        let text = MINIMAL
+            .replace("[stage:test]", "[ stage : test ]")
+            .replace("[stage:prod]", "[stage:\tprod]")
+            + "[package: foo]\nhealth_check = true\n";
+        let config = ok(&text);
+        assert_eq!(config.stages[0].hosts, ["t1"]);
+        assert_eq!(config.stages[1].hosts, ["p1", "p2"]);
+        assert_eq!(config.health_checks.len(), 1);
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let e = err(&format!("{MINIMAL}[stage: test]\nhosts = t3\n"));
+        assert_eq!(
+            e.message,
+            "section `[stage:test]` appears twice, on lines 4 and 8"
+        );
     }
 
     #[test]
