@@ -1,8 +1,21 @@
 //! `deployer.ini`: locating the file and turning its text into a [`Config`].
-//! STUB: the types are the contract; parsing is replaced by the config work.
+//!
+//! [`parse`] is pure: text in, [`Config`] or one [`ConfigError`] out, with
+//! every harmless oddity collected in [`Config::warnings`]. [`locate`] looks at
+//! the file system (is there a file here?) and [`load`] reads the file and
+//! expands `~/` against `HOME`; nothing else here touches the outside world.
+//! This module must not decide what a deploy does: it only says what the
+//! operator wrote, checked and typed.
+//!
+//! The text is read with `rust-ini`, which knows neither line numbers nor
+//! duplicate sections, so a small line scanner ([`scan`]) runs first: it
+//! rejects malformed lines, remembers where each section and key is, and
+//! hands `rust-ini` a normalised copy (comments blanked, indentation removed,
+//! `\n` line ends) so that both agree on what every line means.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,12 +24,25 @@ use crate::package::PackageName;
 /// File names looked for, in this order, in each directory.
 pub const FILE_NAMES: [&str; 2] = ["deployer.ini", ".deployer.ini"];
 
+/// The default `history_file`, beside the configuration file.
+pub const DEFAULT_HISTORY_FILE: &str = "deployer-history.jsonl";
+
+/// The default `parallelism`.
+pub const DEFAULT_PARALLELISM: usize = 64;
+
+/// The largest accepted `parallelism`.
+pub const MAX_PARALLELISM: usize = 1024;
+
+/// The host name that means "this machine, without SSH".
+pub const LOCAL_HOST: &str = "local";
+
 /// The whole pipeline description read from `deployer.ini`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The file this configuration was read from.
     pub path: PathBuf,
-    /// `badges_path`: where `refresh_badges` writes SVG badges.
+    /// `badges_path`: where `refresh_badges` writes SVG badges (kept as
+    /// written; a relative path is relative to the working directory).
     pub badges_path: Option<PathBuf>,
     /// `deb_packages`: the packages managed, in display order.
     pub packages: Vec<PackageName>,
@@ -27,11 +53,14 @@ pub struct Config {
     /// `parallelism`: how many hosts are contacted at once (default 64).
     pub parallelism: usize,
     /// `history_file`: the local audit log (default `deployer-history.jsonl`
-    /// beside the configuration file).
+    /// beside the configuration file; a relative path is relative to the
+    /// configuration file's directory).
     pub history_file: PathBuf,
-    /// `batch_size`: after the first host, how many hosts are changed at once.
+    /// `batch_size`: after the first host, how many hosts are changed at once
+    /// (default 1).
     pub batch_size: usize,
-    /// `rollback_on_failure`: put changed hosts back when a rollout fails.
+    /// `rollback_on_failure`: put changed hosts back when a rollout fails
+    /// (default no).
     pub rollback_on_failure: bool,
     /// `[package:NAME] health_check`: a command run on each host after install.
     pub health_checks: BTreeMap<PackageName, String>,
@@ -46,6 +75,7 @@ pub struct Stage {
     /// Name as written in `stages`.
     pub name: String,
     /// Hosts as written in `[stage:NAME] hosts`; `local` means this machine.
+    /// Each one is a valid [`HostSpec`].
     pub hosts: Vec<String>,
     /// Critical stages ask for confirmation before a deploy (default: the
     /// last stage only; `[stage:NAME] critical = yes|no` overrides).
@@ -54,6 +84,9 @@ pub struct Stage {
 
 /// SSH settings from `[environment]`; each is optional and falls back to
 /// `~/.ssh/config` and then to OpenSSH's defaults.
+///
+/// Paths are kept as written by [`parse`]; [`load`] expands a leading `~/`
+/// (see [`SshOptions::expand_home`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshOptions {
     /// `ssh_user`: login user when `~/.ssh/config` names none.
@@ -66,6 +99,10 @@ pub struct SshOptions {
     pub ssh_config: Option<PathBuf>,
     /// `known_hosts`: the known hosts file (default `~/.ssh/known_hosts`).
     pub known_hosts: Option<PathBuf>,
+    /// `accept_new_host_keys`: trust and record the key of a host that is not
+    /// yet in `known_hosts` (like OpenSSH's `StrictHostKeyChecking=accept-new`);
+    /// a changed key is always refused (default no).
+    pub accept_new_host_keys: bool,
     /// `connect_timeout`: TCP connect plus SSH handshake and auth (default 10 s).
     pub connect_timeout: Duration,
     /// `command_timeout`: a read-only command such as `dpkg-query` (default 30 s).
@@ -82,6 +119,7 @@ impl Default for SshOptions {
             identity_files: Vec::new(),
             ssh_config: None,
             known_hosts: None,
+            accept_new_host_keys: false,
             connect_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(30),
             deploy_timeout: Duration::from_secs(600),
@@ -89,9 +127,122 @@ impl Default for SshOptions {
     }
 }
 
+impl SshOptions {
+    /// Replace a leading `~/` (or a lone `~`) in `ssh_identity_file`,
+    /// `ssh_config` and `known_hosts` by `home`.
+    pub fn expand_home(&mut self, home: &Path) {
+        for path in &mut self.identity_files {
+            *path = expand_home(path, home);
+        }
+        for path in [&mut self.ssh_config, &mut self.known_hosts]
+            .into_iter()
+            .flatten()
+        {
+            *path = expand_home(path, home);
+        }
+    }
+}
+
+impl Config {
+    /// Replace a leading `~/` (or a lone `~`) by `home` in every path of the
+    /// configuration: `badges_path`, `history_file` and the SSH paths.
+    pub fn expand_home(&mut self, home: &Path) {
+        if let Some(badges) = &mut self.badges_path {
+            *badges = expand_home(badges, home);
+        }
+        self.history_file = expand_home(&self.history_file, home);
+        self.ssh.expand_home(home);
+    }
+
+    /// The stage called `name`, if it is listed in `stages`.
+    pub fn stage(&self, name: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+}
+
+/// `path` with a leading `~` component replaced by `home`; any other path is
+/// returned unchanged. (`~user/` is refused by [`parse`].)
+pub fn expand_home(path: &Path, home: &Path) -> PathBuf {
+    match path.strip_prefix("~") {
+        Ok(rest) => home.join(rest),
+        Err(_) => path.to_path_buf(),
+    }
+}
+
+/// A host as written in `hosts`: `[user@]name[:port]`, or `local`.
+///
+/// Host text reaches SSH and the logs, so only this narrow grammar is
+/// accepted: `name` is `[A-Za-z0-9][A-Za-z0-9._-]*` and `user` is
+/// `[A-Za-z0-9_][A-Za-z0-9._-]*`. Nothing can start with `-`, and there is no
+/// room for spaces, quotes or shell punctuation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSpec {
+    /// The login user before `@`, if any.
+    pub user: Option<String>,
+    /// The host name or address.
+    pub name: String,
+    /// The port after `:`, if any.
+    pub port: Option<u16>,
+}
+
+impl HostSpec {
+    /// Split and check host text; the error says what is wrong with it.
+    pub fn parse(text: &str) -> Result<HostSpec, String> {
+        if text.starts_with('#') || text.starts_with(';') {
+            return Err(
+                "it looks like a comment, but comments must be on a line of their own".into(),
+            );
+        }
+        let (user, rest) = match text.split_once('@') {
+            Some((user, rest)) => {
+                if !is_user_name(user) {
+                    return Err(format!(
+                        "the user `{user}` must be letters, digits, `_`, `.` or `-`, \
+                         not starting with `.` or `-`"
+                    ));
+                }
+                (Some(user.to_string()), rest)
+            }
+            None => (None, text),
+        };
+        let (name, port) = match rest.split_once(':') {
+            Some((name, port)) => match port.parse::<u16>() {
+                Ok(p) if p > 0 && port.bytes().all(|b| b.is_ascii_digit()) => (name, Some(p)),
+                _ => {
+                    return Err(format!(
+                        "the port `{port}` must be a number from 1 to 65535"
+                    ))
+                }
+            },
+            None => (rest, None),
+        };
+        if !is_host_name(name) {
+            return Err(format!(
+                "the host name `{name}` must be letters, digits, `.`, `_` or `-`, \
+                 starting with a letter or digit"
+            ));
+        }
+        if name == LOCAL_HOST && (user.is_some() || port.is_some()) {
+            return Err("`local` means this machine and takes no user or port".into());
+        }
+        Ok(HostSpec {
+            user,
+            name: name.to_string(),
+            port,
+        })
+    }
+
+    /// Whether this is `local`: this machine, reached without SSH.
+    pub fn is_local(&self) -> bool {
+        self.name == LOCAL_HOST && self.user.is_none() && self.port.is_none()
+    }
+}
+
 /// A configuration problem, with enough context to fix it.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
+///
+/// `Display` gives "`PATH` line N: MESSAGE"; the `note` is separate so the
+/// caller can print it on its own `note:` line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError {
     /// The file at fault, when there is one.
     pub path: Option<PathBuf>,
@@ -103,25 +254,1915 @@ pub struct ConfigError {
     pub note: Option<String>,
 }
 
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.path, self.line) {
+            (Some(path), Some(line)) => write!(f, "`{}` line {line}: ", path.display())?,
+            (Some(path), None) => write!(f, "`{}`: ", path.display())?,
+            (None, _) => {}
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl ConfigError {
+    fn new(path: Option<&Path>, line: Option<usize>, message: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.map(Path::to_path_buf),
+            line,
+            message: message.into(),
+            note: None,
+        }
+    }
+
+    fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Discovery (file system edge)
+
 /// Find the configuration file: `explicit` (`--config`), else `env`
-/// (`DEPLOYER_CONFIG`), else the nearest [`FILE_NAMES`] from `cwd` up to `/`.
+/// (`DEPLOYER_CONFIG`; an empty value counts as unset), else the nearest
+/// [`FILE_NAMES`] from `cwd` up to `/`.
+///
+/// A relative `explicit` or `env` path is taken relative to `cwd`. A file
+/// named by `--config` or `DEPLOYER_CONFIG` must exist: no fallback to the
+/// search, so a typo is never silently replaced by another file.
 pub fn locate(
     explicit: Option<&Path>,
     env: Option<OsString>,
     cwd: &Path,
 ) -> Result<PathBuf, ConfigError> {
-    let _ = (explicit, env, cwd);
-    unimplemented!("config work")
+    if let Some(path) = explicit {
+        return named_file(cwd, path, "--config");
+    }
+    if let Some(value) = env.filter(|v| !v.is_empty()) {
+        return named_file(cwd, Path::new(&value), "DEPLOYER_CONFIG");
+    }
+    let mut searched = Vec::new();
+    for dir in cwd.ancestors() {
+        for name in FILE_NAMES {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+        searched.push(dir);
+    }
+    Err(ConfigError::new(
+        None,
+        None,
+        format!(
+            "no `{}` or `{}` found in {}",
+            FILE_NAMES[0],
+            FILE_NAMES[1],
+            abbreviate_dirs(&searched)
+        ),
+    )
+    .note(format!(
+        "create `{}` (start from `deployer.ini.example`), or pass `--config PATH`, \
+         or set `DEPLOYER_CONFIG=PATH`",
+        FILE_NAMES[0]
+    )))
 }
 
-/// Read and parse the file at `path`.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let _ = path;
-    unimplemented!("config work")
+/// The file named by `--config` or `DEPLOYER_CONFIG`, which must exist.
+fn named_file(cwd: &Path, path: &Path, origin: &str) -> Result<PathBuf, ConfigError> {
+    let full = cwd.join(path);
+    let fix = if origin == "--config" {
+        "check the path given to `--config`, or leave it out to search for \
+         `deployer.ini` from the current directory up"
+    } else {
+        "fix `DEPLOYER_CONFIG`, or unset it to search for `deployer.ini` from the \
+         current directory up"
+    };
+    if full.is_dir() {
+        return Err(ConfigError::new(
+            Some(&full),
+            None,
+            format!("is a directory, not a configuration file (given by `{origin}`)"),
+        )
+        .note(format!("name the file itself; {fix}")));
+    }
+    if !full.exists() {
+        return Err(ConfigError::new(
+            Some(&full),
+            None,
+            format!("configuration file not found (given by `{origin}`)"),
+        )
+        .note(fix));
+    }
+    Ok(full)
 }
+
+/// "`/a/b`, `/a`, `/`", keeping the first and last few of a long list.
+fn abbreviate_dirs(dirs: &[&Path]) -> String {
+    const HEAD: usize = 3;
+    const TAIL: usize = 2;
+    let show = |d: &&Path| format!("`{}`", d.display());
+    if dirs.len() <= HEAD + TAIL + 1 {
+        return dirs.iter().map(show).collect::<Vec<_>>().join(", ");
+    }
+    let head: Vec<String> = dirs[..HEAD].iter().map(show).collect();
+    let tail: Vec<String> = dirs[dirs.len() - TAIL..].iter().map(show).collect();
+    format!(
+        "{}, ... ({} more) ..., {}",
+        head.join(", "),
+        dirs.len() - HEAD - TAIL,
+        tail.join(", ")
+    )
+}
+
+/// Read and parse the file at `path`, then expand `~/` in its paths against
+/// `HOME` (left as written when `HOME` is unset).
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        let note = match err.kind() {
+            std::io::ErrorKind::NotFound => "check the path, or pass `--config PATH`",
+            std::io::ErrorKind::PermissionDenied => {
+                "check the file's permissions: the user running deployer must be able to read it"
+            }
+            std::io::ErrorKind::InvalidData => "the file must be UTF-8 text",
+            _ => "check that the file is a readable text file",
+        };
+        ConfigError::new(
+            Some(path),
+            None,
+            format!("cannot read the configuration: {err}"),
+        )
+        .note(note)
+    })?;
+    let mut config = parse(path, &text)?;
+    if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        config.expand_home(Path::new(&home));
+    }
+    Ok(config)
+}
+
+// ---------------------------------------------------------------------------
+// Line scanner
+
+/// Where a key sits in the file.
+#[derive(Debug)]
+struct RawKey {
+    name: String,
+    line: usize,
+}
+
+/// Where a section sits in the file, and where its keys are.
+#[derive(Debug)]
+struct RawSection {
+    name: String,
+    line: usize,
+    keys: Vec<RawKey>,
+}
+
+/// The file's layout, plus the text handed to `rust-ini`.
+#[derive(Debug)]
+struct Scan {
+    /// Keys before the first section header.
+    general: Vec<RawKey>,
+    sections: Vec<RawSection>,
+    normalized: String,
+}
+
+/// Check the shape of every line and note where sections and keys are.
+/// Errors are `(line, message, note)`.
+fn scan(text: &str) -> Result<Scan, (usize, String, String)> {
+    let mut general = Vec::new();
+    let mut sections: Vec<RawSection> = Vec::new();
+    let mut normalized = String::with_capacity(text.len());
+    // After a value ending in `\`, rust-ini carries on with the next line.
+    let mut continued = false;
+    for (index, raw) in text.split('\n').enumerate() {
+        let line = index + 1;
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        if index > 0 {
+            normalized.push('\n');
+        }
+        if continued {
+            continued = raw.ends_with('\\');
+            normalized.push_str(raw);
+            continue;
+        }
+        let t = raw.trim();
+        if t.is_empty() || t.starts_with('#') || t.starts_with(';') {
+            continue;
+        }
+        if let Some(header) = t.strip_prefix('[') {
+            let Some(end) = header.find(']') else {
+                return Err((
+                    line,
+                    format!("section header `{t}` has no closing `]`"),
+                    "a section header is a whole line like `[environment]` or `[stage:prod]`"
+                        .into(),
+                ));
+            };
+            // `[stage: prod]` means `[stage:prod]`.
+            let name = match header[..end].split_once(':') {
+                Some((kind, rest)) => format!("{}:{}", kind.trim(), rest.trim()),
+                None => header[..end].trim().to_string(),
+            };
+            let name = name.as_str();
+            let after = header[end + 1..].trim();
+            if !after.is_empty() {
+                return Err((
+                    line,
+                    format!("unexpected `{after}` after the section header `[{name}]`"),
+                    "comments must be on a line of their own, starting with `#` or `;`".into(),
+                ));
+            }
+            if name.is_empty() {
+                return Err((
+                    line,
+                    "empty section header `[]`".into(),
+                    "name the section, like `[environment]` or `[stage:prod]`".into(),
+                ));
+            }
+            if let Some(first) = sections.iter().find(|s| s.name == name) {
+                return Err((
+                    line,
+                    format!(
+                        "section `[{name}]` appears twice, on lines {} and {line}",
+                        first.line
+                    ),
+                    "merge the two sections into one".into(),
+                ));
+            }
+            sections.push(RawSection {
+                name: name.to_string(),
+                line,
+                keys: Vec::new(),
+            });
+            normalized.push('[');
+            normalized.push_str(name);
+            normalized.push(']');
+            continue;
+        }
+        let Some(separator) = t.find(['=', ':']) else {
+            return Err((
+                line,
+                format!("`{t}` is neither a `[section]` header nor a `key = value` setting"),
+                "write `key = value`; comments start with `#` or `;` at the start of a line".into(),
+            ));
+        };
+        let key = t[..separator].trim();
+        if key.is_empty() {
+            return Err((
+                line,
+                format!(
+                    "the setting `{t}` has no key before `{}`",
+                    &t[separator..=separator]
+                ),
+                "write `key = value`".into(),
+            ));
+        }
+        let keys = match sections.last_mut() {
+            Some(section) => &mut section.keys,
+            None => &mut general,
+        };
+        keys.push(RawKey {
+            name: key.to_string(),
+            line,
+        });
+        continued = t.ends_with('\\');
+        normalized.push_str(t);
+    }
+    Ok(Scan {
+        general,
+        sections,
+        normalized,
+    })
+}
+
+/// `rust-ini` with no quote or escape processing: values are taken as
+/// written, so a `health_check` command keeps its quotes and backslashes.
+fn read_ini(text: &str) -> Result<ini::Ini, ini::ParseError> {
+    ini::Ini::load_from_str_opt(
+        text,
+        ini::ParseOption {
+            enabled_quote: false,
+            enabled_escape: false,
+            enabled_indented_mutiline_value: false,
+            enabled_preserve_key_leading_whitespace: false,
+        },
+    )
+}
+
+fn from_ini_error(path: &Path, err: &ini::ParseError) -> ConfigError {
+    ConfigError::new(
+        Some(path),
+        Some(err.line),
+        format!("cannot read the INI syntax: {}", err.msg),
+    )
+    .note("each line is a `[section]` header, a `key = value` setting, or a comment starting with `#` or `;`")
+}
+
+// ---------------------------------------------------------------------------
+// Parsing
+
+/// Keys of `[environment]`.
+const ENVIRONMENT_KEYS: &[&str] = &[
+    "badges_path",
+    "deb_packages",
+    "stages",
+    "ssh_user",
+    "ssh_port",
+    "ssh_identity_file",
+    "ssh_config",
+    "known_hosts",
+    "accept_new_host_keys",
+    "connect_timeout",
+    "command_timeout",
+    "deploy_timeout",
+    "parallelism",
+    "history_file",
+    "batch_size",
+    "rollback_on_failure",
+];
+
+/// Keys of `[stage:NAME]`.
+const STAGE_KEYS: &[&str] = &["hosts", "critical"];
+
+/// Keys of `[package:NAME]`.
+const PACKAGE_KEYS: &[&str] = &["health_check"];
+
+const ACCEPTED_BOOL: &str = "accepted: `yes`, `no`, `true`, `false`, `on`, `off`, `1`, `0`";
+const ACCEPTED_DURATION: &str =
+    "accepted: whole seconds greater than zero, bare or with `s`, or minutes with `m`: `30`, `30s`, `2m`";
+const ACCEPTED_STAGE: &str = "stage names are a letter or digit followed by letters, digits, \
+                              `_`, `.` or `-` (they become parts of file names)";
+const ACCEPTED_PACKAGE: &str = "Debian package names are lowercase letters, digits, `+`, `-` and \
+                                `.`, start with a letter or digit, and are at least 2 characters long";
 
 /// Parse configuration text; `path` is used for messages and defaults only.
+///
+/// Paths are kept as written, except that a relative `history_file` is
+/// joined to the directory of `path`; `~/` is left for [`load`] (or
+/// [`Config::expand_home`]) to expand.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    let _ = (path, text);
-    unimplemented!("config work")
+    let scan = scan(text).map_err(|(line, message, note)| {
+        ConfigError::new(Some(path), Some(line), message).note(note)
+    })?;
+    let ini = read_ini(&scan.normalized).map_err(|e| from_ini_error(path, &e))?;
+    let doc = Doc {
+        path,
+        scan: &scan,
+        ini: &ini,
+        warnings: Vec::new(),
+    };
+    doc.build()
+}
+
+/// One section: its values from `rust-ini`, its lines from the scanner.
+struct Section<'a> {
+    name: &'a str,
+    line: usize,
+    raw: &'a RawSection,
+    props: Option<&'a ini::Properties>,
+}
+
+impl<'a> Section<'a> {
+    fn line_of(&self, key: &str) -> Option<usize> {
+        self.raw.keys.iter().find(|k| k.name == key).map(|k| k.line)
+    }
+
+    /// The value of `key` and its line, if the key is present.
+    fn get(&self, key: &str) -> Option<(&'a str, Option<usize>)> {
+        let value = self.props?.get(key)?;
+        Some((value, self.line_of(key)))
+    }
+}
+
+/// Why a value was refused: what is wrong, and what is accepted.
+struct Invalid {
+    reason: String,
+    accepted: String,
+}
+
+impl Invalid {
+    fn new(reason: impl Into<String>, accepted: impl Into<String>) -> Self {
+        Invalid {
+            reason: reason.into(),
+            accepted: accepted.into(),
+        }
+    }
+}
+
+struct Doc<'a> {
+    path: &'a Path,
+    scan: &'a Scan,
+    ini: &'a ini::Ini,
+    warnings: Vec<String>,
+}
+
+impl<'a> Doc<'a> {
+    fn error(&self, line: Option<usize>, message: impl Into<String>) -> ConfigError {
+        ConfigError::new(Some(self.path), line, message)
+    }
+
+    fn warn(&mut self, line: usize, message: String) {
+        self.warnings
+            .push(format!("`{}` line {line}: {message}", self.path.display()));
+    }
+
+    fn section(&self, name: &str) -> Option<Section<'a>> {
+        let raw = self.scan.sections.iter().find(|s| s.name == name)?;
+        Some(Section {
+            name: &raw.name,
+            line: raw.line,
+            raw,
+            props: self.ini.section(Some(name)),
+        })
+    }
+
+    fn sections_found(&self, prefix: &str) -> String {
+        let found: Vec<String> = self
+            .scan
+            .sections
+            .iter()
+            .filter(|s| s.name.starts_with(prefix))
+            .map(|s| format!("`[{}]`", s.name))
+            .collect();
+        if found.is_empty() {
+            "none".into()
+        } else {
+            found.join(", ")
+        }
+    }
+
+    fn build(mut self) -> Result<Config, ConfigError> {
+        self.check_duplicate_keys()?;
+        self.check_section_kinds();
+        let Some(env) = self.section("environment") else {
+            let mut note = format!(
+                "`[environment]` holds `deb_packages` and `stages`; sections found: {}",
+                self.sections_found("")
+            );
+            let names = self.scan.sections.iter().map(|s| s.name.as_str());
+            if let Some(close) = closest("environment", names) {
+                note = format!("did you mean `[environment]` instead of `[{close}]`? {note}");
+            }
+            return Err(self
+                .error(None, "there is no `[environment]` section")
+                .note(note));
+        };
+        self.check_unknown_keys(&env, ENVIRONMENT_KEYS);
+
+        let packages = self.packages(&env)?;
+        let stages = self.stages(&env)?;
+        let health_checks = self.health_checks(&packages)?;
+
+        let ssh = SshOptions {
+            user: self.value(&env, "ssh_user", parse_user)?,
+            port: self.value(&env, "ssh_port", parse_port)?,
+            identity_files: self
+                .value(&env, "ssh_identity_file", parse_path_list)?
+                .unwrap_or_default(),
+            ssh_config: self.value(&env, "ssh_config", parse_path)?,
+            known_hosts: self.value(&env, "known_hosts", parse_path)?,
+            accept_new_host_keys: self
+                .value(&env, "accept_new_host_keys", parse_bool)?
+                .unwrap_or(false),
+            connect_timeout: self
+                .value(&env, "connect_timeout", parse_duration)?
+                .unwrap_or(Duration::from_secs(10)),
+            command_timeout: self
+                .value(&env, "command_timeout", parse_duration)?
+                .unwrap_or(Duration::from_secs(30)),
+            deploy_timeout: self
+                .value(&env, "deploy_timeout", parse_duration)?
+                .unwrap_or(Duration::from_secs(600)),
+        };
+        let config_dir = self.path.parent().unwrap_or(Path::new(""));
+        let history_file = match self.value(&env, "history_file", parse_path)? {
+            Some(p) if p.is_relative() && !p.starts_with("~") => config_dir.join(p),
+            Some(p) => p,
+            None => config_dir.join(DEFAULT_HISTORY_FILE),
+        };
+        Ok(Config {
+            path: self.path.to_path_buf(),
+            badges_path: self.value(&env, "badges_path", parse_path)?,
+            packages,
+            stages,
+            parallelism: self
+                .value(&env, "parallelism", parse_parallelism)?
+                .unwrap_or(DEFAULT_PARALLELISM),
+            history_file,
+            batch_size: self
+                .value(&env, "batch_size", parse_batch_size)?
+                .unwrap_or(1),
+            rollback_on_failure: self
+                .value(&env, "rollback_on_failure", parse_bool)?
+                .unwrap_or(false),
+            health_checks,
+            ssh,
+            warnings: self.warnings,
+        })
+    }
+
+    /// rust-ini keeps every copy of a repeated key; we refuse them all.
+    fn check_duplicate_keys(&self) -> Result<(), ConfigError> {
+        for section in &self.scan.sections {
+            for (i, key) in section.keys.iter().enumerate() {
+                if let Some(first) = section.keys[..i].iter().find(|k| k.name == key.name) {
+                    return Err(self
+                        .error(
+                            Some(key.line),
+                            format!(
+                                "key `{}` appears twice in `[{}]`, on lines {} and {}",
+                                key.name, section.name, first.line, key.line
+                            ),
+                        )
+                        .note("keep one of them; a list is written on a single line, separated by spaces"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Warn about keys outside any section and sections of unknown kinds.
+    fn check_section_kinds(&mut self) {
+        for key in &self.scan.general {
+            let hint = if ENVIRONMENT_KEYS.contains(&key.name.as_str()) {
+                "; it belongs under `[environment]`"
+            } else {
+                ""
+            };
+            let message = format!(
+                "key `{}` is outside any section and is ignored{hint}",
+                key.name
+            );
+            self.warn(key.line, message);
+        }
+        for section in &self.scan.sections {
+            let name = section.name.as_str();
+            if name == "environment" || name.starts_with("stage:") || name.starts_with("package:") {
+                continue;
+            }
+            let suggestion = match name.split_once(':') {
+                Some((kind, rest)) => {
+                    closest(kind, ["stage", "package"].into_iter()).map(|k| format!("[{k}:{rest}]"))
+                }
+                None => closest(name, ["environment"].into_iter()).map(|k| format!("[{k}]")),
+            };
+            let mut message = format!("unknown section `[{name}]` is ignored");
+            match suggestion {
+                Some(s) => message.push_str(&format!("; did you mean `{s}`?")),
+                None => message.push_str(
+                    "; known sections are `[environment]`, `[stage:NAME]` and `[package:NAME]`",
+                ),
+            }
+            self.warnings.push(format!(
+                "`{}` line {}: {message}",
+                self.path.display(),
+                section.line
+            ));
+        }
+    }
+
+    fn check_unknown_keys(&mut self, section: &Section<'_>, known: &[&str]) {
+        for key in &section.raw.keys {
+            let name = key.name.as_str();
+            if known.contains(&name) {
+                continue;
+            }
+            let mut message = format!("unknown key `{name}` in `[{}]` is ignored", section.name);
+            if let Some(close) = closest(name, known.iter().copied()) {
+                message.push_str(&format!("; did you mean `{close}`?"));
+            } else if let Some(home) = home_of_key(name) {
+                message.push_str(&format!("; `{name}` belongs in `{home}`"));
+            }
+            self.warn(key.line, message);
+        }
+    }
+
+    /// An optional value: absent is `None`, empty or invalid is an error.
+    fn value<T>(
+        &self,
+        section: &Section<'_>,
+        key: &str,
+        parse: fn(&str) -> Result<T, Invalid>,
+    ) -> Result<Option<T>, ConfigError> {
+        let Some((text, line)) = section.get(key) else {
+            return Ok(None);
+        };
+        if text.trim().is_empty() {
+            return Err(self
+                .error(line, format!("`{key}` in `[{}]` is empty", section.name))
+                .note("give a value, or remove the line to use the default"));
+        }
+        parse(text).map(Some).map_err(|invalid| {
+            self.error(
+                line,
+                format!(
+                    "`{key}` in `[{}]` has an invalid value `{text}`: {}",
+                    section.name, invalid.reason
+                ),
+            )
+            .note(invalid.accepted)
+        })
+    }
+
+    /// A required whitespace-separated list, which must not be empty.
+    fn required_list(
+        &self,
+        section: &Section<'a>,
+        key: &str,
+        example: &str,
+    ) -> Result<(Vec<&'a str>, Option<usize>), ConfigError> {
+        let Some((text, line)) = section.get(key) else {
+            return Err(self
+                .error(
+                    Some(section.line),
+                    format!("`[{}]` has no `{key}` key", section.name),
+                )
+                .note(format!("add a line like `{key} = {example}`")));
+        };
+        let items: Vec<&'a str> = text.split_whitespace().collect();
+        if items.is_empty() {
+            return Err(self
+                .error(line, format!("`{key}` in `[{}]` is empty", section.name))
+                .note(format!(
+                    "list at least one, separated by spaces: `{key} = {example}`"
+                )));
+        }
+        Ok((items, line))
+    }
+
+    fn packages(&self, env: &Section<'a>) -> Result<Vec<PackageName>, ConfigError> {
+        let (items, line) = self.required_list(env, "deb_packages", "ooni-api fastpath")?;
+        let mut packages: Vec<PackageName> = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            if items[..i].contains(item) {
+                return Err(self
+                    .error(
+                        line,
+                        format!("package `{item}` is listed twice in `deb_packages`"),
+                    )
+                    .note("list each package once"));
+            }
+            let name = item.parse::<PackageName>().map_err(|err| {
+                self.error(
+                    line,
+                    format!(
+                        "`deb_packages` lists `{}`, which is not a valid Debian package name: {}",
+                        err.input, err.reason
+                    ),
+                )
+                .note(ACCEPTED_PACKAGE)
+            })?;
+            packages.push(name);
+        }
+        Ok(packages)
+    }
+
+    fn stages(&mut self, env: &Section<'a>) -> Result<Vec<Stage>, ConfigError> {
+        let (names, line) = self.required_list(env, "stages", "test prod")?;
+        for (i, name) in names.iter().enumerate() {
+            if names[..i].contains(name) {
+                return Err(self
+                    .error(line, format!("stage `{name}` is listed twice in `stages`"))
+                    .note("list each stage once, least critical first"));
+            }
+            if !is_stage_name(name) {
+                return Err(self
+                    .error(
+                        line,
+                        format!("`stages` lists `{name}`, which is not a valid stage name"),
+                    )
+                    .note(ACCEPTED_STAGE));
+            }
+        }
+        let mut stages = Vec::with_capacity(names.len());
+        // Where each machine (lowercase name and port) was first seen.
+        let mut seen: BTreeMap<(String, Option<u16>), FirstSeen<'a>> = BTreeMap::new();
+        for (index, name) in names.iter().enumerate() {
+            let section_name = format!("stage:{name}");
+            let Some(section) = self.section(&section_name) else {
+                let stage_sections = self
+                    .scan
+                    .sections
+                    .iter()
+                    .filter_map(|s| s.name.strip_prefix("stage:"));
+                let mut note = format!("sections found: {}", self.sections_found("stage:"));
+                if let Some(close) = closest(name, stage_sections) {
+                    note = format!("did you mean `{close}`? {note}");
+                }
+                return Err(self
+                    .error(
+                        line,
+                        format!(
+                            "stage `{name}` is listed in `stages` but there is no `[{section_name}]` section"
+                        ),
+                    )
+                    .note(note));
+            };
+            self.check_unknown_keys(&section, STAGE_KEYS);
+            let (hosts, hosts_line) =
+                self.required_list(&section, "hosts", "web1.example.org web2.example.org")?;
+            let hosts_line = hosts_line.or(Some(section.line));
+            for (i, host) in hosts.iter().enumerate() {
+                let spec = HostSpec::parse(host).map_err(|reason| {
+                    self.error(
+                        hosts_line,
+                        format!("`hosts` in `[{section_name}]` lists `{host}`, which is not a valid host: {reason}"),
+                    )
+                    .note("a host is `name`, `user@name`, `name:port` or `user@name:port`, \
+                           or `local` for this machine without SSH; use `~/.ssh/config` for anything else")
+                })?;
+                if hosts[..i].contains(host) {
+                    return Err(self
+                        .error(
+                            hosts_line,
+                            format!("host `{host}` is listed twice in `[{section_name}] hosts`"),
+                        )
+                        .note("list each host once"));
+                }
+                // `local` stands for whatever machine runs deployer, so a
+                // try-out pipeline may use it in every stage; a real machine
+                // in two stages would be deployed to twice.
+                if spec.is_local() {
+                    continue;
+                }
+                let machine = (spec.name.to_ascii_lowercase(), spec.port);
+                if let Some(first) = seen.get(&machine) {
+                    let message = if first.stage == *name {
+                        format!(
+                            "hosts `{}` and `{host}` in `[{section_name}] hosts` are the same machine",
+                            first.host
+                        )
+                    } else {
+                        let line = first
+                            .line
+                            .map(|l| format!(" (line {l})"))
+                            .unwrap_or_default();
+                        format!(
+                            "host `{host}` is in stage `{name}` and also in stage `{}` as `{}`{line}",
+                            first.stage, first.host
+                        )
+                    };
+                    return Err(self
+                        .error(hosts_line, message)
+                        .note("a machine belongs to one stage, once; remove the extra entry"));
+                }
+                seen.insert(
+                    machine,
+                    FirstSeen {
+                        stage: names[index],
+                        host,
+                        line: hosts_line,
+                    },
+                );
+            }
+            let critical = self
+                .value(&section, "critical", parse_bool)?
+                .unwrap_or(index + 1 == names.len());
+            stages.push(Stage {
+                name: name.to_string(),
+                hosts: hosts.iter().map(|h| h.to_string()).collect(),
+                critical,
+            });
+        }
+        Ok(stages)
+    }
+
+    fn health_checks(
+        &mut self,
+        packages: &[PackageName],
+    ) -> Result<BTreeMap<PackageName, String>, ConfigError> {
+        let mut checks = BTreeMap::new();
+        let package_sections: Vec<&RawSection> = self
+            .scan
+            .sections
+            .iter()
+            .filter(|s| s.name.starts_with("package:"))
+            .collect();
+        for raw in package_sections {
+            let name = &raw.name["package:".len()..];
+            let Some(package) = packages.iter().find(|p| p.as_str() == name) else {
+                let listed = packages.iter().map(PackageName::as_str);
+                let mut note = format!(
+                    "`deb_packages` lists: {}",
+                    packages
+                        .iter()
+                        .map(|p| format!("`{p}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                if let Some(close) = closest(name, listed) {
+                    note = format!("did you mean `[package:{close}]`? {note}");
+                }
+                return Err(self
+                    .error(
+                        Some(raw.line),
+                        format!(
+                            "section `[{}]` is for a package not listed in `deb_packages`",
+                            raw.name
+                        ),
+                    )
+                    .note(note));
+            };
+            let Some(section) = self.section(&raw.name) else {
+                continue;
+            };
+            self.check_unknown_keys(&section, PACKAGE_KEYS);
+            if let Some(command) =
+                self.value(&section, "health_check", |v| Ok(v.trim().to_string()))?
+            {
+                checks.insert(package.clone(), command);
+            }
+        }
+        Ok(checks)
+    }
+}
+
+/// Where a machine was first listed, to name both places of a duplicate.
+struct FirstSeen<'a> {
+    stage: &'a str,
+    host: &'a str,
+    line: Option<usize>,
+}
+
+/// Which section kind a known key belongs to, for "wrong section" hints.
+fn home_of_key(key: &str) -> Option<&'static str> {
+    if ENVIRONMENT_KEYS.contains(&key) {
+        Some("[environment]")
+    } else if STAGE_KEYS.contains(&key) {
+        Some("[stage:NAME]")
+    } else if PACKAGE_KEYS.contains(&key) {
+        Some("[package:NAME]")
+    } else {
+        None
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Values
+
+fn is_host_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn is_user_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn is_stage_name(s: &str) -> bool {
+    // Same alphabet as a host name: `[A-Za-z0-9][A-Za-z0-9_.-]*`.
+    is_host_name(s)
+}
+
+fn parse_bool(s: &str) -> Result<bool, Invalid> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Ok(true),
+        "no" | "false" | "off" | "0" => Ok(false),
+        _ => Err(Invalid::new("expected yes or no", ACCEPTED_BOOL)),
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, Invalid> {
+    let s = s.trim();
+    let (digits, unit) = match s.strip_suffix('m') {
+        Some(d) => (d, 60),
+        None => (s.strip_suffix('s').unwrap_or(s), 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Invalid::new("not a duration", ACCEPTED_DURATION));
+    }
+    let seconds = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| Invalid::new("too large", ACCEPTED_DURATION))?;
+    if seconds == 0 {
+        return Err(Invalid::new(
+            "it must be longer than zero",
+            ACCEPTED_DURATION,
+        ));
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+fn parse_count(s: &str, min: usize, max: usize, accepted: &str) -> Result<usize, Invalid> {
+    let s = s.trim();
+    if !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Invalid::new("not a whole number", accepted));
+    }
+    match s.parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(Invalid::new("out of range", accepted)),
+    }
+}
+
+fn parse_parallelism(s: &str) -> Result<usize, Invalid> {
+    parse_count(
+        s,
+        1,
+        MAX_PARALLELISM,
+        "accepted: a whole number from 1 to 1024 (default 64)",
+    )
+}
+
+fn parse_batch_size(s: &str) -> Result<usize, Invalid> {
+    parse_count(
+        s,
+        1,
+        usize::MAX,
+        "accepted: a whole number, at least 1 (default 1)",
+    )
+}
+
+fn parse_port(s: &str) -> Result<u16, Invalid> {
+    let accepted = "accepted: a whole number from 1 to 65535";
+    parse_count(s, 1, 65535, accepted).map(|n| u16::try_from(n).expect("checked range"))
+}
+
+fn parse_user(s: &str) -> Result<String, Invalid> {
+    let s = s.trim();
+    if is_user_name(s) {
+        Ok(s.to_string())
+    } else {
+        Err(Invalid::new(
+            "not a user name",
+            "accepted: letters, digits, `_`, `.` and `-`, starting with a letter, digit or `_`",
+        ))
+    }
+}
+
+fn parse_path(s: &str) -> Result<PathBuf, Invalid> {
+    let s = s.trim();
+    if s.starts_with('~') && s != "~" && !s.starts_with("~/") {
+        return Err(Invalid::new(
+            "only `~/` (your own home) is expanded",
+            "write the full path, or start it with `~/`",
+        ));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(Invalid::new(
+            "it contains a control character",
+            "write the path on one line, as plain text",
+        ));
+    }
+    Ok(PathBuf::from(s))
+}
+
+fn parse_path_list(s: &str) -> Result<Vec<PathBuf>, Invalid> {
+    s.split_whitespace().map(parse_path).collect()
+}
+
+/// The candidate closest to `word`, if it is close enough to be a likely
+/// typo: same letters in another case, or a small edit distance.
+fn closest<'c>(word: &str, candidates: impl Iterator<Item = &'c str>) -> Option<&'c str> {
+    let word_lower = word.to_ascii_lowercase();
+    candidates
+        .filter(|c| *c != word)
+        .map(|c| (edit_distance(&word_lower, &c.to_ascii_lowercase()), c))
+        .filter(|(d, c)| *d <= (c.chars().count().max(word.chars().count()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Edit distance counted in characters, where swapping two neighbours
+/// (`hsots`) costs one edit like any other typo (optimal string alignment).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // d[i][j]: distance between the first i chars of a and first j of b.
+    let mut d = vec![vec![0; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PATH: &str = "/srv/deployer/deployer.ini";
+
+    /// The file the tool was born with; it must keep working unchanged.
+    const ORIGINAL: &str = "\
+## deployer configuration
+[environment]
+badges_path = /var/www/package_badges
+deb_packages = ooni-api fastpath analysis detector
+stages = test hel prod
+[stage:alpha]
+hosts = localhost
+[stage:test]
+hosts = ams-pg-test.ooni.org
+[stage:hel]
+hosts = backend-hel.ooni.org
+[stage:prod]
+hosts = backend-fsn.ooni.org backend-fsn2.ooni.org
+";
+
+    /// The smallest valid file, to which tests add one thing.
+    const MINIMAL: &str = "\
+[environment]
+deb_packages = foo bar
+stages = test prod
+[stage:test]
+hosts = t1
+[stage:prod]
+hosts = p1 p2
+";
+
+    fn ok(text: &str) -> Config {
+        match parse(Path::new(PATH), text) {
+            Ok(config) => config,
+            Err(e) => panic!("expected success, got: {e}\nnote: {:?}", e.note),
+        }
+    }
+
+    fn err(text: &str) -> ConfigError {
+        match parse(Path::new(PATH), text) {
+            Ok(config) => panic!("expected an error, got {config:#?}"),
+            Err(e) => e,
+        }
+    }
+
+    /// MINIMAL with `extra` lines added at the end of `[environment]`
+    /// (line 4 onwards).
+    fn with_env(extra: &str) -> String {
+        MINIMAL.replacen(
+            "stages = test prod\n",
+            &format!("stages = test prod\n{extra}\n"),
+            1,
+        )
+    }
+
+    fn note(e: &ConfigError) -> &str {
+        e.note.as_deref().unwrap_or("")
+    }
+
+    #[test]
+    fn original_example_parses_unchanged() {
+        let config = ok(ORIGINAL);
+        assert_eq!(config.path, PathBuf::from(PATH));
+        assert_eq!(
+            config.badges_path,
+            Some(PathBuf::from("/var/www/package_badges"))
+        );
+        let packages: Vec<&str> = config.packages.iter().map(PackageName::as_str).collect();
+        assert_eq!(packages, ["ooni-api", "fastpath", "analysis", "detector"]);
+        let stages: Vec<(&str, Vec<&str>, bool)> = config
+            .stages
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    s.hosts.iter().map(String::as_str).collect(),
+                    s.critical,
+                )
+            })
+            .collect();
+        assert_eq!(
+            stages,
+            [
+                ("test", vec!["ams-pg-test.ooni.org"], false),
+                ("hel", vec!["backend-hel.ooni.org"], false),
+                (
+                    "prod",
+                    vec!["backend-fsn.ooni.org", "backend-fsn2.ooni.org"],
+                    true
+                ),
+            ]
+        );
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+
+    #[test]
+    fn defaults_when_optional_keys_are_absent() {
+        let config = ok(MINIMAL);
+        assert_eq!(config.badges_path, None);
+        assert_eq!(config.ssh, SshOptions::default());
+        assert_eq!(config.ssh.connect_timeout, Duration::from_secs(10));
+        assert_eq!(config.ssh.command_timeout, Duration::from_secs(30));
+        assert_eq!(config.ssh.deploy_timeout, Duration::from_secs(600));
+        assert!(!config.ssh.accept_new_host_keys);
+        assert_eq!(config.parallelism, 64);
+        assert_eq!(config.batch_size, 1);
+        assert!(!config.rollback_on_failure);
+        assert_eq!(
+            config.history_file,
+            PathBuf::from("/srv/deployer/deployer-history.jsonl")
+        );
+        assert!(config.health_checks.is_empty());
+        assert!(config.warnings.is_empty());
+    }
+
+    #[test]
+    fn example_file_parses_without_warnings() {
+        let config = ok(include_str!("../deployer.ini.example"));
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let names: Vec<&str> = config.stages.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["test", "prod"]);
+        for stage in &config.stages {
+            assert_eq!(
+                stage.hosts,
+                ["local"],
+                "stage {} must work without SSH",
+                stage.name
+            );
+        }
+        let packages: Vec<&str> = config.packages.iter().map(PackageName::as_str).collect();
+        assert_eq!(packages, ["dpkg", "apt", "bash"]);
+        assert_eq!(config.ssh, SshOptions::default());
+    }
+
+    /// The example documents every key: each known key appears in it, at
+    /// least commented out.
+    #[test]
+    fn example_file_mentions_every_key() {
+        let example = include_str!("../deployer.ini.example");
+        for key in ENVIRONMENT_KEYS
+            .iter()
+            .chain(STAGE_KEYS)
+            .chain(PACKAGE_KEYS)
+        {
+            assert!(
+                example.contains(&format!("{key} = ")),
+                "`{key}` is not shown"
+            );
+        }
+    }
+
+    #[test]
+    fn display_puts_path_and_line_first_and_leaves_the_note_out() {
+        let e = ConfigError::new(Some(Path::new("/x/deployer.ini")), Some(3), "bad thing")
+            .note("fix it");
+        assert_eq!(e.to_string(), "`/x/deployer.ini` line 3: bad thing");
+        let e = ConfigError::new(Some(Path::new("/x/deployer.ini")), None, "bad thing");
+        assert_eq!(e.to_string(), "`/x/deployer.ini`: bad thing");
+        let e = ConfigError::new(None, None, "bad thing");
+        assert_eq!(e.to_string(), "bad thing");
+    }
+
+    // --- structure ---------------------------------------------------------
+
+    #[test]
+    fn missing_environment_section() {
+        let e = err("[stage:test]\nhosts = a\n");
+        assert_eq!(e.message, "there is no `[environment]` section");
+        assert_eq!(e.path, Some(PathBuf::from(PATH)));
+        assert_eq!(e.line, None);
+        assert!(note(&e).contains("sections found: `[stage:test]`"), "{e:?}");
+    }
+
+    #[test]
+    fn misspelt_environment_section_is_suggested() {
+        let e = err(&MINIMAL.replace("[environment]", "[enviroment]"));
+        assert!(
+            note(&e).starts_with("did you mean `[environment]` instead of `[enviroment]`?"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn missing_required_keys_point_at_the_section() {
+        let e = err(&MINIMAL.replace("deb_packages = foo bar\n", ""));
+        assert_eq!(e.message, "`[environment]` has no `deb_packages` key");
+        assert_eq!(e.line, Some(1));
+        assert!(note(&e).contains("deb_packages = "), "{e:?}");
+
+        let e = err(&MINIMAL.replace("stages = test prod\n", ""));
+        assert_eq!(e.message, "`[environment]` has no `stages` key");
+        assert_eq!(e.line, Some(1));
+        assert!(note(&e).contains("stages = "), "{e:?}");
+    }
+
+    #[test]
+    fn empty_required_lists() {
+        let e = err(&MINIMAL.replace("stages = test prod", "stages ="));
+        assert_eq!(e.message, "`stages` in `[environment]` is empty");
+        assert_eq!(e.line, Some(3));
+        let e = err(&MINIMAL.replace("deb_packages = foo bar", "deb_packages =   "));
+        assert_eq!(e.message, "`deb_packages` in `[environment]` is empty");
+        assert_eq!(e.line, Some(2));
+    }
+
+    #[test]
+    fn listed_stage_without_section() {
+        let e = err(&MINIMAL.replace("stages = test prod", "stages = test prdo"));
+        assert_eq!(
+            e.message,
+            "stage `prdo` is listed in `stages` but there is no `[stage:prdo]` section"
+        );
+        assert_eq!(e.line, Some(3));
+        assert_eq!(
+            note(&e),
+            "did you mean `prod`? sections found: `[stage:test]`, `[stage:prod]`"
+        );
+    }
+
+    #[test]
+    fn unlisted_stage_sections_are_ignored_silently() {
+        let config = ok(&format!(
+            "{MINIMAL}[stage:later]\nhosts = x\nwhatever = 1\n"
+        ));
+        assert_eq!(config.stages.len(), 2);
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+
+    #[test]
+    fn stage_without_hosts() {
+        let e = err(&MINIMAL.replace("hosts = t1\n", ""));
+        assert_eq!(e.message, "`[stage:test]` has no `hosts` key");
+        assert_eq!(e.line, Some(4));
+        assert!(note(&e).contains("hosts = "), "{e:?}");
+
+        let e = err(&MINIMAL.replace("hosts = t1", "hosts ="));
+        assert_eq!(e.message, "`hosts` in `[stage:test]` is empty");
+        assert_eq!(e.line, Some(5));
+    }
+
+    #[test]
+    fn duplicate_stage() {
+        let e = err(&MINIMAL.replace("stages = test prod", "stages = test prod test"));
+        assert_eq!(e.message, "stage `test` is listed twice in `stages`");
+        assert_eq!(e.line, Some(3));
+        assert!(note(&e).contains("once"));
+    }
+
+    #[test]
+    fn duplicate_package() {
+        let e = err(&MINIMAL.replace("deb_packages = foo bar", "deb_packages = foo bar foo"));
+        assert_eq!(e.message, "package `foo` is listed twice in `deb_packages`");
+        assert_eq!(e.line, Some(2));
+        assert!(note(&e).contains("once"));
+    }
+
+    #[test]
+    fn duplicate_host_in_a_stage() {
+        let e = err(&MINIMAL.replace("hosts = p1 p2", "hosts = p1 p2 p1"));
+        assert_eq!(
+            e.message,
+            "host `p1` is listed twice in `[stage:prod] hosts`"
+        );
+        assert_eq!(e.line, Some(7));
+        assert!(note(&e).contains("once"));
+    }
+
+    #[test]
+    fn host_in_two_stages_names_both() {
+        let e = err(&MINIMAL.replace("hosts = p1 p2", "hosts = p1 t1"));
+        assert_eq!(
+            e.message,
+            "host `t1` is in stage `prod` and also in stage `test` as `t1` (line 5)"
+        );
+        assert_eq!(e.line, Some(7));
+        assert!(note(&e).contains("one stage"), "{e:?}");
+    }
+
+    #[test]
+    fn same_machine_twice_in_a_stage_under_two_spellings() {
+        let e = err(&MINIMAL.replace("hosts = p1 p2", "hosts = p1 deploy@P1"));
+        assert_eq!(
+            e.message,
+            "hosts `p1` and `deploy@P1` in `[stage:prod] hosts` are the same machine"
+        );
+        assert_eq!(e.line, Some(7));
+    }
+
+    #[test]
+    fn host_in_two_stages_despite_user_and_case() {
+        let e = err(&MINIMAL.replace("hosts = p1 p2", "hosts = p1 root@T1"));
+        assert!(
+            e.message.starts_with("host `root@T1` is in stage `prod`"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn same_name_on_other_ports_is_another_machine() {
+        let config = ok(&MINIMAL
+            .replace("hosts = t1", "hosts = vm:2201")
+            .replace("hosts = p1 p2", "hosts = vm:2202 vm:2203"));
+        assert_eq!(config.stages[1].hosts, ["vm:2202", "vm:2203"]);
+    }
+
+    #[test]
+    fn local_may_serve_every_stage() {
+        let config = ok(&MINIMAL
+            .replace("hosts = t1", "hosts = local")
+            .replace("hosts = p1 p2", "hosts = local"));
+        assert_eq!(config.stages[0].hosts, ["local"]);
+        assert_eq!(config.stages[1].hosts, ["local"]);
+        let e = err(&MINIMAL.replace("hosts = t1", "hosts = local local"));
+        assert_eq!(
+            e.message,
+            "host `local` is listed twice in `[stage:test] hosts`"
+        );
+    }
+
+    #[test]
+    #[ignore = "needs real PackageName validation"]
+    fn invalid_package_names_are_rejected() {
+        for bad in ["Fast_Path", "a", "x;rm"] {
+            let e = err(&MINIMAL.replace(
+                "deb_packages = foo bar",
+                &format!("deb_packages = foo {bad}"),
+            ));
+            assert!(
+                e.message.starts_with(&format!(
+                    "`deb_packages` lists `{bad}`, which is not a valid Debian package name: "
+                )),
+                "{bad}: {e:?}"
+            );
+            assert_eq!(e.line, Some(2));
+            assert_eq!(note(&e), ACCEPTED_PACKAGE);
+        }
+        // Whitespace splits lists, so `x;rm -rf /` is three items; the first
+        // bad one is reported.
+        let e = err(&MINIMAL.replace("deb_packages = foo bar", "deb_packages = x;rm -rf /"));
+        assert!(e.message.contains("`x;rm`"), "{e:?}");
+    }
+
+    #[test]
+    fn invalid_stage_names() {
+        for bad in ["-x", "a/b", "..", ".hidden", "a$b", "_x", "pr*d"] {
+            let text = MINIMAL
+                .replace("stages = test prod", &format!("stages = test {bad}"))
+                .replace("[stage:prod]", &format!("[stage:{bad}]"));
+            let e = err(&text);
+            assert_eq!(
+                e.message,
+                format!("`stages` lists `{bad}`, which is not a valid stage name"),
+                "{bad}"
+            );
+            assert_eq!(e.line, Some(3));
+            assert_eq!(note(&e), ACCEPTED_STAGE);
+        }
+        let config = ok(&MINIMAL
+            .replace("stages = test prod", "stages = test_1 Prod.eu-2")
+            .replace("[stage:test]", "[stage:test_1]")
+            .replace("[stage:prod]", "[stage:Prod.eu-2]"));
+        assert_eq!(config.stages[1].name, "Prod.eu-2");
+    }
+
+    #[test]
+    fn host_grammar() {
+        let valid = [
+            "local",
+            "a",
+            "10.0.0.1",
+            "backend-fsn.ooni.org",
+            "root@a.b",
+            "_deploy@h",
+            "a:2222",
+            "u.x-1@host_1.example.org:22",
+        ];
+        for host in valid {
+            HostSpec::parse(host).unwrap_or_else(|e| panic!("`{host}`: {e}"));
+        }
+        let invalid = [
+            "-oProxyCommand=x",
+            "a;b",
+            "a|b",
+            "$(reboot)",
+            "`id`",
+            "a/b",
+            "'a'",
+            "\"a\"",
+            "user@",
+            "@host",
+            "-u@host",
+            "a@b@c",
+            "host:",
+            "host:0",
+            "host:65536",
+            "host:+22",
+            "host:2a",
+            "[::1]",
+            "::1",
+            ".host",
+            "local:22",
+            "root@local",
+            "#comment",
+            "ho\u{e9}st",
+        ];
+        for host in invalid {
+            assert!(HostSpec::parse(host).is_err(), "`{host}` was accepted");
+        }
+        let spec = HostSpec::parse("deploy@web1:2222").unwrap();
+        assert_eq!(
+            spec,
+            HostSpec {
+                user: Some("deploy".into()),
+                name: "web1".into(),
+                port: Some(2222)
+            }
+        );
+        assert!(HostSpec::parse("local").unwrap().is_local());
+        assert!(!HostSpec::parse("localhost").unwrap().is_local());
+    }
+
+    #[test]
+    fn invalid_host_is_an_error_with_the_grammar() {
+        let e = err(&MINIMAL.replace("hosts = p1 p2", "hosts = p1 -oProxyCommand=x"));
+        assert!(
+            e.message.starts_with(
+                "`hosts` in `[stage:prod]` lists `-oProxyCommand=x`, which is not a valid host: "
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.line, Some(7));
+        assert!(note(&e).contains("`user@name:port`"), "{e:?}");
+    }
+
+    /// There are no comments after values: `# primary` would otherwise
+    /// become two hosts named `#` and `primary`.
+    #[test]
+    fn trailing_comment_after_hosts_is_explained() {
+        let e = err(&MINIMAL.replace("hosts = p1 p2", "hosts = p1 p2 # primary"));
+        assert!(e.message.contains("looks like a comment"), "{e:?}");
+    }
+
+    #[test]
+    fn duplicate_key_names_both_lines() {
+        let e = err(&MINIMAL.replace("hosts = t1\n", "hosts = t1\nhosts = t2\n"));
+        assert_eq!(
+            e.message,
+            "key `hosts` appears twice in `[stage:test]`, on lines 5 and 6"
+        );
+        assert_eq!(e.line, Some(6));
+        assert!(note(&e).contains("keep one"));
+    }
+
+    #[test]
+    fn duplicate_section_names_both_lines() {
+        let e = err(&format!("{MINIMAL}[stage:test]\nhosts = t3\n"));
+        assert_eq!(
+            e.message,
+            "section `[stage:test]` appears twice, on lines 4 and 8"
+        );
+        assert_eq!(e.line, Some(8));
+        assert!(note(&e).contains("merge"));
+    }
+
+    #[test]
+    fn malformed_lines() {
+        let cases = [
+            (
+                "[environment\n",
+                1,
+                "section header `[environment` has no closing `]`",
+            ),
+            (
+                "[environment] # main\n",
+                1,
+                "unexpected `# main` after the section header `[environment]`",
+            ),
+            ("[]\n", 1, "empty section header `[]`"),
+            (
+                "[environment]\nstages\n",
+                2,
+                "`stages` is neither a `[section]` header nor a `key = value` setting",
+            ),
+            (
+                "[environment]\n= x\n",
+                2,
+                "the setting `= x` has no key before `=`",
+            ),
+        ];
+        for (text, line, message) in cases {
+            let e = err(text);
+            assert_eq!(e.message, message, "{text:?}");
+            assert_eq!(e.line, Some(line), "{text:?}");
+            assert!(e.note.is_some(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn rust_ini_errors_keep_their_line() {
+        let ini_error = ini::ParseError {
+            line: 7,
+            col: 3,
+            msg: "missing key".into(),
+        };
+        let e = from_ini_error(Path::new(PATH), &ini_error);
+        assert_eq!(
+            e.to_string(),
+            format!("`{PATH}` line 7: cannot read the INI syntax: missing key")
+        );
+        assert!(note(&e).contains("key = value"));
+    }
+
+    /// rust-ini glues an indented comment to the next key; the scanner
+    /// blanks comments first so `stages` is still found.
+    #[test]
+    fn indented_comments_and_keys_are_fine() {
+        let config = ok("[environment]\n  # the packages\n  deb_packages = foo\n\t; stages\nstages = s\n[stage:s]\n   hosts = h\n");
+        assert_eq!(config.stages[0].hosts, ["h"]);
+        assert!(config.warnings.is_empty());
+    }
+
+    #[test]
+    fn crlf_line_ends() {
+        let config = ok(&ORIGINAL.replace('\n', "\r\n"));
+        assert_eq!(config.stages.len(), 3);
+        assert_eq!(config.stages[2].hosts.len(), 2);
+    }
+
+    #[test]
+    fn continued_lines_keep_line_numbers_right() {
+        let text = MINIMAL.replace("hosts = p1 p2", "hosts = p1 \\\n  p2\ncritical = maybe");
+        let e = err(&text);
+        assert_eq!(e.line, Some(9), "{e:?}");
+        let config = ok(&MINIMAL.replace("hosts = p1 p2", "hosts = p1 \\\n  p2"));
+        assert_eq!(config.stages[1].hosts, ["p1", "p2"]);
+    }
+
+    #[test]
+    fn spaces_inside_section_headers_are_ignored() {
+        let text = MINIMAL
+            .replace("[stage:test]", "[ stage : test ]")
+            .replace("[stage:prod]", "[stage:\tprod]")
+            + "[package: foo]\nhealth_check = true\n";
+        let config = ok(&text);
+        assert_eq!(config.stages[0].hosts, ["t1"]);
+        assert_eq!(config.stages[1].hosts, ["p1", "p2"]);
+        assert_eq!(config.health_checks.len(), 1);
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let e = err(&format!("{MINIMAL}[stage: test]\nhosts = t3\n"));
+        assert_eq!(
+            e.message,
+            "section `[stage:test]` appears twice, on lines 4 and 8"
+        );
+    }
+
+    #[test]
+    fn colon_separator_works_like_equals() {
+        let config = ok(&MINIMAL.replace("hosts = t1", "hosts: t1"));
+        assert_eq!(config.stages[0].hosts, ["t1"]);
+    }
+
+    // --- warnings ----------------------------------------------------------
+
+    #[test]
+    fn unknown_keys_warn_with_suggestions() {
+        let text = with_env("paralelism = 8\nfrobnicate = 1\nhosts = x")
+            .replace("hosts = t1", "hosts = t1\nhsots = t2\ncritcal = no")
+            + "[package:foo]\nhealth_chek = true\n";
+        let config = ok(&text);
+        assert_eq!(
+            config.warnings,
+            [
+                format!("`{PATH}` line 4: unknown key `paralelism` in `[environment]` is ignored; did you mean `parallelism`?"),
+                format!("`{PATH}` line 5: unknown key `frobnicate` in `[environment]` is ignored"),
+                format!("`{PATH}` line 6: unknown key `hosts` in `[environment]` is ignored; `hosts` belongs in `[stage:NAME]`"),
+                format!("`{PATH}` line 9: unknown key `hsots` in `[stage:test]` is ignored; did you mean `hosts`?"),
+                format!("`{PATH}` line 10: unknown key `critcal` in `[stage:test]` is ignored; did you mean `critical`?"),
+                format!("`{PATH}` line 14: unknown key `health_chek` in `[package:foo]` is ignored; did you mean `health_check`?"),
+            ]
+        );
+        // The typo means the real key is absent: the default applies.
+        assert_eq!(config.parallelism, 64);
+    }
+
+    #[test]
+    fn keys_are_case_sensitive_but_suggested() {
+        let config = ok(&with_env("Parallelism = 8"));
+        assert_eq!(config.parallelism, 64);
+        assert!(
+            config.warnings[0].ends_with("did you mean `parallelism`?"),
+            "{:?}",
+            config.warnings
+        );
+    }
+
+    #[test]
+    fn unknown_sections_warn() {
+        let text = format!("{MINIMAL}[stages:test]\nhosts = a\n[global]\nx = 1\n");
+        let config = ok(&text);
+        assert_eq!(
+            config.warnings,
+            [
+                format!("`{PATH}` line 8: unknown section `[stages:test]` is ignored; did you mean `[stage:test]`?"),
+                format!("`{PATH}` line 10: unknown section `[global]` is ignored; known sections are `[environment]`, `[stage:NAME]` and `[package:NAME]`"),
+            ]
+        );
+    }
+
+    #[test]
+    fn keys_before_any_section_warn() {
+        let config = ok(&format!("parallelism = 4\ncolour = red\n{MINIMAL}"));
+        assert_eq!(
+            config.warnings,
+            [
+                format!("`{PATH}` line 1: key `parallelism` is outside any section and is ignored; it belongs under `[environment]`"),
+                format!("`{PATH}` line 2: key `colour` is outside any section and is ignored"),
+            ]
+        );
+        assert_eq!(config.parallelism, 64);
+    }
+
+    #[test]
+    fn did_you_mean_only_for_close_words() {
+        let keys = ["hosts", "critical"];
+        assert_eq!(closest("host", keys.into_iter()), Some("hosts"));
+        assert_eq!(closest("HOSTS", keys.into_iter()), Some("hosts"));
+        assert_eq!(closest("critcal", keys.into_iter()), Some("critical"));
+        assert_eq!(closest("users", keys.into_iter()), None);
+        assert_eq!(closest("x", keys.into_iter()), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("hsots", "hosts"), 1);
+        assert_eq!(edit_distance("prdo", "prod"), 1);
+    }
+
+    // --- new keys ----------------------------------------------------------
+
+    #[test]
+    fn every_environment_key() {
+        let config = ok(&with_env(
+            "ssh_user = deploy
+ssh_port = 2222
+ssh_identity_file = ~/.ssh/id_ed25519 /etc/deployer/key
+ssh_config = ssh/config
+known_hosts = /etc/deployer/known_hosts
+accept_new_host_keys = yes
+connect_timeout = 5
+command_timeout = 45s
+deploy_timeout = 15m
+parallelism = 8
+history_file = logs/history.jsonl
+batch_size = 3
+rollback_on_failure = on",
+        ));
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        assert_eq!(
+            config.ssh,
+            SshOptions {
+                user: Some("deploy".into()),
+                port: Some(2222),
+                identity_files: vec![
+                    PathBuf::from("~/.ssh/id_ed25519"),
+                    PathBuf::from("/etc/deployer/key")
+                ],
+                ssh_config: Some(PathBuf::from("ssh/config")),
+                known_hosts: Some(PathBuf::from("/etc/deployer/known_hosts")),
+                accept_new_host_keys: true,
+                connect_timeout: Duration::from_secs(5),
+                command_timeout: Duration::from_secs(45),
+                deploy_timeout: Duration::from_secs(900),
+            }
+        );
+        assert_eq!(config.parallelism, 8);
+        assert_eq!(
+            config.history_file,
+            PathBuf::from("/srv/deployer/logs/history.jsonl")
+        );
+        assert_eq!(config.batch_size, 3);
+        assert!(config.rollback_on_failure);
+    }
+
+    #[test]
+    fn history_file_paths() {
+        let at = |value: &str| ok(&with_env(&format!("history_file = {value}"))).history_file;
+        assert_eq!(at("/var/log/d.jsonl"), PathBuf::from("/var/log/d.jsonl"));
+        assert_eq!(at("h.jsonl"), PathBuf::from("/srv/deployer/h.jsonl"));
+        assert_eq!(at("../h.jsonl"), PathBuf::from("/srv/deployer/../h.jsonl"));
+        assert_eq!(at("~/h.jsonl"), PathBuf::from("~/h.jsonl"));
+        // A bare file name as the config path: history sits beside it.
+        let config = parse(Path::new("deployer.ini"), MINIMAL).unwrap();
+        assert_eq!(config.history_file, PathBuf::from("deployer-history.jsonl"));
+    }
+
+    #[test]
+    fn expand_home_touches_only_tilde_paths() {
+        let mut config = ok(&with_env(
+            "ssh_identity_file = ~/.ssh/a /k/b\nssh_config = ~/.ssh/cfg\nknown_hosts = kh\nbadges_path = ~\nhistory_file = ~/h.jsonl",
+        ));
+        config.expand_home(Path::new("/home/op"));
+        assert_eq!(
+            config.ssh.identity_files,
+            [PathBuf::from("/home/op/.ssh/a"), PathBuf::from("/k/b")]
+        );
+        assert_eq!(
+            config.ssh.ssh_config,
+            Some(PathBuf::from("/home/op/.ssh/cfg"))
+        );
+        assert_eq!(config.ssh.known_hosts, Some(PathBuf::from("kh")));
+        assert_eq!(config.badges_path, Some(PathBuf::from("/home/op")));
+        assert_eq!(config.history_file, PathBuf::from("/home/op/h.jsonl"));
+        // `~user` is not a home we know.
+        assert_eq!(
+            expand_home(Path::new("~x/a"), Path::new("/h")),
+            PathBuf::from("~x/a")
+        );
+    }
+
+    #[test]
+    fn booleans() {
+        for (text, value) in [
+            ("yes", true),
+            ("YES", true),
+            ("true", true),
+            ("On", true),
+            ("1", true),
+            ("no", false),
+            ("False", false),
+            ("off", false),
+            ("0", false),
+        ] {
+            let config = ok(&with_env(&format!("rollback_on_failure = {text}")));
+            assert_eq!(config.rollback_on_failure, value, "{text}");
+        }
+        for bad in ["y", "2", "enabled", "yes please"] {
+            let e = err(&with_env(&format!("accept_new_host_keys = {bad}")));
+            assert_eq!(
+                e.message,
+                format!("`accept_new_host_keys` in `[environment]` has an invalid value `{bad}`: expected yes or no")
+            );
+            assert_eq!(e.line, Some(4));
+            assert_eq!(note(&e), ACCEPTED_BOOL);
+        }
+    }
+
+    #[test]
+    fn durations() {
+        for (text, secs) in [
+            ("10", 10),
+            ("10s", 10),
+            ("2m", 120),
+            ("1", 1),
+            ("0600", 600),
+        ] {
+            let config = ok(&with_env(&format!("deploy_timeout = {text}")));
+            assert_eq!(
+                config.ssh.deploy_timeout,
+                Duration::from_secs(secs),
+                "{text}"
+            );
+        }
+        for (bad, reason) in [
+            ("0", "it must be longer than zero"),
+            ("0s", "it must be longer than zero"),
+            ("0m", "it must be longer than zero"),
+            ("-5", "not a duration"),
+            ("1.5", "not a duration"),
+            ("10 s", "not a duration"),
+            ("1h", "not a duration"),
+            ("s", "not a duration"),
+            ("ten", "not a duration"),
+            ("99999999999999999999", "too large"),
+            ("999999999999999999m", "too large"),
+        ] {
+            for key in ["connect_timeout", "command_timeout", "deploy_timeout"] {
+                let e = err(&with_env(&format!("{key} = {bad}")));
+                assert_eq!(
+                    e.message,
+                    format!("`{key}` in `[environment]` has an invalid value `{bad}`: {reason}")
+                );
+                assert_eq!(e.line, Some(4));
+                assert_eq!(note(&e), ACCEPTED_DURATION);
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_out_of_range() {
+        let cases = [
+            ("ssh_port", "0", "out of range", "1 to 65535"),
+            ("ssh_port", "65536", "out of range", "1 to 65535"),
+            ("ssh_port", "22a", "not a whole number", "1 to 65535"),
+            ("parallelism", "0", "out of range", "1 to 1024"),
+            ("parallelism", "1025", "out of range", "1 to 1024"),
+            ("parallelism", "-1", "not a whole number", "1 to 1024"),
+            ("batch_size", "0", "out of range", "at least 1"),
+            ("batch_size", "two", "not a whole number", "at least 1"),
+        ];
+        for (key, bad, reason, accepted) in cases {
+            let e = err(&with_env(&format!("{key} = {bad}")));
+            assert_eq!(
+                e.message,
+                format!("`{key}` in `[environment]` has an invalid value `{bad}`: {reason}")
+            );
+            assert_eq!(e.line, Some(4));
+            assert!(note(&e).contains(accepted), "{key} {bad}: {e:?}");
+        }
+        assert_eq!(ok(&with_env("parallelism = 1024")).parallelism, 1024);
+        assert_eq!(ok(&with_env("ssh_port = 65535")).ssh.port, Some(65535));
+    }
+
+    #[test]
+    fn invalid_user_and_paths() {
+        let e = err(&with_env("ssh_user = -oProxyCommand=x"));
+        assert!(
+            e.message
+                .ends_with("has an invalid value `-oProxyCommand=x`: not a user name"),
+            "{e:?}"
+        );
+        let e = err(&with_env("ssh_user = root admin"));
+        assert!(e.message.contains("not a user name"), "{e:?}");
+        let e = err(&with_env("known_hosts = ~bob/.ssh/known_hosts"));
+        assert!(
+            e.message.ends_with("only `~/` (your own home) is expanded"),
+            "{e:?}"
+        );
+        assert!(note(&e).contains("full path"));
+        let e = err(&with_env("ssh_identity_file = ~/.ssh/a ~alice/b"));
+        assert!(e.message.contains("`ssh_identity_file`"), "{e:?}");
+    }
+
+    #[test]
+    fn empty_optional_values_are_errors() {
+        for key in [
+            "ssh_user",
+            "ssh_port",
+            "history_file",
+            "badges_path",
+            "connect_timeout",
+        ] {
+            let e = err(&with_env(&format!("{key} =")));
+            assert_eq!(e.message, format!("`{key}` in `[environment]` is empty"));
+            assert_eq!(e.line, Some(4));
+            assert!(note(&e).contains("remove the line to use the default"));
+        }
+    }
+
+    #[test]
+    fn critical_defaults_to_last_stage_and_can_be_overridden() {
+        let config = ok(MINIMAL);
+        assert_eq!(
+            config.stages.iter().map(|s| s.critical).collect::<Vec<_>>(),
+            [false, true]
+        );
+        let config = ok(&MINIMAL
+            .replace("hosts = t1", "hosts = t1\ncritical = yes")
+            .replace("hosts = p1 p2", "hosts = p1 p2\ncritical = no"));
+        assert_eq!(
+            config.stages.iter().map(|s| s.critical).collect::<Vec<_>>(),
+            [true, false]
+        );
+        let e = err(&MINIMAL.replace("hosts = t1", "hosts = t1\ncritical = sometimes"));
+        assert_eq!(
+            e.message,
+            "`critical` in `[stage:test]` has an invalid value `sometimes`: expected yes or no"
+        );
+        assert_eq!(e.line, Some(6));
+    }
+
+    #[test]
+    fn health_checks_are_kept_as_written() {
+        let text = format!(
+            "{MINIMAL}[package:bar]\nhealth_check = curl -fs \"http://localhost:8080/health\" | grep -q 'ok' && test \\d\n"
+        );
+        let config = ok(&text);
+        let bar: PackageName = "bar".parse().unwrap();
+        assert_eq!(
+            config.health_checks.get(&bar).map(String::as_str),
+            Some("curl -fs \"http://localhost:8080/health\" | grep -q 'ok' && test \\d")
+        );
+        assert_eq!(config.health_checks.len(), 1);
+    }
+
+    #[test]
+    fn package_section_for_unlisted_package() {
+        let e = err(&format!("{MINIMAL}[package:baz]\nhealth_check = true\n"));
+        assert_eq!(
+            e.message,
+            "section `[package:baz]` is for a package not listed in `deb_packages`"
+        );
+        assert_eq!(e.line, Some(8));
+        assert_eq!(
+            note(&e),
+            "did you mean `[package:bar]`? `deb_packages` lists: `foo`, `bar`"
+        );
+    }
+
+    #[test]
+    fn empty_health_check_is_an_error() {
+        let e = err(&format!("{MINIMAL}[package:foo]\nhealth_check =\n"));
+        assert_eq!(e.message, "`health_check` in `[package:foo]` is empty");
+        assert_eq!(e.line, Some(9));
+    }
 }

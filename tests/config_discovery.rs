@@ -1,0 +1,303 @@
+//! Finding and reading `deployer.ini` on a real file system: `locate`'s
+//! precedence (`--config` > `DEPLOYER_CONFIG` > walking up from the working
+//! directory) and `load`'s errors. Every test works in its own temporary
+//! directory and passes the environment in as a value, never through
+//! `std::env`, so the tests can run in parallel.
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use deployer::config::{load, locate, ConfigError};
+
+const VALID: &str =
+    "[environment]\ndeb_packages = dpkg\nstages = test\n[stage:test]\nhosts = local\n";
+
+/// A temporary tree; `file` and `dir` create paths inside it.
+struct Tree {
+    root: tempfile::TempDir,
+}
+
+impl Tree {
+    fn new() -> Tree {
+        Tree {
+            root: tempfile::tempdir().expect("create a temporary directory"),
+        }
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.root.path().join(relative)
+    }
+
+    fn dir(&self, relative: &str) -> PathBuf {
+        let path = self.path(relative);
+        fs::create_dir_all(&path).expect("create directory");
+        path
+    }
+
+    fn file(&self, relative: &str) -> PathBuf {
+        let path = self.path(relative);
+        fs::create_dir_all(path.parent().unwrap()).expect("create parent");
+        fs::write(&path, VALID).expect("write file");
+        path
+    }
+}
+
+fn not_found(explicit: Option<&Path>, env: Option<OsString>, cwd: &Path) -> ConfigError {
+    match locate(explicit, env, cwd) {
+        Ok(path) => panic!("expected an error, found `{}`", path.display()),
+        Err(e) => e,
+    }
+}
+
+/// Whether some directory above the temporary root already holds a
+/// configuration (a shared machine may have one in `/tmp`), which would make
+/// "not found" untestable from there.
+fn config_above(dir: &Path) -> bool {
+    dir.ancestors()
+        .skip(1)
+        .any(|d| d.join("deployer.ini").is_file() || d.join(".deployer.ini").is_file())
+}
+
+#[test]
+fn finds_the_file_in_the_working_directory() {
+    let tree = Tree::new();
+    let file = tree.file("deployer.ini");
+    assert_eq!(locate(None, None, tree.root.path()).unwrap(), file);
+}
+
+#[test]
+fn walks_up_from_nested_directories() {
+    let tree = Tree::new();
+    let file = tree.file("project/deployer.ini");
+    let deep = tree.dir("project/src/a/b/c");
+    assert_eq!(locate(None, None, &deep).unwrap(), file);
+}
+
+#[test]
+fn finds_a_hidden_file() {
+    let tree = Tree::new();
+    let file = tree.file("project/.deployer.ini");
+    let deep = tree.dir("project/sub");
+    assert_eq!(locate(None, None, &deep).unwrap(), file);
+}
+
+#[test]
+fn plain_name_wins_over_hidden_in_the_same_directory() {
+    let tree = Tree::new();
+    tree.file("project/.deployer.ini");
+    let plain = tree.file("project/deployer.ini");
+    assert_eq!(locate(None, None, &tree.path("project")).unwrap(), plain);
+}
+
+#[test]
+fn nearest_directory_wins_over_file_name_order() {
+    let tree = Tree::new();
+    tree.file("project/deployer.ini");
+    let nearer = tree.file("project/sub/.deployer.ini");
+    assert_eq!(
+        locate(None, None, &tree.path("project/sub")).unwrap(),
+        nearer
+    );
+}
+
+#[test]
+fn a_directory_named_deployer_ini_is_skipped() {
+    let tree = Tree::new();
+    let file = tree.file("project/deployer.ini");
+    tree.dir("project/sub/deployer.ini");
+    assert_eq!(locate(None, None, &tree.path("project/sub")).unwrap(), file);
+}
+
+#[test]
+fn explicit_beats_env_beats_walk() {
+    let tree = Tree::new();
+    let walked = tree.file("project/deployer.ini");
+    let from_env = tree.file("env.ini");
+    let explicit = tree.file("explicit.ini");
+    let cwd = tree.path("project");
+    let env = || Some(OsString::from(&from_env));
+
+    assert_eq!(locate(Some(&explicit), env(), &cwd).unwrap(), explicit);
+    assert_eq!(locate(None, env(), &cwd).unwrap(), from_env);
+    assert_eq!(locate(None, None, &cwd).unwrap(), walked);
+}
+
+#[test]
+fn empty_env_counts_as_unset() {
+    let tree = Tree::new();
+    let walked = tree.file("deployer.ini");
+    let found = locate(None, Some(OsString::new()), tree.root.path()).unwrap();
+    assert_eq!(found, walked);
+}
+
+#[test]
+fn relative_paths_are_taken_from_the_working_directory() {
+    let tree = Tree::new();
+    let file = tree.file("project/conf/pipeline.ini");
+    let cwd = tree.path("project");
+    assert_eq!(
+        locate(Some(Path::new("conf/pipeline.ini")), None, &cwd).unwrap(),
+        file
+    );
+    assert_eq!(
+        locate(None, Some("conf/pipeline.ini".into()), &cwd).unwrap(),
+        file
+    );
+}
+
+#[test]
+fn missing_explicit_file_is_an_error_even_if_others_exist() {
+    let tree = Tree::new();
+    tree.file("deployer.ini");
+    let env = tree.file("env.ini");
+    let missing = tree.path("typo.ini");
+    let e = not_found(Some(&missing), Some(env.into()), tree.root.path());
+    assert_eq!(e.path.as_deref(), Some(missing.as_path()));
+    assert_eq!(
+        e.message,
+        "configuration file not found (given by `--config`)"
+    );
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "`{}`: configuration file not found (given by `--config`)",
+            missing.display()
+        )
+    );
+    assert!(e.note.unwrap().contains("`--config`"));
+}
+
+#[test]
+fn missing_env_file_is_an_error_naming_the_variable() {
+    let tree = Tree::new();
+    tree.file("deployer.ini");
+    let missing = tree.path("gone.ini");
+    let e = not_found(None, Some(missing.clone().into()), tree.root.path());
+    assert_eq!(e.path.as_deref(), Some(missing.as_path()));
+    assert_eq!(
+        e.message,
+        "configuration file not found (given by `DEPLOYER_CONFIG`)"
+    );
+    assert!(e.note.unwrap().contains("unset it"));
+}
+
+#[test]
+fn explicit_directory_is_an_error() {
+    let tree = Tree::new();
+    let dir = tree.dir("conf");
+    let e = not_found(Some(&dir), None, tree.root.path());
+    assert!(e.message.starts_with("is a directory"), "{e:?}");
+    assert!(e.note.unwrap().starts_with("name the file itself"));
+}
+
+#[test]
+fn not_found_lists_where_it_looked() {
+    let tree = Tree::new();
+    let cwd = tree.dir("a");
+    if config_above(tree.root.path()) {
+        eprintln!("skipped: a deployer.ini exists above the temporary directory");
+        return;
+    }
+    let e = not_found(None, None, &cwd);
+    assert_eq!(e.path, None);
+    assert_eq!(e.line, None);
+    assert!(
+        e.message.starts_with(&format!(
+            "no `deployer.ini` or `.deployer.ini` found in `{}`, `{}`",
+            cwd.display(),
+            tree.root.path().display()
+        )),
+        "{}",
+        e.message
+    );
+    assert!(e.message.ends_with(", `/`"), "{}", e.message);
+    let note = e.note.unwrap();
+    assert!(note.contains("deployer.ini.example"), "{note}");
+    assert!(note.contains("--config"), "{note}");
+    assert!(note.contains("DEPLOYER_CONFIG"), "{note}");
+}
+
+#[test]
+fn not_found_abbreviates_a_long_list() {
+    let tree = Tree::new();
+    let cwd = tree.dir("1/2/3/4/5/6/7/8/9");
+    if config_above(tree.root.path()) {
+        eprintln!("skipped: a deployer.ini exists above the temporary directory");
+        return;
+    }
+    let e = not_found(None, None, &cwd);
+    let searched = cwd.ancestors().count();
+    assert!(
+        e.message
+            .contains(&format!(", ... ({} more) ..., ", searched - 5)),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains(&format!("`{}`", cwd.display())));
+    assert!(e
+        .message
+        .contains(&format!("`{}`", tree.path("1/2/3/4/5/6/7").display())));
+    assert!(!e
+        .message
+        .contains(&format!("`{}`", tree.path("1/2/3/4/5/6").display())));
+    assert!(e.message.ends_with(", `/`"), "{}", e.message);
+}
+
+#[test]
+fn load_reads_and_parses() {
+    let tree = Tree::new();
+    let file = tree.file("deployer.ini");
+    let config = load(&file).unwrap();
+    assert_eq!(config.path, file);
+    assert_eq!(config.stages[0].hosts, ["local"]);
+    assert_eq!(config.history_file, tree.path("deployer-history.jsonl"));
+}
+
+#[test]
+fn load_reports_the_line_of_a_problem() {
+    let tree = Tree::new();
+    let file = tree.path("deployer.ini");
+    fs::write(
+        &file,
+        VALID.replace("hosts = local", "hosts = local\nhosts = x"),
+    )
+    .unwrap();
+    let e = load(&file).unwrap_err();
+    assert_eq!(e.line, Some(6));
+    assert!(e
+        .to_string()
+        .starts_with(&format!("`{}` line 6: ", file.display())));
+}
+
+#[test]
+fn load_of_a_missing_file() {
+    let tree = Tree::new();
+    let file = tree.path("deployer.ini");
+    let e = load(&file).unwrap_err();
+    assert_eq!(e.path.as_deref(), Some(file.as_path()));
+    assert!(
+        e.message.starts_with("cannot read the configuration: "),
+        "{e:?}"
+    );
+    assert!(e.note.is_some());
+}
+
+#[test]
+fn load_of_a_file_that_is_not_text() {
+    let tree = Tree::new();
+    let file = tree.path("deployer.ini");
+    fs::write(&file, b"[environment]\n\xff\xfe\n").unwrap();
+    let e = load(&file).unwrap_err();
+    assert_eq!(e.note.as_deref(), Some("the file must be UTF-8 text"));
+}
+
+/// The README tells newcomers to run with `--config deployer.ini.example`.
+#[test]
+fn the_example_loads_from_the_repository_root() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = locate(Some(Path::new("deployer.ini.example")), None, root).unwrap();
+    let config = load(&path).unwrap();
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert!(config.stages.iter().all(|s| s.hosts == ["local"]));
+}
