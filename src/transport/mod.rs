@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::command::RemoteCommand;
 use crate::error::HostError;
 
-pub use target::{resolve_targets, split_host, HostKeyPolicy, LocalContext, SshTarget, Target, TargetKind};
+pub use target::{resolve_targets, HostKeyPolicy, LocalContext, SshTarget, Target, TargetKind};
 
 /// Which output stream a chunk came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

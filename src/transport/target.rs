@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{Config, HostSpec};
 use crate::ssh_config::{SshConfigFile, StrictHostKeyChecking};
 
 /// What to do with a host key that no known_hosts file lists.
@@ -74,18 +74,6 @@ pub struct LocalContext {
     pub accept_new: bool,
 }
 
-/// Split a host as written in `deployer.ini`, `[user@]name[:port]`.
-pub fn split_host(spec: &str) -> (Option<&str>, &str, Option<u16>) {
-    let (user, rest) = match spec.split_once('@') {
-        Some((u, r)) => (Some(u), r),
-        None => (None, spec),
-    };
-    match rest.rsplit_once(':') {
-        Some((name, port)) if port.parse::<u16>().is_ok() => (user, name, port.parse().ok()),
-        _ => (user, rest, None),
-    }
-}
-
 /// Work out how to reach every host of every stage. Precedence, as with
 /// OpenSSH's command line over its config file: `user@`/`:port` in the host
 /// entry, then the `[environment]` keys of `deployer.ini`, then
@@ -122,7 +110,13 @@ fn expand_home(path: &Path, home: &Path) -> PathBuf {
 }
 
 fn resolve_one(spec: &str, config: &Config, ssh_config: &SshConfigFile, local: &LocalContext) -> SshTarget {
-    let (user, name, port) = split_host(spec);
+    // Hosts were checked when the configuration was read.
+    let parsed = HostSpec::parse(spec).unwrap_or(HostSpec {
+        user: None,
+        name: spec.to_string(),
+        port: None,
+    });
+    let (user, name, port) = (parsed.user.as_deref(), parsed.name.as_str(), parsed.port);
     let s = ssh_config.resolve(name, &local.home);
     let opts = &config.ssh;
     let home = &local.home;
@@ -173,14 +167,6 @@ fn resolve_one(spec: &str, config: &Config, ssh_config: &SshConfigFile, local: &
 mod tests {
     use super::*;
 
-    #[test]
-    fn split_host_forms() {
-        assert_eq!(split_host("web1"), (None, "web1", None));
-        assert_eq!(split_host("deploy@web1"), (Some("deploy"), "web1", None));
-        assert_eq!(split_host("web1:2222"), (None, "web1", Some(2222)));
-        assert_eq!(split_host("u@web1.example.org:22"), (Some("u"), "web1.example.org", Some(22)));
-    }
-
     fn local() -> LocalContext {
         LocalContext {
             home: PathBuf::from("/home/op"),
@@ -219,7 +205,7 @@ mod tests {
 
     #[test]
     fn deployer_ini_wins_over_ssh_config() {
-        let text = format!("{BASE}").replace(
+        let text = BASE.replace(
             "stages = test prod\n",
             "stages = test prod\nssh_user = deploy\nssh_port = 2200\nknown_hosts = /etc/deployer/known_hosts\n",
         );
