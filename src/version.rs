@@ -100,10 +100,11 @@ impl FromStr for Version {
                 if !digits.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(fail("the epoch before `:` is not a number"));
                 }
+                // dpkg keeps the epoch in a C int.
                 let epoch = digits
-                    .parse::<u32>()
+                    .parse::<i32>()
                     .ok()
-                    .filter(|&e| e <= i32::MAX as u32)
+                    .and_then(|e| u32::try_from(e).ok())
                     .ok_or_else(|| fail("the epoch before `:` is too big"))?;
                 if colon + 1 == s.len() {
                     return Err(fail("nothing follows the epoch's `:`"));
