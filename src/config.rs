@@ -1583,7 +1583,6 @@ hosts = p1 p2
     }
 
     #[test]
-    #[ignore = "needs real PackageName validation"]
     fn invalid_package_names_are_rejected() {
         for bad in ["Fast_Path", "a", "x;rm"] {
             let e = err(&MINIMAL.replace(
