@@ -41,7 +41,11 @@ pub fn decide_color(choice: ColorChoice, is_terminal: bool) -> Color {
 
 fn print_fatal(fatal: &Fatal, color: Color) {
     let mut err = io::stderr().lock();
-    let label = if color == Color::Always { "\x1b[1;31merror\x1b[0m" } else { "error" };
+    let label = if color == Color::Always {
+        "\x1b[1;31merror\x1b[0m"
+    } else {
+        "error"
+    };
     let _ = writeln!(err, "{label}: {}", fatal.message);
     for n in &fatal.notes {
         let _ = writeln!(err, "note: {n}");
@@ -61,12 +65,18 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
 
 /// The operator's home directory and login name.
 fn local_context(cli: &Cli) -> LocalContext {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"));
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| {
             // SAFETY: geteuid has no preconditions.
-            if unsafe { libc::geteuid() } == 0 { "root".into() } else { "nobody".into() }
+            if unsafe { libc::geteuid() } == 0 {
+                "root".into()
+            } else {
+                "nobody".into()
+            }
         });
     LocalContext {
         home,
@@ -77,7 +87,8 @@ fn local_context(cli: &Cli) -> LocalContext {
 
 /// Find and read `deployer.ini`, printing its warnings.
 pub(crate) fn load_config(cli: &Cli) -> Result<Config, Fatal> {
-    let cwd = std::env::current_dir().map_err(|e| Fatal::usage(format!("cannot read the current directory: {e}")))?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| Fatal::usage(format!("cannot read the current directory: {e}")))?;
     let path = config::locate(cli.config.as_deref(), None, &cwd)?;
     let config = config::load(&path)?;
     for w in &config.warnings {
@@ -102,8 +113,10 @@ pub(crate) fn targets(cli: &Cli, config: &Config) -> Result<Vec<Target>, Fatal> 
         Ok(f) => f,
         Err(e) if e.is_not_found() && config.ssh.ssh_config.is_none() => SshConfigFile::default(),
         Err(e) => {
-            return Err(Fatal::usage(format!("cannot use the ssh client configuration: {e}"))
-                .note("fix the file, or point `ssh_config` in deployer.ini at another one"))
+            return Err(
+                Fatal::usage(format!("cannot use the ssh client configuration: {e}"))
+                    .note("fix the file, or point `ssh_config` in deployer.ini at another one"),
+            )
         }
     };
     for w in ssh_config.warnings() {
@@ -131,7 +144,11 @@ pub(crate) fn query_all(config: &Config, targets: &mut [Target]) -> Vec<HostRepo
 
 /// Build the matrix for `config` from `reports`.
 pub(crate) fn build_matrix(config: &Config, reports: &[HostReport]) -> matrix::Matrix {
-    let stages: Vec<(String, usize)> = config.stages.iter().map(|s| (s.name.clone(), s.hosts.len())).collect();
+    let stages: Vec<(String, usize)> = config
+        .stages
+        .iter()
+        .map(|s| (s.name.clone(), s.hosts.len()))
+        .collect();
     matrix::build(&config.packages, &stages, reports)
 }
 
@@ -142,7 +159,9 @@ pub(crate) fn emit(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Resu
     match write(&mut out).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Fatal::usage(format!("cannot write the output: {e}")).status(ExitStatus::Internal)),
+        Err(e) => {
+            Err(Fatal::usage(format!("cannot write the output: {e}")).status(ExitStatus::Internal))
+        }
     }
 }
 

@@ -86,6 +86,9 @@ mod tests {
         let top = Cli::try_parse_from(["deployer", "--json"]).unwrap();
         assert!(top.status.json && top.command.is_none());
         let sub = Cli::try_parse_from(["deployer", "status", "--check"]).unwrap();
-        assert!(matches!(sub.command, Some(Command::Status(StatusArgs { check: true, .. }))));
+        assert!(matches!(
+            sub.command,
+            Some(Command::Status(StatusArgs { check: true, .. }))
+        ));
     }
 }

@@ -100,7 +100,11 @@ impl fmt::Display for RemoteCommand {
 pub fn quote(s: &str) -> String {
     let plain = !s.is_empty()
         && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b':' | b'=' | b'+' | b',' | b'@' | b'%' | b'-')
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'_' | b'.' | b'/' | b':' | b'=' | b'+' | b',' | b'@' | b'%' | b'-'
+                )
         });
     if plain {
         return s.to_string();
@@ -141,7 +145,14 @@ mod tests {
 
     #[test]
     fn quoted_text_survives_a_real_shell() {
-        let nasty = ["it's", "$(echo pwned)", "a b\tc", "\\", "'; echo pwned; '", "*"];
+        let nasty = [
+            "it's",
+            "$(echo pwned)",
+            "a b\tc",
+            "\\",
+            "'; echo pwned; '",
+            "*",
+        ];
         for s in nasty {
             let cmd = RemoteCommand::new("printf").arg("%s").arg(s);
             let out = std::process::Command::new("sh")

@@ -186,7 +186,11 @@ fn compare(left: &[&PackageState], right: &[&PackageState]) -> Marker {
 }
 
 /// Build the matrix from every host's report.
-pub fn build(packages: &[PackageName], stages: &[(String, usize)], reports: &[HostReport]) -> Matrix {
+pub fn build(
+    packages: &[PackageName],
+    stages: &[(String, usize)],
+    reports: &[HostReport],
+) -> Matrix {
     let answered = |stage: &str| -> Vec<(&str, &HostStatus)> {
         reports
             .iter()
@@ -197,7 +201,10 @@ pub fn build(packages: &[PackageName], stages: &[(String, usize)], reports: &[Ho
     let columns = stages
         .iter()
         .map(|(name, hosts)| {
-            let down = reports.iter().filter(|r| &r.stage == name && r.result.is_err()).count();
+            let down = reports
+                .iter()
+                .filter(|r| &r.stage == name && r.result.is_err())
+                .count();
             let freeze = answered(name).iter().find_map(|(_, s)| s.freeze.clone());
             Column {
                 name: name.clone(),
@@ -219,18 +226,25 @@ pub fn build(packages: &[PackageName], stages: &[(String, usize)], reports: &[Ho
                     .collect()
             })
             .collect();
-        let states: Vec<Vec<&PackageState>> =
-            per_stage.iter().map(|v| v.iter().map(|(_, s)| *s).collect()).collect();
+        let states: Vec<Vec<&PackageState>> = per_stage
+            .iter()
+            .map(|v| v.iter().map(|(_, s)| *s).collect())
+            .collect();
         let cells: Vec<Cell> = states.iter().map(|s| summarise(s)).collect();
         let markers = states.windows(2).map(|w| compare(&w[0], &w[1])).collect();
         for (i, (name, _)) in stages.iter().enumerate() {
             let drift = matches!(cells[i], Cell::Mixed { .. });
-            let broken = states[i].iter().any(|s| matches!(s, PackageState::Broken { .. }));
+            let broken = states[i]
+                .iter()
+                .any(|s| matches!(s, PackageState::Broken { .. }));
             if drift || broken {
                 details.push(Detail {
                     package: package.clone(),
                     stage: name.clone(),
-                    hosts: per_stage[i].iter().map(|(h, s)| (h.to_string(), (*s).clone())).collect(),
+                    hosts: per_stage[i]
+                        .iter()
+                        .map(|(h, s)| (h.to_string(), (*s).clone()))
+                        .collect(),
                 });
             }
         }
@@ -261,7 +275,13 @@ pub fn build(packages: &[PackageName], stages: &[(String, usize)], reports: &[Ho
 impl Matrix {
     /// Counts over the whole matrix.
     pub fn summary(&self) -> Summary {
-        let count = |m: Marker| self.rows.iter().flat_map(|r| &r.markers).filter(|x| **x == m).count();
+        let count = |m: Marker| {
+            self.rows
+                .iter()
+                .flat_map(|r| &r.markers)
+                .filter(|x| **x == m)
+                .count()
+        };
         Summary {
             hosts: self.columns.iter().map(|c| c.hosts).sum(),
             answered: self.columns.iter().map(|c| c.hosts - c.down).sum(),
@@ -306,7 +326,10 @@ pub(crate) mod tests {
         HostReport {
             stage: stage.into(),
             host: name.into(),
-            result: Ok(HostStatus { packages, freeze: None }),
+            result: Ok(HostStatus {
+                packages,
+                freeze: None,
+            }),
         }
     }
 
@@ -433,7 +456,10 @@ pub(crate) mod tests {
         let m = build(
             &pk(&["fastpath"]),
             &stages(&[("test", 1), ("prod", 1)]),
-            &[host("test", "t1", &[("fastpath", "1.0-1")]), down("prod", "p1")],
+            &[
+                host("test", "t1", &[("fastpath", "1.0-1")]),
+                down("prod", "p1"),
+            ],
         );
         assert_eq!(m.rows[0].cells[1], Cell::Unknown);
         assert_eq!(m.rows[0].markers, vec![Marker::Unknown]);
@@ -449,7 +475,10 @@ pub(crate) mod tests {
             &stages(&[("test", 1)]),
             &[host("test", "t1", &[("fastpath", "1.0-1!")])],
         );
-        assert!(matches!(m.rows[0].cells[0], Cell::Uniform(PackageState::Broken { .. })));
+        assert!(matches!(
+            m.rows[0].cells[0],
+            Cell::Uniform(PackageState::Broken { .. })
+        ));
         assert_eq!(m.details.len(), 1);
         assert_eq!(m.summary().broken, 1);
     }
@@ -459,7 +488,10 @@ pub(crate) mod tests {
         let m = build(
             &pk(&["fastpath"]),
             &stages(&[("prod", 2)]),
-            &[host("prod", "p1", &[("fastpath", "-")]), host("prod", "p2", &[("fastpath", "rc")])],
+            &[
+                host("prod", "p1", &[("fastpath", "-")]),
+                host("prod", "p2", &[("fastpath", "rc")]),
+            ],
         );
         assert!(matches!(m.rows[0].cells[0], Cell::Uniform(_)));
         assert_eq!(m.summary().drift, 0);

@@ -58,7 +58,11 @@ fn cell_text(cell: &Cell) -> (String, Option<Paint>) {
         Cell::Uniform(s) if s.is_absent() => ("-".to_string(), None),
         Cell::Uniform(s) => (s.to_string(), None),
         Cell::Mixed { lowest, others } => {
-            let base = if lowest.is_absent() { "-".to_string() } else { lowest.to_string() };
+            let base = if lowest.is_absent() {
+                "-".to_string()
+            } else {
+                lowest.to_string()
+            };
             let noun = if *others == 1 { "other" } else { "others" };
             (format!("{base} +{others} {noun}"), Some(Paint::Yellow))
         }
@@ -98,8 +102,11 @@ pub fn text(m: &Matrix, color: Color, out: &mut dyn Write) -> io::Result<()> {
         .chain([width(first)])
         .max()
         .unwrap_or(0);
-    let cells: Vec<Vec<(String, Option<Paint>)>> =
-        m.rows.iter().map(|r| r.cells.iter().map(cell_text).collect()).collect();
+    let cells: Vec<Vec<(String, Option<Paint>)>> = m
+        .rows
+        .iter()
+        .map(|r| r.cells.iter().map(cell_text).collect())
+        .collect();
     let headers: Vec<String> = m.columns.iter().map(header_text).collect();
     let col_w: Vec<usize> = (0..m.columns.len())
         .map(|i| {
@@ -141,7 +148,11 @@ pub fn text(m: &Matrix, color: Color, out: &mut dyn Write) -> io::Result<()> {
 
     if !m.details.is_empty() {
         writeln!(out)?;
-        writeln!(out, "{}", color.paint(Paint::Yellow, "Hosts that disagree or are broken:"))?;
+        writeln!(
+            out,
+            "{}",
+            color.paint(Paint::Yellow, "Hosts that disagree or are broken:")
+        )?;
         for d in &m.details {
             writeln!(out, "  {} on {}:", d.package, d.stage)?;
             let host_w = d.hosts.iter().map(|(h, _)| width(h)).max().unwrap_or(0);
@@ -153,15 +164,29 @@ pub fn text(m: &Matrix, color: Color, out: &mut dyn Write) -> io::Result<()> {
     let frozen: Vec<_> = m.columns.iter().filter(|c| c.freeze.is_some()).collect();
     if !frozen.is_empty() {
         writeln!(out)?;
-        writeln!(out, "{}", color.paint(Paint::Yellow, "Frozen stages (deploy and promote refused):"))?;
+        writeln!(
+            out,
+            "{}",
+            color.paint(Paint::Yellow, "Frozen stages (deploy and promote refused):")
+        )?;
         for c in frozen {
-            writeln!(out, "  {}: {}", c.name, c.freeze.as_deref().unwrap_or_default())?;
+            writeln!(
+                out,
+                "  {}: {}",
+                c.name,
+                c.freeze.as_deref().unwrap_or_default()
+            )?;
         }
     }
     if !m.unreachable.is_empty() {
         writeln!(out)?;
         writeln!(out, "{}", color.paint(Paint::Red, "Unreachable hosts:"))?;
-        let host_w = m.unreachable.iter().map(|u| width(&u.host) + width(&u.stage) + 3).max().unwrap_or(0);
+        let host_w = m
+            .unreachable
+            .iter()
+            .map(|u| width(&u.host) + width(&u.stage) + 3)
+            .max()
+            .unwrap_or(0);
         for u in &m.unreachable {
             let label = format!("{} ({})", u.host, u.stage);
             writeln!(out, "  {}  {}", pad(&label, None, host_w, color), u.error)?;
@@ -224,7 +249,11 @@ struct JsonStatus<'a> {
 }
 
 /// Write the full status as one JSON document (shape: README, "JSON output").
-pub fn json(m: &Matrix, reports: &[crate::matrix::HostReport], out: &mut dyn Write) -> io::Result<()> {
+pub fn json(
+    m: &Matrix,
+    reports: &[crate::matrix::HostReport],
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let stages = m
         .columns
         .iter()

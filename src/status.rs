@@ -53,7 +53,10 @@ impl PackageState {
 
     /// Whether the package is absent for practical purposes.
     pub fn is_absent(&self) -> bool {
-        matches!(self, PackageState::NotInstalled | PackageState::ConfigFiles(_))
+        matches!(
+            self,
+            PackageState::NotInstalled | PackageState::ConfigFiles(_)
+        )
     }
 
     /// A short machine-readable name: `installed`, `not-installed`,
@@ -74,8 +77,14 @@ impl PackageState {
             (a, b) if a.is_absent() && b.is_absent() => true,
             (PackageState::Installed(a), PackageState::Installed(b)) => a == b,
             (
-                PackageState::Broken { version: a, state: sa },
-                PackageState::Broken { version: b, state: sb },
+                PackageState::Broken {
+                    version: a,
+                    state: sa,
+                },
+                PackageState::Broken {
+                    version: b,
+                    state: sb,
+                },
             ) => a == b && sa == sb,
             _ => false,
         }
@@ -88,8 +97,14 @@ impl fmt::Display for PackageState {
             PackageState::Installed(v) => write!(f, "{v}"),
             PackageState::NotInstalled => f.write_str("-"),
             PackageState::ConfigFiles(_) => f.write_str("- (config files left)"),
-            PackageState::Broken { version: Some(v), state } => write!(f, "{v} [{state}]"),
-            PackageState::Broken { version: None, state } => write!(f, "? [{state}]"),
+            PackageState::Broken {
+                version: Some(v),
+                state,
+            } => write!(f, "{v} [{state}]"),
+            PackageState::Broken {
+                version: None,
+                state,
+            } => write!(f, "? [{state}]"),
         }
     }
 }
@@ -128,7 +143,9 @@ pub fn query_command(packages: &[PackageName]) -> RemoteCommand {
         .args(["-W", "-f", FORMAT, "--"])
         .args(packages.iter().map(PackageName::as_str))
         .then(RemoteCommand::trusted(
-            &format!("echo \"{EXIT_MARK}$?\"; echo '{FREEZE_MARK}'; cat {FREEZE_FILE} 2>/dev/null; true"),
+            &format!(
+                "echo \"{EXIT_MARK}$?\"; echo '{FREEZE_MARK}'; cat {FREEZE_FILE} 2>/dev/null; true"
+            ),
             "dpkg-query",
         ))
 }
@@ -206,7 +223,10 @@ pub fn parse(packages: &[PackageName], output: &Output) -> Result<HostStatus, Ho
         // installed, else the first seen.
         let keep = match status.packages.get(&name) {
             None => true,
-            Some(old) => !matches!(old, PackageState::Installed(_)) && matches!(state, PackageState::Installed(_)),
+            Some(old) => {
+                !matches!(old, PackageState::Installed(_))
+                    && matches!(state, PackageState::Installed(_))
+            }
         };
         if keep {
             status.packages.insert(name, state);
@@ -242,7 +262,10 @@ pub fn parse(packages: &[PackageName], output: &Output) -> Result<HostStatus, Ho
         }
     }
     for p in packages {
-        status.packages.entry(p.clone()).or_insert(PackageState::NotInstalled);
+        status
+            .packages
+            .entry(p.clone())
+            .or_insert(PackageState::NotInstalled);
     }
     Ok(status)
 }
@@ -277,7 +300,9 @@ mod tests {
 
     #[test]
     fn reads_every_dpkg_state() {
-        let pk = names(&["fastpath", "analysis", "detector", "ooni-api", "gone", "libc6", "never"]);
+        let pk = names(&[
+            "fastpath", "analysis", "detector", "ooni-api", "gone", "libc6", "never",
+        ]);
         let text = "\
 fastpath\t0.81~pr748-191\tii \n\
 analysis\t1.9~pr659-61\tiF \n\
@@ -288,7 +313,10 @@ libc6:amd64\t2.36-9+deb12u4\tii \n\
 #dpkg-query-exit 1\n#freeze\n";
         let s = parse(&pk, &out(text)).unwrap();
         let get = |n: &str| s.packages[&n.parse::<PackageName>().unwrap()].clone();
-        assert_eq!(get("fastpath"), PackageState::Installed(v("0.81~pr748-191")));
+        assert_eq!(
+            get("fastpath"),
+            PackageState::Installed(v("0.81~pr748-191"))
+        );
         assert_eq!(
             get("analysis"),
             PackageState::Broken {
@@ -303,7 +331,10 @@ libc6:amd64\t2.36-9+deb12u4\tii \n\
                 state: "unpacked".into()
             }
         );
-        assert_eq!(get("ooni-api"), PackageState::ConfigFiles(Some(v("1.0.79~pr751-194"))));
+        assert_eq!(
+            get("ooni-api"),
+            PackageState::ConfigFiles(Some(v("1.0.79~pr751-194")))
+        );
         assert_eq!(get("gone"), PackageState::NotInstalled);
         assert_eq!(get("libc6"), PackageState::Installed(v("2.36-9+deb12u4")));
         assert_eq!(get("never"), PackageState::NotInstalled);
@@ -313,14 +344,19 @@ libc6:amd64\t2.36-9+deb12u4\tii \n\
     #[test]
     fn reinstall_required_flag_is_broken() {
         let pk = names(&["fastpath"]);
-        let s = parse(&pk, &out("fastpath\t1.0-1\tiiR\n#dpkg-query-exit 0\n#freeze\n")).unwrap();
+        let s = parse(
+            &pk,
+            &out("fastpath\t1.0-1\tiiR\n#dpkg-query-exit 0\n#freeze\n"),
+        )
+        .unwrap();
         assert_eq!(s.packages[&pk[0]].kind(), "broken");
     }
 
     #[test]
     fn prefers_the_installed_architecture() {
         let pk = names(&["multilib"]);
-        let text = "multilib:i386\t\tun \nmultilib:amd64\t1.1-1\tii \n#dpkg-query-exit 0\n#freeze\n";
+        let text =
+            "multilib:i386\t\tun \nmultilib:amd64\t1.1-1\tii \n#dpkg-query-exit 0\n#freeze\n";
         let s = parse(&pk, &out(text)).unwrap();
         assert_eq!(s.packages[&pk[0]], PackageState::Installed(v("1.1-1")));
     }
@@ -355,7 +391,10 @@ libc6:amd64\t2.36-9+deb12u4\tii \n\
             stdout: String::new(),
             stderr: "sh: dpkg-query: not found".into(),
         };
-        assert!(parse(&pk, &missing).unwrap_err().to_string().contains("127"));
+        assert!(parse(&pk, &missing)
+            .unwrap_err()
+            .to_string()
+            .contains("127"));
     }
 
     #[test]

@@ -77,8 +77,16 @@ impl Connection for LocalConnection {
             let _ = stdin.write_all(&data);
         });
         let (tx, rx) = mpsc::channel();
-        pump(child.stdout.take().expect("piped stdout"), Stream::Stdout, tx.clone());
-        pump(child.stderr.take().expect("piped stderr"), Stream::Stderr, tx);
+        pump(
+            child.stdout.take().expect("piped stdout"),
+            Stream::Stdout,
+            tx.clone(),
+        );
+        pump(
+            child.stderr.take().expect("piped stderr"),
+            Stream::Stderr,
+            tx,
+        );
         let mut out = (Vec::new(), Vec::new());
         let mut open = 2;
         while open > 0 {

@@ -44,6 +44,9 @@ impl Output {
     }
 }
 
+/// Receives each chunk of a command's output as it arrives.
+pub type OutputSink<'a> = &'a mut dyn FnMut(Stream, &[u8]);
+
 /// How to run one command.
 pub struct Exec<'a> {
     /// The command line.
@@ -53,7 +56,7 @@ pub struct Exec<'a> {
     /// Bytes written to the command's stdin, then end of file.
     pub stdin: Option<&'a [u8]>,
     /// Called with each chunk of output as it arrives.
-    pub on_output: Option<&'a mut dyn FnMut(Stream, &[u8])>,
+    pub on_output: Option<OutputSink<'a>>,
 }
 
 impl<'a> Exec<'a> {

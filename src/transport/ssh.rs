@@ -14,7 +14,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use ssh2::{BlockDirections, Channel, CheckResult, HashType, HostKeyType, KnownHostFileKind, MethodType, Session};
+use ssh2::{
+    BlockDirections, Channel, CheckResult, HashType, HostKeyType, KnownHostFileKind, MethodType,
+    Session,
+};
 
 use super::{Connection, Exec, HostKeyPolicy, Output, SshTarget, Stream};
 use crate::command::RemoteCommand;
@@ -73,7 +76,9 @@ pub fn known_key_types(text: &str, name: &str) -> Vec<String> {
     let mut types = Vec::new();
     for line in text.lines() {
         let mut fields = line.split_whitespace();
-        let Some(mut hosts) = fields.next() else { continue };
+        let Some(mut hosts) = fields.next() else {
+            continue;
+        };
         if hosts.starts_with('#') {
             continue;
         }
@@ -120,16 +125,25 @@ impl SshConnection {
         let deadline = Instant::now() + limit;
         let stream = tcp_connect(target, deadline, limit)?;
         let mut session = Session::new().map_err(|e| HostError::Ssh(e.message().to_string()))?;
-        session.set_tcp_stream(stream.try_clone().map_err(|e| HostError::Ssh(e.to_string()))?);
+        session.set_tcp_stream(
+            stream
+                .try_clone()
+                .map_err(|e| HostError::Ssh(e.to_string()))?,
+        );
         let left = deadline.saturating_duration_since(Instant::now());
         session.set_timeout(u32::try_from(left.as_millis()).unwrap_or(u32::MAX).max(1));
 
-        let lookup = target.host_key_alias.clone().unwrap_or_else(|| target.host_name.clone());
+        let lookup = target
+            .host_key_alias
+            .clone()
+            .unwrap_or_else(|| target.host_name.clone());
         let lookup_name = known_hosts_name(&lookup, target.port);
         let known_texts: Vec<(std::path::PathBuf, String)> = target
             .known_hosts
             .iter()
-            .chain(std::iter::once(&std::path::PathBuf::from("/etc/ssh/ssh_known_hosts")))
+            .chain(std::iter::once(&std::path::PathBuf::from(
+                "/etc/ssh/ssh_known_hosts",
+            )))
             .filter_map(|p| fs::read_to_string(p).ok().map(|t| (p.clone(), t)))
             .collect();
         let types: Vec<String> = known_texts
@@ -205,7 +219,12 @@ impl SshConnection {
         }
     }
 
-    fn open_channel(&self, command: &RemoteCommand, deadline: Instant, limit: Duration) -> Result<Channel, HostError> {
+    fn open_channel(
+        &self,
+        command: &RemoteCommand,
+        deadline: Instant,
+        limit: Duration,
+    ) -> Result<Channel, HostError> {
         let phase = format!("running `{}`", command.label());
         let mut channel = self.retry(deadline, &phase, limit, || self.session.channel_session())?;
         self.retry(deadline, &phase, limit, || channel.exec(command.as_str()))?;
@@ -213,7 +232,11 @@ impl SshConnection {
     }
 }
 
-fn tcp_connect(target: &SshTarget, deadline: Instant, limit: Duration) -> Result<TcpStream, HostError> {
+fn tcp_connect(
+    target: &SshTarget,
+    deadline: Instant,
+    limit: Duration,
+) -> Result<TcpStream, HostError> {
     let addrs: Vec<SocketAddr> = (target.host_name.as_str(), target.port)
         .to_socket_addrs()
         .map_err(|e| HostError::Resolve {
@@ -264,7 +287,12 @@ fn check_host_key(
     let key_type = key_type_name(kind).to_string();
     let fingerprint = session
         .host_key_hash(HashType::Sha256)
-        .map(|h| format!("SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(h)))
+        .map(|h| {
+            format!(
+                "SHA256:{}",
+                base64::engine::general_purpose::STANDARD_NO_PAD.encode(h)
+            )
+        })
         .unwrap_or_default();
     let primary = target
         .known_hosts
@@ -301,7 +329,10 @@ fn check_host_key(
             base64::engine::general_purpose::STANDARD.encode(key)
         );
         append_known_host(&primary, &line).map_err(|e| {
-            HostError::Ssh(format!("cannot record the new host key in {}: {e}", primary.display()))
+            HostError::Ssh(format!(
+                "cannot record the new host key in {}: {e}",
+                primary.display()
+            ))
         })?;
         return Ok(());
     }
@@ -371,7 +402,9 @@ impl Connection for SshConnection {
             while !data.is_empty() {
                 match channel.write(data) {
                     Ok(n) => data = &data[n..],
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => self.wait(deadline, &phase, limit)?,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        self.wait(deadline, &phase, limit)?
+                    }
                     Err(e) => return Err(HostError::Disconnected(format!("{phase}: {e}"))),
                 }
             }
@@ -429,7 +462,9 @@ impl Connection for SshConnection {
                 Ok(0) => break,
                 Ok(_) if byte[0] == b'\n' => break,
                 Ok(_) => line.push(byte[0]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => self.wait(deadline, &phase, timeout)?,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.wait(deadline, &phase, timeout)?
+                }
                 Err(e) => return Err(HostError::Disconnected(format!("{phase}: {e}"))),
             }
         }
@@ -467,7 +502,9 @@ mod tests {
         );
         assert!(host_key_preference(&[]).starts_with("ssh-ed25519,ecdsa"));
         // a type we cannot negotiate must not leave us with an empty list
-        assert!(host_key_preference(&["sk-ssh-ed25519@openssh.com".into()]).starts_with("ssh-ed25519"));
+        assert!(
+            host_key_preference(&["sk-ssh-ed25519@openssh.com".into()]).starts_with("ssh-ed25519")
+        );
     }
 
     #[test]
@@ -485,6 +522,9 @@ other,127.0.1.5 ecdsa-sha2-nistp256 AAAA
             known_key_types(text, "127.0.1.5"),
             vec!["ssh-ed25519".to_string(), "ecdsa-sha2-nistp256".to_string()]
         );
-        assert_eq!(known_key_types(text, "[127.0.1.5]:2222"), vec!["ssh-rsa".to_string()]);
+        assert_eq!(
+            known_key_types(text, "[127.0.1.5]:2222"),
+            vec!["ssh-rsa".to_string()]
+        );
     }
 }

@@ -109,7 +109,12 @@ fn expand_home(path: &Path, home: &Path) -> PathBuf {
     }
 }
 
-fn resolve_one(spec: &str, config: &Config, ssh_config: &SshConfigFile, local: &LocalContext) -> SshTarget {
+fn resolve_one(
+    spec: &str,
+    config: &Config,
+    ssh_config: &SshConfigFile,
+    local: &LocalContext,
+) -> SshTarget {
     // Hosts were checked when the configuration was read.
     let parsed = HostSpec::parse(spec).unwrap_or(HostSpec {
         user: None,
@@ -120,7 +125,11 @@ fn resolve_one(spec: &str, config: &Config, ssh_config: &SshConfigFile, local: &
     let s = ssh_config.resolve(name, &local.home);
     let opts = &config.ssh;
     let home = &local.home;
-    let mut identity_files: Vec<PathBuf> = opts.identity_files.iter().map(|p| expand_home(p, home)).collect();
+    let mut identity_files: Vec<PathBuf> = opts
+        .identity_files
+        .iter()
+        .map(|p| expand_home(p, home))
+        .collect();
     identity_files.extend(s.identity_files.iter().cloned());
     for default in ["id_ed25519", "id_ecdsa", "id_rsa"] {
         identity_files.push(home.join(".ssh").join(default));
@@ -130,7 +139,10 @@ fn resolve_one(spec: &str, config: &Config, ssh_config: &SshConfigFile, local: &
     let known_hosts = match &opts.known_hosts {
         Some(p) => vec![expand_home(p, home)],
         None if !s.user_known_hosts_files.is_empty() => s.user_known_hosts_files.clone(),
-        None => vec![home.join(".ssh/known_hosts"), home.join(".ssh/known_hosts2")],
+        None => vec![
+            home.join(".ssh/known_hosts"),
+            home.join(".ssh/known_hosts2"),
+        ],
     };
     let accept_new = local.accept_new
         || opts.accept_new_host_keys
@@ -191,15 +203,22 @@ mod tests {
         let t = resolve_targets(&config(BASE), &sc, &local());
         assert_eq!(t.len(), 3);
         assert_eq!(t[0].kind, TargetKind::Local);
-        let TargetKind::Ssh(web) = &t[1].kind else { panic!("ssh") };
+        let TargetKind::Ssh(web) = &t[1].kind else {
+            panic!("ssh")
+        };
         assert_eq!(web.host_name, "127.0.1.5");
         assert_eq!((web.user.as_str(), web.port), ("alice", 2022));
         assert_eq!(web.identity_files[0], PathBuf::from("/home/op/.ssh/web"));
         assert_eq!(web.known_hosts, vec![PathBuf::from("/home/op/kh")]);
         assert_eq!(web.policy, HostKeyPolicy::AcceptNew);
         assert_eq!(web.connect_timeout, Duration::from_secs(3));
-        let TargetKind::Ssh(db) = &t[2].kind else { panic!("ssh") };
-        assert_eq!((db.user.as_str(), db.port, db.host_name.as_str()), ("root", 2200, "db1"));
+        let TargetKind::Ssh(db) = &t[2].kind else {
+            panic!("ssh")
+        };
+        assert_eq!(
+            (db.user.as_str(), db.port, db.host_name.as_str()),
+            ("root", 2200, "db1")
+        );
         assert_eq!(db.policy, HostKeyPolicy::Strict);
     }
 
@@ -209,20 +228,34 @@ mod tests {
             "stages = test prod\n",
             "stages = test prod\nssh_user = deploy\nssh_port = 2200\nknown_hosts = /etc/deployer/known_hosts\n",
         );
-        let sc = SshConfigFile::parse("Host *\n  User alice\n  Port 22\n", Path::new("/x")).unwrap();
+        let sc =
+            SshConfigFile::parse("Host *\n  User alice\n  Port 22\n", Path::new("/x")).unwrap();
         let t = resolve_targets(&config(&text), &sc, &local());
-        let TargetKind::Ssh(web) = &t[1].kind else { panic!("ssh") };
+        let TargetKind::Ssh(web) = &t[1].kind else {
+            panic!("ssh")
+        };
         assert_eq!((web.user.as_str(), web.port), ("deploy", 2200));
-        assert_eq!(web.known_hosts, vec![PathBuf::from("/etc/deployer/known_hosts")]);
+        assert_eq!(
+            web.known_hosts,
+            vec![PathBuf::from("/etc/deployer/known_hosts")]
+        );
     }
 
     #[test]
     fn defaults_without_any_ssh_config() {
         let t = resolve_targets(&config(BASE), &SshConfigFile::default(), &local());
-        let TargetKind::Ssh(web) = &t[1].kind else { panic!("ssh") };
+        let TargetKind::Ssh(web) = &t[1].kind else {
+            panic!("ssh")
+        };
         assert_eq!((web.user.as_str(), web.port), ("op", 22));
-        assert_eq!(web.known_hosts[0], PathBuf::from("/home/op/.ssh/known_hosts"));
-        assert_eq!(web.identity_files[0], PathBuf::from("/home/op/.ssh/id_ed25519"));
+        assert_eq!(
+            web.known_hosts[0],
+            PathBuf::from("/home/op/.ssh/known_hosts")
+        );
+        assert_eq!(
+            web.identity_files[0],
+            PathBuf::from("/home/op/.ssh/id_ed25519")
+        );
         assert!(web.use_agent);
         assert_eq!(web.connect_timeout, Duration::from_secs(10));
     }
