@@ -8,11 +8,10 @@ use std::path::PathBuf;
 use crate::cli::{Cli, ColorChoice, Command, StatusArgs};
 use crate::config::{self, Config};
 use crate::error::{ExitStatus, Fatal};
-use crate::fanout;
+use crate::fleet::Fleet;
 use crate::matrix::{self, HostReport};
 use crate::render::{self, Color};
 use crate::ssh_config::SshConfigFile;
-use crate::status;
 use crate::transport::{self, LocalContext, Target};
 
 /// Run the tool and return the exit status; every error is printed here.
@@ -125,23 +124,6 @@ pub(crate) fn targets(cli: &Cli, config: &Config) -> Result<Vec<Target>, Fatal> 
     Ok(transport::resolve_targets(config, &ssh_config, &local))
 }
 
-/// Connect to every host at once and read its package states.
-pub(crate) fn query_all(config: &Config, targets: &mut [Target]) -> Vec<HostReport> {
-    let command = status::query_command(&config.packages);
-    let timeout = config.ssh.command_timeout;
-    fanout::map(targets, config.parallelism, |t| {
-        let result = transport::connect(t).and_then(|mut conn| {
-            let out = transport::run(conn.as_mut(), &command, timeout)?;
-            status::parse(&config.packages, &out)
-        });
-        HostReport {
-            stage: t.stage.clone(),
-            host: t.host.clone(),
-            result,
-        }
-    })
-}
-
 /// Build the matrix for `config` from `reports`.
 pub(crate) fn build_matrix(config: &Config, reports: &[HostReport]) -> matrix::Matrix {
     let stages: Vec<(String, usize)> = config
@@ -167,8 +149,8 @@ pub(crate) fn emit(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Resu
 
 fn status_view(cli: &Cli, args: &StatusArgs, color: Color) -> Result<ExitStatus, Fatal> {
     let config = load_config(cli)?;
-    let mut targets = targets(cli, &config)?;
-    let reports = query_all(&config, &mut targets);
+    let mut fleet = Fleet::connect(targets(cli, &config)?, config.parallelism);
+    let reports = fleet.status(&config.packages, config.ssh.command_timeout);
     let m = build_matrix(&config, &reports);
     if args.json {
         emit(|out| render::json(&m, &reports, out))?;

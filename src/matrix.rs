@@ -76,7 +76,7 @@ pub struct Column {
     /// Hosts that did not answer.
     pub down: usize,
     /// The freeze record, when a host of the stage carries one.
-    pub freeze: Option<String>,
+    pub freeze: Option<crate::freeze::Freeze>,
 }
 
 /// A package whose hosts disagree inside one stage, or is broken somewhere.

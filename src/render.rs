@@ -170,12 +170,9 @@ pub fn text(m: &Matrix, color: Color, out: &mut dyn Write) -> io::Result<()> {
             color.paint(Paint::Yellow, "Frozen stages (deploy and promote refused):")
         )?;
         for c in frozen {
-            writeln!(
-                out,
-                "  {}: {}",
-                c.name,
-                c.freeze.as_deref().unwrap_or_default()
-            )?;
+            if let Some(f) = &c.freeze {
+                writeln!(out, "  {}: {}", c.name, f.describe())?;
+            }
         }
     }
     if !m.unreachable.is_empty() {
@@ -206,7 +203,7 @@ struct JsonHost<'a> {
 #[derive(Serialize)]
 struct JsonStage<'a> {
     name: &'a str,
-    frozen: Option<&'a str>,
+    frozen: Option<&'a crate::freeze::Freeze>,
     hosts: Vec<JsonHost<'a>>,
 }
 
@@ -259,7 +256,7 @@ pub fn json(
         .iter()
         .map(|c| JsonStage {
             name: &c.name,
-            frozen: c.freeze.as_deref(),
+            frozen: c.freeze.as_ref(),
             hosts: reports
                 .iter()
                 .filter(|r| r.stage == c.name)

@@ -11,12 +11,11 @@ use serde::Serialize;
 
 use crate::command::RemoteCommand;
 use crate::error::HostError;
+use crate::freeze::{self, Freeze};
 use crate::package::{split_arch, PackageName};
 use crate::transport::Output;
 use crate::version::Version;
 
-/// Where a stage freeze is recorded on each host of the stage.
-pub const FREEZE_FILE: &str = "/var/lib/deployer/freeze";
 
 const FORMAT: &str = "${binary:Package}\t${Version}\t${db:Status-Abbrev}\n";
 const EXIT_MARK: &str = "#dpkg-query-exit ";
@@ -134,7 +133,7 @@ pub struct HostStatus {
     /// Each managed package's state.
     pub packages: BTreeMap<PackageName, PackageState>,
     /// The freeze record found on the host, if the stage is frozen.
-    pub freeze: Option<String>,
+    pub freeze: Option<Freeze>,
 }
 
 /// The one command that reads every managed package's state on a host.
@@ -144,7 +143,8 @@ pub fn query_command(packages: &[PackageName]) -> RemoteCommand {
         .args(packages.iter().map(PackageName::as_str))
         .then(RemoteCommand::trusted(
             &format!(
-                "echo \"{EXIT_MARK}$?\"; echo '{FREEZE_MARK}'; cat {FREEZE_FILE} 2>/dev/null; true"
+                "echo \"{EXIT_MARK}$?\"; echo '{FREEZE_MARK}'; cat {} 2>/dev/null; true",
+                freeze::FILE
             ),
             "dpkg-query",
         ))
@@ -258,7 +258,7 @@ pub fn parse(packages: &[PackageName], output: &Output) -> Result<HostStatus, Ho
         let rest: Vec<&str> = lines.collect();
         let text = rest.join("\n");
         if !text.trim().is_empty() {
-            status.freeze = Some(text.trim().to_string());
+            status.freeze = Some(Freeze::from_text(&text));
         }
     }
     for p in packages {
@@ -371,9 +371,9 @@ libc6:amd64\t2.36-9+deb12u4\tii \n\
     #[test]
     fn freeze_record_is_returned() {
         let pk = names(&["fastpath"]);
-        let text = "#dpkg-query-exit 1\n#freeze\n{\"by\":\"alice\"}\n";
+        let text = "#dpkg-query-exit 1\n#freeze\n{\"by\":\"alice@a\",\"since\":\"t\",\"reason\":\"db\"}\n";
         let s = parse(&pk, &out(text)).unwrap();
-        assert_eq!(s.freeze.as_deref(), Some("{\"by\":\"alice\"}"));
+        assert_eq!(s.freeze.unwrap().describe(), "frozen by alice@a since t: db");
     }
 
     #[test]

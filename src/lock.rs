@@ -1,0 +1,108 @@
+//! The deploy lock: one per host, so that two operators cannot change the
+//! same hosts at once.
+//!
+//! The lock is a `flock` taken by a command that stays running on the host
+//! for the whole deploy and reads its stdin until end of file. It goes away
+//! by itself when deployer finishes, dies, or loses the connection — no
+//! stale lock to clean up by hand. The holder's description is written next
+//! to it so that the second operator is told who holds it and since when.
+
+use crate::command::RemoteCommand;
+
+/// The lock file on each host (`/run` is cleared at boot).
+pub const LOCK_FILE: &str = "/run/lock/deployer.lock";
+/// Who holds the lock, written once it is taken.
+pub const HOLDER_FILE: &str = "/run/lock/deployer.holder";
+
+/// `flock`'s exit status when the lock is taken by someone else.
+const BUSY_STATUS: &str = "75";
+
+/// The command that takes the lock and holds it while its stdin is open.
+/// Its first line of output is `LOCKED`, `BUSY <holder>` or `FAILED <status>`.
+pub fn command(holder: &str) -> RemoteCommand {
+    let hold = format!("printf '%s\\n' \"$1\" > {HOLDER_FILE}; echo LOCKED; exec cat >/dev/null");
+    RemoteCommand::new("flock")
+        .args(["-n", "-E", BUSY_STATUS, LOCK_FILE, "sh", "-c", &hold, "deployer-lock", holder])
+        .sudo()
+        .then(RemoteCommand::trusted(
+            &format!(
+                "rc=$?; if [ \"$rc\" = {BUSY_STATUS} ]; then echo \"BUSY $(cat {HOLDER_FILE} 2>/dev/null)\"; else echo \"FAILED $rc\"; fi"
+            ),
+            "flock",
+        ))
+}
+
+/// What the host said when asked for the lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// We hold it now.
+    Locked,
+    /// Someone else holds it; their description.
+    Busy(String),
+    /// The lock command failed (e.g. sudo refused); its words.
+    Failed(String),
+}
+
+/// Read the first line printed by [`command`].
+pub fn parse(line: &str) -> Answer {
+    let line = line.trim();
+    if line == "LOCKED" {
+        Answer::Locked
+    } else if let Some(holder) = line.strip_prefix("BUSY") {
+        let holder = holder.trim();
+        Answer::Busy(if holder.is_empty() {
+            "another deployer (holder unknown)".to_string()
+        } else {
+            holder.to_string()
+        })
+    } else {
+        Answer::Failed(line.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holder_text_is_an_argument_not_code() {
+        let c = command("eve@box since now; rm -rf /");
+        assert!(c.as_str().starts_with("sudo -n flock -n -E 75 /run/lock/deployer.lock sh -c "));
+        assert!(c.as_str().contains("deployer-lock 'eve@box since now; rm -rf /'"));
+    }
+
+    #[test]
+    fn answers() {
+        assert_eq!(parse("LOCKED\n"), Answer::Locked);
+        assert_eq!(
+            parse("BUSY alice@laptop since 2026-11-21T07:30:05Z"),
+            Answer::Busy("alice@laptop since 2026-11-21T07:30:05Z".into())
+        );
+        assert_eq!(parse("BUSY "), Answer::Busy("another deployer (holder unknown)".into()));
+        assert_eq!(parse("FAILED 1"), Answer::Failed("FAILED 1".into()));
+        assert_eq!(parse(""), Answer::Failed(String::new()));
+    }
+
+    /// The real thing, on this machine: a second holder is told who has it,
+    /// and the lock goes away when the first holder's stdin closes.
+    #[test]
+    fn flock_protocol_works_with_a_real_shell() {
+        use crate::transport::{local::LocalConnection, Connection};
+        use std::time::Duration;
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: the lock lives in /run/lock and needs root");
+            return;
+        }
+        let mut first = LocalConnection::new();
+        let mut second = LocalConnection::new();
+        let t = Duration::from_secs(10);
+        assert_eq!(parse(&first.hold(&command("alice@a since t1"), t).unwrap()), Answer::Locked);
+        assert_eq!(
+            parse(&second.hold(&command("bob@b since t2"), t).unwrap()),
+            Answer::Busy("alice@a since t1".into())
+        );
+        first.release();
+        second.release();
+        assert_eq!(parse(&second.hold(&command("bob@b since t3"), t).unwrap()), Answer::Locked);
+    }
+}
