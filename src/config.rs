@@ -109,6 +109,9 @@ pub struct SshOptions {
     pub command_timeout: Duration,
     /// `deploy_timeout`: one host's `apt-get` run (default 600 s).
     pub deploy_timeout: Duration,
+    /// `lock_timeout`: how long `apt-get` waits for the dpkg lock held by
+    /// another process before giving up (default 60 s).
+    pub lock_timeout: Duration,
 }
 
 impl Default for SshOptions {
@@ -123,6 +126,7 @@ impl Default for SshOptions {
             connect_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(30),
             deploy_timeout: Duration::from_secs(600),
+            lock_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -578,6 +582,7 @@ const ENVIRONMENT_KEYS: &[&str] = &[
     "connect_timeout",
     "command_timeout",
     "deploy_timeout",
+    "lock_timeout",
     "parallelism",
     "history_file",
     "batch_size",
@@ -736,6 +741,9 @@ impl<'a> Doc<'a> {
             deploy_timeout: self
                 .value(&env, "deploy_timeout", parse_duration)?
                 .unwrap_or(Duration::from_secs(600)),
+            lock_timeout: self
+                .value(&env, "lock_timeout", parse_duration)?
+                .unwrap_or(Duration::from_secs(60)),
         };
         let config_dir = self.path.parent().unwrap_or(Path::new(""));
         let history_file = match self.value(&env, "history_file", parse_path)? {
@@ -1932,6 +1940,7 @@ rollback_on_failure = on",
                 connect_timeout: Duration::from_secs(5),
                 command_timeout: Duration::from_secs(45),
                 deploy_timeout: Duration::from_secs(900),
+                lock_timeout: Duration::from_secs(60),
             }
         );
         assert_eq!(config.parallelism, 8);
