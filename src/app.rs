@@ -5,9 +5,12 @@
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 
-use crate::cli::{Cli, ColorChoice, Command, StatusArgs};
+use crate::cli::{Cli, ColorChoice, Command, DeployArgs, StatusArgs};
 use crate::config::{self, Config};
+use crate::deploy;
 use crate::error::{ExitStatus, Fatal};
+use crate::freeze;
+use crate::history;
 use crate::fleet::Fleet;
 use crate::matrix::{self, HostReport};
 use crate::render::{self, Color};
@@ -59,7 +62,103 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
     match &cli.command {
         None => status_view(cli, &cli.status, color),
         Some(Command::Status(args)) => status_view(cli, args, color),
+        Some(Command::Deploy {
+            package,
+            stage,
+            version,
+            opts,
+        }) => {
+            let request = deploy::Request::Deploy {
+                package: package.clone(),
+                stage: stage.clone(),
+                version: version.clone(),
+            };
+            deploy_or_promote(cli, &request, opts, color)
+        }
+        Some(Command::Promote {
+            package,
+            stage,
+            opts,
+        }) => {
+            let request = deploy::Request::Promote {
+                package: package.clone(),
+                stage: stage.clone(),
+            };
+            deploy_or_promote(cli, &request, opts, color)
+        }
+        Some(Command::Freeze { stage, reason }) => {
+            let config = load_config(cli)?;
+            let fleet = stage_fleet(cli, &config, stage)?;
+            freeze::apply(&config, fleet, stage, Some(reason))
+        }
+        Some(Command::Unfreeze { stage }) => {
+            let config = load_config(cli)?;
+            let fleet = stage_fleet(cli, &config, stage)?;
+            freeze::apply(&config, fleet, stage, None)
+        }
+        Some(Command::History {
+            package,
+            stage,
+            json,
+        }) => show_history(cli, package.as_deref(), stage.as_deref(), *json),
     }
+}
+
+fn deploy_or_promote(
+    cli: &Cli,
+    request: &deploy::Request,
+    args: &DeployArgs,
+    color: Color,
+) -> Result<ExitStatus, Fatal> {
+    let config = load_config(cli)?;
+    // validate everything typed before connecting anywhere
+    let (package, stage, version) = match request {
+        deploy::Request::Deploy {
+            package,
+            stage,
+            version,
+        } => (package, stage, version.as_deref()),
+        deploy::Request::Promote { package, stage } => (package, stage, None),
+    };
+    deploy::check_package(&config, package)?;
+    if let Some(s) = stage {
+        deploy::check_stage(&config, s)?;
+    }
+    if let Some(v) = version {
+        deploy::check_version(v)?;
+    }
+    let opts = deploy::Options {
+        dry_run: args.dry_run,
+        yes: args.yes,
+        force: args.force,
+        reason: args.reason.clone(),
+        batch: args.batch.map(usize::from),
+        rollback_on_failure: args.rollback_on_failure,
+        verbose: args.verbose,
+        color,
+    };
+    let fleet = Fleet::connect(targets(cli, &config)?, config.parallelism);
+    deploy::run(&config, fleet, request, &opts)
+}
+
+/// Connections to the hosts of one stage only.
+fn stage_fleet(cli: &Cli, config: &Config, stage: &str) -> Result<Fleet, Fatal> {
+    deploy::check_stage(config, stage)?;
+    let all = targets(cli, config)?;
+    let mine = all.into_iter().filter(|t| t.stage == stage).collect();
+    Ok(Fleet::connect(mine, config.parallelism))
+}
+
+fn show_history(cli: &Cli, package: Option<&str>, stage: Option<&str>, json: bool) -> Result<ExitStatus, Fatal> {
+    let config = load_config(cli)?;
+    let records = history::read(&config.history_file).map_err(|e| Fatal::usage(e.to_string()))?;
+    let selected = history::select(&records, package, stage);
+    if json {
+        emit(|out| history::render_json(&selected, out))?;
+    } else {
+        emit(|out| history::render_text(&selected, out))?;
+    }
+    Ok(ExitStatus::Success)
 }
 
 /// The operator's home directory and login name.

@@ -69,6 +69,83 @@ pub struct StatusArgs {
 pub enum Command {
     /// Show the version matrix (the default).
     Status(StatusArgs),
+    /// Install a version of a package on every host of a stage: the newest
+    /// installable one, or exactly VERSION (an upgrade or a rollback).
+    #[command(after_long_help = "Examples:\n  deployer deploy fastpath                     newest version to the first stage\n  deployer deploy fastpath prod 0.81~pr748-191 exactly this version to prod\n  deployer deploy fastpath prod 0.77~pr705-119 roll prod back\n  deployer deploy fastpath hel --dry-run       show the plan, change nothing")]
+    Deploy {
+        /// The package, one of `deb_packages`.
+        package: String,
+        /// The stage; the first stage when omitted.
+        stage: Option<String>,
+        /// The exact version; the newest installable one when omitted.
+        version: Option<String>,
+        /// How to carry it out.
+        #[command(flatten)]
+        opts: DeployArgs,
+    },
+    /// Deploy to STAGE the version that runs on the stage before it.
+    #[command(after_long_help = "Examples:\n  deployer promote fastpath        to the first stage that is behind its left neighbour\n  deployer promote fastpath prod   what runs on the stage before prod, to prod")]
+    Promote {
+        /// The package, one of `deb_packages`.
+        package: String,
+        /// The stage to promote to; the first stage behind its left
+        /// neighbour when omitted.
+        stage: Option<String>,
+        /// How to carry it out.
+        #[command(flatten)]
+        opts: DeployArgs,
+    },
+    /// Freeze a stage during an incident: deploy and promote are refused
+    /// until `unfreeze`. Recorded on the stage's hosts.
+    Freeze {
+        /// The stage.
+        stage: String,
+        /// Why (shown to everyone who tries to deploy).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a stage freeze.
+    Unfreeze {
+        /// The stage.
+        stage: String,
+    },
+    /// Show the deploy history, newest first.
+    History {
+        /// Only this package.
+        package: Option<String>,
+        /// Only this stage.
+        #[arg(long)]
+        stage: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Options shared by `deploy` and `promote`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DeployArgs {
+    /// Print the plan (hosts, versions, commands, what apt would do) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation on a critical stage.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Override the stage order guard and a freeze (needs --reason).
+    #[arg(long)]
+    pub force: bool,
+    /// Why --force is used; kept in the history.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// After the first host, change N hosts at a time (default: `batch_size`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub batch: Option<u16>,
+    /// When the rollout fails, put the changed hosts back on their previous version.
+    #[arg(long)]
+    pub rollback_on_failure: bool,
+    /// Show every host's apt output, prefixed with the host name.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 }
 
 #[cfg(test)]

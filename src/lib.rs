@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod command;
 pub mod config;
+pub mod deploy;
 pub mod error;
 pub mod fanout;
 pub mod fleet;
@@ -15,13 +16,14 @@ pub mod freeze;
 pub mod lock;
 pub mod matrix;
 pub mod package;
+pub mod plan;
 pub mod render;
 pub mod ssh_config;
 pub mod status;
 pub mod transport;
 pub mod version;
 
-mod app;
+pub(crate) mod app;
 
 pub use app::run;
 pub use error::ExitStatus;

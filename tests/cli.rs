@@ -1,0 +1,146 @@
+//! The binary on this machine, without the testbed: the main job on a
+//! `local` stage, configuration errors, and hostile input rejected before
+//! any host is contacted.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+
+fn deployer(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_deployer"));
+    cmd.current_dir(dir)
+        .env_remove("DEPLOYER_CONFIG")
+        .env_remove("SSH_AUTH_SOCK")
+        .env("HOME", dir);
+    cmd
+}
+
+fn output(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().expect("deployer runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The README's first command: the status of the example's `local` stages.
+#[test]
+fn example_config_shows_local_versions() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deployer.ini.example");
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = output(deployer(dir.path()).arg("--config").arg(&example).arg("--color=never"));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let real = Command::new("dpkg-query")
+        .args(["-W", "-f", "${Version}", "dpkg"])
+        .output()
+        .unwrap();
+    let dpkg_version = String::from_utf8_lossy(&real.stdout).to_string();
+    let row = stdout.lines().find(|l| l.starts_with("dpkg ")).expect("a dpkg row");
+    assert_eq!(row.matches(dpkg_version.as_str()).count(), 2, "{stdout}");
+    assert!(stdout.lines().next().unwrap().starts_with("Package"), "{stdout}");
+}
+
+#[test]
+fn missing_config_says_where_it_looked() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("a/b");
+    std::fs::create_dir_all(&nested).unwrap();
+    let (code, _, stderr) = output(&mut deployer(&nested));
+    assert_eq!(code, 2);
+    assert!(stderr.starts_with("error: no `deployer.ini` or `.deployer.ini` found"), "{stderr}");
+    assert!(stderr.contains("note:"), "{stderr}");
+}
+
+#[test]
+fn config_error_names_file_line_and_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deployer.ini"),
+        "[environment]\ndeb_packages = fastpath\nstages = test prdo\n[stage:test]\nhosts = local\n[stage:prod]\nhosts = local\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = output(&mut deployer(dir.path()));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("deployer.ini` line 3"), "{stderr}");
+    assert!(stderr.contains("`prdo`"), "{stderr}");
+    assert!(stderr.contains("note:"), "{stderr}");
+}
+
+/// A listener standing in for a host: if deployer connected, we would see it.
+fn config_with_listener(dir: &Path) -> TcpListener {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::fs::write(
+        dir.join("deployer.ini"),
+        format!(
+            "[environment]\ndeb_packages = fastpath\nstages = test prod\n[stage:test]\nhosts = 127.0.0.1:{port}\n[stage:prod]\nhosts = local\n"
+        ),
+    )
+    .unwrap();
+    listener
+}
+
+#[test]
+fn injection_through_package_stage_or_version_is_rejected_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = config_with_listener(dir.path());
+    let attempts: [&[&str]; 7] = [
+        &["deploy", "fastpath;id", "test"],
+        &["deploy", "$(touch /tmp/pwned)", "test"],
+        &["deploy", "fastpath", "test;id"],
+        &["deploy", "fastpath", "test", "1.0;id"],
+        &["deploy", "fastpath", "test", "1.0 -o APT::x=1"],
+        &["deploy", "fastpath", "test", "$(id)"],
+        &["promote", "fastpath", "`id`"],
+    ];
+    for args in attempts {
+        let (code, stdout, stderr) = output(deployer(dir.path()).args(args));
+        assert_eq!(code, 2, "{args:?}: {stdout}{stderr}");
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?} printed a matrix, so it connected: {stdout}");
+        match listener.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("{args:?} reached the host: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn unknown_package_and_stage_list_the_valid_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let _listener = config_with_listener(dir.path());
+    let (code, _, stderr) = output(deployer(dir.path()).args(["deploy", "fastpth"]));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("`fastpth` is not one of `deb_packages`"), "{stderr}");
+    assert!(stderr.contains("note: packages in `deb_packages`: fastpath"), "{stderr}");
+    let (code, _, stderr) = output(deployer(dir.path()).args(["deploy", "fastpath", "prdo"]));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("stage `prdo` is not in `stages` (test, prod)"), "{stderr}");
+}
+
+#[test]
+fn force_needs_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let _listener = config_with_listener(dir.path());
+    let (code, _, stderr) = output(deployer(dir.path()).args(["deploy", "fastpath", "test", "--force"]));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--reason"), "{stderr}");
+}
+
+#[test]
+fn closed_pipe_exits_quietly() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deployer.ini.example");
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = deployer(dir.path())
+        .arg("--config")
+        .arg(&example)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "no panic, no error on a closed pipe");
+}
