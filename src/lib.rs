@@ -10,6 +10,7 @@ pub mod command;
 pub mod config;
 pub mod error;
 pub mod fanout;
+pub mod history;
 pub mod matrix;
 pub mod package;
 pub mod render;
