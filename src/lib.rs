@@ -5,6 +5,7 @@
 //! never touch the network or the terminal; I/O lives in `transport`,
 //! `fanout` and the command modules.
 
+pub mod apt;
 pub mod cli;
 pub mod command;
 pub mod config;
