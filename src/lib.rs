@@ -1,10 +1,11 @@
 //! deployer: take Debian packages through a pipeline of stages over SSH.
 //!
 //! The library owns everything; `main.rs` only parses arguments and calls
-//! [`run`]. Pure modules (config, version, status, matrix, render, plan)
-//! never touch the network or the terminal; I/O lives in `transport`,
-//! `fanout` and the command modules.
+//! [`run`]. Pure modules (config, version, status, matrix, render, plan,
+//! apt) never touch the network or the terminal; I/O lives in `transport`,
+//! `fanout`, `fleet` and the command modules (`deploy`, `freeze`).
 
+pub mod apt;
 pub mod cli;
 pub mod command;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod fanout;
 pub mod fleet;
 pub mod freeze;
+pub mod history;
 pub mod lock;
 pub mod matrix;
 pub mod package;
