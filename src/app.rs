@@ -9,9 +9,9 @@ use crate::cli::{Cli, ColorChoice, Command, DeployArgs, StatusArgs};
 use crate::config::{self, Config};
 use crate::deploy;
 use crate::error::{ExitStatus, Fatal};
+use crate::fleet::Fleet;
 use crate::freeze;
 use crate::history;
-use crate::fleet::Fleet;
 use crate::matrix::{self, HostReport};
 use crate::render::{self, Color};
 use crate::ssh_config::SshConfigFile;
@@ -111,22 +111,6 @@ fn deploy_or_promote(
     color: Color,
 ) -> Result<ExitStatus, Fatal> {
     let config = load_config(cli)?;
-    // validate everything typed before connecting anywhere
-    let (package, stage, version) = match request {
-        deploy::Request::Deploy {
-            package,
-            stage,
-            version,
-        } => (package, stage, version.as_deref()),
-        deploy::Request::Promote { package, stage } => (package, stage, None),
-    };
-    deploy::check_package(&config, package)?;
-    if let Some(s) = stage {
-        deploy::check_stage(&config, s)?;
-    }
-    if let Some(v) = version {
-        deploy::check_version(v)?;
-    }
     let opts = deploy::Options {
         dry_run: args.dry_run,
         yes: args.yes,
@@ -137,6 +121,8 @@ fn deploy_or_promote(
         verbose: args.verbose,
         color,
     };
+    // everything typed is checked before any host is contacted
+    deploy::validate(&config, request, &opts)?;
     let fleet = Fleet::connect(targets(cli, &config)?, config.parallelism);
     deploy::run(&config, fleet, request, &opts)
 }
@@ -149,7 +135,12 @@ fn stage_fleet(cli: &Cli, config: &Config, stage: &str) -> Result<Fleet, Fatal> 
     Ok(Fleet::connect(mine, config.parallelism))
 }
 
-fn show_history(cli: &Cli, package: Option<&str>, stage: Option<&str>, json: bool) -> Result<ExitStatus, Fatal> {
+fn show_history(
+    cli: &Cli,
+    package: Option<&str>,
+    stage: Option<&str>,
+    json: bool,
+) -> Result<ExitStatus, Fatal> {
     let config = load_config(cli)?;
     let records = history::read(&config.history_file).map_err(|e| Fatal::usage(e.to_string()))?;
     let selected = history::select(&records, package, stage);

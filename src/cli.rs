@@ -71,7 +71,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Install a version of a package on every host of a stage: the newest
     /// installable one, or exactly VERSION (an upgrade or a rollback).
-    #[command(after_long_help = "Examples:\n  deployer deploy fastpath                     newest version to the first stage\n  deployer deploy fastpath prod 0.81~pr748-191 exactly this version to prod\n  deployer deploy fastpath prod 0.77~pr705-119 roll prod back\n  deployer deploy fastpath hel --dry-run       show the plan, change nothing")]
+    #[command(
+        after_long_help = "Examples:\n  deployer deploy fastpath                     newest version to the first stage\n  deployer deploy fastpath prod 0.81~pr748-191 exactly this version to prod\n  deployer deploy fastpath prod 0.77~pr705-119 roll prod back\n  deployer deploy fastpath hel --dry-run       show the plan, change nothing"
+    )]
     Deploy {
         /// The package, one of `deb_packages`.
         package: String,
@@ -84,7 +86,9 @@ pub enum Command {
         opts: DeployArgs,
     },
     /// Deploy to STAGE the version that runs on the stage before it.
-    #[command(after_long_help = "Examples:\n  deployer promote fastpath        to the first stage that is behind its left neighbour\n  deployer promote fastpath prod   what runs on the stage before prod, to prod")]
+    #[command(
+        after_long_help = "Examples:\n  deployer promote fastpath        to the first stage that is behind its left neighbour\n  deployer promote fastpath prod   what runs on the stage before prod, to prod"
+    )]
     Promote {
         /// The package, one of `deb_packages`.
         package: String,

@@ -7,7 +7,6 @@
 //! happened host by host, and records every attempt in the history.
 
 use std::io::{self, BufRead, IsTerminal, Write};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::apt;
@@ -79,9 +78,11 @@ pub fn check_package(config: &Config, text: &str) -> Result<PackageName, Fatal> 
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let name: PackageName = text.parse().map_err(|e: crate::package::PackageNameError| {
-        Fatal::usage(e.to_string()).note(format!("packages in `deb_packages`: {}", listed()))
-    })?;
+    let name: PackageName = text
+        .parse()
+        .map_err(|e: crate::package::PackageNameError| {
+            Fatal::usage(e.to_string()).note(format!("packages in `deb_packages`: {}", listed()))
+        })?;
     if !config.packages.contains(&name) {
         return Err(Fatal::usage(format!(
             "package `{name}` is not one of `deb_packages` in {}",
@@ -94,11 +95,23 @@ pub fn check_package(config: &Config, text: &str) -> Result<PackageName, Fatal> 
 
 /// Check a stage name against the configuration (before any connection).
 pub fn check_stage(config: &Config, text: &str) -> Result<usize, Fatal> {
-    config.stages.iter().position(|s| s.name == text).ok_or_else(|| {
-        let names: Vec<&str> = config.stages.iter().map(|s| s.name.as_str()).collect();
-        let shown: String = text.chars().take(64).collect::<String>().escape_debug().to_string();
-        Fatal::usage(format!("stage `{shown}` is not in `stages` ({})", names.join(", ")))
-    })
+    config
+        .stages
+        .iter()
+        .position(|s| s.name == text)
+        .ok_or_else(|| {
+            let names: Vec<&str> = config.stages.iter().map(|s| s.name.as_str()).collect();
+            let shown: String = text
+                .chars()
+                .take(64)
+                .collect::<String>()
+                .escape_debug()
+                .to_string();
+            Fatal::usage(format!(
+                "stage `{shown}` is not in `stages` ({})",
+                names.join(", ")
+            ))
+        })
 }
 
 /// Check a version's syntax (before any connection).
@@ -108,6 +121,31 @@ pub fn check_version(text: &str) -> Result<Version, Fatal> {
             "a Debian version is [epoch:]upstream[-revision], e.g. `0.81~pr748-191` or `1:1.0-1`",
         )
     })
+}
+
+/// Check everything the operator typed, before any host is contacted.
+pub fn validate(config: &Config, request: &Request, opts: &Options) -> Result<(), Fatal> {
+    let (package, stage, version) = match request {
+        Request::Deploy {
+            package,
+            stage,
+            version,
+        } => (package, stage, version.as_deref()),
+        Request::Promote { package, stage } => (package, stage, None),
+    };
+    check_package(config, package)?;
+    if let Some(s) = stage {
+        check_stage(config, s)?;
+    }
+    if let Some(v) = version {
+        check_version(v)?;
+    }
+    if opts.force && opts.reason.is_none() && !opts.dry_run {
+        return Err(Fatal::usage(
+            "`--force` needs `--reason \"...\"`, which is kept in the history",
+        ));
+    }
+    Ok(())
 }
 
 struct Run<'a> {
@@ -197,7 +235,12 @@ fn host_block(host: &str, text: &str) -> String {
 
 /// Deploy, roll back or promote. Returns the exit status; refusals and
 /// failures before any change come back as [`Fatal`].
-pub fn run(config: &Config, mut fleet: Fleet, request: &Request, opts: &Options) -> Result<ExitStatus, Fatal> {
+pub fn run(
+    config: &Config,
+    mut fleet: Fleet,
+    request: &Request,
+    opts: &Options,
+) -> Result<ExitStatus, Fatal> {
     let (user, machine) = history::local_identity();
     let (action, package_text, stage_text, version_text) = match request {
         Request::Deploy {
@@ -207,12 +250,10 @@ pub fn run(config: &Config, mut fleet: Fleet, request: &Request, opts: &Options)
         } => ("deploy", package, stage.as_deref(), version.as_deref()),
         Request::Promote { package, stage } => ("promote", package, stage.as_deref(), None),
     };
+    validate(config, request, opts)?;
     let package = check_package(config, package_text)?;
     let mut stage_index = stage_text.map(|s| check_stage(config, s)).transpose()?;
     let explicit = version_text.map(check_version).transpose()?;
-    if opts.force && opts.reason.is_none() && !opts.dry_run {
-        return Err(Fatal::usage("`--force` needs `--reason \"...\"`, which is kept in the history"));
-    }
 
     let timeouts = &config.ssh;
     let reports = fleet.status(&config.packages, timeouts.command_timeout);
@@ -236,7 +277,11 @@ pub fn run(config: &Config, mut fleet: Fleet, request: &Request, opts: &Options)
                 .note("use `deployer deploy` to put a version on the first stage"))
             }
             Some(i) => i,
-            None => match before.rows[row].markers.iter().position(|m| *m == Marker::Pending) {
+            None => match before.rows[row]
+                .markers
+                .iter()
+                .position(|m| *m == Marker::Pending)
+            {
                 Some(i) => i + 1,
                 None => {
                     say(&format!("Nothing to promote: no stage is behind its left neighbour for `{package}`."));
@@ -304,7 +349,11 @@ pub fn run(config: &Config, mut fleet: Fleet, request: &Request, opts: &Options)
         .collect();
     if !down.is_empty() {
         return Err(run.refuse(
-            format!("{} host(s) of `{}` cannot be reached; refusing a partial deploy", down.len(), stage.name),
+            format!(
+                "{} host(s) of `{}` cannot be reached; refusing a partial deploy",
+                down.len(),
+                stage.name
+            ),
             down,
         ));
     }
@@ -320,7 +369,11 @@ pub fn run(config: &Config, mut fleet: Fleet, request: &Request, opts: &Options)
                 )],
             ));
         }
-        say(&format!("Warning: deploying into frozen stage `{}` ({}), forced.", stage.name, freeze.describe()));
+        say(&format!(
+            "Warning: deploying into frozen stage `{}` ({}), forced.",
+            stage.name,
+            freeze.describe()
+        ));
     }
 
     let range = fleet.stage_range(&stage.name);
@@ -328,7 +381,12 @@ pub fn run(config: &Config, mut fleet: Fleet, request: &Request, opts: &Options)
 
     // sudo must work without a password everywhere before anything starts
     let sudo = RemoteCommand::new("true").sudo();
-    let checks = on_each(&mut fleet.members[range.clone()], parallelism, &sudo, timeouts.command_timeout);
+    let checks = on_each(
+        &mut fleet.members[range.clone()],
+        parallelism,
+        &sudo,
+        timeouts.command_timeout,
+    );
     let mut sudo_problems = Vec::new();
     for (m, r) in fleet.members[range.clone()].iter().zip(&checks) {
         match r {
@@ -340,33 +398,53 @@ pub fn run(config: &Config, mut fleet: Fleet, request: &Request, opts: &Options)
                     user: login_user(m)
                 }
             )),
-            Ok(out) => sudo_problems.push(format!("{}: `sudo -n true` failed: {}", m.target.host, out.stderr.trim())),
+            Ok(out) => sudo_problems.push(format!(
+                "{}: `sudo -n true` failed: {}",
+                m.target.host,
+                out.stderr.trim()
+            )),
             Err(e) => sudo_problems.push(format!("{}: {e}", m.target.host)),
         }
     }
     if !sudo_problems.is_empty() {
         return Err(run.refuse(
-            format!("sudo does not work without a password on {} host(s) of `{}`", sudo_problems.len(), stage.name),
+            format!(
+                "sudo does not work without a password on {} host(s) of `{}`",
+                sudo_problems.len(),
+                stage.name
+            ),
             sudo_problems,
         ));
     }
 
     // the deploy lock, held until the end of the run
     if !opts.dry_run {
-        let holder = format!("{user}@{machine} since {} (pid {})", history::now_rfc3339(), std::process::id());
+        let holder = format!(
+            "{user}@{machine} since {} (pid {})",
+            history::now_rfc3339(),
+            std::process::id()
+        );
         let command = lock::command(&holder);
-        let answers = fanout::map(&mut fleet.members[range.clone()], parallelism, |m| match &mut m.conn {
-            Ok(conn) => conn.hold(&command, timeouts.command_timeout),
-            Err(e) => Err(e.clone()),
-        });
+        let answers = fanout::map(
+            &mut fleet.members[range.clone()],
+            parallelism,
+            |m| match &mut m.conn {
+                Ok(conn) => conn.hold(&command, timeouts.command_timeout),
+                Err(e) => Err(e.clone()),
+            },
+        );
         let mut problems = Vec::new();
         for (m, a) in fleet.members[range.clone()].iter().zip(&answers) {
             match a.as_ref().map(|l| lock::parse(l)) {
                 Ok(lock::Answer::Locked) => {}
-                Ok(lock::Answer::Busy(who)) => {
-                    problems.push(format!("{}: another deploy holds the lock: {who}", m.target.host))
-                }
-                Ok(lock::Answer::Failed(what)) => problems.push(format!("{}: could not take the lock ({what})", m.target.host)),
+                Ok(lock::Answer::Busy(who)) => problems.push(format!(
+                    "{}: another deploy holds the lock: {who}",
+                    m.target.host
+                )),
+                Ok(lock::Answer::Failed(what)) => problems.push(format!(
+                    "{}: could not take the lock ({what})",
+                    m.target.host
+                )),
                 Err(e) => problems.push(format!("{}: {e}", m.target.host)),
             }
         }
@@ -383,19 +461,35 @@ pub fn run(config: &Config, mut fleet: Fleet, request: &Request, opts: &Options)
         }
 
         // fresh package lists on every host, as an operator would
-        say(&format!("Updating apt lists on {} host(s) of `{}`...", range.len(), stage.name));
-        let updates = on_each(&mut fleet.members[range.clone()], parallelism, &apt::update(), timeouts.deploy_timeout);
+        say(&format!(
+            "Updating apt lists on {} host(s) of `{}`...",
+            range.len(),
+            stage.name
+        ));
+        let updates = on_each(
+            &mut fleet.members[range.clone()],
+            parallelism,
+            &apt::update(),
+            timeouts.deploy_timeout,
+        );
         let failed: Vec<String> = fleet.members[range.clone()]
             .iter()
             .zip(&updates)
             .filter_map(|(m, r)| match r {
                 Ok(out) if out.success() => None,
-                Ok(out) => Some(host_block(&m.target.host, &format!("{}{}", out.stdout, out.stderr))),
+                Ok(out) => Some(host_block(
+                    &m.target.host,
+                    &format!("{}{}", out.stdout, out.stderr),
+                )),
                 Err(e) => Some(format!("{}: {e}", m.target.host)),
             })
             .collect();
         if !failed.is_empty() {
-            let message = format!("`apt-get update` failed on {} host(s) of `{}`", failed.len(), stage.name);
+            let message = format!(
+                "`apt-get update` failed on {} host(s) of `{}`",
+                failed.len(),
+                stage.name
+            );
             run.record(Outcome::Failed, Some(message.clone()), Vec::new());
             let mut f = Fatal::usage(message).status(ExitStatus::FailedUnchanged);
             f.notes = failed;
@@ -462,7 +556,9 @@ pub fn run(config: &Config, mut fleet: Fleet, request: &Request, opts: &Options)
         Ok(p) => p,
         Err(refusal) => {
             let (message, notes) = refusal.explain(&package, &stage.name);
-            if let Refusal::Unavailable { version, .. } | Refusal::OrderGuard { version, .. } = &refusal {
+            if let Refusal::Unavailable { version, .. } | Refusal::OrderGuard { version, .. } =
+                &refusal
+            {
                 run.version = Some(version.clone());
             }
             return Err(run.refuse(message, notes));
@@ -479,7 +575,11 @@ pub fn run(config: &Config, mut fleet: Fleet, request: &Request, opts: &Options)
     if opts.dry_run {
         let mut details = Vec::new();
         for (step, cmd) in plan.steps.iter().zip(&commands) {
-            let i = range.start + fleet.members[range.clone()].iter().position(|m| m.target.host == step.host).expect("host of the stage");
+            let i = range.start
+                + fleet.members[range.clone()]
+                    .iter()
+                    .position(|m| m.target.host == step.host)
+                    .expect("host of the stage");
             let sim = apt::install(&package, &plan.version, step.downgrade, lock_secs, true);
             let lines = match fleet.members[i].run(&sim, timeouts.command_timeout) {
                 Ok(out) if out.success() => apt::simulation_summary(&out.stdout),
@@ -511,15 +611,26 @@ pub fn run(config: &Config, mut fleet: Fleet, request: &Request, opts: &Options)
     }
 
     if plan.critical && !opts.yes {
-        let details: Vec<(String, Vec<String>)> = commands.iter().map(|c| (c.to_string(), Vec::new())).collect();
+        let details: Vec<(String, Vec<String>)> = commands
+            .iter()
+            .map(|c| (c.to_string(), Vec::new()))
+            .collect();
         say(&plan.describe(&details));
         if !io::stdin().is_terminal() {
             return Err(run.refuse(
-                format!("`{}` is a critical stage and there is no terminal to confirm on", stage.name),
-                vec!["pass `--yes` to deploy without confirmation (e.g. from a script)".to_string()],
+                format!(
+                    "`{}` is a critical stage and there is no terminal to confirm on",
+                    stage.name
+                ),
+                vec![
+                    "pass `--yes` to deploy without confirmation (e.g. from a script)".to_string(),
+                ],
             ));
         }
-        eprint!("Deploy `{package}` {} to critical stage `{}`? Type `yes` to go on: ", plan.version, stage.name);
+        eprint!(
+            "Deploy `{package}` {} to critical stage `{}`? Type `yes` to go on: ",
+            plan.version, stage.name
+        );
         let mut answer = String::new();
         let _ = io::stdin().lock().read_line(&mut answer);
         if answer.trim() != "yes" {
@@ -553,8 +664,15 @@ enum Done {
     Untouched,
 }
 
-fn read_state(member: &mut Member, package: &PackageName, timeout: Duration) -> Result<PackageState, HostError> {
-    let out = member.run(&status::query_command(std::slice::from_ref(package)), timeout)?;
+fn read_state(
+    member: &mut Member,
+    package: &PackageName,
+    timeout: Duration,
+) -> Result<PackageState, HostError> {
+    let out = member.run(
+        &status::query_command(std::slice::from_ref(package)),
+        timeout,
+    )?;
     Ok(status::parse(std::slice::from_ref(package), &out)?.packages[package].clone())
 }
 
@@ -619,7 +737,8 @@ fn install_one(
             }
             .to_string()
         } else {
-            apt::failure_hint(&combined).unwrap_or_else(|| format!("apt-get exited with status {}", out.status))
+            apt::failure_hint(&combined)
+                .unwrap_or_else(|| format!("apt-get exited with status {}", out.status))
         };
         return Done::Failed {
             why,
@@ -672,7 +791,13 @@ fn install_one(
     Done::Changed
 }
 
-fn execute(config: &Config, fleet: &mut Fleet, plan: &Plan, commands: &[RemoteCommand], opts: &Options) -> Vec<Done> {
+fn execute(
+    config: &Config,
+    fleet: &mut Fleet,
+    plan: &Plan,
+    commands: &[RemoteCommand],
+    opts: &Options,
+) -> Vec<Done> {
     let range = fleet.stage_range(&plan.stage);
     let position = |host: &str, fleet: &Fleet| -> usize {
         range.start
@@ -684,7 +809,12 @@ fn execute(config: &Config, fleet: &mut Fleet, plan: &Plan, commands: &[RemoteCo
     let mut done: Vec<Done> = vec![Done::Untouched; plan.steps.len()];
     for (b, batch) in plan.batches.iter().enumerate() {
         let names: Vec<&str> = batch.iter().map(|&i| plan.steps[i].host.as_str()).collect();
-        say(&format!("Batch {}/{}: {}", b + 1, plan.batches.len(), names.join(", ")));
+        say(&format!(
+            "Batch {}/{}: {}",
+            b + 1,
+            plan.batches.len(),
+            names.join(", ")
+        ));
         let mut slots: Vec<(usize, Option<Member>)> = Vec::new();
         for &i in batch {
             let at = position(&plan.steps[i].host, fleet);
@@ -692,35 +822,54 @@ fn execute(config: &Config, fleet: &mut Fleet, plan: &Plan, commands: &[RemoteCo
                 target: fleet.members[at].target.clone(),
                 conn: Err(HostError::Ssh("in use".into())),
             };
-            slots.push((i, Some(std::mem::replace(&mut fleet.members[at], placeholder))));
+            slots.push((
+                i,
+                Some(std::mem::replace(&mut fleet.members[at], placeholder)),
+            ));
         }
         let results = fanout::map(&mut slots, fleet.parallelism, |(i, member)| {
-            install_one(config, member.as_mut().expect("member"), plan, &commands[*i], opts.verbose)
+            install_one(
+                config,
+                member.as_mut().expect("member"),
+                plan,
+                &commands[*i],
+                opts.verbose,
+            )
         });
         for ((i, member), result) in slots.into_iter().zip(results) {
             let at = position(&plan.steps[i].host, fleet);
             fleet.members[at] = member.expect("member");
             done[i] = result;
         }
-        if batch.iter().any(|&i| matches!(done[i], Done::Failed { .. })) {
+        if batch
+            .iter()
+            .any(|&i| matches!(done[i], Done::Failed { .. }))
+        {
             break;
         }
     }
     done
 }
 
-fn rollback_one(config: &Config, member: &mut Member, plan: &Plan, step: &Step) -> Result<(), String> {
+fn rollback_one(
+    config: &Config,
+    member: &mut Member,
+    plan: &Plan,
+    step: &Step,
+) -> Result<(), String> {
     let lock_secs = config.ssh.lock_timeout.as_secs().max(1);
     let command = match &step.from {
-        PackageState::Installed(v) | PackageState::Broken { version: Some(v), .. } => {
-            apt::install(&plan.package, v, *v < plan.version, lock_secs, false)
-        }
+        PackageState::Installed(v)
+        | PackageState::Broken {
+            version: Some(v), ..
+        } => apt::install(&plan.package, v, *v < plan.version, lock_secs, false),
         _ => apt::remove(&plan.package, lock_secs),
     };
     let out = member
         .run(&command, config.ssh.deploy_timeout)
         .map_err(|e| e.to_string())?;
-    let now = read_state(member, &plan.package, config.ssh.command_timeout).map_err(|e| e.to_string())?;
+    let now =
+        read_state(member, &plan.package, config.ssh.command_timeout).map_err(|e| e.to_string())?;
     if out.success() && now.same_as(&step.from) {
         Ok(())
     } else {
@@ -756,7 +905,9 @@ fn finish(
             Done::Changed => (HostResult::Changed, None, Some(plan.version.to_string())),
             Done::Untouched => (HostResult::Untouched, None, None),
             Done::Failed { why, now, .. } => match now {
-                Some(now) if now.same_as(&step.from) => (HostResult::Failed, Some(why.clone()), None),
+                Some(now) if now.same_as(&step.from) => {
+                    (HostResult::Failed, Some(why.clone()), None)
+                }
                 Some(now) => (HostResult::Failed, Some(why.clone()), Some(now.to_string())),
                 None => (HostResult::Unknown, Some(why.clone()), None),
             },
@@ -783,8 +934,12 @@ fn finish(
         }
         changed_any |= touched;
         let line = match (&result, &message) {
-            (HostResult::Changed, _) => format!("  {}: changed {} -> {}", step.host, step.from, plan.version),
-            (HostResult::Untouched, _) => format!("  {}: untouched (still {})", step.host, step.from),
+            (HostResult::Changed, _) => {
+                format!("  {}: changed {} -> {}", step.host, step.from, plan.version)
+            }
+            (HostResult::Untouched, _) => {
+                format!("  {}: untouched (still {})", step.host, step.from)
+            }
             (HostResult::RolledBack, Some(m)) => format!("  {}: {m}", step.host),
             (_, Some(m)) => format!("  {}: FAILED: {m}", step.host),
             (_, None) => format!("  {}: {:?}", step.host, result),
@@ -825,16 +980,29 @@ fn finish(
         (true, true) => Outcome::Partial,
     };
     let heading = match outcome {
-        Outcome::Success => format!("Deployed `{}` {} to `{}`:", plan.package, plan.version, plan.stage),
-        Outcome::Failed => format!("Deploy of `{}` {} to `{}` FAILED; no host was changed:", plan.package, plan.version, plan.stage),
-        _ => format!("Deploy of `{}` {} to `{}` FAILED after changing hosts:", plan.package, plan.version, plan.stage),
+        Outcome::Success => format!(
+            "Deployed `{}` {} to `{}`:",
+            plan.package, plan.version, plan.stage
+        ),
+        Outcome::Failed => format!(
+            "Deploy of `{}` {} to `{}` FAILED; no host was changed:",
+            plan.package, plan.version, plan.stage
+        ),
+        _ => format!(
+            "Deploy of `{}` {} to `{}` FAILED after changing hosts:",
+            plan.package, plan.version, plan.stage
+        ),
     };
     say(&heading);
     for l in &report {
         say(l);
     }
     let reason = records.iter().find_map(|r| r.message.clone());
-    let forced_reason = if run.forced { opts.reason.clone() } else { None };
+    let forced_reason = if run.forced {
+        opts.reason.clone()
+    } else {
+        None
+    };
     run.record(outcome, forced_reason.or(reason), records.clone());
 
     // tell each host's syslog what happened
@@ -843,7 +1011,12 @@ fn finish(
         run.action, plan.package, plan.version, plan.stage, run.user, run.machine, outcome
     );
     let logger = RemoteCommand::new("logger").args(["-t", "deployer", "--", &summary]);
-    let _ = on_each(&mut fleet.members[range], fleet.parallelism, &logger, config.ssh.command_timeout);
+    let _ = on_each(
+        &mut fleet.members[range],
+        fleet.parallelism,
+        &logger,
+        config.ssh.command_timeout,
+    );
 
     Ok(match outcome {
         Outcome::Success => ExitStatus::Success,

@@ -50,8 +50,8 @@ pub struct Fleet {
 impl Fleet {
     /// Connect to every target at once.
     pub fn connect(targets: Vec<Target>, parallelism: usize) -> Fleet {
-        let mut slots: Vec<(Target, Option<Result<Box<dyn Connection>, HostError>>)> =
-            targets.into_iter().map(|t| (t, None)).collect();
+        type Slot = (Target, Option<Result<Box<dyn Connection>, HostError>>);
+        let mut slots: Vec<Slot> = targets.into_iter().map(|t| (t, None)).collect();
         fanout::map(&mut slots, parallelism, |(t, conn)| {
             *conn = Some(transport::connect(t));
         });

@@ -41,20 +41,147 @@ impl Freeze {
 
     /// One line for people.
     pub fn describe(&self) -> String {
-        format!("frozen by {} since {}: {}", self.by, self.since, self.reason)
+        format!(
+            "frozen by {} since {}: {}",
+            self.by, self.since, self.reason
+        )
     }
 }
 
 /// Write the record read from stdin; atomically, so a reader never sees
 /// half of it.
 pub fn set_command() -> RemoteCommand {
-    let script = format!("mkdir -p /var/lib/deployer && cat > {FILE}.new && mv -f {FILE}.new {FILE}");
+    let script =
+        format!("mkdir -p /var/lib/deployer && cat > {FILE}.new && mv -f {FILE}.new {FILE}");
     RemoteCommand::new("sh").args(["-c", &script]).sudo()
 }
 
 /// Remove the record.
 pub fn clear_command() -> RemoteCommand {
     RemoteCommand::new("rm").args(["-f", FILE]).sudo()
+}
+
+/// Freeze (`reason` given) or unfreeze a stage on every one of its hosts,
+/// and record it in the history. Every host must be reached: a freeze that
+/// only some hosts know about would be worse than none.
+pub fn apply(
+    config: &crate::config::Config,
+    mut fleet: crate::fleet::Fleet,
+    stage: &str,
+    reason: Option<&str>,
+) -> Result<crate::error::ExitStatus, crate::error::Fatal> {
+    use crate::error::{ExitStatus, Fatal};
+    use crate::history::{self, HostRecord, HostResult, Outcome, Record};
+    let started = std::time::Instant::now();
+    let (user, machine) = history::local_identity();
+    let record_line = reason.map(|r| {
+        Freeze {
+            by: format!("{user}@{machine}"),
+            since: history::now_rfc3339(),
+            reason: r.to_string(),
+        }
+        .to_line()
+    });
+    let command = if record_line.is_some() {
+        set_command()
+    } else {
+        clear_command()
+    };
+    let timeout = config.ssh.command_timeout;
+    let results = crate::fanout::map(&mut fleet.members, fleet.parallelism, |m| {
+        match &mut m.conn {
+            Ok(conn) => conn.exec(crate::transport::Exec {
+                command: &command,
+                timeout,
+                stdin: record_line.as_deref().map(str::as_bytes),
+                on_output: None,
+            }),
+            Err(e) => Err(e.clone()),
+        }
+    });
+    let mut hosts = Vec::new();
+    let mut problems = Vec::new();
+    for (m, r) in fleet.members.iter().zip(&results) {
+        let failure = match r {
+            Ok(out) if out.success() => None,
+            Ok(out) if crate::transport::sudo_wants_password(&out.stderr) => {
+                Some("sudo asks for a password".to_string())
+            }
+            Ok(out) => Some(format!("exit status {}: {}", out.status, out.stderr.trim())),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(f) = &failure {
+            problems.push(format!("{}: {f}", m.target.host));
+        }
+        hosts.push(HostRecord {
+            host: m.target.host.clone(),
+            from: None,
+            to: None,
+            result: if failure.is_some() {
+                HostResult::Failed
+            } else {
+                HostResult::Changed
+            },
+            message: failure,
+        });
+    }
+    let action = if reason.is_some() {
+        "freeze"
+    } else {
+        "unfreeze"
+    };
+    let outcome = match (problems.len(), hosts.len()) {
+        (0, _) => Outcome::Success,
+        (p, h) if p == h => Outcome::Failed,
+        _ => Outcome::Partial,
+    };
+    let record = Record {
+        time: history::now_rfc3339(),
+        user,
+        machine,
+        action: action.to_string(),
+        package: None,
+        stage: stage.to_string(),
+        version: None,
+        outcome,
+        reason: reason.map(str::to_string),
+        forced: false,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        hosts,
+    };
+    if let Err(e) = history::append(&config.history_file, &record) {
+        eprintln!(
+            "error: could not record this in `{}`: {e}",
+            config.history_file.display()
+        );
+    }
+    if problems.is_empty() {
+        let done = if reason.is_some() {
+            "frozen"
+        } else {
+            "unfrozen"
+        };
+        println!(
+            "Stage `{stage}` is now {done} on {} host(s).",
+            results.len()
+        );
+        return Ok(ExitStatus::Success);
+    }
+    let mut f = Fatal::usage(format!(
+        "could not {action} `{stage}` on {} of {} host(s)",
+        problems.len(),
+        results.len()
+    ))
+    .status(if outcome == Outcome::Failed {
+        ExitStatus::FailedUnchanged
+    } else {
+        ExitStatus::FailedPartial
+    });
+    f.notes = problems;
+    f.notes.push(format!(
+        "run `deployer {action} {stage}` again once the hosts are reachable"
+    ));
+    Err(f)
 }
 
 #[cfg(test)]
@@ -87,111 +214,9 @@ mod tests {
             set_command().as_str(),
             "sudo -n sh -c 'mkdir -p /var/lib/deployer && cat > /var/lib/deployer/freeze.new && mv -f /var/lib/deployer/freeze.new /var/lib/deployer/freeze'"
         );
-        assert_eq!(clear_command().as_str(), "sudo -n rm -f /var/lib/deployer/freeze");
+        assert_eq!(
+            clear_command().as_str(),
+            "sudo -n rm -f /var/lib/deployer/freeze"
+        );
     }
-}
-
-/// Freeze (`reason` given) or unfreeze a stage on every one of its hosts,
-/// and record it in the history. Every host must be reached: a freeze that
-/// only some hosts know about would be worse than none.
-pub fn apply(
-    config: &crate::config::Config,
-    mut fleet: crate::fleet::Fleet,
-    stage: &str,
-    reason: Option<&str>,
-) -> Result<crate::error::ExitStatus, crate::error::Fatal> {
-    use crate::error::{ExitStatus, Fatal};
-    use crate::history::{self, HostRecord, HostResult, Outcome, Record};
-    let started = std::time::Instant::now();
-    let (user, machine) = history::local_identity();
-    let record_line = reason.map(|r| {
-        Freeze {
-            by: format!("{user}@{machine}"),
-            since: history::now_rfc3339(),
-            reason: r.to_string(),
-        }
-        .to_line()
-    });
-    let command = if record_line.is_some() {
-        set_command()
-    } else {
-        clear_command()
-    };
-    let timeout = config.ssh.command_timeout;
-    let results = crate::fanout::map(&mut fleet.members, fleet.parallelism, |m| match &mut m.conn {
-        Ok(conn) => conn.exec(crate::transport::Exec {
-            command: &command,
-            timeout,
-            stdin: record_line.as_deref().map(str::as_bytes),
-            on_output: None,
-        }),
-        Err(e) => Err(e.clone()),
-    });
-    let mut hosts = Vec::new();
-    let mut problems = Vec::new();
-    for (m, r) in fleet.members.iter().zip(&results) {
-        let failure = match r {
-            Ok(out) if out.success() => None,
-            Ok(out) if crate::transport::sudo_wants_password(&out.stderr) => {
-                Some("sudo asks for a password".to_string())
-            }
-            Ok(out) => Some(format!("exit status {}: {}", out.status, out.stderr.trim())),
-            Err(e) => Some(e.to_string()),
-        };
-        if let Some(f) = &failure {
-            problems.push(format!("{}: {f}", m.target.host));
-        }
-        hosts.push(HostRecord {
-            host: m.target.host.clone(),
-            from: None,
-            to: None,
-            result: if failure.is_some() {
-                HostResult::Failed
-            } else {
-                HostResult::Changed
-            },
-            message: failure,
-        });
-    }
-    let action = if reason.is_some() { "freeze" } else { "unfreeze" };
-    let outcome = match (problems.len(), hosts.len()) {
-        (0, _) => Outcome::Success,
-        (p, h) if p == h => Outcome::Failed,
-        _ => Outcome::Partial,
-    };
-    let record = Record {
-        time: history::now_rfc3339(),
-        user,
-        machine,
-        action: action.to_string(),
-        package: None,
-        stage: stage.to_string(),
-        version: None,
-        outcome,
-        reason: reason.map(str::to_string),
-        forced: false,
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        hosts,
-    };
-    if let Err(e) = history::append(&config.history_file, &record) {
-        eprintln!("error: could not record this in `{}`: {e}", config.history_file.display());
-    }
-    if problems.is_empty() {
-        let done = if reason.is_some() { "frozen" } else { "unfrozen" };
-        println!("Stage `{stage}` is now {done} on {} host(s).", results.len());
-        return Ok(ExitStatus::Success);
-    }
-    let mut f = Fatal::usage(format!(
-        "could not {action} `{stage}` on {} of {} host(s)",
-        problems.len(),
-        results.len()
-    ))
-    .status(if outcome == Outcome::Failed {
-        ExitStatus::FailedUnchanged
-    } else {
-        ExitStatus::FailedPartial
-    });
-    f.notes = problems;
-    f.notes.push(format!("run `deployer {action} {stage}` again once the hosts are reachable"));
-    Err(f)
 }

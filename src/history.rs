@@ -292,8 +292,8 @@ pub fn select<'a>(
     records
         .iter()
         .rev()
-        .filter(|r| package.map_or(true, |p| r.package.as_deref() == Some(p)))
-        .filter(|r| stage.map_or(true, |s| r.stage == s))
+        .filter(|r| package.is_none_or(|p| r.package.as_deref() == Some(p)))
+        .filter(|r| stage.is_none_or(|s| r.stage == s))
         .collect()
 }
 

@@ -67,8 +67,12 @@ mod tests {
     #[test]
     fn holder_text_is_an_argument_not_code() {
         let c = command("eve@box since now; rm -rf /");
-        assert!(c.as_str().starts_with("sudo -n flock -n -E 75 /run/lock/deployer.lock sh -c "));
-        assert!(c.as_str().contains("deployer-lock 'eve@box since now; rm -rf /'"));
+        assert!(c
+            .as_str()
+            .starts_with("sudo -n flock -n -E 75 /run/lock/deployer.lock sh -c "));
+        assert!(c
+            .as_str()
+            .contains("deployer-lock 'eve@box since now; rm -rf /'"));
     }
 
     #[test]
@@ -78,7 +82,10 @@ mod tests {
             parse("BUSY alice@laptop since 2026-11-21T07:30:05Z"),
             Answer::Busy("alice@laptop since 2026-11-21T07:30:05Z".into())
         );
-        assert_eq!(parse("BUSY "), Answer::Busy("another deployer (holder unknown)".into()));
+        assert_eq!(
+            parse("BUSY "),
+            Answer::Busy("another deployer (holder unknown)".into())
+        );
         assert_eq!(parse("FAILED 1"), Answer::Failed("FAILED 1".into()));
         assert_eq!(parse(""), Answer::Failed(String::new()));
     }
@@ -96,13 +103,19 @@ mod tests {
         let mut first = LocalConnection::new();
         let mut second = LocalConnection::new();
         let t = Duration::from_secs(10);
-        assert_eq!(parse(&first.hold(&command("alice@a since t1"), t).unwrap()), Answer::Locked);
+        assert_eq!(
+            parse(&first.hold(&command("alice@a since t1"), t).unwrap()),
+            Answer::Locked
+        );
         assert_eq!(
             parse(&second.hold(&command("bob@b since t2"), t).unwrap()),
             Answer::Busy("alice@a since t1".into())
         );
         first.release();
         second.release();
-        assert_eq!(parse(&second.hold(&command("bob@b since t3"), t).unwrap()), Answer::Locked);
+        assert_eq!(
+            parse(&second.hold(&command("bob@b since t3"), t).unwrap()),
+            Answer::Locked
+        );
     }
 }

@@ -31,6 +31,9 @@ pub struct HostFacts {
     pub policy: Policy,
 }
 
+/// A stage's name with each host's state (`None`: the host did not answer).
+pub type StageStates = (String, Vec<(String, Option<PackageState>)>);
+
 /// Everything the plan is decided from.
 #[derive(Debug, Clone)]
 pub struct Input {
@@ -42,7 +45,7 @@ pub struct Input {
     pub critical: bool,
     /// The stage before the target stage, with each host's state (`None`
     /// where the host did not answer); `None` for the first stage.
-    pub previous: Option<(String, Vec<(String, Option<PackageState>)>)>,
+    pub previous: Option<StageStates>,
     /// The hosts of the target stage.
     pub hosts: Vec<HostFacts>,
     /// The version asked for.
@@ -122,13 +125,21 @@ impl Refusal {
     pub fn explain(&self, package: &PackageName, stage: &str) -> (String, Vec<String>) {
         match self {
             Refusal::NoCandidate { hosts } => (
-                format!("apt on {} has no installable version of `{package}`", hosts.join(", ")),
+                format!(
+                    "apt on {} has no installable version of `{package}`",
+                    hosts.join(", ")
+                ),
                 vec!["check the hosts' apt sources, or name a VERSION".to_string()],
             ),
             Refusal::CandidatesDisagree { hosts } => {
                 let list = hosts
                     .iter()
-                    .map(|(h, v)| format!("{h}: {}", v.as_ref().map_or("(none)".to_string(), ToString::to_string)))
+                    .map(|(h, v)| {
+                        format!(
+                            "{h}: {}",
+                            v.as_ref().map_or("(none)".to_string(), ToString::to_string)
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(", ");
                 (
@@ -143,14 +154,24 @@ impl Refusal {
                         let list = if avail.is_empty() {
                             "nothing".to_string()
                         } else {
-                            avail.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                            avail
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         };
                         format!("{h} can install: {list}")
                     })
                     .collect();
-                notes.push("nothing was changed; publish the version to the hosts' repository first".to_string());
+                notes.push(
+                    "nothing was changed; publish the version to the hosts' repository first"
+                        .to_string(),
+                );
                 (
-                    format!("`{package}` {version} cannot be installed on {} host(s) of `{stage}`", hosts.len()),
+                    format!(
+                        "`{package}` {version} cannot be installed on {} host(s) of `{stage}`",
+                        hosts.len()
+                    ),
                     notes,
                 )
             }
@@ -300,17 +321,37 @@ impl Plan {
     /// command that will run and what apt says it would do.
     pub fn describe(&self, details: &[(String, Vec<String>)]) -> String {
         let mut s = String::new();
-        let critical = if self.critical { " (critical stage)" } else { "" };
-        let _ = writeln!(s, "Plan: `{}` {} on `{}`{critical}", self.package, self.version, self.stage);
+        let critical = if self.critical {
+            " (critical stage)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "Plan: `{}` {} on `{}`{critical}",
+            self.package, self.version, self.stage
+        );
         if self.steps.is_empty() {
-            let _ = writeln!(s, "  every host already runs {}; nothing to do", self.version);
+            let _ = writeln!(
+                s,
+                "  every host already runs {}; nothing to do",
+                self.version
+            );
         }
         for (b, batch) in self.batches.iter().enumerate() {
             let _ = writeln!(s, "  batch {}:", b + 1);
             for &i in batch {
                 let step = &self.steps[i];
-                let what = if step.downgrade { "downgrade" } else { "install" };
-                let _ = writeln!(s, "    {}: {} -> {} ({what})", step.host, step.from, self.version);
+                let what = if step.downgrade {
+                    "downgrade"
+                } else {
+                    "install"
+                };
+                let _ = writeln!(
+                    s,
+                    "    {}: {} -> {} ({what})",
+                    step.host, step.from, self.version
+                );
                 if let Some((command, apt)) = details.get(i) {
                     let _ = writeln!(s, "      runs: {command}");
                     for line in apt {
@@ -319,8 +360,13 @@ impl Plan {
                 }
             }
         }
-        for h in &self.unchanged {
-            let _ = writeln!(s, "    {h}: already {} (unchanged)", self.version);
+        if !self.unchanged.is_empty() {
+            let _ = writeln!(
+                s,
+                "  already at {} (left alone): {}",
+                self.version,
+                self.unchanged.join(", ")
+            );
         }
         for o in &self.overridden {
             let _ = writeln!(s, "  forced past: {o}");
@@ -393,8 +439,16 @@ mod tests {
             Wanted::Newest,
         );
         assert!(matches!(make(&i), Err(Refusal::CandidatesDisagree { .. })));
-        let none = input(vec![facts("p1", PackageState::NotInstalled, "", &[])], Wanted::Newest);
-        assert_eq!(make(&none).unwrap_err(), Refusal::NoCandidate { hosts: vec!["p1".into()] });
+        let none = input(
+            vec![facts("p1", PackageState::NotInstalled, "", &[])],
+            Wanted::Newest,
+        );
+        assert_eq!(
+            make(&none).unwrap_err(),
+            Refusal::NoCandidate {
+                hosts: vec!["p1".into()]
+            }
+        );
     }
 
     #[test]
@@ -417,7 +471,12 @@ mod tests {
         let i = input(
             vec![
                 facts("p1", installed("0.77~pr705-119"), "0.81~pr748-191", &BOTH),
-                facts("p2", installed("0.77~pr705-119"), "0.77~pr705-119", &["0.77~pr705-119"]),
+                facts(
+                    "p2",
+                    installed("0.77~pr705-119"),
+                    "0.77~pr705-119",
+                    &["0.77~pr705-119"],
+                ),
             ],
             Wanted::Exact(v("0.81~pr748-191")),
         );
@@ -430,12 +489,18 @@ mod tests {
             }
         );
         let (msg, notes) = e.explain(&"fastpath".parse().unwrap(), "prod");
-        assert!(msg.contains("cannot be installed on 1 host(s) of `prod`"), "{msg}");
+        assert!(
+            msg.contains("cannot be installed on 1 host(s) of `prod`"),
+            "{msg}"
+        );
         assert_eq!(notes[0], "p2 can install: 0.77~pr705-119");
     }
 
     fn with_previous(mut i: Input, prev: Vec<(&str, Option<PackageState>)>) -> Input {
-        i.previous = Some(("hel".into(), prev.into_iter().map(|(h, s)| (h.to_string(), s)).collect()));
+        i.previous = Some((
+            "hel".into(),
+            prev.into_iter().map(|(h, s)| (h.to_string(), s)).collect(),
+        ));
         i
     }
 
@@ -447,10 +512,15 @@ mod tests {
         );
         let i = with_previous(
             base.clone(),
-            vec![("h1", Some(installed("0.81~pr748-191"))), ("h2", Some(installed("0.77~pr705-119")))],
+            vec![
+                ("h1", Some(installed("0.81~pr748-191"))),
+                ("h2", Some(installed("0.77~pr705-119"))),
+            ],
         );
         let e = make(&i).unwrap_err();
-        assert!(matches!(&e, Refusal::OrderGuard { hosts, .. } if hosts.len() == 1 && hosts[0].0 == "h2"));
+        assert!(
+            matches!(&e, Refusal::OrderGuard { hosts, .. } if hosts.len() == 1 && hosts[0].0 == "h2")
+        );
         let (msg, notes) = e.explain(&"fastpath".parse().unwrap(), "prod");
         assert!(msg.contains("previous stage `hel`"), "{msg}");
         assert!(notes.last().unwrap().contains("--force"));
@@ -482,7 +552,12 @@ mod tests {
     #[test]
     fn epoch_version_is_newer() {
         let i = input(
-            vec![facts("p1", installed("2.0-1"), "1:1.0-1", &["1:1.0-1", "2.0-1"])],
+            vec![facts(
+                "p1",
+                installed("2.0-1"),
+                "1:1.0-1",
+                &["1:1.0-1", "2.0-1"],
+            )],
             Wanted::Newest,
         );
         let p = make(&i).unwrap();
@@ -509,7 +584,10 @@ mod tests {
             Wanted::Newest,
         );
         let p = make(&i).unwrap();
-        let text = p.describe(&[("sudo -n apt-get install".into(), vec!["Inst fastpath [0.77] (0.81)".into()])]);
+        let text = p.describe(&[(
+            "sudo -n apt-get install".into(),
+            vec!["Inst fastpath [0.77] (0.81)".into()],
+        )]);
         insta::assert_snapshot!(text);
     }
 }

@@ -10,9 +10,10 @@ use crate::matrix::{Cell, Marker, Matrix};
 use crate::status::PackageState;
 
 /// Whether to emit ANSI colours (decided once, by the caller).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Color {
     /// Plain text.
+    #[default]
     Never,
     /// ANSI colours.
     Always,

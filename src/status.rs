@@ -16,7 +16,6 @@ use crate::package::{split_arch, PackageName};
 use crate::transport::Output;
 use crate::version::Version;
 
-
 const FORMAT: &str = "${binary:Package}\t${Version}\t${db:Status-Abbrev}\n";
 const EXIT_MARK: &str = "#dpkg-query-exit ";
 const FREEZE_MARK: &str = "#freeze";
@@ -371,9 +370,13 @@ libc6:amd64\t2.36-9+deb12u4\tii \n\
     #[test]
     fn freeze_record_is_returned() {
         let pk = names(&["fastpath"]);
-        let text = "#dpkg-query-exit 1\n#freeze\n{\"by\":\"alice@a\",\"since\":\"t\",\"reason\":\"db\"}\n";
+        let text =
+            "#dpkg-query-exit 1\n#freeze\n{\"by\":\"alice@a\",\"since\":\"t\",\"reason\":\"db\"}\n";
         let s = parse(&pk, &out(text)).unwrap();
-        assert_eq!(s.freeze.unwrap().describe(), "frozen by alice@a since t: db");
+        assert_eq!(
+            s.freeze.unwrap().describe(),
+            "frozen by alice@a since t: db"
+        );
     }
 
     #[test]

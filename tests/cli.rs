@@ -29,16 +29,27 @@ fn output(cmd: &mut Command) -> (i32, String, String) {
 fn example_config_shows_local_versions() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deployer.ini.example");
     let dir = tempfile::tempdir().unwrap();
-    let (code, stdout, stderr) = output(deployer(dir.path()).arg("--config").arg(&example).arg("--color=never"));
+    let (code, stdout, stderr) = output(
+        deployer(dir.path())
+            .arg("--config")
+            .arg(&example)
+            .arg("--color=never"),
+    );
     assert_eq!(code, 0, "{stdout}{stderr}");
     let real = Command::new("dpkg-query")
         .args(["-W", "-f", "${Version}", "dpkg"])
         .output()
         .unwrap();
     let dpkg_version = String::from_utf8_lossy(&real.stdout).to_string();
-    let row = stdout.lines().find(|l| l.starts_with("dpkg ")).expect("a dpkg row");
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("dpkg "))
+        .expect("a dpkg row");
     assert_eq!(row.matches(dpkg_version.as_str()).count(), 2, "{stdout}");
-    assert!(stdout.lines().next().unwrap().starts_with("Package"), "{stdout}");
+    assert!(
+        stdout.lines().next().unwrap().starts_with("Package"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -48,7 +59,10 @@ fn missing_config_says_where_it_looked() {
     std::fs::create_dir_all(&nested).unwrap();
     let (code, _, stderr) = output(&mut deployer(&nested));
     assert_eq!(code, 2);
-    assert!(stderr.starts_with("error: no `deployer.ini` or `.deployer.ini` found"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: no `deployer.ini` or `.deployer.ini` found"),
+        "{stderr}"
+    );
     assert!(stderr.contains("note:"), "{stderr}");
 }
 
@@ -99,7 +113,10 @@ fn injection_through_package_stage_or_version_is_rejected_before_connecting() {
         let (code, stdout, stderr) = output(deployer(dir.path()).args(args));
         assert_eq!(code, 2, "{args:?}: {stdout}{stderr}");
         assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
-        assert!(stdout.is_empty(), "{args:?} printed a matrix, so it connected: {stdout}");
+        assert!(
+            stdout.is_empty(),
+            "{args:?} printed a matrix, so it connected: {stdout}"
+        );
         match listener.accept() {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             other => panic!("{args:?} reached the host: {other:?}"),
@@ -113,18 +130,28 @@ fn unknown_package_and_stage_list_the_valid_ones() {
     let _listener = config_with_listener(dir.path());
     let (code, _, stderr) = output(deployer(dir.path()).args(["deploy", "fastpth"]));
     assert_eq!(code, 2);
-    assert!(stderr.contains("`fastpth` is not one of `deb_packages`"), "{stderr}");
-    assert!(stderr.contains("note: packages in `deb_packages`: fastpath"), "{stderr}");
+    assert!(
+        stderr.contains("`fastpth` is not one of `deb_packages`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("note: packages in `deb_packages`: fastpath"),
+        "{stderr}"
+    );
     let (code, _, stderr) = output(deployer(dir.path()).args(["deploy", "fastpath", "prdo"]));
     assert_eq!(code, 2);
-    assert!(stderr.contains("stage `prdo` is not in `stages` (test, prod)"), "{stderr}");
+    assert!(
+        stderr.contains("stage `prdo` is not in `stages` (test, prod)"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn force_needs_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let _listener = config_with_listener(dir.path());
-    let (code, _, stderr) = output(deployer(dir.path()).args(["deploy", "fastpath", "test", "--force"]));
+    let (code, _, stderr) =
+        output(deployer(dir.path()).args(["deploy", "fastpath", "test", "--force"]));
     assert_eq!(code, 2);
     assert!(stderr.contains("--reason"), "{stderr}");
 }
@@ -142,5 +169,9 @@ fn closed_pipe_exits_quietly() {
         .unwrap();
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "no panic, no error on a closed pipe");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "no panic, no error on a closed pipe"
+    );
 }
