@@ -59,6 +59,12 @@ fn warn(message: &str) {
 }
 
 fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
+    if cli.command.as_ref().is_some_and(|c| !matches!(c, Command::Status(_)))
+        && (cli.status.json || cli.status.check)
+    {
+        return Err(Fatal::usage("`--json` and `--check` go with the status view, not with a command")
+            .note("e.g. `deployer --json` or `deployer status --check`"));
+    }
     match &cli.command {
         None => status_view(cli, &cli.status, color),
         Some(Command::Status(args)) => status_view(cli, args, color),
@@ -122,7 +128,12 @@ fn deploy_or_promote(
         color,
     };
     // everything typed is checked before any host is contacted
-    deploy::validate(&config, request, &opts)?;
+    if let Err(fatal) = deploy::validate(&config, request, &opts) {
+        if !opts.dry_run {
+            deploy::record_rejected(&config, request, &fatal);
+        }
+        return Err(fatal);
+    }
     let fleet = Fleet::connect(targets(cli, &config)?, config.parallelism);
     deploy::run(&config, fleet, request, &opts)
 }

@@ -14,7 +14,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "deployer",
     version,
-    args_conflicts_with_subcommands = true,
     after_long_help = "Examples:\n  deployer                      status of every stage\n  deployer --json               the same, for scripts\n  deployer --check              exit 4 if a rollout is pending, 5 on regression or drift\n  deployer --config deployer.ini.example"
 )]
 pub struct Cli {

@@ -148,6 +148,41 @@ pub fn validate(config: &Config, request: &Request, opts: &Options) -> Result<()
     Ok(())
 }
 
+/// Record an attempt rejected for its input (an unknown package, a
+/// malformed version, perhaps an injection attempt) in the history, text
+/// as typed: JSON escaping keeps it inert.
+pub fn record_rejected(config: &Config, request: &Request, fatal: &Fatal) {
+    let (action, package, stage, version) = match request {
+        Request::Deploy {
+            package,
+            stage,
+            version,
+        } => ("deploy", package, stage, version.clone()),
+        Request::Promote { package, stage } => ("promote", package, stage, None),
+    };
+    let (user, machine) = history::local_identity();
+    let record = Record {
+        time: history::now_rfc3339(),
+        user,
+        machine,
+        action: action.to_string(),
+        package: Some(package.clone()),
+        stage: stage.clone().unwrap_or_default(),
+        version,
+        outcome: Outcome::Refused,
+        reason: Some(fatal.message.clone()),
+        forced: false,
+        duration_ms: 0,
+        hosts: Vec::new(),
+    };
+    if let Err(e) = history::append(&config.history_file, &record) {
+        eprintln!(
+            "error: could not record this attempt in `{}`: {e}",
+            config.history_file.display()
+        );
+    }
+}
+
 struct Run<'a> {
     config: &'a Config,
     opts: &'a Options,

@@ -21,7 +21,8 @@ fn run(cmd: &mut Command) -> (i32, String, String) {
 
 fn json(tb: &Testbed, extra: &[&str]) -> (i32, Value) {
     let (code, stdout, stderr) = run(tb.deployer().arg("--json").args(extra));
-    let v = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\nstderr: {stderr}"));
+    let v = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\nstderr: {stderr}"));
     (code, v)
 }
 
@@ -60,36 +61,80 @@ fn host_json<'a>(v: &'a Value, stage: &str, host: &str) -> &'a Value {
 /// and one host down.
 #[test]
 fn status_of_three_stages_with_drift_and_a_host_down() {
-    let Some(tb) = Testbed::start(&[("test", 1), ("hel", 1), ("prod", 3)]) else { return };
+    let Some(tb) = Testbed::start(&[("test", 1), ("hel", 1), ("prod", 3)]) else {
+        return;
+    };
     tb.write_config(&PACKAGES, "connect_timeout = 5", "");
     let common = [("ooni-api", Some("1.0.79~pr751-194"))];
     tb.set_versions(
         "test-1",
-        &[common[0], ("fastpath", Some("0.81~pr748-191")), ("analysis", Some("1.9~pr659-61")), ("detector", Some("1:1.0-1"))],
+        &[
+            common[0],
+            ("fastpath", Some("0.81~pr748-191")),
+            ("analysis", Some("1.9~pr659-61")),
+            ("detector", Some("1:1.0-1")),
+        ],
     );
     tb.set_versions(
         "hel-1",
-        &[common[0], ("fastpath", Some("0.77~pr705-119")), ("analysis", Some("1.10~pr692-102")), ("detector", Some("2.0-1"))],
+        &[
+            common[0],
+            ("fastpath", Some("0.77~pr705-119")),
+            ("analysis", Some("1.10~pr692-102")),
+            ("detector", Some("2.0-1")),
+        ],
     );
-    for (host, fp) in [("prod-1", "0.77~pr705-119"), ("prod-2", "0.81~pr748-191"), ("prod-3", "0.77~pr705-119")] {
-        tb.set_versions(host, &[common[0], ("fastpath", Some(fp)), ("analysis", Some("1.10~pr692-102"))]);
+    for (host, fp) in [
+        ("prod-1", "0.77~pr705-119"),
+        ("prod-2", "0.81~pr748-191"),
+        ("prod-3", "0.77~pr705-119"),
+    ] {
+        tb.set_versions(
+            host,
+            &[
+                common[0],
+                ("fastpath", Some(fp)),
+                ("analysis", Some("1.10~pr692-102")),
+            ],
+        );
     }
     let _down = tb.stop_sshd("prod-3");
 
     let (code, v) = json(&tb, &[]);
     assert_eq!(code, 3, "some hosts unreachable -> exit 3: {v}");
     assert_eq!(comparison(&v, "fastpath", "test"), "pending");
-    assert_eq!(comparison(&v, "analysis", "test"), "regression", "1.10 is above 1.9 for dpkg");
-    assert_eq!(comparison(&v, "detector", "test"), "pending", "the epoch makes 1:1.0-1 newer than 2.0-1");
+    assert_eq!(
+        comparison(&v, "analysis", "test"),
+        "regression",
+        "1.10 is above 1.9 for dpkg"
+    );
+    assert_eq!(
+        comparison(&v, "detector", "test"),
+        "pending",
+        "the epoch makes 1:1.0-1 newer than 2.0-1"
+    );
     assert_eq!(comparison(&v, "ooni-api", "test"), "equal");
     // prod-2 runs a newer fastpath than hel: a regression, seen only because every host counts
     assert_eq!(comparison(&v, "fastpath", "hel"), "regression");
-    assert_eq!(host_json(&v, "prod", "prod-2")["packages"]["fastpath"]["version"], "0.81~pr748-191");
-    assert_eq!(host_json(&v, "prod", "prod-1")["packages"]["detector"]["state"], "not-installed");
+    assert_eq!(
+        host_json(&v, "prod", "prod-2")["packages"]["fastpath"]["version"],
+        "0.81~pr748-191"
+    );
+    assert_eq!(
+        host_json(&v, "prod", "prod-1")["packages"]["detector"]["state"],
+        "not-installed"
+    );
     let unreachable = v["unreachable"].as_array().unwrap();
     assert_eq!(unreachable.len(), 1);
     assert_eq!(unreachable[0]["host"], "prod-3");
-    assert!(unreachable[0]["error"].as_str().unwrap().contains("refused"), "{}", unreachable[0]);
+    assert!(
+        unreachable[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused"),
+        "{}",
+        unreachable[0]
+    );
     assert_eq!(v["summary"]["drift"], 1);
 
     let (code, text, _) = run(tb.deployer().arg("--color=never"));
@@ -98,14 +143,19 @@ fn status_of_three_stages_with_drift_and_a_host_down() {
     assert!(fastpath.contains("►►"), "{text}");
     assert!(fastpath.contains("0.77~pr705-119 +1 other"), "{text}");
     assert!(text.contains("prod (1/3 down)"), "{text}");
-    assert!(text.contains("Unreachable hosts:") && text.contains("prod-3 (prod)"), "{text}");
+    assert!(
+        text.contains("Unreachable hosts:") && text.contains("prod-3 (prod)"),
+        "{text}"
+    );
     assert!(text.contains("fastpath on prod:"), "{text}");
 }
 
 /// A host that accepts TCP but never speaks SSH must not hold up the others.
 #[test]
 fn hung_host_times_out_and_the_rest_are_shown() {
-    let Some(tb) = Testbed::start(&[("test", 1), ("prod", 2)]) else { return };
+    let Some(tb) = Testbed::start(&[("test", 1), ("prod", 2)]) else {
+        return;
+    };
     tb.write_config(&["fastpath"], "connect_timeout = 2", "");
     for h in ["test-1", "prod-1", "prod-2"] {
         tb.set_versions(h, &[("fastpath", Some("0.81~pr748-191"))]);
@@ -113,9 +163,15 @@ fn hung_host_times_out_and_the_rest_are_shown() {
     let _hang = tb.hang("prod-2");
     let (code, v) = json(&tb, &[]);
     assert_eq!(code, 3);
-    let err = host_json(&v, "prod", "prod-2")["error"].as_str().unwrap().to_string();
+    let err = host_json(&v, "prod", "prod-2")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(err.contains("timed out after 2s"), "{err}");
-    assert_eq!(host_json(&v, "prod", "prod-1")["packages"]["fastpath"]["version"], "0.81~pr748-191");
+    assert_eq!(
+        host_json(&v, "prod", "prod-1")["packages"]["fastpath"]["version"],
+        "0.81~pr748-191"
+    );
     assert_eq!(comparison(&v, "fastpath", "test"), "equal");
 }
 
@@ -132,7 +188,12 @@ fn fingerprint(tb: &Testbed, host: &str) -> String {
         .spawn()
         .expect("ssh-keygen");
     use std::io::Write;
-    keygen.stdin.take().unwrap().write_all(&scan.stdout).unwrap();
+    keygen
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&scan.stdout)
+        .unwrap();
     let out = keygen.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
@@ -145,14 +206,19 @@ fn fingerprint(tb: &Testbed, host: &str) -> String {
 /// fingerprint the operator must check; the other hosts are still shown.
 #[test]
 fn changed_host_key_is_refused_with_its_fingerprint() {
-    let Some(tb) = Testbed::start(&[("test", 1), ("prod", 1)]) else { return };
+    let Some(tb) = Testbed::start(&[("test", 1), ("prod", 1)]) else {
+        return;
+    };
     tb.write_config(&["fastpath"], "", "");
     tb.set_versions("test-1", &[("fastpath", Some("0.81~pr748-191"))]);
     let _changed = tb.change_host_key("prod-1");
     let new_fp = fingerprint(&tb, "prod-1");
     let (code, v) = json(&tb, &[]);
     assert_eq!(code, 3);
-    let err = host_json(&v, "prod", "prod-1")["error"].as_str().unwrap().to_string();
+    let err = host_json(&v, "prod", "prod-1")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(err.contains("HOST KEY CHANGED for `prod-1`"), "{err}");
     assert!(err.contains("ssh-ed25519"), "{err}");
     assert!(err.contains(&new_fp), "{err} should name {new_fp}");
@@ -160,21 +226,32 @@ fn changed_host_key_is_refused_with_its_fingerprint() {
     let (code, v) = json(&tb, &["--accept-new-host-keys"]);
     assert_eq!(code, 3);
     assert_eq!(host_json(&v, "prod", "prod-1")["reachable"], false);
-    assert_eq!(host_json(&v, "test", "test-1")["packages"]["fastpath"]["version"], "0.81~pr748-191");
+    assert_eq!(
+        host_json(&v, "test", "test-1")["packages"]["fastpath"]["version"],
+        "0.81~pr748-191"
+    );
 }
 
 /// An unknown host is refused until the operator asks to accept new keys;
 /// then its key is recorded and later runs trust it.
 #[test]
 fn unknown_host_key_is_accepted_only_on_request() {
-    let Some(tb) = Testbed::start(&[("test", 1)]) else { return };
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
     tb.write_config(&["fastpath"], "", "");
     let known_hosts = tb.home().join(".ssh/known_hosts");
     std::fs::write(&known_hosts, "").unwrap();
     let (code, v) = json(&tb, &[]);
     assert_eq!(code, 3);
-    let err = host_json(&v, "test", "test-1")["error"].as_str().unwrap().to_string();
-    assert!(err.contains("is not known") && err.contains("SHA256:"), "{err}");
+    let err = host_json(&v, "test", "test-1")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("is not known") && err.contains("SHA256:"),
+        "{err}"
+    );
 
     let (code, _) = json(&tb, &["--accept-new-host-keys"]);
     assert_eq!(code, 0);
@@ -187,11 +264,21 @@ fn unknown_host_key_is_accepted_only_on_request() {
 /// Every dpkg state is told apart, including Multi-Arch names.
 #[test]
 fn dpkg_states_and_multiarch_names() {
-    let Some(tb) = Testbed::start(&[("test", 1)]) else { return };
-    tb.write_config(&["fastpath", "analysis", "detector", "ooni-api", "multilib"], "", "");
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    tb.write_config(
+        &["fastpath", "analysis", "detector", "ooni-api", "multilib"],
+        "",
+        "",
+    );
     tb.set_versions(
         "test-1",
-        &[("fastpath", Some("0.81~pr748-191")), ("analysis", Some("1.9~pr659-61")), ("multilib", Some("1.1-1"))],
+        &[
+            ("fastpath", Some("0.81~pr748-191")),
+            ("analysis", Some("1.9~pr659-61")),
+            ("multilib", Some("1.1-1")),
+        ],
     );
     tb.remove_keep_config("test-1", "analysis");
     tb.break_package("test-1", "detector", "2.0-1");
@@ -213,14 +300,20 @@ fn dpkg_states_and_multiarch_names() {
 /// `--check` answers by exit status.
 #[test]
 fn check_flag_reports_pending_and_regressions() {
-    let Some(tb) = Testbed::start(&[("test", 1), ("prod", 1)]) else { return };
+    let Some(tb) = Testbed::start(&[("test", 1), ("prod", 1)]) else {
+        return;
+    };
     tb.write_config(&["fastpath"], "", "");
     tb.set_versions("test-1", &[("fastpath", Some("0.81~pr748-191"))]);
     tb.set_versions("prod-1", &[("fastpath", Some("0.81~pr748-191"))]);
     assert_eq!(run(tb.deployer().arg("--check")).0, 0);
     tb.set_versions("prod-1", &[("fastpath", Some("0.77~pr705-119"))]);
     assert_eq!(run(tb.deployer().arg("--check")).0, 4, "pending rollout");
-    assert_eq!(run(&mut tb.deployer()).0, 0, "without --check pending is fine");
+    assert_eq!(
+        run(&mut tb.deployer()).0,
+        0,
+        "without --check pending is fine"
+    );
     tb.set_versions("test-1", &[("fastpath", Some("0.77~pr705-119"))]);
     tb.set_versions("prod-1", &[("fastpath", Some("0.81~pr748-191"))]);
     assert_eq!(run(tb.deployer().arg("--check")).0, 5, "regression");
