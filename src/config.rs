@@ -89,9 +89,9 @@ pub struct Stage {
 /// (see [`SshOptions::expand_home`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshOptions {
-    /// `ssh_user`: login user when `~/.ssh/config` names none.
+    /// `ssh_user`: login user for every host (wins over `~/.ssh/config`).
     pub user: Option<String>,
-    /// `ssh_port`: port when `~/.ssh/config` names none.
+    /// `ssh_port`: port for every host (wins over `~/.ssh/config`).
     pub port: Option<u16>,
     /// `ssh_identity_file`: private keys tried after the agent.
     pub identity_files: Vec<PathBuf>,
