@@ -59,11 +59,16 @@ fn warn(message: &str) {
 }
 
 fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
-    if cli.command.as_ref().is_some_and(|c| !matches!(c, Command::Status(_)))
+    if cli
+        .command
+        .as_ref()
+        .is_some_and(|c| !matches!(c, Command::Status(_)))
         && (cli.status.json || cli.status.check)
     {
-        return Err(Fatal::usage("`--json` and `--check` go with the status view, not with a command")
-            .note("e.g. `deployer --json` or `deployer status --check`"));
+        return Err(Fatal::usage(
+            "`--json` and `--check` go with the status view, not with a command",
+        )
+        .note("e.g. `deployer --json` or `deployer status --check`"));
     }
     match &cli.command {
         None => status_view(cli, &cli.status, color),

@@ -160,20 +160,15 @@ pub fn record_rejected(config: &Config, request: &Request, fatal: &Fatal) {
         } => ("deploy", package, stage, version.clone()),
         Request::Promote { package, stage } => ("promote", package, stage, None),
     };
-    let (user, machine) = history::local_identity();
     let record = Record {
-        time: history::now_rfc3339(),
-        user,
-        machine,
-        action: action.to_string(),
         package: Some(package.clone()),
-        stage: stage.clone().unwrap_or_default(),
         version,
-        outcome: Outcome::Refused,
         reason: Some(fatal.message.clone()),
-        forced: false,
-        duration_ms: 0,
-        hosts: Vec::new(),
+        ..Record::begin(
+            action,
+            stage.as_deref().unwrap_or_default(),
+            Outcome::Refused,
+        )
     };
     if let Err(e) = history::append(&config.history_file, &record) {
         eprintln!(
@@ -202,18 +197,13 @@ impl Run<'_> {
             return;
         }
         let record = Record {
-            time: history::now_rfc3339(),
-            user: self.user.clone(),
-            machine: self.machine.clone(),
-            action: self.action.to_string(),
             package: Some(self.package.to_string()),
-            stage: self.stage.clone(),
             version: self.version.as_ref().map(ToString::to_string),
-            outcome,
             reason,
             forced: self.forced,
             duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             hosts,
+            ..Record::begin(self.action, &self.stage, outcome)
         };
         if let Err(e) = history::append(&self.config.history_file, &record) {
             eprintln!(
@@ -610,11 +600,7 @@ pub fn run(
     if opts.dry_run {
         let mut details = Vec::new();
         for (step, cmd) in plan.steps.iter().zip(&commands) {
-            let i = range.start
-                + fleet.members[range.clone()]
-                    .iter()
-                    .position(|m| m.target.host == step.host)
-                    .expect("host of the stage");
+            let i = fleet.position(&stage.name, &step.host);
             let sim = apt::install(&package, &plan.version, step.downgrade, lock_secs, true);
             let lines = match fleet.members[i].run(&sim, timeouts.command_timeout) {
                 Ok(out) if out.success() => apt::simulation_summary(&out.stdout),
@@ -833,14 +819,6 @@ fn execute(
     commands: &[RemoteCommand],
     opts: &Options,
 ) -> Vec<Done> {
-    let range = fleet.stage_range(&plan.stage);
-    let position = |host: &str, fleet: &Fleet| -> usize {
-        range.start
-            + fleet.members[range.clone()]
-                .iter()
-                .position(|m| m.target.host == host)
-                .expect("host of the stage")
-    };
     let mut done: Vec<Done> = vec![Done::Untouched; plan.steps.len()];
     for (b, batch) in plan.batches.iter().enumerate() {
         let names: Vec<&str> = batch.iter().map(|&i| plan.steps[i].host.as_str()).collect();
@@ -852,7 +830,7 @@ fn execute(
         ));
         let mut slots: Vec<(usize, Option<Member>)> = Vec::new();
         for &i in batch {
-            let at = position(&plan.steps[i].host, fleet);
+            let at = fleet.position(&plan.stage, &plan.steps[i].host);
             let placeholder = Member {
                 target: fleet.members[at].target.clone(),
                 conn: Err(HostError::Ssh("in use".into())),
@@ -872,7 +850,7 @@ fn execute(
             )
         });
         for ((i, member), result) in slots.into_iter().zip(results) {
-            let at = position(&plan.steps[i].host, fleet);
+            let at = fleet.position(&plan.stage, &plan.steps[i].host);
             fleet.members[at] = member.expect("member");
             done[i] = result;
         }
@@ -931,11 +909,7 @@ fn finish(
     let mut report = Vec::new();
     let range = fleet.stage_range(&plan.stage);
     for (step, d) in plan.steps.iter().zip(&done) {
-        let at = range.start
-            + fleet.members[range.clone()]
-                .iter()
-                .position(|m| m.target.host == step.host)
-                .expect("host of the stage");
+        let at = fleet.position(&plan.stage, &step.host);
         let (mut result, mut message, mut to) = match d {
             Done::Changed => (HostResult::Changed, None, Some(plan.version.to_string())),
             Done::Untouched => (HostResult::Untouched, None, None),

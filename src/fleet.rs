@@ -82,6 +82,17 @@ impl Fleet {
         start..start + len
     }
 
+    /// The position in [`Fleet::members`] of `host` of `stage`.
+    ///
+    /// # Panics
+    /// When the host is not in the fleet: callers only ask for configured hosts.
+    pub fn position(&self, stage: &str, host: &str) -> usize {
+        self.members
+            .iter()
+            .position(|m| m.target.stage == stage && m.target.host == host)
+            .unwrap_or_else(|| panic!("`{host}` of `{stage}` is not in the fleet"))
+    }
+
     /// The hosts of `stage`.
     pub fn stage_mut(&mut self, stage: &str) -> &mut [Member] {
         let r = self.stage_range(stage);

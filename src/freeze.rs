@@ -136,18 +136,10 @@ pub fn apply(
         _ => Outcome::Partial,
     };
     let record = Record {
-        time: history::now_rfc3339(),
-        user,
-        machine,
-        action: action.to_string(),
-        package: None,
-        stage: stage.to_string(),
-        version: None,
-        outcome,
         reason: reason.map(str::to_string),
-        forced: false,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         hosts,
+        ..Record::begin(action, stage, outcome)
     };
     if let Err(e) = history::append(&config.history_file, &record) {
         eprintln!(

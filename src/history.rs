@@ -55,6 +55,28 @@ pub struct Record {
 }
 
 /// How an attempt ended as a whole.
+impl Record {
+    /// A record of `action` on `stage` by the local operator, stamped now;
+    /// the caller fills in the rest.
+    pub fn begin(action: &str, stage: &str, outcome: Outcome) -> Record {
+        let (user, machine) = local_identity();
+        Record {
+            time: now_rfc3339(),
+            user,
+            machine,
+            action: action.to_string(),
+            package: None,
+            stage: stage.to_string(),
+            version: None,
+            outcome,
+            reason: None,
+            forced: false,
+            duration_ms: 0,
+            hosts: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {

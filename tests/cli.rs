@@ -124,9 +124,14 @@ fn injection_through_package_stage_or_version_is_rejected_before_connecting() {
     }
     // every attempt is on record, refused, with the text as typed
     let history = std::fs::read_to_string(dir.path().join("deployer-history.jsonl")).unwrap();
-    let records: Vec<serde_json::Value> = history.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records: Vec<serde_json::Value> = history
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(records.len(), attempts.len());
-    assert!(records.iter().all(|r| r["outcome"] == "refused" && r["hosts"] == serde_json::json!([])));
+    assert!(records
+        .iter()
+        .all(|r| r["outcome"] == "refused" && r["hosts"] == serde_json::json!([])));
     assert_eq!(records[1]["package"], "$(touch /tmp/pwned)");
     assert!(!Path::new("/tmp/pwned").exists());
 }

@@ -54,7 +54,14 @@ fn host_result(record: &Value, host: &str) -> String {
 fn two_stages(hosts_per_stage: usize, extra_env: &str, sections: &str) -> Option<Testbed> {
     let tb = Testbed::start(&[("test", hosts_per_stage), ("prod", hosts_per_stage)])?;
     tb.write_config(
-        &["fastpath", "analysis", "detector", "badpostinst", "healthd", "slowpkg"],
+        &[
+            "fastpath",
+            "analysis",
+            "detector",
+            "badpostinst",
+            "healthd",
+            "slowpkg",
+        ],
         extra_env,
         sections,
     );
@@ -63,12 +70,18 @@ fn two_stages(hosts_per_stage: usize, extra_env: &str, sections: &str) -> Option
 
 #[test]
 fn deploy_latest_to_the_first_stage() {
-    let Some(tb) = two_stages(1, "", "") else { return };
+    let Some(tb) = two_stages(1, "", "") else {
+        return;
+    };
     tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
     let (code, out, err) = deployer(&tb, &["deploy", "fastpath"]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(NEW));
-    assert_eq!(tb.installed("prod-1", "fastpath"), None, "only the first stage");
+    assert_eq!(
+        tb.installed("prod-1", "fastpath"),
+        None,
+        "only the first stage"
+    );
     assert!(out.starts_with("Before:"), "{out}");
     assert!(out.contains("After:"), "{out}");
     let r = last(&tb);
@@ -81,7 +94,9 @@ fn deploy_latest_to_the_first_stage() {
 
 #[test]
 fn deploy_given_version_then_roll_back() {
-    let Some(tb) = two_stages(2, "", "") else { return };
+    let Some(tb) = two_stages(2, "", "") else {
+        return;
+    };
     for h in ["test-1", "test-2", "prod-1", "prod-2"] {
         tb.set_versions(h, &[("detector", Some("2.0-1"))]);
     }
@@ -106,24 +121,34 @@ fn deploy_given_version_then_roll_back() {
 
 #[test]
 fn rollback_on_a_critical_stage_needs_confirmation() {
-    let Some(tb) = two_stages(1, "", "") else { return };
+    let Some(tb) = two_stages(1, "", "") else {
+        return;
+    };
     tb.set_versions("test-1", &[("fastpath", Some(NEW))]);
     tb.set_versions("prod-1", &[("fastpath", Some(NEW))]);
     let (code, _, err) = deployer(&tb, &["deploy", "fastpath", "prod", OLD]);
     assert_eq!(code, 6, "no terminal, no --yes: refused");
-    assert!(err.contains("critical stage") && err.contains("--yes"), "{err}");
+    assert!(
+        err.contains("critical stage") && err.contains("--yes"),
+        "{err}"
+    );
     assert_eq!(tb.installed("prod-1", "fastpath").as_deref(), Some(NEW));
     assert_eq!(last(&tb)["outcome"], "refused");
 
     let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "prod", OLD, "--yes"]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(tb.installed("prod-1", "fastpath").as_deref(), Some(OLD));
-    assert!(out.contains("(downgrade)") || out.contains("changed"), "{out}");
+    assert!(
+        out.contains("(downgrade)") || out.contains("changed"),
+        "{out}"
+    );
 }
 
 #[test]
 fn promote_moves_the_previous_stage_version() {
-    let Some(tb) = two_stages(2, "", "") else { return };
+    let Some(tb) = two_stages(2, "", "") else {
+        return;
+    };
     for h in ["test-1", "test-2"] {
         tb.set_versions(h, &[("fastpath", Some(NEW))]);
     }
@@ -136,18 +161,30 @@ fn promote_moves_the_previous_stage_version() {
         assert_eq!(tb.installed(h, "fastpath").as_deref(), Some(NEW));
     }
     let r = last(&tb);
-    assert_eq!((r["action"].as_str(), r["stage"].as_str(), r["version"].as_str()), (Some("promote"), Some("prod"), Some(NEW)));
+    assert_eq!(
+        (
+            r["action"].as_str(),
+            r["stage"].as_str(),
+            r["version"].as_str()
+        ),
+        (Some("promote"), Some("prod"), Some(NEW))
+    );
 
     // hosts of the source stage that disagree: refused, and shown
     tb.set_versions("test-2", &[("fastpath", Some(OLD))]);
     let (code, _, err) = deployer(&tb, &["promote", "fastpath", "prod", "--yes"]);
     assert_eq!(code, 6);
-    assert!(err.contains("test-1: 0.81~pr748-191") && err.contains("test-2: 0.77~pr705-119"), "{err}");
+    assert!(
+        err.contains("test-1: 0.81~pr748-191") && err.contains("test-2: 0.77~pr705-119"),
+        "{err}"
+    );
 }
 
 #[test]
 fn order_guard_refuses_and_force_overrides() {
-    let Some(tb) = two_stages(1, "", "") else { return };
+    let Some(tb) = two_stages(1, "", "") else {
+        return;
+    };
     tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
     tb.set_versions("prod-1", &[("fastpath", Some(OLD))]);
     let (code, _, err) = deployer(&tb, &["deploy", "fastpath", "prod", NEW, "--yes"]);
@@ -157,7 +194,19 @@ fn order_guard_refuses_and_force_overrides() {
     assert_eq!(tb.installed("prod-1", "fastpath").as_deref(), Some(OLD));
     assert_eq!(last(&tb)["outcome"], "refused");
 
-    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "prod", NEW, "--yes", "--force", "--reason", "hotfix for incident 7"]);
+    let (code, out, err) = deployer(
+        &tb,
+        &[
+            "deploy",
+            "fastpath",
+            "prod",
+            NEW,
+            "--yes",
+            "--force",
+            "--reason",
+            "hotfix for incident 7",
+        ],
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(tb.installed("prod-1", "fastpath").as_deref(), Some(NEW));
     let r = last(&tb);
@@ -172,7 +221,9 @@ fn lists_fingerprint(tb: &Testbed, host: &str) -> String {
 
 #[test]
 fn dry_run_changes_nothing_not_even_apt_lists() {
-    let Some(tb) = two_stages(2, "", "") else { return };
+    let Some(tb) = two_stages(2, "", "") else {
+        return;
+    };
     for h in ["test-1", "test-2"] {
         tb.set_versions(h, &[("fastpath", Some(OLD))]);
     }
@@ -181,13 +232,28 @@ fn dry_run_changes_nothing_not_even_apt_lists() {
         assert!(tb.exec(h, "apt-get update -q").status.success());
     }
     tb.publish("fastpath", "0.82~pr760-200");
-    let before: Vec<String> = ["test-1", "test-2"].iter().map(|h| lists_fingerprint(&tb, h)).collect();
+    let before: Vec<String> = ["test-1", "test-2"]
+        .iter()
+        .map(|h| lists_fingerprint(&tb, h))
+        .collect();
     let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", "--dry-run"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("Plan: `fastpath` 0.81~pr748-191 on `test`"), "the lists were not updated, so 0.82 is unseen: {out}");
-    assert!(out.contains("batch 1:") && out.contains("batch 2:"), "{out}");
-    assert!(out.contains("runs: sudo -n env DEBIAN_FRONTEND=noninteractive"), "{out}");
-    assert!(out.contains("apt:  Inst fastpath [0.77~pr705-119] (0.81~pr748-191"), "{out}");
+    assert!(
+        out.contains("Plan: `fastpath` 0.81~pr748-191 on `test`"),
+        "the lists were not updated, so 0.82 is unseen: {out}"
+    );
+    assert!(
+        out.contains("batch 1:") && out.contains("batch 2:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("runs: sudo -n env DEBIAN_FRONTEND=noninteractive"),
+        "{out}"
+    );
+    assert!(
+        out.contains("apt:  Inst fastpath [0.77~pr705-119] (0.81~pr748-191"),
+        "{out}"
+    );
     assert!(out.contains("nothing was changed"), "{out}");
     for (h, b) in ["test-1", "test-2"].iter().zip(&before) {
         assert_eq!(tb.installed(h, "fastpath").as_deref(), Some(OLD));
@@ -198,19 +264,30 @@ fn dry_run_changes_nothing_not_even_apt_lists() {
     // a real deploy updates the lists first and so finds the published version
     let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some("0.82~pr760-200"));
+    assert_eq!(
+        tb.installed("test-1", "fastpath").as_deref(),
+        Some("0.82~pr760-200")
+    );
 }
 
 #[test]
 fn unavailable_version_changes_nothing() {
-    let Some(tb) = two_stages(2, "", "") else { return };
+    let Some(tb) = two_stages(2, "", "") else {
+        return;
+    };
     for h in ["test-1", "test-2"] {
         tb.set_versions(h, &[("fastpath", Some(OLD))]);
     }
     let (code, _, err) = deployer(&tb, &["deploy", "fastpath", "test", "9.9-1"]);
     assert_eq!(code, 6, "{err}");
-    assert!(err.contains("`fastpath` 9.9-1 cannot be installed on 2 host(s) of `test`"), "{err}");
-    assert!(err.contains("test-1 can install: 0.81~pr748-191, 0.77~pr705-119"), "{err}");
+    assert!(
+        err.contains("`fastpath` 9.9-1 cannot be installed on 2 host(s) of `test`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("test-1 can install: 0.81~pr748-191, 0.77~pr705-119"),
+        "{err}"
+    );
     for h in ["test-1", "test-2"] {
         assert_eq!(tb.installed(h, "fastpath").as_deref(), Some(OLD));
     }
@@ -221,18 +298,34 @@ fn unavailable_version_changes_nothing() {
 
 #[test]
 fn failing_postinst_halts_the_rollout_with_a_partial_report() {
-    let Some(tb) = two_stages(3, "", "") else { return };
+    let Some(tb) = two_stages(3, "", "") else {
+        return;
+    };
     for h in ["test-1", "test-2", "test-3"] {
         tb.set_versions(h, &[("badpostinst", Some("1.0-1"))]);
     }
     let (code, out, err) = deployer(&tb, &["deploy", "badpostinst", "test", "2.0-1"]);
     assert_eq!(code, 8, "failed after changing a host: {out}{err}");
     assert!(out.contains("FAILED after changing hosts"), "{out}");
-    assert!(out.contains("postinst"), "the report explains the failure: {out}");
-    assert!(out.contains("missing /etc/badpostinst.conf"), "the host's own words are shown: {out}");
-    assert!(tb.dpkg_status("test-1", "badpostinst").starts_with("iF"), "{}", tb.dpkg_status("test-1", "badpostinst"));
+    assert!(
+        out.contains("postinst"),
+        "the report explains the failure: {out}"
+    );
+    assert!(
+        out.contains("missing /etc/badpostinst.conf"),
+        "the host's own words are shown: {out}"
+    );
+    assert!(
+        tb.dpkg_status("test-1", "badpostinst").starts_with("iF"),
+        "{}",
+        tb.dpkg_status("test-1", "badpostinst")
+    );
     for h in ["test-2", "test-3"] {
-        assert_eq!(tb.installed(h, "badpostinst").as_deref(), Some("1.0-1"), "{h} untouched");
+        assert_eq!(
+            tb.installed(h, "badpostinst").as_deref(),
+            Some("1.0-1"),
+            "{h} untouched"
+        );
     }
     let r = last(&tb);
     assert_eq!(r["outcome"], "partial");
@@ -245,14 +338,23 @@ const HEALTH: &str = "[package:healthd]\nhealth_check = /usr/bin/healthd-check";
 
 #[test]
 fn failing_health_check_stops_the_rollout() {
-    let Some(tb) = two_stages(2, "", HEALTH) else { return };
+    let Some(tb) = two_stages(2, "", HEALTH) else {
+        return;
+    };
     for h in ["test-1", "test-2"] {
         tb.set_versions(h, &[("healthd", Some("1.0-1"))]);
     }
     let (code, out, err) = deployer(&tb, &["deploy", "healthd", "test", "2.0-1"]);
     assert_eq!(code, 8, "{out}{err}");
-    assert!(out.contains("health check `/usr/bin/healthd-check` failed"), "{out}");
-    assert_eq!(tb.installed("test-1", "healthd").as_deref(), Some("2.0-1"), "left as it is without rollback");
+    assert!(
+        out.contains("health check `/usr/bin/healthd-check` failed"),
+        "{out}"
+    );
+    assert_eq!(
+        tb.installed("test-1", "healthd").as_deref(),
+        Some("2.0-1"),
+        "left as it is without rollback"
+    );
     assert_eq!(tb.installed("test-2", "healthd").as_deref(), Some("1.0-1"));
     let r = last(&tb);
     assert_eq!(host_result(&r, "test-1"), "failed");
@@ -261,11 +363,22 @@ fn failing_health_check_stops_the_rollout() {
 
 #[test]
 fn failing_health_check_with_rollback_restores_the_host() {
-    let Some(tb) = two_stages(2, "", HEALTH) else { return };
+    let Some(tb) = two_stages(2, "", HEALTH) else {
+        return;
+    };
     for h in ["test-1", "test-2"] {
         tb.set_versions(h, &[("healthd", Some("1.0-1"))]);
     }
-    let (code, out, err) = deployer(&tb, &["deploy", "healthd", "test", "2.0-1", "--rollback-on-failure"]);
+    let (code, out, err) = deployer(
+        &tb,
+        &[
+            "deploy",
+            "healthd",
+            "test",
+            "2.0-1",
+            "--rollback-on-failure",
+        ],
+    );
     assert_eq!(code, 8, "{out}{err}");
     assert!(out.contains("rolled back to 1.0-1"), "{out}");
     for h in ["test-1", "test-2"] {
@@ -278,7 +391,9 @@ fn failing_health_check_with_rollback_restores_the_host() {
 
 #[test]
 fn concurrent_deploy_is_refused_by_the_lock_which_frees_itself() {
-    let Some(tb) = two_stages(1, "deploy_timeout = 2m", "") else { return };
+    let Some(tb) = two_stages(1, "deploy_timeout = 2m", "") else {
+        return;
+    };
     tb.set_versions("test-1", &[("slowpkg", Some("1.0-1"))]);
     let mut first = tb
         .deployer()
@@ -289,7 +404,11 @@ fn concurrent_deploy_is_refused_by_the_lock_which_frees_itself() {
         .spawn()
         .unwrap();
     assert!(
-        tb.wait_for_file("test-1", "/tmp/slowpkg-postinst-started", Duration::from_secs(60)),
+        tb.wait_for_file(
+            "test-1",
+            "/tmp/slowpkg-postinst-started",
+            Duration::from_secs(60)
+        ),
         "the first deploy never reached the postinst"
     );
     let (code, _, err) = deployer(&tb, &["deploy", "slowpkg", "test", "2.0-1"]);
@@ -299,7 +418,10 @@ fn concurrent_deploy_is_refused_by_the_lock_which_frees_itself() {
         std::env::var("USER").unwrap_or_else(|_| "root".into()),
         String::from_utf8(Command::new("hostname").output().unwrap().stdout).unwrap(),
     );
-    assert!(err.contains(&format!("{user}@{}", machine.trim())), "names who holds it: {err}");
+    assert!(
+        err.contains(&format!("{user}@{}", machine.trim())),
+        "names who holds it: {err}"
+    );
     assert!(err.contains(" since "), "{err}");
     assert_eq!(last(&tb)["outcome"], "refused");
 
@@ -307,30 +429,43 @@ fn concurrent_deploy_is_refused_by_the_lock_which_frees_itself() {
     first.kill().unwrap();
     first.wait().unwrap();
     let free = common::testbed::poll(Duration::from_secs(30), || {
-        tb.exec("test-1", "flock -n /run/lock/deployer.lock true").status.success()
+        tb.exec("test-1", "flock -n /run/lock/deployer.lock true")
+            .status
+            .success()
     });
     assert!(free, "the lock outlived the deployer that held it");
 }
 
 #[test]
 fn sudo_asking_for_a_password_is_refused_up_front() {
-    let Some(tb) = two_stages(2, "", "") else { return };
+    let Some(tb) = two_stages(2, "", "") else {
+        return;
+    };
     for h in ["test-1", "test-2"] {
         tb.set_versions(h, &[("fastpath", Some(OLD))]);
     }
     let _sudo = tb.sudo_requires_password("test-2");
     let (code, _, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
     assert_eq!(code, 6, "{err}");
-    assert!(err.contains("test-2: sudo on the host asks for a password"), "{err}");
+    assert!(
+        err.contains("test-2: sudo on the host asks for a password"),
+        "{err}"
+    );
     for h in ["test-1", "test-2"] {
-        assert_eq!(tb.installed(h, "fastpath").as_deref(), Some(OLD), "nothing changed on {h}");
+        assert_eq!(
+            tb.installed(h, "fastpath").as_deref(),
+            Some(OLD),
+            "nothing changed on {h}"
+        );
     }
     assert_eq!(last(&tb)["outcome"], "refused");
 }
 
 #[test]
 fn held_dpkg_lock_fails_the_host_without_changing_it() {
-    let Some(tb) = two_stages(1, "lock_timeout = 2s", "") else { return };
+    let Some(tb) = two_stages(1, "lock_timeout = 2s", "") else {
+        return;
+    };
     tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
     let _lock = tb.hold_dpkg_lock("test-1");
     let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
@@ -344,7 +479,9 @@ fn held_dpkg_lock_fails_the_host_without_changing_it() {
 
 #[test]
 fn host_hanging_mid_deploy_is_reported_as_unknown_state() {
-    let Some(tb) = two_stages(2, "deploy_timeout = 4s\ncommand_timeout = 3s", "") else { return };
+    let Some(tb) = two_stages(2, "deploy_timeout = 4s\ncommand_timeout = 3s", "") else {
+        return;
+    };
     for h in ["test-1", "test-2"] {
         tb.set_versions(h, &[("slowpkg", Some("1.0-1"))]);
     }
@@ -356,15 +493,31 @@ fn host_hanging_mid_deploy_is_reported_as_unknown_state() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(tb.wait_for_file("test-1", "/tmp/slowpkg-postinst-started", Duration::from_secs(60)));
+    assert!(tb.wait_for_file(
+        "test-1",
+        "/tmp/slowpkg-postinst-started",
+        Duration::from_secs(60)
+    ));
     let frozen = tb.freeze("test-1");
     let out = child.wait_with_output().unwrap();
     drop(frozen);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(8), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("test-1: FAILED: unknown state: check with `deployer status`"), "{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(8),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("test-1: FAILED: unknown state: check with `deployer status`"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("test-1: changed"), "{stdout}");
-    assert_eq!(tb.installed("test-2", "slowpkg").as_deref(), Some("1.0-1"), "the rollout stopped");
+    assert_eq!(
+        tb.installed("test-2", "slowpkg").as_deref(),
+        Some("1.0-1"),
+        "the rollout stopped"
+    );
     let r = last(&tb);
     assert_eq!(host_result(&r, "test-1"), "unknown");
     assert_eq!(host_result(&r, "test-2"), "untouched");
@@ -372,15 +525,23 @@ fn host_hanging_mid_deploy_is_reported_as_unknown_state() {
 
 #[test]
 fn frozen_stage_refuses_until_unfrozen() {
-    let Some(tb) = two_stages(2, "", "") else { return };
+    let Some(tb) = two_stages(2, "", "") else {
+        return;
+    };
     for h in ["test-1", "test-2"] {
         tb.set_versions(h, &[("fastpath", Some(OLD))]);
     }
-    let (code, out, err) = deployer(&tb, &["freeze", "test", "--reason", "incident 12: db overload"]);
+    let (code, out, err) = deployer(
+        &tb,
+        &["freeze", "test", "--reason", "incident 12: db overload"],
+    );
     assert_eq!(code, 0, "{out}{err}");
     for h in ["test-1", "test-2"] {
         let rec = tb.exec(h, "cat /var/lib/deployer/freeze");
-        assert!(String::from_utf8_lossy(&rec.stdout).contains("incident 12"), "recorded on {h}");
+        assert!(
+            String::from_utf8_lossy(&rec.stdout).contains("incident 12"),
+            "recorded on {h}"
+        );
     }
     let (_, status, _) = deployer(&tb, &[]);
     assert!(status.contains("test [frozen]"), "{status}");
@@ -388,10 +549,24 @@ fn frozen_stage_refuses_until_unfrozen() {
 
     let (code, _, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
     assert_eq!(code, 6, "{err}");
-    assert!(err.contains("stage `test` is frozen by ") && err.contains("incident 12"), "{err}");
+    assert!(
+        err.contains("stage `test` is frozen by ") && err.contains("incident 12"),
+        "{err}"
+    );
     assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(OLD));
 
-    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW, "--force", "--reason", "the fix for incident 12"]);
+    let (code, out, err) = deployer(
+        &tb,
+        &[
+            "deploy",
+            "fastpath",
+            "test",
+            NEW,
+            "--force",
+            "--reason",
+            "the fix for incident 12",
+        ],
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(NEW));
     assert_eq!(last(&tb)["reason"], "the fix for incident 12");
@@ -400,8 +575,14 @@ fn frozen_stage_refuses_until_unfrozen() {
     assert_eq!(code, 0);
     let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", OLD]);
     assert_eq!(code, 0, "{out}{err}");
-    let actions: Vec<String> = history(&tb).iter().map(|r| r["action"].as_str().unwrap().to_string()).collect();
-    assert_eq!(actions, ["freeze", "deploy", "deploy", "unfreeze", "deploy"]);
+    let actions: Vec<String> = history(&tb)
+        .iter()
+        .map(|r| r["action"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        actions,
+        ["freeze", "deploy", "deploy", "unfreeze", "deploy"]
+    );
 
     // the history command lists them newest first
     let (code, text, _) = deployer(&tb, &["history", "fastpath", "--json"]);
