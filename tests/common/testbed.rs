@@ -67,7 +67,6 @@ pub struct HostHandle {
 pub struct Testbed {
     dir: PathBuf,
     tempdir: Option<tempfile::TempDir>,
-    stages: Vec<(String, usize)>,
     hosts: Vec<HostHandle>,
     serve: Child,
     // Closing it tells `testbed serve` to tear down.
@@ -179,7 +178,6 @@ impl Testbed {
         let mut testbed = Testbed {
             dir: dir.clone(),
             tempdir: Some(tempdir),
-            stages: stages.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
             hosts: Vec::new(),
             serve_stdin: child.stdin.take(),
             serve: child,
@@ -268,33 +266,27 @@ impl Testbed {
 
     /// Write `deployer.ini` into [`Testbed::dir`]: `[environment]` with
     /// `deb_packages` and `stages`, then `extra_environment` verbatim, then one
-    /// `[stage:NAME] hosts = ALIASES` per stage, then `extra_sections` verbatim.
+    /// `[stage:NAME] hosts = ALIASES` per stage, then `extra_sections` verbatim
+    /// (the text is made by `testbed config`, which `up` uses too).
     pub fn write_config(
         &self,
         packages: &[&str],
         extra_environment: &str,
         extra_sections: &str,
     ) -> PathBuf {
-        let stages: Vec<&str> = self.stages.iter().map(|(s, _)| s.as_str()).collect();
-        let mut text = format!(
-            "[environment]\ndeb_packages = {}\nstages = {}\n",
-            packages.join(" "),
-            stages.join(" ")
+        let dir = self.dir_str();
+        let out = run_ok(
+            script([
+                "config",
+                &dir,
+                &packages.join(" "),
+                extra_environment,
+                extra_sections,
+            ]),
+            "testbed config",
         );
-        push_block(&mut text, extra_environment);
-        for stage in &stages {
-            let aliases: Vec<String> = self.hosts(stage).into_iter().map(|h| h.alias).collect();
-            text.push_str(&format!(
-                "\n[stage:{stage}]\nhosts = {}\n",
-                aliases.join(" ")
-            ));
-        }
-        if !extra_sections.is_empty() {
-            text.push('\n');
-            push_block(&mut text, extra_sections);
-        }
         let path = self.dir.join("deployer.ini");
-        std::fs::write(&path, text).expect("write deployer.ini");
+        std::fs::write(&path, &out.stdout).expect("write deployer.ini");
         path
     }
 
@@ -492,15 +484,6 @@ impl Testbed {
     /// The log of `testbed serve` (startup, teardown), for failure messages.
     pub fn serve_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
-    }
-}
-
-fn push_block(text: &mut String, block: &str) {
-    if !block.is_empty() {
-        text.push_str(block);
-        if !block.ends_with('\n') {
-            text.push('\n');
-        }
     }
 }
 
