@@ -11,6 +11,9 @@
 //! Every host is a real bookworm system with its own sshd on its own loopback
 //! address; see `tests/testbed/README.md` for the design.
 
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code)]
+
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader};
@@ -63,9 +66,9 @@ pub struct HostHandle {
 /// A set of running hosts, in stages, with the ssh client files to reach them.
 /// Dropping it stops every host, frees its addresses and removes its directory
 /// (kept when `DEPLOYER_TESTBED_KEEP=1`, for a look after a failure).
-#[allow(dead_code)]
 pub struct Testbed {
     dir: PathBuf,
+    home: PathBuf,
     tempdir: Option<tempfile::TempDir>,
     hosts: Vec<HostHandle>,
     serve: Child,
@@ -130,7 +133,6 @@ fn indent(text: &str) -> String {
     text.lines().map(|l| format!("    {l}\n")).collect()
 }
 
-#[allow(dead_code)]
 impl Testbed {
     /// Start hosts: `&[("test", 2), ("prod", 3)]` gives `test-1`, `test-2`,
     /// `prod-1`..`prod-3`, all reachable by the time this returns.
@@ -177,6 +179,7 @@ impl Testbed {
         let ready = rx.recv_timeout(START_TIMEOUT);
         let mut testbed = Testbed {
             dir: dir.clone(),
+            home: dir.join("home"),
             tempdir: Some(tempdir),
             hosts: Vec::new(),
             serve_stdin: child.stdin.take(),
@@ -228,8 +231,8 @@ impl Testbed {
 
     /// The `HOME` to use: `.ssh/config`, `.ssh/known_hosts` and
     /// `.ssh/id_ed25519` reach every host, as `deployer` by default.
-    pub fn home(&self) -> PathBuf {
-        self.dir.join("home")
+    pub fn home(&self) -> &Path {
+        &self.home
     }
 
     /// The ssh client config file, for `ssh -F`.
@@ -532,7 +535,6 @@ pub struct FaultGuard<'t> {
     undo: Option<Undo>,
 }
 
-#[allow(dead_code)]
 impl FaultGuard<'_> {
     /// Undo the fault now; panics when that fails.
     pub fn undo(mut self) {
