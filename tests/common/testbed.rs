@@ -1,0 +1,596 @@
+//! Real Debian hosts for end-to-end tests: a thin Rust face on the script
+//! `tests/testbed/testbed`, which does every privileged step (namespaces,
+//! overlays, sshd, the APT repository). This module starts one `testbed serve`
+//! per [`Testbed`], reads what it wrote, and offers scenarios and faults.
+//!
+//! It must not re-implement what the script does: when a step needs root
+//! inside a host, it calls the script. The only things done here directly are
+//! the ones that need this process itself: holding the dpkg locks (a lock
+//! lives as long as the process holding it) and polling a host's files.
+//!
+//! Every host is a real bookworm system with its own sshd on its own loopback
+//! address; see `tests/testbed/README.md` for the design.
+
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The script doing the privileged mechanics.
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/testbed/testbed");
+
+/// How long `start` waits for the hosts; the first run on a machine also
+/// builds the root filesystem (about two minutes), so this is generous.
+const START_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// How long `Drop` waits for `testbed serve` to tear the hosts down.
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Tools the script needs on this machine (the hosts bring their own).
+const TOOLS: [&str; 11] = [
+    "debootstrap",
+    "dpkg-deb",
+    "dpkg-scanpackages",
+    "ssh",
+    "ssh-keygen",
+    "unshare",
+    "nsenter",
+    "setpriv",
+    "flock",
+    "mount",
+    "chroot",
+];
+
+/// One host of a testbed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostHandle {
+    /// The `Host` alias in the testbed's `~/.ssh/config`: `<stage>-<n>`.
+    pub alias: String,
+    /// The stage the host belongs to.
+    pub stage: String,
+    /// Its loopback address; sshd listens there on port 22.
+    pub address: String,
+    /// PID (as seen from this machine) of the host's init: PID 1 of its PID
+    /// namespace, chrooted into its root; `/proc/<pid>/root` is its `/`.
+    pub init_pid: u32,
+}
+
+/// A set of running hosts, in stages, with the ssh client files to reach them.
+/// Dropping it stops every host, frees its addresses and removes its directory
+/// (kept when `DEPLOYER_TESTBED_KEEP=1`, for a look after a failure).
+pub struct Testbed {
+    dir: PathBuf,
+    home: PathBuf,
+    tempdir: Option<tempfile::TempDir>,
+    hosts: Vec<HostHandle>,
+    serve: Child,
+    // Closing it tells `testbed serve` to tear down.
+    serve_stdin: Option<ChildStdin>,
+    // Kept open so that `serve` never writes into a closed pipe.
+    _serve_stdout: Option<ChildStdout>,
+    startup: Duration,
+}
+
+/// Why a testbed cannot run here, or `None` when it can.
+fn unmet_requirement() -> Option<String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("the testbed needs root (namespaces, overlay mounts)".into());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .collect();
+    let missing: Vec<&str> = TOOLS
+        .iter()
+        .copied()
+        .filter(|tool| !dirs.iter().any(|d| d.join(tool).is_file()))
+        .collect();
+    if !missing.is_empty() {
+        return Some(format!(
+            "missing tools: {} (apt-get install debootstrap dpkg-dev openssh-client)",
+            missing.join(", ")
+        ));
+    }
+    None
+}
+
+/// The script as a command, with `args`.
+fn script<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new("bash");
+    cmd.arg(SCRIPT).args(args).stdin(Stdio::null());
+    cmd
+}
+
+/// Run a command to the end; panic with its stderr unless it succeeds.
+fn run_ok(mut cmd: Command, what: &str) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{what} failed ({}):\n{}",
+            out.status,
+            indent(&String::from_utf8_lossy(&out.stderr))
+        );
+    }
+    out
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+impl Testbed {
+    /// Start hosts: `&[("test", 2), ("prod", 3)]` gives `test-1`, `test-2`,
+    /// `prod-1`..`prod-3`, all reachable by the time this returns.
+    ///
+    /// Returns `None`, after printing `skipped: <why>` to stderr, when this
+    /// machine cannot run a testbed (not root, a tool missing); with `CI=true`
+    /// it panics instead, so that CI never passes by skipping.
+    pub fn start(stages: &[(&str, usize)]) -> Option<Testbed> {
+        if let Some(why) = unmet_requirement() {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("testbed required on CI, but {why}");
+            }
+            eprintln!("skipped: {why}");
+            return None;
+        }
+        let t0 = Instant::now();
+        let tempdir = tempfile::Builder::new()
+            .prefix("deployer-testbed-")
+            .tempdir()
+            .expect("create the testbed directory");
+        let dir = tempdir.path().to_path_buf();
+        let log = File::create(dir.join("serve.log")).expect("create serve.log");
+        let mut child = script(
+            std::iter::once("serve".to_string())
+                .chain(std::iter::once(dir.display().to_string()))
+                .chain(stages.iter().map(|(s, n)| format!("{s}:{n}"))),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("spawn `testbed serve`");
+
+        // Wait for "ready" on a thread, so that the wait is bounded.
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let ready =
+                matches!(reader.read_line(&mut line), Ok(n) if n > 0) && line.starts_with("ready ");
+            let _ = tx.send((ready, reader.into_inner()));
+        });
+        let ready = rx.recv_timeout(START_TIMEOUT);
+        let mut testbed = Testbed {
+            dir: dir.clone(),
+            home: dir.join("home"),
+            tempdir: Some(tempdir),
+            hosts: Vec::new(),
+            serve_stdin: child.stdin.take(),
+            serve: child,
+            _serve_stdout: None,
+            startup: Duration::ZERO,
+        };
+        match ready {
+            Ok((true, stdout)) => testbed._serve_stdout = Some(stdout),
+            Ok((false, _)) | Err(_) => {
+                let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+                drop(testbed);
+                panic!("the testbed did not start:\n{}", indent(&log));
+            }
+        }
+        testbed.hosts = testbed.read_hosts();
+        testbed.startup = t0.elapsed();
+        eprintln!(
+            "testbed: {} hosts up in {:.2} s in {}",
+            testbed.hosts.len(),
+            testbed.startup.as_secs_f64(),
+            dir.display()
+        );
+        Some(testbed)
+    }
+
+    fn read_hosts(&self) -> Vec<HostHandle> {
+        let text = std::fs::read_to_string(self.dir.join("hosts.tsv")).expect("read hosts.tsv");
+        text.lines()
+            .map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                assert_eq!(f.len(), 3, "bad hosts.tsv line {line:?}");
+                let stage = f[0].rsplit_once('-').expect("alias is <stage>-<n>").0;
+                HostHandle {
+                    alias: f[0].to_string(),
+                    stage: stage.to_string(),
+                    address: f[1].to_string(),
+                    init_pid: f[2].parse().expect("init pid"),
+                }
+            })
+            .collect()
+    }
+
+    /// The testbed's directory: `deployer.ini` goes here, and the commands of
+    /// [`Testbed::deployer`] run here.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The `HOME` to use: `.ssh/config`, `.ssh/known_hosts` and
+    /// `.ssh/id_ed25519` reach every host, as `deployer` by default.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The ssh client config file, for `ssh -F`.
+    pub fn ssh_config(&self) -> PathBuf {
+        self.home().join(".ssh/config")
+    }
+
+    /// How long `start` took.
+    pub fn startup_time(&self) -> Duration {
+        self.startup
+    }
+
+    /// Every host, in stage order.
+    pub fn all_hosts(&self) -> &[HostHandle] {
+        &self.hosts
+    }
+
+    /// The hosts of `stage`, in order.
+    pub fn hosts(&self, stage: &str) -> Vec<HostHandle> {
+        self.hosts
+            .iter()
+            .filter(|h| h.stage == stage)
+            .cloned()
+            .collect()
+    }
+
+    /// The host with alias `alias`; panics when there is none.
+    pub fn host(&self, alias: &str) -> &HostHandle {
+        self.hosts
+            .iter()
+            .find(|h| h.alias == alias)
+            .unwrap_or_else(|| panic!("no host `{alias}` in this testbed"))
+    }
+
+    /// Write `deployer.ini` into [`Testbed::dir`]: `[environment]` with
+    /// `deb_packages` and `stages`, then `extra_environment` verbatim, then one
+    /// `[stage:NAME] hosts = ALIASES` per stage, then `extra_sections` verbatim
+    /// (the text is made by `testbed config`, which `up` uses too).
+    pub fn write_config(
+        &self,
+        packages: &[&str],
+        extra_environment: &str,
+        extra_sections: &str,
+    ) -> PathBuf {
+        let dir = self.dir_str();
+        let out = run_ok(
+            script([
+                "config",
+                &dir,
+                &packages.join(" "),
+                extra_environment,
+                extra_sections,
+            ]),
+            "testbed config",
+        );
+        let path = self.dir.join("deployer.ini");
+        std::fs::write(&path, &out.stdout).expect("write deployer.ini");
+        path
+    }
+
+    /// The `deployer` binary under test, set up to use this testbed: `HOME` is
+    /// [`Testbed::home`], no ssh agent, working directory [`Testbed::dir`].
+    pub fn deployer(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_deployer"));
+        cmd.env("HOME", self.home())
+            .env_remove("SSH_AUTH_SOCK")
+            .current_dir(&self.dir);
+        cmd
+    }
+
+    /// Run `cmd` on `host` as `user` with the system ssh client (`ssh -F`,
+    /// `BatchMode=yes`, strict host key checking, 5 s connect timeout).
+    pub fn ssh(&self, host: &str, user: &str, cmd: &str) -> Output {
+        self.ssh_with(host, user, &[], cmd)
+    }
+
+    /// Like [`Testbed::ssh`] with extra `ssh` options (`-o X=Y`...) first.
+    pub fn ssh_with(&self, host: &str, user: &str, options: &[&str], cmd: &str) -> Output {
+        Command::new("ssh")
+            .arg("-F")
+            .arg(self.ssh_config())
+            .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5"])
+            .args(options)
+            .args(["-l", user, host, cmd])
+            .env("HOME", self.home())
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ssh")
+    }
+
+    /// Run `cmd` (a `sh -c` script) as root inside `host`, bypassing ssh.
+    pub fn exec(&self, host: &str, cmd: &str) -> Output {
+        self.host(host);
+        script(["exec", &self.dir_str(), host, "sh", "-c", cmd])
+            .output()
+            .expect("run testbed exec")
+    }
+
+    fn dir_str(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    /// Run a script subcommand about `host`; panic with its stderr on failure.
+    fn host_op(&self, op: &str, host: &str, args: &[&str]) -> Output {
+        self.host(host);
+        let dir = self.dir_str();
+        let mut all = vec![op, &dir, host];
+        all.extend_from_slice(args);
+        run_ok(script(all), &format!("testbed {op} on `{host}`"))
+    }
+
+    /// Put `host` in the given state: `Some(version)` installs exactly that
+    /// version from the testbed repository (`dpkg -i`, up or down), `None`
+    /// purges the package. Panics with the host's stderr on failure.
+    pub fn set_versions(&self, host: &str, pkgs: &[(&str, Option<&str>)]) {
+        let specs: Vec<String> = pkgs
+            .iter()
+            .map(|(p, v)| format!("{p}={}", v.unwrap_or("-")))
+            .collect();
+        let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+        self.host_op("set", host, &specs);
+    }
+
+    /// The installed version of `pkg` on `host` (dpkg status `installed`,
+    /// e.g. `ii`/`hi`), or `None` (not installed, `rc`, half-installed...).
+    pub fn installed(&self, host: &str, pkg: &str) -> Option<String> {
+        let status = self.dpkg_status(host, pkg);
+        let (abbrev, version) = status.split_once(' ')?;
+        (abbrev.as_bytes().get(1) == Some(&b'i')).then(|| version.to_string())
+    }
+
+    /// dpkg's view of `pkg` on `host`: `"<abbrev> <version>"`, e.g.
+    /// `"ii 0.81~pr748-191"`, `"rc 1.0-1"`, `"iU 2.0-1"`; `""` when dpkg
+    /// does not know the package.
+    pub fn dpkg_status(&self, host: &str, pkg: &str) -> String {
+        let out = self.host_op("status", host, &[pkg]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// `dpkg -r` the installed `pkg`: removed, configuration files left
+    /// (`rc`; every testbed package has a conffile).
+    pub fn remove_keep_config(&self, host: &str, pkg: &str) {
+        self.host_op("remove", host, &[pkg]);
+    }
+
+    /// Unpack `pkg` `version` without configuring it (`iU`).
+    pub fn break_package(&self, host: &str, pkg: &str, version: &str) {
+        self.host_op("break", host, &[pkg, version]);
+    }
+
+    /// Add `pkg` `version` to this testbed's repository (only this one) and
+    /// regenerate its index; hosts see it after `apt-get update`.
+    pub fn publish(&self, pkg: &str, version: &str) {
+        let dir = self.dir_str();
+        run_ok(
+            script(["publish", &dir, pkg, version]),
+            &format!("publish `{pkg}` {version}"),
+        );
+    }
+
+    /// Fault: `host` refuses connections (its sshd listener is stopped).
+    /// Undo starts sshd again with the same keys.
+    pub fn stop_sshd(&self, host: &str) -> FaultGuard<'_> {
+        self.host_op("sshd-stop", host, &[]);
+        self.guard(
+            host,
+            "refuses connections",
+            Undo::Script(vec!["sshd-start"]),
+        )
+    }
+
+    /// Fault: `host` accepts TCP connections but never answers (its sshd
+    /// listener is SIGSTOPped). Undo: SIGCONT.
+    pub fn hang(&self, host: &str) -> FaultGuard<'_> {
+        self.host_op("sshd-signal", host, &["STOP"]);
+        self.guard(host, "hangs", Undo::Script(vec!["sshd-signal", "CONT"]))
+    }
+
+    /// Fault: every process of `host` (sessions, apt, dpkg, sshd) is
+    /// SIGSTOPped, as a host that hangs mid-deploy. Undo: SIGCONT.
+    pub fn freeze(&self, host: &str) -> FaultGuard<'_> {
+        self.host_op("freeze", host, &[]);
+        self.guard(host, "frozen", Undo::Script(vec!["thaw"]))
+    }
+
+    /// Fault: `host` presents new host keys (sshd restarted with them);
+    /// known_hosts keeps the old ones. Undo gives the host its old keys back.
+    pub fn change_host_key(&self, host: &str) -> FaultGuard<'_> {
+        self.host_op("rekey", host, &[]);
+        self.guard(
+            host,
+            "changed host key",
+            Undo::Script(vec!["rekey", "--undo"]),
+        )
+    }
+
+    /// Fault: dpkg's locks (`lock-frontend` and `lock`) of `host` are held
+    /// until the guard is dropped, as by another apt run.
+    pub fn hold_dpkg_lock(&self, host: &str) -> FaultGuard<'_> {
+        let root = PathBuf::from(format!("/proc/{}/root", self.host(host).init_pid));
+        let files = ["var/lib/dpkg/lock-frontend", "var/lib/dpkg/lock"]
+            .iter()
+            .map(|rel| {
+                let path = root.join(rel);
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .mode(0o640)
+                    .open(&path)
+                    .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+                write_lock(&file).unwrap_or_else(|e| panic!("lock {}: {e}", path.display()));
+                file
+            })
+            .collect();
+        self.guard(host, "dpkg lock held", Undo::Unlock(files))
+    }
+
+    /// Fault: `sudo` asks `deployer` for a password (`sudo -n` fails with
+    /// "a password is required"). Undo: passwordless again.
+    pub fn sudo_requires_password(&self, host: &str) -> FaultGuard<'_> {
+        self.host_op("sudo-password", host, &["on"]);
+        self.guard(
+            host,
+            "sudo wants a password",
+            Undo::Script(vec!["sudo-password", "off"]),
+        )
+    }
+
+    fn guard(&self, host: &str, what: &'static str, undo: Undo) -> FaultGuard<'_> {
+        FaultGuard {
+            testbed: self,
+            host: host.to_string(),
+            what,
+            undo: Some(undo),
+        }
+    }
+
+    /// Poll (every 20 ms, at most `timeout`) until `path` exists inside
+    /// `host`; true when it does.
+    pub fn wait_for_file(&self, host: &str, path: &str, timeout: Duration) -> bool {
+        let full = PathBuf::from(format!(
+            "/proc/{}/root/{}",
+            self.host(host).init_pid,
+            path.trim_start_matches('/')
+        ));
+        poll(timeout, || full.exists())
+    }
+
+    /// The log of `testbed serve` (startup, teardown), for failure messages.
+    pub fn serve_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
+    }
+}
+
+/// Call `check` every 20 ms until it is true or `timeout` has passed.
+pub fn poll(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Take a POSIX write lock on the whole of `file`, as dpkg and apt do.
+fn write_lock(file: &File) -> std::io::Result<()> {
+    // SAFETY: flock is plain data; all-zero is a valid value of it.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: the fd is open for the duration of the call, `lock` is valid.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &lock) };
+    if rc == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+enum Undo {
+    /// A script subcommand (DIR and the host are inserted after its name).
+    Script(Vec<&'static str>),
+    /// Close the files: their locks go with them.
+    Unlock(Vec<File>),
+}
+
+/// A fault in force on one host; dropping it (or [`FaultGuard::undo`])
+/// undoes it. It borrows its [`Testbed`], so it cannot outlive the hosts.
+#[must_use = "the fault is undone when the guard is dropped"]
+pub struct FaultGuard<'t> {
+    testbed: &'t Testbed,
+    host: String,
+    what: &'static str,
+    undo: Option<Undo>,
+}
+
+impl FaultGuard<'_> {
+    /// Undo the fault now; panics when that fails.
+    pub fn undo(mut self) {
+        if let Err(e) = self.try_undo() {
+            panic!("undo `{}` on `{}`: {e}", self.what, self.host);
+        }
+    }
+
+    fn try_undo(&mut self) -> Result<(), String> {
+        let Some(undo) = self.undo.take() else {
+            return Ok(());
+        };
+        let tb = self.testbed;
+        match undo {
+            Undo::Script(op) => {
+                let dir = tb.dir_str();
+                let mut args = vec![op[0], &dir, &self.host];
+                args.extend_from_slice(&op[1..]);
+                let out = script(args).output().map_err(|e| e.to_string())?;
+                if !out.status.success() {
+                    return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+                }
+            }
+            Undo::Unlock(files) => drop(files),
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FaultGuard<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.try_undo() {
+            eprintln!(
+                "testbed: cannot undo `{}` on `{}`: {e}",
+                self.what, self.host
+            );
+        }
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        // EOF on its stdin: `testbed serve` kills every host and exits.
+        drop(self.serve_stdin.take());
+        let stopped = poll(STOP_TIMEOUT, || {
+            matches!(self.serve.try_wait(), Ok(Some(_)) | Err(_))
+        });
+        if !stopped {
+            eprintln!("testbed: `testbed serve` did not stop; killing it (its hosts die with it)");
+            let _ = self.serve.kill();
+            let _ = self.serve.wait();
+        }
+        if std::env::var("DEPLOYER_TESTBED_KEEP").is_ok_and(|v| v == "1") {
+            if let Some(t) = self.tempdir.take() {
+                eprintln!("testbed: kept {}", t.keep().display());
+            }
+        }
+    }
+}
