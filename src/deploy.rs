@@ -709,7 +709,13 @@ impl Prefixer<'_> {
         while let Some(pos) = self.partial.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = self.partial.drain(..=pos).collect();
             let text = String::from_utf8_lossy(&line);
-            let _ = write!(io::stdout().lock(), "{} | {}", self.host, text);
+            // progress meters redraw with `\r`: keep what a terminal would show
+            let shown = text
+                .trim_end_matches(['\n', '\r'])
+                .rsplit('\r')
+                .next()
+                .unwrap_or_default();
+            let _ = writeln!(io::stdout().lock(), "{} | {shown}", self.host);
         }
     }
 }
