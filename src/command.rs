@@ -78,6 +78,13 @@ impl RemoteCommand {
         self
     }
 
+    /// Name the command in messages (`then` keeps the first part's name).
+    #[must_use]
+    pub fn named(mut self, label: &str) -> Self {
+        self.label = label.to_string();
+        self
+    }
+
     /// The full command line as sent to the host's shell.
     pub fn as_str(&self) -> &str {
         &self.line

@@ -135,7 +135,13 @@ pub fn validate(config: &Config, request: &Request, opts: &Options) -> Result<()
     };
     check_package(config, package)?;
     if let Some(s) = stage {
-        check_stage(config, s)?;
+        let index = check_stage(config, s)?;
+        if index == 0 && matches!(request, Request::Promote { .. }) {
+            return Err(Fatal::usage(format!(
+                "`{s}` is the first stage: there is nothing before it to promote from"
+            ))
+            .note("use `deployer deploy` to put a version on the first stage"));
+        }
     }
     if let Some(v) = version {
         check_version(v)?;
@@ -294,13 +300,6 @@ pub fn run(
     let mut wanted = explicit.clone().map_or(Wanted::Newest, Wanted::Exact);
     if let Request::Promote { .. } = request {
         let idx = match stage_index {
-            Some(0) => {
-                return Err(Fatal::usage(format!(
-                    "`{}` is the first stage: there is nothing before it to promote from",
-                    config.stages[0].name
-                ))
-                .note("use `deployer deploy` to put a version on the first stage"))
-            }
             Some(i) => i,
             None => match before.rows[row]
                 .markers
@@ -366,40 +365,7 @@ pub fn run(
         forced: opts.force,
     };
 
-    // every host of the stage must answer
-    let down: Vec<String> = reports
-        .iter()
-        .filter(|r| r.stage == stage.name)
-        .filter_map(|r| r.result.as_ref().err().map(|e| format!("{}: {e}", r.host)))
-        .collect();
-    if !down.is_empty() {
-        return Err(run.refuse(
-            format!(
-                "{} host(s) of `{}` cannot be reached; refusing a partial deploy",
-                down.len(),
-                stage.name
-            ),
-            down,
-        ));
-    }
-
-    // freeze
-    if let Some(freeze) = &before.columns[stage_index].freeze {
-        if !opts.force {
-            return Err(run.refuse(
-                format!("stage `{}` is {}", stage.name, freeze.describe()),
-                vec![format!(
-                    "`deployer unfreeze {}` lifts it; `--force --reason \"...\"` overrides it once, and is recorded",
-                    stage.name
-                )],
-            ));
-        }
-        say(&format!(
-            "Warning: deploying into frozen stage `{}` ({}), forced.",
-            stage.name,
-            freeze.describe()
-        ));
-    }
+    ready(&run, &before, &reports, stage_index, opts)?;
 
     let range = fleet.stage_range(&stage.name);
     let parallelism = fleet.parallelism;
@@ -522,6 +488,22 @@ pub fn run(
             return Err(f);
         }
     }
+
+    // Facts read again now that the lock is held: nobody else can change
+    // these hosts any more, and a freeze set meanwhile is seen.
+    let reports = if opts.dry_run {
+        reports
+    } else {
+        let fresh = fleet.status(&config.packages, timeouts.command_timeout);
+        ready(
+            &run,
+            &crate::app::build_matrix(config, &fresh),
+            &fresh,
+            stage_index,
+            opts,
+        )?;
+        fresh
+    };
 
     // what apt can install on each host
     let policies = on_each(
@@ -661,6 +643,55 @@ pub fn run(
 
     let outcomes = execute(config, &mut fleet, &plan, &commands, opts);
     finish(config, &mut fleet, &plan, outcomes, &run, opts)
+}
+
+/// The stage can be deployed to: every host answered and the stage is not
+/// frozen (or `--force` overrides the freeze). Checked on the first status
+/// read, and again once the lock is held.
+fn ready(
+    run: &Run<'_>,
+    matrix: &Matrix,
+    reports: &[crate::matrix::HostReport],
+    stage_index: usize,
+    opts: &Options,
+) -> Result<(), Fatal> {
+    let stage = &run.config.stages[stage_index];
+    // every host of the stage must answer
+    let down: Vec<String> = reports
+        .iter()
+        .filter(|r| r.stage == stage.name)
+        .filter_map(|r| r.result.as_ref().err().map(|e| format!("{}: {e}", r.host)))
+        .collect();
+    if !down.is_empty() {
+        return Err(run.refuse(
+            format!(
+                "{} host(s) of `{}` cannot be reached; refusing a partial deploy",
+                down.len(),
+                stage.name
+            ),
+            down,
+        ));
+    }
+
+    // freeze
+    if let Some(freeze) = &matrix.columns[stage_index].freeze {
+        if !opts.force {
+            return Err(run.refuse(
+                format!("stage `{}` is {}", stage.name, freeze.describe()),
+                vec![format!(
+                    "`deployer unfreeze {}` lifts it; `--force --reason \"...\"` overrides it once, and is recorded",
+                    stage.name
+                )],
+            ));
+        }
+        say(&format!(
+            "Warning: deploying into frozen stage `{}` ({}), forced.",
+            stage.name,
+            freeze.describe()
+        ));
+    }
+
+    Ok(())
 }
 
 fn login_user(m: &Member) -> String {
@@ -1012,13 +1043,17 @@ fn finish(
     for l in &report {
         say(l);
     }
-    let reason = records.iter().find_map(|r| r.message.clone());
-    let forced_reason = if run.forced {
-        opts.reason.clone()
-    } else {
-        None
-    };
-    run.record(outcome, forced_reason.or(reason), records.clone());
+    let mut reasons: Vec<String> = Vec::new();
+    if run.forced {
+        reasons.push(format!(
+            "forced: {}",
+            opts.reason.as_deref().unwrap_or_default()
+        ));
+        reasons.extend(plan.overridden.iter().map(|o| format!("overrode {o}")));
+    }
+    reasons.extend(records.iter().find_map(|r| r.message.clone()));
+    let reason = (!reasons.is_empty()).then(|| reasons.join("; "));
+    run.record(outcome, reason, records.clone());
 
     // tell each host's syslog what happened
     let summary = format!(

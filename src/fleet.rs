@@ -24,12 +24,18 @@ pub struct Member {
 
 impl Member {
     /// Run `command` on this host; a host without a connection answers with
-    /// the reason it has none.
+    /// the reason it has none. A host that timed out or dropped the
+    /// connection is given up on, so later commands fail at once instead of
+    /// waiting for it again.
     pub fn run(&mut self, command: &RemoteCommand, timeout: Duration) -> Result<Output, HostError> {
-        match &mut self.conn {
+        let result = match &mut self.conn {
             Ok(conn) => transport::run(conn.as_mut(), command, timeout),
             Err(e) => Err(e.clone()),
+        };
+        if let Err(e @ (HostError::Timeout { .. } | HostError::Disconnected(_))) = &result {
+            self.lose(e.clone());
         }
+        result
     }
 
     /// Mark this host as lost (e.g. after a timeout mid-command): later
@@ -106,9 +112,6 @@ impl Fleet {
             let result = m
                 .run(&command, timeout)
                 .and_then(|out| status::parse(packages, &out));
-            if let Err(e @ (HostError::Timeout { .. } | HostError::Disconnected(_))) = &result {
-                m.lose(e.clone());
-            }
             HostReport {
                 stage: m.target.stage.clone(),
                 host: m.target.host.clone(),

@@ -7,12 +7,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::RemoteCommand;
 
-/// Where the record lives on each host.
-pub const FILE: &str = "/var/lib/deployer/freeze";
+/// Where the records live on each host: one file per frozen stage, named
+/// after the stage (a host may serve several stages, e.g. `local`).
+pub const DIR: &str = "/var/lib/deployer/freeze";
 
 /// Who froze a stage, when and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Freeze {
+    /// The stage frozen (the record's file name on the host).
+    #[serde(default)]
+    pub stage: String,
     /// `user@machine` of the operator.
     pub by: String,
     /// RFC 3339 time.
@@ -33,6 +37,7 @@ impl Freeze {
     /// still freezes the stage, with the text as its reason.
     pub fn from_text(text: &str) -> Freeze {
         serde_json::from_str(text.trim()).unwrap_or_else(|_| Freeze {
+            stage: String::new(),
             by: "unknown".to_string(),
             since: "unknown".to_string(),
             reason: text.trim().to_string(),
@@ -48,17 +53,24 @@ impl Freeze {
     }
 }
 
-/// Write the record read from stdin; atomically, so a reader never sees
-/// half of it.
-pub fn set_command() -> RemoteCommand {
-    let script =
-        format!("mkdir -p /var/lib/deployer && cat > {FILE}.new && mv -f {FILE}.new {FILE}");
-    RemoteCommand::new("sh").args(["-c", &script]).sudo()
+/// Write the record for `stage` (a validated stage name) read from stdin;
+/// atomically, so a reader never sees half of it.
+pub fn set_command(stage: &str) -> RemoteCommand {
+    RemoteCommand::new("sh")
+        .args([
+            "-c",
+            "mkdir -p \"$0\" && cat > \"$0/$1.new\" && mv -f \"$0/$1.new\" \"$0/$1\"",
+            DIR,
+            stage,
+        ])
+        .sudo()
 }
 
-/// Remove the record.
-pub fn clear_command() -> RemoteCommand {
-    RemoteCommand::new("rm").args(["-f", FILE]).sudo()
+/// Remove the record for `stage`.
+pub fn clear_command(stage: &str) -> RemoteCommand {
+    RemoteCommand::new("rm")
+        .args(["-f", "--", &format!("{DIR}/{stage}")])
+        .sudo()
 }
 
 /// Freeze (`reason` given) or unfreeze a stage on every one of its hosts,
@@ -76,6 +88,7 @@ pub fn apply(
     let (user, machine) = history::local_identity();
     let record_line = reason.map(|r| {
         Freeze {
+            stage: stage.to_string(),
             by: format!("{user}@{machine}"),
             since: history::now_rfc3339(),
             reason: r.to_string(),
@@ -83,9 +96,9 @@ pub fn apply(
         .to_line()
     });
     let command = if record_line.is_some() {
-        set_command()
+        set_command(stage)
     } else {
-        clear_command()
+        clear_command(stage)
     };
     let timeout = config.ssh.command_timeout;
     let results = crate::fanout::map(&mut fleet.members, fleet.parallelism, |m| {
@@ -183,6 +196,7 @@ mod tests {
     #[test]
     fn record_round_trips_and_reads_well() {
         let f = Freeze {
+            stage: "prod".into(),
             by: "alice@laptop".into(),
             since: "2026-11-21T07:30:05Z".into(),
             reason: "incident 42: \"db\" overload".into(),
@@ -201,14 +215,14 @@ mod tests {
     }
 
     #[test]
-    fn commands_take_no_operator_text() {
+    fn commands_quote_the_stage() {
         assert_eq!(
-            set_command().as_str(),
-            "sudo -n sh -c 'mkdir -p /var/lib/deployer && cat > /var/lib/deployer/freeze.new && mv -f /var/lib/deployer/freeze.new /var/lib/deployer/freeze'"
+            set_command("prod").as_str(),
+            "sudo -n sh -c 'mkdir -p \"$0\" && cat > \"$0/$1.new\" && mv -f \"$0/$1.new\" \"$0/$1\"' /var/lib/deployer/freeze prod"
         );
         assert_eq!(
-            clear_command().as_str(),
-            "sudo -n rm -f /var/lib/deployer/freeze"
+            clear_command("prod").as_str(),
+            "sudo -n rm -f -- /var/lib/deployer/freeze/prod"
         );
     }
 }

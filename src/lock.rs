@@ -9,10 +9,14 @@
 
 use crate::command::RemoteCommand;
 
-/// The lock file on each host (`/run` is cleared at boot).
-pub const LOCK_FILE: &str = "/run/lock/deployer.lock";
+/// The root-owned directory of the lock (not the world-writable
+/// `/run/lock`, where any local user could take or fake the lock); `/run`
+/// is cleared at boot.
+pub const LOCK_DIR: &str = "/run/deployer";
+/// The lock file on each host.
+pub const LOCK_FILE: &str = "/run/deployer/deploy.lock";
 /// Who holds the lock, written once it is taken.
-pub const HOLDER_FILE: &str = "/run/lock/deployer.holder";
+pub const HOLDER_FILE: &str = "/run/deployer/holder";
 
 /// `flock`'s exit status when the lock is taken by someone else.
 const BUSY_STATUS: &str = "75";
@@ -21,15 +25,21 @@ const BUSY_STATUS: &str = "75";
 /// Its first line of output is `LOCKED`, `BUSY <holder>` or `FAILED <status>`.
 pub fn command(holder: &str) -> RemoteCommand {
     let hold = format!("printf '%s\\n' \"$1\" > {HOLDER_FILE}; echo LOCKED; exec cat >/dev/null");
-    RemoteCommand::new("flock")
-        .args(["-n", "-E", BUSY_STATUS, LOCK_FILE, "sh", "-c", &hold, "deployer-lock", holder])
+    RemoteCommand::new("mkdir")
+        .args(["-p", "-m", "0755", LOCK_DIR])
         .sudo()
+        .then(
+            RemoteCommand::new("flock")
+                .args(["-n", "-E", BUSY_STATUS, LOCK_FILE, "sh", "-c", &hold, "deployer-lock", holder])
+                .sudo(),
+        )
         .then(RemoteCommand::trusted(
             &format!(
                 "rc=$?; if [ \"$rc\" = {BUSY_STATUS} ]; then echo \"BUSY $(cat {HOLDER_FILE} 2>/dev/null)\"; else echo \"FAILED $rc\"; fi"
             ),
             "flock",
         ))
+        .named("flock")
 }
 
 /// What the host said when asked for the lock.
@@ -67,9 +77,9 @@ mod tests {
     #[test]
     fn holder_text_is_an_argument_not_code() {
         let c = command("eve@box since now; rm -rf /");
-        assert!(c
-            .as_str()
-            .starts_with("sudo -n flock -n -E 75 /run/lock/deployer.lock sh -c "));
+        assert!(c.as_str().starts_with(
+            "sudo -n mkdir -p -m 0755 /run/deployer; sudo -n flock -n -E 75 /run/deployer/deploy.lock sh -c "
+        ));
         assert!(c
             .as_str()
             .contains("deployer-lock 'eve@box since now; rm -rf /'"));

@@ -205,7 +205,11 @@ pub fn build(
                 .iter()
                 .filter(|r| &r.stage == name && r.result.is_err())
                 .count();
-            let freeze = answered(name).iter().find_map(|(_, s)| s.freeze.clone());
+            let freeze = answered(name)
+                .iter()
+                .flat_map(|(_, s)| &s.freezes)
+                .find(|f| &f.stage == name)
+                .cloned();
             Column {
                 name: name.clone(),
                 hosts: *hosts,
@@ -328,7 +332,7 @@ pub(crate) mod tests {
             host: name.into(),
             result: Ok(HostStatus {
                 packages,
-                freeze: None,
+                freezes: Vec::new(),
             }),
         }
     }

@@ -232,7 +232,16 @@ fn choose_version(input: &Input) -> Result<Version, Refusal> {
 
 /// Decide the plan, or why not.
 pub fn make(input: &Input) -> Result<Plan, Refusal> {
-    let version = choose_version(input)?;
+    let chosen = choose_version(input)?;
+    // apt matches `PKG=VERSION` by text: send the spelling apt knows
+    // (`1.0-1`), not an equal one typed differently (`0:1.0-1`, `1.00-1`).
+    let version = input
+        .hosts
+        .iter()
+        .flat_map(|h| &h.policy.available)
+        .find(|v| **v == chosen)
+        .cloned()
+        .unwrap_or(chosen);
     let runs_target = |s: &PackageState| matches!(s, PackageState::Installed(v) if *v == version);
 
     let lacking: Vec<(String, Vec<Version>)> = input
@@ -257,10 +266,8 @@ pub fn make(input: &Input) -> Result<Plan, Refusal> {
     if let (true, Some((previous, prev_hosts))) = (upgrades, &input.previous) {
         let behind: Vec<(String, Option<PackageState>)> = prev_hosts
             .iter()
-            .filter(|(_, s)| match s {
-                Some(s) => s.version().is_none_or(|v| *v < version),
-                None => true,
-            })
+            // only an installed and configured version counts as running it
+            .filter(|(_, s)| !matches!(s, Some(PackageState::Installed(v)) if *v >= version))
             .cloned()
             .collect();
         if !behind.is_empty() {
@@ -563,6 +570,36 @@ mod tests {
         let p = make(&i).unwrap();
         assert_eq!(p.version, v("1:1.0-1"));
         assert!(!p.steps[0].downgrade);
+    }
+
+    #[test]
+    fn version_is_sent_as_apt_spells_it() {
+        let i = input(
+            vec![facts(
+                "p1",
+                installed("0.77~pr705-119"),
+                "",
+                &["0.81~pr748-191"],
+            )],
+            Wanted::Exact(v("0:0.81~pr748-191")),
+        );
+        assert_eq!(make(&i).unwrap().version.to_string(), "0.81~pr748-191");
+    }
+
+    #[test]
+    fn broken_previous_host_does_not_count_as_running_the_version() {
+        let broken = PackageState::Broken {
+            version: Some(v("0.81~pr748-191")),
+            state: "half-configured".into(),
+        };
+        let i = with_previous(
+            input(
+                vec![facts("p1", installed("0.77~pr705-119"), "", &BOTH)],
+                Wanted::Exact(v("0.81~pr748-191")),
+            ),
+            vec![("h1", Some(broken))],
+        );
+        assert!(matches!(make(&i), Err(Refusal::OrderGuard { .. })));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::version::Version;
 const FORMAT: &str = "${binary:Package}\t${Version}\t${db:Status-Abbrev}\n";
 const EXIT_MARK: &str = "#dpkg-query-exit ";
 const FREEZE_MARK: &str = "#freeze";
+const FILE_MARK: &str = "#file ";
 
 /// The state of one package on one host, as dpkg records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,8 +132,8 @@ impl Serialize for PackageState {
 pub struct HostStatus {
     /// Each managed package's state.
     pub packages: BTreeMap<PackageName, PackageState>,
-    /// The freeze record found on the host, if the stage is frozen.
-    pub freeze: Option<Freeze>,
+    /// The freeze records found on the host, one per frozen stage.
+    pub freezes: Vec<Freeze>,
 }
 
 /// The one command that reads every managed package's state on a host.
@@ -142,8 +143,8 @@ pub fn query_command(packages: &[PackageName]) -> RemoteCommand {
         .args(packages.iter().map(PackageName::as_str))
         .then(RemoteCommand::trusted(
             &format!(
-                "echo \"{EXIT_MARK}$?\"; echo '{FREEZE_MARK}'; cat {} 2>/dev/null; true",
-                freeze::FILE
+                "echo \"{EXIT_MARK}$?\"; echo '{FREEZE_MARK}'; for f in {}/*; do [ -f \"$f\" ] && {{ echo \"{FILE_MARK}${{f##*/}}\"; cat \"$f\"; echo; }}; done; true",
+                freeze::DIR
             ),
             "dpkg-query",
         ))
@@ -254,11 +255,23 @@ pub fn parse(packages: &[PackageName], output: &Output) -> Result<HostStatus, Ho
         }
     }
     if lines.next() == Some(FREEZE_MARK) {
-        let rest: Vec<&str> = lines.collect();
-        let text = rest.join("\n");
-        if !text.trim().is_empty() {
-            status.freeze = Some(Freeze::from_text(&text));
+        let mut current: Option<(String, Vec<&str>)> = None;
+        let finish = |entry: Option<(String, Vec<&str>)>, out: &mut Vec<Freeze>| {
+            if let Some((stage, text)) = entry {
+                let mut f = Freeze::from_text(&text.join("\n"));
+                f.stage = stage;
+                out.push(f);
+            }
+        };
+        for line in lines {
+            if let Some(stage) = line.strip_prefix(FILE_MARK) {
+                finish(current.take(), &mut status.freezes);
+                current = Some((stage.to_string(), Vec::new()));
+            } else if let Some((_, text)) = current.as_mut() {
+                text.push(line);
+            }
         }
+        finish(current.take(), &mut status.freezes);
     }
     for p in packages {
         status
@@ -337,7 +350,7 @@ libc6:amd64\t2.36-9+deb12u4\tii \n\
         assert_eq!(get("gone"), PackageState::NotInstalled);
         assert_eq!(get("libc6"), PackageState::Installed(v("2.36-9+deb12u4")));
         assert_eq!(get("never"), PackageState::NotInstalled);
-        assert_eq!(s.freeze, None);
+        assert!(s.freezes.is_empty());
     }
 
     #[test]
@@ -368,15 +381,17 @@ libc6:amd64\t2.36-9+deb12u4\tii \n\
     }
 
     #[test]
-    fn freeze_record_is_returned() {
+    fn freeze_records_are_returned_per_stage() {
         let pk = names(&["fastpath"]);
-        let text =
-            "#dpkg-query-exit 1\n#freeze\n{\"by\":\"alice@a\",\"since\":\"t\",\"reason\":\"db\"}\n";
+        let text = "#dpkg-query-exit 1\n#freeze\n#file prod\n{\"by\":\"alice@a\",\"since\":\"t\",\"reason\":\"db\"}\n\n#file test\nask bob first\n\n";
         let s = parse(&pk, &out(text)).unwrap();
-        assert_eq!(
-            s.freeze.unwrap().describe(),
-            "frozen by alice@a since t: db"
-        );
+        assert_eq!(s.freezes.len(), 2);
+        assert_eq!(s.freezes[0].stage, "prod");
+        assert_eq!(s.freezes[0].describe(), "frozen by alice@a since t: db");
+        assert_eq!(s.freezes[1].stage, "test");
+        assert_eq!(s.freezes[1].reason, "ask bob first");
+        let none = parse(&pk, &out("#dpkg-query-exit 1\n#freeze\n")).unwrap();
+        assert!(none.freezes.is_empty());
     }
 
     #[test]

@@ -211,7 +211,12 @@ fn order_guard_refuses_and_force_overrides() {
     assert_eq!(tb.installed("prod-1", "fastpath").as_deref(), Some(NEW));
     let r = last(&tb);
     assert_eq!(r["forced"], true);
-    assert_eq!(r["reason"], "hotfix for incident 7");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("forced: hotfix for incident 7"),
+        "{reason}"
+    );
+    assert!(reason.contains("overrode stage order"), "{reason}");
 }
 
 fn lists_fingerprint(tb: &Testbed, host: &str) -> String {
@@ -429,7 +434,7 @@ fn concurrent_deploy_is_refused_by_the_lock_which_frees_itself() {
     first.kill().unwrap();
     first.wait().unwrap();
     let free = common::testbed::poll(Duration::from_secs(30), || {
-        tb.exec("test-1", "flock -n /run/lock/deployer.lock true")
+        tb.exec("test-1", "flock -n /run/deployer/deploy.lock true")
             .status
             .success()
     });
@@ -537,7 +542,7 @@ fn frozen_stage_refuses_until_unfrozen() {
     );
     assert_eq!(code, 0, "{out}{err}");
     for h in ["test-1", "test-2"] {
-        let rec = tb.exec(h, "cat /var/lib/deployer/freeze");
+        let rec = tb.exec(h, "cat /var/lib/deployer/freeze/test");
         assert!(
             String::from_utf8_lossy(&rec.stdout).contains("incident 12"),
             "recorded on {h}"
@@ -569,7 +574,7 @@ fn frozen_stage_refuses_until_unfrozen() {
     );
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(NEW));
-    assert_eq!(last(&tb)["reason"], "the fix for incident 12");
+    assert_eq!(last(&tb)["reason"], "forced: the fix for incident 12");
 
     let (code, _, _) = deployer(&tb, &["unfreeze", "test"]);
     assert_eq!(code, 0);
@@ -590,4 +595,25 @@ fn frozen_stage_refuses_until_unfrozen() {
     let listed: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 3);
     assert_eq!(listed[0]["version"], OLD);
+}
+
+/// libssh2 reports status 0 for a command killed by a signal; a crashing
+/// health check must still stop the rollout.
+#[test]
+fn health_check_killed_by_a_signal_is_a_failure() {
+    let Some(tb) = two_stages(2, "", "[package:fastpath]\nhealth_check = kill -SEGV $$") else {
+        return;
+    };
+    for h in ["test-1", "test-2"] {
+        tb.set_versions(h, &[("fastpath", Some(OLD))]);
+    }
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 8, "{out}{err}");
+    assert!(out.contains("health check `kill -SEGV $$` failed"), "{out}");
+    assert_eq!(
+        tb.installed("test-2", "fastpath").as_deref(),
+        Some(OLD),
+        "the rollout stopped"
+    );
+    assert_eq!(host_result(&last(&tb), "test-1"), "failed");
 }

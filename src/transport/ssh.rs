@@ -158,13 +158,7 @@ impl SshConnection {
             .handshake()
             .map_err(|e| ssh_err("waiting for the SSH handshake", &e, limit))?;
         check_host_key(&session, target, &lookup, &known_texts)?;
-        authenticate(&session, target).map_err(|e| match e {
-            HostError::Ssh(m) if Instant::now() >= deadline => HostError::Timeout {
-                phase: format!("authenticating ({m})"),
-                after: limit,
-            },
-            other => other,
-        })?;
+        authenticate(&session, target, deadline)?;
         session.set_timeout(0);
         session.set_blocking(false);
         Ok(SshConnection {
@@ -353,16 +347,39 @@ fn append_known_host(path: &Path, line: &str) -> std::io::Result<()> {
     f.sync_all()
 }
 
-fn authenticate(session: &Session, target: &SshTarget) -> Result<(), HostError> {
+/// Give the next blocking libssh2 call only what is left of the connect
+/// deadline, so that `connect_timeout` bounds the whole login, not each step.
+fn remaining(session: &Session, deadline: Instant, limit: Duration) -> Result<(), HostError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(HostError::Timeout {
+            phase: "authenticating".to_string(),
+            after: limit,
+        });
+    }
+    session.set_timeout(u32::try_from(left.as_millis()).unwrap_or(u32::MAX).max(1));
+    Ok(())
+}
+
+fn authenticate(session: &Session, target: &SshTarget, deadline: Instant) -> Result<(), HostError> {
     let user = &target.user;
+    let limit = target.connect_timeout;
+    let timed_out = |e: &ssh2::Error| e.code() == ssh2::ErrorCode::Session(LIBSSH2_ERROR_TIMEOUT);
+    let timeout = || HostError::Timeout {
+        phase: "authenticating".to_string(),
+        after: limit,
+    };
     let mut tried = Vec::new();
     if target.use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
         if let Ok(mut agent) = session.agent() {
             if agent.connect().is_ok() && agent.list_identities().is_ok() {
                 let ids = agent.identities().unwrap_or_default();
                 for id in &ids {
-                    if agent.userauth(user, id).is_ok() {
-                        return Ok(());
+                    remaining(session, deadline, limit)?;
+                    match agent.userauth(user, id) {
+                        Ok(()) => return Ok(()),
+                        Err(e) if timed_out(&e) => return Err(timeout()),
+                        Err(_) => {}
                     }
                 }
                 tried.push(format!("ssh-agent ({} keys)", ids.len()));
@@ -373,12 +390,11 @@ fn authenticate(session: &Session, target: &SshTarget) -> Result<(), HostError> 
         if !file.exists() {
             continue;
         }
+        remaining(session, deadline, limit)?;
         match session.userauth_pubkey_file(user, None, file, None) {
             Ok(()) if session.authenticated() => return Ok(()),
             Ok(()) => {}
-            Err(e) if e.code() == ssh2::ErrorCode::Session(LIBSSH2_ERROR_TIMEOUT) => {
-                return Err(HostError::Ssh("authentication".to_string()));
-            }
+            Err(e) if timed_out(&e) => return Err(timeout()),
             Err(_) => {}
         }
         tried.push(file.display().to_string());
@@ -413,6 +429,13 @@ impl Connection for SshConnection {
         let mut out = (Vec::new(), Vec::new());
         let mut buf = vec![0u8; 32 * 1024];
         loop {
+            // a command that never stops talking must still meet its deadline
+            if Instant::now() >= deadline {
+                return Err(HostError::Timeout {
+                    phase: phase.clone(),
+                    after: limit,
+                });
+            }
             let mut progressed = false;
             for stream in [Stream::Stdout, Stream::Stderr] {
                 let read = match stream {
@@ -443,7 +466,17 @@ impl Connection for SshConnection {
             }
         }
         self.retry(deadline, &phase, limit, || channel.wait_close())?;
-        let status = channel.exit_status().unwrap_or(-1);
+        // libssh2 reports status 0 for a command killed by a signal: a
+        // crashed health check must not count as a passed one.
+        let killed = channel
+            .exit_signal()
+            .map(|s| s.exit_signal.is_some())
+            .unwrap_or(false);
+        let status = if killed {
+            -1
+        } else {
+            channel.exit_status().unwrap_or(-1)
+        };
         Ok(Output {
             status,
             stdout: String::from_utf8_lossy(&out.0).into_owned(),
@@ -458,6 +491,12 @@ impl Connection for SshConnection {
         let mut line = Vec::new();
         let mut byte = [0u8; 1];
         loop {
+            if Instant::now() >= deadline {
+                return Err(HostError::Timeout {
+                    phase: phase.clone(),
+                    after: timeout,
+                });
+            }
             match channel.read(&mut byte) {
                 Ok(0) => break,
                 Ok(_) if byte[0] == b'\n' => break,
