@@ -133,14 +133,13 @@ fn deploy_or_promote(
         color,
     };
     // everything typed is checked before any host is contacted
-    if let Err(fatal) = deploy::validate(&config, request, &opts) {
+    let checked = deploy::validate(&config, request, &opts).inspect_err(|fatal| {
         if !opts.dry_run {
-            deploy::record_rejected(&config, request, &fatal);
+            deploy::record_rejected(&config, request, fatal);
         }
-        return Err(fatal);
-    }
+    })?;
     let fleet = Fleet::connect(targets(cli, &config)?, config.parallelism);
-    deploy::run(&config, fleet, request, &opts)
+    deploy::run(&config, fleet, request, checked, &opts)
 }
 
 /// Connections to the hosts of one stage only.

@@ -47,6 +47,31 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// The action's name and the text typed for package, stage and version.
+    pub fn parts(&self) -> (&'static str, &str, Option<&str>, Option<&str>) {
+        match self {
+            Request::Deploy {
+                package,
+                stage,
+                version,
+            } => ("deploy", package, stage.as_deref(), version.as_deref()),
+            Request::Promote { package, stage } => ("promote", package, stage.as_deref(), None),
+        }
+    }
+}
+
+/// What [`validate`] found the operator's text to mean.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The package, one of `deb_packages`.
+    pub package: PackageName,
+    /// The stage's position in `stages`, when one was named.
+    pub stage: Option<usize>,
+    /// The version, when one was named.
+    pub version: Option<Version>,
+}
+
 /// How to carry it out.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -124,64 +149,42 @@ pub fn check_version(text: &str) -> Result<Version, Fatal> {
 }
 
 /// Check everything the operator typed, before any host is contacted.
-pub fn validate(config: &Config, request: &Request, opts: &Options) -> Result<(), Fatal> {
-    let (package, stage, version) = match request {
-        Request::Deploy {
-            package,
-            stage,
-            version,
-        } => (package, stage, version.as_deref()),
-        Request::Promote { package, stage } => (package, stage, None),
-    };
-    check_package(config, package)?;
-    if let Some(s) = stage {
-        let index = check_stage(config, s)?;
-        if index == 0 && matches!(request, Request::Promote { .. }) {
-            return Err(Fatal::usage(format!(
-                "`{s}` is the first stage: there is nothing before it to promote from"
-            ))
-            .note("use `deployer deploy` to put a version on the first stage"));
-        }
+pub fn validate(config: &Config, request: &Request, opts: &Options) -> Result<Checked, Fatal> {
+    let (_, package, stage, version) = request.parts();
+    let package = check_package(config, package)?;
+    let stage = stage.map(|s| check_stage(config, s)).transpose()?;
+    if stage == Some(0) && matches!(request, Request::Promote { .. }) {
+        return Err(Fatal::usage(format!(
+            "`{}` is the first stage: there is nothing before it to promote from",
+            config.stages[0].name
+        ))
+        .note("use `deployer deploy` to put a version on the first stage"));
     }
-    if let Some(v) = version {
-        check_version(v)?;
-    }
+    let version = version.map(check_version).transpose()?;
     if opts.force && opts.reason.is_none() && !opts.dry_run {
         return Err(Fatal::usage(
             "`--force` needs `--reason \"...\"`, which is kept in the history",
         ));
     }
-    Ok(())
+    Ok(Checked {
+        package,
+        stage,
+        version,
+    })
 }
 
 /// Record an attempt rejected for its input (an unknown package, a
 /// malformed version, perhaps an injection attempt) in the history, text
 /// as typed: JSON escaping keeps it inert.
 pub fn record_rejected(config: &Config, request: &Request, fatal: &Fatal) {
-    let (action, package, stage, version) = match request {
-        Request::Deploy {
-            package,
-            stage,
-            version,
-        } => ("deploy", package, stage, version.clone()),
-        Request::Promote { package, stage } => ("promote", package, stage, None),
-    };
+    let (action, package, stage, version) = request.parts();
     let record = Record {
-        package: Some(package.clone()),
-        version,
+        package: Some(package.to_string()),
+        version: version.map(str::to_string),
         reason: Some(fatal.message.clone()),
-        ..Record::begin(
-            action,
-            stage.as_deref().unwrap_or_default(),
-            Outcome::Refused,
-        )
+        ..Record::begin(action, stage.unwrap_or_default(), Outcome::Refused)
     };
-    if let Err(e) = history::append(&config.history_file, &record) {
-        eprintln!(
-            "error: could not record this attempt in `{}`: {e}",
-            config.history_file.display()
-        );
-    }
+    history::append_or_warn(&config.history_file, &record);
 }
 
 struct Run<'a> {
@@ -211,12 +214,7 @@ impl Run<'_> {
             hosts,
             ..Record::begin(self.action, &self.stage, outcome)
         };
-        if let Err(e) = history::append(&self.config.history_file, &record) {
-            eprintln!(
-                "error: could not record this attempt in `{}`: {e}",
-                self.config.history_file.display()
-            );
-        }
+        history::append_or_warn(&self.config.history_file, &record);
     }
 
     /// Refuse: record it and build the error.
@@ -264,27 +262,23 @@ fn host_block(host: &str, text: &str) -> String {
     format!("{host} said:\n{}", body.join("\n"))
 }
 
-/// Deploy, roll back or promote. Returns the exit status; refusals and
-/// failures before any change come back as [`Fatal`].
+/// Deploy, roll back or promote what [`validate`] accepted (`checked`, from
+/// the same `request`). Returns the exit status; refusals and failures
+/// before any change come back as [`Fatal`].
 pub fn run(
     config: &Config,
     mut fleet: Fleet,
     request: &Request,
+    checked: Checked,
     opts: &Options,
 ) -> Result<ExitStatus, Fatal> {
     let (user, machine) = history::local_identity();
-    let (action, package_text, stage_text, version_text) = match request {
-        Request::Deploy {
-            package,
-            stage,
-            version,
-        } => ("deploy", package, stage.as_deref(), version.as_deref()),
-        Request::Promote { package, stage } => ("promote", package, stage.as_deref(), None),
-    };
-    validate(config, request, opts)?;
-    let package = check_package(config, package_text)?;
-    let mut stage_index = stage_text.map(|s| check_stage(config, s)).transpose()?;
-    let explicit = version_text.map(check_version).transpose()?;
+    let (action, ..) = request.parts();
+    let Checked {
+        package,
+        stage: mut stage_index,
+        version: explicit,
+    } = checked;
 
     let timeouts = &config.ssh;
     let reports = fleet.status(&config.packages, timeouts.command_timeout);
@@ -365,7 +359,8 @@ pub fn run(
         forced: opts.force,
     };
 
-    ready(&run, &before, &reports, stage_index, opts)?;
+    // a forced freeze is announced once, on the check the plan is made from
+    ready(&run, &before, &reports, stage_index, opts, opts.dry_run)?;
 
     let range = fleet.stage_range(&stage.name);
     let parallelism = fleet.parallelism;
@@ -501,6 +496,7 @@ pub fn run(
             &fresh,
             stage_index,
             opts,
+            true,
         )?;
         fresh
     };
@@ -647,13 +643,15 @@ pub fn run(
 
 /// The stage can be deployed to: every host answered and the stage is not
 /// frozen (or `--force` overrides the freeze). Checked on the first status
-/// read, and again once the lock is held.
+/// read, and again once the lock is held; `announce` prints the warning
+/// for a freeze overridden by `--force`.
 fn ready(
     run: &Run<'_>,
     matrix: &Matrix,
     reports: &[crate::matrix::HostReport],
     stage_index: usize,
     opts: &Options,
+    announce: bool,
 ) -> Result<(), Fatal> {
     let stage = &run.config.stages[stage_index];
     // every host of the stage must answer
@@ -684,11 +682,13 @@ fn ready(
                 )],
             ));
         }
-        say(&format!(
-            "Warning: deploying into frozen stage `{}` ({}), forced.",
-            stage.name,
-            freeze.describe()
-        ));
+        if announce {
+            say(&format!(
+                "Warning: deploying into frozen stage `{}` ({}), forced.",
+                stage.name,
+                freeze.describe()
+            ));
+        }
     }
 
     Ok(())

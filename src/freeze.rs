@@ -154,12 +154,7 @@ pub fn apply(
         hosts,
         ..Record::begin(action, stage, outcome)
     };
-    if let Err(e) = history::append(&config.history_file, &record) {
-        eprintln!(
-            "error: could not record this in `{}`: {e}",
-            config.history_file.display()
-        );
-    }
+    history::append_or_warn(&config.history_file, &record);
     if problems.is_empty() {
         let done = if reason.is_some() {
             "frozen"

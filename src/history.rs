@@ -187,6 +187,17 @@ pub enum HistoryError {
     },
 }
 
+/// [`append`], and when the log cannot be written, say so on stderr: the
+/// attempt itself has already happened and its outcome stands.
+pub fn append_or_warn(path: &Path, record: &Record) {
+    if let Err(e) = append(path, record) {
+        eprintln!(
+            "error: could not record this attempt in `{}`: {e}",
+            path.display()
+        );
+    }
+}
+
 /// Append `record` to the log at `path` as one line, durably.
 ///
 /// Parent directories are created as needed and a new file gets mode 0644.
