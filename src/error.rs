@@ -29,6 +29,9 @@ pub enum ExitStatus {
     /// A deploy failed after changing some hosts, or left a host in an
     /// unknown state.
     FailedPartial = 8,
+    /// A deploy was interrupted by a signal (SIGINT, SIGTERM, SIGHUP); the
+    /// report and the history say which hosts were changed.
+    Interrupted = 9,
 }
 
 impl From<ExitStatus> for std::process::ExitCode {

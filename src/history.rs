@@ -88,6 +88,8 @@ pub enum Outcome {
     Failed,
     /// The attempt failed after changing some hosts.
     Partial,
+    /// A signal stopped the attempt before every host was done.
+    Interrupted,
 }
 
 impl Outcome {
@@ -98,6 +100,7 @@ impl Outcome {
             Outcome::Refused => "refused",
             Outcome::Failed => "failed",
             Outcome::Partial => "partial",
+            Outcome::Interrupted => "interrupted",
         }
     }
 }

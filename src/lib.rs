@@ -3,18 +3,19 @@
 //! The library owns everything; `main.rs` only parses arguments and calls
 //! [`run`]. Pure modules (config, version, status, matrix, render, plan,
 //! apt) never touch the network or the terminal; I/O lives in `transport`,
-//! `fanout`, `fleet` and the command modules (`deploy`, `freeze`).
+//! `fleet` (which owns fan-out) and the command modules (`deploy`, `app`).
 
 pub mod apt;
 pub mod cli;
 pub mod command;
 pub mod config;
+pub mod console;
 pub mod deploy;
 pub mod error;
-pub mod fanout;
 pub mod fleet;
 pub mod freeze;
 pub mod history;
+pub mod interrupt;
 pub mod lock;
 pub mod matrix;
 pub mod package;

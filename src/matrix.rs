@@ -276,6 +276,23 @@ pub fn build(
     }
 }
 
+/// The matrix of the stages of `config` at positions `stages` (all of
+/// them when `None`), from the reports of their hosts.
+pub fn for_config(
+    config: &crate::config::Config,
+    stages: Option<&[usize]>,
+    reports: &[HostReport],
+) -> Matrix {
+    let chosen: Vec<(String, usize)> = config
+        .stages
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| stages.is_none_or(|s| s.contains(i)))
+        .map(|(_, s)| (s.name.clone(), s.hosts.len()))
+        .collect();
+    build(&config.packages, &chosen, reports)
+}
+
 impl Matrix {
     /// Counts over the whole matrix.
     pub fn summary(&self) -> Summary {

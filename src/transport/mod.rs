@@ -6,6 +6,8 @@
 //! commands, feed them input (uploads) and keep one open (a held lock).
 //! Everything here is I/O; what the commands mean is decided elsewhere.
 
+#[cfg(test)]
+pub mod fake;
 pub mod local;
 pub mod ssh;
 mod target;

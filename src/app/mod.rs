@@ -5,14 +5,17 @@
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 
+mod freeze;
+
 use crate::cli::{Cli, ColorChoice, Command, DeployArgs, StatusArgs};
 use crate::config::{self, Config};
+use crate::console::Console;
 use crate::deploy;
 use crate::error::{ExitStatus, Fatal};
 use crate::fleet::Fleet;
-use crate::freeze;
 use crate::history;
-use crate::matrix::{self, HostReport};
+use crate::interrupt::Interrupt;
+use crate::matrix;
 use crate::render::{self, Color};
 use crate::ssh_config::SshConfigFile;
 use crate::transport::{self, LocalContext, Target};
@@ -130,7 +133,6 @@ fn deploy_or_promote(
         batch: args.batch.map(usize::from),
         rollback_on_failure: args.rollback_on_failure,
         verbose: args.verbose,
-        color,
     };
     // everything typed is checked before any host is contacted
     let checked = deploy::validate(&config, request, &opts).inspect_err(|fatal| {
@@ -138,8 +140,31 @@ fn deploy_or_promote(
             deploy::record_rejected(&config, request, fatal);
         }
     })?;
-    let fleet = Fleet::connect(targets(cli, &config)?, config.parallelism);
-    deploy::run(&config, fleet, request, checked, &opts)
+    // only the stages the request needs are connected to
+    let needed = deploy::request::stages_needed(&checked);
+    let names: Option<Vec<&str>> = needed
+        .as_ref()
+        .map(|s| s.iter().map(|&i| config.stages[i].name.as_str()).collect());
+    let targets = targets(cli, &config)?
+        .into_iter()
+        .filter(|t| names.as_ref().is_none_or(|n| n.contains(&t.stage.as_str())))
+        .collect();
+    let interrupt = if opts.dry_run {
+        Interrupt::new()
+    } else {
+        Interrupt::install().map_err(|e| {
+            Fatal::usage(format!("cannot catch signals: {e}")).status(ExitStatus::Internal)
+        })?
+    };
+    let console = Console::stdio(color);
+    let cx = deploy::Context {
+        config: &config,
+        console: &console,
+        opts: &opts,
+        interrupt: &interrupt,
+    };
+    let fleet = Fleet::connect(targets, config.parallelism);
+    deploy::run(&cx, fleet, &checked)
 }
 
 /// Connections to the hosts of one stage only.
@@ -229,16 +254,6 @@ pub(crate) fn targets(cli: &Cli, config: &Config) -> Result<Vec<Target>, Fatal> 
     Ok(transport::resolve_targets(config, &ssh_config, &local))
 }
 
-/// Build the matrix for `config` from `reports`.
-pub(crate) fn build_matrix(config: &Config, reports: &[HostReport]) -> matrix::Matrix {
-    let stages: Vec<(String, usize)> = config
-        .stages
-        .iter()
-        .map(|s| (s.name.clone(), s.hosts.len()))
-        .collect();
-    matrix::build(&config.packages, &stages, reports)
-}
-
 /// Write to stdout; a closed pipe (`deployer | head`) is not an error.
 pub(crate) fn emit(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<(), Fatal> {
     let stdout = io::stdout();
@@ -256,7 +271,7 @@ fn status_view(cli: &Cli, args: &StatusArgs, color: Color) -> Result<ExitStatus,
     let config = load_config(cli)?;
     let mut fleet = Fleet::connect(targets(cli, &config)?, config.parallelism);
     let reports = fleet.status(&config.packages, config.ssh.command_timeout);
-    let m = build_matrix(&config, &reports);
+    let m = matrix::for_config(&config, None, &reports);
     if args.json {
         emit(|out| render::json(&m, &reports, out))?;
     } else {

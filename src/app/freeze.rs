@@ -1,0 +1,115 @@
+//! `deployer freeze` and `unfreeze`: write or remove the freeze record on
+//! every host of a stage, and record the attempt in the history.
+
+use crate::config::Config;
+use crate::error::{ExitStatus, Fatal};
+use crate::fleet::Fleet;
+use crate::freeze::{clear_command, set_command, Freeze};
+use crate::history::{self, HostRecord, HostResult, Outcome, Record};
+use crate::transport::{self, Exec};
+
+/// Freeze (`reason` given) or unfreeze `stage` on every host of `fleet`
+/// (the stage's hosts). Every host must be reached: a freeze that only
+/// some hosts know about would be worse than none.
+pub fn apply(
+    config: &Config,
+    mut fleet: Fleet,
+    stage: &str,
+    reason: Option<&str>,
+) -> Result<ExitStatus, Fatal> {
+    let started = std::time::Instant::now();
+    let (user, machine) = history::local_identity();
+    let record_line = reason.map(|r| {
+        Freeze {
+            stage: stage.to_string(),
+            by: format!("{user}@{machine}"),
+            since: history::now_rfc3339(),
+            reason: r.to_string(),
+        }
+        .to_line()
+    });
+    let command = if record_line.is_some() {
+        set_command(stage)
+    } else {
+        clear_command(stage)
+    };
+    let timeout = config.ssh.command_timeout;
+    let results = fleet.on_stage(stage, |m| {
+        m.exec(Exec {
+            command: &command,
+            timeout,
+            stdin: record_line.as_deref().map(str::as_bytes),
+            on_output: None,
+        })
+    });
+    let mut hosts = Vec::new();
+    let mut problems = Vec::new();
+    for (host, r) in &results {
+        let failure = match r {
+            Ok(out) if out.success() => None,
+            Ok(out) if transport::sudo_wants_password(&out.stderr) => {
+                Some("sudo asks for a password".to_string())
+            }
+            Ok(out) => Some(format!("exit status {}: {}", out.status, out.stderr.trim())),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(f) = &failure {
+            problems.push(format!("{host}: {f}"));
+        }
+        hosts.push(HostRecord {
+            host: host.clone(),
+            from: None,
+            to: None,
+            result: if failure.is_some() {
+                HostResult::Failed
+            } else {
+                HostResult::Changed
+            },
+            message: failure,
+        });
+    }
+    let action = if reason.is_some() {
+        "freeze"
+    } else {
+        "unfreeze"
+    };
+    let outcome = match (problems.len(), hosts.len()) {
+        (0, _) => Outcome::Success,
+        (p, h) if p == h => Outcome::Failed,
+        _ => Outcome::Partial,
+    };
+    let record = Record {
+        reason: reason.map(str::to_string),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        hosts,
+        ..Record::begin(action, stage, outcome)
+    };
+    history::append_or_warn(&config.history_file, &record);
+    if problems.is_empty() {
+        let done = if reason.is_some() {
+            "frozen"
+        } else {
+            "unfrozen"
+        };
+        println!(
+            "Stage `{stage}` is now {done} on {} host(s).",
+            results.len()
+        );
+        return Ok(ExitStatus::Success);
+    }
+    let mut f = Fatal::usage(format!(
+        "could not {action} `{stage}` on {} of {} host(s)",
+        problems.len(),
+        results.len()
+    ))
+    .status(if outcome == Outcome::Failed {
+        ExitStatus::FailedUnchanged
+    } else {
+        ExitStatus::FailedPartial
+    });
+    f.notes = problems;
+    f.notes.push(format!(
+        "run `deployer {action} {stage}` again once the hosts are reachable"
+    ));
+    Err(f)
+}

@@ -1,0 +1,140 @@
+//! Where a command's words go: standard output, standard error, the colour
+//! decision and the confirmation prompt, bundled in one value that is
+//! passed down. Reports and prompts are written through it, so a test can
+//! capture them and answer the prompt.
+//!
+//! It is shared by the threads of a rollout (`-v` streams every host's
+//! output), so each line is written whole under a lock. A closed pipe is
+//! not an error here: the work goes on and its record is kept.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+
+use crate::matrix::Matrix;
+use crate::render::{self, Color};
+
+/// Answers a yes/no question typed by a person.
+pub trait Prompt: Send {
+    /// Show `question` and read one line; `None` when there is nobody to
+    /// ask (no terminal).
+    fn ask(&mut self, question: &str) -> Option<String>;
+}
+
+/// The real prompt: stdin, only when it is a terminal.
+struct Terminal;
+
+impl Prompt for Terminal {
+    fn ask(&mut self, question: &str) -> Option<String> {
+        if !io::stdin().is_terminal() {
+            return None;
+        }
+        let mut err = io::stderr().lock();
+        let _ = write!(err, "{question}");
+        let _ = err.flush();
+        let mut answer = String::new();
+        io::stdin().lock().read_line(&mut answer).ok()?;
+        Some(answer)
+    }
+}
+
+type Sink = Box<dyn Write + Send>;
+
+/// Standard output and error, colour and prompt of one run.
+pub struct Console {
+    out: Mutex<Sink>,
+    err: Mutex<Sink>,
+    prompt: Mutex<Box<dyn Prompt>>,
+    /// Whether to colour matrices.
+    pub color: Color,
+}
+
+impl Console {
+    /// The process's own stdout, stderr and terminal.
+    pub fn stdio(color: Color) -> Console {
+        Console {
+            out: Mutex::new(Box::new(io::stdout())),
+            err: Mutex::new(Box::new(io::stderr())),
+            prompt: Mutex::new(Box::new(Terminal)),
+            color,
+        }
+    }
+
+    /// A console writing into `out` and `err` and answering prompts with
+    /// `prompt` (for tests).
+    pub fn new(out: Sink, err: Sink, prompt: Box<dyn Prompt>, color: Color) -> Console {
+        Console {
+            out: Mutex::new(out),
+            err: Mutex::new(err),
+            prompt: Mutex::new(prompt),
+            color,
+        }
+    }
+
+    /// Print one line (or several) on stdout.
+    pub fn say(&self, text: &str) {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+
+    /// Print `warning: ...` on stderr.
+    pub fn warn(&self, text: &str) {
+        let mut err = self.err.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(err, "warning: {text}");
+    }
+
+    /// Print a matrix under a title.
+    pub fn matrix(&self, title: &str, m: &Matrix) {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(out, "{title}");
+        let _ = render::text(m, self.color, &mut *out);
+        let _ = writeln!(out);
+        let _ = out.flush();
+    }
+
+    /// Ask a question; `None` when nobody can answer.
+    pub fn ask(&self, question: &str) -> Option<String> {
+        self.prompt
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ask(question)
+    }
+}
+
+/// A writer into a shared buffer, to read back what was written (tests).
+#[derive(Clone, Default)]
+pub struct Captured(pub Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// Everything written so far, lossily decoded.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A prompt with canned answers, in order (tests); `None` once they run out.
+pub struct Scripted(pub Vec<Option<String>>);
+
+impl Prompt for Scripted {
+    fn ask(&mut self, _question: &str) -> Option<String> {
+        if self.0.is_empty() {
+            None
+        } else {
+            self.0.remove(0)
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The execute phase: the rollout batch by batch (the first host alone,
+//! then `batch_size` at a time), each host's install, its verification
+//! with dpkg and its health check; then the rollback policy, and the
+//! syslog line on each host.
+//!
+//! The rollout stops at the first failing batch, and before a new batch
+//! when the operator asked to stop.
+
+use std::time::{Duration, Instant};
+
+use crate::apt;
+use crate::command::RemoteCommand;
+use crate::error::HostError;
+use crate::fleet::{Fleet, Member};
+use crate::history::Outcome;
+use crate::package::PackageName;
+use crate::plan::{Plan, Step};
+use crate::status::{self, PackageState};
+use crate::transport::{self, Exec, Stream};
+
+use super::preflight::Prepared;
+use super::{Attempt, Context};
+
+/// What happened to one host of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Done {
+    /// Now runs the target version (and passed its health check).
+    Changed,
+    /// Failed; `now` is its state afterwards, `None` when unknown.
+    Failed {
+        /// Why, in one line.
+        why: String,
+        /// What the host printed (apt, dpkg, the health check).
+        output: String,
+        /// Its state afterwards, when it could be read.
+        now: Option<PackageState>,
+    },
+    /// Not tried, because the rollout stopped.
+    Untouched,
+}
+
+impl Done {
+    /// Whether the host may no longer be in its state from before.
+    pub fn touched(&self, from: &PackageState) -> bool {
+        match self {
+            Done::Changed => true,
+            Done::Failed { now, .. } => !now.as_ref().is_some_and(|n| n.same_as(from)),
+            Done::Untouched => false,
+        }
+    }
+}
+
+/// What the rollback policy did to one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rollback {
+    /// Nothing to do (no failure, policy off, or the host was not touched).
+    NotNeeded,
+    /// The host runs its previous version again.
+    Restored,
+    /// The rollback failed; why.
+    Failed(String),
+}
+
+/// Read the package's state on one host.
+pub fn read_state(
+    member: &mut Member,
+    package: &PackageName,
+    timeout: Duration,
+) -> Result<PackageState, HostError> {
+    let out = member.run(
+        &status::query_command(std::slice::from_ref(package)),
+        timeout,
+    )?;
+    Ok(status::parse(std::slice::from_ref(package), &out)?.packages[package].clone())
+}
+
+/// Prints a host's output line by line with its name in front.
+struct Prefixer<'a> {
+    cx: &'a Context<'a>,
+    host: String,
+    partial: Vec<u8>,
+}
+
+impl Prefixer<'_> {
+    fn feed(&mut self, _stream: Stream, bytes: &[u8]) {
+        self.partial.extend_from_slice(bytes);
+        while let Some(pos) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=pos).collect();
+            let text = String::from_utf8_lossy(&line);
+            // progress meters redraw with `\r`: keep what a terminal would show
+            let shown = text
+                .trim_end_matches(['\n', '\r'])
+                .rsplit('\r')
+                .next()
+                .unwrap_or_default();
+            self.cx.console.say(&format!("{} | {shown}", self.host));
+        }
+    }
+}
+
+/// Install on one host, verify with dpkg, run the health check.
+fn install_one(
+    cx: &Context<'_>,
+    member: &mut Member,
+    plan: &Plan,
+    command: &RemoteCommand,
+) -> Done {
+    let config = cx.config;
+    let host = member.host().to_string();
+    let started = Instant::now();
+    let mut prefixer = Prefixer {
+        cx,
+        host: host.clone(),
+        partial: Vec::new(),
+    };
+    let mut sink = |s: Stream, b: &[u8]| prefixer.feed(s, b);
+    let result = member.exec(Exec {
+        command,
+        timeout: config.ssh.deploy_timeout,
+        stdin: None,
+        on_output: if cx.opts.verbose {
+            Some(&mut sink)
+        } else {
+            None
+        },
+    });
+    let out = match result {
+        Ok(out) => out,
+        Err(e) => {
+            return Done::Failed {
+                why: format!("unknown state: check with `deployer status` ({e})"),
+                output: String::new(),
+                now: None,
+            };
+        }
+    };
+    let combined = format!("{}{}", out.stdout, out.stderr);
+    let now = read_state(member, &plan.package, config.ssh.command_timeout).ok();
+    if !out.success() {
+        let why = if transport::sudo_wants_password(&out.stderr) {
+            HostError::SudoPassword {
+                user: member.login_user(),
+            }
+            .to_string()
+        } else {
+            apt::failure_hint(&combined)
+                .unwrap_or_else(|| format!("apt-get exited with status {}", out.status))
+        };
+        return Done::Failed {
+            why,
+            output: combined,
+            now,
+        };
+    }
+    match &now {
+        Some(PackageState::Installed(v)) if *v == plan.version => {}
+        Some(other) => {
+            return Done::Failed {
+                why: format!("apt-get succeeded but dpkg now shows {other}"),
+                output: combined,
+                now,
+            }
+        }
+        None => {
+            return Done::Failed {
+                why: "unknown state: check with `deployer status` (could not read dpkg's state after the install)".into(),
+                output: combined,
+                now: None,
+            }
+        }
+    }
+    if let Some(check) = config.health_checks.get(&plan.package) {
+        let cmd = RemoteCommand::trusted(check, "health check");
+        match member.run(&cmd, config.ssh.command_timeout) {
+            Ok(o) if o.success() => {}
+            Ok(o) => {
+                return Done::Failed {
+                    why: format!("health check `{check}` failed (exit status {})", o.status),
+                    output: format!("{}{}", o.stdout, o.stderr),
+                    now,
+                }
+            }
+            Err(e) => {
+                return Done::Failed {
+                    why: format!("health check `{check}` could not run: {e}"),
+                    output: String::new(),
+                    now,
+                }
+            }
+        }
+    }
+    cx.console.say(&format!(
+        "  {host}: now runs {} ({:.1}s)",
+        plan.version,
+        started.elapsed().as_secs_f32()
+    ));
+    Done::Changed
+}
+
+/// Change the hosts batch by batch; stop at the first failing batch, or
+/// before a new batch once the operator asked to stop. One [`Done`] per
+/// step of the plan.
+pub fn rollout(cx: &Context<'_>, fleet: &mut Fleet, prepared: &Prepared) -> Vec<Done> {
+    let plan = &prepared.plan;
+    let mut done: Vec<Done> = vec![Done::Untouched; plan.steps.len()];
+    for (b, batch) in plan.batches.iter().enumerate() {
+        if cx.interrupt.requested() {
+            cx.console.say(&format!(
+                "Interrupted: batch {}/{} and later are not started.",
+                b + 1,
+                plan.batches.len()
+            ));
+            break;
+        }
+        let names: Vec<&str> = batch.iter().map(|&i| plan.steps[i].host.as_str()).collect();
+        cx.console.say(&format!(
+            "Batch {}/{}: {}",
+            b + 1,
+            plan.batches.len(),
+            names.join(", ")
+        ));
+        let results = fleet.on_hosts(&plan.stage, &names, |m| {
+            let i = plan
+                .steps
+                .iter()
+                .position(|s| s.host == m.host())
+                .expect("a planned host");
+            install_one(cx, m, plan, &prepared.commands[i])
+        });
+        for (&i, (_, result)) in batch.iter().zip(results) {
+            done[i] = result;
+        }
+        if batch
+            .iter()
+            .any(|&i| matches!(done[i], Done::Failed { .. }))
+        {
+            break;
+        }
+    }
+    done
+}
+
+/// Put one host back on the state it had before the deploy.
+fn rollback_one(cx: &Context<'_>, member: &mut Member, plan: &Plan, step: &Step) -> Rollback {
+    let config = cx.config;
+    let lock_secs = config.ssh.lock_timeout.as_secs().max(1);
+    let command = match &step.from {
+        PackageState::Installed(v)
+        | PackageState::Broken {
+            version: Some(v), ..
+        } => apt::install(&plan.package, v, *v < plan.version, lock_secs, false),
+        _ => apt::remove(&plan.package, lock_secs),
+    };
+    let out = match member.run(&command, config.ssh.deploy_timeout) {
+        Ok(out) => out,
+        Err(e) => return Rollback::Failed(e.to_string()),
+    };
+    let now = match read_state(member, &plan.package, config.ssh.command_timeout) {
+        Ok(now) => now,
+        Err(e) => return Rollback::Failed(e.to_string()),
+    };
+    if out.success() && now.same_as(&step.from) {
+        Rollback::Restored
+    } else {
+        Rollback::Failed(format!(
+            "rollback did not restore {}: dpkg shows {now}; {}",
+            step.from,
+            apt::failure_hint(&format!("{}{}", out.stdout, out.stderr)).unwrap_or_default()
+        ))
+    }
+}
+
+/// When the rollout failed or was interrupted, and the rollback policy is
+/// on, put every host that may have changed back on its previous version. One [`Rollback`]
+/// per step of the plan.
+pub fn rollback_if_failed(
+    cx: &Context<'_>,
+    fleet: &mut Fleet,
+    plan: &Plan,
+    done: &[Done],
+) -> Vec<Rollback> {
+    let failed = done.iter().any(|d| matches!(d, Done::Failed { .. }))
+        || (cx.interrupt.requested() && done.contains(&Done::Untouched));
+    let policy = cx.opts.rollback_on_failure || cx.config.rollback_on_failure;
+    let mut result = vec![Rollback::NotNeeded; plan.steps.len()];
+    if !failed || !policy {
+        return result;
+    }
+    for (i, (step, d)) in plan.steps.iter().zip(done).enumerate() {
+        if d.touched(&step.from) {
+            result[i] = rollback_one(cx, fleet.member(&plan.stage, &step.host), plan, step);
+        }
+    }
+    result
+}
+
+/// Tell each host's syslog what happened.
+pub fn tell_syslog(
+    cx: &Context<'_>,
+    fleet: &mut Fleet,
+    attempt: &Attempt,
+    plan: &Plan,
+    outcome: Outcome,
+) {
+    let (user, machine) = crate::history::local_identity();
+    let summary = format!(
+        "{} {} {} to {} by {user}@{machine}: {outcome}",
+        attempt.action, plan.package, plan.version, plan.stage
+    );
+    let logger = RemoteCommand::new("logger").args(["-t", "deployer", "--", &summary]);
+    let _ = fleet.run_on_stage(&plan.stage, &logger, cx.config.ssh.command_timeout);
+}

@@ -1,0 +1,166 @@
+//! The report phase, pure: what happened to each host of a plan becomes the
+//! lines shown to the operator, the history's host records, the outcome and
+//! the exit status.
+
+use crate::error::ExitStatus;
+use crate::history::{HostRecord, HostResult, Outcome};
+use crate::plan::Plan;
+
+use super::execute::{Done, Rollback};
+use super::preflight::host_block;
+use super::request::Options;
+use super::Attempt;
+
+/// The outcome of a rollout, ready to print and record.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The first line: deployed, or failed and how.
+    pub heading: String,
+    /// One line per host (and the hosts' output when they failed).
+    pub lines: Vec<String>,
+    /// One record per host of the stage.
+    pub records: Vec<HostRecord>,
+    /// The outcome as a whole.
+    pub outcome: Outcome,
+    /// The exit status that goes with it.
+    pub status: ExitStatus,
+}
+
+/// Records of the hosts that already ran the version.
+pub fn unchanged_records(plan: &Plan) -> Vec<HostRecord> {
+    plan.unchanged
+        .iter()
+        .map(|h| HostRecord {
+            host: h.clone(),
+            from: Some(plan.version.to_string()),
+            to: Some(plan.version.to_string()),
+            result: HostResult::Unchanged,
+            message: None,
+        })
+        .collect()
+}
+
+/// Sum up the rollout: `done` and `rollback` have one entry per step.
+pub fn summarize(plan: &Plan, done: &[Done], rollback: &[Rollback], interrupted: bool) -> Summary {
+    let failed = done.iter().any(|d| matches!(d, Done::Failed { .. }));
+    let mut records = Vec::new();
+    let mut lines = Vec::new();
+    let mut changed_any = false;
+    for ((step, d), rb) in plan.steps.iter().zip(done).zip(rollback) {
+        let (mut result, mut message, mut to) = match d {
+            Done::Changed => (HostResult::Changed, None, Some(plan.version.to_string())),
+            Done::Untouched => (HostResult::Untouched, None, None),
+            Done::Failed { why, now, .. } => match now {
+                Some(now) if now.same_as(&step.from) => {
+                    (HostResult::Failed, Some(why.clone()), None)
+                }
+                Some(now) => (HostResult::Failed, Some(why.clone()), Some(now.to_string())),
+                None => (HostResult::Unknown, Some(why.clone()), None),
+            },
+        };
+        let touched = d.touched(&step.from);
+        match rb {
+            Rollback::NotNeeded => {}
+            Rollback::Restored => {
+                result = HostResult::RolledBack;
+                to = Some(step.from.to_string());
+                message = Some(match message {
+                    Some(m) => format!("{m}; rolled back to {}", step.from),
+                    None => format!("rolled back to {}", step.from),
+                });
+            }
+            Rollback::Failed(e) => {
+                message = Some(match message {
+                    Some(m) => format!("{m}; {e}"),
+                    None => e.clone(),
+                });
+            }
+        }
+        changed_any |= touched;
+        lines.push(match (&result, &message) {
+            (HostResult::Changed, _) => {
+                format!("  {}: changed {} -> {}", step.host, step.from, plan.version)
+            }
+            (HostResult::Untouched, _) => {
+                format!("  {}: untouched (still {})", step.host, step.from)
+            }
+            (HostResult::RolledBack, Some(m)) => format!("  {}: {m}", step.host),
+            (_, Some(m)) => format!("  {}: FAILED: {m}", step.host),
+            (_, None) => format!("  {}: {}", step.host, result),
+        });
+        if let Done::Failed { output, .. } = d {
+            if !output.trim().is_empty() {
+                for l in host_block(&step.host, output).lines() {
+                    lines.push(format!("    {l}"));
+                }
+            }
+        }
+        records.push(HostRecord {
+            host: step.host.clone(),
+            from: step.from.version().map(ToString::to_string),
+            to,
+            result,
+            message,
+        });
+    }
+    records.extend(unchanged_records(plan));
+
+    let stopped = interrupted && done.contains(&Done::Untouched);
+    let outcome = match (failed, changed_any) {
+        _ if stopped => Outcome::Interrupted,
+        (false, _) => Outcome::Success,
+        (true, false) => Outcome::Failed,
+        (true, true) => Outcome::Partial,
+    };
+    let heading = match outcome {
+        Outcome::Success => format!(
+            "Deployed `{}` {} to `{}`:",
+            plan.package, plan.version, plan.stage
+        ),
+        Outcome::Failed => format!(
+            "Deploy of `{}` {} to `{}` FAILED; no host was changed:",
+            plan.package, plan.version, plan.stage
+        ),
+        Outcome::Interrupted => format!(
+            "Deploy of `{}` {} to `{}` INTERRUPTED; later batches were not started:",
+            plan.package, plan.version, plan.stage
+        ),
+        _ => format!(
+            "Deploy of `{}` {} to `{}` FAILED after changing hosts:",
+            plan.package, plan.version, plan.stage
+        ),
+    };
+    let status = match outcome {
+        Outcome::Success => ExitStatus::Success,
+        Outcome::Failed => ExitStatus::FailedUnchanged,
+        Outcome::Interrupted => ExitStatus::Interrupted,
+        _ => ExitStatus::FailedPartial,
+    };
+    Summary {
+        heading,
+        lines,
+        records,
+        outcome,
+        status,
+    }
+}
+
+/// The history's reason: what `--force` overrode, and the first host
+/// message.
+pub fn reason(
+    attempt: &Attempt,
+    opts: &Options,
+    plan: &Plan,
+    records: &[HostRecord],
+) -> Option<String> {
+    let mut reasons: Vec<String> = Vec::new();
+    if attempt.forced {
+        reasons.push(format!(
+            "forced: {}",
+            opts.reason.as_deref().unwrap_or_default()
+        ));
+        reasons.extend(plan.overridden.iter().map(|o| format!("overrode {o}")));
+    }
+    reasons.extend(records.iter().find_map(|r| r.message.clone()));
+    (!reasons.is_empty()).then(|| reasons.join("; "))
+}

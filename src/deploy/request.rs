@@ -1,0 +1,285 @@
+//! The request phase: what the operator typed, checked against the
+//! configuration before any host is contacted, and then (with the hosts'
+//! states in hand) turned into a target stage and a wanted version.
+//!
+//! Pure apart from [`record_rejected`], which appends the rejection to the
+//! history.
+
+use crate::config::Config;
+use crate::error::Fatal;
+use crate::history::{self, Outcome, Record};
+use crate::matrix::{Cell, HostReport, Marker, Matrix};
+use crate::package::PackageName;
+use crate::plan::Wanted;
+use crate::status::PackageState;
+use crate::version::Version;
+
+/// What the operator asked for.
+#[derive(Debug, Clone)]
+pub enum Request {
+    /// `deploy PKG [STAGE [VERSION]]`.
+    Deploy {
+        /// Package as typed.
+        package: String,
+        /// Stage as typed; the first stage when omitted.
+        stage: Option<String>,
+        /// Version as typed; the newest installable when omitted.
+        version: Option<String>,
+    },
+    /// `promote PKG [STAGE]`.
+    Promote {
+        /// Package as typed.
+        package: String,
+        /// Stage as typed; the first stage behind its left neighbour when
+        /// omitted.
+        stage: Option<String>,
+    },
+}
+
+impl Request {
+    /// The action's name and the text typed for package, stage and version.
+    pub fn parts(&self) -> (&'static str, &str, Option<&str>, Option<&str>) {
+        match self {
+            Request::Deploy {
+                package,
+                stage,
+                version,
+            } => ("deploy", package, stage.as_deref(), version.as_deref()),
+            Request::Promote { package, stage } => ("promote", package, stage.as_deref(), None),
+        }
+    }
+
+    /// Whether this is a promotion.
+    pub fn is_promote(&self) -> bool {
+        matches!(self, Request::Promote { .. })
+    }
+}
+
+/// What [`validate`] found the operator's text to mean.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// `deploy` or `promote`.
+    pub action: &'static str,
+    /// The package, one of `deb_packages`.
+    pub package: PackageName,
+    /// The stage's position in `stages`, when one was named.
+    pub stage: Option<usize>,
+    /// The version, when one was named.
+    pub version: Option<Version>,
+    /// Whether this is a promotion (the version comes from the stage before).
+    pub promote: bool,
+}
+
+/// How to carry it out.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Print the plan, change nothing.
+    pub dry_run: bool,
+    /// Do not ask for confirmation on critical stages.
+    pub yes: bool,
+    /// Override the stage order guard.
+    pub force: bool,
+    /// Why `--force` was used.
+    pub reason: Option<String>,
+    /// Hosts changed at once after the first (overrides `batch_size`).
+    pub batch: Option<usize>,
+    /// Put changed hosts back when the rollout fails.
+    pub rollback_on_failure: bool,
+    /// Stream every host's apt output.
+    pub verbose: bool,
+}
+
+/// Check a package name against the configuration (before any connection).
+pub fn check_package(config: &Config, text: &str) -> Result<PackageName, Fatal> {
+    let listed = || {
+        config
+            .packages
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let name: PackageName = text
+        .parse()
+        .map_err(|e: crate::package::PackageNameError| {
+            Fatal::usage(e.to_string()).note(format!("packages in `deb_packages`: {}", listed()))
+        })?;
+    if !config.packages.contains(&name) {
+        return Err(Fatal::usage(format!(
+            "package `{name}` is not one of `deb_packages` in {}",
+            config.path.display()
+        ))
+        .note(format!("packages in `deb_packages`: {}", listed())));
+    }
+    Ok(name)
+}
+
+/// Check a stage name against the configuration (before any connection).
+pub fn check_stage(config: &Config, text: &str) -> Result<usize, Fatal> {
+    config
+        .stages
+        .iter()
+        .position(|s| s.name == text)
+        .ok_or_else(|| {
+            let names: Vec<&str> = config.stages.iter().map(|s| s.name.as_str()).collect();
+            let shown: String = text
+                .chars()
+                .take(64)
+                .collect::<String>()
+                .escape_debug()
+                .to_string();
+            Fatal::usage(format!(
+                "stage `{shown}` is not in `stages` ({})",
+                names.join(", ")
+            ))
+        })
+}
+
+/// Check a version's syntax (before any connection).
+pub fn check_version(text: &str) -> Result<Version, Fatal> {
+    text.parse::<Version>().map_err(|e| {
+        Fatal::usage(e.to_string()).note(
+            "a Debian version is [epoch:]upstream[-revision], e.g. `0.81~pr748-191` or `1:1.0-1`",
+        )
+    })
+}
+
+/// Check everything the operator typed, before any host is contacted.
+pub fn validate(config: &Config, request: &Request, opts: &Options) -> Result<Checked, Fatal> {
+    let (action, package, stage, version) = request.parts();
+    let package = check_package(config, package)?;
+    let stage = stage.map(|s| check_stage(config, s)).transpose()?;
+    if stage == Some(0) && request.is_promote() {
+        return Err(Fatal::usage(format!(
+            "`{}` is the first stage: there is nothing before it to promote from",
+            config.stages[0].name
+        ))
+        .note("use `deployer deploy` to put a version on the first stage"));
+    }
+    let version = version.map(check_version).transpose()?;
+    if opts.force && opts.reason.is_none() && !opts.dry_run {
+        return Err(Fatal::usage(
+            "`--force` needs `--reason \"...\"`, which is kept in the history",
+        ));
+    }
+    Ok(Checked {
+        action,
+        package,
+        stage,
+        version,
+        promote: request.is_promote(),
+    })
+}
+
+/// Record an attempt rejected for its input (an unknown package, a
+/// malformed version, perhaps an injection attempt) in the history, text
+/// as typed: JSON escaping keeps it inert.
+pub fn record_rejected(config: &Config, request: &Request, fatal: &Fatal) {
+    let (action, package, stage, version) = request.parts();
+    let record = Record {
+        package: Some(package.to_string()),
+        version: version.map(str::to_string),
+        reason: Some(fatal.message.clone()),
+        ..Record::begin(action, stage.unwrap_or_default(), Outcome::Refused)
+    };
+    history::append_or_warn(&config.history_file, &record);
+}
+
+/// The stages a request needs connections to: the target stage and the
+/// one before it (for the order guard and promotion). `None` when every
+/// stage is needed (a promotion that must find its stage first).
+pub fn stages_needed(checked: &Checked) -> Option<Vec<usize>> {
+    match (checked.stage, checked.promote) {
+        (None, true) => None,
+        (Some(i), _) => Some(if i > 0 { vec![i - 1, i] } else { vec![i] }),
+        (None, false) => Some(vec![0]),
+    }
+}
+
+/// Where to deploy and what, once the hosts' states are known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The stage's position in `stages`.
+    pub stage: usize,
+    /// The version wanted.
+    pub wanted: Wanted,
+}
+
+/// Why a request has no target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoTarget {
+    /// `promote PKG` without a stage: no stage is behind its left neighbour.
+    NothingToPromote,
+    /// The stage to promote from does not run one installed version on
+    /// every host; one line per host.
+    SourceDisagrees {
+        /// The stage promoted to.
+        stage: usize,
+        /// Each host of the source stage and what it runs.
+        hosts: Vec<String>,
+    },
+}
+
+/// Decide the target stage and version: for `deploy`, what was typed (the
+/// first stage by default); for `promote`, the stage (the first one behind
+/// its left neighbour by default) and the version every host of the stage
+/// before it runs. `matrix` and `reports` cover at least those stages.
+pub fn target(
+    config: &Config,
+    checked: &Checked,
+    matrix: &Matrix,
+    reports: &[HostReport],
+) -> Result<Target, NoTarget> {
+    let wanted = checked
+        .version
+        .clone()
+        .map_or(Wanted::Newest, Wanted::Exact);
+    if !checked.promote {
+        return Ok(Target {
+            stage: checked.stage.unwrap_or(0),
+            wanted,
+        });
+    }
+    let column = |name: &str| matrix.columns.iter().position(|c| c.name == name);
+    let row = matrix
+        .rows
+        .iter()
+        .find(|r| r.package == checked.package)
+        .expect("the package is configured");
+    let stage = match checked.stage {
+        Some(i) => i,
+        None => {
+            // markers[i] sits between columns i and i+1 of the matrix
+            let pending = row
+                .markers
+                .iter()
+                .position(|m| *m == Marker::Pending)
+                .ok_or(NoTarget::NothingToPromote)?;
+            let name = &matrix.columns[pending + 1].name;
+            config
+                .stages
+                .iter()
+                .position(|s| &s.name == name)
+                .expect("matrix columns are configured stages")
+        }
+    };
+    let source = &config.stages[stage - 1].name;
+    let at = column(source).expect("the source stage is in the matrix");
+    match &row.cells[at] {
+        Cell::Uniform(PackageState::Installed(v)) if matrix.columns[at].down == 0 => Ok(Target {
+            stage,
+            wanted: Wanted::Exact(v.clone()),
+        }),
+        _ => Err(NoTarget::SourceDisagrees {
+            stage,
+            hosts: reports
+                .iter()
+                .filter(|r| &r.stage == source)
+                .map(|r| match &r.result {
+                    Ok(s) => format!("{}: {}", r.host, s.packages[&checked.package]),
+                    Err(e) => format!("{}: did not answer ({e})", r.host),
+                })
+                .collect(),
+        }),
+    }
+}

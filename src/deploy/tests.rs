@@ -1,0 +1,362 @@
+//! Unit tests of the deploy orchestration through the fake transport:
+//! batches, refusals, the rollback decisions, interrupts. What apt and
+//! dpkg really do is proven by the end-to-end tests on the testbed.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::*;
+use crate::console::{Captured, Console, Scripted};
+use crate::fleet::Fleet;
+use crate::render::Color;
+use crate::ssh_config::SshConfigFile;
+use crate::transport::fake::{Fake, FakeHost};
+use crate::transport::{resolve_targets, LocalContext};
+
+const OLD: &str = "0.77~pr705-119";
+const NEW: &str = "0.81~pr748-191";
+
+/// A pipeline `test` (t1) → `prod` (p1..p4) with fastpath, a fake world
+/// where every host runs OLD and the repository offers OLD and NEW.
+struct Setup {
+    dir: tempfile::TempDir,
+    config: Config,
+    fake: Fake,
+    out: Captured,
+    err: Captured,
+    interrupt: Interrupt,
+}
+
+impl Setup {
+    fn new(extra_env: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[environment]\ndeb_packages = fastpath\nstages = test prod\nbatch_size = 2\nhistory_file = {}\n{extra_env}\n[stage:test]\nhosts = t1\n[stage:prod]\nhosts = p1 p2 p3 p4\n[package:fastpath]\nhealth_check = check-fastpath\n",
+            dir.path().join("history.jsonl").display()
+        );
+        let config = crate::config::parse(&dir.path().join("deployer.ini"), &text).unwrap();
+        let fake = Fake::default();
+        {
+            let mut w = fake.world();
+            w.repository
+                .insert("fastpath".into(), vec![OLD.into(), NEW.into()]);
+            for h in ["t1", "p1", "p2", "p3", "p4"] {
+                let mut host = FakeHost::default();
+                host.installed.insert("fastpath".into(), OLD.into());
+                w.hosts.insert(h.into(), host);
+            }
+            // the first stage already runs NEW, so prod may have it
+            w.hosts
+                .get_mut("t1")
+                .unwrap()
+                .installed
+                .insert("fastpath".into(), NEW.into());
+        }
+        Setup {
+            dir,
+            config,
+            fake,
+            out: Captured::default(),
+            err: Captured::default(),
+            interrupt: Interrupt::new(),
+        }
+    }
+
+    fn host(&self, name: &str) -> FakeHost {
+        self.fake.world().hosts[name].clone()
+    }
+
+    fn version(&self, name: &str) -> Option<String> {
+        self.host(name).installed.get("fastpath").cloned()
+    }
+
+    fn history(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("history.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// `deploy fastpath STAGE [VERSION]` with `opts` and canned answers.
+    fn deploy(
+        &self,
+        stage: &str,
+        version: Option<&str>,
+        opts: Options,
+        answers: Vec<Option<String>>,
+    ) -> Result<ExitStatus, Fatal> {
+        let request = Request::Deploy {
+            package: "fastpath".into(),
+            stage: Some(stage.into()),
+            version: version.map(str::to_string),
+        };
+        let checked = validate(&self.config, &request, &opts)?;
+        let local = LocalContext {
+            home: PathBuf::from("/nonexistent"),
+            user: "op".into(),
+            accept_new: false,
+        };
+        let wanted: Vec<String> = request::stages_needed(&checked)
+            .unwrap()
+            .iter()
+            .map(|&i| self.config.stages[i].name.clone())
+            .collect();
+        let targets = resolve_targets(&self.config, &SshConfigFile::default(), &local)
+            .into_iter()
+            .filter(|t| wanted.contains(&t.stage))
+            .collect();
+        let fleet = Fleet::connect_with(targets, 8, Arc::new(self.fake.clone()));
+        let console = Console::new(
+            Box::new(self.out.clone()),
+            Box::new(self.err.clone()),
+            Box::new(Scripted(answers)),
+            Color::Never,
+        );
+        let cx = Context {
+            config: &self.config,
+            console: &console,
+            opts: &opts,
+            interrupt: &self.interrupt,
+        };
+        run(&cx, fleet, &checked)
+    }
+}
+
+fn yes() -> Options {
+    Options {
+        yes: true,
+        ..Options::default()
+    }
+}
+
+fn results(record: &Value) -> Vec<(String, String)> {
+    record["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["host"].as_str().unwrap().to_string(),
+                h["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn installs(s: &Setup) -> Vec<String> {
+    s.fake
+        .world()
+        .log
+        .iter()
+        .filter(|(_, c)| c.contains("apt-get install"))
+        .map(|(h, _)| h.clone())
+        .collect()
+}
+
+#[test]
+fn canary_first_then_batches_of_batch_size() {
+    let s = Setup::new("");
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::Success, "{}", s.out.text());
+    let order = installs(&s);
+    assert_eq!(order.len(), 4);
+    assert_eq!(order[0], "p1", "the canary goes alone and first");
+    let mut second: Vec<&str> = order[1..3].iter().map(String::as_str).collect();
+    second.sort_unstable();
+    assert_eq!(second, ["p2", "p3"]);
+    assert_eq!(order[3], "p4");
+    for h in ["p1", "p2", "p3", "p4"] {
+        assert_eq!(s.version(h).as_deref(), Some(NEW));
+        assert!(s.host(h).lock.is_none(), "{h}: the lock is released");
+    }
+    let text = s.out.text();
+    assert!(text.contains("Batch 1/3: p1\n"), "{text}");
+    assert!(text.contains("Batch 3/3: p4\n"), "{text}");
+    let h = s.history();
+    assert_eq!(h.last().unwrap()["outcome"], "success");
+}
+
+#[test]
+fn failing_canary_stops_the_rollout_and_leaves_the_rest_untouched() {
+    let s = Setup::new("");
+    s.fake.world().hosts.get_mut("p1").unwrap().install_fails = true;
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::FailedPartial);
+    assert_eq!(installs(&s), ["p1"]);
+    for h in ["p2", "p3", "p4"] {
+        assert_eq!(s.version(h).as_deref(), Some(OLD), "{h}");
+    }
+    let r = s.history().pop().unwrap();
+    assert_eq!(r["outcome"], "partial");
+    let res = results(&r);
+    assert_eq!(res[0], ("p1".into(), "failed".into()));
+    assert!(res[1..].iter().all(|(_, r)| r == "untouched"), "{res:?}");
+}
+
+#[test]
+fn rollback_policy_restores_exactly_the_touched_hosts() {
+    let s = Setup::new("rollback_on_failure = yes");
+    // the canary passes; a host of the second batch is unhealthy
+    s.fake.world().hosts.get_mut("p3").unwrap().unhealthy = true;
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::FailedPartial);
+    for h in ["p1", "p2", "p3", "p4"] {
+        assert_eq!(s.version(h).as_deref(), Some(OLD), "{h} is back on OLD");
+    }
+    let w = s.fake.world();
+    assert!(
+        w.ran("p4", "apt-get install").is_empty(),
+        "p4 was never touched"
+    );
+    assert_eq!(
+        w.ran("p1", "apt-get install").len(),
+        2,
+        "install + rollback"
+    );
+    drop(w);
+    let r = s.history().pop().unwrap();
+    let res = results(&r);
+    assert_eq!(
+        res,
+        [
+            ("p1".to_string(), "rolled-back".to_string()),
+            ("p2".into(), "rolled-back".into()),
+            ("p3".into(), "rolled-back".into()),
+            ("p4".into(), "untouched".into()),
+        ]
+    );
+}
+
+#[test]
+fn interrupt_during_a_batch_starts_no_new_batch() {
+    let s = Setup::new("");
+    let interrupt = s.interrupt.clone();
+    s.fake.world().hooks.push(Box::new(move |_, host, line| {
+        if host == "p1" && line.contains("apt-get install") {
+            interrupt.raise();
+        }
+    }));
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(installs(&s), ["p1"], "the canary in flight finishes");
+    assert_eq!(s.version("p1").as_deref(), Some(NEW));
+    for h in ["p2", "p3", "p4"] {
+        assert_eq!(s.version(h).as_deref(), Some(OLD));
+    }
+    assert!(s.out.text().contains("Interrupted"), "{}", s.out.text());
+    assert_eq!(status, ExitStatus::Interrupted);
+    let r = s.history().pop().unwrap();
+    assert_eq!(r["outcome"], "interrupted");
+    assert_eq!(results(&r)[0], ("p1".to_string(), "changed".to_string()));
+}
+
+#[test]
+fn unreachable_host_refuses_before_any_change() {
+    let s = Setup::new("");
+    s.fake.world().hosts.get_mut("p2").unwrap().down = true;
+    let e = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap_err();
+    assert_eq!(e.status, ExitStatus::Refused);
+    assert!(e.message.contains("cannot be reached"), "{}", e.message);
+    assert!(installs(&s).is_empty());
+    assert_eq!(s.history().pop().unwrap()["outcome"], "refused");
+}
+
+#[test]
+fn busy_lock_refuses_and_releases_what_was_taken() {
+    let s = Setup::new("");
+    s.fake.world().hosts.get_mut("p3").unwrap().lock = Some("alice@laptop".into());
+    let e = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap_err();
+    assert_eq!(e.status, ExitStatus::Refused);
+    assert!(
+        e.notes
+            .iter()
+            .any(|n| n.contains("p3") && n.contains("alice@laptop")),
+        "{:?}",
+        e.notes
+    );
+    assert!(installs(&s).is_empty());
+    for h in ["p1", "p2", "p4"] {
+        assert!(s.host(h).lock.is_none(), "{h}: released after the refusal");
+    }
+}
+
+#[test]
+fn sudo_password_refuses_naming_the_host() {
+    let s = Setup::new("");
+    s.fake.world().hosts.get_mut("p4").unwrap().sudo_password = true;
+    let e = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap_err();
+    assert_eq!(e.status, ExitStatus::Refused);
+    assert!(
+        e.notes.iter().any(|n| n.starts_with("p4: ")),
+        "{:?}",
+        e.notes
+    );
+    assert!(installs(&s).is_empty());
+}
+
+#[test]
+fn order_guard_refuses_an_upgrade_the_previous_stage_lacks() {
+    let s = Setup::new("");
+    s.fake
+        .world()
+        .hosts
+        .get_mut("t1")
+        .unwrap()
+        .installed
+        .insert("fastpath".into(), OLD.into());
+    let e = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap_err();
+    assert_eq!(e.status, ExitStatus::Refused);
+    assert!(installs(&s).is_empty());
+}
+
+#[test]
+fn critical_stage_asks_and_only_yes_goes_on() {
+    let s = Setup::new("");
+    let e = s.deploy("prod", Some(NEW), Options::default(), vec![None]);
+    assert_eq!(e.unwrap_err().status, ExitStatus::Refused, "no terminal");
+    let e = s.deploy(
+        "prod",
+        Some(NEW),
+        Options::default(),
+        vec![Some("y\n".into())],
+    );
+    assert_eq!(e.unwrap_err().message, "not confirmed");
+    assert!(installs(&s).is_empty());
+    let ok = s.deploy(
+        "prod",
+        Some(NEW),
+        Options::default(),
+        vec![Some("yes\n".into())],
+    );
+    assert_eq!(ok.unwrap(), ExitStatus::Success);
+    assert!(
+        s.out.text().contains("Plan: `fastpath`"),
+        "the plan is shown"
+    );
+}
+
+#[test]
+fn dry_run_changes_nothing_and_records_nothing() {
+    let s = Setup::new("");
+    let opts = Options {
+        dry_run: true,
+        ..Options::default()
+    };
+    assert_eq!(
+        s.deploy("prod", Some(NEW), opts, vec![]).unwrap(),
+        ExitStatus::Success
+    );
+    let w = s.fake.world();
+    assert!(w.log.iter().all(|(_, c)| !c.contains("apt-get install")
+        && !c.contains("apt-get update")
+        && !c.contains("flock")));
+    drop(w);
+    assert!(s.history().is_empty());
+    assert!(
+        s.out.text().contains("apt:  Inst fastpath"),
+        "{}",
+        s.out.text()
+    );
+}

@@ -1,0 +1,295 @@
+//! The host-access layer: the hosts of a run, one connection each, opened
+//! concurrently and kept for the whole run, so that status, locks, apt and
+//! health checks all travel over the same session.
+//!
+//! Every command reaches a host through a [`Member`] of a [`Fleet`], so
+//! that timeouts and lost hosts are handled in one place: a command that
+//! times out is only that command's failure, while a session that is really
+//! gone marks the host lost (and may be reopened once, for a rollback).
+//! Concurrency (`fanout`) is private to this module. How connections are
+//! opened is a [`Connector`], injected at construction: the real one opens
+//! SSH or local connections; unit tests of the deploy orchestration inject
+//! a scripted one.
+
+mod fanout;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::command::RemoteCommand;
+use crate::error::HostError;
+use crate::matrix::HostReport;
+use crate::package::PackageName;
+use crate::status;
+use crate::transport::{self, Connection, Exec, Output, Target};
+
+/// Opens a connection to a target.
+pub trait Connector: Send + Sync {
+    /// Connect, check the host key and log in.
+    fn connect(&self, target: &Target) -> Result<Box<dyn Connection>, HostError>;
+}
+
+/// The real connector: SSH, or `sh -c` for `local`.
+pub struct Direct;
+
+impl Connector for Direct {
+    fn connect(&self, target: &Target) -> Result<Box<dyn Connection>, HostError> {
+        transport::connect(target)
+    }
+}
+
+/// One host and its connection (or why there is none).
+pub struct Member {
+    target: Target,
+    conn: Result<Box<dyn Connection>, HostError>,
+    reconnected: bool,
+}
+
+impl Member {
+    /// Where the host is.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The host as written in the configuration.
+    pub fn host(&self) -> &str {
+        &self.target.host
+    }
+
+    /// Why this host has no usable connection, if it has none.
+    pub fn error(&self) -> Option<&HostError> {
+        self.conn.as_ref().err()
+    }
+
+    /// The login user, for messages.
+    pub fn login_user(&self) -> String {
+        match &self.target.kind {
+            transport::TargetKind::Ssh(s) => s.user.clone(),
+            transport::TargetKind::Local => "this user".to_string(),
+        }
+    }
+
+    /// Run `command` to completion, collecting its output.
+    pub fn run(&mut self, command: &RemoteCommand, timeout: Duration) -> Result<Output, HostError> {
+        self.exec(Exec::new(command, timeout))
+    }
+
+    /// Run a command as described by `exec`. A host without a connection
+    /// answers with the reason it has none. A dropped session marks the host
+    /// lost, so later commands fail at once instead of waiting again; a
+    /// command that merely timed out leaves the session usable.
+    pub fn exec(&mut self, exec: Exec<'_>) -> Result<Output, HostError> {
+        let result = match &mut self.conn {
+            Ok(conn) => conn.exec(exec),
+            Err(e) => Err(e.clone()),
+        };
+        if let Err(e @ HostError::Disconnected(_)) = &result {
+            self.conn = Err(e.clone());
+        }
+        result
+    }
+
+    /// Start `command` and keep it running while the connection lives;
+    /// returns its first line (see [`Connection::hold`]).
+    pub fn hold(
+        &mut self,
+        command: &RemoteCommand,
+        timeout: Duration,
+    ) -> Result<String, HostError> {
+        let result = match &mut self.conn {
+            Ok(conn) => conn.hold(command, timeout),
+            Err(e) => Err(e.clone()),
+        };
+        if let Err(e @ HostError::Disconnected(_)) = &result {
+            self.conn = Err(e.clone());
+        }
+        result
+    }
+
+    /// Stop every held command of this host.
+    pub fn release(&mut self) {
+        if let Ok(conn) = &mut self.conn {
+            conn.release();
+        }
+    }
+
+    /// Give up on this host: later commands fail at once with `error`.
+    pub fn lose(&mut self, error: HostError) {
+        self.conn = Err(error);
+    }
+}
+
+/// The hosts of a run, in configuration order (one stage's hosts are
+/// contiguous).
+pub struct Fleet {
+    members: Vec<Member>,
+    parallelism: usize,
+    connector: Arc<dyn Connector>,
+}
+
+/// What one host answered, with the host's name.
+pub type Answer<T> = (String, T);
+
+impl Fleet {
+    /// Connect to every target at once, for real.
+    pub fn connect(targets: Vec<Target>, parallelism: usize) -> Fleet {
+        Fleet::connect_with(targets, parallelism, Arc::new(Direct))
+    }
+
+    /// Connect to every target at once through `connector`.
+    pub fn connect_with(
+        targets: Vec<Target>,
+        parallelism: usize,
+        connector: Arc<dyn Connector>,
+    ) -> Fleet {
+        let mut members: Vec<Member> = targets
+            .into_iter()
+            .map(|target| Member {
+                target,
+                conn: Err(HostError::Ssh("not connected yet".into())),
+                reconnected: false,
+            })
+            .collect();
+        let c = &connector;
+        fanout::map(&mut members, parallelism, |m| {
+            m.conn = c.connect(&m.target);
+        });
+        Fleet {
+            members,
+            parallelism,
+            connector,
+        }
+    }
+
+    /// How many hosts are worked on at once.
+    pub fn parallelism(&self) -> usize {
+        self.parallelism
+    }
+
+    /// Every member, in order.
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// The names of `stage`'s hosts, in order.
+    pub fn hosts_of(&self, stage: &str) -> Vec<String> {
+        self.members
+            .iter()
+            .filter(|m| m.target.stage == stage)
+            .map(|m| m.target.host.clone())
+            .collect()
+    }
+
+    /// Read every host's package states, all hosts at once.
+    pub fn status(&mut self, packages: &[PackageName], timeout: Duration) -> Vec<HostReport> {
+        let command = status::query_command(packages);
+        fanout::map(&mut self.members, self.parallelism, |m| {
+            let result = m
+                .run(&command, timeout)
+                .and_then(|out| status::parse(packages, &out));
+            HostReport {
+                stage: m.target.stage.clone(),
+                host: m.target.host.clone(),
+                result,
+            }
+        })
+    }
+
+    /// Apply `job` to every host of `stage` at once; answers in host order.
+    pub fn on_stage<O, F>(&mut self, stage: &str, job: F) -> Vec<Answer<O>>
+    where
+        O: Send,
+        F: Fn(&mut Member) -> O + Sync,
+    {
+        let mut mine: Vec<&mut Member> = self
+            .members
+            .iter_mut()
+            .filter(|m| m.target.stage == stage)
+            .collect();
+        fanout::map(&mut mine, self.parallelism, |m| {
+            (m.target.host.clone(), job(m))
+        })
+    }
+
+    /// Apply `job` to the given hosts of `stage` at once; answers in the
+    /// order of `hosts`.
+    ///
+    /// # Panics
+    /// When a host is not in the fleet: callers only name configured hosts.
+    pub fn on_hosts<O, F>(&mut self, stage: &str, hosts: &[&str], job: F) -> Vec<Answer<O>>
+    where
+        O: Send,
+        F: Fn(&mut Member) -> O + Sync,
+    {
+        let mut mine: Vec<(usize, &mut Member)> = self
+            .members
+            .iter_mut()
+            .filter(|m| m.target.stage == stage)
+            .filter_map(|m| {
+                let at = hosts.iter().position(|h| *h == m.target.host)?;
+                Some((at, m))
+            })
+            .collect();
+        assert_eq!(
+            mine.len(),
+            hosts.len(),
+            "hosts of `{stage}` not in the fleet: {hosts:?}"
+        );
+        mine.sort_by_key(|(at, _)| *at);
+        fanout::map(&mut mine, self.parallelism, |(_, m)| {
+            (m.target.host.clone(), job(m))
+        })
+    }
+
+    /// Run `command` on every host of `stage` at once.
+    pub fn run_on_stage(
+        &mut self,
+        stage: &str,
+        command: &RemoteCommand,
+        timeout: Duration,
+    ) -> Vec<Answer<Result<Output, HostError>>> {
+        self.on_stage(stage, |m| m.run(command, timeout))
+    }
+
+    /// The member for `host` of `stage`.
+    ///
+    /// # Panics
+    /// When the host is not in the fleet.
+    pub fn member(&mut self, stage: &str, host: &str) -> &mut Member {
+        self.members
+            .iter_mut()
+            .find(|m| m.target.stage == stage && m.target.host == host)
+            .unwrap_or_else(|| panic!("`{host}` of `{stage}` is not in the fleet"))
+    }
+
+    /// Open a new connection to a host whose session was lost; only once per
+    /// host and run. True when the host has a usable connection afterwards.
+    pub fn reconnect(&mut self, stage: &str, host: &str) -> bool {
+        let connector = Arc::clone(&self.connector);
+        let m = self.member(stage, host);
+        if m.conn.is_ok() {
+            return true;
+        }
+        if m.reconnected {
+            return false;
+        }
+        m.reconnected = true;
+        m.conn = connector.connect(&m.target);
+        m.conn.is_ok()
+    }
+
+    /// Stop every held command (locks) on the hosts of `stage`.
+    pub fn release(&mut self, stage: &str) {
+        for m in self.members.iter_mut().filter(|m| m.target.stage == stage) {
+            m.release();
+        }
+    }
+}
+
+/// `host: problem` for every answer in which `problem` finds one.
+pub fn problems<T>(answers: &[Answer<T>], problem: impl Fn(&T) -> Option<String>) -> Vec<String> {
+    answers
+        .iter()
+        .filter_map(|(host, a)| problem(a).map(|p| format!("{host}: {p}")))
+        .collect()
+}

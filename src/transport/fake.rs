@@ -1,0 +1,260 @@
+//! A scripted stand-in for hosts, for unit tests of the deploy
+//! orchestration only (batches, refusals, rollback decisions, a freeze
+//! appearing between batches, an interrupt). It answers the commands this
+//! crate sends (`dpkg-query`, `apt-cache policy`, `apt-get`, the lock,
+//! `sudo -n true`, health checks) from a shared [`World`], by recognising
+//! them in the command line. It proves nothing about apt, dpkg or SSH:
+//! the testbed's real hosts do that.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{Connection, Exec, Output, Target};
+use crate::command::RemoteCommand;
+use crate::error::HostError;
+use crate::fleet::Connector;
+use crate::freeze::Freeze;
+
+/// Called after every command with the world, the host and the command
+/// line, to inject events (a freeze appears, an operator hits Ctrl-C).
+pub type Hook = Box<dyn FnMut(&mut World, &str, &str) + Send>;
+
+/// One pretend host.
+#[derive(Debug, Clone, Default)]
+pub struct FakeHost {
+    /// Installed packages and their versions.
+    pub installed: BTreeMap<String, String>,
+    /// Freeze records on the host.
+    pub freezes: Vec<Freeze>,
+    /// Who holds its deploy lock.
+    pub lock: Option<String>,
+    /// Refuse connections.
+    pub down: bool,
+    /// `sudo -n` wants a password.
+    pub sudo_password: bool,
+    /// `apt-get install` fails (as a failing postinst would, leaving the
+    /// package half-configured at the new version).
+    pub install_fails: bool,
+    /// The health check fails.
+    pub unhealthy: bool,
+}
+
+/// Every pretend host, the repository, and what was run.
+#[derive(Default)]
+pub struct World {
+    /// Hosts by name.
+    pub hosts: BTreeMap<String, FakeHost>,
+    /// Versions the repository offers, per package, any order.
+    pub repository: BTreeMap<String, Vec<String>>,
+    /// `(host, command line)` of every command, in order.
+    pub log: Vec<(String, String)>,
+    /// Run after every command.
+    pub hooks: Vec<Hook>,
+}
+
+impl World {
+    /// The command lines run on `host` that contain `needle`.
+    pub fn ran(&self, host: &str, needle: &str) -> Vec<String> {
+        self.log
+            .iter()
+            .filter(|(h, c)| h == host && c.contains(needle))
+            .map(|(_, c)| c.clone())
+            .collect()
+    }
+}
+
+/// Connects to the hosts of a shared [`World`].
+#[derive(Clone, Default)]
+pub struct Fake(pub Arc<Mutex<World>>);
+
+impl Fake {
+    /// Lock the world for a look or a change.
+    pub fn world(&self) -> std::sync::MutexGuard<'_, World> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Connector for Fake {
+    fn connect(&self, target: &Target) -> Result<Box<dyn Connection>, HostError> {
+        let down = self.world().hosts.get(&target.host).is_none_or(|h| h.down);
+        if down {
+            return Err(HostError::Connect {
+                addr: target.host.clone(),
+                message: "Connection refused (fake)".into(),
+            });
+        }
+        Ok(Box::new(FakeConnection {
+            host: target.host.clone(),
+            world: Arc::clone(&self.0),
+            holding: false,
+        }))
+    }
+}
+
+struct FakeConnection {
+    host: String,
+    world: Arc<Mutex<World>>,
+    holding: bool,
+}
+
+fn ok(stdout: String) -> Output {
+    Output {
+        status: 0,
+        stdout,
+        stderr: String::new(),
+    }
+}
+
+fn fail(status: i32, stderr: &str) -> Output {
+    Output {
+        status,
+        stdout: String::new(),
+        stderr: stderr.to_string(),
+    }
+}
+
+/// The `PKG=VERSION` argument of an apt-get line, unquoted.
+fn pin(line: &str) -> Option<(String, String)> {
+    let word = line
+        .split_whitespace()
+        .rev()
+        .find(|w| w.contains('=') && !w.contains("::") && !w.starts_with("LC_"))?;
+    let word = word.trim_matches('\'');
+    let (p, v) = word.split_once('=')?;
+    Some((p.to_string(), v.to_string()))
+}
+
+fn answer(world: &mut World, host: &str, line: &str, label: &str) -> Output {
+    let h = world.hosts.get(host).cloned().unwrap_or_default();
+    if line.starts_with("sudo -n true") {
+        return if h.sudo_password {
+            fail(1, "sudo: a password is required\n")
+        } else {
+            ok(String::new())
+        };
+    }
+    if line.contains("dpkg-query -W") {
+        let mut out = String::new();
+        for (p, v) in &h.installed {
+            out.push_str(&format!("{p}\t{v}\tii \n"));
+        }
+        out.push_str("#dpkg-query-exit 1\n#freeze\n");
+        for f in &h.freezes {
+            out.push_str(&format!("#file {}\n{}\n", f.stage, f.to_line()));
+        }
+        return ok(out);
+    }
+    if line.contains("apt-cache policy") {
+        let package = line.split_whitespace().last().unwrap_or_default();
+        let versions = world.repository.get(package).cloned().unwrap_or_default();
+        let mut parsed: Vec<crate::version::Version> =
+            versions.iter().filter_map(|v| v.parse().ok()).collect();
+        parsed.sort_by(|a, b| b.cmp(a));
+        let installed = h.installed.get(package);
+        let mut out = format!(
+            "{package}:\n  Installed: {}\n  Candidate: {}\n  Version table:\n",
+            installed.map_or("(none)", String::as_str),
+            parsed.first().map_or("(none)".into(), ToString::to_string)
+        );
+        for v in parsed {
+            let mark = if installed.is_some_and(|i| *i == v.to_string()) {
+                " *** "
+            } else {
+                "     "
+            };
+            out.push_str(&format!(
+                "{mark}{v} 500\n        500 file:/srv/repo ./ Packages\n"
+            ));
+        }
+        return ok(out);
+    }
+    if line.contains("apt-get update") {
+        return ok("Reading package lists...\n".into());
+    }
+    if line.contains("apt-get -s install") {
+        let (p, v) = pin(line).unwrap_or_default();
+        return ok(format!(
+            "Inst {p} ({v} repo [all])\nConf {p} ({v} repo [all])\n"
+        ));
+    }
+    if line.contains("apt-get install") {
+        let Some((p, v)) = pin(line) else {
+            return fail(100, "E: no package given (fake)\n");
+        };
+        let host = world.hosts.entry(host.to_string()).or_default();
+        host.installed.insert(p.clone(), v);
+        if h.install_fails {
+            return fail(100, &format!("dpkg: error processing package {p} (--configure):\n installed {p} package post-installation script subprocess returned error exit status 1\nE: Sub-process /usr/bin/dpkg returned an error code (1)\n"));
+        }
+        return ok(format!("Setting up {p}\n"));
+    }
+    if line.contains("apt-get remove") {
+        let package = line.split_whitespace().last().unwrap_or_default();
+        if let Some(host) = world.hosts.get_mut(host) {
+            host.installed.remove(package);
+        }
+        return ok(String::new());
+    }
+    if label == "health check" {
+        return if h.unhealthy {
+            fail(1, "unhealthy\n")
+        } else {
+            ok("healthy\n".into())
+        };
+    }
+    if line.starts_with("logger") {
+        return ok(String::new());
+    }
+    fail(127, &format!("fake host cannot run `{line}`\n"))
+}
+
+impl Connection for FakeConnection {
+    fn exec(&mut self, exec: Exec<'_>) -> Result<Output, HostError> {
+        let mut world = self.world.lock().unwrap_or_else(|e| e.into_inner());
+        let line = exec.command.as_str().to_string();
+        world.log.push((self.host.clone(), line.clone()));
+        let out = answer(&mut world, &self.host, &line, exec.command.label());
+        let mut hooks = std::mem::take(&mut world.hooks);
+        for hook in &mut hooks {
+            hook(&mut world, &self.host, &line);
+        }
+        hooks.append(&mut world.hooks);
+        world.hooks = hooks;
+        Ok(out)
+    }
+
+    fn hold(&mut self, command: &RemoteCommand, _timeout: Duration) -> Result<String, HostError> {
+        let mut world = self.world.lock().unwrap_or_else(|e| e.into_inner());
+        world
+            .log
+            .push((self.host.clone(), command.as_str().to_string()));
+        let host = world.hosts.entry(self.host.clone()).or_default();
+        match &host.lock {
+            Some(holder) if !self.holding => Ok(format!("BUSY {holder}")),
+            _ => {
+                host.lock = Some("a fake operator".into());
+                self.holding = true;
+                Ok("LOCKED".into())
+            }
+        }
+    }
+
+    fn release(&mut self) {
+        if !self.holding {
+            return;
+        }
+        self.holding = false;
+        let mut world = self.world.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = world.hosts.get_mut(&self.host) {
+            h.lock = None;
+        }
+    }
+}
+
+impl Drop for FakeConnection {
+    // as a real connection: the lock goes when the connection does
+    fn drop(&mut self) {
+        self.release();
+    }
+}
