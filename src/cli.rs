@@ -134,10 +134,13 @@ pub struct DeployArgs {
     /// Do not ask for confirmation on a critical stage.
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// Override the stage order guard and a freeze (needs --reason).
+    /// Override the stage order guard (needs --reason). Does not override a freeze.
     #[arg(long)]
     pub force: bool,
-    /// Why --force is used; kept in the history.
+    /// Deploy into a frozen stage (needs --reason).
+    #[arg(long)]
+    pub override_freeze: bool,
+    /// Why --force or --override-freeze is used; kept in the history.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
     /// After the first host, change N hosts at a time (default: `batch_size`).

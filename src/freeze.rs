@@ -44,6 +44,24 @@ impl Freeze {
         })
     }
 
+    /// A record that exists on a host but cannot be read (`path`): it
+    /// counts as a freeze of every stage.
+    pub fn unreadable(path: &str) -> Freeze {
+        Freeze {
+            stage: UNREADABLE.to_string(),
+            by: "unknown".to_string(),
+            since: "unknown".to_string(),
+            reason: format!(
+                "`{path}` exists but cannot be read, so it counts as frozen (fix its permissions: directories 0755, records 0644)"
+            ),
+        }
+    }
+
+    /// Whether this record freezes `stage`.
+    pub fn applies_to(&self, stage: &str) -> bool {
+        self.stage == stage || self.stage == UNREADABLE
+    }
+
     /// One line for people.
     pub fn describe(&self) -> String {
         format!(
@@ -53,13 +71,20 @@ impl Freeze {
     }
 }
 
+/// The stage name of a record that could not be read: it freezes every
+/// stage, since nobody can tell which one it was meant for.
+pub const UNREADABLE: &str = "*";
+
 /// Write the record for `stage` (a validated stage name) read from stdin;
-/// atomically, so a reader never sees half of it.
+/// atomically, so a reader never sees half of it. Directories and the
+/// record get explicit modes (0755, 0644), whatever umask sudo runs with:
+/// a record the unprivileged status query cannot read would hide the
+/// freeze from every other operator.
 pub fn set_command(stage: &str) -> RemoteCommand {
     RemoteCommand::new("sh")
         .args([
             "-c",
-            "mkdir -p \"$0\" && cat > \"$0/$1.new\" && mv -f \"$0/$1.new\" \"$0/$1\"",
+            "umask 022 && install -d -m 0755 \"${0%/*}\" \"$0\" && cat > \"$0/$1.new\" && chmod 0644 \"$0/$1.new\" && mv -f \"$0/$1.new\" \"$0/$1\"",
             DIR,
             stage,
         ])
@@ -102,7 +127,7 @@ mod tests {
     fn commands_quote_the_stage() {
         assert_eq!(
             set_command("prod").as_str(),
-            "sudo -n sh -c 'mkdir -p \"$0\" && cat > \"$0/$1.new\" && mv -f \"$0/$1.new\" \"$0/$1\"' /var/lib/deployer/freeze prod"
+            "sudo -n sh -c 'umask 022 && install -d -m 0755 \"${0%/*}\" \"$0\" && cat > \"$0/$1.new\" && chmod 0644 \"$0/$1.new\" && mv -f \"$0/$1.new\" \"$0/$1\"' /var/lib/deployer/freeze prod"
         );
         assert_eq!(
             clear_command("prod").as_str(),

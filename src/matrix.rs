@@ -208,7 +208,7 @@ pub fn build(
             let freeze = answered(name)
                 .iter()
                 .flat_map(|(_, s)| &s.freezes)
-                .find(|f| &f.stage == name)
+                .find(|f| f.applies_to(name))
                 .cloned();
             Column {
                 name: name.clone(),

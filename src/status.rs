@@ -20,6 +20,7 @@ const FORMAT: &str = "${binary:Package}\t${Version}\t${db:Status-Abbrev}\n";
 const EXIT_MARK: &str = "#dpkg-query-exit ";
 const FREEZE_MARK: &str = "#freeze";
 const FILE_MARK: &str = "#file ";
+const UNREADABLE_MARK: &str = "#unreadable ";
 
 /// The state of one package on one host, as dpkg records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,8 +144,8 @@ pub fn query_command(packages: &[PackageName]) -> RemoteCommand {
         .args(packages.iter().map(PackageName::as_str))
         .then(RemoteCommand::trusted(
             &format!(
-                "echo \"{EXIT_MARK}$?\"; echo '{FREEZE_MARK}'; for f in {}/*; do [ -f \"$f\" ] && {{ echo \"{FILE_MARK}${{f##*/}}\"; cat \"$f\"; echo; }}; done; true",
-                freeze::DIR
+                "echo \"{EXIT_MARK}$?\"; echo '{FREEZE_MARK}'; d={dir}; p=${{d%/*}}; if [ -e \"$p\" ] && ! [ -x \"$p\" ]; then echo \"{UNREADABLE_MARK}$p\"; elif [ -e \"$d\" ] && ! {{ [ -r \"$d\" ] && [ -x \"$d\" ]; }}; then echo \"{UNREADABLE_MARK}$d\"; fi; for f in \"$d\"/*; do [ -f \"$f\" ] || continue; if [ -r \"$f\" ]; then echo \"{FILE_MARK}${{f##*/}}\"; cat \"$f\"; echo; else echo \"{UNREADABLE_MARK}$f\"; fi; done; true",
+                dir = freeze::DIR
             ),
             "dpkg-query",
         ))
@@ -264,7 +265,10 @@ pub fn parse(packages: &[PackageName], output: &Output) -> Result<HostStatus, Ho
             }
         };
         for line in lines {
-            if let Some(stage) = line.strip_prefix(FILE_MARK) {
+            if let Some(path) = line.strip_prefix(UNREADABLE_MARK) {
+                finish(current.take(), &mut status.freezes);
+                status.freezes.push(Freeze::unreadable(path));
+            } else if let Some(stage) = line.strip_prefix(FILE_MARK) {
                 finish(current.take(), &mut status.freezes);
                 current = Some((stage.to_string(), Vec::new()));
             } else if let Some((_, text)) = current.as_mut() {
@@ -392,6 +396,18 @@ libc6:amd64\t2.36-9+deb12u4\tii \n\
         assert_eq!(s.freezes[1].reason, "ask bob first");
         let none = parse(&pk, &out("#dpkg-query-exit 1\n#freeze\n")).unwrap();
         assert!(none.freezes.is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_freeze_record_freezes_every_stage() {
+        let pk = names(&["fastpath"]);
+        let text = "#dpkg-query-exit 1\n#freeze\n#file test\nask bob\n\n#unreadable /var/lib/deployer/freeze/prod\n";
+        let s = parse(&pk, &out(text)).unwrap();
+        assert_eq!(s.freezes.len(), 2);
+        assert_eq!(s.freezes[0].reason, "ask bob");
+        let f = &s.freezes[1];
+        assert!(f.applies_to("prod") && f.applies_to("test"), "{f:?}");
+        assert!(f.reason.contains("/var/lib/deployer/freeze/prod"));
     }
 
     #[test]

@@ -555,10 +555,32 @@ fn frozen_stage_refuses_until_unfrozen() {
     let (code, _, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
     assert_eq!(code, 6, "{err}");
     assert!(
-        err.contains("stage `test` is frozen by ") && err.contains("incident 12"),
+        err.contains("stage `test` is frozen")
+            && err.contains("test-1: frozen by ")
+            && err.contains("incident 12"),
         "{err}"
     );
     assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(OLD));
+
+    // --force overrides the order guard, never a freeze
+    let (code, _, err) = deployer(
+        &tb,
+        &[
+            "deploy", "fastpath", "test", NEW, "--force", "--reason", "hurry",
+        ],
+    );
+    assert_eq!(code, 6, "{err}");
+    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(OLD));
+
+    // a second freeze does not replace the first one's reason
+    let (code, _, err) = deployer(&tb, &["freeze", "test", "--reason", "mine now"]);
+    assert_eq!(code, 6, "{err}");
+    assert!(
+        err.contains("already frozen") && err.contains("incident 12"),
+        "{err}"
+    );
+    let rec = tb.exec("test-2", "cat /var/lib/deployer/freeze/test");
+    assert!(String::from_utf8_lossy(&rec.stdout).contains("incident 12"));
 
     let (code, out, err) = deployer(
         &tb,
@@ -567,33 +589,47 @@ fn frozen_stage_refuses_until_unfrozen() {
             "fastpath",
             "test",
             NEW,
-            "--force",
+            "--override-freeze",
             "--reason",
             "the fix for incident 12",
         ],
     );
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(NEW));
-    assert_eq!(last(&tb)["reason"], "forced: the fix for incident 12");
+    assert_eq!(
+        last(&tb)["reason"],
+        "freeze overridden: the fix for incident 12"
+    );
 
     let (code, _, _) = deployer(&tb, &["unfreeze", "test"]);
     assert_eq!(code, 0);
     let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", OLD]);
     assert_eq!(code, 0, "{out}{err}");
-    let actions: Vec<String> = history(&tb)
+    let actions: Vec<(String, String)> = history(&tb)
         .iter()
-        .map(|r| r["action"].as_str().unwrap().to_string())
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap().to_string(),
+                r["outcome"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    assert_eq!(
-        actions,
-        ["freeze", "deploy", "deploy", "unfreeze", "deploy"]
-    );
+    let want = [
+        ("freeze", "success"),
+        ("deploy", "refused"),
+        ("deploy", "refused"),
+        ("freeze", "refused"),
+        ("deploy", "success"),
+        ("unfreeze", "success"),
+        ("deploy", "success"),
+    ];
+    assert_eq!(actions, want.map(|(a, o)| (a.to_string(), o.to_string())));
 
     // the history command lists them newest first
     let (code, text, _) = deployer(&tb, &["history", "fastpath", "--json"]);
     assert_eq!(code, 0);
     let listed: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(listed.as_array().unwrap().len(), 3);
+    assert_eq!(listed.as_array().unwrap().len(), 4, "the fastpath deploys");
     assert_eq!(listed[0]["version"], OLD);
 }
 
@@ -616,4 +652,129 @@ fn health_check_killed_by_a_signal_is_a_failure() {
         "the rollout stopped"
     );
     assert_eq!(host_result(&last(&tb), "test-1"), "failed");
+}
+
+/// Item 9: sudo with `Defaults umask=0077` (CIS baselines) must not create
+/// a freeze record the unprivileged status query cannot read; and a
+/// freeze directory that exists but cannot be read counts as frozen.
+#[test]
+fn freezes_hold_under_a_restrictive_sudo_umask_and_when_unreadable() {
+    let Some(tb) = two_stages(1, "", "") else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
+    let umask = tb.exec(
+        "test-1",
+        "printf 'Defaults umask=0077\\nDefaults umask_override\\n' > /etc/sudoers.d/umask && chmod 0440 /etc/sudoers.d/umask && su deployer -s /bin/sh -c 'sudo -n sh -c umask'",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&umask.stdout).trim(),
+        "0077",
+        "{umask:?}"
+    );
+    tb.exec("test-1", "rm -rf /var/lib/deployer");
+
+    let (code, out, err) = deployer(&tb, &["freeze", "test", "--reason", "incident 7"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let modes = tb.exec(
+        "test-1",
+        "stat -c '%a %n' /var/lib/deployer /var/lib/deployer/freeze /var/lib/deployer/freeze/test",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&modes.stdout),
+        "755 /var/lib/deployer\n755 /var/lib/deployer/freeze\n644 /var/lib/deployer/freeze/test\n"
+    );
+    let (_, status, _) = deployer(&tb, &[]);
+    assert!(status.contains("test [frozen]"), "{status}");
+    let (code, _, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("incident 7"), "{err}");
+
+    // unreadable: whatever it holds, the stage counts as frozen
+    tb.exec("test-1", "chmod 0700 /var/lib/deployer/freeze");
+    let (_, status, _) = deployer(&tb, &[]);
+    assert!(status.contains("test [frozen]"), "{status}");
+    let (code, _, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("cannot be read"), "{err}");
+    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(OLD));
+    assert_eq!(last(&tb)["outcome"], "refused");
+}
+
+/// Item 10: a freeze record refuses a deploy whatever stage name it was
+/// set under (the host may also serve another pipeline's stage).
+#[test]
+fn a_freeze_record_under_another_stage_name_refuses() {
+    let Some(tb) = two_stages(2, "", "") else {
+        return;
+    };
+    for h in ["test-1", "test-2"] {
+        tb.set_versions(h, &[("fastpath", Some(OLD))]);
+    }
+    tb.exec(
+        "test-2",
+        "mkdir -p /var/lib/deployer/freeze && echo '{\"by\":\"carol@ops\",\"since\":\"t\",\"reason\":\"db migration\"}' > /var/lib/deployer/freeze/hel",
+    );
+    let (code, _, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 6, "{err}");
+    assert!(
+        err.contains("test-2: frozen by carol@ops") && err.contains("set under stage `hel`"),
+        "{err}"
+    );
+    for h in ["test-1", "test-2"] {
+        assert_eq!(tb.installed(h, "fastpath").as_deref(), Some(OLD));
+    }
+    assert_eq!(last(&tb)["outcome"], "refused");
+}
+
+/// Item 10: freezing a stage while a rollout runs stops it before its
+/// next batch; the hosts of later batches are untouched.
+#[test]
+fn freezing_during_a_rollout_stops_it_at_the_next_batch() {
+    let Some(tb) = two_stages(3, "", "") else {
+        return;
+    };
+    for h in ["test-1", "test-2", "test-3"] {
+        tb.set_versions(h, &[("slowpkg", Some("1.0-1"))]);
+    }
+    let child = tb
+        .deployer()
+        .args(["--color=never", "deploy", "slowpkg", "test", "2.0-1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        tb.wait_for_file(
+            "test-1",
+            "/tmp/slowpkg-postinst-started",
+            Duration::from_secs(60)
+        ),
+        "the canary's install started"
+    );
+    let (code, out, err) = deployer(&tb, &["freeze", "test", "--reason", "stop it"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(9),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("is frozen now"), "{stdout}");
+    assert_eq!(tb.installed("test-1", "slowpkg").as_deref(), Some("2.0-1"));
+    for h in ["test-2", "test-3"] {
+        assert_eq!(tb.installed(h, "slowpkg").as_deref(), Some("1.0-1"), "{h}");
+    }
+    let r = history(&tb)
+        .into_iter()
+        .rev()
+        .find(|r| r["action"] == "deploy")
+        .unwrap();
+    assert_eq!(r["outcome"], "interrupted");
+    assert!(r["reason"].as_str().unwrap().contains("stop it"), "{r}");
+    assert_eq!(host_result(&r, "test-1"), "changed");
+    assert_eq!(host_result(&r, "test-2"), "untouched");
 }

@@ -34,6 +34,34 @@ pub fn apply(
         clear_command(stage)
     };
     let timeout = config.ssh.command_timeout;
+    if reason.is_some() {
+        // a second freeze must not silently replace the first one's reason
+        let reports = fleet.stage_status(stage, &config.packages, timeout);
+        let existing: Vec<String> = reports
+            .iter()
+            .filter_map(|r| r.result.as_ref().ok().map(|s| (&r.host, s)))
+            .flat_map(|(host, s)| {
+                s.freezes
+                    .iter()
+                    .filter(|f| f.applies_to(stage))
+                    .map(move |f| format!("{host}: {}", f.describe()))
+            })
+            .collect();
+        if !existing.is_empty() {
+            let record = Record {
+                reason: reason.map(str::to_string),
+                ..Record::begin("freeze", stage, Outcome::Refused)
+            };
+            history::append_or_warn(&config.history_file, &record);
+            let mut f = Fatal::usage(format!("stage `{stage}` is already frozen"))
+                .status(ExitStatus::Refused);
+            f.notes = existing;
+            f.notes.push(format!(
+                "the first freeze stands; to change its reason, `deployer unfreeze {stage}` and freeze again"
+            ));
+            return Err(f);
+        }
+    }
     let results = fleet.on_stage(stage, |m| {
         m.exec(Exec {
             command: &command,

@@ -129,6 +129,7 @@ fn deploy_or_promote(
         dry_run: args.dry_run,
         yes: args.yes,
         force: args.force,
+        override_freeze: args.override_freeze,
         reason: args.reason.clone(),
         batch: args.batch.map(usize::from),
         rollback_on_failure: args.rollback_on_failure,

@@ -197,12 +197,53 @@ fn install_one(
     Done::Changed
 }
 
-/// Change the hosts batch by batch; stop at the first failing batch, or
-/// before a new batch once the operator asked to stop. One [`Done`] per
-/// step of the plan.
-pub fn rollout(cx: &Context<'_>, fleet: &mut Fleet, prepared: &Prepared) -> Vec<Done> {
+/// Why a rollout stopped before its last batch without a host failing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// A signal (SIGINT, SIGTERM, SIGHUP).
+    Signal,
+    /// The stage was frozen during the rollout, or the freeze could not be
+    /// checked; the lines say by whom or why.
+    Frozen(Vec<String>),
+}
+
+/// What a rollout did.
+#[derive(Debug, Clone)]
+pub struct Rollout {
+    /// One entry per step of the plan.
+    pub done: Vec<Done>,
+    /// Why it stopped early, if it did.
+    pub stopped: Option<Stop>,
+}
+
+/// Before a batch: the stage must still be unfrozen (unless overridden),
+/// and every host must say so.
+fn still_unfrozen(cx: &Context<'_>, fleet: &mut Fleet, stage: &str) -> Result<(), Vec<String>> {
+    if cx.opts.override_freeze {
+        return Ok(());
+    }
+    let reports = fleet.stage_status(stage, &cx.config.packages, cx.config.ssh.command_timeout);
+    let mut problems = super::preflight::freezes(&reports, stage);
+    problems.extend(reports.iter().filter_map(|r| {
+        r.result
+            .as_ref()
+            .err()
+            .map(|e| format!("{}: cannot check for a freeze: {e}", r.host))
+    }));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+/// Change the hosts batch by batch; stop at the first failing batch, and
+/// before a new batch once the operator asked to stop or the stage was
+/// frozen meanwhile.
+pub fn rollout(cx: &Context<'_>, fleet: &mut Fleet, prepared: &Prepared) -> Rollout {
     let plan = &prepared.plan;
     let mut done: Vec<Done> = vec![Done::Untouched; plan.steps.len()];
+    let mut stopped = None;
     for (b, batch) in plan.batches.iter().enumerate() {
         if cx.interrupt.requested() {
             cx.console.say(&format!(
@@ -210,6 +251,20 @@ pub fn rollout(cx: &Context<'_>, fleet: &mut Fleet, prepared: &Prepared) -> Vec<
                 b + 1,
                 plan.batches.len()
             ));
+            stopped = Some(Stop::Signal);
+            break;
+        }
+        if let Err(lines) = still_unfrozen(cx, fleet, &plan.stage) {
+            cx.console.say(&format!(
+                "Stage `{}` is frozen now: batch {}/{} and later are not started.",
+                plan.stage,
+                b + 1,
+                plan.batches.len()
+            ));
+            for l in &lines {
+                cx.console.say(&format!("  {l}"));
+            }
+            stopped = Some(Stop::Frozen(lines));
             break;
         }
         let names: Vec<&str> = batch.iter().map(|&i| plan.steps[i].host.as_str()).collect();
@@ -237,7 +292,7 @@ pub fn rollout(cx: &Context<'_>, fleet: &mut Fleet, prepared: &Prepared) -> Vec<
             break;
         }
     }
-    done
+    Rollout { done, stopped }
 }
 
 /// Put one host back on the state it had before the deploy.
@@ -270,17 +325,17 @@ fn rollback_one(cx: &Context<'_>, member: &mut Member, plan: &Plan, step: &Step)
     }
 }
 
-/// When the rollout failed or was interrupted, and the rollback policy is
-/// on, put every host that may have changed back on its previous version. One [`Rollback`]
+/// When the rollout failed or was stopped early, and the rollback policy
+/// is on, put every host that may have changed back on its previous version. One [`Rollback`]
 /// per step of the plan.
 pub fn rollback_if_failed(
     cx: &Context<'_>,
     fleet: &mut Fleet,
     plan: &Plan,
-    done: &[Done],
+    rollout: &Rollout,
 ) -> Vec<Rollback> {
-    let failed = done.iter().any(|d| matches!(d, Done::Failed { .. }))
-        || (cx.interrupt.requested() && done.contains(&Done::Untouched));
+    let done = &rollout.done;
+    let failed = done.iter().any(|d| matches!(d, Done::Failed { .. })) || rollout.stopped.is_some();
     let policy = cx.opts.rollback_on_failure || cx.config.rollback_on_failure;
     let mut result = vec![Rollback::NotNeeded; plan.steps.len()];
     if !failed || !policy {

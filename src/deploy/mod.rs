@@ -72,7 +72,7 @@ impl Attempt {
             package: checked.package.clone(),
             stage: stage.to_string(),
             version: checked.version.clone(),
-            forced: cx.opts.force,
+            forced: cx.opts.force || cx.opts.override_freeze,
             dry_run: cx.opts.dry_run,
             history: cx.config.history_file.clone(),
         }
@@ -201,18 +201,18 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
     preflight::confirm(cx, &attempt, &prepared)?;
 
     // 3. the rollout, and the rollback policy
-    let done = execute::rollout(cx, &mut fleet, &prepared);
-    let rollback = execute::rollback_if_failed(cx, &mut fleet, plan, &done);
+    let rollout = execute::rollout(cx, &mut fleet, &prepared);
+    let rollback = execute::rollback_if_failed(cx, &mut fleet, plan, &rollout);
 
     // 4. the outcome
     let after = read_facts(cx, &mut fleet, connected.as_deref());
     cx.console.matrix("\nAfter:", &after.matrix);
-    let summary = report::summarize(plan, &done, &rollback, cx.interrupt.requested());
+    let summary = report::summarize(plan, &rollout, &rollback);
     cx.console.say(&summary.heading);
     for line in &summary.lines {
         cx.console.say(line);
     }
-    let reason = report::reason(&attempt, cx.opts, plan, &summary.records);
+    let reason = report::reason(cx.opts, plan, &rollout, &summary.records);
     attempt.record(summary.outcome, reason, summary.records.clone());
     execute::tell_syslog(cx, &mut fleet, &attempt, plan, summary.outcome);
     fleet.release(&stage.name);

@@ -83,9 +83,9 @@ pub fn prepare(
     })
 }
 
-/// The stage can be deployed to: every host answered and the stage is not
-/// frozen (or `--force` overrides the freeze). `announce` prints the
-/// warning for a freeze overridden by `--force`.
+/// The stage can be deployed to: every host answered and none carries a
+/// freeze record, whatever stage it names (or `--override-freeze`
+/// overrides it). `announce` prints the warning for an overridden freeze.
 fn ready(
     cx: &Context<'_>,
     attempt: &Attempt,
@@ -110,31 +110,52 @@ fn ready(
             down,
         ));
     }
-    let column = facts
-        .matrix
-        .columns
-        .iter()
-        .find(|c| c.name == stage.name)
-        .expect("the target stage is in the matrix");
-    if let Some(freeze) = &column.freeze {
-        if !cx.opts.force {
-            return Err(attempt.refuse(
-                format!("stage `{}` is {}", stage.name, freeze.describe()),
-                vec![format!(
-                    "`deployer unfreeze {}` lifts it; `--force --reason \"...\"` overrides it once, and is recorded",
+    let frozen = freezes(&facts.reports, &stage.name);
+    if frozen.is_empty() {
+        return Ok(());
+    }
+    if !cx.opts.override_freeze {
+        return Err(attempt.refuse(
+            format!("stage `{}` is frozen", stage.name),
+            frozen
+                .into_iter()
+                .chain([format!(
+                    "`deployer unfreeze {}` lifts it; `--override-freeze --reason \"...\"` overrides it once, and is recorded",
                     stage.name
-                )],
-            ));
-        }
-        if announce {
-            cx.console.say(&format!(
-                "Warning: deploying into frozen stage `{}` ({}), forced.",
-                stage.name,
-                freeze.describe()
-            ));
+                )])
+                .collect(),
+        ));
+    }
+    if announce {
+        cx.console.say(&format!(
+            "Warning: deploying into frozen stage `{}` (--override-freeze):",
+            stage.name
+        ));
+        for f in frozen {
+            cx.console.say(&format!("  {f}"));
         }
     }
     Ok(())
+}
+
+/// Every freeze record on the hosts of `stage`, whatever stage it was set
+/// under, as `host: frozen by ...` lines.
+pub fn freezes(reports: &[crate::matrix::HostReport], stage: &str) -> Vec<String> {
+    reports
+        .iter()
+        .filter(|r| r.stage == stage)
+        .filter_map(|r| r.result.as_ref().ok().map(|s| (&r.host, s)))
+        .flat_map(|(host, s)| {
+            s.freezes.iter().map(move |f| {
+                let under = if f.applies_to(stage) {
+                    String::new()
+                } else {
+                    format!(" (set under stage `{}`)", f.stage)
+                };
+                format!("{host}: {}{under}", f.describe())
+            })
+        })
+        .collect()
 }
 
 /// `sudo -n true` works on every host of the stage.

@@ -6,10 +6,9 @@ use crate::error::ExitStatus;
 use crate::history::{HostRecord, HostResult, Outcome};
 use crate::plan::Plan;
 
-use super::execute::{Done, Rollback};
+use super::execute::{Done, Rollback, Rollout, Stop};
 use super::preflight::host_block;
 use super::request::Options;
-use super::Attempt;
 
 /// The outcome of a rollout, ready to print and record.
 #[derive(Debug, Clone)]
@@ -41,7 +40,8 @@ pub fn unchanged_records(plan: &Plan) -> Vec<HostRecord> {
 }
 
 /// Sum up the rollout: `done` and `rollback` have one entry per step.
-pub fn summarize(plan: &Plan, done: &[Done], rollback: &[Rollback], interrupted: bool) -> Summary {
+pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summary {
+    let done = &rollout.done;
     let failed = done.iter().any(|d| matches!(d, Done::Failed { .. }));
     let mut records = Vec::new();
     let mut lines = Vec::new();
@@ -105,9 +105,8 @@ pub fn summarize(plan: &Plan, done: &[Done], rollback: &[Rollback], interrupted:
     }
     records.extend(unchanged_records(plan));
 
-    let stopped = interrupted && done.contains(&Done::Untouched);
     let outcome = match (failed, changed_any) {
-        _ if stopped => Outcome::Interrupted,
+        _ if rollout.stopped.is_some() => Outcome::Interrupted,
         (false, _) => Outcome::Success,
         (true, false) => Outcome::Failed,
         (true, true) => Outcome::Partial,
@@ -122,8 +121,14 @@ pub fn summarize(plan: &Plan, done: &[Done], rollback: &[Rollback], interrupted:
             plan.package, plan.version, plan.stage
         ),
         Outcome::Interrupted => format!(
-            "Deploy of `{}` {} to `{}` INTERRUPTED; later batches were not started:",
-            plan.package, plan.version, plan.stage
+            "Deploy of `{}` {} to `{}` STOPPED ({}); later batches were not started:",
+            plan.package,
+            plan.version,
+            plan.stage,
+            match &rollout.stopped {
+                Some(Stop::Frozen(_)) => "the stage was frozen",
+                _ => "interrupted",
+            }
         ),
         _ => format!(
             "Deploy of `{}` {} to `{}` FAILED after changing hosts:",
@@ -148,18 +153,32 @@ pub fn summarize(plan: &Plan, done: &[Done], rollback: &[Rollback], interrupted:
 /// The history's reason: what `--force` overrode, and the first host
 /// message.
 pub fn reason(
-    attempt: &Attempt,
     opts: &Options,
     plan: &Plan,
+    rollout: &Rollout,
     records: &[HostRecord],
 ) -> Option<String> {
     let mut reasons: Vec<String> = Vec::new();
-    if attempt.forced {
+    match &rollout.stopped {
+        Some(Stop::Signal) => reasons.push("interrupted by a signal".to_string()),
+        Some(Stop::Frozen(lines)) => reasons.push(format!(
+            "stage frozen during the rollout: {}",
+            lines.join("; ")
+        )),
+        None => {}
+    }
+    if opts.force {
         reasons.push(format!(
             "forced: {}",
             opts.reason.as_deref().unwrap_or_default()
         ));
         reasons.extend(plan.overridden.iter().map(|o| format!("overrode {o}")));
+    }
+    if opts.override_freeze {
+        reasons.push(format!(
+            "freeze overridden: {}",
+            opts.reason.as_deref().unwrap_or_default()
+        ));
     }
     reasons.extend(records.iter().find_map(|r| r.message.clone()));
     (!reasons.is_empty()).then(|| reasons.join("; "))

@@ -79,7 +79,9 @@ pub struct Options {
     pub yes: bool,
     /// Override the stage order guard.
     pub force: bool,
-    /// Why `--force` was used.
+    /// Deploy into a frozen stage.
+    pub override_freeze: bool,
+    /// Why `--force` or `--override-freeze` was used.
     pub reason: Option<String>,
     /// Hosts changed at once after the first (overrides `batch_size`).
     pub batch: Option<usize>,
@@ -157,10 +159,15 @@ pub fn validate(config: &Config, request: &Request, opts: &Options) -> Result<Ch
         .note("use `deployer deploy` to put a version on the first stage"));
     }
     let version = version.map(check_version).transpose()?;
-    if opts.force && opts.reason.is_none() && !opts.dry_run {
-        return Err(Fatal::usage(
-            "`--force` needs `--reason \"...\"`, which is kept in the history",
-        ));
+    for (flag, given) in [
+        ("--force", opts.force),
+        ("--override-freeze", opts.override_freeze),
+    ] {
+        if given && opts.reason.is_none() && !opts.dry_run {
+            return Err(Fatal::usage(format!(
+                "`{flag}` needs `--reason \"...\"`, which is kept in the history"
+            )));
+        }
     }
     Ok(Checked {
         action,

@@ -360,3 +360,95 @@ fn dry_run_changes_nothing_and_records_nothing() {
         s.out.text()
     );
 }
+
+fn freeze(stage: &str, by: &str) -> crate::freeze::Freeze {
+    crate::freeze::Freeze {
+        stage: stage.into(),
+        by: by.into(),
+        since: "2026-11-21T07:30:05Z".into(),
+        reason: "incident 42".into(),
+    }
+}
+
+#[test]
+fn a_freeze_set_during_the_rollout_stops_it_at_the_next_batch() {
+    let s = Setup::new("");
+    s.fake.world().hooks.push(Box::new(|world, host, line| {
+        if host == "p1" && line.contains("apt-get install") {
+            world
+                .hosts
+                .get_mut("p4")
+                .unwrap()
+                .freezes
+                .push(freeze("prod", "bob@desk"));
+        }
+    }));
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::Interrupted);
+    assert_eq!(installs(&s), ["p1"]);
+    let r = s.history().pop().unwrap();
+    assert_eq!(r["outcome"], "interrupted");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("frozen") && reason.contains("bob@desk"),
+        "{reason}"
+    );
+    assert!(s.out.text().contains("is frozen now"), "{}", s.out.text());
+}
+
+#[test]
+fn a_freeze_record_under_any_stage_name_refuses_and_force_does_not_override_it() {
+    let s = Setup::new("");
+    s.fake
+        .world()
+        .hosts
+        .get_mut("p3")
+        .unwrap()
+        .freezes
+        .push(freeze("hel", "carol@ops"));
+    let forced = Options {
+        force: true,
+        reason: Some("hurry".into()),
+        ..yes()
+    };
+    let e = s.deploy("prod", Some(NEW), forced, vec![]).unwrap_err();
+    assert_eq!(e.status, ExitStatus::Refused);
+    assert!(
+        e.notes
+            .iter()
+            .any(|n| n.starts_with("p3: ") && n.contains("set under stage `hel`")),
+        "{:?}",
+        e.notes
+    );
+    assert!(installs(&s).is_empty());
+    let overriding = Options {
+        override_freeze: true,
+        reason: Some("the fix for incident 42".into()),
+        ..yes()
+    };
+    assert_eq!(
+        s.deploy("prod", Some(NEW), overriding, vec![]).unwrap(),
+        ExitStatus::Success
+    );
+    let r = s.history().pop().unwrap();
+    assert_eq!(r["forced"], true);
+    assert!(r["reason"]
+        .as_str()
+        .unwrap()
+        .contains("freeze overridden: the fix for incident 42"));
+}
+
+#[test]
+fn override_freeze_needs_a_reason() {
+    let s = Setup::new("");
+    let opts = Options {
+        override_freeze: true,
+        ..yes()
+    };
+    let e = s.deploy("prod", Some(NEW), opts, vec![]).unwrap_err();
+    assert!(
+        e.message.contains("`--override-freeze` needs `--reason"),
+        "{}",
+        e.message
+    );
+}

@@ -195,6 +195,27 @@ impl Fleet {
         })
     }
 
+    /// Read the package states of the hosts of `stage` only.
+    pub fn stage_status(
+        &mut self,
+        stage: &str,
+        packages: &[PackageName],
+        timeout: Duration,
+    ) -> Vec<HostReport> {
+        let command = status::query_command(packages);
+        self.on_stage(stage, |m| {
+            m.run(&command, timeout)
+                .and_then(|out| status::parse(packages, &out))
+        })
+        .into_iter()
+        .map(|(host, result)| HostReport {
+            stage: stage.to_string(),
+            host,
+            result,
+        })
+        .collect()
+    }
+
     /// Apply `job` to every host of `stage` at once; answers in host order.
     pub fn on_stage<O, F>(&mut self, stage: &str, job: F) -> Vec<Answer<O>>
     where
