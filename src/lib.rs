@@ -17,6 +17,7 @@ pub mod freeze;
 pub mod history;
 pub mod lock;
 pub mod matrix;
+pub mod operator;
 pub mod package;
 pub mod plan;
 pub mod render;
