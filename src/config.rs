@@ -442,11 +442,16 @@ fn abbreviate_dirs(dirs: &[&Path]) -> String {
 /// repository owned by someone else, but checked for every file, however
 /// it was found: `--config` and `DEPLOYER_CONFIG` carry the same risk.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    load_trusting(path, &operator::trusted_owners())
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
+    load_with(
+        path,
+        &operator::trusted_owners(),
+        home.as_deref().map(Path::new),
+    )
 }
 
-/// [`load`], trusting files owned by `trusted` uids.
-fn load_trusting(path: &Path, trusted: &[u32]) -> Result<Config, ConfigError> {
+/// [`load`], trusting files owned by `trusted` uids, with `home` as `~`.
+fn load_with(path: &Path, trusted: &[u32], home: Option<&Path>) -> Result<Config, ConfigError> {
     let cannot_read = |err: std::io::Error| {
         let note = match err.kind() {
             std::io::ErrorKind::NotFound => "check the path, or pass `--config PATH`",
@@ -472,8 +477,8 @@ fn load_trusting(path: &Path, trusted: &[u32]) -> Result<Config, ConfigError> {
     let mut text = String::new();
     file.read_to_string(&mut text).map_err(cannot_read)?;
     let mut config = parse(path, &text)?;
-    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-        Some(home) => config.expand_home(Path::new(&home)),
+    match home {
+        Some(home) => config.expand_home(home),
         None => {
             if config.paths().any(|p| p.starts_with("~")) {
                 config.warnings.push(format!(
@@ -2447,6 +2452,34 @@ rollback_on_failure = on",
         .unwrap();
         assert!(
             note(&e).contains("`chmod go-w '/srv/my app/deployer.ini'`"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn load_expands_home_or_says_why_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deployer.ini");
+        std::fs::write(&path, with_env("known_hosts = ~/kh")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let me = [rustix::process::geteuid().as_raw()];
+        let config = load_with(&path, &me, Some(Path::new("/home/op"))).unwrap();
+        assert_eq!(config.ssh.known_hosts, Some(PathBuf::from("/home/op/kh")));
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let config = load_with(&path, &me, None).unwrap();
+        assert_eq!(config.ssh.known_hosts, Some(PathBuf::from("~/kh")));
+        assert_eq!(
+            config.warnings,
+            [format!(
+                "`{}`: `HOME` is not set, so paths starting with `~/` are used as written",
+                path.display()
+            )]
+        );
+        // Not trusted: refused before it is parsed.
+        let e = load_with(&path, &[4242], None).unwrap_err();
+        assert!(
+            e.message.starts_with("refusing to use this configuration"),
             "{e:?}"
         );
     }

@@ -207,6 +207,9 @@ mod tests {
             (db.user.as_str(), db.port, db.host_name.as_str()),
             ("root", 2200, "db1")
         );
+        // Named as written, for messages, the history and the matrix.
+        assert_eq!(t[2].host, "root@db1:2200");
+        assert_eq!(db.alias, "root@db1:2200");
         assert_eq!(db.policy, HostKeyPolicy::Strict);
     }
 
