@@ -17,8 +17,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     after_long_help = "Examples:\n  deployer                      status of every stage\n  deployer --json               the same, for scripts\n  deployer --check              exit 4 if a rollout is pending, 5 on regression or drift\n  deployer --config deployer.ini.example"
 )]
 pub struct Cli {
-    /// Read this configuration file instead of searching for deployer.ini.
-    #[arg(long, global = true, env = "DEPLOYER_CONFIG", value_name = "PATH")]
+    /// Read this configuration file instead of searching for deployer.ini
+    /// [env: DEPLOYER_CONFIG, read when --config is not given].
+    ///
+    /// The file must belong to you or root and be writable by nobody else,
+    /// wherever it is found: it names the commands deployer runs.
+    #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
     /// When to colour the output.
@@ -113,12 +117,19 @@ pub enum Command {
         stage: String,
     },
     /// Show the deploy history, newest first.
+    #[command(
+        after_long_help = "Examples:\n  deployer history                     this machine's log\n  deployer history fastpath --stage prod\n  deployer history --hosts prod        also what every operator did to prod, as its hosts recorded it"
+    )]
     History {
         /// Only this package.
         package: Option<String>,
         /// Only this stage.
         #[arg(long)]
         stage: Option<String>,
+        /// Also read the history kept on every host of STAGE (every
+        /// operator's attempts there), merged with the local log.
+        #[arg(long, value_name = "STAGE")]
+        hosts: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -162,6 +173,29 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn deployer_config_is_not_folded_into_config() {
+        // `app` reads DEPLOYER_CONFIG itself, so errors can name it.
+        let config = Cli::command()
+            .get_arguments()
+            .find(|a| a.get_id() == "config")
+            .expect("--config")
+            .get_env()
+            .map(ToOwned::to_owned);
+        assert_eq!(config, None);
+    }
+
+    #[test]
+    fn history_takes_a_stage_for_hosts() {
+        let cli =
+            Cli::try_parse_from(["deployer", "history", "fastpath", "--hosts", "prod"]).unwrap();
+        let Some(Command::History { package, hosts, .. }) = cli.command else {
+            panic!("history")
+        };
+        assert_eq!(package.as_deref(), Some("fastpath"));
+        assert_eq!(hosts.as_deref(), Some("prod"));
     }
 
     #[test]

@@ -1,11 +1,16 @@
-//! `deployer.ini`: locating the file and turning its text into a [`Config`].
+//! `deployer.ini`: locating the file, deciding whether to trust it, and
+//! turning its text into a [`Config`].
 //!
 //! [`parse`] is pure: text in, [`Config`] or one [`ConfigError`] out, with
-//! every harmless oddity collected in [`Config::warnings`]. [`locate`] looks at
-//! the file system (is there a file here?) and [`load`] reads the file and
-//! expands `~/` against `HOME`; nothing else here touches the outside world.
-//! This module must not decide what a deploy does: it only says what the
-//! operator wrote, checked and typed.
+//! every harmless oddity collected in [`Config::warnings`]; hosts come out
+//! parsed once, as [`HostSpec`]s. [`locate`] looks at the file system (is
+//! there a file here?) and is the one place that interprets
+//! `DEPLOYER_CONFIG` (handed in by the caller); [`load`] refuses a file that
+//! someone other than the operator or root could have written ([`untrusted`]),
+//! reads it, and expands `~/` against `HOME` ([`expand_home`], the one `~`
+//! expansion of deployer.ini paths); nothing else here touches the outside
+//! world. This module must not decide what a deploy does: it only says what
+//! the operator wrote, checked and typed.
 //!
 //! The text is read with `rust-ini`, which knows neither line numbers nor
 //! duplicate sections, so a small line scanner ([`scan`]) runs first: it
@@ -16,9 +21,12 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::operator;
 use crate::package::PackageName;
 
 /// File names looked for, in this order, in each directory.
@@ -74,11 +82,11 @@ pub struct Config {
 pub struct Stage {
     /// Name as written in `stages`.
     pub name: String,
-    /// Hosts as written in `[stage:NAME] hosts`; `local` means this machine.
-    /// Each one is a valid [`HostSpec`].
-    pub hosts: Vec<String>,
-    /// Critical stages ask for confirmation before a deploy (default: the
-    /// last stage only; `[stage:NAME] critical = yes|no` overrides).
+    /// Hosts of `[stage:NAME] hosts`, in order, parsed; each one's
+    /// `Display` is the text as written. `local` means this machine.
+    pub hosts: Vec<HostSpec>,
+    /// Critical stages ask for confirmation before a deploy (default: every
+    /// stage but the first; `[stage:NAME] critical = yes|no` overrides).
     pub critical: bool,
 }
 
@@ -162,10 +170,23 @@ impl Config {
     pub fn stage(&self, name: &str) -> Option<&Stage> {
         self.stages.iter().find(|s| s.name == name)
     }
+
+    /// Every path of the configuration that [`Config::expand_home`] expands.
+    fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.badges_path
+            .iter()
+            .chain(std::iter::once(&self.history_file))
+            .chain(&self.ssh.identity_files)
+            .chain(&self.ssh.ssh_config)
+            .chain(&self.ssh.known_hosts)
+            .map(PathBuf::as_path)
+    }
 }
 
 /// `path` with a leading `~` component replaced by `home`; any other path is
-/// returned unchanged. (`~user/` is refused by [`parse`].)
+/// returned unchanged. (`~user/` is refused by [`parse`].) The one `~`
+/// expansion of paths written in deployer.ini: [`load`] applies it to all
+/// of them, so later code receives paths it can use as they are.
 pub fn expand_home(path: &Path, home: &Path) -> PathBuf {
     match path.strip_prefix("~") {
         Ok(rest) => home.join(rest),
@@ -179,6 +200,10 @@ pub fn expand_home(path: &Path, home: &Path) -> PathBuf {
 /// accepted: `name` is `[A-Za-z0-9][A-Za-z0-9._-]*` and `user` is
 /// `[A-Za-z0-9_][A-Za-z0-9._-]*`. Nothing can start with `-`, and there is no
 /// room for spaces, quotes or shell punctuation.
+///
+/// Parsed once, when the configuration is read; `Display` (and
+/// [`HostSpec::as_str`]) give the text as written, which is how messages,
+/// the history and the matrix name the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostSpec {
     /// The login user before `@`, if any.
@@ -187,6 +212,8 @@ pub struct HostSpec {
     pub name: String,
     /// The port after `:`, if any.
     pub port: Option<u16>,
+    /// The text as written.
+    written: String,
 }
 
 impl HostSpec {
@@ -233,12 +260,36 @@ impl HostSpec {
             user,
             name: name.to_string(),
             port,
+            written: text.to_string(),
         })
     }
 
     /// Whether this is `local`: this machine, reached without SSH.
     pub fn is_local(&self) -> bool {
         self.name == LOCAL_HOST && self.user.is_none() && self.port.is_none()
+    }
+
+    /// The host as written in the configuration.
+    pub fn as_str(&self) -> &str {
+        &self.written
+    }
+}
+
+impl fmt::Display for HostSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.written)
+    }
+}
+
+impl PartialEq<str> for HostSpec {
+    fn eq(&self, other: &str) -> bool {
+        self.written == other
+    }
+}
+
+impl PartialEq<&str> for HostSpec {
+    fn eq(&self, other: &&str) -> bool {
+        self.written == *other
     }
 }
 
@@ -289,8 +340,9 @@ impl ConfigError {
 // Discovery (file system edge)
 
 /// Find the configuration file: `explicit` (`--config`), else `env`
-/// (`DEPLOYER_CONFIG`; an empty value counts as unset), else the nearest
-/// [`FILE_NAMES`] from `cwd` up to `/`.
+/// (the value of `DEPLOYER_CONFIG`, which only the caller reads; an empty
+/// value counts as unset), else the nearest [`FILE_NAMES`] from `cwd` up to
+/// `/`. Errors name where the path came from.
 ///
 /// A relative `explicit` or `env` path is taken relative to `cwd`. A file
 /// named by `--config` or `DEPLOYER_CONFIG` must exist: no fallback to the
@@ -381,9 +433,26 @@ fn abbreviate_dirs(dirs: &[&Path]) -> String {
 }
 
 /// Read and parse the file at `path`, then expand `~/` in its paths against
-/// `HOME` (left as written when `HOME` is unset).
+/// `HOME` (left as written, with a warning, when `HOME` is unset).
+///
+/// The file is refused, before anything in it is read, when someone other
+/// than the operator or root could have written it ([`untrusted`], with the
+/// owners of [`operator::trusted_owners`]): it names the commands deployer
+/// runs (`health_check`) and the host keys it trusts. Like git with a
+/// repository owned by someone else, but checked for every file, however
+/// it was found: `--config` and `DEPLOYER_CONFIG` carry the same risk.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|err| {
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
+    load_with(
+        path,
+        &operator::trusted_owners(),
+        home.as_deref().map(Path::new),
+    )
+}
+
+/// [`load`], trusting files owned by `trusted` uids, with `home` as `~`.
+fn load_with(path: &Path, trusted: &[u32], home: Option<&Path>) -> Result<Config, ConfigError> {
+    let cannot_read = |err: std::io::Error| {
         let note = match err.kind() {
             std::io::ErrorKind::NotFound => "check the path, or pass `--config PATH`",
             std::io::ErrorKind::PermissionDenied => {
@@ -398,12 +467,83 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             format!("cannot read the configuration: {err}"),
         )
         .note(note)
-    })?;
+    };
+    // Checked on the open file, so that what is read is what was checked.
+    let mut file = std::fs::File::open(path).map_err(cannot_read)?;
+    let meta = file.metadata().map_err(cannot_read)?;
+    if let Some(refusal) = untrusted(path, meta.uid(), meta.mode(), trusted, operator::user_name) {
+        return Err(refusal);
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(cannot_read)?;
     let mut config = parse(path, &text)?;
-    if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-        config.expand_home(Path::new(&home));
+    match home {
+        Some(home) => config.expand_home(home),
+        None => {
+            if config.paths().any(|p| p.starts_with("~")) {
+                config.warnings.push(format!(
+                    "`{}`: `HOME` is not set, so paths starting with `~/` are used as written",
+                    path.display()
+                ));
+            }
+        }
     }
     Ok(config)
+}
+
+/// Why the configuration file at `path`, owned by `owner` with `mode`,
+/// must not be used, or `None` when it may: it must be owned by one of the
+/// `trusted` uids (root, the operator) and writable by nobody else.
+/// `name_of` gives account names for the message.
+pub fn untrusted(
+    path: &Path,
+    owner: u32,
+    mode: u32,
+    trusted: &[u32],
+    name_of: impl Fn(u32) -> Option<String>,
+) -> Option<ConfigError> {
+    let account = |uid: u32| match name_of(uid) {
+        Some(name) => format!("`{name}` (uid {uid})"),
+        None => format!("uid {uid}"),
+    };
+    let you = trusted.iter().copied().rfind(|&u| u != 0).unwrap_or(0);
+    let mut problems = Vec::new();
+    if !trusted.contains(&owner) {
+        problems.push(if you == 0 {
+            "it is not owned by root, who runs deployer".to_string()
+        } else {
+            format!("it is owned neither by you, {}, nor by root", account(you))
+        });
+    }
+    match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (true, true) => problems.push("its group and every other user can write to it".into()),
+        (true, false) => problems.push("its group can write to it".into()),
+        (false, true) => problems.push("every other user can write to it".into()),
+        (false, false) => {}
+    }
+    if problems.is_empty() {
+        return None;
+    }
+    let shown = crate::command::quote(&path.display().to_string());
+    let you_name = name_of(you).unwrap_or_else(|| you.to_string());
+    Some(
+        ConfigError::new(
+            Some(path),
+            None,
+            format!(
+                "refusing to use this configuration, owned by {} with mode {:04o}: {}",
+                account(owner),
+                mode & 0o7777,
+                problems.join(", and ")
+            ),
+        )
+        .note(format!(
+            "whoever can write it decides which commands deployer runs (`health_check`) and \
+             which host keys it trusts; if the file is as it should be, fix it with \
+             `chown {you_name} {shown}` and `chmod go-w {shown}`. This check applies however \
+             the file is found, `--config` and `DEPLOYER_CONFIG` included"
+        )),
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -973,6 +1113,7 @@ impl<'a> Doc<'a> {
             let (hosts, hosts_line) =
                 self.required_list(&section, "hosts", "web1.example.org web2.example.org")?;
             let hosts_line = hosts_line.or(Some(section.line));
+            let mut specs = Vec::with_capacity(hosts.len());
             for (i, host) in hosts.iter().enumerate() {
                 let spec = HostSpec::parse(host).map_err(|reason| {
                     self.error(
@@ -994,6 +1135,7 @@ impl<'a> Doc<'a> {
                 // try-out pipeline may use it in every stage; a real machine
                 // in two stages would be deployed to twice.
                 if spec.is_local() {
+                    specs.push(spec);
                     continue;
                 }
                 let machine = (spec.name.to_ascii_lowercase(), spec.port);
@@ -1025,13 +1167,16 @@ impl<'a> Doc<'a> {
                         line: hosts_line,
                     },
                 );
+                specs.push(spec);
             }
+            // Every stage after the first is someone's production: a stage
+            // only stays unguarded when the file says so.
             let critical = self
                 .value(&section, "critical", parse_bool)?
-                .unwrap_or(index + 1 == names.len());
+                .unwrap_or(index > 0);
             stages.push(Stage {
                 name: name.to_string(),
-                hosts: hosts.iter().map(|h| h.to_string()).collect(),
+                hosts: specs,
                 critical,
             });
         }
@@ -1346,7 +1491,7 @@ hosts = p1 p2
             .map(|s| {
                 (
                     s.name.as_str(),
-                    s.hosts.iter().map(String::as_str).collect(),
+                    s.hosts.iter().map(HostSpec::as_str).collect(),
                     s.critical,
                 )
             })
@@ -1355,7 +1500,7 @@ hosts = p1 p2
             stages,
             [
                 ("test", vec!["ams-pg-test.ooni.org"], false),
-                ("hel", vec!["backend-hel.ooni.org"], false),
+                ("hel", vec!["backend-hel.ooni.org"], true),
                 (
                     "prod",
                     vec!["backend-fsn.ooni.org", "backend-fsn2.ooni.org"],
@@ -1678,15 +1823,43 @@ hosts = p1 p2
         for host in invalid {
             assert!(HostSpec::parse(host).is_err(), "`{host}` was accepted");
         }
-        let spec = HostSpec::parse("deploy@web1:2222").unwrap();
-        assert_eq!(
-            spec,
-            HostSpec {
-                user: Some("deploy".into()),
-                name: "web1".into(),
-                port: Some(2222)
-            }
-        );
+        // (text, user, name, port, as displayed)
+        let valid = [
+            (
+                "deploy@web1:2222",
+                Some("deploy"),
+                "web1",
+                Some(2222),
+                "deploy@web1:2222",
+            ),
+            ("web1", None, "web1", None, "web1"),
+            (
+                "Web1.example.org",
+                None,
+                "Web1.example.org",
+                None,
+                "Web1.example.org",
+            ),
+            // Shown as written, leading zero and all.
+            ("vm:02201", None, "vm", Some(2201), "vm:02201"),
+            (
+                "_svc@10.0.0.1",
+                Some("_svc"),
+                "10.0.0.1",
+                None,
+                "_svc@10.0.0.1",
+            ),
+            ("local", None, "local", None, "local"),
+        ];
+        for (text, user, name, port, shown) in valid {
+            let spec = HostSpec::parse(text).unwrap();
+            assert_eq!(spec.user.as_deref(), user, "{text}");
+            assert_eq!(spec.name, name, "{text}");
+            assert_eq!(spec.port, port, "{text}");
+            assert_eq!(spec.to_string(), shown, "{text}");
+            assert_eq!(spec.as_str(), shown, "{text}");
+            assert_eq!(spec, *shown, "{text}");
+        }
         assert!(HostSpec::parse("local").unwrap().is_local());
         assert!(!HostSpec::parse("localhost").unwrap().is_local());
     }
@@ -2118,12 +2291,19 @@ rollback_on_failure = on",
     }
 
     #[test]
-    fn critical_defaults_to_last_stage_and_can_be_overridden() {
-        let config = ok(MINIMAL);
-        assert_eq!(
-            config.stages.iter().map(|s| s.critical).collect::<Vec<_>>(),
-            [false, true]
-        );
+    fn critical_defaults_to_every_stage_after_the_first_and_can_be_overridden() {
+        let critical =
+            |config: &Config| config.stages.iter().map(|s| s.critical).collect::<Vec<_>>();
+        assert_eq!(critical(&ok(MINIMAL)), [false, true]);
+        // A middle stage is someone's production too (was: last stage only).
+        assert_eq!(critical(&ok(ORIGINAL)), [false, true, true]);
+        let single = "[environment]\ndeb_packages = foo\nstages = only\n[stage:only]\nhosts = h\n";
+        assert_eq!(critical(&ok(single)), [false]);
+        let config = ok(&ORIGINAL.replace(
+            "hosts = backend-hel.ooni.org",
+            "hosts = backend-hel.ooni.org\ncritical = no",
+        ));
+        assert_eq!(critical(&config), [false, false, true]);
         let config = ok(&MINIMAL
             .replace("hosts = t1", "hosts = t1\ncritical = yes")
             .replace("hosts = p1 p2", "hosts = p1 p2\ncritical = no"));
@@ -2172,5 +2352,135 @@ rollback_on_failure = on",
         let e = err(&format!("{MINIMAL}[package:foo]\nhealth_check =\n"));
         assert_eq!(e.message, "`health_check` in `[package:foo]` is empty");
         assert_eq!(e.line, Some(9));
+    }
+
+    // --- trust -------------------------------------------------------------
+
+    fn names(uid: u32) -> Option<String> {
+        match uid {
+            0 => Some("root".into()),
+            1000 => Some("alice".into()),
+            1001 => Some("bob".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn only_files_that_nobody_else_can_write_are_trusted() {
+        let path = Path::new("/srv/app/deployer.ini");
+        // (owner, mode, trusted uids, refusal or None)
+        let cases: [(u32, u32, &[u32], Option<&str>); 11] = [
+            (1000, 0o100_644, &[0, 1000], None),
+            (1000, 0o100_600, &[0, 1000], None),
+            (0, 0o100_644, &[0, 1000], None),
+            (0, 0o100_444, &[0], None),
+            // Under sudo, the person's own file.
+            (1000, 0o100_640, &[0, 1000], None),
+            (
+                1001,
+                0o100_644,
+                &[0, 1000],
+                Some("owned by `bob` (uid 1001) with mode 0644: it is owned neither by you, `alice` (uid 1000), nor by root"),
+            ),
+            (
+                1000,
+                0o100_664,
+                &[0, 1000],
+                Some("owned by `alice` (uid 1000) with mode 0664: its group can write to it"),
+            ),
+            (
+                0,
+                0o100_646,
+                &[0, 1000],
+                Some("owned by `root` (uid 0) with mode 0646: every other user can write to it"),
+            ),
+            (
+                4242,
+                0o100_666,
+                &[0, 1000],
+                Some("owned by uid 4242 with mode 0666: it is owned neither by you, `alice` (uid 1000), nor by root, and its group and every other user can write to it"),
+            ),
+            (
+                1000,
+                0o100_644,
+                &[0],
+                Some("owned by `alice` (uid 1000) with mode 0644: it is not owned by root, who runs deployer"),
+            ),
+            (
+                1000,
+                0o102_775,
+                &[0, 1000],
+                Some("owned by `alice` (uid 1000) with mode 2775: its group can write to it"),
+            ),
+        ];
+        for (owner, mode, trusted, want) in cases {
+            let got = untrusted(path, owner, mode, trusted, names);
+            let Some(want) = want else {
+                assert_eq!(got, None, "{owner} {mode:o} {trusted:?}");
+                continue;
+            };
+            let e = got.unwrap_or_else(|| panic!("{owner} {mode:o} {trusted:?} was trusted"));
+            assert_eq!(e.path.as_deref(), Some(path));
+            assert_eq!(
+                e.message,
+                format!("refusing to use this configuration, {want}")
+            );
+            let note = note(&e);
+            assert!(
+                note.contains("`chmod go-w /srv/app/deployer.ini`"),
+                "{note}"
+            );
+            assert!(note.contains("`--config` and `DEPLOYER_CONFIG`"), "{note}");
+            let chown = if trusted == [0] {
+                "`chown root "
+            } else {
+                "`chown alice "
+            };
+            assert!(note.contains(chown), "{note}");
+        }
+    }
+
+    #[test]
+    fn the_fix_quotes_an_awkward_path() {
+        let e = untrusted(
+            Path::new("/srv/my app/deployer.ini"),
+            0,
+            0o100_664,
+            &[0],
+            names,
+        )
+        .unwrap();
+        assert!(
+            note(&e).contains("`chmod go-w '/srv/my app/deployer.ini'`"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn load_expands_home_or_says_why_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deployer.ini");
+        std::fs::write(&path, with_env("known_hosts = ~/kh")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let me = [rustix::process::geteuid().as_raw()];
+        let config = load_with(&path, &me, Some(Path::new("/home/op"))).unwrap();
+        assert_eq!(config.ssh.known_hosts, Some(PathBuf::from("/home/op/kh")));
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let config = load_with(&path, &me, None).unwrap();
+        assert_eq!(config.ssh.known_hosts, Some(PathBuf::from("~/kh")));
+        assert_eq!(
+            config.warnings,
+            [format!(
+                "`{}`: `HOME` is not set, so paths starting with `~/` are used as written",
+                path.display()
+            )]
+        );
+        // Not trusted: refused before it is parsed.
+        let e = load_with(&path, &[4242], None).unwrap_err();
+        assert!(
+            e.message.starts_with("refusing to use this configuration"),
+            "{e:?}"
+        );
     }
 }

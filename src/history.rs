@@ -1,31 +1,62 @@
 //! The audit log: one JSON line per deploy, promote, freeze or unfreeze
-//! attempt, whatever its outcome, appended durably to a local file.
+//! attempt, whatever its outcome, appended durably to a local file and to
+//! the hosts the attempt touched.
 //!
-//! This module owns the record format, the append that survives crashes and
-//! concurrent writers (one `O_APPEND` write under an exclusive `flock`, then
-//! `fsync`), reading the log back, and rendering it as text or JSON. Deciding
-//! *whether* to record (dry runs are not recorded) is the caller's business;
-//! so is choosing the file. Apart from [`append`], [`read`], [`now_rfc3339`]
-//! and [`local_identity`], everything here is pure.
+//! This module owns the record format; attempts ([`Attempt`]: an id and a
+//! start time fixed when the attempt begins, so that a `started` line
+//! written before the first host is changed and the final line share them);
+//! the local append that survives crashes and concurrent writers (one
+//! `O_APPEND` write under an exclusive `flock`, then `fsync`); the commands
+//! that append to and read the root-owned copy on each host
+//! ([`HOST_LOG_FILE`]); reading logs back without ever failing on a torn or
+//! corrupt line (it is skipped with a warning); merging the lines of one
+//! attempt ([`merge`]); and rendering as text or JSON.
+//!
+//! Deciding *whether* to record (dry runs are not recorded), choosing the
+//! file and sending the host commands are the caller's business. Apart from
+//! [`append`], [`check_writable`], [`read`], [`Attempt::start`] and
+//! [`now_rfc3339`], everything here is pure.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+
+use crate::command::RemoteCommand;
+use crate::operator::{self, Operator};
+
+/// The directory of the history kept on each host: root-owned, mode 0755.
+pub const HOST_LOG_DIR: &str = "/var/log/deployer";
+
+/// The history kept on each host: root-owned, mode 0644, so that anyone
+/// who can log in may read it and only root may write it.
+pub const HOST_LOG_FILE: &str = "/var/log/deployer/history.jsonl";
+
+/// The file name of [`HOST_LOG_FILE`] inside [`HOST_LOG_DIR`].
+const HOST_LOG_NAME: &str = "history.jsonl";
 
 /// One attempt at changing a stage, as written to the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
+    /// Unique per attempt: the `started` line and the final line of one
+    /// attempt share it (empty in lines written before ids existed).
+    #[serde(default)]
+    pub id: String,
     /// When the attempt started: RFC 3339, UTC, whole seconds
     /// (`2026-11-21T07:30:05Z`).
     pub time: String,
-    /// Local login name of the operator.
+    /// The person who ran it: `SUDO_USER` under sudo, else the local
+    /// account (see [`Operator`]).
     pub user: String,
+    /// The account deployer ran as when that was not `user`: `root` under
+    /// sudo.
+    #[serde(default)]
+    pub as_user: Option<String>,
     /// Local host name the command ran on.
     pub machine: String,
     /// `deploy`, `promote`, `freeze` or `unfreeze`.
@@ -38,7 +69,7 @@ pub struct Record {
     /// The version the attempt aimed for.
     #[serde(default)]
     pub version: Option<String>,
-    /// How the attempt ended as a whole.
+    /// How the attempt ended as a whole (`started` until it has ended).
     pub outcome: Outcome,
     /// Why it was refused or failed, or the `--force` / freeze reason.
     #[serde(default)]
@@ -49,34 +80,130 @@ pub struct Record {
     /// Wall-clock duration of the attempt.
     #[serde(default)]
     pub duration_ms: u64,
-    /// What happened on each host (empty when nothing was contacted).
+    /// What happened on each host (empty when nothing was contacted; the
+    /// plan, every host `planned`, in a `started` record).
     #[serde(default)]
     pub hosts: Vec<HostRecord>,
 }
 
-/// How an attempt ended as a whole.
 impl Record {
-    /// A record of `action` on `stage` by the local operator, stamped now;
+    /// A record of `action` on `stage` by the current operator, stamped now;
     /// the caller fills in the rest.
+    ///
+    /// Kept for callers written before [`Attempt`]: it starts an attempt
+    /// and records it at once, so its time is when the record is built and
+    /// its duration is zero. New code starts an [`Attempt`] when the work
+    /// begins and calls [`Attempt::record`] at the end.
     pub fn begin(action: &str, stage: &str, outcome: Outcome) -> Record {
-        let (user, machine) = local_identity();
-        Record {
-            time: now_rfc3339(),
-            user,
-            machine,
+        Attempt::start(action).record(stage, outcome)
+    }
+
+    /// `user@machine`, with ` (sudo)` when run through sudo.
+    pub fn who(&self) -> String {
+        operator::display(&self.user, &self.machine, self.as_user.as_deref())
+    }
+}
+
+/// One attempt, from its start: its id, its start time and who runs it.
+/// Every record of the attempt comes from [`Attempt::record`], so they all
+/// share the id and the start time.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    id: String,
+    time: String,
+    started: Instant,
+    operator: Operator,
+    action: String,
+}
+
+impl Attempt {
+    /// Begin an attempt at `action` now, by the current operator.
+    pub fn start(action: &str) -> Attempt {
+        Attempt::start_as(action, Operator::current())
+    }
+
+    /// Begin an attempt at `action` now, by `operator`.
+    pub fn start_as(action: &str, operator: Operator) -> Attempt {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let salt = random_u64().unwrap_or_else(|| {
+            // No random source: the clock's nanoseconds still tell apart two
+            // attempts of one process in the same second.
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::from(d.subsec_nanos()))
+        });
+        Attempt {
+            id: attempt_id(secs, std::process::id(), salt),
+            time: format_rfc3339(secs),
+            started: Instant::now(),
+            operator,
             action: action.to_string(),
+        }
+    }
+
+    /// The attempt's id, shared by all its records.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// When the attempt started, as recorded.
+    pub fn time(&self) -> &str {
+        &self.time
+    }
+
+    /// Who runs it.
+    pub fn operator(&self) -> &Operator {
+        &self.operator
+    }
+
+    /// A record of this attempt on `stage` with `outcome`: the attempt's id,
+    /// start time and operator, and the time elapsed since it started. The
+    /// caller fills in the rest, e.g.
+    /// `Record { package, hosts, ..attempt.record(stage, Outcome::Success) }`.
+    /// For the `started` record, pass [`Outcome::Started`] and the plan as
+    /// hosts whose result is [`HostResult::Planned`].
+    pub fn record(&self, stage: &str, outcome: Outcome) -> Record {
+        Record {
+            id: self.id.clone(),
+            time: self.time.clone(),
+            user: self.operator.user.clone(),
+            as_user: self.operator.as_user.clone(),
+            machine: self.operator.machine.clone(),
+            action: self.action.clone(),
             package: None,
             stage: stage.to_string(),
             version: None,
             outcome,
             reason: None,
             forced: false,
-            duration_ms: 0,
+            duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             hosts: Vec::new(),
         }
     }
 }
 
+/// `20261121T073005Z-4242-00c0ffee00c0ffee`: the start second, the process
+/// id and 64 random bits, so that two attempts never share an id, even
+/// from two machines in the same second.
+fn attempt_id(unix_secs: u64, pid: u32, salt: u64) -> String {
+    let compact: String = format_rfc3339(unix_secs)
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    format!("{compact}-{pid}-{salt:016x}")
+}
+
+fn random_u64() -> Option<u64> {
+    let mut bytes = [0u8; 8];
+    match rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty()) {
+        Ok(8) => Some(u64::from_le_bytes(bytes)),
+        _ => None,
+    }
+}
+
+/// How an attempt ended as a whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
@@ -88,7 +215,12 @@ pub enum Outcome {
     Failed,
     /// The attempt failed after changing some hosts.
     Partial,
-    /// A signal stopped the attempt before every host was done.
+    /// Written before the first host is changed, with the plan; replaced
+    /// by the attempt's final record. Alone, it means that the attempt was
+    /// killed (or is still running).
+    Started,
+    /// Stopped before every host was done: by a signal (SIGINT, SIGTERM,
+    /// SIGHUP), or by a freeze set during the rollout.
     Interrupted,
 }
 
@@ -100,6 +232,7 @@ impl Outcome {
             Outcome::Refused => "refused",
             Outcome::Failed => "failed",
             Outcome::Partial => "partial",
+            Outcome::Started => "started",
             Outcome::Interrupted => "interrupted",
         }
     }
@@ -145,6 +278,8 @@ pub enum HostResult {
     Untouched,
     /// The host's state could not be determined afterwards.
     Unknown,
+    /// In a `started` record: the plan is to change this host.
+    Planned,
 }
 
 impl HostResult {
@@ -157,6 +292,7 @@ impl HostResult {
             HostResult::RolledBack => "rolled-back",
             HostResult::Untouched => "untouched",
             HostResult::Unknown => "unknown",
+            HostResult::Planned => "planned",
         }
     }
 }
@@ -167,28 +303,44 @@ impl fmt::Display for HostResult {
     }
 }
 
-/// Why the log could not be read.
+/// Why the local log could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
     /// The file exists but could not be read.
-    #[error("cannot read `{}`: {source}", path.display())]
+    #[error("cannot read the history `{}`: {source}", path.display())]
     Io {
         /// The log file.
         path: PathBuf,
         /// The OS error.
         source: io::Error,
     },
-    /// A line is not a record (hand-edited, or from an incompatible version).
-    #[error("`{}` line {line}: not a history record: {message}", path.display())]
-    Parse {
+    /// The file cannot be created or appended to.
+    #[error("cannot append to the history `{}`: {source}", path.display())]
+    Write {
         /// The log file.
         path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// What the JSON parser said.
-        message: String,
+        /// The OS error.
+        source: io::Error,
     },
 }
+
+impl HistoryError {
+    /// How to fix it, for a `note:` line.
+    pub fn note(&self) -> &'static str {
+        match self {
+            HistoryError::Io { .. } => {
+                "check the file's permissions, or point `history_file` in deployer.ini elsewhere"
+            }
+            HistoryError::Write { .. } => {
+                "every attempt must be recorded, so nothing was done; fix the permissions of \
+                 the file and its directory, or point `history_file` in deployer.ini elsewhere"
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The local log (file system edge)
 
 /// [`append`], and when the log cannot be written, say so on stderr: the
 /// attempt itself has already happened and its outcome stands.
@@ -210,10 +362,7 @@ pub fn append_or_warn(path: &Path, record: &Record) {
 /// crash left the last line unterminated, a newline is written first so
 /// that this record still stands on a line of its own.
 pub fn append(path: &Path, record: &Record) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = parent_dir(path);
     fs::create_dir_all(dir)?;
 
     let (file, created) = open_for_append(path)?;
@@ -228,8 +377,7 @@ pub fn append(path: &Path, record: &Record) -> io::Result<()> {
             line.push(b'\n');
         }
     }
-    serde_json::to_writer(&mut line, record)?;
-    line.push(b'\n');
+    line.extend_from_slice(to_line(record).as_bytes());
     // For a regular file this is one write(2) unless the disk is full.
     (&file).write_all(&line)?;
     file.sync_all()?;
@@ -238,6 +386,44 @@ pub fn append(path: &Path, record: &Record) -> io::Result<()> {
         File::open(dir)?.sync_all()?;
     }
     Ok(())
+}
+
+/// Prove that records can be appended to the log at `path`, without
+/// adding one: create the missing directories and the file (mode 0644, made
+/// durable), open it for appending and take its lock. Run before taking the
+/// deploy lock, so that an attempt that could not be recorded never starts.
+pub fn check_writable(path: &Path) -> Result<(), HistoryError> {
+    let fail = |source| HistoryError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = parent_dir(path);
+    fs::create_dir_all(dir).map_err(fail)?;
+    let (file, created) = open_for_append(path).map_err(fail)?;
+    if !file.metadata().map_err(fail)?.is_file() {
+        return Err(fail(io::Error::other("not a regular file")));
+    }
+    drop(Flock::exclusive(&file).map_err(fail)?);
+    if created {
+        File::open(dir).and_then(|d| d.sync_all()).map_err(fail)?;
+    }
+    Ok(())
+}
+
+/// The record as one line of the log: compact JSON and `\n` (JSON strings
+/// escape every newline, so a record is always exactly one line). This is
+/// also what [`host_append_command`] expects on its stdin.
+pub fn to_line(record: &Record) -> String {
+    let mut line = serde_json::to_string(record).expect("a record always serializes");
+    line.push('\n');
+    line
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
 }
 
 /// Opens the log for appending; `true` when this call created it.
@@ -260,14 +446,12 @@ struct Flock<'a>(&'a File);
 
 impl<'a> Flock<'a> {
     fn exclusive(file: &'a File) -> io::Result<Self> {
+        use rustix::fs::{flock, FlockOperation};
         loop {
-            // SAFETY: flock on a file descriptor we own for the lifetime 'a.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(Flock(file));
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
+            match flock(file, FlockOperation::LockExclusive) {
+                Ok(()) => return Ok(Flock(file)),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -275,22 +459,31 @@ impl<'a> Flock<'a> {
 
 impl Drop for Flock<'_> {
     fn drop(&mut self) {
-        // SAFETY: as above; closing the file would release it anyway.
-        unsafe {
-            libc::flock(self.0.as_raw_fd(), libc::LOCK_UN);
-        }
+        // Closing the file would release it anyway.
+        let _ = rustix::fs::flock(self.0, rustix::fs::FlockOperation::Unlock);
     }
 }
 
-/// Read every record of the log at `path`, in file (time) order.
+/// A log as read back: one record per attempt, and what was skipped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Log {
+    /// The records, merged by id ([`merge`]), oldest first.
+    pub records: Vec<Record>,
+    /// One line per line that was skipped, naming the file and the line,
+    /// ready to print after `warning: `.
+    pub warnings: Vec<String>,
+}
+
+/// Read the log at `path`: every attempt once ([`merge`]), oldest first.
 ///
-/// A missing file is an empty history; blank lines are skipped. Any other
-/// line that is not a record is an error naming the file and line, rather
-/// than being silently dropped from an audit log.
-pub fn read(path: &Path) -> Result<Vec<Record>, HistoryError> {
+/// A missing file is an empty history. A line that is not a record (a
+/// write torn by a crash, a hand edit) is skipped with a warning naming the
+/// file and the line, so one bad line never hides the rest of an audit log;
+/// only a file that cannot be read is an error.
+pub fn read(path: &Path) -> Result<Log, HistoryError> {
     let bytes = match fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Log::default()),
         Err(source) => {
             return Err(HistoryError::Io {
                 path: path.to_path_buf(),
@@ -298,28 +491,162 @@ pub fn read(path: &Path) -> Result<Vec<Record>, HistoryError> {
             })
         }
     };
-    parse(path, &bytes)
+    let (records, warnings) = parse_lines(&format!("`{}`", path.display()), &bytes);
+    Ok(Log {
+        records: merge([records]),
+        warnings,
+    })
 }
 
-/// The pure half of [`read`]: `path` is only used in error messages.
-fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Record>, HistoryError> {
+/// The records of a log's text, in file order, and a warning for each line
+/// that is not one; `origin` names the log in the warnings.
+fn parse_lines(origin: &str, bytes: &[u8]) -> (Vec<Record>, Vec<String>) {
     let mut records = Vec::new();
+    let mut warnings = Vec::new();
     for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let record = serde_json::from_slice(line).map_err(|e| HistoryError::Parse {
-            path: path.to_path_buf(),
-            line: i + 1,
-            message: e.to_string(),
-        })?;
-        records.push(record);
+        match serde_json::from_slice(line) {
+            Ok(record) => records.push(record),
+            Err(e) => warnings.push(format!(
+                "{origin} line {}: skipped, not a history record: {e}",
+                i + 1
+            )),
+        }
     }
-    Ok(records)
+    (records, warnings)
 }
 
+/// Merge the records of one or more logs (the local one, each host's):
+/// one record per attempt id, ordered by start time (stable, so records of
+/// the same second keep their order).
+///
+/// For each id the last record wins, taking the lists in the order given
+/// and each list in file order, except that a `started` record never
+/// replaces a final one (a host that saw only the start of an attempt that
+/// another log saw end). Records without an id (written before ids
+/// existed) are all kept.
+pub fn merge<I>(lists: I) -> Vec<Record>
+where
+    I: IntoIterator<Item = Vec<Record>>,
+{
+    let mut merged: Vec<Record> = Vec::new();
+    let mut position: HashMap<String, usize> = HashMap::new();
+    for record in lists.into_iter().flatten() {
+        if record.id.is_empty() {
+            merged.push(record);
+            continue;
+        }
+        match position.get(&record.id) {
+            Some(&i) => {
+                let stale =
+                    record.outcome == Outcome::Started && merged[i].outcome != Outcome::Started;
+                if !stale {
+                    merged[i] = record;
+                }
+            }
+            None => {
+                position.insert(record.id.clone(), merged.len());
+                merged.push(record);
+            }
+        }
+    }
+    merged.sort_by(|a, b| a.time.cmp(&b.time));
+    merged
+}
+
+// ---------------------------------------------------------------------------
+// The history kept on each host
+
+/// The command that appends one record to [`HOST_LOG_FILE`] on a host, as
+/// root (`sudo -n`). Send it [`to_line`] of the record on stdin.
+///
+/// It creates [`HOST_LOG_DIR`] with mode 0755 and the file with mode 0644,
+/// explicitly, whatever the umask sudo runs with; refuses a directory or
+/// file that root does not own, that others can write, or that is a
+/// symbolic link (someone could have prepared it to mislead); appends under
+/// an exclusive `flock` (starting a new line if a crash left the last one
+/// unterminated); and asks for the file to be synced. It fails, saying why
+/// on stderr, when stdin is not one JSON object.
+pub fn host_append_command() -> RemoteCommand {
+    host_append(HOST_LOG_DIR, 0).sudo()
+}
+
+/// The command that prints [`HOST_LOG_FILE`] (nothing if it does not exist
+/// yet). It needs no root: the file is world-readable.
+pub fn host_read_command() -> RemoteCommand {
+    host_read(HOST_LOG_FILE)
+}
+
+/// The shell script of [`host_append_command`]; `$1` is the directory and
+/// `$2` the uid that must own it and the file.
+const HOST_APPEND_SCRIPT: &str = r#"set -u
+dir=$1 owner=$2 file=$1/history.jsonl
+fail() { printf 'deployer history: %s\n' "$*" >&2; exit 1; }
+line=
+IFS= read -r line || [ -n "$line" ] || fail "no record on stdin"
+case $line in '{'*'}') ;; *) fail "stdin is not one JSON record" ;; esac
+umask 022
+[ -L "$dir" ] && fail "$dir is a symbolic link"
+[ -e "$dir" ] || mkdir -p -m 0755 -- "$dir" || fail "cannot create $dir"
+[ -d "$dir" ] || fail "$dir is not a directory"
+st=$(stat -c '%u %a' -- "$dir") || fail "cannot stat $dir"
+set -- $st
+[ "$1" = "$owner" ] && [ $(( 0$2 & 022 )) -eq 0 ] || fail "$dir is owned by uid $1 with mode $2; it must be owned by uid $owner and writable by nobody else"
+[ -L "$file" ] && fail "$file is a symbolic link"
+exec 9>>"$file" || fail "cannot open $file"
+flock -w 60 9 || fail "cannot lock $file"
+[ -f "$file" ] || fail "$file is not a regular file"
+[ "$(stat -c %u -- "$file")" = "$owner" ] || fail "$file is not owned by uid $owner"
+chmod 0644 -- "$file" || fail "cannot set the mode of $file"
+if [ -s "$file" ] && [ -n "$(tail -c 1 -- "$file")" ]; then printf '\n' >&9; fi
+printf '%s\n' "$line" >&9 || fail "cannot write to $file"
+sync -- "$file" 2>/dev/null || :
+"#;
+
+/// [`host_append_command`] without sudo, for the log in `dir`, which must
+/// be owned by `owner` (root on a real host).
+fn host_append(dir: &str, owner: u32) -> RemoteCommand {
+    RemoteCommand::new("sh")
+        .args([
+            "-c",
+            HOST_APPEND_SCRIPT,
+            "deployer-history",
+            dir,
+            &owner.to_string(),
+        ])
+        .named("history")
+}
+
+/// [`host_read_command`] for the log at `file`.
+fn host_read(file: &str) -> RemoteCommand {
+    RemoteCommand::new("sh")
+        .args([
+            "-c",
+            r#"[ ! -e "$1" ] || exec cat -- "$1""#,
+            "deployer-history",
+            file,
+        ])
+        .named("history")
+}
+
+/// The records of the history that [`host_read_command`] printed on
+/// `host`, in file order, and a warning naming the host, the file and the
+/// line for each line that is not a record (such lines are skipped, as by
+/// [`read`]). Combine the hosts' lists and the local log with [`merge`].
+pub fn parse_host_log(host: &str, text: &str) -> (Vec<Record>, Vec<String>) {
+    parse_lines(
+        &format!("host `{host}`: `{HOST_LOG_DIR}/{HOST_LOG_NAME}`"),
+        text.as_bytes(),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Listing (pure)
+
 /// The records about `package` (if given) on `stage` (if given), newest
-/// first. The log is in time order, so newest first is reverse file order.
+/// first. `records` is oldest first, as [`read`] and [`merge`] return them.
 pub fn select<'a>(
     records: &'a [Record],
     package: Option<&str>,
@@ -331,6 +658,15 @@ pub fn select<'a>(
         .filter(|r| package.is_none_or(|p| r.package.as_deref() == Some(p)))
         .filter(|r| stage.is_none_or(|s| r.stage == s))
         .collect()
+}
+
+/// How a listing words an outcome: a lone `started` record is an attempt
+/// whose end was never recorded.
+fn outcome_text(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Started => "started, no end recorded (killed, or still running)",
+        other => other.as_str(),
+    }
 }
 
 /// Write `records` for people: a header line per attempt, then one indented
@@ -355,12 +691,11 @@ pub fn render_text(records: &[&Record], out: &mut dyn Write) -> io::Result<()> {
         let forced = if r.forced { " (forced)" } else { "" };
         writeln!(
             out,
-            "{}  {:<8}  {subject}  {}{forced}  {}@{}  {}",
+            "{}  {:<8}  {subject}  {}{forced}  {}  {}",
             r.time,
             r.action,
-            r.outcome,
-            r.user,
-            r.machine,
+            outcome_text(r.outcome),
+            r.who(),
             format_duration(r.duration_ms)
         )?;
         let width = r
@@ -372,7 +707,7 @@ pub fn render_text(records: &[&Record], out: &mut dyn Write) -> io::Result<()> {
         for h in &r.hosts {
             let from = h.from.as_deref().unwrap_or("(none)");
             let versions = match (h.result, &h.to) {
-                (HostResult::Changed, Some(to)) => format!("{from} -> {to}"),
+                (HostResult::Changed | HostResult::Planned, Some(to)) => format!("{from} -> {to}"),
                 _ => from.to_string(),
             };
             write!(out, "    {:<width$}  {versions}  {}", h.host, h.result)?;
@@ -409,7 +744,7 @@ fn format_duration(ms: u64) -> String {
 }
 
 /// Write `records` for scripts: a pretty-printed JSON array of the records
-/// exactly as stored, followed by a newline.
+/// exactly as stored (merged by id), followed by a newline.
 pub fn render_json(records: &[&Record], out: &mut dyn Write) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, records)?;
     writeln!(out)
@@ -457,50 +792,13 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
-/// Who is deploying from where: `(user, machine)`.
+/// Who is deploying from where: `(user, machine)` of [`Operator::current`].
 ///
-/// The user is `$USER` or `$LOGNAME`, else the name of the effective uid in
-/// the password database, else the uid number; the machine is the host name.
+/// Kept for callers written before [`Operator`]; new code uses
+/// [`Operator::current`] (or [`Attempt::operator`]) directly.
 pub fn local_identity() -> (String, String) {
-    let user = ["USER", "LOGNAME"]
-        .iter()
-        .filter_map(|name| std::env::var(name).ok())
-        .find(|v| !v.is_empty())
-        .unwrap_or_else(user_from_passwd);
-    (user, host_name())
-}
-
-fn user_from_passwd() -> String {
-    // SAFETY: geteuid cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    let mut buf = vec![0 as libc::c_char; 4096];
-    // SAFETY: an all-zero passwd is a valid value for getpwuid_r to fill in.
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer refers to live, correctly sized storage; on
-    // success pw_name points into `buf`, which outlives its use below.
-    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
-    if rc == 0 && !result.is_null() && !pwd.pw_name.is_null() {
-        // SAFETY: pw_name is a NUL-terminated string inside `buf`.
-        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
-        if let Ok(name) = name.to_str() {
-            if !name.is_empty() {
-                return name.to_string();
-            }
-        }
-    }
-    uid.to_string()
-}
-
-fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname truncates.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "unknown".to_string();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
+    let op = Operator::current();
+    (op.user, op.machine)
 }
 
 #[cfg(test)]
@@ -531,8 +829,10 @@ mod tests {
         outcome: Outcome,
     ) -> Record {
         Record {
+            id: String::new(),
             time: time.to_string(),
             user: "alice".to_string(),
+            as_user: None,
             machine: "laptop".to_string(),
             action: action.to_string(),
             package: package.map(str::to_string),
@@ -631,13 +931,19 @@ mod tests {
         for r in &records {
             append(&path, r).unwrap();
         }
-        assert_eq!(read(&path).unwrap(), records);
+        assert_eq!(
+            read(&path).unwrap(),
+            Log {
+                records: records.clone(),
+                warnings: Vec::new()
+            }
+        );
 
         let text = fs::read_to_string(&path).unwrap();
         assert!(text.ends_with('\n'));
         assert_eq!(text.lines().count(), records.len());
         for line in text.lines() {
-            assert!(line.starts_with("{\"time\":"), "{line}");
+            assert!(line.starts_with("{\"id\":\"\",\"time\":"), "{line}");
         }
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -663,8 +969,18 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[1], "{\"time\":\"2026-");
-        let err = read(&path).unwrap_err().to_string();
-        assert!(err.contains("line 2: not a history record"), "{err}");
+        // The torn line is skipped, named, and hides nothing else.
+        let log = read(&path).unwrap();
+        assert_eq!(log.records, records[..2]);
+        assert_eq!(log.warnings.len(), 1, "{:?}", log.warnings);
+        assert!(
+            log.warnings[0].starts_with(&format!(
+                "`{}` line 2: skipped, not a history record: ",
+                path.display()
+            )),
+            "{:?}",
+            log.warnings
+        );
     }
 
     #[test]
@@ -683,34 +999,54 @@ mod tests {
             }
         });
         let back = read(&path).unwrap();
-        assert_eq!(back.len(), 40);
-        assert!(back.iter().all(|r| *r == big));
+        assert!(back.warnings.is_empty(), "{:?}", back.warnings);
+        assert_eq!(back.records.len(), 40);
+        assert!(back.records.iter().all(|r| *r == big));
     }
 
     #[test]
     fn missing_file_is_an_empty_history() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(read(&dir.path().join("nope.jsonl")).unwrap(), Vec::new());
+        assert_eq!(
+            read(&dir.path().join("nope.jsonl")).unwrap(),
+            Log::default()
+        );
     }
 
     #[test]
-    fn corrupt_line_is_reported_with_file_and_line() {
+    fn corrupt_lines_are_skipped_with_file_and_line() {
         let good = serde_json::to_string(&sample()[0]).unwrap();
-        let text = format!("{good}\n\n{good}\n{{\"time\": 3}}\n{good}\n");
-        let err = parse(Path::new("/x/deployer-history.jsonl"), text.as_bytes()).unwrap_err();
-        let msg = err.to_string();
+        let text = format!("{good}\n\n{good}\n{{\"time\": 3}}\n{good}\nnot json\n{{\"time\":\"20");
+        let (records, warnings) = parse_lines("`/x/h.jsonl`", text.as_bytes());
+        assert_eq!(records.len(), 3);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        for (warning, line) in warnings.iter().zip([4, 6, 7]) {
+            let want = format!("`/x/h.jsonl` line {line}: skipped, not a history record: ");
+            assert!(warning.starts_with(&want), "{warning}");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_log_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory cannot be read as a file, even by root.
+        let err = read(dir.path()).unwrap_err();
+        assert!(matches!(err, HistoryError::Io { .. }));
         assert!(
-            msg.starts_with("`/x/deployer-history.jsonl` line 4: not a history record: "),
-            "{msg}"
+            err.to_string().starts_with(&format!(
+                "cannot read the history `{}`: ",
+                dir.path().display()
+            )),
+            "{err}"
         );
-        assert!(matches!(err, HistoryError::Parse { line: 4, .. }));
     }
 
     #[test]
     fn blank_lines_and_short_old_records_are_accepted() {
         let text = "\n  \n{\"time\":\"2026-01-01T00:00:00Z\",\"user\":\"u\",\"machine\":\"m\",\
                     \"action\":\"unfreeze\",\"stage\":\"prod\",\"outcome\":\"success\"}\n\n";
-        let records = parse(Path::new("h"), text.as_bytes()).unwrap();
+        let (records, warnings) = parse_lines("h", text.as_bytes());
+        assert!(warnings.is_empty(), "{warnings:?}");
         let mut want = record(
             "2026-01-01T00:00:00Z",
             "unfreeze",
@@ -787,6 +1123,7 @@ mod tests {
             HostResult::RolledBack,
             HostResult::Untouched,
             HostResult::Unknown,
+            HostResult::Planned,
         ] {
             assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{r}\""));
         }
@@ -795,6 +1132,8 @@ mod tests {
             Outcome::Refused,
             Outcome::Failed,
             Outcome::Partial,
+            Outcome::Started,
+            Outcome::Interrupted,
         ] {
             assert_eq!(serde_json::to_string(&o).unwrap(), format!("\"{o}\""));
         }
@@ -877,8 +1216,472 @@ mod tests {
     #[test]
     fn local_identity_is_never_empty() {
         let (user, machine) = local_identity();
-        assert!(!user.is_empty());
-        assert!(!machine.is_empty());
-        assert!(!user_from_passwd().is_empty());
+        let op = Operator::current();
+        assert_eq!((user, machine), (op.user, op.machine));
+    }
+
+    fn operator() -> Operator {
+        Operator {
+            user: "alice".to_string(),
+            machine: "laptop".to_string(),
+            as_user: Some("root".to_string()),
+        }
+    }
+
+    #[test]
+    fn attempt_ids_are_start_second_pid_and_random_bits() {
+        assert_eq!(
+            attempt_id(1_795_246_205, 4242, 0x00c0_ffee),
+            "20261121T073005Z-4242-0000000000c0ffee"
+        );
+        let a = Attempt::start_as("deploy", operator());
+        let b = Attempt::start_as("deploy", operator());
+        assert_ne!(a.id(), b.id());
+        let pid = format!("-{}-", std::process::id());
+        assert!(a.id().contains(&pid), "{}", a.id());
+        assert_eq!(a.id().len(), "20261121T073005Z".len() + pid.len() + 16);
+    }
+
+    #[test]
+    fn every_record_of_an_attempt_shares_its_id_and_start_time() {
+        let attempt = Attempt::start_as("deploy", operator());
+        let started = Record {
+            hosts: vec![host(
+                "prod-1",
+                Some("1.0"),
+                Some("1.1"),
+                HostResult::Planned,
+                None,
+            )],
+            ..attempt.record("prod", Outcome::Started)
+        };
+        let ended = attempt.record("prod", Outcome::Success);
+        assert_eq!(started.id, attempt.id());
+        assert_eq!(ended.id, attempt.id());
+        assert_eq!(started.time, attempt.time());
+        assert_eq!(ended.time, attempt.time());
+        assert!(ended.duration_ms >= started.duration_ms);
+        assert_eq!(
+            (ended.user.as_str(), ended.machine.as_str()),
+            ("alice", "laptop")
+        );
+        assert_eq!(ended.as_user.as_deref(), Some("root"));
+        assert_eq!(ended.who(), "alice@laptop (sudo)");
+        assert_eq!(attempt.operator(), &operator());
+        // The old entry point still gives a complete record.
+        let old = Record::begin("freeze", "prod", Outcome::Refused);
+        assert!(!old.id.is_empty());
+        assert_eq!(old.stage, "prod");
+    }
+
+    fn with_id(mut r: Record, id: &str) -> Record {
+        r.id = id.to_string();
+        r
+    }
+
+    #[test]
+    fn merge_keeps_one_record_per_attempt() {
+        let at = |time: &str, id: &str, outcome| {
+            with_id(record(time, "deploy", Some("p"), "prod", outcome), id)
+        };
+        let started_a = at("2026-01-01T00:00:02Z", "a", Outcome::Started);
+        let ended_a = at("2026-01-01T00:00:02Z", "a", Outcome::Success);
+        let started_b = at("2026-01-01T00:00:01Z", "b", Outcome::Started);
+        let interrupted_b = at("2026-01-01T00:00:01Z", "b", Outcome::Interrupted);
+        let old_1 = at("2026-01-01T00:00:00Z", "", Outcome::Failed);
+        let old_2 = at("2026-01-01T00:00:00Z", "", Outcome::Refused);
+        let mut retried_a = ended_a.clone();
+        retried_a.reason = Some("written twice".into());
+
+        // (lists, (id, outcome) oldest first)
+        type Case<'a> = (Vec<Vec<Record>>, Vec<(&'a str, Outcome)>);
+        let cases: Vec<Case> = vec![
+            // The usual case: started, then the end, in one log.
+            (
+                vec![vec![started_a.clone(), ended_a.clone()]],
+                vec![("a", Outcome::Success)],
+            ),
+            // No end recorded: the attempt is listed as started.
+            (vec![vec![started_a.clone()]], vec![("a", Outcome::Started)]),
+            // A host that only saw the start never hides the end seen elsewhere.
+            (
+                vec![vec![ended_a.clone()], vec![started_a.clone()]],
+                vec![("a", Outcome::Success)],
+            ),
+            (
+                vec![vec![started_a.clone()], vec![ended_a.clone()]],
+                vec![("a", Outcome::Success)],
+            ),
+            // Ordered by start time, whatever order the logs came in.
+            (
+                vec![
+                    vec![started_a.clone(), ended_a.clone()],
+                    vec![started_b.clone(), interrupted_b.clone()],
+                ],
+                vec![("b", Outcome::Interrupted), ("a", Outcome::Success)],
+            ),
+            // Lines without an id are never merged.
+            (
+                vec![vec![old_1.clone(), old_2.clone()], vec![old_1.clone()]],
+                vec![
+                    ("", Outcome::Failed),
+                    ("", Outcome::Refused),
+                    ("", Outcome::Failed),
+                ],
+            ),
+        ];
+        for (lists, want) in cases {
+            let merged = merge(lists.clone());
+            let got: Vec<(&str, Outcome)> =
+                merged.iter().map(|r| (r.id.as_str(), r.outcome)).collect();
+            assert_eq!(got, want, "{lists:?}");
+        }
+        // Two final records: the last one written wins.
+        let merged = merge([vec![ended_a, retried_a.clone()]]);
+        assert_eq!(merged, vec![retried_a]);
+    }
+
+    #[test]
+    fn reading_merges_the_started_line_with_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.jsonl");
+        let attempt = Attempt::start_as("deploy", operator());
+        let killed = Attempt::start_as("promote", operator());
+        append(&path, &attempt.record("prod", Outcome::Started)).unwrap();
+        append(&path, &killed.record("test", Outcome::Started)).unwrap();
+        append(&path, &attempt.record("prod", Outcome::Partial)).unwrap();
+        let log = read(&path).unwrap();
+        let got: Vec<(&str, Outcome)> = log
+            .records
+            .iter()
+            .map(|r| (r.id.as_str(), r.outcome))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (attempt.id(), Outcome::Partial),
+                (killed.id(), Outcome::Started)
+            ]
+        );
+        assert!(log.warnings.is_empty());
+    }
+
+    #[test]
+    fn listing_of_unfinished_interrupted_and_sudo_attempts() {
+        let mut started = with_id(
+            record(
+                "2026-11-23T10:00:00Z",
+                "deploy",
+                Some("fastpath"),
+                "prod",
+                Outcome::Started,
+            ),
+            "x",
+        );
+        started.version = Some("0.82".into());
+        started.as_user = Some("root".into());
+        started.hosts = vec![
+            host(
+                "prod-1",
+                Some("0.81"),
+                Some("0.82"),
+                HostResult::Planned,
+                None,
+            ),
+            host("prod-2", None, Some("0.82"), HostResult::Planned, None),
+        ];
+        let mut interrupted = started.clone();
+        interrupted.id = "y".into();
+        interrupted.outcome = Outcome::Interrupted;
+        interrupted.duration_ms = 4_200;
+        interrupted.hosts = vec![
+            host(
+                "prod-1",
+                Some("0.81"),
+                Some("0.82"),
+                HostResult::Changed,
+                None,
+            ),
+            host("prod-2", None, Some("0.82"), HostResult::Untouched, None),
+        ];
+        assert_eq!(
+            text(&[&started, &interrupted]),
+            "\
+2026-11-23T10:00:00Z  deploy    fastpath 0.82 -> prod  started, no end recorded (killed, or still running)  alice@laptop (sudo)  0ms
+    prod-1  0.81 -> 0.82  planned
+    prod-2  (none) -> 0.82  planned
+2026-11-23T10:00:00Z  deploy    fastpath 0.82 -> prod  interrupted  alice@laptop (sudo)  4.2s
+    prod-1  0.81 -> 0.82  changed
+    prod-2  (none)  untouched
+"
+        );
+    }
+
+    #[test]
+    fn records_from_before_ids_and_sudo_still_read() {
+        let line = r#"{"time":"2026-01-01T00:00:00Z","user":"u","machine":"m","action":"deploy","stage":"prod","outcome":"success"}"#;
+        let record: Record = serde_json::from_str(line).unwrap();
+        assert_eq!(record.id, "");
+        assert_eq!(record.as_user, None);
+        assert_eq!(record.who(), "u@m");
+        // And new ones say who ran them as whom.
+        let new =
+            to_line(&Attempt::start_as("deploy", operator()).record("prod", Outcome::Started));
+        assert!(
+            new.ends_with("}\n") && new.matches('\n').count() == 1,
+            "{new}"
+        );
+        assert!(new.contains(r#""as_user":"root""#), "{new}");
+        assert!(new.contains(r#""outcome":"started""#), "{new}");
+    }
+
+    #[test]
+    fn check_writable_creates_the_log_without_writing_a_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/h.jsonl");
+        check_writable(&path).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"");
+        append(&path, &sample()[0]).unwrap();
+        let before = fs::read(&path).unwrap();
+        check_writable(&path).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn check_writable_names_the_log_it_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        fs::write(&blocker, "").unwrap();
+        // A directory where the file should be, and a file where a directory should be.
+        for path in [dir.path().to_path_buf(), blocker.join("h.jsonl")] {
+            let err = check_writable(&path).unwrap_err();
+            assert!(matches!(err, HistoryError::Write { .. }), "{err:?}");
+            assert!(
+                err.to_string().starts_with(&format!(
+                    "cannot append to the history `{}`: ",
+                    path.display()
+                )),
+                "{err}"
+            );
+            assert!(err.note().contains("history_file"));
+        }
+    }
+
+    // --- the history kept on each host, run by a real `sh` ------------------
+
+    /// Run `command` as a host would, under `umask 077` (as sudo may), with
+    /// `stdin`: (status, stderr).
+    fn sh(command: &RemoteCommand, stdin: &str) -> (i32, String) {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask 077; {command}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn me() -> u32 {
+        rustix::process::geteuid().as_raw()
+    }
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    fn read_host(dir: &Path) -> String {
+        use std::process::Command;
+        let file = dir.join(HOST_LOG_NAME);
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(host_read(file.to_str().unwrap()).to_string())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn host_commands_are_sudo_sh_with_quoted_arguments() {
+        let append = host_append_command();
+        assert!(
+            append.as_str().starts_with("sudo -n sh -c 'set -u"),
+            "{append}"
+        );
+        assert!(
+            append
+                .as_str()
+                .ends_with(" deployer-history /var/log/deployer 0"),
+            "{append}"
+        );
+        let read = host_read_command();
+        assert!(read.as_str().starts_with("sh -c "), "{read}");
+        assert!(
+            read.as_str()
+                .ends_with(" deployer-history /var/log/deployer/history.jsonl"),
+            "{read}"
+        );
+        assert_eq!(format!("{HOST_LOG_DIR}/{HOST_LOG_NAME}"), HOST_LOG_FILE);
+    }
+
+    #[test]
+    fn host_append_creates_modes_explicitly_whatever_the_umask() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("log/deployer");
+        let records = sample();
+        let command = host_append(dir.to_str().unwrap(), me());
+        for r in &records[..2] {
+            let (status, stderr) = sh(&command, &to_line(r));
+            assert_eq!(status, 0, "{stderr}");
+        }
+        assert_eq!(mode(&dir), 0o755);
+        assert_eq!(mode(&dir.join(HOST_LOG_NAME)), 0o644);
+        let text = read_host(&dir);
+        assert_eq!(text.lines().count(), 2);
+        let (back, warnings) = parse_host_log("prod-1", &text);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(back, records[..2]);
+    }
+
+    #[test]
+    fn host_append_starts_a_new_line_after_a_torn_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("deployer");
+        let command = host_append(dir.to_str().unwrap(), me());
+        let records = sample();
+        assert_eq!(sh(&command, &to_line(&records[0])).0, 0);
+        OpenOptions::new()
+            .append(true)
+            .open(dir.join(HOST_LOG_NAME))
+            .unwrap()
+            .write_all(b"{\"time\":\"20")
+            .unwrap();
+        // A record without its final newline is still one record.
+        let line = to_line(&records[1]);
+        let (status, stderr) = sh(&command, line.trim_end());
+        assert_eq!(status, 0, "{stderr}");
+        let (back, warnings) = parse_host_log("prod-1", &read_host(&dir));
+        assert_eq!(back, records[..2]);
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].starts_with(
+                "host `prod-1`: `/var/log/deployer/history.jsonl` line 2: skipped, not a history record: "
+            ),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn concurrent_host_appends_do_not_interleave() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("deployer");
+        let command = host_append(dir.to_str().unwrap(), me());
+        let mut big = sample().remove(0);
+        big.reason = Some("x".repeat(100_000));
+        let line = to_line(&big);
+        std::thread::scope(|s| {
+            for _ in 0..6 {
+                s.spawn(|| {
+                    let (status, stderr) = sh(&command, &line);
+                    assert_eq!(status, 0, "{stderr}");
+                });
+            }
+        });
+        let (back, warnings) = parse_host_log("h", &read_host(&dir));
+        assert!(warnings.is_empty(), "{}", warnings.len());
+        assert_eq!(back.len(), 6);
+        assert!(back.iter().all(|r| *r == big));
+    }
+
+    #[test]
+    fn host_append_refuses_what_it_cannot_trust() {
+        let line = to_line(&sample()[0]);
+        // (what is wrong, set-up, owner required, stdin, stderr says)
+        type Setup = fn(&Path);
+        let cases: [(&str, Setup, bool, &str, &str); 6] = [
+            (
+                "group-writable directory",
+                |d| {
+                    fs::create_dir(d).unwrap();
+                    fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o775))
+                        .unwrap();
+                },
+                true,
+                &line,
+                "writable by nobody else",
+            ),
+            (
+                "someone else's directory",
+                |d| fs::create_dir(d).unwrap(),
+                false,
+                &line,
+                "must be owned by uid 4242",
+            ),
+            (
+                "symbolic link as the file",
+                |d| {
+                    fs::create_dir(d).unwrap();
+                    std::os::unix::fs::symlink("/etc/passwd", d.join(HOST_LOG_NAME)).unwrap();
+                },
+                true,
+                &line,
+                "is a symbolic link",
+            ),
+            (
+                "symbolic link as the directory",
+                |d| {
+                    std::os::unix::fs::symlink("/tmp", d).unwrap();
+                },
+                true,
+                &line,
+                "is a symbolic link",
+            ),
+            (
+                "not JSON",
+                |_| {},
+                true,
+                "rm -rf /\n",
+                "stdin is not one JSON record",
+            ),
+            ("nothing", |_| {}, true, "", "no record on stdin"),
+        ];
+        for (what, setup, owned, stdin, says) in cases {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("deployer");
+            setup(&dir);
+            let owner = if owned { me() } else { 4242 };
+            let (status, stderr) = sh(&host_append(dir.to_str().unwrap(), owner), stdin);
+            assert_ne!(status, 0, "{what}: accepted");
+            assert!(stderr.contains(says), "{what}: {stderr}");
+            assert!(stderr.starts_with("deployer history: "), "{what}: {stderr}");
+            let file = dir.join(HOST_LOG_NAME);
+            if !fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_symlink()) {
+                assert!(
+                    fs::read(&file).unwrap_or_default().is_empty(),
+                    "{what}: written"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn host_read_of_a_host_without_history_is_empty() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(read_host(tmp.path()), "");
+        assert_eq!(parse_host_log("h", ""), (Vec::new(), Vec::new()));
     }
 }

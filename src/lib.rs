@@ -18,6 +18,7 @@ pub mod history;
 pub mod interrupt;
 pub mod lock;
 pub mod matrix;
+pub mod operator;
 pub mod package;
 pub mod plan;
 pub mod render;

@@ -3,6 +3,7 @@
 //! any host is contacted.
 
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -13,6 +14,13 @@ fn deployer(dir: &Path) -> Command {
         .env_remove("SSH_AUTH_SOCK")
         .env("HOME", dir);
     cmd
+}
+
+/// A configuration file only its owner can write, whatever the umask:
+/// deployer refuses any other.
+fn write_config(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
 }
 
 fn output(cmd: &mut Command) -> (i32, String, String) {
@@ -69,11 +77,10 @@ fn missing_config_says_where_it_looked() {
 #[test]
 fn config_error_names_file_line_and_fix() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("deployer.ini"),
+    write_config(
+        &dir.path().join("deployer.ini"),
         "[environment]\ndeb_packages = fastpath\nstages = test prdo\n[stage:test]\nhosts = local\n[stage:prod]\nhosts = local\n",
-    )
-    .unwrap();
+    );
     let (code, _, stderr) = output(&mut deployer(dir.path()));
     assert_eq!(code, 2);
     assert!(stderr.contains("deployer.ini` line 3"), "{stderr}");
@@ -86,13 +93,12 @@ fn config_with_listener(dir: &Path) -> TcpListener {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
-    std::fs::write(
-        dir.join("deployer.ini"),
-        format!(
+    write_config(
+        &dir.join("deployer.ini"),
+        &format!(
             "[environment]\ndeb_packages = fastpath\nstages = test prod\n[stage:test]\nhosts = 127.0.0.1:{port}\n[stage:prod]\nhosts = local\n"
         ),
-    )
-    .unwrap();
+    );
     listener
 }
 
@@ -186,4 +192,140 @@ fn closed_pipe_exits_quietly() {
         "",
         "no panic, no error on a closed pipe"
     );
+}
+
+/// Clap used to fold `DEPLOYER_CONFIG` into `--config`, so a wrong value was
+/// blamed on a flag nobody typed.
+#[test]
+fn a_wrong_deployer_config_is_blamed_on_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = output(deployer(dir.path()).env("DEPLOYER_CONFIG", "gone.ini"));
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: `{}`: configuration file not found (given by `DEPLOYER_CONFIG`)",
+            dir.path().join("gone.ini").display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("note: fix `DEPLOYER_CONFIG`"), "{stderr}");
+    // `--config` still wins over the variable.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deployer.ini.example");
+    let (code, _, stderr) = output(
+        deployer(dir.path())
+            .env("DEPLOYER_CONFIG", "gone.ini")
+            .arg("--config")
+            .arg(&example),
+    );
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn a_config_others_can_write_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("deployer.ini");
+    let marker = dir.path().join("ran");
+    write_config(
+        &config,
+        &format!(
+            "[environment]\ndeb_packages = dpkg\nstages = test\n[stage:test]\nhosts = local\n[package:dpkg]\nhealth_check = touch {}\n",
+            marker.display()
+        ),
+    );
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o664)).unwrap();
+    for args in [&[][..], &["deploy", "dpkg", "--dry-run"], &["history"]] {
+        let (code, stdout, stderr) = output(deployer(dir.path()).args(args));
+        assert_eq!(code, 2, "{args:?}: {stdout}{stderr}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+        assert!(
+            stderr.starts_with(&format!(
+                "error: `{}`: refusing to use this configuration, owned by ",
+                config.display()
+            )),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("with mode 0664: its group can write to it"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("\nnote: "), "{stderr}");
+    }
+    assert!(!marker.exists());
+}
+
+fn write_history(dir: &Path, lines: &[String]) {
+    std::fs::write(dir.join("deployer-history.jsonl"), lines.join("\n") + "\n").unwrap();
+}
+
+fn history_line(id: &str, outcome: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","time":"2026-11-21T07:30:05Z","user":"alice","as_user":"root","machine":"laptop","action":"deploy","package":"dpkg","stage":"test","version":"1.0","outcome":"{outcome}","hosts":[]}}"#
+    )
+}
+
+#[test]
+fn history_skips_a_torn_line_with_a_warning_and_merges_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        &dir.path().join("deployer.ini"),
+        "[environment]\ndeb_packages = dpkg\nstages = test\n[stage:test]\nhosts = local\n",
+    );
+    write_history(
+        dir.path(),
+        &[
+            history_line("a", "started"),
+            r#"{"id":"b","time":"2026-"#.to_string(),
+            history_line("a", "success"),
+            history_line("c", "started"),
+        ],
+    );
+    let (code, stdout, stderr) = output(deployer(dir.path()).arg("history"));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        stderr.lines().collect::<Vec<_>>().len(),
+        1,
+        "one warning: {stderr}"
+    );
+    assert!(
+        stderr.starts_with(&format!(
+            "warning: `{}` line 2: skipped, not a history record: ",
+            dir.path().join("deployer-history.jsonl").display()
+        )),
+        "{stderr}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0]
+            .contains("started, no end recorded (killed, or still running)  alice@laptop (sudo)"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].contains("dpkg 1.0 -> test  success  alice@laptop (sudo)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn history_hosts_merges_the_logs_of_a_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        &dir.path().join("deployer.ini"),
+        "[environment]\ndeb_packages = dpkg\nstages = test\n[stage:test]\nhosts = local\n",
+    );
+    write_history(dir.path(), &[history_line("a", "success")]);
+    // `local` reads this machine's /var/log/deployer, which may or may not
+    // exist: the local record is listed either way, exactly once.
+    let (code, stdout, stderr) =
+        output(deployer(dir.path()).args(["history", "--hosts", "test", "--json"]));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let records: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        records.iter().filter(|r| r["id"] == "a").count(),
+        1,
+        "{stdout}"
+    );
+    let (code, _, stderr) = output(deployer(dir.path()).args(["history", "--hosts", "prdo"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("`prdo`"), "{stderr}");
 }

@@ -1,11 +1,13 @@
 //! Finding and reading `deployer.ini` on a real file system: `locate`'s
 //! precedence (`--config` > `DEPLOYER_CONFIG` > walking up from the working
-//! directory) and `load`'s errors. Every test works in its own temporary
-//! directory and passes the environment in as a value, never through
-//! `std::env`, so the tests can run in parallel.
+//! directory), `load`'s errors, and its refusal of files that someone else
+//! could have written. Every test works in its own temporary directory and
+//! passes the environment in as a value, never through `std::env`, so the
+//! tests can run in parallel.
 
 use std::ffi::OsString;
 use std::fs;
+use std::os::unix::fs::{chown, symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use deployer::config::{load, locate, ConfigError};
@@ -35,13 +37,36 @@ impl Tree {
         path
     }
 
+    /// A valid configuration at `relative`, mode 0644 whatever the umask.
     fn file(&self, relative: &str) -> PathBuf {
         let path = self.path(relative);
         fs::create_dir_all(path.parent().unwrap()).expect("create parent");
         fs::write(&path, VALID).expect("write file");
+        chmod(&path, 0o644);
         path
     }
 }
+
+fn chmod(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Whether this test runs as root, as it must to give files away. Under
+/// `CI=true` it must.
+fn root() -> bool {
+    let root = rustix::process::geteuid().is_root();
+    if !root {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true: this test must run as root"
+        );
+        eprintln!("skipped: giving a file to another user needs root");
+    }
+    root
+}
+
+/// A uid that is nobody here (nor, under sudo, the person's).
+const STRANGER: u32 = 54_321;
 
 fn not_found(explicit: Option<&Path>, env: Option<OsString>, cwd: &Path) -> ConfigError {
     match locate(explicit, env, cwd) {
@@ -251,6 +276,7 @@ fn load_reads_and_parses() {
     let config = load(&file).unwrap();
     assert_eq!(config.path, file);
     assert_eq!(config.stages[0].hosts, ["local"]);
+    assert!(config.stages[0].hosts[0].is_local());
     assert_eq!(config.history_file, tree.path("deployer-history.jsonl"));
 }
 
@@ -300,4 +326,107 @@ fn the_example_loads_from_the_repository_root() {
     let config = load(&path).unwrap();
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     assert!(config.stages.iter().all(|s| s.hosts == ["local"]));
+}
+
+// --- trust ----------------------------------------------------------------
+
+/// `load`'s refusal of `path`, checked for what every refusal must say.
+fn refused(path: &Path) -> ConfigError {
+    let e = load(path).expect_err("an untrusted file was loaded");
+    assert_eq!(e.path.as_deref(), Some(path));
+    assert!(
+        e.message
+            .starts_with("refusing to use this configuration, owned by "),
+        "{e:?}"
+    );
+    let note = e.note.clone().unwrap();
+    assert!(note.contains("`chown "), "{note}");
+    assert!(note.contains("`chmod go-w "), "{note}");
+    assert!(note.contains("`--config` and `DEPLOYER_CONFIG`"), "{note}");
+    e
+}
+
+#[test]
+fn a_found_file_owned_by_someone_else_is_refused() {
+    if !root() {
+        return;
+    }
+    let tree = Tree::new();
+    let file = tree.file("project/deployer.ini");
+    chown(&file, Some(STRANGER), None).unwrap();
+    let found = locate(None, None, &tree.dir("project/sub")).unwrap();
+    assert_eq!(found, file);
+    let e = refused(&found);
+    assert!(
+        e.message.starts_with(&format!(
+            "refusing to use this configuration, owned by uid {STRANGER} with mode 0644: it is "
+        )),
+        "{e:?}"
+    );
+    assert!(e
+        .to_string()
+        .starts_with(&format!("`{}`: ", file.display())));
+}
+
+#[test]
+fn group_or_world_writable_files_are_refused() {
+    for (mode, says) in [
+        (0o664, "its group can write to it"),
+        (0o646, "every other user can write to it"),
+        (0o666, "its group and every other user can write to it"),
+        (0o660, "its group can write to it"),
+    ] {
+        let tree = Tree::new();
+        let file = tree.file("deployer.ini");
+        chmod(&file, mode);
+        let e = refused(&locate(None, None, tree.root.path()).unwrap());
+        assert!(
+            e.message.contains(&format!("with mode {mode:04o}: {says}")),
+            "{mode:o}: {e:?}"
+        );
+    }
+}
+
+#[test]
+fn named_files_are_checked_like_found_ones() {
+    let tree = Tree::new();
+    let explicit = tree.file("conf/explicit.ini");
+    let from_env = tree.file("conf/env.ini");
+    chmod(&explicit, 0o664);
+    chmod(&from_env, 0o646);
+    let cwd = tree.root.path();
+    refused(&locate(Some(&explicit), None, cwd).unwrap());
+    refused(&locate(None, Some(from_env.clone().into()), cwd).unwrap());
+    // Put right as the note says, they load.
+    chmod(&explicit, 0o644);
+    chmod(&from_env, 0o600);
+    load(&explicit).unwrap();
+    load(&from_env).unwrap();
+}
+
+#[test]
+fn a_link_to_someone_elses_file_is_refused() {
+    if !root() {
+        return;
+    }
+    let tree = Tree::new();
+    let theirs = tree.file("elsewhere/deployer.ini");
+    chown(&theirs, Some(STRANGER), Some(STRANGER)).unwrap();
+    let link = tree.path("project/deployer.ini");
+    fs::create_dir_all(link.parent().unwrap()).unwrap();
+    symlink(&theirs, &link).unwrap();
+    let e = refused(&locate(None, None, &tree.path("project")).unwrap());
+    assert!(e.message.contains(&format!("uid {STRANGER}")), "{e:?}");
+}
+
+#[test]
+fn root_owned_files_that_only_root_can_write_are_trusted() {
+    if !root() {
+        return;
+    }
+    let tree = Tree::new();
+    let file = tree.file("deployer.ini");
+    chown(&file, Some(0), Some(STRANGER)).unwrap();
+    chmod(&file, 0o640);
+    load(&file).unwrap();
 }

@@ -16,6 +16,7 @@ use crate::fleet::Fleet;
 use crate::history;
 use crate::interrupt::Interrupt;
 use crate::matrix;
+use crate::operator;
 use crate::render::{self, Color};
 use crate::ssh_config::SshConfigFile;
 use crate::transport::{self, LocalContext, Target};
@@ -113,8 +114,15 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
         Some(Command::History {
             package,
             stage,
+            hosts,
             json,
-        }) => show_history(cli, package.as_deref(), stage.as_deref(), *json),
+        }) => show_history(
+            cli,
+            package.as_deref(),
+            stage.as_deref(),
+            hosts.as_deref(),
+            *json,
+        ),
     }
 }
 
@@ -176,41 +184,76 @@ fn stage_fleet(cli: &Cli, config: &Config, stage: &str) -> Result<Fleet, Fatal> 
     Ok(Fleet::connect(mine, config.parallelism))
 }
 
+/// `deployer history`: the local log, merged with the logs kept on the
+/// hosts of `hosts_of` when given. Skipped lines and hosts that could not
+/// be read are warnings; the latter also make the exit status 3.
 fn show_history(
     cli: &Cli,
     package: Option<&str>,
     stage: Option<&str>,
+    hosts_of: Option<&str>,
     json: bool,
 ) -> Result<ExitStatus, Fatal> {
     let config = load_config(cli)?;
-    let records = history::read(&config.history_file).map_err(|e| Fatal::usage(e.to_string()))?;
+    let log = history::read(&config.history_file)
+        .map_err(|e| Fatal::usage(e.to_string()).note(e.note()))?;
+    for w in &log.warnings {
+        warn(w);
+    }
+    let mut status = ExitStatus::Success;
+    let records = match hosts_of {
+        None => log.records,
+        Some(name) => {
+            let mut fleet = stage_fleet(cli, &config, name)?;
+            let command = history::host_read_command();
+            let mut lists = vec![log.records];
+            let answers = fleet.run_on_stage(name, &command, config.ssh.command_timeout);
+            for (host, answer) in answers {
+                match answer {
+                    Ok(out) if out.success() => {
+                        let (records, warnings) = history::parse_host_log(&host, &out.stdout);
+                        for w in &warnings {
+                            warn(w);
+                        }
+                        lists.push(records);
+                    }
+                    Ok(out) => {
+                        let why = out.stderr.trim();
+                        warn(&format!(
+                            "host `{host}`: cannot read `{}` (exit status {}){}{why}",
+                            history::HOST_LOG_FILE,
+                            out.status,
+                            if why.is_empty() { "" } else { ": " },
+                        ));
+                        status = ExitStatus::Unreachable;
+                    }
+                    Err(e) => {
+                        warn(&format!("host `{host}`: cannot read its history: {e}"));
+                        status = ExitStatus::Unreachable;
+                    }
+                }
+            }
+            history::merge(lists)
+        }
+    };
     let selected = history::select(&records, package, stage);
     if json {
         emit(|out| history::render_json(&selected, out))?;
     } else {
         emit(|out| history::render_text(&selected, out))?;
     }
-    Ok(ExitStatus::Success)
+    Ok(status)
 }
 
-/// The operator's home directory and login name.
+/// The operator's home directory, and the login name OpenSSH would use by
+/// default: the account of the real uid, not `$USER`.
 fn local_context(cli: &Cli) -> LocalContext {
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/"));
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| {
-            // SAFETY: geteuid has no preconditions.
-            if unsafe { libc::geteuid() } == 0 {
-                "root".into()
-            } else {
-                "nobody".into()
-            }
-        });
     LocalContext {
         home,
-        user,
+        user: operator::login_name(),
         accept_new: cli.accept_new_host_keys,
     }
 }
@@ -219,7 +262,11 @@ fn local_context(cli: &Cli) -> LocalContext {
 pub(crate) fn load_config(cli: &Cli) -> Result<Config, Fatal> {
     let cwd = std::env::current_dir()
         .map_err(|e| Fatal::usage(format!("cannot read the current directory: {e}")))?;
-    let path = config::locate(cli.config.as_deref(), None, &cwd)?;
+    let path = config::locate(
+        cli.config.as_deref(),
+        std::env::var_os("DEPLOYER_CONFIG"),
+        &cwd,
+    )?;
     let config = config::load(&path)?;
     for w in &config.warnings {
         warn(w);
@@ -230,14 +277,11 @@ pub(crate) fn load_config(cli: &Cli) -> Result<Config, Fatal> {
 /// Every host of every stage, resolved through `~/.ssh/config`.
 pub(crate) fn targets(cli: &Cli, config: &Config) -> Result<Vec<Target>, Fatal> {
     let local = local_context(cli);
+    // `~/` in deployer.ini was expanded when it was loaded.
     let path = config
         .ssh
         .ssh_config
         .clone()
-        .map(|p| match p.strip_prefix("~") {
-            Ok(rest) => local.home.join(rest),
-            Err(_) => p,
-        })
         .unwrap_or_else(|| local.home.join(".ssh/config"));
     let ssh_config = match SshConfigFile::load(&path, &local.home) {
         Ok(f) => f,

@@ -1,7 +1,10 @@
-//! Where and how to reach each host: a host as written in `deployer.ini`,
+//! Where and how to reach each host: a host as parsed from `deployer.ini`,
 //! completed by `~/.ssh/config` and the `[environment]` SSH keys.
+//!
+//! Paths from `deployer.ini` arrive with `~/` already expanded
+//! ([`crate::config::load`]); nothing here parses host text again.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{Config, HostSpec};
@@ -68,7 +71,8 @@ pub struct Target {
 pub struct LocalContext {
     /// The operator's home directory (`~`).
     pub home: PathBuf,
-    /// The operator's login name, the last-resort SSH user.
+    /// The last-resort SSH user: as with OpenSSH, the account name of the
+    /// real uid ([`crate::operator::login_name`]), never `$USER`.
     pub user: String,
     /// `--accept-new-host-keys` was given.
     pub accept_new: bool,
@@ -87,14 +91,14 @@ pub fn resolve_targets(
     let mut targets = Vec::new();
     for stage in &config.stages {
         for host in &stage.hosts {
-            let kind = if host == "local" {
+            let kind = if host.is_local() {
                 TargetKind::Local
             } else {
                 TargetKind::Ssh(resolve_one(host, config, ssh_config, local))
             };
             targets.push(Target {
                 stage: stage.name.clone(),
-                host: host.clone(),
+                host: host.to_string(),
                 kind,
             });
         }
@@ -102,34 +106,17 @@ pub fn resolve_targets(
     targets
 }
 
-fn expand_home(path: &Path, home: &Path) -> PathBuf {
-    match path.strip_prefix("~") {
-        Ok(rest) => home.join(rest),
-        Err(_) => path.to_path_buf(),
-    }
-}
-
 fn resolve_one(
-    spec: &str,
+    spec: &HostSpec,
     config: &Config,
     ssh_config: &SshConfigFile,
     local: &LocalContext,
 ) -> SshTarget {
-    // Hosts were checked when the configuration was read.
-    let parsed = HostSpec::parse(spec).unwrap_or(HostSpec {
-        user: None,
-        name: spec.to_string(),
-        port: None,
-    });
-    let (user, name, port) = (parsed.user.as_deref(), parsed.name.as_str(), parsed.port);
+    let (user, name, port) = (spec.user.as_deref(), spec.name.as_str(), spec.port);
     let s = ssh_config.resolve(name, &local.home);
     let opts = &config.ssh;
     let home = &local.home;
-    let mut identity_files: Vec<PathBuf> = opts
-        .identity_files
-        .iter()
-        .map(|p| expand_home(p, home))
-        .collect();
+    let mut identity_files: Vec<PathBuf> = opts.identity_files.clone();
     identity_files.extend(s.identity_files.iter().cloned());
     for default in ["id_ed25519", "id_ecdsa", "id_rsa"] {
         identity_files.push(home.join(".ssh").join(default));
@@ -137,7 +124,7 @@ fn resolve_one(
     let mut seen = std::collections::HashSet::new();
     identity_files.retain(|p| seen.insert(p.clone()));
     let known_hosts = match &opts.known_hosts {
-        Some(p) => vec![expand_home(p, home)],
+        Some(p) => vec![p.clone()],
         None if !s.user_known_hosts_files.is_empty() => s.user_known_hosts_files.clone(),
         None => vec![
             home.join(".ssh/known_hosts"),
@@ -178,6 +165,7 @@ fn resolve_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn local() -> LocalContext {
         LocalContext {
@@ -219,6 +207,9 @@ mod tests {
             (db.user.as_str(), db.port, db.host_name.as_str()),
             ("root", 2200, "db1")
         );
+        // Named as written, for messages, the history and the matrix.
+        assert_eq!(t[2].host, "root@db1:2200");
+        assert_eq!(db.alias, "root@db1:2200");
         assert_eq!(db.policy, HostKeyPolicy::Strict);
     }
 

@@ -1,0 +1,289 @@
+//! Who is running deployer, and from where: the one operator identity that
+//! the history, the deploy lock and freezes record; the local account whose
+//! name SSH logs in with by default; and which owners of a configuration
+//! file are trusted.
+//!
+//! Under `sudo` (effective uid 0 and `SUDO_USER` set), the person is
+//! `SUDO_USER`, and the identity says that it ran as root. `$USER` and
+//! `$LOGNAME` are never read: any process can set them, and sudo may pass
+//! the caller's on. Only [`Operator::current`], [`login_name`],
+//! [`trusted_owners`] and [`user_name`] look at the process and the password
+//! database; the rules themselves ([`identify`], [`owners`]) are pure.
+
+use std::fmt;
+
+/// The person running deployer, on which machine, and as which account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator {
+    /// The person: `SUDO_USER` under sudo, else the name of the real uid in
+    /// the password database (its number when it has no entry).
+    pub user: String,
+    /// This machine's host name.
+    pub machine: String,
+    /// The account deployer runs as when that is not [`Operator::user`]:
+    /// `root` under sudo.
+    pub as_user: Option<String>,
+}
+
+/// What [`identify`] needs to know about the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Process {
+    /// Whether the effective uid is 0.
+    pub root: bool,
+    /// The account name of the real uid.
+    pub real_user: String,
+    /// The account name of the effective uid.
+    pub effective_user: String,
+    /// `SUDO_USER`, if set.
+    pub sudo_user: Option<String>,
+}
+
+impl Operator {
+    /// The operator of this process.
+    pub fn current() -> Operator {
+        let euid = rustix::process::geteuid();
+        let process = Process {
+            root: euid.is_root(),
+            real_user: login_name(),
+            effective_user: name_or_number(euid.as_raw()),
+            sudo_user: std::env::var("SUDO_USER").ok(),
+        };
+        identify(&process, host_name())
+    }
+
+    /// `alice@laptop`, or `alice@laptop (sudo)` when run through sudo.
+    pub fn display(&self) -> String {
+        display(&self.user, &self.machine, self.as_user.as_deref())
+    }
+}
+
+impl fmt::Display for Operator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display())
+    }
+}
+
+/// `user@machine`, followed by ` (sudo)` when `as_user` is `root`, or by
+/// ` (as NAME)` for another account: how an identity is shown everywhere.
+pub fn display(user: &str, machine: &str, as_user: Option<&str>) -> String {
+    match as_user {
+        None => format!("{user}@{machine}"),
+        Some("root") => format!("{user}@{machine} (sudo)"),
+        Some(other) => format!("{user}@{machine} (as {other})"),
+    }
+}
+
+/// The operator of `process` on `machine`.
+///
+/// `SUDO_USER` is believed only when the effective uid is 0: then the
+/// process could write anything anyway, and sudo is what set it. Any other
+/// process could set it to anyone's name.
+pub fn identify(process: &Process, machine: String) -> Operator {
+    let sudo_user = process
+        .sudo_user
+        .as_deref()
+        .filter(|u| process.root && !u.is_empty() && *u != process.effective_user);
+    match sudo_user {
+        Some(person) => Operator {
+            user: person.to_string(),
+            machine,
+            as_user: Some(process.effective_user.clone()),
+        },
+        None => Operator {
+            user: process.real_user.clone(),
+            machine,
+            as_user: (process.effective_user != process.real_user)
+                .then(|| process.effective_user.clone()),
+        },
+    }
+}
+
+/// The user name OpenSSH logs in with when none is configured: the name of
+/// the real uid in the password database (`getpwuid(getuid())`), not
+/// `$USER`. Under sudo that is `root`. The uid's number when it has no
+/// entry.
+pub fn login_name() -> String {
+    name_or_number(rustix::process::getuid().as_raw())
+}
+
+/// The uids whose files deployer trusts to tell it what to run: root, the
+/// effective uid, and under sudo (effective uid 0) the uid in `SUDO_UID`,
+/// whose own files the person running sudo vouches for.
+pub fn trusted_owners() -> Vec<u32> {
+    owners(
+        rustix::process::geteuid().as_raw(),
+        std::env::var("SUDO_UID").ok().as_deref(),
+    )
+}
+
+/// The pure rule of [`trusted_owners`].
+pub fn owners(euid: u32, sudo_uid: Option<&str>) -> Vec<u32> {
+    let mut uids = vec![0];
+    if euid != 0 {
+        uids.push(euid);
+    } else if let Some(uid) = sudo_uid.and_then(|s| s.parse::<u32>().ok()) {
+        if uid != 0 {
+            uids.push(uid);
+        }
+    }
+    uids
+}
+
+/// The name of `uid` in the password database, if it has one.
+pub fn user_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 1024];
+    loop {
+        // SAFETY: an all-zero passwd is a valid value for getpwuid_r to fill in.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer refers to live storage of the given size; on
+        // success the strings of `pwd` point into `buf`, which outlives their
+        // use below. (rustix has no password-database lookup.)
+        let rc =
+            unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: pw_name is a NUL-terminated string inside `buf`.
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        return Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty());
+    }
+}
+
+fn name_or_number(uid: u32) -> String {
+    user_name(uid).unwrap_or_else(|| uid.to_string())
+}
+
+/// This machine's host name (`uname -n`).
+pub fn host_name() -> String {
+    let name = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    if name.is_empty() {
+        "unknown".to_string()
+    } else {
+        name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn process(root: bool, real: &str, effective: &str, sudo_user: Option<&str>) -> Process {
+        Process {
+            root,
+            real_user: real.to_string(),
+            effective_user: effective.to_string(),
+            sudo_user: sudo_user.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn who_is_recorded() {
+        // (process, user, as_user, display)
+        let cases = [
+            (
+                process(false, "alice", "alice", None),
+                "alice",
+                None,
+                "alice@laptop",
+            ),
+            // `sudo deployer`: the person is SUDO_USER, running as root.
+            (
+                process(true, "root", "root", Some("alice")),
+                "alice",
+                Some("root"),
+                "alice@laptop (sudo)",
+            ),
+            // A root login shell: nobody to name but root.
+            (
+                process(true, "root", "root", None),
+                "root",
+                None,
+                "root@laptop",
+            ),
+            (
+                process(true, "root", "root", Some("")),
+                "root",
+                None,
+                "root@laptop",
+            ),
+            // `sudo -s` from root, then sudo again: SUDO_USER is root itself.
+            (
+                process(true, "root", "root", Some("root")),
+                "root",
+                None,
+                "root@laptop",
+            ),
+            // Anyone can set SUDO_USER; without root it proves nothing.
+            (
+                process(false, "mallory", "mallory", Some("alice")),
+                "mallory",
+                None,
+                "mallory@laptop",
+            ),
+            // `sudo -u deploy deployer`: the account that runs is deploy.
+            (
+                process(false, "deploy", "deploy", Some("alice")),
+                "deploy",
+                None,
+                "deploy@laptop",
+            ),
+            // A set-uid run: real and effective accounts differ.
+            (
+                process(false, "alice", "deploy", None),
+                "alice",
+                Some("deploy"),
+                "alice@laptop (as deploy)",
+            ),
+        ];
+        for (p, user, as_user, shown) in cases {
+            let op = identify(&p, "laptop".to_string());
+            assert_eq!(op.user, user, "{p:?}");
+            assert_eq!(op.machine, "laptop");
+            assert_eq!(op.as_user.as_deref(), as_user, "{p:?}");
+            assert_eq!(op.display(), shown, "{p:?}");
+            assert_eq!(op.to_string(), shown, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn trusted_owners_rule() {
+        let cases: [(u32, Option<&str>, &[u32]); 6] = [
+            (1000, None, &[0, 1000]),
+            // Only root's word on SUDO_UID counts.
+            (1000, Some("1001"), &[0, 1000]),
+            (0, None, &[0]),
+            (0, Some("1000"), &[0, 1000]),
+            (0, Some("0"), &[0]),
+            (0, Some("alice"), &[0]),
+        ];
+        for (euid, sudo_uid, want) in cases {
+            assert_eq!(owners(euid, sudo_uid), want, "{euid} {sudo_uid:?}");
+        }
+    }
+
+    #[test]
+    fn this_process_has_a_name_and_a_machine() {
+        let op = Operator::current();
+        assert!(!op.user.is_empty());
+        assert!(!op.machine.is_empty());
+        assert!(!login_name().is_empty());
+        assert_eq!(user_name(0).as_deref(), Some("root"));
+        let real = rustix::process::getuid().as_raw();
+        assert_eq!(login_name(), name_or_number(real));
+        assert!(trusted_owners().contains(&0));
+    }
+
+    #[test]
+    fn a_uid_without_an_account_has_no_name() {
+        assert_eq!(user_name(3_999_999_999), None);
+        assert_eq!(name_or_number(3_999_999_999), "3999999999");
+    }
+}
