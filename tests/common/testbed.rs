@@ -446,36 +446,28 @@ impl Testbed {
     /// Undo starts sshd again with the same keys.
     pub fn stop_sshd(&self, host: &str) -> FaultGuard<'_> {
         self.host_op("sshd-stop", host, &[]);
-        self.guard(
-            host,
-            "refuses connections",
-            Undo::Script(vec!["sshd-start"]),
-        )
+        self.guard(host, "refuses connections", Undo::script(&["sshd-start"]))
     }
 
     /// Fault: `host` accepts TCP connections but never answers (its sshd
     /// listener is SIGSTOPped). Undo: SIGCONT.
     pub fn hang(&self, host: &str) -> FaultGuard<'_> {
         self.host_op("sshd-signal", host, &["STOP"]);
-        self.guard(host, "hangs", Undo::Script(vec!["sshd-signal", "CONT"]))
+        self.guard(host, "hangs", Undo::script(&["sshd-signal", "CONT"]))
     }
 
     /// Fault: every process of `host` (sessions, apt, dpkg, sshd) is
     /// SIGSTOPped, as a host that hangs mid-deploy. Undo: SIGCONT.
     pub fn freeze(&self, host: &str) -> FaultGuard<'_> {
         self.host_op("freeze", host, &[]);
-        self.guard(host, "frozen", Undo::Script(vec!["thaw"]))
+        self.guard(host, "frozen", Undo::script(&["thaw"]))
     }
 
     /// Fault: `host` presents new host keys (sshd restarted with them);
     /// known_hosts keeps the old ones. Undo gives the host its old keys back.
     pub fn change_host_key(&self, host: &str) -> FaultGuard<'_> {
         self.host_op("rekey", host, &[]);
-        self.guard(
-            host,
-            "changed host key",
-            Undo::Script(vec!["rekey", "--undo"]),
-        )
+        self.guard(host, "changed host key", Undo::script(&["rekey", "--undo"]))
     }
 
     /// Fault: dpkg's locks (`lock-frontend` and `lock`) of `host` are held
@@ -527,7 +519,7 @@ impl Testbed {
         self.guard(
             host,
             "sudo umask 0077",
-            Undo::Script(vec!["sudo-umask", "off"]),
+            Undo::script(&["sudo-umask", "off"]),
         )
     }
 
@@ -545,8 +537,18 @@ impl Testbed {
         self.guard(
             host,
             "session locale",
-            Undo::Script(vec!["session-locale", "--undo"]),
+            Undo::script(&["session-locale", "--undo"]),
         )
+    }
+
+    /// Fault: the file system at `path` inside `host` is full: a full 4 KiB
+    /// tmpfs is mounted there (in the host only), so creating or growing
+    /// anything below it fails with "No space left on device"; e.g.
+    /// `/usr/share/fastpath` makes dpkg fail to unpack `fastpath`. What
+    /// `path` held is hidden meanwhile. Undo unmounts it.
+    pub fn disk_full(&self, host: &str, path: &str) -> FaultGuard<'_> {
+        self.host_op("disk-full", host, &[path, "on"]);
+        self.guard(host, "disk full", Undo::script(&["disk-full", path, "off"]))
     }
 
     /// Cut every open SSH session of `host`: SIGKILL to each of its sshd
@@ -570,7 +572,7 @@ impl Testbed {
         self.guard(
             host,
             "sudo wants a password",
-            Undo::Script(vec!["sudo-password", "off"]),
+            Undo::script(&["sudo-password", "off"]),
         )
     }
 
@@ -764,7 +766,7 @@ fn write_lock(file: &File) -> std::io::Result<()> {
 
 enum Undo {
     /// A script subcommand (DIR and the host are inserted after its name).
-    Script(Vec<&'static str>),
+    Script(Vec<String>),
     /// Close the files: their locks go with them.
     Unlock(Vec<File>),
 }
@@ -777,6 +779,12 @@ pub struct FaultGuard<'t> {
     host: String,
     what: &'static str,
     undo: Option<Undo>,
+}
+
+impl Undo {
+    fn script(args: &[&str]) -> Undo {
+        Undo::Script(args.iter().map(|a| a.to_string()).collect())
+    }
 }
 
 impl FaultGuard<'_> {
@@ -795,8 +803,8 @@ impl FaultGuard<'_> {
         match undo {
             Undo::Script(op) => {
                 let dir = tb.dir_str();
-                let mut args = vec![op[0], &dir, &self.host];
-                args.extend_from_slice(&op[1..]);
+                let mut args = vec![op[0].as_str(), &dir, &self.host];
+                args.extend(op[1..].iter().map(String::as_str));
                 let out = script(args).output().map_err(|e| e.to_string())?;
                 if !out.status.success() {
                     return Err(String::from_utf8_lossy(&out.stderr).into_owned());
