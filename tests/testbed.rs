@@ -10,7 +10,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::testbed::{poll, Testbed};
+use common::testbed::{
+    poll, postinst_ended, postinst_started, Publish, Testbed, TRANSLATING_LOCALE,
+};
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -421,6 +423,351 @@ fn sudo_demands_a_password_until_undone() {
     );
     fault.undo();
     ok(tb.ssh("test-1", "deployer", "sudo -n true"));
+}
+
+#[test]
+fn held_apt_lists_lock_fails_apt_get_update_until_undone() {
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    let update = "sudo -n apt-get update -q";
+    {
+        let _lock = tb.hold_apt_lists_lock("test-1");
+        let t0 = Instant::now();
+        let out = tb.ssh("test-1", "deployer", update);
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("Could not get lock /var/lib/apt/lists/lock"),
+            "{}",
+            stderr(&out)
+        );
+        // apt does not wait for this lock (DPkg::Lock::Timeout is dpkg's).
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        // The dpkg locks are free: only the lists are taken.
+        ok(tb.ssh("test-1", "deployer", "sudo -n dpkg --configure -a"));
+    }
+    ok(tb.ssh("test-1", "deployer", update));
+}
+
+#[test]
+fn held_package_is_kept_back_until_unheld() {
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some("0.77~pr705-119"))]);
+    assert!(!tb.is_held("test-1", "fastpath"));
+    tb.hold_package("test-1", "fastpath");
+    assert!(tb.is_held("test-1", "fastpath"));
+    assert!(!tb.is_held("test-1", "ooni-api"));
+    assert_eq!(tb.dpkg_status("test-1", "fastpath"), "hi 0.77~pr705-119");
+    let install = "sudo -n apt-get update -q && sudo -n apt-get install -y -q fastpath";
+    let out = tb.ssh("test-1", "deployer", install);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Held packages were changed"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        tb.installed("test-1", "fastpath").as_deref(),
+        Some("0.77~pr705-119")
+    );
+    tb.unhold_package("test-1", "fastpath");
+    assert!(!tb.is_held("test-1", "fastpath"));
+    ok(tb.ssh("test-1", "deployer", install));
+    assert_eq!(
+        tb.installed("test-1", "fastpath").as_deref(),
+        Some("0.81~pr748-191")
+    );
+}
+
+#[test]
+fn full_disk_makes_dpkg_fail_to_unpack_until_undone() {
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    let install = "sudo -n apt-get update -q && sudo -n apt-get install -y -q fastpath";
+    {
+        let _full = tb.disk_full("test-1", "/usr/share/fastpath");
+        let out = tb.ssh("test-1", "deployer", install);
+        assert!(!out.status.success());
+        let all = format!("{}\n{}", stdout(&out), stderr(&out));
+        assert!(all.contains("No space left on device"), "{all}");
+        assert_eq!(tb.installed("test-1", "fastpath"), None);
+        // Only that path is full.
+        ok(tb.ssh(
+            "test-1",
+            "deployer",
+            "sudo -n sh -c 'echo x > /usr/share/probe'",
+        ));
+    }
+    // dpkg rolled back: wanted (i), not installed (n), no version.
+    assert_eq!(tb.dpkg_status("test-1", "fastpath"), "in");
+    ok(tb.ssh("test-1", "deployer", install));
+    assert_eq!(
+        tb.read_file("test-1", "/usr/share/fastpath/VERSION")
+            .as_deref(),
+        Some("0.81~pr748-191\n")
+    );
+}
+
+#[test]
+fn published_fields_and_postinst_behave_and_unpublish_withdraws() {
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    let host = "test-1";
+
+    // Extra control fields reach dpkg and apt.
+    tb.publish_with(
+        "ooni-api",
+        "1.0.80~pr760-201",
+        &Publish {
+            fields: &[
+                "Conflicts: healthd",
+                "Depends: analysis (>= 1.10~pr692-102)",
+            ],
+            ..Publish::default()
+        },
+    );
+    tb.set_versions(host, &[("healthd", Some("1.0-1"))]);
+    let out = tb.exec(host, "dpkg -i /srv/repo/ooni-api_1.0.80~pr760-201_all.deb");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("conflicts with healthd"), "{err}");
+    // apt sees both fields: it would remove healthd and pull analysis in.
+    ok(tb.ssh("test-1", "deployer", "sudo -n apt-get update -q"));
+    let sim = ok(tb.ssh(
+        host,
+        "deployer",
+        "LC_ALL=C apt-get -s install ooni-api=1.0.80~pr760-201",
+    ));
+    assert!(sim.contains("Remv healthd"), "{sim}");
+    assert!(sim.contains("Inst analysis (1.10~pr692-102"), "{sim}");
+
+    // A slow postinst: caught while it runs, then seen to end.
+    let (pkg, ver) = ("fastpath", "0.82~pr760-200");
+    tb.publish_with(
+        pkg,
+        ver,
+        &Publish {
+            postinst_sleep: Some(2),
+            ..Publish::default()
+        },
+    );
+    let mut deploy = Command::new("ssh")
+        .arg("-F")
+        .arg(tb.ssh_config())
+        .args(["-o", "BatchMode=yes", host])
+        .arg("sudo -n apt-get update -q && sudo -n apt-get install -y -q fastpath")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(tb.wait_for_file(host, &postinst_started(pkg, ver), Duration::from_secs(20)));
+    assert!(tb.read_file(host, &postinst_ended(pkg, ver)).is_none());
+    assert_eq!(tb.dpkg_status(host, pkg), format!("iF {ver}"));
+    let running = tb.processes(host);
+    assert!(
+        running.iter().any(|c| c.contains("apt-get install")),
+        "{running:?}"
+    );
+    assert!(running.iter().any(|c| c == "sleep 2"), "{running:?}");
+    assert!(tb.wait_for_file(host, &postinst_ended(pkg, ver), Duration::from_secs(20)));
+    assert!(deploy.wait().unwrap().success());
+    assert_eq!(tb.installed(host, pkg).as_deref(), Some(ver));
+    assert!(tb.wait_no_process(host, "apt-get", Duration::from_secs(5)));
+
+    // A failing postinst leaves the package half-configured.
+    let (pkg, ver) = ("analysis", "1.11~pr700-110");
+    tb.publish_with(
+        pkg,
+        ver,
+        &Publish {
+            postinst_fail: true,
+            ..Publish::default()
+        },
+    );
+    let out = tb.ssh(
+        host,
+        "deployer",
+        "sudo -n apt-get update -q && sudo -n apt-get install -y -q analysis",
+    );
+    assert!(!out.status.success());
+    // apt hands dpkg's output on to stdout, the postinst's stderr included.
+    let all = format!("{}\n{}", stdout(&out), stderr(&out));
+    assert!(
+        all.contains("analysis 1.11~pr700-110: postinst failed on purpose"),
+        "{all}"
+    );
+    assert_eq!(tb.dpkg_status(host, pkg), format!("iF {ver}"));
+    assert_eq!(
+        tb.read_file(host, &postinst_started(pkg, ver)).as_deref(),
+        Some("")
+    );
+    assert_eq!(
+        tb.read_file(host, &postinst_ended(pkg, ver)).as_deref(),
+        Some("")
+    );
+
+    // Unpublished: gone from the index, and its file gone at once.
+    let policy = |tb: &Testbed| ok(tb.ssh(host, "deployer", "LC_ALL=C apt-cache policy ooni-api"));
+    assert!(policy(&tb).contains("1.0.79~pr751-194"));
+    tb.unpublish("ooni-api", "1.0.79~pr751-194");
+    let out = tb.ssh(
+        host,
+        "deployer",
+        "sudo -n apt-get install -y -q ooni-api=1.0.79~pr751-194",
+    );
+    assert!(!out.status.success(), "installed from stale lists");
+    assert!(stderr(&out).contains("File not found"), "{}", stderr(&out));
+    ok(tb.ssh(host, "deployer", "sudo -n apt-get update -q"));
+    let after = policy(&tb);
+    assert!(!after.contains("1.0.79~pr751-194"), "{after}");
+    assert!(after.contains("1.0.78~pr740-180"), "{after}");
+    let out = tb.ssh(
+        host,
+        "deployer",
+        "LC_ALL=C apt-get -s install ooni-api=1.0.79~pr751-194",
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Version '1.0.79~pr751-194' for 'ooni-api' was not found"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn sudo_umask_and_session_locale_change_one_host_until_undone() {
+    let Some(tb) = Testbed::start(&[("test", 2)]) else {
+        return;
+    };
+    // What deployer has run so far, and what a parser expecting English needs.
+    let policy_lang_c = "LANG=C apt-cache policy fastpath";
+    let policy_lc_all_c = "LC_ALL=C apt-cache policy fastpath";
+    for host in ["test-1", "test-2"] {
+        ok(tb.ssh(host, "deployer", "sudo -n apt-get update -q"));
+    }
+    let create = |host: &str, dir: &str| {
+        ok(tb.ssh(
+            host,
+            "deployer",
+            &format!("sudo -n sh -c 'mkdir -p {dir}/sub; echo > {dir}/sub/f'"),
+        ));
+        (
+            tb.file_mode(host, dir),
+            tb.file_mode(host, &format!("{dir}/sub")),
+            tb.file_mode(host, &format!("{dir}/sub/f")),
+        )
+    };
+    let (open, closed) = (
+        (Some(0o755), Some(0o755), Some(0o644)),
+        (Some(0o700), Some(0o700), Some(0o600)),
+    );
+    assert_eq!(create("test-1", "/srv/before"), open);
+
+    let umask = tb.sudo_umask("test-1");
+    let locale = tb.session_locale("test-1", &TRANSLATING_LOCALE);
+
+    // sudo umask: what root creates through sudo is private; sudo still works.
+    assert_eq!(create("test-1", "/srv/during"), closed);
+    assert_eq!(
+        tb.read_file("test-1", "/srv/during/sub/f").as_deref(),
+        Some("\n")
+    );
+    assert_eq!(tb.file_mode("test-1", "/srv/nonexistent"), None);
+    assert_eq!(create("test-2", "/srv/during"), open);
+
+    // Session locale: LANG=C is not enough, LC_ALL=C is.
+    let german = ok(tb.ssh("test-1", "deployer", policy_lang_c));
+    assert!(
+        german.contains("Installationskandidat: 0.81~pr748-191"),
+        "{german}"
+    );
+    assert!(!german.contains("Candidate:"), "{german}");
+    let english = ok(tb.ssh("test-1", "deployer", policy_lc_all_c));
+    assert!(english.contains("Candidate: 0.81~pr748-191"), "{english}");
+    // LANGUAGE beats every locale but C: LC_ALL=C.UTF-8 is not enough either.
+    let utf8 = ok(tb.ssh(
+        "test-1",
+        "deployer",
+        "LC_ALL=C.UTF-8 apt-cache policy fastpath",
+    ));
+    assert!(utf8.contains("Installationskandidat:"), "{utf8}");
+    // sudo's sessions get it too.
+    let out = tb.ssh(
+        "test-1",
+        "deployer",
+        "sudo -n env LANG=C apt-get install -s no-such-package",
+    );
+    assert!(
+        stderr(&out).contains("Paket no-such-package kann nicht gefunden werden"),
+        "{}",
+        stderr(&out)
+    );
+    let other = ok(tb.ssh("test-2", "deployer", policy_lang_c));
+    assert!(other.contains("Candidate: 0.81~pr748-191"), "{other}");
+
+    umask.undo();
+    locale.undo();
+    assert_eq!(create("test-1", "/srv/after"), open);
+    let english = ok(tb.ssh("test-1", "deployer", policy_lang_c));
+    assert!(english.contains("Candidate: 0.81~pr748-191"), "{english}");
+    assert_eq!(tb.read_file("test-1", "/etc/default/locale"), None);
+}
+
+#[test]
+fn dropped_sessions_cut_the_client_but_not_the_host() {
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    let host = "test-1";
+    let mut session = Command::new("ssh")
+        .arg("-F")
+        .arg(tb.ssh_config())
+        .args(["-o", "BatchMode=yes", host, "sleep 60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(tb.wait_for_process(host, "sshd: deployer@notty", Duration::from_secs(10)));
+    assert!(tb.wait_for_process(host, "sleep 60", Duration::from_secs(10)));
+    let listener = |tb: &Testbed| {
+        tb.processes(host)
+            .into_iter()
+            .filter(|c| c.contains("[listener]"))
+            .count()
+    };
+    assert_eq!(listener(&tb), 1);
+
+    let t0 = Instant::now();
+    let killed = tb.drop_sessions(host);
+    assert!(killed >= 2, "the session's monitor and child: {killed}");
+    let mut status = None;
+    assert!(poll(Duration::from_secs(5), || {
+        status = session.try_wait().unwrap();
+        status.is_some()
+    }));
+    let elapsed = t0.elapsed();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut session.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.unwrap().code(), Some(255), "{err}");
+    assert!(err.contains("closed by remote host"), "{err}");
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+
+    // The host is fine: the listener stays, new sessions work, and what the
+    // dropped session started is still running.
+    assert_eq!(listener(&tb), 1);
+    assert_eq!(ok(tb.ssh(host, "deployer", "hostname")), host);
+    assert!(tb.processes(host).iter().any(|c| c == "sleep 60"));
+    assert!(tb.wait_no_process(host, "sshd: deployer", Duration::from_secs(5)));
+    assert_eq!(tb.kill_processes(host, "sleep 60", libc::SIGKILL), 1);
+    assert!(tb.wait_no_process(host, "sleep 60", Duration::from_secs(5)));
+    assert_eq!(tb.kill_processes(host, "sleep 60", libc::SIGKILL), 0);
+    assert_eq!(listener(&tb), 1, "init and the listener are never hit");
 }
 
 #[test]

@@ -5,8 +5,9 @@
 //!
 //! It must not re-implement what the script does: when a step needs root
 //! inside a host, it calls the script. The only things done here directly are
-//! the ones that need this process itself: holding the dpkg locks (a lock
-//! lives as long as the process holding it) and polling a host's files.
+//! the ones that need this process itself: holding dpkg's and apt's locks (a
+//! lock lives as long as the process holding it), and reading a host from
+//! outside, through `/proc` (its files, its processes, and signals to them).
 //!
 //! Every host is a real bookworm system with its own sshd on its own loopback
 //! address; see `tests/testbed/README.md` for the design.
@@ -18,7 +19,7 @@ use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -385,59 +386,115 @@ impl Testbed {
     }
 
     /// Add `pkg` `version` to this testbed's repository (only this one) and
-    /// regenerate its index; hosts see it after `apt-get update`.
+    /// regenerate its index; hosts see it after `apt-get update`. Panics when
+    /// the version is already there.
     pub fn publish(&self, pkg: &str, version: &str) {
+        self.publish_with(pkg, version, &Publish::default());
+    }
+
+    /// [`Testbed::publish`] with extra control fields and a postinst that
+    /// sleeps and/or fails; see [`Publish`] for the markers it leaves.
+    pub fn publish_with(&self, pkg: &str, version: &str, options: &Publish<'_>) {
+        let dir = self.dir_str();
+        let mut args: Vec<String> = ["publish", &dir, pkg, version]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for field in options.fields {
+            args.extend(["--field".to_string(), field.to_string()]);
+        }
+        if let Some(secs) = options.postinst_sleep {
+            args.extend(["--postinst-sleep".to_string(), secs.to_string()]);
+        }
+        if options.postinst_fail {
+            args.push("--postinst-fail".to_string());
+        }
+        run_ok(script(args), &format!("publish `{pkg}` {version}"));
+    }
+
+    /// Remove `pkg` `version` from this testbed's repository and regenerate
+    /// its index: hosts stop seeing it after `apt-get update` (before that,
+    /// fetching it fails, its file being gone).
+    pub fn unpublish(&self, pkg: &str, version: &str) {
         let dir = self.dir_str();
         run_ok(
-            script(["publish", &dir, pkg, version]),
-            &format!("publish `{pkg}` {version}"),
+            script(["unpublish", &dir, pkg, version]),
+            &format!("unpublish `{pkg}` {version}"),
         );
+    }
+
+    /// `apt-mark hold` `pkg` on `host`: apt then neither upgrades nor
+    /// downgrades it unless told to (`--allow-change-held-packages`).
+    pub fn hold_package(&self, host: &str, pkg: &str) {
+        self.host_op("exec", host, &["apt-mark", "hold", pkg]);
+    }
+
+    /// `apt-mark unhold` `pkg` on `host`.
+    pub fn unhold_package(&self, host: &str, pkg: &str) {
+        self.host_op("exec", host, &["apt-mark", "unhold", pkg]);
+    }
+
+    /// Whether `pkg` is on hold on `host` (`apt-mark showhold`).
+    pub fn is_held(&self, host: &str, pkg: &str) -> bool {
+        let out = self.host_op("exec", host, &["apt-mark", "showhold", pkg]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.trim() == pkg)
     }
 
     /// Fault: `host` refuses connections (its sshd listener is stopped).
     /// Undo starts sshd again with the same keys.
     pub fn stop_sshd(&self, host: &str) -> FaultGuard<'_> {
         self.host_op("sshd-stop", host, &[]);
-        self.guard(
-            host,
-            "refuses connections",
-            Undo::Script(vec!["sshd-start"]),
-        )
+        self.guard(host, "refuses connections", Undo::script(&["sshd-start"]))
     }
 
     /// Fault: `host` accepts TCP connections but never answers (its sshd
     /// listener is SIGSTOPped). Undo: SIGCONT.
     pub fn hang(&self, host: &str) -> FaultGuard<'_> {
         self.host_op("sshd-signal", host, &["STOP"]);
-        self.guard(host, "hangs", Undo::Script(vec!["sshd-signal", "CONT"]))
+        self.guard(host, "hangs", Undo::script(&["sshd-signal", "CONT"]))
     }
 
     /// Fault: every process of `host` (sessions, apt, dpkg, sshd) is
     /// SIGSTOPped, as a host that hangs mid-deploy. Undo: SIGCONT.
     pub fn freeze(&self, host: &str) -> FaultGuard<'_> {
         self.host_op("freeze", host, &[]);
-        self.guard(host, "frozen", Undo::Script(vec!["thaw"]))
+        self.guard(host, "frozen", Undo::script(&["thaw"]))
     }
 
     /// Fault: `host` presents new host keys (sshd restarted with them);
     /// known_hosts keeps the old ones. Undo gives the host its old keys back.
     pub fn change_host_key(&self, host: &str) -> FaultGuard<'_> {
         self.host_op("rekey", host, &[]);
-        self.guard(
-            host,
-            "changed host key",
-            Undo::Script(vec!["rekey", "--undo"]),
-        )
+        self.guard(host, "changed host key", Undo::script(&["rekey", "--undo"]))
     }
 
     /// Fault: dpkg's locks (`lock-frontend` and `lock`) of `host` are held
     /// until the guard is dropped, as by another apt run.
     pub fn hold_dpkg_lock(&self, host: &str) -> FaultGuard<'_> {
-        let root = PathBuf::from(format!("/proc/{}/root", self.host(host).init_pid));
-        let files = ["var/lib/dpkg/lock-frontend", "var/lib/dpkg/lock"]
+        self.hold_locks(
+            host,
+            &["var/lib/dpkg/lock-frontend", "var/lib/dpkg/lock"],
+            "dpkg lock held",
+        )
+    }
+
+    /// Fault: apt's package-lists lock (`/var/lib/apt/lists/lock`) of `host`
+    /// is held until the guard is dropped, as by apt-daily's `apt-get update`
+    /// or unattended-upgrades: `apt-get update` fails at once with `Could not
+    /// get lock /var/lib/apt/lists/lock` (apt does not wait for this one).
+    pub fn hold_apt_lists_lock(&self, host: &str) -> FaultGuard<'_> {
+        self.hold_locks(host, &["var/lib/apt/lists/lock"], "apt lists lock held")
+    }
+
+    /// Take apt's kind of lock (`fcntl` `F_SETLK` write lock) on each of
+    /// `files` (relative to the host's `/`) for as long as the guard lives.
+    fn hold_locks(&self, host: &str, files: &[&str], what: &'static str) -> FaultGuard<'_> {
+        let files = files
             .iter()
             .map(|rel| {
-                let path = root.join(rel);
+                let path = self.inside(host, rel);
                 let file = OpenOptions::new()
                     .read(true)
                     .write(true)
@@ -450,7 +507,62 @@ impl Testbed {
                 file
             })
             .collect();
-        self.guard(host, "dpkg lock held", Undo::Unlock(files))
+        self.guard(host, what, Undo::Unlock(files))
+    }
+
+    /// Fault: `sudo` runs commands with umask 0077 (`Defaults umask=0077`
+    /// in `/etc/sudoers.d/zz-testbed-umask`), as on hardened hosts: what
+    /// `sudo -n sh -c 'mkdir -p D; echo > D/f'` creates comes out 0700 and
+    /// 0600. Undo removes the drop-in.
+    pub fn sudo_umask(&self, host: &str) -> FaultGuard<'_> {
+        self.host_op("sudo-umask", host, &["on"]);
+        self.guard(
+            host,
+            "sudo umask 0077",
+            Undo::script(&["sudo-umask", "off"]),
+        )
+    }
+
+    /// Fault: every login session of `host` (ssh, and sudo within it) gets
+    /// `vars`, written to `/etc/default/locale`, which pam_env reads for
+    /// sshd and sudo; they override what the client sends. With
+    /// [`TRANSLATING_LOCALE`], `LANG=C apt-cache policy` prints German
+    /// (`LANG` loses to `LC_ALL`, and `LANGUAGE` wins over any locale but
+    /// `C`), while `LC_ALL=C apt-cache policy` prints English. Undo puts
+    /// the previous file back (the rootfs has none).
+    pub fn session_locale(&self, host: &str, vars: &[(&str, &str)]) -> FaultGuard<'_> {
+        let specs: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+        self.host_op("session-locale", host, &specs);
+        self.guard(
+            host,
+            "session locale",
+            Undo::script(&["session-locale", "--undo"]),
+        )
+    }
+
+    /// Fault: the file system at `path` inside `host` is full: a full 4 KiB
+    /// tmpfs is mounted there (in the host only), so creating or growing
+    /// anything below it fails with "No space left on device"; e.g.
+    /// `/usr/share/fastpath` makes dpkg fail to unpack `fastpath`. What
+    /// `path` held is hidden meanwhile. Undo unmounts it.
+    pub fn disk_full(&self, host: &str, path: &str) -> FaultGuard<'_> {
+        self.host_op("disk-full", host, &[path, "on"]);
+        self.guard(host, "disk full", Undo::script(&["disk-full", path, "off"]))
+    }
+
+    /// Cut every open SSH session of `host`: SIGKILL to each of its sshd
+    /// processes but the listener. Clients mid-command return at once with
+    /// an error (`ssh`: exit 255, "closed by remote host"); the host keeps
+    /// running, and so do the commands those sessions started (no tty, so no
+    /// SIGHUP); new connections are accepted. Returns how many sshd processes
+    /// were killed (two per session: the privileged monitor and its child).
+    pub fn drop_sessions(&self, host: &str) -> usize {
+        let out = self.host_op("drop-sessions", host, &[]);
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("drop-sessions prints a count")
     }
 
     /// Fault: `sudo` asks `deployer` for a password (`sudo -n` fails with
@@ -460,7 +572,7 @@ impl Testbed {
         self.guard(
             host,
             "sudo wants a password",
-            Undo::Script(vec!["sudo-password", "off"]),
+            Undo::script(&["sudo-password", "off"]),
         )
     }
 
@@ -473,15 +585,95 @@ impl Testbed {
         }
     }
 
-    /// Poll (every 20 ms, at most `timeout`) until `path` exists inside
-    /// `host`; true when it does.
-    pub fn wait_for_file(&self, host: &str, path: &str, timeout: Duration) -> bool {
-        let full = PathBuf::from(format!(
+    /// `path` (absolute, inside `host`) as this machine reaches it:
+    /// `/proc/<init>/root/<path>`. Symbolic links inside the host that are
+    /// absolute resolve on this machine, not in the host.
+    fn inside(&self, host: &str, path: &str) -> PathBuf {
+        PathBuf::from(format!(
             "/proc/{}/root/{}",
             self.host(host).init_pid,
             path.trim_start_matches('/')
-        ));
+        ))
+    }
+
+    /// Poll (every 20 ms, at most `timeout`) until `path` exists inside
+    /// `host`; true when it does.
+    pub fn wait_for_file(&self, host: &str, path: &str, timeout: Duration) -> bool {
+        let full = self.inside(host, path);
         poll(timeout, || full.exists())
+    }
+
+    /// The contents of `path` inside `host` (lossy UTF-8), or `None` when it
+    /// cannot be read (absent, a directory...).
+    pub fn read_file(&self, host: &str, path: &str) -> Option<String> {
+        let bytes = std::fs::read(self.inside(host, path)).ok()?;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// The permission bits (`0o7777` part of `st_mode`, e.g. `0o644`) of
+    /// `path` inside `host`, or `None` when it does not exist.
+    pub fn file_mode(&self, host: &str, path: &str) -> Option<u32> {
+        let meta = std::fs::metadata(self.inside(host, path)).ok()?;
+        Some(meta.permissions().mode() & 0o7777)
+    }
+
+    /// PIDs (as this machine sees them) of the processes of `host`, but its
+    /// init: every process in the init's PID namespace.
+    fn process_ids(&self, host: &str) -> Vec<u32> {
+        let init = self.host(host).init_pid;
+        let Ok(ns) = std::fs::read_link(format!("/proc/{init}/ns/pid")) else {
+            return Vec::new();
+        };
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&pid| pid != init)
+            .filter(|pid| std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|l| l == ns))
+            .collect()
+    }
+
+    /// The command line (arguments joined by spaces) of every process of
+    /// `host` but its init, e.g. `"sshd: deployer@notty"`, `"sleep 3600"`
+    /// (the init's idler), `"/usr/bin/dpkg --configure -a"`; a process without
+    /// one (a zombie) as `[comm]`. Read from this machine's `/proc`, so
+    /// nothing is started in the host to look.
+    pub fn processes(&self, host: &str) -> Vec<String> {
+        self.process_ids(host)
+            .into_iter()
+            .filter_map(command_line)
+            .collect()
+    }
+
+    /// Poll (every 20 ms, at most `timeout`) until no process of `host` has
+    /// `pattern` in its command line (see [`Testbed::processes`]); true when
+    /// none has.
+    pub fn wait_no_process(&self, host: &str, pattern: &str, timeout: Duration) -> bool {
+        poll(timeout, || {
+            !self.processes(host).iter().any(|c| c.contains(pattern))
+        })
+    }
+
+    /// Poll (every 20 ms, at most `timeout`) until a process of `host` has
+    /// `pattern` in its command line; true when one has.
+    pub fn wait_for_process(&self, host: &str, pattern: &str, timeout: Duration) -> bool {
+        poll(timeout, || {
+            self.processes(host).iter().any(|c| c.contains(pattern))
+        })
+    }
+
+    /// Send `signal` (`libc::SIGKILL`...) to every process of `host` but its
+    /// init whose command line contains `pattern`, as an operator's `pkill
+    /// -f` on that host would; returns how many were signalled.
+    pub fn kill_processes(&self, host: &str, pattern: &str, signal: i32) -> usize {
+        self.process_ids(host)
+            .into_iter()
+            .filter(|&pid| command_line(pid).is_some_and(|c| c.contains(pattern)))
+            // SAFETY: kill has no memory preconditions; the PID is in the
+            // host's namespace, checked just above.
+            .filter(|&pid| unsafe { libc::kill(pid as libc::pid_t, signal) } == 0)
+            .count()
     }
 
     /// The log of `testbed serve` (startup, teardown), for failure messages.
@@ -504,6 +696,60 @@ pub fn poll(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// The command line of `pid`, arguments joined by spaces; `[comm]` when it
+/// has none (a zombie); `None` when the process is gone.
+fn command_line(pid: u32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> = raw
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    if args.is_empty() {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        return Some(format!("[{}]", comm.trim_end()));
+    }
+    Some(args.join(" ").trim_end().to_string())
+}
+
+/// Session variables that make apt print German on a host where only `LANG`
+/// is set to `C` (for [`Testbed::session_locale`]). The rootfs needs nothing
+/// more: apt's German catalogue is installed, and glibc's built-in `C.UTF-8`
+/// is a locale other than `C`, so gettext follows `LANGUAGE`.
+pub const TRANSLATING_LOCALE: [(&str, &str); 2] = [("LC_ALL", "C.UTF-8"), ("LANGUAGE", "de")];
+
+/// How [`Testbed::publish_with`] builds a version: `Publish::default()` is a
+/// plain package, like [`Testbed::publish`].
+///
+/// With `postinst_sleep` or `postinst_fail`, the package gets a postinst
+/// that, when configuring, removes [`postinst_ended`]'s marker, touches
+/// [`postinst_started`]'s, sleeps `postinst_sleep` seconds, touches
+/// [`postinst_ended`]'s, and then exits 0, or 1 after printing
+/// `PKG VERSION: postinst failed on purpose ...` to stderr under
+/// `postinst_fail`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Publish<'a> {
+    /// Extra control fields, one line each, `"Name: value"`, e.g.
+    /// `"Conflicts: healthd"`, `"Depends: analysis (>= 1.10~pr692-102)"`.
+    pub fields: &'a [&'a str],
+    /// Seconds the postinst sleeps between its two markers.
+    pub postinst_sleep: Option<u32>,
+    /// The postinst exits 1 (after its markers).
+    pub postinst_fail: bool,
+}
+
+/// The file (inside the host) a [`Publish`] postinst touches when it starts:
+/// `/tmp/PKG-VERSION-postinst-started`.
+pub fn postinst_started(pkg: &str, version: &str) -> String {
+    format!("/tmp/{pkg}-{version}-postinst-started")
+}
+
+/// The file (inside the host) a [`Publish`] postinst touches when it has done
+/// its work, just before exiting: `/tmp/PKG-VERSION-postinst-ended`.
+pub fn postinst_ended(pkg: &str, version: &str) -> String {
+    format!("/tmp/{pkg}-{version}-postinst-ended")
+}
+
 /// Take a POSIX write lock on the whole of `file`, as dpkg and apt do.
 fn write_lock(file: &File) -> std::io::Result<()> {
     // SAFETY: flock is plain data; all-zero is a valid value of it.
@@ -520,7 +766,7 @@ fn write_lock(file: &File) -> std::io::Result<()> {
 
 enum Undo {
     /// A script subcommand (DIR and the host are inserted after its name).
-    Script(Vec<&'static str>),
+    Script(Vec<String>),
     /// Close the files: their locks go with them.
     Unlock(Vec<File>),
 }
@@ -533,6 +779,12 @@ pub struct FaultGuard<'t> {
     host: String,
     what: &'static str,
     undo: Option<Undo>,
+}
+
+impl Undo {
+    fn script(args: &[&str]) -> Undo {
+        Undo::Script(args.iter().map(|a| a.to_string()).collect())
+    }
 }
 
 impl FaultGuard<'_> {
@@ -551,8 +803,8 @@ impl FaultGuard<'_> {
         match undo {
             Undo::Script(op) => {
                 let dir = tb.dir_str();
-                let mut args = vec![op[0], &dir, &self.host];
-                args.extend_from_slice(&op[1..]);
+                let mut args = vec![op[0].as_str(), &dir, &self.host];
+                args.extend(op[1..].iter().map(String::as_str));
                 let out = script(args).output().map_err(|e| e.to_string())?;
                 if !out.status.success() {
                     return Err(String::from_utf8_lossy(&out.stderr).into_owned());
