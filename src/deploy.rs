@@ -529,6 +529,9 @@ pub fn run(
             host: m.target.host.clone(),
             state,
             policy,
+            // apt-checks: neutral until deploy/ wires holds and simulations
+            held: false,
+            simulation: None,
         });
     }
     let previous = (stage_index > 0).then(|| {
@@ -554,6 +557,11 @@ pub fn run(
         wanted,
         force: opts.force,
         batch_size: opts.batch.unwrap_or(config.batch_size),
+        // apt-checks: neutral until deploy/ wires these rails
+        allow_dependency_changes: false,
+        hold: false,
+        allow_held: false,
+        rollback: false,
     };
     let plan = match plan::make(&input) {
         Ok(p) => p,
