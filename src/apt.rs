@@ -1,11 +1,34 @@
 //! What apt says, and the apt commands we send.
 //!
 //! This module owns the apt command lines (update, policy, install, remove,
-//! simulation) and the reading of apt's output: `apt-cache policy`, the
-//! `apt-get -s` summary, and hints for the common failures. It is pure: it
-//! builds [`RemoteCommand`]s and parses text, and never runs anything.
-//! Every command asks for `LANG=C`, because the parsers here only know
-//! apt's untranslated wording.
+//! simulation, hold) and the reading of apt's output: `apt-cache policy`,
+//! the actions of `apt-get -s` and what they would change besides the
+//! deployed package, the lock messages worth waiting on, and hints for the
+//! common failures. It is pure: it builds [`RemoteCommand`]s and parses
+//! text, and never runs anything.
+//!
+//! Every command runs with `LC_ALL=C`, because the parsers here only know
+//! apt's untranslated wording. `LC_ALL` wins over any `LC_ALL`,
+//! `LC_MESSAGES` or `LANG` the host's environment sets, where `LANG=C` did
+//! not: with `LC_ALL=C.UTF-8` and `LANGUAGE=de` on the host, `LANG=C
+//! apt-get` speaks German (checked with apt 2.6.1 on the testbed's root
+//! filesystem). `LANGUAGE` needs no clearing: gettext ignores it when the
+//! locale is `C`.
+//!
+//! The real install passes `--no-remove` unless removals were allowed: a
+//! backstop behind the plan's side-effect check, which reads the same
+//! install's simulation.
+//!
+//! `DPkg::Lock::Timeout` makes `apt-get install` and `remove` wait for the
+//! dpkg lock, but nothing else waits (apt 2.6.1, checked with the locks held
+//! through `fcntl`): `apt-get update` fails at once when the lists lock is
+//! held (apt-daily, unattended-upgrades), with or without the option, and
+//! `apt-mark` fails at once when dpkg is locked, since it runs `dpkg
+//! --set-selections`. Callers run those again while [`update_lock_busy`] or
+//! [`mark_lock_busy`] says the failure was a busy lock, up to the lock
+//! timeout.
+
+use std::fmt;
 
 use crate::command::RemoteCommand;
 use crate::package::{split_arch, PackageName};
@@ -193,10 +216,10 @@ fn optional_version(text: &str) -> Result<Option<Version>, String> {
     }
 }
 
-/// Wraps an apt-get line for unattended use as root: English output, no
+/// Wraps an apt line for unattended use as root: English output, no
 /// debconf questions, and `sudo -n` so that a password prompt is an error.
 fn as_root(cmd: RemoteCommand) -> RemoteCommand {
-    cmd.env("LANG", "C")
+    cmd.env("LC_ALL", "C")
         .env("DEBIAN_FRONTEND", "noninteractive")
         .sudo()
 }
@@ -206,6 +229,9 @@ fn lock_timeout(secs: u64) -> String {
 }
 
 /// `apt-get update`, as root: refresh the package lists.
+///
+/// It does not wait for the lists lock (see the module's notes): run it
+/// again while [`update_lock_busy`] says so, up to the lock timeout.
 pub fn update() -> RemoteCommand {
     as_root(RemoteCommand::new("apt-get").args(["update", "-q"]))
 }
@@ -218,17 +244,71 @@ pub fn policy(package: &PackageName) -> RemoteCommand {
     RemoteCommand::new("apt-cache")
         .args(["policy", "--"])
         .arg(package.as_str())
-        .env("LANG", "C")
+        .env("LC_ALL", "C")
 }
 
-/// Install exactly `version` of `package`.
-///
-/// The real run is `apt-get install -y` as root, keeping locally changed
-/// configuration files (`--force-confdef --force-confold`) and waiting up to
-/// `lock_timeout_secs` for the dpkg lock; `downgrade` adds
-/// `--allow-downgrades`. With `simulate`, the same line runs as
-/// `apt-get -s` without sudo and without `-y`: a simulation needs no root,
-/// takes no lock and changes nothing (see [`simulation_summary`]).
+/// How to install one version of the package on one host.
+#[derive(Debug, Clone, Copy)]
+pub struct Install<'a> {
+    /// The package.
+    pub package: &'a PackageName,
+    /// The version to install, spelled as apt knows it.
+    pub version: &'a Version,
+    /// The version is older than the installed one (`--allow-downgrades`).
+    pub downgrade: bool,
+    /// Let apt remove other packages (`--allow-dependency-changes`);
+    /// otherwise the real install passes `--no-remove`.
+    pub allow_removals: bool,
+    /// How long apt waits for the dpkg lock.
+    pub lock_timeout_secs: u64,
+}
+
+impl Install<'_> {
+    /// The real install, as root: `apt-get install -y`, keeping locally
+    /// changed configuration files (`--force-confdef --force-confold`),
+    /// waiting for the dpkg lock, and with `--no-remove` unless removals
+    /// are allowed (apt then refuses with "Packages need to be removed but
+    /// remove is disabled", before changing anything).
+    pub fn command(&self) -> RemoteCommand {
+        let mut cmd = self.options(RemoteCommand::new("apt-get").args(["install", "-y"]));
+        if !self.allow_removals {
+            cmd = cmd.arg("--no-remove");
+        }
+        as_root(self.target(cmd))
+    }
+
+    /// The same install simulated: `apt-get -s`, without sudo and without
+    /// `-y`; it needs no root, takes no lock and changes nothing. It never
+    /// passes `--no-remove`, so that removals show up as `Remv` lines (see
+    /// [`parse_simulation`] and [`side_effects`]) instead of an error.
+    pub fn simulation(&self) -> RemoteCommand {
+        let cmd = self.options(RemoteCommand::new("apt-get").args(["-s", "install"]));
+        self.target(cmd).env("LC_ALL", "C")
+    }
+
+    fn options(&self, cmd: RemoteCommand) -> RemoteCommand {
+        cmd.args([
+            "-q",
+            "-o",
+            "Dpkg::Options::=--force-confdef",
+            "-o",
+            "Dpkg::Options::=--force-confold",
+            "-o",
+            &lock_timeout(self.lock_timeout_secs),
+        ])
+    }
+
+    fn target(&self, mut cmd: RemoteCommand) -> RemoteCommand {
+        if self.downgrade {
+            cmd = cmd.arg("--allow-downgrades");
+        }
+        cmd.arg(format!("{}={}", self.package, self.version))
+    }
+}
+
+/// Install exactly `version` of `package`, never removing another package
+/// (see [`Install`], which also allows removals): the real run with
+/// `simulate` false, its simulation with `simulate` true.
 pub fn install(
     package: &PackageName,
     version: &Version,
@@ -236,29 +316,17 @@ pub fn install(
     lock_timeout_secs: u64,
     simulate: bool,
 ) -> RemoteCommand {
-    let mut cmd = RemoteCommand::new("apt-get");
-    cmd = if simulate {
-        cmd.args(["-s", "install"])
-    } else {
-        cmd.args(["install", "-y"])
+    let install = Install {
+        package,
+        version,
+        downgrade,
+        allow_removals: false,
+        lock_timeout_secs,
     };
-    cmd = cmd.args([
-        "-q",
-        "-o",
-        "Dpkg::Options::=--force-confdef",
-        "-o",
-        "Dpkg::Options::=--force-confold",
-        "-o",
-        &lock_timeout(lock_timeout_secs),
-    ]);
-    if downgrade {
-        cmd = cmd.arg("--allow-downgrades");
-    }
-    cmd = cmd.arg(format!("{package}={version}"));
     if simulate {
-        cmd.env("LANG", "C")
+        install.simulation()
     } else {
-        as_root(cmd)
+        install.command()
     }
 }
 
@@ -270,6 +338,308 @@ pub fn remove(package: &PackageName, lock_timeout_secs: u64) -> RemoteCommand {
             .args(["remove", "-y", "-q", "-o", &lock_timeout(lock_timeout_secs)])
             .arg(package.as_str()),
     )
+}
+
+/// `apt-mark hold PKG`, as root: pin the installed version, so that
+/// neither `apt-get upgrade` nor unattended-upgrades changes it. Holding a
+/// package already held succeeds. It does not wait for the dpkg lock: run
+/// it again while [`mark_lock_busy`] says so.
+pub fn hold(package: &PackageName) -> RemoteCommand {
+    as_root(
+        RemoteCommand::new("apt-mark")
+            .args(["hold", "--"])
+            .arg(package.as_str()),
+    )
+}
+
+/// `apt-mark unhold PKG`, as root: release the pin. Releasing a package
+/// that is not held succeeds ("was already not on hold"). Like [`hold`],
+/// it does not wait for the dpkg lock.
+pub fn unhold(package: &PackageName) -> RemoteCommand {
+    as_root(
+        RemoteCommand::new("apt-mark")
+            .args(["unhold", "--"])
+            .arg(package.as_str()),
+    )
+}
+
+/// What one line of `apt-get -s` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionKind {
+    /// `Inst`: unpack a package (new, upgraded, downgraded or reinstalled).
+    Install,
+    /// `Remv`: remove a package, keeping its configuration files.
+    Remove,
+    /// `Purg`: remove a package and its configuration files.
+    Purge,
+    /// `Conf`: configure a package (run its postinst).
+    Configure,
+}
+
+/// One action of `apt-get -s`, e.g.
+/// `Inst libfastpath [1.0-1] (2.0-1 Debian:12.15/oldstable [amd64])`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AptAction {
+    /// What apt would do.
+    pub kind: ActionKind,
+    /// The package as apt names it: `name`, or `name:arch` for an
+    /// architecture other than the native one.
+    pub package: String,
+    /// The installed version, in brackets (`Inst` of an installed package,
+    /// `Remv`, `Purg`).
+    pub old: Option<Version>,
+    /// The version installed or configured, first in parentheses (`Inst`,
+    /// `Conf`).
+    pub new: Option<Version>,
+    /// The line as apt printed it, for people.
+    pub line: String,
+}
+
+/// Everything `apt-get -s install` would do, in apt's order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Simulation {
+    /// The `Inst`, `Remv`, `Purg` and `Conf` lines.
+    pub actions: Vec<AptAction>,
+}
+
+impl Simulation {
+    /// apt's lines, as printed.
+    pub fn lines(&self) -> Vec<&str> {
+        self.actions.iter().map(|a| a.line.as_str()).collect()
+    }
+}
+
+/// Read the standard output of a simulation ([`Install::simulation`]).
+///
+/// Only the `Inst`, `Remv`, `Purg` and `Conf` lines count; apt's summary
+/// and notes around them are skipped. An action line that cannot be read,
+/// or an `E:` line (stderr merged in), is an error: a simulation that is
+/// not fully understood must not pass for one without side effects. The
+/// caller checks the exit status: a failed simulation prints no actions.
+pub fn parse_simulation(text: &str) -> Result<Simulation, String> {
+    let mut actions = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end();
+        if let Some(message) = line.strip_prefix("E: ") {
+            return Err(message.to_string());
+        }
+        let at = |what: String| format!("line {}: {what} in `{line}`", i + 1);
+        if let Some(action) = parse_action(line).map_err(at)? {
+            actions.push(action);
+        }
+    }
+    Ok(Simulation { actions })
+}
+
+/// One line of `apt-get -s`: `None` for the lines that are not actions.
+///
+/// The shapes, from apt 2.6: `Inst NAME [OLD] (NEW RELEASE... [ARCH])`
+/// (`[OLD]` only when installed, and possibly followed by `[]` or
+/// `[pkg:arch on pkg:arch]` lists of packages broken in between),
+/// `Remv NAME [OLD]`, `Purg NAME [OLD]`, `Conf NAME (NEW RELEASE... [ARCH])`.
+fn parse_action(line: &str) -> Result<Option<AptAction>, String> {
+    let Some((word, rest)) = line.split_once(' ') else {
+        return Ok(None);
+    };
+    let kind = match word {
+        "Inst" => ActionKind::Install,
+        "Remv" => ActionKind::Remove,
+        "Purg" => ActionKind::Purge,
+        "Conf" => ActionKind::Configure,
+        _ => return Ok(None),
+    };
+    let (package, mut rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    if package.is_empty() || package.starts_with(['[', '(']) {
+        return Err("no package name".to_string());
+    }
+    let version = |text: &str| text.parse::<Version>().map_err(|e| format!("{e}"));
+    let mut old = None;
+    if let Some(inner) = rest.strip_prefix('[') {
+        let (text, after) = inner
+            .split_once(']')
+            .ok_or_else(|| "unclosed `[`".to_string())?;
+        old = Some(version(text)?);
+        rest = after.trim_start();
+    }
+    let mut new = None;
+    if let Some(inner) = rest.strip_prefix('(') {
+        let (text, _) = inner
+            .split_once(')')
+            .ok_or_else(|| "unclosed `(`".to_string())?;
+        let first = text.split_whitespace().next().unwrap_or("");
+        new = Some(version(first)?);
+    }
+    let shape_ok = match kind {
+        ActionKind::Install => new.is_some(),
+        ActionKind::Configure => new.is_some() && old.is_none(),
+        ActionKind::Remove | ActionKind::Purge => new.is_none(),
+    };
+    if !shape_ok {
+        return Err(format!("unexpected shape for `{word}`"));
+    }
+    Ok(Some(AptAction {
+        kind,
+        package: package.to_string(),
+        old,
+        new,
+        line: line.to_string(),
+    }))
+}
+
+/// How a simulation would change a package other than the deployed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Removed, configuration files kept.
+    Remove,
+    /// Removed with its configuration files.
+    Purge,
+    /// Installed, where it was not before.
+    Install,
+    /// Moved to a higher version.
+    Upgrade,
+    /// Moved to a lower version.
+    Downgrade,
+    /// The same version unpacked again.
+    Reinstall,
+    /// Configured (its postinst runs) without being unpacked.
+    Configure,
+}
+
+/// A change apt would make besides installing the deployed package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SideEffect {
+    /// What happens to the package.
+    pub change: Change,
+    /// The package as apt names it (`name` or `name:arch`).
+    pub package: String,
+    /// Its version before, when installed.
+    pub from: Option<Version>,
+    /// Its version after, when (still) installed.
+    pub to: Option<Version>,
+    /// apt's line, as printed.
+    pub line: String,
+}
+
+impl fmt::Display for SideEffect {
+    /// e.g. "removes `fastpath-legacy` 0.1-1", "upgrades `libfastpath`
+    /// 1.0-1 -> 2.0-1".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &self.package;
+        let v = |v: &Option<Version>| v.as_ref().map_or("?".to_string(), ToString::to_string);
+        match self.change {
+            Change::Remove => write!(f, "removes `{p}` {}", v(&self.from)),
+            Change::Purge => write!(
+                f,
+                "purges `{p}` {} (configuration files too)",
+                v(&self.from)
+            ),
+            Change::Install => write!(f, "installs `{p}` {}", v(&self.to)),
+            Change::Upgrade => write!(f, "upgrades `{p}` {} -> {}", v(&self.from), v(&self.to)),
+            Change::Downgrade => {
+                write!(f, "downgrades `{p}` {} -> {}", v(&self.from), v(&self.to))
+            }
+            Change::Reinstall => write!(f, "reinstalls `{p}` {}", v(&self.to)),
+            Change::Configure => write!(f, "configures `{p}` {}", v(&self.to)),
+        }
+    }
+}
+
+/// Everything `simulation` would do besides installing `package`: every
+/// removal or purge (of any package, `package` included), every other
+/// package installed, upgraded, downgraded or reinstalled, and every other
+/// package configured without being unpacked. The `Conf` lines of packages
+/// that are unpacked are part of their `Inst` and not listed again. A
+/// package of another architecture (`name:arch`) is another package.
+pub fn side_effects(simulation: &Simulation, package: &PackageName) -> Vec<SideEffect> {
+    let ours = |a: &AptAction| a.package == package.as_str();
+    let unpacked: Vec<&str> = simulation
+        .actions
+        .iter()
+        .filter(|a| a.kind == ActionKind::Install)
+        .map(|a| a.package.as_str())
+        .collect();
+    simulation
+        .actions
+        .iter()
+        .filter_map(|a| {
+            let change = match a.kind {
+                ActionKind::Remove => Change::Remove,
+                ActionKind::Purge => Change::Purge,
+                ActionKind::Install if ours(a) => return None,
+                ActionKind::Install => match (&a.old, &a.new) {
+                    (None, _) => Change::Install,
+                    (Some(old), Some(new)) if new > old => Change::Upgrade,
+                    (Some(old), Some(new)) if new < old => Change::Downgrade,
+                    (Some(_), _) => Change::Reinstall,
+                },
+                ActionKind::Configure if ours(a) || unpacked.contains(&a.package.as_str()) => {
+                    return None
+                }
+                ActionKind::Configure => Change::Configure,
+            };
+            Some(SideEffect {
+                change,
+                package: a.package.clone(),
+                from: a.old.clone(),
+                to: a.new.clone(),
+                line: a.line.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Why a simulation failed, in one line, from its output (stdout and
+/// stderr together): the [`failure_hint`] when one applies (a missing
+/// version, unmet dependencies...), else apt's `E:` lines.
+pub fn simulation_error(output: &str) -> String {
+    if let Some(hint) = failure_hint(output) {
+        return hint;
+    }
+    let errors: Vec<&str> = output
+        .lines()
+        .filter_map(|l| l.strip_prefix("E: "))
+        .collect();
+    if errors.is_empty() {
+        let last = output.lines().rev().find(|l| !l.trim().is_empty());
+        last.unwrap_or("apt-get -s failed without a message")
+            .trim()
+            .to_string()
+    } else {
+        errors.join("; ")
+    }
+}
+
+/// Whether `apt-get update` failed only because another process holds
+/// apt's lists lock (apt-daily, unattended-upgrades, an operator), so that
+/// running it again later may succeed. `output` is stdout and stderr
+/// together. apt 2.6 says:
+///
+/// ```text
+/// E: Could not get lock /var/lib/apt/lists/lock. It is held by process 4242 (apt-get)
+/// E: Unable to lock directory /var/lib/apt/lists/
+/// ```
+///
+/// and older apt `... lock - open (11: Resource temporarily unavailable)`.
+/// A lock file that cannot be opened at all ("Could not open lock file",
+/// e.g. without root) is not busy: waiting would not help.
+pub fn update_lock_busy(output: &str) -> bool {
+    output
+        .lines()
+        .any(|l| l.starts_with("E: Could not get lock "))
+}
+
+/// Whether `apt-mark` ([`hold`], [`unhold`]) failed only because another
+/// process holds dpkg's lock, so that running it again later may succeed.
+/// `output` is stdout and stderr together. dpkg 1.21, run by apt-mark,
+/// says `dpkg: error: dpkg frontend lock was locked by another process
+/// with pid 4242` (or `dpkg database lock`); dpkg 1.20 and older said
+/// `dpkg frontend is locked by another process` (or `dpkg status
+/// database`).
+pub fn mark_lock_busy(output: &str) -> bool {
+    output.lines().any(|l| {
+        (l.starts_with("dpkg: error: ") && l.contains("locked by another process"))
+            || l.starts_with("E: Could not get lock ")
+    })
 }
 
 /// What `apt-get -s` would do: its `Inst`, `Remv`, `Purg` and `Conf` lines,
@@ -289,13 +659,16 @@ pub fn simulation_summary(text: &str) -> Vec<String> {
 /// A one-line explanation of a common apt or dpkg failure found in
 /// `output` (stdout and stderr together), or `None` when none is
 /// recognised. When several apply, the root cause wins (sudo, then locks,
-/// then an interrupted dpkg, then missing packages, then maintainer
-/// scripts).
+/// then an interrupted dpkg, then what apt refused to do, then missing
+/// packages, then maintainer scripts).
 pub fn failure_hint(output: &str) -> Option<String> {
-    let checks: [fn(&str) -> Option<String>; 6] = [
+    let checks: [fn(&str) -> Option<String>; 9] = [
         sudo_hint,
         lock_hint,
         interrupted_hint,
+        no_remove_hint,
+        held_hint,
+        unmet_hint,
         version_not_found_hint,
         unknown_package_hint,
         script_hint,
@@ -321,6 +694,26 @@ fn sudo_hint(output: &str) -> Option<String> {
 }
 
 fn lock_hint(output: &str) -> Option<String> {
+    // dpkg 1.21, run by apt-mark: "dpkg: error: dpkg frontend lock was
+    // locked by another process with pid 4242"; older dpkg: "dpkg frontend
+    // is locked by another process".
+    if let Some(line) = output
+        .lines()
+        .find(|l| l.starts_with("dpkg: error: ") && l.contains("locked by another process"))
+    {
+        let pid: String = line
+            .split_once("with pid ")
+            .map(|(_, rest)| rest.chars().take_while(char::is_ascii_digit).collect())
+            .unwrap_or_default();
+        let holder = if pid.is_empty() {
+            String::new()
+        } else {
+            format!(" (pid {pid})")
+        };
+        return Some(format!(
+            "the dpkg lock is held by another process{holder}; wait for it to finish, or raise the lock timeout"
+        ));
+    }
     // apt 2.x: "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held
     // by process 1234 (apt-get)"; older: "... lock-frontend - open (11: ...)".
     let (lock, after) = match output.split_once("Could not get lock ") {
@@ -361,6 +754,47 @@ fn lock_hint(output: &str) -> Option<String> {
 fn interrupted_hint(output: &str) -> Option<String> {
     output.contains("dpkg was interrupted").then(|| {
         "an earlier dpkg run was interrupted; run `sudo dpkg --configure -a` on the host, then retry".to_string()
+    })
+}
+
+fn no_remove_hint(output: &str) -> Option<String> {
+    // apt 2.6 with --no-remove, before changing anything.
+    output
+        .contains("E: Packages need to be removed but remove is disabled.")
+        .then(|| {
+            "apt would have to remove other packages to install this version, and the install \
+             forbids removals (`--no-remove`); `--dry-run` shows what it would remove, and \
+             `--allow-dependency-changes` accepts it"
+                .to_string()
+        })
+}
+
+fn held_hint(output: &str) -> Option<String> {
+    // E: Held packages were changed and -y was used without
+    // --allow-change-held-packages.
+    output.contains("E: Held packages were changed").then(|| {
+        "a package held with `apt-mark hold` would change (`apt-mark showhold` lists them); \
+         apt refused before changing anything"
+            .to_string()
+    })
+}
+
+fn unmet_hint(output: &str) -> Option<String> {
+    // The following packages have unmet dependencies:
+    //  fastpath : Depends: libfastpath (= 1.0-1) but 2.0-1 is to be installed
+    let (_, after) = output.split_once("The following packages have unmet dependencies:\n")?;
+    let unmet: Vec<String> = after
+        .lines()
+        .take_while(|l| l.starts_with(' '))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    Some(if unmet.is_empty() {
+        "apt cannot satisfy the package's dependencies on this host".to_string()
+    } else {
+        format!(
+            "apt cannot satisfy the package's dependencies on this host: {}",
+            unmet.join("; ")
+        )
     })
 }
 
@@ -612,74 +1046,426 @@ fastpath:
     fn command_lines() {
         let fastpath = name("fastpath");
         let target = v("0.81~pr748-191");
+        let allowing_removals = Install {
+            package: &fastpath,
+            version: &target,
+            downgrade: false,
+            allow_removals: true,
+            lock_timeout_secs: 60,
+        };
         let cases = [
             (
                 update(),
-                "sudo -n env DEBIAN_FRONTEND=noninteractive env LANG=C apt-get update -q",
+                "sudo -n env DEBIAN_FRONTEND=noninteractive env LC_ALL=C apt-get update -q",
             ),
-            (policy(&fastpath), "env LANG=C apt-cache policy -- fastpath"),
+            (policy(&fastpath), "env LC_ALL=C apt-cache policy -- fastpath"),
             (
                 install(&fastpath, &target, false, 60, false),
-                "sudo -n env DEBIAN_FRONTEND=noninteractive env LANG=C apt-get install -y -q \
+                "sudo -n env DEBIAN_FRONTEND=noninteractive env LC_ALL=C apt-get install -y -q \
                  -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-                 -o DPkg::Lock::Timeout=60 'fastpath=0.81~pr748-191'",
+                 -o DPkg::Lock::Timeout=60 --no-remove 'fastpath=0.81~pr748-191'",
             ),
             (
                 install(&fastpath, &v("1:0.5-1"), true, 0, false),
-                "sudo -n env DEBIAN_FRONTEND=noninteractive env LANG=C apt-get install -y -q \
+                "sudo -n env DEBIAN_FRONTEND=noninteractive env LC_ALL=C apt-get install -y -q \
                  -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-                 -o DPkg::Lock::Timeout=0 --allow-downgrades fastpath=1:0.5-1",
+                 -o DPkg::Lock::Timeout=0 --no-remove --allow-downgrades fastpath=1:0.5-1",
             ),
             (
                 install(&fastpath, &target, true, 60, true),
-                "env LANG=C apt-get -s install -q \
+                "env LC_ALL=C apt-get -s install -q \
                  -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
                  -o DPkg::Lock::Timeout=60 --allow-downgrades 'fastpath=0.81~pr748-191'",
             ),
             (
+                allowing_removals.command(),
+                "sudo -n env DEBIAN_FRONTEND=noninteractive env LC_ALL=C apt-get install -y -q \
+                 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+                 -o DPkg::Lock::Timeout=60 'fastpath=0.81~pr748-191'",
+            ),
+            (
+                allowing_removals.simulation(),
+                "env LC_ALL=C apt-get -s install -q \
+                 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+                 -o DPkg::Lock::Timeout=60 'fastpath=0.81~pr748-191'",
+            ),
+            (
                 remove(&fastpath, 30),
-                "sudo -n env DEBIAN_FRONTEND=noninteractive env LANG=C apt-get remove -y -q \
+                "sudo -n env DEBIAN_FRONTEND=noninteractive env LC_ALL=C apt-get remove -y -q \
                  -o DPkg::Lock::Timeout=30 fastpath",
+            ),
+            (
+                hold(&fastpath),
+                "sudo -n env DEBIAN_FRONTEND=noninteractive env LC_ALL=C apt-mark hold -- fastpath",
+            ),
+            (
+                unhold(&fastpath),
+                "sudo -n env DEBIAN_FRONTEND=noninteractive env LC_ALL=C apt-mark unhold -- fastpath",
             ),
         ];
         for (cmd, want) in cases {
             assert_eq!(cmd.as_str(), want);
             assert!(cmd.label().starts_with("apt-"), "{}", cmd.label());
+            assert!(!cmd.as_str().contains("LANG="), "{cmd}");
+        }
+    }
+
+    /// The exit status `capture.sh` recorded for a scenario.
+    fn status(scenario: &str) -> i32 {
+        fixture("statuses.txt")
+            .lines()
+            .find_map(|l| l.strip_prefix(scenario)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no status for {scenario}"))
+            .parse()
+            .unwrap()
+    }
+
+    /// stdout and stderr of a captured scenario, together.
+    fn combined(scenario: &str) -> String {
+        let path = format!(
+            "{}/tests/data/apt/{scenario}.stderr.txt",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let stderr = std::fs::read_to_string(path).unwrap_or_default();
+        format!("{}{stderr}", fixture(&format!("{scenario}.txt")))
+    }
+
+    #[test]
+    fn simulations_parse_into_actions() {
+        let sim = parse_simulation(&fixture("sim-side-effects.txt")).unwrap();
+        let got: Vec<(ActionKind, &str, Option<String>, Option<String>)> = sim
+            .actions
+            .iter()
+            .map(|a| {
+                (
+                    a.kind,
+                    a.package.as_str(),
+                    a.old.as_ref().map(ToString::to_string),
+                    a.new.as_ref().map(ToString::to_string),
+                )
+            })
+            .collect();
+        let s = |t: &str| Some(t.to_string());
+        assert_eq!(
+            got,
+            [
+                (ActionKind::Remove, "fastpath-legacy", s("0.1-1"), None),
+                (ActionKind::Install, "libfastpath", s("1.0-1"), s("2.0-1")),
+                (ActionKind::Install, "fastpath-data", None, s("1.0-1")),
+                (
+                    ActionKind::Install,
+                    "fastpath",
+                    s("0.77~pr705-119"),
+                    s("0.81~pr748-191")
+                ),
+                (ActionKind::Configure, "libfastpath", None, s("2.0-1")),
+                (ActionKind::Configure, "fastpath-data", None, s("1.0-1")),
+                (ActionKind::Configure, "fastpath", None, s("0.81~pr748-191")),
+            ]
+        );
+        assert_eq!(sim.lines()[0], "Remv fastpath-legacy [0.1-1]");
+        assert_eq!(
+            sim.lines()[1],
+            "Inst libfastpath [1.0-1] (2.0-1 deployer-fixtures:localhost [all])"
+        );
+
+        // `[]` and `[a on b]` lists after the version, another architecture
+        let sim = parse_simulation(&fixture("sim-multiarch.txt")).unwrap();
+        assert_eq!(sim.actions.len(), 6);
+        assert_eq!(sim.actions[0].package, "libmulti");
+        assert_eq!(sim.actions[0].new, Some(v("2.0-1")));
+        assert!(sim.actions[0].line.ends_with("[libmulti:i386 ]"));
+        assert_eq!(sim.actions[1].package, "libmulti:i386");
+        assert_eq!(sim.actions[1].old, Some(v("1.0-1")));
+
+        // a version from two releases, with spaces inside the parentheses
+        let sim = parse_simulation(&fixture("sim-bookworm-security.txt")).unwrap();
+        assert_eq!(sim.actions[0].new, Some(v("1.10.1-3+deb12u1")));
+        assert_eq!(sim.actions[3].kind, ActionKind::Configure);
+
+        let none = parse_simulation(&fixture("sim-already-newest.txt")).unwrap();
+        assert!(none.actions.is_empty());
+    }
+
+    #[test]
+    fn side_effects_of_real_simulations() {
+        let cases: [(&str, &str, &[&str]); 10] = [
+            ("sim-upgrade-only", "fastpath", &[]),
+            ("sim-downgrade", "fastpath", &[]),
+            ("sim-already-newest", "fastpath", &[]),
+            (
+                "sim-fresh-install",
+                "fastpath",
+                &[
+                    "installs `libfastpath` 2.0-1",
+                    "installs `fastpath-data` 1.0-1",
+                ],
+            ),
+            (
+                "sim-side-effects",
+                "fastpath",
+                &[
+                    "removes `fastpath-legacy` 0.1-1",
+                    "upgrades `libfastpath` 1.0-1 -> 2.0-1",
+                    "installs `fastpath-data` 1.0-1",
+                ],
+            ),
+            (
+                "sim-side-effects-purge",
+                "fastpath",
+                &[
+                    "purges `fastpath-legacy` 0.1-1 (configuration files too)",
+                    "upgrades `libfastpath` 1.0-1 -> 2.0-1",
+                    "installs `fastpath-data` 1.0-1",
+                ],
+            ),
+            // a held package simulates like any other: the hold only
+            // stops the real `apt-get install -y`
+            ("sim-held", "fastpath", &[]),
+            (
+                "sim-plugin-upgrade",
+                "fastpath",
+                &[
+                    "upgrades `fastpath-plugin` 1.0-1 -> 2.0-1",
+                    "upgrades `libfastpath` 1.0-1 -> 2.0-1",
+                ],
+            ),
+            (
+                "sim-multiarch",
+                "fastpath",
+                &[
+                    "upgrades `libmulti` 1.0-1 -> 2.0-1",
+                    "upgrades `libmulti:i386` 1.0-1 -> 2.0-1",
+                ],
+            ),
+            (
+                "sim-bookworm-security",
+                "libgcrypt20-dev",
+                &["upgrades `libgcrypt20` 1.10.1-3 -> 1.10.1-3+deb12u1"],
+            ),
+        ];
+        for (scenario, package, want) in cases {
+            if scenario != "sim-bookworm-security" {
+                assert_eq!(status(scenario), 0, "{scenario}");
+            }
+            let sim = parse_simulation(&fixture(&format!("{scenario}.txt")))
+                .unwrap_or_else(|e| panic!("{scenario}: {e}"));
+            let effects = side_effects(&sim, &name(package));
+            let shown: Vec<String> = effects.iter().map(ToString::to_string).collect();
+            assert_eq!(shown, want, "{scenario}");
+            for e in &effects {
+                assert!(sim.lines().contains(&e.line.as_str()), "{scenario}: {e:?}");
+            }
         }
     }
 
     #[test]
-    fn simulation_summary_keeps_the_actions() {
-        // Real `apt-get -s install bash=5.2.15-2+b13` output on Debian 12,
-        // run as an unprivileged user, plus a removal.
-        let text = "\
-NOTE: This is only a simulation!
-      apt-get needs root privileges for real execution.
-      Keep also in mind that locking is deactivated,
-      so don't depend on the relevance to the real current situation!
-Reading package lists...
-Building dependency tree...
-Reading state information...
-Suggested packages:
-  bash-doc
-The following packages will be upgraded:
-  bash
-1 upgraded, 0 newly installed, 0 to remove and 124 not upgraded.
-Remv fastpath-legacy [0.1-1]
-Inst bash [5.2.15-2+b8] (5.2.15-2+b13 Debian:12.15/oldstable [amd64])
-Conf bash (5.2.15-2+b13 Debian:12.15/oldstable [amd64])
-";
+    fn side_effects_classify_every_kind_of_change() {
+        let action = |kind, package: &str, old: Option<&str>, new: Option<&str>| AptAction {
+            kind,
+            package: package.to_string(),
+            old: old.map(v),
+            new: new.map(v),
+            line: package.to_string(),
+        };
+        let sim = Simulation {
+            actions: vec![
+                action(ActionKind::Install, "liba", Some("2.0-1"), Some("1.0-1")),
+                action(ActionKind::Install, "libb", Some("1.0-1"), Some("1.0-1")),
+                action(ActionKind::Configure, "libc-half", None, Some("1.0-1")),
+                action(ActionKind::Configure, "liba", None, Some("1.0-1")),
+                action(ActionKind::Remove, "fastpath", Some("0.1-1"), None),
+                action(ActionKind::Install, "fastpath", None, Some("0.2-1")),
+                action(ActionKind::Install, "fastpath:i386", None, Some("0.2-1")),
+                action(ActionKind::Configure, "fastpath", None, Some("0.2-1")),
+            ],
+        };
+        let changes: Vec<(Change, String)> = side_effects(&sim, &name("fastpath"))
+            .into_iter()
+            .map(|e| (e.change, e.package))
+            .collect();
         assert_eq!(
-            simulation_summary(text),
+            changes,
             [
-                "Remv fastpath-legacy [0.1-1]",
-                "Inst bash [5.2.15-2+b8] (5.2.15-2+b13 Debian:12.15/oldstable [amd64])",
-                "Conf bash (5.2.15-2+b13 Debian:12.15/oldstable [amd64])",
+                (Change::Downgrade, "liba".to_string()),
+                (Change::Reinstall, "libb".to_string()),
+                (Change::Configure, "libc-half".to_string()),
+                (Change::Remove, "fastpath".to_string()),
+                (Change::Install, "fastpath:i386".to_string()),
             ]
         );
-        assert!(
-            simulation_summary("bash is already the newest version (5.2.15-2+b8).\n").is_empty()
+    }
+
+    #[test]
+    fn malformed_simulations_are_errors() {
+        let cases = [
+            (
+                "Inst fastpath [0.77\n",
+                "line 1: unclosed `[` in `Inst fastpath [0.77`",
+            ),
+            ("Inst fastpath (0.81 x [all]\n", "line 1: unclosed `(` in"),
+            (
+                "Inst fastpath [0.77]\n",
+                "line 1: unexpected shape for `Inst` in",
+            ),
+            (
+                "Conf fastpath [0.77] (0.81 x [all])\n",
+                "line 1: unexpected shape for `Conf`",
+            ),
+            (
+                "Remv fastpath [0.77] (0.81 x [all])\n",
+                "line 1: unexpected shape for `Remv`",
+            ),
+            ("Inst [0.77] (0.81 x)\n", "line 1: no package name in"),
+            (
+                "Inst fastpath (not-a-version! x [all])\n",
+                "line 1: `not-a-version!` is not a valid Debian version",
+            ),
+            (
+                "Reading package lists...\nE: Unable to correct problems\n",
+                "Unable to correct problems",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = parse_simulation(text).unwrap_err();
+            assert!(err.starts_with(want), "{text:?}\n got: {err}\nwant: {want}");
+        }
+    }
+
+    #[test]
+    fn failed_simulations_say_why() {
+        let cases = [
+            (
+                "sim-unsatisfiable",
+                "apt cannot satisfy the package's dependencies on this host: \
+                 fastpath : Depends: libfastpath (= 1.0-1) but 2.0-1 is to be installed",
+            ),
+            (
+                "sim-no-version",
+                "version 9.9-1 of `fastpath` is not in this host's package lists \
+                 (is the repository configured, and was `apt-get update` run?)",
+            ),
+            (
+                "sim-no-remove",
+                "apt would have to remove other packages to install this version, and the \
+                 install forbids removals (`--no-remove`); `--dry-run` shows what it would \
+                 remove, and `--allow-dependency-changes` accepts it",
+            ),
+        ];
+        for (scenario, want) in cases {
+            assert_eq!(status(scenario), 100, "{scenario}");
+            // a failed simulation prints no actions: the status decides
+            let sim = parse_simulation(&fixture(&format!("{scenario}.txt"))).unwrap();
+            assert!(sim.actions.is_empty(), "{scenario}");
+            assert_eq!(simulation_error(&combined(scenario)), want, "{scenario}");
+        }
+        assert_eq!(
+            simulation_error("E: Something new\nE: And more\n"),
+            "Something new; And more"
         );
+        assert_eq!(simulation_error("just text\n\n"), "just text");
+    }
+
+    #[test]
+    fn no_remove_refuses_a_removal_before_changing_anything() {
+        // The real install with --no-remove, where a Conflicts: needs a
+        // removal: apt refuses, and dpkg still shows the old state.
+        assert_eq!(status("install-no-remove"), 100);
+        assert_eq!(
+            failure_hint(&combined("install-no-remove")).unwrap(),
+            "apt would have to remove other packages to install this version, and the \
+             install forbids removals (`--no-remove`); `--dry-run` shows what it would \
+             remove, and `--allow-dependency-changes` accepts it"
+        );
+        let after = fixture("dpkg-query-after-no-remove.txt");
+        assert!(after.contains("fastpath\t0.77~pr705-119\tii "), "{after}");
+        assert!(after.contains("fastpath-legacy\t0.1-1\tii "), "{after}");
+    }
+
+    #[test]
+    fn held_packages_and_apt_mark() {
+        assert_eq!(status("install-held"), 100);
+        assert_eq!(
+            failure_hint(&combined("install-held")).unwrap(),
+            "a package held with `apt-mark hold` would change (`apt-mark showhold` lists them); \
+             apt refused before changing anything"
+        );
+        // --allow-change-held-packages installs, and drops the hold: a
+        // deploy that keeps a hold must set it again.
+        assert_eq!(status("install-held-allowed"), 0);
+        assert!(fixture("dpkg-query-after-allow-change-held.txt")
+            .contains("fastpath\t0.81~pr748-191\tii "));
+        // unhold, install, hold: the package ends up held at the new version
+        for step in ["hold-cycle-unhold", "hold-cycle-install", "hold-cycle-hold"] {
+            assert_eq!(status(step), 0, "{step}");
+        }
+        assert!(fixture("dpkg-query-hold-cycle.txt").contains("fastpath\t0.77~pr705-119\thi "));
+        // both directions are idempotent
+        for scenario in ["apt-mark-hold-again", "apt-mark-unhold-again"] {
+            assert_eq!(status(scenario), 0, "{scenario}");
+        }
+        assert_eq!(
+            fixture("apt-mark-unhold-again.txt"),
+            "fastpath was already not on hold.\n"
+        );
+    }
+
+    #[test]
+    fn busy_locks_are_told_apart_from_other_failures() {
+        // DPkg::Lock::Timeout does not make `apt-get update` wait: it fails
+        // at once either way.
+        for scenario in ["update-lists-locked", "update-lists-locked-timeout"] {
+            assert_eq!(status(scenario), 100, "{scenario}");
+            let out = fixture(&format!("{scenario}.txt"));
+            assert!(update_lock_busy(&out), "{scenario}");
+            assert!(
+                failure_hint(&out).unwrap().starts_with(
+                    "the apt lock `/var/lib/apt/lists/lock` is held by another process (pid "
+                ),
+                "{scenario}"
+            );
+        }
+        // apt-mark fails at once when dpkg is locked, whichever lock it is
+        for scenario in ["apt-mark-dpkg-locked", "apt-mark-dpkg-db-locked"] {
+            assert_eq!(status(scenario), 100, "{scenario}");
+            let out = fixture(&format!("{scenario}.txt"));
+            assert!(mark_lock_busy(&out), "{scenario}");
+            assert!(!update_lock_busy(&out), "{scenario}");
+            let hint = failure_hint(&out).unwrap();
+            assert!(
+                hint.starts_with("the dpkg lock is held by another process (pid "),
+                "{hint}"
+            );
+        }
+        // older dpkg's wording
+        assert!(mark_lock_busy(
+            "dpkg: error: dpkg frontend is locked by another process\n"
+        ));
+        // failures that waiting does not cure
+        for scenario in ["update-not-root", "sim-unsatisfiable", "install-held"] {
+            let out = combined(scenario);
+            assert!(!update_lock_busy(&out), "{scenario}");
+            assert!(!mark_lock_busy(&out), "{scenario}");
+        }
+        assert_eq!(
+            combined("apt-mark-hold-unknown"),
+            "E: Unable to locate package no-such-package\nE: No packages found\n"
+        );
+        assert!(!mark_lock_busy(&combined("apt-mark-hold-unknown")));
+    }
+
+    #[test]
+    fn simulation_summary_keeps_the_actions() {
+        for scenario in ["sim-side-effects", "sim-multiarch", "sim-bookworm-security"] {
+            let text = fixture(&format!("{scenario}.txt"));
+            let parsed = parse_simulation(&text).unwrap();
+            assert_eq!(simulation_summary(&text), parsed.lines(), "{scenario}");
+        }
+        assert_eq!(
+            simulation_summary(&fixture("sim-side-effects.txt"))[0],
+            "Remv fastpath-legacy [0.1-1]"
+        );
+        assert!(simulation_summary(&fixture("sim-already-newest.txt")).is_empty());
     }
 
     #[test]

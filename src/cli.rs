@@ -160,6 +160,12 @@ pub struct DeployArgs {
     /// When the rollout fails, put the changed hosts back on their previous version.
     #[arg(long)]
     pub rollback_on_failure: bool,
+    /// Let apt also remove, install or upgrade other packages (shown in the plan).
+    #[arg(long)]
+    pub allow_dependency_changes: bool,
+    /// Deploy to hosts that hold the package (`apt-mark hold`); the hold is set again after.
+    #[arg(long)]
+    pub allow_held: bool,
     /// Show every host's apt output, prefixed with the host name.
     #[arg(long, short = 'v')]
     pub verbose: bool,

@@ -18,7 +18,7 @@
 //! hands `rust-ini` a normalised copy (comments blanked, indentation removed,
 //! `\n` line ends) so that both agree on what every line means.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fmt;
 use std::io::Read;
@@ -72,6 +72,12 @@ pub struct Config {
     pub rollback_on_failure: bool,
     /// `[package:NAME] health_check`: a command run on each host after install.
     pub health_checks: BTreeMap<PackageName, String>,
+    /// `[package:NAME] hold = yes`: the packages whose deployed version is
+    /// pinned with `apt-mark hold` after each install, so that `apt-get
+    /// upgrade` and unattended-upgrades cannot silently undo a rollback; a
+    /// deploy of such a package releases and sets the hold itself
+    /// (default no).
+    pub holds: BTreeSet<PackageName>,
     /// Harmless oddities found while reading (unknown keys...), already
     /// worded for the operator.
     pub warnings: Vec<String>,
@@ -733,7 +739,7 @@ const ENVIRONMENT_KEYS: &[&str] = &[
 const STAGE_KEYS: &[&str] = &["hosts", "critical"];
 
 /// Keys of `[package:NAME]`.
-const PACKAGE_KEYS: &[&str] = &["health_check"];
+const PACKAGE_KEYS: &[&str] = &["health_check", "hold"];
 
 const ACCEPTED_BOOL: &str = "accepted: `yes`, `no`, `true`, `false`, `on`, `off`, `1`, `0`";
 const ACCEPTED_DURATION: &str =
@@ -859,7 +865,7 @@ impl<'a> Doc<'a> {
 
         let packages = self.packages(&env)?;
         let stages = self.stages(&env)?;
-        let health_checks = self.health_checks(&packages)?;
+        let (health_checks, holds) = self.package_options(&packages)?;
 
         let ssh = SshOptions {
             user: self.value(&env, "ssh_user", parse_user)?,
@@ -907,6 +913,7 @@ impl<'a> Doc<'a> {
                 .value(&env, "rollback_on_failure", parse_bool)?
                 .unwrap_or(false),
             health_checks,
+            holds,
             ssh,
             warnings: self.warnings,
         })
@@ -1183,11 +1190,14 @@ impl<'a> Doc<'a> {
         Ok(stages)
     }
 
-    fn health_checks(
+    /// The `[package:NAME]` sections: health checks, and the packages whose
+    /// hold deployer manages.
+    fn package_options(
         &mut self,
         packages: &[PackageName],
-    ) -> Result<BTreeMap<PackageName, String>, ConfigError> {
+    ) -> Result<(BTreeMap<PackageName, String>, BTreeSet<PackageName>), ConfigError> {
         let mut checks = BTreeMap::new();
+        let mut holds = BTreeSet::new();
         let package_sections: Vec<&RawSection> = self
             .scan
             .sections
@@ -1228,8 +1238,11 @@ impl<'a> Doc<'a> {
             {
                 checks.insert(package.clone(), command);
             }
+            if self.value(&section, "hold", parse_bool)? == Some(true) {
+                holds.insert(package.clone());
+            }
         }
-        Ok(checks)
+        Ok((checks, holds))
     }
 }
 
@@ -2331,6 +2344,28 @@ rollback_on_failure = on",
             Some("curl -fs \"http://localhost:8080/health\" | grep -q 'ok' && test \\d")
         );
         assert_eq!(config.health_checks.len(), 1);
+    }
+
+    #[test]
+    fn hold_is_per_package_and_off_by_default() {
+        let config = ok(&format!(
+            "{MINIMAL}[package:foo]\nhold = yes\n[package:bar]\nhold = no\nhealth_check = true\n"
+        ));
+        let foo: PackageName = "foo".parse().unwrap();
+        assert_eq!(config.holds, [foo].into_iter().collect());
+        assert_eq!(config.health_checks.len(), 1);
+        assert!(ok(MINIMAL).holds.is_empty());
+        let config = ok(&format!("{MINIMAL}[package:bar]\nhold = On\n"));
+        assert_eq!(config.holds.len(), 1);
+    }
+
+    #[test]
+    fn hold_must_be_yes_or_no() {
+        let e = err(&format!("{MINIMAL}[package:foo]\nhold = always\n"));
+        assert_eq!(e.line, Some(9));
+        assert!(e.message.contains("`hold`"), "{}", e.message);
+        assert!(e.message.contains("always"), "{}", e.message);
+        assert_eq!(note(&e), ACCEPTED_BOOL);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! From every host's answer to the version matrix: one cell per package and
 //! stage, a marker between adjacent stages, and the details an operator
-//! needs (drift inside a stage, broken packages, unreachable hosts).
+//! needs (drift inside a stage, broken packages, holds that differ inside a
+//! stage, unreachable hosts). Holds (`apt-mark hold`) are counted beside the
+//! cells; they change no cell and no marker.
 //!
 //! Pure: takes values, returns values. Rendering is `render`'s job.
 
@@ -64,6 +66,9 @@ pub struct Row {
     pub cells: Vec<Cell>,
     /// One marker per pair of adjacent stages.
     pub markers: Vec<Marker>,
+    /// One count per stage: its answering hosts that hold the package
+    /// (`apt-mark hold`).
+    pub held: Vec<usize>,
 }
 
 /// One stage's column.
@@ -79,7 +84,8 @@ pub struct Column {
     pub freeze: Option<crate::freeze::Freeze>,
 }
 
-/// A package whose hosts disagree inside one stage, or is broken somewhere.
+/// A package whose hosts disagree inside one stage (on the state, or on the
+/// hold), or is broken somewhere.
 #[derive(Debug, Clone)]
 pub struct Detail {
     /// The package.
@@ -88,6 +94,8 @@ pub struct Detail {
     pub stage: String,
     /// Each answering host and its state.
     pub hosts: Vec<(String, PackageState)>,
+    /// The hosts among `hosts` that hold the package.
+    pub held: Vec<String>,
 }
 
 /// A host that did not answer.
@@ -236,12 +244,23 @@ pub fn build(
             .collect();
         let cells: Vec<Cell> = states.iter().map(|s| summarise(s)).collect();
         let markers = states.windows(2).map(|w| compare(&w[0], &w[1])).collect();
+        let held_hosts: Vec<Vec<String>> = stages
+            .iter()
+            .map(|(name, _)| {
+                answered(name)
+                    .into_iter()
+                    .filter(|(_, s)| s.held.contains(package))
+                    .map(|(h, _)| h.to_string())
+                    .collect()
+            })
+            .collect();
         for (i, (name, _)) in stages.iter().enumerate() {
             let drift = matches!(cells[i], Cell::Mixed { .. });
             let broken = states[i]
                 .iter()
                 .any(|s| matches!(s, PackageState::Broken { .. }));
-            if drift || broken {
+            let some_held = !held_hosts[i].is_empty() && held_hosts[i].len() < states[i].len();
+            if drift || broken || some_held {
                 details.push(Detail {
                     package: package.clone(),
                     stage: name.clone(),
@@ -249,6 +268,7 @@ pub fn build(
                         .iter()
                         .map(|(h, s)| (h.to_string(), (*s).clone()))
                         .collect(),
+                    held: held_hosts[i].clone(),
                 });
             }
         }
@@ -256,6 +276,7 @@ pub fn build(
             package: package.clone(),
             cells,
             markers,
+            held: held_hosts.iter().map(Vec::len).collect(),
         });
     }
     let unreachable = reports
@@ -330,9 +351,16 @@ pub(crate) mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    /// A host's report; a version ending in `^` is held (`apt-mark hold`),
+    /// one ending in `!` is half-configured.
     pub(crate) fn host(stage: &str, name: &str, pkgs: &[(&str, &str)]) -> HostReport {
         let mut packages = BTreeMap::new();
+        let mut held = std::collections::BTreeSet::new();
         for (p, v) in pkgs {
+            if v.ends_with('^') {
+                held.insert(p.parse().unwrap());
+            }
+            let v = &v.trim_end_matches('^');
             let state = match *v {
                 "-" => PackageState::NotInstalled,
                 "rc" => PackageState::ConfigFiles(None),
@@ -349,6 +377,7 @@ pub(crate) mod tests {
             host: name.into(),
             result: Ok(HostStatus {
                 packages,
+                held,
                 freezes: Vec::new(),
             }),
         }
@@ -502,6 +531,29 @@ pub(crate) mod tests {
         ));
         assert_eq!(m.details.len(), 1);
         assert_eq!(m.summary().broken, 1);
+    }
+
+    #[test]
+    fn holds_are_counted_per_stage_and_partial_holds_are_details() {
+        let m = build(
+            &pk(&["fastpath"]),
+            &stages(&[("test", 1), ("prod", 3)]),
+            &[
+                host("test", "t1", &[("fastpath", "1.0-1^")]),
+                host("prod", "p1", &[("fastpath", "1.0-1^")]),
+                host("prod", "p2", &[("fastpath", "1.0-1")]),
+                host("prod", "p3", &[("fastpath", "1.0-1^")]),
+            ],
+        );
+        assert_eq!(m.rows[0].held, vec![1, 2]);
+        // a hold changes no cell and no marker
+        assert!(matches!(m.rows[0].cells[1], Cell::Uniform(_)));
+        assert_eq!(m.rows[0].markers, vec![Marker::Equal]);
+        // every host of `test` holds it: nothing to detail; `prod` differs
+        assert_eq!(m.details.len(), 1);
+        assert_eq!(m.details[0].stage, "prod");
+        assert_eq!(m.details[0].held, vec!["p1".to_string(), "p3".to_string()]);
+        assert_eq!(m.summary().drift, 0);
     }
 
     #[test]

@@ -1,11 +1,20 @@
 //! What a deploy will do, host by host, decided before anything changes:
-//! the target version, which hosts move and in which batches, and every
-//! reason to refuse. Pure: takes what the hosts said, returns a [`Plan`] or
-//! a [`Refusal`]. `--dry-run` prints the very plan a real run executes.
+//! the target version, which hosts move and in which batches, the exact
+//! commands each host runs (holds included), what apt would change besides
+//! the package, and every reason to refuse. Pure: takes what the hosts
+//! said, returns a [`Plan`] or a [`Refusal`]; builds commands, never runs
+//! them. `--dry-run` prints the very plan a real run executes.
+//!
+//! A plan is made twice: first without simulations, which decides the
+//! version and the hosts to change; then each of those hosts simulates its
+//! install ([`Plan::simulation`]) and the plan is made again with the
+//! results in [`HostFacts::simulation`], which checks them. A plan whose
+//! [`Plan::unsimulated`] is not empty must not be carried out.
 
 use std::fmt::Write as _;
 
-use crate::apt::Policy;
+use crate::apt::{self, Policy, SideEffect, Simulation};
+use crate::command::RemoteCommand;
 use crate::package::PackageName;
 use crate::status::PackageState;
 use crate::version::Version;
@@ -29,6 +38,12 @@ pub struct HostFacts {
     pub state: PackageState,
     /// What apt says it can install.
     pub policy: Policy,
+    /// Whether the host holds the package (`apt-mark hold`).
+    pub held: bool,
+    /// What `apt-get -s` says the plan's install would do on this host
+    /// ([`Plan::simulation`]): `None` until it is simulated, `Err` with
+    /// apt's words ([`apt::simulation_error`]) when the simulation failed.
+    pub simulation: Option<Result<Simulation, String>>,
 }
 
 /// A stage's name with each host's state (`None`: the host did not answer).
@@ -54,6 +69,30 @@ pub struct Input {
     pub force: bool,
     /// Hosts changed at once after the first one.
     pub batch_size: usize,
+    /// `--allow-dependency-changes`: let apt remove, install or change
+    /// packages other than the deployed one.
+    pub allow_dependency_changes: bool,
+    /// `[package:NAME] hold = yes`: deployer manages the package's hold,
+    /// releasing it for the install and setting it after.
+    pub hold: bool,
+    /// `--allow-held`: deploy to hosts that hold the package, releasing the
+    /// hold for the install and setting it again after.
+    pub allow_held: bool,
+    /// Whether changed hosts are put back when the rollout fails.
+    pub rollback: bool,
+}
+
+/// What happens to the package's hold (`apt-mark hold`) on one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// Not held, and deployer does not manage the hold.
+    Untouched,
+    /// Held: released before the install, set again after it, whatever
+    /// its result.
+    Release,
+    /// Not held, and `hold = yes`: set after the install, whatever its
+    /// result.
+    Set,
 }
 
 /// One host to change.
@@ -65,6 +104,11 @@ pub struct Step {
     pub from: PackageState,
     /// Whether the target is older than what it runs (`--allow-downgrades`).
     pub downgrade: bool,
+    /// What happens to the hold.
+    pub hold: Hold,
+    /// What apt will change besides the package (only with
+    /// `--allow-dependency-changes`; otherwise the plan is refused).
+    pub side_effects: Vec<SideEffect>,
 }
 
 /// The decided deploy.
@@ -87,6 +131,51 @@ pub struct Plan {
     pub batches: Vec<Vec<usize>>,
     /// Safety rails overridden by `--force`, worded for the history.
     pub overridden: Vec<String>,
+    /// Safety rails relaxed by `--allow-dependency-changes` or
+    /// `--allow-held`, worded for the history.
+    pub allowed: Vec<String>,
+    /// Whether apt may change other packages (no `--no-remove`).
+    pub allow_dependency_changes: bool,
+    /// Whether changed hosts are put back when the rollout fails.
+    pub rollback: bool,
+    /// Hosts in `steps` whose install was not simulated yet: the plan of
+    /// the first pass. Such a plan is only good for simulating.
+    pub unsimulated: Vec<String>,
+}
+
+/// The commands one host runs for its step, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostCommands {
+    /// `apt-mark unhold`, first, when the host holds the package.
+    pub unhold: Option<RemoteCommand>,
+    /// The install (for a rollback to nothing, the removal).
+    pub main: RemoteCommand,
+    /// `apt-mark hold`, last, whatever `main` did.
+    pub hold: Option<RemoteCommand>,
+}
+
+impl HostCommands {
+    /// Every command, in order.
+    pub fn all(&self) -> Vec<&RemoteCommand> {
+        self.unhold
+            .iter()
+            .chain([&self.main])
+            .chain(self.hold.iter())
+            .collect()
+    }
+
+    /// The commands on one line, for the plan's `runs:`.
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        if let Some(u) = &self.unhold {
+            let _ = write!(s, "{u} && ");
+        }
+        let _ = write!(s, "{}", self.main);
+        if let Some(h) = &self.hold {
+            let _ = write!(s, "; {h}");
+        }
+        s
+    }
 }
 
 /// Why a deploy is refused before any host is changed.
@@ -117,6 +206,29 @@ pub enum Refusal {
         previous: String,
         /// Its hosts that run something older, or did not answer.
         hosts: Vec<(String, Option<PackageState>)>,
+    },
+    /// Some hosts to change hold the package (`apt-mark hold`), and
+    /// neither `hold = yes` nor `--allow-held` lets deployer release it.
+    Held {
+        /// The hosts that hold it.
+        hosts: Vec<String>,
+    },
+    /// Rollback is on, but some hosts to change run a version that apt
+    /// can no longer install, so they could not be put back.
+    RollbackImpossible {
+        /// Each such host, the version it runs, and what apt can install.
+        hosts: Vec<(String, Version, Vec<Version>)>,
+    },
+    /// The install's simulation failed on some hosts.
+    SimulationFailed {
+        /// Each such host, with apt's words.
+        hosts: Vec<(String, String)>,
+    },
+    /// apt would also change other packages on some hosts, and
+    /// `--allow-dependency-changes` was not given.
+    SideEffects {
+        /// Each such host, with what apt would change.
+        hosts: Vec<(String, Vec<SideEffect>)>,
     },
 }
 
@@ -150,18 +262,7 @@ impl Refusal {
             Refusal::Unavailable { version, hosts } => {
                 let mut notes: Vec<String> = hosts
                     .iter()
-                    .map(|(h, avail)| {
-                        let list = if avail.is_empty() {
-                            "nothing".to_string()
-                        } else {
-                            avail
-                                .iter()
-                                .map(ToString::to_string)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        };
-                        format!("{h} can install: {list}")
-                    })
+                    .map(|(h, avail)| format!("{h} can install: {}", list(avail)))
                     .collect();
                 notes.push(
                     "nothing was changed; publish the version to the hosts' repository first"
@@ -197,7 +298,79 @@ impl Refusal {
                     notes,
                 )
             }
+            Refusal::Held { hosts } => (
+                format!(
+                    "`{package}` is held (`apt-mark hold`) on {} host(s) of `{stage}`: {}",
+                    hosts.len(),
+                    hosts.join(", ")
+                ),
+                vec![
+                    "someone pinned that version on purpose; `apt-mark showhold` on the host lists the holds".to_string(),
+                    format!(
+                        "pass --allow-held to deploy anyway and keep the hold (it is recorded in the history), or set `hold = yes` in `[package:{package}]` to let deployer manage the hold"
+                    ),
+                ],
+            ),
+            Refusal::RollbackImpossible { hosts } => {
+                let mut notes: Vec<String> = hosts
+                    .iter()
+                    .map(|(h, running, avail)| {
+                        format!("{h} runs {running}; apt there can install: {}", list(avail))
+                    })
+                    .collect();
+                notes.push(format!(
+                    "publish the running version of `{package}` to the hosts' repository again, or deploy without rollback (no --rollback-on-failure, `rollback_on_failure = no`)"
+                ));
+                (
+                    format!(
+                        "rollback is on, but {} host(s) of `{stage}` run a version of `{package}` that apt can no longer install, so a failed deploy could not put them back",
+                        hosts.len()
+                    ),
+                    notes,
+                )
+            }
+            Refusal::SimulationFailed { hosts } => (
+                format!(
+                    "apt cannot install `{package}` as planned on {} host(s) of `{stage}` (`apt-get -s` failed)",
+                    hosts.len()
+                ),
+                hosts.iter().map(|(h, why)| format!("{h}: {why}")).collect(),
+            ),
+            Refusal::SideEffects { hosts } => {
+                let mut notes: Vec<String> = hosts
+                    .iter()
+                    .map(|(h, effects)| {
+                        let what: Vec<String> = effects.iter().map(ToString::to_string).collect();
+                        let lines: Vec<String> =
+                            effects.iter().map(|e| format!("    | {}", e.line)).collect();
+                        format!("{h}: {}\n{}", what.join("; "), lines.join("\n"))
+                    })
+                    .collect();
+                notes.push(format!(
+                    "a deploy changes `{package}` and nothing else unless told; check these changes, then pass --allow-dependency-changes to accept them (it is recorded in the history)"
+                ));
+                (
+                    format!(
+                        "deploying `{package}` to `{stage}` would also change other packages on {} host(s)",
+                        hosts.len()
+                    ),
+                    notes,
+                )
+            }
         }
+    }
+}
+
+/// Versions for people: `1.0, 0.9`, or `nothing`.
+fn list(versions: &[Version]) -> String {
+    if versions.is_empty() {
+        "nothing".to_string()
+    } else {
+        versions
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -286,19 +459,125 @@ pub fn make(input: &Input) -> Result<Plan, Refusal> {
         }
     }
 
-    let mut steps = Vec::new();
-    let mut unchanged = Vec::new();
-    for h in &input.hosts {
-        if runs_target(&h.state) {
-            unchanged.push(h.host.clone());
-        } else {
-            steps.push(Step {
-                host: h.host.clone(),
-                from: h.state.clone(),
-                downgrade: h.state.version().is_some_and(|v| *v > version),
-            });
+    // The hosts to change, with their facts.
+    let changing: Vec<&HostFacts> = input
+        .hosts
+        .iter()
+        .filter(|h| !runs_target(&h.state))
+        .collect();
+
+    let held: Vec<String> = changing
+        .iter()
+        .filter(|h| h.held)
+        .map(|h| h.host.clone())
+        .collect();
+    let mut allowed = Vec::new();
+    if !held.is_empty() && !input.hold {
+        if !input.allow_held {
+            return Err(Refusal::Held { hosts: held });
+        }
+        allowed.push(format!(
+            "`{}` is held on {} host(s) ({}): --allow-held releases the hold for the install and sets it again",
+            input.package,
+            held.len(),
+            held.join(", ")
+        ));
+    }
+
+    if input.rollback {
+        // A host rolls back by installing what it runs now, or by removing
+        // the package when it runs nothing (always possible).
+        let stuck: Vec<(String, Version, Vec<Version>)> = changing
+            .iter()
+            .filter_map(|h| {
+                let running = h.state.version()?;
+                (!h.policy.available.contains(running))
+                    .then(|| (h.host.clone(), running.clone(), h.policy.available.clone()))
+            })
+            .collect();
+        if !stuck.is_empty() {
+            return Err(Refusal::RollbackImpossible { hosts: stuck });
         }
     }
+
+    // A simulation counts only if it is this plan's: it installs (or, for
+    // a broken host, configures) the package at `version`.
+    let of_this_plan = |sim: &Simulation| {
+        sim.actions.iter().any(|a| {
+            a.package == input.package.as_str()
+                && matches!(
+                    a.kind,
+                    apt::ActionKind::Install | apt::ActionKind::Configure
+                )
+                && a.new.as_ref() == Some(&version)
+        })
+    };
+    let failed: Vec<(String, String)> = changing
+        .iter()
+        .filter_map(|h| match &h.simulation {
+            Some(Err(why)) => Some((h.host.clone(), why.clone())),
+            Some(Ok(sim)) if !of_this_plan(sim) => Some((
+                h.host.clone(),
+                format!(
+                    "`apt-get -s` does not install `{}` {version} there",
+                    input.package
+                ),
+            )),
+            _ => None,
+        })
+        .collect();
+    if !failed.is_empty() {
+        return Err(Refusal::SimulationFailed { hosts: failed });
+    }
+    let effects: Vec<(String, Vec<SideEffect>)> = changing
+        .iter()
+        .filter_map(|h| match &h.simulation {
+            Some(Ok(sim)) => Some((h.host.clone(), apt::side_effects(sim, &input.package))),
+            _ => None,
+        })
+        .filter(|(_, e)| !e.is_empty())
+        .collect();
+    if !effects.is_empty() {
+        if !input.allow_dependency_changes {
+            return Err(Refusal::SideEffects { hosts: effects });
+        }
+        let names: Vec<&str> = effects.iter().map(|(h, _)| h.as_str()).collect();
+        allowed.push(format!(
+            "other packages change on {} host(s) ({}): --allow-dependency-changes",
+            names.len(),
+            names.join(", ")
+        ));
+    }
+
+    let steps: Vec<Step> = changing
+        .iter()
+        .map(|h| Step {
+            host: h.host.clone(),
+            from: h.state.clone(),
+            downgrade: h.state.version().is_some_and(|v| *v > version),
+            hold: match (h.held, input.hold) {
+                (true, _) => Hold::Release,
+                (false, true) => Hold::Set,
+                (false, false) => Hold::Untouched,
+            },
+            side_effects: effects
+                .iter()
+                .find(|(host, _)| *host == h.host)
+                .map(|(_, e)| e.clone())
+                .unwrap_or_default(),
+        })
+        .collect();
+    let unchanged = input
+        .hosts
+        .iter()
+        .filter(|h| runs_target(&h.state))
+        .map(|h| h.host.clone())
+        .collect();
+    let unsimulated = changing
+        .iter()
+        .filter(|h| h.simulation.is_none())
+        .map(|h| h.host.clone())
+        .collect();
     let batches = batches(steps.len(), input.batch_size);
     Ok(Plan {
         package: input.package.clone(),
@@ -309,6 +588,10 @@ pub fn make(input: &Input) -> Result<Plan, Refusal> {
         unchanged,
         batches,
         overridden,
+        allowed,
+        allow_dependency_changes: input.allow_dependency_changes,
+        rollback: input.rollback,
+        unsimulated,
     })
 }
 
@@ -324,8 +607,72 @@ pub fn batches(count: usize, size: usize) -> Vec<Vec<usize>> {
 }
 
 impl Plan {
+    fn install(&self, step: &Step, version: &Version, lock_timeout_secs: u64) -> RemoteCommand {
+        let install = apt::Install {
+            package: &self.package,
+            version,
+            downgrade: step.downgrade,
+            allow_removals: self.allow_dependency_changes,
+            lock_timeout_secs,
+        };
+        install.command()
+    }
+
+    /// The simulation of `step`'s install (`apt-get -s`, no root, no
+    /// lock), whose parsed output goes into [`HostFacts::simulation`].
+    pub fn simulation(&self, step: &Step, lock_timeout_secs: u64) -> RemoteCommand {
+        apt::Install {
+            package: &self.package,
+            version: &self.version,
+            downgrade: step.downgrade,
+            allow_removals: self.allow_dependency_changes,
+            lock_timeout_secs,
+        }
+        .simulation()
+    }
+
+    /// What `step`'s host runs: the install (with `--no-remove` unless
+    /// dependency changes are allowed), between releasing and setting the
+    /// hold when [`Step::hold`] says so. The hold is set whatever the
+    /// install did.
+    pub fn commands(&self, step: &Step, lock_timeout_secs: u64) -> HostCommands {
+        HostCommands {
+            unhold: (step.hold == Hold::Release).then(|| apt::unhold(&self.package)),
+            main: self.install(step, &self.version, lock_timeout_secs),
+            hold: (step.hold != Hold::Untouched).then(|| apt::hold(&self.package)),
+        }
+    }
+
+    /// What puts `step`'s host back on what it ran before: the same install
+    /// of its previous version, or the removal of the package when it ran
+    /// none. A host whose hold deployer touched is released first and held
+    /// again after, unless it had no hold and is back to no package.
+    pub fn rollback_commands(&self, step: &Step, lock_timeout_secs: u64) -> HostCommands {
+        let main = match step.from.version() {
+            Some(previous) => {
+                let back = Step {
+                    downgrade: *previous < self.version,
+                    ..step.clone()
+                };
+                self.install(&back, previous, lock_timeout_secs)
+            }
+            None => apt::remove(&self.package, lock_timeout_secs),
+        };
+        let rehold = match step.hold {
+            Hold::Untouched => false,
+            Hold::Release => true,
+            Hold::Set => step.from.version().is_some(),
+        };
+        HostCommands {
+            unhold: (step.hold != Hold::Untouched).then(|| apt::unhold(&self.package)),
+            main,
+            hold: rehold.then(|| apt::hold(&self.package)),
+        }
+    }
+
     /// The plan for people; `details` gives, per host in `steps`, the
-    /// command that will run and what apt says it would do.
+    /// command that will run ([`HostCommands::describe`]) and what apt says
+    /// it would do.
     pub fn describe(&self, details: &[(String, Vec<String>)]) -> String {
         let mut s = String::new();
         let critical = if self.critical {
@@ -365,6 +712,18 @@ impl Plan {
                         let _ = writeln!(s, "      apt:  {line}");
                     }
                 }
+                match step.hold {
+                    Hold::Untouched => {}
+                    Hold::Release => {
+                        let _ = writeln!(s, "      hold: released for the install, then set again");
+                    }
+                    Hold::Set => {
+                        let _ = writeln!(s, "      hold: set after the install (hold = yes)");
+                    }
+                }
+                for effect in &step.side_effects {
+                    let _ = writeln!(s, "      also: {effect}");
+                }
             }
         }
         if !self.unchanged.is_empty() {
@@ -377,6 +736,19 @@ impl Plan {
         }
         for o in &self.overridden {
             let _ = writeln!(s, "  forced past: {o}");
+        }
+        for a in &self.allowed {
+            let _ = writeln!(s, "  allowed: {a}");
+        }
+        if self.rollback && self.steps.iter().any(|st| !st.side_effects.is_empty()) {
+            let _ = writeln!(
+                s,
+                "  note: a rollback puts back `{}` only; the other packages' changes stay",
+                self.package
+            );
+        }
+        if !self.unsimulated.is_empty() {
+            let _ = writeln!(s, "  not simulated yet: {}", self.unsimulated.join(", "));
         }
         s
     }
@@ -403,6 +775,8 @@ mod tests {
                 candidate: (!candidate.is_empty()).then(|| v(candidate)),
                 available: available.iter().map(|a| v(a)).collect(),
             },
+            held: false,
+            simulation: None,
         }
     }
 
@@ -416,7 +790,33 @@ mod tests {
             wanted,
             force: false,
             batch_size: 2,
+            allow_dependency_changes: false,
+            hold: false,
+            allow_held: false,
+            rollback: false,
         }
+    }
+
+    fn fixture(file: &str) -> String {
+        let path = format!("{}/tests/data/apt/{file}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// The parsed simulation a scenario of tests/data/apt/capture.sh printed.
+    fn simulated(scenario: &str) -> Option<Result<Simulation, String>> {
+        Some(Ok(apt::parse_simulation(&fixture(&format!(
+            "{scenario}.txt"
+        )))
+        .unwrap()))
+    }
+
+    fn with(mut f: HostFacts, change: impl FnOnce(&mut HostFacts)) -> HostFacts {
+        change(&mut f);
+        f
+    }
+
+    fn fastpath() -> PackageName {
+        "fastpath".parse().unwrap()
     }
 
     const BOTH: [&str; 2] = ["0.81~pr748-191", "0.77~pr705-119"];
@@ -615,7 +1015,10 @@ mod tests {
     fn description_lists_batches_commands_and_apt() {
         let i = input(
             vec![
-                facts("p1", installed("0.77~pr705-119"), "0.81~pr748-191", &BOTH),
+                with(
+                    facts("p1", installed("0.77~pr705-119"), "0.81~pr748-191", &BOTH),
+                    |f| f.simulation = simulated("sim-upgrade-only"),
+                ),
                 facts("p2", installed("0.81~pr748-191"), "0.81~pr748-191", &BOTH),
             ],
             Wanted::Newest,
@@ -626,5 +1029,339 @@ mod tests {
             vec!["Inst fastpath [0.77] (0.81)".into()],
         )]);
         insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn held_hosts_are_refused_unless_released_by_flag_or_config() {
+        let hosts = vec![
+            with(facts("p1", installed("0.77~pr705-119"), "", &BOTH), |f| {
+                f.held = true
+            }),
+            facts("p2", PackageState::NotInstalled, "", &BOTH),
+            // already at the target: its hold is nobody's business
+            with(facts("p3", installed("0.81~pr748-191"), "", &BOTH), |f| {
+                f.held = true
+            }),
+        ];
+        let i = input(hosts, Wanted::Exact(v("0.81~pr748-191")));
+        let e = make(&i).unwrap_err();
+        assert_eq!(
+            e,
+            Refusal::Held {
+                hosts: vec!["p1".into()]
+            }
+        );
+        let (msg, notes) = e.explain(&fastpath(), "prod");
+        assert_eq!(
+            msg,
+            "`fastpath` is held (`apt-mark hold`) on 1 host(s) of `prod`: p1"
+        );
+        assert!(notes[1].contains("--allow-held"), "{notes:?}");
+        assert!(
+            notes[1].contains("`hold = yes` in `[package:fastpath]`"),
+            "{notes:?}"
+        );
+
+        // --allow-held: released for the install, held again after
+        let mut allowed = i.clone();
+        allowed.allow_held = true;
+        let p = make(&allowed).unwrap();
+        let holds: Vec<Hold> = p.steps.iter().map(|s| s.hold).collect();
+        assert_eq!(holds, [Hold::Release, Hold::Untouched]);
+        assert_eq!(p.allowed.len(), 1);
+        assert_eq!(
+            p.allowed,
+            ["`fastpath` is held on 1 host(s) (p1): --allow-held releases the hold for the install and sets it again"]
+        );
+        let c = p.commands(&p.steps[0], 60);
+        assert_eq!(
+            c.unhold.as_ref().map(RemoteCommand::as_str),
+            Some("sudo -n env DEBIAN_FRONTEND=noninteractive env LC_ALL=C apt-mark unhold -- fastpath")
+        );
+        assert_eq!(
+            c.hold.as_ref().map(RemoteCommand::as_str),
+            Some(
+                "sudo -n env DEBIAN_FRONTEND=noninteractive env LC_ALL=C apt-mark hold -- fastpath"
+            )
+        );
+        assert_eq!(c.all().len(), 3);
+        assert_eq!(p.commands(&p.steps[1], 60).all().len(), 1);
+
+        // hold = yes: deployer manages the hold; every changed host ends held
+        let mut managed = i.clone();
+        managed.hold = true;
+        let p = make(&managed).unwrap();
+        let holds: Vec<Hold> = p.steps.iter().map(|s| s.hold).collect();
+        assert_eq!(holds, [Hold::Release, Hold::Set]);
+        assert!(p.allowed.is_empty());
+        let c = p.commands(&p.steps[1], 60);
+        assert!(c.unhold.is_none());
+        assert!(c.hold.is_some());
+    }
+
+    #[test]
+    fn rollback_needs_the_running_version_to_be_installable() {
+        // Real policy: bash 5.2.15-2+b8 runs, but only +b13 is offered.
+        let bash: PackageName = "bash".parse().unwrap();
+        let policy = apt::parse_policy(&bash, &fixture("policy-bash-bookworm.txt")).unwrap();
+        let stuck = HostFacts {
+            host: "p1".into(),
+            state: installed("5.2.15-2+b8"),
+            policy: policy.clone(),
+            held: false,
+            simulation: None,
+        };
+        let absent = HostFacts {
+            host: "p2".into(),
+            state: PackageState::ConfigFiles(Some(v("5.2.15-2+b1"))),
+            ..stuck.clone()
+        };
+        let mut i = input(vec![stuck, absent], Wanted::Exact(v("5.2.15-2+b13")));
+        i.package = bash.clone();
+        assert!(make(&i).is_ok(), "without rollback, nothing to check");
+        i.rollback = true;
+        let e = make(&i).unwrap_err();
+        assert_eq!(
+            e,
+            Refusal::RollbackImpossible {
+                hosts: vec![("p1".into(), v("5.2.15-2+b8"), vec![v("5.2.15-2+b13")])]
+            }
+        );
+        let (msg, notes) = e.explain(&bash, "prod");
+        assert!(msg.starts_with("rollback is on, but 1 host(s) of `prod` run a version of `bash` that apt can no longer install"), "{msg}");
+        assert_eq!(
+            notes[0],
+            "p1 runs 5.2.15-2+b8; apt there can install: 5.2.15-2+b13"
+        );
+        assert!(notes[1].contains("--rollback-on-failure"), "{notes:?}");
+
+        // a broken host rolls back to its version too; an absent one by removal
+        let mut broken = input(
+            vec![facts(
+                "p1",
+                PackageState::Broken {
+                    version: Some(v("0.70-1")),
+                    state: "half-configured".into(),
+                },
+                "",
+                &BOTH,
+            )],
+            Wanted::Exact(v("0.81~pr748-191")),
+        );
+        broken.rollback = true;
+        assert!(matches!(
+            make(&broken),
+            Err(Refusal::RollbackImpossible { .. })
+        ));
+        let mut fresh = input(
+            vec![facts("p1", PackageState::NotInstalled, "", &BOTH)],
+            Wanted::Exact(v("0.81~pr748-191")),
+        );
+        fresh.rollback = true;
+        assert!(make(&fresh).is_ok());
+    }
+
+    #[test]
+    fn side_effects_are_refused_with_apt_lines_unless_allowed() {
+        let i = input(
+            vec![
+                with(facts("p1", installed("0.77~pr705-119"), "", &BOTH), |f| {
+                    f.simulation = simulated("sim-side-effects");
+                }),
+                with(facts("p2", installed("0.77~pr705-119"), "", &BOTH), |f| {
+                    f.simulation = simulated("sim-upgrade-only");
+                }),
+            ],
+            Wanted::Exact(v("0.81~pr748-191")),
+        );
+        let e = make(&i).unwrap_err();
+        let Refusal::SideEffects { hosts } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(hosts.len(), 1);
+        assert_eq!(hosts[0].0, "p1");
+        assert_eq!(hosts[0].1.len(), 3);
+        let (msg, notes) = e.explain(&fastpath(), "prod");
+        assert_eq!(
+            msg,
+            "deploying `fastpath` to `prod` would also change other packages on 1 host(s)"
+        );
+        assert_eq!(
+            notes[0],
+            "p1: removes `fastpath-legacy` 0.1-1; upgrades `libfastpath` 1.0-1 -> 2.0-1; installs `fastpath-data` 1.0-1\n    \
+             | Remv fastpath-legacy [0.1-1]\n    \
+             | Inst libfastpath [1.0-1] (2.0-1 deployer-fixtures:localhost [all])\n    \
+             | Inst fastpath-data (1.0-1 deployer-fixtures:localhost [all])"
+        );
+        assert!(notes[1].contains("--allow-dependency-changes"));
+
+        // allowed: the plan carries them, and the install may remove
+        let mut allowed = i.clone();
+        allowed.allow_dependency_changes = true;
+        let p = make(&allowed).unwrap();
+        assert_eq!(p.steps[0].side_effects.len(), 3);
+        assert!(p.steps[1].side_effects.is_empty());
+        assert_eq!(
+            p.allowed,
+            ["other packages change on 1 host(s) (p1): --allow-dependency-changes"]
+        );
+        assert!(!p
+            .commands(&p.steps[0], 60)
+            .main
+            .as_str()
+            .contains("--no-remove"));
+        assert!(p.unsimulated.is_empty());
+
+        // and only the package itself changes: nothing to refuse
+        let mut plain = i;
+        plain.hosts.truncate(1);
+        plain.hosts[0].simulation = simulated("sim-upgrade-only");
+        let p = make(&plain).unwrap();
+        assert!(p
+            .commands(&p.steps[0], 60)
+            .main
+            .as_str()
+            .contains(" --no-remove "));
+    }
+
+    #[test]
+    fn failed_simulations_are_refused_with_apt_words() {
+        let out = format!(
+            "{}{}",
+            fixture("sim-unsatisfiable.txt"),
+            fixture("sim-unsatisfiable.stderr.txt")
+        );
+        let i = input(
+            vec![with(
+                facts("p1", installed("0.81~pr748-191"), "", &["0.70-1"]),
+                |f| {
+                    f.simulation = Some(Err(apt::simulation_error(&out)));
+                },
+            )],
+            Wanted::Exact(v("0.70-1")),
+        );
+        let e = make(&i).unwrap_err();
+        let (msg, notes) = e.explain(&fastpath(), "prod");
+        assert_eq!(
+            msg,
+            "apt cannot install `fastpath` as planned on 1 host(s) of `prod` (`apt-get -s` failed)"
+        );
+        assert_eq!(
+            notes,
+            [
+                "p1: apt cannot satisfy the package's dependencies on this host: \
+              fastpath : Depends: libfastpath (= 1.0-1) but 2.0-1 is to be installed"
+            ]
+        );
+    }
+
+    #[test]
+    fn plan_is_made_twice_simulating_in_between() {
+        let mut i = input(
+            vec![
+                facts("p1", installed("0.81~pr748-191"), "", &BOTH),
+                facts("p2", installed("0.81~pr748-191"), "", &BOTH),
+            ],
+            Wanted::Exact(v("0.77~pr705-119")),
+        );
+        let first = make(&i).unwrap();
+        assert_eq!(first.unsimulated, ["p1", "p2"]);
+        assert!(first.describe(&[]).contains("not simulated yet: p1, p2"));
+        let sims: Vec<String> = first
+            .steps
+            .iter()
+            .map(|s| first.simulation(s, 60).to_string())
+            .collect();
+        assert_eq!(
+            sims[0],
+            "env LC_ALL=C apt-get -s install -q -o Dpkg::Options::=--force-confdef \
+             -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=60 \
+             --allow-downgrades 'fastpath=0.77~pr705-119'"
+        );
+        for h in &mut i.hosts {
+            h.simulation = simulated("sim-downgrade");
+        }
+        let second = make(&i).unwrap();
+        assert!(second.unsimulated.is_empty());
+        assert_eq!(second.version, first.version);
+        assert_eq!(second.steps, first.steps);
+    }
+
+    #[test]
+    fn rollback_commands_put_back_the_previous_state_and_hold() {
+        let i = input(
+            vec![
+                with(facts("p1", installed("0.81~pr748-191"), "", &BOTH), |f| {
+                    f.held = true;
+                }),
+                facts("p2", PackageState::NotInstalled, "", &BOTH),
+                facts(
+                    "p3",
+                    installed("0.70-1"),
+                    "",
+                    &["0.81~pr748-191", "0.77~pr705-119", "0.70-1"],
+                ),
+            ],
+            Wanted::Exact(v("0.77~pr705-119")),
+        );
+        let mut managed = i.clone();
+        managed.hold = true;
+        let p = make(&managed).unwrap();
+        let back: Vec<HostCommands> = p.steps.iter().map(|s| p.rollback_commands(s, 30)).collect();
+        // p1 was held: released, upgraded back to 0.81, held again
+        assert!(back[0].unhold.is_some() && back[0].hold.is_some());
+        assert_eq!(
+            back[0].main.as_str(),
+            "sudo -n env DEBIAN_FRONTEND=noninteractive env LC_ALL=C apt-get install -y -q \
+             -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+             -o DPkg::Lock::Timeout=30 --no-remove 'fastpath=0.81~pr748-191'"
+        );
+        // p2 had nothing: removed, and not held
+        assert!(back[1].unhold.is_some() && back[1].hold.is_none());
+        assert_eq!(
+            back[1].main.as_str(),
+            "sudo -n env DEBIAN_FRONTEND=noninteractive env LC_ALL=C apt-get remove -y -q \
+             -o DPkg::Lock::Timeout=30 fastpath"
+        );
+        // p3 goes back down from 0.77 to 0.70, pinned again (hold = yes)
+        assert!(back[2]
+            .main
+            .as_str()
+            .contains("--allow-downgrades fastpath=0.70-1"));
+        assert!(back[2].hold.is_some());
+
+        // without holds, only the install or removal
+        let mut plain = i;
+        plain.hosts[0].held = false;
+        let p = make(&plain).unwrap();
+        for s in &p.steps {
+            assert_eq!(p.rollback_commands(s, 30).all().len(), 1);
+        }
+    }
+
+    #[test]
+    fn description_shows_holds_and_dependency_changes() {
+        let mut i = input(
+            vec![
+                with(facts("p1", installed("0.77~pr705-119"), "", &BOTH), |f| {
+                    f.held = true;
+                    f.simulation = simulated("sim-side-effects");
+                }),
+                with(facts("p2", PackageState::NotInstalled, "", &BOTH), |f| {
+                    f.simulation = simulated("sim-fresh-install");
+                }),
+            ],
+            Wanted::Exact(v("0.81~pr748-191")),
+        );
+        i.hold = true;
+        i.rollback = true;
+        i.allow_dependency_changes = true;
+        let p = make(&i).unwrap();
+        let details: Vec<(String, Vec<String>)> = p
+            .steps
+            .iter()
+            .map(|s| (p.commands(s, 60).describe(), Vec::new()))
+            .collect();
+        insta::assert_snapshot!(p.describe(&details));
     }
 }

@@ -1,6 +1,8 @@
 //! The matrix as text for people and as JSON for scripts, written into any
 //! writer. Pure apart from the writer: colour is decided by the caller and
-//! passed in as a value.
+//! passed in as a value. A package held with `apt-mark hold` shows as
+//! `[held]` in its cell (`[held N/M]` when only N of the M answering hosts
+//! hold it) and as `"held": true` on each host in the JSON.
 
 use std::io::{self, Write};
 
@@ -52,7 +54,18 @@ fn marker_text(m: Marker) -> (&'static str, Option<Paint>) {
     }
 }
 
-fn cell_text(cell: &Cell) -> (String, Option<Paint>) {
+/// The cell's text, with the hold: `held` of the `answered` hosts hold it.
+fn cell_text(cell: &Cell, held: usize, answered: usize) -> (String, Option<Paint>) {
+    let (mut text, paint) = state_text(cell);
+    if held > 0 && held == answered {
+        text.push_str(" [held]");
+    } else if held > 0 {
+        text.push_str(&format!(" [held {held}/{answered}]"));
+    }
+    (text, paint)
+}
+
+fn state_text(cell: &Cell) -> (String, Option<Paint>) {
     match cell {
         Cell::Unknown => ("?".to_string(), Some(Paint::Dim)),
         Cell::Uniform(s @ PackageState::Broken { .. }) => (s.to_string(), Some(Paint::Red)),
@@ -106,7 +119,17 @@ pub fn text(m: &Matrix, color: Color, out: &mut dyn Write) -> io::Result<()> {
     let cells: Vec<Vec<(String, Option<Paint>)>> = m
         .rows
         .iter()
-        .map(|r| r.cells.iter().map(cell_text).collect())
+        .map(|r| {
+            r.cells
+                .iter()
+                .zip(&m.columns)
+                .enumerate()
+                .map(|(i, (cell, c))| {
+                    let held = r.held.get(i).copied().unwrap_or(0);
+                    cell_text(cell, held, c.hosts - c.down)
+                })
+                .collect()
+        })
         .collect();
     let headers: Vec<String> = m.columns.iter().map(header_text).collect();
     let col_w: Vec<usize> = (0..m.columns.len())
@@ -158,7 +181,8 @@ pub fn text(m: &Matrix, color: Color, out: &mut dyn Write) -> io::Result<()> {
             writeln!(out, "  {} on {}:", d.package, d.stage)?;
             let host_w = d.hosts.iter().map(|(h, _)| width(h)).max().unwrap_or(0);
             for (h, s) in &d.hosts {
-                writeln!(out, "    {}  {s}", pad(h, None, host_w, color))?;
+                let held = if d.held.contains(h) { " [held]" } else { "" };
+                writeln!(out, "    {}  {s}{held}", pad(h, None, host_w, color))?;
             }
         }
     }
@@ -198,7 +222,18 @@ struct JsonHost<'a> {
     host: &'a str,
     reachable: bool,
     error: Option<String>,
-    packages: Option<&'a std::collections::BTreeMap<crate::package::PackageName, PackageState>>,
+    packages:
+        Option<std::collections::BTreeMap<&'a crate::package::PackageName, JsonHostPackage<'a>>>,
+}
+
+/// A package on a host: its state (`state`, `version`, `dpkg_state`) and,
+/// like `dpkg_state` only when it applies, `"held": true`.
+#[derive(Serialize)]
+struct JsonHostPackage<'a> {
+    #[serde(flatten)]
+    state: &'a PackageState,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    held: bool,
 }
 
 #[derive(Serialize)]
@@ -265,7 +300,15 @@ pub fn json(
                     host: &r.host,
                     reachable: r.result.is_ok(),
                     error: r.result.as_ref().err().map(ToString::to_string),
-                    packages: r.result.as_ref().ok().map(|s| &s.packages),
+                    packages: r.result.as_ref().ok().map(|s| {
+                        s.packages
+                            .iter()
+                            .map(|(name, state)| {
+                                let held = s.held.contains(name);
+                                (name, JsonHostPackage { state, held })
+                            })
+                            .collect()
+                    }),
                 })
                 .collect(),
         })
@@ -386,6 +429,47 @@ mod tests {
             &reports,
         );
         (m, reports)
+    }
+
+    /// Holds on every host of a stage, and on one host of two.
+    fn with_holds() -> (Matrix, Vec<crate::matrix::HostReport>) {
+        let reports = vec![
+            host("test", "test-1", &[("fastpath", "0.81~pr748-191^")]),
+            host("prod", "prod-1", &[("fastpath", "0.77~pr705-119^")]),
+            host("prod", "prod-2", &[("fastpath", "0.77~pr705-119")]),
+        ];
+        let m = build(
+            &pk(&["fastpath"]),
+            &stages(&[("test", 1), ("prod", 2)]),
+            &reports,
+        );
+        (m, reports)
+    }
+
+    #[test]
+    fn text_shows_holds() {
+        let (m, _) = with_holds();
+        insta::assert_snapshot!(render(&m, Color::Never));
+    }
+
+    #[test]
+    fn json_marks_held_packages_only() {
+        let (m, reports) = with_holds();
+        let mut buf = Vec::new();
+        json(&m, &reports, &mut buf).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        let fastpath = |stage: usize, host: usize| {
+            v["stages"][stage]["hosts"][host]["packages"]["fastpath"].clone()
+        };
+        assert_eq!(
+            fastpath(0, 0),
+            serde_json::json!({ "state": "installed", "version": "0.81~pr748-191", "held": true })
+        );
+        assert_eq!(fastpath(1, 0)["held"], true);
+        assert_eq!(
+            fastpath(1, 1),
+            serde_json::json!({ "state": "installed", "version": "0.77~pr705-119" })
+        );
     }
 
     fn render(m: &Matrix, color: Color) -> String {

@@ -3,8 +3,11 @@
 //!
 //! One command per host: `dpkg-query` for every package at once, followed
 //! by the stage freeze record, so that a status run costs one round trip.
+//! Besides each package's [`PackageState`], dpkg's selection tells whether
+//! the package is held (`apt-mark hold`); the hold is kept apart from the
+//! state, which it does not change.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::Serialize;
@@ -133,6 +136,10 @@ impl Serialize for PackageState {
 pub struct HostStatus {
     /// Each managed package's state.
     pub packages: BTreeMap<PackageName, PackageState>,
+    /// The managed packages held with `apt-mark hold` (dpkg's selection
+    /// `hold`, the `h` of `hi`), whatever their state: apt will not
+    /// install, upgrade or remove them without being told to.
+    pub held: BTreeSet<PackageName>,
     /// The freeze records found on the host, one per frozen stage.
     pub freezes: Vec<Freeze>,
 }
@@ -162,7 +169,8 @@ fn dpkg_state_name(c: char) -> &'static str {
     }
 }
 
-fn parse_line(line: &str) -> Result<(PackageName, PackageState), String> {
+/// One line of dpkg-query: the package, its state, and whether it is held.
+fn parse_line(line: &str) -> Result<(PackageName, PackageState, bool), String> {
     let mut fields = line.split('\t');
     let (Some(name), Some(version), Some(abbrev)) = (fields.next(), fields.next(), fields.next())
     else {
@@ -176,7 +184,8 @@ fn parse_line(line: &str) -> Result<(PackageName, PackageState), String> {
         Some(version.parse::<Version>().map_err(|e| e.to_string())?)
     };
     let mut chars = abbrev.chars();
-    let _want = chars.next();
+    // The selection: `u`nknown, `i`nstall, `h`old, `r`emove or `p`urge.
+    let held = chars.next() == Some('h');
     let status = chars.next().unwrap_or(' ');
     let error = chars.next().unwrap_or(' ');
     let state = match (status, error) {
@@ -195,7 +204,7 @@ fn parse_line(line: &str) -> Result<(PackageName, PackageState), String> {
             state: dpkg_state_name(other).to_string(),
         },
     };
-    Ok((package, state))
+    Ok((package, state, held))
 }
 
 /// Read the output of [`query_command`]. Packages dpkg does not know are
@@ -216,9 +225,13 @@ pub fn parse(packages: &[PackageName], output: &Output) -> Result<HostStatus, Ho
         if line.is_empty() {
             continue;
         }
-        let (name, state) = parse_line(line).map_err(protocol)?;
+        let (name, state, held) = parse_line(line).map_err(protocol)?;
         if !packages.contains(&name) {
             continue;
+        }
+        // Held on any architecture counts: apt would refuse to move it.
+        if held {
+            status.held.insert(name.clone());
         }
         // Several architectures of one package: keep the one that is
         // installed, else the first seen.
@@ -355,6 +368,52 @@ libc6:amd64\t2.36-9+deb12u4\tii \n\
         assert_eq!(get("libc6"), PackageState::Installed(v("2.36-9+deb12u4")));
         assert_eq!(get("never"), PackageState::NotInstalled);
         assert!(s.freezes.is_empty());
+    }
+
+    #[test]
+    fn held_packages_keep_their_state() {
+        // Real dpkg-query output (tests/data/apt/capture.sh): `fastpath`
+        // held with `apt-mark hold`, next to packages that are not.
+        let fixture = |file: &str| {
+            let path = format!("{}/tests/data/apt/{file}", env!("CARGO_MANIFEST_DIR"));
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+        };
+        let pk = names(&[
+            "fastpath",
+            "libfastpath",
+            "fastpath-legacy",
+            "fastpath-data",
+        ]);
+        let text = format!(
+            "{}#dpkg-query-exit 1\n#freeze\n",
+            fixture("dpkg-query-held.txt")
+        );
+        let s = parse(&pk, &out(&text)).unwrap();
+        assert_eq!(
+            s.packages[&pk[0]],
+            PackageState::Installed(v("0.77~pr705-119"))
+        );
+        assert_eq!(s.held, names(&["fastpath"]).into_iter().collect());
+        assert_eq!(s.packages[&pk[3]], PackageState::Installed(v("1.0-1")));
+        assert_eq!(s.packages[&pk[2]], PackageState::NotInstalled);
+
+        let text = format!(
+            "{}#dpkg-query-exit 1\n#freeze\n",
+            fixture("dpkg-query-after-allow-change-held.txt")
+        );
+        let s = parse(&pk, &out(&text)).unwrap();
+        assert!(s.held.is_empty());
+        assert_eq!(s.packages[&pk[2]], PackageState::NotInstalled);
+
+        // a hold on a removed package, and on one architecture only
+        let text = "fastpath\t0.77-1\thc \nmultilib:i386\t1.0-1\thi \nmultilib:amd64\t1.0-1\tii \n#dpkg-query-exit 0\n#freeze\n";
+        let pk = names(&["fastpath", "multilib"]);
+        let s = parse(&pk, &out(text)).unwrap();
+        assert_eq!(
+            s.packages[&pk[0]],
+            PackageState::ConfigFiles(Some(v("0.77-1")))
+        );
+        assert_eq!(s.held.len(), 2);
     }
 
     #[test]

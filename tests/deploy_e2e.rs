@@ -10,63 +10,7 @@ use std::time::Duration;
 use common::testbed::Testbed;
 use serde_json::Value;
 
-const NEW: &str = "0.81~pr748-191";
-const OLD: &str = "0.77~pr705-119";
-
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let out = cmd.stdin(Stdio::null()).output().expect("deployer runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn deployer(tb: &Testbed, args: &[&str]) -> (i32, String, String) {
-    run(tb.deployer().arg("--color=never").args(args))
-}
-
-fn history(tb: &Testbed) -> Vec<Value> {
-    let path = tb.dir().join("deployer-history.jsonl");
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON record per line"))
-        .collect()
-}
-
-fn last(tb: &Testbed) -> Value {
-    history(tb).pop().expect("a history record")
-}
-
-fn host_result(record: &Value, host: &str) -> String {
-    record["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["host"] == host)
-        .unwrap_or_else(|| panic!("{host} not in {record}"))["result"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-fn two_stages(hosts_per_stage: usize, extra_env: &str, sections: &str) -> Option<Testbed> {
-    let tb = Testbed::start(&[("test", hosts_per_stage), ("prod", hosts_per_stage)])?;
-    tb.write_config(
-        &[
-            "fastpath",
-            "analysis",
-            "detector",
-            "badpostinst",
-            "healthd",
-            "slowpkg",
-        ],
-        extra_env,
-        sections,
-    );
-    Some(tb)
-}
+use common::cli::{deployer, history, host_result, last, two_stages, NEW, OLD};
 
 #[test]
 fn deploy_latest_to_the_first_stage() {

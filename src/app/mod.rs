@@ -141,6 +141,8 @@ fn deploy_or_promote(
         reason: args.reason.clone(),
         batch: args.batch.map(usize::from),
         rollback_on_failure: args.rollback_on_failure,
+        allow_dependency_changes: args.allow_dependency_changes,
+        allow_held: args.allow_held,
         verbose: args.verbose,
     };
     // everything typed is checked before any host is contacted

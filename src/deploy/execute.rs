@@ -14,7 +14,7 @@ use crate::error::HostError;
 use crate::fleet::{Fleet, Member};
 use crate::history::Outcome;
 use crate::package::PackageName;
-use crate::plan::{Plan, Step};
+use crate::plan::{HostCommands, Plan, Step};
 use crate::status::{self, PackageState};
 use crate::transport::{self, Exec, Stream};
 
@@ -98,8 +98,90 @@ impl Prefixer<'_> {
     }
 }
 
-/// Install on one host, verify with dpkg, run the health check.
+/// Run `command`; while its output says that a lock it needs is busy
+/// (`busy`), run it again, for up to `wait` in all. apt's own wait
+/// (`DPkg::Lock::Timeout`) covers neither the package lists' lock nor
+/// `apt-mark`. The first wait is announced on the console.
+pub fn run_waiting_for_lock(
+    cx: &Context<'_>,
+    member: &mut Member,
+    command: &RemoteCommand,
+    timeout: Duration,
+    busy: fn(&str) -> bool,
+) -> Result<transport::Output, HostError> {
+    let wait = cx.config.ssh.lock_timeout;
+    let deadline = Instant::now() + wait;
+    let mut announced = false;
+    loop {
+        let out = member.run(command, timeout)?;
+        let text = format!("{}{}", out.stdout, out.stderr);
+        if out.success() || !busy(&text) || Instant::now() >= deadline {
+            return Ok(out);
+        }
+        if !announced {
+            announced = true;
+            cx.console.say(&format!(
+                "  {}: `{}` waits for a lock held by another process (apt-daily, unattended-upgrades?), up to {}s",
+                member.host(),
+                command.label(),
+                wait.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Release or set the hold (`apt-mark`), waiting for dpkg's lock; the
+/// failure as one line.
+fn mark(cx: &Context<'_>, member: &mut Member, command: &RemoteCommand) -> Result<(), String> {
+    let timeout = cx.config.ssh.command_timeout;
+    match run_waiting_for_lock(cx, member, command, timeout, apt::mark_lock_busy) {
+        Ok(out) if out.success() => Ok(()),
+        Ok(out) => Err(format!(
+            "`{}` failed (exit status {}): {}",
+            command.label(),
+            out.status,
+            out.stderr.trim()
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Install on one host (releasing and setting its hold when the plan
+/// says so), verify with dpkg, run the health check.
 fn install_one(
+    cx: &Context<'_>,
+    member: &mut Member,
+    plan: &Plan,
+    commands: &HostCommands,
+) -> Done {
+    if let Some(unhold) = &commands.unhold {
+        if let Err(why) = mark(cx, member, unhold) {
+            return Done::Failed {
+                why: format!("could not release the hold: {why}"),
+                output: String::new(),
+                now: read_state(member, &plan.package, cx.config.ssh.command_timeout).ok(),
+            };
+        }
+    }
+    let done = install_and_check(cx, member, plan, &commands.main);
+    if let Some(hold) = &commands.hold {
+        if let Err(why) = mark(cx, member, hold) {
+            if let Done::Failed { .. } = done {
+                return done;
+            }
+            return Done::Failed {
+                why: format!("installed, but could not set the hold again: {why}"),
+                output: String::new(),
+                now: read_state(member, &plan.package, cx.config.ssh.command_timeout).ok(),
+            };
+        }
+    }
+    done
+}
+
+/// The install itself, its verification with dpkg, and the health check.
+fn install_and_check(
     cx: &Context<'_>,
     member: &mut Member,
     plan: &Plan,
@@ -295,24 +377,28 @@ pub fn rollout(cx: &Context<'_>, fleet: &mut Fleet, prepared: &Prepared) -> Roll
     Rollout { done, stopped }
 }
 
-/// Put one host back on the state it had before the deploy.
+/// Put one host back on the state it had before the deploy; a host whose
+/// session was lost gets one new connection first.
 fn rollback_one(cx: &Context<'_>, member: &mut Member, plan: &Plan, step: &Step) -> Rollback {
     let config = cx.config;
-    let lock_secs = config.ssh.lock_timeout.as_secs().max(1);
-    let command = match &step.from {
-        PackageState::Installed(v)
-        | PackageState::Broken {
-            version: Some(v), ..
-        } => apt::install(&plan.package, v, *v < plan.version, lock_secs, false),
-        _ => apt::remove(&plan.package, lock_secs),
-    };
-    let out = match member.run(&command, config.ssh.deploy_timeout) {
+    let commands = plan.rollback_commands(step, super::preflight::lock_secs(cx));
+    if let Some(unhold) = &commands.unhold {
+        if let Err(why) = mark(cx, member, unhold) {
+            return Rollback::Failed(format!("rollback could not release the hold: {why}"));
+        }
+    }
+    let out = match member.run(&commands.main, config.ssh.deploy_timeout) {
         Ok(out) => out,
-        Err(e) => return Rollback::Failed(e.to_string()),
+        Err(e) => return Rollback::Failed(format!("rollback: {e}")),
     };
+    if let Some(hold) = &commands.hold {
+        if let Err(why) = mark(cx, member, hold) {
+            return Rollback::Failed(format!("rolled back, but could not set the hold: {why}"));
+        }
+    }
     let now = match read_state(member, &plan.package, config.ssh.command_timeout) {
         Ok(now) => now,
-        Err(e) => return Rollback::Failed(e.to_string()),
+        Err(e) => return Rollback::Failed(format!("rollback: {e}")),
     };
     if out.success() && now.same_as(&step.from) {
         Rollback::Restored
@@ -326,8 +412,10 @@ fn rollback_one(cx: &Context<'_>, member: &mut Member, plan: &Plan, step: &Step)
 }
 
 /// When the rollout failed or was stopped early, and the rollback policy
-/// is on, put every host that may have changed back on its previous version. One [`Rollback`]
-/// per step of the plan.
+/// is on, put every host that may have changed back on its previous
+/// version, all at once (bounded by `parallelism`). A host whose session
+/// was lost is reconnected once first. One [`Rollback`] per step of the
+/// plan.
 pub fn rollback_if_failed(
     cx: &Context<'_>,
     fleet: &mut Fleet,
@@ -341,10 +429,40 @@ pub fn rollback_if_failed(
     if !failed || !policy {
         return result;
     }
-    for (i, (step, d)) in plan.steps.iter().zip(done).enumerate() {
-        if d.touched(&step.from) {
-            result[i] = rollback_one(cx, fleet.member(&plan.stage, &step.host), plan, step);
+    let touched: Vec<&str> = plan
+        .steps
+        .iter()
+        .zip(done)
+        .filter(|(step, d)| d.touched(&step.from))
+        .map(|(step, _)| step.host.as_str())
+        .collect();
+    for host in &touched {
+        if fleet.member(&plan.stage, host).error().is_some() {
+            fleet.reconnect(&plan.stage, host);
         }
+    }
+    if !touched.is_empty() {
+        cx.console.say(&format!(
+            "Rolling back {} host(s): {}",
+            touched.len(),
+            touched.join(", ")
+        ));
+    }
+    let answers = fleet.on_hosts(&plan.stage, &touched, |m| {
+        let step = plan
+            .steps
+            .iter()
+            .find(|s| s.host == m.host())
+            .expect("a planned host");
+        rollback_one(cx, m, plan, step)
+    });
+    for (host, answer) in answers {
+        let i = plan
+            .steps
+            .iter()
+            .position(|s| s.host == host)
+            .expect("a planned host");
+        result[i] = answer;
     }
     result
 }

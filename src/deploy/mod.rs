@@ -185,7 +185,7 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
     // 2. every check that needs no change, then the lock and what it guards
     let prepared = preflight::prepare(cx, &mut fleet, &mut attempt, &target, before)?;
     if cx.opts.dry_run {
-        preflight::show_dry_run(cx, &mut fleet, &prepared);
+        preflight::show_dry_run(cx, &prepared);
         return Ok(ExitStatus::Success);
     }
     let plan = &prepared.plan;

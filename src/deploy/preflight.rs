@@ -13,7 +13,7 @@ use crate::error::{Fatal, HostError};
 use crate::fleet::{self, Fleet};
 use crate::history;
 use crate::lock;
-use crate::plan::{self, HostFacts, Plan, Refusal};
+use crate::plan::{self, HostCommands, HostFacts, Plan, Refusal};
 use crate::status::PackageState;
 use crate::transport;
 
@@ -24,10 +24,23 @@ use super::{read_facts, Attempt, Context, Facts};
 pub struct Prepared {
     /// The plan.
     pub plan: Plan,
-    /// The command each step of the plan runs, in step order.
-    pub commands: Vec<RemoteCommand>,
+    /// The commands each step of the plan runs, in step order.
+    pub commands: Vec<HostCommands>,
+    /// What `apt-get -s` said each step's install would do, in step order.
+    pub simulations: Vec<Vec<String>>,
     /// The stage's position in `stages`.
     pub stage: usize,
+}
+
+impl Prepared {
+    /// Per step: the commands as text, and apt's simulation lines.
+    pub fn details(&self) -> Vec<(String, Vec<String>)> {
+        self.commands
+            .iter()
+            .zip(&self.simulations)
+            .map(|(c, sim)| (c.describe(), sim.clone()))
+            .collect()
+    }
 }
 
 /// The last lines of `text`, marked off and named after `host`.
@@ -69,18 +82,24 @@ pub fn prepare(
         ready(cx, attempt, &fresh, target.stage, true)?;
         fresh
     };
-    let plan = make_plan(cx, fleet, attempt, target, &facts)?;
-    let lock_secs = cx.config.ssh.lock_timeout.as_secs().max(1);
+    let (plan, simulations) = make_plan(cx, fleet, attempt, target, &facts)?;
+    let lock_secs = lock_secs(cx);
     let commands = plan
         .steps
         .iter()
-        .map(|s| apt::install(&plan.package, &plan.version, s.downgrade, lock_secs, false))
+        .map(|s| plan.commands(s, lock_secs))
         .collect();
     Ok(Prepared {
         plan,
         commands,
+        simulations,
         stage: target.stage,
     })
+}
+
+/// apt's wait for dpkg's locks, in whole seconds.
+pub fn lock_secs(cx: &Context<'_>) -> u64 {
+    cx.config.ssh.lock_timeout.as_secs().max(1)
 }
 
 /// The stage can be deployed to: every host answered and none carries a
@@ -235,7 +254,10 @@ fn update_lists(
     cx.console.say(&format!(
         "Updating apt lists on {hosts} host(s) of `{stage}`..."
     ));
-    let answers = fleet.run_on_stage(stage, &apt::update(), cx.config.ssh.deploy_timeout);
+    let timeout = cx.config.ssh.deploy_timeout;
+    let answers = fleet.on_stage(stage, |m| {
+        super::execute::run_waiting_for_lock(cx, m, &apt::update(), timeout, apt::update_lock_busy)
+    });
     let failed: Vec<String> = answers
         .iter()
         .filter_map(|(host, r)| match r {
@@ -256,31 +278,52 @@ fn update_lists(
     ))
 }
 
-/// Ask apt what each host can install, and decide the plan.
+/// Decide the plan from `input`, or refuse (recorded).
+fn decide(attempt: &mut Attempt, input: &plan::Input) -> Result<Plan, Fatal> {
+    match plan::make(input) {
+        Ok(p) => {
+            attempt.aim(&p.version);
+            Ok(p)
+        }
+        Err(refusal) => {
+            let (message, notes) = refusal.explain(&input.package, &input.stage);
+            if let Refusal::Unavailable { version, .. } | Refusal::OrderGuard { version, .. } =
+                &refusal
+            {
+                attempt.aim(version);
+            }
+            Err(attempt.refuse(message, notes))
+        }
+    }
+}
+
+/// Ask apt what each host can install, decide the plan, simulate each
+/// host's install (`apt-get -s`: no root, no lock, no change), and decide
+/// again with what apt would really do. Returns the plan and each step's
+/// simulation lines.
 fn make_plan(
     cx: &Context<'_>,
     fleet: &mut Fleet,
     attempt: &mut Attempt,
     target: &Target,
     facts: &Facts,
-) -> Result<Plan, Fatal> {
+) -> Result<(Plan, Vec<Vec<String>>), Fatal> {
     let config = cx.config;
     let stage = &config.stages[target.stage];
     let package = &attempt.package.clone();
-    let answers = fleet.run_on_stage(
-        &stage.name,
-        &apt::policy(package),
-        config.ssh.command_timeout,
-    );
+    let timeout = config.ssh.command_timeout;
+    let answers = fleet.run_on_stage(&stage.name, &apt::policy(package), timeout);
     let mut hosts = Vec::new();
     for (host, r) in answers {
-        let state = facts
+        let status = facts
             .reports
             .iter()
             .find(|r| r.host == host && r.stage == stage.name)
-            .and_then(|r| r.result.as_ref().ok())
+            .and_then(|r| r.result.as_ref().ok());
+        let state = status
             .map(|s| s.packages[package].clone())
             .unwrap_or(PackageState::NotInstalled);
+        let held = status.is_some_and(|s| s.held.contains(package));
         let policy = r
             .map_err(|e| e.to_string())
             .and_then(|out| apt::parse_policy(package, &out.stdout))
@@ -294,6 +337,8 @@ fn make_plan(
             host,
             state,
             policy,
+            held,
+            simulation: None,
         });
     }
     let previous = (target.stage > 0).then(|| {
@@ -311,7 +356,7 @@ fn make_plan(
             .collect();
         (prev.clone(), states)
     });
-    let input = plan::Input {
+    let mut input = plan::Input {
         package: package.clone(),
         stage: stage.name.clone(),
         critical: stage.critical,
@@ -320,57 +365,66 @@ fn make_plan(
         wanted: target.wanted.clone(),
         force: cx.opts.force,
         batch_size: cx.opts.batch.unwrap_or(config.batch_size),
+        allow_dependency_changes: cx.opts.allow_dependency_changes,
+        hold: config.holds.contains(package),
+        allow_held: cx.opts.allow_held,
+        rollback: cx.opts.rollback_on_failure || config.rollback_on_failure,
     };
-    match plan::make(&input) {
-        Ok(p) => {
-            attempt.aim(&p.version);
-            Ok(p)
-        }
-        Err(refusal) => {
-            let (message, notes) = refusal.explain(package, &stage.name);
-            if let Refusal::Unavailable { version, .. } | Refusal::OrderGuard { version, .. } =
-                &refusal
-            {
-                attempt.aim(version);
-            }
-            Err(attempt.refuse(message, notes))
-        }
-    }
-}
+    let first = decide(attempt, &input)?;
 
-/// Print the plan with each host's command and what `apt-get -s` says it
-/// would do on the current lists. Changes nothing.
-pub fn show_dry_run(cx: &Context<'_>, fleet: &mut Fleet, prepared: &Prepared) {
-    let plan = &prepared.plan;
-    let lock_secs = cx.config.ssh.lock_timeout.as_secs().max(1);
-    let hosts: Vec<&str> = plan.steps.iter().map(|s| s.host.as_str()).collect();
-    let timeout = cx.config.ssh.command_timeout;
-    let sims = fleet.on_hosts(&plan.stage, &hosts, |m| {
-        let step = plan
+    let lock = lock_secs(cx);
+    let names: Vec<&str> = first.steps.iter().map(|s| s.host.as_str()).collect();
+    let sims = fleet.on_hosts(&stage.name, &names, |m| {
+        let step = first
             .steps
             .iter()
             .find(|s| s.host == m.host())
             .expect("a planned host");
-        let sim = apt::install(
-            &plan.package,
-            &plan.version,
-            step.downgrade,
-            lock_secs,
-            true,
-        );
-        match m.run(&sim, timeout) {
-            Ok(out) if out.success() => apt::simulation_summary(&out.stdout),
-            Ok(out) => vec![format!("apt-get -s failed: {}", out.stderr.trim())],
-            Err(e) => vec![format!("apt-get -s failed: {e}")],
+        match m.run(&first.simulation(step, lock), timeout) {
+            Ok(out) if out.success() => apt::parse_simulation(&out.stdout),
+            Ok(out) => Err(apt::simulation_error(&format!(
+                "{}{}",
+                out.stdout, out.stderr
+            ))),
+            Err(e) => Err(e.to_string()),
         }
     });
-    let details: Vec<(String, Vec<String>)> = prepared
-        .commands
+    for (host, sim) in sims {
+        if let Some(h) = input.hosts.iter_mut().find(|h| h.host == host) {
+            h.simulation = Some(sim);
+        }
+    }
+    let plan = decide(attempt, &input)?;
+    if !plan.unsimulated.is_empty() {
+        return Err(attempt.refuse(
+            format!(
+                "the install could not be simulated on {}",
+                plan.unsimulated.join(", ")
+            ),
+            Vec::new(),
+        ));
+    }
+    let simulations = plan
+        .steps
         .iter()
-        .zip(sims)
-        .map(|(c, (_, lines))| (c.to_string(), lines))
+        .map(|step| {
+            input
+                .hosts
+                .iter()
+                .find(|h| h.host == step.host)
+                .and_then(|h| h.simulation.as_ref())
+                .and_then(|s| s.as_ref().ok())
+                .map(|s| s.lines().into_iter().map(str::to_string).collect())
+                .unwrap_or_default()
+        })
         .collect();
-    cx.console.say(&plan.describe(&details));
+    Ok((plan, simulations))
+}
+
+/// Print the plan with each host's commands and what `apt-get -s` says
+/// they would do on the current lists. Changes nothing.
+pub fn show_dry_run(cx: &Context<'_>, prepared: &Prepared) {
+    cx.console.say(&prepared.plan.describe(&prepared.details()));
     cx.console
         .say("Dry run: nothing was changed on any host (apt lists included).");
 }
@@ -381,12 +435,7 @@ pub fn confirm(cx: &Context<'_>, attempt: &Attempt, prepared: &Prepared) -> Resu
     if !plan.critical || cx.opts.yes {
         return Ok(());
     }
-    let details: Vec<(String, Vec<String>)> = prepared
-        .commands
-        .iter()
-        .map(|c| (c.to_string(), Vec::new()))
-        .collect();
-    cx.console.say(&plan.describe(&details));
+    cx.console.say(&plan.describe(&prepared.details()));
     let question = format!(
         "Deploy `{}` {} to critical stage `{}`? Type `yes` to go on: ",
         plan.package, plan.version, plan.stage

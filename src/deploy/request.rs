@@ -87,6 +87,11 @@ pub struct Options {
     pub batch: Option<usize>,
     /// Put changed hosts back when the rollout fails.
     pub rollback_on_failure: bool,
+    /// Let apt remove, install or upgrade other packages than the one
+    /// deployed.
+    pub allow_dependency_changes: bool,
+    /// Deploy to hosts that hold the package (`apt-mark hold`).
+    pub allow_held: bool,
     /// Stream every host's apt output.
     pub verbose: bool,
 }

@@ -1,0 +1,87 @@
+//! Running the `deployer` binary against a testbed, and reading what it
+//! recorded: shared by the end-to-end test files.
+
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code)]
+
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use super::testbed::Testbed;
+
+/// The version of `fastpath` the testbed's repository calls new.
+pub const NEW: &str = "0.81~pr748-191";
+/// The version of `fastpath` it calls old.
+pub const OLD: &str = "0.77~pr705-119";
+
+/// Run `cmd` with stdin closed: (exit status, stdout, stderr).
+pub fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.stdin(Stdio::null()).output().expect("deployer runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `deployer --color=never ARGS` in the testbed's directory.
+pub fn deployer(tb: &Testbed, args: &[&str]) -> (i32, String, String) {
+    run(tb.deployer().arg("--color=never").args(args))
+}
+
+/// The local history, one entry per attempt: an attempt's `started` line
+/// is replaced by its final record (same id), in the order attempts began.
+pub fn history(tb: &Testbed) -> Vec<Value> {
+    let path = tb.dir().join("deployer-history.jsonl");
+    let mut out: Vec<Value> = Vec::new();
+    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+        let record: Value = serde_json::from_str(line).expect("one JSON record per line");
+        match out
+            .iter_mut()
+            .find(|r| r["id"].is_string() && r["id"] == record["id"])
+        {
+            Some(earlier) => *earlier = record,
+            None => out.push(record),
+        }
+    }
+    out
+}
+
+/// The newest attempt's record.
+pub fn last(tb: &Testbed) -> Value {
+    history(tb).pop().expect("a history record")
+}
+
+/// The result recorded for `host` in `record`.
+pub fn host_result(record: &Value, host: &str) -> String {
+    record["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == host)
+        .unwrap_or_else(|| panic!("{host} not in {record}"))["result"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Stages `test` and `prod` of `hosts_per_stage` hosts each, with the
+/// testbed's packages configured; `extra_env` and `sections` are added to
+/// `deployer.ini` verbatim.
+pub fn two_stages(hosts_per_stage: usize, extra_env: &str, sections: &str) -> Option<Testbed> {
+    let tb = Testbed::start(&[("test", hosts_per_stage), ("prod", hosts_per_stage)])?;
+    tb.write_config(
+        &[
+            "fastpath",
+            "analysis",
+            "detector",
+            "badpostinst",
+            "healthd",
+            "slowpkg",
+        ],
+        extra_env,
+        sections,
+    );
+    Some(tb)
+}
