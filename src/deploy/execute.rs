@@ -10,16 +10,17 @@ use std::time::{Duration, Instant};
 
 use crate::apt;
 use crate::command::RemoteCommand;
+use crate::error::Fatal;
 use crate::error::HostError;
 use crate::fleet::{Fleet, Member};
-use crate::history::Outcome;
+use crate::history::{self, HostRecord, HostResult, Outcome, Record};
 use crate::package::PackageName;
 use crate::plan::{HostCommands, Plan, Step};
 use crate::status::{self, PackageState};
 use crate::transport::{self, Exec, Stream};
 
 use super::preflight::Prepared;
-use super::{Attempt, Context};
+use super::{report, Attempt, Context, Journal};
 
 /// What happened to one host of the plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -322,7 +323,13 @@ fn still_unfrozen(cx: &Context<'_>, fleet: &mut Fleet, stage: &str) -> Result<()
 /// Change the hosts batch by batch; stop at the first failing batch, and
 /// before a new batch once the operator asked to stop or the stage was
 /// frozen meanwhile.
-pub fn rollout(cx: &Context<'_>, fleet: &mut Fleet, prepared: &Prepared) -> Rollout {
+pub fn rollout(
+    cx: &Context<'_>,
+    fleet: &mut Fleet,
+    prepared: &Prepared,
+    attempt: &Attempt,
+    journal: &Journal,
+) -> Rollout {
     let plan = &prepared.plan;
     let mut done: Vec<Done> = vec![Done::Untouched; plan.steps.len()];
     let mut stopped = None;
@@ -356,13 +363,18 @@ pub fn rollout(cx: &Context<'_>, fleet: &mut Fleet, prepared: &Prepared) -> Roll
             plan.batches.len(),
             names.join(", ")
         ));
+        journal.in_flight(&names);
         let results = fleet.on_hosts(&plan.stage, &names, |m| {
             let i = plan
                 .steps
                 .iter()
                 .position(|s| s.host == m.host())
                 .expect("a planned host");
-            install_one(cx, m, plan, &prepared.commands[i])
+            let done = install_one(cx, m, plan, &prepared.commands[i]);
+            let record = report::host_record(plan, &plan.steps[i], &done);
+            journal.done(record.clone());
+            syslog(cx, m, attempt, plan, &record);
+            done
         });
         for (&i, (_, result)) in batch.iter().zip(results) {
             done[i] = result;
@@ -421,6 +433,7 @@ pub fn rollback_if_failed(
     fleet: &mut Fleet,
     plan: &Plan,
     rollout: &Rollout,
+    attempt: &Attempt,
 ) -> Vec<Rollback> {
     let done = &rollout.done;
     let failed = done.iter().any(|d| matches!(d, Done::Failed { .. })) || rollout.stopped.is_some();
@@ -454,7 +467,21 @@ pub fn rollback_if_failed(
             .iter()
             .find(|s| s.host == m.host())
             .expect("a planned host");
-        rollback_one(cx, m, plan, step)
+        let back = rollback_one(cx, m, plan, step);
+        let (result, message) = match &back {
+            Rollback::Restored => (HostResult::RolledBack, None),
+            Rollback::Failed(why) => (HostResult::Failed, Some(why.clone())),
+            Rollback::NotNeeded => (HostResult::Unchanged, None),
+        };
+        let record = HostRecord {
+            host: step.host.clone(),
+            from: step.from.version().map(ToString::to_string),
+            to: Some(step.from.to_string()),
+            result,
+            message,
+        };
+        syslog(cx, m, attempt, plan, &record);
+        back
     });
     for (host, answer) in answers {
         let i = plan
@@ -467,19 +494,104 @@ pub fn rollback_if_failed(
     result
 }
 
-/// Tell each host's syslog what happened.
-pub fn tell_syslog(
+/// Tell one host's syslog what just happened to it, as soon as it did.
+fn syslog(
+    cx: &Context<'_>,
+    member: &mut Member,
+    attempt: &Attempt,
+    plan: &Plan,
+    host: &HostRecord,
+) {
+    let from = host.from.as_deref().unwrap_or("-");
+    let to = host.to.as_deref().unwrap_or("-");
+    let mut line = format!(
+        "{} {} {} to {} by {} (attempt {}): this host {} ({from} -> {to})",
+        attempt.action,
+        plan.package,
+        plan.version,
+        plan.stage,
+        attempt.who(),
+        attempt.id(),
+        host.result,
+    );
+    if let Some(m) = &host.message {
+        line.push_str(": ");
+        line.push_str(m);
+    }
+    let logger = RemoteCommand::new("logger").args(["-t", "deployer", "--", &line]);
+    let _ = member.run(&logger, cx.config.ssh.command_timeout);
+}
+
+/// Append `record` to the history kept on each host of the plan (as root,
+/// under `/var/log/deployer`); the problems, one line per host.
+fn record_on_hosts(
+    cx: &Context<'_>,
+    fleet: &mut Fleet,
+    plan: &Plan,
+    record: &Record,
+) -> Vec<String> {
+    let line = history::to_line(record);
+    let command = history::host_append_command();
+    let timeout = cx.config.ssh.command_timeout;
+    let hosts: Vec<&str> = plan.steps.iter().map(|s| s.host.as_str()).collect();
+    let answers = fleet.on_hosts(&plan.stage, &hosts, |m| {
+        m.exec(Exec {
+            command: &command,
+            timeout,
+            stdin: Some(line.as_bytes()),
+            on_output: None,
+        })
+    });
+    crate::fleet::problems(&answers, |a| match a {
+        Ok(out) if out.success() => None,
+        Ok(out) => Some(format!(
+            "cannot append to {}: {}",
+            history::HOST_LOG_FILE,
+            out.stderr.trim()
+        )),
+        Err(e) => Some(e.to_string()),
+    })
+}
+
+/// Put the attempt on record before the first host is changed: the
+/// `started` record, with the plan, in the local history and on every host
+/// to change. Either failing refuses the deploy: an attempt that cannot be
+/// recorded is not made.
+pub fn start(
     cx: &Context<'_>,
     fleet: &mut Fleet,
     attempt: &Attempt,
     plan: &Plan,
-    outcome: Outcome,
-) {
-    let (user, machine) = crate::history::local_identity();
-    let summary = format!(
-        "{} {} {} to {} by {user}@{machine}: {outcome}",
-        attempt.action, plan.package, plan.version, plan.stage
-    );
-    let logger = RemoteCommand::new("logger").args(["-t", "deployer", "--", &summary]);
-    let _ = fleet.run_on_stage(&plan.stage, &logger, cx.config.ssh.command_timeout);
+) -> Result<Journal, Fatal> {
+    let started = attempt.to_record(Outcome::Started, None, report::planned_records(plan));
+    if let Err(e) = history::append(&cx.config.history_file, &started) {
+        return Err(attempt.refuse(
+            format!(
+                "cannot record the attempt in `{}`: {e}",
+                cx.config.history_file.display()
+            ),
+            Vec::new(),
+        ));
+    }
+    let problems = record_on_hosts(cx, fleet, plan, &started);
+    if !problems.is_empty() {
+        return Err(attempt.refuse(
+            format!(
+                "cannot record the attempt on {} host(s) of `{}`",
+                problems.len(),
+                plan.stage
+            ),
+            problems,
+        ));
+    }
+    Ok(Journal::new(&started, &cx.config.history_file))
+}
+
+/// Append the final record on every host of the plan; a failure is a
+/// warning (the hosts have changed, and the local history has it).
+pub fn publish(cx: &Context<'_>, fleet: &mut Fleet, plan: &Plan, record: &Record) {
+    for problem in record_on_hosts(cx, fleet, plan, record) {
+        cx.console
+            .warn(&format!("the history on the host is incomplete: {problem}"));
+    }
 }

@@ -21,13 +21,13 @@ pub mod request;
 #[cfg(test)]
 mod tests;
 
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
 use crate::console::Console;
 use crate::error::{ExitStatus, Fatal};
 use crate::fleet::Fleet;
-use crate::history::{self, HostRecord, Outcome, Record};
+use crate::history::{self, HostRecord, HostResult, Outcome, Record};
 use crate::interrupt::Interrupt;
 use crate::matrix::{self, HostReport, Matrix};
 use crate::package::PackageName;
@@ -52,9 +52,9 @@ pub struct Context<'a> {
 }
 
 /// One attempt, as the history will record it: filled in as the phases
-/// learn more, recorded once (or at each milestone) by [`Attempt::record`].
+/// learn more. Every record of it shares its id and start time.
 pub struct Attempt {
-    started: Instant,
+    inner: history::Attempt,
     pub(crate) action: &'static str,
     pub(crate) package: PackageName,
     pub(crate) stage: String,
@@ -65,9 +65,9 @@ pub struct Attempt {
 }
 
 impl Attempt {
-    fn new(cx: &Context<'_>, checked: &Checked, stage: &str) -> Attempt {
+    fn new(cx: &Context<'_>, inner: &history::Attempt, checked: &Checked, stage: &str) -> Attempt {
         Attempt {
-            started: Instant::now(),
+            inner: inner.clone(),
             action: checked.action,
             package: checked.package.clone(),
             stage: stage.to_string(),
@@ -83,6 +83,16 @@ impl Attempt {
         self.version = Some(version.clone());
     }
 
+    /// The attempt's id.
+    pub fn id(&self) -> &str {
+        self.inner.id()
+    }
+
+    /// Who runs it, as `user@machine`.
+    pub fn who(&self) -> String {
+        self.inner.operator().display()
+    }
+
     /// The history record of this attempt with `outcome`.
     pub fn to_record(
         &self,
@@ -95,18 +105,23 @@ impl Attempt {
             version: self.version.as_ref().map(ToString::to_string),
             reason,
             forced: self.forced,
-            duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             hosts,
-            ..Record::begin(self.action, &self.stage, outcome)
+            ..self.inner.record(&self.stage, outcome)
         }
     }
 
-    /// Append the record to the history (never for a dry run).
-    pub fn record(&self, outcome: Outcome, reason: Option<String>, hosts: Vec<HostRecord>) {
-        if self.dry_run {
-            return;
+    /// Append the record to the history (never for a dry run); returns it.
+    pub fn record(
+        &self,
+        outcome: Outcome,
+        reason: Option<String>,
+        hosts: Vec<HostRecord>,
+    ) -> Record {
+        let record = self.to_record(outcome, reason, hosts);
+        if !self.dry_run {
+            history::append_or_warn(&self.history, &record);
         }
-        history::append_or_warn(&self.history, &self.to_record(outcome, reason, hosts));
+        record
     }
 
     /// Refuse: record it and build the error (exit status 6).
@@ -125,6 +140,75 @@ impl Attempt {
         f.notes = notes;
         f.notes.push("no package was changed".to_string());
         f
+    }
+}
+
+/// The attempt's record while hosts are being changed, kept current host
+/// by host, so that a second signal can record what is known and exit.
+#[derive(Clone)]
+pub struct Journal {
+    record: Arc<Mutex<Record>>,
+    history: std::path::PathBuf,
+}
+
+/// What a host still in progress is recorded as when deployer is stopped
+/// at once.
+const IN_FLIGHT: &str = "in progress when deployer was stopped: check with `deployer status`";
+
+impl Journal {
+    fn new(started: &Record, history: &std::path::Path) -> Journal {
+        Journal {
+            record: Arc::new(Mutex::new(started.clone())),
+            history: history.to_path_buf(),
+        }
+    }
+
+    fn with(&self, change: impl FnOnce(&mut Record)) {
+        change(&mut self.record.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// These hosts are being changed now.
+    pub fn in_flight(&self, hosts: &[&str]) {
+        self.with(|r| {
+            for h in r
+                .hosts
+                .iter_mut()
+                .filter(|h| hosts.contains(&h.host.as_str()))
+            {
+                h.result = HostResult::Unknown;
+                h.message = Some(IN_FLIGHT.to_string());
+            }
+        });
+    }
+
+    /// This host is done.
+    pub fn done(&self, host: HostRecord) {
+        self.with(|r| {
+            if let Some(h) = r.hosts.iter_mut().find(|h| h.host == host.host) {
+                *h = host;
+            }
+        });
+    }
+
+    /// Record the attempt as interrupted at once (second signal): hosts not
+    /// started are untouched, hosts in flight unknown.
+    pub fn record_abandoned(&self) {
+        let mut record = self
+            .record
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        record.outcome = Outcome::Interrupted;
+        record.reason = Some(
+            "a second signal stopped deployer at once; hosts in progress are in an unknown state"
+                .to_string(),
+        );
+        for h in &mut record.hosts {
+            if h.result == HostResult::Planned {
+                h.result = HostResult::Untouched;
+            }
+        }
+        history::append_or_warn(&self.history, &record);
     }
 }
 
@@ -149,6 +233,7 @@ pub fn read_facts(cx: &Context<'_>, fleet: &mut Fleet, stages: Option<&[usize]>)
 /// [`Fatal`].
 pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<ExitStatus, Fatal> {
     let config = cx.config;
+    let started = history::Attempt::start(checked.action);
     let connected = request::stages_needed(checked);
     let before = read_facts(cx, &mut fleet, connected.as_deref());
     cx.console.matrix("Before:", &before.matrix);
@@ -165,7 +250,7 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
         }
         Err(request::NoTarget::SourceDisagrees { stage, hosts }) => {
             let name = &config.stages[stage].name;
-            let attempt = Attempt::new(cx, checked, name);
+            let attempt = Attempt::new(cx, &started, checked, name);
             return Err(attempt.refuse(
                 format!(
                     "cannot promote `{}` to `{name}`: the hosts of `{}` do not all run one installed version",
@@ -177,7 +262,7 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
         }
     };
     let stage = &config.stages[target.stage];
-    let mut attempt = Attempt::new(cx, checked, &stage.name);
+    let mut attempt = Attempt::new(cx, &started, checked, &stage.name);
     if let Wanted::Exact(v) = &target.wanted {
         attempt.aim(v);
     }
@@ -199,12 +284,21 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
         return Ok(ExitStatus::Success);
     }
     preflight::confirm(cx, &attempt, &prepared)?;
+    if cx.interrupt.requested() {
+        return Err(attempt.refuse("interrupted before any host was changed".into(), Vec::new()));
+    }
 
-    // 3. the rollout, and the rollback policy
-    let rollout = execute::rollout(cx, &mut fleet, &prepared);
-    let rollback = execute::rollback_if_failed(cx, &mut fleet, plan, &rollout);
+    // 3. the attempt is on record, here and on its hosts, before any change
+    let journal = execute::start(cx, &mut fleet, &attempt, plan)?;
+    let last_words = journal.clone();
+    cx.interrupt
+        .on_second(move || last_words.record_abandoned());
 
-    // 4. the outcome
+    // 4. the rollout, and the rollback policy
+    let rollout = execute::rollout(cx, &mut fleet, &prepared, &attempt, &journal);
+    let rollback = execute::rollback_if_failed(cx, &mut fleet, plan, &rollout, &attempt);
+
+    // 5. the outcome
     let after = read_facts(cx, &mut fleet, connected.as_deref());
     cx.console.matrix("\nAfter:", &after.matrix);
     let summary = report::summarize(plan, &rollout, &rollback);
@@ -213,8 +307,8 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
         cx.console.say(line);
     }
     let reason = report::reason(cx.opts, plan, &rollout, &summary.records);
-    attempt.record(summary.outcome, reason, summary.records.clone());
-    execute::tell_syslog(cx, &mut fleet, &attempt, plan, summary.outcome);
+    let record = attempt.record(summary.outcome, reason, summary.records.clone());
+    execute::publish(cx, &mut fleet, plan, &record);
     fleet.release(&stage.name);
     Ok(summary.status)
 }

@@ -73,6 +73,13 @@ pub fn prepare(
     let facts = if cx.opts.dry_run {
         before
     } else {
+        // an attempt that cannot be recorded is not made
+        if let Err(e) = history::check_writable(&cx.config.history_file) {
+            return Err(attempt.refuse(
+                format!("the history cannot be written: {e}"),
+                vec![e.note().to_string()],
+            ));
+        }
         take_lock(cx, fleet, attempt, stage)?;
         update_lists(cx, fleet, attempt, stage)?;
         // Read again now that the lock is held: nobody else can change these

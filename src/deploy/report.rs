@@ -39,6 +39,42 @@ pub fn unchanged_records(plan: &Plan) -> Vec<HostRecord> {
         .collect()
 }
 
+/// The plan as host records of the `started` record: every host to change
+/// is planned, the others unchanged.
+pub fn planned_records(plan: &Plan) -> Vec<HostRecord> {
+    plan.steps
+        .iter()
+        .map(|step| HostRecord {
+            host: step.host.clone(),
+            from: step.from.version().map(ToString::to_string),
+            to: Some(plan.version.to_string()),
+            result: HostResult::Planned,
+            message: None,
+        })
+        .chain(unchanged_records(plan))
+        .collect()
+}
+
+/// The record of one host's outcome, as the summary words it.
+pub fn host_record(plan: &Plan, step: &crate::plan::Step, done: &Done) -> HostRecord {
+    let (result, message, to) = match done {
+        Done::Changed => (HostResult::Changed, None, Some(plan.version.to_string())),
+        Done::Untouched => (HostResult::Untouched, None, None),
+        Done::Failed { why, now, .. } => match now {
+            Some(now) if now.same_as(&step.from) => (HostResult::Failed, Some(why.clone()), None),
+            Some(now) => (HostResult::Failed, Some(why.clone()), Some(now.to_string())),
+            None => (HostResult::Unknown, Some(why.clone()), None),
+        },
+    };
+    HostRecord {
+        host: step.host.clone(),
+        from: step.from.version().map(ToString::to_string),
+        to,
+        result,
+        message,
+    }
+}
+
 /// Sum up the rollout: `done` and `rollback` have one entry per step.
 pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summary {
     let done = &rollout.done;
@@ -47,17 +83,12 @@ pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summa
     let mut lines = Vec::new();
     let mut changed_any = false;
     for ((step, d), rb) in plan.steps.iter().zip(done).zip(rollback) {
-        let (mut result, mut message, mut to) = match d {
-            Done::Changed => (HostResult::Changed, None, Some(plan.version.to_string())),
-            Done::Untouched => (HostResult::Untouched, None, None),
-            Done::Failed { why, now, .. } => match now {
-                Some(now) if now.same_as(&step.from) => {
-                    (HostResult::Failed, Some(why.clone()), None)
-                }
-                Some(now) => (HostResult::Failed, Some(why.clone()), Some(now.to_string())),
-                None => (HostResult::Unknown, Some(why.clone()), None),
-            },
-        };
+        let HostRecord {
+            mut result,
+            mut message,
+            mut to,
+            ..
+        } = host_record(plan, step, d);
         let touched = d.touched(&step.from);
         match rb {
             Rollback::NotNeeded => {}

@@ -452,3 +452,101 @@ fn override_freeze_needs_a_reason() {
         e.message
     );
 }
+
+#[test]
+fn the_attempt_is_on_record_here_and_on_its_hosts_before_the_first_change() {
+    let s = Setup::new("");
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let history_file = s.dir.path().join("history.jsonl");
+    let log = Arc::clone(&seen);
+    s.fake.world().hooks.push(Box::new(move |world, host, line| {
+        if host == "p1" && line.contains("apt-get install") {
+            let local = std::fs::read_to_string(&history_file).unwrap_or_default();
+            log.lock().unwrap().push((local, world.hosts["p1"].history.clone()));
+        }
+    }));
+    assert_eq!(
+        s.deploy("prod", Some(NEW), yes(), vec![]).unwrap(),
+        ExitStatus::Success
+    );
+    let seen = seen.lock().unwrap();
+    let (local, on_host) = &seen[0];
+    let started: Value = serde_json::from_str(local.lines().last().unwrap()).unwrap();
+    assert_eq!(started["outcome"], "started");
+    assert_eq!(results(&started)[0], ("p1".to_string(), "planned".to_string()));
+    assert_eq!(on_host.len(), 1, "the started record is on the host");
+    // the final record has the same id and start time, here and on hosts
+    let h = s.history();
+    let last = h.last().unwrap();
+    assert_eq!(last["id"], started["id"]);
+    assert_eq!(last["time"], started["time"]);
+    assert_eq!(last["outcome"], "success");
+    for p in ["p1", "p2", "p3", "p4"] {
+        let lines = s.host(p).history;
+        assert_eq!(lines.len(), 2, "{p}: started and final");
+        let fin: Value = serde_json::from_str(&lines[1]).unwrap();
+        assert_eq!(fin["id"], started["id"]);
+        assert_eq!(fin["outcome"], "success");
+    }
+}
+
+#[test]
+fn a_host_whose_history_cannot_be_written_refuses_before_any_change() {
+    let s = Setup::new("");
+    s.fake.world().hosts.get_mut("p2").unwrap().history_full = true;
+    let e = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap_err();
+    assert_eq!(e.status, ExitStatus::Refused);
+    assert!(e.notes.iter().any(|n| n.starts_with("p2: ")), "{:?}", e.notes);
+    assert!(installs(&s).is_empty());
+}
+
+#[test]
+fn an_unwritable_local_history_refuses_before_the_lock() {
+    let mut s = Setup::new("");
+    // a regular file where the history's directory should be
+    let blocker = s.dir.path().join("not-a-dir");
+    std::fs::write(&blocker, "").unwrap();
+    s.config.history_file = blocker.join("history.jsonl");
+    let e = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap_err();
+    assert_eq!(e.status, ExitStatus::Refused);
+    assert!(e.message.contains("history"), "{}", e.message);
+    let no_lock = s.fake.world().log.iter().all(|(_, c)| !c.contains("flock"));
+    assert!(no_lock, "no lock taken");
+    assert!(installs(&s).is_empty());
+}
+
+#[test]
+fn journal_records_what_is_known_when_abandoned() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.jsonl");
+    let mut started = history::Attempt::start("deploy").record("prod", Outcome::Started);
+    for h in ["p1", "p2", "p3"] {
+        started.hosts.push(HostRecord {
+            host: h.into(),
+            from: Some(OLD.into()),
+            to: Some(NEW.into()),
+            result: HostResult::Planned,
+            message: None,
+        });
+    }
+    let journal = Journal::new(&started, &path);
+    journal.in_flight(&["p1"]);
+    journal.done(HostRecord {
+        result: HostResult::Changed,
+        ..started.hosts[0].clone()
+    });
+    journal.in_flight(&["p2"]);
+    journal.record_abandoned();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let r: Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(r["id"], started.id.as_str());
+    assert_eq!(r["outcome"], "interrupted");
+    assert_eq!(
+        results(&r),
+        [
+            ("p1".to_string(), "changed".to_string()),
+            ("p2".into(), "unknown".into()),
+            ("p3".into(), "untouched".into()),
+        ]
+    );
+}

@@ -38,6 +38,10 @@ pub struct FakeHost {
     pub install_fails: bool,
     /// The health check fails.
     pub unhealthy: bool,
+    /// Lines appended to the host's own history.
+    pub history: Vec<String>,
+    /// Appending to the host's history fails (a full disk).
+    pub history_full: bool,
 }
 
 /// Every pretend host, the repository, and what was run.
@@ -125,8 +129,17 @@ fn pin(line: &str) -> Option<(String, String)> {
     Some((p.to_string(), v.to_string()))
 }
 
-fn answer(world: &mut World, host: &str, line: &str, label: &str) -> Output {
+fn answer(world: &mut World, host: &str, line: &str, label: &str, stdin: &[u8]) -> Output {
     let h = world.hosts.get(host).cloned().unwrap_or_default();
+    if line.contains(crate::history::HOST_LOG_DIR) {
+        if h.history_full {
+            return fail(1, "deployer history: No space left on device\n");
+        }
+        let host = world.hosts.entry(host.to_string()).or_default();
+        host.history
+            .push(String::from_utf8_lossy(stdin).trim_end().to_string());
+        return ok(String::new());
+    }
     if line.starts_with("sudo -n true") {
         return if h.sudo_password {
             fail(1, "sudo: a password is required\n")
@@ -214,7 +227,13 @@ impl Connection for FakeConnection {
         let mut world = self.world.lock().unwrap_or_else(|e| e.into_inner());
         let line = exec.command.as_str().to_string();
         world.log.push((self.host.clone(), line.clone()));
-        let out = answer(&mut world, &self.host, &line, exec.command.label());
+        let out = answer(
+            &mut world,
+            &self.host,
+            &line,
+            exec.command.label(),
+            exec.stdin.unwrap_or_default(),
+        );
         let mut hooks = std::mem::take(&mut world.hooks);
         for hook in &mut hooks {
             hook(&mut world, &self.host, &line);
