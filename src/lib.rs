@@ -22,6 +22,7 @@ pub mod plan;
 pub mod render;
 pub mod ssh_config;
 pub mod status;
+pub mod text;
 pub mod transport;
 pub mod version;
 
