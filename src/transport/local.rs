@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{Connection, Exec, Output, Stream};
+use super::{Connection, Exec, Output, Stream, Tail, OUTPUT_LIMIT};
 use crate::command::RemoteCommand;
 use crate::error::HostError;
 
@@ -87,7 +87,7 @@ impl Connection for LocalConnection {
             Stream::Stderr,
             tx,
         );
-        let mut out = (Vec::new(), Vec::new());
+        let mut out = (Tail::new(OUTPUT_LIMIT), Tail::new(OUTPUT_LIMIT));
         let mut open = 2;
         while open > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -97,8 +97,8 @@ impl Connection for LocalConnection {
                         cb(stream, &bytes);
                     }
                     match stream {
-                        Stream::Stdout => out.0.extend_from_slice(&bytes),
-                        Stream::Stderr => out.1.extend_from_slice(&bytes),
+                        Stream::Stdout => out.0.push(&bytes),
+                        Stream::Stderr => out.1.push(&bytes),
                     }
                 }
                 Ok(Event::Closed) => open -= 1,
@@ -115,10 +115,14 @@ impl Connection for LocalConnection {
         let status = child
             .wait()
             .map_err(|e| HostError::Ssh(format!("waiting for sh: {e}")))?;
+        let (stdout, stdout_dropped) = out.0.finish();
+        let (stderr, stderr_dropped) = out.1.finish();
         Ok(Output {
             status: status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.0).into_owned(),
-            stderr: String::from_utf8_lossy(&out.1).into_owned(),
+            stdout,
+            stderr,
+            stdout_dropped,
+            stderr_dropped,
         })
     }
 
@@ -164,5 +168,53 @@ impl Connection for LocalConnection {
 impl Drop for LocalConnection {
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Peak resident memory of this process so far, in KiB.
+    fn max_rss_kib() -> i64 {
+        // SAFETY: getrusage fills the struct it is given.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+        usage.ru_maxrss
+    }
+
+    /// A host that prints hundreds of megabytes must not make deployer
+    /// hold them: the streaming callback sees every byte, the result keeps
+    /// the last MiB and says how much came before.
+    #[test]
+    fn a_flood_of_output_keeps_only_its_tail() {
+        const FLOOD: u64 = 300_000_000;
+        let before = max_rss_kib();
+        let cmd = RemoteCommand::trusted(
+            "head -c 300000000 /dev/zero | tr '\\0' x; echo done >&2",
+            "flood",
+        );
+        let mut seen = 0u64;
+        let mut sink = |stream: Stream, bytes: &[u8]| {
+            if stream == Stream::Stdout {
+                seen += bytes.len() as u64;
+            }
+        };
+        let out = LocalConnection::new()
+            .exec(Exec {
+                command: &cmd,
+                timeout: Duration::from_secs(300),
+                stdin: None,
+                on_output: Some(&mut sink),
+            })
+            .expect("the flood runs");
+        assert!(out.success());
+        assert_eq!(seen, FLOOD);
+        assert_eq!(out.stdout.len(), OUTPUT_LIMIT);
+        assert!(out.stdout.bytes().all(|b| b == b'x'));
+        assert_eq!(out.stdout_dropped, FLOOD - OUTPUT_LIMIT as u64);
+        assert_eq!((out.stderr.as_str(), out.stderr_dropped), ("done\n", 0));
+        let grown_mib = (max_rss_kib() - before) / 1024;
+        assert!(grown_mib < 64, "memory grew by {grown_mib} MiB");
     }
 }

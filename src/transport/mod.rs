@@ -26,21 +26,104 @@ pub enum Stream {
     Stderr,
 }
 
+/// How much of each output stream a finished command keeps: its last MiB.
+/// A host printing hundreds of megabytes must not make deployer hold them;
+/// the end of the output is where a failure explains itself.
+pub const OUTPUT_LIMIT: usize = 1 << 20;
+
 /// What a finished command left behind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Output {
     /// Exit status (`-1` when the host reported none, e.g. killed by a signal).
     pub status: i32,
-    /// Everything written to stdout, lossily decoded.
+    /// The last [`OUTPUT_LIMIT`] bytes written to stdout, lossily decoded.
     pub stdout: String,
-    /// Everything written to stderr, lossily decoded.
+    /// The last [`OUTPUT_LIMIT`] bytes written to stderr, lossily decoded.
     pub stderr: String,
+    /// How many bytes of stdout came before what [`Output::stdout`] keeps.
+    pub stdout_dropped: u64,
+    /// How many bytes of stderr came before what [`Output::stderr`] keeps.
+    pub stderr_dropped: u64,
 }
 
 impl Output {
     /// Whether the command exited with status 0.
     pub fn success(&self) -> bool {
         self.status == 0
+    }
+
+    /// How many bytes of `stream` were dropped (only its tail is kept).
+    pub fn dropped(&self, stream: Stream) -> u64 {
+        match stream {
+            Stream::Stdout => self.stdout_dropped,
+            Stream::Stderr => self.stderr_dropped,
+        }
+    }
+
+    /// `… N earlier bytes dropped`, to print before a stream's text when
+    /// only its tail was kept; `None` when it was kept whole.
+    pub fn dropped_note(&self, stream: Stream) -> Option<String> {
+        match self.dropped(stream) {
+            0 => None,
+            n => Some(format!("… {n} earlier bytes dropped")),
+        }
+    }
+}
+
+/// The last `limit` bytes of a stream, and how many came before them.
+/// Memory stays under twice the limit whatever the stream's length.
+#[derive(Debug)]
+pub(crate) struct Tail {
+    buf: Vec<u8>,
+    dropped: u64,
+    limit: usize,
+}
+
+impl Tail {
+    /// An empty tail keeping at most `limit` bytes.
+    pub(crate) fn new(limit: usize) -> Self {
+        Tail {
+            buf: Vec::new(),
+            dropped: 0,
+            limit,
+        }
+    }
+
+    /// Append `bytes`, forgetting the oldest ones beyond the limit.
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        if bytes.len() >= self.limit {
+            self.dropped += (self.buf.len() + bytes.len() - self.limit) as u64;
+            self.buf.clear();
+            self.buf
+                .extend_from_slice(&bytes[bytes.len() - self.limit..]);
+            return;
+        }
+        self.buf.extend_from_slice(bytes);
+        // trim in batches, so that each byte is moved at most once or twice
+        if self.buf.len() > 2 * self.limit {
+            self.cut_to_limit();
+        }
+    }
+
+    fn cut_to_limit(&mut self) {
+        let excess = self.buf.len().saturating_sub(self.limit);
+        self.buf.drain(..excess);
+        self.dropped += excess as u64;
+    }
+
+    /// The kept text (lossily decoded, not starting inside a character)
+    /// and the number of bytes dropped before it.
+    pub(crate) fn finish(mut self) -> (String, u64) {
+        self.cut_to_limit();
+        let mut start = 0;
+        if self.dropped > 0 {
+            // the cut may have split a UTF-8 character: skip its remains
+            while start < 3 && self.buf.get(start).is_some_and(|b| b & 0xc0 == 0x80) {
+                start += 1;
+            }
+        }
+        let text = String::from_utf8_lossy(&self.buf[start..]).into_owned();
+        (text, self.dropped + start as u64)
     }
 }
 
@@ -107,4 +190,69 @@ pub fn run(
 pub fn sudo_wants_password(stderr: &str) -> bool {
     stderr.contains("sudo: a password is required")
         || stderr.contains("sudo: a terminal is required")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tail_of(chunks: &[&[u8]], limit: usize) -> (String, u64) {
+        let mut t = Tail::new(limit);
+        for c in chunks {
+            t.push(c);
+        }
+        t.finish()
+    }
+
+    #[test]
+    fn tail_keeps_the_end_and_counts_the_rest() {
+        let cases: [(&[&[u8]], usize, &str, u64); 6] = [
+            (&[b"hello"], 10, "hello", 0),
+            (&[b"hello", b"world"], 10, "helloworld", 0),
+            (&[b"hello", b"world", b"!"], 10, "elloworld!", 1),
+            (&[b"0123456789abcdefghijklmnopqrstuvwxyz"], 4, "wxyz", 32),
+            (&[b"ab", b"cd", b"ef", b"gh", b"ij"], 3, "hij", 7),
+            (&[], 3, "", 0),
+        ];
+        for (chunks, limit, text, dropped) in cases {
+            assert_eq!(
+                tail_of(chunks, limit),
+                (text.to_string(), dropped),
+                "{chunks:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tail_does_not_start_inside_a_character() {
+        // "é" is c3 a9: a cut after c3 leaves a9, which is skipped
+        assert_eq!(tail_of(&["xé€".as_bytes()], 4), ("€".to_string(), 3));
+        assert_eq!(tail_of(&["xé€".as_bytes()], 5), ("é€".to_string(), 1));
+    }
+
+    #[test]
+    fn tail_memory_stays_bounded() {
+        let mut t = Tail::new(1000);
+        let chunk = [b'x'; 333];
+        for _ in 0..10_000 {
+            t.push(&chunk);
+            assert!(t.buf.len() <= 2000 + chunk.len());
+        }
+        let (text, dropped) = t.finish();
+        assert_eq!(text.len(), 1000);
+        assert_eq!(dropped, 333 * 10_000 - 1000);
+    }
+
+    #[test]
+    fn dropped_note_names_the_count() {
+        let out = Output {
+            stdout_dropped: 42,
+            ..Output::default()
+        };
+        assert_eq!(
+            out.dropped_note(Stream::Stdout).as_deref(),
+            Some("… 42 earlier bytes dropped")
+        );
+        assert_eq!(out.dropped_note(Stream::Stderr), None);
+    }
 }

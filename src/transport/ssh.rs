@@ -19,7 +19,7 @@ use ssh2::{
     Session,
 };
 
-use super::{Connection, Exec, HostKeyPolicy, Output, SshTarget, Stream};
+use super::{Connection, Exec, HostKeyPolicy, Output, SshTarget, Stream, Tail, OUTPUT_LIMIT};
 use crate::command::RemoteCommand;
 use crate::error::HostError;
 
@@ -426,7 +426,7 @@ impl Connection for SshConnection {
             }
         }
         self.retry(deadline, &phase, limit, || channel.send_eof())?;
-        let mut out = (Vec::new(), Vec::new());
+        let mut out = (Tail::new(OUTPUT_LIMIT), Tail::new(OUTPUT_LIMIT));
         let mut buf = vec![0u8; 32 * 1024];
         loop {
             // a command that never stops talking must still meet its deadline
@@ -450,8 +450,8 @@ impl Connection for SshConnection {
                             cb(stream, &buf[..n]);
                         }
                         match stream {
-                            Stream::Stdout => out.0.extend_from_slice(&buf[..n]),
-                            Stream::Stderr => out.1.extend_from_slice(&buf[..n]),
+                            Stream::Stdout => out.0.push(&buf[..n]),
+                            Stream::Stderr => out.1.push(&buf[..n]),
                         }
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {}
@@ -477,10 +477,14 @@ impl Connection for SshConnection {
         } else {
             channel.exit_status().unwrap_or(-1)
         };
+        let (stdout, stdout_dropped) = out.0.finish();
+        let (stderr, stderr_dropped) = out.1.finish();
         Ok(Output {
             status,
-            stdout: String::from_utf8_lossy(&out.0).into_owned(),
-            stderr: String::from_utf8_lossy(&out.1).into_owned(),
+            stdout,
+            stderr,
+            stdout_dropped,
+            stderr_dropped,
         })
     }
 
