@@ -104,6 +104,24 @@ pub enum HostError {
         /// What was tried, in order.
         tried: Vec<String>,
     },
+    /// This machine ran out of file descriptors (`EMFILE`/`ENFILE`): a
+    /// limit of this machine, not a fault of the host.
+    #[error(
+        "this machine ran out of file descriptors while {during}; raise `ulimit -n` or lower `parallelism` in deployer.ini"
+    )]
+    OutOfDescriptors {
+        /// What was being opened, e.g. "connecting to 10.0.0.1:22".
+        during: String,
+    },
+    /// A file of this machine needed to reach the host (known_hosts, a
+    /// key) exists but cannot be read.
+    #[error("cannot read `{}`: {message}", path.display())]
+    LocalFile {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        message: String,
+    },
     /// sudo wanted a password (deployer runs `sudo -n`).
     #[error("sudo on the host asks for a password; deployer needs passwordless sudo for `{user}`")]
     SudoPassword {
@@ -219,6 +237,16 @@ mod tests {
         for (e, want) in cases {
             assert_eq!(e.to_string(), want);
         }
+    }
+
+    #[test]
+    fn out_of_descriptors_says_what_to_do() {
+        let e = HostError::OutOfDescriptors {
+            during: "connecting to 10.0.0.1:22".into(),
+        };
+        let shown = e.to_string();
+        assert!(shown.contains("ran out of file descriptors while connecting to 10.0.0.1:22"));
+        assert!(shown.contains("`ulimit -n`") && shown.contains("`parallelism`"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{Connection, Exec, Output, Stream, Tail, OUTPUT_LIMIT};
+use super::{io_error, Connection, Exec, Output, Stream, Tail, OUTPUT_LIMIT};
 use crate::command::RemoteCommand;
 use crate::error::HostError;
 
@@ -37,6 +37,14 @@ fn shell(command: &RemoteCommand) -> Command {
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg(script);
     cmd
+}
+
+fn spawn_error(e: std::io::Error) -> HostError {
+    io_error(
+        &e,
+        || "starting `sh`".to_string(),
+        |e| HostError::Ssh(format!("cannot start sh: {e}")),
+    )
 }
 
 enum Event {
@@ -70,7 +78,7 @@ impl Connection for LocalConnection {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| HostError::Ssh(format!("cannot start sh: {e}")))?;
+            .map_err(spawn_error)?;
         let mut stdin = child.stdin.take().expect("piped stdin");
         let data = exec.stdin.map(<[u8]>::to_vec).unwrap_or_default();
         thread::spawn(move || {
@@ -132,7 +140,7 @@ impl Connection for LocalConnection {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| HostError::Ssh(format!("cannot start sh: {e}")))?;
+            .map_err(spawn_error)?;
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {

@@ -186,6 +186,52 @@ pub fn run(
     conn.exec(Exec::new(command, timeout))
 }
 
+/// Raise this process's soft limit on open files (`RLIMIT_NOFILE`) to its
+/// hard limit, so that a run over many hosts is limited by what the system
+/// allows rather than by a shell's cautious default (often 1024). Returns
+/// the soft limit now in force, `None` for unlimited.
+///
+/// Every descriptor deployer opens is waited on with `poll`, never
+/// `select` (libssh2 is built with `HAVE_POLL`), so numbers above 1024 are
+/// safe.
+pub fn raise_fd_limit() -> std::io::Result<Option<u64>> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    match (limit.current, limit.maximum) {
+        (Some(soft), Some(hard)) if soft < hard => {
+            setrlimit(
+                Resource::Nofile,
+                Rlimit {
+                    current: Some(hard),
+                    maximum: Some(hard),
+                },
+            )?;
+            Ok(Some(hard))
+        }
+        (soft, _) => Ok(soft),
+    }
+}
+
+/// Whether `e` means that this process or system has no file descriptor
+/// left (`EMFILE`, `ENFILE`).
+pub fn is_out_of_descriptors(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// `e`, met while `during`, as a [`HostError`]: [`HostError::OutOfDescriptors`]
+/// when descriptors ran out, else what `other` makes of it.
+pub(crate) fn io_error(
+    e: &std::io::Error,
+    during: impl FnOnce() -> String,
+    other: impl FnOnce(&std::io::Error) -> HostError,
+) -> HostError {
+    if is_out_of_descriptors(e) {
+        HostError::OutOfDescriptors { during: during() }
+    } else {
+        other(e)
+    }
+}
+
 /// Whether `stderr` says that `sudo -n` wanted a password.
 pub fn sudo_wants_password(stderr: &str) -> bool {
     stderr.contains("sudo: a password is required")
@@ -241,6 +287,41 @@ mod tests {
         let (text, dropped) = t.finish();
         assert_eq!(text.len(), 1000);
         assert_eq!(dropped, 333 * 10_000 - 1000);
+    }
+
+    #[test]
+    fn fd_limit_is_raised_to_the_hard_limit() {
+        use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+        let hard = getrlimit(Resource::Nofile)
+            .maximum
+            .expect("a finite hard limit on open files");
+        // make room to raise it (one below the hard limit harms no other test)
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(hard - 1),
+                maximum: Some(hard),
+            },
+        )
+        .unwrap();
+        assert_eq!(raise_fd_limit().unwrap(), Some(hard));
+        assert_eq!(getrlimit(Resource::Nofile).current, Some(hard));
+        // already raised: nothing to do, same answer
+        assert_eq!(raise_fd_limit().unwrap(), Some(hard));
+    }
+
+    #[test]
+    fn descriptor_exhaustion_is_recognised() {
+        let cases = [
+            (libc::EMFILE, true),
+            (libc::ENFILE, true),
+            (libc::ENOENT, false),
+            (libc::EACCES, false),
+        ];
+        for (errno, want) in cases {
+            let e = std::io::Error::from_raw_os_error(errno);
+            assert_eq!(is_out_of_descriptors(&e), want, "{e}");
+        }
     }
 
     #[test]

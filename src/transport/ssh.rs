@@ -10,7 +10,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -19,7 +19,10 @@ use ssh2::{
     Session,
 };
 
-use super::{Connection, Exec, HostKeyPolicy, Output, SshTarget, Stream, Tail, OUTPUT_LIMIT};
+use super::{
+    io_error, is_out_of_descriptors, Connection, Exec, HostKeyPolicy, Output, SshTarget, Stream,
+    Tail, OUTPUT_LIMIT,
+};
 use crate::command::RemoteCommand;
 use crate::error::HostError;
 
@@ -29,7 +32,6 @@ const LIBSSH2_ERROR_TIMEOUT: i32 = -9;
 /// An authenticated SSH session to one host.
 pub struct SshConnection {
     session: Session,
-    stream: TcpStream,
     held: Vec<Channel>,
 }
 
@@ -125,11 +127,9 @@ impl SshConnection {
         let deadline = Instant::now() + limit;
         let stream = tcp_connect(target, deadline, limit)?;
         let mut session = Session::new().map_err(|e| HostError::Ssh(e.message().to_string()))?;
-        session.set_tcp_stream(
-            stream
-                .try_clone()
-                .map_err(|e| HostError::Ssh(e.to_string()))?,
-        );
+        // libssh2 owns the socket, and `wait` polls it through
+        // `Session::as_raw_fd`: one descriptor per host, not two.
+        session.set_tcp_stream(stream);
         let left = deadline.saturating_duration_since(Instant::now());
         session.set_timeout(u32::try_from(left.as_millis()).unwrap_or(u32::MAX).max(1));
 
@@ -138,14 +138,7 @@ impl SshConnection {
             .clone()
             .unwrap_or_else(|| target.host_name.clone());
         let lookup_name = known_hosts_name(&lookup, target.port);
-        let known_texts: Vec<(std::path::PathBuf, String)> = target
-            .known_hosts
-            .iter()
-            .chain(std::iter::once(&std::path::PathBuf::from(
-                "/etc/ssh/ssh_known_hosts",
-            )))
-            .filter_map(|p| fs::read_to_string(p).ok().map(|t| (p.clone(), t)))
-            .collect();
+        let known_texts = read_known_hosts(target)?;
         let types: Vec<String> = known_texts
             .iter()
             .flat_map(|(_, t)| known_key_types(t, &lookup_name))
@@ -163,7 +156,6 @@ impl SshConnection {
         session.set_blocking(false);
         Ok(SshConnection {
             session,
-            stream,
             held: Vec::new(),
         })
     }
@@ -184,7 +176,7 @@ impl SshConnection {
             _ => libc::POLLIN,
         };
         let mut fd = libc::pollfd {
-            fd: self.stream.as_raw_fd(),
+            fd: self.session.as_raw_fd(),
             events,
             revents: 0,
         };
@@ -233,9 +225,15 @@ fn tcp_connect(
 ) -> Result<TcpStream, HostError> {
     let addrs: Vec<SocketAddr> = (target.host_name.as_str(), target.port)
         .to_socket_addrs()
-        .map_err(|e| HostError::Resolve {
-            host: target.host_name.clone(),
-            message: e.to_string(),
+        .map_err(|e| {
+            io_error(
+                &e,
+                || format!("resolving `{}`", target.host_name),
+                |e| HostError::Resolve {
+                    host: target.host_name.clone(),
+                    message: e.to_string(),
+                },
+            )
         })?
         .collect();
     let mut last = None;
@@ -255,6 +253,11 @@ fn tcp_connect(
                     after: limit,
                 });
             }
+            Err(e) if is_out_of_descriptors(&e) => {
+                return Err(HostError::OutOfDescriptors {
+                    during: format!("connecting to {addr}"),
+                })
+            }
             Err(e) => {
                 last = Some(HostError::Connect {
                     addr: addr.to_string(),
@@ -269,11 +272,35 @@ fn tcp_connect(
     }))
 }
 
+/// The text of every known_hosts file that exists. A missing file lists no
+/// host; any other failure to read one is an error, never "key unknown".
+fn read_known_hosts(target: &SshTarget) -> Result<Vec<(PathBuf, String)>, HostError> {
+    let system = PathBuf::from("/etc/ssh/ssh_known_hosts");
+    let mut texts = Vec::new();
+    for path in target.known_hosts.iter().chain(std::iter::once(&system)) {
+        match fs::read(path) {
+            Ok(bytes) => texts.push((path.clone(), String::from_utf8_lossy(&bytes).into_owned())),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(io_error(
+                    &e,
+                    || format!("reading `{}`", path.display()),
+                    |e| HostError::LocalFile {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    },
+                ))
+            }
+        }
+    }
+    Ok(texts)
+}
+
 fn check_host_key(
     session: &Session,
     target: &SshTarget,
     lookup: &str,
-    known_texts: &[(std::path::PathBuf, String)],
+    known_texts: &[(PathBuf, String)],
 ) -> Result<(), HostError> {
     let (key, kind) = session
         .host_key()
@@ -292,7 +319,7 @@ fn check_host_key(
         .known_hosts
         .first()
         .cloned()
-        .unwrap_or_else(|| std::path::PathBuf::from("~/.ssh/known_hosts"));
+        .unwrap_or_else(|| PathBuf::from("~/.ssh/known_hosts"));
     for (path, text) in known_texts {
         let mut kh = session
             .known_hosts()
@@ -323,10 +350,16 @@ fn check_host_key(
             base64::engine::general_purpose::STANDARD.encode(key)
         );
         append_known_host(&primary, &line).map_err(|e| {
-            HostError::Ssh(format!(
-                "cannot record the new host key in {}: {e}",
-                primary.display()
-            ))
+            io_error(
+                &e,
+                || format!("recording the new host key in `{}`", primary.display()),
+                |e| {
+                    HostError::Ssh(format!(
+                        "cannot record the new host key in {}: {e}",
+                        primary.display()
+                    ))
+                },
+            )
         })?;
         return Ok(());
     }
@@ -370,9 +403,9 @@ fn authenticate(session: &Session, target: &SshTarget, deadline: Instant) -> Res
         after: limit,
     };
     let mut tried = Vec::new();
-    if target.use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
-        if let Ok(mut agent) = session.agent() {
-            if agent.connect().is_ok() && agent.list_identities().is_ok() {
+    if target.use_agent {
+        if let Some(socket) = std::env::var_os("SSH_AUTH_SOCK") {
+            if let Some(agent) = open_agent(session, Path::new(&socket), &mut tried)? {
                 let ids = agent.identities().unwrap_or_default();
                 for id in &ids {
                     remaining(session, deadline, limit)?;
@@ -387,11 +420,27 @@ fn authenticate(session: &Session, target: &SshTarget, deadline: Instant) -> Res
         }
     }
     for file in &target.identity_files {
-        if !file.exists() {
+        // Read here rather than by libssh2, which would report a file it
+        // cannot open (say, for want of descriptors) as a refused key.
+        let key = match fs::read(file) {
+            Ok(key) => key,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) if is_out_of_descriptors(&e) => {
+                return Err(HostError::OutOfDescriptors {
+                    during: format!("reading the key `{}`", file.display()),
+                })
+            }
+            Err(e) => {
+                tried.push(format!("{} (unreadable: {e})", file.display()));
+                continue;
+            }
+        };
+        let Ok(key) = String::from_utf8(key) else {
+            tried.push(format!("{} (not a key file)", file.display()));
             continue;
-        }
+        };
         remaining(session, deadline, limit)?;
-        match session.userauth_pubkey_file(user, None, file, None) {
+        match session.userauth_pubkey_memory(user, None, &key, None) {
             Ok(()) if session.authenticated() => return Ok(()),
             Ok(()) => {}
             Err(e) if timed_out(&e) => return Err(timeout()),
@@ -406,6 +455,51 @@ fn authenticate(session: &Session, target: &SshTarget, deadline: Instant) -> Res
         user: user.clone(),
         tried,
     })
+}
+
+/// Connect to the ssh-agent listening on `socket`. No agent there (the
+/// socket is gone or refuses) is not an error: `tried` says so and the key
+/// files are tried next. Running out of descriptors is an error.
+fn open_agent(
+    session: &Session,
+    socket: &Path,
+    tried: &mut Vec<String>,
+) -> Result<Option<ssh2::Agent>, HostError> {
+    let during = || "connecting to the ssh-agent".to_string();
+    // libssh2 says only "failed connecting with agent": ask the OS first.
+    match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(probe) => drop(probe),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) if is_out_of_descriptors(&e) => {
+            return Err(HostError::OutOfDescriptors { during: during() })
+        }
+        Err(e) => {
+            tried.push(format!("ssh-agent at `{}` ({e})", socket.display()));
+            return Ok(None);
+        }
+    }
+    let mut agent = session
+        .agent()
+        .map_err(|e| HostError::Ssh(format!("ssh-agent: {}", e.message())))?;
+    if let Err(e) = agent.connect() {
+        // the probe worked, so this is most likely a descriptor limit: the
+        // OS error is still the thread's last one
+        let os = std::io::Error::last_os_error();
+        if is_out_of_descriptors(&os) {
+            return Err(HostError::OutOfDescriptors { during: during() });
+        }
+        tried.push(format!(
+            "ssh-agent at `{}` ({})",
+            socket.display(),
+            e.message()
+        ));
+        return Ok(None);
+    }
+    if let Err(e) = agent.list_identities() {
+        tried.push(format!("ssh-agent (cannot list keys: {})", e.message()));
+        return Ok(None);
+    }
+    Ok(Some(agent))
 }
 
 impl Connection for SshConnection {
