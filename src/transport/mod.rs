@@ -154,7 +154,30 @@ impl<'a> Exec<'a> {
     }
 }
 
+/// How long a timed-out command is given, after `SIGTERM`, before its
+/// process group gets `SIGKILL`.
+pub const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// How long ending a timed-out command may take in all (signals, the
+/// channel closing) before the host is declared lost: a command given
+/// `timeout` returns within about `timeout + END_GRACE`, whatever the host.
+pub const END_GRACE: Duration = Duration::from_secs(5);
+
+/// How often a held command is sent a newline on its stdin (see
+/// [`Connection::hold`]).
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// How often an SSH session sends a keepalive, busy or idle.
+pub const KEEPALIVE: Duration = Duration::from_secs(15);
+
 /// An open line to one host.
+///
+/// A command that overruns its timeout is ended on the host — its whole
+/// process group, `SIGTERM` then `SIGKILL` after [`KILL_GRACE`], under sudo
+/// too — and `exec` returns [`HostError::Timeout`]; the connection stays
+/// usable. When the host itself stops answering, `exec` returns
+/// [`HostError::Disconnected`] within about `timeout + END_GRACE`, and the
+/// connection is closed for good ([`Connection::is_open`] is false).
 pub trait Connection: Send {
     /// Run a command to completion (or until its timeout).
     fn exec(&mut self, exec: Exec<'_>) -> Result<Output, HostError>;
@@ -163,10 +186,107 @@ pub trait Connection: Send {
     /// lives, returning the first line it prints on stdout. Used for locks:
     /// the remote side holds the lock while its stdin stays open, so the lock
     /// goes away by itself when deployer exits or the connection drops.
+    /// While held, the command is sent a newline every [`HEARTBEAT`].
     fn hold(&mut self, command: &RemoteCommand, timeout: Duration) -> Result<String, HostError>;
 
-    /// Stop everything started by [`Connection::hold`].
+    /// [`Connection::hold`] with a newline sent every `heartbeat` instead
+    /// of every [`HEARTBEAT`]. A connection without heartbeats (a test
+    /// double) may leave this as it is: it then ignores `heartbeat`.
+    fn hold_with(
+        &mut self,
+        command: &RemoteCommand,
+        timeout: Duration,
+        heartbeat: Duration,
+    ) -> Result<String, HostError> {
+        let _ = heartbeat;
+        self.hold(command, timeout)
+    }
+
+    /// Stop everything started by [`Connection::hold`]: stop the
+    /// heartbeats, close the commands' stdin, wait for them to end (and
+    /// end them if they do not).
     fn release(&mut self);
+
+    /// Whether the connection can still run commands. False once the host
+    /// stopped answering (an `exec` returned [`HostError::Disconnected`],
+    /// or a keepalive failed); a new connection is then needed.
+    fn is_open(&self) -> bool {
+        true
+    }
+}
+
+/// Ends process group `$1` and everything in it: `SIGTERM`, up to `$2`
+/// tenths of a second for it to go, then `SIGKILL`. As the login user and,
+/// for processes started through `sudo -n`, as root; a host where sudo
+/// asks for a password has no such processes, so the failure is ignored.
+/// The argument is a number and the script a literal: nothing is
+/// interpolated.
+const END_GROUP_SCRIPT: &str = r#"pg=$1 ticks=$2
+sudo -n sh -c 'kill -s TERM -- "-$1"' sh "$pg" 2>/dev/null
+kill -s TERM -- "-$pg" 2>/dev/null
+i=0
+while [ "$i" -lt "$ticks" ] && kill -s 0 -- "-$pg" 2>/dev/null; do
+    sleep 0.1
+    i=$((i + 1))
+done
+kill -s KILL -- "-$pg" 2>/dev/null
+sudo -n sh -c 'kill -s 0 -- "-$1" 2>/dev/null && kill -s KILL -- "-$1"' sh "$pg" 2>/dev/null
+exit 0"#;
+
+/// The command that ends process group `pgid` (see [`KILL_GRACE`]).
+pub(crate) fn end_group_command(pgid: u32) -> RemoteCommand {
+    let ticks = KILL_GRACE.as_millis() / 100;
+    RemoteCommand::new("sh")
+        .args([
+            "-c",
+            END_GROUP_SCRIPT,
+            "deployer-end",
+            &pgid.to_string(),
+            &ticks.to_string(),
+        ])
+        .named("ending a timed-out command")
+}
+
+/// A thread that calls `tick` every `every` until stopped (or until `tick`
+/// returns false): SSH keepalives, heartbeats of held commands. Stopping
+/// waits for the current tick to finish.
+pub(crate) struct Ticker {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ticker {
+    /// Start ticking; the first tick comes after `every`.
+    pub(crate) fn start(every: Duration, mut tick: impl FnMut() -> bool + Send + 'static) -> Self {
+        use std::sync::mpsc::RecvTimeoutError;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            // a message or a dropped sender both mean stop
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                if !tick() {
+                    break;
+                }
+            }
+        });
+        Ticker {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Stop ticking and wait for the thread to end.
+    pub(crate) fn stop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// Open a connection to `target`.
