@@ -298,3 +298,64 @@ fn running_out_of_descriptors_is_reported_as_such() {
     let (code, text) = run(tb.deployer().arg("--color=never"));
     assert_eq!(code, 0, "{text}");
 }
+
+/// Over SSH too, a command printing far more than deployer keeps leaves
+/// only the tail in memory, and the streaming callback sees every byte.
+#[test]
+fn a_flood_of_output_over_ssh_keeps_only_its_tail() {
+    let Some(tb) = testbed(1) else {
+        return;
+    };
+    let mut conn = connect(&tb, "test-1");
+    const FLOOD: u64 = 40_000_000;
+    let cmd = RemoteCommand::trusted(
+        "head -c 40000000 /dev/zero | tr '\\0' x; echo; echo done >&2",
+        "flood",
+    );
+    let mut seen = 0u64;
+    let mut sink = |stream: transport::Stream, bytes: &[u8]| {
+        if stream == transport::Stream::Stdout {
+            seen += bytes.len() as u64;
+        }
+    };
+    let out = conn
+        .exec(Exec {
+            command: &cmd,
+            timeout: Duration::from_secs(120),
+            stdin: None,
+            on_output: Some(&mut sink),
+        })
+        .expect("the flood runs");
+    assert!(out.success(), "{}", out.stderr);
+    assert_eq!(seen, FLOOD + 1);
+    assert_eq!(out.stdout.len(), transport::OUTPUT_LIMIT);
+    assert_eq!(
+        out.stdout_dropped,
+        FLOOD + 1 - transport::OUTPUT_LIMIT as u64
+    );
+    assert!(out.stdout.trim_end().bytes().all(|b| b == b'x'));
+    assert_eq!((out.stderr.as_str(), out.stderr_dropped), ("done\n", 0));
+    assert!(out.dropped_note(transport::Stream::Stdout).is_some());
+
+    // input larger than the SSH window arrives whole...
+    let input = vec![b'y'; 8 << 20];
+    let counted = conn
+        .exec(Exec {
+            stdin: Some(&input),
+            ..Exec::new(&RemoteCommand::new("wc").arg("-c"), Duration::from_secs(60))
+        })
+        .expect("the upload runs");
+    assert_eq!(counted.stdout.trim(), (8 << 20).to_string());
+    // ...and a command that exits without reading it is not a lost host
+    let quitter = conn
+        .exec(Exec {
+            stdin: Some(&input),
+            ..Exec::new(
+                &RemoteCommand::trusted("exit 3", "quitter"),
+                Duration::from_secs(60),
+            )
+        })
+        .expect("a command that reads no input still has a status");
+    assert_eq!(quitter.status, 3);
+    assert!(conn.is_open());
+}

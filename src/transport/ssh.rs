@@ -372,9 +372,17 @@ impl SshConnection {
                     Err(e) => return Err(Stop::Failed(e.to_string())),
                 }
             }
-            // written after reading, so that a command busy writing its
+            // Written after reading, so that a command busy writing its
             // output is not waited on, and the socket is polled for what
-            // the write needs
+            // the write needs. A write refused because the command is gone
+            // (it exited without reading everything) ends the writing; a
+            // broken session shows in the reads.
+            if !eof_sent && channel.eof() && channel.wait_close().is_ok() {
+                // the host closed the channel: the command ended without
+                // reading all its input, which no one will read now
+                to_write = &[];
+                eof_sent = true;
+            }
             if !eof_sent {
                 if !to_write.is_empty() {
                     match channel.write(to_write) {
@@ -383,17 +391,20 @@ impl SshConnection {
                             progressed |= n > 0;
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                        Err(e) => return Err(Stop::Failed(e.to_string())),
+                        Err(_) => {
+                            to_write = &[];
+                            eof_sent = true;
+                        }
                     }
                 }
-                if to_write.is_empty() {
+                if to_write.is_empty() && !eof_sent {
                     match channel.send_eof() {
                         Ok(()) => {
                             eof_sent = true;
                             progressed = true;
                         }
                         Err(e) if is_eagain(&e) => {}
-                        Err(e) => return Err(Stop::Failed(e.message().to_string())),
+                        Err(_) => eof_sent = true,
                     }
                 }
             }
@@ -422,9 +433,13 @@ impl SshConnection {
 
     /// End a command that overran its time: its process group on the host
     /// (through a second channel), then its channel. `Ok` when both went
-    /// within [`END_GRACE`]; else why not, and the connection is lost.
-    fn end(&self, channel: &mut Channel, pgid: Option<u32>) -> Result<(), String> {
-        let deadline = Instant::now() + END_GRACE;
+    /// by `deadline`; else why not, and the connection is lost.
+    fn end(
+        &self,
+        channel: &mut Channel,
+        pgid: Option<u32>,
+        deadline: Instant,
+    ) -> Result<(), String> {
         let Some(pgid) = pgid else {
             return Err("the host never said which processes to end".to_string());
         };
@@ -478,16 +493,18 @@ impl SshConnection {
             Ok(status) => status,
             Err(Stop::Failed(why)) => return Err(lost(why)),
             Err(Stop::Expired) => {
-                return Err(match self.end(&mut channel, filter.pgid) {
-                    Ok(()) => HostError::Timeout {
-                        phase,
-                        after: limit,
+                return Err(
+                    match self.end(&mut channel, filter.pgid, deadline + END_GRACE) {
+                        Ok(()) => HostError::Timeout {
+                            phase,
+                            after: limit,
+                        },
+                        Err(why) => lost(format!(
+                            "it ran past its {}s, then {why}",
+                            limit.as_secs_f32()
+                        )),
                     },
-                    Err(why) => lost(format!(
-                        "it ran past its {}s, then {why}",
-                        limit.as_secs_f32()
-                    )),
-                })
+                )
             }
         };
         let (stdout, stdout_dropped) = out.0.finish();
@@ -556,16 +573,18 @@ impl SshConnection {
             Ok(()) => {}
             Err(Stop::Failed(why)) => return Err(lost(why)),
             Err(Stop::Expired) => {
-                return Err(match self.end(&mut channel, filter.pgid) {
-                    Ok(()) => HostError::Timeout {
-                        phase,
-                        after: timeout,
+                return Err(
+                    match self.end(&mut channel, filter.pgid, deadline + END_GRACE) {
+                        Ok(()) => HostError::Timeout {
+                            phase,
+                            after: timeout,
+                        },
+                        Err(why) => lost(format!(
+                            "it gave no answer within {}s, then {why}",
+                            timeout.as_secs_f32()
+                        )),
                     },
-                    Err(why) => lost(format!(
-                        "it gave no answer within {}s, then {why}",
-                        timeout.as_secs_f32()
-                    )),
-                })
+                )
             }
         }
         let channel = Arc::new(Mutex::new(channel));
@@ -589,7 +608,7 @@ impl SshConnection {
         // end of file on stdin, then whatever it still prints, then the close
         let ended = self.drive(&mut channel, None, deadline, &mut |_, _| {});
         if let Err(Stop::Expired) = ended {
-            if let Err(why) = self.end(&mut channel, held.pgid) {
+            if let Err(why) = self.end(&mut channel, held.pgid, Instant::now() + END_GRACE) {
                 self.lose(&format!("releasing a held command: {why}"));
             }
         } else if let Err(Stop::Failed(why)) = ended {
