@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::text;
+
 /// The process exit status. The numbers are part of the interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ExitStatus {
@@ -105,17 +107,36 @@ pub enum HostError {
         /// What was tried, in order.
         tried: Vec<String>,
     },
+    /// This machine ran out of file descriptors (`EMFILE`/`ENFILE`): a
+    /// limit of this machine, not a fault of the host.
+    #[error(
+        "this machine ran out of file descriptors while {during}; raise `ulimit -n` or lower `parallelism` in deployer.ini"
+    )]
+    OutOfDescriptors {
+        /// What was being opened, e.g. "connecting to 10.0.0.1:22".
+        during: String,
+    },
+    /// A file of this machine needed to reach the host (known_hosts, a
+    /// key) exists but cannot be read.
+    #[error("cannot read `{}`: {message}", path.display())]
+    LocalFile {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        message: String,
+    },
     /// sudo wanted a password (deployer runs `sudo -n`).
     #[error("sudo on the host asks for a password; deployer needs passwordless sudo for `{user}`")]
     SudoPassword {
         /// The login user.
         user: String,
     },
-    /// The SSH layer failed.
-    #[error("ssh: {0}")]
+    /// The SSH layer failed (its words may come from the host: shown one
+    /// line, escaped and clipped).
+    #[error("ssh: {}", remote(.0))]
     Ssh(String),
     /// The connection dropped while a command ran.
-    #[error("connection lost while {0}")]
+    #[error("connection lost while {}", remote(.0))]
     Disconnected(String),
     /// A remote command exited non-zero where that is a failure.
     #[error("`{command}` exited with status {status}")]
@@ -128,13 +149,22 @@ pub enum HostError {
         output: String,
     },
     /// The remote output could not be understood.
-    #[error("unexpected output from `{command}`: {message}")]
+    #[error("unexpected output from `{command}`: {}", remote(message))]
     Protocol {
         /// A short name of the command.
         command: String,
         /// What was wrong.
         message: String,
     },
+}
+
+/// How many characters of host-provided text an error line shows.
+pub const REMOTE_TEXT_MAX: usize = 300;
+
+/// Host-provided text for an error line: one line, control characters made
+/// visible, clipped to [`REMOTE_TEXT_MAX`].
+fn remote(s: &str) -> String {
+    text::clip(&text::one_line(s), REMOTE_TEXT_MAX)
 }
 
 /// A failure that ends the run: printed as `error: ...` with `note:` lines,
@@ -181,5 +211,55 @@ impl From<crate::config::ConfigError> for Fatal {
             f.notes.push(n);
         }
         f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_text_in_host_errors_cannot_drive_the_terminal() {
+        let cases = [
+            (
+                HostError::Ssh("Disconnected by server: \x1b]0;pwned\x07".into()),
+                "ssh: Disconnected by server: \\x1b]0;pwned\\x07",
+            ),
+            (
+                HostError::Disconnected("running `x`: \x1b[2J\nerror: fake".into()),
+                "connection lost while running `x`: \\x1b[2J\\nerror: fake",
+            ),
+            (
+                HostError::Protocol {
+                    command: "dpkg-query".into(),
+                    message: "bad line `\u{202e}evil`".into(),
+                },
+                "unexpected output from `dpkg-query`: bad line `\\u{202e}evil`",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+        }
+    }
+
+    #[test]
+    fn out_of_descriptors_says_what_to_do() {
+        let e = HostError::OutOfDescriptors {
+            during: "connecting to 10.0.0.1:22".into(),
+        };
+        let shown = e.to_string();
+        assert!(shown.contains("ran out of file descriptors while connecting to 10.0.0.1:22"));
+        assert!(shown.contains("`ulimit -n`") && shown.contains("`parallelism`"));
+    }
+
+    #[test]
+    fn long_remote_text_is_clipped() {
+        let e = HostError::Protocol {
+            command: "dpkg-query".into(),
+            message: "x".repeat(10_000),
+        };
+        let shown = e.to_string();
+        assert!(shown.len() < REMOTE_TEXT_MAX + 100, "{}", shown.len());
+        assert!(shown.ends_with("… (9700 more characters)"), "{shown}");
     }
 }

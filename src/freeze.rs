@@ -62,11 +62,15 @@ impl Freeze {
         self.stage == stage || self.stage == UNREADABLE
     }
 
-    /// One line for people.
+    /// One line for people, for a terminal: the record comes from the
+    /// hosts, so control characters are shown escaped (the JSON output
+    /// serializes the fields themselves, unchanged).
     pub fn describe(&self) -> String {
         format!(
             "frozen by {} since {}: {}",
-            self.by, self.since, self.reason
+            crate::text::one_line(&self.by),
+            crate::text::one_line(&self.since),
+            crate::text::one_line(&self.reason)
         )
     }
 }
@@ -115,6 +119,22 @@ mod tests {
             f.describe(),
             "frozen by alice@laptop since 2026-11-21T07:30:05Z: incident 42: \"db\" overload"
         );
+    }
+
+    #[test]
+    fn describe_escapes_what_the_host_wrote() {
+        let f = Freeze {
+            stage: "prod".into(),
+            by: "eve\x1b]0;pwned\x07".into(),
+            since: "now\r".into(),
+            reason: "ok\x1b[2J\nerror: all hosts deployed".into(),
+        };
+        assert_eq!(
+            f.describe(),
+            "frozen by eve\\x1b]0;pwned\\x07 since now\\r: ok\\x1b[2J\\nerror: all hosts deployed"
+        );
+        // the record itself keeps the exact text
+        assert_eq!(Freeze::from_text(&f.to_line()), f);
     }
 
     #[test]

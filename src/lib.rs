@@ -24,6 +24,7 @@ pub mod plan;
 pub mod render;
 pub mod ssh_config;
 pub mod status;
+pub mod text;
 pub mod transport;
 pub mod version;
 

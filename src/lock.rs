@@ -8,6 +8,7 @@
 //! to it so that the second operator is told who holds it and since when.
 
 use crate::command::RemoteCommand;
+use crate::text;
 
 /// The root-owned directory of the lock (not the world-writable
 /// `/run/lock`, where any local user could take or fake the lock); `/run`
@@ -53,9 +54,15 @@ pub enum Answer {
     Failed(String),
 }
 
-/// Read the first line printed by [`command`].
+/// How many characters of the holder's description are shown.
+const HOLDER_MAX: usize = 200;
+
+/// Read the first line printed by [`command`]. The holder's description
+/// and any other words come from the host: they are returned on one line,
+/// control characters escaped, clipped, ready for a terminal.
 pub fn parse(line: &str) -> Answer {
     let line = line.trim();
+    let shown = |s: &str| text::clip(&text::one_line(s), HOLDER_MAX);
     if line == "LOCKED" {
         Answer::Locked
     } else if let Some(holder) = line.strip_prefix("BUSY") {
@@ -63,10 +70,10 @@ pub fn parse(line: &str) -> Answer {
         Answer::Busy(if holder.is_empty() {
             "another deployer (holder unknown)".to_string()
         } else {
-            holder.to_string()
+            shown(holder)
         })
     } else {
-        Answer::Failed(line.to_string())
+        Answer::Failed(shown(line))
     }
 }
 
@@ -98,6 +105,22 @@ mod tests {
         );
         assert_eq!(parse("FAILED 1"), Answer::Failed("FAILED 1".into()));
         assert_eq!(parse(""), Answer::Failed(String::new()));
+    }
+
+    #[test]
+    fn holder_text_cannot_drive_the_terminal() {
+        assert_eq!(
+            parse("BUSY eve\x1b]0;pwned\x07\x1b[2J since now"),
+            Answer::Busy("eve\\x1b]0;pwned\\x07\\x1b[2J since now".into())
+        );
+        let Answer::Busy(long) = parse(&format!("BUSY {}", "x".repeat(5000))) else {
+            panic!("not busy");
+        };
+        assert!(long.ends_with("… (4800 more characters)"), "{long}");
+        assert_eq!(
+            parse("sudo: \u{202e}oops"),
+            Answer::Failed("sudo: \\u{202e}oops".into())
+        );
     }
 
     /// The real thing, on this machine: a second holder is told who has it,

@@ -211,7 +211,9 @@ pub fn text(m: &Matrix, color: Color, out: &mut dyn Write) -> io::Result<()> {
             .unwrap_or(0);
         for u in &m.unreachable {
             let label = format!("{} ({})", u.host, u.stage);
-            writeln!(out, "  {}  {}", pad(&label, None, host_w, color), u.error)?;
+            // the reason may quote the host (sshd banners, stderr)
+            let reason = crate::text::one_line(&u.error.to_string());
+            writeln!(out, "  {}  {reason}", pad(&label, None, host_w, color))?;
         }
     }
     Ok(())
@@ -510,6 +512,41 @@ mod tests {
         let (m, _) = sample();
         assert!(!render(&m, Color::Never).contains('\x1b'));
         assert!(render(&m, Color::Always).contains("\x1b[32m►►"));
+    }
+
+    #[test]
+    fn host_text_cannot_drive_the_terminal() {
+        let (mut m, _) = sample();
+        m.columns[2].freeze = Some(crate::freeze::Freeze {
+            stage: "prod".into(),
+            by: "eve\x1b]0;pwned\x07".into(),
+            since: "now".into(),
+            reason: "\x1b[2J\u{202e}ok".into(),
+        });
+        m.unreachable[0].error = crate::error::HostError::Connect {
+            addr: "10.0.0.1:22".into(),
+            message: "refused\x1b[2J\nerror: fake line".into(),
+        };
+        for color in [Color::Never, Color::Always] {
+            let out = render(&m, color);
+            let stripped = out
+                .replace("\x1b[0m", "")
+                .replace("\x1b[1m", "")
+                .replace("\x1b[2m", "")
+                .replace("\x1b[31m", "")
+                .replace("\x1b[32m", "")
+                .replace("\x1b[33m", "");
+            assert!(!stripped.contains('\x1b'), "{out}");
+            assert!(!out.contains('\u{202e}'), "{out}");
+            assert!(!out.contains("\nerror: fake"), "{out}");
+            assert!(
+                out.contains(
+                    "prod: frozen by eve\\x1b]0;pwned\\x07 since now: \\x1b[2J\\u{202e}ok"
+                ),
+                "{out}"
+            );
+            assert!(out.contains("refused\\x1b[2J\\nerror: fake line"), "{out}");
+        }
     }
 
     #[test]

@@ -312,6 +312,7 @@ mod tests {
             status: 0,
             stdout: stdout.to_string(),
             stderr: String::new(),
+            ..Output::default()
         }
     }
 
@@ -476,6 +477,7 @@ libc6:amd64\t2.36-9+deb12u4\tii \n\
             status: 0,
             stdout: "#dpkg-query-exit 2\n#freeze\n".into(),
             stderr: "dpkg-query: error: database is locked\n".into(),
+            ..Output::default()
         };
         let e = parse(&pk, &o).unwrap_err();
         assert!(e.to_string().contains("status 2"), "{e}");
@@ -483,6 +485,7 @@ libc6:amd64\t2.36-9+deb12u4\tii \n\
             status: 127,
             stdout: String::new(),
             stderr: "sh: dpkg-query: not found".into(),
+            ..Output::default()
         };
         assert!(parse(&pk, &missing)
             .unwrap_err()

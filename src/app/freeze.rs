@@ -78,7 +78,14 @@ pub fn apply(
             Ok(out) if transport::sudo_wants_password(&out.stderr) => {
                 Some("sudo asks for a password".to_string())
             }
-            Ok(out) => Some(format!("exit status {}: {}", out.status, out.stderr.trim())),
+            Ok(out) => Some(format!(
+                "exit status {}: {}",
+                out.status,
+                crate::text::clip(
+                    &crate::text::one_line(out.stderr.trim()),
+                    crate::error::REMOTE_TEXT_MAX
+                )
+            )),
             Err(e) => Some(e.to_string()),
         };
         if let Some(f) = &failure {

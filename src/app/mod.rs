@@ -23,6 +23,10 @@ use crate::transport::{self, LocalContext, Target};
 
 /// Run the tool and return the exit status; every error is printed here.
 pub fn run(cli: Cli) -> ExitStatus {
+    // One connection per host, all open at once: use all the descriptors
+    // the system allows. Should this fail, running out is still reported
+    // per host, with what to do about it.
+    let _ = transport::raise_fd_limit();
     let color = decide_color(cli.color, io::stdout().is_terminal());
     match dispatch(&cli, color) {
         Ok(status) => status,

@@ -45,6 +45,7 @@ impl Prepared {
 
 /// The last lines of `text`, marked off and named after `host`.
 pub fn host_block(host: &str, text: &str) -> String {
+    let text = crate::text::for_terminal(text);
     let body: Vec<String> = text
         .trim_end()
         .lines()
@@ -202,7 +203,13 @@ fn sudo_works(
         Ok(out) if transport::sudo_wants_password(&out.stderr) => {
             Some(HostError::SudoPassword { user: user.clone() }.to_string())
         }
-        Ok(out) => Some(format!("`sudo -n true` failed: {}", out.stderr.trim())),
+        Ok(out) => Some(format!(
+            "`sudo -n true` failed: {}",
+            crate::text::clip(
+                &crate::text::one_line(out.stderr.trim()),
+                crate::error::REMOTE_TEXT_MAX
+            )
+        )),
         Err(e) => Some(e.to_string()),
     });
     if problems.is_empty() {

@@ -115,8 +115,10 @@ pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summa
             (HostResult::Untouched, _) => {
                 format!("  {}: untouched (still {})", step.host, step.from)
             }
-            (HostResult::RolledBack, Some(m)) => format!("  {}: {m}", step.host),
-            (_, Some(m)) => format!("  {}: FAILED: {m}", step.host),
+            (HostResult::RolledBack, Some(m)) => {
+                format!("  {}: {}", step.host, crate::text::one_line(m))
+            }
+            (_, Some(m)) => format!("  {}: FAILED: {}", step.host, crate::text::one_line(m)),
             (_, None) => format!("  {}: {}", step.host, result),
         });
         if let Done::Failed { output, .. } = d {

@@ -459,12 +459,17 @@ fn the_attempt_is_on_record_here_and_on_its_hosts_before_the_first_change() {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let history_file = s.dir.path().join("history.jsonl");
     let log = Arc::clone(&seen);
-    s.fake.world().hooks.push(Box::new(move |world, host, line| {
-        if host == "p1" && line.contains("apt-get install") {
-            let local = std::fs::read_to_string(&history_file).unwrap_or_default();
-            log.lock().unwrap().push((local, world.hosts["p1"].history.clone()));
-        }
-    }));
+    s.fake
+        .world()
+        .hooks
+        .push(Box::new(move |world, host, line| {
+            if host == "p1" && line.contains("apt-get install") {
+                let local = std::fs::read_to_string(&history_file).unwrap_or_default();
+                log.lock()
+                    .unwrap()
+                    .push((local, world.hosts["p1"].history.clone()));
+            }
+        }));
     assert_eq!(
         s.deploy("prod", Some(NEW), yes(), vec![]).unwrap(),
         ExitStatus::Success
@@ -473,7 +478,10 @@ fn the_attempt_is_on_record_here_and_on_its_hosts_before_the_first_change() {
     let (local, on_host) = &seen[0];
     let started: Value = serde_json::from_str(local.lines().last().unwrap()).unwrap();
     assert_eq!(started["outcome"], "started");
-    assert_eq!(results(&started)[0], ("p1".to_string(), "planned".to_string()));
+    assert_eq!(
+        results(&started)[0],
+        ("p1".to_string(), "planned".to_string())
+    );
     assert_eq!(on_host.len(), 1, "the started record is on the host");
     // the final record has the same id and start time, here and on hosts
     let h = s.history();
@@ -496,7 +504,11 @@ fn a_host_whose_history_cannot_be_written_refuses_before_any_change() {
     s.fake.world().hosts.get_mut("p2").unwrap().history_full = true;
     let e = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap_err();
     assert_eq!(e.status, ExitStatus::Refused);
-    assert!(e.notes.iter().any(|n| n.starts_with("p2: ")), "{:?}", e.notes);
+    assert!(
+        e.notes.iter().any(|n| n.starts_with("p2: ")),
+        "{:?}",
+        e.notes
+    );
     assert!(installs(&s).is_empty());
 }
 

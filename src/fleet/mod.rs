@@ -83,10 +83,24 @@ impl Member {
             Ok(conn) => conn.exec(exec),
             Err(e) => Err(e.clone()),
         };
-        if let Err(e @ HostError::Disconnected(_)) = &result {
-            self.conn = Err(e.clone());
-        }
+        self.note_loss(&result);
         result
+    }
+
+    /// A dropped session, or a connection that says it is closed, marks
+    /// the host lost.
+    fn note_loss<T>(&mut self, result: &Result<T, HostError>) {
+        let lost = match (&self.conn, result) {
+            (Err(_), _) => return,
+            (_, Err(e @ HostError::Disconnected(_))) => Some(e.clone()),
+            (Ok(conn), _) if !conn.is_open() => Some(HostError::Disconnected(
+                "the connection was closed".to_string(),
+            )),
+            _ => None,
+        };
+        if let Some(e) = lost {
+            self.conn = Err(e);
+        }
     }
 
     /// Start `command` and keep it running while the connection lives;
@@ -100,9 +114,7 @@ impl Member {
             Ok(conn) => conn.hold(command, timeout),
             Err(e) => Err(e.clone()),
         };
-        if let Err(e @ HostError::Disconnected(_)) = &result {
-            self.conn = Err(e.clone());
-        }
+        self.note_loss(&result);
         result
     }
 

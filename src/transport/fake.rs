@@ -106,15 +106,15 @@ fn ok(stdout: String) -> Output {
     Output {
         status: 0,
         stdout,
-        stderr: String::new(),
+        ..Output::default()
     }
 }
 
 fn fail(status: i32, stderr: &str) -> Output {
     Output {
         status,
-        stdout: String::new(),
         stderr: stderr.to_string(),
+        ..Output::default()
     }
 }
 

@@ -5,12 +5,20 @@
 //! Commands run in non-blocking mode with a poll loop, so that a deadline is
 //! honoured even when a host stops answering mid-command, and stdout and
 //! stderr are read together (a full stderr window cannot stall stdout).
+//! Each command first names its process group on stderr (taken out before
+//! anyone sees it), so that one that overruns its time is ended on the host
+//! through a second channel, and the session stays usable.
+//!
+//! Besides the caller's thread, a keepalive thread and one heartbeat thread
+//! per held command use the session: libssh2 serializes every call on the
+//! session's lock, and each thread retries a call that would block.
 
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -19,7 +27,10 @@ use ssh2::{
     Session,
 };
 
-use super::{Connection, Exec, HostKeyPolicy, Output, SshTarget, Stream};
+use super::{
+    end_group_command, io_error, is_out_of_descriptors, Connection, Exec, HostKeyPolicy, Output,
+    SshTarget, Stream, Tail, Ticker, END_GRACE, HEARTBEAT, KEEPALIVE, OUTPUT_LIMIT,
+};
 use crate::command::RemoteCommand;
 use crate::error::HostError;
 
@@ -29,8 +40,92 @@ const LIBSSH2_ERROR_TIMEOUT: i32 = -9;
 /// An authenticated SSH session to one host.
 pub struct SshConnection {
     session: Session,
-    stream: TcpStream,
-    held: Vec<Channel>,
+    held: Vec<Held>,
+    /// Why the session can no longer be used, once the host stopped
+    /// answering; shared with the keepalive thread.
+    lost: Arc<Mutex<Option<String>>>,
+    keepalive: Option<Ticker>,
+}
+
+/// A command started by `hold`, kept fed by its heartbeat.
+struct Held {
+    channel: Arc<Mutex<Channel>>,
+    pgid: Option<u32>,
+    heartbeat: Ticker,
+}
+
+/// Why waiting on the host stopped.
+#[derive(Debug)]
+enum Stop {
+    /// The deadline passed.
+    Expired,
+    /// The session failed; libssh2's words.
+    Failed(String),
+}
+
+/// The first line every command prints on stderr: the process group the
+/// host's sshd made for it (sshd starts each command in a new session, so
+/// the login shell's PID is its process group), so that a command that
+/// overruns its time can be ended, children and all.
+const PGID_MARK: &str = "deployer-pgid=";
+
+/// `command` as sent to the host: announce the process group, then run.
+fn announced(command: &RemoteCommand) -> String {
+    format!("printf '{PGID_MARK}%s\\n' \"$$\" >&2; {}", command.as_str())
+}
+
+/// Takes the [`PGID_MARK`] line out of a stderr stream and passes the rest
+/// on. Lines before it (a login script's chatter) pass through; a stream
+/// that has not shown it within its first 4 KiB is given up on.
+#[derive(Debug, Default)]
+struct PgidFilter {
+    pending: Vec<u8>,
+    done: bool,
+    pgid: Option<u32>,
+}
+
+impl PgidFilter {
+    const SEARCH_LIMIT: usize = 4096;
+
+    /// Feed a chunk of stderr; what is the command's own goes to `out`.
+    fn feed(&mut self, bytes: &[u8], out: &mut dyn FnMut(&[u8])) {
+        if self.done {
+            out(bytes);
+            return;
+        }
+        self.pending.extend_from_slice(bytes);
+        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+            let line = &self.pending[..end];
+            let pgid = std::str::from_utf8(line)
+                .ok()
+                .and_then(|l| l.strip_prefix(PGID_MARK))
+                .and_then(|n| n.parse::<u32>().ok())
+                .filter(|&n| n > 1);
+            if let Some(pgid) = pgid {
+                self.pgid = Some(pgid);
+                self.done = true;
+                let rest = self.pending.split_off(end + 1);
+                self.pending.clear();
+                if !rest.is_empty() {
+                    out(&rest);
+                }
+                return;
+            }
+            out(&self.pending[..=end]);
+            self.pending.drain(..=end);
+        }
+        if self.pending.len() > Self::SEARCH_LIMIT {
+            self.finish(out);
+        }
+    }
+
+    /// The stream ended: pass on what is still held back.
+    fn finish(&mut self, out: &mut dyn FnMut(&[u8])) {
+        self.done = true;
+        if !self.pending.is_empty() {
+            out(&std::mem::take(&mut self.pending));
+        }
+    }
 }
 
 /// The OpenSSH name of a host key type.
@@ -125,11 +220,9 @@ impl SshConnection {
         let deadline = Instant::now() + limit;
         let stream = tcp_connect(target, deadline, limit)?;
         let mut session = Session::new().map_err(|e| HostError::Ssh(e.message().to_string()))?;
-        session.set_tcp_stream(
-            stream
-                .try_clone()
-                .map_err(|e| HostError::Ssh(e.to_string()))?,
-        );
+        // libssh2 owns the socket, and `wait` polls it through
+        // `Session::as_raw_fd`: one descriptor per host, not two.
+        session.set_tcp_stream(stream);
         let left = deadline.saturating_duration_since(Instant::now());
         session.set_timeout(u32::try_from(left.as_millis()).unwrap_or(u32::MAX).max(1));
 
@@ -138,14 +231,7 @@ impl SshConnection {
             .clone()
             .unwrap_or_else(|| target.host_name.clone());
         let lookup_name = known_hosts_name(&lookup, target.port);
-        let known_texts: Vec<(std::path::PathBuf, String)> = target
-            .known_hosts
-            .iter()
-            .chain(std::iter::once(&std::path::PathBuf::from(
-                "/etc/ssh/ssh_known_hosts",
-            )))
-            .filter_map(|p| fs::read_to_string(p).ok().map(|t| (p.clone(), t)))
-            .collect();
+        let known_texts = read_known_hosts(target)?;
         let types: Vec<String> = known_texts
             .iter()
             .flat_map(|(_, t)| known_key_types(t, &lookup_name))
@@ -161,22 +247,54 @@ impl SshConnection {
         authenticate(&session, target, deadline)?;
         session.set_timeout(0);
         session.set_blocking(false);
-        Ok(SshConnection {
+        let mut conn = SshConnection {
             session,
-            stream,
             held: Vec::new(),
-        })
+            lost: Arc::new(Mutex::new(None)),
+            keepalive: None,
+        };
+        conn.start_keepalive();
+        Ok(conn)
     }
 
-    /// Wait until the socket is ready in the direction libssh2 is blocked on,
-    /// or fail once `deadline` has passed.
-    fn wait(&self, deadline: Instant, phase: &str, limit: Duration) -> Result<(), HostError> {
+    /// Start the keepalive thread: libssh2 sends a keepalive when one is
+    /// due, also while no command runs; a send that fails (the socket is
+    /// broken) marks the connection lost.
+    fn start_keepalive(&mut self) {
+        let secs = u32::try_from(KEEPALIVE.as_secs()).unwrap_or(u32::MAX);
+        self.session.set_keepalive(true, secs);
+        let session = self.session.clone();
+        let lost = Arc::clone(&self.lost);
+        let check = (KEEPALIVE / 3).max(Duration::from_secs(1));
+        self.keepalive = Some(Ticker::start(check, move || {
+            match session.keepalive_send() {
+                Ok(_) => true,
+                Err(e) if is_eagain(&e) => true,
+                Err(e) => {
+                    lose(&lost, format!("a keepalive failed: {}", e.message()));
+                    false
+                }
+            }
+        }));
+    }
+
+    /// Why the connection is lost, if it is.
+    fn lost_reason(&self) -> Option<String> {
+        lock(&self.lost).clone()
+    }
+
+    /// Mark the connection lost (the first reason stays).
+    fn lose(&self, reason: &str) {
+        lose(&self.lost, reason.to_string());
+    }
+
+    /// Wait until the socket is ready in the direction libssh2 is blocked
+    /// on (at most 200 ms: other threads share the session); false once
+    /// `deadline` has passed.
+    fn wait(&self, deadline: Instant) -> bool {
         let now = Instant::now();
         if now >= deadline {
-            return Err(HostError::Timeout {
-                phase: phase.to_string(),
-                after: limit,
-            });
+            return false;
         }
         let events = match self.session.block_directions() {
             BlockDirections::Outbound => libc::POLLOUT,
@@ -184,45 +302,368 @@ impl SshConnection {
             _ => libc::POLLIN,
         };
         let mut fd = libc::pollfd {
-            fd: self.stream.as_raw_fd(),
+            fd: self.session.as_raw_fd(),
             events,
             revents: 0,
         };
-        let ms = deadline.duration_since(now).as_millis().min(1000) as libc::c_int;
+        let ms = deadline.duration_since(now).as_millis().min(200) as libc::c_int;
         // SAFETY: one valid pollfd, a bounded timeout.
         unsafe { libc::poll(&mut fd, 1, ms.max(1)) };
-        Ok(())
+        true
     }
 
     /// Retry a libssh2 call that may say "would block" until it completes.
     fn retry<T>(
         &self,
         deadline: Instant,
-        phase: &str,
-        limit: Duration,
         mut f: impl FnMut() -> Result<T, ssh2::Error>,
-    ) -> Result<T, HostError> {
+    ) -> Result<T, Stop> {
         loop {
             match f() {
                 Ok(v) => return Ok(v),
-                Err(e) if e.code() == ssh2::ErrorCode::Session(LIBSSH2_ERROR_EAGAIN) => {
-                    self.wait(deadline, phase, limit)?;
+                Err(e) if is_eagain(&e) => {
+                    if !self.wait(deadline) {
+                        return Err(Stop::Expired);
+                    }
                 }
-                Err(e) => return Err(HostError::Disconnected(format!("{phase}: {}", e.message()))),
+                Err(e) => return Err(Stop::Failed(e.message().to_string())),
             }
         }
     }
 
-    fn open_channel(
-        &self,
-        command: &RemoteCommand,
-        deadline: Instant,
-        limit: Duration,
-    ) -> Result<Channel, HostError> {
-        let phase = format!("running `{}`", command.label());
-        let mut channel = self.retry(deadline, &phase, limit, || self.session.channel_session())?;
-        self.retry(deadline, &phase, limit, || channel.exec(command.as_str()))?;
+    /// Open a channel and start `line` on it.
+    fn start(&self, line: &str, deadline: Instant) -> Result<Channel, Stop> {
+        let mut channel = self.retry(deadline, || self.session.channel_session())?;
+        self.retry(deadline, || channel.exec(line))?;
         Ok(channel)
+    }
+
+    /// Write `stdin` then end of file, and read both output streams into
+    /// `sink` until the command is done and its channel closed; return its
+    /// exit status.
+    fn drive(
+        &self,
+        channel: &mut Channel,
+        stdin: Option<&[u8]>,
+        deadline: Instant,
+        sink: &mut dyn FnMut(Stream, &[u8]),
+    ) -> Result<i32, Stop> {
+        let mut to_write = stdin.unwrap_or_default();
+        let mut eof_sent = false;
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            // a command that never stops talking must still meet its deadline
+            if Instant::now() >= deadline {
+                return Err(Stop::Expired);
+            }
+            let mut progressed = false;
+            for stream in [Stream::Stdout, Stream::Stderr] {
+                let read = match stream {
+                    Stream::Stdout => channel.read(&mut buf),
+                    Stream::Stderr => channel.stderr().read(&mut buf),
+                };
+                match read {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        progressed = true;
+                        sink(stream, &buf[..n]);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(Stop::Failed(e.to_string())),
+                }
+            }
+            // Written after reading, so that a command busy writing its
+            // output is not waited on, and the socket is polled for what
+            // the write needs. A write refused because the command is gone
+            // (it exited without reading everything) ends the writing; a
+            // broken session shows in the reads.
+            if !eof_sent && channel.eof() && channel.wait_close().is_ok() {
+                // the host closed the channel: the command ended without
+                // reading all its input, which no one will read now
+                to_write = &[];
+                eof_sent = true;
+            }
+            if !eof_sent {
+                if !to_write.is_empty() {
+                    match channel.write(to_write) {
+                        Ok(n) => {
+                            to_write = &to_write[n..];
+                            progressed |= n > 0;
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                        Err(_) => {
+                            to_write = &[];
+                            eof_sent = true;
+                        }
+                    }
+                }
+                if to_write.is_empty() && !eof_sent {
+                    match channel.send_eof() {
+                        Ok(()) => {
+                            eof_sent = true;
+                            progressed = true;
+                        }
+                        Err(e) if is_eagain(&e) => {}
+                        Err(_) => eof_sent = true,
+                    }
+                }
+            }
+            if !progressed {
+                if eof_sent && channel.eof() {
+                    break;
+                }
+                if !self.wait(deadline) {
+                    return Err(Stop::Expired);
+                }
+            }
+        }
+        self.retry(deadline, || channel.wait_close())?;
+        // libssh2 reports status 0 for a command killed by a signal: a
+        // crashed health check must not count as a passed one.
+        let killed = channel
+            .exit_signal()
+            .map(|s| s.exit_signal.is_some())
+            .unwrap_or(false);
+        Ok(if killed {
+            -1
+        } else {
+            channel.exit_status().unwrap_or(-1)
+        })
+    }
+
+    /// End a command that overran its time: its process group on the host
+    /// (through a second channel), then its channel. `Ok` when both went
+    /// by `deadline`; else why not, and the connection is lost.
+    fn end(
+        &self,
+        channel: &mut Channel,
+        pgid: Option<u32>,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        let Some(pgid) = pgid else {
+            return Err("the host never said which processes to end".to_string());
+        };
+        let killer = end_group_command(pgid);
+        let mut ender = self
+            .start(killer.as_str(), deadline)
+            .map_err(|s| describe_stop(s, "the host did not answer when asked to end it"))?;
+        self.drive(&mut ender, None, deadline, &mut |_, _| {})
+            .map_err(|s| describe_stop(s, "the host did not finish ending it"))?;
+        // closing waits for the host to close its side, which it does once
+        // the command's processes are gone
+        self.retry(deadline, || channel.close())
+            .map_err(|s| describe_stop(s, "the command's channel did not close"))
+    }
+
+    /// Run `command` as [`Connection::exec`] does, the connection known usable.
+    fn exec_open(&self, exec: &mut Exec<'_>) -> Result<Output, HostError> {
+        let limit = exec.timeout;
+        let deadline = Instant::now() + limit;
+        let phase = format!("running `{}`", exec.command.label());
+        let lost = |why: String| HostError::Disconnected(format!("{phase}: {why}"));
+        // a host slow to open a channel is given the grace too, so that
+        // only one that does not answer at all is lost
+        let mut channel = self
+            .start(&announced(exec.command), deadline + END_GRACE)
+            .map_err(|s| lost(describe_stop(s, &no_answer(limit))))?;
+        let mut out = (Tail::new(OUTPUT_LIMIT), Tail::new(OUTPUT_LIMIT));
+        let mut filter = PgidFilter::default();
+        let on_output = &mut exec.on_output;
+        let mut deliver = |stream: Stream, bytes: &[u8]| {
+            if let Some(cb) = on_output.as_mut() {
+                cb(stream, bytes);
+            }
+            match stream {
+                Stream::Stdout => out.0.push(bytes),
+                Stream::Stderr => out.1.push(bytes),
+            }
+        };
+        let driven =
+            self.drive(
+                &mut channel,
+                exec.stdin,
+                deadline,
+                &mut |stream, bytes| match stream {
+                    Stream::Stdout => deliver(stream, bytes),
+                    Stream::Stderr => filter.feed(bytes, &mut |b| deliver(Stream::Stderr, b)),
+                },
+            );
+        filter.finish(&mut |b| deliver(Stream::Stderr, b));
+        let status = match driven {
+            Ok(status) => status,
+            Err(Stop::Failed(why)) => return Err(lost(why)),
+            Err(Stop::Expired) => {
+                return Err(
+                    match self.end(&mut channel, filter.pgid, deadline + END_GRACE) {
+                        Ok(()) => HostError::Timeout {
+                            phase,
+                            after: limit,
+                        },
+                        Err(why) => lost(format!(
+                            "it ran past its {}s, then {why}",
+                            limit.as_secs_f32()
+                        )),
+                    },
+                )
+            }
+        };
+        let (stdout, stdout_dropped) = out.0.finish();
+        let (stderr, stderr_dropped) = out.1.finish();
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+            stdout_dropped,
+            stderr_dropped,
+        })
+    }
+
+    /// Start `command` and read its first line, the connection known usable.
+    fn hold_open(
+        &mut self,
+        command: &RemoteCommand,
+        timeout: Duration,
+        heartbeat: Duration,
+    ) -> Result<String, HostError> {
+        let deadline = Instant::now() + timeout;
+        let phase = format!("starting `{}`", command.label());
+        let lost = |why: String| HostError::Disconnected(format!("{phase}: {why}"));
+        let mut channel = self
+            .start(&announced(command), deadline + END_GRACE)
+            .map_err(|s| lost(describe_stop(s, &no_answer(timeout))))?;
+        let mut filter = PgidFilter::default();
+        let mut line = Vec::new();
+        let mut buf = [0u8; 1024];
+        let read = loop {
+            if Instant::now() >= deadline {
+                break Err(Stop::Expired);
+            }
+            let mut progressed = false;
+            // stderr only for the process group: the rest is not needed
+            match channel.stderr().read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    progressed = true;
+                    filter.feed(&buf[..n], &mut |_| {});
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => break Err(Stop::Failed(e.to_string())),
+            }
+            // one byte at a time: what follows the line is the command's
+            match channel.read(&mut buf[..1]) {
+                Ok(0) => {}
+                Ok(_) if buf[0] == b'\n' => break Ok(()),
+                Ok(_) => {
+                    progressed = true;
+                    line.push(buf[0]);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => break Err(Stop::Failed(e.to_string())),
+            }
+            if !progressed {
+                if channel.eof() {
+                    break Ok(());
+                }
+                if !self.wait(deadline) {
+                    break Err(Stop::Expired);
+                }
+            }
+        };
+        match read {
+            Ok(()) => {}
+            Err(Stop::Failed(why)) => return Err(lost(why)),
+            Err(Stop::Expired) => {
+                return Err(
+                    match self.end(&mut channel, filter.pgid, deadline + END_GRACE) {
+                        Ok(()) => HostError::Timeout {
+                            phase,
+                            after: timeout,
+                        },
+                        Err(why) => lost(format!(
+                            "it gave no answer within {}s, then {why}",
+                            timeout.as_secs_f32()
+                        )),
+                    },
+                )
+            }
+        }
+        let channel = Arc::new(Mutex::new(channel));
+        let fed = Arc::clone(&channel);
+        let beat = Ticker::start(heartbeat, move || feed(&fed));
+        self.held.push(Held {
+            channel,
+            pgid: filter.pgid,
+            heartbeat: beat,
+        });
+        Ok(String::from_utf8_lossy(&line).into_owned())
+    }
+
+    /// Close a held command's stdin and wait for it to end; end it if it
+    /// does not within [`END_GRACE`].
+    fn release_one(&self, mut held: Held) {
+        held.heartbeat.stop();
+        let channel = Arc::clone(&held.channel);
+        let mut channel = lock(&channel);
+        let deadline = Instant::now() + END_GRACE;
+        // end of file on stdin, then whatever it still prints, then the close
+        let ended = self.drive(&mut channel, None, deadline, &mut |_, _| {});
+        if let Err(Stop::Expired) = ended {
+            if let Err(why) = self.end(&mut channel, held.pgid, Instant::now() + END_GRACE) {
+                self.lose(&format!("releasing a held command: {why}"));
+            }
+        } else if let Err(Stop::Failed(why)) = ended {
+            self.lose(&format!("releasing a held command: {why}"));
+        }
+    }
+}
+
+/// Send one newline to a held command; false once that is no longer
+/// possible. A write the session cannot take now is retried for a while:
+/// libssh2 must finish sending a packet it started before any other.
+fn feed(channel: &Mutex<Channel>) -> bool {
+    let give_up = Instant::now() + END_GRACE;
+    loop {
+        match lock(channel).write(b"\n") {
+            Ok(1) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(_) => return false,
+        }
+        if Instant::now() >= give_up {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether libssh2 said "would block".
+fn is_eagain(e: &ssh2::Error) -> bool {
+    e.code() == ssh2::ErrorCode::Session(LIBSSH2_ERROR_EAGAIN)
+}
+
+/// Lock `m`, whatever a panicking thread left in it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Record why a connection is lost (the first reason stays).
+fn lose(lost: &Mutex<Option<String>>, reason: String) {
+    lock(lost).get_or_insert(reason);
+}
+
+/// The words for a host that did not start a command given `limit`.
+fn no_answer(limit: Duration) -> String {
+    format!(
+        "the host did not answer within {}s",
+        (limit + END_GRACE).as_secs_f32()
+    )
+}
+
+/// Words for a [`Stop`]: `expired` when the deadline passed.
+fn describe_stop(stop: Stop, expired: &str) -> String {
+    match stop {
+        Stop::Expired => expired.to_string(),
+        Stop::Failed(why) => why,
     }
 }
 
@@ -233,9 +674,15 @@ fn tcp_connect(
 ) -> Result<TcpStream, HostError> {
     let addrs: Vec<SocketAddr> = (target.host_name.as_str(), target.port)
         .to_socket_addrs()
-        .map_err(|e| HostError::Resolve {
-            host: target.host_name.clone(),
-            message: e.to_string(),
+        .map_err(|e| {
+            io_error(
+                &e,
+                || format!("resolving `{}`", target.host_name),
+                |e| HostError::Resolve {
+                    host: target.host_name.clone(),
+                    message: e.to_string(),
+                },
+            )
         })?
         .collect();
     let mut last = None;
@@ -255,6 +702,11 @@ fn tcp_connect(
                     after: limit,
                 });
             }
+            Err(e) if is_out_of_descriptors(&e) => {
+                return Err(HostError::OutOfDescriptors {
+                    during: format!("connecting to {addr}"),
+                })
+            }
             Err(e) => {
                 last = Some(HostError::Connect {
                     addr: addr.to_string(),
@@ -269,11 +721,35 @@ fn tcp_connect(
     }))
 }
 
+/// The text of every known_hosts file that exists. A missing file lists no
+/// host; any other failure to read one is an error, never "key unknown".
+fn read_known_hosts(target: &SshTarget) -> Result<Vec<(PathBuf, String)>, HostError> {
+    let system = PathBuf::from("/etc/ssh/ssh_known_hosts");
+    let mut texts = Vec::new();
+    for path in target.known_hosts.iter().chain(std::iter::once(&system)) {
+        match fs::read(path) {
+            Ok(bytes) => texts.push((path.clone(), String::from_utf8_lossy(&bytes).into_owned())),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(io_error(
+                    &e,
+                    || format!("reading `{}`", path.display()),
+                    |e| HostError::LocalFile {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    },
+                ))
+            }
+        }
+    }
+    Ok(texts)
+}
+
 fn check_host_key(
     session: &Session,
     target: &SshTarget,
     lookup: &str,
-    known_texts: &[(std::path::PathBuf, String)],
+    known_texts: &[(PathBuf, String)],
 ) -> Result<(), HostError> {
     let (key, kind) = session
         .host_key()
@@ -292,7 +768,7 @@ fn check_host_key(
         .known_hosts
         .first()
         .cloned()
-        .unwrap_or_else(|| std::path::PathBuf::from("~/.ssh/known_hosts"));
+        .unwrap_or_else(|| PathBuf::from("~/.ssh/known_hosts"));
     for (path, text) in known_texts {
         let mut kh = session
             .known_hosts()
@@ -323,10 +799,16 @@ fn check_host_key(
             base64::engine::general_purpose::STANDARD.encode(key)
         );
         append_known_host(&primary, &line).map_err(|e| {
-            HostError::Ssh(format!(
-                "cannot record the new host key in {}: {e}",
-                primary.display()
-            ))
+            io_error(
+                &e,
+                || format!("recording the new host key in `{}`", primary.display()),
+                |e| {
+                    HostError::Ssh(format!(
+                        "cannot record the new host key in {}: {e}",
+                        primary.display()
+                    ))
+                },
+            )
         })?;
         return Ok(());
     }
@@ -370,9 +852,9 @@ fn authenticate(session: &Session, target: &SshTarget, deadline: Instant) -> Res
         after: limit,
     };
     let mut tried = Vec::new();
-    if target.use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
-        if let Ok(mut agent) = session.agent() {
-            if agent.connect().is_ok() && agent.list_identities().is_ok() {
+    if target.use_agent {
+        if let Some(socket) = std::env::var_os("SSH_AUTH_SOCK") {
+            if let Some(agent) = open_agent(session, Path::new(&socket), &mut tried)? {
                 let ids = agent.identities().unwrap_or_default();
                 for id in &ids {
                     remaining(session, deadline, limit)?;
@@ -387,11 +869,27 @@ fn authenticate(session: &Session, target: &SshTarget, deadline: Instant) -> Res
         }
     }
     for file in &target.identity_files {
-        if !file.exists() {
+        // Read here rather than by libssh2, which would report a file it
+        // cannot open (say, for want of descriptors) as a refused key.
+        let key = match fs::read(file) {
+            Ok(key) => key,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) if is_out_of_descriptors(&e) => {
+                return Err(HostError::OutOfDescriptors {
+                    during: format!("reading the key `{}`", file.display()),
+                })
+            }
+            Err(e) => {
+                tried.push(format!("{} (unreadable: {e})", file.display()));
+                continue;
+            }
+        };
+        let Ok(key) = String::from_utf8(key) else {
+            tried.push(format!("{} (not a key file)", file.display()));
             continue;
-        }
+        };
         remaining(session, deadline, limit)?;
-        match session.userauth_pubkey_file(user, None, file, None) {
+        match session.userauth_pubkey_memory(user, None, &key, None) {
             Ok(()) if session.authenticated() => return Ok(()),
             Ok(()) => {}
             Err(e) if timed_out(&e) => return Err(timeout()),
@@ -408,129 +906,181 @@ fn authenticate(session: &Session, target: &SshTarget, deadline: Instant) -> Res
     })
 }
 
+/// Connect to the ssh-agent listening on `socket`. No agent there (the
+/// socket is gone or refuses) is not an error: `tried` says so and the key
+/// files are tried next. Running out of descriptors is an error.
+fn open_agent(
+    session: &Session,
+    socket: &Path,
+    tried: &mut Vec<String>,
+) -> Result<Option<ssh2::Agent>, HostError> {
+    let during = || "connecting to the ssh-agent".to_string();
+    // libssh2 says only "failed connecting with agent": ask the OS first.
+    match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(probe) => drop(probe),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) if is_out_of_descriptors(&e) => {
+            return Err(HostError::OutOfDescriptors { during: during() })
+        }
+        Err(e) => {
+            tried.push(format!("ssh-agent at `{}` ({e})", socket.display()));
+            return Ok(None);
+        }
+    }
+    let mut agent = session
+        .agent()
+        .map_err(|e| HostError::Ssh(format!("ssh-agent: {}", e.message())))?;
+    if let Err(e) = agent.connect() {
+        // the probe worked, so this is most likely a descriptor limit: the
+        // OS error is still the thread's last one
+        let os = std::io::Error::last_os_error();
+        if is_out_of_descriptors(&os) {
+            return Err(HostError::OutOfDescriptors { during: during() });
+        }
+        tried.push(format!(
+            "ssh-agent at `{}` ({})",
+            socket.display(),
+            e.message()
+        ));
+        return Ok(None);
+    }
+    if let Err(e) = agent.list_identities() {
+        tried.push(format!("ssh-agent (cannot list keys: {})", e.message()));
+        return Ok(None);
+    }
+    Ok(Some(agent))
+}
+
 impl Connection for SshConnection {
     fn exec(&mut self, mut exec: Exec<'_>) -> Result<Output, HostError> {
-        let limit = exec.timeout;
-        let deadline = Instant::now() + limit;
-        let phase = format!("running `{}`", exec.command.label());
-        let mut channel = self.open_channel(exec.command, deadline, limit)?;
-        if let Some(mut data) = exec.stdin {
-            while !data.is_empty() {
-                match channel.write(data) {
-                    Ok(n) => data = &data[n..],
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        self.wait(deadline, &phase, limit)?
-                    }
-                    Err(e) => return Err(HostError::Disconnected(format!("{phase}: {e}"))),
-                }
-            }
+        if let Some(why) = self.lost_reason() {
+            return Err(HostError::Disconnected(format!(
+                "running `{}`: the connection was lost earlier ({why})",
+                exec.command.label()
+            )));
         }
-        self.retry(deadline, &phase, limit, || channel.send_eof())?;
-        let mut out = (Vec::new(), Vec::new());
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            // a command that never stops talking must still meet its deadline
-            if Instant::now() >= deadline {
-                return Err(HostError::Timeout {
-                    phase: phase.clone(),
-                    after: limit,
-                });
-            }
-            let mut progressed = false;
-            for stream in [Stream::Stdout, Stream::Stderr] {
-                let read = match stream {
-                    Stream::Stdout => channel.read(&mut buf),
-                    Stream::Stderr => channel.stderr().read(&mut buf),
-                };
-                match read {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        progressed = true;
-                        if let Some(cb) = exec.on_output.as_mut() {
-                            cb(stream, &buf[..n]);
-                        }
-                        match stream {
-                            Stream::Stdout => out.0.extend_from_slice(&buf[..n]),
-                            Stream::Stderr => out.1.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(HostError::Disconnected(format!("{phase}: {e}"))),
-                }
-            }
-            if !progressed {
-                if channel.eof() {
-                    break;
-                }
-                self.wait(deadline, &phase, limit)?;
-            }
+        let result = self.exec_open(&mut exec);
+        if let Err(HostError::Disconnected(why)) = &result {
+            self.lose(why);
         }
-        self.retry(deadline, &phase, limit, || channel.wait_close())?;
-        // libssh2 reports status 0 for a command killed by a signal: a
-        // crashed health check must not count as a passed one.
-        let killed = channel
-            .exit_signal()
-            .map(|s| s.exit_signal.is_some())
-            .unwrap_or(false);
-        let status = if killed {
-            -1
-        } else {
-            channel.exit_status().unwrap_or(-1)
-        };
-        Ok(Output {
-            status,
-            stdout: String::from_utf8_lossy(&out.0).into_owned(),
-            stderr: String::from_utf8_lossy(&out.1).into_owned(),
-        })
+        result
     }
 
     fn hold(&mut self, command: &RemoteCommand, timeout: Duration) -> Result<String, HostError> {
-        let deadline = Instant::now() + timeout;
-        let phase = format!("starting `{}`", command.label());
-        let mut channel = self.open_channel(command, deadline, timeout)?;
-        let mut line = Vec::new();
-        let mut byte = [0u8; 1];
-        loop {
-            if Instant::now() >= deadline {
-                return Err(HostError::Timeout {
-                    phase: phase.clone(),
-                    after: timeout,
-                });
-            }
-            match channel.read(&mut byte) {
-                Ok(0) => break,
-                Ok(_) if byte[0] == b'\n' => break,
-                Ok(_) => line.push(byte[0]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    self.wait(deadline, &phase, timeout)?
-                }
-                Err(e) => return Err(HostError::Disconnected(format!("{phase}: {e}"))),
-            }
+        self.hold_with(command, timeout, HEARTBEAT)
+    }
+
+    fn hold_with(
+        &mut self,
+        command: &RemoteCommand,
+        timeout: Duration,
+        heartbeat: Duration,
+    ) -> Result<String, HostError> {
+        if let Some(why) = self.lost_reason() {
+            return Err(HostError::Disconnected(format!(
+                "starting `{}`: the connection was lost earlier ({why})",
+                command.label()
+            )));
         }
-        self.held.push(channel);
-        Ok(String::from_utf8_lossy(&line).into_owned())
+        let result = self.hold_open(command, timeout, heartbeat);
+        if let Err(HostError::Disconnected(why)) = &result {
+            self.lose(why);
+        }
+        result
     }
 
     fn release(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        for mut channel in std::mem::take(&mut self.held) {
-            let limit = Duration::from_secs(5);
-            let _ = self.retry(deadline, "releasing", limit, || channel.send_eof());
-            let _ = self.retry(deadline, "releasing", limit, || channel.wait_close());
+        for held in std::mem::take(&mut self.held) {
+            if self.lost_reason().is_some() {
+                // nothing to wait for: the host does not answer
+                drop(held);
+                continue;
+            }
+            self.release_one(held);
         }
+    }
+
+    fn is_open(&self) -> bool {
+        self.lost_reason().is_none()
     }
 }
 
 impl Drop for SshConnection {
     fn drop(&mut self) {
         self.release();
-        let _ = self.session.disconnect(None, "deployer done", None);
+        if let Some(mut k) = self.keepalive.take() {
+            k.stop();
+        }
+        if self.lost_reason().is_none() {
+            let _ = self.session.disconnect(None, "deployer done", None);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the filter passes on, and the process group it found, when
+    /// fed `chunks`.
+    fn filtered(chunks: &[&str]) -> (String, Option<u32>) {
+        let mut f = PgidFilter::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            f.feed(c.as_bytes(), &mut |b| out.extend_from_slice(b));
+        }
+        f.finish(&mut |b| out.extend_from_slice(b));
+        (String::from_utf8(out).unwrap(), f.pgid)
+    }
+
+    #[test]
+    fn process_group_line_is_taken_out_of_stderr() {
+        let cases: [(&[&str], &str, Option<u32>); 7] = [
+            (&["deployer-pgid=41\n"], "", Some(41)),
+            (&["deployer-pgid=41\nE: oops\n"], "E: oops\n", Some(41)),
+            // split anywhere, even inside the number
+            (
+                &["deploy", "er-pgid=4", "1\nE: ", "oops"],
+                "E: oops",
+                Some(41),
+            ),
+            // a login script's chatter first
+            (&["motd\ndeployer-pgid=7\nE\n"], "motd\nE\n", Some(7)),
+            // only the first mark counts; later ones are the command's
+            (
+                &["deployer-pgid=7\ndeployer-pgid=9\n"],
+                "deployer-pgid=9\n",
+                Some(7),
+            ),
+            // no mark: everything passes, nothing to end
+            (&["E: oops"], "E: oops", None),
+            // never process group 0 or 1 (kill -- -1 means every process)
+            (&["deployer-pgid=1\n"], "deployer-pgid=1\n", None),
+        ];
+        for (chunks, passed, pgid) in cases {
+            assert_eq!(filtered(chunks), (passed.to_string(), pgid), "{chunks:?}");
+        }
+    }
+
+    #[test]
+    fn process_group_search_gives_up_on_a_flood() {
+        let flood = "x".repeat(10_000);
+        let (passed, pgid) = filtered(&[&flood, "\ndeployer-pgid=5\n"]);
+        assert_eq!(pgid, None);
+        assert_eq!(passed, format!("{flood}\ndeployer-pgid=5\n"));
+    }
+
+    #[test]
+    fn commands_announce_their_process_group() {
+        let line = announced(&RemoteCommand::new("true"));
+        let out = std::process::Command::new("setsid")
+            .args(["sh", "-c", &line])
+            .output()
+            .unwrap();
+        let (passed, pgid) = filtered(&[&String::from_utf8_lossy(&out.stderr)]);
+        assert_eq!(passed, "");
+        assert!(pgid.is_some_and(|p| p > 1), "{:?}", out);
+    }
 
     #[test]
     fn host_key_preference_follows_known_types() {
