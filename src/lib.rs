@@ -11,6 +11,7 @@ pub mod command;
 pub mod config;
 pub mod console;
 pub mod deploy;
+pub mod detach;
 pub mod error;
 pub mod fleet;
 pub mod freeze;

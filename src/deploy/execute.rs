@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::apt;
 use crate::command::RemoteCommand;
+use crate::detach;
 use crate::error::Fatal;
 use crate::error::HostError;
 use crate::fleet::{Fleet, Member};
@@ -155,6 +156,7 @@ fn install_one(
     member: &mut Member,
     plan: &Plan,
     commands: &HostCommands,
+    dir: &str,
 ) -> Done {
     if let Some(unhold) = &commands.unhold {
         if let Err(why) = mark(cx, member, unhold) {
@@ -165,7 +167,7 @@ fn install_one(
             };
         }
     }
-    let done = install_and_check(cx, member, plan, &commands.main);
+    let done = install_and_check(cx, member, plan, &commands.main, dir);
     if let Some(hold) = &commands.hold {
         if let Err(why) = mark(cx, member, hold) {
             if let Done::Failed { .. } = done {
@@ -181,40 +183,146 @@ fn install_one(
     done
 }
 
-/// The install itself, its verification with dpkg, and the health check.
-fn install_and_check(
-    cx: &Context<'_>,
-    member: &mut Member,
-    plan: &Plan,
-    command: &RemoteCommand,
-) -> Done {
-    let config = cx.config;
+/// How long to wait between two looks at a detached run.
+const POLL_INTERVAL: Duration = Duration::from_millis(300);
+
+/// How a detached run ended, as far as deployer could see.
+enum Ran {
+    /// It ended with this exit status and log (its bounded tail).
+    Finished { status: i32, log: String },
+    /// It could not be started; nothing ran.
+    NotStarted(String),
+    /// deployer lost sight of it: it may still be running on the host.
+    Lost(String),
+}
+
+/// Run `command` on the host detached from the session (see `detach`),
+/// and follow it until it ends: a slow run is reported as still running
+/// every `deploy_timeout`, never killed; a lost session is reopened once.
+fn run_detached(cx: &Context<'_>, member: &mut Member, dir: &str, command: &RemoteCommand) -> Ran {
+    let ssh = &cx.config.ssh;
+    match member.run(&detach::start_command(dir, command), ssh.command_timeout) {
+        Ok(out) if out.success() && out.stdout.contains("STARTED") => {}
+        Ok(out) if transport::sudo_wants_password(&out.stderr) => {
+            return Ran::NotStarted(
+                HostError::SudoPassword {
+                    user: member.login_user(),
+                }
+                .to_string(),
+            )
+        }
+        Ok(out) => {
+            return Ran::NotStarted(format!(
+                "could not start the run (exit status {}): {}",
+                out.status,
+                crate::text::clip(
+                    &crate::text::one_line(out.stderr.trim()),
+                    crate::error::REMOTE_TEXT_MAX
+                )
+            ))
+        }
+        Err(e) => {
+            return Ran::Lost(format!(
+                "{e} while starting the run; it may have started: see {dir} on the host"
+            ))
+        }
+    }
     let host = member.host().to_string();
-    let started = Instant::now();
     let mut prefixer = Prefixer {
         cx,
         host: host.clone(),
         partial: Vec::new(),
     };
-    let mut sink = |s: Stream, b: &[u8]| prefixer.feed(s, b);
-    let result = member.exec(Exec {
-        command,
-        timeout: config.ssh.deploy_timeout,
-        stdin: None,
-        on_output: if cx.opts.verbose {
-            Some(&mut sink)
-        } else {
-            None
+    let began = Instant::now();
+    let mut notice = ssh.deploy_timeout;
+    let mut offset = 0u64;
+    let mut log = String::new();
+    loop {
+        match member.run(&detach::poll_command(dir, offset), ssh.command_timeout) {
+            Ok(out) if out.success() => match detach::parse_poll(&out.stdout) {
+                Ok(detach::Poll::Seen { status, log: new }) => {
+                    offset += new.len() as u64;
+                    if cx.opts.verbose {
+                        prefixer.feed(Stream::Stdout, new.as_bytes());
+                    }
+                    log.push_str(&new);
+                    if log.len() > transport::OUTPUT_LIMIT {
+                        let cut = log.len() - transport::OUTPUT_LIMIT;
+                        let cut = (cut..log.len())
+                            .find(|&i| log.is_char_boundary(i))
+                            .unwrap_or(cut);
+                        log.drain(..cut);
+                    }
+                    if let Some(status) = status {
+                        return Ran::Finished { status, log };
+                    }
+                }
+                Ok(detach::Poll::Missing) => {
+                    return Ran::Lost(format!("the run's directory {dir} is gone from the host"))
+                }
+                Err(e) => return Ran::Lost(format!("cannot follow the run in {dir}: {e}")),
+            },
+            Ok(out) => {
+                return Ran::Lost(format!(
+                    "cannot follow the run in {dir} (exit status {}): {}",
+                    out.status,
+                    crate::text::one_line(out.stderr.trim())
+                ))
+            }
+            Err(e) => {
+                if member.error().is_some() && member.reconnect() {
+                    cx.console.say(&format!(
+                        "  {host}: connection lost ({e}); reconnected, still following the run"
+                    ));
+                    continue;
+                }
+                return Ran::Lost(format!(
+                    "{e}; the run goes on on the host: see {dir}/status and {dir}/log there"
+                ));
+            }
+        }
+        if began.elapsed() >= notice {
+            cx.console.say(&format!(
+                "  {host}: still running on {host} after {}s; apt/dpkg is not interrupted, waiting (log: {dir}/log)",
+                began.elapsed().as_secs()
+            ));
+            notice += ssh.deploy_timeout;
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// The install itself (detached, in `dir`), its verification with dpkg,
+/// and the health check.
+fn install_and_check(
+    cx: &Context<'_>,
+    member: &mut Member,
+    plan: &Plan,
+    command: &RemoteCommand,
+    dir: &str,
+) -> Done {
+    let config = cx.config;
+    let host = member.host().to_string();
+    let started = Instant::now();
+    let out = match run_detached(cx, member, dir, command) {
+        Ran::Finished { status, log } => transport::Output {
+            status,
+            stdout: log,
+            ..transport::Output::default()
         },
-    });
-    let out = match result {
-        Ok(out) => out,
-        Err(e) => {
+        Ran::NotStarted(why) => {
             return Done::Failed {
-                why: format!("unknown state: check with `deployer status` ({e})"),
+                why,
+                output: String::new(),
+                now: read_state(member, &plan.package, config.ssh.command_timeout).ok(),
+            }
+        }
+        Ran::Lost(why) => {
+            return Done::Failed {
+                why: format!("unknown state: check with `deployer status` ({why})"),
                 output: String::new(),
                 now: None,
-            };
+            }
         }
     };
     let combined = format!("{}{}", out.stdout, out.stderr);
@@ -370,7 +478,8 @@ pub fn rollout(
                 .iter()
                 .position(|s| s.host == m.host())
                 .expect("a planned host");
-            let done = install_one(cx, m, plan, &prepared.commands[i]);
+            let dir = detach::run_dir(attempt.id(), "install");
+            let done = install_one(cx, m, plan, &prepared.commands[i], &dir);
             let record = report::host_record(plan, &plan.steps[i], &done);
             journal.done(record.clone());
             syslog(cx, m, attempt, plan, &record);
@@ -391,7 +500,13 @@ pub fn rollout(
 
 /// Put one host back on the state it had before the deploy; a host whose
 /// session was lost gets one new connection first.
-fn rollback_one(cx: &Context<'_>, member: &mut Member, plan: &Plan, step: &Step) -> Rollback {
+fn rollback_one(
+    cx: &Context<'_>,
+    member: &mut Member,
+    plan: &Plan,
+    step: &Step,
+    dir: &str,
+) -> Rollback {
     let config = cx.config;
     let commands = plan.rollback_commands(step, super::preflight::lock_secs(cx));
     if let Some(unhold) = &commands.unhold {
@@ -399,9 +514,15 @@ fn rollback_one(cx: &Context<'_>, member: &mut Member, plan: &Plan, step: &Step)
             return Rollback::Failed(format!("rollback could not release the hold: {why}"));
         }
     }
-    let out = match member.run(&commands.main, config.ssh.deploy_timeout) {
-        Ok(out) => out,
-        Err(e) => return Rollback::Failed(format!("rollback: {e}")),
+    let out = match run_detached(cx, member, dir, &commands.main) {
+        Ran::Finished { status, log } => transport::Output {
+            status,
+            stdout: log,
+            ..transport::Output::default()
+        },
+        Ran::NotStarted(why) | Ran::Lost(why) => {
+            return Rollback::Failed(format!("rollback: {why}"))
+        }
     };
     if let Some(hold) = &commands.hold {
         if let Err(why) = mark(cx, member, hold) {
@@ -467,7 +588,8 @@ pub fn rollback_if_failed(
             .iter()
             .find(|s| s.host == m.host())
             .expect("a planned host");
-        let back = rollback_one(cx, m, plan, step);
+        let dir = detach::run_dir(attempt.id(), "rollback");
+        let back = rollback_one(cx, m, plan, step, &dir);
         let (result, message) = match &back {
             Rollback::Restored => (HostResult::RolledBack, None),
             Rollback::Failed(why) => (HostResult::Failed, Some(why.clone())),

@@ -43,6 +43,7 @@ pub struct Member {
     target: Target,
     conn: Result<Box<dyn Connection>, HostError>,
     reconnected: bool,
+    connector: Arc<dyn Connector>,
 }
 
 impl Member {
@@ -125,6 +126,20 @@ impl Member {
         }
     }
 
+    /// Open a new connection if the session was lost; only once per host
+    /// and run. True when the host has a usable connection afterwards.
+    pub fn reconnect(&mut self) -> bool {
+        if self.conn.is_ok() {
+            return true;
+        }
+        if self.reconnected {
+            return false;
+        }
+        self.reconnected = true;
+        self.conn = self.connector.connect(&self.target);
+        self.conn.is_ok()
+    }
+
     /// Give up on this host: later commands fail at once with `error`.
     pub fn lose(&mut self, error: HostError) {
         self.conn = Err(error);
@@ -136,7 +151,6 @@ impl Member {
 pub struct Fleet {
     members: Vec<Member>,
     parallelism: usize,
-    connector: Arc<dyn Connector>,
 }
 
 /// What one host answered, with the host's name.
@@ -160,16 +174,15 @@ impl Fleet {
                 target,
                 conn: Err(HostError::Ssh("not connected yet".into())),
                 reconnected: false,
+                connector: Arc::clone(&connector),
             })
             .collect();
-        let c = &connector;
         fanout::map(&mut members, parallelism, |m| {
-            m.conn = c.connect(&m.target);
+            m.conn = m.connector.connect(&m.target);
         });
         Fleet {
             members,
             parallelism,
-            connector,
         }
     }
 
@@ -298,17 +311,7 @@ impl Fleet {
     /// Open a new connection to a host whose session was lost; only once per
     /// host and run. True when the host has a usable connection afterwards.
     pub fn reconnect(&mut self, stage: &str, host: &str) -> bool {
-        let connector = Arc::clone(&self.connector);
-        let m = self.member(stage, host);
-        if m.conn.is_ok() {
-            return true;
-        }
-        if m.reconnected {
-            return false;
-        }
-        m.reconnected = true;
-        m.conn = connector.connect(&m.target);
-        m.conn.is_ok()
+        self.member(stage, host).reconnect()
     }
 
     /// Stop every held command (locks) on the hosts of `stage`.

@@ -42,6 +42,8 @@ pub struct FakeHost {
     pub history: Vec<String>,
     /// Appending to the host's history fails (a full disk).
     pub history_full: bool,
+    /// Detached runs by directory: exit status and log (they end at once).
+    pub runs: BTreeMap<String, (i32, String)>,
 }
 
 /// Every pretend host, the repository, and what was run.
@@ -124,13 +126,37 @@ fn pin(line: &str) -> Option<(String, String)> {
         .split_whitespace()
         .rev()
         .find(|w| w.contains('=') && !w.contains("::") && !w.starts_with("LC_"))?;
-    let word = word.trim_matches('\'');
+    let word = word.trim_matches(|c| c == '\'' || c == '\\');
     let (p, v) = word.split_once('=')?;
     Some((p.to_string(), v.to_string()))
 }
 
+/// The word after `marker` in `line`.
+fn word_after<'a>(line: &'a str, marker: &str) -> &'a str {
+    line.split(marker)
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_default()
+}
+
 fn answer(world: &mut World, host: &str, line: &str, label: &str, stdin: &[u8]) -> Output {
     let h = world.hosts.get(host).cloned().unwrap_or_default();
+    if line.contains("deployer-start ") {
+        let dir = word_after(line, "deployer-start ").to_string();
+        let inner = line.replace("deployer-start ", "");
+        let out = answer(world, host, &inner, label, stdin);
+        let host = world.hosts.entry(host.to_string()).or_default();
+        host.runs
+            .insert(dir, (out.status, format!("{}{}", out.stdout, out.stderr)));
+        return ok("STARTED\n".into());
+    }
+    if line.contains("deployer-poll ") {
+        let dir = word_after(line, "deployer-poll ");
+        return match h.runs.get(dir) {
+            Some((status, log)) => ok(format!("#status {status}\n#log\n{log}")),
+            None => ok("#missing\n".into()),
+        };
+    }
     if line.contains(crate::history::HOST_LOG_DIR) {
         if h.history_full {
             return fail(1, "deployer history: No space left on device\n");
@@ -203,7 +229,11 @@ fn answer(world: &mut World, host: &str, line: &str, label: &str, stdin: &[u8]) 
         return ok(format!("Setting up {p}\n"));
     }
     if line.contains("apt-get remove") {
-        let package = line.split_whitespace().last().unwrap_or_default();
+        let package = line
+            .split_whitespace()
+            .last()
+            .unwrap_or_default()
+            .trim_matches(|c| c == '\'' || c == '\\');
         if let Some(host) = world.hosts.get_mut(host) {
             host.installed.remove(package);
         }
