@@ -116,6 +116,19 @@ pub enum Command {
         /// The stage.
         stage: String,
     },
+    /// Break the deploy lock of a stage (a holder that is gone or must be
+    /// stopped). Recorded in the history. A running install keeps its own
+    /// lock.
+    Unlock {
+        /// The stage.
+        stage: String,
+        /// Required: breaking a lock may cut off a deploy in progress.
+        #[arg(long)]
+        force: bool,
+        /// Why (kept in the history).
+        #[arg(long)]
+        reason: String,
+    },
     /// Show the deploy history, newest first.
     #[command(
         after_long_help = "Examples:\n  deployer history                     this machine's log\n  deployer history fastpath --stage prod\n  deployer history --hosts prod        also what every operator did to prod, as its hosts recorded it"

@@ -126,6 +126,10 @@ pub struct SshOptions {
     /// `lock_timeout`: how long `apt-get` waits for the dpkg lock held by
     /// another process before giving up (default 60 s).
     pub lock_timeout: Duration,
+    /// `lock_expiry`: how long a deploy lock outlives its holder's last
+    /// heartbeat (a holder cut off by a network partition); heartbeats go
+    /// out every sixth of it (default 90 s).
+    pub lock_expiry: Duration,
 }
 
 impl Default for SshOptions {
@@ -141,6 +145,7 @@ impl Default for SshOptions {
             command_timeout: Duration::from_secs(30),
             deploy_timeout: Duration::from_secs(600),
             lock_timeout: Duration::from_secs(60),
+            lock_expiry: Duration::from_secs(90),
         }
     }
 }
@@ -729,6 +734,7 @@ const ENVIRONMENT_KEYS: &[&str] = &[
     "command_timeout",
     "deploy_timeout",
     "lock_timeout",
+    "lock_expiry",
     "parallelism",
     "history_file",
     "batch_size",
@@ -890,6 +896,9 @@ impl<'a> Doc<'a> {
             lock_timeout: self
                 .value(&env, "lock_timeout", parse_duration)?
                 .unwrap_or(Duration::from_secs(60)),
+            lock_expiry: self
+                .value(&env, "lock_expiry", parse_duration)?
+                .unwrap_or(Duration::from_secs(90)),
         };
         let config_dir = self.path.parent().unwrap_or(Path::new(""));
         let history_file = match self.value(&env, "history_file", parse_path)? {
@@ -2127,6 +2136,7 @@ rollback_on_failure = on",
                 command_timeout: Duration::from_secs(45),
                 deploy_timeout: Duration::from_secs(900),
                 lock_timeout: Duration::from_secs(60),
+                lock_expiry: Duration::from_secs(90),
             }
         );
         assert_eq!(config.parallelism, 8);

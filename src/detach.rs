@@ -40,7 +40,7 @@ install -d -m 0755 /var/lib/deployer /var/lib/deployer/runs /run/deployer || exi
 mkdir -m 0755 -- "$dir" || { echo "deployer: cannot create the run directory $dir" >&2; exit 1; }
 printf '%s\n' "$line" > "$dir/command"
 : > "$dir/log"
-setsid -f sh -c 'exec 9>>"$3"; flock -x 9; echo $$ > "$1/pid"; sh -c "$2" > "$1/log" 2>&1 < /dev/null; echo $? > "$1/status.new"; mv -f "$1/status.new" "$1/status"' deployer-run "$dir" "$line" "$lock" < /dev/null > /dev/null 2>&1 || exit 1
+setsid -f sh -c 'exec 9>>"$3"; flock -x 9; echo $$ > "$1/pid"; echo "$1" > /run/deployer/installing; sh -c "$2" > "$1/log" 2>&1 < /dev/null; echo $? > "$1/status.new"; mv -f "$1/status.new" "$1/status"' deployer-run "$dir" "$line" "$lock" < /dev/null > /dev/null 2>&1 || exit 1
 echo STARTED"#;
 
 /// Run as root already: `sudo -n` inside the command is a no-op (also on

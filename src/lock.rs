@@ -1,13 +1,26 @@
 //! The deploy lock: one per host, so that two operators cannot change the
 //! same hosts at once.
 //!
-//! The lock is a `flock` taken by a command that stays running on the host
-//! for the whole deploy and reads its stdin until end of file. It goes away
-//! by itself when deployer finishes, dies, or loses the connection — no
-//! stale lock to clean up by hand. The holder's description is written next
-//! to it so that the second operator is told who holds it and since when.
+//! The lock is a `flock` held by a root shell on the host that stays
+//! running for the whole deploy and reads heartbeats (newlines) on its
+//! stdin. It goes away by itself when deployer finishes, dies, or loses
+//! the connection (end of file), and also when the heartbeats stop for
+//! `lock_expiry`: an operator cut off by a network partition, whose TCP
+//! connection the host still believes in, holds it no longer than that.
+//! A detached install (see `detach`) holds `install.lock` for as long as
+//! it runs, and the lock is refused while it does, so a lock never frees
+//! a host that dpkg is still changing.
+//!
+//! Who holds it (who, since when, which package and version, why) is
+//! written next to it as one JSON line, so that a refused operator is
+//! told all of it; `deployer unlock` breaks a lock on purpose.
+//!
+//! Pure: command builders and the parsers of what they print.
+
+use serde::{Deserialize, Serialize};
 
 use crate::command::RemoteCommand;
+use crate::detach;
 use crate::text;
 
 /// The root-owned directory of the lock (not the world-writable
@@ -16,30 +29,95 @@ use crate::text;
 pub const LOCK_DIR: &str = "/run/deployer";
 /// The lock file on each host.
 pub const LOCK_FILE: &str = "/run/deployer/deploy.lock";
-/// Who holds the lock, written once it is taken.
+/// Who holds the lock: one JSON line ([`Holder`]).
 pub const HOLDER_FILE: &str = "/run/deployer/holder";
+/// The pid of the shell holding the lock, for `deployer unlock`.
+pub const PID_FILE: &str = "/run/deployer/holder.pid";
 
-/// `flock`'s exit status when the lock is taken by someone else.
-const BUSY_STATUS: &str = "75";
+/// Who holds a lock, and for what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// `user@machine` of the operator.
+    pub by: String,
+    /// When the lock was taken (RFC 3339).
+    pub since: String,
+    /// The deployer process on the operator's machine.
+    pub pid: u32,
+    /// `deploy` or `promote`.
+    pub action: String,
+    /// The package.
+    pub package: String,
+    /// The stage.
+    pub stage: String,
+    /// The version asked for, when one was named.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The attempt's id in the history.
+    #[serde(default)]
+    pub attempt: String,
+    /// The reason given (`--reason`), if any.
+    #[serde(default)]
+    pub why: Option<String>,
+}
 
-/// The command that takes the lock and holds it while its stdin is open.
-/// Its first line of output is `LOCKED`, `BUSY <holder>` or `FAILED <status>`.
-pub fn command(holder: &str) -> RemoteCommand {
-    let hold = format!("printf '%s\\n' \"$1\" > {HOLDER_FILE}; echo LOCKED; exec cat >/dev/null");
-    RemoteCommand::new("mkdir")
-        .args(["-p", "-m", "0755", LOCK_DIR])
+impl Holder {
+    /// One line for people (host-provided text made safe for a terminal).
+    pub fn describe(&self) -> String {
+        let version = self.version.as_deref().unwrap_or("(newest)");
+        let mut s = format!(
+            "{} since {} (pid {}): {} {} {} to {} (attempt {})",
+            self.by,
+            self.since,
+            self.pid,
+            self.action,
+            self.package,
+            version,
+            self.stage,
+            self.attempt
+        );
+        if let Some(why) = &self.why {
+            s.push_str(": ");
+            s.push_str(why);
+        }
+        text::clip(&text::one_line(&s), HOLDER_MAX)
+    }
+}
+
+/// `flock`'s answer when the lock is taken; a run of `install.lock`'s.
+const SCRIPT: &str = r#"set -u
+holder=$1 expiry=$2
+umask 022
+install -d -m 0755 /run/deployer || { echo "FAILED cannot create /run/deployer"; exit 0; }
+exec 8>>/run/deployer/deploy.lock || { echo "FAILED cannot open /run/deployer/deploy.lock"; exit 0; }
+if ! flock -n 8; then
+    echo "BUSY $(head -c 4096 /run/deployer/holder 2>/dev/null | tr '\n' ' ')"
+    exit 0
+fi
+if ! flock -n "$3" true; then
+    echo "INSTALLING $(head -c 1024 /run/deployer/installing 2>/dev/null | tr '\n' ' ')"
+    exit 0
+fi
+printf '%s\n' "$holder" > /run/deployer/holder.new && mv -f /run/deployer/holder.new /run/deployer/holder
+echo $$ > /run/deployer/holder.pid
+echo LOCKED
+while IFS= read -r -t "$expiry" _; do :; done
+rm -f /run/deployer/holder /run/deployer/holder.pid"#;
+
+/// The command that takes the lock for `holder` and keeps it while
+/// heartbeats arrive at least every `expiry_secs`. Its first line of
+/// output is `LOCKED`, `BUSY <holder>`, `INSTALLING <run>` or `FAILED ...`.
+pub fn command(holder: &Holder, expiry_secs: u64) -> RemoteCommand {
+    let line = serde_json::to_string(holder).expect("plain strings serialize");
+    RemoteCommand::new("bash")
+        .args([
+            "-c",
+            SCRIPT,
+            "deployer-lock",
+            &line,
+            &expiry_secs.max(1).to_string(),
+            detach::INSTALL_LOCK,
+        ])
         .sudo()
-        .then(
-            RemoteCommand::new("flock")
-                .args(["-n", "-E", BUSY_STATUS, LOCK_FILE, "sh", "-c", &hold, "deployer-lock", holder])
-                .sudo(),
-        )
-        .then(RemoteCommand::trusted(
-            &format!(
-                "rc=$?; if [ \"$rc\" = {BUSY_STATUS} ]; then echo \"BUSY $(cat {HOLDER_FILE} 2>/dev/null)\"; else echo \"FAILED $rc\"; fi"
-            ),
-            "flock",
-        ))
         .named("flock")
 }
 
@@ -50,30 +128,95 @@ pub enum Answer {
     Locked,
     /// Someone else holds it; their description.
     Busy(String),
+    /// An install started by an earlier deploy still runs; its run.
+    Installing(String),
     /// The lock command failed (e.g. sudo refused); its words.
     Failed(String),
 }
 
 /// How many characters of the holder's description are shown.
-const HOLDER_MAX: usize = 200;
+const HOLDER_MAX: usize = 300;
+
+/// Describe a holder as stored (JSON, or text from an older deployer).
+fn holder_text(stored: &str) -> String {
+    match serde_json::from_str::<Holder>(stored.trim()) {
+        Ok(h) => h.describe(),
+        Err(_) if stored.trim().is_empty() => "another deployer (holder unknown)".to_string(),
+        Err(_) => text::clip(&text::one_line(stored.trim()), HOLDER_MAX),
+    }
+}
 
 /// Read the first line printed by [`command`]. The holder's description
 /// and any other words come from the host: they are returned on one line,
 /// control characters escaped, clipped, ready for a terminal.
 pub fn parse(line: &str) -> Answer {
     let line = line.trim();
-    let shown = |s: &str| text::clip(&text::one_line(s), HOLDER_MAX);
     if line == "LOCKED" {
         Answer::Locked
     } else if let Some(holder) = line.strip_prefix("BUSY") {
-        let holder = holder.trim();
-        Answer::Busy(if holder.is_empty() {
-            "another deployer (holder unknown)".to_string()
+        Answer::Busy(holder_text(holder))
+    } else if let Some(run) = line.strip_prefix("INSTALLING") {
+        let run = run.trim();
+        Answer::Installing(if run.is_empty() {
+            "an install whose run is unknown".to_string()
         } else {
-            shown(holder)
+            text::clip(&text::one_line(run), HOLDER_MAX)
         })
     } else {
-        Answer::Failed(shown(line))
+        Answer::Failed(text::clip(&text::one_line(line), HOLDER_MAX))
+    }
+}
+
+/// The script of [`unlock_command`]: print the holder, then end the shell
+/// holding the lock; `NONE` when nobody holds it.
+const UNLOCK: &str = r#"if flock -n /run/deployer/deploy.lock true 2>/dev/null; then echo NONE; exit 0; fi
+echo "HELD $(head -c 4096 /run/deployer/holder 2>/dev/null | tr '\n' ' ')"
+pid=$(cat /run/deployer/holder.pid 2>/dev/null)
+case $pid in ''|*[!0-9]*) echo "deployer unlock: no holder pid in /run/deployer/holder.pid" >&2; exit 1 ;; esac
+kill -TERM "$pid" 2>/dev/null
+i=0
+while ! flock -n /run/deployer/deploy.lock true 2>/dev/null; do
+    i=$((i + 1))
+    if [ "$i" -gt 50 ]; then echo "deployer unlock: the lock is still held" >&2; exit 1; fi
+    sleep 0.1
+done
+echo BROKEN"#;
+
+/// Break the deploy lock of a host (as root): ends the shell that holds
+/// it. An install that is still running keeps its own lock.
+pub fn unlock_command() -> RemoteCommand {
+    RemoteCommand::new("sh")
+        .args(["-c", UNLOCK, "deployer-unlock"])
+        .sudo()
+        .named("unlock")
+}
+
+/// What [`unlock_command`] said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unlocked {
+    /// Nobody held the lock.
+    Free,
+    /// The lock held by this holder (description) was broken.
+    Broken(String),
+}
+
+/// Read what [`unlock_command`] printed (it exited 0).
+pub fn parse_unlock(stdout: &str) -> Result<Unlocked, String> {
+    let mut lines = stdout.lines();
+    match lines.next().map(str::trim) {
+        Some("NONE") => Ok(Unlocked::Free),
+        Some(first) if first.starts_with("HELD") => {
+            let holder = holder_text(first.trim_start_matches("HELD"));
+            if lines.any(|l| l.trim() == "BROKEN") {
+                Ok(Unlocked::Broken(holder))
+            } else {
+                Err(format!("the lock held by {holder} was not broken"))
+            }
+        }
+        other => Err(format!(
+            "unexpected answer: {}",
+            text::one_line(other.unwrap_or(""))
+        )),
     }
 }
 
@@ -81,74 +224,160 @@ pub fn parse(line: &str) -> Answer {
 mod tests {
     use super::*;
 
-    #[test]
-    fn holder_text_is_an_argument_not_code() {
-        let c = command("eve@box since now; rm -rf /");
-        assert!(c.as_str().starts_with(
-            "sudo -n mkdir -p -m 0755 /run/deployer; sudo -n flock -n -E 75 /run/deployer/deploy.lock sh -c "
-        ));
-        assert!(c
-            .as_str()
-            .contains("deployer-lock 'eve@box since now; rm -rf /'"));
+    fn alice() -> Holder {
+        Holder {
+            by: "alice@laptop".into(),
+            since: "2026-11-21T07:30:05Z".into(),
+            pid: 4242,
+            action: "deploy".into(),
+            package: "fastpath".into(),
+            stage: "prod".into(),
+            version: Some("0.81~pr748-191".into()),
+            attempt: "20261121T073005Z-4242-00".into(),
+            why: Some("incident 42 fix".into()),
+        }
     }
 
     #[test]
-    fn answers() {
+    fn holder_text_is_an_argument_not_code() {
+        let mut h = alice();
+        h.why = Some("now; rm -rf / $(id)".into());
+        let c = command(&h, 90);
+        assert!(c.as_str().starts_with("sudo -n bash -c "), "{c}");
+        assert!(
+            c.as_str().contains("now; rm -rf / $(id)"),
+            "inside one quoted argument: {c}"
+        );
+        assert!(
+            c.as_str().ends_with(" 90 /run/deployer/install.lock"),
+            "{c}"
+        );
+    }
+
+    #[test]
+    fn answers_tell_everything_about_the_holder() {
         assert_eq!(parse("LOCKED\n"), Answer::Locked);
+        let line = format!("BUSY {}", serde_json::to_string(&alice()).unwrap());
         assert_eq!(
-            parse("BUSY alice@laptop since 2026-11-21T07:30:05Z"),
-            Answer::Busy("alice@laptop since 2026-11-21T07:30:05Z".into())
+            parse(&line),
+            Answer::Busy(
+                "alice@laptop since 2026-11-21T07:30:05Z (pid 4242): deploy fastpath 0.81~pr748-191 to prod (attempt 20261121T073005Z-4242-00): incident 42 fix".into()
+            )
         );
         assert_eq!(
             parse("BUSY "),
             Answer::Busy("another deployer (holder unknown)".into())
         );
+        assert_eq!(
+            parse("BUSY bob@b since t2 (pid 7)"),
+            Answer::Busy("bob@b since t2 (pid 7)".into())
+        );
+        assert_eq!(
+            parse("INSTALLING /var/lib/deployer/runs/x-install"),
+            Answer::Installing("/var/lib/deployer/runs/x-install".into())
+        );
         assert_eq!(parse("FAILED 1"), Answer::Failed("FAILED 1".into()));
-        assert_eq!(parse(""), Answer::Failed(String::new()));
     }
 
     #[test]
-    fn holder_text_cannot_drive_the_terminal() {
-        assert_eq!(
-            parse("BUSY eve\x1b]0;pwned\x07\x1b[2J since now"),
-            Answer::Busy("eve\\x1b]0;pwned\\x07\\x1b[2J since now".into())
-        );
-        let Answer::Busy(long) = parse(&format!("BUSY {}", "x".repeat(5000))) else {
-            panic!("not busy");
+    fn holder_text_from_a_host_cannot_drive_the_terminal() {
+        let mut h = alice();
+        h.by = "eve\x1b]0;pwned\x07@box".into();
+        let Answer::Busy(shown) = parse(&format!("BUSY {}", serde_json::to_string(&h).unwrap()))
+        else {
+            panic!("busy")
         };
-        assert!(long.ends_with("… (4800 more characters)"), "{long}");
-        assert_eq!(
-            parse("sudo: \u{202e}oops"),
-            Answer::Failed("sudo: \\u{202e}oops".into())
+        assert!(
+            !shown.contains('\x1b') && !shown.contains('\x07'),
+            "{shown}"
         );
     }
 
-    /// The real thing, on this machine: a second holder is told who has it,
-    /// and the lock goes away when the first holder's stdin closes.
     #[test]
-    fn flock_protocol_works_with_a_real_shell() {
+    fn unlock_answers() {
+        assert_eq!(parse_unlock("NONE\n"), Ok(Unlocked::Free));
+        let held = format!(
+            "HELD {}\nBROKEN\n",
+            serde_json::to_string(&alice()).unwrap()
+        );
+        assert!(
+            matches!(parse_unlock(&held), Ok(Unlocked::Broken(h)) if h.starts_with("alice@laptop"))
+        );
+        assert!(parse_unlock("HELD x\n").is_err());
+        assert!(parse_unlock("").is_err());
+    }
+
+    /// The real thing, on this machine: a second holder is told who has
+    /// it; the lock goes when the first holder's stdin closes, and also
+    /// when its heartbeats stop for `expiry`; `unlock` breaks it.
+    #[test]
+    fn lock_protocol_works_with_a_real_shell() {
         use crate::transport::{local::LocalConnection, Connection};
-        use std::time::Duration;
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: the lock lives in /run/lock and needs root");
+        use std::time::{Duration, Instant};
+        if rustix::process::geteuid().as_raw() != 0 {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "CI runs as root"
+            );
+            eprintln!("skipped: the lock lives in /run/deployer and needs root");
             return;
         }
+        let t = Duration::from_secs(10);
         let mut first = LocalConnection::new();
         let mut second = LocalConnection::new();
-        let t = Duration::from_secs(10);
         assert_eq!(
-            parse(&first.hold(&command("alice@a since t1"), t).unwrap()),
+            parse(&first.hold(&command(&alice(), 30), t).unwrap()),
             Answer::Locked
         );
-        assert_eq!(
-            parse(&second.hold(&command("bob@b since t2"), t).unwrap()),
-            Answer::Busy("alice@a since t1".into())
-        );
+        let mut bob = alice();
+        bob.by = "bob@desk".into();
+        match parse(&second.hold(&command(&bob, 30), t).unwrap()) {
+            Answer::Busy(who) => assert!(who.starts_with("alice@laptop"), "{who}"),
+            other => panic!("{other:?}"),
+        }
         first.release();
         second.release();
         assert_eq!(
-            parse(&second.hold(&command("bob@b since t3"), t).unwrap()),
+            parse(&second.hold(&command(&bob, 30), t).unwrap()),
             Answer::Locked
         );
+        second.release();
+
+        // a silent holder: no heartbeat at all, expiry 2 s
+        let mut silent = LocalConnection::new();
+        let line = silent
+            .hold_with(&command(&alice(), 2), t, Duration::from_secs(3600))
+            .unwrap();
+        assert_eq!(parse(&line), Answer::Locked);
+        let started = Instant::now();
+        let mut other = LocalConnection::new();
+        loop {
+            let answer = parse(&other.hold(&command(&bob, 30), t).unwrap());
+            if answer == Answer::Locked {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "the silent holder's lock did not expire: {answer:?}"
+            );
+            other.release();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "not before the expiry"
+        );
+
+        // unlock breaks the lock that `other` holds
+        let mut breaker = LocalConnection::new();
+        let out = crate::transport::run(&mut breaker, &unlock_command(), t).unwrap();
+        assert!(out.success(), "{out:?}");
+        assert!(
+            matches!(parse_unlock(&out.stdout), Ok(Unlocked::Broken(h)) if h.starts_with("bob@desk"))
+        );
+        let out = crate::transport::run(&mut breaker, &unlock_command(), t).unwrap();
+        assert_eq!(parse_unlock(&out.stdout), Ok(Unlocked::Free));
+        other.release();
+        silent.release();
     }
 }

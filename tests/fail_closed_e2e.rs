@@ -7,9 +7,10 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
+use std::time::Duration;
 
-use common::cli::{deployer, history, last, two_stages, NEW, OLD};
-use common::testbed::{Publish, TRANSLATING_LOCALE};
+use common::cli::{deployer, history, host_result, last, two_stages, NEW, OLD};
+use common::testbed::{postinst_ended, postinst_started, Publish, Testbed, TRANSLATING_LOCALE};
 use serde_json::Value;
 
 const NEWER: &str = "0.82~pr760-200";
@@ -215,4 +216,347 @@ fn item8_a_translating_locale_on_the_host_does_not_break_apt_parsing() {
     assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(NEW));
     let r = history(&tb).pop().unwrap();
     assert_eq!(r["outcome"], "success");
+}
+
+/// A listener standing in for a host's syslog: a datagram socket bound at
+/// the host's `/dev/log` (through its `/proc/<init>/root`), drained by a
+/// thread (sudo and PAM log there too, and block when nobody reads), so
+/// that `logger` on the host writes to this test.
+struct Syslog(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Syslog {
+    fn on(tb: &Testbed, host: &str) -> Syslog {
+        let path = format!("/proc/{}/root/dev/log", tb.host(host).init_pid);
+        let _ = std::fs::remove_file(&path);
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        // as syslog daemons do: every user may log
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&seen);
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n) = socket.recv(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                sink.lock().unwrap().push(text);
+            }
+        });
+        Syslog(seen)
+    }
+
+    /// The messages from `logger -t deployer` received so far.
+    fn messages(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.contains(" deployer: ") && !m.contains(" sudo: "))
+            .cloned()
+            .collect()
+    }
+}
+
+/// The raw lines of the local history (not merged by id).
+fn raw_history(tb: &Testbed) -> Vec<Value> {
+    std::fs::read_to_string(tb.dir().join("deployer-history.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn slow(tb: &Testbed, secs: u32) {
+    tb.publish_with(
+        "fastpath",
+        NEWER,
+        &Publish {
+            postinst_sleep: Some(secs),
+            ..Publish::default()
+        },
+    );
+}
+
+/// Wait for `marker` on test-1; on failure stop deployer `pid` and say why.
+fn started_or_explain(tb: &Testbed, pid: u32, marker: &str) {
+    if tb.wait_for_file("test-1", marker, Duration::from_secs(60)) {
+        return;
+    }
+    // SAFETY: kill has no memory effects.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    panic!(
+        "the canary's install did not start; history: {:?}",
+        raw_history(tb)
+    );
+}
+
+fn spawn(tb: &Testbed, args: &[&str]) -> std::process::Child {
+    tb.deployer()
+        .arg("--color=never")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &std::process::Child, sig: i32) {
+    // SAFETY: kill has no memory effects; the pid is our own child's.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+/// Item 1: the first SIGINT lets the canary in flight finish, starts no
+/// new batch, applies the rollback policy, records `interrupted` (with the
+/// `started` record written before the change, same id) and exits 9; each
+/// host's syslog line is sent as soon as that host is done.
+#[test]
+fn item1_sigint_mid_rollout_finishes_in_flight_and_rolls_back() {
+    let Some(tb) = two_stages(3, "rollback_on_failure = yes", "") else {
+        return;
+    };
+    for h in ["test-1", "test-2", "test-3"] {
+        tb.set_versions(h, &[("fastpath", Some(OLD))]);
+    }
+    slow(&tb, 3);
+    let logs: Vec<Syslog> = ["test-1", "test-2"]
+        .iter()
+        .map(|h| Syslog::on(&tb, h))
+        .collect();
+    let child = spawn(&tb, &["deploy", "fastpath", "test", NEWER]);
+    started_or_explain(&tb, child.id(), &postinst_started("fastpath", NEWER));
+    signal(&child, libc::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(9), "{stdout}{stderr}");
+    assert!(stderr.contains("SIGINT received"), "{stderr}");
+    // the canary finished its install, then was rolled back; nobody else moved
+    assert_eq!(tb.dpkg_status("test-1", "fastpath"), format!("ii {OLD}"));
+    for h in ["test-2", "test-3"] {
+        assert_eq!(tb.installed(h, "fastpath").as_deref(), Some(OLD));
+    }
+    let raw = raw_history(&tb);
+    let started: Vec<&Value> = raw.iter().filter(|r| r["outcome"] == "started").collect();
+    assert_eq!(started.len(), 1);
+    let fin = raw.last().unwrap();
+    assert_eq!(fin["id"], started[0]["id"]);
+    assert_eq!(fin["outcome"], "interrupted");
+    assert_eq!(host_result(fin, "test-1"), "rolled-back");
+    assert_eq!(host_result(fin, "test-2"), "untouched");
+    let canary = logs[0].messages().join("\n");
+    assert!(
+        canary.contains("this host changed") && canary.contains("this host rolled-back"),
+        "{canary}"
+    );
+    assert!(
+        logs[1].messages().is_empty(),
+        "an untouched host gets no line at the end"
+    );
+}
+
+/// Items 1 and 2: a second signal records what is known and exits at
+/// once; the install runs on, detached, to its end, and holds the host
+/// (no other deploy may start) until then.
+#[test]
+fn item1_second_signal_exits_at_once_and_the_install_finishes_on_the_host() {
+    let Some(tb) = two_stages(2, "", "") else {
+        return;
+    };
+    for h in ["test-1", "test-2"] {
+        tb.set_versions(h, &[("fastpath", Some(OLD))]);
+    }
+    slow(&tb, 10);
+    let child = spawn(&tb, &["deploy", "fastpath", "test", NEWER]);
+    let ended = postinst_ended("fastpath", NEWER);
+    assert!(tb.wait_for_file(
+        "test-1",
+        &postinst_started("fastpath", NEWER),
+        Duration::from_secs(60)
+    ));
+    signal(&child, libc::SIGINT);
+    signal(&child, libc::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        tb.read_file("test-1", &ended).is_none(),
+        "deployer did not wait for the install"
+    );
+    let r = last(&tb);
+    assert_eq!(r["outcome"], "interrupted");
+    assert_eq!(host_result(&r, "test-1"), "unknown");
+    assert_eq!(host_result(&r, "test-2"), "untouched");
+
+    // the host is still busy: another deploy is refused, naming the run
+    let (code, _, err) = deployer(&tb, &["deploy", "fastpath", "test", NEWER]);
+    assert_eq!(code, 6, "{err}");
+    assert!(
+        err.contains("still running") && err.contains("/var/lib/deployer/runs/"),
+        "{err}"
+    );
+
+    // the install ends on its own, configured
+    assert!(tb.wait_for_file("test-1", &ended, Duration::from_secs(60)));
+    assert!(tb.wait_no_process("test-1", "apt-get", Duration::from_secs(30)));
+    assert_eq!(tb.dpkg_status("test-1", "fastpath"), format!("ii {NEWER}"));
+    assert_eq!(tb.installed("test-2", "fastpath").as_deref(), Some(OLD));
+}
+
+/// Item 2: a dropped connection does not interrupt dpkg; deployer opens a
+/// new one and follows the install to its end. A slow install is reported
+/// as still running, never killed.
+#[test]
+fn item2_the_install_outlives_a_dropped_connection_and_a_timeout() {
+    let Some(tb) = two_stages(1, "deploy_timeout = 2s", "") else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
+    slow(&tb, 5);
+    let child = spawn(&tb, &["deploy", "fastpath", "test", NEWER]);
+    assert!(tb.wait_for_file(
+        "test-1",
+        &postinst_started("fastpath", NEWER),
+        Duration::from_secs(60)
+    ));
+    assert!(tb.drop_sessions("test-1") > 0);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("reconnected"), "{stdout}");
+    assert!(stdout.contains("still running on test-1"), "{stdout}");
+    assert_eq!(tb.dpkg_status("test-1", "fastpath"), format!("ii {NEWER}"));
+    let r = last(&tb);
+    assert_eq!(r["outcome"], "success");
+    assert_eq!(host_result(&r, "test-1"), "changed");
+}
+
+/// Item 3: a health check that outlives `command_timeout` ends that
+/// command only; the session stays, and the rollback runs on exactly that
+/// host.
+#[test]
+fn item3_a_timed_out_health_check_is_rolled_back_on_the_same_host() {
+    let Some(tb) = two_stages(
+        2,
+        "command_timeout = 3s\nrollback_on_failure = yes",
+        "[package:fastpath]\nhealth_check = sleep 300",
+    ) else {
+        return;
+    };
+    for h in ["test-1", "test-2"] {
+        tb.set_versions(h, &[("fastpath", Some(OLD))]);
+    }
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 8, "{out}{err}");
+    assert!(out.contains("health check"), "{out}");
+    assert_eq!(tb.dpkg_status("test-1", "fastpath"), format!("ii {OLD}"));
+    assert_eq!(tb.installed("test-2", "fastpath").as_deref(), Some(OLD));
+    assert!(
+        tb.wait_no_process("test-1", "sleep 300", Duration::from_secs(10)),
+        "{:?}",
+        tb.processes("test-1")
+    );
+    let r = last(&tb);
+    assert_eq!(host_result(&r, "test-1"), "rolled-back");
+    assert_eq!(host_result(&r, "test-2"), "untouched");
+}
+
+/// Item 4: a holder that goes silent (stopped, its TCP connection still
+/// open) loses the lock within `lock_expiry`; meanwhile a refused operator
+/// sees who, since when, what and why. A holder that is alive keeps it
+/// past `lock_expiry` (heartbeats). `unlock --force --reason` breaks a
+/// lock and is recorded.
+#[test]
+fn item4_a_silent_holder_loses_the_lock_and_unlock_breaks_one() {
+    let Some(tb) = two_stages(1, "lock_expiry = 6s", "") else {
+        return;
+    };
+    tb.set_versions(
+        "test-1",
+        &[("fastpath", Some(OLD)), ("slowpkg", Some("1.0-1"))],
+    );
+    slow(&tb, 8);
+    let lock_free = || {
+        tb.exec("test-1", "flock -n /run/deployer/deploy.lock true")
+            .status
+            .success()
+    };
+    let holder = spawn(
+        &tb,
+        &[
+            "deploy", "fastpath", "test", NEWER, "--force", "--reason", "hotfix 7",
+        ],
+    );
+    assert!(tb.wait_for_file(
+        "test-1",
+        &postinst_started("fastpath", NEWER),
+        Duration::from_secs(60)
+    ));
+    signal(&holder, libc::SIGSTOP);
+    let stopped = std::time::Instant::now();
+    let (code, _, err) = deployer(&tb, &["deploy", "analysis", "test"]);
+    assert_eq!(code, 6, "{err}");
+    assert!(
+        err.contains("another deploy holds the lock")
+            && err.contains("deploy fastpath")
+            && err.contains(NEWER)
+            && err.contains("hotfix 7")
+            && err.contains(" since "),
+        "{err}"
+    );
+    assert!(
+        common::testbed::poll(Duration::from_secs(30), lock_free),
+        "the lock of a silent holder expires"
+    );
+    assert!(
+        stopped.elapsed() >= Duration::from_secs(3),
+        "not before its expiry"
+    );
+    signal(&holder, libc::SIGKILL);
+    let _ = holder.wait_with_output();
+    assert!(tb.wait_for_file(
+        "test-1",
+        &postinst_ended("fastpath", NEWER),
+        Duration::from_secs(60)
+    ));
+
+    // alive and well: heartbeats keep the lock past lock_expiry
+    let holder = spawn(&tb, &["deploy", "slowpkg", "test", "2.0-1"]);
+    assert!(tb.wait_for_file(
+        "test-1",
+        "/tmp/slowpkg-postinst-started",
+        Duration::from_secs(60)
+    ));
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(
+        !lock_free(),
+        "a live holder keeps its lock past lock_expiry"
+    );
+
+    // broken on purpose
+    let (code, _, err) = deployer(&tb, &["unlock", "test", "--reason", "x"]);
+    assert_eq!(code, 6, "--force is required: {err}");
+    let (code, out, err) = deployer(
+        &tb,
+        &["unlock", "test", "--force", "--reason", "operator gone"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("broke the lock of") && out.contains("slowpkg"),
+        "{out}"
+    );
+    assert!(lock_free());
+    let r = last(&tb);
+    assert_eq!(r["action"], "unlock");
+    assert_eq!(r["reason"], "operator gone");
+    signal(&holder, libc::SIGKILL);
+    let _ = holder.wait_with_output();
 }

@@ -6,6 +6,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 
 mod freeze;
+mod unlock;
 
 use crate::cli::{Cli, ColorChoice, Command, DeployArgs, StatusArgs};
 use crate::config::{self, Config};
@@ -109,6 +110,15 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
             let config = load_config(cli)?;
             let fleet = stage_fleet(cli, &config, stage)?;
             freeze::apply(&config, fleet, stage, Some(reason))
+        }
+        Some(Command::Unlock {
+            stage,
+            force,
+            reason,
+        }) => {
+            let config = load_config(cli)?;
+            let fleet = stage_fleet(cli, &config, stage)?;
+            unlock::apply(&config, fleet, stage, *force, reason)
         }
         Some(Command::Unfreeze { stage }) => {
             let config = load_config(cli)?;

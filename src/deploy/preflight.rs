@@ -33,6 +33,21 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// The plan for people: where the configuration comes from, the
+    /// health check it will run, then the plan with each step's commands
+    /// and apt's simulation lines.
+    pub fn describe(&self, cx: &Context<'_>) -> String {
+        let mut s = format!("Configuration: {}\n", cx.config.path.display());
+        match cx.config.health_checks.get(&self.plan.package) {
+            Some(check) => s.push_str(&format!(
+                "Health check, run on each host after its install: {check}\n"
+            )),
+            None => s.push_str("Health check: none configured\n"),
+        }
+        s.push_str(&self.plan.describe(&self.details()));
+        s
+    }
+
     /// Per step: the commands as text, and apt's simulation lines.
     pub fn details(&self) -> Vec<(String, Vec<String>)> {
         self.commands
@@ -225,27 +240,40 @@ fn sudo_works(
 }
 
 /// Take the deploy lock on every host of the stage, or refuse (releasing
-/// what was taken).
+/// what was taken). The lock is kept alive by heartbeats every sixth of
+/// `lock_expiry`.
 fn take_lock(
     cx: &Context<'_>,
     fleet: &mut Fleet,
     attempt: &Attempt,
     stage: &str,
 ) -> Result<(), Fatal> {
-    let (user, machine) = history::local_identity();
-    let holder = format!(
-        "{user}@{machine} since {} (pid {})",
-        history::now_rfc3339(),
-        std::process::id()
-    );
-    let command = lock::command(&holder);
+    let holder = lock::Holder {
+        by: attempt.who(),
+        since: history::now_rfc3339(),
+        pid: std::process::id(),
+        action: attempt.action.to_string(),
+        package: attempt.package.to_string(),
+        stage: stage.to_string(),
+        version: attempt.version.as_ref().map(ToString::to_string),
+        attempt: attempt.id().to_string(),
+        why: cx.opts.reason.clone(),
+    };
+    let expiry = cx.config.ssh.lock_expiry;
+    let command = lock::command(&holder, expiry.as_secs());
+    let heartbeat = (expiry / 6).max(std::time::Duration::from_secs(1));
     let timeout = cx.config.ssh.command_timeout;
-    let answers = fleet.on_stage(stage, |m| m.hold(&command, timeout));
-    let problems = fleet::problems(&answers, |a| match a.as_ref().map(|l| lock::parse(l)) {
+    let answers = fleet.on_stage(stage, |m| m.hold_with(&command, timeout, heartbeat));
+    let problems = fleet::problems(&answers, |a| {
+        match a.as_ref().map(|l| lock::parse(l)) {
         Ok(lock::Answer::Locked) => None,
         Ok(lock::Answer::Busy(who)) => Some(format!("another deploy holds the lock: {who}")),
+        Ok(lock::Answer::Installing(run)) => Some(format!(
+            "an install started by an earlier deploy is still running there ({run}); the lock is refused until it ends"
+        )),
         Ok(lock::Answer::Failed(what)) => Some(format!("could not take the lock ({what})")),
         Err(e) => Some(e.to_string()),
+    }
     });
     if problems.is_empty() {
         return Ok(());
@@ -438,7 +466,7 @@ fn make_plan(
 /// Print the plan with each host's commands and what `apt-get -s` says
 /// they would do on the current lists. Changes nothing.
 pub fn show_dry_run(cx: &Context<'_>, prepared: &Prepared) {
-    cx.console.say(&prepared.plan.describe(&prepared.details()));
+    cx.console.say(&prepared.describe(cx));
     cx.console
         .say("Dry run: nothing was changed on any host (apt lists included).");
 }
@@ -449,7 +477,7 @@ pub fn confirm(cx: &Context<'_>, attempt: &Attempt, prepared: &Prepared) -> Resu
     if !plan.critical || cx.opts.yes {
         return Ok(());
     }
-    cx.console.say(&plan.describe(&prepared.details()));
+    cx.console.say(&prepared.describe(cx));
     let question = format!(
         "Deploy `{}` {} to critical stage `{}`? Type `yes` to go on: ",
         plan.package, plan.version, plan.stage

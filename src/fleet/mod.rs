@@ -119,6 +119,21 @@ impl Member {
         result
     }
 
+    /// Like [`Member::hold`], with a heartbeat every `heartbeat`.
+    pub fn hold_with(
+        &mut self,
+        command: &RemoteCommand,
+        timeout: Duration,
+        heartbeat: Duration,
+    ) -> Result<String, HostError> {
+        let result = match &mut self.conn {
+            Ok(conn) => conn.hold_with(command, timeout, heartbeat),
+            Err(e) => Err(e.clone()),
+        };
+        self.note_loss(&result);
+        result
+    }
+
     /// Stop every held command of this host.
     pub fn release(&mut self) {
         if let Ok(conn) = &mut self.conn {

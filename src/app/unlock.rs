@@ -1,0 +1,89 @@
+//! `deployer unlock STAGE --force --reason TEXT`: break the deploy lock on
+//! every host of a stage (a holder that is gone, or must be stopped), and
+//! record it in the history. An install that still runs keeps its own
+//! lock: that one is never broken.
+
+use crate::config::Config;
+use crate::error::{ExitStatus, Fatal};
+use crate::fleet::Fleet;
+use crate::history::{self, HostRecord, HostResult, Outcome, Record};
+use crate::lock::{self, Unlocked};
+
+/// Break the locks of `stage` on the hosts of `fleet` (that stage's).
+pub fn apply(
+    config: &Config,
+    mut fleet: Fleet,
+    stage: &str,
+    force: bool,
+    reason: &str,
+) -> Result<ExitStatus, Fatal> {
+    let attempt = history::Attempt::start("unlock");
+    if !force {
+        let record = Record {
+            reason: Some(format!("refused without --force: {reason}")),
+            ..attempt.record(stage, Outcome::Refused)
+        };
+        history::append_or_warn(&config.history_file, &record);
+        return Err(Fatal::usage(format!(
+            "breaking the deploy lock of `{stage}` needs `--force`"
+        ))
+        .note("the lock may belong to a deploy that is still running; `deployer` shows who holds it when a deploy is refused")
+        .status(ExitStatus::Refused));
+    }
+    let command = lock::unlock_command();
+    let answers = fleet.run_on_stage(stage, &command, config.ssh.command_timeout);
+    let mut hosts = Vec::new();
+    let mut problems = Vec::new();
+    for (host, answer) in &answers {
+        let outcome = match answer {
+            Ok(out) if out.success() => lock::parse_unlock(&out.stdout),
+            Ok(out) => Err(format!(
+                "exit status {}: {}",
+                out.status,
+                crate::text::clip(
+                    &crate::text::one_line(out.stderr.trim()),
+                    crate::error::REMOTE_TEXT_MAX
+                )
+            )),
+            Err(e) => Err(e.to_string()),
+        };
+        let (result, message) = match &outcome {
+            Ok(Unlocked::Free) => (HostResult::Unchanged, "was not locked".to_string()),
+            Ok(Unlocked::Broken(who)) => (HostResult::Changed, format!("broke the lock of {who}")),
+            Err(e) => {
+                problems.push(format!("{host}: {e}"));
+                (HostResult::Failed, e.clone())
+            }
+        };
+        println!("  {host}: {message}");
+        hosts.push(HostRecord {
+            host: host.clone(),
+            from: None,
+            to: None,
+            result,
+            message: Some(message),
+        });
+    }
+    let outcome = if problems.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    };
+    let record = Record {
+        reason: Some(reason.to_string()),
+        forced: true,
+        hosts,
+        ..attempt.record(stage, outcome)
+    };
+    history::append_or_warn(&config.history_file, &record);
+    if problems.is_empty() {
+        return Ok(ExitStatus::Success);
+    }
+    let mut f = Fatal::usage(format!(
+        "could not break the lock of `{stage}` on {} host(s)",
+        problems.len()
+    ))
+    .status(ExitStatus::FailedUnchanged);
+    f.notes = problems;
+    Err(f)
+}
