@@ -560,3 +560,198 @@ fn item4_a_silent_holder_loses_the_lock_and_unlock_breaks_one() {
     signal(&holder, libc::SIGKILL);
     let _ = holder.wait_with_output();
 }
+
+/// Item 11: every record is also kept on the hosts it touched, so a
+/// teammate with another checkout (another local history) sees the deploy
+/// with `history --hosts`; the host's log is root-owned and 0644.
+#[test]
+fn item11_a_teammates_deploy_is_visible_through_the_hosts() {
+    let Some(tb) = two_stages(2, "", "") else {
+        return;
+    };
+    for h in ["test-1", "test-2"] {
+        tb.set_versions(h, &[("fastpath", Some(OLD))]);
+    }
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 0, "{out}{err}");
+    let id = last(&tb)["id"].as_str().unwrap().to_string();
+    for h in ["test-1", "test-2"] {
+        assert_eq!(
+            tb.file_mode(h, "/var/log/deployer/history.jsonl"),
+            Some(0o644)
+        );
+        let text = tb.read_file(h, "/var/log/deployer/history.jsonl").unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{h}: started and final");
+        assert!(lines.iter().all(|l| l["id"] == id.as_str()));
+        assert_eq!(lines[1]["outcome"], "success");
+    }
+    // a teammate: the same pipeline, an empty local history of their own
+    let mate = tb.dir().join("mate");
+    std::fs::create_dir(&mate).unwrap();
+    let ini = std::fs::read_to_string(tb.dir().join("deployer.ini")).unwrap();
+    std::fs::write(
+        mate.join("deployer.ini"),
+        ini.replacen(
+            "[environment]",
+            "[environment]\nhistory_file = mine.jsonl",
+            1,
+        ),
+    )
+    .unwrap();
+    let mut cmd = tb.deployer();
+    cmd.current_dir(&mate)
+        .args(["--color=never", "history", "--hosts", "test", "--json"]);
+    let (code, out, err) = common::cli::run(&mut cmd);
+    assert_eq!(code, 0, "{err}");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{out}");
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["outcome"], "success");
+}
+
+/// Item 11: a host whose history cannot be written (full disk) refuses
+/// the deploy before any change; a torn local line is skipped with a
+/// warning naming it; under sudo the invoking user is recorded.
+#[test]
+fn item11_history_that_cannot_be_written_refuses_and_a_torn_line_is_skipped() {
+    let Some(tb) = two_stages(2, "", "") else {
+        return;
+    };
+    for h in ["test-1", "test-2"] {
+        tb.set_versions(h, &[("fastpath", Some(OLD))]);
+    }
+    let full = tb.disk_full("test-2", "/var/log/deployer");
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 6, "{out}{err}");
+    assert!(
+        err.contains("cannot record the attempt") && err.contains("test-2"),
+        "{err}"
+    );
+    for h in ["test-1", "test-2"] {
+        assert_eq!(tb.installed(h, "fastpath").as_deref(), Some(OLD));
+    }
+    assert_eq!(last(&tb)["outcome"], "refused");
+    full.undo();
+
+    // a crash mid-write left half a line; the next records still count
+    let path = tb.dir().join("deployer-history.jsonl");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("{\"time\":\"2026-11-2");
+    std::fs::write(&path, text).unwrap();
+    let (code, out, err) = run_as_sudo(&tb, "alice", &["deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, listing, err) = deployer(&tb, &["history"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("deployer-history.jsonl") && err.contains("line"),
+        "{err}"
+    );
+    assert!(listing.contains("alice@"), "{listing}");
+    let r = last(&tb);
+    assert_eq!(r["user"], "alice");
+    assert_eq!(r["as_user"], "root");
+    assert_eq!(r["outcome"], "success");
+}
+
+/// `deployer ARGS` as if run by `sudo` from `user` (deployer runs as root
+/// here, so SUDO_USER is what tells who it is).
+fn run_as_sudo(tb: &Testbed, user: &str, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = tb.deployer();
+    cmd.env("SUDO_USER", user)
+        .env("USER", "root")
+        .arg("--color=never")
+        .args(args);
+    common::cli::run(&mut cmd)
+}
+
+/// Item 12: what hosts print is bounded and made safe: escape sequences
+/// from a health check never reach the terminal raw, and a host printing
+/// tens of megabytes gives a report of readable size.
+#[test]
+fn item12_host_output_is_bounded_and_escaped() {
+    let Some(tb) = two_stages(
+        1,
+        "",
+        "[package:fastpath]\nhealth_check = printf 'boom\\033]0;pwned\\007\\033[2J\\n'; head -c 30000000 /dev/zero | tr '\\000' x; exit 1",
+    ) else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 8, "{err}");
+    assert!(
+        !out.contains('\x1b') && !err.contains('\x1b'),
+        "raw escape in the report"
+    );
+    assert!(!out.contains('\x07') && !err.contains('\x07'));
+    assert!(out.len() < 200_000, "report of {} bytes", out.len());
+    assert!(
+        out.lines().all(|l| l.chars().count() < 2_000),
+        "a line longer than 2000 characters"
+    );
+    let r = last(&tb);
+    let message = r["hosts"][0]["message"].as_str().unwrap();
+    assert!(
+        message.len() < 2_000,
+        "{} bytes in the history",
+        message.len()
+    );
+}
+
+/// Item 13: a deploy connects only to the stages it needs: a host of
+/// another stage that is down does not matter.
+#[test]
+fn item13_a_deploy_connects_only_to_the_stages_it_needs() {
+    let Some(tb) = Testbed::start(&[("test", 1), ("hel", 1), ("prod", 1)]) else {
+        return;
+    };
+    tb.write_config(&["fastpath"], "", "");
+    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
+    let _down = tb.stop_sshd("prod-1");
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        !out.contains("prod-1") && !err.contains("prod-1"),
+        "{out}{err}"
+    );
+    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(NEW));
+}
+
+/// Item 14: the configuration runs commands and chooses which keys to
+/// trust: one that others could have written is refused before any host
+/// is contacted; `critical` defaults to every stage after the first.
+#[test]
+fn item14_an_unsafe_configuration_is_refused_and_middle_stages_ask() {
+    let Some(tb) = Testbed::start(&[("test", 1), ("prodeu", 1), ("produs", 1)]) else {
+        return;
+    };
+    let ini = tb.write_config(&["fastpath"], "", "");
+    for h in ["test-1", "prodeu-1"] {
+        tb.set_versions(h, &[("fastpath", Some(NEW))]);
+    }
+    tb.set_versions("produs-1", &[("fastpath", Some(OLD))]);
+    // group-writable: refused, nothing changed, nothing contacted
+    std::fs::set_permissions(&ini, std::os::unix::fs::PermissionsExt::from_mode(0o664)).unwrap();
+    let (code, _, err) = deployer(&tb, &["deploy", "fastpath", "prodeu", OLD, "--yes"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("deployer.ini") && err.contains("group can write"),
+        "{err}"
+    );
+    assert_eq!(tb.installed("prodeu-1", "fastpath").as_deref(), Some(NEW));
+    std::fs::set_permissions(&ini, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    // prodeu is not the last stage, and still asks
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "prodeu", OLD]);
+    assert_eq!(code, 6, "{out}{err}");
+    assert!(err.contains("critical stage"), "{err}");
+    assert!(
+        out.contains("Configuration: ") && out.contains("deployer.ini"),
+        "{out}"
+    );
+    assert_eq!(tb.installed("prodeu-1", "fastpath").as_deref(), Some(NEW));
+}

@@ -58,7 +58,11 @@ impl Prepared {
     }
 }
 
-/// The last lines of `text`, marked off and named after `host`.
+/// The longest line of a host's output shown in a report, in characters.
+const LINE_MAX: usize = 500;
+
+/// The last lines of `text`, marked off and named after `host`, each cut
+/// to a readable length, control characters escaped.
 pub fn host_block(host: &str, text: &str) -> String {
     let text = crate::text::for_terminal(text);
     let body: Vec<String> = text
@@ -69,7 +73,7 @@ pub fn host_block(host: &str, text: &str) -> String {
         .collect::<Vec<_>>()
         .into_iter()
         .rev()
-        .map(|l| format!("    | {l}"))
+        .map(|l| format!("    | {}", crate::text::clip(l, LINE_MAX)))
         .collect();
     format!("{host} said:\n{}", body.join("\n"))
 }

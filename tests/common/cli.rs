@@ -32,11 +32,14 @@ pub fn deployer(tb: &Testbed, args: &[&str]) -> (i32, String, String) {
 
 /// The local history, one entry per attempt: an attempt's `started` line
 /// is replaced by its final record (same id), in the order attempts began.
+/// Lines that are not JSON (a torn write a test made) are left out.
 pub fn history(tb: &Testbed) -> Vec<Value> {
     let path = tb.dir().join("deployer-history.jsonl");
     let mut out: Vec<Value> = Vec::new();
     for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
-        let record: Value = serde_json::from_str(line).expect("one JSON record per line");
+        let Ok(record) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
         match out
             .iter_mut()
             .find(|r| r["id"].is_string() && r["id"] == record["id"])
