@@ -331,7 +331,11 @@ fn item1_sigint_mid_rollout_finishes_in_flight_and_rolls_back() {
     assert_eq!(out.status.code(), Some(9), "{stdout}{stderr}");
     assert!(stderr.contains("SIGINT received"), "{stderr}");
     // the canary finished its install, then was rolled back; nobody else moved
-    assert_eq!(tb.dpkg_status("test-1", "fastpath"), format!("ii {OLD}"));
+    assert_eq!(
+        tb.dpkg_status("test-1", "fastpath"),
+        format!("ii {OLD}"),
+        "{stdout}{stderr}"
+    );
     for h in ["test-2", "test-3"] {
         assert_eq!(tb.installed(h, "fastpath").as_deref(), Some(OLD));
     }
@@ -754,4 +758,38 @@ fn item14_an_unsafe_configuration_is_refused_and_middle_stages_ask() {
         "{out}"
     );
     assert_eq!(tb.installed("prodeu-1", "fastpath").as_deref(), Some(NEW));
+}
+
+/// Item 1: a signal before any host is changed (here while `apt-get
+/// update` waits for apt's lists lock) stops the deploy at once, records
+/// it, and leaves every host and lock as it was.
+#[test]
+fn item1_a_signal_before_any_change_stops_at_once() {
+    let Some(tb) = two_stages(1, "lock_timeout = 60s", "") else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
+    let _lists = tb.hold_apt_lists_lock("test-1");
+    let mut child = spawn(&tb, &["deploy", "fastpath", "test", NEW]);
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("waits for a lock") {
+        assert!(
+            stdout.read_line(&mut seen).unwrap() > 0,
+            "deployer ended before waiting: {seen}"
+        );
+    }
+    signal(&child, libc::SIGINT);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(9), "{seen}");
+    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(OLD));
+    let r = last(&tb);
+    assert_eq!(r["outcome"], "interrupted");
+    assert_eq!(r["reason"], "interrupted before any host was changed");
+    let lock_free = common::testbed::poll(Duration::from_secs(10), || {
+        tb.exec("test-1", "flock -n /run/deployer/deploy.lock true")
+            .status
+            .success()
+    });
+    assert!(lock_free, "the deploy lock went with deployer");
 }

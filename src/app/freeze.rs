@@ -2,6 +2,7 @@
 //! every host of a stage, and record the attempt in the history.
 
 use crate::config::Config;
+use crate::console::Console;
 use crate::error::{ExitStatus, Fatal};
 use crate::fleet::Fleet;
 use crate::freeze::{clear_command, set_command, Freeze};
@@ -13,16 +14,21 @@ use crate::transport::{self, Exec};
 /// some hosts know about would be worse than none.
 pub fn apply(
     config: &Config,
+    console: &Console,
     mut fleet: Fleet,
     stage: &str,
     reason: Option<&str>,
 ) -> Result<ExitStatus, Fatal> {
-    let started = std::time::Instant::now();
-    let (user, machine) = history::local_identity();
+    let action = if reason.is_some() {
+        "freeze"
+    } else {
+        "unfreeze"
+    };
+    let attempt = history::Attempt::start(action);
     let record_line = reason.map(|r| {
         Freeze {
             stage: stage.to_string(),
-            by: format!("{user}@{machine}"),
+            by: attempt.operator().display(),
             since: history::now_rfc3339(),
             reason: r.to_string(),
         }
@@ -50,7 +56,7 @@ pub fn apply(
         if !existing.is_empty() {
             let record = Record {
                 reason: reason.map(str::to_string),
-                ..Record::begin("freeze", stage, Outcome::Refused)
+                ..attempt.record(stage, Outcome::Refused)
             };
             history::append_or_warn(&config.history_file, &record);
             let mut f = Fatal::usage(format!("stage `{stage}` is already frozen"))
@@ -103,11 +109,6 @@ pub fn apply(
             message: failure,
         });
     }
-    let action = if reason.is_some() {
-        "freeze"
-    } else {
-        "unfreeze"
-    };
     let outcome = match (problems.len(), hosts.len()) {
         (0, _) => Outcome::Success,
         (p, h) if p == h => Outcome::Failed,
@@ -115,9 +116,8 @@ pub fn apply(
     };
     let record = Record {
         reason: reason.map(str::to_string),
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         hosts,
-        ..Record::begin(action, stage, outcome)
+        ..attempt.record(stage, outcome)
     };
     history::append_or_warn(&config.history_file, &record);
     if problems.is_empty() {
@@ -126,10 +126,10 @@ pub fn apply(
         } else {
             "unfrozen"
         };
-        println!(
+        console.say(&format!(
             "Stage `{stage}` is now {done} on {} host(s).",
             results.len()
-        );
+        ));
         return Ok(ExitStatus::Success);
     }
     let mut f = Fatal::usage(format!(

@@ -109,7 +109,7 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
         Some(Command::Freeze { stage, reason }) => {
             let config = load_config(cli)?;
             let fleet = stage_fleet(cli, &config, stage)?;
-            freeze::apply(&config, fleet, stage, Some(reason))
+            freeze::apply(&config, &Console::stdio(color), fleet, stage, Some(reason))
         }
         Some(Command::Unlock {
             stage,
@@ -118,12 +118,19 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
         }) => {
             let config = load_config(cli)?;
             let fleet = stage_fleet(cli, &config, stage)?;
-            unlock::apply(&config, fleet, stage, *force, reason)
+            unlock::apply(
+                &config,
+                &Console::stdio(color),
+                fleet,
+                stage,
+                *force,
+                reason,
+            )
         }
         Some(Command::Unfreeze { stage }) => {
             let config = load_config(cli)?;
             let fleet = stage_fleet(cli, &config, stage)?;
-            freeze::apply(&config, fleet, stage, None)
+            freeze::apply(&config, &Console::stdio(color), fleet, stage, None)
         }
         Some(Command::History {
             package,

@@ -4,6 +4,7 @@
 //! lock: that one is never broken.
 
 use crate::config::Config;
+use crate::console::Console;
 use crate::error::{ExitStatus, Fatal};
 use crate::fleet::Fleet;
 use crate::history::{self, HostRecord, HostResult, Outcome, Record};
@@ -12,6 +13,7 @@ use crate::lock::{self, Unlocked};
 /// Break the locks of `stage` on the hosts of `fleet` (that stage's).
 pub fn apply(
     config: &Config,
+    console: &Console,
     mut fleet: Fleet,
     stage: &str,
     force: bool,
@@ -55,7 +57,7 @@ pub fn apply(
                 (HostResult::Failed, e.clone())
             }
         };
-        println!("  {host}: {message}");
+        console.say(&format!("  {host}: {message}"));
         hosts.push(HostRecord {
             host: host.clone(),
             from: None,

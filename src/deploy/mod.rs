@@ -266,6 +266,16 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
     if let Wanted::Exact(v) = &target.wanted {
         attempt.aim(v);
     }
+    if !cx.opts.dry_run {
+        let record = attempt.to_record(
+            Outcome::Interrupted,
+            Some("interrupted before any host was changed".into()),
+            Vec::new(),
+        );
+        let path = config.history_file.clone();
+        cx.interrupt
+            .on_exit(move || history::append_or_warn(&path, &record));
+    }
 
     // 2. every check that needs no change, then the lock and what it guards
     let prepared = preflight::prepare(cx, &mut fleet, &mut attempt, &target, before)?;
@@ -291,8 +301,8 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
     // 3. the attempt is on record, here and on its hosts, before any change
     let journal = execute::start(cx, &mut fleet, &attempt, plan)?;
     let last_words = journal.clone();
-    cx.interrupt
-        .on_second(move || last_words.record_abandoned());
+    cx.interrupt.on_exit(move || last_words.record_abandoned());
+    cx.interrupt.changing();
 
     // 4. the rollout, and the rollback policy
     let rollout = execute::rollout(cx, &mut fleet, &prepared, &attempt, &journal);
