@@ -695,6 +695,10 @@ fn item12_host_output_is_bounded_and_escaped() {
     assert!(!out.contains('\x07') && !err.contains('\x07'));
     assert!(out.len() < 200_000, "report of {} bytes", out.len());
     assert!(
+        out.contains("earlier bytes dropped"),
+        "says how much was dropped"
+    );
+    assert!(
         out.lines().all(|l| l.chars().count() < 2_000),
         "a line longer than 2000 characters"
     );

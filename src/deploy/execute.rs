@@ -116,7 +116,7 @@ pub fn run_waiting_for_lock(
     let mut announced = false;
     loop {
         let out = member.run(command, timeout)?;
-        let text = format!("{}{}", out.stdout, out.stderr);
+        let text = out.combined();
         if out.success() || !busy(&text) || Instant::now() >= deadline {
             return Ok(out);
         }
@@ -188,8 +188,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(300);
 
 /// How a detached run ended, as far as deployer could see.
 enum Ran {
-    /// It ended with this exit status and log (its bounded tail).
-    Finished { status: i32, log: String },
+    /// It ended: its exit status, and its log (a bounded tail) as stdout.
+    Finished(transport::Output),
     /// It could not be started; nothing ran.
     NotStarted(String),
     /// deployer lost sight of it: it may still be running on the host.
@@ -237,6 +237,7 @@ fn run_detached(cx: &Context<'_>, member: &mut Member, dir: &str, command: &Remo
     let mut notice = ssh.deploy_timeout;
     let mut offset = 0u64;
     let mut log = String::new();
+    let mut dropped = 0u64;
     loop {
         match member.run(&detach::poll_command(dir, offset), ssh.command_timeout) {
             Ok(out) if out.success() => match detach::parse_poll(&out.stdout) {
@@ -252,9 +253,15 @@ fn run_detached(cx: &Context<'_>, member: &mut Member, dir: &str, command: &Remo
                             .find(|&i| log.is_char_boundary(i))
                             .unwrap_or(cut);
                         log.drain(..cut);
+                        dropped += cut as u64;
                     }
                     if let Some(status) = status {
-                        return Ran::Finished { status, log };
+                        return Ran::Finished(transport::Output {
+                            status,
+                            stdout: log,
+                            stdout_dropped: dropped,
+                            ..transport::Output::default()
+                        });
                     }
                 }
                 Ok(detach::Poll::Missing) => {
@@ -305,11 +312,7 @@ fn install_and_check(
     let host = member.host().to_string();
     let started = Instant::now();
     let out = match run_detached(cx, member, dir, command) {
-        Ran::Finished { status, log } => transport::Output {
-            status,
-            stdout: log,
-            ..transport::Output::default()
-        },
+        Ran::Finished(out) => out,
         Ran::NotStarted(why) => {
             return Done::Failed {
                 why,
@@ -325,7 +328,7 @@ fn install_and_check(
             }
         }
     };
-    let combined = format!("{}{}", out.stdout, out.stderr);
+    let combined = out.combined();
     let now = read_state(member, &plan.package, config.ssh.command_timeout).ok();
     if !out.success() {
         let why = if transport::sudo_wants_password(&out.stderr) {
@@ -367,7 +370,7 @@ fn install_and_check(
             Ok(o) => {
                 return Done::Failed {
                     why: format!("health check `{check}` failed (exit status {})", o.status),
-                    output: format!("{}{}", o.stdout, o.stderr),
+                    output: o.combined(),
                     now,
                 }
             }
@@ -515,11 +518,7 @@ fn rollback_one(
         }
     }
     let out = match run_detached(cx, member, dir, &commands.main) {
-        Ran::Finished { status, log } => transport::Output {
-            status,
-            stdout: log,
-            ..transport::Output::default()
-        },
+        Ran::Finished(out) => out,
         Ran::NotStarted(why) | Ran::Lost(why) => {
             return Rollback::Failed(format!("rollback: {why}"))
         }
@@ -539,7 +538,7 @@ fn rollback_one(
         Rollback::Failed(format!(
             "rollback did not restore {}: dpkg shows {now}; {}",
             step.from,
-            apt::failure_hint(&format!("{}{}", out.stdout, out.stderr)).unwrap_or_default()
+            apt::failure_hint(&out.combined()).unwrap_or_default()
         ))
     }
 }

@@ -273,7 +273,12 @@ impl Connection for FakeConnection {
         Ok(out)
     }
 
-    fn hold(&mut self, command: &RemoteCommand, _timeout: Duration) -> Result<String, HostError> {
+    fn hold_with(
+        &mut self,
+        command: &RemoteCommand,
+        _timeout: Duration,
+        _heartbeat: Duration,
+    ) -> Result<String, HostError> {
         let mut world = self.world.lock().unwrap_or_else(|e| e.into_inner());
         world
             .log

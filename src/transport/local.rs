@@ -15,7 +15,7 @@ use std::os::unix::process::CommandExt;
 
 use super::{
     end_group_command, io_error, Connection, Exec, Output, Stream, Tail, Ticker, END_GRACE,
-    HEARTBEAT, OUTPUT_LIMIT,
+    OUTPUT_LIMIT,
 };
 use crate::command::RemoteCommand;
 use crate::error::HostError;
@@ -187,10 +187,6 @@ impl Connection for LocalConnection {
             stdout_dropped,
             stderr_dropped,
         })
-    }
-
-    fn hold(&mut self, command: &RemoteCommand, timeout: Duration) -> Result<String, HostError> {
-        self.hold_with(command, timeout, HEARTBEAT)
     }
 
     fn hold_with(

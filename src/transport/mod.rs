@@ -70,6 +70,22 @@ impl Output {
             n => Some(format!("… {n} earlier bytes dropped")),
         }
     }
+
+    /// stdout then stderr, as one text for reports, followed by a line per
+    /// stream saying how much of it was dropped (if any), so that the last
+    /// lines shown still say it.
+    pub fn combined(&self) -> String {
+        let mut text = format!("{}{}", self.stdout, self.stderr);
+        for (stream, name) in [(Stream::Stdout, "stdout"), (Stream::Stderr, "stderr")] {
+            if let Some(note) = self.dropped_note(stream) {
+                if !text.is_empty() && !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                text.push_str(&format!("[deployer: {note} from {name}]\n"));
+            }
+        }
+        text
+    }
 }
 
 /// The last `limit` bytes of a stream, and how many came before them.
@@ -188,20 +204,17 @@ pub trait Connection: Send {
     /// lives, returning the first line it prints on stdout. Used for locks:
     /// the remote side holds the lock while its stdin stays open, so the lock
     /// goes away by itself when deployer exits or the connection drops.
-    /// While held, the command is sent a newline every [`HEARTBEAT`].
-    fn hold(&mut self, command: &RemoteCommand, timeout: Duration) -> Result<String, HostError>;
-
-    /// [`Connection::hold`] with a newline sent every `heartbeat` instead
-    /// of every [`HEARTBEAT`]. A connection without heartbeats (a test
-    /// double) may leave this as it is: it then ignores `heartbeat`.
+    /// While held, the command is sent a newline every `heartbeat`.
     fn hold_with(
         &mut self,
         command: &RemoteCommand,
         timeout: Duration,
         heartbeat: Duration,
-    ) -> Result<String, HostError> {
-        let _ = heartbeat;
-        self.hold(command, timeout)
+    ) -> Result<String, HostError>;
+
+    /// [`Connection::hold_with`] with a newline every [`HEARTBEAT`].
+    fn hold(&mut self, command: &RemoteCommand, timeout: Duration) -> Result<String, HostError> {
+        self.hold_with(command, timeout, HEARTBEAT)
     }
 
     /// Stop everything started by [`Connection::hold`]: stop the
@@ -457,5 +470,14 @@ mod tests {
             Some("… 42 earlier bytes dropped")
         );
         assert_eq!(out.dropped_note(Stream::Stderr), None);
+        let both = Output {
+            stdout: "tail\n".into(),
+            stderr: "err\n".into(),
+            ..out
+        };
+        assert_eq!(
+            both.combined(),
+            "tail\nerr\n[deployer: … 42 earlier bytes dropped from stdout]\n"
+        );
     }
 }

@@ -29,7 +29,7 @@ use ssh2::{
 
 use super::{
     end_group_command, io_error, is_out_of_descriptors, Connection, Exec, HostKeyPolicy, Output,
-    SshTarget, Stream, Tail, Ticker, END_GRACE, HEARTBEAT, KEEPALIVE, OUTPUT_LIMIT,
+    SshTarget, Stream, Tail, Ticker, END_GRACE, KEEPALIVE, OUTPUT_LIMIT,
 };
 use crate::command::RemoteCommand;
 use crate::error::HostError;
@@ -964,10 +964,6 @@ impl Connection for SshConnection {
             self.lose(why);
         }
         result
-    }
-
-    fn hold(&mut self, command: &RemoteCommand, timeout: Duration) -> Result<String, HostError> {
-        self.hold_with(command, timeout, HEARTBEAT)
     }
 
     fn hold_with(
