@@ -83,41 +83,52 @@ impl Holder {
     }
 }
 
-/// `flock`'s answer when the lock is taken; a run of `install.lock`'s.
+/// The lock script: `$1` the lock directory, `$2` the holder (one JSON
+/// line), `$3` the expiry in seconds, `$4` the install lock. Prints
+/// `LOCKED`, `BUSY <holder>`, `INSTALLING <run>` or `FAILED ...`, then
+/// (locked) keeps the lock while lines arrive at least every `$3` seconds.
+/// End of file or silence ends it; so does `deployer unlock`, which checks
+/// that the pid it ends has the lock open on descriptor 8.
 const SCRIPT: &str = r#"set -u
-holder=$1 expiry=$2
+dir=$1 holder=$2 expiry=$3 install=$4
 umask 022
-install -d -m 0755 /run/deployer || { echo "FAILED cannot create /run/deployer"; exit 0; }
-exec 8>>/run/deployer/deploy.lock || { echo "FAILED cannot open /run/deployer/deploy.lock"; exit 0; }
+install -d -m 0755 "$dir" || { echo "FAILED cannot create $dir"; exit 0; }
+exec 8>>"$dir/deploy.lock" || { echo "FAILED cannot open $dir/deploy.lock"; exit 0; }
 if ! flock -n 8; then
-    echo "BUSY $(head -c 4096 /run/deployer/holder 2>/dev/null | tr '\n' ' ')"
+    echo "BUSY $(head -c 4096 "$dir/holder" 2>/dev/null | tr '\n' ' ')"
     exit 0
 fi
-if ! flock -n "$3" true; then
-    echo "INSTALLING $(head -c 1024 /run/deployer/installing 2>/dev/null | tr '\n' ' ')"
+if ! flock -n "$install" true; then
+    echo "INSTALLING $(head -c 1024 "$dir/installing" 2>/dev/null | tr '\n' ' ')"
     exit 0
 fi
-printf '%s\n' "$holder" > /run/deployer/holder.new && mv -f /run/deployer/holder.new /run/deployer/holder
-echo $$ > /run/deployer/holder.pid
+printf '%s\n' "$holder" > "$dir/holder.new" && mv -f "$dir/holder.new" "$dir/holder"
+echo $$ > "$dir/holder.pid"
 echo LOCKED
 while IFS= read -r -t "$expiry" _; do :; done
-rm -f /run/deployer/holder /run/deployer/holder.pid"#;
+rm -f "$dir/holder" "$dir/holder.pid""#;
 
 /// The command that takes the lock for `holder` and keeps it while
 /// heartbeats arrive at least every `expiry_secs`. Its first line of
 /// output is `LOCKED`, `BUSY <holder>`, `INSTALLING <run>` or `FAILED ...`.
 pub fn command(holder: &Holder, expiry_secs: u64) -> RemoteCommand {
+    command_in(LOCK_DIR, detach::INSTALL_LOCK, holder, expiry_secs).sudo()
+}
+
+/// [`command`] with its files in `dir` and the install lock at `install`,
+/// without sudo (tests use a directory of their own).
+fn command_in(dir: &str, install: &str, holder: &Holder, expiry_secs: u64) -> RemoteCommand {
     let line = serde_json::to_string(holder).expect("plain strings serialize");
     RemoteCommand::new("bash")
         .args([
             "-c",
             SCRIPT,
             "deployer-lock",
+            dir,
             &line,
             &expiry_secs.max(1).to_string(),
-            detach::INSTALL_LOCK,
+            install,
         ])
-        .sudo()
         .named("flock")
 }
 
@@ -162,20 +173,34 @@ pub fn parse(line: &str) -> Answer {
         } else {
             text::clip(&text::one_line(run), HOLDER_MAX)
         })
+    } else if line.is_empty() {
+        Answer::Failed(
+            "the lock command ended without a word (are `bash` and `flock` installed there?)"
+                .to_string(),
+        )
     } else {
         Answer::Failed(text::clip(&text::one_line(line), HOLDER_MAX))
     }
 }
 
-/// The script of [`unlock_command`]: print the holder, then end the shell
-/// holding the lock; `NONE` when nobody holds it.
-const UNLOCK: &str = r#"if flock -n /run/deployer/deploy.lock true 2>/dev/null; then echo NONE; exit 0; fi
-echo "HELD $(head -c 4096 /run/deployer/holder 2>/dev/null | tr '\n' ' ')"
-pid=$(cat /run/deployer/holder.pid 2>/dev/null)
-case $pid in ''|*[!0-9]*) echo "deployer unlock: no holder pid in /run/deployer/holder.pid" >&2; exit 1 ;; esac
+/// The script of [`unlock_command`] (`$1` the lock directory): print the
+/// holder, then end the shell holding the lock; `NONE` when nobody holds
+/// it. The pid in `holder.pid` is ended only if that process has the lock
+/// file open on descriptor 8, as the lock shell has: a stale pid file, or
+/// one read before the new holder wrote its own, must never get an
+/// unrelated process killed as root.
+const UNLOCK: &str = r#"dir=$1
+if flock -n "$dir/deploy.lock" true 2>/dev/null; then echo NONE; exit 0; fi
+echo "HELD $(head -c 4096 "$dir/holder" 2>/dev/null | tr '\n' ' ')"
+pid=$(cat "$dir/holder.pid" 2>/dev/null)
+case $pid in ''|*[!0-9]*) echo "deployer unlock: no holder pid in $dir/holder.pid" >&2; exit 1 ;; esac
+if [ "$(readlink "/proc/$pid/fd/8" 2>/dev/null)" != "$dir/deploy.lock" ]; then
+    echo "deployer unlock: process $pid (from $dir/holder.pid) is not the shell holding $dir/deploy.lock; nothing was ended, try again" >&2
+    exit 1
+fi
 kill -TERM "$pid" 2>/dev/null
 i=0
-while ! flock -n /run/deployer/deploy.lock true 2>/dev/null; do
+while ! flock -n "$dir/deploy.lock" true 2>/dev/null; do
     i=$((i + 1))
     if [ "$i" -gt 50 ]; then echo "deployer unlock: the lock is still held" >&2; exit 1; fi
     sleep 0.1
@@ -185,10 +210,65 @@ echo BROKEN"#;
 /// Break the deploy lock of a host (as root): ends the shell that holds
 /// it. An install that is still running keeps its own lock.
 pub fn unlock_command() -> RemoteCommand {
+    unlock_command_in(LOCK_DIR).sudo()
+}
+
+fn unlock_command_in(dir: &str) -> RemoteCommand {
     RemoteCommand::new("sh")
-        .args(["-c", UNLOCK, "deployer-unlock"])
-        .sudo()
+        .args(["-c", UNLOCK, "deployer-unlock", dir])
         .named("unlock")
+}
+
+/// The script of [`check_command`] (`$1` the lock directory, `$2` the
+/// attempt): whether the lock is held, and by that attempt.
+const CHECK: &str = r#"dir=$1 attempt=$2
+if flock -n "$dir/deploy.lock" true 2>/dev/null; then echo FREE; exit 0; fi
+holder=$(head -c 4096 "$dir/holder" 2>/dev/null | tr '\n' ' ')
+case $holder in
+    *"\"attempt\":\"$attempt\""*) echo OURS ;;
+    *) echo "OTHER $holder" ;;
+esac"#;
+
+/// Ask (as root) whether the deploy lock of a host is still held by
+/// `attempt`: a holder that was paused or cut off past `lock_expiry`, or
+/// whose lock was broken with `deployer unlock`, must not go on changing
+/// the host. Prints `OURS`, `FREE` or `OTHER <holder>`.
+pub fn check_command(attempt: &str) -> RemoteCommand {
+    check_command_in(LOCK_DIR, attempt).sudo()
+}
+
+fn check_command_in(dir: &str, attempt: &str) -> RemoteCommand {
+    RemoteCommand::new("sh")
+        .args(["-c", CHECK, "deployer-lock-check", dir, attempt])
+        .named("lock check")
+}
+
+/// Who holds a host's deploy lock, as [`check_command`] saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// The attempt asked about.
+    Ours,
+    /// Nobody: it expired, was broken, or went with a lost connection.
+    Free,
+    /// Someone else; their description (safe for a terminal).
+    Other(String),
+}
+
+/// Read what [`check_command`] printed; anything else is not "ours".
+pub fn parse_check(stdout: &str) -> Owner {
+    let line = stdout.lines().next().unwrap_or("").trim();
+    if line == "OURS" {
+        Owner::Ours
+    } else if line == "FREE" {
+        Owner::Free
+    } else if let Some(holder) = line.strip_prefix("OTHER") {
+        Owner::Other(holder_text(holder))
+    } else {
+        Owner::Other(format!(
+            "unknown (the check said `{}`)",
+            text::clip(&text::one_line(line), HOLDER_MAX)
+        ))
+    }
 }
 
 /// What [`unlock_command`] said.
@@ -305,6 +385,132 @@ mod tests {
         );
         assert!(parse_unlock("HELD x\n").is_err());
         assert!(parse_unlock("").is_err());
+    }
+
+    /// A lock directory of the test's own, and the holder of attempt `id`.
+    fn private_dir() -> (tempfile::TempDir, String, String) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().canonicalize().unwrap().display().to_string();
+        let install = format!("{dir}/install.lock");
+        (tmp, dir, install)
+    }
+
+    fn sh(command: &RemoteCommand) -> std::process::Output {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command.as_str())
+            .output()
+            .unwrap()
+    }
+
+    /// A holder paused past `lock_expiry`, or whose lock was broken, must
+    /// learn it before changing a host: the check tells its own lock from
+    /// a free one and from another attempt's.
+    #[test]
+    fn check_tells_our_lock_from_a_free_one_and_another() {
+        use crate::transport::{local::LocalConnection, Connection};
+        use std::time::Duration;
+        let (_tmp, dir, install) = private_dir();
+        let ours = &alice().attempt;
+        let check = |attempt: &str| {
+            let out = sh(&check_command_in(&dir, attempt));
+            parse_check(&String::from_utf8_lossy(&out.stdout))
+        };
+        assert_eq!(check(ours), Owner::Free);
+        let mut conn = LocalConnection::new();
+        let first = conn
+            .hold(
+                &command_in(&dir, &install, &alice(), 30),
+                Duration::from_secs(10),
+            )
+            .unwrap();
+        assert_eq!(parse(&first), Answer::Locked);
+        assert_eq!(check(ours), Owner::Ours);
+        match check("20261121T080000Z-7-ff") {
+            Owner::Other(who) => assert!(who.starts_with("alice@laptop"), "{who}"),
+            other => panic!("{other:?}"),
+        }
+        conn.release();
+        assert_eq!(check(ours), Owner::Free, "released");
+        assert_eq!(
+            parse_check("garbage"),
+            Owner::Other("unknown (the check said `garbage`)".into())
+        );
+    }
+
+    /// Regression: `unlock` killed, as root, whatever process `holder.pid`
+    /// named; a stale file (its holder killed, the pid reused) or one read
+    /// before a new holder wrote its own got an unrelated process ended.
+    #[test]
+    fn unlock_never_ends_a_process_that_does_not_hold_the_lock() {
+        use std::process::{Command, Stdio};
+        let (_tmp, dir, _) = private_dir();
+        let lock = format!("{dir}/deploy.lock");
+        let mut holder = Command::new("flock")
+            .args([&lock, "sleep", "30"])
+            .spawn()
+            .unwrap();
+        let mut bystander = Command::new("sleep")
+            .arg("30")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::fs::write(format!("{dir}/holder.pid"), format!("{}\n", bystander.id())).unwrap();
+        // wait until `flock` has the lock
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while sh(&check_command_in(&dir, "x")).stdout.starts_with(b"FREE") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "flock never took the lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = sh(&unlock_command_in(&dir));
+        let alive = bystander.try_wait().unwrap().is_none();
+        let _ = bystander.kill();
+        let _ = holder.kill();
+        let _ = bystander.wait();
+        let _ = holder.wait();
+        assert!(alive, "unlock ended a process that did not hold the lock");
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("is not the shell holding"), "{stderr}");
+    }
+
+    /// `unlock` does end the real lock shell, found by its descriptor 8.
+    #[test]
+    fn unlock_ends_the_shell_that_holds_the_lock() {
+        use crate::transport::{local::LocalConnection, Connection};
+        use std::time::Duration;
+        let (_tmp, dir, install) = private_dir();
+        let mut conn = LocalConnection::new();
+        let first = conn
+            .hold(
+                &command_in(&dir, &install, &alice(), 30),
+                Duration::from_secs(10),
+            )
+            .unwrap();
+        assert_eq!(parse(&first), Answer::Locked);
+        let out = sh(&unlock_command_in(&dir));
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            matches!(parse_unlock(&String::from_utf8_lossy(&out.stdout)), Ok(Unlocked::Broken(h)) if h.starts_with("alice@laptop"))
+        );
+        assert_eq!(
+            parse_check(&String::from_utf8_lossy(
+                &sh(&check_command_in(&dir, &alice().attempt)).stdout
+            )),
+            Owner::Free
+        );
+        conn.release();
+    }
+
+    #[test]
+    fn a_lock_command_that_says_nothing_is_refused_with_a_reason() {
+        match parse("") {
+            Answer::Failed(why) => assert!(why.contains("without a word"), "{why}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     /// The real thing, on this machine: a second holder is told who has

@@ -15,12 +15,13 @@ use crate::error::Fatal;
 use crate::error::HostError;
 use crate::fleet::{Fleet, Member};
 use crate::history::{self, HostRecord, HostResult, Outcome, Record};
+use crate::lock;
 use crate::package::PackageName;
 use crate::plan::{HostCommands, Plan, Step};
 use crate::status::{self, PackageState};
 use crate::transport::{self, Exec, Stream};
 
-use super::preflight::Prepared;
+use super::preflight::{Lock, Prepared};
 use super::{report, Attempt, Context, Journal};
 
 /// What happened to one host of the plan.
@@ -149,15 +150,69 @@ fn mark(cx: &Context<'_>, member: &mut Member, command: &RemoteCommand) -> Resul
     }
 }
 
+/// The deploy lock of `member` must still be this attempt's before the
+/// host is changed: a deployer paused or cut off past `lock_expiry`, or
+/// whose lock was broken with `deployer unlock`, must not go on once
+/// someone else may have taken the host. A host reconnected during this
+/// run lost its lock with its old session: it is taken again, unless
+/// someone else holds it meanwhile. The failure as one line.
+fn lock_still_ours(
+    cx: &Context<'_>,
+    member: &mut Member,
+    attempt: &Attempt,
+    lock: &Lock,
+) -> Result<(), String> {
+    let timeout = cx.config.ssh.command_timeout;
+    let owner = match member.run(&lock::check_command(attempt.id()), timeout) {
+        Ok(out) if out.success() => lock::parse_check(&out.stdout),
+        Ok(out) => {
+            return Err(format!(
+                "cannot check the deploy lock (exit status {}): {}",
+                out.status,
+                super::remote_text(out.stderr.trim())
+            ))
+        }
+        Err(e) => return Err(format!("cannot check the deploy lock: {e}")),
+    };
+    match owner {
+        lock::Owner::Ours => Ok(()),
+        lock::Owner::Free if member.was_reconnected() => {
+            let answer = member.hold_with(&lock.command, timeout, lock.heartbeat);
+            match super::preflight::lock_problem(&answer) {
+                None => Ok(()),
+                Some(why) => Err(format!(
+                    "the deploy lock went with the lost connection and cannot be taken again: {why}"
+                )),
+            }
+        }
+        lock::Owner::Free => Err(
+            "this deploy no longer holds the host's deploy lock: it expired (no heartbeat for `lock_expiry`: was deployer paused or cut off?) or was broken with `deployer unlock`".to_string(),
+        ),
+        lock::Owner::Other(who) => Err(format!(
+            "the host's deploy lock is now held by {who}: this deploy's lock expired or was broken"
+        )),
+    }
+}
+
 /// Install on one host (releasing and setting its hold when the plan
-/// says so), verify with dpkg, run the health check.
+/// says so), verify with dpkg, run the health check. Nothing is done
+/// unless the host's deploy lock is still this attempt's.
 fn install_one(
     cx: &Context<'_>,
     member: &mut Member,
     plan: &Plan,
     commands: &HostCommands,
-    dir: &str,
+    attempt: &Attempt,
+    lock: &Lock,
 ) -> Done {
+    if let Err(why) = lock_still_ours(cx, member, attempt, lock) {
+        return Done::Failed {
+            why: format!("not changed: {why}"),
+            output: String::new(),
+            now: read_state(member, &plan.package, cx.config.ssh.command_timeout).ok(),
+        };
+    }
+    let dir = &detach::run_dir(attempt.id(), "install");
     if let Some(unhold) = &commands.unhold {
         if let Err(why) = mark(cx, member, unhold) {
             return Done::Failed {
@@ -481,8 +536,7 @@ pub fn rollout(
                 .iter()
                 .position(|s| s.host == m.host())
                 .expect("a planned host");
-            let dir = detach::run_dir(attempt.id(), "install");
-            let done = install_one(cx, m, plan, &prepared.commands[i], &dir);
+            let done = install_one(cx, m, plan, &prepared.commands[i], attempt, &prepared.lock);
             let record = report::host_record(plan, &plan.steps[i], &done);
             journal.done(record.clone());
             syslog(cx, m, attempt, plan, &record);
@@ -501,16 +555,21 @@ pub fn rollout(
     Rollout { done, stopped }
 }
 
-/// Put one host back on the state it had before the deploy; a host whose
-/// session was lost gets one new connection first.
+/// Put one host back on the state it had before the deploy, if its deploy
+/// lock is still this attempt's (taken again after a reconnection).
 fn rollback_one(
     cx: &Context<'_>,
     member: &mut Member,
     plan: &Plan,
     step: &Step,
-    dir: &str,
+    attempt: &Attempt,
+    lock: &Lock,
 ) -> Rollback {
     let config = cx.config;
+    if let Err(why) = lock_still_ours(cx, member, attempt, lock) {
+        return Rollback::Failed(format!("rollback not attempted: {why}"));
+    }
+    let dir = &detach::run_dir(attempt.id(), "rollback");
     let commands = plan.rollback_commands(step, super::preflight::lock_secs(cx));
     if let Some(unhold) = &commands.unhold {
         if let Err(why) = mark(cx, member, unhold) {
@@ -551,10 +610,11 @@ fn rollback_one(
 pub fn rollback_if_failed(
     cx: &Context<'_>,
     fleet: &mut Fleet,
-    plan: &Plan,
+    prepared: &Prepared,
     rollout: &Rollout,
     attempt: &Attempt,
 ) -> Vec<Rollback> {
+    let plan = &prepared.plan;
     let done = &rollout.done;
     let failed = done.iter().any(|d| matches!(d, Done::Failed { .. })) || rollout.stopped.is_some();
     let policy = cx.opts.rollback_on_failure || cx.config.rollback_on_failure;
@@ -587,8 +647,7 @@ pub fn rollback_if_failed(
             .iter()
             .find(|s| s.host == m.host())
             .expect("a planned host");
-        let dir = detach::run_dir(attempt.id(), "rollback");
-        let back = rollback_one(cx, m, plan, step, &dir);
+        let back = rollback_one(cx, m, plan, step, attempt, &prepared.lock);
         let (result, message) = match &back {
             Rollback::Restored => (HostResult::RolledBack, None),
             Rollback::Failed(why) => (HostResult::Failed, Some(why.clone())),

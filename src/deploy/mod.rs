@@ -212,6 +212,12 @@ impl Journal {
     }
 }
 
+/// Host-provided text for a report or error line: one line, control
+/// characters made visible, clipped to a readable length.
+pub(crate) fn remote_text(s: &str) -> String {
+    crate::text::clip(&crate::text::one_line(s), crate::error::REMOTE_TEXT_MAX)
+}
+
 /// The hosts' states, and the matrix of the stages connected to.
 pub struct Facts {
     /// What each host said.
@@ -306,7 +312,7 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
 
     // 4. the rollout, and the rollback policy
     let rollout = execute::rollout(cx, &mut fleet, &prepared, &attempt, &journal);
-    let rollback = execute::rollback_if_failed(cx, &mut fleet, plan, &rollout, &attempt);
+    let rollback = execute::rollback_if_failed(cx, &mut fleet, &prepared, &rollout, &attempt);
 
     // 5. the outcome
     let after = read_facts(cx, &mut fleet, connected.as_deref());

@@ -30,6 +30,28 @@ pub struct Prepared {
     pub simulations: Vec<Vec<String>>,
     /// The stage's position in `stages`.
     pub stage: usize,
+    /// How this attempt takes the deploy lock of a host (again, after a
+    /// reconnection).
+    pub lock: Lock,
+}
+
+/// The deploy lock as this attempt takes it on each host.
+pub struct Lock {
+    /// The lock command, naming this attempt as the holder.
+    pub command: RemoteCommand,
+    /// How often the held command is sent a heartbeat.
+    pub heartbeat: std::time::Duration,
+}
+
+/// The expiry the host applies, in whole seconds (rounded up, at least
+/// one), and how often heartbeats go out: six per expiry, so that a late
+/// heartbeat or two never lets a live holder's lock expire.
+pub fn lock_timing(expiry: std::time::Duration) -> (u64, std::time::Duration) {
+    let secs = u64::try_from(expiry.as_millis().div_ceil(1000))
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let heartbeat = std::time::Duration::from_millis(secs.saturating_mul(1000) / 6);
+    (secs, heartbeat)
 }
 
 impl Prepared {
@@ -87,6 +109,7 @@ pub fn prepare(
     before: Facts,
 ) -> Result<Prepared, Fatal> {
     let stage = &cx.config.stages[target.stage].name;
+    let lock = lock_for(cx, attempt, stage);
     // a forced freeze is announced once, on the check the plan is made from
     ready(cx, attempt, &before, target.stage, cx.opts.dry_run)?;
     sudo_works(cx, fleet, attempt, stage)?;
@@ -100,7 +123,7 @@ pub fn prepare(
                 vec![e.note().to_string()],
             ));
         }
-        take_lock(cx, fleet, attempt, stage)?;
+        take_lock(cx, fleet, attempt, stage, &lock)?;
         update_lists(cx, fleet, attempt, stage)?;
         // Read again now that the lock is held: nobody else can change these
         // hosts any more, and a freeze set meanwhile is seen.
@@ -121,6 +144,7 @@ pub fn prepare(
         commands,
         simulations,
         stage: target.stage,
+        lock,
     })
 }
 
@@ -243,15 +267,8 @@ fn sudo_works(
     ))
 }
 
-/// Take the deploy lock on every host of the stage, or refuse (releasing
-/// what was taken). The lock is kept alive by heartbeats every sixth of
-/// `lock_expiry`.
-fn take_lock(
-    cx: &Context<'_>,
-    fleet: &mut Fleet,
-    attempt: &Attempt,
-    stage: &str,
-) -> Result<(), Fatal> {
+/// The lock this attempt takes on each host: who, since when, what, why.
+fn lock_for(cx: &Context<'_>, attempt: &Attempt, stage: &str) -> Lock {
     let holder = lock::Holder {
         by: attempt.who(),
         since: history::now_rfc3339(),
@@ -263,22 +280,28 @@ fn take_lock(
         attempt: attempt.id().to_string(),
         why: cx.opts.reason.clone(),
     };
-    let expiry = cx.config.ssh.lock_expiry;
-    let command = lock::command(&holder, expiry.as_secs());
-    let heartbeat = (expiry / 6).max(std::time::Duration::from_secs(1));
-    let timeout = cx.config.ssh.command_timeout;
-    let answers = fleet.on_stage(stage, |m| m.hold_with(&command, timeout, heartbeat));
-    let problems = fleet::problems(&answers, |a| {
-        match a.as_ref().map(|l| lock::parse(l)) {
-        Ok(lock::Answer::Locked) => None,
-        Ok(lock::Answer::Busy(who)) => Some(format!("another deploy holds the lock: {who}")),
-        Ok(lock::Answer::Installing(run)) => Some(format!(
-            "an install started by an earlier deploy is still running there ({run}); the lock is refused until it ends"
-        )),
-        Ok(lock::Answer::Failed(what)) => Some(format!("could not take the lock ({what})")),
-        Err(e) => Some(e.to_string()),
+    let (expiry, heartbeat) = lock_timing(cx.config.ssh.lock_expiry);
+    Lock {
+        command: lock::command(&holder, expiry),
+        heartbeat,
     }
+}
+
+/// Take the deploy lock on every host of the stage, or refuse (releasing
+/// what was taken). The lock is kept alive by heartbeats every sixth of
+/// `lock_expiry`.
+fn take_lock(
+    cx: &Context<'_>,
+    fleet: &mut Fleet,
+    attempt: &Attempt,
+    stage: &str,
+    lock: &Lock,
+) -> Result<(), Fatal> {
+    let timeout = cx.config.ssh.command_timeout;
+    let answers = fleet.on_stage(stage, |m| {
+        m.hold_with(&lock.command, timeout, lock.heartbeat)
     });
+    let problems = fleet::problems(&answers, lock_problem);
     if problems.is_empty() {
         return Ok(());
     }
@@ -287,6 +310,20 @@ fn take_lock(
         format!("`{stage}` is being deployed to by someone else"),
         problems,
     ))
+}
+
+/// What kept the lock from being taken on a host, in one line; `None`
+/// when it was taken.
+pub fn lock_problem(answer: &Result<String, HostError>) -> Option<String> {
+    match answer.as_ref().map(|l| lock::parse(l)) {
+        Ok(lock::Answer::Locked) => None,
+        Ok(lock::Answer::Busy(who)) => Some(format!("another deploy holds the lock: {who}")),
+        Ok(lock::Answer::Installing(run)) => Some(format!(
+            "an install started by an earlier deploy is still running there ({run}); the lock is refused until it ends"
+        )),
+        Ok(lock::Answer::Failed(what)) => Some(format!("could not take the lock ({what})")),
+        Err(e) => Some(e.to_string()),
+    }
 }
 
 /// `apt-get update` on every host of the stage, as an operator would.

@@ -562,3 +562,96 @@ fn journal_records_what_is_known_when_abandoned() {
         ]
     );
 }
+
+fn message(record: &Value, host: &str) -> String {
+    record["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == host)
+        .and_then(|h| h["message"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Regression: a deployer whose lock expired (laptop suspended, process
+/// stopped, network partition) or was broken with `deployer unlock` went
+/// on to its next batches, changing hosts that someone else may have
+/// locked meanwhile. Each host's lock is checked before it is changed.
+#[test]
+fn a_lock_lost_during_the_rollout_changes_no_further_host() {
+    let s = Setup::new("");
+    s.fake.world().hooks.push(Box::new(|world, host, line| {
+        if host == "p1" && line.contains("apt-get install") {
+            // p2's lock expired and bob took it; p3's was broken
+            world.hosts.get_mut("p2").unwrap().lock = Some("bob@desk".into());
+            world.hosts.get_mut("p3").unwrap().lock = None;
+        }
+    }));
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::FailedPartial, "{}", s.out.text());
+    assert_eq!(installs(&s), ["p1"], "only the canary, locked, was changed");
+    for h in ["p2", "p3", "p4"] {
+        assert_eq!(s.version(h).as_deref(), Some(OLD), "{h}");
+    }
+    let r = s.history().pop().unwrap();
+    assert_eq!(r["outcome"], "partial");
+    assert!(message(&r, "p2").contains("bob@desk"), "{r}");
+    assert!(message(&r, "p3").contains("expired"), "{r}");
+    assert_eq!(results(&r)[3], ("p4".to_string(), "untouched".to_string()));
+}
+
+/// Regression: a session lost while following an install was reopened,
+/// but the deploy lock had gone with the old session, and the rollback
+/// then ran on an unlocked host. The lock is taken again first.
+#[test]
+fn a_rollback_after_a_reconnection_runs_under_the_lock_again() {
+    let s = Setup::new("rollback_on_failure = yes");
+    {
+        let mut w = s.fake.world();
+        let p1 = w.hosts.get_mut("p1").unwrap();
+        p1.drop_session_on = Some("deployer-poll".into());
+        p1.unhealthy = true;
+    }
+    let locked_at_rollback = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&locked_at_rollback);
+    s.fake
+        .world()
+        .hooks
+        .push(Box::new(move |world, host, line| {
+            if host == "p1" && line.contains("-rollback") && line.contains("deployer-start") {
+                seen.lock().unwrap().push(world.hosts["p1"].lock.clone());
+            }
+        }));
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::FailedPartial, "{}", s.out.text());
+    assert!(s.out.text().contains("reconnected"), "{}", s.out.text());
+    assert_eq!(
+        *locked_at_rollback.lock().unwrap(),
+        [Some("a fake operator".to_string())],
+        "the rollback ran once, under the lock taken again"
+    );
+    assert_eq!(s.version("p1").as_deref(), Some(OLD));
+    assert!(s.host("p1").lock.is_none(), "released at the end");
+    let r = s.history().pop().unwrap();
+    assert_eq!(
+        results(&r)[0],
+        ("p1".to_string(), "rolled-back".to_string())
+    );
+}
+
+/// Regression: with `lock_expiry` of a second or so, heartbeats went out
+/// as rarely as the lock expired, so a live holder's lock could expire.
+#[test]
+fn heartbeats_come_well_within_the_expiry() {
+    use std::time::Duration;
+    for ms in [1, 999, 1000, 1500, 2000, 5000, 6000, 90_000] {
+        let (secs, heartbeat) = preflight::lock_timing(Duration::from_millis(ms));
+        assert!(secs * 1000 >= ms, "{ms} ms: the host waits less ({secs} s)");
+        assert!(
+            heartbeat * 3 <= Duration::from_secs(secs),
+            "{ms} ms: heartbeat {heartbeat:?} for an expiry of {secs} s"
+        );
+        assert!(!heartbeat.is_zero());
+    }
+}

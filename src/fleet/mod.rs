@@ -155,6 +155,13 @@ impl Member {
         self.conn.is_ok()
     }
 
+    /// Whether this host's session was lost and opened again during this
+    /// run (and the new one is usable): what the old session held, such as
+    /// the deploy lock, went with it.
+    pub fn was_reconnected(&self) -> bool {
+        self.reconnected && self.conn.is_ok()
+    }
+
     /// Give up on this host: later commands fail at once with `error`.
     pub fn lose(&mut self, error: HostError) {
         self.conn = Err(error);

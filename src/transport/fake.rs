@@ -44,6 +44,9 @@ pub struct FakeHost {
     pub history_full: bool,
     /// Detached runs by directory: exit status and log (they end at once).
     pub runs: BTreeMap<String, (i32, String)>,
+    /// The next command whose line contains this text loses the session
+    /// (and the lock it held) instead of running.
+    pub drop_session_on: Option<String>,
 }
 
 /// Every pretend host, the repository, and what was run.
@@ -94,6 +97,7 @@ impl Connector for Fake {
             host: target.host.clone(),
             world: Arc::clone(&self.0),
             holding: false,
+            lost: false,
         }))
     }
 }
@@ -102,6 +106,7 @@ struct FakeConnection {
     host: String,
     world: Arc<Mutex<World>>,
     holding: bool,
+    lost: bool,
 }
 
 fn ok(stdout: String) -> Output {
@@ -139,6 +144,9 @@ fn word_after<'a>(line: &'a str, marker: &str) -> &'a str {
         .unwrap_or_default()
 }
 
+/// Who holds a lock taken through a fake connection.
+const FAKE_HOLDER: &str = "a fake operator";
+
 fn answer(world: &mut World, host: &str, line: &str, label: &str, stdin: &[u8]) -> Output {
     let h = world.hosts.get(host).cloned().unwrap_or_default();
     if line.contains("deployer-start ") {
@@ -156,6 +164,13 @@ fn answer(world: &mut World, host: &str, line: &str, label: &str, stdin: &[u8]) 
             Some((status, log)) => ok(format!("#status {status}\n#log\n{log}")),
             None => ok("#missing\n".into()),
         };
+    }
+    if line.contains("deployer-lock-check ") {
+        return ok(match h.lock.as_deref() {
+            None => "FREE\n".into(),
+            Some(FAKE_HOLDER) => "OURS\n".into(),
+            Some(other) => format!("OTHER {other}\n"),
+        });
     }
     if line.contains(crate::history::HOST_LOG_DIR) {
         if h.history_full {
@@ -256,6 +271,27 @@ impl Connection for FakeConnection {
     fn exec(&mut self, exec: Exec<'_>) -> Result<Output, HostError> {
         let mut world = self.world.lock().unwrap_or_else(|e| e.into_inner());
         let line = exec.command.as_str().to_string();
+        if self.lost {
+            return Err(HostError::Disconnected("the fake session is gone".into()));
+        }
+        let host = world.hosts.entry(self.host.clone()).or_default();
+        if host
+            .drop_session_on
+            .as_ref()
+            .is_some_and(|needle| line.contains(needle.as_str()))
+        {
+            // as a real session: what it held goes with it
+            host.drop_session_on = None;
+            if self.holding {
+                host.lock = None;
+                self.holding = false;
+            }
+            self.lost = true;
+            return Err(HostError::Disconnected(format!(
+                "running `{}`: the fake session dropped",
+                exec.command.label()
+            )));
+        }
         world.log.push((self.host.clone(), line.clone()));
         let out = answer(
             &mut world,
@@ -287,11 +323,15 @@ impl Connection for FakeConnection {
         match &host.lock {
             Some(holder) if !self.holding => Ok(format!("BUSY {holder}")),
             _ => {
-                host.lock = Some("a fake operator".into());
+                host.lock = Some(FAKE_HOLDER.into());
                 self.holding = true;
                 Ok("LOCKED".into())
             }
         }
+    }
+
+    fn is_open(&self) -> bool {
+        !self.lost
     }
 
     fn release(&mut self) {
