@@ -447,7 +447,7 @@ mod tests {
         let (_tmp, dir, _) = private_dir();
         let lock = format!("{dir}/deploy.lock");
         let mut holder = Command::new("flock")
-            .args([&lock, "sleep", "30"])
+            .args(["-o", &lock, "sleep", "30"])
             .spawn()
             .unwrap();
         let mut bystander = Command::new("sleep")

@@ -293,11 +293,19 @@ fn run_detached(cx: &Context<'_>, member: &mut Member, dir: &str, command: &Remo
     let mut offset = 0u64;
     let mut log = String::new();
     let mut dropped = 0u64;
+    let mut slow_polls = false;
     loop {
         match member.run(&detach::poll_command(dir, offset), ssh.command_timeout) {
             Ok(out) if out.success() => match detach::parse_poll(&out.stdout) {
-                Ok(detach::Poll::Seen { status, log: new }) => {
-                    offset += new.len() as u64;
+                Ok(detach::Poll::Seen {
+                    status,
+                    start,
+                    end,
+                    log: new,
+                }) => {
+                    // bytes the host skipped (a flood between two polls)
+                    dropped += start.saturating_sub(offset);
+                    offset = offset.max(end);
                     if cx.opts.verbose {
                         prefixer.feed(Stream::Stdout, new.as_bytes());
                     }
@@ -328,8 +336,18 @@ fn run_detached(cx: &Context<'_>, member: &mut Member, dir: &str, command: &Remo
                 return Ran::Lost(format!(
                     "cannot follow the run in {dir} (exit status {}): {}",
                     out.status,
-                    crate::text::one_line(out.stderr.trim())
+                    super::remote_text(out.stderr.trim())
                 ))
+            }
+            // a slow host, not a lost one: the run goes on, and so does
+            // the following of it
+            Err(e @ HostError::Timeout { .. }) if member.error().is_none() => {
+                if !slow_polls {
+                    slow_polls = true;
+                    cx.console.say(&format!(
+                        "  {host}: a look at the run timed out ({e}); still following it"
+                    ));
+                }
             }
             Err(e) => {
                 if member.error().is_some() && member.reconnect() {

@@ -655,3 +655,20 @@ fn heartbeats_come_well_within_the_expiry() {
         assert!(!heartbeat.is_zero());
     }
 }
+
+/// Regression: one look at a detached install that timed out (a host busy
+/// with the install itself) made deployer give up following it, and
+/// report a host that was being installed normally as in an unknown state.
+#[test]
+fn a_slow_look_at_the_install_is_not_a_lost_install() {
+    let s = Setup::new("");
+    s.fake.world().hosts.get_mut("p1").unwrap().time_out_on = Some("deployer-poll".into());
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::Success, "{}", s.out.text());
+    assert!(
+        s.out.text().contains("still following it"),
+        "{}",
+        s.out.text()
+    );
+    assert_eq!(s.history().pop().unwrap()["outcome"], "success");
+}

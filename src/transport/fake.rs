@@ -47,6 +47,9 @@ pub struct FakeHost {
     /// The next command whose line contains this text loses the session
     /// (and the lock it held) instead of running.
     pub drop_session_on: Option<String>,
+    /// The next command whose line contains this text times out (the
+    /// session stays).
+    pub time_out_on: Option<String>,
 }
 
 /// Every pretend host, the repository, and what was run.
@@ -159,9 +162,22 @@ fn answer(world: &mut World, host: &str, line: &str, label: &str, stdin: &[u8]) 
         return ok("STARTED\n".into());
     }
     if line.contains("deployer-poll ") {
-        let dir = word_after(line, "deployer-poll ");
+        let mut words = line
+            .split("deployer-poll ")
+            .nth(1)
+            .unwrap_or_default()
+            .split_whitespace();
+        let dir = words.next().unwrap_or_default();
+        let from: usize = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
         return match h.runs.get(dir) {
-            Some((status, log)) => ok(format!("#status {status}\n#log\n{log}")),
+            Some((status, log)) => {
+                let from = from.min(log.len());
+                ok(format!(
+                    "#status {status}\n#log {from} {}\n{}",
+                    log.len(),
+                    &log[from..]
+                ))
+            }
             None => ok("#missing\n".into()),
         };
     }
@@ -291,6 +307,17 @@ impl Connection for FakeConnection {
                 "running `{}`: the fake session dropped",
                 exec.command.label()
             )));
+        }
+        if host
+            .time_out_on
+            .as_ref()
+            .is_some_and(|needle| line.contains(needle.as_str()))
+        {
+            host.time_out_on = None;
+            return Err(HostError::Timeout {
+                phase: format!("running `{}`", exec.command.label()),
+                after: exec.timeout,
+            });
         }
         world.log.push((self.host.clone(), line.clone()));
         let out = answer(
