@@ -241,7 +241,10 @@ fn show_history(
                         lists.push(records);
                     }
                     Ok(out) => {
-                        let why = out.stderr.trim();
+                        let why = crate::text::clip(
+                            &crate::text::one_line(out.stderr.trim()),
+                            crate::error::REMOTE_TEXT_MAX,
+                        );
                         warn(&format!(
                             "host `{host}`: cannot read `{}` (exit status {}){}{why}",
                             history::HOST_LOG_FILE,

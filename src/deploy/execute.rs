@@ -96,7 +96,11 @@ impl Prefixer<'_> {
                 .rsplit('\r')
                 .next()
                 .unwrap_or_default();
-            self.cx.console.say(&format!("{} | {shown}", self.host));
+            self.cx.console.say(&format!(
+                "{} | {}",
+                self.host,
+                crate::text::for_terminal(shown)
+            ));
         }
     }
 }
@@ -144,7 +148,7 @@ fn mark(cx: &Context<'_>, member: &mut Member, command: &RemoteCommand) -> Resul
             "`{}` failed (exit status {}): {}",
             command.label(),
             out.status,
-            out.stderr.trim()
+            super::remote_text(out.stderr.trim())
         )),
         Err(e) => Err(e.to_string()),
     }
@@ -745,7 +749,7 @@ fn record_on_hosts(
         Ok(out) => Some(format!(
             "cannot append to {}: {}",
             history::HOST_LOG_FILE,
-            out.stderr.trim()
+            super::remote_text(out.stderr.trim())
         )),
         Err(e) => Some(e.to_string()),
     })

@@ -220,7 +220,7 @@ pub fn freezes(reports: &[crate::matrix::HostReport], stage: &str) -> Vec<String
                 let under = if f.applies_to(stage) {
                     String::new()
                 } else {
-                    format!(" (set under stage `{}`)", f.stage)
+                    format!(" (set under stage `{}`)", crate::text::one_line(&f.stage))
                 };
                 format!("{host}: {}{under}", f.describe())
             })
@@ -413,7 +413,7 @@ fn make_plan(
             .map_err(|e| {
                 attempt.refuse(
                     format!("cannot read what apt can install on `{host}`"),
-                    vec![e],
+                    vec![super::remote_text(&e)],
                 )
             })?;
         hosts.push(HostFacts {
@@ -497,7 +497,7 @@ fn make_plan(
                 .find(|h| h.host == step.host)
                 .and_then(|h| h.simulation.as_ref())
                 .and_then(|s| s.as_ref().ok())
-                .map(|s| s.lines().into_iter().map(str::to_string).collect())
+                .map(|s| s.lines().into_iter().map(crate::text::one_line).collect())
                 .unwrap_or_default()
         })
         .collect();

@@ -672,3 +672,69 @@ fn a_slow_look_at_the_install_is_not_a_lost_install() {
     );
     assert_eq!(s.history().pop().unwrap()["outcome"], "success");
 }
+
+/// Regression: with `-v`, apt's and the maintainer scripts' output was
+/// streamed to the terminal as the host sent it, escape sequences and all.
+#[test]
+fn streamed_host_output_cannot_drive_the_terminal() {
+    let s = Setup::new("");
+    s.fake.world().hooks.push(Box::new(|world, host, line| {
+        if host == "p1" && line.contains("deployer-start") {
+            for (_, log) in world.hosts.get_mut("p1").unwrap().runs.values_mut() {
+                log.push_str("postinst: \x1b]0;pwned\x07\x1b[2Jdone\n");
+            }
+        }
+    }));
+    let opts = Options {
+        verbose: true,
+        ..yes()
+    };
+    assert_eq!(
+        s.deploy("prod", Some(NEW), opts, vec![]).unwrap(),
+        ExitStatus::Success
+    );
+    let out = s.out.text();
+    assert!(out.contains("p1 | postinst: \\x1b]0;pwned"), "{out}");
+    assert!(!out.contains('\x1b') && !out.contains('\x07'), "{out}");
+}
+
+/// Regression: what a host said when its history could not be appended
+/// to, and the name of a freeze record's file, reached the terminal raw
+/// in the refusal's notes.
+#[test]
+fn host_words_in_refusals_cannot_drive_the_terminal() {
+    let s = Setup::new("");
+    {
+        let mut w = s.fake.world();
+        let p2 = w.hosts.get_mut("p2").unwrap();
+        p2.history_full = true;
+        p2.history_error = Some(format!("\x1b[2J{}\n", "x".repeat(5000)));
+    }
+    let e = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap_err();
+    let notes = e.notes.join("\n");
+    assert!(
+        notes.contains("p2: ") && notes.contains("\\x1b[2J"),
+        "{notes}"
+    );
+    assert!(!notes.contains('\x1b'), "{notes}");
+    assert!(notes.len() < 1000, "clipped: {} bytes", notes.len());
+
+    let s = Setup::new("");
+    s.fake
+        .world()
+        .hosts
+        .get_mut("p3")
+        .unwrap()
+        .freezes
+        .push(freeze("hel\x1b]0;pwned\x07", "carol@ops"));
+    let e = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap_err();
+    let notes = e.notes.join("\n");
+    assert!(
+        notes.contains("set under stage `hel\\x1b]0;pwned"),
+        "{notes}"
+    );
+    assert!(
+        !notes.contains('\x1b') && !notes.contains('\x07'),
+        "{notes}"
+    );
+}

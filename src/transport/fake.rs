@@ -42,6 +42,8 @@ pub struct FakeHost {
     pub history: Vec<String>,
     /// Appending to the host's history fails (a full disk).
     pub history_full: bool,
+    /// What the failing append says on stderr, when not the default.
+    pub history_error: Option<String>,
     /// Detached runs by directory: exit status and log (they end at once).
     pub runs: BTreeMap<String, (i32, String)>,
     /// The next command whose line contains this text loses the session
@@ -190,7 +192,12 @@ fn answer(world: &mut World, host: &str, line: &str, label: &str, stdin: &[u8]) 
     }
     if line.contains(crate::history::HOST_LOG_DIR) {
         if h.history_full {
-            return fail(1, "deployer history: No space left on device\n");
+            return fail(
+                1,
+                h.history_error
+                    .as_deref()
+                    .unwrap_or("deployer history: No space left on device\n"),
+            );
         }
         let host = world.hosts.entry(host.to_string()).or_default();
         host.history
