@@ -635,6 +635,7 @@ pub fn rollback_if_failed(
     prepared: &Prepared,
     rollout: &Rollout,
     attempt: &Attempt,
+    journal: &Journal,
 ) -> Vec<Rollback> {
     let plan = &prepared.plan;
     let done = &rollout.done;
@@ -662,6 +663,7 @@ pub fn rollback_if_failed(
             touched.len(),
             touched.join(", ")
         ));
+        journal.rolling_back(&touched);
     }
     let answers = fleet.on_hosts(&plan.stage, &touched, |m| {
         let step = plan
@@ -678,10 +680,12 @@ pub fn rollback_if_failed(
         let record = HostRecord {
             host: step.host.clone(),
             from: step.from.version().map(ToString::to_string),
-            to: Some(step.from.to_string()),
+            // where the host is now, when known
+            to: (back == Rollback::Restored).then(|| step.from.to_string()),
             result,
             message,
         };
+        journal.done(record.clone());
         syslog(cx, m, attempt, plan, &record);
         back
     });

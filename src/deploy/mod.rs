@@ -155,6 +155,11 @@ pub struct Journal {
 /// at once.
 const IN_FLIGHT: &str = "in progress when deployer was stopped: check with `deployer status`";
 
+/// What a host being rolled back is recorded as when deployer is stopped
+/// at once.
+const ROLLING_BACK: &str =
+    "being rolled back when deployer was stopped: check with `deployer status`";
+
 impl Journal {
     fn new(started: &Record, history: &std::path::Path) -> Journal {
         Journal {
@@ -169,6 +174,15 @@ impl Journal {
 
     /// These hosts are being changed now.
     pub fn in_flight(&self, hosts: &[&str]) {
+        self.unknown(hosts, IN_FLIGHT);
+    }
+
+    /// These hosts are being rolled back now.
+    pub fn rolling_back(&self, hosts: &[&str]) {
+        self.unknown(hosts, ROLLING_BACK);
+    }
+
+    fn unknown(&self, hosts: &[&str], why: &str) {
         self.with(|r| {
             for h in r
                 .hosts
@@ -176,7 +190,7 @@ impl Journal {
                 .filter(|h| hosts.contains(&h.host.as_str()))
             {
                 h.result = HostResult::Unknown;
-                h.message = Some(IN_FLIGHT.to_string());
+                h.message = Some(why.to_string());
             }
         });
     }
@@ -240,6 +254,18 @@ pub fn read_facts(cx: &Context<'_>, fleet: &mut Fleet, stages: Option<&[usize]>)
 pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<ExitStatus, Fatal> {
     let config = cx.config;
     let started = history::Attempt::start(checked.action);
+    if !cx.opts.dry_run {
+        // a signal while the hosts are read is an attempt too: on record
+        let named = checked.stage.map_or("", |i| config.stages[i].name.as_str());
+        let record = Attempt::new(cx, &started, checked, named).to_record(
+            Outcome::Interrupted,
+            Some("interrupted before any host was changed".into()),
+            Vec::new(),
+        );
+        let path = config.history_file.clone();
+        cx.interrupt
+            .on_exit(move || history::append_or_warn(&path, &record));
+    }
     let connected = request::stages_needed(checked);
     let before = read_facts(cx, &mut fleet, connected.as_deref());
     cx.console.matrix("Before:", &before.matrix);
@@ -312,7 +338,8 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
 
     // 4. the rollout, and the rollback policy
     let rollout = execute::rollout(cx, &mut fleet, &prepared, &attempt, &journal);
-    let rollback = execute::rollback_if_failed(cx, &mut fleet, &prepared, &rollout, &attempt);
+    let rollback =
+        execute::rollback_if_failed(cx, &mut fleet, &prepared, &rollout, &attempt, &journal);
 
     // 5. the outcome
     let after = read_facts(cx, &mut fleet, connected.as_deref());

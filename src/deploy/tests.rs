@@ -738,3 +738,70 @@ fn host_words_in_refusals_cannot_drive_the_terminal() {
         "{notes}"
     );
 }
+
+/// The record a second signal writes at this moment (the last words run
+/// by hand: a real second signal would exit the test process).
+fn abandon_now(interrupt: &Interrupt) -> bool {
+    match interrupt.take_last_words() {
+        Some(words) => {
+            words();
+            true
+        }
+        None => false,
+    }
+}
+
+/// Regression: a second signal during the rollback recorded the hosts
+/// being rolled back as `changed` (their rollout result), although their
+/// rollback was under way and their state unknown.
+#[test]
+fn a_second_signal_during_the_rollback_records_those_hosts_as_unknown() {
+    let s = Setup::new("rollback_on_failure = yes");
+    s.fake.world().hosts.get_mut("p3").unwrap().unhealthy = true;
+    let interrupt = s.interrupt.clone();
+    s.fake.world().hooks.push(Box::new(move |_, host, line| {
+        if host == "p1" && line.contains("-rollback") && line.contains("deployer-start") {
+            assert!(abandon_now(&interrupt), "last words registered");
+        }
+    }));
+    s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    let abandoned = s
+        .history()
+        .into_iter()
+        .find(|r| r["outcome"] == "interrupted")
+        .expect("the record of the second signal");
+    let res = results(&abandoned);
+    assert_eq!(
+        res[0],
+        ("p1".to_string(), "unknown".to_string()),
+        "{abandoned}"
+    );
+    assert!(
+        message(&abandoned, "p1").contains("rolled back"),
+        "{abandoned}"
+    );
+    assert_eq!(res[3], ("p4".to_string(), "untouched".to_string()));
+}
+
+/// Regression: a signal while the hosts were being connected to and read
+/// (before the target was known) exited without any record.
+#[test]
+fn a_signal_while_the_hosts_are_read_is_recorded() {
+    let s = Setup::new("");
+    let interrupt = s.interrupt.clone();
+    let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let once = Arc::clone(&fired);
+    s.fake.world().hooks.push(Box::new(move |_, _, line| {
+        if line.contains("dpkg-query") && !once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            assert!(
+                abandon_now(&interrupt),
+                "last words registered before the first read"
+            );
+        }
+    }));
+    s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    let h = s.history();
+    assert_eq!(h[0]["outcome"], "interrupted", "{h:?}");
+    assert_eq!(h[0]["stage"], "prod");
+    assert_eq!(h[0]["reason"], "interrupted before any host was changed");
+}
