@@ -229,8 +229,17 @@ fn install_one(
     let done = install_and_check(cx, member, plan, &commands.main, dir);
     if let Some(hold) = &commands.hold {
         if let Err(why) = mark(cx, member, hold) {
-            if let Done::Failed { .. } = done {
-                return done;
+            if let Done::Failed {
+                why: failed,
+                output,
+                now,
+            } = done
+            {
+                return Done::Failed {
+                    why: format!("{failed}; and it could not set the hold again: {why}"),
+                    output,
+                    now,
+                };
             }
             return Done::Failed {
                 why: format!("installed, but could not set the hold again: {why}"),
@@ -601,7 +610,17 @@ fn rollback_one(
     let out = match run_detached(cx, member, dir, &commands.main) {
         Ran::Finished(out) => out,
         Ran::NotStarted(why) | Ran::Lost(why) => {
-            return Rollback::Failed(format!("rollback: {why}"))
+            // the hold released above is set again: the host stays pinned
+            // on what it runs
+            let rehold = commands
+                .hold
+                .clone()
+                .or_else(|| commands.unhold.is_some().then(|| apt::hold(&plan.package)));
+            let held = match rehold.map(|h| mark(cx, member, &h)) {
+                Some(Err(e)) => format!("; and the hold could not be set again: {e}"),
+                _ => String::new(),
+            };
+            return Rollback::Failed(format!("rollback: {why}{held}"));
         }
     };
     if let Some(hold) = &commands.hold {

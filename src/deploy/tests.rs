@@ -31,9 +31,14 @@ struct Setup {
 
 impl Setup {
     fn new(extra_env: &str) -> Setup {
+        Setup::with_package(extra_env, "")
+    }
+
+    /// With `extra_package` lines in `[package:fastpath]`.
+    fn with_package(extra_env: &str, extra_package: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
-            "[environment]\ndeb_packages = fastpath\nstages = test prod\nbatch_size = 2\nhistory_file = {}\n{extra_env}\n[stage:test]\nhosts = t1\n[stage:prod]\nhosts = p1 p2 p3 p4\n[package:fastpath]\nhealth_check = check-fastpath\n",
+            "[environment]\ndeb_packages = fastpath\nstages = test prod\nbatch_size = 2\nhistory_file = {}\n{extra_env}\n[stage:test]\nhosts = t1\n[stage:prod]\nhosts = p1 p2 p3 p4\n[package:fastpath]\nhealth_check = check-fastpath\n{extra_package}\n",
             dir.path().join("history.jsonl").display()
         );
         let config = crate::config::parse(&dir.path().join("deployer.ini"), &text).unwrap();
@@ -804,4 +809,50 @@ fn a_signal_while_the_hosts_are_read_is_recorded() {
     assert_eq!(h[0]["outcome"], "interrupted", "{h:?}");
     assert_eq!(h[0]["stage"], "prod");
     assert_eq!(h[0]["reason"], "interrupted before any host was changed");
+}
+
+/// Regression: a rollback released the hold, then could not start, and
+/// returned without setting the hold again: the host was left unpinned,
+/// for `apt upgrade` or unattended-upgrades to move.
+#[test]
+fn a_rollback_that_cannot_start_sets_the_hold_again() {
+    let s = Setup::with_package("rollback_on_failure = yes", "hold = yes");
+    {
+        let mut w = s.fake.world();
+        let p1 = w.hosts.get_mut("p1").unwrap();
+        p1.unhealthy = true;
+        p1.fail_on = Some("-rollback".into());
+    }
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::FailedPartial, "{}", s.out.text());
+    assert_eq!(
+        s.version("p1").as_deref(),
+        Some(NEW),
+        "the rollback never ran"
+    );
+    assert!(
+        s.host("p1").held.contains("fastpath"),
+        "p1 is held as the install left it"
+    );
+    let r = s.history().pop().unwrap();
+    assert!(message(&r, "p1").contains("rollback"), "{r}");
+}
+
+/// Regression: when the install failed and the hold could not be set
+/// again either, only the install's failure was reported: the host's
+/// lost hold went unrecorded.
+#[test]
+fn a_hold_that_cannot_be_set_after_a_failed_install_is_reported() {
+    let s = Setup::with_package("", "hold = yes");
+    {
+        let mut w = s.fake.world();
+        let p1 = w.hosts.get_mut("p1").unwrap();
+        p1.install_fails = true;
+        p1.fail_on = Some("apt-mark hold".into());
+    }
+    s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    let r = s.history().pop().unwrap();
+    let m = message(&r, "p1");
+    assert!(m.contains("postinst failed"), "{m}");
+    assert!(m.contains("could not set the hold"), "{m}");
 }

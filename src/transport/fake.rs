@@ -52,6 +52,11 @@ pub struct FakeHost {
     /// The next command whose line contains this text times out (the
     /// session stays).
     pub time_out_on: Option<String>,
+    /// The next command whose line contains this text fails (exit status
+    /// 1) without doing anything.
+    pub fail_on: Option<String>,
+    /// Packages held with `apt-mark hold`.
+    pub held: std::collections::BTreeSet<String>,
 }
 
 /// Every pretend host, the repository, and what was run.
@@ -211,10 +216,26 @@ fn answer(world: &mut World, host: &str, line: &str, label: &str, stdin: &[u8]) 
             ok(String::new())
         };
     }
+    if line.contains("apt-mark unhold") || line.contains("apt-mark hold") {
+        let package = line
+            .split_whitespace()
+            .last()
+            .unwrap_or_default()
+            .trim_matches(|c| c == '\'' || c == '\\')
+            .to_string();
+        let host = world.hosts.entry(host.to_string()).or_default();
+        if line.contains("apt-mark unhold") {
+            host.held.remove(&package);
+        } else {
+            host.held.insert(package);
+        }
+        return ok(String::new());
+    }
     if line.contains("dpkg-query -W") {
         let mut out = String::new();
         for (p, v) in &h.installed {
-            out.push_str(&format!("{p}\t{v}\tii \n"));
+            let want = if h.held.contains(p) { 'h' } else { 'i' };
+            out.push_str(&format!("{p}\t{v}\t{want}i \n"));
         }
         out.push_str("#dpkg-query-exit 1\n#freeze\n");
         for f in &h.freezes {
@@ -325,6 +346,15 @@ impl Connection for FakeConnection {
                 phase: format!("running `{}`", exec.command.label()),
                 after: exec.timeout,
             });
+        }
+        if host
+            .fail_on
+            .as_ref()
+            .is_some_and(|needle| line.contains(needle.as_str()))
+        {
+            host.fail_on = None;
+            world.log.push((self.host.clone(), line.clone()));
+            return Ok(fail(1, "fake failure\n"));
         }
         world.log.push((self.host.clone(), line.clone()));
         let out = answer(
