@@ -797,3 +797,104 @@ fn item1_a_signal_before_any_change_stops_at_once() {
     });
     assert!(lock_free, "the deploy lock went with deployer");
 }
+
+/// Items 4 and 2: a deploy whose lock is broken (`unlock --force`, or
+/// expired while deployer was paused) changes no further host: the
+/// install in flight ends on its host, the next host is not touched.
+#[test]
+fn item4_a_lock_broken_during_the_rollout_changes_no_further_host() {
+    let Some(tb) = two_stages(2, "", "") else {
+        return;
+    };
+    for h in ["test-1", "test-2"] {
+        tb.set_versions(h, &[("fastpath", Some(OLD))]);
+    }
+    slow(&tb, 6);
+    let child = spawn(&tb, &["deploy", "fastpath", "test", NEWER]);
+    started_or_explain(&tb, child.id(), &postinst_started("fastpath", NEWER));
+    let (code, out, err) = deployer(
+        &tb,
+        &["unlock", "test", "--force", "--reason", "stop that deploy"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{stdout}{stderr}");
+    assert_eq!(tb.dpkg_status("test-1", "fastpath"), format!("ii {NEWER}"));
+    assert_eq!(
+        tb.installed("test-2", "fastpath").as_deref(),
+        Some(OLD),
+        "{stdout}"
+    );
+    let deploy = history(&tb)
+        .into_iter()
+        .find(|r| r["action"] == "deploy")
+        .unwrap();
+    assert_eq!(host_result(&deploy, "test-1"), "changed");
+    assert_eq!(host_result(&deploy, "test-2"), "failed");
+    let message = deploy["hosts"][1]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("broken with `deployer unlock`"),
+        "{deploy}"
+    );
+}
+
+/// Item 2: an install that prints megabytes between two looks at it (a
+/// chatty maintainer script, an apt hook) is followed to its end, not
+/// lost: each look brings back a bounded tail of the log.
+#[test]
+fn item2_a_flood_of_install_output_does_not_lose_the_install() {
+    let Some(tb) = two_stages(1, "", "") else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
+    let hook = tb.exec(
+        "test-1",
+        "cat > /etc/apt/apt.conf.d/99flood <<'X'\nDPkg::Pre-Invoke { \"yes deployer-flood | head -c 3000000\"; };\nX",
+    );
+    assert!(hook.status.success(), "{hook:?}");
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.len() < 200_000, "a report of {} bytes", out.len());
+    assert_eq!(tb.dpkg_status("test-1", "fastpath"), format!("ii {NEW}"));
+    assert_eq!(last(&tb)["outcome"], "success");
+}
+
+/// Item 1: with stderr gone (the terminal hung up, which is what SIGHUP
+/// says), the first signal's notice cannot be written; a second signal
+/// must still stop deployer at once.
+#[test]
+fn item1_a_second_signal_stops_deployer_even_with_stderr_gone() {
+    let Some(tb) = two_stages(2, "", "") else {
+        return;
+    };
+    for h in ["test-1", "test-2"] {
+        tb.set_versions(h, &[("fastpath", Some(OLD))]);
+    }
+    slow(&tb, 15);
+    let mut child = spawn(&tb, &["deploy", "fastpath", "test", NEWER]);
+    drop(child.stderr.take());
+    started_or_explain(&tb, child.id(), &postinst_started("fastpath", NEWER));
+    signal(&child, libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, libc::SIGTERM);
+    let stopped = common::testbed::poll(Duration::from_secs(8), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if !stopped {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    assert!(stopped, "the second signal did not stop deployer");
+    assert_eq!(status.code(), Some(9));
+    assert!(
+        tb.read_file("test-1", &postinst_ended("fastpath", NEWER))
+            .is_none(),
+        "deployer waited for the install"
+    );
+    let r = last(&tb);
+    assert_eq!(r["outcome"], "interrupted");
+    assert_eq!(host_result(&r, "test-1"), "unknown");
+    assert_eq!(host_result(&r, "test-2"), "untouched");
+}
