@@ -482,9 +482,11 @@ fn install_and_check(
 pub enum Stop {
     /// A signal (SIGINT, SIGTERM, SIGHUP).
     Signal,
-    /// The stage was frozen during the rollout, or the freeze could not be
-    /// checked; the lines say by whom or why.
+    /// The stage was frozen during the rollout; the lines say by whom.
     Frozen(Vec<String>),
+    /// Whether the stage was frozen could not be checked on some hosts;
+    /// the lines say why.
+    FreezeUnknown(Vec<String>),
 }
 
 /// What a rollout did.
@@ -498,22 +500,28 @@ pub struct Rollout {
 
 /// Before a batch: the stage must still be unfrozen (unless overridden),
 /// and every host must say so.
-fn still_unfrozen(cx: &Context<'_>, fleet: &mut Fleet, stage: &str) -> Result<(), Vec<String>> {
+fn still_unfrozen(cx: &Context<'_>, fleet: &mut Fleet, stage: &str) -> Result<(), Stop> {
     if cx.opts.override_freeze {
         return Ok(());
     }
     let reports = fleet.stage_status(stage, &cx.config.packages, cx.config.ssh.command_timeout);
-    let mut problems = super::preflight::freezes(&reports, stage);
-    problems.extend(reports.iter().filter_map(|r| {
-        r.result
-            .as_ref()
-            .err()
-            .map(|e| format!("{}: cannot check for a freeze: {e}", r.host))
-    }));
-    if problems.is_empty() {
+    let frozen = super::preflight::freezes(&reports, stage);
+    if !frozen.is_empty() {
+        return Err(Stop::Frozen(frozen));
+    }
+    let unknown: Vec<String> = reports
+        .iter()
+        .filter_map(|r| {
+            r.result
+                .as_ref()
+                .err()
+                .map(|e| format!("{}: cannot check for a freeze: {e}", r.host))
+        })
+        .collect();
+    if unknown.is_empty() {
         Ok(())
     } else {
-        Err(problems)
+        Err(Stop::FreezeUnknown(unknown))
     }
 }
 
@@ -540,17 +548,22 @@ pub fn rollout(
             stopped = Some(Stop::Signal);
             break;
         }
-        if let Err(lines) = still_unfrozen(cx, fleet, &plan.stage) {
+        if let Err(stop) = still_unfrozen(cx, fleet, &plan.stage) {
+            let (what, lines) = match &stop {
+                Stop::Frozen(lines) => ("is frozen now", lines.as_slice()),
+                Stop::FreezeUnknown(lines) => ("cannot be checked for a freeze", lines.as_slice()),
+                Stop::Signal => ("was interrupted", &[][..]),
+            };
             cx.console.say(&format!(
-                "Stage `{}` is frozen now: batch {}/{} and later are not started.",
+                "Stage `{}` {what}: batch {}/{} and later are not started.",
                 plan.stage,
                 b + 1,
                 plan.batches.len()
             ));
-            for l in &lines {
+            for l in lines {
                 cx.console.say(&format!("  {l}"));
             }
-            stopped = Some(Stop::Frozen(lines));
+            stopped = Some(stop);
             break;
         }
         let names: Vec<&str> = batch.iter().map(|&i| plan.steps[i].host.as_str()).collect();

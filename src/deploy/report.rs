@@ -160,6 +160,7 @@ pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summa
             plan.stage,
             match &rollout.stopped {
                 Some(Stop::Frozen(_)) => "the stage was frozen",
+                Some(Stop::FreezeUnknown(_)) => "a freeze could not be checked",
                 _ => "interrupted",
             }
         ),
@@ -196,6 +197,10 @@ pub fn reason(
         Some(Stop::Signal) => reasons.push("interrupted by a signal".to_string()),
         Some(Stop::Frozen(lines)) => reasons.push(format!(
             "stage frozen during the rollout: {}",
+            lines.join("; ")
+        )),
+        Some(Stop::FreezeUnknown(lines)) => reasons.push(format!(
+            "a freeze could not be checked during the rollout: {}",
             lines.join("; ")
         )),
         None => {}

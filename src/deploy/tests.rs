@@ -856,3 +856,31 @@ fn a_hold_that_cannot_be_set_after_a_failed_install_is_reported() {
     assert!(m.contains("postinst failed"), "{m}");
     assert!(m.contains("could not set the hold"), "{m}");
 }
+
+/// Regression: a host that could not be checked for a freeze before a
+/// batch stopped the rollout (rightly) with a report and a record saying
+/// that the stage had been frozen, which nobody had done.
+#[test]
+fn a_freeze_that_cannot_be_checked_is_not_reported_as_a_freeze() {
+    let s = Setup::new("");
+    s.fake.world().hooks.push(Box::new(|world, host, line| {
+        if host == "p1" && line.contains("apt-get install") {
+            world.hosts.get_mut("p4").unwrap().drop_session_on = Some("dpkg-query".into());
+        }
+    }));
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::Interrupted);
+    assert_eq!(installs(&s), ["p1"]);
+    let out = s.out.text();
+    assert!(out.contains("cannot be checked for a freeze"), "{out}");
+    assert!(
+        !out.contains("frozen now") && !out.contains("the stage was frozen"),
+        "{out}"
+    );
+    let r = s.history().pop().unwrap();
+    let reason = r["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("a freeze could not be checked"),
+        "{reason}"
+    );
+}
