@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::RemoteCommand;
 use crate::operator::{self, Operator};
+use crate::text;
 
 /// The directory of the history kept on each host: root-owned, mode 0755.
 pub const HOST_LOG_DIR: &str = "/var/log/deployer";
@@ -677,54 +678,58 @@ fn outcome_text(outcome: Outcome) -> &'static str {
 ///     prod-1  0.77~pr705-119 -> 0.81~pr748-191  changed
 ///     prod-2  0.77~pr705-119  failed: dpkg lock held
 /// ```
+///
+/// Every field is shown through [`text::one_line`]: a record may come from
+/// a host's log (`--hosts`), or carry a host's own words (an error in
+/// `message`), so none of it may drive the terminal or forge a line.
 pub fn render_text(records: &[&Record], out: &mut dyn Write) -> io::Result<()> {
     if records.is_empty() {
         return writeln!(out, "no matching history");
     }
+    let safe = |s: &str| text::one_line(s);
     for r in records {
+        let stage = safe(&r.stage);
         let subject = match (&r.package, &r.version) {
-            (Some(p), Some(v)) => format!("{p} {v} -> {}", r.stage),
-            (None, Some(v)) => format!("{v} -> {}", r.stage),
-            (Some(p), None) => format!("{p} on {}", r.stage),
-            (None, None) => r.stage.clone(),
+            (Some(p), Some(v)) => format!("{} {} -> {stage}", safe(p), safe(v)),
+            (None, Some(v)) => format!("{} -> {stage}", safe(v)),
+            (Some(p), None) => format!("{} on {stage}", safe(p)),
+            (None, None) => stage,
         };
         let forced = if r.forced { " (forced)" } else { "" };
         writeln!(
             out,
             "{}  {:<8}  {subject}  {}{forced}  {}  {}",
-            r.time,
-            r.action,
+            safe(&r.time),
+            safe(&r.action),
             outcome_text(r.outcome),
-            r.who(),
+            safe(&r.who()),
             format_duration(r.duration_ms)
         )?;
-        let width = r
-            .hosts
-            .iter()
-            .map(|h| h.host.chars().count())
-            .max()
-            .unwrap_or(0);
-        for h in &r.hosts {
-            let from = h.from.as_deref().unwrap_or("(none)");
+        let hosts: Vec<String> = r.hosts.iter().map(|h| safe(&h.host)).collect();
+        let width = hosts.iter().map(|h| h.chars().count()).max().unwrap_or(0);
+        for (h, name) in r.hosts.iter().zip(&hosts) {
+            let from = safe(h.from.as_deref().unwrap_or("(none)"));
             let versions = match (h.result, &h.to) {
-                (HostResult::Changed | HostResult::Planned, Some(to)) => format!("{from} -> {to}"),
-                _ => from.to_string(),
+                (HostResult::Changed | HostResult::Planned, Some(to)) => {
+                    format!("{from} -> {}", safe(to))
+                }
+                _ => from,
             };
-            write!(out, "    {:<width$}  {versions}  {}", h.host, h.result)?;
+            write!(out, "    {name:<width$}  {versions}  {}", h.result)?;
             match h
                 .message
                 .as_deref()
                 .and_then(|m| m.lines().find(|l| !l.trim().is_empty()))
             {
-                Some(first) => writeln!(out, ": {}", first.trim())?,
+                Some(first) => writeln!(out, ": {}", safe(first.trim()))?,
                 None => writeln!(out)?,
             }
         }
         if let Some(reason) = &r.reason {
             let mut lines = reason.lines();
-            writeln!(out, "    reason: {}", lines.next().unwrap_or(""))?;
+            writeln!(out, "    reason: {}", safe(lines.next().unwrap_or("")))?;
             for more in lines {
-                writeln!(out, "            {more}")?;
+                writeln!(out, "            {}", safe(more))?;
             }
         }
     }
@@ -1149,6 +1154,49 @@ mod tests {
     fn text_listing() {
         let records = sample();
         insta::assert_snapshot!(text(&select(&records, None, None)));
+    }
+
+    /// A host's log is read by `history --hosts`, and records carry host
+    /// words: nothing in them may reach the terminal raw, nor start a line
+    /// that looks like another record.
+    #[test]
+    fn text_listing_escapes_what_records_carry() {
+        let mut r = record(
+            "2026-11-21T07:30:05Z\x1b[2J",
+            "deploy\x1b]0;pwned\x07",
+            Some("fastpath\u{202e}"),
+            "prod\r",
+            Outcome::Failed,
+        );
+        r.user = "eve\x1b[31m".to_string();
+        r.machine = "box\nerror: forged".to_string();
+        r.version = Some("1.0\u{9b}".to_string());
+        r.reason = Some("first\x1b[1A\nsecond\x07".to_string());
+        r.hosts = vec![host(
+            "prod-1\x1b[K",
+            Some("0.9\x08"),
+            Some("1.0\x1b"),
+            HostResult::Changed,
+            Some("E: broken \x1b]8;;http://evil\x07link"),
+        )];
+        let shown = text(&[&r]);
+        for bad in ['\x1b', '\x07', '\x08', '\r', '\u{9b}', '\u{202e}'] {
+            assert!(
+                !shown.contains(bad),
+                "{bad:?} reached the terminal: {shown:?}"
+            );
+        }
+        assert!(
+            shown.contains("eve\\x1b[31m@box\\nerror: forged"),
+            "{shown}"
+        );
+        assert!(shown.contains("    reason: first\\x1b[1A\n"), "{shown}");
+        assert!(
+            shown.contains("E: broken \\x1b]8;;http://evil\\x07link"),
+            "{shown}"
+        );
+        // one header line, one host line, two reason lines
+        assert_eq!(shown.lines().count(), 4, "{shown}");
     }
 
     #[test]
