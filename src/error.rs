@@ -138,8 +138,13 @@ pub enum HostError {
     /// The connection dropped while a command ran.
     #[error("connection lost while {}", remote(.0))]
     Disconnected(String),
-    /// A remote command exited non-zero where that is a failure.
-    #[error("`{command}` exited with status {status}")]
+    /// A remote command exited non-zero where that is a failure; what it
+    /// printed follows (one line, escaped and clipped).
+    #[error(
+        "`{command}` exited with status {status}{}{}",
+        if output.trim().is_empty() { "" } else { ": " },
+        remote(output.trim())
+    )]
     Command {
         /// A short name of the command.
         command: String,
@@ -240,6 +245,28 @@ mod tests {
         for (e, want) in cases {
             assert_eq!(e.to_string(), want);
         }
+    }
+
+    /// The host's own words are what explain a failed command: they are
+    /// shown, made safe.
+    #[test]
+    fn a_failed_command_shows_what_it_said() {
+        let e = HostError::Command {
+            command: "dpkg-query".into(),
+            status: 2,
+            output: "dpkg-query: error: parsing file '/var/lib/dpkg/status'\x1b[2J\n".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "`dpkg-query` exited with status 2: dpkg-query: error: parsing file \
+             '/var/lib/dpkg/status'\\x1b[2J"
+        );
+        let quiet = HostError::Command {
+            command: "dpkg-query".into(),
+            status: 2,
+            output: " \n".into(),
+        };
+        assert_eq!(quiet.to_string(), "`dpkg-query` exited with status 2");
     }
 
     #[test]
