@@ -193,6 +193,17 @@ pub fn known_key_types(text: &str, name: &str) -> Vec<String> {
     types
 }
 
+/// The name and port under which known_hosts lists `target`'s key, as
+/// OpenSSH looks it up: a `HostKeyAlias` alone, with no port appended
+/// whatever port is used (that is how OpenSSH records it), else the host
+/// name on its port.
+fn known_hosts_entry(target: &SshTarget) -> (&str, u16) {
+    match &target.host_key_alias {
+        Some(alias) => (alias, 22),
+        None => (&target.host_name, target.port),
+    }
+}
+
 /// The known_hosts name for a host on a port, as OpenSSH writes it.
 fn known_hosts_name(host: &str, port: u16) -> String {
     if port == 22 {
@@ -226,11 +237,8 @@ impl SshConnection {
         let left = deadline.saturating_duration_since(Instant::now());
         session.set_timeout(u32::try_from(left.as_millis()).unwrap_or(u32::MAX).max(1));
 
-        let lookup = target
-            .host_key_alias
-            .clone()
-            .unwrap_or_else(|| target.host_name.clone());
-        let lookup_name = known_hosts_name(&lookup, target.port);
+        let (lookup, lookup_port) = known_hosts_entry(target);
+        let lookup_name = known_hosts_name(lookup, lookup_port);
         let known_texts = read_known_hosts(target)?;
         let types: Vec<String> = known_texts
             .iter()
@@ -243,7 +251,7 @@ impl SshConnection {
         session
             .handshake()
             .map_err(|e| ssh_err("waiting for the SSH handshake", &e, limit))?;
-        check_host_key(&session, target, &lookup, &known_texts)?;
+        check_host_key(&session, target, (lookup, lookup_port), &known_texts)?;
         authenticate(&session, target, deadline)?;
         session.set_timeout(0);
         session.set_blocking(false);
@@ -748,7 +756,7 @@ fn read_known_hosts(target: &SshTarget) -> Result<Vec<(PathBuf, String)>, HostEr
 fn check_host_key(
     session: &Session,
     target: &SshTarget,
-    lookup: &str,
+    (lookup, port): (&str, u16),
     known_texts: &[(PathBuf, String)],
 ) -> Result<(), HostError> {
     let (key, kind) = session
@@ -778,7 +786,7 @@ fn check_host_key(
             // skipped one by one instead of losing the whole file.
             let _ = kh.read_str(line, KnownHostFileKind::OpenSSH);
         }
-        match kh.check_port(lookup, target.port, key) {
+        match kh.check_port(lookup, port, key) {
             CheckResult::Match => return Ok(()),
             CheckResult::Mismatch => {
                 return Err(HostError::HostKeyChanged {
@@ -794,7 +802,7 @@ fn check_host_key(
     if target.policy == HostKeyPolicy::AcceptNew {
         let line = format!(
             "{} {} {}\n",
-            known_hosts_name(lookup, target.port),
+            known_hosts_name(lookup, port),
             key_type,
             base64::engine::general_purpose::STANDARD.encode(key)
         );
@@ -1076,6 +1084,56 @@ mod tests {
         let (passed, pgid) = filtered(&[&String::from_utf8_lossy(&out.stderr)]);
         assert_eq!(passed, "");
         assert!(pgid.is_some_and(|p| p > 1), "{:?}", out);
+    }
+
+    fn target(port: u16, alias: Option<&str>) -> SshTarget {
+        SshTarget {
+            alias: "prod-1".into(),
+            host_name: "10.0.0.1".into(),
+            port,
+            user: "deploy".into(),
+            identity_files: Vec::new(),
+            use_agent: false,
+            known_hosts: Vec::new(),
+            host_key_alias: alias.map(str::to_string),
+            policy: HostKeyPolicy::Strict,
+            connect_timeout: Duration::from_secs(1),
+        }
+    }
+
+    /// OpenSSH looks a `HostKeyAlias` up (and records it) without a port,
+    /// whatever port the host listens on (`get_hostfile_hostname_ipaddr`
+    /// in sshconnect.c); a host name on another port as `[name]:port`.
+    #[test]
+    fn known_hosts_names_the_key_as_openssh_does() {
+        let name = |t: &SshTarget| {
+            let (host, port) = known_hosts_entry(t);
+            known_hosts_name(host, port)
+        };
+        assert_eq!(name(&target(22, None)), "10.0.0.1");
+        assert_eq!(name(&target(2222, None)), "[10.0.0.1]:2222");
+        assert_eq!(name(&target(22, Some("web"))), "web");
+        assert_eq!(name(&target(2222, Some("web"))), "web");
+
+        // and libssh2 finds a key recorded under that name
+        let mut blob = Vec::new();
+        for part in [&b"ssh-ed25519"[..], &[7u8; 32][..]] {
+            blob.extend_from_slice(&u32::try_from(part.len()).unwrap().to_be_bytes());
+            blob.extend_from_slice(part);
+        }
+        let line = format!(
+            "web ssh-ed25519 {}",
+            base64::engine::general_purpose::STANDARD.encode(&blob)
+        );
+        let session = Session::new().unwrap();
+        let mut kh = session.known_hosts().unwrap();
+        kh.read_str(&line, KnownHostFileKind::OpenSSH).unwrap();
+        let web = target(2222, Some("web"));
+        let (host, port) = known_hosts_entry(&web);
+        assert!(matches!(
+            kh.check_port(host, port, &blob),
+            CheckResult::Match
+        ));
     }
 
     #[test]
