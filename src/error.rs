@@ -99,6 +99,21 @@ pub enum HostError {
         /// The file holding the old key.
         known_hosts: PathBuf,
     },
+    /// The host offered a key that a known_hosts file marks `@revoked`.
+    #[error(
+        "host key for `{host}` is REVOKED: it offered {key_type} {fingerprint}, which {} marks `@revoked`",
+        known_hosts.display()
+    )]
+    HostKeyRevoked {
+        /// The host as written in deployer.ini.
+        host: String,
+        /// Key algorithm, e.g. `ssh-ed25519`.
+        key_type: String,
+        /// `SHA256:...` fingerprint of the offered key.
+        fingerprint: String,
+        /// The file revoking it.
+        known_hosts: PathBuf,
+    },
     /// No key was accepted.
     #[error("authentication failed for user `{user}` (tried: {})", tried.join(", "))]
     Auth {

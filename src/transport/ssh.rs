@@ -772,6 +772,17 @@ fn check_host_key(
             )
         })
         .unwrap_or_default();
+    // libssh2 skips `@revoked` lines: a revoked key listed elsewhere as
+    // the host's would pass. OpenSSH never accepts one; neither do we (for
+    // any host pattern: refusing more is the safe side).
+    if let Some(path) = revoked_in(known_texts, key) {
+        return Err(HostError::HostKeyRevoked {
+            host: target.alias.clone(),
+            key_type,
+            fingerprint,
+            known_hosts: path.clone(),
+        });
+    }
     let primary = target
         .known_hosts
         .first()
@@ -825,6 +836,24 @@ fn check_host_key(
         key_type,
         fingerprint,
         known_hosts: primary,
+    })
+}
+
+/// The first known_hosts file with an `@revoked` line for `key` (the key
+/// blob as the host sent it), whatever host pattern the line names.
+fn revoked_in<'a>(known_texts: &'a [(PathBuf, String)], key: &[u8]) -> Option<&'a PathBuf> {
+    let engine = &base64::engine::general_purpose::STANDARD;
+    known_texts.iter().find_map(|(path, text)| {
+        text.lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace();
+                (fields.next()? == "@revoked").then_some(())?;
+                let _patterns = fields.next()?;
+                let _key_type = fields.next()?;
+                engine.decode(fields.next()?).ok()
+            })
+            .any(|blob| blob == key)
+            .then_some(path)
     })
 }
 
@@ -1134,6 +1163,52 @@ mod tests {
             kh.check_port(host, port, &blob),
             CheckResult::Match
         ));
+    }
+
+    /// A key marked `@revoked` is refused, even where another line lists
+    /// it as the host's (libssh2 alone would accept it).
+    #[test]
+    fn revoked_keys_are_found_whatever_else_lists_them() {
+        let engine = &base64::engine::general_purpose::STANDARD;
+        let key = |b: u8| {
+            let mut blob = Vec::new();
+            for part in [&b"ssh-ed25519"[..], &[b; 32][..]] {
+                blob.extend_from_slice(&u32::try_from(part.len()).unwrap().to_be_bytes());
+                blob.extend_from_slice(part);
+            }
+            blob
+        };
+        let (bad, good) = (key(1), key(2));
+        let user = PathBuf::from("/home/op/.ssh/known_hosts");
+        let system = PathBuf::from("/etc/ssh/ssh_known_hosts");
+        let texts = vec![
+            (
+                user.clone(),
+                format!(
+                    "web ssh-ed25519 {}\n# @revoked * ssh-ed25519 {}\n",
+                    engine.encode(&bad),
+                    engine.encode(&good)
+                ),
+            ),
+            (
+                system.clone(),
+                format!("@revoked * ssh-ed25519 {}\n@revoked\n", engine.encode(&bad)),
+            ),
+        ];
+        assert_eq!(revoked_in(&texts, &bad), Some(&system));
+        assert_eq!(revoked_in(&texts, &good), None);
+        assert_eq!(revoked_in(&texts[..1], &bad), None);
+        let e = HostError::HostKeyRevoked {
+            host: "prod-1".into(),
+            key_type: "ssh-ed25519".into(),
+            fingerprint: "SHA256:abc".into(),
+            known_hosts: system,
+        };
+        assert_eq!(
+            e.to_string(),
+            "host key for `prod-1` is REVOKED: it offered ssh-ed25519 SHA256:abc, which \
+             /etc/ssh/ssh_known_hosts marks `@revoked`"
+        );
     }
 
     #[test]
