@@ -257,6 +257,28 @@ fn a_revoked_host_key_is_refused() {
     }
 }
 
+/// The first line of a held command is its answer (a lock holder): a host
+/// that sends megabytes without a newline does not make deployer keep
+/// them, and the line after it is still the command's.
+#[test]
+fn a_held_commands_first_line_is_bounded() {
+    let Some(tb) = testbed(1) else {
+        return;
+    };
+    let mut conn = connect(&tb, "test-1");
+    let flood = RemoteCommand::trusted(
+        "head -c 1000000 /dev/zero | tr '\\0' x; echo; echo next; cat >/dev/null",
+        "flood",
+    );
+    let line = conn
+        .hold_with(&flood, Duration::from_secs(60), Duration::from_secs(1))
+        .expect("held");
+    assert_eq!(line.len(), 64 * 1024, "kept {} bytes", line.len());
+    assert!(line.bytes().all(|b| b == b'x'));
+    conn.release();
+    assert!(conn.is_open());
+}
+
 /// Run `cmd` and return its exit status and everything it printed.
 fn run(cmd: &mut Command) -> (i32, String) {
     let out = cmd.output().expect("deployer runs");

@@ -63,6 +63,10 @@ enum Stop {
     Failed(String),
 }
 
+/// How much of a held command's first line is kept: its answer (a lock's
+/// holder) is a few KiB at most, and a host must not fill memory with it.
+const HOLD_LINE_MAX: usize = 64 * 1024;
+
 /// The first line every command prints on stderr: the process group the
 /// host's sshd made for it (sshd starts each command in a new session, so
 /// the login shell's PID is its process group), so that a command that
@@ -501,18 +505,8 @@ impl SshConnection {
             Ok(status) => status,
             Err(Stop::Failed(why)) => return Err(lost(why)),
             Err(Stop::Expired) => {
-                return Err(
-                    match self.end(&mut channel, filter.pgid, deadline + END_GRACE) {
-                        Ok(()) => HostError::Timeout {
-                            phase,
-                            after: limit,
-                        },
-                        Err(why) => lost(format!(
-                            "it ran past its {}s, then {why}",
-                            limit.as_secs_f32()
-                        )),
-                    },
-                )
+                let ended = self.end(&mut channel, filter.pgid, deadline + END_GRACE);
+                return Err(overran(ended, phase, limit, "ran past its"));
             }
         };
         let (stdout, stdout_dropped) = out.0.finish();
@@ -557,13 +551,16 @@ impl SshConnection {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(e) => break Err(Stop::Failed(e.to_string())),
             }
-            // one byte at a time: what follows the line is the command's
+            // one byte at a time: what follows the line is the command's;
+            // a line longer than the limit keeps only its start
             match channel.read(&mut buf[..1]) {
                 Ok(0) => {}
                 Ok(_) if buf[0] == b'\n' => break Ok(()),
                 Ok(_) => {
                     progressed = true;
-                    line.push(buf[0]);
+                    if line.len() < HOLD_LINE_MAX {
+                        line.push(buf[0]);
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(e) => break Err(Stop::Failed(e.to_string())),
@@ -581,18 +578,8 @@ impl SshConnection {
             Ok(()) => {}
             Err(Stop::Failed(why)) => return Err(lost(why)),
             Err(Stop::Expired) => {
-                return Err(
-                    match self.end(&mut channel, filter.pgid, deadline + END_GRACE) {
-                        Ok(()) => HostError::Timeout {
-                            phase,
-                            after: timeout,
-                        },
-                        Err(why) => lost(format!(
-                            "it gave no answer within {}s, then {why}",
-                            timeout.as_secs_f32()
-                        )),
-                    },
-                )
+                let ended = self.end(&mut channel, filter.pgid, deadline + END_GRACE);
+                return Err(overran(ended, phase, timeout, "gave no answer within"));
             }
         }
         let channel = Arc::new(Mutex::new(channel));
@@ -657,6 +644,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Record why a connection is lost (the first reason stays).
 fn lose(lost: &Mutex<Option<String>>, reason: String) {
     lock(lost).get_or_insert(reason);
+}
+
+/// What a command that overran `limit` during `phase` comes to, once
+/// [`SshConnection::end`] said `ended`: a timeout of that command, the
+/// session still usable; or, when it could not be ended, a lost host
+/// ("it {overrun} {limit}s, then ...").
+fn overran(ended: Result<(), String>, phase: String, limit: Duration, overrun: &str) -> HostError {
+    match ended {
+        Ok(()) => HostError::Timeout {
+            phase,
+            after: limit,
+        },
+        Err(why) => HostError::Disconnected(format!(
+            "{phase}: it {overrun} {}s, then {why}",
+            limit.as_secs_f32()
+        )),
+    }
 }
 
 /// The words for a host that did not start a command given `limit`.
@@ -988,19 +992,35 @@ fn open_agent(
     Ok(Some(agent))
 }
 
-impl Connection for SshConnection {
-    fn exec(&mut self, mut exec: Exec<'_>) -> Result<Output, HostError> {
+impl SshConnection {
+    /// Run `f` (`doing` names it) only if the connection is not lost, and
+    /// mark it lost when `f` finds the host gone.
+    fn unless_lost<T>(
+        &mut self,
+        doing: impl FnOnce() -> String,
+        f: impl FnOnce(&mut Self) -> Result<T, HostError>,
+    ) -> Result<T, HostError> {
         if let Some(why) = self.lost_reason() {
             return Err(HostError::Disconnected(format!(
-                "running `{}`: the connection was lost earlier ({why})",
-                exec.command.label()
+                "{}: the connection was lost earlier ({why})",
+                doing()
             )));
         }
-        let result = self.exec_open(&mut exec);
+        let result = f(self);
         if let Err(HostError::Disconnected(why)) = &result {
             self.lose(why);
         }
         result
+    }
+}
+
+impl Connection for SshConnection {
+    fn exec(&mut self, mut exec: Exec<'_>) -> Result<Output, HostError> {
+        let label = exec.command.label().to_string();
+        self.unless_lost(
+            || format!("running `{label}`"),
+            |conn| conn.exec_open(&mut exec),
+        )
     }
 
     fn hold_with(
@@ -1009,17 +1029,10 @@ impl Connection for SshConnection {
         timeout: Duration,
         heartbeat: Duration,
     ) -> Result<String, HostError> {
-        if let Some(why) = self.lost_reason() {
-            return Err(HostError::Disconnected(format!(
-                "starting `{}`: the connection was lost earlier ({why})",
-                command.label()
-            )));
-        }
-        let result = self.hold_open(command, timeout, heartbeat);
-        if let Err(HostError::Disconnected(why)) = &result {
-            self.lose(why);
-        }
-        result
+        self.unless_lost(
+            || format!("starting `{}`", command.label()),
+            |conn| conn.hold_open(command, timeout, heartbeat),
+        )
     }
 
     fn release(&mut self) {
