@@ -850,15 +850,6 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
-/// Who is deploying from where: `(user, machine)` of [`Operator::current`].
-///
-/// Kept for callers written before [`Operator`]; new code uses
-/// [`Operator::current`] (or [`Attempt::operator`]) directly.
-pub fn local_identity() -> (String, String) {
-    let op = Operator::current();
-    (op.user, op.machine)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1312,13 +1303,6 @@ mod tests {
         let now = now_rfc3339();
         assert_eq!(now.len(), 20, "{now}");
         assert!(now.starts_with("20") && now.ends_with('Z'), "{now}");
-    }
-
-    #[test]
-    fn local_identity_is_never_empty() {
-        let (user, machine) = local_identity();
-        let op = Operator::current();
-        assert_eq!((user, machine), (op.user, op.machine));
     }
 
     fn operator() -> Operator {
