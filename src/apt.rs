@@ -32,6 +32,7 @@ use std::fmt;
 
 use crate::command::RemoteCommand;
 use crate::package::{split_arch, PackageName};
+use crate::text;
 use crate::version::Version;
 
 /// What `apt-cache policy` says about one package on one host.
@@ -306,30 +307,6 @@ impl Install<'_> {
     }
 }
 
-/// Install exactly `version` of `package`, never removing another package
-/// (see [`Install`], which also allows removals): the real run with
-/// `simulate` false, its simulation with `simulate` true.
-pub fn install(
-    package: &PackageName,
-    version: &Version,
-    downgrade: bool,
-    lock_timeout_secs: u64,
-    simulate: bool,
-) -> RemoteCommand {
-    let install = Install {
-        package,
-        version,
-        downgrade,
-        allow_removals: false,
-        lock_timeout_secs,
-    };
-    if simulate {
-        install.simulation()
-    } else {
-        install.command()
-    }
-}
-
 /// Remove `package` (configuration files stay), as root: how a rollback
 /// returns a host to "not installed".
 pub fn remove(package: &PackageName, lock_timeout_secs: u64) -> RemoteCommand {
@@ -451,6 +428,18 @@ fn parse_action(line: &str) -> Result<Option<AptAction>, String> {
     let (package, mut rest) = rest.split_once(' ').unwrap_or((rest, ""));
     if package.is_empty() || package.starts_with(['[', '(']) {
         return Err("no package name".to_string());
+    }
+    // a Debian package name, `:arch` for another architecture: anything
+    // else is not an action this parser understands
+    let (bare, arch) = split_arch(package);
+    bare.parse::<PackageName>().map_err(|e| format!("{e}"))?;
+    if arch.is_some_and(|a| {
+        a.is_empty()
+            || !a
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    }) {
+        return Err(format!("`{package}` has no valid architecture after `:`"));
     }
     let version = |text: &str| text.parse::<Version>().map_err(|e| format!("{e}"));
     let mut old = None;
@@ -591,7 +580,15 @@ pub fn side_effects(simulation: &Simulation, package: &PackageName) -> Vec<SideE
 /// Why a simulation failed, in one line, from its output (stdout and
 /// stderr together): the [`failure_hint`] when one applies (a missing
 /// version, unmet dependencies...), else apt's `E:` lines.
+///
+/// The words are the host's: the result is one line, control characters
+/// escaped, clipped to a readable length.
 pub fn simulation_error(output: &str) -> String {
+    let why = simulation_failure(output);
+    text::clip(&text::one_line(&why), crate::error::REMOTE_TEXT_MAX)
+}
+
+fn simulation_failure(output: &str) -> String {
     if let Some(hint) = failure_hint(output) {
         return hint;
     }
@@ -640,20 +637,6 @@ pub fn mark_lock_busy(output: &str) -> bool {
         (l.starts_with("dpkg: error: ") && l.contains("locked by another process"))
             || l.starts_with("E: Could not get lock ")
     })
-}
-
-/// What `apt-get -s` would do: its `Inst`, `Remv`, `Purg` and `Conf` lines,
-/// trimmed, in order.
-pub fn simulation_summary(text: &str) -> Vec<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| {
-            ["Inst ", "Remv ", "Purg ", "Conf "]
-                .iter()
-                .any(|p| l.starts_with(p))
-        })
-        .map(str::to_string)
-        .collect()
 }
 
 /// A one-line explanation of a common apt or dpkg failure found in
@@ -1060,19 +1043,35 @@ fastpath:
             ),
             (policy(&fastpath), "env LC_ALL=C apt-cache policy -- fastpath"),
             (
-                install(&fastpath, &target, false, 60, false),
+                Install {
+                    allow_removals: false,
+                    ..allowing_removals
+                }
+                .command(),
                 "sudo -n env DEBIAN_FRONTEND=noninteractive env LC_ALL=C apt-get install -y -q \
                  -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
                  -o DPkg::Lock::Timeout=60 --no-remove 'fastpath=0.81~pr748-191'",
             ),
             (
-                install(&fastpath, &v("1:0.5-1"), true, 0, false),
+                Install {
+                    version: &v("1:0.5-1"),
+                    downgrade: true,
+                    allow_removals: false,
+                    lock_timeout_secs: 0,
+                    ..allowing_removals
+                }
+                .command(),
                 "sudo -n env DEBIAN_FRONTEND=noninteractive env LC_ALL=C apt-get install -y -q \
                  -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
                  -o DPkg::Lock::Timeout=0 --no-remove --allow-downgrades fastpath=1:0.5-1",
             ),
             (
-                install(&fastpath, &target, true, 60, true),
+                Install {
+                    downgrade: true,
+                    allow_removals: false,
+                    ..allowing_removals
+                }
+                .simulation(),
                 "env LC_ALL=C apt-get -s install -q \
                  -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
                  -o DPkg::Lock::Timeout=60 --allow-downgrades 'fastpath=0.81~pr748-191'",
@@ -1325,6 +1324,19 @@ fastpath:
                 "Reading package lists...\nE: Unable to correct problems\n",
                 "Unable to correct problems",
             ),
+            // a package name apt cannot print: not an action we understand
+            (
+                "Inst evil\x1b[2J (1.0-1 repo [all])\n",
+                "line 1: `evil\x1b[2J` is not a valid Debian package name",
+            ),
+            (
+                "Remv Fastpath [1.0-1]\n",
+                "line 1: `Fastpath` is not a valid Debian package name",
+            ),
+            (
+                "Inst libmulti:i386\x07 (1.0-1 repo [i386])\n",
+                "line 1: `libmulti:i386\x07` has no valid architecture",
+            ),
         ];
         for (text, want) in cases {
             let err = parse_simulation(text).unwrap_err();
@@ -1364,6 +1376,13 @@ fastpath:
             "Something new; And more"
         );
         assert_eq!(simulation_error("just text\n\n"), "just text");
+        // the host's words, made safe and short
+        assert_eq!(
+            simulation_error("E: oops\x1b]0;pwned\x07\n"),
+            "oops\\x1b]0;pwned\\x07"
+        );
+        let long = simulation_error(&format!("E: {}\n", "x".repeat(5000)));
+        assert!(long.ends_with("… (4700 more characters)"), "{long}");
     }
 
     #[test]
@@ -1455,17 +1474,15 @@ fastpath:
     }
 
     #[test]
-    fn simulation_summary_keeps_the_actions() {
-        for scenario in ["sim-side-effects", "sim-multiarch", "sim-bookworm-security"] {
-            let text = fixture(&format!("{scenario}.txt"));
-            let parsed = parse_simulation(&text).unwrap();
-            assert_eq!(simulation_summary(&text), parsed.lines(), "{scenario}");
-        }
+    fn simulation_lines_are_the_actions() {
         assert_eq!(
-            simulation_summary(&fixture("sim-side-effects.txt"))[0],
+            parse_simulation(&fixture("sim-side-effects.txt"))
+                .unwrap()
+                .lines()[0],
             "Remv fastpath-legacy [0.1-1]"
         );
-        assert!(simulation_summary(&fixture("sim-already-newest.txt")).is_empty());
+        let newest = parse_simulation(&fixture("sim-already-newest.txt")).unwrap();
+        assert!(newest.lines().is_empty());
     }
 
     #[test]

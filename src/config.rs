@@ -373,7 +373,7 @@ pub fn locate(
     for dir in cwd.ancestors() {
         for name in FILE_NAMES {
             let candidate = dir.join(name);
-            if candidate.is_file() {
+            if found(&candidate)? {
                 return Ok(candidate);
             }
         }
@@ -394,6 +394,39 @@ pub fn locate(
          or set `DEPLOYER_CONFIG=PATH`",
         FILE_NAMES[0]
     )))
+}
+
+/// Whether the search stops at `candidate`: `true` for a file, `false`
+/// when there is nothing by that name (or a directory, which cannot be a
+/// configuration). Anything else there, such as a symbolic link whose
+/// target is missing, is an error: looking further up would silently put
+/// another pipeline's file in its place.
+fn found(candidate: &Path) -> Result<bool, ConfigError> {
+    let unusable = |why: String| {
+        ConfigError::new(
+            Some(candidate),
+            None,
+            format!("cannot use this configuration: {why}"),
+        )
+        .note(
+            "fix it or remove it; deployer does not search further up while it is there, so \
+             that a file from another directory is not used in its place",
+        )
+    };
+    match std::fs::symlink_metadata(candidate) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(unusable(e.to_string())),
+        Ok(_) => {}
+    }
+    match std::fs::metadata(candidate) {
+        Ok(meta) if meta.is_file() => Ok(true),
+        Ok(meta) if meta.is_dir() => Ok(false),
+        Ok(_) => Err(unusable("it is not a regular file".to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(unusable(
+            "it is a symbolic link to something that does not exist".to_string(),
+        )),
+        Err(e) => Err(unusable(e.to_string())),
+    }
 }
 
 /// The file named by `--config` or `DEPLOYER_CONFIG`, which must exist.

@@ -99,6 +99,21 @@ pub enum HostError {
         /// The file holding the old key.
         known_hosts: PathBuf,
     },
+    /// The host offered a key that a known_hosts file marks `@revoked`.
+    #[error(
+        "host key for `{host}` is REVOKED: it offered {key_type} {fingerprint}, which {} marks `@revoked`",
+        known_hosts.display()
+    )]
+    HostKeyRevoked {
+        /// The host as written in deployer.ini.
+        host: String,
+        /// Key algorithm, e.g. `ssh-ed25519`.
+        key_type: String,
+        /// `SHA256:...` fingerprint of the offered key.
+        fingerprint: String,
+        /// The file revoking it.
+        known_hosts: PathBuf,
+    },
     /// No key was accepted.
     #[error("authentication failed for user `{user}` (tried: {})", tried.join(", "))]
     Auth {
@@ -138,8 +153,13 @@ pub enum HostError {
     /// The connection dropped while a command ran.
     #[error("connection lost while {}", remote(.0))]
     Disconnected(String),
-    /// A remote command exited non-zero where that is a failure.
-    #[error("`{command}` exited with status {status}")]
+    /// A remote command exited non-zero where that is a failure; what it
+    /// printed follows (one line, escaped and clipped).
+    #[error(
+        "`{command}` exited with status {status}{}{}",
+        if output.trim().is_empty() { "" } else { ": " },
+        remote(output.trim())
+    )]
     Command {
         /// A short name of the command.
         command: String,
@@ -240,6 +260,28 @@ mod tests {
         for (e, want) in cases {
             assert_eq!(e.to_string(), want);
         }
+    }
+
+    /// The host's own words are what explain a failed command: they are
+    /// shown, made safe.
+    #[test]
+    fn a_failed_command_shows_what_it_said() {
+        let e = HostError::Command {
+            command: "dpkg-query".into(),
+            status: 2,
+            output: "dpkg-query: error: parsing file '/var/lib/dpkg/status'\x1b[2J\n".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "`dpkg-query` exited with status 2: dpkg-query: error: parsing file \
+             '/var/lib/dpkg/status'\\x1b[2J"
+        );
+        let quiet = HostError::Command {
+            command: "dpkg-query".into(),
+            status: 2,
+            output: " \n".into(),
+        };
+        assert_eq!(quiet.to_string(), "`dpkg-query` exited with status 2");
     }
 
     #[test]

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::RemoteCommand;
 use crate::operator::{self, Operator};
+use crate::text;
 
 /// The directory of the history kept on each host: root-owned, mode 0755.
 pub const HOST_LOG_DIR: &str = "/var/log/deployer";
@@ -509,9 +510,11 @@ fn parse_lines(origin: &str, bytes: &[u8]) -> (Vec<Record>, Vec<String>) {
         }
         match serde_json::from_slice(line) {
             Ok(record) => records.push(record),
+            // serde quotes the offending value, which may be anything
             Err(e) => warnings.push(format!(
-                "{origin} line {}: skipped, not a history record: {e}",
-                i + 1
+                "{origin} line {}: skipped, not a history record: {}",
+                i + 1,
+                text::clip(&text::one_line(&e.to_string()), 300)
             )),
         }
     }
@@ -575,8 +578,14 @@ pub fn host_append_command() -> RemoteCommand {
 
 /// The command that prints [`HOST_LOG_FILE`] (nothing if it does not exist
 /// yet). It needs no root: the file is world-readable.
+///
+/// It fails, saying why on stderr, rather than print a log that root did
+/// not write or call a log absent that it cannot see: a directory or file
+/// that is a symbolic link, not owned by root or writable by others (any
+/// local user could have faked its records), or a directory that cannot be
+/// searched (a hardened `/var/log`), which would hide the file.
 pub fn host_read_command() -> RemoteCommand {
-    host_read(HOST_LOG_FILE)
+    host_read(HOST_LOG_DIR, 0)
 }
 
 /// The shell script of [`host_append_command`]; `$1` is the directory and
@@ -619,14 +628,41 @@ fn host_append(dir: &str, owner: u32) -> RemoteCommand {
         .named("history")
 }
 
-/// [`host_read_command`] for the log at `file`.
-fn host_read(file: &str) -> RemoteCommand {
+/// The shell script of [`host_read_command`]; `$1` is the directory and
+/// `$2` the uid that must own it and the file.
+const HOST_READ_SCRIPT: &str = r#"set -u
+dir=$1 owner=$2 file=$1/history.jsonl
+fail() { printf 'deployer history: %s\n' "$*" >&2; exit 1; }
+trusted() {
+    st=$(stat -c '%u %a' -- "$1") || fail "cannot stat $1"
+    set -- "$1" $st
+    [ "$2" = "$owner" ] && [ $(( 0$3 & 022 )) -eq 0 ] || fail "$1 is owned by uid $2 with mode $3; it must be owned by uid $owner and writable by nobody else"
+}
+if [ ! -e "$dir" ] && [ ! -L "$dir" ]; then
+    [ -d "${dir%/*}" ] && [ -x "${dir%/*}" ] || fail "cannot look into ${dir%/*}, so cannot tell whether $dir exists"
+    exit 0
+fi
+[ -L "$dir" ] && fail "$dir is a symbolic link"
+[ -d "$dir" ] || fail "$dir is not a directory"
+trusted "$dir"
+[ -x "$dir" ] || fail "cannot look into $dir, so cannot tell whether $file exists"
+[ -e "$file" ] || [ -L "$file" ] || exit 0
+[ -L "$file" ] && fail "$file is a symbolic link"
+[ -f "$file" ] || fail "$file is not a regular file"
+trusted "$file"
+exec cat -- "$file"
+"#;
+
+/// [`host_read_command`] without its fixed place: the log in `dir`, which
+/// must be owned by `owner` (root on a real host), as the file must.
+fn host_read(dir: &str, owner: u32) -> RemoteCommand {
     RemoteCommand::new("sh")
         .args([
             "-c",
-            r#"[ ! -e "$1" ] || exec cat -- "$1""#,
+            HOST_READ_SCRIPT,
             "deployer-history",
-            file,
+            dir,
+            &owner.to_string(),
         ])
         .named("history")
 }
@@ -635,11 +671,29 @@ fn host_read(file: &str) -> RemoteCommand {
 /// `host`, in file order, and a warning naming the host, the file and the
 /// line for each line that is not a record (such lines are skipped, as by
 /// [`read`]). Combine the hosts' lists and the local log with [`merge`].
-pub fn parse_host_log(host: &str, text: &str) -> (Vec<Record>, Vec<String>) {
-    parse_lines(
-        &format!("host `{host}`: `{HOST_LOG_DIR}/{HOST_LOG_NAME}`"),
-        text.as_bytes(),
-    )
+///
+/// `dropped` is how many bytes came before `text` ([`Output::stdout_dropped`]:
+/// only the tail of a long log is kept). Then the older records are not
+/// there, which a warning says, the first line (cut in the middle) is left
+/// out silently, and line numbers count from the first line kept.
+///
+/// [`Output::stdout_dropped`]: crate::transport::Output::stdout_dropped
+pub fn parse_host_log(host: &str, text: &str, dropped: u64) -> (Vec<Record>, Vec<String>) {
+    let origin = format!("host `{host}`: `{HOST_LOG_DIR}/{HOST_LOG_NAME}`");
+    if dropped == 0 {
+        return parse_lines(&origin, text.as_bytes());
+    }
+    let rest = text.split_once('\n').map_or("", |(_, rest)| rest);
+    let (records, mut warnings) = parse_lines(&format!("{origin} (its tail)"), rest.as_bytes());
+    warnings.insert(
+        0,
+        format!(
+            "{origin}: only its newest {} bytes were read, so its older records are not listed \
+             ({dropped} bytes before them were dropped)",
+            text.len()
+        ),
+    );
+    (records, warnings)
 }
 
 // ---------------------------------------------------------------------------
@@ -677,54 +731,58 @@ fn outcome_text(outcome: Outcome) -> &'static str {
 ///     prod-1  0.77~pr705-119 -> 0.81~pr748-191  changed
 ///     prod-2  0.77~pr705-119  failed: dpkg lock held
 /// ```
+///
+/// Every field is shown through [`text::one_line`]: a record may come from
+/// a host's log (`--hosts`), or carry a host's own words (an error in
+/// `message`), so none of it may drive the terminal or forge a line.
 pub fn render_text(records: &[&Record], out: &mut dyn Write) -> io::Result<()> {
     if records.is_empty() {
         return writeln!(out, "no matching history");
     }
+    let safe = |s: &str| text::one_line(s);
     for r in records {
+        let stage = safe(&r.stage);
         let subject = match (&r.package, &r.version) {
-            (Some(p), Some(v)) => format!("{p} {v} -> {}", r.stage),
-            (None, Some(v)) => format!("{v} -> {}", r.stage),
-            (Some(p), None) => format!("{p} on {}", r.stage),
-            (None, None) => r.stage.clone(),
+            (Some(p), Some(v)) => format!("{} {} -> {stage}", safe(p), safe(v)),
+            (None, Some(v)) => format!("{} -> {stage}", safe(v)),
+            (Some(p), None) => format!("{} on {stage}", safe(p)),
+            (None, None) => stage,
         };
         let forced = if r.forced { " (forced)" } else { "" };
         writeln!(
             out,
             "{}  {:<8}  {subject}  {}{forced}  {}  {}",
-            r.time,
-            r.action,
+            safe(&r.time),
+            safe(&r.action),
             outcome_text(r.outcome),
-            r.who(),
+            safe(&r.who()),
             format_duration(r.duration_ms)
         )?;
-        let width = r
-            .hosts
-            .iter()
-            .map(|h| h.host.chars().count())
-            .max()
-            .unwrap_or(0);
-        for h in &r.hosts {
-            let from = h.from.as_deref().unwrap_or("(none)");
+        let hosts: Vec<String> = r.hosts.iter().map(|h| safe(&h.host)).collect();
+        let width = hosts.iter().map(|h| h.chars().count()).max().unwrap_or(0);
+        for (h, name) in r.hosts.iter().zip(&hosts) {
+            let from = safe(h.from.as_deref().unwrap_or("(none)"));
             let versions = match (h.result, &h.to) {
-                (HostResult::Changed | HostResult::Planned, Some(to)) => format!("{from} -> {to}"),
-                _ => from.to_string(),
+                (HostResult::Changed | HostResult::Planned, Some(to)) => {
+                    format!("{from} -> {}", safe(to))
+                }
+                _ => from,
             };
-            write!(out, "    {:<width$}  {versions}  {}", h.host, h.result)?;
+            write!(out, "    {name:<width$}  {versions}  {}", h.result)?;
             match h
                 .message
                 .as_deref()
                 .and_then(|m| m.lines().find(|l| !l.trim().is_empty()))
             {
-                Some(first) => writeln!(out, ": {}", first.trim())?,
+                Some(first) => writeln!(out, ": {}", safe(first.trim()))?,
                 None => writeln!(out)?,
             }
         }
         if let Some(reason) = &r.reason {
             let mut lines = reason.lines();
-            writeln!(out, "    reason: {}", lines.next().unwrap_or(""))?;
+            writeln!(out, "    reason: {}", safe(lines.next().unwrap_or("")))?;
             for more in lines {
-                writeln!(out, "            {more}")?;
+                writeln!(out, "            {}", safe(more))?;
             }
         }
     }
@@ -790,15 +848,6 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = year_of_era + era * 400 + u64::from(month <= 2);
     (year, month, day)
-}
-
-/// Who is deploying from where: `(user, machine)` of [`Operator::current`].
-///
-/// Kept for callers written before [`Operator`]; new code uses
-/// [`Operator::current`] (or [`Attempt::operator`]) directly.
-pub fn local_identity() -> (String, String) {
-    let op = Operator::current();
-    (op.user, op.machine)
 }
 
 #[cfg(test)]
@@ -1151,6 +1200,49 @@ mod tests {
         insta::assert_snapshot!(text(&select(&records, None, None)));
     }
 
+    /// A host's log is read by `history --hosts`, and records carry host
+    /// words: nothing in them may reach the terminal raw, nor start a line
+    /// that looks like another record.
+    #[test]
+    fn text_listing_escapes_what_records_carry() {
+        let mut r = record(
+            "2026-11-21T07:30:05Z\x1b[2J",
+            "deploy\x1b]0;pwned\x07",
+            Some("fastpath\u{202e}"),
+            "prod\r",
+            Outcome::Failed,
+        );
+        r.user = "eve\x1b[31m".to_string();
+        r.machine = "box\nerror: forged".to_string();
+        r.version = Some("1.0\u{9b}".to_string());
+        r.reason = Some("first\x1b[1A\nsecond\x07".to_string());
+        r.hosts = vec![host(
+            "prod-1\x1b[K",
+            Some("0.9\x08"),
+            Some("1.0\x1b"),
+            HostResult::Changed,
+            Some("E: broken \x1b]8;;http://evil\x07link"),
+        )];
+        let shown = text(&[&r]);
+        for bad in ['\x1b', '\x07', '\x08', '\r', '\u{9b}', '\u{202e}'] {
+            assert!(
+                !shown.contains(bad),
+                "{bad:?} reached the terminal: {shown:?}"
+            );
+        }
+        assert!(
+            shown.contains("eve\\x1b[31m@box\\nerror: forged"),
+            "{shown}"
+        );
+        assert!(shown.contains("    reason: first\\x1b[1A\n"), "{shown}");
+        assert!(
+            shown.contains("E: broken \\x1b]8;;http://evil\\x07link"),
+            "{shown}"
+        );
+        // one header line, one host line, two reason lines
+        assert_eq!(shown.lines().count(), 4, "{shown}");
+    }
+
     #[test]
     fn text_listing_when_nothing_matches() {
         assert_eq!(text(&[]), "no matching history\n");
@@ -1211,13 +1303,6 @@ mod tests {
         let now = now_rfc3339();
         assert_eq!(now.len(), 20, "{now}");
         assert!(now.starts_with("20") && now.ends_with('Z'), "{now}");
-    }
-
-    #[test]
-    fn local_identity_is_never_empty() {
-        let (user, machine) = local_identity();
-        let op = Operator::current();
-        assert_eq!((user, machine), (op.user, op.machine));
     }
 
     fn operator() -> Operator {
@@ -1503,16 +1588,26 @@ mod tests {
         fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
     }
 
-    fn read_host(dir: &Path) -> String {
+    /// Run the host read of the log in `dir`, which `owner` must own:
+    /// (status, stdout, stderr).
+    fn try_read_host(dir: &Path, owner: u32) -> (i32, String, String) {
         use std::process::Command;
-        let file = dir.join(HOST_LOG_NAME);
         let out = Command::new("sh")
             .arg("-c")
-            .arg(host_read(file.to_str().unwrap()).to_string())
+            .arg(host_read(dir.to_str().unwrap(), owner).to_string())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stdout).unwrap()
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    }
+
+    fn read_host(dir: &Path) -> String {
+        let (status, stdout, stderr) = try_read_host(dir, me());
+        assert_eq!(status, 0, "{stderr}");
+        stdout
     }
 
     #[test]
@@ -1532,7 +1627,7 @@ mod tests {
         assert!(read.as_str().starts_with("sh -c "), "{read}");
         assert!(
             read.as_str()
-                .ends_with(" deployer-history /var/log/deployer/history.jsonl"),
+                .ends_with(" deployer-history /var/log/deployer 0"),
             "{read}"
         );
         assert_eq!(format!("{HOST_LOG_DIR}/{HOST_LOG_NAME}"), HOST_LOG_FILE);
@@ -1552,7 +1647,7 @@ mod tests {
         assert_eq!(mode(&dir.join(HOST_LOG_NAME)), 0o644);
         let text = read_host(&dir);
         assert_eq!(text.lines().count(), 2);
-        let (back, warnings) = parse_host_log("prod-1", &text);
+        let (back, warnings) = parse_host_log("prod-1", &text, 0);
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(back, records[..2]);
     }
@@ -1574,7 +1669,7 @@ mod tests {
         let line = to_line(&records[1]);
         let (status, stderr) = sh(&command, line.trim_end());
         assert_eq!(status, 0, "{stderr}");
-        let (back, warnings) = parse_host_log("prod-1", &read_host(&dir));
+        let (back, warnings) = parse_host_log("prod-1", &read_host(&dir), 0);
         assert_eq!(back, records[..2]);
         assert_eq!(warnings.len(), 1);
         assert!(
@@ -1601,7 +1696,7 @@ mod tests {
                 });
             }
         });
-        let (back, warnings) = parse_host_log("h", &read_host(&dir));
+        let (back, warnings) = parse_host_log("h", &read_host(&dir), 0);
         assert!(warnings.is_empty(), "{}", warnings.len());
         assert_eq!(back.len(), 6);
         assert!(back.iter().all(|r| *r == big));
@@ -1678,10 +1773,135 @@ mod tests {
         }
     }
 
+    /// A log that root did not write, or that cannot be seen, is an
+    /// error: never someone else's records, never "no history".
+    #[test]
+    fn host_read_refuses_a_log_it_cannot_trust_or_see() {
+        let append = |d: &Path| {
+            let line = to_line(&sample()[0]);
+            let (status, stderr) = sh(&host_append(d.to_str().unwrap(), me()), &line);
+            assert_eq!(status, 0, "{stderr}");
+        };
+        type Setup = Box<dyn Fn(&Path)>;
+        let chmod = |p: &Path, m: u32| {
+            fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(m)).unwrap()
+        };
+        // (what is wrong, set-up of the log's directory, owner required, stderr says)
+        let cases: [(&str, Setup, bool, &str); 6] = [
+            (
+                "a log in someone else's directory",
+                Box::new(append),
+                false,
+                "must be owned by uid 4242",
+            ),
+            (
+                "a group-writable directory",
+                Box::new(move |d| {
+                    append(d);
+                    chmod(d, 0o775);
+                }),
+                true,
+                "writable by nobody else",
+            ),
+            (
+                "a world-writable log",
+                Box::new(move |d| {
+                    append(d);
+                    chmod(&d.join(HOST_LOG_NAME), 0o666);
+                }),
+                true,
+                "writable by nobody else",
+            ),
+            (
+                "a symbolic link as the log",
+                Box::new(|d| {
+                    fs::create_dir(d).unwrap();
+                    std::os::unix::fs::symlink("/etc/passwd", d.join(HOST_LOG_NAME)).unwrap();
+                }),
+                true,
+                "is a symbolic link",
+            ),
+            (
+                "a symbolic link as the directory",
+                Box::new(|d| std::os::unix::fs::symlink("/tmp", d).unwrap()),
+                true,
+                "is a symbolic link",
+            ),
+            (
+                "a parent that cannot be looked into",
+                Box::new(|d| {
+                    fs::write(d.parent().unwrap(), "").unwrap();
+                }),
+                true,
+                "cannot look into",
+            ),
+        ];
+        for (what, setup, owned, says) in cases {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = if what.contains("parent") {
+                tmp.path().join("log/deployer")
+            } else {
+                tmp.path().join("deployer")
+            };
+            setup(&dir);
+            let owner = if owned { me() } else { 4242 };
+            let (status, stdout, stderr) = try_read_host(&dir, owner);
+            assert_ne!(status, 0, "{what}: read as a history: {stdout:?}");
+            assert_eq!(stdout, "", "{what}");
+            assert!(stderr.starts_with("deployer history: "), "{what}: {stderr}");
+            assert!(stderr.contains(says), "{what}: {stderr}");
+        }
+    }
+
+    /// serde's message quotes the bad value, which a host chose.
+    #[test]
+    fn a_skipped_line_is_named_without_its_control_characters() {
+        let mut line = serde_json::to_value(&sample()[0]).unwrap();
+        line["outcome"] = serde_json::Value::String("\x1b]0;pwned\x07".into());
+        let text = format!("{line}\n");
+        let (records, warnings) = parse_host_log("prod-1", &text, 0);
+        assert!(records.is_empty());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(!warnings[0].contains('\x1b'), "{warnings:?}");
+        assert!(warnings[0].contains("\\x1b]0;pwned\\x07"), "{warnings:?}");
+    }
+
+    /// Only the tail of a long host log is kept: the older records are
+    /// said to be missing, and the line cut in two is no "torn line".
+    #[test]
+    fn a_host_log_read_in_part_says_so() {
+        let records = sample();
+        let whole: String = records.iter().map(to_line).collect();
+        let cut = whole.len() - to_line(&records[3]).len() - to_line(&records[2]).len() - 10;
+        let (back, warnings) = parse_host_log("prod-1", &whole[cut..], cut as u64);
+        assert_eq!(back, records[2..]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0]
+                .starts_with("host `prod-1`: `/var/log/deployer/history.jsonl`: only its newest ")
+                && warnings[0].ends_with(&format!("({cut} bytes before them were dropped)")),
+            "{warnings:?}"
+        );
+        // a torn line further on is still named, counted from the tail
+        let text = format!("{}\n{{\"torn", &whole[cut..]);
+        let (_, warnings) = parse_host_log("prod-1", &text, cut as u64);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[1].starts_with(
+                "host `prod-1`: `/var/log/deployer/history.jsonl` (its tail) line 4: skipped"
+            ),
+            "{warnings:?}"
+        );
+    }
+
     #[test]
     fn host_read_of_a_host_without_history_is_empty() {
         let tmp = tempfile::tempdir().unwrap();
-        assert_eq!(read_host(tmp.path()), "");
-        assert_eq!(parse_host_log("h", ""), (Vec::new(), Vec::new()));
+        assert_eq!(read_host(&tmp.path().join("deployer")), "");
+        let dir = tmp.path().join("deployer");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        assert_eq!(read_host(&dir), "");
+        assert_eq!(parse_host_log("h", "", 0), (Vec::new(), Vec::new()));
     }
 }

@@ -80,7 +80,10 @@ pub struct Column {
     pub hosts: usize,
     /// Hosts that did not answer.
     pub down: usize,
-    /// The freeze record, when a host of the stage carries one.
+    /// The freeze record, when a host of the stage carries one: one set
+    /// for this stage if there is one, else any other (set under another
+    /// stage's name, or unreadable). A deploy refuses every host that
+    /// carries a record, whatever stage it names, so the view says so too.
     pub freeze: Option<crate::freeze::Freeze>,
 }
 
@@ -213,11 +216,15 @@ pub fn build(
                 .iter()
                 .filter(|r| &r.stage == name && r.result.is_err())
                 .count();
-            let freeze = answered(name)
+            let records: Vec<&crate::freeze::Freeze> = answered(name)
                 .iter()
                 .flat_map(|(_, s)| &s.freezes)
+                .collect();
+            let freeze = records
+                .iter()
                 .find(|f| f.applies_to(name))
-                .cloned();
+                .or_else(|| records.first())
+                .map(|f| (*f).clone());
             Column {
                 name: name.clone(),
                 hosts: *hosts,
@@ -400,6 +407,42 @@ pub(crate) mod tests {
 
     pub(crate) fn stages(list: &[(&str, usize)]) -> Vec<(String, usize)> {
         list.iter().map(|(n, c)| (n.to_string(), *c)).collect()
+    }
+
+    /// A deploy refuses any host carrying a freeze record, whatever stage
+    /// it was set under (a renamed stage, a host shared by two): the status
+    /// view, which cron jobs watch, must not call that stage unfrozen.
+    #[test]
+    fn a_freeze_under_another_stage_name_still_freezes_the_column() {
+        let freeze = |stage: &str| crate::freeze::Freeze {
+            stage: stage.into(),
+            by: "bob@desk".into(),
+            since: "2026-11-21T07:30:05Z".into(),
+            reason: "incident".into(),
+        };
+        let mut p1 = host("prod", "p1", &[("fastpath", "1.0-1")]);
+        let mut p2 = host("prod", "p2", &[("fastpath", "1.0-1")]);
+        if let Ok(s) = &mut p1.result {
+            s.freezes.push(freeze("production"));
+        }
+        let m = build(
+            &pk(&["fastpath"]),
+            &stages(&[("test", 1), ("prod", 2)]),
+            &[
+                host("test", "t1", &[("fastpath", "1.0-1")]),
+                p1.clone(),
+                p2.clone(),
+            ],
+        );
+        assert!(m.columns[0].freeze.is_none());
+        assert_eq!(m.columns[1].freeze, Some(freeze("production")));
+        assert_eq!(m.summary().frozen, 1);
+        // a record for the stage itself is the one shown
+        if let Ok(s) = &mut p2.result {
+            s.freezes.push(freeze("prod"));
+        }
+        let m = build(&pk(&["fastpath"]), &stages(&[("prod", 2)]), &[p1, p2]);
+        assert_eq!(m.columns[0].freeze, Some(freeze("prod")));
     }
 
     fn markers(m: &Matrix) -> Vec<Vec<Marker>> {

@@ -334,15 +334,20 @@ impl Refusal {
                     "apt cannot install `{package}` as planned on {} host(s) of `{stage}` (`apt-get -s` failed)",
                     hosts.len()
                 ),
-                hosts.iter().map(|(h, why)| format!("{h}: {why}")).collect(),
+                hosts
+                    .iter()
+                    .map(|(h, why)| format!("{h}: {}", host_words(why)))
+                    .collect(),
             ),
             Refusal::SideEffects { hosts } => {
                 let mut notes: Vec<String> = hosts
                     .iter()
                     .map(|(h, effects)| {
                         let what: Vec<String> = effects.iter().map(ToString::to_string).collect();
-                        let lines: Vec<String> =
-                            effects.iter().map(|e| format!("    | {}", e.line)).collect();
+                        let lines: Vec<String> = effects
+                            .iter()
+                            .map(|e| format!("    | {}", host_words(&e.line)))
+                            .collect();
                         format!("{h}: {}\n{}", what.join("; "), lines.join("\n"))
                     })
                     .collect();
@@ -595,6 +600,12 @@ pub fn make(input: &Input) -> Result<Plan, Refusal> {
     })
 }
 
+/// Text a host printed (apt's lines, its errors), as the plan and the
+/// refusals show it: one line, control characters escaped, clipped.
+fn host_words(s: &str) -> String {
+    crate::text::clip(&crate::text::one_line(s), crate::error::REMOTE_TEXT_MAX)
+}
+
 /// The first host alone (a canary), then `size` hosts at a time.
 pub fn batches(count: usize, size: usize) -> Vec<Vec<usize>> {
     if count == 0 {
@@ -709,7 +720,7 @@ impl Plan {
                 if let Some((command, apt)) = details.get(i) {
                     let _ = writeln!(s, "      runs: {command}");
                     for line in apt {
-                        let _ = writeln!(s, "      apt:  {line}");
+                        let _ = writeln!(s, "      apt:  {}", host_words(line));
                     }
                 }
                 match step.hold {
@@ -1252,6 +1263,48 @@ mod tests {
                 "p1: apt cannot satisfy the package's dependencies on this host: \
               fastpath : Depends: libfastpath (= 1.0-1) but 2.0-1 is to be installed"
             ]
+        );
+    }
+
+    /// apt's words come from the host (a mirror names its releases): in a
+    /// refusal or a plan, nothing of them may drive the terminal.
+    #[test]
+    fn apt_words_in_refusals_and_plans_cannot_drive_the_terminal() {
+        let evil = "Inst libfastpath [1.0-1] (2.0-1 \x1b]0;pwned\x07 [all])\n\
+                    Inst fastpath [0.77~pr705-119] (0.81~pr748-191 x [all])\n";
+        let facts_with = |sim: Option<Result<Simulation, String>>| {
+            with(facts("p1", installed("0.77~pr705-119"), "", &BOTH), |f| {
+                f.simulation = sim
+            })
+        };
+        let failed = input(
+            vec![facts_with(Some(Err("E: no\x1b[2J\nerror: forged".into())))],
+            Wanted::Exact(v("0.81~pr748-191")),
+        );
+        let effects = input(
+            vec![facts_with(Some(apt::parse_simulation(evil)))],
+            Wanted::Exact(v("0.81~pr748-191")),
+        );
+        for i in [failed, effects] {
+            let (msg, notes) = make(&i).unwrap_err().explain(&fastpath(), "prod");
+            let shown = format!("{msg}\n{}", notes.join("\n"));
+            assert!(
+                !shown.contains('\x1b') && !shown.contains('\x07'),
+                "{shown:?}"
+            );
+            assert!(!shown.contains("\nerror: forged"), "{shown:?}");
+        }
+        let mut allowed = input(
+            vec![facts_with(Some(apt::parse_simulation(evil)))],
+            Wanted::Exact(v("0.81~pr748-191")),
+        );
+        allowed.allow_dependency_changes = true;
+        let plan = make(&allowed).unwrap();
+        let shown = plan.describe(&[("cmd".into(), vec![evil.lines().next().unwrap().into()])]);
+        assert!(!shown.contains('\x1b'), "{shown:?}");
+        assert!(
+            shown.contains("apt:  Inst libfastpath [1.0-1] (2.0-1 \\x1b]0;pwned\\x07 [all])"),
+            "{shown}"
         );
     }
 

@@ -196,7 +196,16 @@ pub fn text(m: &Matrix, color: Color, out: &mut dyn Write) -> io::Result<()> {
         )?;
         for c in frozen {
             if let Some(f) = &c.freeze {
-                writeln!(out, "  {}: {}", c.name, f.describe())?;
+                // a record set under another stage's name freezes too
+                let under = if f.applies_to(&c.name) {
+                    String::new()
+                } else {
+                    format!(
+                        " (a record for stage `{}`)",
+                        crate::text::one_line(&f.stage)
+                    )
+                };
+                writeln!(out, "  {}: {}{under}", c.name, f.describe())?;
             }
         }
     }
@@ -547,6 +556,25 @@ mod tests {
             );
             assert!(out.contains("refused\\x1b[2J\\nerror: fake line"), "{out}");
         }
+    }
+
+    #[test]
+    fn a_freeze_for_another_stage_names_it() {
+        let (mut m, _) = sample();
+        m.columns[2].freeze = Some(crate::freeze::Freeze {
+            stage: "production".into(),
+            by: "bob@desk".into(),
+            since: "now".into(),
+            reason: "renamed".into(),
+        });
+        let out = render(&m, Color::Never);
+        assert!(out.contains("prod [frozen]"), "{out}");
+        assert!(
+            out.contains(
+                "  prod: frozen by bob@desk since now: renamed (a record for stage `production`)"
+            ),
+            "{out}"
+        );
     }
 
     #[test]

@@ -209,11 +209,22 @@ fn parse_line(line: &str) -> Result<(PackageName, PackageState, bool), String> {
 
 /// Read the output of [`query_command`]. Packages dpkg does not know are
 /// [`PackageState::NotInstalled`]; that is not an error.
+///
+/// An answer that is not whole is an error, never a host without freezes:
+/// output cut by the transport's limit, or without its freeze section.
 pub fn parse(packages: &[PackageName], output: &Output) -> Result<HostStatus, HostError> {
     let protocol = |message: String| HostError::Protocol {
         command: "dpkg-query".to_string(),
         message,
     };
+    if output.stdout_dropped > 0 {
+        return Err(protocol(format!(
+            "the answer is longer than deployer keeps ({} bytes dropped), so its freeze records \
+             cannot be trusted; look for large files in `{}`",
+            output.stdout_dropped,
+            freeze::DIR
+        )));
+    }
     let mut status = HostStatus::default();
     let mut exit = None;
     let mut lines = output.stdout.lines();
@@ -268,28 +279,35 @@ pub fn parse(packages: &[PackageName], output: &Output) -> Result<HostStatus, Ho
             })
         }
     }
-    if lines.next() == Some(FREEZE_MARK) {
-        let mut current: Option<(String, Vec<&str>)> = None;
-        let finish = |entry: Option<(String, Vec<&str>)>, out: &mut Vec<Freeze>| {
-            if let Some((stage, text)) = entry {
-                let mut f = Freeze::from_text(&text.join("\n"));
-                f.stage = stage;
-                out.push(f);
-            }
-        };
-        for line in lines {
-            if let Some(path) = line.strip_prefix(UNREADABLE_MARK) {
-                finish(current.take(), &mut status.freezes);
-                status.freezes.push(Freeze::unreadable(path));
-            } else if let Some(stage) = line.strip_prefix(FILE_MARK) {
-                finish(current.take(), &mut status.freezes);
-                current = Some((stage.to_string(), Vec::new()));
-            } else if let Some((_, text)) = current.as_mut() {
-                text.push(line);
-            }
+    match lines.next() {
+        Some(FREEZE_MARK) => {}
+        other => {
+            return Err(protocol(format!(
+                "expected `{FREEZE_MARK}` after dpkg's answer, found {}",
+                other.map_or("the end of the output".to_string(), |l| format!("`{l}`"))
+            )))
         }
-        finish(current.take(), &mut status.freezes);
     }
+    let mut current: Option<(String, Vec<&str>)> = None;
+    let finish = |entry: Option<(String, Vec<&str>)>, out: &mut Vec<Freeze>| {
+        if let Some((stage, text)) = entry {
+            let mut f = Freeze::from_text(&text.join("\n"));
+            f.stage = stage;
+            out.push(f);
+        }
+    };
+    for line in lines {
+        if let Some(path) = line.strip_prefix(UNREADABLE_MARK) {
+            finish(current.take(), &mut status.freezes);
+            status.freezes.push(Freeze::unreadable(path));
+        } else if let Some(stage) = line.strip_prefix(FILE_MARK) {
+            finish(current.take(), &mut status.freezes);
+            current = Some((stage.to_string(), Vec::new()));
+        } else if let Some((_, text)) = current.as_mut() {
+            text.push(line);
+        }
+    }
+    finish(current.take(), &mut status.freezes);
     for p in packages {
         status
             .packages
@@ -480,7 +498,10 @@ libc6:amd64\t2.36-9+deb12u4\tii \n\
             ..Output::default()
         };
         let e = parse(&pk, &o).unwrap_err();
-        assert!(e.to_string().contains("status 2"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "`dpkg-query` exited with status 2: dpkg-query: error: database is locked"
+        );
         let missing = Output {
             status: 127,
             stdout: String::new(),
@@ -491,6 +512,27 @@ libc6:amd64\t2.36-9+deb12u4\tii \n\
             .unwrap_err()
             .to_string()
             .contains("127"));
+    }
+
+    /// Freezes must hold: an answer whose freeze section is missing or
+    /// cut off is no answer, not a host without freezes.
+    #[test]
+    fn an_answer_that_is_not_whole_is_not_an_unfrozen_host() {
+        let pk = names(&["fastpath"]);
+        for text in [
+            "fastpath\t1.0-1\tii \n#dpkg-query-exit 0\n",
+            "fastpath\t1.0-1\tii \n#dpkg-query-exit 0\nsomething else\n#file prod\nx\n",
+        ] {
+            let e = parse(&pk, &out(text)).unwrap_err();
+            assert!(matches!(e, HostError::Protocol { .. }), "{text:?}: {e}");
+            assert!(e.to_string().contains("expected `#freeze`"), "{e}");
+        }
+        let cut = Output {
+            stdout_dropped: 12,
+            ..out("#dpkg-query-exit 1\n#freeze\n")
+        };
+        let e = parse(&pk, &cut).unwrap_err();
+        assert!(e.to_string().contains("12 bytes dropped"), "{e}");
     }
 
     #[test]

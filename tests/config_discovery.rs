@@ -134,6 +134,37 @@ fn a_directory_named_deployer_ini_is_skipped() {
     assert_eq!(locate(None, None, &tree.path("project/sub")).unwrap(), file);
 }
 
+/// A `deployer.ini` that is there but cannot be used (a link whose
+/// target is gone, a named pipe) stops the search with an error: taking
+/// the next file up would run another pipeline's configuration.
+#[test]
+fn an_unusable_deployer_ini_stops_the_search() {
+    let tree = Tree::new();
+    tree.file("project/deployer.ini");
+    let sub = tree.dir("project/sub");
+    symlink(tree.path("gone/deployer.ini"), sub.join("deployer.ini")).unwrap();
+    let e = not_found(None, None, &sub);
+    assert_eq!(e.path.as_deref(), Some(sub.join("deployer.ini").as_path()));
+    assert!(
+        e.message
+            .contains("a symbolic link to something that does not exist"),
+        "{e}"
+    );
+    assert!(e.note.unwrap().contains("does not search further up"));
+
+    let other = tree.dir("project/other");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        other.join(".deployer.ini"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    let e = not_found(None, None, &other);
+    assert!(e.message.contains("it is not a regular file"), "{e}");
+}
+
 #[test]
 fn explicit_beats_env_beats_walk() {
     let tree = Tree::new();

@@ -9,11 +9,11 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::testbed::Testbed;
+use common::testbed::{poll, Testbed};
 use deployer::command::RemoteCommand;
 use deployer::error::HostError;
 use deployer::ssh_config::SshConfigFile;
-use deployer::transport::{self, Connection, Exec, LocalContext, END_GRACE};
+use deployer::transport::{self, Connection, Exec, LocalContext, Target, END_GRACE};
 
 /// A testbed of `hosts` hosts in stage `test`, with its `deployer.ini`.
 fn testbed(hosts: usize) -> Option<Testbed> {
@@ -22,9 +22,9 @@ fn testbed(hosts: usize) -> Option<Testbed> {
     Some(tb)
 }
 
-/// An SSH connection to `host`, made as deployer makes it: from the
-/// testbed's `deployer.ini` and `~/.ssh/config`.
-fn connect(tb: &Testbed, host: &str) -> Box<dyn Connection> {
+/// How deployer reaches `host`: from the testbed's `deployer.ini` and
+/// `~/.ssh/config`.
+fn target(tb: &Testbed, host: &str) -> Target {
     let config = deployer::config::load(&tb.dir().join("deployer.ini")).expect("deployer.ini");
     let ssh = SshConfigFile::load(&tb.home().join(".ssh/config"), tb.home()).expect("ssh config");
     let local = LocalContext {
@@ -32,11 +32,15 @@ fn connect(tb: &Testbed, host: &str) -> Box<dyn Connection> {
         user: "deployer".to_string(),
         accept_new: false,
     };
-    let target = transport::resolve_targets(&config, &ssh, &local)
+    transport::resolve_targets(&config, &ssh, &local)
         .into_iter()
         .find(|t| t.host == host)
-        .unwrap_or_else(|| panic!("no target {host}"));
-    transport::connect(&target).unwrap_or_else(|e| panic!("connect to {host}: {e}"))
+        .unwrap_or_else(|| panic!("no target {host}"))
+}
+
+/// An SSH connection to `host`, made as deployer makes it.
+fn connect(tb: &Testbed, host: &str) -> Box<dyn Connection> {
+    transport::connect(&target(tb, host)).unwrap_or_else(|e| panic!("connect to {host}: {e}"))
 }
 
 fn exec(
@@ -45,20 +49,6 @@ fn exec(
     timeout: Duration,
 ) -> Result<transport::Output, HostError> {
     conn.exec(Exec::new(command, timeout))
-}
-
-/// Poll `check` every 50 ms until it holds or `within` has passed.
-fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// How many processes of `host` have `needle` in their command line.
@@ -90,7 +80,7 @@ fn a_timed_out_command_is_ended_on_the_host_and_the_connection_stays() {
     // they are really running before the timeout
     let watcher = std::thread::scope(|s| {
         let seen = s.spawn(|| {
-            eventually(Duration::from_secs(3), || {
+            poll(Duration::from_secs(3), || {
                 processes(&tb, "test-1", "sleep 300") >= 3
             })
         });
@@ -118,7 +108,7 @@ fn a_timed_out_command_is_ended_on_the_host_and_the_connection_stays() {
         "the process group line is not the command's"
     );
     assert!(
-        eventually(Duration::from_secs(2), || processes(
+        poll(Duration::from_secs(2), || processes(
             &tb,
             "test-1",
             "sleep 300"
@@ -231,10 +221,61 @@ fn a_held_command_is_kept_fed_while_others_run() {
     assert!(!text.contains("gone"), "the held command gave up: {text:?}");
     conn.release();
     assert!(
-        eventually(Duration::from_secs(3), || read().contains("gone")),
+        poll(Duration::from_secs(3), || read().contains("gone")),
         "the held command did not end on release: {:?}",
         read()
     );
+    assert!(conn.is_open());
+}
+
+/// A host key marked `@revoked` in known_hosts is refused, although
+/// another line lists it as the host's key (OpenSSH's rule; libssh2 alone
+/// skips `@revoked` lines and would accept it).
+#[test]
+fn a_revoked_host_key_is_refused() {
+    let Some(tb) = testbed(1) else {
+        return;
+    };
+    drop(connect(&tb, "test-1"));
+    let address = &tb.host("test-1").address;
+    let known = tb.home().join(".ssh/known_hosts");
+    let text = std::fs::read_to_string(&known).unwrap();
+    let revoked: String = text
+        .lines()
+        .filter(|l| l.split_whitespace().next() == Some(address.as_str()))
+        .map(|l| format!("@revoked * {}\n", l.split_once(' ').unwrap().1))
+        .collect();
+    assert!(!revoked.is_empty(), "no key of {address} in {text}");
+    std::fs::write(&known, format!("{text}{revoked}")).unwrap();
+
+    match transport::connect(&target(&tb, "test-1")) {
+        Err(e @ HostError::HostKeyRevoked { .. }) => {
+            assert!(e.to_string().contains("is REVOKED"), "{e}");
+        }
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("a revoked host key was accepted"),
+    }
+}
+
+/// The first line of a held command is its answer (a lock holder): a host
+/// that sends megabytes without a newline does not make deployer keep
+/// them, and the line after it is still the command's.
+#[test]
+fn a_held_commands_first_line_is_bounded() {
+    let Some(tb) = testbed(1) else {
+        return;
+    };
+    let mut conn = connect(&tb, "test-1");
+    let flood = RemoteCommand::trusted(
+        "head -c 1000000 /dev/zero | tr '\\0' x; echo; echo next; cat >/dev/null",
+        "flood",
+    );
+    let line = conn
+        .hold_with(&flood, Duration::from_secs(60), Duration::from_secs(1))
+        .expect("held");
+    assert_eq!(line.len(), 64 * 1024, "kept {} bytes", line.len());
+    assert!(line.bytes().all(|b| b == b'x'));
+    conn.release();
     assert!(conn.is_open());
 }
 

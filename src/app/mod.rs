@@ -234,13 +234,15 @@ fn show_history(
             for (host, answer) in answers {
                 match answer {
                     Ok(out) if out.success() => {
-                        let (records, warnings) = history::parse_host_log(&host, &out.stdout);
+                        let (records, warnings) =
+                            history::parse_host_log(&host, &out.stdout, out.stdout_dropped);
                         for w in &warnings {
                             warn(w);
                         }
                         lists.push(records);
                     }
                     Ok(out) => {
+                        // the host's words: one line, escaped, clipped
                         let why = crate::text::clip(
                             &crate::text::one_line(out.stderr.trim()),
                             crate::error::REMOTE_TEXT_MAX,

@@ -41,8 +41,7 @@ impl LocalConnection {
 }
 
 fn shell(command: &RemoteCommand) -> Command {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = rustix::process::geteuid().is_root();
     let script = if root {
         format!("sudo() {{ [ \"$1\" = -n ] && shift; \"$@\"; }}; {command}")
     } else {
@@ -261,12 +260,14 @@ impl Drop for LocalConnection {
 mod tests {
     use super::*;
 
-    /// Peak resident memory of this process so far, in KiB.
+    /// Peak resident memory of this process so far, in KiB (`VmHWM`).
     fn max_rss_kib() -> i64 {
-        // SAFETY: getrusage fills the struct it is given.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-        usage.ru_maxrss
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/self/status")
     }
 
     /// A host that prints hundreds of megabytes must not make deployer

@@ -63,6 +63,10 @@ enum Stop {
     Failed(String),
 }
 
+/// How much of a held command's first line is kept: its answer (a lock's
+/// holder) is a few KiB at most, and a host must not fill memory with it.
+const HOLD_LINE_MAX: usize = 64 * 1024;
+
 /// The first line every command prints on stderr: the process group the
 /// host's sshd made for it (sshd starts each command in a new session, so
 /// the login shell's PID is its process group), so that a command that
@@ -193,6 +197,17 @@ pub fn known_key_types(text: &str, name: &str) -> Vec<String> {
     types
 }
 
+/// The name and port under which known_hosts lists `target`'s key, as
+/// OpenSSH looks it up: a `HostKeyAlias` alone, with no port appended
+/// whatever port is used (that is how OpenSSH records it), else the host
+/// name on its port.
+fn known_hosts_entry(target: &SshTarget) -> (&str, u16) {
+    match &target.host_key_alias {
+        Some(alias) => (alias, 22),
+        None => (&target.host_name, target.port),
+    }
+}
+
 /// The known_hosts name for a host on a port, as OpenSSH writes it.
 fn known_hosts_name(host: &str, port: u16) -> String {
     if port == 22 {
@@ -226,11 +241,8 @@ impl SshConnection {
         let left = deadline.saturating_duration_since(Instant::now());
         session.set_timeout(u32::try_from(left.as_millis()).unwrap_or(u32::MAX).max(1));
 
-        let lookup = target
-            .host_key_alias
-            .clone()
-            .unwrap_or_else(|| target.host_name.clone());
-        let lookup_name = known_hosts_name(&lookup, target.port);
+        let (lookup, lookup_port) = known_hosts_entry(target);
+        let lookup_name = known_hosts_name(lookup, lookup_port);
         let known_texts = read_known_hosts(target)?;
         let types: Vec<String> = known_texts
             .iter()
@@ -243,7 +255,7 @@ impl SshConnection {
         session
             .handshake()
             .map_err(|e| ssh_err("waiting for the SSH handshake", &e, limit))?;
-        check_host_key(&session, target, &lookup, &known_texts)?;
+        check_host_key(&session, target, (lookup, lookup_port), &known_texts)?;
         authenticate(&session, target, deadline)?;
         session.set_timeout(0);
         session.set_blocking(false);
@@ -493,18 +505,8 @@ impl SshConnection {
             Ok(status) => status,
             Err(Stop::Failed(why)) => return Err(lost(why)),
             Err(Stop::Expired) => {
-                return Err(
-                    match self.end(&mut channel, filter.pgid, deadline + END_GRACE) {
-                        Ok(()) => HostError::Timeout {
-                            phase,
-                            after: limit,
-                        },
-                        Err(why) => lost(format!(
-                            "it ran past its {}s, then {why}",
-                            limit.as_secs_f32()
-                        )),
-                    },
-                )
+                let ended = self.end(&mut channel, filter.pgid, deadline + END_GRACE);
+                return Err(overran(ended, phase, limit, "ran past its"));
             }
         };
         let (stdout, stdout_dropped) = out.0.finish();
@@ -549,13 +551,16 @@ impl SshConnection {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(e) => break Err(Stop::Failed(e.to_string())),
             }
-            // one byte at a time: what follows the line is the command's
+            // one byte at a time: what follows the line is the command's;
+            // a line longer than the limit keeps only its start
             match channel.read(&mut buf[..1]) {
                 Ok(0) => {}
                 Ok(_) if buf[0] == b'\n' => break Ok(()),
                 Ok(_) => {
                     progressed = true;
-                    line.push(buf[0]);
+                    if line.len() < HOLD_LINE_MAX {
+                        line.push(buf[0]);
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(e) => break Err(Stop::Failed(e.to_string())),
@@ -573,18 +578,8 @@ impl SshConnection {
             Ok(()) => {}
             Err(Stop::Failed(why)) => return Err(lost(why)),
             Err(Stop::Expired) => {
-                return Err(
-                    match self.end(&mut channel, filter.pgid, deadline + END_GRACE) {
-                        Ok(()) => HostError::Timeout {
-                            phase,
-                            after: timeout,
-                        },
-                        Err(why) => lost(format!(
-                            "it gave no answer within {}s, then {why}",
-                            timeout.as_secs_f32()
-                        )),
-                    },
-                )
+                let ended = self.end(&mut channel, filter.pgid, deadline + END_GRACE);
+                return Err(overran(ended, phase, timeout, "gave no answer within"));
             }
         }
         let channel = Arc::new(Mutex::new(channel));
@@ -649,6 +644,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Record why a connection is lost (the first reason stays).
 fn lose(lost: &Mutex<Option<String>>, reason: String) {
     lock(lost).get_or_insert(reason);
+}
+
+/// What a command that overran `limit` during `phase` comes to, once
+/// [`SshConnection::end`] said `ended`: a timeout of that command, the
+/// session still usable; or, when it could not be ended, a lost host
+/// ("it {overrun} {limit}s, then ...").
+fn overran(ended: Result<(), String>, phase: String, limit: Duration, overrun: &str) -> HostError {
+    match ended {
+        Ok(()) => HostError::Timeout {
+            phase,
+            after: limit,
+        },
+        Err(why) => HostError::Disconnected(format!(
+            "{phase}: it {overrun} {}s, then {why}",
+            limit.as_secs_f32()
+        )),
+    }
 }
 
 /// The words for a host that did not start a command given `limit`.
@@ -748,7 +760,7 @@ fn read_known_hosts(target: &SshTarget) -> Result<Vec<(PathBuf, String)>, HostEr
 fn check_host_key(
     session: &Session,
     target: &SshTarget,
-    lookup: &str,
+    (lookup, port): (&str, u16),
     known_texts: &[(PathBuf, String)],
 ) -> Result<(), HostError> {
     let (key, kind) = session
@@ -764,6 +776,17 @@ fn check_host_key(
             )
         })
         .unwrap_or_default();
+    // libssh2 skips `@revoked` lines: a revoked key listed elsewhere as
+    // the host's would pass. OpenSSH never accepts one; neither do we (for
+    // any host pattern: refusing more is the safe side).
+    if let Some(path) = revoked_in(known_texts, key) {
+        return Err(HostError::HostKeyRevoked {
+            host: target.alias.clone(),
+            key_type,
+            fingerprint,
+            known_hosts: path.clone(),
+        });
+    }
     let primary = target
         .known_hosts
         .first()
@@ -778,7 +801,7 @@ fn check_host_key(
             // skipped one by one instead of losing the whole file.
             let _ = kh.read_str(line, KnownHostFileKind::OpenSSH);
         }
-        match kh.check_port(lookup, target.port, key) {
+        match kh.check_port(lookup, port, key) {
             CheckResult::Match => return Ok(()),
             CheckResult::Mismatch => {
                 return Err(HostError::HostKeyChanged {
@@ -794,7 +817,7 @@ fn check_host_key(
     if target.policy == HostKeyPolicy::AcceptNew {
         let line = format!(
             "{} {} {}\n",
-            known_hosts_name(lookup, target.port),
+            known_hosts_name(lookup, port),
             key_type,
             base64::engine::general_purpose::STANDARD.encode(key)
         );
@@ -817,6 +840,24 @@ fn check_host_key(
         key_type,
         fingerprint,
         known_hosts: primary,
+    })
+}
+
+/// The first known_hosts file with an `@revoked` line for `key` (the key
+/// blob as the host sent it), whatever host pattern the line names.
+fn revoked_in<'a>(known_texts: &'a [(PathBuf, String)], key: &[u8]) -> Option<&'a PathBuf> {
+    let engine = &base64::engine::general_purpose::STANDARD;
+    known_texts.iter().find_map(|(path, text)| {
+        text.lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace();
+                (fields.next()? == "@revoked").then_some(())?;
+                let _patterns = fields.next()?;
+                let _key_type = fields.next()?;
+                engine.decode(fields.next()?).ok()
+            })
+            .any(|blob| blob == key)
+            .then_some(path)
     })
 }
 
@@ -951,19 +992,35 @@ fn open_agent(
     Ok(Some(agent))
 }
 
-impl Connection for SshConnection {
-    fn exec(&mut self, mut exec: Exec<'_>) -> Result<Output, HostError> {
+impl SshConnection {
+    /// Run `f` (`doing` names it) only if the connection is not lost, and
+    /// mark it lost when `f` finds the host gone.
+    fn unless_lost<T>(
+        &mut self,
+        doing: impl FnOnce() -> String,
+        f: impl FnOnce(&mut Self) -> Result<T, HostError>,
+    ) -> Result<T, HostError> {
         if let Some(why) = self.lost_reason() {
             return Err(HostError::Disconnected(format!(
-                "running `{}`: the connection was lost earlier ({why})",
-                exec.command.label()
+                "{}: the connection was lost earlier ({why})",
+                doing()
             )));
         }
-        let result = self.exec_open(&mut exec);
+        let result = f(self);
         if let Err(HostError::Disconnected(why)) = &result {
             self.lose(why);
         }
         result
+    }
+}
+
+impl Connection for SshConnection {
+    fn exec(&mut self, mut exec: Exec<'_>) -> Result<Output, HostError> {
+        let label = exec.command.label().to_string();
+        self.unless_lost(
+            || format!("running `{label}`"),
+            |conn| conn.exec_open(&mut exec),
+        )
     }
 
     fn hold_with(
@@ -972,17 +1029,10 @@ impl Connection for SshConnection {
         timeout: Duration,
         heartbeat: Duration,
     ) -> Result<String, HostError> {
-        if let Some(why) = self.lost_reason() {
-            return Err(HostError::Disconnected(format!(
-                "starting `{}`: the connection was lost earlier ({why})",
-                command.label()
-            )));
-        }
-        let result = self.hold_open(command, timeout, heartbeat);
-        if let Err(HostError::Disconnected(why)) = &result {
-            self.lose(why);
-        }
-        result
+        self.unless_lost(
+            || format!("starting `{}`", command.label()),
+            |conn| conn.hold_open(command, timeout, heartbeat),
+        )
     }
 
     fn release(&mut self) {
@@ -1076,6 +1126,102 @@ mod tests {
         let (passed, pgid) = filtered(&[&String::from_utf8_lossy(&out.stderr)]);
         assert_eq!(passed, "");
         assert!(pgid.is_some_and(|p| p > 1), "{:?}", out);
+    }
+
+    fn target(port: u16, alias: Option<&str>) -> SshTarget {
+        SshTarget {
+            alias: "prod-1".into(),
+            host_name: "10.0.0.1".into(),
+            port,
+            user: "deploy".into(),
+            identity_files: Vec::new(),
+            use_agent: false,
+            known_hosts: Vec::new(),
+            host_key_alias: alias.map(str::to_string),
+            policy: HostKeyPolicy::Strict,
+            connect_timeout: Duration::from_secs(1),
+        }
+    }
+
+    /// OpenSSH looks a `HostKeyAlias` up (and records it) without a port,
+    /// whatever port the host listens on (`get_hostfile_hostname_ipaddr`
+    /// in sshconnect.c); a host name on another port as `[name]:port`.
+    #[test]
+    fn known_hosts_names_the_key_as_openssh_does() {
+        let name = |t: &SshTarget| {
+            let (host, port) = known_hosts_entry(t);
+            known_hosts_name(host, port)
+        };
+        assert_eq!(name(&target(22, None)), "10.0.0.1");
+        assert_eq!(name(&target(2222, None)), "[10.0.0.1]:2222");
+        assert_eq!(name(&target(22, Some("web"))), "web");
+        assert_eq!(name(&target(2222, Some("web"))), "web");
+
+        // and libssh2 finds a key recorded under that name
+        let mut blob = Vec::new();
+        for part in [&b"ssh-ed25519"[..], &[7u8; 32][..]] {
+            blob.extend_from_slice(&u32::try_from(part.len()).unwrap().to_be_bytes());
+            blob.extend_from_slice(part);
+        }
+        let line = format!(
+            "web ssh-ed25519 {}",
+            base64::engine::general_purpose::STANDARD.encode(&blob)
+        );
+        let session = Session::new().unwrap();
+        let mut kh = session.known_hosts().unwrap();
+        kh.read_str(&line, KnownHostFileKind::OpenSSH).unwrap();
+        let web = target(2222, Some("web"));
+        let (host, port) = known_hosts_entry(&web);
+        assert!(matches!(
+            kh.check_port(host, port, &blob),
+            CheckResult::Match
+        ));
+    }
+
+    /// A key marked `@revoked` is refused, even where another line lists
+    /// it as the host's (libssh2 alone would accept it).
+    #[test]
+    fn revoked_keys_are_found_whatever_else_lists_them() {
+        let engine = &base64::engine::general_purpose::STANDARD;
+        let key = |b: u8| {
+            let mut blob = Vec::new();
+            for part in [&b"ssh-ed25519"[..], &[b; 32][..]] {
+                blob.extend_from_slice(&u32::try_from(part.len()).unwrap().to_be_bytes());
+                blob.extend_from_slice(part);
+            }
+            blob
+        };
+        let (bad, good) = (key(1), key(2));
+        let user = PathBuf::from("/home/op/.ssh/known_hosts");
+        let system = PathBuf::from("/etc/ssh/ssh_known_hosts");
+        let texts = vec![
+            (
+                user.clone(),
+                format!(
+                    "web ssh-ed25519 {}\n# @revoked * ssh-ed25519 {}\n",
+                    engine.encode(&bad),
+                    engine.encode(&good)
+                ),
+            ),
+            (
+                system.clone(),
+                format!("@revoked * ssh-ed25519 {}\n@revoked\n", engine.encode(&bad)),
+            ),
+        ];
+        assert_eq!(revoked_in(&texts, &bad), Some(&system));
+        assert_eq!(revoked_in(&texts, &good), None);
+        assert_eq!(revoked_in(&texts[..1], &bad), None);
+        let e = HostError::HostKeyRevoked {
+            host: "prod-1".into(),
+            key_type: "ssh-ed25519".into(),
+            fingerprint: "SHA256:abc".into(),
+            known_hosts: system,
+        };
+        assert_eq!(
+            e.to_string(),
+            "host key for `prod-1` is REVOKED: it offered ssh-ed25519 SHA256:abc, which \
+             /etc/ssh/ssh_known_hosts marks `@revoked`"
+        );
     }
 
     #[test]

@@ -82,8 +82,7 @@ pub struct Testbed {
 
 /// Why a testbed cannot run here, or `None` when it can.
 fn unmet_requirement() -> Option<String> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
+    if !rustix::process::geteuid().is_root() {
         return Some("the testbed needs root (namespaces, overlay mounts)".into());
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -670,9 +669,17 @@ impl Testbed {
         self.process_ids(host)
             .into_iter()
             .filter(|&pid| command_line(pid).is_some_and(|c| c.contains(pattern)))
-            // SAFETY: kill has no memory preconditions; the PID is in the
-            // host's namespace, checked just above.
-            .filter(|&pid| unsafe { libc::kill(pid as libc::pid_t, signal) } == 0)
+            // the PID is in the host's namespace, checked just above
+            .filter(|&pid| {
+                let pid = i32::try_from(pid)
+                    .ok()
+                    .and_then(rustix::process::Pid::from_raw);
+                let signal = rustix::process::Signal::from_named_raw(signal);
+                match (pid, signal) {
+                    (Some(pid), Some(signal)) => rustix::process::kill_process(pid, signal).is_ok(),
+                    _ => false,
+                }
+            })
             .count()
     }
 
