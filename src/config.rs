@@ -930,7 +930,7 @@ impl<'a> Doc<'a> {
                 .value(&env, "lock_timeout", parse_duration)?
                 .unwrap_or(Duration::from_secs(60)),
             lock_expiry: self
-                .value(&env, "lock_expiry", parse_duration)?
+                .value(&env, "lock_expiry", parse_lock_expiry)?
                 .unwrap_or(Duration::from_secs(90)),
         };
         let config_dir = self.path.parent().unwrap_or(Path::new(""));
@@ -1359,6 +1359,20 @@ fn parse_duration(s: &str) -> Result<Duration, Invalid> {
         ));
     }
     Ok(Duration::from_secs(seconds))
+}
+
+/// The shortest `lock_expiry`: heartbeats go out every sixth of it, and one
+/// heartbeat may wait a few seconds for a busy connection; shorter, a live
+/// deploy could lose its lock.
+pub const MIN_LOCK_EXPIRY: Duration = Duration::from_secs(10);
+
+fn parse_lock_expiry(s: &str) -> Result<Duration, Invalid> {
+    let accepted = "accepted: a duration of at least 10s, e.g. `90s` or `2m` (default 90s)";
+    let d = parse_duration(s).map_err(|e| Invalid::new(e.reason, accepted))?;
+    if d < MIN_LOCK_EXPIRY {
+        return Err(Invalid::new("too short", accepted));
+    }
+    Ok(d)
 }
 
 fn parse_count(s: &str, min: usize, max: usize, accepted: &str) -> Result<usize, Invalid> {
@@ -2295,6 +2309,7 @@ rollback_on_failure = on",
             ("parallelism", "1025", "out of range", "1 to 1024"),
             ("parallelism", "-1", "not a whole number", "1 to 1024"),
             ("batch_size", "0", "out of range", "at least 1"),
+            ("lock_expiry", "6s", "too short", "at least 10s"),
             ("batch_size", "two", "not a whole number", "at least 1"),
         ];
         for (key, bad, reason, accepted) in cases {

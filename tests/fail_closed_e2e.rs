@@ -480,7 +480,7 @@ fn item3_a_timed_out_health_check_is_rolled_back_on_the_same_host() {
 /// lock and is recorded.
 #[test]
 fn item4_a_silent_holder_loses_the_lock_and_unlock_breaks_one() {
-    let Some(tb) = two_stages(1, "lock_expiry = 6s", "") else {
+    let Some(tb) = two_stages(1, "lock_expiry = 10s", "") else {
         return;
     };
     tb.set_versions(
@@ -539,7 +539,8 @@ fn item4_a_silent_holder_loses_the_lock_and_unlock_breaks_one() {
         "/tmp/slowpkg-postinst-started",
         Duration::from_secs(60)
     ));
-    std::thread::sleep(Duration::from_secs(8));
+    // measured over more than lock_expiry (10 s)
+    std::thread::sleep(Duration::from_secs(12));
     assert!(
         !lock_free(),
         "a live holder keeps its lock past lock_expiry"
