@@ -1140,6 +1140,10 @@ mod tests {
             host_key_alias: alias.map(str::to_string),
             policy: HostKeyPolicy::Strict,
             connect_timeout: Duration::from_secs(1),
+            global_known_hosts: Vec::new(),
+            hash_known_hosts: false,
+            jump: Vec::new(),
+            server_alive: None,
         }
     }
 

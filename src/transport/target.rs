@@ -44,6 +44,20 @@ pub struct SshTarget {
     pub policy: HostKeyPolicy,
     /// TCP connect, handshake and authentication, together.
     pub connect_timeout: Duration,
+    /// Known-hosts files read after `known_hosts` (`GlobalKnownHostsFile`,
+    /// by default `/etc/ssh/ssh_known_hosts` and `ssh_known_hosts2`); never
+    /// written to.
+    pub global_known_hosts: Vec<PathBuf>,
+    /// Record accepted keys with hashed names (`HashKnownHosts`).
+    pub hash_known_hosts: bool,
+    /// Jump hosts to go through, first hop first (`ProxyJump`), each
+    /// resolved and checked like a target of its own; empty to connect
+    /// directly.
+    pub jump: Vec<SshTarget>,
+    /// `ServerAliveInterval` and `ServerAliveCountMax`: keepalives every
+    /// interval, the host given up after that many unanswered; `None` for
+    /// deployer's default.
+    pub server_alive: Option<(Duration, u32)>,
 }
 
 /// How a host is reached.
@@ -159,6 +173,13 @@ fn resolve_one(
             .connect_timeout
             .filter(|d| !d.is_zero())
             .unwrap_or(opts.connect_timeout),
+        global_known_hosts: vec![
+            PathBuf::from("/etc/ssh/ssh_known_hosts"),
+            PathBuf::from("/etc/ssh/ssh_known_hosts2"),
+        ],
+        hash_known_hosts: false,
+        jump: Vec::new(),
+        server_alive: None,
     }
 }
 
