@@ -61,6 +61,9 @@ pub struct SshTarget {
 }
 
 /// How a host is reached.
+// One value per configured host (at most a few thousand): the size of the
+// SSH variant does not matter, and boxing it would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetKind {
     /// This machine, without SSH.
