@@ -430,16 +430,11 @@ fn naming<'a>(
 /// What `files` (the user's, then the global ones) say about the key
 /// (`blob`, as the host sent it) offered by the host looked up as `names`.
 pub fn check(files: &[KnownHostsFile], names: &HostNames, blob: &[u8]) -> Verdict {
-    let all = files
-        .iter()
-        .flat_map(|f| f.entries.iter().map(move |e| (f.path.as_path(), e)));
-    for (path, e) in all {
-        if e.marker == Marker::Revoked && e.blob == blob {
-            return Verdict::Revoked {
-                file: path.to_path_buf(),
-                line: e.line,
-            };
-        }
+    if let Some((file, line)) = revoked(files, blob) {
+        return Verdict::Revoked {
+            file: file.to_path_buf(),
+            line,
+        };
     }
     let plain = |name: &str| -> Vec<(PathBuf, Entry)> {
         naming(files, name)
@@ -488,15 +483,32 @@ pub fn check(files: &[KnownHostsFile], names: &HostNames, blob: &[u8]) -> Verdic
 
 /// The key types listed for `name` (host keys only, hashed lines
 /// included), in file order, each once: the host-key algorithms to offer
-/// first, as OpenSSH does.
+/// first, as OpenSSH does. As with OpenSSH, a type counts only when the
+/// first key listed of that type is not revoked: a host whose revoked
+/// ed25519 key is still listed, beside a good ECDSA one, negotiates ECDSA.
 pub fn known_key_types(files: &[KnownHostsFile], name: &str) -> Vec<String> {
-    let mut types: Vec<String> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    let mut types = Vec::new();
     for (_, e) in naming(files, name) {
-        if e.marker == Marker::None && !types.contains(&e.key_type) {
+        if e.marker != Marker::None || seen.contains(&e.key_type.as_str()) {
+            continue;
+        }
+        seen.push(&e.key_type);
+        if revoked(files, &e.blob).is_none() {
             types.push(e.key_type.clone());
         }
     }
     types
+}
+
+/// The `@revoked` line naming `blob`, in any file, whatever its host names.
+fn revoked<'a>(files: &'a [KnownHostsFile], blob: &[u8]) -> Option<(&'a Path, usize)> {
+    files.iter().find_map(|f| {
+        f.entries
+            .iter()
+            .find(|e| e.marker == Marker::Revoked && e.blob == blob)
+            .map(|e| (f.path.as_path(), e.line))
+    })
 }
 
 /// Whether `name` may be written into a known_hosts file as a host name:
@@ -750,6 +762,10 @@ mod tests {
             format!("@revoked web {}", &line("", &key("ssh-rsa", 4))[1..]),
             format!("@cert-authority web {}", &line("", &key("ssh-dss", 5))[1..]),
             line("[web]:2222", &key("ssh-rsa", 6)),
+            // a type whose first key is revoked does not count
+            line("web", &key("ssh-rsa", 7)),
+            line("web", &key("ssh-rsa", 8)),
+            format!("@revoked other {}", &line("", &key("ssh-rsa", 7))[1..]),
         ]
         .concat();
         let f = [file("u", &text)];
