@@ -320,3 +320,103 @@ fn host_key_alias_on_another_port_is_looked_up_bare() {
     assert_eq!(code, 3);
     assert!(error.contains("is not known"), "{error}");
 }
+
+/// accept-new records each unknown host once, a whole line each although
+/// hosts are contacted at once, and the next run trusts them; so does ssh.
+#[test]
+fn accept_new_records_whole_lines_that_ssh_reads() {
+    let Some(tb) = Testbed::start(&[("test", 4)]) else {
+        return;
+    };
+    // the last line lacks its newline: the first key recorded adds one
+    let known = write(&tb.dir().join("known_hosts.new"), "# start, no newline");
+    config_with_known_hosts(&tb, &known);
+    let (code, error) = status(&tb, "test-1", &[]);
+    assert_eq!(code, 3);
+    assert!(error.contains("is not known"), "{error}");
+
+    let (code, error) = status(&tb, "test-1", &["--accept-new-host-keys"]);
+    assert_eq!((code, error.as_str()), (0, ""));
+    let text = std::fs::read_to_string(&known).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert_eq!(lines[0], "# start, no newline");
+    for host in tb.all_hosts() {
+        let listed: Vec<&&str> = lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("{} ", host.address)))
+            .collect();
+        assert_eq!(listed.len(), 1, "{} in {text}", host.alias);
+        let fields: Vec<&str> = listed[0].split(' ').collect();
+        assert_eq!(fields.len(), 3, "{}", listed[0]);
+        assert!(keys(&tb, &host.alias).contains(&(fields[1].to_string(), fields[2].to_string())));
+        assert!(
+            ssh_connects(&tb, &host.alias, &known, "yes").0,
+            "{}",
+            host.alias
+        );
+    }
+    let (code, error) = status(&tb, "test-4", &[]);
+    assert_eq!((code, error.as_str()), (0, ""));
+    assert_eq!(std::fs::read_to_string(&known).unwrap(), text);
+}
+
+/// With `HashKnownHosts yes`, accept-new records a hashed name, which
+/// `ssh-keygen -F` finds and ssh trusts.
+#[test]
+fn accept_new_records_hashed_names_when_asked() {
+    use deployer::ssh_config::SshConfigFile;
+    use deployer::transport::{self, HostKeyPolicy, LocalContext, TargetKind};
+
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    let known = tb.dir().join("known_hosts.hashed-new");
+    config_with_known_hosts(&tb, &known);
+    let config = deployer::config::load(&tb.dir().join("deployer.ini")).unwrap();
+    let ssh_config = SshConfigFile::load(&tb.ssh_config(), tb.home()).unwrap();
+    let local = LocalContext {
+        home: tb.home().to_path_buf(),
+        user: "deployer".into(),
+        accept_new: true,
+    };
+    let mut target = transport::resolve_targets(&config, &ssh_config, &local)
+        .into_iter()
+        .find(|t| t.host == "test-1")
+        .unwrap();
+    let TargetKind::Ssh(s) = &mut target.kind else {
+        panic!("ssh target")
+    };
+    assert_eq!(
+        (s.policy, &s.known_hosts[..]),
+        (HostKeyPolicy::AcceptNew, &[known.clone()][..])
+    );
+    s.hash_known_hosts = true;
+    s.global_known_hosts = Vec::new();
+    drop(transport::connect(&target).expect("accepted"));
+
+    let address = &tb.host("test-1").address;
+    let text = std::fs::read_to_string(&known).unwrap();
+    assert!(
+        text.starts_with("|1|") && !text.contains(address.as_str()),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let found = Command::new("ssh-keygen")
+        .args(["-F", address, "-f"])
+        .arg(&known)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&found.stdout).contains("found: line 1"),
+        "{found:?}"
+    );
+    assert!(ssh_connects(&tb, "test-1", &known, "yes").0);
+    // and trusted from then on
+    let TargetKind::Ssh(s) = &mut target.kind else {
+        panic!("ssh target")
+    };
+    s.policy = HostKeyPolicy::Strict;
+    drop(transport::connect(&target).expect("trusted"));
+    assert_eq!(std::fs::read_to_string(&known).unwrap(), text);
+}
