@@ -420,3 +420,31 @@ fn accept_new_records_hashed_names_when_asked() {
     drop(transport::connect(&target).expect("trusted"));
     assert_eq!(std::fs::read_to_string(&known).unwrap(), text);
 }
+
+/// A host vouched for only by a `@cert-authority` line is refused with a
+/// message saying why (host certificates), which never points to
+/// accept-new; accept-new records nothing for it.
+#[test]
+fn a_host_only_a_certificate_authority_vouches_for_is_refused() {
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    let text = format!(
+        "@cert-authority 127.77.* {}\n",
+        key(&tb, "test-1", "ssh-ed25519")
+    );
+    let known = write(&tb.dir().join("known_hosts.ca"), &text);
+    config_with_known_hosts(&tb, &known);
+    for extra in [&[][..], &["--accept-new-host-keys"][..]] {
+        let (code, error) = status(&tb, "test-1", extra);
+        assert_eq!(code, 3, "{error}");
+        assert!(
+            error.contains("does not support host certificates")
+                && error.contains(&format!("{}:1", known.display())),
+            "{error}"
+        );
+        assert!(!error.contains("accept"), "{error}");
+        assert_eq!(std::fs::read_to_string(&known).unwrap(), text);
+    }
+    assert!(!ssh_connects(&tb, "test-1", &known, "yes").0);
+}

@@ -726,11 +726,9 @@ pub fn check_host_key(
     let fingerprint = known_hosts::fingerprint(blob);
     let host = target.alias.clone();
     let names = host_names(target);
-    let primary = target
-        .known_hosts
-        .first()
-        .cloned()
-        .unwrap_or_else(|| PathBuf::from("~/.ssh/known_hosts"));
+    // where accept-new writes: the first user file, as with OpenSSH (with
+    // none, nothing is recorded)
+    let primary = target.known_hosts.first();
     match known_hosts::check(files, &names, blob) {
         Verdict::Match { .. } => Ok(()),
         Verdict::Revoked { file, line } => Err(HostError::HostKeyRevoked {
@@ -753,15 +751,25 @@ pub fn check_host_key(
             known_hosts: file,
             line,
         }),
-        Verdict::Unknown if target.policy == HostKeyPolicy::AcceptNew => {
-            record_host_key(target, &names.primary, blob, &primary)
-        }
-        Verdict::Unknown => Err(HostError::HostKeyUnknown {
-            host,
-            key_type,
-            fingerprint,
-            known_hosts: primary,
-        }),
+        Verdict::Unknown => match (target.policy, primary) {
+            (HostKeyPolicy::AcceptNew, Some(path)) => {
+                record_host_key(target, &names.primary, blob, path)
+            }
+            (HostKeyPolicy::AcceptNew, None) => Err(HostError::HostKeyNotRecorded {
+                host,
+                known_hosts: PathBuf::from("UserKnownHostsFile"),
+                message: "no user known_hosts file is configured".to_string(),
+            }),
+            (HostKeyPolicy::Strict, _) => Err(HostError::HostKeyUnknown {
+                host,
+                key_type,
+                fingerprint,
+                known_hosts: primary
+                    .or(target.global_known_hosts.first())
+                    .cloned()
+                    .unwrap_or_default(),
+            }),
+        },
     }
 }
 
