@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::known_hosts::KnownKey;
 use crate::text;
 
 /// The process exit status. The numbers are part of the interface.
@@ -84,24 +85,25 @@ pub enum HostError {
         /// Where it was looked up (and where `accept-new` would write it).
         known_hosts: PathBuf,
     },
-    /// The host offered a key different from the one known_hosts lists.
+    /// The host offered a key different from the ones known_hosts lists
+    /// for it.
     #[error(
-        "HOST KEY CHANGED for `{host}`: it offered {key_type} {fingerprint}, which does not match {}",
-        known_hosts.display()
+        "HOST KEY CHANGED for `{host}`: it offered {key_type} {fingerprint}, but known_hosts lists {}",
+        known.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     )]
     HostKeyChanged {
-        /// The name looked up in known_hosts.
+        /// The host as written in deployer.ini.
         host: String,
         /// Key algorithm, e.g. `ssh-ed25519`.
         key_type: String,
         /// `SHA256:...` fingerprint of the offered key.
         fingerprint: String,
-        /// The file holding the old key.
-        known_hosts: PathBuf,
+        /// The keys listed for the host, with their file and line.
+        known: Vec<KnownKey>,
     },
     /// The host offered a key that a known_hosts file marks `@revoked`.
     #[error(
-        "host key for `{host}` is REVOKED: it offered {key_type} {fingerprint}, which {} marks `@revoked`",
+        "host key for `{host}` is REVOKED: it offered {key_type} {fingerprint}, which {}:{line} marks `@revoked`",
         known_hosts.display()
     )]
     HostKeyRevoked {
@@ -113,6 +115,53 @@ pub enum HostError {
         fingerprint: String,
         /// The file revoking it.
         known_hosts: PathBuf,
+        /// The `@revoked` line there.
+        line: usize,
+    },
+    /// Only a `@cert-authority` line vouches for the host: its trust rests
+    /// on host certificates, which deployer cannot check.
+    #[error(
+        "host key for `{host}` cannot be checked: it offered {key_type} {fingerprint}, and {}:{line} trusts a certificate authority (`@cert-authority`) for it, but deployer does not support host certificates; list the host's own key in known_hosts once you have checked it",
+        known_hosts.display()
+    )]
+    HostKeyCertAuthority {
+        /// The host as written in deployer.ini.
+        host: String,
+        /// Key algorithm, e.g. `ssh-ed25519`.
+        key_type: String,
+        /// `SHA256:...` fingerprint of the offered key.
+        fingerprint: String,
+        /// The file with the `@cert-authority` line.
+        known_hosts: PathBuf,
+        /// Its line there.
+        line: usize,
+    },
+    /// A known_hosts file exists but cannot be read: the host key cannot
+    /// be checked.
+    #[error(
+        "cannot read the known_hosts file `{}` ({message}), so the host key of `{host}` cannot be checked",
+        path.display()
+    )]
+    KnownHostsUnreadable {
+        /// The host as written in deployer.ini.
+        host: String,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        message: String,
+    },
+    /// accept-new could not record a new host key: the host is refused.
+    #[error(
+        "cannot record the new host key of `{host}` in `{}`: {message}",
+        known_hosts.display()
+    )]
+    HostKeyNotRecorded {
+        /// The host as written in deployer.ini.
+        host: String,
+        /// The file it would go to.
+        known_hosts: PathBuf,
+        /// Why not.
+        message: String,
     },
     /// No key was accepted.
     #[error("authentication failed for user `{user}` (tried: {})", tried.join(", "))]

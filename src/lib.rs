@@ -17,6 +17,7 @@ pub mod fleet;
 pub mod freeze;
 pub mod history;
 pub mod interrupt;
+pub mod known_hosts;
 pub mod lock;
 pub mod matrix;
 pub mod operator;

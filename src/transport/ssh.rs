@@ -17,15 +17,12 @@ use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use ssh2::{
-    BlockDirections, Channel, CheckResult, HashType, HostKeyType, KnownHostFileKind, MethodType,
-    Session,
-};
+use ssh2::{BlockDirections, Channel, MethodType, Session};
 
 use super::{
     end_group_command, io_error, is_out_of_descriptors, Connection, Exec, HostKeyPolicy, Output,
@@ -33,6 +30,7 @@ use super::{
 };
 use crate::command::RemoteCommand;
 use crate::error::HostError;
+use crate::known_hosts::{self, HostNames, KnownHostsFile, Verdict};
 
 const LIBSSH2_ERROR_EAGAIN: i32 = -37;
 const LIBSSH2_ERROR_TIMEOUT: i32 = -9;
@@ -132,23 +130,11 @@ impl PgidFilter {
     }
 }
 
-/// The OpenSSH name of a host key type.
-fn key_type_name(t: HostKeyType) -> &'static str {
-    match t {
-        HostKeyType::Rsa => "ssh-rsa",
-        HostKeyType::Dss => "ssh-dss",
-        HostKeyType::Ecdsa256 => "ecdsa-sha2-nistp256",
-        HostKeyType::Ecdsa384 => "ecdsa-sha2-nistp384",
-        HostKeyType::Ecdsa521 => "ecdsa-sha2-nistp521",
-        HostKeyType::Ed25519 => "ssh-ed25519",
-        HostKeyType::Unknown => "unknown",
-    }
-}
-
-/// Host key algorithms to offer, best first, limited to the types that
-/// known_hosts already lists for this host (as OpenSSH does), so that a host
-/// known by its ed25519 key is not reported unknown because the server
-/// happened to prefer ECDSA.
+/// Host key algorithms to offer, best first: those of the key types that
+/// known_hosts lists for the host first, then the others, as OpenSSH
+/// orders them (`order_hostkeyalgs`). A host known only by its ECDSA key
+/// thus negotiates ECDSA, and one that no longer offers the known type
+/// shows up as changed, as with `ssh`.
 pub fn host_key_preference(known_types: &[String]) -> String {
     const ORDER: [(&str, &str); 5] = [
         ("ssh-ed25519", "ssh-ed25519"),
@@ -157,64 +143,23 @@ pub fn host_key_preference(known_types: &[String]) -> String {
         ("ecdsa-sha2-nistp521", "ecdsa-sha2-nistp521"),
         ("ssh-rsa", "rsa-sha2-512,rsa-sha2-256,ssh-rsa"),
     ];
-    let wanted: Vec<&str> = ORDER
-        .iter()
-        .filter(|(t, _)| known_types.is_empty() || known_types.iter().any(|k| k == t))
+    let known = |t: &str| known_types.iter().any(|k| k == t);
+    let first = ORDER.iter().filter(|(t, _)| known(t));
+    let last = ORDER.iter().filter(|(t, _)| !known(t));
+    first
+        .chain(last)
         .map(|(_, algs)| *algs)
-        .collect();
-    if wanted.is_empty() {
-        ORDER.iter().map(|(_, a)| *a).collect::<Vec<_>>().join(",")
-    } else {
-        wanted.join(",")
-    }
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
-/// The key types listed for `name` (plain, not hashed, entries) in
-/// known_hosts text.
-pub fn known_key_types(text: &str, name: &str) -> Vec<String> {
-    let mut types = Vec::new();
-    for line in text.lines() {
-        let mut fields = line.split_whitespace();
-        let Some(mut hosts) = fields.next() else {
-            continue;
-        };
-        if hosts.starts_with('#') {
-            continue;
-        }
-        if hosts.starts_with('@') {
-            // @revoked / @cert-authority lines name no usable key type here
-            continue;
-        }
-        if hosts.starts_with('|') {
-            hosts = "";
-        }
-        if hosts.split(',').any(|h| h == name) {
-            if let Some(t) = fields.next() {
-                types.push(t.to_string());
-            }
-        }
-    }
-    types
-}
-
-/// The name and port under which known_hosts lists `target`'s key, as
-/// OpenSSH looks it up: a `HostKeyAlias` alone, with no port appended
-/// whatever port is used (that is how OpenSSH records it), else the host
-/// name on its port.
-fn known_hosts_entry(target: &SshTarget) -> (&str, u16) {
-    match &target.host_key_alias {
-        Some(alias) => (alias, 22),
-        None => (&target.host_name, target.port),
-    }
-}
-
-/// The known_hosts name for a host on a port, as OpenSSH writes it.
-fn known_hosts_name(host: &str, port: u16) -> String {
-    if port == 22 {
-        host.to_string()
-    } else {
-        format!("[{host}]:{port}")
-    }
+/// The names `target`'s key is looked up under in known_hosts.
+fn host_names(target: &SshTarget) -> HostNames {
+    HostNames::new(
+        &target.host_name,
+        target.port,
+        target.host_key_alias.as_deref(),
+    )
 }
 
 fn ssh_err(phase: &str, e: &ssh2::Error, timeout: Duration) -> HostError {
@@ -241,21 +186,11 @@ impl SshConnection {
         let left = deadline.saturating_duration_since(Instant::now());
         session.set_timeout(u32::try_from(left.as_millis()).unwrap_or(u32::MAX).max(1));
 
-        let (lookup, lookup_port) = known_hosts_entry(target);
-        let lookup_name = known_hosts_name(lookup, lookup_port);
-        let known_texts = read_known_hosts(target)?;
-        let types: Vec<String> = known_texts
-            .iter()
-            .flat_map(|(_, t)| known_key_types(t, &lookup_name))
-            .collect();
-        // An algorithm name libssh2 lacks is dropped by it; an error here only
-        // means the defaults stay, which the key check below still guards.
-        let _ = session.method_pref(MethodType::HostKey, &host_key_preference(&types));
-
+        let known = prefer_known_host_keys(&session, target)?;
         session
             .handshake()
             .map_err(|e| ssh_err("waiting for the SSH handshake", &e, limit))?;
-        check_host_key(&session, target, (lookup, lookup_port), &known_texts)?;
+        check_host_key(&session, target, &known)?;
         authenticate(&session, target, deadline)?;
         session.set_timeout(0);
         session.set_blocking(false);
@@ -733,20 +668,22 @@ fn tcp_connect(
     }))
 }
 
-/// The text of every known_hosts file that exists. A missing file lists no
-/// host; any other failure to read one is an error, never "key unknown".
-fn read_known_hosts(target: &SshTarget) -> Result<Vec<(PathBuf, String)>, HostError> {
-    let system = PathBuf::from("/etc/ssh/ssh_known_hosts");
-    let mut texts = Vec::new();
-    for path in target.known_hosts.iter().chain(std::iter::once(&system)) {
+/// Every known_hosts file of `target` that exists, parsed: the user's
+/// files, then the global ones. A missing file lists no host; any other
+/// failure to read one refuses the host (never "key unknown", which
+/// accept-new would record).
+pub fn read_known_hosts(target: &SshTarget) -> Result<Vec<KnownHostsFile>, HostError> {
+    let mut files = Vec::new();
+    for path in target.known_hosts.iter().chain(&target.global_known_hosts) {
         match fs::read(path) {
-            Ok(bytes) => texts.push((path.clone(), String::from_utf8_lossy(&bytes).into_owned())),
+            Ok(bytes) => files.push(known_hosts::parse(path, &bytes)),
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => {
                 return Err(io_error(
                     &e,
                     || format!("reading `{}`", path.display()),
-                    |e| HostError::LocalFile {
+                    |e| HostError::KnownHostsUnreadable {
+                        host: target.alias.clone(),
                         path: path.clone(),
                         message: e.to_string(),
                     },
@@ -754,119 +691,169 @@ fn read_known_hosts(target: &SshTarget) -> Result<Vec<(PathBuf, String)>, HostEr
             }
         }
     }
-    Ok(texts)
+    Ok(files)
 }
 
-fn check_host_key(
+/// Before the handshake: read `target`'s known_hosts files and offer the
+/// host-key algorithms of the key types they list for it first. Returns
+/// the files, for [`check_host_key`] after the handshake.
+pub fn prefer_known_host_keys(
     session: &Session,
     target: &SshTarget,
-    (lookup, port): (&str, u16),
-    known_texts: &[(PathBuf, String)],
+) -> Result<Vec<KnownHostsFile>, HostError> {
+    let files = read_known_hosts(target)?;
+    let types = known_hosts::known_key_types(&files, &host_names(target).primary);
+    // An algorithm name libssh2 lacks is dropped by it; an error here only
+    // means the defaults stay, which the key check still guards.
+    let _ = session.method_pref(MethodType::HostKey, &host_key_preference(&types));
+    Ok(files)
+}
+
+/// After the handshake: decide on the key the host offered, as OpenSSH
+/// would with `files` ([`known_hosts::check`]); under accept-new, record
+/// the key of a host no line names.
+pub fn check_host_key(
+    session: &Session,
+    target: &SshTarget,
+    files: &[KnownHostsFile],
 ) -> Result<(), HostError> {
-    let (key, kind) = session
+    let (blob, _) = session
         .host_key()
         .ok_or_else(|| HostError::Ssh("the host sent no host key".to_string()))?;
-    let key_type = key_type_name(kind).to_string();
-    let fingerprint = session
-        .host_key_hash(HashType::Sha256)
-        .map(|h| {
-            format!(
-                "SHA256:{}",
-                base64::engine::general_purpose::STANDARD_NO_PAD.encode(h)
-            )
-        })
-        .unwrap_or_default();
-    // libssh2 skips `@revoked` lines: a revoked key listed elsewhere as
-    // the host's would pass. OpenSSH never accepts one; neither do we (for
-    // any host pattern: refusing more is the safe side).
-    if let Some(path) = revoked_in(known_texts, key) {
-        return Err(HostError::HostKeyRevoked {
-            host: target.alias.clone(),
+    let key_type = known_hosts::blob_key_type(blob)
+        .unwrap_or("unknown")
+        .to_string();
+    let fingerprint = known_hosts::fingerprint(blob);
+    let host = target.alias.clone();
+    let names = host_names(target);
+    // where accept-new writes: the first user file, as with OpenSSH (with
+    // none, nothing is recorded)
+    let primary = target.known_hosts.first();
+    match known_hosts::check(files, &names, blob) {
+        Verdict::Match { .. } => Ok(()),
+        Verdict::Revoked { file, line } => Err(HostError::HostKeyRevoked {
+            host,
             key_type,
             fingerprint,
-            known_hosts: path.clone(),
-        });
-    }
-    let primary = target
-        .known_hosts
-        .first()
-        .cloned()
-        .unwrap_or_else(|| PathBuf::from("~/.ssh/known_hosts"));
-    for (path, text) in known_texts {
-        let mut kh = session
-            .known_hosts()
-            .map_err(|e| HostError::Ssh(e.message().to_string()))?;
-        for line in text.lines() {
-            // Lines libssh2 cannot read (certificates, new key types) are
-            // skipped one by one instead of losing the whole file.
-            let _ = kh.read_str(line, KnownHostFileKind::OpenSSH);
-        }
-        match kh.check_port(lookup, port, key) {
-            CheckResult::Match => return Ok(()),
-            CheckResult::Mismatch => {
-                return Err(HostError::HostKeyChanged {
-                    host: target.alias.clone(),
-                    key_type,
-                    fingerprint,
-                    known_hosts: path.clone(),
-                })
-            }
-            CheckResult::NotFound | CheckResult::Failure => {}
-        }
-    }
-    if target.policy == HostKeyPolicy::AcceptNew {
-        let line = format!(
-            "{} {} {}\n",
-            known_hosts_name(lookup, port),
+            known_hosts: file,
+            line,
+        }),
+        Verdict::Changed { known } => Err(HostError::HostKeyChanged {
+            host,
             key_type,
-            base64::engine::general_purpose::STANDARD.encode(key)
-        );
-        append_known_host(&primary, &line).map_err(|e| {
-            io_error(
-                &e,
-                || format!("recording the new host key in `{}`", primary.display()),
-                |e| {
-                    HostError::Ssh(format!(
-                        "cannot record the new host key in {}: {e}",
-                        primary.display()
-                    ))
-                },
-            )
-        })?;
-        return Ok(());
+            fingerprint,
+            known,
+        }),
+        Verdict::CertAuthority { file, line } => Err(HostError::HostKeyCertAuthority {
+            host,
+            key_type,
+            fingerprint,
+            known_hosts: file,
+            line,
+        }),
+        Verdict::Unknown => match (target.policy, primary) {
+            (HostKeyPolicy::AcceptNew, Some(path)) => {
+                record_host_key(target, &names.primary, blob, path)
+            }
+            (HostKeyPolicy::AcceptNew, None) => Err(HostError::HostKeyNotRecorded {
+                host,
+                known_hosts: PathBuf::from("UserKnownHostsFile"),
+                message: "no user known_hosts file is configured".to_string(),
+            }),
+            (HostKeyPolicy::Strict, _) => Err(HostError::HostKeyUnknown {
+                host,
+                key_type,
+                fingerprint,
+                known_hosts: primary
+                    .or(target.global_known_hosts.first())
+                    .cloned()
+                    .unwrap_or_default(),
+            }),
+        },
     }
-    Err(HostError::HostKeyUnknown {
+}
+
+/// accept-new: append `blob` for `name` to `path`, hashed when
+/// `HashKnownHosts yes`.
+fn record_host_key(
+    target: &SshTarget,
+    name: &str,
+    blob: &[u8],
+    path: &Path,
+) -> Result<(), HostError> {
+    let refuse = |message: String| HostError::HostKeyNotRecorded {
         host: target.alias.clone(),
-        key_type,
-        fingerprint,
-        known_hosts: primary,
+        known_hosts: path.to_path_buf(),
+        message,
+    };
+    // As OpenSSH: a name that would not read back as itself is not written
+    // (and an unknown key that cannot be recorded is refused).
+    let names = [
+        Some(target.host_name.as_str()),
+        target.host_key_alias.as_deref(),
+    ];
+    if let Some(bad) = names
+        .into_iter()
+        .flatten()
+        .find(|n| !known_hosts::recordable(n))
+    {
+        return Err(refuse(format!(
+            "the name `{}` cannot be written into a known_hosts file",
+            crate::text::one_line(bad)
+        )));
+    }
+    let mut salt = [0u8; 20];
+    if target.hash_known_hosts {
+        fill_random(&mut salt).map_err(|e| refuse(format!("no random salt: {e}")))?;
+    }
+    let line = known_hosts::entry_line(name, blob, target.hash_known_hosts.then_some(&salt[..]))
+        .ok_or_else(|| refuse("the host key does not name its type".to_string()))?;
+    append_known_host(path, &line).map_err(|e| {
+        io_error(
+            &e,
+            || format!("recording the new host key in `{}`", path.display()),
+            |e| refuse(e.to_string()),
+        )
     })
 }
 
-/// The first known_hosts file with an `@revoked` line for `key` (the key
-/// blob as the host sent it), whatever host pattern the line names.
-fn revoked_in<'a>(known_texts: &'a [(PathBuf, String)], key: &[u8]) -> Option<&'a PathBuf> {
-    let engine = &base64::engine::general_purpose::STANDARD;
-    known_texts.iter().find_map(|(path, text)| {
-        text.lines()
-            .filter_map(|line| {
-                let mut fields = line.split_whitespace();
-                (fields.next()? == "@revoked").then_some(())?;
-                let _patterns = fields.next()?;
-                let _key_type = fields.next()?;
-                engine.decode(fields.next()?).ok()
-            })
-            .any(|blob| blob == key)
-            .then_some(path)
-    })
+fn fill_random(buf: &mut [u8]) -> std::io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        filled +=
+            rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty())?;
+    }
+    Ok(())
 }
 
-fn append_known_host(path: &Path, line: &str) -> std::io::Result<()> {
+/// Append `line` to the known_hosts file `path` in one `O_APPEND` write
+/// (which lands whole at the end, beside writers such as `ssh` that take
+/// no lock), under an exclusive `flock` among deployer's own writers, so
+/// that the check for a missing final newline and the write are one step.
+/// A file whose last line lacks its newline gets one first, so the new
+/// line stays a line of its own.
+pub fn append_known_host(path: &Path, line: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    let mut f = OpenOptions::new().create(true).append(true).open(path)?;
-    f.write_all(line.as_bytes())?;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .mode(0o600)
+        .open(path)?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
+    let len = f.metadata()?.len();
+    let mut text = Vec::with_capacity(line.len() + 1);
+    if len > 0 {
+        let mut last = [0u8; 1];
+        f.read_exact_at(&mut last, len - 1)?;
+        if last[0] != b'\n' {
+            text.push(b'\n');
+        }
+    }
+    text.extend_from_slice(line.as_bytes());
+    f.write_all(&text)?;
     f.sync_all()
 }
 
@@ -1128,138 +1115,96 @@ mod tests {
         assert!(pgid.is_some_and(|p| p > 1), "{:?}", out);
     }
 
-    fn target(port: u16, alias: Option<&str>) -> SshTarget {
+    fn target(dir: &Path) -> SshTarget {
         SshTarget {
             alias: "prod-1".into(),
             host_name: "10.0.0.1".into(),
-            port,
+            port: 2222,
             user: "deploy".into(),
             identity_files: Vec::new(),
             use_agent: false,
-            known_hosts: Vec::new(),
-            host_key_alias: alias.map(str::to_string),
+            known_hosts: vec![dir.join("missing"), dir.join("user")],
+            host_key_alias: None,
             policy: HostKeyPolicy::Strict,
             connect_timeout: Duration::from_secs(1),
-            global_known_hosts: Vec::new(),
+            global_known_hosts: vec![dir.join("global")],
             hash_known_hosts: false,
             jump: Vec::new(),
             server_alive: None,
         }
     }
 
-    /// OpenSSH looks a `HostKeyAlias` up (and records it) without a port,
-    /// whatever port the host listens on (`get_hostfile_hostname_ipaddr`
-    /// in sshconnect.c); a host name on another port as `[name]:port`.
+    /// Every file is read, the global ones too, as bytes; a missing one
+    /// is none; one that cannot be read refuses the host.
     #[test]
-    fn known_hosts_names_the_key_as_openssh_does() {
-        let name = |t: &SshTarget| {
-            let (host, port) = known_hosts_entry(t);
-            known_hosts_name(host, port)
-        };
-        assert_eq!(name(&target(22, None)), "10.0.0.1");
-        assert_eq!(name(&target(2222, None)), "[10.0.0.1]:2222");
-        assert_eq!(name(&target(22, Some("web"))), "web");
-        assert_eq!(name(&target(2222, Some("web"))), "web");
+    fn known_hosts_files_are_read_as_bytes_and_unreadable_ones_refuse() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = target(dir.path());
+        fs::write(dir.path().join("user"), b"# caf\xe9\n").unwrap();
+        fs::write(dir.path().join("global"), b"").unwrap();
+        let files = read_known_hosts(&t).unwrap();
+        let paths: Vec<&Path> = files.iter().map(KnownHostsFile::path).collect();
+        assert_eq!(paths, [dir.path().join("user"), dir.path().join("global")]);
 
-        // and libssh2 finds a key recorded under that name
-        let mut blob = Vec::new();
-        for part in [&b"ssh-ed25519"[..], &[7u8; 32][..]] {
-            blob.extend_from_slice(&u32::try_from(part.len()).unwrap().to_be_bytes());
-            blob.extend_from_slice(part);
-        }
-        let line = format!(
-            "web ssh-ed25519 {}",
-            base64::engine::general_purpose::STANDARD.encode(&blob)
+        fs::create_dir(dir.path().join("missing")).unwrap();
+        let e = read_known_hosts(&t).unwrap_err();
+        assert!(matches!(e, HostError::KnownHostsUnreadable { .. }), "{e}");
+        let shown = e.to_string();
+        assert!(
+            shown.contains(&format!("`{}`", dir.path().join("missing").display()))
+                && shown.contains("prod-1"),
+            "{shown}"
         );
-        let session = Session::new().unwrap();
-        let mut kh = session.known_hosts().unwrap();
-        kh.read_str(&line, KnownHostFileKind::OpenSSH).unwrap();
-        let web = target(2222, Some("web"));
-        let (host, port) = known_hosts_entry(&web);
-        assert!(matches!(
-            kh.check_port(host, port, &blob),
-            CheckResult::Match
-        ));
     }
 
-    /// A key marked `@revoked` is refused, even where another line lists
-    /// it as the host's (libssh2 alone would accept it).
+    /// Appending gives a file without a final newline one first.
     #[test]
-    fn revoked_keys_are_found_whatever_else_lists_them() {
-        let engine = &base64::engine::general_purpose::STANDARD;
-        let key = |b: u8| {
-            let mut blob = Vec::new();
-            for part in [&b"ssh-ed25519"[..], &[b; 32][..]] {
-                blob.extend_from_slice(&u32::try_from(part.len()).unwrap().to_be_bytes());
-                blob.extend_from_slice(part);
-            }
-            blob
-        };
-        let (bad, good) = (key(1), key(2));
-        let user = PathBuf::from("/home/op/.ssh/known_hosts");
-        let system = PathBuf::from("/etc/ssh/ssh_known_hosts");
-        let texts = vec![
-            (
-                user.clone(),
-                format!(
-                    "web ssh-ed25519 {}\n# @revoked * ssh-ed25519 {}\n",
-                    engine.encode(&bad),
-                    engine.encode(&good)
-                ),
-            ),
-            (
-                system.clone(),
-                format!("@revoked * ssh-ed25519 {}\n@revoked\n", engine.encode(&bad)),
-            ),
-        ];
-        assert_eq!(revoked_in(&texts, &bad), Some(&system));
-        assert_eq!(revoked_in(&texts, &good), None);
-        assert_eq!(revoked_in(&texts[..1], &bad), None);
+    fn recorded_keys_are_lines_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".ssh/known_hosts");
+        append_known_host(&path, "a ssh-ed25519 AAAA\n").unwrap();
+        fs::write(&path, b"a ssh-ed25519 AAAA").unwrap();
+        append_known_host(&path, "b ssh-ed25519 BBBB\n").unwrap();
+        append_known_host(&path, "c ssh-ed25519 CCCC\n").unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "a ssh-ed25519 AAAA\nb ssh-ed25519 BBBB\nc ssh-ed25519 CCCC\n"
+        );
+    }
+
+    #[test]
+    fn revoked_keys_name_their_line() {
         let e = HostError::HostKeyRevoked {
             host: "prod-1".into(),
             key_type: "ssh-ed25519".into(),
             fingerprint: "SHA256:abc".into(),
-            known_hosts: system,
+            known_hosts: PathBuf::from("/etc/ssh/ssh_known_hosts"),
+            line: 3,
         };
         assert_eq!(
             e.to_string(),
             "host key for `prod-1` is REVOKED: it offered ssh-ed25519 SHA256:abc, which \
-             /etc/ssh/ssh_known_hosts marks `@revoked`"
+             /etc/ssh/ssh_known_hosts:3 marks `@revoked`"
         );
     }
 
     #[test]
-    fn host_key_preference_follows_known_types() {
-        assert_eq!(host_key_preference(&["ssh-ed25519".into()]), "ssh-ed25519");
+    fn host_key_preference_puts_known_types_first() {
         assert_eq!(
-            host_key_preference(&["ssh-rsa".into(), "ecdsa-sha2-nistp256".into()]),
-            "ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256,ssh-rsa"
+            host_key_preference(&["ecdsa-sha2-nistp256".into()]),
+            "ecdsa-sha2-nistp256,ssh-ed25519,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,\
+             rsa-sha2-512,rsa-sha2-256,ssh-rsa"
         );
-        assert!(host_key_preference(&[]).starts_with("ssh-ed25519,ecdsa"));
-        // a type we cannot negotiate must not leave us with an empty list
         assert!(
-            host_key_preference(&["sk-ssh-ed25519@openssh.com".into()]).starts_with("ssh-ed25519")
+            host_key_preference(&["ssh-rsa".into(), "ssh-ed25519".into()])
+                .starts_with("ssh-ed25519,rsa-sha2-512,rsa-sha2-256,ssh-rsa,ecdsa")
         );
-    }
-
-    #[test]
-    fn known_key_types_reads_plain_entries_only() {
-        let text = "\
-# comment
-127.0.1.5 ssh-ed25519 AAAA
-other,127.0.1.5 ecdsa-sha2-nistp256 AAAA
-[127.0.1.5]:2222 ssh-rsa AAAA
-|1|salt|hash ssh-rsa AAAA
-@cert-authority * ssh-rsa AAAA
-127.0.1.50 ssh-rsa AAAA
-";
+        let all = host_key_preference(&[]);
+        assert!(all.starts_with("ssh-ed25519,ecdsa"), "{all}");
+        // a type we cannot negotiate leaves the usual order
         assert_eq!(
-            known_key_types(text, "127.0.1.5"),
-            vec!["ssh-ed25519".to_string(), "ecdsa-sha2-nistp256".to_string()]
-        );
-        assert_eq!(
-            known_key_types(text, "[127.0.1.5]:2222"),
-            vec!["ssh-rsa".to_string()]
+            host_key_preference(&["sk-ssh-ed25519@openssh.com".into()]),
+            all
         );
     }
 }
