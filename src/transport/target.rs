@@ -7,8 +7,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{Config, HostSpec};
-use crate::ssh_config::{SshConfigFile, StrictHostKeyChecking};
+use crate::config::{Config, DEFAULT_CONNECT_TIMEOUT};
+use crate::ssh_config::{
+    JumpHost, ResolveContext, SshConfigError, SshConfigFile, StrictHostKeyChecking,
+};
 
 /// What to do with a host key that no known_hosts file lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,8 +57,9 @@ pub struct SshTarget {
     /// directly.
     pub jump: Vec<SshTarget>,
     /// `ServerAliveInterval` and `ServerAliveCountMax`: keepalives every
-    /// interval, the host given up after that many unanswered; `None` for
-    /// deployer's default.
+    /// interval, the host given up after that many unanswered (a zero
+    /// interval: none, as ssh); `None` when the ssh config sets no interval,
+    /// for deployer's default.
     pub server_alive: Option<(Duration, u32)>,
 }
 
@@ -90,25 +93,50 @@ pub struct LocalContext {
     pub user: String,
     /// `--accept-new-host-keys` was given.
     pub accept_new: bool,
+    /// What the ssh config's tokens and `Match` lines see (uid, host name,
+    /// environment); `None` for just `home` and `user`.
+    pub resolve: Option<ResolveContext>,
 }
 
-/// Work out how to reach every host of every stage. Precedence, as with
-/// OpenSSH's command line over its config file: `user@`/`:port` in the host
-/// entry, then the `[environment]` keys of `deployer.ini`, then
-/// `~/.ssh/config`, then OpenSSH's defaults. Identity files accumulate, in
-/// that order, followed by the default keys in `~/.ssh`.
+/// Work out how to reach every host of every stage.
+///
+/// The one precedence, for every setting: the host entry (`user@`,
+/// `:port`), then the `[stage:X]` and `[environment]` keys of
+/// `deployer.ini`, then `~/.ssh/config`, then `/etc/ssh/ssh_config`, then
+/// OpenSSH's defaults. Values from `deployer.ini` reach the ssh config as
+/// ssh's command-line options would (`-l`, `-p`, `-J`): they win, and
+/// `Match user` sees them. Identity files accumulate, in that order,
+/// followed by the default keys in `~/.ssh`. Jump hosts are resolved like
+/// targets of their own (their user and port come from the `ProxyJump`
+/// hop and the ssh config, not from `ssh_user`/`ssh_port`).
+///
+/// # Errors
+///
+/// The first host that the ssh config refuses (a `Match exec`,
+/// `ProxyCommand`, `CanonicalizeHostname`...) or jump hosts that loop.
 pub fn resolve_targets(
     config: &Config,
     ssh_config: &SshConfigFile,
     local: &LocalContext,
-) -> Vec<Target> {
+) -> Result<Vec<Target>, SshConfigError> {
     let mut targets = Vec::new();
     for stage in &config.stages {
         for host in &stage.hosts {
             let kind = if host.is_local() {
                 TargetKind::Local
             } else {
-                TargetKind::Ssh(resolve_one(host, config, ssh_config, local))
+                let jump = stage
+                    .proxy_jump
+                    .clone()
+                    .or_else(|| config.ssh.proxy_jump.clone());
+                let query = Query {
+                    alias: &host.name,
+                    written: host.to_string(),
+                    user: host.user.clone().or_else(|| config.ssh.user.clone()),
+                    port: host.port.or(config.ssh.port),
+                    jump,
+                };
+                TargetKind::Ssh(resolve_one(&query, config, ssh_config, local, 0)?)
             };
             targets.push(Target {
                 stage: stage.name.clone(),
@@ -117,17 +145,42 @@ pub fn resolve_targets(
             });
         }
     }
-    targets
+    Ok(targets)
+}
+
+/// One host to resolve, with what the caller gives "on the command line".
+struct Query<'a> {
+    alias: &'a str,
+    written: String,
+    user: Option<String>,
+    port: Option<u16>,
+    jump: Option<Vec<JumpHost>>,
+}
+
+/// How many jump hosts a chain may have before it is taken for a loop.
+const MAX_JUMP_DEPTH: usize = 8;
+
+/// The context for the ssh config: the process's facts, from `local`.
+fn base_context(local: &LocalContext) -> ResolveContext {
+    local.resolve.clone().unwrap_or_else(|| ResolveContext {
+        home: local.home.clone(),
+        local_user: local.user.clone(),
+        ..ResolveContext::default()
+    })
 }
 
 fn resolve_one(
-    spec: &HostSpec,
+    query: &Query<'_>,
     config: &Config,
     ssh_config: &SshConfigFile,
     local: &LocalContext,
-) -> SshTarget {
-    let (user, name, port) = (spec.user.as_deref(), spec.name.as_str(), spec.port);
-    let s = ssh_config.resolve(name, &local.home);
+    depth: usize,
+) -> Result<SshTarget, SshConfigError> {
+    let mut context = base_context(local);
+    context.user.clone_from(&query.user);
+    context.port = query.port;
+    context.proxy_jump.clone_from(&query.jump);
+    let s = ssh_config.resolve(query.alias, &context)?;
     let opts = &config.ssh;
     let home = &local.home;
     let mut identity_files: Vec<PathBuf> = opts.identity_files.clone();
@@ -151,15 +204,45 @@ fn resolve_one(
             s.strict_host_key_checking,
             Some(StrictHostKeyChecking::AcceptNew | StrictHostKeyChecking::No)
         );
-    SshTarget {
-        alias: spec.to_string(),
-        host_name: s.host_name.clone().unwrap_or_else(|| name.to_string()),
-        port: port.or(opts.port).or(s.port).unwrap_or(22),
-        user: user
-            .map(str::to_string)
-            .or_else(|| opts.user.clone())
-            .or_else(|| s.user.clone())
-            .unwrap_or_else(|| local.user.clone()),
+    let jump = match s.proxy_jump.as_deref() {
+        None | Some([]) => Vec::new(),
+        Some(hops) => {
+            if depth >= MAX_JUMP_DEPTH {
+                return Err(SshConfigError::Unsupported {
+                    host: query.written.clone(),
+                    path: PathBuf::from("ProxyJump"),
+                    line: 0,
+                    message: format!(
+                        "the jump hosts lead through more than {MAX_JUMP_DEPTH} hops \
+                         (does a jump host's `ProxyJump` lead back to itself?)"
+                    ),
+                });
+            }
+            // As ssh: the last hop is reached through the hops before it
+            // (given to it as `-J`); the first hop through its own
+            // `ProxyJump`, if it has one.
+            let (last, before) = hops.split_last().expect("not empty");
+            let hop = Query {
+                alias: &last.host,
+                written: last.to_string(),
+                user: last.user.clone(),
+                port: last.port,
+                jump: (!before.is_empty()).then(|| before.to_vec()),
+            };
+            let mut hop = resolve_one(&hop, config, ssh_config, local, depth + 1)?;
+            let mut chain = std::mem::take(&mut hop.jump);
+            chain.push(hop);
+            chain
+        }
+    };
+    Ok(SshTarget {
+        alias: query.written.clone(),
+        host_name: s
+            .host_name
+            .clone()
+            .unwrap_or_else(|| query.alias.to_string()),
+        port: s.port.unwrap_or(22),
+        user: s.user.clone().unwrap_or_else(|| local.user.clone()),
         identity_files,
         use_agent: s.identities_only != Some(true),
         known_hosts,
@@ -169,18 +252,22 @@ fn resolve_one(
         } else {
             HostKeyPolicy::Strict
         },
-        connect_timeout: s
+        connect_timeout: opts
             .connect_timeout
-            .filter(|d| !d.is_zero())
-            .unwrap_or(opts.connect_timeout),
-        global_known_hosts: vec![
-            PathBuf::from("/etc/ssh/ssh_known_hosts"),
-            PathBuf::from("/etc/ssh/ssh_known_hosts2"),
-        ],
-        hash_known_hosts: false,
-        jump: Vec::new(),
-        server_alive: None,
-    }
+            .or(s.connect_timeout.filter(|d| !d.is_zero()))
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+        global_known_hosts: s.global_known_hosts_files.clone().unwrap_or_else(|| {
+            vec![
+                PathBuf::from("/etc/ssh/ssh_known_hosts"),
+                PathBuf::from("/etc/ssh/ssh_known_hosts2"),
+            ]
+        }),
+        hash_known_hosts: s.hash_known_hosts.unwrap_or(false),
+        jump,
+        server_alive: s
+            .server_alive_interval
+            .map(|interval| (interval, s.server_alive_count_max.unwrap_or(3))),
+    })
 }
 
 #[cfg(test)]
@@ -193,6 +280,7 @@ mod tests {
             home: PathBuf::from("/home/op"),
             user: "op".into(),
             accept_new: false,
+            resolve: None,
         }
     }
 
@@ -209,7 +297,7 @@ mod tests {
             Path::new("/home/op/.ssh/config"),
         )
         .unwrap();
-        let t = resolve_targets(&config(BASE), &sc, &local());
+        let t = resolve_targets(&config(BASE), &sc, &local()).unwrap();
         assert_eq!(t.len(), 3);
         assert_eq!(t[0].kind, TargetKind::Local);
         let TargetKind::Ssh(web) = &t[1].kind else {
@@ -242,7 +330,7 @@ mod tests {
         );
         let sc =
             SshConfigFile::parse("Host *\n  User alice\n  Port 22\n", Path::new("/x")).unwrap();
-        let t = resolve_targets(&config(&text), &sc, &local());
+        let t = resolve_targets(&config(&text), &sc, &local()).unwrap();
         let TargetKind::Ssh(web) = &t[1].kind else {
             panic!("ssh")
         };
@@ -255,7 +343,7 @@ mod tests {
 
     #[test]
     fn defaults_without_any_ssh_config() {
-        let t = resolve_targets(&config(BASE), &SshConfigFile::default(), &local());
+        let t = resolve_targets(&config(BASE), &SshConfigFile::default(), &local()).unwrap();
         let TargetKind::Ssh(web) = &t[1].kind else {
             panic!("ssh")
         };
