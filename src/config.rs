@@ -1950,7 +1950,9 @@ hosts = p1 p2
             "host:65536",
             "host:+22",
             "host:2a",
-            "[::1]",
+            "[::1",
+            "[web1]:22",
+            "[::1]:0",
             "::1",
             ".host",
             "local:22",
@@ -1988,6 +1990,14 @@ hosts = p1 p2
                 "_svc@10.0.0.1",
             ),
             ("local", None, "local", None, "local"),
+            (
+                "[2001:db8::1]:2222",
+                None,
+                "2001:db8::1",
+                Some(2222),
+                "[2001:db8::1]:2222",
+            ),
+            ("op@[::1]", Some("op"), "::1", None, "op@[::1]"),
         ];
         for (text, user, name, port, shown) in valid {
             let spec = HostSpec::parse(text).unwrap();

@@ -1376,9 +1376,11 @@ fn expand_host_name(value: &str, alias: &str) -> Result<String, String> {
         match chars.next() {
             Some('%') => out.push('%'),
             Some('h') => out.push_str(alias),
-            Some(t) => return Err(format!(
+            Some(t) => {
+                return Err(format!(
                 "`HostName {value}`: only the `%h` and `%%` tokens are expanded there, not `%{t}`"
-            )),
+            ))
+            }
             None => return Err(format!("`HostName {value}` ends with a lone `%`")),
         }
     }
