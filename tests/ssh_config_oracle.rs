@@ -1,0 +1,361 @@
+//! `SshConfigFile::resolve` against OpenSSH's own resolver: `ssh -G -F FILE
+//! HOST` prints the options ssh would use, without connecting. Each config
+//! of the corpus is resolved for several host names by both, and every
+//! option deployer uses must come out the same.
+//!
+//! `-F` makes ssh skip `/etc/ssh/ssh_config`, so the system file's part
+//! (read after the user's, first value winning across both) is compared by
+//! concatenating the two texts into the one file given to `-F`, which is
+//! what reading them one after the other amounts to; deployer is given
+//! them as two files (`with_system`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use deployer::ssh_config::{HostSettings, ResolveContext, SshConfigFile};
+
+/// `ssh -G` output as (keyword, value) pairs, or `None` when ssh refused.
+fn ssh_g(config: &Path, host: &str, user: Option<&str>) -> Option<Vec<(String, String)>> {
+    let mut cmd = Command::new("ssh");
+    cmd.arg("-G").arg("-F").arg(config);
+    if let Some(u) = user {
+        cmd.arg("-l").arg(u);
+    }
+    let out = cmd.arg(host).output().expect("run ssh -G");
+    if !out.status.success() {
+        return None;
+    }
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+fn get<'a>(options: &'a [(String, String)], key: &str) -> Vec<&'a str> {
+    options
+        .iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+fn ssh_available() -> bool {
+    let ok = Command::new("ssh").arg("-V").output().is_ok();
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "ssh is needed under CI"
+        );
+        eprintln!("skipped: no ssh binary");
+    }
+    ok
+}
+
+/// The local facts ssh uses, as ssh itself reports them with an empty
+/// config: the home directory of the account and its name.
+fn context() -> ResolveContext {
+    let empty = ssh_g(Path::new("/dev/null"), "probe", None).expect("ssh -G");
+    let user = get(&empty, "user")[0].to_string();
+    let known = get(&empty, "userknownhostsfile")[0]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default();
+    let home = known
+        .strip_suffix("/.ssh/known_hosts")
+        .expect("default known_hosts")
+        .to_string();
+    ResolveContext::of_this_process(Path::new(&home), &user)
+}
+
+/// Compares every option deployer uses; returns what differs.
+fn compare(ours: &HostSettings, ssh: &[(String, String)], cx: &ResolveContext) -> Vec<String> {
+    let mut diffs = Vec::new();
+    let mut check = |what: &str, ours: String, theirs: String| {
+        if ours != theirs {
+            diffs.push(format!("{what}: deployer `{ours}`, ssh `{theirs}`"));
+        }
+    };
+    let one = |k: &str| {
+        get(ssh, k)
+            .first()
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    };
+    let home = cx.home.to_string_lossy().into_owned();
+    let paths = |v: &[PathBuf]| {
+        v.iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    check(
+        "hostname",
+        ours.host_name.clone().unwrap_or_default(),
+        one("hostname"),
+    );
+    check(
+        "user",
+        ours.user.clone().unwrap_or_else(|| cx.local_user.clone()),
+        one("user"),
+    );
+    check("port", ours.port.unwrap_or(22).to_string(), one("port"));
+    let known = if ours.user_known_hosts_files == [PathBuf::from("/dev/null")] {
+        "none".to_string()
+    } else if ours.user_known_hosts_files.is_empty() {
+        format!("{home}/.ssh/known_hosts {home}/.ssh/known_hosts2")
+    } else {
+        paths(&ours.user_known_hosts_files)
+    };
+    check("userknownhostsfile", known, one("userknownhostsfile"));
+    let global = match &ours.global_known_hosts_files {
+        None => "/etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2".to_string(),
+        Some(v) if v.is_empty() => "none".to_string(),
+        Some(v) => paths(v),
+    };
+    check("globalknownhostsfile", global, one("globalknownhostsfile"));
+    use deployer::ssh_config::StrictHostKeyChecking as S;
+    let strict = match ours.strict_host_key_checking {
+        None | Some(S::Ask) => "ask",
+        Some(S::Yes) => "true",
+        Some(S::No) => "false",
+        Some(S::AcceptNew) => "accept-new",
+    };
+    check(
+        "stricthostkeychecking",
+        strict.into(),
+        one("stricthostkeychecking"),
+    );
+    let timeout = match ours.connect_timeout {
+        None => "none".to_string(),
+        Some(d) if d.is_zero() => "none".to_string(),
+        Some(d) => d.as_secs().to_string(),
+    };
+    check("connecttimeout", timeout, one("connecttimeout"));
+    check(
+        "hostkeyalias",
+        ours.host_key_alias.clone().unwrap_or_default(),
+        one("hostkeyalias"),
+    );
+    let yn = |b: Option<bool>| if b == Some(true) { "yes" } else { "no" }.to_string();
+    check(
+        "identitiesonly",
+        yn(ours.identities_only),
+        one("identitiesonly"),
+    );
+    check(
+        "hashknownhosts",
+        yn(ours.hash_known_hosts),
+        one("hashknownhosts"),
+    );
+    check(
+        "serveraliveinterval",
+        ours.server_alive_interval
+            .map_or(0, |d| d.as_secs())
+            .to_string(),
+        one("serveraliveinterval"),
+    );
+    check(
+        "serveralivecountmax",
+        ours.server_alive_count_max.unwrap_or(3).to_string(),
+        one("serveralivecountmax"),
+    );
+    let jump = match &ours.proxy_jump {
+        None => String::new(),
+        Some(v) if v.is_empty() => String::new(),
+        Some(v) => v
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    check("proxyjump", jump, one("proxyjump"));
+    // ssh 9.2 prints IdentityFile before expanding it; compare the ones
+    // without tokens (tokens are compared through UserKnownHostsFile).
+    let theirs: Vec<String> = get(ssh, "identityfile")
+        .iter()
+        .map(|p| match p.strip_prefix("~/") {
+            Some(rest) => format!("{home}/{rest}"),
+            None => p.to_string(),
+        })
+        .collect();
+    if !ours.identity_files.is_empty() && !theirs.iter().any(|p| p.contains(['%', '$'])) {
+        check(
+            "identityfile",
+            paths(&ours.identity_files),
+            theirs.join(" "),
+        );
+    }
+    diffs
+}
+
+/// (user's file, system file, hosts to try as `[user@]host`)
+const CORPUS: &[(&str, &str, &[&str])] = &[
+    // patterns, negation, case as typed
+    (
+        "Host *.ooni.org !ams-* backend\n  User matched\n  Port 2200\nHost web\n  User web\n",
+        "",
+        &["fsn.ooni.org", "ams-pg.ooni.org", "backend", "Backend", "WEB", "web", "x"],
+    ),
+    // first value wins; global options; defaults last
+    (
+        "ConnectTimeout 5\nHost web*\n  User deploy\n  Port 2222\nHost web1\n  User other\n  HostName 10.0.0.1\nHost *\n  User fallback\n  StrictHostKeyChecking accept-new\n  ServerAliveInterval 1m\n  ServerAliveCountMax 5\n",
+        "",
+        &["web1", "web2", "db"],
+    ),
+    // the system file after the user's
+    (
+        "Host a*\n  User from-user\n",
+        "Host *\n  User from-system\n  Port 2022\n  HashKnownHosts yes\n  GlobalKnownHostsFile /etc/ssh/other_known\n",
+        &["a1", "b1"],
+    ),
+    // HostName tokens and case; HostKeyAlias lowercased
+    (
+        "Host *\n  HostName %h.Example.ORG\n  HostKeyAlias KeyAlias\n",
+        "",
+        &["Web", "db"],
+    ),
+    // tokens and ${VAR} in UserKnownHostsFile
+    (
+        "Host *\n  User bob\n  Port 2200\n  UserKnownHostsFile ~/kh_%h_%p_%r_%u_%n %d/k_%k_%L_%l_%i ${HOME}/v %%x_%C\n",
+        "",
+        &["Web1", "db"],
+    ),
+    // Match host (after HostName), originalhost, user, localuser, all
+    (
+        "Host db1\n  HostName DB1.internal\nMatch host db1.internal\n  Port 2001\nMatch originalhost WEB*,!web9\n  Port 2002\nMatch user deploy\n  IdentitiesOnly yes\nMatch localuser root,nobody\n  ConnectTimeout 7\nMatch !localuser root\n  ConnectTimeout 9\nMatch host *,!db* all\n  ServerAliveInterval 3\nMatch all\n  HashKnownHosts yes\n",
+        "",
+        &["db1", "web1", "web9", "deploy@x", "other@x"],
+    ),
+    // Port by service name, `=` syntax, quotes, flags in any case
+    (
+        "Host s\n  Port=ssh\n  User = \"quoted user\"\n  IdentitiesOnly=YES\n  StrictHostKeyChecking No\nHost t\n  Port domain\n",
+        "",
+        &["s", "t"],
+    ),
+    // ProxyJump, and ProxyJump none
+    (
+        "Host inner*\n  ProxyJump ops@bastion:2222,[2001:db8::1]:22,jump2\nHost inner9\n  ProxyJump none\nHost *\n  ProxyJump none\n",
+        "",
+        &["inner1", "inner9", "outer"],
+    ),
+    // known hosts none, ConnectTimeout none
+    (
+        "Host *\n  UserKnownHostsFile none\n  GlobalKnownHostsFile none\n  ConnectTimeout none\n",
+        "",
+        &["h"],
+    ),
+];
+
+#[test]
+fn resolve_agrees_with_ssh_dash_g() {
+    if !ssh_available() {
+        return;
+    }
+    let cx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for (index, (user_text, system_text, hosts)) in CORPUS.iter().enumerate() {
+        let user_file = dir.path().join(format!("config{index}"));
+        let system_file = dir.path().join(format!("system{index}"));
+        let both = dir.path().join(format!("both{index}"));
+        std::fs::write(&user_file, user_text).unwrap();
+        std::fs::write(&system_file, system_text).unwrap();
+        std::fs::write(&both, format!("{user_text}\n{system_text}")).unwrap();
+        let ours = SshConfigFile::load(&user_file, &cx.home)
+            .and_then(|f| f.with_system(&system_file, &cx.home))
+            .unwrap_or_else(|e| panic!("config {index}: {e}"));
+        for host in *hosts {
+            let (user, name) = match host.split_once('@') {
+                Some((u, n)) => (Some(u), n),
+                None => (None, *host),
+            };
+            let theirs = ssh_g(&both, name, user)
+                .unwrap_or_else(|| panic!("config {index}: ssh -G refused {host}"));
+            let mut query = cx.clone();
+            query.user = user.map(str::to_string);
+            let settings = ours
+                .resolve(name, &query)
+                .unwrap_or_else(|e| panic!("config {index}, {host}: {e}"));
+            for d in compare(&settings, &theirs, &cx) {
+                failures.push(format!("config {index}, host {host}: {d}"));
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared >= 25, "only {compared} comparisons");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn include_agrees_with_ssh_dash_g() {
+    if !ssh_available() {
+        return;
+    }
+    let cx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("conf.d")).unwrap();
+    std::fs::write(
+        d.join("conf.d/a.conf"),
+        "Port 2222\nMatch all\n  User from-a\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("conf.d/b.conf"),
+        "Host ams-*\n  User ams\nHost *\n  IdentityFile /keys/ooni\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("config"),
+        format!(
+            "Host *.ooni.org\n  Include {}/conf.d/*.conf\nHost *\n  User fallback\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let ours = SshConfigFile::load(&d.join("config"), &cx.home).unwrap();
+    let mut failures = Vec::new();
+    for host in ["ams-pg.ooni.org", "fsn.ooni.org", "example.com"] {
+        let theirs = ssh_g(&d.join("config"), host, None).unwrap();
+        let settings = ours.resolve(host, &cx).unwrap();
+        for diff in compare(&settings, &theirs, &cx) {
+            failures.push(format!("{host}: {diff}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn what_ssh_refuses_deployer_refuses() {
+    if !ssh_available() {
+        return;
+    }
+    let cx = context();
+    let dir = tempfile::tempdir().unwrap();
+    for bad in [
+        "Port 0\n",
+        "Port nosuchservice\n",
+        "StrictHostKeyChecking maybe\n",
+        "ConnectTimeout 5x\n",
+        "IdentitiesOnly sometimes\n",
+        "Match nosuchcriterion x\n",
+        "Match all host x\n",
+        "Host\n",
+        "ProxyJump a,,b\n",
+        "Host *\n  UserKnownHostsFile /k_%z\n",
+        "Host *\n  HostName %r.example\n",
+    ] {
+        let file = dir.path().join("bad");
+        std::fs::write(&file, bad).unwrap();
+        assert!(
+            ssh_g(&file, "h", None).is_none(),
+            "ssh accepts {bad:?}: the corpus is wrong"
+        );
+        let ours = SshConfigFile::load(&file, &cx.home).and_then(|f| f.resolve("h", &cx));
+        assert!(ours.is_err(), "deployer accepts {bad:?}");
+    }
+}
