@@ -6,6 +6,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 
 mod freeze;
+mod hosts;
 mod unlock;
 
 use crate::cli::{Cli, ColorChoice, Command, DeployArgs, StatusArgs};
@@ -131,6 +132,22 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
             let config = load_config(cli)?;
             let fleet = stage_fleet(cli, &config, stage)?;
             freeze::apply(&config, &Console::stdio(color), fleet, stage, None)
+        }
+        Some(Command::Hosts { stage, json }) => {
+            let config = load_config(cli)?;
+            if let Some(stage) = stage {
+                deploy::check_stage(&config, stage)?;
+            }
+            let all: Vec<Target> = targets(cli, &config)?
+                .into_iter()
+                .filter(|t| stage.as_ref().is_none_or(|s| &t.stage == s))
+                .collect();
+            if *json {
+                emit(|out| hosts::render_json(&all, out))?;
+            } else {
+                emit(|out| hosts::render_text(&all, out))?;
+            }
+            Ok(ExitStatus::Success)
         }
         Some(Command::History {
             package,
