@@ -361,4 +361,150 @@ mod tests {
         assert!(web.use_agent);
         assert_eq!(web.connect_timeout, Duration::from_secs(10));
     }
+
+    fn ssh(targets: &[Target], index: usize) -> &SshTarget {
+        match &targets[index].kind {
+            TargetKind::Ssh(s) => s,
+            TargetKind::Local => panic!("local"),
+        }
+    }
+
+    #[test]
+    fn connect_timeout_in_deployer_ini_wins_over_connect_timeout() {
+        let sc = SshConfigFile::parse("Host *\n  ConnectTimeout 3\n", Path::new("/x")).unwrap();
+        let text = BASE.replace(
+            "stages = test prod\n",
+            "stages = test prod\nconnect_timeout = 20\n",
+        );
+        let t = resolve_targets(&config(&text), &sc, &local()).unwrap();
+        assert_eq!(ssh(&t, 1).connect_timeout, Duration::from_secs(20));
+        let t = resolve_targets(&config(BASE), &sc, &local()).unwrap();
+        assert_eq!(ssh(&t, 1).connect_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn jump_hosts_resolved_like_targets_first_hop_first() {
+        let sc = SshConfigFile::parse(
+            "\
+Host web1
+  HostName 10.0.0.5
+  ProxyJump ops@bastion:2200,inner
+Host inner
+  HostName inner.internal
+  User jumper
+  ProxyJump elsewhere
+Host bastion
+  HostName bastion.example.org
+  ProxyJump outer
+Host outer
+  Port 2022
+Host db1
+  ProxyCommand none
+  ProxyJump ignored
+",
+            Path::new("/x"),
+        )
+        .unwrap();
+        let t = resolve_targets(&config(BASE), &sc, &local()).unwrap();
+        let web = ssh(&t, 1);
+        let hops: Vec<(&str, &str, u16)> = web
+            .jump
+            .iter()
+            .map(|j| (j.user.as_str(), j.host_name.as_str(), j.port))
+            .collect();
+        // bastion's own ProxyJump first; `inner` is reached through
+        // `ops@bastion:2200`, so its own ProxyJump does not apply.
+        assert_eq!(
+            hops,
+            [
+                ("op", "outer", 2022),
+                ("ops", "bastion.example.org", 2200),
+                ("jumper", "inner.internal", 22)
+            ]
+        );
+        assert!(web.jump.iter().all(|j| j.jump.is_empty()));
+        assert_eq!(web.host_name, "10.0.0.5");
+        // ProxyCommand none came first: direct.
+        assert!(ssh(&t, 2).jump.is_empty());
+    }
+
+    #[test]
+    fn ssh_proxy_jump_per_stage_wins_over_environment_and_ssh_config() {
+        let sc = SshConfigFile::parse(
+            "Host * !from-config\n  ProxyJump from-config\n",
+            Path::new("/x"),
+        )
+        .unwrap();
+        let text = BASE
+            .replace(
+                "stages = test prod\n",
+                "stages = test prod\nssh_proxy_jump = env-bastion\n",
+            )
+            .replace(
+                "hosts = root@db1:2200\n",
+                "hosts = root@db1:2200\nssh_proxy_jump = none\n",
+            );
+        let t = resolve_targets(&config(&text), &sc, &local()).unwrap();
+        let web = ssh(&t, 1);
+        assert_eq!(web.jump.len(), 2, "{:?}", web.jump);
+        // The jump host's own ProxyJump (from `Host *`) still applies to it.
+        assert_eq!(web.jump[0].host_name, "from-config");
+        assert_eq!(web.jump[1].host_name, "env-bastion");
+        assert!(ssh(&t, 2).jump.is_empty());
+    }
+
+    #[test]
+    fn jump_loops_are_refused() {
+        let sc = SshConfigFile::parse(
+            "Host a\n  ProxyJump b\nHost b\n  ProxyJump a\nHost web1\n  ProxyJump a\n",
+            Path::new("/x"),
+        )
+        .unwrap();
+        let err = resolve_targets(&config(BASE), &sc, &local()).unwrap_err();
+        assert!(err.to_string().contains("more than 8 hops"), "{err}");
+    }
+
+    #[test]
+    fn keepalives_known_hosts_and_hashing_from_ssh_config() {
+        let sc = SshConfigFile::parse(
+            "Host web1\n  ServerAliveInterval 15\n  ServerAliveCountMax 4\n  GlobalKnownHostsFile /etc/kh\n  HashKnownHosts yes\nHost db1\n  ServerAliveInterval 0\n",
+            Path::new("/x"),
+        )
+        .unwrap();
+        let t = resolve_targets(&config(BASE), &sc, &local()).unwrap();
+        let web = ssh(&t, 1);
+        assert_eq!(web.server_alive, Some((Duration::from_secs(15), 4)));
+        assert_eq!(web.global_known_hosts, vec![PathBuf::from("/etc/kh")]);
+        assert!(web.hash_known_hosts);
+        assert_eq!(ssh(&t, 2).server_alive, Some((Duration::ZERO, 3)));
+        let t = resolve_targets(&config(BASE), &SshConfigFile::default(), &local()).unwrap();
+        assert_eq!(ssh(&t, 1).server_alive, None);
+        assert!(!ssh(&t, 1).hash_known_hosts);
+    }
+
+    #[test]
+    fn refusals_name_the_host_file_and_line() {
+        let sc = SshConfigFile::parse(
+            "Host web1\n  ProxyCommand ssh -W %h:%p bastion\n",
+            Path::new("/home/op/.ssh/config"),
+        )
+        .unwrap();
+        let err = resolve_targets(&config(BASE), &sc, &local()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("host `web1`: /home/op/.ssh/config:2: `ProxyCommand ssh -W %h:%p bastion` is not supported"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn match_user_sees_the_user_from_deployer_ini() {
+        let sc = SshConfigFile::parse("Match user root\n  Port 2022\n", Path::new("/x")).unwrap();
+        let t = resolve_targets(&config(BASE), &sc, &local()).unwrap();
+        assert_eq!(ssh(&t, 1).port, 22);
+        // root@db1:2200: the entry's port wins, and Match user saw root.
+        let text = BASE.replace("hosts = root@db1:2200", "hosts = root@db1");
+        let t = resolve_targets(&config(&text), &sc, &local()).unwrap();
+        assert_eq!(ssh(&t, 2).port, 2022);
+    }
 }
