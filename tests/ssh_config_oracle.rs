@@ -5,9 +5,11 @@
 //!
 //! `-F` makes ssh skip `/etc/ssh/ssh_config`, so the system file's part
 //! (read after the user's, first value winning across both) is compared by
-//! concatenating the two texts into the one file given to `-F`, which is
-//! what reading them one after the other amounts to; deployer is given
-//! them as two files (`with_system`).
+//! giving `-F` the two texts joined by a `Match all` line, which is what
+//! reading them one after the other amounts to (ssh starts the second file
+//! with every line applying, and `Match all` restores exactly that);
+//! deployer is given them as two files (`with_system`), so the test cannot
+//! pass by deployer treating them as one.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -207,8 +209,8 @@ const CORPUS: &[(&str, &str, &[&str])] = &[
     ),
     // the system file after the user's
     (
-        "Host a*\n  User from-user\n",
-        "Host *\n  User from-system\n  Port 2022\n  HashKnownHosts yes\n  GlobalKnownHostsFile /etc/ssh/other_known\n",
+        "Host a*\n  User from-user\nHost nothing\n",
+        "User from-system\nPort 2022\nHost b*\n  HashKnownHosts yes\n  GlobalKnownHostsFile /etc/ssh/other_known\n",
         &["a1", "b1"],
     ),
     // HostName tokens and case; HostKeyAlias lowercased
@@ -264,7 +266,7 @@ fn resolve_agrees_with_ssh_dash_g() {
         let both = dir.path().join(format!("both{index}"));
         std::fs::write(&user_file, user_text).unwrap();
         std::fs::write(&system_file, system_text).unwrap();
-        std::fs::write(&both, format!("{user_text}\n{system_text}")).unwrap();
+        std::fs::write(&both, format!("{user_text}\nMatch all\n{system_text}")).unwrap();
         let ours = SshConfigFile::load(&user_file, &cx.home)
             .and_then(|f| f.with_system(&system_file, &cx.home))
             .unwrap_or_else(|e| panic!("config {index}: {e}"));
@@ -358,4 +360,98 @@ fn what_ssh_refuses_deployer_refuses() {
         let ours = SshConfigFile::load(&file, &cx.home).and_then(|f| f.resolve("h", &cx));
         assert!(ours.is_err(), "deployer accepts {bad:?}");
     }
+}
+
+#[test]
+fn the_comparison_sees_differences() {
+    // A negative control: a resolver that is wrong in one option must be
+    // caught, or the corpus proves nothing.
+    if !ssh_available() {
+        return;
+    }
+    let cx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config");
+    std::fs::write(&file, "Host web\n  Port 2222\n  User u\n").unwrap();
+    let theirs = ssh_g(&file, "web", None).unwrap();
+    let mut settings = SshConfigFile::load(&file, &cx.home)
+        .unwrap()
+        .resolve("web", &cx)
+        .unwrap();
+    assert!(compare(&settings, &theirs, &cx).is_empty());
+    settings.port = Some(2223);
+    settings.hash_known_hosts = Some(true);
+    assert_eq!(compare(&settings, &theirs, &cx).len(), 2);
+}
+
+#[test]
+fn jump_hosts_resolve_as_ssh_resolves_each_hop() {
+    // ssh reaches the last hop with `-J` the hops before it, and the first
+    // hop as a host of its own: each hop of deployer's chain must be what
+    // `ssh -G [-J before] [-l user] [-p port] hop` says.
+    if !ssh_available() {
+        return;
+    }
+    use deployer::config;
+    use deployer::transport::{resolve_targets, LocalContext, TargetKind};
+    let cx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let ssh_file = dir.path().join("ssh_config");
+    std::fs::write(
+        &ssh_file,
+        "Host web1\n  HostName 10.0.0.5\n  ProxyJump ops@bastion:2200,inner\n\
+         Host inner\n  HostName Inner.Internal\n  User jumper\n  ProxyJump elsewhere\n\
+         Host bastion\n  HostName bastion.example.org\n  ProxyJump outer\n\
+         Host outer\n  Port 2022\n",
+    )
+    .unwrap();
+    let ini = "[environment]\ndeb_packages = fastpath\nstages = prod\n[stage:prod]\nhosts = web1\n";
+    let config = config::parse(&dir.path().join("deployer.ini"), ini).unwrap();
+    let sc = SshConfigFile::load(&ssh_file, &cx.home).unwrap();
+    let local = LocalContext {
+        home: cx.home.clone(),
+        user: cx.local_user.clone(),
+        accept_new: false,
+        resolve: Some(cx.clone()),
+    };
+    let targets = resolve_targets(&config, &sc, &local).unwrap();
+    let TargetKind::Ssh(web) = &targets[0].kind else {
+        panic!("ssh")
+    };
+    // What ssh runs for each hop, first hop first.
+    let hops: [(&str, &[&str]); 3] = [
+        ("outer", &[]),
+        ("bastion", &["-J", "outer", "-l", "ops", "-p", "2200"]),
+        ("inner", &["-J", "ops@bastion:2200"]),
+    ];
+    assert_eq!(web.jump.len(), hops.len());
+    for (ours, (hop, args)) in web.jump.iter().zip(hops) {
+        let out = Command::new("ssh")
+            .arg("-G")
+            .arg("-F")
+            .arg(&ssh_file)
+            .args(args)
+            .arg(hop)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k} ")))
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert_eq!(ours.host_name, field("hostname"), "{hop}");
+        assert_eq!(ours.user, field("user"), "{hop}");
+        assert_eq!(ours.port.to_string(), field("port"), "{hop}");
+    }
+    // And the first hop's own route, as ssh prints it.
+    let out = Command::new("ssh")
+        .args(["-G", "-F"])
+        .arg(&ssh_file)
+        .arg("bastion")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\nproxyjump outer\n"));
 }
