@@ -455,3 +455,105 @@ fn jump_hosts_resolve_as_ssh_resolves_each_hop() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("\nproxyjump outer\n"));
 }
+
+/// `deployer ARGS` with `dir` as home and working directory.
+fn deployer(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env_remove("DEPLOYER_CONFIG")
+        .arg("--color=never")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn deployer_hosts_shows_what_each_host_resolves_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("ssh_config"),
+        "Host web1\n  HostName 10.0.0.5\n  User deploy\n  ConnectTimeout 3\n  ServerAliveInterval 15\n\
+         Host bastion\n  HostName bastion.example.org\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("deployer.ini"),
+        format!(
+            "[environment]\ndeb_packages = fastpath\nstages = test prod\nssh_config = {}\nconnect_timeout = 20\n\
+             [stage:test]\nhosts = local [2001:db8::1]:2222\n\
+             [stage:prod]\nhosts = web1\nssh_proxy_jump = ops@bastion:2200\n",
+            d.join("ssh_config").display()
+        ),
+    )
+    .unwrap();
+    let (status, stdout, stderr) = deployer(d, &["hosts", "--json"]);
+    assert_eq!(status, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let hosts = json["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 3);
+    assert_eq!(hosts[0]["local"], true);
+    assert_eq!(hosts[1]["ssh"]["host_name"], "2001:db8::1");
+    assert_eq!(hosts[1]["ssh"]["port"], 2222);
+    let web = &hosts[2]["ssh"];
+    assert_eq!(web["host_name"], "10.0.0.5");
+    assert_eq!(web["user"], "deploy");
+    // deployer.ini's connect_timeout wins over ConnectTimeout.
+    assert_eq!(web["connect_timeout_secs"], 20);
+    assert_eq!(web["server_alive"]["interval_secs"], 15);
+    assert_eq!(web["jump"][0]["host_name"], "bastion.example.org");
+    assert_eq!(web["jump"][0]["user"], "ops");
+    assert_eq!(web["jump"][0]["port"], 2200);
+
+    let (status, stdout, _) = deployer(d, &["hosts", "prod"]);
+    assert_eq!(status, 0);
+    assert!(
+        stdout.contains("connect      deploy@10.0.0.5:22\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("through      ops@bastion.example.org:2200\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_host_under_proxy_command_or_match_exec_is_refused_by_name_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ini = format!(
+        "[environment]\ndeb_packages = fastpath\nstages = prod\nssh_config = {}\n[stage:prod]\nhosts = web1\n",
+        d.join("ssh_config").display()
+    );
+    std::fs::write(d.join("deployer.ini"), ini).unwrap();
+    for (config, expected) in [
+        (
+            "Host db\n  User x\nHost web*\n  ProxyCommand ssh -W %h:%p bastion\n",
+            ":4: `ProxyCommand ssh -W %h:%p bastion` is not supported",
+        ),
+        (
+            "Match host web1 exec \"test -e /run/vpn\"\n  ProxyJump bastion\n",
+            ":1: `Match exec test -e /run/vpn`",
+        ),
+    ] {
+        std::fs::write(d.join("ssh_config"), config).unwrap();
+        for args in [&["hosts"][..], &[][..]] {
+            let (status, _, stderr) = deployer(d, args);
+            assert_eq!(status, 2, "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!(
+                    "host `web1`: {}{expected}",
+                    d.join("ssh_config").display()
+                )),
+                "{stderr}"
+            );
+        }
+    }
+}
