@@ -780,6 +780,9 @@ fn parse_items(text: &str, source: &Path) -> Result<Vec<Item>, SshConfigError> {
                 if args.is_empty() {
                     return Err(invalid("`Host` needs at least one pattern".to_string()));
                 }
+                if args.iter().any(String::is_empty) {
+                    return Err(invalid("`Host` has an empty pattern".to_string()));
+                }
                 ItemKind::Host(
                     args.iter()
                         .map(|arg| match arg.strip_prefix('!') {
@@ -1048,10 +1051,10 @@ impl State<'_> {
                 ItemKind::Host(patterns) => {
                     *active = !never && host_line_matches(patterns, self.alias);
                 }
-                ItemKind::Match(criteria) => {
-                    let matched = self.match_line(item, criteria)?;
-                    *active = !never && matched;
-                }
+                // Inside an `Include` from a block that does not apply,
+                // nothing can apply, whatever the criteria say.
+                ItemKind::Match(_) if never => *active = false,
+                ItemKind::Match(criteria) => *active = self.match_line(item, criteria)?,
                 ItemKind::Include(_, files) => {
                     let outer = *active;
                     for file in files {
@@ -1948,6 +1951,27 @@ Host *
         ] {
             assert!(parse(bad).resolve("h", &context()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn match_exec_in_a_block_that_does_not_apply_is_not_refused() {
+        let home = tempfile::tempdir().unwrap();
+        let ssh = home.path().join(".ssh");
+        std::fs::create_dir_all(&ssh).unwrap();
+        std::fs::write(
+            ssh.join("vpn"),
+            "Match exec \"test -e /run/vpn\"\n  Port 1\n",
+        )
+        .unwrap();
+        std::fs::write(
+            ssh.join("config"),
+            "Host office-*\n  Include vpn\nHost *\n  User u\n",
+        )
+        .unwrap();
+        let file = SshConfigFile::load(&ssh.join("config"), home.path()).unwrap();
+        let cx = with_home(home.path());
+        assert_eq!(file.resolve("web", &cx).unwrap().user.as_deref(), Some("u"));
+        assert!(file.resolve("office-1", &cx).is_err());
     }
 
     #[test]
