@@ -557,3 +557,34 @@ fn a_host_under_proxy_command_or_match_exec_is_refused_by_name_and_line() {
         }
     }
 }
+
+#[test]
+fn this_machines_own_files_resolve_as_plain_ssh_dash_g() {
+    // Without `-F`, ssh reads the account's ~/.ssh/config and then the
+    // real /etc/ssh/ssh_config (with its own `Include`s): deployer, given
+    // the same two files, must agree.
+    if !ssh_available() {
+        return;
+    }
+    let cx = context();
+    let user_file = cx.home.join(".ssh/config");
+    let ours = match SshConfigFile::load(&user_file, &cx.home) {
+        Ok(f) => f,
+        Err(e) if e.is_not_found() => SshConfigFile::default(),
+        Err(e) => panic!("{e}"),
+    }
+    .with_system(Path::new(deployer::ssh_config::SYSTEM_CONFIG), &cx.home)
+    .unwrap();
+    for host in ["probe.example.org", "Some-Host", "10.1.2.3"] {
+        let out = Command::new("ssh").arg("-G").arg(host).output().unwrap();
+        assert!(out.status.success(), "ssh -G {host}");
+        let theirs: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let settings = ours.resolve(host, &cx).unwrap();
+        let diffs = compare(&settings, &theirs, &cx);
+        assert!(diffs.is_empty(), "{host}: {}", diffs.join("\n"));
+    }
+}
