@@ -129,6 +129,16 @@ pub enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// Show how every host will be reached (address, port, user, keys,
+    /// known_hosts files, jump hosts, keepalives), from deployer.ini and
+    /// the ssh config, without connecting: the `ssh -G` of deployer.
+    Hosts {
+        /// Only this stage.
+        stage: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the deploy history, newest first.
     #[command(
         after_long_help = "Examples:\n  deployer history                     this machine's log\n  deployer history fastpath --stage prod\n  deployer history --hosts prod        also what every operator did to prod, as its hosts recorded it"

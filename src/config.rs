@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use crate::operator;
 use crate::package::PackageName;
+use crate::ssh_config::JumpHost;
 
 /// File names looked for, in this order, in each directory.
 pub const FILE_NAMES: [&str; 2] = ["deployer.ini", ".deployer.ini"];
@@ -40,6 +41,9 @@ pub const DEFAULT_PARALLELISM: usize = 64;
 
 /// The largest accepted `parallelism`.
 pub const MAX_PARALLELISM: usize = 1024;
+
+/// The default `connect_timeout`.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The host name that means "this machine, without SSH".
 pub const LOCAL_HOST: &str = "local";
@@ -94,6 +98,9 @@ pub struct Stage {
     /// Critical stages ask for confirmation before a deploy (default: every
     /// stage but the first; `[stage:NAME] critical = yes|no` overrides).
     pub critical: bool,
+    /// `[stage:NAME] ssh_proxy_jump`: jump hosts for this stage's hosts
+    /// (wins over the `[environment]` one); `Some(vec![])` for `none`.
+    pub proxy_jump: Option<Vec<JumpHost>>,
 }
 
 /// SSH settings from `[environment]`; each is optional and falls back to
@@ -117,8 +124,13 @@ pub struct SshOptions {
     /// yet in `known_hosts` (like OpenSSH's `StrictHostKeyChecking=accept-new`);
     /// a changed key is always refused (default no).
     pub accept_new_host_keys: bool,
-    /// `connect_timeout`: TCP connect plus SSH handshake and auth (default 10 s).
-    pub connect_timeout: Duration,
+    /// `connect_timeout`: TCP connect plus SSH handshake and auth; wins over
+    /// `ConnectTimeout` (default: `ConnectTimeout`, else
+    /// [`DEFAULT_CONNECT_TIMEOUT`]).
+    pub connect_timeout: Option<Duration>,
+    /// `ssh_proxy_jump`: jump hosts for every host, first hop first, as
+    /// ssh's `-J` (wins over `ProxyJump`); `Some(vec![])` for `none`.
+    pub proxy_jump: Option<Vec<JumpHost>>,
     /// `command_timeout`: a read-only command such as `dpkg-query` (default 30 s).
     pub command_timeout: Duration,
     /// `deploy_timeout`: one host's `apt-get` run (default 600 s).
@@ -141,7 +153,8 @@ impl Default for SshOptions {
             ssh_config: None,
             known_hosts: None,
             accept_new_host_keys: false,
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: None,
+            proxy_jump: None,
             command_timeout: Duration::from_secs(30),
             deploy_timeout: Duration::from_secs(600),
             lock_timeout: Duration::from_secs(60),
@@ -247,18 +260,21 @@ impl HostSpec {
             }
             None => (None, text),
         };
-        let (name, port) = match rest.split_once(':') {
-            Some((name, port)) => match port.parse::<u16>() {
-                Ok(p) if p > 0 && port.bytes().all(|b| b.is_ascii_digit()) => (name, Some(p)),
-                _ => {
-                    return Err(format!(
-                        "the port `{port}` must be a number from 1 to 65535"
-                    ))
-                }
+        let (name, port) = match bracketed(rest)? {
+            Some(parsed) => parsed,
+            None => match rest.split_once(':') {
+                Some((name, port)) => match port.parse::<u16>() {
+                    Ok(p) if p > 0 && port.bytes().all(|b| b.is_ascii_digit()) => (name, Some(p)),
+                    _ => {
+                        return Err(format!(
+                            "the port `{port}` must be a number from 1 to 65535"
+                        ))
+                    }
+                },
+                None => (rest, None),
             },
-            None => (rest, None),
         };
-        if !is_host_name(name) {
+        if !is_host_name(name) && name.parse::<std::net::Ipv6Addr>().is_err() {
             return Err(format!(
                 "the host name `{name}` must be letters, digits, `.`, `_` or `-`, \
                  starting with a letter or digit"
@@ -761,6 +777,7 @@ const ENVIRONMENT_KEYS: &[&str] = &[
     "ssh_port",
     "ssh_identity_file",
     "ssh_config",
+    "ssh_proxy_jump",
     "known_hosts",
     "accept_new_host_keys",
     "connect_timeout",
@@ -775,7 +792,7 @@ const ENVIRONMENT_KEYS: &[&str] = &[
 ];
 
 /// Keys of `[stage:NAME]`.
-const STAGE_KEYS: &[&str] = &["hosts", "critical"];
+const STAGE_KEYS: &[&str] = &["hosts", "critical", "ssh_proxy_jump"];
 
 /// Keys of `[package:NAME]`.
 const PACKAGE_KEYS: &[&str] = &["health_check", "hold"];
@@ -917,9 +934,8 @@ impl<'a> Doc<'a> {
             accept_new_host_keys: self
                 .value(&env, "accept_new_host_keys", parse_bool)?
                 .unwrap_or(false),
-            connect_timeout: self
-                .value(&env, "connect_timeout", parse_duration)?
-                .unwrap_or(Duration::from_secs(10)),
+            connect_timeout: self.value(&env, "connect_timeout", parse_duration)?,
+            proxy_jump: self.value(&env, "ssh_proxy_jump", parse_proxy_jump)?,
             command_timeout: self
                 .value(&env, "command_timeout", parse_duration)?
                 .unwrap_or(Duration::from_secs(30)),
@@ -1223,10 +1239,12 @@ impl<'a> Doc<'a> {
             let critical = self
                 .value(&section, "critical", parse_bool)?
                 .unwrap_or(index > 0);
+            let proxy_jump = self.value(&section, "ssh_proxy_jump", parse_proxy_jump)?;
             stages.push(Stage {
                 name: name.to_string(),
                 hosts: specs,
                 critical,
+                proxy_jump,
             });
         }
         Ok(stages)
@@ -1310,6 +1328,35 @@ fn home_of_key(key: &str) -> Option<&'static str> {
 
 // ---------------------------------------------------------------------------
 // Values
+
+/// `[v6]` or `[v6]:port`: an IPv6 literal in brackets, as ssh writes it;
+/// `None` when `text` does not start with `[`.
+fn bracketed(text: &str) -> Result<Option<(&str, Option<u16>)>, String> {
+    let Some(inner) = text.strip_prefix('[') else {
+        return Ok(None);
+    };
+    let Some((address, after)) = inner.split_once(']') else {
+        return Err(format!(
+            "`{text}` has `[` without `]`; write IPv6 addresses as `[2001:db8::1]:22`"
+        ));
+    };
+    if address.parse::<std::net::Ipv6Addr>().is_err() {
+        return Err(format!("`{address}` in brackets is not an IPv6 address"));
+    }
+    let port = match after {
+        "" => None,
+        _ => match after.strip_prefix(':').map(|p| (p, p.parse::<u16>())) {
+            Some((p, Ok(port))) if port > 0 && p.bytes().all(|b| b.is_ascii_digit()) => Some(port),
+            _ => {
+                return Err(format!(
+                    "the port `{}` must be a number from 1 to 65535",
+                    after.trim_start_matches(':')
+                ))
+            }
+        },
+    };
+    Ok(Some((address, port)))
+}
 
 fn is_host_name(s: &str) -> bool {
     let mut bytes = s.bytes();
@@ -1419,6 +1466,28 @@ fn parse_user(s: &str) -> Result<String, Invalid> {
             "accepted: letters, digits, `_`, `.` and `-`, starting with a letter, digit or `_`",
         ))
     }
+}
+
+/// `ssh_proxy_jump`: `none`, or `[user@]host[:port]` hops separated by
+/// commas (IPv6 literals in brackets), each in the narrow grammar of
+/// `hosts`.
+fn parse_proxy_jump(s: &str) -> Result<Vec<JumpHost>, Invalid> {
+    const ACCEPTED: &str = "accepted: `none`, or jump hosts `[user@]host[:port]` separated by \
+                            commas, first hop first, e.g. `bastion.example.org` or \
+                            `ops@bastion:2222,inner-bastion`";
+    let s = s.trim();
+    let hops = crate::ssh_config::parse_jump_list(s).map_err(|e| Invalid::new(e, ACCEPTED))?;
+    for hop in &hops {
+        let host_ok = is_host_name(&hop.host) || hop.host.parse::<std::net::Ipv6Addr>().is_ok();
+        let user_ok = hop.user.as_deref().is_none_or(is_user_name);
+        if !host_ok || !user_ok || hop.host == LOCAL_HOST {
+            return Err(Invalid::new(
+                format!("`{hop}` is not a host name (with optional user and port)"),
+                ACCEPTED,
+            ));
+        }
+    }
+    Ok(hops)
 }
 
 fn parse_path(s: &str) -> Result<PathBuf, Invalid> {
@@ -1585,7 +1654,7 @@ hosts = p1 p2
         let config = ok(MINIMAL);
         assert_eq!(config.badges_path, None);
         assert_eq!(config.ssh, SshOptions::default());
-        assert_eq!(config.ssh.connect_timeout, Duration::from_secs(10));
+        assert_eq!(config.ssh.connect_timeout, None);
         assert_eq!(config.ssh.command_timeout, Duration::from_secs(30));
         assert_eq!(config.ssh.deploy_timeout, Duration::from_secs(600));
         assert!(!config.ssh.accept_new_host_keys);
@@ -1881,7 +1950,9 @@ hosts = p1 p2
             "host:65536",
             "host:+22",
             "host:2a",
-            "[::1]",
+            "[::1",
+            "[web1]:22",
+            "[::1]:0",
             "::1",
             ".host",
             "local:22",
@@ -1919,6 +1990,14 @@ hosts = p1 p2
                 "_svc@10.0.0.1",
             ),
             ("local", None, "local", None, "local"),
+            (
+                "[2001:db8::1]:2222",
+                None,
+                "2001:db8::1",
+                Some(2222),
+                "[2001:db8::1]:2222",
+            ),
+            ("op@[::1]", Some("op"), "::1", None, "op@[::1]"),
         ];
         for (text, user, name, port, shown) in valid {
             let spec = HostSpec::parse(text).unwrap();
@@ -2179,7 +2258,8 @@ rollback_on_failure = on",
                 ssh_config: Some(PathBuf::from("ssh/config")),
                 known_hosts: Some(PathBuf::from("/etc/deployer/known_hosts")),
                 accept_new_host_keys: true,
-                connect_timeout: Duration::from_secs(5),
+                connect_timeout: Some(Duration::from_secs(5)),
+                proxy_jump: None,
                 command_timeout: Duration::from_secs(45),
                 deploy_timeout: Duration::from_secs(900),
                 lock_timeout: Duration::from_secs(60),

@@ -307,6 +307,7 @@ fn deployer_trusts_what_ssh_trusts() {
         home: tb.home().to_path_buf(),
         user: "deployer".into(),
         accept_new: false,
+        resolve: None,
     };
     let mut failures = Vec::new();
     for c in &cases {
@@ -318,6 +319,7 @@ fn deployer_trusts_what_ssh_trusts() {
         let ssh = out.status.success();
 
         let mut target = transport::resolve_targets(&config, &ssh_config, &local)
+            .expect("resolvable")
             .into_iter()
             .find(|t| t.host == "test-1")
             .unwrap();

@@ -379,8 +379,10 @@ fn accept_new_records_hashed_names_when_asked() {
         home: tb.home().to_path_buf(),
         user: "deployer".into(),
         accept_new: true,
+        resolve: None,
     };
     let mut target = transport::resolve_targets(&config, &ssh_config, &local)
+        .expect("resolvable")
         .into_iter()
         .find(|t| t.host == "test-1")
         .unwrap();

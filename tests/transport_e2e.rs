@@ -31,8 +31,10 @@ fn target(tb: &Testbed, host: &str) -> Target {
         home: tb.home().to_path_buf(),
         user: "deployer".to_string(),
         accept_new: false,
+        resolve: None,
     };
     transport::resolve_targets(&config, &ssh, &local)
+        .expect("resolvable")
         .into_iter()
         .find(|t| t.host == host)
         .unwrap_or_else(|| panic!("no target {host}"))

@@ -6,6 +6,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 
 mod freeze;
+mod hosts;
 mod unlock;
 
 use crate::cli::{Cli, ColorChoice, Command, DeployArgs, StatusArgs};
@@ -19,7 +20,7 @@ use crate::interrupt::Interrupt;
 use crate::matrix;
 use crate::operator;
 use crate::render::{self, Color};
-use crate::ssh_config::SshConfigFile;
+use crate::ssh_config::{ResolveContext, SshConfigFile};
 use crate::transport::{self, LocalContext, Target};
 
 /// Run the tool and return the exit status; every error is printed here.
@@ -131,6 +132,22 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
             let config = load_config(cli)?;
             let fleet = stage_fleet(cli, &config, stage)?;
             freeze::apply(&config, &Console::stdio(color), fleet, stage, None)
+        }
+        Some(Command::Hosts { stage, json }) => {
+            let config = load_config(cli)?;
+            if let Some(stage) = stage {
+                deploy::check_stage(&config, stage)?;
+            }
+            let all: Vec<Target> = targets(cli, &config)?
+                .into_iter()
+                .filter(|t| stage.as_ref().is_none_or(|s| &t.stage == s))
+                .collect();
+            if *json {
+                emit(|out| hosts::render_json(&all, out))?;
+            } else {
+                emit(|out| hosts::render_text(&all, out))?;
+            }
+            Ok(ExitStatus::Success)
         }
         Some(Command::History {
             package,
@@ -279,9 +296,11 @@ fn local_context(cli: &Cli) -> LocalContext {
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/"));
+    let user = operator::login_name();
     LocalContext {
+        resolve: Some(ResolveContext::of_this_process(&home, &user)),
         home,
-        user: operator::login_name(),
+        user,
         accept_new: cli.accept_new_host_keys,
     }
 }
@@ -311,9 +330,22 @@ pub(crate) fn targets(cli: &Cli, config: &Config) -> Result<Vec<Target>, Fatal> 
         .ssh_config
         .clone()
         .unwrap_or_else(|| local.home.join(".ssh/config"));
-    let ssh_config = match SshConfigFile::load(&path, &local.home) {
+    // The user's file, then the system's, as ssh reads them.
+    let user_file = match SshConfigFile::load(&path, &local.home) {
+        Ok(f) => Ok(f),
+        Err(e) if e.is_not_found() && config.ssh.ssh_config.is_none() => {
+            Ok(SshConfigFile::default())
+        }
+        Err(e) => Err(e),
+    };
+    let system = std::path::Path::new(crate::ssh_config::SYSTEM_CONFIG);
+    // As `ssh -F`, a config named in deployer.ini replaces both.
+    let both = user_file.and_then(|f| match config.ssh.ssh_config {
+        None => f.with_system(system, &local.home),
+        Some(_) => Ok(f),
+    });
+    let ssh_config = match both {
         Ok(f) => f,
-        Err(e) if e.is_not_found() && config.ssh.ssh_config.is_none() => SshConfigFile::default(),
         Err(e) => {
             return Err(
                 Fatal::usage(format!("cannot use the ssh client configuration: {e}"))
@@ -324,7 +356,13 @@ pub(crate) fn targets(cli: &Cli, config: &Config) -> Result<Vec<Target>, Fatal> 
     for w in ssh_config.warnings() {
         warn(&w.to_string());
     }
-    Ok(transport::resolve_targets(config, &ssh_config, &local))
+    transport::resolve_targets(config, &ssh_config, &local).map_err(|e| {
+        Fatal::usage(format!("cannot reach a host as ssh would: {e}")).note(
+            "deployer follows ~/.ssh/config and /etc/ssh/ssh_config as `ssh -G` does, and \
+             refuses a host rather than reach it another way; `deployer hosts` shows what \
+             it resolves for each host",
+        )
+    })
 }
 
 /// Write to stdout; a closed pipe (`deployer | head`) is not an error.

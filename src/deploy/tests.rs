@@ -103,6 +103,7 @@ impl Setup {
             home: PathBuf::from("/nonexistent"),
             user: "op".into(),
             accept_new: false,
+            resolve: None,
         };
         let wanted: Vec<String> = request::stages_needed(&checked)
             .unwrap()
@@ -110,6 +111,7 @@ impl Setup {
             .map(|&i| self.config.stages[i].name.clone())
             .collect();
         let targets = resolve_targets(&self.config, &SshConfigFile::default(), &local)
+            .expect("no ssh config")
             .into_iter()
             .filter(|t| wanted.contains(&t.stage))
             .collect();

@@ -7,8 +7,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{Config, HostSpec};
-use crate::ssh_config::{SshConfigFile, StrictHostKeyChecking};
+use crate::config::{Config, DEFAULT_CONNECT_TIMEOUT};
+use crate::ssh_config::{
+    JumpHost, ResolveContext, SshConfigError, SshConfigFile, StrictHostKeyChecking,
+};
 
 /// What to do with a host key that no known_hosts file lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,8 +57,9 @@ pub struct SshTarget {
     /// directly.
     pub jump: Vec<SshTarget>,
     /// `ServerAliveInterval` and `ServerAliveCountMax`: keepalives every
-    /// interval, the host given up after that many unanswered; `None` for
-    /// deployer's default.
+    /// interval, the host given up after that many unanswered (a zero
+    /// interval: none, as ssh); `None` when the ssh config sets no interval,
+    /// for deployer's default.
     pub server_alive: Option<(Duration, u32)>,
 }
 
@@ -93,25 +96,50 @@ pub struct LocalContext {
     pub user: String,
     /// `--accept-new-host-keys` was given.
     pub accept_new: bool,
+    /// What the ssh config's tokens and `Match` lines see (uid, host name,
+    /// environment); `None` for just `home` and `user`.
+    pub resolve: Option<ResolveContext>,
 }
 
-/// Work out how to reach every host of every stage. Precedence, as with
-/// OpenSSH's command line over its config file: `user@`/`:port` in the host
-/// entry, then the `[environment]` keys of `deployer.ini`, then
-/// `~/.ssh/config`, then OpenSSH's defaults. Identity files accumulate, in
-/// that order, followed by the default keys in `~/.ssh`.
+/// Work out how to reach every host of every stage.
+///
+/// The one precedence, for every setting: the host entry (`user@`,
+/// `:port`), then the `[stage:X]` and `[environment]` keys of
+/// `deployer.ini`, then `~/.ssh/config`, then `/etc/ssh/ssh_config`, then
+/// OpenSSH's defaults. Values from `deployer.ini` reach the ssh config as
+/// ssh's command-line options would (`-l`, `-p`, `-J`): they win, and
+/// `Match user` sees them. Identity files accumulate, in that order,
+/// followed by the default keys in `~/.ssh`. Jump hosts are resolved like
+/// targets of their own (their user and port come from the `ProxyJump`
+/// hop and the ssh config, not from `ssh_user`/`ssh_port`).
+///
+/// # Errors
+///
+/// The first host that the ssh config refuses (a `Match exec`,
+/// `ProxyCommand`, `CanonicalizeHostname`...) or jump hosts that loop.
 pub fn resolve_targets(
     config: &Config,
     ssh_config: &SshConfigFile,
     local: &LocalContext,
-) -> Vec<Target> {
+) -> Result<Vec<Target>, SshConfigError> {
     let mut targets = Vec::new();
     for stage in &config.stages {
         for host in &stage.hosts {
             let kind = if host.is_local() {
                 TargetKind::Local
             } else {
-                TargetKind::Ssh(resolve_one(host, config, ssh_config, local))
+                let jump = stage
+                    .proxy_jump
+                    .clone()
+                    .or_else(|| config.ssh.proxy_jump.clone());
+                let query = Query {
+                    alias: &host.name,
+                    written: host.to_string(),
+                    user: host.user.clone().or_else(|| config.ssh.user.clone()),
+                    port: host.port.or(config.ssh.port),
+                    jump,
+                };
+                TargetKind::Ssh(resolve_one(&query, config, ssh_config, local, 0)?)
             };
             targets.push(Target {
                 stage: stage.name.clone(),
@@ -120,17 +148,42 @@ pub fn resolve_targets(
             });
         }
     }
-    targets
+    Ok(targets)
+}
+
+/// One host to resolve, with what the caller gives "on the command line".
+struct Query<'a> {
+    alias: &'a str,
+    written: String,
+    user: Option<String>,
+    port: Option<u16>,
+    jump: Option<Vec<JumpHost>>,
+}
+
+/// How many jump hosts a chain may have before it is taken for a loop.
+const MAX_JUMP_DEPTH: usize = 8;
+
+/// The context for the ssh config: the process's facts, from `local`.
+fn base_context(local: &LocalContext) -> ResolveContext {
+    local.resolve.clone().unwrap_or_else(|| ResolveContext {
+        home: local.home.clone(),
+        local_user: local.user.clone(),
+        ..ResolveContext::default()
+    })
 }
 
 fn resolve_one(
-    spec: &HostSpec,
+    query: &Query<'_>,
     config: &Config,
     ssh_config: &SshConfigFile,
     local: &LocalContext,
-) -> SshTarget {
-    let (user, name, port) = (spec.user.as_deref(), spec.name.as_str(), spec.port);
-    let s = ssh_config.resolve(name, &local.home);
+    depth: usize,
+) -> Result<SshTarget, SshConfigError> {
+    let mut context = base_context(local);
+    context.user.clone_from(&query.user);
+    context.port = query.port;
+    context.proxy_jump.clone_from(&query.jump);
+    let s = ssh_config.resolve(query.alias, &context)?;
     let opts = &config.ssh;
     let home = &local.home;
     let mut identity_files: Vec<PathBuf> = opts.identity_files.clone();
@@ -154,15 +207,45 @@ fn resolve_one(
             s.strict_host_key_checking,
             Some(StrictHostKeyChecking::AcceptNew | StrictHostKeyChecking::No)
         );
-    SshTarget {
-        alias: spec.to_string(),
-        host_name: s.host_name.clone().unwrap_or_else(|| name.to_string()),
-        port: port.or(opts.port).or(s.port).unwrap_or(22),
-        user: user
-            .map(str::to_string)
-            .or_else(|| opts.user.clone())
-            .or_else(|| s.user.clone())
-            .unwrap_or_else(|| local.user.clone()),
+    let jump = match s.proxy_jump.as_deref() {
+        None | Some([]) => Vec::new(),
+        Some(hops) => {
+            if depth >= MAX_JUMP_DEPTH {
+                return Err(SshConfigError::Unsupported {
+                    host: query.written.clone(),
+                    path: PathBuf::from("ProxyJump"),
+                    line: 0,
+                    message: format!(
+                        "the jump hosts lead through more than {MAX_JUMP_DEPTH} hops \
+                         (does a jump host's `ProxyJump` lead back to itself?)"
+                    ),
+                });
+            }
+            // As ssh: the last hop is reached through the hops before it
+            // (given to it as `-J`); the first hop through its own
+            // `ProxyJump`, if it has one.
+            let (last, before) = hops.split_last().expect("not empty");
+            let hop = Query {
+                alias: &last.host,
+                written: last.to_string(),
+                user: last.user.clone(),
+                port: last.port,
+                jump: (!before.is_empty()).then(|| before.to_vec()),
+            };
+            let mut hop = resolve_one(&hop, config, ssh_config, local, depth + 1)?;
+            let mut chain = std::mem::take(&mut hop.jump);
+            chain.push(hop);
+            chain
+        }
+    };
+    Ok(SshTarget {
+        alias: query.written.clone(),
+        host_name: s
+            .host_name
+            .clone()
+            .unwrap_or_else(|| query.alias.to_string()),
+        port: s.port.unwrap_or(22),
+        user: s.user.clone().unwrap_or_else(|| local.user.clone()),
         identity_files,
         use_agent: s.identities_only != Some(true),
         known_hosts,
@@ -172,18 +255,22 @@ fn resolve_one(
         } else {
             HostKeyPolicy::Strict
         },
-        connect_timeout: s
+        connect_timeout: opts
             .connect_timeout
-            .filter(|d| !d.is_zero())
-            .unwrap_or(opts.connect_timeout),
-        global_known_hosts: vec![
-            PathBuf::from("/etc/ssh/ssh_known_hosts"),
-            PathBuf::from("/etc/ssh/ssh_known_hosts2"),
-        ],
-        hash_known_hosts: false,
-        jump: Vec::new(),
-        server_alive: None,
-    }
+            .or(s.connect_timeout.filter(|d| !d.is_zero()))
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+        global_known_hosts: s.global_known_hosts_files.clone().unwrap_or_else(|| {
+            vec![
+                PathBuf::from("/etc/ssh/ssh_known_hosts"),
+                PathBuf::from("/etc/ssh/ssh_known_hosts2"),
+            ]
+        }),
+        hash_known_hosts: s.hash_known_hosts.unwrap_or(false),
+        jump,
+        server_alive: s
+            .server_alive_interval
+            .map(|interval| (interval, s.server_alive_count_max.unwrap_or(3))),
+    })
 }
 
 #[cfg(test)]
@@ -196,6 +283,7 @@ mod tests {
             home: PathBuf::from("/home/op"),
             user: "op".into(),
             accept_new: false,
+            resolve: None,
         }
     }
 
@@ -212,7 +300,7 @@ mod tests {
             Path::new("/home/op/.ssh/config"),
         )
         .unwrap();
-        let t = resolve_targets(&config(BASE), &sc, &local());
+        let t = resolve_targets(&config(BASE), &sc, &local()).unwrap();
         assert_eq!(t.len(), 3);
         assert_eq!(t[0].kind, TargetKind::Local);
         let TargetKind::Ssh(web) = &t[1].kind else {
@@ -245,7 +333,7 @@ mod tests {
         );
         let sc =
             SshConfigFile::parse("Host *\n  User alice\n  Port 22\n", Path::new("/x")).unwrap();
-        let t = resolve_targets(&config(&text), &sc, &local());
+        let t = resolve_targets(&config(&text), &sc, &local()).unwrap();
         let TargetKind::Ssh(web) = &t[1].kind else {
             panic!("ssh")
         };
@@ -258,7 +346,7 @@ mod tests {
 
     #[test]
     fn defaults_without_any_ssh_config() {
-        let t = resolve_targets(&config(BASE), &SshConfigFile::default(), &local());
+        let t = resolve_targets(&config(BASE), &SshConfigFile::default(), &local()).unwrap();
         let TargetKind::Ssh(web) = &t[1].kind else {
             panic!("ssh")
         };
@@ -273,5 +361,151 @@ mod tests {
         );
         assert!(web.use_agent);
         assert_eq!(web.connect_timeout, Duration::from_secs(10));
+    }
+
+    fn ssh(targets: &[Target], index: usize) -> &SshTarget {
+        match &targets[index].kind {
+            TargetKind::Ssh(s) => s,
+            TargetKind::Local => panic!("local"),
+        }
+    }
+
+    #[test]
+    fn connect_timeout_in_deployer_ini_wins_over_connect_timeout() {
+        let sc = SshConfigFile::parse("Host *\n  ConnectTimeout 3\n", Path::new("/x")).unwrap();
+        let text = BASE.replace(
+            "stages = test prod\n",
+            "stages = test prod\nconnect_timeout = 20\n",
+        );
+        let t = resolve_targets(&config(&text), &sc, &local()).unwrap();
+        assert_eq!(ssh(&t, 1).connect_timeout, Duration::from_secs(20));
+        let t = resolve_targets(&config(BASE), &sc, &local()).unwrap();
+        assert_eq!(ssh(&t, 1).connect_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn jump_hosts_resolved_like_targets_first_hop_first() {
+        let sc = SshConfigFile::parse(
+            "\
+Host web1
+  HostName 10.0.0.5
+  ProxyJump ops@bastion:2200,inner
+Host inner
+  HostName inner.internal
+  User jumper
+  ProxyJump elsewhere
+Host bastion
+  HostName bastion.example.org
+  ProxyJump outer
+Host outer
+  Port 2022
+Host db1
+  ProxyCommand none
+  ProxyJump ignored
+",
+            Path::new("/x"),
+        )
+        .unwrap();
+        let t = resolve_targets(&config(BASE), &sc, &local()).unwrap();
+        let web = ssh(&t, 1);
+        let hops: Vec<(&str, &str, u16)> = web
+            .jump
+            .iter()
+            .map(|j| (j.user.as_str(), j.host_name.as_str(), j.port))
+            .collect();
+        // bastion's own ProxyJump first; `inner` is reached through
+        // `ops@bastion:2200`, so its own ProxyJump does not apply.
+        assert_eq!(
+            hops,
+            [
+                ("op", "outer", 2022),
+                ("ops", "bastion.example.org", 2200),
+                ("jumper", "inner.internal", 22)
+            ]
+        );
+        assert!(web.jump.iter().all(|j| j.jump.is_empty()));
+        assert_eq!(web.host_name, "10.0.0.5");
+        // ProxyCommand none came first: direct.
+        assert!(ssh(&t, 2).jump.is_empty());
+    }
+
+    #[test]
+    fn ssh_proxy_jump_per_stage_wins_over_environment_and_ssh_config() {
+        let sc = SshConfigFile::parse(
+            "Host * !from-config\n  ProxyJump from-config\n",
+            Path::new("/x"),
+        )
+        .unwrap();
+        let text = BASE
+            .replace(
+                "stages = test prod\n",
+                "stages = test prod\nssh_proxy_jump = env-bastion\n",
+            )
+            .replace(
+                "hosts = root@db1:2200\n",
+                "hosts = root@db1:2200\nssh_proxy_jump = none\n",
+            );
+        let t = resolve_targets(&config(&text), &sc, &local()).unwrap();
+        let web = ssh(&t, 1);
+        assert_eq!(web.jump.len(), 2, "{:?}", web.jump);
+        // The jump host's own ProxyJump (from `Host *`) still applies to it.
+        assert_eq!(web.jump[0].host_name, "from-config");
+        assert_eq!(web.jump[1].host_name, "env-bastion");
+        assert!(ssh(&t, 2).jump.is_empty());
+    }
+
+    #[test]
+    fn jump_loops_are_refused() {
+        let sc = SshConfigFile::parse(
+            "Host a\n  ProxyJump b\nHost b\n  ProxyJump a\nHost web1\n  ProxyJump a\n",
+            Path::new("/x"),
+        )
+        .unwrap();
+        let err = resolve_targets(&config(BASE), &sc, &local()).unwrap_err();
+        assert!(err.to_string().contains("more than 8 hops"), "{err}");
+    }
+
+    #[test]
+    fn keepalives_known_hosts_and_hashing_from_ssh_config() {
+        let sc = SshConfigFile::parse(
+            "Host web1\n  ServerAliveInterval 15\n  ServerAliveCountMax 4\n  GlobalKnownHostsFile /etc/kh\n  HashKnownHosts yes\nHost db1\n  ServerAliveInterval 0\n",
+            Path::new("/x"),
+        )
+        .unwrap();
+        let t = resolve_targets(&config(BASE), &sc, &local()).unwrap();
+        let web = ssh(&t, 1);
+        assert_eq!(web.server_alive, Some((Duration::from_secs(15), 4)));
+        assert_eq!(web.global_known_hosts, vec![PathBuf::from("/etc/kh")]);
+        assert!(web.hash_known_hosts);
+        assert_eq!(ssh(&t, 2).server_alive, Some((Duration::ZERO, 3)));
+        let t = resolve_targets(&config(BASE), &SshConfigFile::default(), &local()).unwrap();
+        assert_eq!(ssh(&t, 1).server_alive, None);
+        assert!(!ssh(&t, 1).hash_known_hosts);
+    }
+
+    #[test]
+    fn refusals_name_the_host_file_and_line() {
+        let sc = SshConfigFile::parse(
+            "Host web1\n  ProxyCommand ssh -W %h:%p bastion\n",
+            Path::new("/home/op/.ssh/config"),
+        )
+        .unwrap();
+        let err = resolve_targets(&config(BASE), &sc, &local()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("host `web1`: /home/op/.ssh/config:2: `ProxyCommand ssh -W %h:%p bastion` is not supported"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn match_user_sees_the_user_from_deployer_ini() {
+        let sc = SshConfigFile::parse("Match user root\n  Port 2022\n", Path::new("/x")).unwrap();
+        let t = resolve_targets(&config(BASE), &sc, &local()).unwrap();
+        assert_eq!(ssh(&t, 1).port, 22);
+        // root@db1:2200: the entry's port wins, and Match user saw root.
+        let text = BASE.replace("hosts = root@db1:2200", "hosts = root@db1");
+        let t = resolve_targets(&config(&text), &sc, &local()).unwrap();
+        assert_eq!(ssh(&t, 2).port, 2022);
     }
 }

@@ -1,0 +1,114 @@
+//! `deployer hosts [STAGE]`: for every host, what deployer will use to
+//! reach it (address, port, user, keys, known_hosts files, jump hosts,
+//! keepalives), the "ssh -G" of this tool. Connects to nothing.
+
+use std::io::{self, Write};
+
+use crate::transport::{SshTarget, Target, TargetKind};
+
+/// The host-key verdict, when something can tell it without connecting
+/// (hook for the known_hosts reader; `None` prints nothing).
+pub(crate) fn host_key_verdict(_target: &SshTarget) -> Option<String> {
+    None
+}
+
+fn hop(t: &SshTarget) -> String {
+    if t.host_name.contains(':') {
+        format!("{}@[{}]:{}", t.user, t.host_name, t.port)
+    } else {
+        format!("{}@{}:{}", t.user, t.host_name, t.port)
+    }
+}
+
+fn paths(v: &[std::path::PathBuf]) -> String {
+    v.iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn keepalive(t: &SshTarget) -> String {
+    match t.server_alive {
+        None => "deployer's default".to_string(),
+        Some((i, _)) if i.is_zero() => "off (ServerAliveInterval 0)".to_string(),
+        Some((i, n)) => format!("every {}s, given up after {n} unanswered", i.as_secs()),
+    }
+}
+
+/// Text: one block per host.
+pub(crate) fn render_text(targets: &[Target], out: &mut dyn Write) -> io::Result<()> {
+    for t in targets {
+        writeln!(out, "{} ({})", t.host, t.stage)?;
+        let TargetKind::Ssh(s) = &t.kind else {
+            writeln!(out, "  local: this machine, without SSH\n")?;
+            continue;
+        };
+        writeln!(out, "  connect      {}", hop(s))?;
+        if !s.jump.is_empty() {
+            let chain: Vec<String> = s.jump.iter().map(hop).collect();
+            writeln!(out, "  through      {}", chain.join(" -> "))?;
+        }
+        let agent = if s.use_agent { "agent, then " } else { "" };
+        writeln!(out, "  keys         {agent}{}", paths(&s.identity_files))?;
+        writeln!(out, "  known_hosts  {}", paths(&s.known_hosts))?;
+        writeln!(out, "  global       {}", paths(&s.global_known_hosts))?;
+        if let Some(alias) = &s.host_key_alias {
+            writeln!(out, "  key alias    {alias}")?;
+        }
+        writeln!(
+            out,
+            "  new keys     {}{}",
+            match s.policy {
+                crate::transport::HostKeyPolicy::Strict => "refused",
+                crate::transport::HostKeyPolicy::AcceptNew => "accepted and recorded",
+            },
+            if s.hash_known_hosts { " (hashed)" } else { "" }
+        )?;
+        writeln!(out, "  timeout      {}s", s.connect_timeout.as_secs())?;
+        writeln!(out, "  keepalive    {}", keepalive(s))?;
+        if let Some(v) = host_key_verdict(s) {
+            writeln!(out, "  host key     {v}")?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+fn ssh_json(s: &SshTarget) -> serde_json::Value {
+    serde_json::json!({
+        "host_name": s.host_name,
+        "port": s.port,
+        "user": s.user,
+        "agent": s.use_agent,
+        "identity_files": s.identity_files,
+        "known_hosts": s.known_hosts,
+        "global_known_hosts": s.global_known_hosts,
+        "host_key_alias": s.host_key_alias,
+        "accept_new_host_keys": s.policy == crate::transport::HostKeyPolicy::AcceptNew,
+        "hash_known_hosts": s.hash_known_hosts,
+        "connect_timeout_secs": s.connect_timeout.as_secs(),
+        "server_alive": s.server_alive.map(|(i, n)| serde_json::json!({"interval_secs": i.as_secs(), "count_max": n})),
+        "jump": s.jump.iter().map(ssh_json).collect::<Vec<_>>(),
+        "host_key": host_key_verdict(s),
+    })
+}
+
+/// JSON: `{"hosts": [{"stage", "host", "local", "ssh": {...}}]}`.
+pub(crate) fn render_json(targets: &[Target], out: &mut dyn Write) -> io::Result<()> {
+    let hosts: Vec<serde_json::Value> = targets
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "stage": t.stage,
+                "host": t.host,
+                "local": matches!(t.kind, TargetKind::Local),
+                "ssh": match &t.kind {
+                    TargetKind::Ssh(s) => ssh_json(s),
+                    TargetKind::Local => serde_json::Value::Null,
+                },
+            })
+        })
+        .collect();
+    serde_json::to_writer_pretty(&mut *out, &serde_json::json!({ "hosts": hosts }))?;
+    writeln!(out)
+}

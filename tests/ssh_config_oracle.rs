@@ -1,0 +1,590 @@
+//! `SshConfigFile::resolve` against OpenSSH's own resolver: `ssh -G -F FILE
+//! HOST` prints the options ssh would use, without connecting. Each config
+//! of the corpus is resolved for several host names by both, and every
+//! option deployer uses must come out the same.
+//!
+//! `-F` makes ssh skip `/etc/ssh/ssh_config`, so the system file's part
+//! (read after the user's, first value winning across both) is compared by
+//! giving `-F` the two texts joined by a `Match all` line, which is what
+//! reading them one after the other amounts to (ssh starts the second file
+//! with every line applying, and `Match all` restores exactly that);
+//! deployer is given them as two files (`with_system`), so the test cannot
+//! pass by deployer treating them as one.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use deployer::ssh_config::{HostSettings, ResolveContext, SshConfigFile};
+
+/// `ssh -G` output as (keyword, value) pairs, or `None` when ssh refused.
+fn ssh_g(config: &Path, host: &str, user: Option<&str>) -> Option<Vec<(String, String)>> {
+    let mut cmd = Command::new("ssh");
+    cmd.arg("-G").arg("-F").arg(config);
+    if let Some(u) = user {
+        cmd.arg("-l").arg(u);
+    }
+    let out = cmd.arg(host).output().expect("run ssh -G");
+    if !out.status.success() {
+        return None;
+    }
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+fn get<'a>(options: &'a [(String, String)], key: &str) -> Vec<&'a str> {
+    options
+        .iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+fn ssh_available() -> bool {
+    let ok = Command::new("ssh").arg("-V").output().is_ok();
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "ssh is needed under CI"
+        );
+        eprintln!("skipped: no ssh binary");
+    }
+    ok
+}
+
+/// The local facts ssh uses, as ssh itself reports them with an empty
+/// config: the home directory of the account and its name.
+fn context() -> ResolveContext {
+    let empty = ssh_g(Path::new("/dev/null"), "probe", None).expect("ssh -G");
+    let user = get(&empty, "user")[0].to_string();
+    let known = get(&empty, "userknownhostsfile")[0]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default();
+    let home = known
+        .strip_suffix("/.ssh/known_hosts")
+        .expect("default known_hosts")
+        .to_string();
+    ResolveContext::of_this_process(Path::new(&home), &user)
+}
+
+/// Compares every option deployer uses; returns what differs.
+fn compare(ours: &HostSettings, ssh: &[(String, String)], cx: &ResolveContext) -> Vec<String> {
+    let mut diffs = Vec::new();
+    let mut check = |what: &str, ours: String, theirs: String| {
+        if ours != theirs {
+            diffs.push(format!("{what}: deployer `{ours}`, ssh `{theirs}`"));
+        }
+    };
+    let one = |k: &str| {
+        get(ssh, k)
+            .first()
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    };
+    let home = cx.home.to_string_lossy().into_owned();
+    let paths = |v: &[PathBuf]| {
+        v.iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    check(
+        "hostname",
+        ours.host_name.clone().unwrap_or_default(),
+        one("hostname"),
+    );
+    check(
+        "user",
+        ours.user.clone().unwrap_or_else(|| cx.local_user.clone()),
+        one("user"),
+    );
+    check("port", ours.port.unwrap_or(22).to_string(), one("port"));
+    let known = if ours.user_known_hosts_files == [PathBuf::from("/dev/null")] {
+        "none".to_string()
+    } else if ours.user_known_hosts_files.is_empty() {
+        format!("{home}/.ssh/known_hosts {home}/.ssh/known_hosts2")
+    } else {
+        paths(&ours.user_known_hosts_files)
+    };
+    check("userknownhostsfile", known, one("userknownhostsfile"));
+    let global = match &ours.global_known_hosts_files {
+        None => "/etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2".to_string(),
+        Some(v) if v.is_empty() => "none".to_string(),
+        Some(v) => paths(v),
+    };
+    check("globalknownhostsfile", global, one("globalknownhostsfile"));
+    use deployer::ssh_config::StrictHostKeyChecking as S;
+    let strict = match ours.strict_host_key_checking {
+        None | Some(S::Ask) => "ask",
+        Some(S::Yes) => "true",
+        Some(S::No) => "false",
+        Some(S::AcceptNew) => "accept-new",
+    };
+    check(
+        "stricthostkeychecking",
+        strict.into(),
+        one("stricthostkeychecking"),
+    );
+    let timeout = match ours.connect_timeout {
+        None => "none".to_string(),
+        Some(d) if d.is_zero() => "none".to_string(),
+        Some(d) => d.as_secs().to_string(),
+    };
+    check("connecttimeout", timeout, one("connecttimeout"));
+    check(
+        "hostkeyalias",
+        ours.host_key_alias.clone().unwrap_or_default(),
+        one("hostkeyalias"),
+    );
+    let yn = |b: Option<bool>| if b == Some(true) { "yes" } else { "no" }.to_string();
+    check(
+        "identitiesonly",
+        yn(ours.identities_only),
+        one("identitiesonly"),
+    );
+    check(
+        "hashknownhosts",
+        yn(ours.hash_known_hosts),
+        one("hashknownhosts"),
+    );
+    check(
+        "serveraliveinterval",
+        ours.server_alive_interval
+            .map_or(0, |d| d.as_secs())
+            .to_string(),
+        one("serveraliveinterval"),
+    );
+    check(
+        "serveralivecountmax",
+        ours.server_alive_count_max.unwrap_or(3).to_string(),
+        one("serveralivecountmax"),
+    );
+    let jump = match &ours.proxy_jump {
+        None => String::new(),
+        Some(v) if v.is_empty() => String::new(),
+        Some(v) => v
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    check("proxyjump", jump, one("proxyjump"));
+    // ssh 9.2 prints IdentityFile before expanding it; compare the ones
+    // without tokens (tokens are compared through UserKnownHostsFile).
+    let theirs: Vec<String> = get(ssh, "identityfile")
+        .iter()
+        .map(|p| match p.strip_prefix("~/") {
+            Some(rest) => format!("{home}/{rest}"),
+            None => p.to_string(),
+        })
+        .collect();
+    if !ours.identity_files.is_empty() && !theirs.iter().any(|p| p.contains(['%', '$'])) {
+        check(
+            "identityfile",
+            paths(&ours.identity_files),
+            theirs.join(" "),
+        );
+    }
+    diffs
+}
+
+/// (user's file, system file, hosts to try as `[user@]host`)
+const CORPUS: &[(&str, &str, &[&str])] = &[
+    // patterns, negation, case as typed
+    (
+        "Host *.ooni.org !ams-* backend\n  User matched\n  Port 2200\nHost web\n  User web\n",
+        "",
+        &["fsn.ooni.org", "ams-pg.ooni.org", "backend", "Backend", "WEB", "web", "x"],
+    ),
+    // first value wins; global options; defaults last
+    (
+        "ConnectTimeout 5\nHost web*\n  User deploy\n  Port 2222\nHost web1\n  User other\n  HostName 10.0.0.1\nHost *\n  User fallback\n  StrictHostKeyChecking accept-new\n  ServerAliveInterval 1m\n  ServerAliveCountMax 5\n",
+        "",
+        &["web1", "web2", "db"],
+    ),
+    // the system file after the user's
+    (
+        "Host a*\n  User from-user\nHost nothing\n",
+        "User from-system\nPort 2022\nHost b*\n  HashKnownHosts yes\n  GlobalKnownHostsFile /etc/ssh/other_known\n",
+        &["a1", "b1"],
+    ),
+    // HostName tokens and case; HostKeyAlias lowercased
+    (
+        "Host *\n  HostName %h.Example.ORG\n  HostKeyAlias KeyAlias\n",
+        "",
+        &["Web", "db"],
+    ),
+    // tokens and ${VAR} in UserKnownHostsFile
+    (
+        "Host *\n  User bob\n  Port 2200\n  UserKnownHostsFile ~/kh_%h_%p_%r_%u_%n %d/k_%k_%L_%l_%i ${HOME}/v %%x_%C\n",
+        "",
+        &["Web1", "db"],
+    ),
+    // Match host (after HostName), originalhost, user, localuser, all
+    (
+        "Host db1\n  HostName DB1.internal\nMatch host db1.internal\n  Port 2001\nMatch originalhost WEB*,!web9\n  Port 2002\nMatch user deploy\n  IdentitiesOnly yes\nMatch localuser root,nobody\n  ConnectTimeout 7\nMatch !localuser root\n  ConnectTimeout 9\nMatch host *,!db* all\n  ServerAliveInterval 3\nMatch all\n  HashKnownHosts yes\n",
+        "",
+        &["db1", "web1", "web9", "deploy@x", "other@x"],
+    ),
+    // Port by service name, `=` syntax, quotes, flags in any case
+    (
+        "Host s\n  Port=ssh\n  User = \"quoted user\"\n  IdentitiesOnly=YES\n  StrictHostKeyChecking No\nHost t\n  Port domain\n",
+        "",
+        &["s", "t"],
+    ),
+    // ProxyJump, and ProxyJump none
+    (
+        "Host inner*\n  ProxyJump ops@bastion:2222,[2001:db8::1]:22,jump2\nHost inner9\n  ProxyJump none\nHost *\n  ProxyJump none\n",
+        "",
+        &["inner1", "inner9", "outer"],
+    ),
+    // known hosts none, ConnectTimeout none
+    (
+        "Host *\n  UserKnownHostsFile none\n  GlobalKnownHostsFile none\n  ConnectTimeout none\n",
+        "",
+        &["h"],
+    ),
+];
+
+#[test]
+fn resolve_agrees_with_ssh_dash_g() {
+    if !ssh_available() {
+        return;
+    }
+    let cx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for (index, (user_text, system_text, hosts)) in CORPUS.iter().enumerate() {
+        let user_file = dir.path().join(format!("config{index}"));
+        let system_file = dir.path().join(format!("system{index}"));
+        let both = dir.path().join(format!("both{index}"));
+        std::fs::write(&user_file, user_text).unwrap();
+        std::fs::write(&system_file, system_text).unwrap();
+        std::fs::write(&both, format!("{user_text}\nMatch all\n{system_text}")).unwrap();
+        let ours = SshConfigFile::load(&user_file, &cx.home)
+            .and_then(|f| f.with_system(&system_file, &cx.home))
+            .unwrap_or_else(|e| panic!("config {index}: {e}"));
+        for host in *hosts {
+            let (user, name) = match host.split_once('@') {
+                Some((u, n)) => (Some(u), n),
+                None => (None, *host),
+            };
+            let theirs = ssh_g(&both, name, user)
+                .unwrap_or_else(|| panic!("config {index}: ssh -G refused {host}"));
+            let mut query = cx.clone();
+            query.user = user.map(str::to_string);
+            let settings = ours
+                .resolve(name, &query)
+                .unwrap_or_else(|e| panic!("config {index}, {host}: {e}"));
+            for d in compare(&settings, &theirs, &cx) {
+                failures.push(format!("config {index}, host {host}: {d}"));
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared >= 25, "only {compared} comparisons");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn include_agrees_with_ssh_dash_g() {
+    if !ssh_available() {
+        return;
+    }
+    let cx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("conf.d")).unwrap();
+    std::fs::write(
+        d.join("conf.d/a.conf"),
+        "Port 2222\nMatch all\n  User from-a\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("conf.d/b.conf"),
+        "Host ams-*\n  User ams\nHost *\n  IdentityFile /keys/ooni\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("config"),
+        format!(
+            "Host *.ooni.org\n  Include {}/conf.d/*.conf\nHost *\n  User fallback\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let ours = SshConfigFile::load(&d.join("config"), &cx.home).unwrap();
+    let mut failures = Vec::new();
+    for host in ["ams-pg.ooni.org", "fsn.ooni.org", "example.com"] {
+        let theirs = ssh_g(&d.join("config"), host, None).unwrap();
+        let settings = ours.resolve(host, &cx).unwrap();
+        for diff in compare(&settings, &theirs, &cx) {
+            failures.push(format!("{host}: {diff}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn what_ssh_refuses_deployer_refuses() {
+    if !ssh_available() {
+        return;
+    }
+    let cx = context();
+    let dir = tempfile::tempdir().unwrap();
+    for bad in [
+        "Port 0\n",
+        "Port nosuchservice\n",
+        "StrictHostKeyChecking maybe\n",
+        "ConnectTimeout 5x\n",
+        "IdentitiesOnly sometimes\n",
+        "Match nosuchcriterion x\n",
+        "Match all host x\n",
+        "Host\n",
+        "ProxyJump a,,b\n",
+        "Host *\n  UserKnownHostsFile /k_%z\n",
+        "Host *\n  HostName %r.example\n",
+    ] {
+        let file = dir.path().join("bad");
+        std::fs::write(&file, bad).unwrap();
+        assert!(
+            ssh_g(&file, "h", None).is_none(),
+            "ssh accepts {bad:?}: the corpus is wrong"
+        );
+        let ours = SshConfigFile::load(&file, &cx.home).and_then(|f| f.resolve("h", &cx));
+        assert!(ours.is_err(), "deployer accepts {bad:?}");
+    }
+}
+
+#[test]
+fn the_comparison_sees_differences() {
+    // A negative control: a resolver that is wrong in one option must be
+    // caught, or the corpus proves nothing.
+    if !ssh_available() {
+        return;
+    }
+    let cx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config");
+    std::fs::write(&file, "Host web\n  Port 2222\n  User u\n").unwrap();
+    let theirs = ssh_g(&file, "web", None).unwrap();
+    let mut settings = SshConfigFile::load(&file, &cx.home)
+        .unwrap()
+        .resolve("web", &cx)
+        .unwrap();
+    assert!(compare(&settings, &theirs, &cx).is_empty());
+    settings.port = Some(2223);
+    settings.hash_known_hosts = Some(true);
+    assert_eq!(compare(&settings, &theirs, &cx).len(), 2);
+}
+
+#[test]
+fn jump_hosts_resolve_as_ssh_resolves_each_hop() {
+    // ssh reaches the last hop with `-J` the hops before it, and the first
+    // hop as a host of its own: each hop of deployer's chain must be what
+    // `ssh -G [-J before] [-l user] [-p port] hop` says.
+    if !ssh_available() {
+        return;
+    }
+    use deployer::config;
+    use deployer::transport::{resolve_targets, LocalContext, TargetKind};
+    let cx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let ssh_file = dir.path().join("ssh_config");
+    std::fs::write(
+        &ssh_file,
+        "Host web1\n  HostName 10.0.0.5\n  ProxyJump ops@bastion:2200,inner\n\
+         Host inner\n  HostName Inner.Internal\n  User jumper\n  ProxyJump elsewhere\n\
+         Host bastion\n  HostName bastion.example.org\n  ProxyJump outer\n\
+         Host outer\n  Port 2022\n",
+    )
+    .unwrap();
+    let ini = "[environment]\ndeb_packages = fastpath\nstages = prod\n[stage:prod]\nhosts = web1\n";
+    let config = config::parse(&dir.path().join("deployer.ini"), ini).unwrap();
+    let sc = SshConfigFile::load(&ssh_file, &cx.home).unwrap();
+    let local = LocalContext {
+        home: cx.home.clone(),
+        user: cx.local_user.clone(),
+        accept_new: false,
+        resolve: Some(cx.clone()),
+    };
+    let targets = resolve_targets(&config, &sc, &local).unwrap();
+    let TargetKind::Ssh(web) = &targets[0].kind else {
+        panic!("ssh")
+    };
+    // What ssh runs for each hop, first hop first.
+    let hops: [(&str, &[&str]); 3] = [
+        ("outer", &[]),
+        ("bastion", &["-J", "outer", "-l", "ops", "-p", "2200"]),
+        ("inner", &["-J", "ops@bastion:2200"]),
+    ];
+    assert_eq!(web.jump.len(), hops.len());
+    for (ours, (hop, args)) in web.jump.iter().zip(hops) {
+        let out = Command::new("ssh")
+            .arg("-G")
+            .arg("-F")
+            .arg(&ssh_file)
+            .args(args)
+            .arg(hop)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k} ")))
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert_eq!(ours.host_name, field("hostname"), "{hop}");
+        assert_eq!(ours.user, field("user"), "{hop}");
+        assert_eq!(ours.port.to_string(), field("port"), "{hop}");
+    }
+    // And the first hop's own route, as ssh prints it.
+    let out = Command::new("ssh")
+        .args(["-G", "-F"])
+        .arg(&ssh_file)
+        .arg("bastion")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\nproxyjump outer\n"));
+}
+
+/// `deployer ARGS` with `dir` as home and working directory.
+fn deployer(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env_remove("DEPLOYER_CONFIG")
+        .arg("--color=never")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn deployer_hosts_shows_what_each_host_resolves_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("ssh_config"),
+        "Host web1\n  HostName 10.0.0.5\n  User deploy\n  ConnectTimeout 3\n  ServerAliveInterval 15\n\
+         Host bastion\n  HostName bastion.example.org\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("deployer.ini"),
+        format!(
+            "[environment]\ndeb_packages = fastpath\nstages = test prod\nssh_config = {}\nconnect_timeout = 20\n\
+             [stage:test]\nhosts = local [2001:db8::1]:2222\n\
+             [stage:prod]\nhosts = web1\nssh_proxy_jump = ops@bastion:2200\n",
+            d.join("ssh_config").display()
+        ),
+    )
+    .unwrap();
+    let (status, stdout, stderr) = deployer(d, &["hosts", "--json"]);
+    assert_eq!(status, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let hosts = json["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 3);
+    assert_eq!(hosts[0]["local"], true);
+    assert_eq!(hosts[1]["ssh"]["host_name"], "2001:db8::1");
+    assert_eq!(hosts[1]["ssh"]["port"], 2222);
+    let web = &hosts[2]["ssh"];
+    assert_eq!(web["host_name"], "10.0.0.5");
+    assert_eq!(web["user"], "deploy");
+    // deployer.ini's connect_timeout wins over ConnectTimeout.
+    assert_eq!(web["connect_timeout_secs"], 20);
+    assert_eq!(web["server_alive"]["interval_secs"], 15);
+    assert_eq!(web["jump"][0]["host_name"], "bastion.example.org");
+    assert_eq!(web["jump"][0]["user"], "ops");
+    assert_eq!(web["jump"][0]["port"], 2200);
+
+    let (status, stdout, _) = deployer(d, &["hosts", "prod"]);
+    assert_eq!(status, 0);
+    assert!(
+        stdout.contains("connect      deploy@10.0.0.5:22\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("through      ops@bastion.example.org:2200\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_host_under_proxy_command_or_match_exec_is_refused_by_name_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ini = format!(
+        "[environment]\ndeb_packages = fastpath\nstages = prod\nssh_config = {}\n[stage:prod]\nhosts = web1\n",
+        d.join("ssh_config").display()
+    );
+    std::fs::write(d.join("deployer.ini"), ini).unwrap();
+    for (config, expected) in [
+        (
+            "Host db\n  User x\nHost web*\n  ProxyCommand ssh -W %h:%p bastion\n",
+            ":4: `ProxyCommand ssh -W %h:%p bastion` is not supported",
+        ),
+        (
+            "Match host web1 exec \"test -e /run/vpn\"\n  ProxyJump bastion\n",
+            ":1: `Match exec test -e /run/vpn`",
+        ),
+    ] {
+        std::fs::write(d.join("ssh_config"), config).unwrap();
+        for args in [&["hosts"][..], &[][..]] {
+            let (status, _, stderr) = deployer(d, args);
+            assert_eq!(status, 2, "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!(
+                    "host `web1`: {}{expected}",
+                    d.join("ssh_config").display()
+                )),
+                "{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn this_machines_own_files_resolve_as_plain_ssh_dash_g() {
+    // Without `-F`, ssh reads the account's ~/.ssh/config and then the
+    // real /etc/ssh/ssh_config (with its own `Include`s): deployer, given
+    // the same two files, must agree.
+    if !ssh_available() {
+        return;
+    }
+    let cx = context();
+    let user_file = cx.home.join(".ssh/config");
+    let ours = match SshConfigFile::load(&user_file, &cx.home) {
+        Ok(f) => f,
+        Err(e) if e.is_not_found() => SshConfigFile::default(),
+        Err(e) => panic!("{e}"),
+    }
+    .with_system(Path::new(deployer::ssh_config::SYSTEM_CONFIG), &cx.home)
+    .unwrap();
+    for host in ["probe.example.org", "Some-Host", "10.1.2.3"] {
+        let out = Command::new("ssh").arg("-G").arg(host).output().unwrap();
+        assert!(out.status.success(), "ssh -G {host}");
+        let theirs: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let settings = ours.resolve(host, &cx).unwrap();
+        let diffs = compare(&settings, &theirs, &cx);
+        assert!(diffs.is_empty(), "{host}: {}", diffs.join("\n"));
+    }
+}
