@@ -129,7 +129,14 @@ fn ssh_true(home: &Path, host: &str, agent: &Agent) -> Output {
     Command::new("ssh")
         .arg("-F")
         .arg(home.join(".ssh/config"))
-        .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", host, "true"])
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            host,
+            "true",
+        ])
         .env("SSH_AUTH_SOCK", &agent.socket)
         .stdin(Stdio::null())
         .output()
@@ -185,7 +192,10 @@ fn an_agent_full_of_keys_offers_the_configured_one_first() {
 
     // no IdentityFile naming the right key: the agent's order, and the
     // host closes the connection after six refused keys
-    let home = home_with_config(&tb, &config(&keys.path().join("absent").display().to_string()));
+    let home = home_with_config(
+        &tb,
+        &config(&keys.path().join("absent").display().to_string()),
+    );
     let ssh = ssh_true(home.path(), "test-1", &agent);
     assert!(!ssh.status.success(), "ssh: {}", text(&ssh));
     assert!(
@@ -218,7 +228,10 @@ fn a_passphrase_protected_key_in_the_agent_is_used_with_identities_only() {
     let public = std::fs::read_to_string(locked.with_extension("pub")).unwrap();
     let added = tb.exec(
         "test-1",
-        &format!("echo '{}' >> /home/deployer/.ssh/authorized_keys", public.trim()),
+        &format!(
+            "echo '{}' >> /home/deployer/.ssh/authorized_keys",
+            public.trim()
+        ),
     );
     assert!(added.status.success(), "{added:?}");
     // an unrelated key first: IdentitiesOnly must keep it out
@@ -243,7 +256,12 @@ fn a_passphrase_protected_key_in_the_agent_is_used_with_identities_only() {
     assert_eq!(ours.status.code(), Some(0), "deployer: {}", text(&ours));
 
     let without = deployer_status(&tb, home.path(), None);
-    assert_eq!(without.status.code(), Some(3), "deployer: {}", text(&without));
+    assert_eq!(
+        without.status.code(),
+        Some(3),
+        "deployer: {}",
+        text(&without)
+    );
     assert!(
         text(&without).contains("passphrase-protected"),
         "deployer: {}",

@@ -196,6 +196,7 @@ impl JumpSession {
             pending: VecDeque::new(),
             tunnels: Vec::new(),
             keepalive: super::ssh::keepalive_interval(hop),
+            orphaned: false,
         };
         std::thread::Builder::new()
             .name(format!("jump {}", hop.alias))
@@ -281,6 +282,8 @@ struct Pump {
     pending: VecDeque<Request>,
     tunnels: Vec<Tunnel>,
     keepalive: Option<Duration>,
+    /// The [`JumpSession`] is gone: no more requests, no wake-ups.
+    orphaned: bool,
 }
 
 /// Why the pump stopped.
@@ -292,6 +295,9 @@ enum End {
 }
 
 const CHUNK: usize = 32 * 1024;
+
+/// The longest a pump with open tunnels sleeps (see [`Pump::wait`]).
+const RECHECK: Duration = Duration::from_millis(50);
 
 impl Pump {
     fn run(mut self) {
@@ -321,7 +327,6 @@ impl Pump {
     fn pump(&mut self) -> End {
         let mut buf = vec![0u8; CHUNK];
         let mut next_keepalive = Instant::now();
-        let mut no_more_requests = false;
         loop {
             let mut progressed = false;
             loop {
@@ -329,7 +334,7 @@ impl Pump {
                     Ok(r) => self.pending.push_back(r),
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => {
-                        no_more_requests = true;
+                        self.orphaned = true;
                         break;
                     }
                 }
@@ -349,7 +354,7 @@ impl Pump {
                 }
             }
             self.tunnels.retain(|t| !t.closed);
-            if no_more_requests && self.pending.is_empty() && self.tunnels.is_empty() {
+            if self.orphaned && self.pending.is_empty() && self.tunnels.is_empty() {
                 return End::Done;
             }
             if self.keepalive.is_some() && Instant::now() >= next_keepalive {
@@ -363,7 +368,11 @@ impl Pump {
                 }
             }
             if !progressed {
-                self.wait(next_keepalive);
+                let until = match self.keepalive {
+                    Some(_) => next_keepalive,
+                    None => Instant::now() + Duration::from_secs(1),
+                };
+                self.wait(until);
             }
         }
     }
@@ -423,8 +432,11 @@ impl Pump {
         Ok(())
     }
 
-    /// Wait (at most until `until`, and 1 s) for the jump session's socket
-    /// or a tunnel's socket to be ready, or for a request.
+    /// Wait (at most until `until`) for the jump session's socket or a
+    /// tunnel's socket to be ready, or for a request. With tunnels open, at
+    /// most [`RECHECK`]: reading one channel may have queued, inside
+    /// libssh2, data for a channel already read in the same pass, which no
+    /// socket will announce.
     fn wait(&self, until: Instant) {
         let mut fds = Vec::with_capacity(self.tunnels.len() + 2);
         let session_events = match self.session.block_directions() {
@@ -433,7 +445,10 @@ impl Pump {
             _ => libc::POLLIN,
         };
         fds.push(pollfd(self.session.as_raw_fd(), session_events));
-        fds.push(pollfd(self.woken.as_raw_fd(), libc::POLLIN));
+        if !self.orphaned {
+            // once orphaned, the wake socket is at end of file for good
+            fds.push(pollfd(self.woken.as_raw_fd(), libc::POLLIN));
+        }
         for t in &self.tunnels {
             let mut events = 0;
             if t.to_channel.is_empty() && !t.socket_done {
@@ -444,9 +459,12 @@ impl Pump {
             }
             fds.push(pollfd(t.socket.as_raw_fd(), events));
         }
-        let left = until
-            .saturating_duration_since(Instant::now())
-            .min(Duration::from_secs(1));
+        let most = if self.tunnels.is_empty() {
+            Duration::from_secs(1)
+        } else {
+            RECHECK
+        };
+        let left = until.saturating_duration_since(Instant::now()).min(most);
         let ms = libc::c_int::try_from(left.as_millis())
             .unwrap_or(1000)
             .max(1);

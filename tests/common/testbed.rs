@@ -710,7 +710,10 @@ pub fn tcp_peers_of(pids: &[u32]) -> Vec<String> {
                 continue;
             };
             let link = link.to_string_lossy().into_owned();
-            if let Some(inode) = link.strip_prefix("socket:[").and_then(|l| l.strip_suffix(']')) {
+            if let Some(inode) = link
+                .strip_prefix("socket:[")
+                .and_then(|l| l.strip_suffix(']'))
+            {
                 inodes.insert(inode.to_string());
             }
         }
@@ -732,7 +735,10 @@ fn hex_addr(text: &str) -> Option<String> {
     let (ip, port) = text.split_once(':')?;
     let ip = u32::from_str_radix(ip, 16).ok()?;
     let port = u16::from_str_radix(port, 16).ok()?;
-    Some(format!("{}:{port}", std::net::Ipv4Addr::from(ip.swap_bytes())))
+    Some(format!(
+        "{}:{port}",
+        std::net::Ipv4Addr::from(ip.swap_bytes())
+    ))
 }
 
 /// Call `check` every 20 ms until it is true or `timeout` has passed.
