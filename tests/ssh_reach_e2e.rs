@@ -417,3 +417,58 @@ fn many_targets_share_one_session_to_their_jump_host() {
         assert!(peers.contains(&ssh_port(&tb, &h.alias)), "{peers:?}");
     }
 }
+
+/// What the jump host cannot do is reported as such, within
+/// `connect_timeout` for the whole chain: a target it cannot reach, a
+/// target that accepts but never answers. A lost session to the jump host
+/// loses the targets behind it, and the next connection opens a new one.
+#[test]
+fn jump_host_failures_are_reported_and_bounded() {
+    let Some(tb) = Testbed::start(&[("test", 2)]) else {
+        return;
+    };
+    tb.write_config(&["fastpath"], "connect_timeout = 3", "");
+    let jumps = Jumps::default();
+
+    let mut closed = behind(&tb, "test-2", &["test-1"]);
+    if let TargetKind::Ssh(s) = &mut closed.kind {
+        s.port = 1;
+    }
+    let e = transport::connect_with(&closed, &jumps)
+        .map(|_| ())
+        .unwrap_err();
+    let want = format!(
+        "cannot connect to {}:1 through the jump host `test-1`",
+        tb.host("test-2").address
+    );
+    assert!(e.to_string().starts_with(&want), "{e}");
+
+    let hung = tb.hang("test-2");
+    let started = std::time::Instant::now();
+    let e = transport::connect_with(&behind(&tb, "test-2", &["test-1"]), &jumps)
+        .map(|_| ())
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(e, deployer::error::HostError::Timeout { .. }),
+        "{e}"
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    hung.undo();
+
+    let mut conn = transport::connect_with(&behind(&tb, "test-2", &["test-1"]), &jumps)
+        .expect("test-2 through test-1");
+    assert_eq!(hostname(conn.as_mut()), "test-2");
+    assert!(tb.drop_sessions("test-1") >= 2);
+    let lost = conn.exec(Exec::new(
+        &RemoteCommand::new("hostname"),
+        Duration::from_secs(5),
+    ));
+    assert!(
+        matches!(lost, Err(deployer::error::HostError::Disconnected(_))),
+        "{lost:?}"
+    );
+    let mut again = transport::connect_with(&behind(&tb, "test-2", &["test-1"]), &jumps)
+        .expect("a new session to test-1");
+    assert_eq!(hostname(again.as_mut()), "test-2");
+}
