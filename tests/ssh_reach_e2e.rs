@@ -472,3 +472,31 @@ fn jump_host_failures_are_reported_and_bounded() {
         .expect("a new session to test-1");
     assert_eq!(hostname(again.as_mut()), "test-2");
 }
+
+/// `ServerAliveInterval 1` and `ServerAliveCountMax 2`: a host that
+/// answers its keepalives stays connected while idle; one that stops
+/// answering (every process stopped) is given up on after two seconds of
+/// silence (within a few seconds of the freeze), with no command running.
+#[test]
+fn server_alive_settings_give_up_on_a_silent_host() {
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    tb.write_config(&["fastpath"], "connect_timeout = 10", "");
+    let mut target = behind(&tb, "test-1", &[]);
+    if let TargetKind::Ssh(s) = &mut target.kind {
+        s.server_alive = Some((Duration::from_secs(1), 2));
+    }
+    let conn = transport::connect(&target).expect("test-1");
+    // answered keepalives: still open well past the limit
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(conn.is_open(), "an idle host that answers was given up on");
+    let frozen = tb.freeze("test-1");
+    // given up once two keepalive intervals pass in silence: the last
+    // answer came up to an interval before the freeze
+    assert!(
+        poll(Duration::from_secs(5), || !conn.is_open()),
+        "a silent host was kept"
+    );
+    frozen.undo();
+}

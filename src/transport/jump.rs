@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use ssh2::{BlockDirections, Channel, Session};
 
-use super::ssh::{is_session_gone, login, tcp_connect};
+use super::ssh::{is_session_gone, login, tcp_connect, too_silent};
 use super::SshTarget;
 use crate::error::HostError;
 
@@ -196,6 +196,7 @@ impl JumpSession {
             pending: VecDeque::new(),
             tunnels: Vec::new(),
             keepalive: super::ssh::keepalive_interval(hop),
+            silence: super::ssh::server_alive_limit(hop),
             orphaned: false,
         };
         std::thread::Builder::new()
@@ -282,6 +283,8 @@ struct Pump {
     pending: VecDeque<Request>,
     tunnels: Vec<Tunnel>,
     keepalive: Option<Duration>,
+    /// How long the jump host may send nothing (`ServerAliveCountMax`).
+    silence: Option<Duration>,
     /// The [`JumpSession`] is gone: no more requests, no wake-ups.
     orphaned: bool,
 }
@@ -365,6 +368,9 @@ impl Pump {
                     }
                     Err(e) if is_eagain(&e) => {}
                     Err(e) => return End::Lost(format!("a keepalive failed: {}", e.message())),
+                }
+                if let Some(why) = too_silent(self.session.as_raw_fd(), self.silence) {
+                    return End::Lost(why);
                 }
             }
             if !progressed {

@@ -141,6 +141,51 @@ pub(super) fn keepalive_interval(target: &SshTarget) -> Option<Duration> {
     }
 }
 
+/// How long the host may send nothing before it is given up on:
+/// `ServerAliveInterval` times `ServerAliveCountMax`, when set (each
+/// keepalive asks for a reply, so a host that answers none of that many
+/// is gone, as OpenSSH has it); `None` when not set.
+pub(super) fn server_alive_limit(target: &SshTarget) -> Option<Duration> {
+    match target.server_alive {
+        Some((every, count)) if !every.is_zero() && count > 0 => Some(every * count),
+        _ => None,
+    }
+}
+
+/// Why the host on TCP socket `fd` is given up on, when it has sent
+/// nothing for longer than `limit`: the kernel's count of the time since
+/// data last arrived (`TCP_INFO`). `None` when within the limit, when there
+/// is no limit, or when `fd` is not a TCP socket (a tunnel: its jump host's
+/// session is watched instead).
+pub(super) fn too_silent(fd: std::os::fd::RawFd, limit: Option<Duration>) -> Option<String> {
+    let limit = limit?;
+    // SAFETY: an all-zero `tcp_info` is a valid value of that plain struct.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::tcp_info>()).ok()?;
+    // SAFETY: `info` is writable for `len` bytes; getsockopt writes at most
+    // that many and says how many in `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            std::ptr::addr_of_mut!(info).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    let silent = Duration::from_millis(u64::from(info.tcpi_last_data_recv));
+    (silent > limit).then(|| {
+        format!(
+            "the host sent nothing for {}s, keepalives unanswered (ServerAliveInterval x ServerAliveCountMax: {}s)",
+            silent.as_secs(),
+            limit.as_secs()
+        )
+    })
+}
+
 /// The SSH session over `stream` (a TCP connection, or a tunnel through a
 /// jump host): handshake, host key check and login, by `deadline`.
 pub(super) fn login<S: AsRawFd + 'static>(
@@ -391,14 +436,14 @@ impl SshConnection {
             lost: Arc::new(Mutex::new(None)),
             keepalive: None,
         };
-        conn.start_keepalive(keepalive_interval(target));
+        conn.start_keepalive(keepalive_interval(target), server_alive_limit(target));
         Ok(conn)
     }
 
     /// Start the keepalive thread: libssh2 sends a keepalive when one is
     /// due, also while no command runs; a send that fails (the socket is
     /// broken) marks the connection lost.
-    fn start_keepalive(&mut self, every: Option<Duration>) {
+    fn start_keepalive(&mut self, every: Option<Duration>, silence: Option<Duration>) {
         let Some(every) = every else {
             return;
         };
@@ -409,12 +454,19 @@ impl SshConnection {
         let check = (every / 3).max(Duration::from_secs(1));
         self.keepalive = Some(Ticker::start(check, move || {
             match session.keepalive_send() {
-                Ok(_) => true,
-                Err(e) if is_eagain(&e) => true,
+                Ok(_) => {}
+                Err(e) if is_eagain(&e) => {}
                 Err(e) => {
                     lose(&lost, format!("a keepalive failed: {}", e.message()));
+                    return false;
+                }
+            }
+            match too_silent(session.as_raw_fd(), silence) {
+                Some(why) => {
+                    lose(&lost, why);
                     false
                 }
+                None => true,
             }
         }));
     }
