@@ -356,6 +356,23 @@ fn targets_behind_jump_hosts_are_reached_through_them() {
     let mine = tcp_peers_of(&[me]);
     assert!(!mine.contains(&ssh_port(&tb, "test-2")), "{mine:?}");
     assert!(!mine.contains(&ssh_port(&tb, "test-3")), "{mine:?}");
+
+    // bulk both ways through both tunnels: an upload, and output larger
+    // than any window
+    let upload = vec![b'x'; 3_000_000];
+    let count = RemoteCommand::new("wc").arg("-c");
+    let mut exec = Exec::new(&count, Duration::from_secs(30));
+    exec.stdin = Some(&upload);
+    let out = two.exec(exec).expect("an upload through two jump hosts");
+    assert_eq!(out.stdout.trim(), "3000000", "{out:?}");
+    let out = two
+        .exec(Exec::new(
+            &RemoteCommand::new("head").args(["-c", "5000000", "/dev/zero"]),
+            Duration::from_secs(30),
+        ))
+        .expect("output through two jump hosts");
+    assert_eq!(out.status, 0);
+    assert_eq!(out.stdout.len() as u64 + out.stdout_dropped, 5_000_000);
 }
 
 /// A jump host whose key is not known is refused as a target would be:
