@@ -171,6 +171,21 @@ pub enum HostError {
         /// What was tried, in order.
         tried: Vec<String>,
     },
+    /// The host closed the connection while keys were tried, e.g. after
+    /// sshd's `MaxAuthTries` (6 by default) refused keys.
+    #[error(
+        "the host closed the connection while authenticating `{user}`: {} (tried: {})",
+        remote(reason),
+        tried.join(", ")
+    )]
+    AuthClosed {
+        /// The login user.
+        user: String,
+        /// What the host said (its disconnect message).
+        reason: String,
+        /// What was tried, in order.
+        tried: Vec<String>,
+    },
     /// This machine ran out of file descriptors (`EMFILE`/`ENFILE`): a
     /// limit of this machine, not a fault of the host.
     #[error(

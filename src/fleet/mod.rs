@@ -29,12 +29,17 @@ pub trait Connector: Send + Sync {
     fn connect(&self, target: &Target) -> Result<Box<dyn Connection>, HostError>;
 }
 
-/// The real connector: SSH, or `sh -c` for `local`.
-pub struct Direct;
+/// The real connector: SSH, or `sh -c` for `local`. It keeps the sessions
+/// to jump hosts for the run: every target behind a jump host goes through
+/// one session to it, however many start at once.
+#[derive(Default)]
+pub struct Direct {
+    jumps: transport::Jumps,
+}
 
 impl Connector for Direct {
     fn connect(&self, target: &Target) -> Result<Box<dyn Connection>, HostError> {
-        transport::connect(target)
+        transport::connect_with(target, &self.jumps)
     }
 }
 
@@ -181,7 +186,7 @@ pub type Answer<T> = (String, T);
 impl Fleet {
     /// Connect to every target at once, for real.
     pub fn connect(targets: Vec<Target>, parallelism: usize) -> Fleet {
-        Fleet::connect_with(targets, parallelism, Arc::new(Direct))
+        Fleet::connect_with(targets, parallelism, Arc::new(Direct::default()))
     }
 
     /// Connect to every target at once through `connector`.

@@ -8,6 +8,8 @@
 
 #[cfg(test)]
 pub mod fake;
+pub mod identity;
+pub mod jump;
 pub mod local;
 pub mod ssh;
 mod target;
@@ -17,6 +19,7 @@ use std::time::Duration;
 use crate::command::RemoteCommand;
 use crate::error::HostError;
 
+pub use jump::Jumps;
 pub use target::{resolve_targets, HostKeyPolicy, LocalContext, SshTarget, Target, TargetKind};
 
 /// Which output stream a chunk came from.
@@ -304,11 +307,19 @@ impl Drop for Ticker {
     }
 }
 
-/// Open a connection to `target`.
+/// Open a connection to `target` (through sessions of its own to its jump
+/// hosts, if any).
 pub fn connect(target: &Target) -> Result<Box<dyn Connection>, HostError> {
+    connect_with(target, &Jumps::default())
+}
+
+/// Open a connection to `target`, reaching its jump hosts through the
+/// sessions kept in `jumps` (opened there when not open yet), so that the
+/// targets behind one jump host share one session to it.
+pub fn connect_with(target: &Target, jumps: &Jumps) -> Result<Box<dyn Connection>, HostError> {
     match &target.kind {
         TargetKind::Local => Ok(Box::new(local::LocalConnection::new())),
-        TargetKind::Ssh(ssh) => Ok(Box::new(ssh::SshConnection::open(ssh)?)),
+        TargetKind::Ssh(ssh) => Ok(Box::new(ssh::SshConnection::open_with(ssh, jumps)?)),
     }
 }
 

@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 
 use ssh2::{BlockDirections, Channel, MethodType, Session};
 
+use super::identity::{self, Attempt};
+use super::jump::route;
+pub use super::jump::Jumps;
 use super::{
     end_group_command, io_error, is_out_of_descriptors, Connection, Exec, HostKeyPolicy, Output,
     SshTarget, Stream, Tail, Ticker, END_GRACE, KEEPALIVE, OUTPUT_LIMIT,
@@ -34,6 +37,79 @@ use crate::known_hosts::{self, HostNames, KnownHostsFile, Verdict};
 
 const LIBSSH2_ERROR_EAGAIN: i32 = -37;
 const LIBSSH2_ERROR_TIMEOUT: i32 = -9;
+const LIBSSH2_ERROR_SOCKET_SEND: i32 = -7;
+const LIBSSH2_ERROR_SOCKET_DISCONNECT: i32 = -13;
+const LIBSSH2_ERROR_SOCKET_RECV: i32 = -43;
+const LIBSSH2_CALLBACK_DISCONNECT: libc::c_int = 2;
+
+extern "C" {
+    // libssh2 (linked by libssh2-sys): the `ssh2` crate offers no way to
+    // hear the reason a host gives when it disconnects.
+    fn libssh2_session_callback_set2(
+        session: *mut libc::c_void,
+        cbtype: libc::c_int,
+        callback: Option<unsafe extern "C" fn()>,
+    ) -> Option<unsafe extern "C" fn()>;
+}
+
+thread_local! {
+    /// The reason the host gave in its last SSH_MSG_DISCONNECT, heard by
+    /// the thread that was reading the session.
+    static DISCONNECT_REASON: std::cell::RefCell<Option<String>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// libssh2's disconnect callback: keep the host's words for this thread.
+unsafe extern "C" fn on_disconnect(
+    _session: *mut libc::c_void,
+    _reason: libc::c_int,
+    message: *const libc::c_char,
+    message_len: libc::c_int,
+    _language: *const libc::c_char,
+    _language_len: libc::c_int,
+    _abstract: *mut *mut libc::c_void,
+) {
+    let len = usize::try_from(message_len).unwrap_or(0);
+    let text = if message.is_null() || len == 0 {
+        String::new()
+    } else {
+        // SAFETY: libssh2 passes `message_len` bytes at `message`, valid
+        // for the duration of the call.
+        let bytes = unsafe { std::slice::from_raw_parts(message.cast::<u8>(), len) };
+        String::from_utf8_lossy(bytes).into_owned()
+    };
+    DISCONNECT_REASON.with(|r| *r.borrow_mut() = Some(text));
+}
+
+/// Have `session` report the reason of a disconnect (see
+/// [`take_disconnect_reason`]).
+fn hear_disconnects(session: &Session) {
+    let mut raw = session.raw();
+    let ptr: *mut _ = &mut *raw;
+    type Callback = unsafe extern "C" fn(
+        *mut libc::c_void,
+        libc::c_int,
+        *const libc::c_char,
+        libc::c_int,
+        *const libc::c_char,
+        libc::c_int,
+        *mut *mut libc::c_void,
+    );
+    let callback: Callback = on_disconnect;
+    // SAFETY: the session pointer is live (its lock is held); libssh2 calls
+    // a disconnect callback with exactly `Callback`'s arguments, and takes
+    // it as a generic function pointer, as its C API does.
+    unsafe {
+        let generic = std::mem::transmute::<Callback, unsafe extern "C" fn()>(callback);
+        libssh2_session_callback_set2(ptr.cast(), LIBSSH2_CALLBACK_DISCONNECT, Some(generic));
+    }
+}
+
+/// The reason the last host disconnect heard on this thread gave, if any
+/// (and forget it).
+fn take_disconnect_reason() -> Option<String> {
+    DISCONNECT_REASON.with(|r| r.borrow_mut().take())
+}
 
 /// An authenticated SSH session to one host.
 pub struct SshConnection {
@@ -50,6 +126,95 @@ struct Held {
     channel: Arc<Mutex<Channel>>,
     pgid: Option<u32>,
     heartbeat: Ticker,
+}
+
+/// How often to send keepalives to `target`: its `ServerAliveInterval`
+/// when set (`None`, none at all, for 0, as with OpenSSH), else
+/// [`KEEPALIVE`].
+pub(super) fn keepalive_interval(target: &SshTarget) -> Option<Duration> {
+    match target.server_alive {
+        Some((every, _)) if every.is_zero() => None,
+        Some((every, _)) => Some(every),
+        None => Some(KEEPALIVE),
+    }
+}
+
+/// How long the host may send nothing before it is given up on:
+/// `ServerAliveInterval` times `ServerAliveCountMax`, when set (each
+/// keepalive asks for a reply, so a host that answers none of that many
+/// is gone, as OpenSSH has it); `None` when not set.
+pub(super) fn server_alive_limit(target: &SshTarget) -> Option<Duration> {
+    match target.server_alive {
+        Some((every, count)) if !every.is_zero() && count > 0 => Some(every * count),
+        _ => None,
+    }
+}
+
+/// Why the host on TCP socket `fd` is given up on, when it has sent
+/// nothing for longer than `limit`: the kernel's count of the time since
+/// data last arrived (`TCP_INFO`). `None` when within the limit, when there
+/// is no limit, or when `fd` is not a TCP socket (a tunnel: its jump host's
+/// session is watched instead).
+pub(super) fn too_silent(fd: std::os::fd::RawFd, limit: Option<Duration>) -> Option<String> {
+    let limit = limit?;
+    // SAFETY: an all-zero `tcp_info` is a valid value of that plain struct.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::tcp_info>()).ok()?;
+    // SAFETY: `info` is writable for `len` bytes; getsockopt writes at most
+    // that many and says how many in `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            std::ptr::addr_of_mut!(info).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    let silent = Duration::from_millis(u64::from(info.tcpi_last_data_recv));
+    (silent > limit).then(|| {
+        format!(
+            "the host sent nothing for {}s, keepalives unanswered (ServerAliveInterval x ServerAliveCountMax: {}s)",
+            silent.as_secs(),
+            limit.as_secs()
+        )
+    })
+}
+
+/// The SSH session over `stream` (a TCP connection, or a tunnel through a
+/// jump host): handshake, host key check and login, by `deadline`.
+pub(super) fn login<S: AsRawFd + 'static>(
+    stream: S,
+    target: &SshTarget,
+    deadline: Instant,
+    limit: Duration,
+) -> Result<Session, HostError> {
+    let mut session = Session::new().map_err(|e| HostError::Ssh(e.message().to_string()))?;
+    hear_disconnects(&session);
+    // libssh2 owns the socket, and `wait` polls it through
+    // `Session::as_raw_fd`: one descriptor per host, not two.
+    session.set_tcp_stream(stream);
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(HostError::Timeout {
+            phase: format!("connecting to `{}`", target.alias),
+            after: limit,
+        });
+    }
+    session.set_timeout(u32::try_from(left.as_millis()).unwrap_or(u32::MAX).max(1));
+
+    let known = prefer_known_host_keys(&session, target)?;
+    session
+        .handshake()
+        .map_err(|e| ssh_err("waiting for the SSH handshake", &e, limit))?;
+    check_host_key(&session, target, &known)?;
+    authenticate(&session, target, deadline, limit)?;
+    session.set_timeout(0);
+    session.set_blocking(false);
+    Ok(session)
 }
 
 /// Why waiting on the host stopped.
@@ -174,53 +339,69 @@ fn ssh_err(phase: &str, e: &ssh2::Error, timeout: Duration) -> HostError {
 
 impl SshConnection {
     /// Connect, check the host key and authenticate, all within
-    /// `target.connect_timeout`.
+    /// `target.connect_timeout`; through the target's jump hosts, if any,
+    /// with sessions to them of their own (see [`SshConnection::open_with`]
+    /// to share them).
     pub fn open(target: &SshTarget) -> Result<SshConnection, HostError> {
+        SshConnection::open_with(target, &Jumps::default())
+    }
+
+    /// Like [`SshConnection::open`], reaching jump hosts through the
+    /// sessions kept in `jumps`: targets behind the same jump host share
+    /// one session to it. `connect_timeout` bounds the whole chain.
+    pub fn open_with(target: &SshTarget, jumps: &Jumps) -> Result<SshConnection, HostError> {
         let limit = target.connect_timeout;
         let deadline = Instant::now() + limit;
-        let stream = tcp_connect(target, deadline, limit)?;
-        let mut session = Session::new().map_err(|e| HostError::Ssh(e.message().to_string()))?;
-        // libssh2 owns the socket, and `wait` polls it through
-        // `Session::as_raw_fd`: one descriptor per host, not two.
-        session.set_tcp_stream(stream);
-        let left = deadline.saturating_duration_since(Instant::now());
-        session.set_timeout(u32::try_from(left.as_millis()).unwrap_or(u32::MAX).max(1));
-
-        let known = prefer_known_host_keys(&session, target)?;
-        session
-            .handshake()
-            .map_err(|e| ssh_err("waiting for the SSH handshake", &e, limit))?;
-        check_host_key(&session, target, &known)?;
-        authenticate(&session, target, deadline)?;
-        session.set_timeout(0);
-        session.set_blocking(false);
+        let hops = route(target)?;
+        let session = if hops.is_empty() {
+            login(
+                tcp_connect(target, deadline, limit)?,
+                target,
+                deadline,
+                limit,
+            )?
+        } else {
+            let jump = jumps.session(&hops, deadline, limit)?;
+            let stream = jump.tunnel(target, deadline, limit)?;
+            login(stream, target, deadline, limit)?
+        };
         let mut conn = SshConnection {
             session,
             held: Vec::new(),
             lost: Arc::new(Mutex::new(None)),
             keepalive: None,
         };
-        conn.start_keepalive();
+        conn.start_keepalive(keepalive_interval(target), server_alive_limit(target));
         Ok(conn)
     }
 
     /// Start the keepalive thread: libssh2 sends a keepalive when one is
     /// due, also while no command runs; a send that fails (the socket is
     /// broken) marks the connection lost.
-    fn start_keepalive(&mut self) {
-        let secs = u32::try_from(KEEPALIVE.as_secs()).unwrap_or(u32::MAX);
+    fn start_keepalive(&mut self, every: Option<Duration>, silence: Option<Duration>) {
+        let Some(every) = every else {
+            return;
+        };
+        let secs = u32::try_from(every.as_secs()).unwrap_or(u32::MAX).max(1);
         self.session.set_keepalive(true, secs);
         let session = self.session.clone();
         let lost = Arc::clone(&self.lost);
-        let check = (KEEPALIVE / 3).max(Duration::from_secs(1));
+        let check = (every / 3).max(Duration::from_secs(1));
         self.keepalive = Some(Ticker::start(check, move || {
             match session.keepalive_send() {
-                Ok(_) => true,
-                Err(e) if is_eagain(&e) => true,
+                Ok(_) => {}
+                Err(e) if is_eagain(&e) => {}
                 Err(e) => {
                     lose(&lost, format!("a keepalive failed: {}", e.message()));
+                    return false;
+                }
+            }
+            match too_silent(session.as_raw_fd(), silence) {
+                Some(why) => {
+                    lose(&lost, why);
                     false
                 }
+                None => true,
             }
         }));
     }
@@ -614,58 +795,136 @@ fn describe_stop(stop: Stop, expired: &str) -> String {
     }
 }
 
-fn tcp_connect(
+/// A TCP connection to `target`, by `deadline`: its name resolved (on a
+/// thread, given up on at the deadline: the resolver cannot be
+/// interrupted), then every address tried in the resolver's order, IPv6
+/// and IPv4 alike, as OpenSSH does, until one answers.
+pub(super) fn tcp_connect(
     target: &SshTarget,
     deadline: Instant,
     limit: Duration,
 ) -> Result<TcpStream, HostError> {
-    let addrs: Vec<SocketAddr> = (target.host_name.as_str(), target.port)
-        .to_socket_addrs()
-        .map_err(|e| {
-            io_error(
-                &e,
-                || format!("resolving `{}`", target.host_name),
-                |e| HostError::Resolve {
-                    host: target.host_name.clone(),
-                    message: e.to_string(),
-                },
-            )
-        })?
-        .collect();
-    let mut last = None;
-    for addr in &addrs {
+    let addrs = resolve(&target.host_name, target.port, deadline, limit)?;
+    connect_any(&target.host_name, &addrs, deadline, limit)
+}
+
+/// The addresses of `host` (a name or an IP literal, IPv6 with or without
+/// brackets) on `port`, by `deadline`.
+fn resolve(
+    host: &str,
+    port: u16,
+    deadline: Instant,
+    limit: Duration,
+) -> Result<Vec<SocketAddr>, HostError> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let timed_out = || HostError::Timeout {
+        phase: format!("resolving `{host}`"),
+        after: limit,
+    };
+    if Instant::now() >= deadline {
+        return Err(timed_out());
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = bare.to_string();
+    let spawned = std::thread::Builder::new()
+        .name("resolve".to_string())
+        .spawn(move || {
+            let found = (name.as_str(), port)
+                .to_socket_addrs()
+                .map(Iterator::collect::<Vec<_>>);
+            let _ = tx.send(found);
+        });
+    if let Err(e) = spawned {
+        return Err(io_error(
+            &e,
+            || format!("resolving `{host}`"),
+            |e| HostError::Resolve {
+                host: host.to_string(),
+                message: e.to_string(),
+            },
+        ));
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    match rx.recv_timeout(left) {
+        Ok(Ok(addrs)) if addrs.is_empty() => Err(HostError::Resolve {
+            host: host.to_string(),
+            message: "no address found".to_string(),
+        }),
+        Ok(Ok(addrs)) => Ok(addrs),
+        Ok(Err(e)) => Err(io_error(
+            &e,
+            || format!("resolving `{host}`"),
+            |e| HostError::Resolve {
+                host: host.to_string(),
+                message: e.to_string(),
+            },
+        )),
+        Err(_) => Err(timed_out()),
+    }
+}
+
+/// Connect to the first of `addrs` that answers by `deadline`, trying
+/// each in turn; the error names every address tried and what it said.
+fn connect_any(
+    host: &str,
+    addrs: &[SocketAddr],
+    deadline: Instant,
+    limit: Duration,
+) -> Result<TcpStream, HostError> {
+    let mut failures = Vec::new();
+    let mut out_of_time = false;
+    for addr in addrs {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            break;
+            out_of_time = true;
+            failures.push(format!("{addr} (not tried: out of time)"));
+            continue;
         }
         match TcpStream::connect_timeout(addr, left) {
             Ok(s) => {
                 let _ = s.set_nodelay(true);
                 return Ok(s);
             }
-            Err(e) if e.kind() == ErrorKind::TimedOut => {
-                last = Some(HostError::Timeout {
-                    phase: format!("connecting to {addr}"),
-                    after: limit,
-                });
-            }
             Err(e) if is_out_of_descriptors(&e) => {
                 return Err(HostError::OutOfDescriptors {
                     during: format!("connecting to {addr}"),
                 })
             }
-            Err(e) => {
-                last = Some(HostError::Connect {
-                    addr: addr.to_string(),
-                    message: e.to_string(),
-                });
+            Err(e) if e.kind() == ErrorKind::TimedOut => {
+                out_of_time = Instant::now() >= deadline;
+                failures.push(format!("{addr} (timed out)"));
             }
+            Err(e) => failures.push(format!("{addr} ({e})")),
         }
     }
-    Err(last.unwrap_or_else(|| HostError::Resolve {
-        host: target.host_name.clone(),
-        message: "no address found".to_string(),
-    }))
+    if out_of_time {
+        return Err(HostError::Timeout {
+            phase: format!("connecting to `{host}` (tried {})", failures.join(", ")),
+            after: limit,
+        });
+    }
+    if addrs.len() == 1 {
+        let message = failures.pop().unwrap_or_default();
+        let message = message
+            .strip_prefix(&format!("{} (", addrs[0]))
+            .and_then(|m| m.strip_suffix(')'))
+            .unwrap_or(&message)
+            .to_string();
+        return Err(HostError::Connect {
+            addr: addrs[0].to_string(),
+            message,
+        });
+    }
+    Err(HostError::Connect {
+        addr: format!("`{host}`"),
+        message: format!("every address failed: {}", failures.join(", ")),
+    })
 }
 
 /// Every known_hosts file of `target` that exists, parsed: the user's
@@ -871,59 +1130,96 @@ fn remaining(session: &Session, deadline: Instant, limit: Duration) -> Result<()
     Ok(())
 }
 
-fn authenticate(session: &Session, target: &SshTarget, deadline: Instant) -> Result<(), HostError> {
+/// Log in to `target` in OpenSSH's order (see [`identity::order`]): agent
+/// keys named by an identity file, the other agent keys (unless
+/// `IdentitiesOnly`), then key files. A host that closes the connection
+/// (sshd's `MaxAuthTries`) ends the attempts, and its reason is reported.
+fn authenticate(
+    session: &Session,
+    target: &SshTarget,
+    deadline: Instant,
+    limit: Duration,
+) -> Result<(), HostError> {
     let user = &target.user;
-    let limit = target.connect_timeout;
-    let timed_out = |e: &ssh2::Error| e.code() == ssh2::ErrorCode::Session(LIBSSH2_ERROR_TIMEOUT);
     let timeout = || HostError::Timeout {
         phase: "authenticating".to_string(),
         after: limit,
     };
     let mut tried = Vec::new();
-    if target.use_agent {
+    // each file's public key, as OpenSSH finds it, and its private key text
+    let mut files: Vec<KeyFile> = Vec::new();
+    for path in &target.identity_files {
+        files.push(read_key_file(path, &mut tried)?);
+    }
+    let mut agent = None;
+    let mut agent_keys: Vec<ssh2::PublicKey> = Vec::new();
+    let wants_agent = target.use_agent || files.iter().any(|f| f.public.is_some());
+    if wants_agent {
         if let Some(socket) = std::env::var_os("SSH_AUTH_SOCK") {
-            if let Some(agent) = open_agent(session, Path::new(&socket), &mut tried)? {
-                let ids = agent.identities().unwrap_or_default();
-                for id in &ids {
-                    remaining(session, deadline, limit)?;
-                    match agent.userauth(user, id) {
-                        Ok(()) => return Ok(()),
-                        Err(e) if timed_out(&e) => return Err(timeout()),
-                        Err(_) => {}
-                    }
-                }
-                tried.push(format!("ssh-agent ({} keys)", ids.len()));
+            if let Some(a) = open_agent(session, Path::new(&socket), &mut tried)? {
+                agent_keys = a.identities().unwrap_or_default();
+                agent = Some(a);
             }
         }
     }
-    for file in &target.identity_files {
-        // Read here rather than by libssh2, which would report a file it
-        // cannot open (say, for want of descriptors) as a refused key.
-        let key = match fs::read(file) {
-            Ok(key) => key,
-            Err(e) if e.kind() == ErrorKind::NotFound => continue,
-            Err(e) if is_out_of_descriptors(&e) => {
-                return Err(HostError::OutOfDescriptors {
-                    during: format!("reading the key `{}`", file.display()),
-                })
-            }
-            Err(e) => {
-                tried.push(format!("{} (unreadable: {e})", file.display()));
-                continue;
-            }
-        };
-        let Ok(key) = String::from_utf8(key) else {
-            tried.push(format!("{} (not a key file)", file.display()));
-            continue;
-        };
+    let blobs: Vec<Vec<u8>> = agent_keys.iter().map(|k| k.blob().to_vec()).collect();
+    let publics: Vec<Option<Vec<u8>>> = files.iter().map(|f| f.public.clone()).collect();
+    let attempts = identity::order(&blobs, &publics, !target.use_agent);
+    let mut from_agent = 0;
+    take_disconnect_reason();
+    for attempt in attempts {
         remaining(session, deadline, limit)?;
-        match session.userauth_pubkey_memory(user, None, &key, None) {
-            Ok(()) if session.authenticated() => return Ok(()),
-            Ok(()) => {}
-            Err(e) if timed_out(&e) => return Err(timeout()),
-            Err(_) => {}
+        let (result, what) = match attempt {
+            Attempt::Agent(j) => {
+                let Some(agent) = &agent else { continue };
+                from_agent += 1;
+                let what = format!("agent key {}", agent_keys[j].comment());
+                (agent.userauth(user, &agent_keys[j]).map(|()| true), what)
+            }
+            Attempt::File(i) => {
+                let file = &files[i];
+                let what = file.path.display().to_string();
+                match &file.private {
+                    KeyText::Usable(text) => (
+                        session
+                            .userauth_pubkey_memory(user, None, text, None)
+                            .map(|()| session.authenticated()),
+                        what,
+                    ),
+                    KeyText::Skipped(why) => {
+                        tried.push(format!("{what} ({why})"));
+                        continue;
+                    }
+                    KeyText::Missing => continue,
+                }
+            }
+        };
+        match result {
+            Ok(true) => return Ok(()),
+            Ok(false) => tried.push(what),
+            Err(e) if e.code() == ssh2::ErrorCode::Session(LIBSSH2_ERROR_TIMEOUT) => {
+                return Err(timeout())
+            }
+            Err(e) if is_session_gone(&e) => {
+                tried.push(what);
+                let reason = take_disconnect_reason()
+                    .unwrap_or_else(|| format!("the connection ended ({})", e.message()));
+                return Err(HostError::AuthClosed {
+                    user: user.clone(),
+                    reason,
+                    tried,
+                });
+            }
+            Err(_) => tried.push(what),
         }
-        tried.push(file.display().to_string());
+    }
+    if agent.is_some() && from_agent == 0 && !agent_keys.is_empty() {
+        tried.push(format!(
+            "ssh-agent ({} keys, none named by an identity file: IdentitiesOnly)",
+            agent_keys.len()
+        ));
+    } else if agent.is_some() && agent_keys.is_empty() {
+        tried.push("ssh-agent (no keys)".to_string());
     }
     if tried.is_empty() {
         tried.push("no agent and no key file found".to_string());
@@ -932,6 +1228,83 @@ fn authenticate(session: &Session, target: &SshTarget, deadline: Instant) -> Res
         user: user.clone(),
         tried,
     })
+}
+
+/// An identity file as read for authentication.
+struct KeyFile {
+    path: PathBuf,
+    /// Its public key, when known without a passphrase.
+    public: Option<Vec<u8>>,
+    private: KeyText,
+}
+
+/// The private key of an identity file, or why it is not offered itself.
+enum KeyText {
+    /// A private key libssh2 can use as it is.
+    Usable(String),
+    /// Not offered (a public key only, passphrase-protected): why.
+    Skipped(String),
+    /// No such file (the default keys often are not there).
+    Missing,
+}
+
+/// Read `path` and its `.pub` as OpenSSH does. Read here rather than by
+/// libssh2, which would report a file it cannot open (say, for want of
+/// descriptors) as a refused key.
+fn read_key_file(path: &Path, tried: &mut Vec<String>) -> Result<KeyFile, HostError> {
+    let mut read = |p: &Path| -> Result<Option<Vec<u8>>, HostError> {
+        match fs::read(p) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) if is_out_of_descriptors(&e) => Err(HostError::OutOfDescriptors {
+                during: format!("reading the key `{}`", p.display()),
+            }),
+            Err(e) => {
+                tried.push(format!("{} (unreadable: {e})", p.display()));
+                Ok(None)
+            }
+        }
+    };
+    let text = read(path)?;
+    let mut pub_path = path.as_os_str().to_owned();
+    pub_path.push(".pub");
+    let beside = read(Path::new(&pub_path))?;
+    let info = text.as_deref().and_then(identity::private_key_info);
+    let public = text
+        .as_deref()
+        .and_then(identity::public_key_blob)
+        .or_else(|| beside.as_deref().and_then(identity::public_key_blob))
+        .or_else(|| info.as_ref().and_then(|i| i.public.clone()));
+    let private = match (&text, &info) {
+        (None, _) => KeyText::Missing,
+        (Some(_), Some(i)) if i.encrypted => KeyText::Skipped(
+            "passphrase-protected and not in the ssh-agent: add it with ssh-add".to_string(),
+        ),
+        (Some(bytes), Some(_)) => match String::from_utf8(bytes.clone()) {
+            Ok(s) => KeyText::Usable(s),
+            Err(_) => KeyText::Skipped("not a key file".to_string()),
+        },
+        (Some(_), None) if public.is_some() => {
+            KeyText::Skipped("a public key, not in the ssh-agent".to_string())
+        }
+        (Some(_), None) => KeyText::Skipped("not a key file".to_string()),
+    };
+    Ok(KeyFile {
+        path: path.to_path_buf(),
+        public,
+        private,
+    })
+}
+
+/// Whether libssh2 says the host closed the connection (or its socket
+/// failed): the session is gone.
+pub(super) fn is_session_gone(e: &ssh2::Error) -> bool {
+    matches!(
+        e.code(),
+        ssh2::ErrorCode::Session(
+            LIBSSH2_ERROR_SOCKET_DISCONNECT | LIBSSH2_ERROR_SOCKET_RECV | LIBSSH2_ERROR_SOCKET_SEND
+        )
+    )
 }
 
 /// Connect to the ssh-agent listening on `socket`. No agent there (the
@@ -1186,6 +1559,70 @@ mod tests {
             "host key for `prod-1` is REVOKED: it offered ssh-ed25519 SHA256:abc, which \
              /etc/ssh/ssh_known_hosts:3 marks `@revoked`"
         );
+    }
+
+    /// Every resolved address is tried, in order, until one answers: a
+    /// first address that refuses does not end the attempt, and when all
+    /// fail, the error names each.
+    #[test]
+    fn every_address_is_tried_in_order() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap();
+        // a port that refuses: bound, then released
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let v6_closed: SocketAddr = format!("[::1]:{}", closed.port()).parse().unwrap();
+        let limit = Duration::from_secs(5);
+        let deadline = Instant::now() + limit;
+        let stream = connect_any("web", &[v6_closed, closed, open], deadline, limit)
+            .expect("the third address answers");
+        assert_eq!(stream.peer_addr().unwrap(), open);
+        drop(listener);
+
+        let e = connect_any("web", &[v6_closed, closed], deadline, limit).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("cannot connect to `web`: every address failed: "),
+            "{text}"
+        );
+        assert!(text.contains(&format!("{v6_closed} (")), "{text}");
+        assert!(text.contains(&format!("{closed} (")), "{text}");
+        // one address: the error is that address's
+        let e = connect_any("web", &[closed], deadline, limit).unwrap_err();
+        assert!(
+            matches!(&e, HostError::Connect { addr, .. } if *addr == closed.to_string()),
+            "{e}"
+        );
+        // out of time: a timeout naming what was tried
+        let e = connect_any("web", &[closed], Instant::now(), limit).unwrap_err();
+        assert!(matches!(e, HostError::Timeout { .. }), "{e}");
+    }
+
+    /// Names resolve within the deadline; literals (IPv6 with or without
+    /// brackets) need no resolver.
+    #[test]
+    fn names_resolve_within_the_deadline() {
+        let limit = Duration::from_secs(5);
+        let soon = Instant::now() + limit;
+        assert_eq!(
+            resolve("[2001:db8::1]", 22, soon, limit).unwrap(),
+            vec!["[2001:db8::1]:22".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(
+            resolve("2001:db8::1", 2222, soon, limit).unwrap(),
+            vec!["[2001:db8::1]:2222".parse::<SocketAddr>().unwrap()]
+        );
+        assert!(resolve("localhost", 22, soon, limit)
+            .unwrap()
+            .iter()
+            .all(|a| a.ip().is_loopback()));
+        // past the deadline, the resolver is not waited for
+        let started = Instant::now();
+        let e = resolve("localhost", 22, Instant::now(), limit).unwrap_err();
+        assert!(matches!(e, HostError::Timeout { .. }), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 
     #[test]

@@ -687,6 +687,58 @@ impl Testbed {
     pub fn serve_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
     }
+
+    /// The remote ends (`ADDR:PORT`) of the established IPv4 TCP
+    /// connections held by processes of `host` (its sshd's forwarded
+    /// connections, say). The hosts share this machine's network stack:
+    /// sockets are told apart by the processes holding them.
+    pub fn tcp_peers(&self, host: &str) -> Vec<String> {
+        tcp_peers_of(&self.process_ids(host))
+    }
+}
+
+/// The remote ends (`ADDR:PORT`) of the established IPv4 TCP connections
+/// held by processes `pids`.
+pub fn tcp_peers_of(pids: &[u32]) -> Vec<String> {
+    let mut inodes = std::collections::HashSet::new();
+    for pid in pids {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(link) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let link = link.to_string_lossy().into_owned();
+            if let Some(inode) = link
+                .strip_prefix("socket:[")
+                .and_then(|l| l.strip_suffix(']'))
+            {
+                inodes.insert(inode.to_string());
+            }
+        }
+    }
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // 01 is ESTABLISHED
+            (f.len() > 9 && f[3] == "01" && inodes.contains(f[9])).then(|| hex_addr(f[2]))?
+        })
+        .collect()
+}
+
+/// `0100007F:0016` (as /proc/net/tcp writes it) as `127.0.0.1:22`.
+fn hex_addr(text: &str) -> Option<String> {
+    let (ip, port) = text.split_once(':')?;
+    let ip = u32::from_str_radix(ip, 16).ok()?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    Some(format!(
+        "{}:{port}",
+        std::net::Ipv4Addr::from(ip.swap_bytes())
+    ))
 }
 
 /// Call `check` every 20 ms until it is true or `timeout` has passed.

@@ -1,0 +1,233 @@
+//! Which keys to offer a host, and in what order: OpenSSH's order
+//! (`pubkey_prepare` in its sshconnect2.c), decided from public keys alone.
+//!
+//! Pure: the caller reads the files and asks the agent; nothing here opens
+//! a file or a socket. The public key of an `IdentityFile` is found as
+//! OpenSSH finds it: the file itself when it is a public key, else the
+//! `.pub` beside it, else the clear public part of an OpenSSH-format private
+//! key (also present when the key is passphrase-protected).
+
+use base64::Engine as _;
+
+/// One authentication attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// The agent's key at this index (in the agent's order).
+    Agent(usize),
+    /// The identity file at this index (in the configured order).
+    File(usize),
+}
+
+/// The attempts, in OpenSSH's order: agent keys that match a configured
+/// identity file (in the agent's order), then the other agent keys unless
+/// `identities_only`, then the identity files not already offered through
+/// the agent (in the configured order). `agent` holds the agent's key
+/// blobs; `files` each identity file's public key blob, if known.
+pub fn order(agent: &[Vec<u8>], files: &[Option<Vec<u8>>], identities_only: bool) -> Vec<Attempt> {
+    let mut file_used = vec![false; files.len()];
+    let mut matched = Vec::new();
+    let mut others = Vec::new();
+    for (j, blob) in agent.iter().enumerate() {
+        let found = files
+            .iter()
+            .enumerate()
+            .position(|(i, f)| !file_used[i] && f.as_deref() == Some(blob.as_slice()));
+        match found {
+            Some(i) => {
+                file_used[i] = true;
+                matched.push(Attempt::Agent(j));
+            }
+            None if !identities_only => others.push(Attempt::Agent(j)),
+            None => {}
+        }
+    }
+    let rest = (0..files.len())
+        .filter(|&i| !file_used[i])
+        .map(Attempt::File);
+    matched.into_iter().chain(others).chain(rest).collect()
+}
+
+/// The key blob of a public key file's text (`TYPE BASE64 [COMMENT]`), if
+/// it is one.
+pub fn public_key_blob(text: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(text).ok()?;
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))?;
+    let mut fields = line.split_whitespace();
+    let key_type = fields.next()?;
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(fields.next()?)
+        .ok()?;
+    // the blob names its own type: a line that says otherwise is not a key
+    (first_string(&blob)? == key_type.as_bytes()).then_some(blob)
+}
+
+const OPENSSH_BEGIN: &str = "-----BEGIN OPENSSH PRIVATE KEY-----";
+const OPENSSH_END: &str = "-----END OPENSSH PRIVATE KEY-----";
+const OPENSSH_MAGIC: &[u8] = b"openssh-key-v1\0";
+
+/// What a private key file's text says about the key in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivateKeyInfo {
+    /// The public key blob, when the format keeps it in the clear (the
+    /// OpenSSH format does; PEM does not).
+    pub public: Option<Vec<u8>>,
+    /// Whether a passphrase is needed to use it.
+    pub encrypted: bool,
+}
+
+/// Read a private key file's text; `None` when it is not a private key.
+pub fn private_key_info(text: &[u8]) -> Option<PrivateKeyInfo> {
+    let text = std::str::from_utf8(text).ok()?;
+    if let Some(start) = text.find(OPENSSH_BEGIN) {
+        let body = &text[start + OPENSSH_BEGIN.len()..];
+        let body = &body[..body.find(OPENSSH_END)?];
+        let b64: String = body.split_whitespace().collect();
+        let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+        let mut rest = raw.strip_prefix(OPENSSH_MAGIC)?;
+        let cipher = take_string(&mut rest)?;
+        let _kdf = take_string(&mut rest)?;
+        let _kdf_options = take_string(&mut rest)?;
+        let count = take_u32(&mut rest)?;
+        let public = if count >= 1 {
+            Some(take_string(&mut rest)?.to_vec())
+        } else {
+            None
+        };
+        return Some(PrivateKeyInfo {
+            public,
+            encrypted: cipher != b"none",
+        });
+    }
+    if text.contains("-----BEGIN ") && text.contains(" PRIVATE KEY-----") {
+        return Some(PrivateKeyInfo {
+            public: None,
+            encrypted: text.contains("Proc-Type: 4,ENCRYPTED")
+                || text.contains("BEGIN ENCRYPTED PRIVATE KEY"),
+        });
+    }
+    None
+}
+
+fn take_u32(rest: &mut &[u8]) -> Option<u32> {
+    let (n, tail) = rest.split_first_chunk::<4>()?;
+    *rest = tail;
+    Some(u32::from_be_bytes(*n))
+}
+
+fn take_string<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = usize::try_from(take_u32(rest)?).ok()?;
+    if rest.len() < len {
+        return None;
+    }
+    let (s, tail) = rest.split_at(len);
+    *rest = tail;
+    Some(s)
+}
+
+fn first_string(blob: &[u8]) -> Option<&[u8]> {
+    let mut rest = blob;
+    take_string(&mut rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Attempt::{Agent, File};
+
+    fn key(n: u8) -> Vec<u8> {
+        let mut blob = Vec::new();
+        for part in [&b"ssh-ed25519"[..], &[n; 32][..]] {
+            blob.extend_from_slice(&u32::try_from(part.len()).unwrap().to_be_bytes());
+            blob.extend_from_slice(part);
+        }
+        blob
+    }
+
+    #[test]
+    fn agent_keys_named_by_identity_files_go_first() {
+        let agent: Vec<Vec<u8>> = (1..=8).map(key).collect();
+        // the right key is the agent's last, and the second file
+        let files = vec![None, Some(key(8)), Some(key(42))];
+        assert_eq!(
+            order(&agent, &files, false),
+            vec![
+                Agent(7),
+                Agent(0),
+                Agent(1),
+                Agent(2),
+                Agent(3),
+                Agent(4),
+                Agent(5),
+                Agent(6),
+                File(0),
+                File(2)
+            ]
+        );
+    }
+
+    #[test]
+    fn identities_only_still_uses_matching_agent_keys() {
+        let agent = vec![key(1), key(2), key(3)];
+        let files = vec![Some(key(3)), Some(key(9))];
+        assert_eq!(
+            order(&agent, &files, true),
+            vec![Agent(2), File(1)],
+            "a passphrase-protected key loaded in the agent is used"
+        );
+        assert_eq!(order(&[], &files, true), vec![File(0), File(1)]);
+        assert_eq!(order(&agent, &[], true), vec![]);
+    }
+
+    #[test]
+    fn agent_order_is_kept_among_matching_keys() {
+        // OpenSSH walks the agent's list, not the files'
+        let agent = vec![key(2), key(1)];
+        let files = vec![Some(key(1)), Some(key(2))];
+        assert_eq!(order(&agent, &files, true), vec![Agent(0), Agent(1)]);
+    }
+
+    #[test]
+    fn public_key_files_are_read() {
+        let engine = &base64::engine::general_purpose::STANDARD;
+        let line = format!("ssh-ed25519 {} me@there\n", engine.encode(key(5)));
+        assert_eq!(public_key_blob(line.as_bytes()), Some(key(5)));
+        let lying = format!("ssh-rsa {} me@there\n", engine.encode(key(5)));
+        assert_eq!(public_key_blob(lying.as_bytes()), None);
+        assert_eq!(public_key_blob(b"not a key"), None);
+        assert_eq!(public_key_blob(b"\xff\xfe"), None);
+    }
+
+    /// The public part of OpenSSH-format private keys, plain or
+    /// passphrase-protected, is the one `ssh-keygen -y` prints.
+    #[test]
+    fn private_keys_show_their_public_part() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, pass) in [("plain", ""), ("locked", "secret")] {
+            let path = dir.path().join(name);
+            let made = std::process::Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", pass, "-C", "x", "-f"])
+                .arg(&path)
+                .status()
+                .expect("ssh-keygen runs");
+            assert!(made.success());
+            let private = std::fs::read(&path).unwrap();
+            let public = std::fs::read(path.with_extension("pub")).unwrap();
+            let info = private_key_info(&private).expect("a private key");
+            assert_eq!(info.public, public_key_blob(&public), "{name}");
+            assert!(info.public.is_some());
+            assert_eq!(info.encrypted, !pass.is_empty(), "{name}");
+        }
+        let pem = b"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nxx\n-----END RSA PRIVATE KEY-----\n";
+        assert_eq!(
+            private_key_info(pem),
+            Some(PrivateKeyInfo {
+                public: None,
+                encrypted: true
+            })
+        );
+        assert_eq!(private_key_info(b"ssh-ed25519 AAAA"), None);
+    }
+}
