@@ -328,6 +328,12 @@ fn accept_new_records_whole_lines_that_ssh_reads() {
     let Some(tb) = Testbed::start(&[("test", 4)]) else {
         return;
     };
+    // plain names here (Debian's /etc/ssh/ssh_config says HashKnownHosts
+    // yes, which the hashed-recording test covers)
+    let ssh_config = tb.ssh_config();
+    let mut text = std::fs::read_to_string(&ssh_config).unwrap();
+    text.push_str("\nHost *\n    HashKnownHosts no\n");
+    std::fs::write(&ssh_config, text).unwrap();
     // the last line lacks its newline: the first key recorded adds one
     let known = write(&tb.dir().join("known_hosts.new"), "# start, no newline");
     config_with_known_hosts(&tb, &known);
