@@ -138,6 +138,10 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Also connect (a handshake, no login to the host itself) and say
+        /// what deployer decides about each host's key; records nothing.
+        #[arg(long)]
+        check: bool,
     },
     /// Show the deploy history, newest first.
     #[command(

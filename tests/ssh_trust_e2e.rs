@@ -456,3 +456,72 @@ fn a_host_only_a_certificate_authority_vouches_for_is_refused() {
     }
     assert!(!ssh_connects(&tb, "test-1", &known, "yes").0);
 }
+
+/// `deployer hosts --check` says, host by host, what deployer decides
+/// about its key (through jump hosts too), and records nothing, even
+/// under accept-new.
+#[test]
+fn hosts_check_gives_each_verdict_and_records_nothing() {
+    let Some(tb) = Testbed::start(&[("test", 2), ("prod", 1)]) else {
+        return;
+    };
+    tb.write_config(&["fastpath"], "", "");
+    let config = tb.ssh_config();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\nHost prod-1\n    ProxyJump test-1\n");
+    std::fs::write(&config, text).unwrap();
+    let _changed = tb.change_host_key("test-2");
+    let run = |extra: &[&str]| {
+        tb.deployer()
+            .args(["--color=never", "hosts", "--check", "--json"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let verdict = |host: &str| {
+        v["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["host"] == host)
+            .unwrap()["host_key"]
+            .clone()
+    };
+    assert_eq!(verdict("test-1")["ok"], true, "{v}");
+    assert_eq!(verdict("prod-1")["ok"], true, "through its jump host: {v}");
+    let changed = verdict("test-2");
+    assert_eq!(changed["ok"], false);
+    assert!(
+        changed["verdict"]
+            .as_str()
+            .unwrap()
+            .contains("HOST KEY CHANGED"),
+        "{changed}"
+    );
+
+    // an unknown host under accept-new: said so, not recorded
+    let known = tb.dir().join("known_hosts.empty");
+    std::fs::write(&known, "").unwrap();
+    config_with_known_hosts(&tb, &known);
+    let out = run(&["--accept-new-host-keys", "test"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = &v["hosts"][0]["host_key"];
+    assert!(
+        first["verdict"].as_str().unwrap().contains("not known"),
+        "{first}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&known).unwrap(),
+        "",
+        "nothing recorded"
+    );
+}

@@ -1,15 +1,46 @@
 //! `deployer hosts [STAGE]`: for every host, what deployer will use to
 //! reach it (address, port, user, keys, known_hosts files, jump hosts,
-//! keepalives), the "ssh -G" of this tool. Connects to nothing.
+//! keepalives), the "ssh -G" of this tool. Connects to nothing, unless
+//! `--check` asks for each host-key verdict (a handshake with each host,
+//! through its jump hosts; nothing is recorded).
 
 use std::io::{self, Write};
 
 use crate::transport::{SshTarget, Target, TargetKind};
 
-/// The host-key verdict, when something can tell it without connecting
-/// (hook for the known_hosts reader; `None` prints nothing).
-pub(crate) fn host_key_verdict(_target: &SshTarget) -> Option<String> {
-    None
+/// What deployer decides about a host's key: `known: …`, or why it is
+/// refused. `None` when not asked (or for `local`).
+pub(crate) type Verdict = Option<Result<String, String>>;
+
+/// Ask every SSH host for its key (a handshake each, `parallelism` at a
+/// time, sharing jump host sessions), in `targets` order.
+pub(crate) fn check(targets: &[Target], parallelism: usize) -> Vec<Verdict> {
+    let jumps = crate::transport::Jumps::default();
+    let mut slots: Vec<(&Target, Verdict)> = targets.iter().map(|t| (t, None)).collect();
+    let chunk = parallelism.max(1);
+    for group in slots.chunks_mut(chunk) {
+        std::thread::scope(|scope| {
+            for (t, verdict) in group.iter_mut() {
+                let jumps = &jumps;
+                scope.spawn(move || {
+                    if let TargetKind::Ssh(s) = &t.kind {
+                        *verdict = Some(
+                            crate::transport::ssh::probe_host_key(s, jumps)
+                                .map_err(|e| e.to_string()),
+                        );
+                    }
+                });
+            }
+        });
+    }
+    slots.into_iter().map(|(_, v)| v).collect()
+}
+
+fn verdict_text(v: &Verdict) -> Option<String> {
+    v.as_ref().map(|r| match r {
+        Ok(known) => crate::text::one_line(known),
+        Err(why) => format!("REFUSED: {}", crate::text::one_line(why)),
+    })
 }
 
 fn hop(t: &SshTarget) -> String {
@@ -36,8 +67,12 @@ fn keepalive(t: &SshTarget) -> String {
 }
 
 /// Text: one block per host.
-pub(crate) fn render_text(targets: &[Target], out: &mut dyn Write) -> io::Result<()> {
-    for t in targets {
+pub(crate) fn render_text(
+    targets: &[Target],
+    verdicts: &[Verdict],
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    for (t, verdict) in targets.iter().zip(verdicts) {
         writeln!(out, "{} ({})", t.host, t.stage)?;
         let TargetKind::Ssh(s) = &t.kind else {
             writeln!(out, "  local: this machine, without SSH\n")?;
@@ -66,7 +101,7 @@ pub(crate) fn render_text(targets: &[Target], out: &mut dyn Write) -> io::Result
         )?;
         writeln!(out, "  timeout      {}s", s.connect_timeout.as_secs())?;
         writeln!(out, "  keepalive    {}", keepalive(s))?;
-        if let Some(v) = host_key_verdict(s) {
+        if let Some(v) = verdict_text(verdict) {
             writeln!(out, "  host key     {v}")?;
         }
         writeln!(out)?;
@@ -89,15 +124,19 @@ fn ssh_json(s: &SshTarget) -> serde_json::Value {
         "connect_timeout_secs": s.connect_timeout.as_secs(),
         "server_alive": s.server_alive.map(|(i, n)| serde_json::json!({"interval_secs": i.as_secs(), "count_max": n})),
         "jump": s.jump.iter().map(ssh_json).collect::<Vec<_>>(),
-        "host_key": host_key_verdict(s),
     })
 }
 
 /// JSON: `{"hosts": [{"stage", "host", "local", "ssh": {...}}]}`.
-pub(crate) fn render_json(targets: &[Target], out: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn render_json(
+    targets: &[Target],
+    verdicts: &[Verdict],
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let hosts: Vec<serde_json::Value> = targets
         .iter()
-        .map(|t| {
+        .zip(verdicts)
+        .map(|(t, verdict)| {
             serde_json::json!({
                 "stage": t.stage,
                 "host": t.host,
@@ -105,6 +144,11 @@ pub(crate) fn render_json(targets: &[Target], out: &mut dyn Write) -> io::Result
                 "ssh": match &t.kind {
                     TargetKind::Ssh(s) => ssh_json(s),
                     TargetKind::Local => serde_json::Value::Null,
+                },
+                "host_key": match verdict {
+                    None => serde_json::Value::Null,
+                    Some(Ok(known)) => serde_json::json!({ "ok": true, "verdict": known }),
+                    Some(Err(why)) => serde_json::json!({ "ok": false, "verdict": why }),
                 },
             })
         })

@@ -133,7 +133,7 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
             let fleet = stage_fleet(cli, &config, stage)?;
             freeze::apply(&config, &Console::stdio(color), fleet, stage, None)
         }
-        Some(Command::Hosts { stage, json }) => {
+        Some(Command::Hosts { stage, json, check }) => {
             let config = load_config(cli)?;
             if let Some(stage) = stage {
                 deploy::check_stage(&config, stage)?;
@@ -142,12 +142,21 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
                 .into_iter()
                 .filter(|t| stage.as_ref().is_none_or(|s| &t.stage == s))
                 .collect();
-            if *json {
-                emit(|out| hosts::render_json(&all, out))?;
+            let verdicts = if *check {
+                hosts::check(&all, config.parallelism)
             } else {
-                emit(|out| hosts::render_text(&all, out))?;
+                vec![None; all.len()]
+            };
+            if *json {
+                emit(|out| hosts::render_json(&all, &verdicts, out))?;
+            } else {
+                emit(|out| hosts::render_text(&all, &verdicts, out))?;
             }
-            Ok(ExitStatus::Success)
+            Ok(if verdicts.iter().flatten().any(Result::is_err) {
+                ExitStatus::Unreachable
+            } else {
+                ExitStatus::Success
+            })
         }
         Some(Command::History {
             package,

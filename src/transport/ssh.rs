@@ -953,6 +953,67 @@ pub fn read_known_hosts(target: &SshTarget) -> Result<Vec<KnownHostsFile>, HostE
     Ok(files)
 }
 
+/// What deployer decides about `target`'s host key, found with a handshake
+/// only (the target is not logged in to; its jump hosts are, with `jumps`,
+/// since the tunnel needs them). Nothing is recorded, whatever the
+/// new-key policy: this is for `deployer hosts --check`.
+pub fn probe_host_key(target: &SshTarget, jumps: &Jumps) -> Result<String, HostError> {
+    let limit = target.connect_timeout;
+    let deadline = Instant::now() + limit;
+    let hops = route(target)?;
+    if hops.is_empty() {
+        handshake_verdict(
+            tcp_connect(target, deadline, limit)?,
+            target,
+            deadline,
+            limit,
+        )
+    } else {
+        let jump = jumps.session(&hops, deadline, limit)?;
+        let stream = jump.tunnel(target, deadline, limit)?;
+        handshake_verdict(stream, target, deadline, limit)
+    }
+}
+
+/// The handshake over `stream`, and the verdict on the key offered.
+fn handshake_verdict<S: AsRawFd + 'static>(
+    stream: S,
+    target: &SshTarget,
+    deadline: Instant,
+    limit: Duration,
+) -> Result<String, HostError> {
+    let mut session = Session::new().map_err(|e| HostError::Ssh(e.message().to_string()))?;
+    session.set_tcp_stream(stream);
+    let left = deadline.saturating_duration_since(Instant::now());
+    session.set_timeout(u32::try_from(left.as_millis()).unwrap_or(u32::MAX).max(1));
+    let files = prefer_known_host_keys(&session, target)?;
+    session
+        .handshake()
+        .map_err(|e| ssh_err("waiting for the SSH handshake", &e, limit))?;
+    let (blob, _) = session
+        .host_key()
+        .ok_or_else(|| HostError::Ssh("the host sent no host key".to_string()))?;
+    let offered = format!(
+        "{} {}",
+        known_hosts::blob_key_type(blob).unwrap_or("unknown"),
+        known_hosts::fingerprint(blob)
+    );
+    // decided as a connection would, but never recorded
+    let strict = SshTarget {
+        policy: HostKeyPolicy::Strict,
+        ..target.clone()
+    };
+    let verdict = match check_host_key(&session, &strict, &files) {
+        Ok(()) => Ok(format!("known: {offered}")),
+        Err(HostError::HostKeyUnknown { .. }) if target.policy == HostKeyPolicy::AcceptNew => Ok(
+            format!("not known: {offered}; the next connection records it (accept-new)"),
+        ),
+        Err(e) => Err(e),
+    };
+    let _ = session.disconnect(None, "deployer hosts --check", None);
+    verdict
+}
+
 /// Before the handshake: read `target`'s known_hosts files and offer the
 /// host-key algorithms of the key types they list for it first. Returns
 /// the files, for [`check_host_key`] after the handshake.
