@@ -36,8 +36,8 @@ pub const SYSTEM_CONFIG: &str = "/etc/ssh/ssh_config";
 /// Every keyword OpenSSH 9.2's client knows (lowercase, sorted): its own,
 /// the obsolete aliases it still maps to an option, the deprecated and
 /// unsupported ones it reads and discards, and the ones Debian's build
-/// adds (`GSSAPIKeyExchange`… and the `ServerAliveInterval` aliases
-/// `ProtocolKeepAlives` and `SetupTimeOut`). Any other keyword makes ssh
+/// adds (`GSSAPIKeyExchange`…, `UseBlacklistedKeys`, and the
+/// `ServerAliveInterval` aliases `ProtocolKeepAlives` and `SetupTimeOut`). Any other keyword makes ssh
 /// refuse the file ("Bad configuration option") unless `IgnoreUnknown`
 /// lists it.
 const KNOWN_KEYWORDS: &[&str] = &[
@@ -162,6 +162,8 @@ const KNOWN_KEYWORDS: &[&str] = &[
     "tunnel",
     "tunneldevice",
     "updatehostkeys",
+    // Debian's build still reads and discards this one.
+    "useblacklistedkeys",
     "useprivilegedport",
     "user",
     "userknownhostsfile",
@@ -1199,7 +1201,11 @@ fn load_file(
         // The file as opened (fstat), so it cannot be swapped in between.
         let meta = file.metadata().map_err(read_error)?;
         let me = rustix::process::getuid().as_raw();
-        if (meta.uid() != 0 && meta.uid() != me) || meta.mode() & 0o022 != 0 {
+        let owner_ok = meta.uid() == 0 || meta.uid() == me;
+        let mode_ok = meta.mode() & 0o002 == 0
+            && (meta.mode() & 0o020 == 0
+                || group_write_is_harmless(&group_facts(meta.gid(), meta.uid()), me));
+        if !owner_ok || !mode_ok {
             return Err(SshConfigError::Permissions {
                 path: path.to_path_buf(),
                 uid: meta.uid(),
@@ -1243,6 +1249,96 @@ fn load_file(
         }
     }
     Ok(items)
+}
+
+/// What the user and group databases say about a group-writable file's
+/// group, for [`group_write_is_harmless`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct GroupFacts {
+    /// The group's supplementary members, `None` when the group is unknown.
+    members: Option<Vec<String>>,
+    /// The uids of every account whose primary group it is.
+    primary_of: Vec<u32>,
+    /// The file owner's account name, `None` when the uid has no entry.
+    owner_name: Option<String>,
+}
+
+/// Debian's rule for a group-writable config file (its OpenSSH patch
+/// "Allow harmless group-writability", for user-private groups): harmless
+/// when the group exists, every account with it as primary group is the
+/// running user (`me`), it lists at most one supplementary member and that
+/// member is the file's owner, and it has at least one member of either
+/// kind. Anything unknown is not harmless.
+fn group_write_is_harmless(facts: &GroupFacts, me: u32) -> bool {
+    let (Some(members), Some(owner)) = (&facts.members, &facts.owner_name) else {
+        return false;
+    };
+    if facts.primary_of.iter().any(|&uid| uid != me) {
+        return false;
+    }
+    match members.as_slice() {
+        [] => !facts.primary_of.is_empty(),
+        [only] => only == owner,
+        _ => false,
+    }
+}
+
+/// Asks the system's user and group databases (NSS, as ssh does) about
+/// group `gid` and the file owner `owner`: `getgrgid`, every `getpwent`
+/// entry, `getpwuid`.
+fn group_facts(gid: u32, owner: u32) -> GroupFacts {
+    use std::ffi::CStr;
+    // getpwent has one cursor per process.
+    static PWENT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let mut facts = GroupFacts {
+        owner_name: crate::operator::user_name(owner),
+        ..GroupFacts::default()
+    };
+    let mut buf = vec![0 as libc::c_char; 4096];
+    loop {
+        // SAFETY: an all-zero group is a valid value for getgrgid_r to fill
+        // in; `buf` outlives every use of the pointers it fills.
+        let mut group: libc::group = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::group = std::ptr::null_mut();
+        let rc =
+            unsafe { libc::getgrgid_r(gid, &mut group, buf.as_mut_ptr(), buf.len(), &mut result) };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc == 0 && !result.is_null() {
+            let mut members = Vec::new();
+            let mut at = group.gr_mem;
+            // SAFETY: gr_mem is a NULL-terminated array of C strings in `buf`.
+            while !at.is_null() && unsafe { !(*at).is_null() } {
+                members.push(
+                    unsafe { CStr::from_ptr(*at) }
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+                at = unsafe { at.add(1) };
+            }
+            facts.members = Some(members);
+        }
+        break;
+    }
+    let _cursor = PWENT.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: setpwent/getpwent/endpwent under the lock above; each entry is
+    // read before the next call.
+    unsafe {
+        libc::setpwent();
+        loop {
+            let pw = libc::getpwent();
+            if pw.is_null() {
+                break;
+            }
+            if (*pw).pw_gid == gid {
+                facts.primary_of.push((*pw).pw_uid);
+            }
+        }
+        libc::endpwent();
+    }
+    facts
 }
 
 /// The route options, which share one slot in ssh: whichever of
@@ -2478,10 +2574,10 @@ Host *
         mode(&part, 0o600);
         assert!(SshConfigFile::load(&config, home.path()).is_ok());
 
-        mode(&config, 0o664);
+        mode(&config, 0o666);
         let err = SshConfigFile::load(&config, home.path()).unwrap_err();
         assert!(
-            matches!(&err, SshConfigError::Permissions { path, mode: 0o664, .. } if *path == config),
+            matches!(&err, SshConfigError::Permissions { path, mode: 0o666, .. } if *path == config),
             "{err}"
         );
         // Named explicitly (ssh -F), the file itself is not checked...
@@ -2500,6 +2596,56 @@ Host *
             );
         }
         assert!(err.to_string().contains("note: `chown` it"), "{err}");
+    }
+
+    #[test]
+    fn group_write_is_harmless_only_in_a_private_group_of_the_user() {
+        let facts =
+            |members: Option<&[&str]>, primary_of: &[u32], owner: Option<&str>| GroupFacts {
+                members: members.map(|m| m.iter().map(|s| s.to_string()).collect()),
+                primary_of: primary_of.to_vec(),
+                owner_name: owner.map(str::to_string),
+            };
+        // alice's own group, primary for her alone.
+        assert!(group_write_is_harmless(
+            &facts(Some(&[]), &[1000], Some("alice")),
+            1000
+        ));
+        // Or listing her alone as a supplementary member.
+        assert!(group_write_is_harmless(
+            &facts(Some(&["alice"]), &[], Some("alice")),
+            1000
+        ));
+        assert!(group_write_is_harmless(
+            &facts(Some(&["alice"]), &[1000], Some("alice")),
+            1000
+        ));
+        // Someone else's primary group, another member, two members, no one.
+        assert!(!group_write_is_harmless(
+            &facts(Some(&[]), &[1000, 1001], Some("alice")),
+            1000
+        ));
+        assert!(!group_write_is_harmless(
+            &facts(Some(&["bob"]), &[1000], Some("alice")),
+            1000
+        ));
+        assert!(!group_write_is_harmless(
+            &facts(Some(&["alice", "bob"]), &[], Some("alice")),
+            1000
+        ));
+        assert!(!group_write_is_harmless(
+            &facts(Some(&[]), &[], Some("alice")),
+            1000
+        ));
+        // An unknown group or owner.
+        assert!(!group_write_is_harmless(
+            &facts(None, &[1000], Some("alice")),
+            1000
+        ));
+        assert!(!group_write_is_harmless(
+            &facts(Some(&[]), &[1000], None),
+            1000
+        ));
     }
 
     #[test]
