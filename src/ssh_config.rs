@@ -19,8 +19,16 @@
 //! Parsing and resolving are pure: the local facts ssh would look up (user,
 //! uid, host name, environment) arrive in a [`ResolveContext`]. Only
 //! [`SshConfigFile::load`] reads files (the config, what it `Include`s, and
-//! `/etc/services` for `Port ssh`). It must not connect anywhere or run
-//! anything: a `Match exec` is refused, never run or guessed.
+//! `/etc/services` for `Port ssh`) and checks their owner and permissions
+//! as ssh does (with Debian's allowance for a group of the user's own).
+//!
+//! Keywords are those of OpenSSH 9.2's client as Debian builds it: an
+//! unknown one refuses the configuration, as ssh's "Bad configuration
+//! option" does, unless an `IgnoreUnknown` obtained before it lists it;
+//! deprecated ones are accepted silently, unsupported ones with a warning.
+//!
+//! It must not connect anywhere or run anything: a `Match exec` is
+//! refused, never run or guessed.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -387,8 +395,8 @@ pub enum SshConfigError {
     /// root, or is writable by group or others: ssh refuses to read it.
     #[error(
         "bad owner or permissions on ssh config `{}` (owner uid {uid}, mode {mode:04o}): \
-         ssh refuses a config file that is not owned by you or root or that group or \
-         others can write\nnote: `chown` it to yourself and `chmod go-w` it",
+         ssh refuses a config file that is not owned by you or root, or that others (or a \
+         group not your own) can write; `chown` it to yourself and `chmod go-w` it",
         .path.display()
     )]
     Permissions {
@@ -2595,7 +2603,10 @@ Host *
                 "{err}"
             );
         }
-        assert!(err.to_string().contains("note: `chown` it"), "{err}");
+        assert!(
+            err.to_string().contains("; `chown` it to yourself"),
+            "{err}"
+        );
     }
 
     #[test]
