@@ -19,8 +19,16 @@
 //! Parsing and resolving are pure: the local facts ssh would look up (user,
 //! uid, host name, environment) arrive in a [`ResolveContext`]. Only
 //! [`SshConfigFile::load`] reads files (the config, what it `Include`s, and
-//! `/etc/services` for `Port ssh`). It must not connect anywhere or run
-//! anything: a `Match exec` is refused, never run or guessed.
+//! `/etc/services` for `Port ssh`) and checks their owner and permissions
+//! as ssh does (with Debian's allowance for a group of the user's own).
+//!
+//! Keywords are those of OpenSSH 9.2's client as Debian builds it: an
+//! unknown one refuses the configuration, as ssh's "Bad configuration
+//! option" does, unless an `IgnoreUnknown` obtained before it lists it;
+//! deprecated ones are accepted silently, unsupported ones with a warning.
+//!
+//! It must not connect anywhere or run anything: a `Match exec` is
+//! refused, never run or guessed.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -32,6 +40,159 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 
 /// The system-wide client configuration, read after the user's.
 pub const SYSTEM_CONFIG: &str = "/etc/ssh/ssh_config";
+
+/// Every keyword OpenSSH 9.2's client knows (lowercase, sorted): its own,
+/// the obsolete aliases it still maps to an option, the deprecated and
+/// unsupported ones it reads and discards, and the ones Debian's build
+/// adds (`GSSAPIKeyExchange`…, `UseBlacklistedKeys`, and the
+/// `ServerAliveInterval` aliases `ProtocolKeepAlives` and `SetupTimeOut`). Any other keyword makes ssh
+/// refuse the file ("Bad configuration option") unless `IgnoreUnknown`
+/// lists it.
+const KNOWN_KEYWORDS: &[&str] = &[
+    "addkeystoagent",
+    "addressfamily",
+    "afstokenpassing",
+    "batchmode",
+    "bindaddress",
+    "bindinterface",
+    "canonicaldomains",
+    "canonicalizefallbacklocal",
+    "canonicalizehostname",
+    "canonicalizemaxdots",
+    "canonicalizepermittedcnames",
+    "casignaturealgorithms",
+    "certificatefile",
+    "challengeresponseauthentication",
+    "checkhostip",
+    "cipher",
+    "ciphers",
+    "clearallforwardings",
+    "compression",
+    "compressionlevel",
+    "connectionattempts",
+    "connecttimeout",
+    "controlmaster",
+    "controlpath",
+    "controlpersist",
+    "dsaauthentication",
+    "dynamicforward",
+    "enableescapecommandline",
+    "enablesshkeysign",
+    "escapechar",
+    "exitonforwardfailure",
+    "fallbacktorsh",
+    "fingerprinthash",
+    "forkafterauthentication",
+    "forwardagent",
+    "forwardx11",
+    "forwardx11timeout",
+    "forwardx11trusted",
+    "gatewayports",
+    "globalknownhostsfile",
+    "globalknownhostsfile2",
+    "gssapiauthentication",
+    "gssapiclientidentity",
+    "gssapidelegatecredentials",
+    "gssapikexalgorithms",
+    "gssapikeyexchange",
+    "gssapirenewalforcesrekey",
+    "gssapiserveridentity",
+    "gssapitrustdns",
+    "hashknownhosts",
+    "host",
+    "hostbasedacceptedalgorithms",
+    "hostbasedauthentication",
+    "hostbasedkeytypes",
+    "hostkeyalgorithms",
+    "hostkeyalias",
+    "hostname",
+    "identitiesonly",
+    "identityagent",
+    "identityfile",
+    "identityfile2",
+    "ignoreunknown",
+    "include",
+    "ipqos",
+    "kbdinteractiveauthentication",
+    "kbdinteractivedevices",
+    "keepalive",
+    "kerberosauthentication",
+    "kerberostgtpassing",
+    "kexalgorithms",
+    "knownhostscommand",
+    "localcommand",
+    "localforward",
+    "loglevel",
+    "logverbose",
+    "macs",
+    "match",
+    "nohostauthenticationforlocalhost",
+    "numberofpasswordprompts",
+    "passwordauthentication",
+    "permitlocalcommand",
+    "permitremoteopen",
+    "pkcs11provider",
+    "port",
+    "preferredauthentications",
+    "protocol",
+    "protocolkeepalives",
+    "proxycommand",
+    "proxyjump",
+    "proxyusefdpass",
+    "pubkeyacceptedalgorithms",
+    "pubkeyacceptedkeytypes",
+    "pubkeyauthentication",
+    "rekeylimit",
+    "remotecommand",
+    "remoteforward",
+    "requesttty",
+    "requiredrsasize",
+    "revokedhostkeys",
+    "rhostsauthentication",
+    "rhostsrsaauthentication",
+    "rsaauthentication",
+    "securitykeyprovider",
+    "sendenv",
+    "serveralivecountmax",
+    "serveraliveinterval",
+    "sessiontype",
+    "setenv",
+    "setuptimeout",
+    "skeyauthentication",
+    "smartcarddevice",
+    "stdinnull",
+    "streamlocalbindmask",
+    "streamlocalbindunlink",
+    "stricthostkeychecking",
+    "syslogfacility",
+    "tcpkeepalive",
+    "tisauthentication",
+    "tunnel",
+    "tunneldevice",
+    "updatehostkeys",
+    // Debian's build still reads and discards this one.
+    "useblacklistedkeys",
+    "useprivilegedport",
+    "user",
+    "userknownhostsfile",
+    "userknownhostsfile2",
+    "useroaming",
+    "usersh",
+    "verifyhostkeydns",
+    "visualhostkey",
+    "xauthlocation",
+];
+
+/// Keywords ssh accepts but says it does not support ("Unsupported
+/// option"), and then ignores: deployer does the same, with a warning.
+const UNSUPPORTED_KEYWORDS: &[&str] = &[
+    "afstokenpassing",
+    "compressionlevel",
+    "kerberosauthentication",
+    "kerberostgtpassing",
+    "rhostsrsaauthentication",
+    "rsaauthentication",
+];
 
 /// What `StrictHostKeyChecking` says to do with unknown or changed host
 /// keys.
@@ -229,6 +390,23 @@ pub enum SshConfigError {
         /// Its 1-based line number.
         line: usize,
     },
+    /// A config file (other than one named explicitly, as with `ssh -F`)
+    /// or a file it includes is owned by someone other than the user or
+    /// root, or is writable by group or others: ssh refuses to read it.
+    #[error(
+        "bad owner or permissions on ssh config `{}` (owner uid {uid}, mode {mode:04o}): \
+         ssh refuses a config file that is not owned by you or root, or that others (or a \
+         group not your own) can write; `chown` it to yourself and `chmod go-w` it",
+        .path.display()
+    )]
+    Permissions {
+        /// The file.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The host depends on something deployer does not do the way ssh
     /// would (`Match exec`, `ProxyCommand`, `CanonicalizeHostname`…), so
     /// it is refused rather than reached another way.
@@ -273,6 +451,9 @@ enum ItemKind {
     Include(Vec<String>, Vec<Vec<Item>>),
     /// An option.
     Set(Opt),
+    /// A keyword ssh does not know (lowercased): refused unless an
+    /// `IgnoreUnknown` obtained before it lists it.
+    Unknown(String),
 }
 
 #[derive(Debug, Clone)]
@@ -319,6 +500,8 @@ enum Opt {
     /// `none` or a command.
     ProxyCommand(String),
     CanonicalizeHostname(String),
+    /// `IgnoreUnknown`: a pattern list of keywords.
+    IgnoreUnknown(String),
 }
 
 /// Matches `text` against an ssh pattern: `*` is any run of characters,
@@ -654,7 +837,10 @@ fn parse_option(keyword: &str, args: &[String], raw: &str) -> Result<Option<Opt>
                 )
             })?)
         }
-        "identityfile" => Opt::IdentityFile(single("IdentityFile", args)?.to_string()),
+        // `IdentityFile2` is an obsolete alias ssh still honours.
+        "identityfile" | "identityfile2" => {
+            Opt::IdentityFile(single("IdentityFile", args)?.to_string())
+        }
         "userknownhostsfile" | "globalknownhostsfile" => {
             if args.is_empty() {
                 return Err(format!("`{keyword}` needs a file name"));
@@ -677,7 +863,9 @@ fn parse_option(keyword: &str, args: &[String], raw: &str) -> Result<Option<Opt>
                 )
             })?)
         }
-        "connecttimeout" | "serveraliveinterval" => {
+        // Debian's ssh also takes `ProtocolKeepAlives` and `SetupTimeOut`
+        // for `ServerAliveInterval`.
+        "connecttimeout" | "serveraliveinterval" | "protocolkeepalives" | "setuptimeout" => {
             let name = if keyword == "connecttimeout" {
                 "ConnectTimeout"
             } else {
@@ -746,6 +934,7 @@ fn parse_option(keyword: &str, args: &[String], raw: &str) -> Result<Option<Opt>
             }
             Opt::ProxyCommand(raw.to_string())
         }
+        "ignoreunknown" => Opt::IgnoreUnknown(single("IgnoreUnknown", args)?.to_string()),
         "canonicalizehostname" => {
             let value = single("CanonicalizeHostname", args)?;
             let lower = value.to_ascii_lowercase();
@@ -756,14 +945,20 @@ fn parse_option(keyword: &str, args: &[String], raw: &str) -> Result<Option<Opt>
             }
             Opt::CanonicalizeHostname(lower)
         }
-        // ssh has hundreds of options; the rest are not ours to check.
+        // ssh has a hundred more options; their values are not ours to
+        // check.
         _ => return Ok(None),
     };
     Ok(Some(opt))
 }
 
-/// Parses the text of one file into items (`Include`s unresolved).
-fn parse_items(text: &str, source: &Path) -> Result<Vec<Item>, SshConfigError> {
+/// Parses the text of one file into items (`Include`s unresolved); the
+/// keywords ssh accepts but does not support add to `warnings`.
+fn parse_items(
+    text: &str,
+    source: &Path,
+    warnings: &mut Vec<SshConfigWarning>,
+) -> Result<Vec<Item>, SshConfigError> {
     let mut items = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let number = index + 1;
@@ -807,7 +1002,24 @@ fn parse_items(text: &str, source: &Path) -> Result<Vec<Item>, SshConfigError> {
             }
             _ => match parse_option(&keyword, &args, &rest).map_err(invalid)? {
                 Some(opt) => ItemKind::Set(opt),
-                None => continue,
+                None if rest.is_empty() => {
+                    return Err(invalid(format!(
+                        "`{keyword}` needs a value (ssh refuses a keyword without one)"
+                    )))
+                }
+                None if is_known_keyword(&keyword) => {
+                    if UNSUPPORTED_KEYWORDS.contains(&keyword.as_str()) {
+                        warnings.push(SshConfigWarning {
+                            path: source.to_path_buf(),
+                            line: number,
+                            message: format!(
+                                "`{keyword}` is not supported by OpenSSH; ignored, as ssh does"
+                            ),
+                        });
+                    }
+                    continue;
+                }
+                None => ItemKind::Unknown(keyword),
             },
         };
         items.push(Item {
@@ -817,6 +1029,19 @@ fn parse_items(text: &str, source: &Path) -> Result<Vec<Item>, SshConfigError> {
         });
     }
     Ok(items)
+}
+
+/// True when OpenSSH 9.2's client (Debian's build) knows `keyword`
+/// (lowercase): as an option, an alias of one, or a keyword it reads and
+/// discards (deprecated or unsupported). ssh refuses any other keyword
+/// unless `IgnoreUnknown` lists it.
+pub fn is_known_keyword(keyword: &str) -> bool {
+    KNOWN_KEYWORDS.binary_search(&keyword).is_ok()
+}
+
+/// Every keyword [`is_known_keyword`] accepts, sorted.
+pub fn known_keywords() -> &'static [&'static str] {
+    KNOWN_KEYWORDS
 }
 
 impl SshConfigFile {
@@ -832,9 +1057,10 @@ impl SshConfigFile {
     /// of ours with a bad value, a `Host` without patterns, a bad `Match`,
     /// an unterminated quote.
     pub fn parse(text: &str, source: &Path) -> Result<SshConfigFile, SshConfigError> {
+        let mut warnings = Vec::new();
         Ok(SshConfigFile {
-            files: vec![parse_items(text, source)?],
-            warnings: Vec::new(),
+            files: vec![parse_items(text, source, &mut warnings)?],
+            warnings,
         })
     }
 
@@ -850,6 +1076,10 @@ impl SshConfigFile {
     ///
     /// [`SshConfigError::Read`] when a file cannot be read (see
     /// [`SshConfigError::is_not_found`] for a missing user file),
+    /// [`SshConfigError::Permissions`] when the user's file or any
+    /// included file is owned by another user (not root) or writable by
+    /// group or others, as ssh checks for `~/.ssh/config` (the system file
+    /// itself is not checked, its includes are),
     /// [`SshConfigError::Invalid`] for a bad line in any of the files, and
     /// [`SshConfigError::IncludeTooDeep`] for runaway `Include` chains.
     pub fn load_with_system(
@@ -857,29 +1087,45 @@ impl SshConfigFile {
         system: Option<&Path>,
         home: &Path,
     ) -> Result<SshConfigFile, SshConfigError> {
-        let user = load_file(path, home, true, 0)?;
-        let mut file = SshConfigFile {
-            files: vec![user],
-            warnings: Vec::new(),
-        };
-        if let Some(system) = system {
-            match load_file(system, home, false, 0) {
-                Ok(items) => file.files.push(items),
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e),
-            }
+        let file = Self::load_user_file(path, home, true)?;
+        match system {
+            Some(system) => file.with_system(system, home),
+            None => Ok(file),
         }
-        Ok(file)
     }
 
     /// [`load_with_system`](Self::load_with_system) with no system file:
-    /// only `path` and what it includes.
+    /// only the user's `path` (`~/.ssh/config`) and what it includes.
     ///
     /// # Errors
     ///
     /// As for [`load_with_system`](Self::load_with_system).
     pub fn load(path: &Path, home: &Path) -> Result<SshConfigFile, SshConfigError> {
         Self::load_with_system(path, None, home)
+    }
+
+    /// Like [`load`](Self::load), for a file named explicitly (ssh's `-F`,
+    /// deployer.ini's `ssh_config`): as ssh, its own owner and permissions
+    /// are not checked, those of the files it includes are.
+    ///
+    /// # Errors
+    ///
+    /// As for [`load_with_system`](Self::load_with_system).
+    pub fn load_named(path: &Path, home: &Path) -> Result<SshConfigFile, SshConfigError> {
+        Self::load_user_file(path, home, false)
+    }
+
+    fn load_user_file(
+        path: &Path,
+        home: &Path,
+        check_permissions: bool,
+    ) -> Result<SshConfigFile, SshConfigError> {
+        let mut warnings = Vec::new();
+        let user = load_file(path, home, true, check_permissions, 0, &mut warnings)?;
+        Ok(SshConfigFile {
+            files: vec![user],
+            warnings,
+        })
     }
 
     /// Adds the system file (or another file read after the others) to an
@@ -889,7 +1135,7 @@ impl SshConfigFile {
     ///
     /// As for [`load_with_system`](Self::load_with_system).
     pub fn with_system(mut self, system: &Path, home: &Path) -> Result<Self, SshConfigError> {
-        match load_file(system, home, false, 0) {
+        match load_file(system, home, false, false, 0, &mut self.warnings) {
             Ok(items) => self.files.push(items),
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
@@ -942,18 +1188,42 @@ impl SshConfigFile {
     }
 }
 
-/// Reads one file and, recursively, what it includes.
+/// Reads one file and, recursively, what it includes (whose owner and
+/// permissions are always checked, as ssh does).
 fn load_file(
     path: &Path,
     home: &Path,
     user_file: bool,
+    check_permissions: bool,
     depth: usize,
+    warnings: &mut Vec<SshConfigWarning>,
 ) -> Result<Vec<Item>, SshConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SshConfigError::Read {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let read_error = |source| SshConfigError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
-    let mut items = parse_items(&text, path)?;
+    };
+    let mut file = std::fs::File::open(path).map_err(read_error)?;
+    if check_permissions {
+        // The file as opened (fstat), so it cannot be swapped in between.
+        let meta = file.metadata().map_err(read_error)?;
+        let me = rustix::process::getuid().as_raw();
+        let owner_ok = meta.uid() == 0 || meta.uid() == me;
+        let mode_ok = meta.mode() & 0o002 == 0
+            && (meta.mode() & 0o020 == 0
+                || group_write_is_harmless(&group_facts(meta.gid(), meta.uid()), me));
+        if !owner_ok || !mode_ok {
+            return Err(SshConfigError::Permissions {
+                path: path.to_path_buf(),
+                uid: meta.uid(),
+                mode: meta.mode() & 0o7777,
+            });
+        }
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(read_error)?;
+    let mut items = parse_items(&text, path, warnings)?;
     for item in &mut items {
         let ItemKind::Include(names, files) = &mut item.kind else {
             continue;
@@ -978,7 +1248,7 @@ fn load_file(
                 PathBuf::from("/etc/ssh")
             };
             for included in expand_include(name, home, &base) {
-                match load_file(&included, home, user_file, depth + 1) {
+                match load_file(&included, home, user_file, true, depth + 1, warnings) {
                     Ok(f) => files.push(f),
                     Err(e) if e.is_not_found() => {}
                     Err(e) => return Err(e),
@@ -987,6 +1257,96 @@ fn load_file(
         }
     }
     Ok(items)
+}
+
+/// What the user and group databases say about a group-writable file's
+/// group, for [`group_write_is_harmless`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct GroupFacts {
+    /// The group's supplementary members, `None` when the group is unknown.
+    members: Option<Vec<String>>,
+    /// The uids of every account whose primary group it is.
+    primary_of: Vec<u32>,
+    /// The file owner's account name, `None` when the uid has no entry.
+    owner_name: Option<String>,
+}
+
+/// Debian's rule for a group-writable config file (its OpenSSH patch
+/// "Allow harmless group-writability", for user-private groups): harmless
+/// when the group exists, every account with it as primary group is the
+/// running user (`me`), it lists at most one supplementary member and that
+/// member is the file's owner, and it has at least one member of either
+/// kind. Anything unknown is not harmless.
+fn group_write_is_harmless(facts: &GroupFacts, me: u32) -> bool {
+    let (Some(members), Some(owner)) = (&facts.members, &facts.owner_name) else {
+        return false;
+    };
+    if facts.primary_of.iter().any(|&uid| uid != me) {
+        return false;
+    }
+    match members.as_slice() {
+        [] => !facts.primary_of.is_empty(),
+        [only] => only == owner,
+        _ => false,
+    }
+}
+
+/// Asks the system's user and group databases (NSS, as ssh does) about
+/// group `gid` and the file owner `owner`: `getgrgid`, every `getpwent`
+/// entry, `getpwuid`.
+fn group_facts(gid: u32, owner: u32) -> GroupFacts {
+    use std::ffi::CStr;
+    // getpwent has one cursor per process.
+    static PWENT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let mut facts = GroupFacts {
+        owner_name: crate::operator::user_name(owner),
+        ..GroupFacts::default()
+    };
+    let mut buf = vec![0 as libc::c_char; 4096];
+    loop {
+        // SAFETY: an all-zero group is a valid value for getgrgid_r to fill
+        // in; `buf` outlives every use of the pointers it fills.
+        let mut group: libc::group = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::group = std::ptr::null_mut();
+        let rc =
+            unsafe { libc::getgrgid_r(gid, &mut group, buf.as_mut_ptr(), buf.len(), &mut result) };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc == 0 && !result.is_null() {
+            let mut members = Vec::new();
+            let mut at = group.gr_mem;
+            // SAFETY: gr_mem is a NULL-terminated array of C strings in `buf`.
+            while !at.is_null() && unsafe { !(*at).is_null() } {
+                members.push(
+                    unsafe { CStr::from_ptr(*at) }
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+                at = unsafe { at.add(1) };
+            }
+            facts.members = Some(members);
+        }
+        break;
+    }
+    let _cursor = PWENT.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: setpwent/getpwent/endpwent under the lock above; each entry is
+    // read before the next call.
+    unsafe {
+        libc::setpwent();
+        loop {
+            let pw = libc::getpwent();
+            if pw.is_null() {
+                break;
+            }
+            if (*pw).pw_gid == gid {
+                facts.primary_of.push((*pw).pw_uid);
+            }
+        }
+        libc::endpwent();
+    }
+    facts
 }
 
 /// The route options, which share one slot in ssh: whichever of
@@ -1019,6 +1379,7 @@ struct Found {
     server_alive_count_max: Option<u32>,
     route: Option<Route>,
     canonicalize: Option<(String, PathBuf, usize)>,
+    ignore_unknown: Option<String>,
 }
 
 struct State<'a> {
@@ -1064,6 +1425,26 @@ impl State<'_> {
                 }
                 ItemKind::Set(opt) if *active => self.set(item, opt),
                 ItemKind::Set(_) => {}
+                // ssh checks every line, whether its block applies or not,
+                // against the `IgnoreUnknown` obtained so far.
+                ItemKind::Unknown(keyword) => {
+                    let ignored = self
+                        .found
+                        .ignore_unknown
+                        .as_deref()
+                        .is_some_and(|list| match_pattern_list(keyword, list, true));
+                    if !ignored {
+                        return Err(SshConfigError::Invalid {
+                            path: item.path.clone(),
+                            line: item.number,
+                            message: format!(
+                                "`{keyword}` is not an option of OpenSSH 9.2, which refuses the \
+                                 file (\"Bad configuration option\"); list it in `IgnoreUnknown` \
+                                 before this line if it is meant for another ssh"
+                            ),
+                        });
+                    }
+                }
             }
         }
         Ok(())
@@ -1197,6 +1578,9 @@ impl State<'_> {
             Opt::CanonicalizeHostname(v) => {
                 f.canonicalize
                     .get_or_insert_with(|| (v.clone(), item.path.clone(), item.number));
+            }
+            Opt::IgnoreUnknown(v) => {
+                f.ignore_unknown.get_or_insert_with(|| v.clone());
             }
         }
     }
@@ -2066,10 +2450,70 @@ Host *
     }
 
     #[test]
-    fn unknown_keywords_are_ignored() {
-        let config = "ForwardAgent yes\nControlPath ~/.ssh/cm-%C\nSomeFutureOption x y z\n";
+    fn keywords_of_ssh_that_deployer_does_not_use_are_accepted() {
+        let config = "ForwardAgent yes\nControlPath ~/.ssh/cm-%C\nCipher x\nProtocol 2\n\
+                      GSSAPIKeyExchange yes\n";
         assert_eq!(resolve(config, "h").host_name.as_deref(), Some("h"));
         assert!(parse(config).warnings().is_empty());
+        assert!(KNOWN_KEYWORDS.windows(2).all(|w| w[0] < w[1]), "sorted");
+        assert!(UNSUPPORTED_KEYWORDS.iter().all(|k| is_known_keyword(k)));
+    }
+
+    #[test]
+    fn unsupported_keywords_are_accepted_with_a_warning() {
+        let file = parse("Host x\n  KerberosAuthentication yes\n");
+        assert_eq!(
+            file.warnings()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["config:2: `kerberosauthentication` is not supported by OpenSSH; ignored, as ssh does"]
+        );
+        assert!(file.resolve("h", &context()).is_ok());
+    }
+
+    #[test]
+    fn aliases_ssh_still_honours() {
+        let s = resolve("IdentityFile2 /k\nSetupTimeOut 7\n", "h");
+        assert_eq!(s.identity_files, vec![PathBuf::from("/k")]);
+        assert_eq!(s.server_alive_interval, Some(Duration::from_secs(7)));
+        let s = resolve("ProtocolKeepAlives 9\n", "h");
+        assert_eq!(s.server_alive_interval, Some(Duration::from_secs(9)));
+    }
+
+    #[test]
+    fn unknown_keywords_are_refused_unless_ignore_unknown_lists_them_first() {
+        let refused = |text: &str, alias: &str| {
+            parse(text)
+                .resolve(alias, &context())
+                .expect_err(text)
+                .to_string()
+        };
+        // Wherever it is, whichever host: ssh checks every line.
+        assert_eq!(
+            refused("Host other\n  SomeFutureOption x y\n", "h"),
+            "config:2: `somefutureoption` is not an option of OpenSSH 9.2, which refuses \
+             the file (\"Bad configuration option\"); list it in `IgnoreUnknown` before \
+             this line if it is meant for another ssh"
+        );
+        // Listed (patterns, any case) before it, in a block that applies.
+        let ok = "IgnoreUnknown useKeychain,Future*\nUseKeychain yes\nFutureThing 1\nUser u\n";
+        assert_eq!(resolve(ok, "h").user.as_deref(), Some("u"));
+        // Listed after it.
+        assert!(refused("UseKeychain yes\nIgnoreUnknown UseKeychain\n", "h").contains(":1:"));
+        // Listed in a block that does not apply to this host.
+        let per_host = "Host mac\n  IgnoreUnknown UseKeychain\nHost *\n  UseKeychain yes\n";
+        assert!(parse(per_host).resolve("mac", &context()).is_ok());
+        assert!(refused(per_host, "h").contains(":4:"));
+        // The first `IgnoreUnknown` obtained wins; a negation vetoes.
+        assert!(refused("IgnoreUnknown a\nIgnoreUnknown b\nB 1\n", "h").contains(":3:"));
+        assert!(refused("IgnoreUnknown *,!b\nB 1\n", "h").contains(":2:"));
+        // Without a value, even a listed keyword is refused at once.
+        let err = SshConfigFile::parse("IgnoreUnknown x\nX\n", Path::new("config")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config:2: `x` needs a value (ssh refuses a keyword without one)"
+        );
     }
 
     #[test]
@@ -2119,6 +2563,100 @@ Host *
 
         // `Match all` in an included file does not escape it either.
         assert!(file.warnings().is_empty());
+    }
+
+    #[test]
+    fn files_others_can_write_are_refused_except_a_named_top_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let home = tempfile::tempdir().unwrap();
+        let ssh = home.path().join(".ssh");
+        std::fs::create_dir_all(&ssh).unwrap();
+        let config = ssh.join("config");
+        let part = ssh.join("part");
+        std::fs::write(&config, format!("Include {}\n", part.display())).unwrap();
+        std::fs::write(&part, "User me\n").unwrap();
+        let mode = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        mode(&config, 0o644);
+        mode(&part, 0o600);
+        assert!(SshConfigFile::load(&config, home.path()).is_ok());
+
+        mode(&config, 0o666);
+        let err = SshConfigFile::load(&config, home.path()).unwrap_err();
+        assert!(
+            matches!(&err, SshConfigError::Permissions { path, mode: 0o666, .. } if *path == config),
+            "{err}"
+        );
+        // Named explicitly (ssh -F), the file itself is not checked...
+        assert!(SshConfigFile::load_named(&config, home.path()).is_ok());
+        // ...but what it includes is, and so are the system file's includes.
+        mode(&part, 0o606);
+        for err in [
+            SshConfigFile::load_named(&config, home.path()).unwrap_err(),
+            SshConfigFile::default()
+                .with_system(&config, home.path())
+                .unwrap_err(),
+        ] {
+            assert!(
+                matches!(&err, SshConfigError::Permissions { path, mode: 0o606, .. } if *path == part),
+                "{err}"
+            );
+        }
+        assert!(
+            err.to_string().contains("; `chown` it to yourself"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn group_write_is_harmless_only_in_a_private_group_of_the_user() {
+        let facts =
+            |members: Option<&[&str]>, primary_of: &[u32], owner: Option<&str>| GroupFacts {
+                members: members.map(|m| m.iter().map(|s| s.to_string()).collect()),
+                primary_of: primary_of.to_vec(),
+                owner_name: owner.map(str::to_string),
+            };
+        // alice's own group, primary for her alone.
+        assert!(group_write_is_harmless(
+            &facts(Some(&[]), &[1000], Some("alice")),
+            1000
+        ));
+        // Or listing her alone as a supplementary member.
+        assert!(group_write_is_harmless(
+            &facts(Some(&["alice"]), &[], Some("alice")),
+            1000
+        ));
+        assert!(group_write_is_harmless(
+            &facts(Some(&["alice"]), &[1000], Some("alice")),
+            1000
+        ));
+        // Someone else's primary group, another member, two members, no one.
+        assert!(!group_write_is_harmless(
+            &facts(Some(&[]), &[1000, 1001], Some("alice")),
+            1000
+        ));
+        assert!(!group_write_is_harmless(
+            &facts(Some(&["bob"]), &[1000], Some("alice")),
+            1000
+        ));
+        assert!(!group_write_is_harmless(
+            &facts(Some(&["alice", "bob"]), &[], Some("alice")),
+            1000
+        ));
+        assert!(!group_write_is_harmless(
+            &facts(Some(&[]), &[], Some("alice")),
+            1000
+        ));
+        // An unknown group or owner.
+        assert!(!group_write_is_harmless(
+            &facts(None, &[1000], Some("alice")),
+            1000
+        ));
+        assert!(!group_write_is_harmless(
+            &facts(Some(&[]), &[1000], None),
+            1000
+        ));
     }
 
     #[test]

@@ -588,3 +588,261 @@ fn this_machines_own_files_resolve_as_plain_ssh_dash_g() {
         assert!(diffs.is_empty(), "{host}: {}", diffs.join("\n"));
     }
 }
+
+/// Whether `ssh -G -F config host` accepts the configuration, and what it
+/// said on stderr.
+fn ssh_verdict(config: &Path, host: &str) -> (bool, String) {
+    let out = Command::new("ssh")
+        .arg("-G")
+        .arg("-F")
+        .arg(config)
+        .arg(host)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run ssh -G");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn unknown_ignored_deprecated_and_unsupported_keywords_as_ssh_takes_them() {
+    // Each config, for each host: deployer accepts exactly when ssh -G
+    // does, and when both accept, resolves the same options. `{dir}` is
+    // the directory of the files, where `inc` and `inc_ignore` are.
+    if !ssh_available() {
+        return;
+    }
+    let cx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("inc"), "FutureOption 1\n").unwrap();
+    std::fs::write(d.join("inc_ignore"), "IgnoreUnknown future*\n").unwrap();
+    let corpus: &[(&str, &[&str])] = &[
+        ("Bogus yes\n", &["h"]),
+        ("Host other\n  Bogus yes\n", &["h", "other"]),
+        ("Match host other\n  Bogus yes\n", &["h"]),
+        ("IgnoreUnknown bogus\nBogus yes\nUser u\n", &["h"]),
+        ("IgnoreUnknown BOGUS\nbOgUs yes\n", &["h"]),
+        ("IgnoreUnknown bo*,x?z\nbogus 1\nXyZ 2\nxz 3\n", &["h"]),
+        ("Bogus yes\nIgnoreUnknown bogus\n", &["h"]),
+        (
+            "Host mac\n  IgnoreUnknown UseKeychain\nHost *\n  UseKeychain yes\n  Port 2222\n",
+            &["mac", "h"],
+        ),
+        ("IgnoreUnknown a\nIgnoreUnknown b\nB 1\n", &["h"]),
+        ("IgnoreUnknown *,!b\nB 1\n", &["h"]),
+        ("IgnoreUnknown *,!b\nC 1\n", &["h"]),
+        ("IgnoreUnknown x\nX\n", &["h"]),
+        ("Compression\n", &["h"]),
+        ("Host other\n  Include {dir}/inc\n", &["h", "other"]),
+        ("Include {dir}/inc_ignore\nInclude {dir}/inc\n", &["h"]),
+        (
+            "Host other\n  Include {dir}/inc_ignore\nInclude {dir}/inc\n",
+            &["h", "other"],
+        ),
+        (
+            "Cipher blowfish\nProtocol 2\nUseRoaming no\nUsePrivilegedPort no\nFallBackToRsh no\n\
+             UseRsh no\nRhostsAuthentication no\nUserKnownHostsFile2 /x\n\
+             GlobalKnownHostsFile2 /y\nUseBlacklistedKeys no\nUser dep\n",
+            &["h"],
+        ),
+        (
+            "KerberosAuthentication yes\nCompressionLevel 6\nRSAAuthentication yes\n\
+             RhostsRSAAuthentication no\nAFSTokenPassing no\nKerberosTGTPassing no\n",
+            &["h"],
+        ),
+        (
+            "GSSAPIAuthentication yes\nGSSAPIKeyExchange yes\nGSSAPITrustDns no\n\
+             PKCS11Provider none\nForwardAgent no\nControlPath none\nKeepAlive yes\n",
+            &["h"],
+        ),
+        (
+            "Host a\n  IdentityFile2 /keys/two\n  SetupTimeOut 7\n\
+             Host b\n  ProtocolKeepAlives 9\n  ServerAliveInterval 3\n",
+            &["a", "b"],
+        ),
+    ];
+    let (mut accepted, mut refused, mut failures) = (0, 0, Vec::new());
+    for (index, (text, hosts)) in corpus.iter().enumerate() {
+        let file = d.join(format!("keywords{index}"));
+        std::fs::write(&file, text.replace("{dir}", &d.to_string_lossy())).unwrap();
+        let ours = SshConfigFile::load_named(&file, &cx.home);
+        for host in *hosts {
+            let (ssh_ok, stderr) = ssh_verdict(&file, host);
+            let our = ours
+                .as_ref()
+                .map_err(|e| e.to_string())
+                .and_then(|f| f.resolve(host, &cx).map_err(|e| e.to_string()));
+            match (&our, ssh_ok) {
+                (Ok(settings), true) => {
+                    accepted += 1;
+                    let theirs = ssh_g(&file, host, None).unwrap();
+                    for diff in compare(settings, &theirs, &cx) {
+                        failures.push(format!("{text:?}, {host}: {diff}"));
+                    }
+                }
+                (Err(_), false) => refused += 1,
+                (Ok(_), false) => failures.push(format!(
+                    "{text:?}, {host}: deployer accepts, ssh refuses: {stderr}"
+                )),
+                (Err(e), true) => failures.push(format!(
+                    "{text:?}, {host}: ssh accepts, deployer refuses: {e}"
+                )),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        accepted >= 10 && refused >= 10,
+        "{accepted} accepted, {refused} refused"
+    );
+}
+
+/// Every whole NUL-terminated string in the ssh binary that could be a
+/// keyword: where ssh's keyword table is.
+fn keyword_candidates() -> Vec<String> {
+    let out = Command::new("sh")
+        .args(["-c", "command -v ssh"])
+        .output()
+        .unwrap();
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let binary = std::fs::read(&path).unwrap();
+    let mut words: Vec<String> = binary
+        .split(|&b| b == 0)
+        .filter(|w| {
+            (4..=40).contains(&w.len())
+                && w[0].is_ascii_lowercase()
+                && w.iter()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    words.sort();
+    words.dedup();
+    words
+}
+
+#[test]
+fn deployer_knows_exactly_the_keywords_ssh_knows() {
+    // Both ways: ssh refuses none of deployer's known keywords, and every
+    // string in the ssh binary that ssh takes as a keyword is known to
+    // deployer (a keyword ssh refuses is "Bad configuration option",
+    // whatever its value; a known one with a bad value says otherwise).
+    if !ssh_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config");
+    let ssh_knows = |keyword: &str| {
+        std::fs::write(&file, format!("{keyword} x\n")).unwrap();
+        !ssh_verdict(&file, "h")
+            .1
+            .contains("Bad configuration option")
+    };
+    let mut failures = Vec::new();
+    for keyword in deployer::ssh_config::known_keywords() {
+        if !ssh_knows(keyword) {
+            failures.push(format!("ssh does not know `{keyword}`"));
+        }
+    }
+    let candidates = keyword_candidates();
+    assert!(candidates.len() > 100, "{} candidates", candidates.len());
+    let mut known_candidates = 0;
+    for word in &candidates {
+        if ssh_knows(word) {
+            known_candidates += 1;
+            if !deployer::ssh_config::is_known_keyword(word) {
+                failures.push(format!("ssh knows `{word}`, deployer does not"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The scan found the keyword table (most of it: some names are only
+    // the tail of another string in the binary).
+    assert!(known_candidates >= 100, "{known_candidates} keywords found");
+}
+
+#[test]
+fn config_files_with_bad_owner_or_permissions_are_refused_as_ssh_refuses_them() {
+    // ssh checks the files a config includes (and `~/.ssh/config`, not a
+    // `-F` file): owned by the running user or root, not writable by group
+    // or others. Run as root, a file given to another uid exercises the
+    // owner check.
+    use std::os::unix::fs::PermissionsExt;
+    if !ssh_available() {
+        return;
+    }
+    let cx = context();
+    let root = rustix::process::getuid().is_root();
+    if !root {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the owner cases need root under CI"
+        );
+        eprintln!("owner cases skipped: not root");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let top = d.join("config");
+    let inc = d.join("inc");
+    // Debian's ssh (the reference here) lets a file be group-writable when
+    // its group is private to the running user: as root, group root
+    // (gid 0) is, `nogroup` (65534) is not.
+    // (top mode, included file's mode, its owner and group (None: ours),
+    // what comes before the include, expected verdict)
+    type Case = (u32, u32, Option<u32>, Option<u32>, &'static str, bool);
+    let cases: &[Case] = &[
+        (0o666, 0o644, None, None, "", true),
+        (0o644, 0o600, None, None, "", true),
+        (0o644, 0o604, None, None, "", true),
+        (0o644, 0o646, None, None, "", false),
+        (0o644, 0o602, None, None, "Host other\n  ", false),
+        (0o644, 0o664, Some(0), Some(0), "", true),
+        (0o644, 0o664, Some(0), Some(65534), "", false),
+        (0o644, 0o620, Some(0), Some(65534), "Host other\n  ", false),
+        (0o644, 0o644, Some(65534), Some(0), "", false),
+        (0o644, 0o600, Some(65534), Some(0), "Host other\n  ", false),
+        (0o644, 0o644, Some(0), Some(65534), "", true),
+    ];
+    let mut compared = 0;
+    for &(top_mode, inc_mode, owner, group, prefix, expected) in cases {
+        if (owner.is_some() || group.is_some()) && !root {
+            continue;
+        }
+        std::fs::write(&top, format!("{prefix}Include {}\n", inc.display())).unwrap();
+        std::fs::write(&inc, "User inc\n").unwrap();
+        std::fs::set_permissions(&top, std::fs::Permissions::from_mode(top_mode)).unwrap();
+        std::fs::set_permissions(&inc, std::fs::Permissions::from_mode(inc_mode)).unwrap();
+        std::os::unix::fs::chown(&inc, owner, group).unwrap();
+        let case = format!(
+            "config {top_mode:o}, include {inc_mode:o} owned by {owner:?}:{group:?} {prefix:?}"
+        );
+        let (ssh_ok, stderr) = ssh_verdict(&top, "h");
+        assert_eq!(ssh_ok, expected, "{case}: ssh says {stderr}");
+        if !ssh_ok {
+            assert!(
+                stderr.contains("Bad owner or permissions"),
+                "{case}: {stderr}"
+            );
+        }
+        match SshConfigFile::load_named(&top, &cx.home) {
+            Ok(f) => {
+                assert!(ssh_ok, "{case}: deployer accepts");
+                let theirs = ssh_g(&top, "h", None).unwrap();
+                let diffs = compare(&f.resolve("h", &cx).unwrap(), &theirs, &cx);
+                assert!(diffs.is_empty(), "{case}: {}", diffs.join("\n"));
+            }
+            Err(e) => {
+                assert!(!ssh_ok, "{case}: deployer refuses: {e}");
+                assert!(
+                    matches!(e, deployer::ssh_config::SshConfigError::Permissions { .. }),
+                    "{case}: {e}"
+                );
+            }
+        }
+        compared += 1;
+    }
+    assert!(compared >= 5, "{compared} cases");
+}

@@ -340,7 +340,13 @@ pub(crate) fn targets(cli: &Cli, config: &Config) -> Result<Vec<Target>, Fatal> 
         .clone()
         .unwrap_or_else(|| local.home.join(".ssh/config"));
     // The user's file, then the system's, as ssh reads them.
-    let user_file = match SshConfigFile::load(&path, &local.home) {
+    // As ssh, the permissions of `~/.ssh/config` are checked, not those of
+    // a file named explicitly (`ssh -F`); included files always are.
+    let loaded = match config.ssh.ssh_config {
+        None => SshConfigFile::load(&path, &local.home),
+        Some(_) => SshConfigFile::load_named(&path, &local.home),
+    };
+    let user_file = match loaded {
         Ok(f) => Ok(f),
         Err(e) if e.is_not_found() && config.ssh.ssh_config.is_none() => {
             Ok(SshConfigFile::default())
