@@ -1271,7 +1271,25 @@ fn authenticate(
                     tried,
                 });
             }
-            Err(_) => tried.push(what),
+            Err(e) => {
+                tried.push(what);
+                // the agent's errors do not always say that the session is
+                // gone; a disconnect the host sent does
+                if let Some(reason) = take_disconnect_reason() {
+                    return Err(HostError::AuthClosed {
+                        user: user.clone(),
+                        reason,
+                        tried,
+                    });
+                }
+                if !session_alive(session) {
+                    return Err(HostError::AuthClosed {
+                        user: user.clone(),
+                        reason: format!("the connection ended ({})", e.message()),
+                        tried,
+                    });
+                }
+            }
         }
     }
     if agent.is_some() && from_agent == 0 && !agent_keys.is_empty() {
@@ -1359,6 +1377,37 @@ fn read_key_file(path: &Path, tried: &mut Vec<String>) -> Result<KeyFile, HostEr
 
 /// Whether libssh2 says the host closed the connection (or its socket
 /// failed): the session is gone.
+/// Whether the session's socket is still open: a host that ended the
+/// login (sshd's `MaxAuthTries`) has closed it.
+fn session_alive(session: &Session) -> bool {
+    let mut fd = libc::pollfd {
+        fd: session.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd on the session's own descriptor, no wait.
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    if ready <= 0 {
+        return true;
+    }
+    if fd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+        return false;
+    }
+    // readable: data, or end of file (a peek tells which)
+    let mut byte = [0u8; 1];
+    // SAFETY: a one-byte buffer of our own; MSG_PEEK leaves the data for
+    // libssh2, MSG_DONTWAIT never blocks.
+    let n = unsafe {
+        libc::recv(
+            fd.fd,
+            byte.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n != 0
+}
+
 pub(super) fn is_session_gone(e: &ssh2::Error) -> bool {
     matches!(
         e.code(),
