@@ -145,7 +145,9 @@ pub(super) fn keepalive_interval(target: &SshTarget) -> Option<Duration> {
 /// is gone, as OpenSSH has it); `None` when not set.
 pub(super) fn server_alive_limit(target: &SshTarget) -> Option<Duration> {
     match target.server_alive {
-        Some((every, count)) if !every.is_zero() && count > 0 => Some(every * count),
+        // as ssh: a keepalive goes out each silent interval, and the host is
+        // given up on when more than `count` have gone unanswered
+        Some((every, count)) if !every.is_zero() && count > 0 => Some(every * (count + 1)),
         _ => None,
     }
 }
