@@ -462,6 +462,9 @@ enum ItemKind {
     /// A keyword ssh does not know (lowercased): refused unless an
     /// `IgnoreUnknown` obtained before it lists it.
     Unknown(String),
+    /// The `${VAR}` names a line needs set (see `required_env`), checked
+    /// whether or not the line applies.
+    NeedsEnv(Vec<String>),
 }
 
 #[derive(Debug, Clone)]
@@ -965,10 +968,18 @@ fn parse_option(keyword: &str, args: &[String], raw: &str) -> Result<Option<Opt>
             }
             Opt::CanonicalizeHostname(lower)
         }
-        "connectionattempts" | "canonicalizepermittedcnames" | "hostkeyalgorithms" => {
+        "connectionattempts"
+        | "canonicalizepermittedcnames"
+        | "hostkeyalgorithms"
+        | "controlpath"
+        | "identityagent"
+        | "forwardagent" => {
             let canonical = match keyword {
                 "connectionattempts" => "ConnectionAttempts",
                 "canonicalizepermittedcnames" => "CanonicalizePermittedCNAMEs",
+                "controlpath" => "ControlPath",
+                "identityagent" => "IdentityAgent",
+                "forwardagent" => "ForwardAgent",
                 _ => "HostKeyAlgorithms",
             };
             Opt::Checked(canonical, args.join(" "))
@@ -1221,15 +1232,36 @@ fn valid_domain(name: &str) -> bool {
             .all(|&b| b == b'.' || b == b'-' || b == b'_' || b.is_ascii_alphanumeric())
 }
 
-/// ssh's `scan_scaled` for `RekeyLimit`: a number with an optional
-/// fraction and a unit `B`, `K`, `M`, `G`, `T`, `P` or `E`.
-fn scaled_size(text: &str) -> Option<f64> {
-    let (number, unit) = match text.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], Some(c.to_ascii_uppercase())),
-        _ => (text, None),
+/// ssh's `scan_scaled` for `RekeyLimit`: an optional sign, digits with at
+/// most one `.` (none at all reads as 0), then optionally a unit `B`, `K`,
+/// `M`, `G`, `T`, `P` or `E` (any case) not followed by a letter or digit.
+/// The number of bytes, or `None` when ssh refuses it.
+fn scaled_size(text: &str) -> Option<i64> {
+    let (negative, rest) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
     };
-    let shift = match unit {
-        None | Some('B') => 0,
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(rest.len());
+    let (number, after) = rest.split_at(end);
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if fraction.contains('.') || whole.len() >= 21 {
+        return None;
+    }
+    let whole: i128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    if whole > i128::from(i64::MAX) {
+        return None;
+    }
+    let mut chars = after.chars();
+    let shift = match chars.next().map(|c| c.to_ascii_uppercase()) {
+        None => 0,
+        Some('B') => 0,
         Some('K') => 10,
         Some('M') => 20,
         Some('G') => 30,
@@ -1238,24 +1270,21 @@ fn scaled_size(text: &str) -> Option<f64> {
         Some('E') => 60,
         Some(_) => return None,
     };
-    let unsigned = number.strip_prefix(['+', '-']).unwrap_or(number);
-    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
-    if whole.is_empty()
-        || !whole.bytes().all(|b| b.is_ascii_digit())
-        || !fraction.bytes().all(|b| b.is_ascii_digit())
-    {
+    if chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) {
         return None;
     }
-    let value: f64 = unsigned.parse().ok()?;
-    let value = value * f64::from(2u32).powi(shift);
-    if value >= 9.2e18 {
+    let scale = 1i128 << shift;
+    let mut total = whole * scale;
+    if total > i128::from(i64::MAX) {
         return None;
     }
-    Some(if number.starts_with('-') {
-        -value
-    } else {
-        value
-    })
+    if shift > 0 && !fraction.is_empty() {
+        let digits = &fraction[..fraction.len().min(19)];
+        let part: f64 = format!("0.{digits}").parse().ok()?;
+        total += (part * scale as f64) as i128;
+    }
+    let total = if negative { -total } else { total };
+    i64::try_from(total).ok()
 }
 
 /// An environment expansion check as ssh makes for `IdentityAgent` and
@@ -1486,7 +1515,7 @@ fn check_values(keyword: &str, args: &[String]) -> Result<(), String> {
                 let size = scaled_size(value).ok_or_else(|| {
                     format!("`RekeyLimit` must be a size such as `1G` or `default`, not `{value}`")
                 })?;
-                if size != 0.0 && size < 16.0 {
+                if size != 0 && size < 16 {
                     return Err(format!("`RekeyLimit` `{value}` is too small"));
                 }
             }
@@ -1665,6 +1694,8 @@ fn refused_obtained_value(keyword: &str, value: &str) -> Option<String> {
                  the host rather than reach another one"
             )
         }),
+        // Expanded with the host's tokens in `finish`.
+        "ControlPath" | "IdentityAgent" | "ForwardAgent" => None,
         // ssh expands `HostKeyAlgorithms` against the names it knows when
         // it connects (and for `-G`): `-` only removes names; otherwise a
         // negated name is an error, and so is a plain list matching none.
@@ -1863,6 +1894,7 @@ fn parse_items(
         let Some((keyword, args, rest)) = split_line(raw).map_err(invalid)? else {
             continue;
         };
+        let needs = required_env(&keyword, &args);
         let kind = match keyword.as_str() {
             "host" => {
                 if args.is_empty() {
@@ -1918,18 +1950,60 @@ fn parse_items(
                             ),
                         });
                     }
-                    continue;
+                    ItemKind::NeedsEnv(Vec::new())
                 }
                 None => ItemKind::Unknown(keyword),
             },
         };
-        items.push(Item {
-            kind,
-            path: source.to_path_buf(),
-            number,
-        });
+        let mut push = |kind| {
+            items.push(Item {
+                kind,
+                path: source.to_path_buf(),
+                number,
+            })
+        };
+        match kind {
+            ItemKind::NeedsEnv(_) if needs.is_empty() => {}
+            ItemKind::NeedsEnv(_) => push(ItemKind::NeedsEnv(needs)),
+            kind => {
+                push(kind);
+                if !needs.is_empty() {
+                    push(ItemKind::NeedsEnv(needs));
+                }
+            }
+        }
     }
     Ok(items)
+}
+
+/// The `${VAR}` names ssh expands while reading a line (the agent socket
+/// of `ForwardAgent` and `IdentityAgent`, forwarding specifications), which
+/// it refuses when they are not set, whether or not the line applies.
+fn required_env(keyword: &str, args: &[String]) -> Vec<String> {
+    let values: &[String] = match keyword {
+        "forwardagent"
+            if args
+                .first()
+                .is_some_and(|a| FLAG.iter().any(|f| f.eq_ignore_ascii_case(a))) =>
+        {
+            &[]
+        }
+        "forwardagent" | "identityagent" => &args[..args.len().min(1)],
+        "localforward" | "remoteforward" => &args[..args.len().min(2)],
+        "dynamicforward" => &args[..args.len().min(1)],
+        _ => &[],
+    };
+    let mut names = Vec::new();
+    for value in values {
+        let mut rest = value.as_str();
+        while let Some(at) = rest.find("${") {
+            let after = &rest[at + 2..];
+            let Some(end) = after.find('}') else { break };
+            names.push(after[..end].to_string());
+            rest = &after[end + 1..];
+        }
+    }
+    names
 }
 
 /// True when OpenSSH 9.2's client (Debian's build) knows `keyword`
@@ -2281,6 +2355,9 @@ struct Found {
     route: Option<Route>,
     canonicalize: Option<(String, PathBuf, usize)>,
     ignore_unknown: Option<String>,
+    /// Where each `IdentityFile` and `UserKnownHostsFile` value obtained
+    /// was set (key: keyword and value).
+    lines: BTreeMap<String, (PathBuf, usize)>,
     /// First values of the options in [`Opt::Checked`], with where.
     checked: BTreeMap<&'static str, (String, PathBuf, usize)>,
 }
@@ -2324,6 +2401,18 @@ impl State<'_> {
                     for file in files {
                         self.walk(file, active, never || !outer)?;
                         *active = outer;
+                    }
+                }
+                ItemKind::NeedsEnv(names) => {
+                    if let Some(name) = names.iter().find(|n| !self.context.env.contains_key(*n)) {
+                        return Err(SshConfigError::Invalid {
+                            path: item.path.clone(),
+                            line: item.number,
+                            message: format!(
+                                "`${{{name}}}` is not set; ssh expands it when it reads this \
+                                 line and refuses the file (\"env var has no value\")"
+                            ),
+                        });
                     }
                 }
                 ItemKind::Set(opt) if *active => self.set(item, opt),
@@ -2433,10 +2522,22 @@ impl State<'_> {
             Opt::IdentityFile(v) => {
                 if !f.identity_files.contains(v) {
                     f.identity_files.push(v.clone());
+                    f.lines.insert(
+                        format!("IdentityFile {v}"),
+                        (item.path.clone(), item.number),
+                    );
                 }
             }
             Opt::UserKnownHostsFiles(v) => {
-                f.user_known_hosts.get_or_insert_with(|| v.clone());
+                if f.user_known_hosts.is_none() {
+                    f.user_known_hosts = Some(v.clone());
+                    for file in v {
+                        f.lines.insert(
+                            format!("UserKnownHostsFile {file}"),
+                            (item.path.clone(), item.number),
+                        );
+                    }
+                }
             }
             Opt::GlobalKnownHostsFiles(v) => {
                 f.global_known_hosts.get_or_insert_with(|| v.clone());
@@ -2576,18 +2677,23 @@ impl State<'_> {
             ('u', &cx.local_user),
         ];
         let path_of = |text: &str, what: &str| -> Result<PathBuf, SshConfigError> {
+            let (path, line) = f
+                .lines
+                .get(&format!("{what} {text}"))
+                .cloned()
+                .unwrap_or_else(|| (PathBuf::from(what), 0));
             let tilde = expand_tilde(text, &cx.home).map_err(|m| SshConfigError::Invalid {
-                path: PathBuf::from(what),
-                line: 0,
-                message: m,
+                path: path.clone(),
+                line,
+                message: format!("`{what} {text}`: {m}"),
             })?;
             expand_percent_dollar(&tilde, &tokens, &cx.env)
                 .map(PathBuf::from)
                 .map_err(|m| SshConfigError::Unsupported {
                     host: alias.to_string(),
-                    path: PathBuf::from(what),
-                    line: 0,
-                    message: format!("`{text}`: {m}"),
+                    path,
+                    line,
+                    message: format!("`{what} {text}`: {m}"),
                 })
         };
         let identity_files = f
@@ -2628,6 +2734,27 @@ impl State<'_> {
             ),
             None => None,
         };
+        // ssh expands these paths (unless `none`, or a flag) before it
+        // connects, and refuses unknown `%` tokens and unset variables.
+        for keyword in ["ControlPath", "IdentityAgent", "ForwardAgent"] {
+            let Some((value, path, line)) = f.checked.get(keyword) else {
+                continue;
+            };
+            let skip = match keyword {
+                "ControlPath" => value.eq_ignore_ascii_case("none"),
+                "ForwardAgent" => FLAG.iter().any(|v| v.eq_ignore_ascii_case(value)),
+                _ => false,
+            };
+            if !skip {
+                if let Err(m) = expand_percent_dollar(value, &tokens, &cx.env) {
+                    return Err(at(
+                        path,
+                        *line,
+                        format!("`{keyword} {value}`: {m}; ssh refuses it when connecting"),
+                    ));
+                }
+            }
+        }
         // ssh refuses a last hop that is the destination itself.
         if let Some(Route {
             jump: Some(hops),

@@ -870,6 +870,9 @@ const VALUE_CORPUS: &[(&str, &[&str])] = &[
         &[
             "yes",
             "sometimes",
+            "${HOME}",
+            "/a/%Z",
+            "${UNSET_X}",
             "$SSH_AUTH_SOCK",
             "${X",
             "$1x",
@@ -1018,12 +1021,24 @@ const VALUE_CORPUS: &[(&str, &[&str])] = &[
     // strings: one value only
     ("User", &["a", "a b", "\"a b\""]),
     ("HostName", &["h", "h i"]),
-    ("ControlPath", &["none", "/tmp/%C", "a b"]),
+    (
+        "ControlPath",
+        &[
+            "none",
+            "/tmp/%C",
+            "a b",
+            "/a/%Z",
+            "/a/%j",
+            "${HOME}/%C",
+            "${UNSET_X}/c",
+            "/a/%",
+        ],
+    ),
     ("IdentityFile", &["~/.ssh/id", "a b"]),
     ("BindAddress", &["127.0.0.1", "a b"]),
     (
         "UserKnownHostsFile",
-        &["/a /b", "none", "none /a", "/a none"],
+        &["/a /b", "none", "none /a", "/a none", "/a/%Z", "/a/%h"],
     ),
     ("GlobalKnownHostsFile", &["/a", "NONE /a"]),
     // specials
@@ -1066,7 +1081,16 @@ const VALUE_CORPUS: &[(&str, &[&str])] = &[
     ),
     (
         "IdentityAgent",
-        &["SSH_AUTH_SOCK", "$SSH_AUTH_SOCK", "${A", "$9", "none"],
+        &[
+            "SSH_AUTH_SOCK",
+            "$SSH_AUTH_SOCK",
+            "${A",
+            "$9",
+            "none",
+            "/a/%Z",
+            "${HOME}/a",
+            "${UNSET_X}",
+        ],
     ),
     ("SendEnv", &["LANG LC_*", "A=B", "-X"]),
     ("SetEnv", &["A=B", "A", "A=B C=D"]),
@@ -1103,6 +1127,8 @@ const VALUE_CORPUS: &[(&str, &[&str])] = &[
             "8080 a\\:b:80",
             "[x 80",
             "${HOME}/s /tmp/t",
+            "${UNSET_X}:1 h:2",
+            "1 h:${UNSET_X}",
         ],
     ),
     (
@@ -1244,6 +1270,9 @@ fn every_keyword_with_generic_values_as_ssh_takes_it() {
     let cx = context();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    // `IdentityFile ${X}` with `X` unset: `ssh -G` prints it, but ssh
+    // refuses it when it connects (loading the keys), as deployer does.
+    let refused_when_connecting = [("identityfile", "${X}"), ("identityfile2", "${X}")];
     // `ForkAfterAuthentication yes` is refused by ssh only for a session
     // without a command, which deployer never opens.
     let by_design = [
@@ -1256,7 +1285,10 @@ fn every_keyword_with_generic_values_as_ssh_takes_it() {
         if ["host", "match", "include"].contains(keyword) {
             continue;
         }
-        for value in ["x", "x y", "1", "yes", "\"\"", "-1"] {
+        for value in [
+            "x", "x y", "1", "yes", "\"\"", "-1", "none", "any", "0", "ask", "*", "a,b", "1m",
+            "a=b", "${X}", "$X", "[x", "NO", "+", "-", "^", "a:1", "/p",
+        ] {
             let mut placements = vec![
                 (
                     "Host other",
@@ -1267,7 +1299,8 @@ fn every_keyword_with_generic_values_as_ssh_takes_it() {
                     format!("Match host other\n  {keyword} {value}\n"),
                 ),
             ];
-            if !by_design.contains(keyword) {
+            if !by_design.contains(keyword) && !refused_when_connecting.contains(&(keyword, value))
+            {
                 placements.push(("applies", format!("{keyword} {value}\n")));
             }
             for (where_, text) in placements {
