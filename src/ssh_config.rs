@@ -3467,6 +3467,13 @@ Host *
         assert!(resolve_err("HostKeyAlgorithms !ssh-rsa\n").contains("HostKeyAlgorithms"));
         assert!(resolve_err("ProxyJump h\n").contains("jumphost loop"));
         let _ = resolve("Host other\n  ConnectionAttempts 0\n", "h");
+        // `${VAR}` ssh expands while reading: set or not, on every line.
+        let err = resolve_err("Host other\n  IdentityAgent ${UNSET}/a\n");
+        assert!(err.contains(":2") && err.contains("${UNSET}"), "{err}");
+        let _ = resolve("Host other\n  LocalForward 1 ${HOME}:2\n", "h");
+        // Tokens ssh expands in the obtained value only.
+        assert!(resolve_err("ControlPath /a/%Z\n").contains("%Z"));
+        let _ = resolve("Host other\n  ControlPath /a/%Z\n", "h");
     }
 
     fn resolve_err(text: &str) -> String {

@@ -1222,9 +1222,14 @@ fn option_values_are_accepted_and_refused_exactly_as_ssh_does() {
                     "Match host other",
                     format!("Match host other\n  {keyword} {value}\n"),
                 ),
+                (
+                    "included from Host other",
+                    format!("Host other\n  Include {}\n", d.join("inc").display()),
+                ),
             ] {
                 let path = d.join("config");
                 std::fs::write(&path, &text).unwrap();
+                std::fs::write(d.join("inc"), format!("{keyword} {value}\n")).unwrap();
                 let (ssh_ok, ssh_err) = ssh_verdict(&path, "h");
                 let ours =
                     SshConfigFile::load_named(&path, &cx.home).and_then(|f| f.resolve("h", &cx));
