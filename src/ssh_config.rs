@@ -629,7 +629,9 @@ fn parse_time(text: &str) -> Option<Duration> {
     let mut total: u64 = 0;
     let mut rest = text;
     while !rest.is_empty() {
-        // `strtol` takes a sign; ssh refuses only negative numbers.
+        // `strtol` skips white space and takes a sign; ssh refuses only
+        // negative numbers.
+        rest = rest.trim_start_matches(C_SPACE);
         let negative = rest.starts_with('-');
         rest = rest.strip_prefix(['+', '-']).unwrap_or(rest);
         let digits = rest
@@ -1116,9 +1118,14 @@ const IPQOS: &[&str] = &[
     "reliability",
 ];
 
+/// What C's `isspace` calls white space.
+const C_SPACE: &[char] = &[' ', '\t', '\n', '\x0b', '\x0c', '\r'];
+
 /// A C `strtol`-style integer: optional sign, then decimal digits, nothing
 /// after. `None` when it is not one (or does not fit in an `i64`).
 fn c_integer(text: &str) -> Option<i64> {
+    // `strtol` skips leading white space.
+    let text = text.trim_start_matches(C_SPACE);
     let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -1853,6 +1860,7 @@ fn forward_is_valid(spec: &str, dynamic: bool, remote: bool) -> bool {
 /// ssh's `parse_ipqos` number: `strtol` with base 0 (decimal, `0x` hex,
 /// `0` octal), 0 to 255.
 fn c_ipqos_number(text: &str) -> bool {
+    let text = text.trim_start_matches(C_SPACE);
     let (negative, unsigned) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text.strip_prefix('+').unwrap_or(text)),

@@ -932,7 +932,20 @@ const VALUE_CORPUS: &[(&str, &[&str])] = &[
             "m",
         ],
     ),
-    ("ServerAliveInterval", &["15", "15q", "none"]),
+    (
+        "ServerAliveInterval",
+        &["15", "15q", "none", "\" 5\"", "\"1m 30\"", "1M"],
+    ),
+    ("Port", &["\" 22\"", "\"22 \""]),
+    ("ConnectionAttempts", &["\" 3\""]),
+    ("IPQoS", &["\" 8\""]),
+    ("TunnelDevice", &["+1", "2147483645", "2147483646"]),
+    ("LogLevel", &["\"\""]),
+    ("Compression", &["\"yes \""]),
+    (
+        "RekeyLimit",
+        &["1G!", "1.2.3", "15", "-5", "0.01K", "0.02K", "16", "1GB"],
+    ),
     ("ForwardX11Timeout", &["20m", "-2"]),
     (
         "ControlPersist",
