@@ -26,6 +26,14 @@
 //! unknown one refuses the configuration, as ssh's "Bad configuration
 //! option" does, unless an `IgnoreUnknown` obtained before it lists it;
 //! deprecated ones are accepted silently, unsupported ones with a warning.
+//! The values of every keyword are checked as ssh checks them when it reads
+//! a line, whether or not the line applies to the host (yes/no flags and
+//! ssh's other value tables, numbers, times, ports, log levels, algorithm
+//! names as `ssh -Q` lists them, forwardings, extra arguments…); the few
+//! checks ssh makes only on the value it obtained (`ConnectionAttempts`,
+//! `HostKeyAlgorithms`, a `ProxyJump` looping to the host itself) are made
+//! when resolving, and `CanonicalizePermittedCNAMEs` refuses the host, as
+//! following CNAMEs would change where it connects.
 //!
 //! It must not connect anywhere or run anything: a `Match exec` is
 //! refused, never run or guessed.
@@ -454,6 +462,9 @@ enum ItemKind {
     /// A keyword ssh does not know (lowercased): refused unless an
     /// `IgnoreUnknown` obtained before it lists it.
     Unknown(String),
+    /// The `${VAR}` names a line needs set (see `required_env`), checked
+    /// whether or not the line applies.
+    NeedsEnv(Vec<String>),
 }
 
 #[derive(Debug, Clone)]
@@ -502,6 +513,10 @@ enum Opt {
     CanonicalizeHostname(String),
     /// `IgnoreUnknown`: a pattern list of keywords.
     IgnoreUnknown(String),
+    /// An option deployer does not use but whose obtained value ssh checks
+    /// again after reading the files (`ConnectionAttempts`, algorithm
+    /// lists, `CanonicalizePermittedCNAMEs`): canonical keyword, value.
+    Checked(&'static str, String),
 }
 
 /// Matches `text` against an ssh pattern: `*` is any run of characters,
@@ -614,6 +629,11 @@ fn parse_time(text: &str) -> Option<Duration> {
     let mut total: u64 = 0;
     let mut rest = text;
     while !rest.is_empty() {
+        // `strtol` skips white space and takes a sign; ssh refuses only
+        // negative numbers.
+        rest = rest.trim_start_matches(C_SPACE);
+        let negative = rest.starts_with('-');
+        rest = rest.strip_prefix(['+', '-']).unwrap_or(rest);
         let digits = rest
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
@@ -621,6 +641,9 @@ fn parse_time(text: &str) -> Option<Duration> {
             return None;
         }
         let number: u64 = rest[..digits].parse().ok()?;
+        if negative && number != 0 {
+            return None;
+        }
         rest = &rest[digits..];
         let unit = match rest.chars().next() {
             None => 1,
@@ -665,8 +688,8 @@ fn parse_flag(text: &str) -> Option<bool> {
 /// A TCP port as ssh's `a2port` reads it: a number, or a service name
 /// from `/etc/services` (`ssh`).
 fn parse_port(text: &str) -> Option<u16> {
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        return text.parse::<u16>().ok().filter(|&p| p != 0);
+    if let Some(number) = c_integer(text).filter(|n| (0..=65535).contains(n)) {
+        return u16::try_from(number).ok().filter(|&p| p != 0);
     }
     service_port(
         text,
@@ -718,7 +741,9 @@ fn parse_jump_host(text: &str) -> Option<JumpHost> {
             None => (rest, None),
         }
     };
-    if host.is_empty() || host.contains(['/', '@', ' ']) {
+    // ssh checks a URI's host as a domain name, and only `/` and `@`
+    // otherwise.
+    if host.is_empty() || host.contains(['/', '@']) || (uri && !valid_domain(host)) {
         return None;
     }
     let port = match port {
@@ -945,11 +970,918 @@ fn parse_option(keyword: &str, args: &[String], raw: &str) -> Result<Option<Opt>
             }
             Opt::CanonicalizeHostname(lower)
         }
-        // ssh has a hundred more options; their values are not ours to
-        // check.
+        "connectionattempts"
+        | "canonicalizepermittedcnames"
+        | "hostkeyalgorithms"
+        | "controlpath"
+        | "identityagent"
+        | "forwardagent" => {
+            let canonical = match keyword {
+                "connectionattempts" => "ConnectionAttempts",
+                "canonicalizepermittedcnames" => "CanonicalizePermittedCNAMEs",
+                "controlpath" => "ControlPath",
+                "identityagent" => "IdentityAgent",
+                "forwardagent" => "ForwardAgent",
+                _ => "HostKeyAlgorithms",
+            };
+            Opt::Checked(canonical, args.join(" "))
+        }
+        // The values of ssh's other options are checked by `check_values`
+        // and not used.
         _ => return Ok(None),
     };
     Ok(Some(opt))
+}
+
+/// ssh's yes/no table (`multistate_flag`), compared case-insensitively.
+const FLAG: &[&str] = &["yes", "no", "true", "false"];
+/// The names ssh's `Ciphers` accepts (`ssh -Q cipher` on Debian's 9.2p1).
+const CIPHERS: &[&str] = &[
+    "3des-cbc",
+    "aes128-cbc",
+    "aes192-cbc",
+    "aes256-cbc",
+    "aes128-ctr",
+    "aes192-ctr",
+    "aes256-ctr",
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+];
+/// The names ssh's `MACs` accepts (`ssh -Q mac`).
+const MACS: &[&str] = &[
+    "hmac-sha1",
+    "hmac-sha1-96",
+    "hmac-sha2-256",
+    "hmac-sha2-512",
+    "hmac-md5",
+    "hmac-md5-96",
+    "umac-64@openssh.com",
+    "umac-128@openssh.com",
+    "hmac-sha1-etm@openssh.com",
+    "hmac-sha1-96-etm@openssh.com",
+    "hmac-sha2-256-etm@openssh.com",
+    "hmac-sha2-512-etm@openssh.com",
+    "hmac-md5-etm@openssh.com",
+    "hmac-md5-96-etm@openssh.com",
+    "umac-64-etm@openssh.com",
+    "umac-128-etm@openssh.com",
+];
+/// The names ssh's `KexAlgorithms` accepts (`ssh -Q kex`).
+const KEX: &[&str] = &[
+    "diffie-hellman-group1-sha1",
+    "diffie-hellman-group14-sha1",
+    "diffie-hellman-group14-sha256",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group18-sha512",
+    "diffie-hellman-group-exchange-sha1",
+    "diffie-hellman-group-exchange-sha256",
+    "ecdh-sha2-nistp256",
+    "ecdh-sha2-nistp384",
+    "ecdh-sha2-nistp521",
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "sntrup761x25519-sha512",
+    "sntrup761x25519-sha512@openssh.com",
+];
+/// Key and signature algorithm names (`ssh -Q key-sig`), for
+/// `HostKeyAlgorithms`, `PubkeyAcceptedAlgorithms` and the like.
+const KEY_ALGORITHMS: &[&str] = &[
+    "ssh-ed25519",
+    "ssh-ed25519-cert-v01@openssh.com",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ssh-ed25519-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp521",
+    "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+    "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "webauthn-sk-ecdsa-sha2-nistp256@openssh.com",
+    "ssh-dss",
+    "ssh-dss-cert-v01@openssh.com",
+    "ssh-rsa",
+    "ssh-rsa-cert-v01@openssh.com",
+    "rsa-sha2-256",
+    "rsa-sha2-256-cert-v01@openssh.com",
+    "rsa-sha2-512",
+    "rsa-sha2-512-cert-v01@openssh.com",
+];
+/// Debian's GSSAPI key exchange algorithms (`ssh -Q kex-gss`); a name
+/// is accepted when it starts with one of them.
+const GSS_KEX_PREFIXES: &[&str] = &[
+    "gss-gex-sha1-",
+    "gss-group1-sha1-",
+    "gss-group14-sha1-",
+    "gss-group14-sha256-",
+    "gss-group16-sha512-",
+    "gss-nistp256-sha256-",
+    "gss-curve25519-sha256-",
+];
+/// Short key type names ssh also takes in key algorithm lists, any case.
+const KEY_SHORT_NAMES: &[&str] = &["dsa", "ecdsa", "ecdsa-sk", "ed25519", "ed25519-sk", "rsa"];
+const LOG_LEVELS: &[&str] = &[
+    "quiet", "fatal", "error", "info", "verbose", "debug", "debug1", "debug2", "debug3",
+];
+const LOG_FACILITIES: &[&str] = &[
+    "daemon", "user", "auth", "authpriv", "local0", "local1", "local2", "local3", "local4",
+    "local5", "local6", "local7",
+];
+const IPQOS: &[&str] = &[
+    "none",
+    "af11",
+    "af12",
+    "af13",
+    "af21",
+    "af22",
+    "af23",
+    "af31",
+    "af32",
+    "af33",
+    "af41",
+    "af42",
+    "af43",
+    "cs0",
+    "cs1",
+    "cs2",
+    "cs3",
+    "cs4",
+    "cs5",
+    "cs6",
+    "cs7",
+    "ef",
+    "le",
+    "lowdelay",
+    "throughput",
+    "reliability",
+];
+
+/// What C's `isspace` calls white space.
+const C_SPACE: &[char] = &[' ', '\t', '\n', '\x0b', '\x0c', '\r'];
+
+/// A C `strtol`-style integer: optional sign, then decimal digits, nothing
+/// after. `None` when it is not one (or does not fit in an `i64`).
+fn c_integer(text: &str) -> Option<i64> {
+    // `strtol` skips leading white space.
+    let text = text.trim_start_matches(C_SPACE);
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let value: i64 = digits.parse().ok()?;
+    Some(if text.starts_with('-') { -value } else { value })
+}
+
+/// ssh's `strtonum(text, 0, INT_MAX)`, used for its integer options.
+fn c_count(text: &str) -> bool {
+    c_integer(text).is_some_and(|n| (0..=i64::from(i32::MAX)).contains(&n))
+}
+
+/// ssh's `convtime`: `none` is not a time here.
+fn c_time(text: &str) -> bool {
+    parse_time(text).is_some()
+}
+
+/// The argument at `index`, or the "missing argument" error.
+fn arg_at<'a>(keyword: &str, args: &'a [String], index: usize) -> Result<&'a str, String> {
+    match args.get(index) {
+        Some(arg) if !arg.is_empty() => Ok(arg),
+        _ => Err(format!("`{keyword}` needs a value")),
+    }
+}
+
+/// One value that must be one of `table` (any case), as ssh's
+/// `parse_multistate`.
+fn one_of(keyword: &str, args: &[String], table: &[&str]) -> Result<usize, String> {
+    let value = arg_at(keyword, args, 0)?;
+    if table.iter().any(|t| t.eq_ignore_ascii_case(value)) {
+        Ok(1)
+    } else {
+        Err(format!(
+            "`{keyword}` must be one of {}, not `{value}`",
+            table
+                .iter()
+                .map(|t| format!("`{t}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+}
+
+/// An algorithm list as ssh checks it: a leading `-` is not checked, a
+/// leading `+` or `^` is dropped, then each comma-separated name up to the
+/// first empty one must be one `known` accepts.
+fn algorithm_list(
+    keyword: &str,
+    args: &[String],
+    what: &str,
+    known: &dyn Fn(&str) -> bool,
+) -> Result<usize, String> {
+    let value = arg_at(keyword, args, 0)?;
+    if value.starts_with('-') {
+        return Ok(1);
+    }
+    let list = value.strip_prefix(['+', '^']).unwrap_or(value);
+    let bad = if list.is_empty() {
+        Some("")
+    } else {
+        list.split(',')
+            .take_while(|name| !name.is_empty())
+            .find(|name| !known(name))
+    };
+    match bad {
+        None => Ok(1),
+        Some(name) => Err(format!(
+            "`{keyword}`: `{name}` is not one of the {what} this ssh knows (see `ssh -Q {}`)",
+            match what {
+                "ciphers" => "cipher",
+                "MACs" => "mac",
+                "key exchange algorithms" => "kex",
+                _ => "key-sig",
+            }
+        )),
+    }
+}
+
+/// A key algorithm name, a short key type name, or a pattern (possibly
+/// negated) that matches some key algorithm name.
+fn key_algorithm_known(name: &str) -> bool {
+    if KEY_ALGORITHMS.contains(&name)
+        || KEY_SHORT_NAMES.iter().any(|s| s.eq_ignore_ascii_case(name))
+    {
+        return true;
+    }
+    let pattern = name.strip_prefix('!').unwrap_or(name);
+    KEY_ALGORITHMS.iter().any(|k| wildcard_match(pattern, k))
+}
+
+/// A list whose `none` must stand alone and whose values may not be empty.
+fn list_with_none(keyword: &str, args: &[String]) -> Result<usize, String> {
+    if args.iter().any(String::is_empty) {
+        return Err(format!("`{keyword}` has an empty value"));
+    }
+    if args.len() > 1 && args.iter().any(|a| a.eq_ignore_ascii_case("none")) {
+        return Err(format!("`{keyword}`: `none` must be its only value"));
+    }
+    Ok(args.len())
+}
+
+/// ssh's `valid_domain` for `CanonicalDomains`.
+fn valid_domain(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes[0].is_ascii_alphanumeric()
+        && !name.contains("..")
+        && bytes
+            .iter()
+            .all(|&b| b == b'.' || b == b'-' || b == b'_' || b.is_ascii_alphanumeric())
+}
+
+/// ssh's `scan_scaled` for `RekeyLimit`: an optional sign, digits with at
+/// most one `.` (none at all reads as 0), then optionally a unit `B`, `K`,
+/// `M`, `G`, `T`, `P` or `E` (any case) not followed by a letter or digit.
+/// The number of bytes, or `None` when ssh refuses it.
+fn scaled_size(text: &str) -> Option<i64> {
+    let (negative, rest) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(rest.len());
+    let (number, after) = rest.split_at(end);
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if fraction.contains('.') || whole.len() >= 21 {
+        return None;
+    }
+    let whole: i128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    if whole > i128::from(i64::MAX) {
+        return None;
+    }
+    let mut chars = after.chars();
+    let shift = match chars.next().map(|c| c.to_ascii_uppercase()) {
+        None => 0,
+        Some('B') => 0,
+        Some('K') => 10,
+        Some('M') => 20,
+        Some('G') => 30,
+        Some('T') => 40,
+        Some('P') => 50,
+        Some('E') => 60,
+        Some(_) => return None,
+    };
+    if chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) {
+        return None;
+    }
+    let scale = 1i128 << shift;
+    let mut total = whole * scale;
+    if total > i128::from(i64::MAX) {
+        return None;
+    }
+    if shift > 0 && !fraction.is_empty() {
+        let digits = &fraction[..fraction.len().min(19)];
+        let part: f64 = format!("0.{digits}").parse().ok()?;
+        total += (part * scale as f64) as i128;
+    }
+    let total = if negative { -total } else { total };
+    i64::try_from(total).ok()
+}
+
+/// An environment expansion check as ssh makes for `IdentityAgent` and
+/// `ForwardAgent` paths: every `${` must close, and a legacy `$NAME` must
+/// be a valid name.
+fn agent_path(keyword: &str, value: &str) -> Result<(), String> {
+    let mut rest = value;
+    while let Some(at) = rest.find("${") {
+        let Some(end) = rest[at..].find('}') else {
+            return Err(format!("`{keyword}`: unterminated `${{` in `{value}`"));
+        };
+        rest = &rest[at + end + 1..];
+    }
+    if let Some(name) = value.strip_prefix('$') {
+        if !name.starts_with('{')
+            && (name.is_empty() || !name.bytes().all(|b| b == b'_' || b.is_ascii_alphanumeric()))
+        {
+            return Err(format!(
+                "`{keyword}`: `{value}` is not a valid environment name"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the values of one option line as ssh's `process_config_line`
+/// does, for every keyword ssh knows, whether or not the line applies to
+/// the host (ssh checks them all when it reads the file). Errors name the
+/// keyword, the value and what is accepted.
+fn check_values(keyword: &str, args: &[String]) -> Result<(), String> {
+    let k = keyword;
+    let used = match keyword {
+        "forwardx11"
+        | "forwardx11trusted"
+        | "gatewayports"
+        | "exitonforwardfailure"
+        | "passwordauthentication"
+        | "kbdinteractiveauthentication"
+        | "challengeresponseauthentication"
+        | "skeyauthentication"
+        | "tisauthentication"
+        | "hostbasedauthentication"
+        | "gssapiauthentication"
+        | "gssapidelegatecredentials"
+        | "batchmode"
+        | "checkhostip"
+        | "tcpkeepalive"
+        | "keepalive"
+        | "nohostauthenticationforlocalhost"
+        | "clearallforwardings"
+        | "enablesshkeysign"
+        | "identitiesonly"
+        | "hashknownhosts"
+        | "permitlocalcommand"
+        | "visualhostkey"
+        | "stdinnull"
+        | "forkafterauthentication"
+        | "proxyusefdpass"
+        | "canonicalizefallbacklocal"
+        | "streamlocalbindunlink"
+        | "enableescapecommandline"
+        | "gssapikeyexchange"
+        | "gssapirenewalforcesrekey"
+        | "gssapitrustdns" => one_of(k, args, FLAG)?,
+        "pubkeyauthentication" | "dsaauthentication" => one_of(
+            k,
+            args,
+            &["yes", "no", "true", "false", "unbound", "host-bound"],
+        )?,
+        "verifyhostkeydns" | "updatehostkeys" => {
+            one_of(k, args, &["yes", "no", "true", "false", "ask"])?
+        }
+        "stricthostkeychecking" => one_of(
+            k,
+            args,
+            &["yes", "no", "true", "false", "ask", "off", "accept-new"],
+        )?,
+        "compression" => one_of(k, args, &["yes", "no"])?,
+        "addressfamily" => one_of(k, args, &["inet", "inet6", "any"])?,
+        "controlmaster" => one_of(
+            k,
+            args,
+            &["yes", "no", "true", "false", "auto", "ask", "autoask"],
+        )?,
+        "tunnel" => one_of(
+            k,
+            args,
+            &["yes", "no", "true", "false", "ethernet", "point-to-point"],
+        )?,
+        "requesttty" => one_of(k, args, &["yes", "no", "true", "false", "force", "auto"])?,
+        "sessiontype" => one_of(k, args, &["none", "subsystem", "default"])?,
+        "canonicalizehostname" => one_of(k, args, &["yes", "no", "true", "false", "always"])?,
+        "connecttimeout"
+        | "forwardx11timeout"
+        | "serveraliveinterval"
+        | "protocolkeepalives"
+        | "setuptimeout" => {
+            let value = arg_at(k, args, 0)?;
+            if value != "none" && !c_time(value) {
+                return Err(format!(
+                    "`{k}` must be `none` or a time such as `10` or `1m30s`, not `{value}`"
+                ));
+            }
+            1
+        }
+        "numberofpasswordprompts"
+        | "connectionattempts"
+        | "serveralivecountmax"
+        | "canonicalizemaxdots"
+        | "requiredrsasize" => {
+            let value = args.first().map(String::as_str).unwrap_or("");
+            if !c_count(value) {
+                return Err(format!(
+                    "`{k}` must be a whole number from 0 to 2147483647, not `{value}`"
+                ));
+            }
+            1
+        }
+        "kbdinteractivedevices"
+        | "xauthlocation"
+        | "user"
+        | "hostname"
+        | "hostkeyalias"
+        | "preferredauthentications"
+        | "bindaddress"
+        | "bindinterface"
+        | "pkcs11provider"
+        | "smartcarddevice"
+        | "securitykeyprovider"
+        | "controlpath"
+        | "ignoreunknown"
+        | "revokedhostkeys"
+        | "identityfile"
+        | "identityfile2"
+        | "certificatefile"
+        | "gssapiclientidentity"
+        | "gssapiserveridentity" => {
+            arg_at(k, args, 0)?;
+            1
+        }
+        "globalknownhostsfile" | "userknownhostsfile" | "logverbose" => list_with_none(k, args)?,
+        "port" => {
+            let value = arg_at(k, args, 0)?;
+            if parse_port(value).is_none() {
+                return Err(format!(
+                    "`Port` must be a number from 1 to 65535 or a service name from \
+                     `/etc/services`, not `{value}`"
+                ));
+            }
+            1
+        }
+        "ciphers" => algorithm_list(k, args, "ciphers", &|n| CIPHERS.contains(&n))?,
+        "macs" => algorithm_list(k, args, "MACs", &|n| MACS.contains(&n))?,
+        "kexalgorithms" => {
+            algorithm_list(k, args, "key exchange algorithms", &|n| KEX.contains(&n))?
+        }
+        "hostkeyalgorithms"
+        | "casignaturealgorithms"
+        | "hostbasedacceptedalgorithms"
+        | "hostbasedkeytypes"
+        | "pubkeyacceptedalgorithms"
+        | "pubkeyacceptedkeytypes" => {
+            algorithm_list(k, args, "key algorithms", &key_algorithm_known)?
+        }
+        "loglevel" => one_of(k, args, LOG_LEVELS)?,
+        "syslogfacility" => one_of(k, args, LOG_FACILITIES)?,
+        "fingerprinthash" => one_of(k, args, &["md5", "sha1", "sha256", "sha384", "sha512"])?,
+        "escapechar" => {
+            let value = arg_at(k, args, 0)?;
+            let b = value.as_bytes();
+            let ok = value == "none"
+                || b.len() == 1
+                || (b.len() == 2 && b[0] == b'^' && (64..128).contains(&b[1]));
+            if !ok {
+                return Err(format!(
+                    "`EscapeChar` must be `none`, one character or `^` and a character, \
+                     not `{value}`"
+                ));
+            }
+            1
+        }
+        "controlpersist" => {
+            let value = arg_at(k, args, 0)?;
+            if !["yes", "no", "true", "false"].contains(&value) && !c_time(value) {
+                return Err(format!(
+                    "`ControlPersist` must be `yes`, `no` or a time such as `10m`, not `{value}`"
+                ));
+            }
+            1
+        }
+        "tunneldevice" => {
+            let value = arg_at(k, args, 0)?;
+            let id = |s: &str| {
+                s.eq_ignore_ascii_case("any")
+                    || c_integer(s).is_some_and(|n| (0..=0x7fff_fffd).contains(&n))
+            };
+            let ok = match value.split_once(':') {
+                Some((local, remote)) => id(local) && id(remote),
+                None => id(value),
+            };
+            if !ok {
+                return Err(format!(
+                    "`TunnelDevice` must be `local[:remote]`, each a number or `any`, \
+                     not `{value}`"
+                ));
+            }
+            1
+        }
+        "ipqos" => {
+            let qos =
+                |s: &str| IPQOS.iter().any(|q| q.eq_ignore_ascii_case(s)) || c_ipqos_number(s);
+            for value in args.iter().take(2) {
+                if !qos(value) {
+                    return Err(format!(
+                        "`IPQoS` must be DSCP names such as `af21` or `cs1`, `lowdelay`, \
+                         `throughput`, `reliability`, `none` or a number 0-255, not `{value}`"
+                    ));
+                }
+            }
+            if args.is_empty() {
+                return Err("`IPQoS` needs a value".to_string());
+            }
+            args.len().min(2)
+        }
+        "rekeylimit" => {
+            let value = arg_at(k, args, 0)?;
+            if value != "default" {
+                let size = scaled_size(value).ok_or_else(|| {
+                    format!("`RekeyLimit` must be a size such as `1G` or `default`, not `{value}`")
+                })?;
+                if size != 0 && size < 16 {
+                    return Err(format!("`RekeyLimit` `{value}` is too small"));
+                }
+            }
+            match args.get(1).map(String::as_str) {
+                None => 1,
+                Some("none") => 2,
+                Some(time) if c_time(time) => 2,
+                Some(time) => {
+                    return Err(format!(
+                        "`RekeyLimit`: `{time}` is not `none` or a time such as `1h`"
+                    ))
+                }
+            }
+        }
+        "streamlocalbindmask" => {
+            let value = arg_at(k, args, 0)?;
+            let digits = value.strip_prefix('+').unwrap_or(value);
+            let octal = digits
+                .bytes()
+                .position(|b| !(b'0'..=b'7').contains(&b))
+                .unwrap_or(digits.len());
+            let ok =
+                octal > 0 && u32::from_str_radix(&digits[..octal], 8).is_ok_and(|m| m <= 0o777);
+            if !ok {
+                return Err(format!(
+                    "`StreamLocalBindMask` must be an octal mode up to 0777, not `{value}`"
+                ));
+            }
+            // ssh reads the octal prefix and ignores what follows.
+            1
+        }
+        "addkeystoagent" => {
+            let value = arg_at(k, args, 0)?;
+            let table = ["yes", "no", "true", "false", "ask", "confirm"];
+            let known = table.iter().find(|t| t.eq_ignore_ascii_case(value));
+            let ok = match (known, args.get(1)) {
+                (Some(&"confirm"), Some(time)) => c_time(time),
+                (Some(_), None) => true,
+                (None, None) => c_time(value),
+                _ => false,
+            };
+            if !ok {
+                return Err(format!(
+                    "`AddKeysToAgent` must be `yes`, `no`, `ask`, `confirm` (optionally \
+                     with a time) or a time, not `{}`",
+                    args.join(" ")
+                ));
+            }
+            args.len()
+        }
+        "identityagent" => {
+            agent_path(k, arg_at(k, args, 0)?)?;
+            1
+        }
+        "forwardagent" => {
+            let value = arg_at(k, args, 0)?;
+            if !FLAG.iter().any(|f| f.eq_ignore_ascii_case(value)) {
+                agent_path(k, value)?;
+            }
+            1
+        }
+        "sendenv" => {
+            if args.iter().any(|a| a.is_empty() || a.contains('=')) {
+                return Err("`SendEnv` takes variable names (patterns), without `=`".to_string());
+            }
+            args.len()
+        }
+        "setenv" => {
+            if args.iter().any(|a| !a.contains('=')) {
+                return Err("`SetEnv` takes `NAME=VALUE` pairs".to_string());
+            }
+            args.len()
+        }
+        "canonicaldomains" => {
+            list_with_none(k, args)?;
+            if let Some(bad) = args
+                .iter()
+                .find(|a| !a.eq_ignore_ascii_case("none") && !valid_domain(a))
+            {
+                return Err(format!("`CanonicalDomains`: `{bad}` is not a domain name"));
+            }
+            args.len()
+        }
+        "canonicalizepermittedcnames" => {
+            if args.len() > 1 && args.iter().any(|a| a.eq_ignore_ascii_case("none")) {
+                return Err(format!("`{k}`: `none` must be its only value"));
+            }
+            if let Some(bad) = args.iter().find(|a| {
+                !a.eq_ignore_ascii_case("none")
+                    && a.as_str() != "*"
+                    && a.split_once(':').is_none_or(|(_, to)| to.is_empty())
+            }) {
+                return Err(format!(
+                    "`{k}`: `{bad}` is not `none`, `*` or `source_domains:target_domains`"
+                ));
+            }
+            args.len()
+        }
+        "localforward" | "remoteforward" | "dynamicforward" => {
+            let listen = arg_at(k, args, 0)?;
+            let remote = k == "remoteforward";
+            let (spec, dynamic, used) = match (k, args.get(1).filter(|a| !a.is_empty())) {
+                ("dynamicforward", _) => (listen.to_string(), true, 1),
+                (_, Some(target)) => (format!("{listen}:{target}"), false, 2),
+                ("remoteforward", None) => (listen.to_string(), true, 1),
+                _ => return Err(format!("`{k}` needs a listen address and a target")),
+            };
+            if !forward_is_valid(&spec, dynamic, remote) {
+                return Err(format!(
+                    "`{k}`: bad forwarding specification `{}` (ssh_config(5): \
+                     `[bind_address:]port host:hostport` or socket paths)",
+                    args[..used].join(" ")
+                ));
+            }
+            used
+        }
+        "permitremoteopen" => {
+            for (i, arg) in args.iter().enumerate() {
+                if arg.eq_ignore_ascii_case("none") || arg.eq_ignore_ascii_case("any") {
+                    if args.len() > 1 {
+                        return Err(format!("`{k}`: `{arg}` must be its only value"));
+                    }
+                    continue;
+                }
+                let port = host_port_delimited(arg).and_then(|(_, port)| port);
+                let ok = port.is_some_and(|p| p == "*" || a2port(p) > 0);
+                if !ok {
+                    return Err(format!(
+                        "`{k}`: value {} `{arg}` is not `host:port` (port a number or `*`), \
+                         `any` or `none`",
+                        i + 1
+                    ));
+                }
+            }
+            args.len()
+        }
+        "gssapikexalgorithms" => {
+            let value = arg_at(k, args, 0)?;
+            if let Some(bad) = value
+                .split(',')
+                .take_while(|n| !n.is_empty())
+                .find(|n| !GSS_KEX_PREFIXES.iter().any(|p| n.starts_with(p)))
+            {
+                return Err(format!(
+                    "`GSSAPIKexAlgorithms`: `{bad}` is not one of this ssh's GSSAPI key \
+                     exchange algorithms (see `ssh -Q kex-gss`)"
+                ));
+            }
+            1
+        }
+        // Commands, `ProxyJump`, `PermitRemoteOpen`, and the keywords ssh
+        // reads and discards take any words; ours are checked by
+        // `parse_option`.
+        _ => args.len(),
+    };
+    if args.len() > used {
+        return Err(format!(
+            "`{keyword}` takes {used} value{}, found {} (ssh refuses extra arguments)",
+            if used == 1 { "" } else { "s" },
+            args.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Why ssh, after reading the files, refuses the value obtained for one
+/// of the [`Opt::Checked`] options, if it does.
+fn refused_obtained_value(keyword: &str, value: &str) -> Option<String> {
+    match keyword {
+        "ConnectionAttempts" => (c_integer(value).unwrap_or(0) <= 0)
+            .then(|| format!("`ConnectionAttempts {value}`: ssh refuses fewer than 1 attempt")),
+        "CanonicalizePermittedCNAMEs" => (!value.eq_ignore_ascii_case("none")).then(|| {
+            format!(
+                "`CanonicalizePermittedCNAMEs {value}`: ssh would look the name up in \
+                 DNS and follow CNAMEs to another name; deployer does not, so it refuses \
+                 the host rather than reach another one"
+            )
+        }),
+        // Expanded with the host's tokens in `finish`.
+        "ControlPath" | "IdentityAgent" | "ForwardAgent" => None,
+        // ssh expands `HostKeyAlgorithms` against the names it knows when
+        // it connects (and for `-G`): `-` only removes names; otherwise a
+        // negated name is an error, and so is a plain list matching none.
+        _ => {
+            if value.starts_with('-') {
+                return None;
+            }
+            let list = value.strip_prefix(['+', '^']);
+            let names = list.unwrap_or(value);
+            if names.split(',').any(|n| n.starts_with('!')) {
+                return Some(format!(
+                    "`HostKeyAlgorithms {value}`: ssh refuses `!` here (use a `-` list \
+                     to remove algorithms)"
+                ));
+            }
+            let matches = KEY_ALGORITHMS
+                .iter()
+                .any(|k| names.split(',').any(|n| wildcard_match(n, k)));
+            (list.is_none() && !matches).then(|| {
+                format!(
+                    "`HostKeyAlgorithms {value}` matches none of the algorithms this ssh \
+                     supports (see `ssh -Q key-sig`), so ssh refuses it"
+                )
+            })
+        }
+    }
+}
+
+/// ssh's `a2port`: a port number (0 included) or a TCP service name, or
+/// -1.
+fn a2port(text: &str) -> i32 {
+    if c_integer(text) == Some(0) {
+        return 0;
+    }
+    parse_port(text).map_or(-1, i32::from)
+}
+
+/// ssh's `hpdelim`: splits `host[:rest]` or `[host]:rest`; `None` when the
+/// text is not of that form (or uses `/` as the separator). The port part
+/// is `None` when there is no `:`.
+fn host_port_delimited(text: &str) -> Option<(&str, Option<&str>)> {
+    let end = if text.starts_with('[') {
+        text.find(']')? + 1
+    } else {
+        text.find([':', '/']).unwrap_or(text.len())
+    };
+    match text[end..].chars().next() {
+        None => Some((&text[..end], None)),
+        Some(':') => Some((&text[..end], Some(&text[end + 1..]))),
+        _ => None,
+    }
+}
+
+/// The fields of a forwarding specification, as ssh's `parse_fwd_field`
+/// splits them: `(text, is a path)`, or `None` when malformed.
+fn forward_fields(spec: &str) -> Option<Vec<(String, bool)>> {
+    let mut fields = Vec::new();
+    let mut rest: Vec<char> = spec.trim_start().chars().collect();
+    while !rest.is_empty() {
+        if fields.len() == 4 {
+            return None;
+        }
+        if rest[0] == '[' {
+            let close = rest.iter().position(|&c| c == ']')?;
+            if !matches!(rest.get(close + 1), None | Some(':')) {
+                return None;
+            }
+            let field: String = rest[1..close].iter().collect();
+            let is_path = field.contains('/');
+            fields.push((field, is_path));
+            rest.drain(..(close + 2).min(rest.len()));
+            continue;
+        }
+        let mut field = String::new();
+        let mut is_path = false;
+        let mut i = 0;
+        while i < rest.len() {
+            match rest[i] {
+                '\\' => {
+                    i += 1;
+                    field.push(*rest.get(i)?);
+                }
+                ':' => break,
+                c => {
+                    is_path |= c == '/';
+                    field.push(c);
+                }
+            }
+            i += 1;
+        }
+        fields.push((field, is_path));
+        rest.drain(..(i + 1).min(rest.len()));
+    }
+    Some(fields)
+}
+
+/// ssh's `parse_forward` verdict for a `LocalForward` (joined `listen:target`),
+/// `RemoteForward` or `DynamicForward` specification. Specifications with
+/// `${` are left to ssh's environment expansion and accepted.
+fn forward_is_valid(spec: &str, dynamic: bool, remote: bool) -> bool {
+    if spec.contains("${") {
+        return true;
+    }
+    let Some(f) = forward_fields(spec) else {
+        return false;
+    };
+    // (listen port, listen path, connect port, connect path, hosts)
+    let (listen_port, listen_path, connect_port, connect_path, hosts): (
+        i32,
+        Option<&str>,
+        i32,
+        Option<&str>,
+        Vec<&str>,
+    ) = match f.len() {
+        1 if f[0].1 => (-2, Some(&f[0].0), 0, None, vec![]),
+        1 => (a2port(&f[0].0), None, 0, None, vec![]),
+        2 if f[0].1 && f[1].1 => (-2, Some(&f[0].0), -2, Some(&f[1].0), vec![]),
+        2 if f[1].1 => (a2port(&f[0].0), None, -2, Some(&f[1].0), vec![]),
+        2 => (a2port(&f[1].0), None, 0, None, vec![&f[0].0]),
+        3 if f[0].1 => (-2, Some(&f[0].0), a2port(&f[2].0), None, vec![&f[1].0]),
+        3 if f[2].1 => (a2port(&f[1].0), None, -2, Some(&f[2].0), vec![&f[0].0]),
+        3 => (a2port(&f[0].0), None, a2port(&f[2].0), None, vec![&f[1].0]),
+        4 => (
+            a2port(&f[1].0),
+            None,
+            a2port(&f[3].0),
+            None,
+            vec![&f[0].0, &f[2].0],
+        ),
+        _ => return false,
+    };
+    if dynamic {
+        if f.len() > 2 {
+            return false;
+        }
+    } else {
+        if f.len() < 3 && connect_path.is_none() && listen_path.is_none() {
+            return false;
+        }
+        if connect_port <= 0 && connect_path.is_none() {
+            return false;
+        }
+    }
+    if (listen_port < 0 && listen_path.is_none()) || (!remote && listen_port == 0) {
+        return false;
+    }
+    // NI_MAXHOST and the size of a socket path.
+    hosts.iter().all(|h| h.len() < 1025)
+        && [listen_path, connect_path]
+            .iter()
+            .flatten()
+            .all(|p| p.len() < 108)
+}
+
+/// ssh's `parse_ipqos` number: `strtol` with base 0 (decimal, `0x` hex,
+/// `0` octal), 0 to 255.
+fn c_ipqos_number(text: &str) -> bool {
+    let text = text.trim_start_matches(C_SPACE);
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let value = if let Some(hex) = unsigned
+        .strip_prefix("0x")
+        .or_else(|| unsigned.strip_prefix("0X"))
+    {
+        u32::from_str_radix(hex, 16).ok()
+    } else if unsigned.len() > 1 && unsigned.starts_with('0') {
+        u32::from_str_radix(&unsigned[1..], 8).ok()
+    } else if !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit()) {
+        unsigned.parse().ok()
+    } else {
+        None
+    };
+    match value {
+        Some(0) => true,
+        Some(v) => !negative && v <= 255,
+        None => false,
+    }
 }
 
 /// Parses the text of one file into items (`Include`s unresolved); the
@@ -970,6 +1902,7 @@ fn parse_items(
         let Some((keyword, args, rest)) = split_line(raw).map_err(invalid)? else {
             continue;
         };
+        let needs = required_env(&keyword, &args);
         let kind = match keyword.as_str() {
             "host" => {
                 if args.is_empty() {
@@ -1000,7 +1933,15 @@ fn parse_items(
                 }
                 ItemKind::Include(args, Vec::new())
             }
-            _ => match parse_option(&keyword, &args, &rest).map_err(invalid)? {
+            _ => match parse_option(&keyword, &args, &rest)
+                .and_then(|opt| {
+                    if is_known_keyword(&keyword) && !rest.is_empty() {
+                        check_values(&keyword, &args)?;
+                    }
+                    Ok(opt)
+                })
+                .map_err(invalid)?
+            {
                 Some(opt) => ItemKind::Set(opt),
                 None if rest.is_empty() => {
                     return Err(invalid(format!(
@@ -1017,18 +1958,60 @@ fn parse_items(
                             ),
                         });
                     }
-                    continue;
+                    ItemKind::NeedsEnv(Vec::new())
                 }
                 None => ItemKind::Unknown(keyword),
             },
         };
-        items.push(Item {
-            kind,
-            path: source.to_path_buf(),
-            number,
-        });
+        let mut push = |kind| {
+            items.push(Item {
+                kind,
+                path: source.to_path_buf(),
+                number,
+            })
+        };
+        match kind {
+            ItemKind::NeedsEnv(_) if needs.is_empty() => {}
+            ItemKind::NeedsEnv(_) => push(ItemKind::NeedsEnv(needs)),
+            kind => {
+                push(kind);
+                if !needs.is_empty() {
+                    push(ItemKind::NeedsEnv(needs));
+                }
+            }
+        }
     }
     Ok(items)
+}
+
+/// The `${VAR}` names ssh expands while reading a line (the agent socket
+/// of `ForwardAgent` and `IdentityAgent`, forwarding specifications), which
+/// it refuses when they are not set, whether or not the line applies.
+fn required_env(keyword: &str, args: &[String]) -> Vec<String> {
+    let values: &[String] = match keyword {
+        "forwardagent"
+            if args
+                .first()
+                .is_some_and(|a| FLAG.iter().any(|f| f.eq_ignore_ascii_case(a))) =>
+        {
+            &[]
+        }
+        "forwardagent" | "identityagent" => &args[..args.len().min(1)],
+        "localforward" | "remoteforward" => &args[..args.len().min(2)],
+        "dynamicforward" => &args[..args.len().min(1)],
+        _ => &[],
+    };
+    let mut names = Vec::new();
+    for value in values {
+        let mut rest = value.as_str();
+        while let Some(at) = rest.find("${") {
+            let after = &rest[at + 2..];
+            let Some(end) = after.find('}') else { break };
+            names.push(after[..end].to_string());
+            rest = &after[end + 1..];
+        }
+    }
+    names
 }
 
 /// True when OpenSSH 9.2's client (Debian's build) knows `keyword`
@@ -1380,6 +2363,11 @@ struct Found {
     route: Option<Route>,
     canonicalize: Option<(String, PathBuf, usize)>,
     ignore_unknown: Option<String>,
+    /// Where each `IdentityFile` and `UserKnownHostsFile` value obtained
+    /// was set (key: keyword and value).
+    lines: BTreeMap<String, (PathBuf, usize)>,
+    /// First values of the options in [`Opt::Checked`], with where.
+    checked: BTreeMap<&'static str, (String, PathBuf, usize)>,
 }
 
 struct State<'a> {
@@ -1421,6 +2409,18 @@ impl State<'_> {
                     for file in files {
                         self.walk(file, active, never || !outer)?;
                         *active = outer;
+                    }
+                }
+                ItemKind::NeedsEnv(names) => {
+                    if let Some(name) = names.iter().find(|n| !self.context.env.contains_key(*n)) {
+                        return Err(SshConfigError::Invalid {
+                            path: item.path.clone(),
+                            line: item.number,
+                            message: format!(
+                                "`${{{name}}}` is not set; ssh expands it when it reads this \
+                                 line and refuses the file (\"env var has no value\")"
+                            ),
+                        });
                     }
                 }
                 ItemKind::Set(opt) if *active => self.set(item, opt),
@@ -1530,10 +2530,22 @@ impl State<'_> {
             Opt::IdentityFile(v) => {
                 if !f.identity_files.contains(v) {
                     f.identity_files.push(v.clone());
+                    f.lines.insert(
+                        format!("IdentityFile {v}"),
+                        (item.path.clone(), item.number),
+                    );
                 }
             }
             Opt::UserKnownHostsFiles(v) => {
-                f.user_known_hosts.get_or_insert_with(|| v.clone());
+                if f.user_known_hosts.is_none() {
+                    f.user_known_hosts = Some(v.clone());
+                    for file in v {
+                        f.lines.insert(
+                            format!("UserKnownHostsFile {file}"),
+                            (item.path.clone(), item.number),
+                        );
+                    }
+                }
             }
             Opt::GlobalKnownHostsFiles(v) => {
                 f.global_known_hosts.get_or_insert_with(|| v.clone());
@@ -1582,6 +2594,11 @@ impl State<'_> {
             Opt::IgnoreUnknown(v) => {
                 f.ignore_unknown.get_or_insert_with(|| v.clone());
             }
+            Opt::Checked(keyword, v) => {
+                f.checked
+                    .entry(keyword)
+                    .or_insert_with(|| (v.clone(), item.path.clone(), item.number));
+            }
         }
     }
 
@@ -1597,6 +2614,11 @@ impl State<'_> {
             line,
             message,
         };
+        for (keyword, (value, path, line)) in &f.checked {
+            if let Some(message) = refused_obtained_value(keyword, value) {
+                return Err(at(path, *line, message));
+            }
+        }
         if let Some((value, path, line)) = &f.canonicalize {
             if value != "no" && value != "false" {
                 return Err(at(
@@ -1663,18 +2685,23 @@ impl State<'_> {
             ('u', &cx.local_user),
         ];
         let path_of = |text: &str, what: &str| -> Result<PathBuf, SshConfigError> {
+            let (path, line) = f
+                .lines
+                .get(&format!("{what} {text}"))
+                .cloned()
+                .unwrap_or_else(|| (PathBuf::from(what), 0));
             let tilde = expand_tilde(text, &cx.home).map_err(|m| SshConfigError::Invalid {
-                path: PathBuf::from(what),
-                line: 0,
-                message: m,
+                path: path.clone(),
+                line,
+                message: format!("`{what} {text}`: {m}"),
             })?;
             expand_percent_dollar(&tilde, &tokens, &cx.env)
                 .map(PathBuf::from)
                 .map_err(|m| SshConfigError::Unsupported {
                     host: alias.to_string(),
-                    path: PathBuf::from(what),
-                    line: 0,
-                    message: format!("`{text}`: {m}"),
+                    path,
+                    line,
+                    message: format!("`{what} {text}`: {m}"),
                 })
         };
         let identity_files = f
@@ -1715,6 +2742,51 @@ impl State<'_> {
             ),
             None => None,
         };
+        // ssh expands these paths (unless `none`, or a flag) before it
+        // connects, and refuses unknown `%` tokens and unset variables.
+        for keyword in ["ControlPath", "IdentityAgent", "ForwardAgent"] {
+            let Some((value, path, line)) = f.checked.get(keyword) else {
+                continue;
+            };
+            let skip = match keyword {
+                "ControlPath" => value.eq_ignore_ascii_case("none"),
+                "ForwardAgent" => FLAG.iter().any(|v| v.eq_ignore_ascii_case(value)),
+                _ => false,
+            };
+            if !skip {
+                if let Err(m) = expand_percent_dollar(value, &tokens, &cx.env) {
+                    return Err(at(
+                        path,
+                        *line,
+                        format!("`{keyword} {value}`: {m}; ssh refuses it when connecting"),
+                    ));
+                }
+            }
+        }
+        // ssh refuses a last hop that is the destination itself.
+        if let Some(Route {
+            jump: Some(hops),
+            path,
+            number,
+            ..
+        }) = &f.route
+        {
+            if let Some(last) = hops.last() {
+                if last.host == host
+                    && last.port.unwrap_or(22) == port
+                    && last.user.as_deref().unwrap_or(&user) == user
+                {
+                    return Err(at(
+                        path,
+                        *number,
+                        format!(
+                            "`ProxyJump`: the last jump host `{last}` is `{user}@{host}:{port}` \
+                             itself (ssh refuses this \"jumphost loop\")"
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(HostSettings {
             host_name: Some(host),
             user: f.user,
@@ -2356,6 +3428,67 @@ Host *
         let cx = with_home(home.path());
         assert_eq!(file.resolve("web", &cx).unwrap().user.as_deref(), Some("u"));
         assert!(file.resolve("office-1", &cx).is_err());
+    }
+
+    #[test]
+    fn values_are_checked_as_ssh_checks_them_even_where_no_line_applies() {
+        let refused = |text: &str| {
+            SshConfigFile::parse(text, Path::new("/cfg"))
+                .err()
+                .map(|e| e.to_string())
+        };
+        for text in [
+            "Compression maybe\n",
+            "Host other\n  ForwardAgent ${X\n",
+            "Match host other\n  LogLevel LOUD\n",
+            "Port 0\n",
+            "Host x\n  Port 70000\n",
+            "ConnectTimeout -1\n",
+            "AddressFamily inet7\n",
+            "RequestTTY sometimes\n",
+            "ControlMaster maybe\n",
+            "Ciphers aes128-ctr,bogus\n",
+            "HostKeyAlgorithms foo*\n",
+            "ForwardX11 yes no\n",
+            "LocalForward 8080\n",
+            "PermitRemoteOpen host\n",
+            "IPQoS af21 cs1 ef\n",
+        ] {
+            let message = refused(text).unwrap_or_else(|| panic!("accepted: {text}"));
+            assert!(message.starts_with("/cfg:"), "{message}");
+        }
+        let message = refused("Host a\n  AddressFamily inet7\n").unwrap();
+        assert!(
+            message.contains("/cfg:2") && message.contains("`inet6`"),
+            "{message}"
+        );
+        for text in [
+            "Compression yes\nForwardAgent $SSH_AUTH_SOCK\nLogLevel debug3\n",
+            "Ciphers -bogus\nMACs +hmac-sha1\nHostKeyAlgorithms ssh-ed25519*,rsa\n",
+            "LocalForward 127.0.0.1:8080 [::1]:80\nRemoteForward 0\nDynamicForward 1080\n",
+            "ConnectTimeout +5\nPort +22\nRekeyLimit 1G 1h\nIPQoS 0x10\n",
+        ] {
+            assert_eq!(refused(text), None, "{text}");
+        }
+        // What ssh checks only on the value it obtained.
+        assert!(resolve_err("ConnectionAttempts 0\n").contains("ConnectionAttempts"));
+        assert!(resolve_err("HostKeyAlgorithms !ssh-rsa\n").contains("HostKeyAlgorithms"));
+        assert!(resolve_err("ProxyJump h\n").contains("jumphost loop"));
+        let _ = resolve("Host other\n  ConnectionAttempts 0\n", "h");
+        // `${VAR}` ssh expands while reading: set or not, on every line.
+        let err = resolve_err("Host other\n  IdentityAgent ${UNSET}/a\n");
+        assert!(err.contains(":2") && err.contains("${UNSET}"), "{err}");
+        let _ = resolve("Host other\n  LocalForward 1 ${HOME}:2\n", "h");
+        // Tokens ssh expands in the obtained value only.
+        assert!(resolve_err("ControlPath /a/%Z\n").contains("%Z"));
+        let _ = resolve("Host other\n  ControlPath /a/%Z\n", "h");
+    }
+
+    fn resolve_err(text: &str) -> String {
+        parse(text)
+            .resolve("h", &context())
+            .expect_err(text)
+            .to_string()
     }
 
     #[test]

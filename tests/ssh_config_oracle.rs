@@ -846,3 +846,504 @@ fn config_files_with_bad_owner_or_permissions_are_refused_as_ssh_refuses_them() 
     }
     assert!(compared >= 5, "{compared} cases");
 }
+
+/// Values for every class of ssh's argument checks, good and bad.
+const VALUE_CORPUS: &[(&str, &[&str])] = &[
+    // yes/no flags
+    (
+        "ForwardX11",
+        &["yes", "NO", "true", "False", "maybe", "1", "on", "yes no"],
+    ),
+    ("BatchMode", &["yes", "sometimes", "\"\""]),
+    ("TCPKeepAlive", &["no", "off"]),
+    ("KeepAlive", &["yes", "y"]),
+    ("ChallengeResponseAuthentication", &["no", "nope"]),
+    ("GSSAPIKeyExchange", &["yes", "x"]),
+    ("GSSAPITrustDns", &["no", "x"]),
+    ("GSSAPIRenewalForcesRekey", &["no", "x"]),
+    ("IdentitiesOnly", &["yes", "perhaps", "yes yes"]),
+    ("HashKnownHosts", &["no", "always"]),
+    // multistate tables
+    ("Compression", &["yes", "no", "maybe", "true", "delayed"]),
+    (
+        "ForwardAgent",
+        &[
+            "yes",
+            "sometimes",
+            "${HOME}",
+            "/a/%Z",
+            "${UNSET_X}",
+            "$SSH_AUTH_SOCK",
+            "${X",
+            "$1x",
+            "/tmp/sock",
+        ],
+    ),
+    (
+        "StrictHostKeyChecking",
+        &["perhaps", "accept-new", "OFF", "ask", "new"],
+    ),
+    ("VerifyHostKeyDNS", &["ask", "confirm", "yes"]),
+    ("UpdateHostKeys", &["ask", "no", "always"]),
+    (
+        "PubkeyAuthentication",
+        &["unbound", "host-bound", "bound", "yes"],
+    ),
+    ("AddressFamily", &["inet", "inet6", "any", "inet7", "ipv4"]),
+    ("ControlMaster", &["auto", "autoask", "maybe", "ask", "no"]),
+    ("Tunnel", &["ethernet", "point-to-point", "layer3", "yes"]),
+    ("RequestTTY", &["force", "auto", "sometimes", "no"]),
+    ("SessionType", &["none", "subsystem", "default", "shell"]),
+    ("CanonicalizeHostname", &["no", "never"]),
+    // integers
+    (
+        "ConnectionAttempts",
+        &[
+            "3",
+            "0",
+            "-1",
+            "+2",
+            "2147483647",
+            "2147483648",
+            "3x",
+            "three",
+            "1 2",
+        ],
+    ),
+    ("ServerAliveCountMax", &["5", "-5", "x"]),
+    ("NumberOfPasswordPrompts", &["1", "1.5"]),
+    ("CanonicalizeMaxDots", &["2", "-0"]),
+    ("RequiredRSASize", &["2048", "big"]),
+    // times
+    (
+        "ConnectTimeout",
+        &[
+            "10",
+            "-1",
+            "none",
+            "NONE",
+            "1m30s",
+            "1x",
+            "+5",
+            "-0",
+            "2147483647",
+            "2147483648",
+            "1w1d",
+            "m",
+        ],
+    ),
+    (
+        "ServerAliveInterval",
+        &["15", "15q", "none", "\" 5\"", "\"1m 30\"", "1M"],
+    ),
+    ("Port", &["\" 22\"", "\"22 \""]),
+    ("ConnectionAttempts", &["\" 3\""]),
+    ("IPQoS", &["\" 8\""]),
+    ("TunnelDevice", &["+1", "2147483645", "2147483646"]),
+    ("LogLevel", &["\"\""]),
+    ("Compression", &["\"yes \""]),
+    (
+        "RekeyLimit",
+        &["1G!", "1.2.3", "15", "-5", "0.01K", "0.02K", "16", "1GB"],
+    ),
+    ("ForwardX11Timeout", &["20m", "-2"]),
+    (
+        "ControlPersist",
+        &["yes", "no", "10m", "forever", "YES", "0"],
+    ),
+    // ports
+    (
+        "Port",
+        &[
+            "22", "0", "70000", "65535", "ssh", "+22", "-22", "sshx", "22 23",
+        ],
+    ),
+    // logging
+    ("LogLevel", &["DEBUG3", "verbose", "LOUD", "debug4"]),
+    ("SyslogFacility", &["AUTH", "local7", "local8", "kern"]),
+    ("LogVerbose", &["kex.c:*:1000", "none", "none x"]),
+    ("FingerprintHash", &["sha256", "MD5", "sha3"]),
+    // algorithm lists
+    (
+        "Ciphers",
+        &[
+            "aes128-ctr",
+            "+aes128-cbc",
+            "-3des-cbc,bogus",
+            "^chacha20-poly1305@openssh.com",
+            "aes128-ctr,bogus",
+            "bogus",
+            "none",
+            "+",
+            "aes128-ctr,,bogus",
+            "aes128-ctr,",
+            "AES128-CTR",
+            "aes*",
+        ],
+    ),
+    (
+        "MACs",
+        &["hmac-sha2-256", "hmac-sha3", "+umac-64@openssh.com", "-x"],
+    ),
+    (
+        "KexAlgorithms",
+        &[
+            "curve25519-sha256",
+            "+diffie-hellman-group1-sha1",
+            "sntrup",
+            "ecdh-sha2-nistp256,x",
+        ],
+    ),
+    (
+        "HostKeyAlgorithms",
+        &[
+            "ssh-ed25519",
+            "+ssh-rsa",
+            "ssh-ed25519*",
+            "!ssh-rsa",
+            "!nothing",
+            "rsa",
+            "ED25519",
+            "ecdsa-sk",
+            "ed25519-cert",
+            "foo*",
+            "*",
+            "rsa-sha2-512,bogus",
+            "+!ssh-rsa",
+            "^ssh-rsa,!x*",
+            "-*",
+            "ssh-rsa,,rsa",
+            "+rsa",
+        ],
+    ),
+    (
+        "PubkeyAcceptedAlgorithms",
+        &["+ssh-rsa", "ssh-rsa2", "!ssh-rsa", "rsa", "+!ssh-rsa", "-*"],
+    ),
+    ("PubkeyAcceptedKeyTypes", &["ssh-dss", "dss"]),
+    (
+        "CASignatureAlgorithms",
+        &[
+            "^rsa-sha2-256",
+            "x",
+            "ssh-ed25519-cert-v01@openssh.com",
+            "ssh-ed25519*",
+        ],
+    ),
+    ("HostbasedAcceptedAlgorithms", &["ssh-*", "x*"]),
+    // strings: one value only
+    ("User", &["a", "a b", "\"a b\""]),
+    ("HostName", &["h", "h i"]),
+    (
+        "ControlPath",
+        &[
+            "none",
+            "/tmp/%C",
+            "a b",
+            "/a/%Z",
+            "/a/%j",
+            "${HOME}/%C",
+            "${UNSET_X}/c",
+            "/a/%",
+        ],
+    ),
+    ("IdentityFile", &["~/.ssh/id", "a b"]),
+    ("BindAddress", &["127.0.0.1", "a b"]),
+    (
+        "UserKnownHostsFile",
+        &["/a /b", "none", "none /a", "/a none", "/a/%Z", "/a/%h"],
+    ),
+    ("GlobalKnownHostsFile", &["/a", "NONE /a"]),
+    // specials
+    ("EscapeChar", &["~", "none", "^A", "^", "ab", "^\\x01"]),
+    ("TunnelDevice", &["any", "0:1", "any:any", "x", "1:", "-1"]),
+    (
+        "IPQoS",
+        &[
+            "af21",
+            "af21 cs1",
+            "0x10",
+            "256",
+            "bogus",
+            "af21 cs1 ef",
+            "lowdelay throughput",
+            "010",
+        ],
+    ),
+    (
+        "RekeyLimit",
+        &[
+            "1G", "default", "1G 1h", "1G none", "8", "0", "1X", "1.5M", "1G 1q", "1G 1h 2",
+        ],
+    ),
+    (
+        "StreamLocalBindMask",
+        &["0177", "0777", "0800", "x", "1000"],
+    ),
+    (
+        "AddKeysToAgent",
+        &[
+            "yes",
+            "confirm",
+            "confirm 5m",
+            "confirm x",
+            "1h",
+            "sometimes",
+            "yes 5m",
+        ],
+    ),
+    (
+        "IdentityAgent",
+        &[
+            "SSH_AUTH_SOCK",
+            "$SSH_AUTH_SOCK",
+            "${A",
+            "$9",
+            "none",
+            "/a/%Z",
+            "${HOME}/a",
+            "${UNSET_X}",
+        ],
+    ),
+    ("SendEnv", &["LANG LC_*", "A=B", "-X"]),
+    ("SetEnv", &["A=B", "A", "A=B C=D"]),
+    (
+        "CanonicalDomains",
+        &[
+            "example.com",
+            "-bad.com",
+            "a..b",
+            "none",
+            "none a.b",
+            "a_b.c",
+        ],
+    ),
+    (
+        "CanonicalizePermittedCNAMEs",
+        &["*", "none", "*.a:*.b", "x", "x:"],
+    ),
+    (
+        "LocalForward",
+        &[
+            "8080 localhost:80",
+            "8080",
+            "127.0.0.1:8080 localhost:80",
+            "[::1]:8080 [::1]:80",
+            "0 localhost:80",
+            "8080 localhost:0",
+            "8080 localhost:http",
+            "/tmp/s /tmp/t",
+            "8080 /tmp/t",
+            "/tmp/s host:80",
+            "a:b:c localhost:80",
+            "8080 localhost",
+            "8080 a\\:b:80",
+            "[x 80",
+            "${HOME}/s /tmp/t",
+            "${UNSET_X}:1 h:2",
+            "1 h:${UNSET_X}",
+        ],
+    ),
+    (
+        "RemoteForward",
+        &[
+            "8080 localhost:80",
+            "8080",
+            "0",
+            "0 localhost:80",
+            "host:8080",
+            "x",
+            "/tmp/s",
+            "1:2:3",
+        ],
+    ),
+    (
+        "DynamicForward",
+        &[
+            "1080",
+            "1080 x",
+            "0",
+            "127.0.0.1:1080",
+            "a:b:c",
+            "/tmp/s",
+            "[::1]:1080",
+            "x",
+        ],
+    ),
+    (
+        "PermitRemoteOpen",
+        &[
+            "any", "none", "host:80", "host:*", "[::1]:80", "host", "host:x", "a:80 b:*",
+            "any a:1", "h/80", "h:0",
+        ],
+    ),
+    (
+        "GSSAPIKexAlgorithms",
+        &[
+            "gss-gex-sha1-",
+            "gss-gex-sha1-x,gss-group14-sha256-",
+            "+gss-gex-sha1-",
+            "GSS-GEX-SHA1-",
+            "gss*",
+            "gss-gex-sha1-,,x",
+        ],
+    ),
+    (
+        "ProxyJump",
+        &[
+            "none",
+            "a,b",
+            "u@h:22",
+            "h:0",
+            "x y",
+            "ssh://h:22",
+            "ssh://[::1]",
+            "ssh://x_y",
+            "h/1",
+            "@h",
+            "[::1]:22",
+        ],
+    ),
+    // (A `ProxyCommand` other than `none` is refused by design; see
+    // a_host_under_proxy_command_or_match_exec_is_refused_by_name_and_line.)
+    ("ProxyCommand", &["none", "NONE"]),
+    ("KbdInteractiveDevices", &["pam", "pam bsdauth"]),
+];
+
+#[test]
+fn option_values_are_accepted_and_refused_exactly_as_ssh_does() {
+    // Each value of the corpus, on a line that applies to the host and on
+    // lines inside `Host` and `Match` blocks that do not: ssh checks the
+    // value on every line it reads, so deployer must refuse exactly the
+    // same lines.
+    if !ssh_available() {
+        return;
+    }
+    let cx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (mut accepted, mut refused, mut failures) = (0, 0, Vec::new());
+    for (keyword, values) in VALUE_CORPUS {
+        for value in *values {
+            for (where_, text) in [
+                ("applies", format!("{keyword} {value}\n")),
+                (
+                    "Host other",
+                    format!("Host other\n  {keyword} {value}\nHost *\n  User u\n"),
+                ),
+                (
+                    "Match host other",
+                    format!("Match host other\n  {keyword} {value}\n"),
+                ),
+                (
+                    "included from Host other",
+                    format!("Host other\n  Include {}\n", d.join("inc").display()),
+                ),
+            ] {
+                let path = d.join("config");
+                std::fs::write(&path, &text).unwrap();
+                std::fs::write(d.join("inc"), format!("{keyword} {value}\n")).unwrap();
+                let (ssh_ok, ssh_err) = ssh_verdict(&path, "h");
+                let ours =
+                    SshConfigFile::load_named(&path, &cx.home).and_then(|f| f.resolve("h", &cx));
+                match (&ours, ssh_ok) {
+                    (Ok(_), true) => accepted += 1,
+                    (Err(e), false) => {
+                        refused += 1;
+                        let message = e.to_string();
+                        assert!(
+                            message.contains(":1") || message.contains(":2"),
+                            "{message}"
+                        );
+                    }
+                    (Ok(_), false) => failures.push(format!(
+                        "`{keyword} {value}` ({where_}): ssh refuses ({}) but deployer accepts",
+                        ssh_err.trim()
+                    )),
+                    (Err(e), true) => failures.push(format!(
+                        "`{keyword} {value}` ({where_}): ssh accepts but deployer refuses: {e}"
+                    )),
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        accepted > 100 && refused > 100,
+        "{accepted} accepted, {refused} refused"
+    );
+}
+
+#[test]
+fn every_keyword_with_generic_values_as_ssh_takes_it() {
+    // Every keyword ssh knows, with values of no particular kind (a word,
+    // two words, a number, a flag, an empty quoted value, a negative
+    // number), applying and not applying to the host: deployer refuses
+    // exactly the lines ssh refuses. The options deployer refuses by
+    // design when they apply (a command or a DNS lookup deciding the
+    // route) are only compared where they do not apply.
+    if !ssh_available() {
+        return;
+    }
+    let cx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // `IdentityFile ${X}` with `X` unset: `ssh -G` prints it, but ssh
+    // refuses it when it connects (loading the keys), as deployer does.
+    let refused_when_connecting = [("identityfile", "${X}"), ("identityfile2", "${X}")];
+    // `ForkAfterAuthentication yes` is refused by ssh only for a session
+    // without a command, which deployer never opens.
+    let by_design = [
+        "proxycommand",
+        "canonicalizehostname",
+        "forkafterauthentication",
+    ];
+    let (mut accepted, mut refused, mut failures) = (0, 0, Vec::new());
+    for keyword in deployer::ssh_config::known_keywords() {
+        if ["host", "match", "include"].contains(keyword) {
+            continue;
+        }
+        for value in [
+            "x", "x y", "1", "yes", "\"\"", "-1", "none", "any", "0", "ask", "*", "a,b", "1m",
+            "a=b", "${X}", "$X", "[x", "NO", "+", "-", "^", "a:1", "/p",
+        ] {
+            let mut placements = vec![
+                (
+                    "Host other",
+                    format!("Host other\n  {keyword} {value}\nHost *\n  User u\n"),
+                ),
+                (
+                    "Match host other",
+                    format!("Match host other\n  {keyword} {value}\n"),
+                ),
+            ];
+            if !by_design.contains(keyword) && !refused_when_connecting.contains(&(keyword, value))
+            {
+                placements.push(("applies", format!("{keyword} {value}\n")));
+            }
+            for (where_, text) in placements {
+                let path = d.join("config");
+                std::fs::write(&path, &text).unwrap();
+                let (ssh_ok, ssh_err) = ssh_verdict(&path, "h");
+                let ours =
+                    SshConfigFile::load_named(&path, &cx.home).and_then(|f| f.resolve("h", &cx));
+                match (&ours, ssh_ok) {
+                    (Ok(_), true) => accepted += 1,
+                    (Err(_), false) => refused += 1,
+                    (Ok(_), false) => failures.push(format!(
+                        "`{keyword} {value}` ({where_}): ssh refuses ({}) but deployer accepts",
+                        ssh_err.trim()
+                    )),
+                    (Err(e), true) => failures.push(format!(
+                        "`{keyword} {value}` ({where_}): ssh accepts but deployer refuses: {e}"
+                    )),
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        accepted > 200 && refused > 200,
+        "{accepted} accepted, {refused} refused"
+    );
+}
