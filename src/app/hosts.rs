@@ -16,24 +16,12 @@ pub(crate) type Verdict = Option<Result<String, String>>;
 /// time, sharing jump host sessions), in `targets` order.
 pub(crate) fn check(targets: &[Target], parallelism: usize) -> Vec<Verdict> {
     let jumps = crate::transport::Jumps::default();
-    let mut slots: Vec<(&Target, Verdict)> = targets.iter().map(|t| (t, None)).collect();
-    let chunk = parallelism.max(1);
-    for group in slots.chunks_mut(chunk) {
-        std::thread::scope(|scope| {
-            for (t, verdict) in group.iter_mut() {
-                let jumps = &jumps;
-                scope.spawn(move || {
-                    if let TargetKind::Ssh(s) = &t.kind {
-                        *verdict = Some(
-                            crate::transport::ssh::probe_host_key(s, jumps)
-                                .map_err(|e| e.to_string()),
-                        );
-                    }
-                });
-            }
-        });
-    }
-    slots.into_iter().map(|(_, v)| v).collect()
+    crate::fleet::each_target(targets, parallelism, |t| match &t.kind {
+        TargetKind::Ssh(s) => {
+            Some(crate::transport::ssh::probe_host_key(s, &jumps).map_err(|e| e.to_string()))
+        }
+        TargetKind::Local => None,
+    })
 }
 
 fn verdict_text(v: &Verdict) -> Option<String> {

@@ -124,6 +124,22 @@ impl Attempt {
         record
     }
 
+    /// Should a signal stop deployer before any host is changed, record
+    /// this attempt (as known so far) as interrupted. Not for a dry run.
+    fn record_if_stopped(&self, cx: &Context<'_>) {
+        if self.dry_run {
+            return;
+        }
+        let record = self.to_record(
+            Outcome::Interrupted,
+            Some("interrupted before any host was changed".into()),
+            Vec::new(),
+        );
+        let path = self.history.clone();
+        cx.interrupt
+            .on_exit(move || history::append_or_warn(&path, &record));
+    }
+
     /// Refuse: record it and build the error (exit status 6).
     pub fn refuse(&self, message: String, notes: Vec<String>) -> Fatal {
         self.record(Outcome::Refused, Some(message.clone()), Vec::new());
@@ -254,18 +270,9 @@ pub fn read_facts(cx: &Context<'_>, fleet: &mut Fleet, stages: Option<&[usize]>)
 pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<ExitStatus, Fatal> {
     let config = cx.config;
     let started = history::Attempt::start(checked.action);
-    if !cx.opts.dry_run {
-        // a signal while the hosts are read is an attempt too: on record
-        let named = checked.stage.map_or("", |i| config.stages[i].name.as_str());
-        let record = Attempt::new(cx, &started, checked, named).to_record(
-            Outcome::Interrupted,
-            Some("interrupted before any host was changed".into()),
-            Vec::new(),
-        );
-        let path = config.history_file.clone();
-        cx.interrupt
-            .on_exit(move || history::append_or_warn(&path, &record));
-    }
+    // a signal while the hosts are read is an attempt too: on record
+    let named = checked.stage.map_or("", |i| config.stages[i].name.as_str());
+    Attempt::new(cx, &started, checked, named).record_if_stopped(cx);
     let connected = request::stages_needed(checked);
     let before = read_facts(cx, &mut fleet, connected.as_deref());
     cx.console.matrix("Before:", &before.matrix);
@@ -298,16 +305,7 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
     if let Wanted::Exact(v) = &target.wanted {
         attempt.aim(v);
     }
-    if !cx.opts.dry_run {
-        let record = attempt.to_record(
-            Outcome::Interrupted,
-            Some("interrupted before any host was changed".into()),
-            Vec::new(),
-        );
-        let path = config.history_file.clone();
-        cx.interrupt
-            .on_exit(move || history::append_or_warn(&path, &record));
-    }
+    attempt.record_if_stopped(cx);
 
     // 2. every check that needs no change, then the lock and what it guards
     let prepared = preflight::prepare(cx, &mut fleet, &mut attempt, &target, before)?;

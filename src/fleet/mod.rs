@@ -234,17 +234,7 @@ impl Fleet {
 
     /// Read every host's package states, all hosts at once.
     pub fn status(&mut self, packages: &[PackageName], timeout: Duration) -> Vec<HostReport> {
-        let command = status::query_command(packages);
-        fanout::map(&mut self.members, self.parallelism, |m| {
-            let result = m
-                .run(&command, timeout)
-                .and_then(|out| status::parse(packages, &out));
-            HostReport {
-                stage: m.target.stage.clone(),
-                host: m.target.host.clone(),
-                result,
-            }
-        })
+        self.status_where(|_| true, packages, timeout)
     }
 
     /// Read the package states of the hosts of `stage` only.
@@ -254,18 +244,30 @@ impl Fleet {
         packages: &[PackageName],
         timeout: Duration,
     ) -> Vec<HostReport> {
+        self.status_where(|t| t.stage == stage, packages, timeout)
+    }
+
+    /// Read the package states of the hosts whose target `keep` accepts,
+    /// all at once; reports in fleet order.
+    fn status_where(
+        &mut self,
+        keep: impl Fn(&Target) -> bool,
+        packages: &[PackageName],
+        timeout: Duration,
+    ) -> Vec<HostReport> {
         let command = status::query_command(packages);
-        self.on_stage(stage, |m| {
-            m.run(&command, timeout)
-                .and_then(|out| status::parse(packages, &out))
+        let mut mine: Vec<&mut Member> = self
+            .members
+            .iter_mut()
+            .filter(|m| keep(&m.target))
+            .collect();
+        fanout::map(&mut mine, self.parallelism, |m| HostReport {
+            stage: m.target.stage.clone(),
+            host: m.target.host.clone(),
+            result: m
+                .run(&command, timeout)
+                .and_then(|out| status::parse(packages, &out)),
         })
-        .into_iter()
-        .map(|(host, result)| HostReport {
-            stage: stage.to_string(),
-            host,
-            result,
-        })
-        .collect()
     }
 
     /// Apply `job` to every host of `stage` at once; answers in host order.
@@ -347,6 +349,18 @@ impl Fleet {
             m.release();
         }
     }
+}
+
+/// Apply `job` to every target at once (at most `parallelism` at a time),
+/// without opening the fleet's connections; results in target order. For
+/// work that opens connections of its own kind (`deployer hosts --check`).
+pub fn each_target<O, F>(targets: &[Target], parallelism: usize, job: F) -> Vec<O>
+where
+    O: Send,
+    F: Fn(&Target) -> O + Sync,
+{
+    let mut refs: Vec<&Target> = targets.iter().collect();
+    fanout::map(&mut refs, parallelism, |t| job(t))
 }
 
 /// `host: problem` for every answer in which `problem` finds one.

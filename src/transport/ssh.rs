@@ -186,14 +186,47 @@ pub(super) fn too_silent(fd: std::os::fd::RawFd, limit: Option<Duration>) -> Opt
     })
 }
 
-/// The SSH session over `stream` (a TCP connection, or a tunnel through a
-/// jump host): handshake, host key check and login, by `deadline`.
-pub(super) fn login<S: AsRawFd + 'static>(
+/// The byte stream to a target: a TCP connection, or a tunnel through its
+/// jump hosts.
+enum Carrier {
+    Direct(TcpStream),
+    Tunnel(std::os::unix::net::UnixStream),
+}
+
+impl AsRawFd for Carrier {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        match self {
+            Carrier::Direct(s) => s.as_raw_fd(),
+            Carrier::Tunnel(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+/// Reach `target`: directly, or through the sessions to its jump hosts kept
+/// in `jumps`.
+fn carrier(
+    target: &SshTarget,
+    jumps: &Jumps,
+    deadline: Instant,
+    limit: Duration,
+) -> Result<Carrier, HostError> {
+    let hops = route(target)?;
+    if hops.is_empty() {
+        return Ok(Carrier::Direct(tcp_connect(target, deadline, limit)?));
+    }
+    let jump = jumps.session(&hops, deadline, limit)?;
+    Ok(Carrier::Tunnel(jump.tunnel(target, deadline, limit)?))
+}
+
+/// A new SSH session over `stream`, the host-key algorithms chosen from
+/// known_hosts, and the handshake done by `deadline`. Returns the session
+/// and the known_hosts files, for [`check_host_key`].
+fn handshake<S: AsRawFd + 'static>(
     stream: S,
     target: &SshTarget,
     deadline: Instant,
     limit: Duration,
-) -> Result<Session, HostError> {
+) -> Result<(Session, Vec<KnownHostsFile>), HostError> {
     let mut session = Session::new().map_err(|e| HostError::Ssh(e.message().to_string()))?;
     hear_disconnects(&session);
     // libssh2 owns the socket, and `wait` polls it through
@@ -207,11 +240,22 @@ pub(super) fn login<S: AsRawFd + 'static>(
         });
     }
     session.set_timeout(u32::try_from(left.as_millis()).unwrap_or(u32::MAX).max(1));
-
     let known = prefer_known_host_keys(&session, target)?;
     session
         .handshake()
         .map_err(|e| ssh_err("waiting for the SSH handshake", &e, limit))?;
+    Ok((session, known))
+}
+
+/// The SSH session over `stream` (a TCP connection, or a tunnel through a
+/// jump host): handshake, host key check and login, by `deadline`.
+pub(super) fn login<S: AsRawFd + 'static>(
+    stream: S,
+    target: &SshTarget,
+    deadline: Instant,
+    limit: Duration,
+) -> Result<Session, HostError> {
+    let (session, known) = handshake(stream, target, deadline, limit)?;
     check_host_key(&session, target, &known)?;
     authenticate(&session, target, deadline, limit)?;
     session.set_timeout(0);
@@ -354,19 +398,12 @@ impl SshConnection {
     pub fn open_with(target: &SshTarget, jumps: &Jumps) -> Result<SshConnection, HostError> {
         let limit = target.connect_timeout;
         let deadline = Instant::now() + limit;
-        let hops = route(target)?;
-        let session = if hops.is_empty() {
-            login(
-                tcp_connect(target, deadline, limit)?,
-                target,
-                deadline,
-                limit,
-            )?
-        } else {
-            let jump = jumps.session(&hops, deadline, limit)?;
-            let stream = jump.tunnel(target, deadline, limit)?;
-            login(stream, target, deadline, limit)?
-        };
+        let session = login(
+            carrier(target, jumps, deadline, limit)?,
+            target,
+            deadline,
+            limit,
+        )?;
         let mut conn = SshConnection {
             session,
             held: Vec::new(),
@@ -962,36 +999,8 @@ pub fn read_known_hosts(target: &SshTarget) -> Result<Vec<KnownHostsFile>, HostE
 pub fn probe_host_key(target: &SshTarget, jumps: &Jumps) -> Result<String, HostError> {
     let limit = target.connect_timeout;
     let deadline = Instant::now() + limit;
-    let hops = route(target)?;
-    if hops.is_empty() {
-        handshake_verdict(
-            tcp_connect(target, deadline, limit)?,
-            target,
-            deadline,
-            limit,
-        )
-    } else {
-        let jump = jumps.session(&hops, deadline, limit)?;
-        let stream = jump.tunnel(target, deadline, limit)?;
-        handshake_verdict(stream, target, deadline, limit)
-    }
-}
-
-/// The handshake over `stream`, and the verdict on the key offered.
-fn handshake_verdict<S: AsRawFd + 'static>(
-    stream: S,
-    target: &SshTarget,
-    deadline: Instant,
-    limit: Duration,
-) -> Result<String, HostError> {
-    let mut session = Session::new().map_err(|e| HostError::Ssh(e.message().to_string()))?;
-    session.set_tcp_stream(stream);
-    let left = deadline.saturating_duration_since(Instant::now());
-    session.set_timeout(u32::try_from(left.as_millis()).unwrap_or(u32::MAX).max(1));
-    let files = prefer_known_host_keys(&session, target)?;
-    session
-        .handshake()
-        .map_err(|e| ssh_err("waiting for the SSH handshake", &e, limit))?;
+    let stream = carrier(target, jumps, deadline, limit)?;
+    let (session, files) = handshake(stream, target, deadline, limit)?;
     let (blob, _) = session
         .host_key()
         .ok_or_else(|| HostError::Ssh("the host sent no host key".to_string()))?;
