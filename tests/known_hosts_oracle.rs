@@ -13,8 +13,7 @@ use std::process::Command;
 
 use common::testbed::Testbed;
 use deployer::known_hosts;
-use deployer::ssh_config::SshConfigFile;
-use deployer::transport::{self, HostKeyPolicy, LocalContext, TargetKind};
+use deployer::transport::{self, HostKeyPolicy, TargetKind};
 
 /// Whether `ssh-keygen` can be run here (CI must have it).
 fn have_ssh_keygen() -> bool {
@@ -301,14 +300,6 @@ fn deployer_trusts_what_ssh_trusts() {
 
     let user_file = tb.dir().join("oracle_known_hosts");
     let global_file = tb.dir().join("oracle_global_known_hosts");
-    let config = deployer::config::load(&tb.dir().join("deployer.ini")).unwrap();
-    let ssh_config = SshConfigFile::load(&tb.ssh_config(), tb.home()).unwrap();
-    let local = LocalContext {
-        home: tb.home().to_path_buf(),
-        user: "deployer".into(),
-        accept_new: false,
-        resolve: None,
-    };
     let mut failures = Vec::new();
     for c in &cases {
         std::fs::write(&user_file, &c.user).unwrap();
@@ -318,11 +309,7 @@ fn deployer_trusts_what_ssh_trusts() {
         let out = tb.ssh_with("test-1", "deployer", &options, "true");
         let ssh = out.status.success();
 
-        let mut target = transport::resolve_targets(&config, &ssh_config, &local)
-            .expect("resolvable")
-            .into_iter()
-            .find(|t| t.host == "test-1")
-            .unwrap();
+        let mut target = common::cli::target(&tb, "test-1", false);
         let TargetKind::Ssh(s) = &mut target.kind else {
             panic!("ssh target")
         };

@@ -15,8 +15,7 @@ use std::time::Duration;
 use common::testbed::{poll, tcp_peers_of, Testbed};
 use deployer::command::RemoteCommand;
 use deployer::fleet::Fleet;
-use deployer::ssh_config::SshConfigFile;
-use deployer::transport::{self, Exec, Jumps, LocalContext, SshTarget, Target, TargetKind};
+use deployer::transport::{self, Exec, Jumps, SshTarget, Target, TargetKind};
 
 /// An ssh-agent of this test's own, listening on a socket in a temporary
 /// directory; killed (by its PID) when dropped.
@@ -272,19 +271,7 @@ fn a_passphrase_protected_key_in_the_agent_is_used_with_identities_only() {
 /// How deployer reaches `host` of `tb`: from the testbed's `deployer.ini`
 /// and `~/.ssh/config`.
 fn ssh_target(tb: &Testbed, host: &str) -> SshTarget {
-    let config = deployer::config::load(&tb.dir().join("deployer.ini")).expect("deployer.ini");
-    let ssh = SshConfigFile::load(&tb.home().join(".ssh/config"), tb.home()).expect("ssh config");
-    let local = LocalContext {
-        home: tb.home().to_path_buf(),
-        user: "deployer".to_string(),
-        accept_new: false,
-        resolve: None,
-    };
-    let target = transport::resolve_targets(&config, &ssh, &local)
-        .expect("resolvable")
-        .into_iter()
-        .find(|t| t.host == host)
-        .unwrap_or_else(|| panic!("no target {host}"));
+    let target = common::cli::target(tb, host, false);
     match target.kind {
         TargetKind::Ssh(s) => s,
         TargetKind::Local => panic!("{host} is local"),
@@ -531,10 +518,7 @@ fn proxy_jump_in_the_ssh_config_routes_the_deployer_through_the_jump_host() {
         return;
     };
     tb.write_config(&["fastpath"], "", "");
-    let config = tb.ssh_config();
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("\nHost prod-1\n    ProxyJump test-1\n");
-    std::fs::write(&config, text).unwrap();
+    tb.append_ssh_config("Host prod-1\n    ProxyJump test-1\n");
 
     let out = tb
         .deployer()

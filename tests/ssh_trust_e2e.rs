@@ -330,10 +330,7 @@ fn accept_new_records_whole_lines_that_ssh_reads() {
     };
     // plain names here (Debian's /etc/ssh/ssh_config says HashKnownHosts
     // yes, which the hashed-recording test covers)
-    let ssh_config = tb.ssh_config();
-    let mut text = std::fs::read_to_string(&ssh_config).unwrap();
-    text.push_str("\nHost *\n    HashKnownHosts no\n");
-    std::fs::write(&ssh_config, text).unwrap();
+    tb.append_ssh_config("Host *\n    HashKnownHosts no\n");
     // the last line lacks its newline: the first key recorded adds one
     let known = write(&tb.dir().join("known_hosts.new"), "# start, no newline");
     config_with_known_hosts(&tb, &known);
@@ -371,27 +368,14 @@ fn accept_new_records_whole_lines_that_ssh_reads() {
 /// `ssh-keygen -F` finds and ssh trusts.
 #[test]
 fn accept_new_records_hashed_names_when_asked() {
-    use deployer::ssh_config::SshConfigFile;
-    use deployer::transport::{self, HostKeyPolicy, LocalContext, TargetKind};
+    use deployer::transport::{self, HostKeyPolicy, TargetKind};
 
     let Some(tb) = Testbed::start(&[("test", 1)]) else {
         return;
     };
     let known = tb.dir().join("known_hosts.hashed-new");
     config_with_known_hosts(&tb, &known);
-    let config = deployer::config::load(&tb.dir().join("deployer.ini")).unwrap();
-    let ssh_config = SshConfigFile::load(&tb.ssh_config(), tb.home()).unwrap();
-    let local = LocalContext {
-        home: tb.home().to_path_buf(),
-        user: "deployer".into(),
-        accept_new: true,
-        resolve: None,
-    };
-    let mut target = transport::resolve_targets(&config, &ssh_config, &local)
-        .expect("resolvable")
-        .into_iter()
-        .find(|t| t.host == "test-1")
-        .unwrap();
+    let mut target = common::cli::target(&tb, "test-1", true);
     let TargetKind::Ssh(s) = &mut target.kind else {
         panic!("ssh target")
     };
@@ -466,10 +450,7 @@ fn hosts_check_gives_each_verdict_and_records_nothing() {
         return;
     };
     tb.write_config(&["fastpath"], "", "");
-    let config = tb.ssh_config();
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("\nHost prod-1\n    ProxyJump test-1\n");
-    std::fs::write(&config, text).unwrap();
+    tb.append_ssh_config("Host prod-1\n    ProxyJump test-1\n");
     let _changed = tb.change_host_key("test-2");
     let run = |extra: &[&str]| {
         tb.deployer()

@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use common::testbed::{poll, Testbed};
 use deployer::command::RemoteCommand;
 use deployer::error::HostError;
-use deployer::ssh_config::SshConfigFile;
-use deployer::transport::{self, Connection, Exec, LocalContext, Target, END_GRACE};
+use deployer::transport::{self, Connection, Exec, Target, END_GRACE};
 
 /// A testbed of `hosts` hosts in stage `test`, with its `deployer.ini`.
 fn testbed(hosts: usize) -> Option<Testbed> {
@@ -25,19 +24,7 @@ fn testbed(hosts: usize) -> Option<Testbed> {
 /// How deployer reaches `host`: from the testbed's `deployer.ini` and
 /// `~/.ssh/config`.
 fn target(tb: &Testbed, host: &str) -> Target {
-    let config = deployer::config::load(&tb.dir().join("deployer.ini")).expect("deployer.ini");
-    let ssh = SshConfigFile::load(&tb.home().join(".ssh/config"), tb.home()).expect("ssh config");
-    let local = LocalContext {
-        home: tb.home().to_path_buf(),
-        user: "deployer".to_string(),
-        accept_new: false,
-        resolve: None,
-    };
-    transport::resolve_targets(&config, &ssh, &local)
-        .expect("resolvable")
-        .into_iter()
-        .find(|t| t.host == host)
-        .unwrap_or_else(|| panic!("no target {host}"))
+    common::cli::target(tb, host, false)
 }
 
 /// An SSH connection to `host`, made as deployer makes it.

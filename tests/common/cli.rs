@@ -6,6 +6,8 @@
 
 use std::process::{Command, Stdio};
 
+use deployer::ssh_config::SshConfigFile;
+use deployer::transport::{self, LocalContext, Target};
 use serde_json::Value;
 
 use super::testbed::Testbed;
@@ -87,4 +89,23 @@ pub fn two_stages(hosts_per_stage: usize, extra_env: &str, sections: &str) -> Op
         sections,
     );
     Some(tb)
+}
+
+/// How deployer reaches `host` of `tb`, resolved from the testbed's
+/// `deployer.ini` and `~/.ssh/config` as deployer resolves it (new keys
+/// accepted when `accept_new`).
+pub fn target(tb: &Testbed, host: &str, accept_new: bool) -> Target {
+    let config = deployer::config::load(&tb.dir().join("deployer.ini")).expect("deployer.ini");
+    let ssh = SshConfigFile::load(&tb.ssh_config(), tb.home()).expect("ssh config");
+    let local = LocalContext {
+        home: tb.home().to_path_buf(),
+        user: "deployer".to_string(),
+        accept_new,
+        resolve: None,
+    };
+    transport::resolve_targets(&config, &ssh, &local)
+        .expect("resolvable")
+        .into_iter()
+        .find(|t| t.host == host)
+        .unwrap_or_else(|| panic!("no target {host}"))
 }

@@ -240,6 +240,16 @@ impl Testbed {
         self.home().join(".ssh/config")
     }
 
+    /// Add `lines` at the end of the ssh client config: options not set
+    /// earlier (first value wins) take effect, e.g. a `ProxyJump`.
+    pub fn append_ssh_config(&self, lines: &str) {
+        let path = self.ssh_config();
+        let mut text = std::fs::read_to_string(&path).expect("read the ssh config");
+        text.push('\n');
+        text.push_str(lines);
+        std::fs::write(&path, text).expect("write the ssh config");
+    }
+
     /// How long `start` took.
     pub fn startup_time(&self) -> Duration {
         self.startup
