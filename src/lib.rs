@@ -6,6 +6,8 @@
 //! `fleet` (which owns fan-out) and the command modules (`deploy`, `app`).
 
 pub mod apt;
+pub mod badge;
+pub mod badges;
 pub mod cli;
 pub mod command;
 pub mod config;
