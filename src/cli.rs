@@ -143,6 +143,15 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Write status badges: on every host, `badges_path/PKG.svg` showing
+    /// the version installed there; with `--output DIR`, also the badges
+    /// of every stage and host and a dashboard page into DIR.
+    #[command(
+        name = "refresh-badges",
+        alias = "refresh_badges",
+        after_long_help = "Examples:\n  deployer refresh_badges --quiet                 from cron: badges on every host, silent when all went well\n  deployer refresh-badges --output /var/www/pipeline   also DIR/STAGE/PKG.svg, DIR/host/HOST/PKG.svg and DIR/index.html\n  deployer refresh-badges --output out --no-host-badges --png\n\nExit status: 0 every badge is in place; 3 some hosts were unreachable or\ntheir badges could not be written (the others were); 2 bad configuration\nor command line, nothing written."
+    )]
+    RefreshBadges(BadgeArgs),
     /// Show the deploy history, newest first.
     #[command(
         after_long_help = "Examples:\n  deployer history                     this machine's log\n  deployer history fastpath --stage prod\n  deployer history --hosts prod        also what every operator did to prod, as its hosts recorded it"
@@ -241,4 +250,24 @@ mod tests {
             Some(Command::Status(StatusArgs { check: true, .. }))
         ));
     }
+}
+
+/// Options of `refresh-badges`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct BadgeArgs {
+    /// Also write, on this machine, one badge per package per stage
+    /// (DIR/STAGE/PKG.svg), per host (DIR/host/HOST/PKG.svg), and the
+    /// dashboard DIR/index.html.
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Also write a PNG beside every SVG badge (as `badges_png = yes`).
+    #[arg(long)]
+    pub png: bool,
+    /// Do not write on the hosts, only into --output DIR.
+    #[arg(long, requires = "output")]
+    pub no_host_badges: bool,
+    /// Print nothing when every badge is in place (for cron); problems
+    /// still go to stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }

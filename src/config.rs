@@ -53,9 +53,14 @@ pub const LOCAL_HOST: &str = "local";
 pub struct Config {
     /// The file this configuration was read from.
     pub path: PathBuf,
-    /// `badges_path`: where `refresh_badges` writes SVG badges (kept as
-    /// written; a relative path is relative to the working directory).
+    /// `badges_path`: the directory, on every host, where `refresh_badges`
+    /// writes one SVG badge per package (an absolute path).
     pub badges_path: Option<PathBuf>,
+    /// `badges_after_deploy`: refresh the badges of the hosts a deploy
+    /// changed, over its sessions, when `badges_path` is set (default yes).
+    pub badges_after_deploy: bool,
+    /// `badges_png`: write a PNG beside each SVG badge (default no).
+    pub badges_png: bool,
     /// `deb_packages`: the packages managed, in display order.
     pub packages: Vec<PackageName>,
     /// `stages`: the stages, least critical first, each with its hosts.
@@ -181,11 +186,9 @@ impl SshOptions {
 
 impl Config {
     /// Replace a leading `~/` (or a lone `~`) by `home` in every path of the
-    /// configuration: `badges_path`, `history_file` and the SSH paths.
+    /// configuration: `history_file` and the SSH paths (`badges_path` is a
+    /// path on the hosts, always absolute).
     pub fn expand_home(&mut self, home: &Path) {
-        if let Some(badges) = &mut self.badges_path {
-            *badges = expand_home(badges, home);
-        }
         self.history_file = expand_home(&self.history_file, home);
         self.ssh.expand_home(home);
     }
@@ -197,9 +200,7 @@ impl Config {
 
     /// Every path of the configuration that [`Config::expand_home`] expands.
     fn paths(&self) -> impl Iterator<Item = &Path> {
-        self.badges_path
-            .iter()
-            .chain(std::iter::once(&self.history_file))
+        std::iter::once(&self.history_file)
             .chain(&self.ssh.identity_files)
             .chain(&self.ssh.ssh_config)
             .chain(&self.ssh.known_hosts)
@@ -789,6 +790,8 @@ const ENVIRONMENT_KEYS: &[&str] = &[
     "history_file",
     "batch_size",
     "rollback_on_failure",
+    "badges_after_deploy",
+    "badges_png",
 ];
 
 /// Keys of `[stage:NAME]`.
@@ -957,7 +960,11 @@ impl<'a> Doc<'a> {
         };
         Ok(Config {
             path: self.path.to_path_buf(),
-            badges_path: self.value(&env, "badges_path", parse_path)?,
+            badges_path: self.value(&env, "badges_path", parse_host_dir)?,
+            badges_after_deploy: self
+                .value(&env, "badges_after_deploy", parse_bool)?
+                .unwrap_or(true),
+            badges_png: self.value(&env, "badges_png", parse_bool)?.unwrap_or(false),
             packages,
             stages,
             parallelism: self
@@ -1505,6 +1512,19 @@ fn parse_path(s: &str) -> Result<PathBuf, Invalid> {
         ));
     }
     Ok(PathBuf::from(s))
+}
+
+/// A directory on the hosts: absolute, since a host has no working
+/// directory of ours and `~` would be this machine's home.
+fn parse_host_dir(s: &str) -> Result<PathBuf, Invalid> {
+    let path = parse_path(s)?;
+    if !path.is_absolute() {
+        return Err(Invalid::new(
+            "it is a directory on every host, so it must be an absolute path",
+            "write the full path, e.g. `/var/www/package_badges`",
+        ));
+    }
+    Ok(path)
 }
 
 fn parse_path_list(s: &str) -> Result<Vec<PathBuf>, Invalid> {
@@ -2290,7 +2310,7 @@ rollback_on_failure = on",
     #[test]
     fn expand_home_touches_only_tilde_paths() {
         let mut config = ok(&with_env(
-            "ssh_identity_file = ~/.ssh/a /k/b\nssh_config = ~/.ssh/cfg\nknown_hosts = kh\nbadges_path = ~\nhistory_file = ~/h.jsonl",
+            "ssh_identity_file = ~/.ssh/a /k/b\nssh_config = ~/.ssh/cfg\nknown_hosts = kh\nhistory_file = ~/h.jsonl",
         ));
         config.expand_home(Path::new("/home/op"));
         assert_eq!(
@@ -2302,7 +2322,6 @@ rollback_on_failure = on",
             Some(PathBuf::from("/home/op/.ssh/cfg"))
         );
         assert_eq!(config.ssh.known_hosts, Some(PathBuf::from("kh")));
-        assert_eq!(config.badges_path, Some(PathBuf::from("/home/op")));
         assert_eq!(config.history_file, PathBuf::from("/home/op/h.jsonl"));
         // `~user` is not a home we know.
         assert_eq!(
@@ -2335,6 +2354,29 @@ rollback_on_failure = on",
             );
             assert_eq!(e.line, Some(4));
             assert_eq!(note(&e), ACCEPTED_BOOL);
+        }
+    }
+
+    #[test]
+    fn badges_keys() {
+        let config = ok(MINIMAL);
+        assert_eq!(config.badges_path, None);
+        assert!(config.badges_after_deploy);
+        assert!(!config.badges_png);
+        let config = ok(&with_env(
+            "badges_path = /var/www/b\nbadges_after_deploy = no\nbadges_png = yes",
+        ));
+        assert_eq!(config.badges_path, Some(PathBuf::from("/var/www/b")));
+        assert!(!config.badges_after_deploy);
+        assert!(config.badges_png);
+        for relative in ["www/badges", "~/badges", "./b"] {
+            let e = err(&with_env(&format!("badges_path = {relative}")));
+            assert!(
+                e.message.contains("`badges_path`") && e.message.contains(relative),
+                "{}",
+                e.message
+            );
+            assert_eq!(e.line, Some(4), "{relative}");
         }
     }
 

@@ -81,17 +81,7 @@ pub fn apply(
     for (host, r) in &results {
         let failure = match r {
             Ok(out) if out.success() => None,
-            Ok(out) if transport::sudo_wants_password(&out.stderr) => {
-                Some("sudo asks for a password".to_string())
-            }
-            Ok(out) => Some(format!(
-                "exit status {}: {}",
-                out.status,
-                crate::text::clip(
-                    &crate::text::one_line(out.stderr.trim()),
-                    crate::error::REMOTE_TEXT_MAX
-                )
-            )),
+            Ok(out) => Some(transport::failure(out)),
             Err(e) => Some(e.to_string()),
         };
         if let Some(f) = &failure {

@@ -5,6 +5,7 @@
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 
+mod badges;
 mod freeze;
 mod hosts;
 mod unlock;
@@ -157,6 +158,12 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
             } else {
                 ExitStatus::Success
             })
+        }
+        Some(Command::RefreshBadges(args)) => {
+            let config = load_config(cli)?;
+            badges::check(&config, args)?;
+            let fleet = Fleet::connect(targets(cli, &config)?, config.parallelism);
+            badges::refresh(&config, &Console::stdio(color), fleet, args)
         }
         Some(Command::History {
             package,

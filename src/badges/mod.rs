@@ -7,6 +7,14 @@
 //! unknown (grey), broken, regression against the previous stage, hosts
 //! of the stage that disagree, frozen stage, rollout pending towards the
 //! next stage, in step.
+//!
+//! A host's badge depends only on the host, its own stage and the stage
+//! before it, never on the next stage: so the badges a deploy refreshes
+//! over its sessions (it reads the stage and the one before) are exactly
+//! those `refresh-badges` writes. A pending rollout shows on the stage's
+//! badge and on the dashboard.
+
+pub mod publish;
 
 use crate::badge::{Badge, Meaning};
 use crate::error::HostError;
@@ -99,7 +107,7 @@ pub fn stage_badge(m: &Matrix, row: usize, col: usize) -> Badge {
     Badge {
         label: m.rows[row].package.to_string(),
         message,
-        meaning: own.unwrap_or_else(|| pipeline_meaning(m, row, col)),
+        meaning: own.unwrap_or_else(|| pipeline_meaning(m, row, col, true)),
     }
 }
 
@@ -127,7 +135,7 @@ pub fn host_badge(
         if matches!(m.rows[row].cells[col], Cell::Mixed { .. }) {
             Meaning::Mixed
         } else {
-            pipeline_meaning(m, row, col)
+            pipeline_meaning(m, row, col, false)
         }
     });
     Badge {
@@ -147,14 +155,15 @@ fn state_meaning(s: &PackageState) -> Option<Meaning> {
 }
 
 /// For an installed version that every host of the stage runs: how it
-/// stands against the neighbouring stages and the freeze.
-fn pipeline_meaning(m: &Matrix, row: usize, col: usize) -> Meaning {
+/// stands against the previous stage, the freeze, and (`toward_next`) the
+/// next stage.
+fn pipeline_meaning(m: &Matrix, row: usize, col: usize, toward_next: bool) -> Meaning {
     let markers = &m.rows[row].markers;
     if col > 0 && markers[col - 1] == Marker::Regression {
         Meaning::Regression
     } else if m.columns[col].freeze.is_some() {
         Meaning::Frozen
-    } else if markers.get(col) == Some(&Marker::Pending) {
+    } else if toward_next && markers.get(col) == Some(&Marker::Pending) {
         Meaning::Pending
     } else {
         Meaning::InStep
@@ -175,5 +184,136 @@ fn state_message(s: &PackageState) -> String {
             version: None,
             state,
         } => state.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::tests::{down, host};
+    use crate::matrix::{build, HostReport};
+
+    const STAGES: [&str; 3] = ["test", "hel", "prod"];
+
+    fn matrix(reports: &[HostReport]) -> Matrix {
+        let stages: Vec<(String, usize)> = STAGES
+            .iter()
+            .map(|s| {
+                let n = reports.iter().filter(|r| r.stage == *s).count();
+                (s.to_string(), n)
+            })
+            .collect();
+        build(&["fastpath".parse().unwrap()], &stages, reports)
+    }
+
+    /// (message, meaning) of fastpath's badge on each stage.
+    fn stages_of(reports: &[HostReport]) -> Vec<(String, Meaning)> {
+        let m = matrix(reports);
+        (0..STAGES.len())
+            .map(|c| {
+                let b = stage_badge(&m, 0, c);
+                assert_eq!(b.label, "fastpath");
+                (b.message, b.meaning)
+            })
+            .collect()
+    }
+
+    fn one(stage: &str, name: &str, v: &str) -> HostReport {
+        host(stage, name, &[("fastpath", v)])
+    }
+
+    #[test]
+    fn in_step_pending_and_regression() {
+        let got = stages_of(&[
+            one("test", "t1", "0.81"),
+            one("hel", "h1", "0.77"),
+            one("prod", "p1", "0.79"),
+        ]);
+        assert_eq!(
+            got,
+            [
+                ("0.81".to_string(), Meaning::Pending),
+                ("0.77".to_string(), Meaning::InStep),
+                ("0.79".to_string(), Meaning::Regression),
+            ]
+        );
+        let got = stages_of(&[
+            one("test", "t1", "1.0"),
+            one("hel", "h1", "1.0"),
+            one("prod", "p1", "1.0"),
+        ]);
+        assert!(got.iter().all(|(_, m)| *m == Meaning::InStep), "{got:?}");
+    }
+
+    #[test]
+    fn absent_broken_mixed_and_unreachable() {
+        let got = stages_of(&[
+            one("test", "t1", "-"),
+            one("hel", "h1", "0.3!"),
+            one("prod", "p1", "0.81"),
+            one("prod", "p2", "0.77"),
+        ]);
+        assert_eq!(got[0], ("not installed".to_string(), Meaning::Absent));
+        assert_eq!(got[1], ("0.3 half-configured".to_string(), Meaning::Broken));
+        assert_eq!(got[2], ("0.77 +1 other".to_string(), Meaning::Mixed));
+        let got = stages_of(&[
+            one("test", "t1", "rc"),
+            down("hel", "h1"),
+            one("prod", "p1", "1"),
+        ]);
+        assert_eq!(got[0], ("removed".to_string(), Meaning::Absent));
+        assert_eq!(got[1], ("unreachable".to_string(), Meaning::Absent));
+    }
+
+    #[test]
+    fn frozen_stage() {
+        let mut reports = vec![one("test", "t1", "0.81"), one("hel", "h1", "0.81")];
+        if let Ok(s) = &mut reports[1].result {
+            s.freezes.push(crate::freeze::Freeze {
+                stage: "hel".into(),
+                by: "alice@laptop".into(),
+                since: "2026-11-21T07:30:05Z".into(),
+                reason: "incident 42".into(),
+            });
+        }
+        reports.push(one("prod", "p1", "0.81"));
+        let got = stages_of(&reports);
+        assert_eq!(got[1].1, Meaning::Frozen);
+        assert_eq!(got[2].1, Meaning::InStep);
+    }
+
+    #[test]
+    fn host_badges_follow_the_host_and_its_stage_but_not_the_next_stage() {
+        let reports = [
+            one("test", "t1", "0.81"),
+            one("hel", "h1", "0.77"),
+            one("hel", "h2", "0.77"),
+            one("prod", "p1", "0.79"),
+            one("prod", "p2", "-"),
+            down("prod", "p3"),
+        ];
+        let m = matrix(&reports);
+        let b = board(&m, &reports);
+        assert_eq!(b.stages.len(), 3);
+        assert_eq!(b.hosts.len(), reports.len());
+        let of = |h: &str| {
+            let x = b.hosts.iter().find(|x| x.host == h).unwrap();
+            (x.badge.message.as_str(), x.badge.meaning)
+        };
+        // test is ahead of hel: its stage badge says pending, its hosts not
+        assert_eq!(b.stages[0].badge.meaning, Meaning::Pending);
+        assert_eq!(of("t1"), ("0.81", Meaning::InStep));
+        assert_eq!(of("h1"), ("0.77", Meaning::InStep));
+        // prod disagrees: its installed host is mixed, the absent one grey
+        assert_eq!(of("p1"), ("0.79", Meaning::Mixed));
+        assert_eq!(of("p2"), ("not installed", Meaning::Absent));
+        assert_eq!(of("p3"), ("unreachable", Meaning::Absent));
+        // the host badges of hel do not change when only the next stage is known
+        let without_prod = matrix(&reports[..3]);
+        let b2 = board(&without_prod, &reports[..3]);
+        for h in &b2.hosts {
+            let full = b.hosts.iter().find(|x| x.host == h.host).unwrap();
+            assert_eq!(full.badge, h.badge, "{}", h.host);
+        }
     }
 }

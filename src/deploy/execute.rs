@@ -833,3 +833,65 @@ pub fn publish(cx: &Context<'_>, fleet: &mut Fleet, plan: &Plan, record: &Record
             .warn(&format!("the history on the host is incomplete: {problem}"));
     }
 }
+
+/// Refresh the badges of the stage's hosts after a deploy that touched
+/// any (changed, failed, rolled back or left unknown), over the sessions
+/// already open, when `badges_path` is set and `badges_after_deploy` is
+/// on. A host's badge depends on its stage and the one before, which this
+/// run read, so these are the badges `refresh-badges` would write; those
+/// whose bytes did not change are left alone. A host that cannot be
+/// written is a warning: the deploy's outcome stands.
+pub fn refresh_badges(
+    cx: &Context<'_>,
+    fleet: &mut Fleet,
+    after: &super::Facts,
+    stage: &str,
+    records: &[HostRecord],
+) {
+    let config = cx.config;
+    let Some(dir) = config
+        .badges_path
+        .as_deref()
+        .filter(|_| config.badges_after_deploy)
+    else {
+        return;
+    };
+    let touched = records.iter().any(|r| {
+        !matches!(
+            r.result,
+            HostResult::Unchanged | HostResult::Untouched | HostResult::Planned
+        )
+    });
+    if !touched {
+        return;
+    }
+    let board = crate::badges::board(&after.matrix, &after.reports);
+    let outcomes = crate::badges::publish::to_hosts(
+        fleet,
+        &board,
+        &after.reports,
+        dir,
+        |s, _| s == stage,
+        config.ssh.command_timeout,
+    );
+    let written = outcomes
+        .iter()
+        .filter_map(|o| o.result.as_ref().ok())
+        .map(|w| w.written.len())
+        .sum::<usize>();
+    for o in &outcomes {
+        if let Err(e) = &o.result {
+            cx.console
+                .warn(&format!("host `{}`: badges not refreshed: {e}", o.host));
+        }
+    }
+    let fine = outcomes.iter().filter(|o| o.result.is_ok()).count();
+    if fine > 0 {
+        cx.console.say(&format!(
+            "Badges refreshed on {fine} host{} of `{stage}` in {} ({written} file{} written).",
+            if fine == 1 { "" } else { "s" },
+            dir.display(),
+            if written == 1 { "" } else { "s" },
+        ));
+    }
+}

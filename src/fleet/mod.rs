@@ -256,12 +256,7 @@ impl Fleet {
         timeout: Duration,
     ) -> Vec<HostReport> {
         let command = status::query_command(packages);
-        let mut mine: Vec<&mut Member> = self
-            .members
-            .iter_mut()
-            .filter(|m| keep(&m.target))
-            .collect();
-        fanout::map(&mut mine, self.parallelism, |m| HostReport {
+        self.on_each(keep, |m| HostReport {
             stage: m.target.stage.clone(),
             host: m.target.host.clone(),
             result: m
@@ -276,14 +271,22 @@ impl Fleet {
         O: Send,
         F: Fn(&mut Member) -> O + Sync,
     {
+        self.on_each(|t| t.stage == stage, |m| (m.target.host.clone(), job(m)))
+    }
+
+    /// Apply `job` to every member whose target `keep` accepts, all at
+    /// once; results in fleet order.
+    pub fn on_each<O, F>(&mut self, keep: impl Fn(&Target) -> bool, job: F) -> Vec<O>
+    where
+        O: Send,
+        F: Fn(&mut Member) -> O + Sync,
+    {
         let mut mine: Vec<&mut Member> = self
             .members
             .iter_mut()
-            .filter(|m| m.target.stage == stage)
+            .filter(|m| keep(&m.target))
             .collect();
-        fanout::map(&mut mine, self.parallelism, |m| {
-            (m.target.host.clone(), job(m))
-        })
+        fanout::map(&mut mine, self.parallelism, |m| job(m))
     }
 
     /// Apply `job` to the given hosts of `stage` at once; answers in the

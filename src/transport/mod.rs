@@ -384,6 +384,24 @@ pub fn sudo_wants_password(stderr: &str) -> bool {
         || stderr.contains("sudo: a terminal is required")
 }
 
+/// Why a command that ran did not succeed, as one line of a report: a
+/// password request of `sudo -n` said as such, otherwise the exit status
+/// and the command's stderr (one line, escaped, clipped).
+pub fn failure(out: &Output) -> String {
+    if sudo_wants_password(&out.stderr) {
+        return "sudo asks for a password".to_string();
+    }
+    let said = crate::text::clip(
+        &crate::text::one_line(out.stderr.trim()),
+        crate::error::REMOTE_TEXT_MAX,
+    );
+    if said.is_empty() {
+        format!("exit status {}", out.status)
+    } else {
+        format!("exit status {}: {said}", out.status)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
