@@ -682,6 +682,36 @@ mod tests {
         insta::assert_snapshot!(a.svg());
     }
 
+    /// `badges/examples/MEANING.svg`, one badge per meaning for the README,
+    /// are what the code draws today (`BLESS=1` rewrites them).
+    #[test]
+    fn examples_in_the_badges_folder_are_current() {
+        let messages = [
+            (Meaning::InStep, "0.81~pr748-191"),
+            (Meaning::Pending, "0.81~pr748-190"),
+            (Meaning::Regression, "0.82~pr750-3"),
+            (Meaning::Mixed, "0.81~pr748-191 +2 others"),
+            (Meaning::Broken, "0.80-1 half-configured"),
+            (Meaning::Frozen, "0.79-2"),
+            (Meaning::Absent, "not installed"),
+        ];
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("badges/examples");
+        for (meaning, message) in messages {
+            let svg = badge("fastpath", message, meaning).svg();
+            let path = dir.join(format!("{}.svg", meaning.name()));
+            if std::env::var_os("BLESS").is_some() {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &svg).unwrap();
+            }
+            let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                on_disk == svg,
+                "{} is stale: run with BLESS=1",
+                path.display()
+            );
+        }
+    }
+
     #[test]
     fn distinct_badges_get_distinct_ids() {
         let badges = [
@@ -705,5 +735,96 @@ mod tests {
             assert!(ids.insert(b.id()), "{b:?}");
         }
         assert_eq!(badges[0].id(), badge("a", "1", Meaning::InStep).id());
+    }
+}
+
+/// The badges drawn by `resvg`: every text lands inside its own box.
+#[cfg(test)]
+mod drawn {
+    use super::*;
+    use resvg::tiny_skia::Pixmap;
+
+    /// Columns (in badge pixels at `scale`) where `a` and `b` differ, and
+    /// how many pixels differ.
+    fn differing_columns(a: &Pixmap, b: &Pixmap) -> (Vec<u32>, usize) {
+        let w = a.width();
+        let mut cols = std::collections::BTreeSet::new();
+        let mut n = 0;
+        for (i, (p, q)) in a.pixels().iter().zip(b.pixels()).enumerate() {
+            if p != q {
+                cols.insert(i as u32 % w);
+                n += 1;
+            }
+        }
+        (cols.into_iter().collect(), n)
+    }
+
+    #[test]
+    fn every_text_lies_inside_its_box() {
+        let Some(fonts) = png::fonts_or_skip() else {
+            return;
+        };
+        let scale = 2.0;
+        let labels = ["a", "fastpath", "a-very-long-package-name-for-the-wall"];
+        let messages = [
+            "1",
+            "0.81~pr748-191",
+            "not installed",
+            "2:1.2.3-4+deb12u1~bpo11+1.really.long.version.string",
+            "<&\"'> WWWW mmmm",
+        ];
+        let mut i = 0;
+        for label in labels {
+            for message in messages {
+                for meaning in Meaning::ALL {
+                    i += 1;
+                    let b = Badge {
+                        label: label.into(),
+                        message: message.into(),
+                        meaning,
+                    };
+                    let l = b.layout();
+                    let draw = |label, message| {
+                        png::rasterise(&b.svg_with(Texts { label, message }), &fonts, scale)
+                            .unwrap()
+                    };
+                    let (full, no_label, no_message) =
+                        (draw(true, true), draw(false, true), draw(true, false));
+                    assert_eq!(full.width(), (l.width() as f32 * scale) as u32);
+                    let px = |x: u32| (x as f32 * scale) as u32;
+                    let what = format!("#{i} {label:?} | {message:?} ({meaning:?}), {l:?}");
+
+                    let (cols, n) = differing_columns(&full, &no_label);
+                    assert!(n > 20, "label text not drawn: {what}");
+                    // Inside the label box, and within a pixel of the text's
+                    // own rectangle (textLength fits it there).
+                    let (lo, hi) = (cols[0], *cols.last().unwrap());
+                    assert!(hi < px(l.label_box), "label spills right: {hi}: {what}");
+                    assert!(
+                        lo + px(1) >= px(l.label_text_x()),
+                        "label starts at {lo}: {what}"
+                    );
+                    let end = l.label_text_x() + l.label_text;
+                    assert!(hi <= px(end + 1), "label ends at {hi}: {what}");
+                    assert!(hi + px(3) >= px(end), "label too short, ends {hi}: {what}");
+
+                    let (cols, n) = differing_columns(&full, &no_message);
+                    assert!(n > 20, "message text not drawn: {what}");
+                    let (lo, hi) = (cols[0], *cols.last().unwrap());
+                    assert!(lo >= px(l.label_box), "message spills left: {lo}: {what}");
+                    assert!(hi < px(l.width()), "message spills right: {hi}: {what}");
+                    assert!(
+                        lo + px(1) >= px(l.message_text_x()),
+                        "message at {lo}: {what}"
+                    );
+                    let end = l.message_text_x() + l.message_text;
+                    assert!(hi <= px(end + 1), "message ends at {hi}: {what}");
+                    assert!(
+                        hi + px(3) >= px(end),
+                        "message too short, ends {hi}: {what}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -140,10 +140,49 @@ impl Fonts {
             });
         };
         db.set_sans_serif_family(family.clone());
+        keep_in_memory(&mut db, &family);
         Ok(Fonts {
             db: Arc::new(db),
             family,
         })
+    }
+}
+
+/// Read the regular faces of `family` into memory once, instead of from
+/// disk for every text drawn (which is what a face known by its path
+/// costs). A file that cannot be read stays known by its path.
+fn keep_in_memory(db: &mut fontdb::Database, family: &str) {
+    let regular = |f: &fontdb::FaceInfo| {
+        f.style == fontdb::Style::Normal
+            && f.weight == fontdb::Weight::NORMAL
+            && f.stretch == fontdb::Stretch::Normal
+            && f.families
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(family))
+    };
+    let mut paths: Vec<std::path::PathBuf> = db
+        .faces()
+        .filter(|f| regular(f))
+        .filter_map(|f| match &f.source {
+            fontdb::Source::File(path) => Some(path.clone()),
+            _ => None,
+        })
+        .collect();
+    paths.sort();
+    paths.dedup();
+    for path in paths {
+        let Ok(data) = std::fs::read(&path) else {
+            continue;
+        };
+        let ids: Vec<fontdb::ID> = db
+            .faces()
+            .filter(|f| matches!(&f.source, fontdb::Source::File(p) if *p == path))
+            .map(|f| f.id)
+            .collect();
+        for id in ids {
+            db.remove_face(id);
+        }
+        db.load_font_source(fontdb::Source::Binary(Arc::new(data)));
     }
 }
 
@@ -193,4 +232,117 @@ pub(crate) fn render(svg: &str, fonts: &Fonts, scale: f32) -> Result<Vec<u8>, Pn
     rasterise(svg, fonts, scale)?
         .encode_png()
         .map_err(|e| PngError::Encode(e.to_string()))
+}
+
+/// The machine's fonts for a test, or `None` after printing why the test
+/// skips; under `CI=true` a missing font fails the test instead
+/// (`tests/run-all` installs fonts-dejavu-core).
+#[cfg(test)]
+pub(crate) fn fonts_or_skip() -> Option<Fonts> {
+    match Fonts::system() {
+        Ok(f) => Some(f),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{e}\nnote: {}", e.note())
+        }
+        Err(e) => {
+            eprintln!("skipped: {e} (note: {})", e.note());
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::badge::{Badge, Meaning};
+
+    fn badge() -> Badge {
+        Badge {
+            label: "fastpath".into(),
+            message: "0.81~pr748-191".into(),
+            meaning: Meaning::Pending,
+        }
+    }
+
+    #[test]
+    fn png_has_the_badge_size_times_the_scale_and_is_deterministic() {
+        let Some(fonts) = fonts_or_skip() else { return };
+        let b = badge();
+        for scale in [1.0, 2.0] {
+            let png = b.png(&fonts, scale).unwrap();
+            assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+            // IHDR: width and height, big-endian, at bytes 16..24.
+            let w = u32::from_be_bytes(png[16..20].try_into().unwrap());
+            let h = u32::from_be_bytes(png[20..24].try_into().unwrap());
+            assert_eq!(
+                (w, h),
+                ((b.width() as f32 * scale) as u32, (20.0 * scale) as u32)
+            );
+            assert_eq!(png, b.png(&fonts, scale).unwrap(), "scale {scale}");
+        }
+    }
+
+    #[test]
+    fn system_fonts_prefer_verdana_then_dejavu_sans() {
+        let Some(fonts) = fonts_or_skip() else { return };
+        let has = |family: &str| {
+            fonts
+                .db
+                .faces()
+                .any(|f| f.families.iter().any(|(n, _)| n == family))
+        };
+        let want = if has("Verdana") {
+            "Verdana"
+        } else if has("DejaVu Sans") {
+            "DejaVu Sans"
+        } else {
+            return; // some other sans-serif face: checked by is_sans
+        };
+        assert_eq!(fonts.family(), want);
+        assert_eq!(fonts.db.family_name(&fontdb::Family::SansSerif), want);
+    }
+
+    #[test]
+    fn a_directory_without_fonts_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("README"), "not a font").unwrap();
+        let e = Fonts::from_dir(dir.path()).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("Verdana, DejaVu Sans"), "{text}");
+        assert!(
+            text.contains(&format!("`{}`", dir.path().display())),
+            "{text}"
+        );
+        assert!(text.contains("0 font faces"), "{text}");
+        assert!(e.note().contains("apt-get install fonts-dejavu-core"));
+        let system = PngError::NoFont {
+            searched: SYSTEM_DIRS.into(),
+            faces: 3,
+        };
+        assert!(system.to_string().contains("/usr/share/fonts"));
+    }
+
+    #[test]
+    fn serif_or_monospace_faces_alone_are_not_enough() {
+        for (name, sans) in [
+            ("DejaVu Sans", true),
+            ("Noto Sans CJK JP", true),
+            ("Liberation Sans", true),
+            ("Arial", true),
+            ("DejaVu Sans Mono", false),
+            ("DejaVu Serif", false),
+            ("Liberation Mono", false),
+        ] {
+            assert_eq!(is_sans(name), sans, "{name}");
+        }
+    }
+
+    #[test]
+    fn absurd_scales_are_refused() {
+        let Some(fonts) = fonts_or_skip() else { return };
+        for scale in [0.0, -1.0, f32::NAN, f32::INFINITY, 1000.0] {
+            let e = badge().png(&fonts, scale).unwrap_err();
+            assert!(matches!(e, PngError::Scale { .. }), "{scale}: {e}");
+        }
+    }
 }
