@@ -331,6 +331,12 @@ impl Badge {
 
     /// The badge as a PNG image, `scale` times its size in pixels (2.0 for
     /// sharp images on high-density screens), its text drawn with `fonts`.
+    /// Identical badges give identical bytes with the same fonts.
+    ///
+    /// # Errors
+    ///
+    /// [`PngError::Scale`] when `scale` gives an empty image or one wider
+    /// than 16384 px; the other variants only on a bug.
     pub fn png(&self, fonts: &Fonts, scale: f32) -> Result<Vec<u8>, PngError> {
         png::render(&self.svg(), fonts, scale)
     }

@@ -61,7 +61,7 @@ impl PngError {
             PngError::NoFont { .. } => {
                 "install a font, e.g. `apt-get install fonts-dejavu-core`, or leave out `--png`"
             }
-            PngError::Scale { .. } => "use a scale between 0.1 and 100",
+            PngError::Scale { .. } => "use a scale such as 1 or 2",
             PngError::Svg(_) | PngError::Encode(_) => {
                 "this is a bug in deployer; please report it with the badge's text"
             }
@@ -88,7 +88,11 @@ impl std::fmt::Debug for Fonts {
 
 impl Fonts {
     /// The machine's fonts (fontconfig's directories, or the usual ones).
-    /// Fails when none is Verdana, DejaVu Sans or another sans-serif face.
+    ///
+    /// # Errors
+    ///
+    /// [`PngError::NoFont`] when none is Verdana, DejaVu Sans or another
+    /// sans-serif face; its [`note`](PngError::note) says what to install.
     pub fn system() -> Result<Fonts, PngError> {
         let mut db = fontdb::Database::new();
         db.load_system_fonts();
@@ -96,7 +100,11 @@ impl Fonts {
     }
 
     /// The fonts in `dir` and below, for a machine whose fonts live
-    /// elsewhere. Fails like [`Fonts::system`].
+    /// elsewhere.
+    ///
+    /// # Errors
+    ///
+    /// [`PngError::NoFont`], as [`Fonts::system`].
     pub fn from_dir(dir: &Path) -> Result<Fonts, PngError> {
         let mut db = fontdb::Database::new();
         db.load_fonts_dir(dir);
@@ -129,7 +137,7 @@ impl Fonts {
         };
         let family = PREFERRED
             .iter()
-            .map(|f| f.to_string())
+            .map(ToString::to_string)
             .chain(std::iter::once(configured))
             .find(|f| has(&db, f))
             .or_else(any_sans);
