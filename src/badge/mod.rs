@@ -273,6 +273,7 @@ impl Badge {
         })
     }
 
+    /// The SVG, drawing only the texts `texts` asks for.
     fn svg_with(&self, texts: Texts) -> String {
         let layout = self.layout();
         let (width, lw) = (layout.width(), layout.label_box);

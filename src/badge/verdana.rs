@@ -2,13 +2,16 @@
 //! so a badge's boxes fit its texts exactly. Pure: a table of advance
 //! widths and arithmetic on it; no font file is read.
 //!
-//! The figures are Verdana's advance widths at 11 px, in hundredths of a
-//! pixel, as measured in a browser for the `verdana-11px-normal` table of
-//! the anafanafo package (which shields.io uses): Basic Latin through
-//! Cyrillic, General Punctuation, Arrows, Box Drawing to Miscellaneous
-//! Symbols. A character outside the table is guessed: one em (11 px) for
-//! East Asian wide characters, the width of `m` for any other, so an
-//! unknown text is rather too wide than overflowing its box.
+//! The figures are the advances a browser gives each character under
+//! `font: 11px Verdana` (Verdana's own glyphs where it has them, the
+//! browser's fallback font elsewhere), in hundredths of a pixel, from the
+//! `verdana-11px-normal` table of the anafanafo package that shields.io
+//! measures with. Kept here: Basic Latin through Cyrillic (U+0020-U+052F),
+//! General Punctuation, Arrows, and Box Drawing to Miscellaneous Symbols
+//! (U+2500-U+26FF, for markers such as `►` and `⚠`). A character outside
+//! the table is guessed: one em (11 px) for an East Asian wide character,
+//! the width of `m` for any other, so an unknown text is rather too wide
+//! than overflowing its box.
 
 /// Advance width of `m`, the guess for a character the table lacks.
 const M_WIDTH: u32 = 1070;
