@@ -57,8 +57,8 @@ h3{font-size:1rem;margin:.8rem 0 .3rem}
 ul{margin:0;padding-left:1.2rem}
 li{margin:.2rem 0}
 .meta{color:var(--muted);margin:0 0 1rem}
-.scroll{overflow-x:auto;border:1px solid var(--line);border-radius:6px}
-.matrix{border-collapse:collapse;min-width:100%}
+.scroll{display:inline-block;max-width:100%;overflow-x:auto;border:1px solid var(--line);border-radius:6px}
+.matrix{border-collapse:collapse}
 .matrix th,.matrix td{padding:.45rem .6rem;text-align:left;vertical-align:middle;white-space:nowrap}
 .matrix thead th{background:var(--card);border-bottom:1px solid var(--line);font-weight:600}
 .matrix thead td{background:var(--card);border-bottom:1px solid var(--line)}
@@ -67,7 +67,7 @@ li{margin:.2rem 0}
 .sym{display:inline-block}
 .pending{color:#2c7a14}
 .regression{color:#c9301c}
-.mk-label{display:none}
+.mk-label,.cell .stage{display:none}
 .badge{display:inline-block;vertical-align:middle;max-width:100%;line-height:0}
 .badge svg{display:block;max-width:100%;height:auto}
 .tag{display:inline-block;font-size:.75rem;line-height:1.4;padding:0 .35rem;border-radius:3px;margin-left:.35rem;font-weight:600;vertical-align:middle;white-space:nowrap}
@@ -82,16 +82,19 @@ li{margin:.2rem 0}
 .swatch{flex:none;display:inline-block;width:1.6rem;height:.9rem;border-radius:3px;position:relative;top:.1rem}
 @media (max-width:40rem){
 body{padding:.75rem}
-.scroll{border:0;overflow:visible}
+.scroll{display:block;border:0;overflow:visible}
 .matrix,.matrix tbody,.matrix tr,.matrix th,.matrix td{display:block}
 .matrix thead{display:none}
 .matrix tbody tr{border:1px solid var(--line);border-radius:6px;margin:0 0 .75rem;padding:.5rem .75rem}
 .matrix tbody tr+tr>*{border-top:0}
 .matrix th,.matrix td{padding:.2rem 0;white-space:normal}
 .matrix th[scope=row]{padding:0 0 .3rem;font-size:1.05rem}
-.matrix td.cell{display:flex;flex-wrap:wrap;align-items:center;gap:.3rem .5rem}
-.matrix td.cell::before{content:attr(data-stage);flex:0 0 6.5rem;color:var(--muted);font-size:.85rem}
-.matrix td.mk{text-align:left;padding:0 0 0 7rem;font-size:.9rem}
+.matrix td.cell{display:grid;grid-template-columns:5rem minmax(0,1fr);align-items:center;gap:.25rem .5rem}
+.matrix td.cell .stage{display:block;color:var(--muted);font-size:.85rem;line-height:1.6}
+.matrix td.cell .stage .tag{margin-left:0;margin-right:.3rem}
+.matrix td.cell .badge{justify-self:start}
+.matrix td.cell .tag.held{grid-column:2;justify-self:start;margin-left:0}
+.matrix td.mk{text-align:left;padding:0 0 0 5.5rem;font-size:.9rem}
 .matrix td.mk:empty{display:none}
 .mk .pending .sym{transform:rotate(90deg)}
 .mk-label{display:inline;color:var(--muted);margin-left:.4rem}
@@ -149,22 +152,7 @@ impl Page {
             if i > 0 {
                 self.s.push_str("<td class=\"mk\"></td>");
             }
-            let _ = write!(self.s, "<th scope=\"col\">{}", escape(&c.name));
-            if let Some(f) = &c.freeze {
-                let _ = write!(
-                    self.s,
-                    "<span class=\"tag frozen\" title=\"{}\">frozen</span>",
-                    host_text(&f.describe())
-                );
-            }
-            if c.down > 0 {
-                let _ = write!(
-                    self.s,
-                    "<span class=\"tag down\">{}/{} down</span>",
-                    c.down, c.hosts
-                );
-            }
-            self.s.push_str("</th>");
+            let _ = write!(self.s, "<th scope=\"col\">{}</th>", stage_heading(c));
         }
         self.s.push_str("</tr>\n</thead>\n<tbody>\n");
         for (r, row) in m.rows.iter().enumerate() {
@@ -177,10 +165,11 @@ impl Page {
                 if i > 0 {
                     self.marker(row.markers.get(i - 1).copied());
                 }
+                // the phone's cards have no header row: each cell names its stage
                 let _ = write!(
                     self.s,
-                    "<td class=\"cell\" data-stage=\"{}\">",
-                    escape(&stage_label(c))
+                    "<td class=\"cell\"><span class=\"stage\">{}</span>",
+                    stage_heading(c)
                 );
                 let badge = stage_badge(board, &c.name, &row.package)
                     .cloned()
@@ -332,20 +321,25 @@ impl Page {
     }
 }
 
-/// A stage as the phone layout labels its cells: `prod (frozen, 1/3 down)`.
-fn stage_label(c: &Column) -> String {
-    let mut notes = Vec::new();
-    if c.freeze.is_some() {
-        notes.push("frozen".to_string());
+/// A stage's name with its `frozen` (who, since, why on hover) and
+/// `N/M down` tags, as HTML.
+fn stage_heading(c: &Column) -> String {
+    let mut h = escape(&c.name);
+    if let Some(f) = &c.freeze {
+        let _ = write!(
+            h,
+            "<span class=\"tag frozen\" title=\"{}\">frozen</span>",
+            host_text(&f.describe())
+        );
     }
     if c.down > 0 {
-        notes.push(format!("{}/{} down", c.down, c.hosts));
+        let _ = write!(
+            h,
+            "<span class=\"tag down\">{}/{} down</span>",
+            c.down, c.hosts
+        );
     }
-    if notes.is_empty() {
-        c.name.clone()
-    } else {
-        format!("{} ({})", c.name, notes.join(", "))
-    }
+    h
 }
 
 fn stage_badge<'a>(board: &'a Board, stage: &str, package: &PackageName) -> Option<&'a Badge> {
