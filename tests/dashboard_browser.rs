@@ -315,8 +315,10 @@ addEventListener('load', function () {
     scrollHeight: document.documentElement.scrollHeight,
     rowDisplay: getComputedStyle(document.querySelector('.matrix tbody tr')).display,
     svgs: document.querySelectorAll('svg').length,
-    badges: all('.badge svg').map(function (s) {
-      var b = box(s); b.label = s.getAttribute('aria-label') || ''; return b;
+    badges: all('.badge').map(function (e) {
+      var s = e.querySelector('svg'), b = box(e), d = box(s);
+      b.drawnW = d.w; b.drawnH = d.h; b.label = s.getAttribute('aria-label') || '';
+      return b;
     }),
     markers: all('[role=img]:not(svg)').map(function (e) {
       var b = box(e); b.label = e.getAttribute('aria-label'); b.title = e.getAttribute('title');
@@ -367,11 +369,18 @@ fn f(v: &Value, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("`{key}` missing in {v}"))
 }
 
-/// What a person sees at `size`: `layout` is the computed `display` of a
-/// matrix row (`table-row` on a laptop, `block` for the phone's cards).
-fn check_layout(chromium: &Chromium, size: (u32, u32), layout: &str) {
-    let (m, reports) = example();
-    let page = page(&m, &reports);
+/// The page of `m` at `size` fits: laid out as `layout` (the computed
+/// `display` of a matrix row: `table-row` on a laptop, `block` for the
+/// phone's cards), no horizontal overflow, every badge drawn, inside the
+/// screen and apart from the others, every version in the visible text.
+/// Returns the measurements.
+fn check_fit(
+    chromium: &Chromium,
+    (m, reports): (&Matrix, &[HostReport]),
+    size: (u32, u32),
+    layout: &str,
+) -> Value {
+    let page = page(m, reports);
     let got = chromium.measure(&page, size);
     let at = format!("at {}x{}", size.0, size.1);
 
@@ -387,14 +396,15 @@ fn check_layout(chromium: &Chromium, size: (u32, u32), layout: &str) {
         "{at}: the page overflows horizontally: {got}"
     );
 
-    let board = deployer::badges::board(&m, &reports);
+    let board = deployer::badges::board(m, reports);
     let detail_hosts: usize = m.details.iter().map(|d| d.hosts.len()).sum();
     let badges = got["badges"].as_array().unwrap();
     assert_eq!(badges.len(), board.stages.len() + detail_hosts, "{at}");
     for b in badges {
+        // drawn, and no smaller than 3/4 of its 20 px height (readable)
         assert!(
-            f(b, "w") >= 10.0 && f(b, "h") >= 10.0,
-            "{at}: badge not drawn: {b}"
+            f(b, "drawnW") >= 10.0 && f(b, "drawnH") >= 15.0 && f(b, "h") >= 15.0,
+            "{at}: badge not drawn, or too small: {b}"
         );
         assert!(
             f(b, "x") >= 0.0 && f(b, "x") + f(b, "w") <= client + 0.5,
@@ -420,7 +430,23 @@ fn check_layout(chromium: &Chromium, size: (u32, u32), layout: &str) {
             "{at}: no badge `{label}`"
         );
     }
+    let text = got["text"].as_str().unwrap();
+    for v in versions(reports) {
+        assert!(
+            text.contains(&v),
+            "{at}: version `{v}` not shown in:\n{text}"
+        );
+    }
+    got
+}
 
+/// What a person sees of the example at `size`, beyond [`check_fit`]: the
+/// markers with their text alternatives, the frozen stage, the unreachable
+/// host and the time of the refresh.
+fn check_example(chromium: &Chromium, size: (u32, u32), layout: &str) {
+    let (m, reports) = example();
+    let got = check_fit(chromium, (&m, &reports), size, layout);
+    let at = format!("at {}x{}", size.0, size.1);
     let summary = m.summary();
     let markers = got["markers"].as_array().unwrap();
     for (label, symbol, count) in [
@@ -440,25 +466,17 @@ fn check_layout(chromium: &Chromium, size: (u32, u32), layout: &str) {
     }
 
     let text = got["text"].as_str().unwrap();
-    let mut wanted = versions(&reports);
-    wanted.extend(
-        [
-            "►►",
-            "⚠",
-            REASON,
-            "alice@ops-desk",
-            "prod-3.ooni.example",
-            "Connection timed out",
-            "1/3 down",
-            REFRESHED,
-        ]
-        .map(String::from),
-    );
-    for w in &wanted {
-        assert!(
-            text.contains(w.as_str()),
-            "{at}: `{w}` not shown in:\n{text}"
-        );
+    for w in [
+        "►►",
+        "⚠",
+        REASON,
+        "alice@ops-desk",
+        "prod-3.ooni.example",
+        "Connection timed out",
+        "1/3 down",
+        REFRESHED,
+    ] {
+        assert!(text.contains(w), "{at}: `{w}` not shown in:\n{text}");
     }
 }
 
@@ -467,7 +485,7 @@ fn on_a_laptop_the_matrix_is_a_table_that_shows_everything() {
     let Some(chromium) = Chromium::find() else {
         return;
     };
-    check_layout(&chromium, LAPTOP, "table-row");
+    check_example(&chromium, LAPTOP, "table-row");
 }
 
 #[test]
@@ -475,7 +493,31 @@ fn on_a_phone_the_matrix_is_cards_that_fit_the_screen() {
     let Some(chromium) = Chromium::find() else {
         return;
     };
-    check_layout(&chromium, PHONE, "block");
+    check_example(&chromium, PHONE, "block");
+}
+
+/// The script this tool replaces guessed badge widths and long versions
+/// overflowed; here a long version and a long stage name must still fit a
+/// phone's screen (the badge shrinks to the card) and a laptop's page (the
+/// table scrolls in its own box).
+#[test]
+fn a_very_long_version_and_stage_name_still_fit() {
+    let Some(chromium) = Chromium::find() else {
+        return;
+    };
+    let long = "2:1.0.79~pr751-194+git20261121.0a1b2c3d4e5f60718293a4b5c6d7e8f9-1~bpo12+1";
+    let stage = "production-europe-west-failover";
+    let reports = [
+        host("test", "t1", &[("fastpath", long)]),
+        host(stage, "p1", &[("fastpath", "0.77~pr705-119")]),
+    ];
+    let m = build(
+        &["fastpath".parse().unwrap()],
+        &[("test".to_string(), 1), (stage.to_string(), 1)],
+        &reports,
+    );
+    check_fit(&chromium, (&m, &reports), PHONE, "block");
+    check_fit(&chromium, (&m, &reports), LAPTOP, "table-row");
 }
 
 #[test]

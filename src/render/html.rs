@@ -68,7 +68,7 @@ li{margin:.2rem 0}
 .pending{color:#2c7a14}
 .regression{color:#c9301c}
 .mk-label,.cell .stage{display:none}
-.badge{display:inline-block;vertical-align:middle;max-width:100%;line-height:0}
+.badge{display:inline-block;vertical-align:middle;max-width:100%;line-height:0;overflow-x:auto}
 .badge svg{display:block;max-width:100%;height:auto}
 .tag{display:inline-block;font-size:.75rem;line-height:1.4;padding:0 .35rem;border-radius:3px;margin-left:.35rem;font-weight:600;vertical-align:middle;white-space:nowrap}
 .tag.frozen{background:#9cd3f5;color:#0b3954}
@@ -212,6 +212,16 @@ impl Page {
     fn badge(&mut self, badge: &Badge) {
         self.badges += 1;
         let svg = inline_svg(&badge.svg(), &format!("b{}", self.badges));
+        // CSS shrinks a badge wider than a phone's card, but to no less
+        // than 4/5 of its size: past that it scrolls inside its own box
+        let svg = match root_number(&svg, "width") {
+            Some(w) if svg.starts_with("<svg") => format!(
+                "<svg style=\"min-width:{}px\"{}",
+                (w * 0.8).floor(),
+                &svg[4..]
+            ),
+            _ => svg,
+        };
         let _ = write!(self.s, "<span class=\"badge\">{svg}</span>");
     }
 
@@ -414,22 +424,25 @@ fn inline_svg(svg: &str, suffix: &str) -> String {
 /// `svg` with `viewBox="0 0 W H"` on its root element when it has a
 /// numeric width and height but no view box.
 fn with_view_box(svg: &str) -> String {
-    let Some(end) = svg.find('>') else {
-        return svg.to_string();
-    };
-    let root = &svg[..end];
-    if !root.starts_with("<svg") || root.contains("viewBox") {
+    if !svg.starts_with("<svg") || root_attr(svg, "viewBox").is_some() {
         return svg.to_string();
     }
-    let number = |name: &str| -> Option<&str> {
-        let at = root.find(&format!(" {name}=\""))? + name.len() + 3;
-        let value = &root[at..at + root[at..].find('"')?];
-        value.parse::<f64>().ok().map(|_| value)
-    };
-    match (number("width"), number("height")) {
+    match (root_number(svg, "width"), root_number(svg, "height")) {
         (Some(w), Some(h)) => format!("<svg viewBox=\"0 0 {w} {h}\"{}", &svg[4..]),
         _ => svg.to_string(),
     }
+}
+
+/// The value of the attribute `name` of the root element of `svg`.
+fn root_attr<'a>(svg: &'a str, name: &str) -> Option<&'a str> {
+    let root = &svg[..svg.find('>')?];
+    let at = root.find(&format!(" {name}=\""))? + name.len() + 3;
+    Some(&root[at..at + root[at..].find('"')?])
+}
+
+/// [`root_attr`], if it is a number.
+fn root_number(svg: &str, name: &str) -> Option<f64> {
+    root_attr(svg, name)?.parse().ok()
 }
 
 /// The values of the `id` attributes in `svg`, in order, each once.
@@ -550,6 +563,27 @@ mod tests {
     }
 
     #[test]
+    fn configured_names_are_escaped() {
+        let stage = "prod<i>\"&";
+        let reports = [host(stage, "h<1>", &[("fastpath", "1.0-1!")])];
+        let m = build(&pk(&["fastpath"]), &stages(&[(stage, 2)]), &reports);
+        let out = page(&m, &reports);
+        assert!(!out.contains("<i>"), "{out}");
+        assert!(
+            out.contains("<th scope=\"col\">prod&lt;i&gt;&quot;&amp;"),
+            "{out}"
+        );
+        assert!(
+            out.contains("<span class=\"host\">h&lt;1&gt;</span>"),
+            "{out}"
+        );
+        assert!(
+            out.contains("<h3>fastpath on prod&lt;i&gt;&quot;&amp;</h3>"),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn escape_covers_markup_characters() {
         assert_eq!(
             escape("a<b>&\"c'"),
@@ -626,6 +660,13 @@ mod tests {
         assert!(out.starts_with("<!DOCTYPE html>\n<html lang=\"en\">"));
         assert!(out.contains("<meta charset=\"utf-8\">"));
         assert!(out.contains("<meta name=\"viewport\""));
+        // badges shrink on a phone, down to 4/5 of their width
+        assert_eq!(
+            out.matches("<span class=\"badge\"><svg style=\"min-width:")
+                .count(),
+            out.matches("<span class=\"badge\">").count()
+        );
+        assert!(out.contains(" viewBox=\"0 0 "));
         for external in [
             "<script", " src=", "<link", "<img", "<iframe", "@import", "url(h",
         ] {
