@@ -47,7 +47,9 @@ struct Page {
 
 const CSS: &str = "\
 :root{color-scheme:light dark;--fg:#1b1f24;--bg:#fff;--muted:#57606a;--line:#d0d7de;--card:#f6f8fa}
-@media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--bg:#0d1117;--muted:#9198a1;--line:#30363d;--card:#161b22}}
+.pending{color:#2c7a14}
+.regression{color:#c9301c}
+@media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--bg:#0d1117;--muted:#9198a1;--line:#30363d;--card:#161b22}.pending{color:#56d364}.regression{color:#ff7b72}}
 *{box-sizing:border-box}
 html{-webkit-text-size-adjust:100%;text-size-adjust:100%}
 body{margin:0 auto;max-width:80rem;padding:1rem;font:15px/1.45 system-ui,-apple-system,\"Segoe UI\",\"DejaVu Sans\",sans-serif;color:var(--fg);background:var(--bg);overflow-wrap:anywhere}
@@ -65,8 +67,6 @@ li{margin:.2rem 0}
 .matrix tbody tr+tr>*{border-top:1px solid var(--line)}
 .matrix td.mk{padding:.45rem .15rem;text-align:center;font-size:1.1rem}
 .sym{display:inline-block}
-.pending{color:#2c7a14}
-.regression{color:#c9301c}
 .mk-label,.cell .stage{display:none}
 .badge{display:inline-block;vertical-align:middle;max-width:100%;line-height:0;overflow-x:auto}
 .badge svg{display:block;max-width:100%;height:auto}
@@ -146,7 +146,7 @@ impl Page {
     fn matrix(&mut self, m: &Matrix, board: &Board) {
         self.s.push_str(
             "<section aria-labelledby=\"h-matrix\">\n<h2 id=\"h-matrix\">Versions by stage</h2>\n\
-             <div class=\"scroll\">\n<table class=\"matrix\">\n<thead>\n<tr><th scope=\"col\">Package</th>",
+             <div class=\"scroll\" tabindex=\"0\">\n<table class=\"matrix\">\n<thead>\n<tr><th scope=\"col\">Package</th>",
         );
         for (i, c) in m.columns.iter().enumerate() {
             if i > 0 {
