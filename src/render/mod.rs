@@ -2,7 +2,8 @@
 //! writer. Pure apart from the writer: colour is decided by the caller and
 //! passed in as a value. A package held with `apt-mark hold` shows as
 //! `[held]` in its cell (`[held N/M]` when only N of the M answering hosts
-//! hold it) and as `"held": true` on each host in the JSON.
+//! hold it) and as `"held": true` on each host in the JSON. The dashboard
+//! page (`index.html`) is in [`html`](fn@html).
 
 use std::io::{self, Write};
 
@@ -10,6 +11,9 @@ use serde::Serialize;
 
 use crate::matrix::{Cell, Marker, Matrix};
 use crate::status::PackageState;
+
+mod html;
+pub use html::html;
 
 /// Whether to emit ANSI colours (decided once, by the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
