@@ -317,6 +317,27 @@ fn output_writes_the_stage_and_host_tree_and_the_dashboard() {
         before,
         (ino("test/fastpath.svg"), ino("host/prod-1/fastpath.svg"))
     );
+    // 24 badges; the page is rewritten when the time it shows changed
     let badges = 2 * PACKAGES.len() + 2 * PACKAGES.len();
-    assert!(out.contains(&format!("{badges} unchanged")), "{out}");
+    assert!(
+        out.contains(&format!("1 written, {badges} unchanged"))
+            || out.contains(&format!("0 written, {} unchanged", badges + 1)),
+        "{out}"
+    );
+
+    // --png: a PNG beside every SVG, here and on the hosts
+    tb.write_config(&PACKAGES, BADGES, "");
+    let (code, out, err) = deployer(&tb, &["refresh-badges", "--png", "--output", d]);
+    assert_eq!(code, 0, "{out}{err}");
+    let png = std::fs::read(dir.join("host/prod-1/fastpath.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+    assert!(std::fs::read(dir.join("test/analysis.png"))
+        .unwrap()
+        .starts_with(b"\x89PNG"));
+    let on_host = tb.read_file("prod-1", &format!("{DIR}/fastpath.png"));
+    assert!(on_host.is_some_and(|p| p.starts_with("\u{fffd}PNG")));
+    assert_eq!(
+        tb.file_mode("prod-1", &format!("{DIR}/fastpath.png")),
+        Some(0o644)
+    );
 }

@@ -3,8 +3,9 @@
 //! `badges_path` over its session, and with `--output DIR` write the badges
 //! of every stage and host and the dashboard into DIR.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use crate::badge::{Fonts, PngError};
 use crate::badges::publish::{self, HostOutcome};
 use crate::badges::{self, Board};
 use crate::cli::BadgeArgs;
@@ -13,6 +14,7 @@ use crate::console::Console;
 use crate::error::{ExitStatus, Fatal};
 use crate::fleet::Fleet;
 use crate::matrix::{self, Matrix};
+use crate::render;
 
 /// The directory, under `--output DIR`, that holds one directory per host.
 const HOSTS_DIR: &str = "host";
@@ -28,21 +30,27 @@ pub fn refresh(
         .badges_path
         .as_deref()
         .filter(|_| !args.no_host_badges);
+    let fonts = if args.png || config.badges_png {
+        Some(Fonts::system().map_err(|e| Fatal::usage(format!("PNG badges: {e}")).note(e.note()))?)
+    } else {
+        None
+    };
     let reports = fleet.status(&config.packages, config.ssh.command_timeout);
     let m = matrix::for_config(config, None, &reports);
     let board = badges::board(&m, &reports);
+    let refreshed = crate::history::now_rfc3339();
     let mut status = if reports.iter().any(|r| r.result.is_err()) {
         ExitStatus::Unreachable
     } else {
         ExitStatus::Success
     };
     if let Some(dir) = on_hosts {
+        let files = publish::host_files(&board, fonts.as_ref(), |_, _| true).map_err(png_failed)?;
         let outcomes = publish::to_hosts(
             &mut fleet,
-            &board,
+            &files,
             &reports,
             dir,
-            |_, _| true,
             config.ssh.command_timeout,
         );
         if outcomes.iter().any(|o| o.result.is_err()) {
@@ -51,7 +59,7 @@ pub fn refresh(
         report_hosts(console, dir, &outcomes, args.quiet);
     }
     if let Some(out) = &args.output {
-        let (written, unchanged) = write_tree(out, &m, &board)?;
+        let (written, unchanged) = write_tree(out, &m, &board, fonts.as_ref(), &refreshed)?;
         if !args.quiet {
             console.say(&format!(
                 "{}: {written} written, {unchanged} unchanged; the dashboard is {}",
@@ -112,15 +120,21 @@ fn report_hosts(console: &Console, dir: &Path, outcomes: &[HostOutcome], quiet: 
     if !quiet {
         console.say(&format!("Badges on the hosts, in {}:", dir.display()));
     }
+    let width = outcomes
+        .iter()
+        .map(|o| o.host.chars().count() + o.stage.chars().count() + 3)
+        .max()
+        .unwrap_or(0);
     for o in outcomes {
         match &o.result {
-            Ok(w) if !quiet => console.say(&format!(
-                "  {} ({})  {} written, {} unchanged",
-                o.host,
-                o.stage,
-                w.written.len(),
-                w.unchanged.len()
-            )),
+            Ok(w) if !quiet => {
+                let who = format!("{} ({})", o.host, o.stage);
+                console.say(&format!(
+                    "  {who:<width$}  {} written, {} unchanged",
+                    w.written.len(),
+                    w.unchanged.len()
+                ));
+            }
             Ok(_) => {}
             Err(e) => console.warn(&format!(
                 "host `{}` ({}): badges not written: {e}",
@@ -130,34 +144,48 @@ fn report_hosts(console: &Console, dir: &Path, outcomes: &[HostOutcome], quiet: 
     }
 }
 
-/// Write the local tree: `DIR/STAGE/PKG.svg`, `DIR/host/HOST/PKG.svg` and
-/// `DIR/index.html`. Returns how many files were written and unchanged.
-fn write_tree(out: &Path, m: &Matrix, board: &Board) -> Result<(usize, usize), Fatal> {
-    let mut files: Vec<(std::path::PathBuf, String, Vec<u8>)> = Vec::new();
-    for b in &board.stages {
-        files.push((
-            out.join(&b.stage),
-            format!("{}.svg", b.package),
-            b.badge.svg().into_bytes(),
-        ));
+/// Write the local tree: `DIR/STAGE/PKG.svg`, `DIR/host/HOST/PKG.svg`
+/// (and `.png` beside them with `png`) and `DIR/index.html`. Returns how
+/// many files were written and how many were left unchanged.
+fn write_tree(
+    out: &Path,
+    m: &Matrix,
+    board: &Board,
+    png: Option<&Fonts>,
+    refreshed: &str,
+) -> Result<(usize, usize), Fatal> {
+    let stages = board
+        .stages
+        .iter()
+        .map(|b| (out.join(&b.stage), &b.package, &b.badge));
+    let hosts = board
+        .hosts
+        .iter()
+        .map(|b| (out.join(HOSTS_DIR).join(&b.host), &b.package, &b.badge));
+    let mut files: Vec<(PathBuf, publish::File)> = Vec::new();
+    for (dir, package, badge) in stages.chain(hosts) {
+        for f in publish::badge_files(package, badge, png).map_err(png_failed)? {
+            files.push((dir.clone(), f));
+        }
     }
-    for b in &board.hosts {
-        files.push((
-            out.join(HOSTS_DIR).join(&b.host),
-            format!("{}.svg", b.package),
-            b.badge.svg().into_bytes(),
-        ));
-    }
-    files.push((out.to_path_buf(), "index.html".to_string(), index(m, board)));
+    let mut page = Vec::new();
+    render::html(m, board, refreshed, &mut page).expect("writing into memory cannot fail");
+    files.push((
+        out.to_path_buf(),
+        publish::File {
+            name: "index.html".to_string(),
+            bytes: page,
+        },
+    ));
     let (mut written, mut unchanged) = (0, 0);
-    for (dir, name, bytes) in &files {
-        match publish::write_local(dir, name, bytes) {
+    for (dir, f) in &files {
+        match publish::write_local(dir, &f.name, &f.bytes) {
             Ok(true) => written += 1,
             Ok(false) => unchanged += 1,
             Err(e) => {
                 return Err(Fatal::usage(format!(
                     "cannot write `{}`: {e}",
-                    dir.join(name).display()
+                    dir.join(&f.name).display()
                 ))
                 .status(ExitStatus::Internal))
             }
@@ -166,12 +194,9 @@ fn write_tree(out: &Path, m: &Matrix, board: &Board) -> Result<(usize, usize), F
     Ok((written, unchanged))
 }
 
-/// The dashboard page.
-fn index(_m: &Matrix, board: &Board) -> Vec<u8> {
-    let mut page = String::from("<!doctype html><meta charset=\"utf-8\"><title>deployer</title>\n");
-    for b in &board.stages {
-        page.push_str(&b.badge.svg());
-        page.push('\n');
-    }
-    page.into_bytes()
+/// A badge that cannot be drawn as PNG.
+fn png_failed(e: PngError) -> Fatal {
+    Fatal::usage(format!("cannot draw a PNG badge: {e}"))
+        .note(e.note())
+        .status(ExitStatus::Internal)
 }

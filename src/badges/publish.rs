@@ -17,11 +17,15 @@ use std::time::Duration;
 
 use base64::Engine;
 
+use std::collections::BTreeMap;
+
 use super::Board;
+use crate::badge::{Badge, Fonts, PngError};
 use crate::command::RemoteCommand;
 use crate::error::HostError;
 use crate::fleet::{Fleet, Member};
 use crate::matrix::HostReport;
+use crate::package::PackageName;
 use crate::transport::{self, Exec};
 
 /// One file to write: its name inside the directory, and its bytes.
@@ -164,35 +168,69 @@ pub struct HostOutcome {
     pub result: Result<Written, HostWriteError>,
 }
 
-/// Write every host's badges of `board` (those `keep` accepts, by stage
-/// and host) into `dir` on that host, all hosts at once, each over its
-/// own session. A host whose status could not be read is not written to:
-/// its outcome is the reason.
+/// The files of each host's badges in `board` (those `keep` accepts, by
+/// stage and host): `PKG.svg`, and `PKG.png` with `png`. Rendered before
+/// any host is written, so a rendering problem changes nothing anywhere.
+pub fn host_files(
+    board: &Board,
+    png: Option<&Fonts>,
+    keep: impl Fn(&str, &str) -> bool,
+) -> Result<HostFiles, PngError> {
+    let mut files = HostFiles::new();
+    for b in board.hosts.iter().filter(|b| keep(&b.stage, &b.host)) {
+        files
+            .entry((b.stage.clone(), b.host.clone()))
+            .or_default()
+            .extend(badge_files(&b.package, &b.badge, png)?);
+    }
+    Ok(files)
+}
+
+/// One badge's files: `PKG.svg`, and `PKG.png` with `png`.
+pub fn badge_files(
+    package: &PackageName,
+    badge: &Badge,
+    png: Option<&Fonts>,
+) -> Result<Vec<File>, PngError> {
+    let mut files = vec![File {
+        name: format!("{package}.svg"),
+        bytes: badge.svg().into_bytes(),
+    }];
+    if let Some(fonts) = png {
+        files.push(File {
+            name: format!("{package}.png"),
+            bytes: badge.png(fonts, PNG_SCALE)?,
+        });
+    }
+    Ok(files)
+}
+
+/// How much larger than the SVG's 20 px a PNG badge is drawn: 40 px high,
+/// sharp on high-density screens and in chat clients that scale it down.
+pub const PNG_SCALE: f32 = 2.0;
+
+/// Each host's files, by (stage, host).
+pub type HostFiles = BTreeMap<(String, String), Vec<File>>;
+
+/// Write each host's `files` into `dir` on that host, all hosts at once,
+/// each over its own session. A host whose status could not be read is not
+/// written to: its outcome is the reason.
 pub fn to_hosts(
     fleet: &mut Fleet,
-    board: &Board,
+    files: &HostFiles,
     reports: &[HostReport],
     dir: &Path,
-    keep: impl Fn(&str, &str) -> bool,
     timeout: Duration,
 ) -> Vec<HostOutcome> {
     fleet.on_each(
-        |t| keep(&t.stage, &t.host),
+        |t| files.contains_key(&(t.stage.clone(), t.host.clone())),
         |m| {
             let (stage, host) = (m.target().stage.clone(), m.host().to_string());
             let report = reports.iter().find(|r| r.stage == stage && r.host == host);
             let result = match report.map(|r| &r.result) {
                 Some(Ok(_)) => {
-                    let files: Vec<File> = board
-                        .hosts
-                        .iter()
-                        .filter(|b| b.stage == stage && b.host == host)
-                        .map(|b| File {
-                            name: format!("{}.svg", b.package),
-                            bytes: b.badge.svg().into_bytes(),
-                        })
-                        .collect();
-                    write_on_host(m, dir, &files, timeout)
+                    let mine = &files[&(stage.clone(), host.clone())];
+                    write_on_host(m, dir, mine, timeout)
                 }
                 Some(Err(e)) => Err(HostWriteError::Host(e.clone())),
                 None => Err(HostWriteError::Host(HostError::Ssh(

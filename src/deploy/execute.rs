@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use crate::apt;
+use crate::badges::publish;
 use crate::command::RemoteCommand;
 use crate::detach;
 use crate::error::Fatal;
@@ -866,12 +867,26 @@ pub fn refresh_badges(
         return;
     }
     let board = crate::badges::board(&after.matrix, &after.reports);
-    let outcomes = crate::badges::publish::to_hosts(
+    // PNGs too when asked for; without a font, the SVGs alone, and a warning
+    let fonts = if config.badges_png {
+        crate::badge::Fonts::system()
+            .inspect_err(|e| cx.console.warn(&format!("badges: no PNG: {e}")))
+            .ok()
+    } else {
+        None
+    };
+    let files = match publish::host_files(&board, fonts.as_ref(), |s, _| s == stage) {
+        Ok(files) => files,
+        Err(e) => {
+            cx.console.warn(&format!("badges not refreshed: {e}"));
+            return;
+        }
+    };
+    let outcomes = publish::to_hosts(
         fleet,
-        &board,
+        &files,
         &after.reports,
         dir,
-        |s, _| s == stage,
         config.ssh.command_timeout,
     );
     let written = outcomes
