@@ -119,6 +119,36 @@ pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// Run `command` on this machine as a host's shell would, under `umask
+/// 077` (as a hardened sudo may), without its leading `sudo -n`, feeding it
+/// `stdin`: (status, stdout, stderr). For unit tests of remote scripts.
+#[cfg(test)]
+pub(crate) fn run_here(command: &RemoteCommand, stdin: &[u8]) -> (i32, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let line = command.as_str();
+    let line = line.strip_prefix("sudo -n ").unwrap_or(line);
+    let mut child = Command::new("sh")
+        .args(["-c", &format!("umask 077; {line}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sh runs");
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(stdin)
+        .expect("stdin written");
+    let out = child.wait_with_output().expect("sh ends");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

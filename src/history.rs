@@ -1557,26 +1557,8 @@ mod tests {
     /// Run `command` as a host would, under `umask 077` (as sudo may), with
     /// `stdin`: (status, stderr).
     fn sh(command: &RemoteCommand, stdin: &str) -> (i32, String) {
-        use std::process::{Command, Stdio};
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(format!("umask 077; {command}"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let (status, _, stderr) = crate::command::run_here(command, stdin.as_bytes());
+        (status, stderr)
     }
 
     fn me() -> u32 {

@@ -296,7 +296,6 @@ fn temporary(dir: &Path, name: &str) -> io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::{Command, Stdio};
 
     fn file(name: &str, bytes: &[u8]) -> File {
         File {
@@ -308,27 +307,7 @@ mod tests {
     /// Run the host command here, as a host's shell would (without sudo).
     fn run_here(dir: &Path, files: &[File]) -> (i32, String, String) {
         let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
-        let line = host_command(dir, &names).to_string();
-        let line = line.strip_prefix("sudo -n ").unwrap();
-        let mut child = Command::new("sh")
-            .args(["-c", &format!("umask 077; {line}")])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(&host_stdin(files))
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        crate::command::run_here(&host_command(dir, &names), &host_stdin(files))
     }
 
     fn mode(path: &Path) -> u32 {
