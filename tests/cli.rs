@@ -329,3 +329,75 @@ fn history_hosts_merges_the_logs_of_a_stage() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("`prdo`"), "{stderr}");
 }
+
+/// `refresh_badges` on the example's `local` stages: the badges written
+/// into `badges_path` on "the host" (this machine), the local `--output`
+/// tree, and nothing to write at all refused before anything is read.
+#[test]
+fn refresh_badges_on_local_stages() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deployer.ini.example");
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = output(
+        deployer(dir.path())
+            .arg("--config")
+            .arg(&example)
+            .arg("refresh_badges"),
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("nowhere to write badges"), "{err}");
+    assert!(err.contains("deployer.ini.example"), "{err}");
+
+    let site = dir.path().join("site");
+    let (code, out, err) = output(
+        deployer(dir.path())
+            .arg("--config")
+            .arg(&example)
+            .args(["refresh-badges", "--no-host-badges", "--output"])
+            .arg(&site),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let real = Command::new("dpkg-query")
+        .args(["-W", "-f", "${Version}", "dpkg"])
+        .output()
+        .unwrap();
+    let version = String::from_utf8_lossy(&real.stdout).to_string();
+    let badge = std::fs::read_to_string(site.join("test/dpkg.svg")).unwrap();
+    assert!(
+        badge.contains(&format!("aria-label=\"dpkg: {version}\"")),
+        "{badge}"
+    );
+    assert!(site.join("host/local/bash.svg").is_file());
+    let page = std::fs::read_to_string(site.join("index.html")).unwrap();
+    assert!(page.contains(&version));
+
+    // badges_path on `local` hosts: written on this machine, with sudo -n
+    // (a no-op as root); skipped unless root, as sudo may ask for a password
+    if !rustix::process::geteuid().is_root() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI runs as root"
+        );
+        eprintln!("skipped: badges_path on a local host needs root (sudo -n)");
+        return;
+    }
+    let text = std::fs::read_to_string(&example).unwrap();
+    let badges = dir.path().join("www/badges");
+    let text = text.replacen(
+        "\n[environment]\n",
+        &format!("\n[environment]\nbadges_path = {}\n", badges.display()),
+        1,
+    );
+    let config = dir.path().join("deployer.ini");
+    write_config(&config, &text);
+    let (code, out, err) = output(deployer(dir.path()).args(["refresh_badges", "--quiet"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "");
+    let badge = std::fs::read_to_string(badges.join("dpkg.svg")).unwrap();
+    assert!(badge.contains(&format!("dpkg: {version}")), "{badge}");
+    let mode = std::fs::metadata(badges.join("dpkg.svg"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644);
+}
