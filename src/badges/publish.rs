@@ -15,8 +15,6 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use base64::Engine;
-
 use std::collections::BTreeMap;
 
 use super::Board;
@@ -26,7 +24,7 @@ use crate::error::HostError;
 use crate::fleet::{Fleet, Member};
 use crate::matrix::HostReport;
 use crate::package::PackageName;
-use crate::transport::{self, Exec};
+use crate::transport::{self, Exec, Output};
 
 /// One file to write: its name inside the directory, and its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,99 +60,168 @@ pub enum HostWriteError {
     },
 }
 
-/// The script run (as root, through `sudo -n`) on a host. `$1` is the
-/// directory, the other arguments the file names; stdin has one base64
-/// line per file, in the same order. For each file it prints `written
-/// NAME` or `unchanged NAME`. `mv -T` never moves a file into a directory
-/// that sits where a badge should be: that is an error.
-const HOST_SCRIPT: &str = r#"set -u
+/// The read-only check run first on a host, without sudo (badges are
+/// world-readable): the SHA-256 of each badge already there. `$1` is the
+/// directory, the other arguments the file names; a missing file or
+/// directory prints nothing for it.
+const CHECK_SCRIPT: &str = r#"cd -- "$1" 2>/dev/null || exit 0
+shift
+exec sha256sum -- "$@" 2>/dev/null
+"#;
+
+/// The write, run as root through `sudo -n`, for the files that changed
+/// only. `$1` is the directory, the other arguments the file names; stdin
+/// is a tar archive of those files. They are unpacked into a fresh
+/// directory beside the badges, given mode 0644, then renamed into place
+/// by one `mv` (a `rename` per file, so each badge is replaced whole). A
+/// directory where a badge should be is an error, never moved into. A
+/// constant number of processes, however many badges.
+const WRITE_SCRIPT: &str = r#"set -eu
 umask 022
 dir=$1
 shift
-mkdir -p -- "$dir" || exit 1
-tmp=
-trap 'if [ -n "$tmp" ]; then rm -f -- "$tmp"; fi' EXIT
-for name in "$@"; do
-    IFS= read -r line || { echo "deployer-badges: the contents of $name did not arrive" >&2; exit 1; }
-    tmp=$(mktemp -- "$dir/.$name.XXXXXX") || exit 1
-    printf '%s' "$line" | base64 -d > "$tmp" || exit 1
-    if [ -f "$dir/$name" ] && [ ! -L "$dir/$name" ] && cmp -s -- "$tmp" "$dir/$name"; then
-        rm -f -- "$tmp"
-        tmp=
-        echo "unchanged $name"
-    else
-        chmod 0644 -- "$tmp" || exit 1
-        mv -f -T -- "$tmp" "$dir/$name" || exit 1
-        tmp=
-        echo "written $name"
-    fi
-done
+[ -d "$dir" ] || mkdir -p -- "$dir"
+tmp=$(mktemp -d -- "$dir/.deployer-badges.XXXXXX")
+trap 'rm -rf -- "$tmp"' EXIT
+cd -- "$tmp"
+tar -x -m --no-same-owner --no-same-permissions -f - -- "$@"
+chmod 0644 -- "$@"
+mv -f -- "$@" "$dir/"
+echo written "$@"
 "#;
 
-/// The command that writes `names` into `dir` on a host (contents from
-/// [`host_stdin`]).
-pub fn host_command(dir: &Path, names: &[&str]) -> RemoteCommand {
+/// The read-only command listing the SHA-256 of `names` in `dir`.
+pub fn check_command(dir: &Path, names: &[&str]) -> RemoteCommand {
     RemoteCommand::new("sh")
-        .args(["-c", HOST_SCRIPT, "deployer-badges"])
+        .args(["-c", CHECK_SCRIPT, "deployer-badges"])
+        .arg(dir.to_string_lossy())
+        .args(names)
+        .named("badges")
+}
+
+/// The files among `files` whose bytes differ from what [`check_command`]
+/// printed (`sha256sum` lines), or that it did not list.
+pub fn changed<'f>(files: &'f [File], check_output: &str) -> Vec<&'f File> {
+    let there: BTreeMap<&str, &str> = check_output
+        .lines()
+        .filter_map(|l| l.split_once("  "))
+        .map(|(hash, name)| (name, hash))
+        .collect();
+    files
+        .iter()
+        .filter(|f| there.get(f.name.as_str()) != Some(&hex_sha256(&f.bytes).as_str()))
+        .collect()
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The command that writes `names` into `dir` on a host (contents from
+/// [`write_stdin`]).
+pub fn write_command(dir: &Path, names: &[&str]) -> RemoteCommand {
+    RemoteCommand::new("sh")
+        .args(["-c", WRITE_SCRIPT, "deployer-badges"])
         .arg(dir.to_string_lossy())
         .args(names)
         .sudo()
         .named("badges")
 }
 
-/// The stdin of [`host_command`]: each file's content as one base64 line.
-pub fn host_stdin(files: &[File]) -> Vec<u8> {
-    let mut out = Vec::new();
+/// The stdin of [`write_command`]: a tar archive of `files`.
+pub fn write_stdin(files: &[&File]) -> Vec<u8> {
+    let mut archive = tar::Builder::new(Vec::new());
     for f in files {
-        out.extend_from_slice(
-            base64::engine::general_purpose::STANDARD
-                .encode(&f.bytes)
-                .as_bytes(),
-        );
-        out.push(b'\n');
+        let mut header = tar::Header::new_ustar();
+        header.set_size(f.bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mtime(0);
+        archive
+            .append_data(&mut header, &f.name, f.bytes.as_slice())
+            .expect("a tar archive in memory");
     }
-    out
+    archive.into_inner().expect("a tar archive in memory")
 }
 
-/// What [`host_command`] printed, checked against the names it was given:
-/// every name must be accounted for, in order.
-pub fn parse_host_output(stdout: &str, names: &[&str]) -> Result<Written, String> {
-    let mut written = Written::default();
-    let mut lines = stdout.lines();
-    for name in names {
-        match lines.next().and_then(|l| l.split_once(' ')) {
-            Some(("written", n)) if n == *name => written.written.push(n.to_string()),
-            Some(("unchanged", n)) if n == *name => written.unchanged.push(n.to_string()),
-            _ => return Err(format!("it did not confirm `{name}`")),
-        }
+/// What [`write_command`] printed, checked against the names it was given.
+pub fn parse_write_output(stdout: &str, names: &[&str]) -> Result<(), String> {
+    let said: Vec<&str> = stdout
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("written "))
+        .map(|l| l.split(' ').collect())
+        .unwrap_or_default();
+    if said == names {
+        Ok(())
+    } else {
+        Err(format!(
+            "it did not confirm the badges it wrote ({})",
+            names.join(", ")
+        ))
     }
-    Ok(written)
 }
 
-/// Write `files` into `dir` on the host of `member`, over its session.
+/// Write `files` into `dir` on the host of `member`, over its session:
+/// first a read-only look at what is there, then, only when something
+/// changed, one `sudo -n` command that writes the changed files.
 pub fn write_on_host(
     member: &mut Member,
     dir: &Path,
     files: &[File],
     timeout: Duration,
 ) -> Result<Written, HostWriteError> {
-    let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
-    let command = host_command(dir, &names);
-    let stdin = host_stdin(files);
-    let out = member.exec(Exec {
-        command: &command,
-        timeout,
-        stdin: Some(&stdin),
-        on_output: None,
-    })?;
+    write_with(
+        |command, stdin| {
+            member.exec(Exec {
+                command,
+                timeout,
+                stdin,
+                on_output: None,
+            })
+        },
+        dir,
+        files,
+    )
+}
+
+/// [`write_on_host`] with the commands run by `run` (command, stdin).
+fn write_with(
+    mut run: impl FnMut(&RemoteCommand, Option<&[u8]>) -> Result<Output, HostError>,
+    dir: &Path,
+    files: &[File],
+) -> Result<Written, HostWriteError> {
     let failed = |why: String| HostWriteError::Failed {
         dir: dir.display().to_string(),
         why,
     };
+    let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    let out = run(&check_command(dir, &names), None)?;
     if !out.success() {
         return Err(failed(transport::failure(&out)));
     }
-    parse_host_output(&out.stdout, &names).map_err(failed)
+    let changed = changed(files, &out.stdout);
+    let mut result = Written::default();
+    for f in files {
+        if !changed.iter().any(|c| c.name == f.name) {
+            result.unchanged.push(f.name.clone());
+        }
+    }
+    if changed.is_empty() {
+        return Ok(result);
+    }
+    let names: Vec<&str> = changed.iter().map(|f| f.name.as_str()).collect();
+    let out = run(&write_command(dir, &names), Some(&write_stdin(&changed)))?;
+    if !out.success() {
+        return Err(failed(transport::failure(&out)));
+    }
+    parse_write_output(&out.stdout, &names).map_err(failed)?;
+    result.written = names.iter().map(|n| n.to_string()).collect();
+    Ok(result)
 }
 
 /// How writing one host's badges went.
@@ -304,10 +371,24 @@ mod tests {
         }
     }
 
-    /// Run the host command here, as a host's shell would (without sudo).
-    fn run_here(dir: &Path, files: &[File]) -> (i32, String, String) {
-        let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
-        crate::command::run_here(&host_command(dir, &names), &host_stdin(files))
+    /// Write `files` into `dir` here, as a host's shell would run the
+    /// commands (without sudo, under umask 077).
+    fn run_here(dir: &Path, files: &[File]) -> Result<Written, HostWriteError> {
+        write_with(
+            |command, stdin| {
+                let (status, stdout, stderr) =
+                    crate::command::run_here(command, stdin.unwrap_or_default());
+                Ok(Output {
+                    status,
+                    stdout,
+                    stderr,
+                    stdout_dropped: 0,
+                    stderr_dropped: 0,
+                })
+            },
+            dir,
+            files,
+        )
     }
 
     fn mode(path: &Path) -> u32 {
@@ -315,60 +396,65 @@ mod tests {
     }
 
     #[test]
-    fn host_script_writes_atomically_with_mode_0644_and_skips_unchanged() {
+    fn host_scripts_write_atomically_with_mode_0644_and_skip_unchanged() {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("www/badges");
         let files = [
             file("fastpath.svg", b"<svg>1</svg>"),
             file("ooni-api.svg", b"<svg>\n2 &amp; 'x'\n</svg>\n"),
+            file("ooni-api.png", b"\x89PNG\r\n\x1a\n\0\xff binary"),
         ];
-        let (status, out, err) = run_here(&dir, &files);
-        assert_eq!(status, 0, "{err}");
-        let names = ["fastpath.svg", "ooni-api.svg"];
-        let w = parse_host_output(&out, &names).unwrap();
+        let w = run_here(&dir, &files).unwrap();
+        let names = ["fastpath.svg", "ooni-api.svg", "ooni-api.png"];
         assert_eq!(w.written, names);
+        assert!(w.unchanged.is_empty());
         for f in &files {
             assert_eq!(fs::read(dir.join(&f.name)).unwrap(), f.bytes);
             // the umask of the caller (077) does not reach the badge
             assert_eq!(mode(&dir.join(&f.name)), 0o644);
         }
         assert_eq!(mode(&dir), 0o755);
-        let before = fs::metadata(dir.join("fastpath.svg"))
-            .unwrap()
-            .modified()
-            .unwrap();
-        // again, one changed: only that one is written
+        use std::os::unix::fs::MetadataExt;
+        let ino = |name: &str| fs::metadata(dir.join(name)).unwrap().ino();
+        let before = (ino("fastpath.svg"), ino("ooni-api.svg"));
+        // again, one changed: only that one is written, by a rename
         let files = [
             file("fastpath.svg", b"<svg>1</svg>"),
             file("ooni-api.svg", b"<svg>3</svg>"),
         ];
-        let (status, out, err) = run_here(&dir, &files);
-        assert_eq!(status, 0, "{err}");
-        let w = parse_host_output(&out, &names).unwrap();
+        let w = run_here(&dir, &files).unwrap();
         assert_eq!(w.unchanged, ["fastpath.svg"]);
         assert_eq!(w.written, ["ooni-api.svg"]);
         assert_eq!(fs::read(dir.join("ooni-api.svg")).unwrap(), b"<svg>3</svg>");
-        let after = fs::metadata(dir.join("fastpath.svg"))
-            .unwrap()
-            .modified()
-            .unwrap();
-        assert_eq!(before, after);
-        // no temporary file is left behind
+        assert_eq!(ino("fastpath.svg"), before.0);
+        assert_ne!(ino("ooni-api.svg"), before.1);
+        // no temporary file or directory is left behind
         let left: Vec<_> = fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(left.len(), 2, "{left:?}");
+        assert_eq!(left.len(), 3, "{left:?}");
+        // nothing changed: nothing written
+        let w = run_here(&dir, &files).unwrap();
+        assert_eq!((w.written.len(), w.unchanged.len()), (0, 2));
     }
 
     #[test]
-    fn host_script_refuses_a_directory_in_the_way_and_leaves_no_temporary() {
+    fn host_scripts_refuse_a_directory_in_the_way_and_leave_no_temporary() {
         let root = tempfile::tempdir().unwrap();
         fs::create_dir_all(root.path().join("fastpath.svg")).unwrap();
-        let (status, _, err) = run_here(root.path(), &[file("fastpath.svg", b"x")]);
-        assert_ne!(status, 0);
-        assert!(!err.is_empty());
+        let e = run_here(root.path(), &[file("fastpath.svg", b"x")]).unwrap_err();
+        assert!(
+            e.to_string().starts_with("cannot write the badges in `"),
+            "{e}"
+        );
         assert!(root.path().join("fastpath.svg").is_dir());
+        assert_eq!(
+            fs::read_dir(root.path().join("fastpath.svg"))
+                .unwrap()
+                .count(),
+            0
+        );
         let left: Vec<_> = fs::read_dir(root.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -377,19 +463,42 @@ mod tests {
     }
 
     #[test]
-    fn host_output_must_confirm_every_name_in_order() {
-        let names = ["a.svg", "b.svg"];
-        assert!(parse_host_output("written a.svg\n", &names).is_err());
-        assert!(parse_host_output("written b.svg\nwritten a.svg\n", &names).is_err());
-        assert!(parse_host_output("written a.svg\nremoved b.svg\n", &names).is_err());
-        let w = parse_host_output("unchanged a.svg\nwritten b.svg\n", &names).unwrap();
-        assert_eq!((w.unchanged.len(), w.written.len()), (1, 1));
+    fn a_badge_counts_as_unchanged_only_with_the_same_bytes() {
+        let files = [file("a.svg", b"one"), file("b.svg", b"two")];
+        let listing = format!(
+            "{}  a.svg\n{}  b.svg\n",
+            hex_sha256(b"one"),
+            hex_sha256(b"2")
+        );
+        let names: Vec<&str> = changed(&files, &listing)
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        assert_eq!(names, ["b.svg"]);
+        assert_eq!(changed(&files, "").len(), 2);
+        assert_eq!(
+            hex_sha256(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]
-    fn host_command_quotes_the_directory() {
-        let c = host_command(Path::new("/srv/my badges/$(reboot)"), &["a.svg"]);
+    fn write_output_must_confirm_every_name_in_order() {
+        let names = ["a.svg", "b.svg"];
+        assert!(parse_write_output("written a.svg\n", &names).is_err());
+        assert!(parse_write_output("written b.svg a.svg\n", &names).is_err());
+        assert!(parse_write_output("", &names).is_err());
+        assert!(parse_write_output("written a.svg b.svg\n", &names).is_ok());
+    }
+
+    #[test]
+    fn host_commands_quote_the_directory() {
+        let dir = Path::new("/srv/my badges/$(reboot)");
+        let c = write_command(dir, &["a.svg"]);
         assert!(c.as_str().starts_with("sudo -n sh -c "));
+        assert!(c.as_str().contains("'/srv/my badges/$(reboot)'"), "{c}");
+        let c = check_command(dir, &["a.svg"]);
+        assert!(c.as_str().starts_with("sh -c "), "read-only, no sudo: {c}");
         assert!(c.as_str().contains("'/srv/my badges/$(reboot)'"), "{c}");
     }
 
