@@ -351,6 +351,11 @@ fn the_dashboard_of_a_real_refresh_shows_what_the_status_view_shows() {
         (Some(4), Some(5))
     );
 
+    // the host down has badges too, saying so
+    for package in PACKAGES {
+        let file = read(&dir, &format!("host/{DOWN}/{package}.svg"));
+        assert_eq!(aria_label(&file), format!("{package}: unreachable"));
+    }
     check_inlined_stage_badges(&dir, &read(&dir, "index.html"));
     check_page(&chromium, &dir, (&status, &view), LAPTOP, "table-row");
     check_page(&chromium, &dir, (&status, &view), PHONE, "block");
