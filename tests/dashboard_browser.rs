@@ -8,12 +8,7 @@
 //! the time of the refresh. Screenshots at both sizes must be PNGs of the
 //! size asked for.
 //!
-//! How the layout is measured: the page itself has no script. The test
-//! writes a copy with a test-only script appended and loads that copy in an
-//! `<iframe srcdoc>` of the exact size (headless Chromium will not make its
-//! window narrower than 500 px; an iframe can be any width and shares the
-//! outer page's origin). After load, the script writes its measurements as
-//! JSON into the outer page, which `chromium --dump-dom` prints.
+//! How the layout is measured: see `tests/common/browser.rs`.
 //!
 //! The README's example, `badges/dashboard.png` (laptop) and
 //! `badges/dashboard-phone.png` (phone), are screenshots of the example
@@ -24,12 +19,12 @@
 //! `CI=true`, where they fail (`tests/run-all` installs `chromium` and
 //! `fonts-dejavu-core`).
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::browser::{check_layout, f, png_size, Chromium, LAPTOP, PHONE};
 use deployer::error::HostError;
 use deployer::freeze::Freeze;
 use deployer::matrix::{build, HostReport, Matrix};
@@ -37,10 +32,6 @@ use deployer::status::{HostStatus, PackageState};
 use serde_json::Value;
 
 const REFRESHED: &str = "2026-11-22T01:00:00Z";
-const LAPTOP: (u32, u32) = (1280, 800);
-const PHONE: (u32, u32) = (390, 844);
-/// A browser that has not finished by then has hung.
-const TIMEOUT: Duration = Duration::from_secs(90);
 /// Shown in the frozen stage's reason: markup that must show as text.
 const REASON: &str = "incident #412: <b>latency</b> & 5xx on \"prod\"";
 
@@ -173,202 +164,6 @@ fn versions(reports: &[HostReport]) -> Vec<String> {
     all
 }
 
-/// Headless Chromium with a profile of its own.
-struct Chromium {
-    bin: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-impl Chromium {
-    /// Chromium, or `None` after printing why the test is skipped (a
-    /// panic under `CI=true`).
-    fn find() -> Option<Chromium> {
-        let bin = ["chromium", "chromium-browser"].iter().find_map(|name| {
-            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-                .map(|dir| dir.join(name))
-                .find(|p| p.is_file())
-        });
-        let Some(bin) = bin else {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true: Chromium (Debian package `chromium`) is needed"
-            );
-            eprintln!("skipped: no chromium on PATH (Debian package `chromium`)");
-            return None;
-        };
-        Some(Chromium {
-            bin,
-            dir: tempfile::tempdir().unwrap(),
-        })
-    }
-
-    /// Run Chromium headless on the file `page` with `args`; its stdout.
-    fn run(&self, page: &Path, args: &[String]) -> String {
-        let out = self.dir.path().join("stdout");
-        let err = self.dir.path().join("stderr");
-        let mut child = Command::new(&self.bin)
-            .args([
-                "--headless",
-                // as root Chromium refuses to start with its sandbox
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                "--no-default-browser-check",
-                "--force-device-scale-factor=1",
-            ])
-            .arg(format!(
-                "--user-data-dir={}",
-                self.dir.path().join("profile").display()
-            ))
-            .args(args)
-            .arg(format!("file://{}", page.display()))
-            .stdin(Stdio::null())
-            .stdout(File::create(&out).unwrap())
-            .stderr(File::create(&err).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{}`: {e}", self.bin.display()));
-        let deadline = Instant::now() + TIMEOUT;
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "chromium {args:?} did not finish within {TIMEOUT:?}; stderr:\n{}",
-                    std::fs::read_to_string(&err).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        };
-        assert!(
-            status.success(),
-            "chromium {args:?} failed: {status}; stderr:\n{}",
-            std::fs::read_to_string(&err).unwrap_or_default()
-        );
-        std::fs::read_to_string(&out).unwrap()
-    }
-
-    /// Load `page` in a `width` x `height` frame and measure it (see the
-    /// module's doc).
-    fn measure(&self, page: &str, (width, height): (u32, u32)) -> Value {
-        assert!(!page.contains("<script"), "the page itself has a script");
-        let copy = page.replacen("</body>", &format!("<script>{PROBE}</script>\n</body>"), 1);
-        assert_ne!(copy, page, "no </body> in the page");
-        let outer = format!(
-            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head>\
-             <body style=\"margin:0\"><iframe style=\"border:0;display:block\" \
-             width=\"{width}\" height=\"{height}\" srcdoc=\"{}\"></iframe>\
-             <pre id=\"probe\"></pre></body></html>",
-            attribute(&copy)
-        );
-        let path = self.dir.path().join(format!("probe-{width}x{height}.html"));
-        std::fs::write(&path, outer).unwrap();
-        let dom = self.run(
-            &path,
-            &[
-                format!("--window-size={},{}", width + 40, height + 40),
-                "--dump-dom".into(),
-            ],
-        );
-        let start = dom
-            .find("<pre id=\"probe\">")
-            .expect("probe element in the DOM")
-            + "<pre id=\"probe\">".len();
-        let end = start + dom[start..].find("</pre>").unwrap();
-        let json = percent_decode(&dom[start..end]);
-        assert!(!json.is_empty(), "the probe wrote nothing: {dom}");
-        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"))
-    }
-
-    /// A screenshot of the file `page` at `width` x `height`; its bytes.
-    fn screenshot(&self, page: &Path, (width, height): (u32, u32)) -> Vec<u8> {
-        let png = self.dir.path().join(format!("shot-{width}x{height}.png"));
-        let _ = std::fs::remove_file(&png);
-        self.run(
-            page,
-            &[
-                format!("--screenshot={}", png.display()),
-                format!("--window-size={width},{height}"),
-                "--hide-scrollbars".into(),
-            ],
-        );
-        std::fs::read(&png).unwrap_or_else(|e| panic!("no screenshot {}: {e}", png.display()))
-    }
-}
-
-/// The test-only script: after load, the measurements as URI-encoded JSON
-/// into the outer page's `#probe`.
-const PROBE: &str = r#"
-addEventListener('load', function () {
-  var box = function (e) {
-    var r = e.getBoundingClientRect();
-    return { x: r.left + scrollX, y: r.top + scrollY, w: r.width, h: r.height };
-  };
-  var all = function (sel) { return Array.prototype.slice.call(document.querySelectorAll(sel)); };
-  var result = {
-    innerWidth: innerWidth,
-    clientWidth: document.documentElement.clientWidth,
-    scrollWidth: document.documentElement.scrollWidth,
-    scrollHeight: document.documentElement.scrollHeight,
-    rowDisplay: getComputedStyle(document.querySelector('.matrix tbody tr')).display,
-    svgs: document.querySelectorAll('svg').length,
-    badges: all('.badge').map(function (e) {
-      var s = e.querySelector('svg'), b = box(e), d = box(s);
-      b.drawnW = d.w; b.drawnH = d.h; b.label = s.getAttribute('aria-label') || '';
-      return b;
-    }),
-    markers: all('[role=img]:not(svg)').map(function (e) {
-      var b = box(e); b.label = e.getAttribute('aria-label'); b.title = e.getAttribute('title');
-      b.text = e.textContent; return b;
-    }),
-    text: document.body.innerText
-  };
-  parent.document.getElementById('probe').textContent = encodeURIComponent(JSON.stringify(result));
-});
-"#;
-
-/// `s` inside a double-quoted HTML attribute.
-fn attribute(s: &str) -> String {
-    s.replace('&', "&amp;").replace('"', "&quot;")
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.trim().as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap();
-            out.push(u8::from_str_radix(hex, 16).unwrap());
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
-/// A PNG's width and height, from its IHDR chunk.
-fn png_size(png: &[u8]) -> (u32, u32) {
-    assert!(
-        png.len() > 24 && png.starts_with(b"\x89PNG\r\n\x1a\n") && &png[12..16] == b"IHDR",
-        "not a PNG ({} bytes)",
-        png.len()
-    );
-    let be = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
-    (be(16), be(20))
-}
-
-fn f(v: &Value, key: &str) -> f64 {
-    v[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("`{key}` missing in {v}"))
-}
-
 /// The page of `m` at `size` fits: laid out as `layout` (the computed
 /// `display` of a matrix row: `table-row` on a laptop, `block` for the
 /// phone's cards), no horizontal overflow, every badge drawn, inside the
@@ -383,46 +178,12 @@ fn check_fit(
     let page = page(m, reports);
     let got = chromium.measure(&page, size);
     let at = format!("at {}x{}", size.0, size.1);
-
-    assert_eq!(
-        f(&got, "innerWidth"),
-        f64::from(size.0),
-        "{at}: frame width"
-    );
-    assert_eq!(got["rowDisplay"], layout, "{at}: layout of the matrix");
-    let client = f(&got, "clientWidth");
-    assert!(
-        f(&got, "scrollWidth") <= client,
-        "{at}: the page overflows horizontally: {got}"
-    );
+    check_layout(&got, size, layout);
 
     let board = deployer::badges::board(m, reports);
     let detail_hosts: usize = m.details.iter().map(|d| d.hosts.len()).sum();
     let badges = got["badges"].as_array().unwrap();
     assert_eq!(badges.len(), board.stages.len() + detail_hosts, "{at}");
-    for b in badges {
-        // drawn, and no smaller than 3/4 of its 20 px height (readable)
-        assert!(
-            f(b, "drawnW") >= 10.0 && f(b, "drawnH") >= 15.0 && f(b, "h") >= 15.0,
-            "{at}: badge not drawn, or too small: {b}"
-        );
-        assert!(
-            f(b, "x") >= 0.0 && f(b, "x") + f(b, "w") <= client + 0.5,
-            "{at}: badge outside the screen (width {client}): {b}"
-        );
-    }
-    for (i, a) in badges.iter().enumerate() {
-        for b in &badges[i + 1..] {
-            let across =
-                (f(a, "x") + f(a, "w")).min(f(b, "x") + f(b, "w")) - f(a, "x").max(f(b, "x"));
-            let down =
-                (f(a, "y") + f(a, "h")).min(f(b, "y") + f(b, "h")) - f(a, "y").max(f(b, "y"));
-            assert!(
-                across <= 0.5 || down <= 0.5,
-                "{at}: badges overlap:\n  {a}\n  {b}"
-            );
-        }
-    }
     for sb in &board.stages {
         let label = format!("{}: {}", sb.badge.label, sb.badge.message);
         assert!(
