@@ -284,7 +284,7 @@ fn check_inlined_stage_badges(dir: &Path, page: &str) {
             .split("<td class=\"cell\"><span class=\"stage\">")
             .skip(1)
         {
-            let stage = &cell[..cell.find('<').unwrap()];
+            let stage = cell[..cell.find('<').unwrap()].trim_end();
             let start = cell.find("<span class=\"badge\">").unwrap() + 20;
             let end = start + cell[start..].find("</svg>").unwrap() + 6;
             let file = read(dir, &format!("{stage}/{package}.svg"));
@@ -335,6 +335,12 @@ fn the_dashboard_of_a_real_refresh_shows_what_the_status_view_shows() {
     let (code, out, err) = deployer(&tb, &["refresh-badges", "--output", dir.to_str().unwrap()]);
     assert_eq!(code, 3, "a host is down: {out}{err}");
     assert!(out.contains("the dashboard is "), "{out}");
+    assert!(
+        err.contains(&format!(
+            "warning: host `{DOWN}` (prod): unreachable: cannot connect"
+        )),
+        "{err}"
+    );
 
     let (code, json, err) = deployer(&tb, &["--json"]);
     assert_eq!(code, 3, "{err}");

@@ -57,6 +57,16 @@ pub fn refresh(
             status = ExitStatus::Unreachable;
         }
         report_hosts(console, dir, &outcomes, args.quiet);
+    } else {
+        // no writes on the hosts to report them: say which did not answer
+        for r in &reports {
+            if let Err(e) = &r.result {
+                console.warn(&format!(
+                    "host `{}` ({}): unreachable: {e}",
+                    r.host, r.stage
+                ));
+            }
+        }
     }
     if let Some(out) = &args.output {
         let (written, unchanged) = write_tree(out, &m, &board, fonts.as_ref(), &refreshed)?;

@@ -377,23 +377,9 @@ fn printable(s: &str) -> Cow<'_, str> {
     }
 }
 
-/// `s` safe inside XML text and double- or single-quoted attributes.
+/// `s` safe inside XML text and quoted attributes.
 fn escape(s: &str) -> Cow<'_, str> {
-    if !s.contains(['&', '<', '>', '"', '\'']) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
+    crate::text::escape_markup(s)
 }
 
 #[cfg(test)]

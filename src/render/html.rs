@@ -334,18 +334,18 @@ impl Page {
 /// A stage's name with its `frozen` (who, since, why on hover) and
 /// `N/M down` tags, as HTML.
 fn stage_heading(c: &Column) -> String {
-    let mut h = escape(&c.name);
+    let mut h = escape(&c.name).into_owned();
     if let Some(f) = &c.freeze {
         let _ = write!(
             h,
-            "<span class=\"tag frozen\" title=\"{}\">frozen</span>",
+            " <span class=\"tag frozen\" title=\"{}\">frozen</span>",
             host_text(&f.describe())
         );
     }
     if c.down > 0 {
         let _ = write!(
             h,
-            "<span class=\"tag down\">{}/{} down</span>",
+            " <span class=\"tag down\">{}/{} down</span>",
             c.down, c.hosts
         );
     }
@@ -374,25 +374,14 @@ fn host_badge<'a>(
 }
 
 /// `s` safe inside HTML text and quoted attribute values.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::text::escape_markup(s)
 }
 
 /// Text from a host: control characters (bidirectional overrides,
 /// newlines) shown escaped as on the terminal, then HTML-escaped.
 fn host_text(s: &str) -> String {
-    escape(&crate::text::one_line(s))
+    escape(&crate::text::one_line(s)).into_owned()
 }
 
 /// A standalone badge SVG made fit to sit inside the page: without an XML
@@ -552,7 +541,7 @@ mod tests {
         assert!(!out.contains('\u{202e}'), "{out}");
         assert!(
             out.contains(
-                "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;incident&quot; &#39;A&#39;"
+                "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;incident&quot; &apos;A&apos;"
             ),
             "{out}"
         );
@@ -587,7 +576,7 @@ mod tests {
     fn escape_covers_markup_characters() {
         assert_eq!(
             escape("a<b>&\"c'"),
-            "a&lt;b&gt;&amp;&quot;c&#39;".to_string()
+            "a&lt;b&gt;&amp;&quot;c&apos;".to_string()
         );
         assert_eq!(escape("0.81~pr748-191"), "0.81~pr748-191");
     }
@@ -611,7 +600,7 @@ mod tests {
         );
         for sb in &b.stages {
             let message = escape(&sb.badge.message);
-            assert!(out.contains(&message), "{message}");
+            assert!(out.contains(message.as_ref()), "{message}");
         }
         for v in ["1.0.79~pr751-194", "0.81~pr748-191", "0.76~pr700-100"] {
             assert!(out.contains(v), "{v}");

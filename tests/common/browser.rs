@@ -186,7 +186,7 @@ addEventListener('load', function () {
   };
   var stageOf = function (e) {
     var s = e.closest('td.cell') && e.closest('td.cell').querySelector('.stage');
-    return s && s.firstChild ? s.firstChild.textContent : '';
+    return s && s.firstChild ? s.firstChild.textContent.trim() : '';
   };
   var headingOf = function (e) {
     var ul = e.closest('ul'), h = ul && ul.previousElementSibling;
