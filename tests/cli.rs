@@ -367,6 +367,32 @@ fn refresh_badges_on_local_stages() {
         "{badge}"
     );
     assert!(site.join("host/local/bash.svg").is_file());
+    // under cron's umask too, what a web server reads is readable
+    let strict = dir.path().join("strict");
+    let (code, out, err) = output(
+        Command::new("sh")
+            .arg("-c")
+            .arg("umask 077; exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_deployer"))
+            .arg("--config")
+            .arg(&example)
+            .args(["refresh-badges", "--no-host-badges", "--output"])
+            .arg(strict.join("site"))
+            .current_dir(dir.path())
+            .env("HOME", dir.path()),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for d in ["", "site", "site/test", "site/host", "site/host/local"] {
+        assert_eq!(mode(&strict.join(d)), 0o755, "{d}");
+    }
+    for f in [
+        "site/index.html",
+        "site/test/dpkg.svg",
+        "site/host/local/apt.svg",
+    ] {
+        assert_eq!(mode(&strict.join(f)), 0o644, "{f}");
+    }
     let page = std::fs::read_to_string(site.join("index.html")).unwrap();
     assert!(page.contains(&version));
 

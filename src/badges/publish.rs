@@ -321,7 +321,7 @@ pub fn write_local(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<bool> {
     if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) && fs::read(&path)? == bytes {
         return Ok(false);
     }
-    fs::create_dir_all(dir)?;
+    create_dirs(dir)?;
     let tmp = temporary(dir, name)?;
     let result = (|| {
         let mut f = fs::OpenOptions::new()
@@ -344,6 +344,22 @@ pub fn write_local(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<bool> {
         let _ = fs::remove_file(&tmp);
     }
     result.map(|()| true)
+}
+
+/// Create `dir` and its missing parents with mode 0755, whatever the
+/// umask (cron's may be 077): a web server must be able to read them.
+fn create_dirs(dir: &Path) -> io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dirs(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(0o755)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// A name for a temporary file beside `dir/name` that does not exist yet.
