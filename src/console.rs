@@ -44,18 +44,28 @@ pub struct Console {
     out: Mutex<Sink>,
     err: Mutex<Sink>,
     prompt: Mutex<Box<dyn Prompt>>,
-    /// Whether to colour matrices.
+    /// Whether to colour what goes to stdout (matrices).
     pub color: Color,
+    /// Whether to colour what goes to stderr (the `warning` label).
+    pub err_color: Color,
 }
 
 impl Console {
-    /// The process's own stdout, stderr and terminal.
+    /// The process's own stdout, stderr and terminal, both coloured as
+    /// `color` says.
     pub fn stdio(color: Color) -> Console {
+        Console::stdio_colors(color, color)
+    }
+
+    /// The process's own stdout, stderr and terminal, each with its own
+    /// colour decision (one may be a terminal and the other a pipe).
+    pub fn stdio_colors(color: Color, err_color: Color) -> Console {
         Console {
             out: Mutex::new(Box::new(io::stdout())),
             err: Mutex::new(Box::new(io::stderr())),
             prompt: Mutex::new(Box::new(Terminal)),
             color,
+            err_color,
         }
     }
 
@@ -67,6 +77,7 @@ impl Console {
             err: Mutex::new(err),
             prompt: Mutex::new(prompt),
             color,
+            err_color: color,
         }
     }
 
@@ -80,7 +91,7 @@ impl Console {
     /// Print `warning: ...` on stderr.
     pub fn warn(&self, text: &str) {
         let mut err = self.err.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = writeln!(err, "warning: {text}");
+        let _ = writeln!(err, "{}: {text}", self.err_color.warning_label());
     }
 
     /// Print a matrix under a title.

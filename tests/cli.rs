@@ -427,3 +427,43 @@ fn refresh_badges_on_local_stages() {
         .mode();
     assert_eq!(mode & 0o777, 0o644);
 }
+
+/// Colour follows `--color`, then NO_COLOR, CLICOLOR_FORCE and CLICOLOR
+/// (output piped here, so `auto` alone means no colour); warnings on
+/// stderr are coloured like errors.
+#[test]
+fn colour_follows_the_usual_environment_variables() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deployer.ini.example");
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(&example).unwrap().replacen(
+        "\n[environment]\n",
+        "\n[environment]\nbadge_path = /x\n",
+        1,
+    );
+    let config = dir.path().join("deployer.ini");
+    write_config(&config, &text);
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = deployer(dir.path());
+        cmd.env_remove("NO_COLOR")
+            .env_remove("CLICOLOR")
+            .env_remove("CLICOLOR_FORCE")
+            .env("TERM", "xterm");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let (code, out, err) = output(cmd.args(args));
+        assert_eq!(code, 0, "{out}{err}");
+        (out.contains('\x1b'), err.contains('\x1b'), err)
+    };
+    assert!(!run(&[], &[]).0, "piped: no colour");
+    assert!(run(&[("CLICOLOR_FORCE", "1")], &[]).0);
+    assert!(!run(&[("CLICOLOR", "0")], &[]).0);
+    assert!(!run(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")], &[]).0);
+    assert!(run(&[("NO_COLOR", "1")], &["--color=always"]).0);
+    assert!(!run(&[("CLICOLOR_FORCE", "1")], &["--color=never"]).0);
+    // the unknown key's warning: plain, then coloured like an error
+    let (_, coloured, err) = run(&[], &[]);
+    assert!(!coloured && err.starts_with("warning: "), "{err}");
+    let (_, coloured, err) = run(&[], &["--color=always"]);
+    assert!(coloured && err.contains("warning\x1b[0m: "), "{err:?}");
+}

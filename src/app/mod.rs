@@ -34,39 +34,54 @@ pub fn run(cli: Cli) -> ExitStatus {
     match dispatch(&cli, color) {
         Ok(status) => status,
         Err(fatal) => {
-            print_fatal(&fatal, decide_color(cli.color, io::stderr().is_terminal()));
+            print_fatal(&fatal, stderr_color(&cli));
             fatal.status
         }
     }
 }
 
-/// Colour on or off: `--color`, then `NO_COLOR`, then whether the output
-/// is a terminal.
+/// Colour on or off: `--color always|never`; otherwise off with
+/// `NO_COLOR` (non-empty), on with `CLICOLOR_FORCE` (non-empty, as
+/// `anstyle-query` and clap read it), off with `CLICOLOR=0`, else on for a
+/// terminal whose `TERM` is not `dumb`.
 pub fn decide_color(choice: ColorChoice, is_terminal: bool) -> Color {
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     match choice {
         ColorChoice::Always => Color::Always,
         ColorChoice::Never => Color::Never,
-        ColorChoice::Auto if is_terminal && !no_color => Color::Always,
+        ColorChoice::Auto if anstyle_query::no_color() => Color::Never,
+        ColorChoice::Auto if anstyle_query::clicolor_force() => Color::Always,
+        ColorChoice::Auto if anstyle_query::clicolor() == Some(false) => Color::Never,
+        ColorChoice::Auto if is_terminal && anstyle_query::term_supports_color() => Color::Always,
         ColorChoice::Auto => Color::Never,
     }
 }
 
+/// The colour decision for stderr.
+fn stderr_color(cli: &Cli) -> Color {
+    decide_color(cli.color, io::stderr().is_terminal())
+}
+
+/// The console of this run: stdout coloured as `color`, stderr as its own
+/// decision.
+fn console(cli: &Cli, color: Color) -> Console {
+    Console::stdio_colors(color, stderr_color(cli))
+}
+
 fn print_fatal(fatal: &Fatal, color: Color) {
     let mut err = io::stderr().lock();
-    let label = if color == Color::Always {
-        "\x1b[1;31merror\x1b[0m"
-    } else {
-        "error"
-    };
-    let _ = writeln!(err, "{label}: {}", fatal.message);
+    let _ = writeln!(err, "{}: {}", color.error_label(), fatal.message);
     for n in &fatal.notes {
         let _ = writeln!(err, "note: {n}");
     }
 }
 
-fn warn(message: &str) {
-    let _ = writeln!(io::stderr(), "warning: {message}");
+/// Print `warning: MESSAGE` on stderr, coloured as stderr allows.
+fn warn(cli: &Cli, message: &str) {
+    let _ = writeln!(
+        io::stderr(),
+        "{}: {message}",
+        stderr_color(cli).warning_label()
+    );
 }
 
 fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
@@ -111,7 +126,7 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
         Some(Command::Freeze { stage, reason }) => {
             let config = load_config(cli)?;
             let fleet = stage_fleet(cli, &config, stage)?;
-            freeze::apply(&config, &Console::stdio(color), fleet, stage, Some(reason))
+            freeze::apply(&config, &console(cli, color), fleet, stage, Some(reason))
         }
         Some(Command::Unlock {
             stage,
@@ -120,19 +135,12 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
         }) => {
             let config = load_config(cli)?;
             let fleet = stage_fleet(cli, &config, stage)?;
-            unlock::apply(
-                &config,
-                &Console::stdio(color),
-                fleet,
-                stage,
-                *force,
-                reason,
-            )
+            unlock::apply(&config, &console(cli, color), fleet, stage, *force, reason)
         }
         Some(Command::Unfreeze { stage }) => {
             let config = load_config(cli)?;
             let fleet = stage_fleet(cli, &config, stage)?;
-            freeze::apply(&config, &Console::stdio(color), fleet, stage, None)
+            freeze::apply(&config, &console(cli, color), fleet, stage, None)
         }
         Some(Command::Hosts { stage, json, check }) => {
             let config = load_config(cli)?;
@@ -163,7 +171,7 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
             let config = load_config(cli)?;
             badges::check(&config, args)?;
             let fleet = Fleet::connect(targets(cli, &config)?, config.parallelism);
-            badges::refresh(&config, &Console::stdio(color), fleet, args)
+            badges::refresh(&config, &console(cli, color), fleet, args)
         }
         Some(Command::History {
             package,
@@ -221,7 +229,7 @@ fn deploy_or_promote(
             Fatal::usage(format!("cannot catch signals: {e}")).status(ExitStatus::Internal)
         })?
     };
-    let console = Console::stdio(color);
+    let console = console(cli, color);
     let cx = deploy::Context {
         config: &config,
         console: &console,
@@ -254,7 +262,7 @@ fn show_history(
     let log = history::read(&config.history_file)
         .map_err(|e| Fatal::usage(e.to_string()).note(e.note()))?;
     for w in &log.warnings {
-        warn(w);
+        warn(cli, w);
     }
     let mut status = ExitStatus::Success;
     let records = match hosts_of {
@@ -270,7 +278,7 @@ fn show_history(
                         let (records, warnings) =
                             history::parse_host_log(&host, &out.stdout, out.stdout_dropped);
                         for w in &warnings {
-                            warn(w);
+                            warn(cli, w);
                         }
                         lists.push(records);
                     }
@@ -280,16 +288,19 @@ fn show_history(
                             &crate::text::one_line(out.stderr.trim()),
                             crate::error::REMOTE_TEXT_MAX,
                         );
-                        warn(&format!(
-                            "host `{host}`: cannot read `{}` (exit status {}){}{why}",
-                            history::HOST_LOG_FILE,
-                            out.status,
-                            if why.is_empty() { "" } else { ": " },
-                        ));
+                        warn(
+                            cli,
+                            &format!(
+                                "host `{host}`: cannot read `{}` (exit status {}){}{why}",
+                                history::HOST_LOG_FILE,
+                                out.status,
+                                if why.is_empty() { "" } else { ": " },
+                            ),
+                        );
                         status = ExitStatus::Unreachable;
                     }
                     Err(e) => {
-                        warn(&format!("host `{host}`: cannot read its history: {e}"));
+                        warn(cli, &format!("host `{host}`: cannot read its history: {e}"));
                         status = ExitStatus::Unreachable;
                     }
                 }
@@ -332,7 +343,7 @@ pub(crate) fn load_config(cli: &Cli) -> Result<Config, Fatal> {
     )?;
     let config = config::load(&path)?;
     for w in &config.warnings {
-        warn(w);
+        warn(cli, w);
     }
     Ok(config)
 }
@@ -376,7 +387,7 @@ pub(crate) fn targets(cli: &Cli, config: &Config) -> Result<Vec<Target>, Fatal> 
         }
     };
     for w in ssh_config.warnings() {
-        warn(&w.to_string());
+        warn(cli, &w.to_string());
     }
     transport::resolve_targets(config, &ssh_config, &local).map_err(|e| {
         Fatal::usage(format!("cannot reach a host as ssh would: {e}")).note(

@@ -7,6 +7,7 @@
 
 use std::io::{self, Write};
 
+use anstyle::{AnsiColor, Effects, Style};
 use serde::Serialize;
 
 use crate::matrix::{Cell, Marker, Matrix};
@@ -36,17 +37,31 @@ enum Paint {
 
 impl Color {
     fn paint(self, p: Paint, text: &str) -> String {
+        let style = match p {
+            Paint::Green => AnsiColor::Green.on_default(),
+            Paint::Red => AnsiColor::Red.on_default(),
+            Paint::Yellow => AnsiColor::Yellow.on_default(),
+            Paint::Dim => Style::new().effects(Effects::DIMMED),
+            Paint::Bold => Style::new().bold(),
+        };
+        self.styled(style, text)
+    }
+
+    fn styled(self, style: Style, text: &str) -> String {
         if self == Color::Never || text.is_empty() {
             return text.to_string();
         }
-        let code = match p {
-            Paint::Green => "32",
-            Paint::Red => "31",
-            Paint::Yellow => "33",
-            Paint::Dim => "2",
-            Paint::Bold => "1",
-        };
-        format!("\x1b[{code}m{text}\x1b[0m")
+        format!("{}{text}{}", style.render(), style.render_reset())
+    }
+
+    /// `error`, the label of an error line: bold red when colouring.
+    pub fn error_label(self) -> String {
+        self.styled(AnsiColor::Red.on_default().bold(), "error")
+    }
+
+    /// `warning`, the label of a warning line: bold yellow when colouring.
+    pub fn warning_label(self) -> String {
+        self.styled(AnsiColor::Yellow.on_default().bold(), "warning")
     }
 }
 
