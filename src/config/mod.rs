@@ -1691,7 +1691,7 @@ hosts = p1 p2
 
     #[test]
     fn example_file_parses_without_warnings() {
-        let config = ok(include_str!("../deployer.ini.example"));
+        let config = ok(include_str!("../../deployer.ini.example"));
         assert!(config.warnings.is_empty(), "{:?}", config.warnings);
         let names: Vec<&str> = config.stages.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["test", "prod"]);
@@ -1712,7 +1712,7 @@ hosts = p1 p2
     /// least commented out.
     #[test]
     fn example_file_mentions_every_key() {
-        let example = include_str!("../deployer.ini.example");
+        let example = include_str!("../../deployer.ini.example");
         for key in ENVIRONMENT_KEYS
             .iter()
             .chain(STAGE_KEYS)
