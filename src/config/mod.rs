@@ -37,7 +37,7 @@ pub use locate::{locate, untrusted, FILE_NAMES};
 pub use value::{HostSpec, MIN_LOCK_EXPIRY};
 
 use scan::Document;
-use schema::{closest, SectionKind};
+use schema::{closest, Form, SectionKind};
 use value::Invalid;
 
 /// The default `history_file`, beside the configuration file.
@@ -291,7 +291,7 @@ fn load_with(path: &Path, trusted: &[u32], home: Option<&Path>) -> Result<Config
 /// joined to the directory of `path`; `~/` is left for [`load`] (or
 /// [`Config::expand_home`]) to expand.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    let doc = scan::scan(text)
+    let doc = scan::scan(text, &looks_like_own_line)
         .map_err(|e| ConfigError::new(Some(path), Some(e.line), e.message).note(e.note))?;
     Reader {
         path,
@@ -362,6 +362,7 @@ impl<'a> Reader<'a> {
         section: &Section<'a>,
         key: &str,
     ) -> Result<Option<(&'a str, Option<usize>)>, ConfigError> {
+        let form = section.kind.key(key).map_or(Form::Single, |k| k.form);
         debug_assert!(
             section.kind.key(key).is_some(),
             "`{key}` is not in the schema"
@@ -369,6 +370,48 @@ impl<'a> Reader<'a> {
         let Some(entry) = section.raw.get(key) else {
             return Ok(None);
         };
+        let name = section.name();
+        if form != Form::List {
+            if let Some((line, _)) = entry.continued.first() {
+                return Err(self
+                    .error(
+                        Some(*line),
+                        format!(
+                            "`{key}` in `[{name}]` takes a single value, but line {line} \
+                             is indented and so continues it"
+                        ),
+                    )
+                    .note(
+                        "only lists (such as `hosts`) go on in indented lines; write the \
+                         value on the key's line, or remove the indentation at the start of \
+                         the next line if it is a setting of its own",
+                    ));
+            }
+        }
+        if form != Form::Command {
+            let key_line = entry.value.lines().next().unwrap_or_default();
+            let pieces = std::iter::once((entry.line, key_line))
+                .chain(entry.continued.iter().map(|(l, t)| (*l, t.as_str())));
+            let comment = pieces
+                .filter_map(|(line, text)| comment_start(text).map(|at| (line, &text[at..])))
+                .next();
+            if let Some((line, rest)) = comment {
+                let mark = &rest[..1];
+                return Err(self
+                    .error(
+                        Some(line),
+                        format!(
+                            "`{key}` in `[{name}]` has `{rest}` after its value, which looks \
+                             like a comment: a `{mark}` after a value is part of the value, \
+                             not a comment"
+                        ),
+                    )
+                    .note(
+                        "put the comment on its own line, starting with `#` or `;` (Python's \
+                         ConfigParser, which read the original file, reads it the same way)",
+                    ));
+            }
+        }
         Ok(Some((entry.value.as_str(), Some(entry.line))))
     }
 
@@ -751,6 +794,35 @@ impl<'a> Reader<'a> {
         }
         Ok((checks, holds))
     }
+}
+
+/// Where a comment would start in `value` if deployer read comments after
+/// values: a `#` or `;` at the start or after whitespace. Neither
+/// deployer nor `ConfigParser` (with its default `inline_comment_prefixes`)
+/// does, so such a value is refused rather than misread.
+fn comment_start(value: &str) -> Option<usize> {
+    value.char_indices().find_map(|(i, c)| {
+        let starts_word = value[..i]
+            .chars()
+            .next_back()
+            .is_none_or(char::is_whitespace);
+        (matches!(c, '#' | ';') && starts_word).then_some(i)
+    })
+}
+
+/// What the continuation line `text` of a value looks like, when it looks
+/// like a line of its own: a known section header, or a setting of a key
+/// deployer knows (`web2:22`, a host and its port, is neither).
+fn looks_like_own_line(text: &str) -> Option<String> {
+    if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        let name: String = inner.split_whitespace().collect();
+        if schema::kind_of(&name).is_some() {
+            return Some(format!("the section header `{text}`"));
+        }
+    }
+    let (key, _) = text.split_once(['=', ':'])?;
+    let key = key.trim().to_lowercase();
+    schema::home_of_key(&key).map(|_| format!("a setting of `{key}`"))
 }
 
 /// Where a machine was first listed, to name both places of a duplicate.
@@ -1237,6 +1309,172 @@ hosts = p1 p2
         assert_eq!(config.stages[0].hosts, ["t1"]);
     }
 
+    // --- Python ConfigParser compatibility ----------------------------------
+
+    /// A file saved by an editor that writes a byte order mark used to fail
+    /// with an error about an invisible character.
+    #[test]
+    fn a_utf8_bom_at_the_start_is_ignored() {
+        let config = ok(&format!("\u{feff}{MINIMAL}"));
+        assert_eq!(config.stages.len(), 2);
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let config = ok(&format!("\u{feff}{}", ORIGINAL.replace('\n', "\r\n")));
+        assert_eq!(config.stages.len(), 3);
+    }
+
+    #[test]
+    fn keys_are_case_insensitive_like_configparser() {
+        let text = MINIMAL
+            .replace("deb_packages", "Deb_Packages")
+            .replace("stages =", "STAGES =")
+            .replace("hosts = t1", "Hosts = t1\nCritical = Yes");
+        let config = ok(&text);
+        assert_eq!(config.packages.len(), 2);
+        assert_eq!(config.stages[0].hosts, ["t1"]);
+        assert!(config.stages[0].critical);
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        // The same key in two spellings is the same key twice.
+        let e = err(&MINIMAL.replace("hosts = t1", "hosts = t1\nHOSTS = t2"));
+        assert_eq!(
+            e.message,
+            "key `hosts` appears twice in `[stage:test]`, on lines 5 and 6"
+        );
+    }
+
+    /// ConfigParser compares section names as written: `[Environment]` is
+    /// another section, so it is reported (with a hint), never guessed.
+    #[test]
+    fn section_names_keep_their_case() {
+        let e = err(&MINIMAL.replace("[environment]", "[Environment]"));
+        assert_eq!(e.message, "there is no `[environment]` section");
+        assert!(
+            note(&e).starts_with("did you mean `[environment]` instead of `[Environment]`?"),
+            "{e:?}"
+        );
+        let e = err(&MINIMAL.replace("[stage:prod]", "[Stage:prod]"));
+        assert_eq!(
+            e.message,
+            "stage `prod` is listed in `stages` but there is no `[stage:prod]` section"
+        );
+    }
+
+    #[test]
+    fn colon_and_equals_and_the_first_one_wins() {
+        let config = ok(&MINIMAL
+            .replace("deb_packages = foo bar", "deb_packages: foo bar")
+            .replace("hosts = p1 p2", "hosts : p1:2222 p2"));
+        assert_eq!(config.packages.len(), 2);
+        assert_eq!(config.stages[1].hosts, ["p1:2222", "p2"]);
+    }
+
+    #[test]
+    fn indented_lines_continue_a_list() {
+        let text = MINIMAL
+            .replace("deb_packages = foo bar", "deb_packages =\n    foo\n    bar")
+            .replace(
+                "hosts = p1 p2",
+                "hosts = p1\n  # the second data centre\n\n  p2 [2001:db8::1]:22\ncritical = no",
+            );
+        let config = ok(&text);
+        let packages: Vec<&str> = config.packages.iter().map(PackageName::as_str).collect();
+        assert_eq!(packages, ["foo", "bar"]);
+        assert_eq!(config.stages[1].hosts, ["p1", "p2", "[2001:db8::1]:22"]);
+        assert!(!config.stages[1].critical);
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        // Errors about a list name the key's line.
+        let e = err(&MINIMAL.replace("hosts = p1 p2", "hosts = p1\n    p2 p1"));
+        assert_eq!(
+            e.message,
+            "host `p1` is listed twice in `[stage:prod] hosts`"
+        );
+        assert_eq!(e.line, Some(7));
+    }
+
+    #[test]
+    fn a_single_value_cannot_continue() {
+        let e = err(&with_env("parallelism = 8\n  16"));
+        assert_eq!(
+            e.message,
+            "`parallelism` in `[environment]` takes a single value, but line 5 is indented and so continues it"
+        );
+        assert_eq!(e.line, Some(5));
+        assert!(note(&e).contains("only lists"), "{e:?}");
+        let e = err(&format!(
+            "{MINIMAL}[package:foo]\nhealth_check = true\n    && false\n"
+        ));
+        assert_eq!(e.line, Some(10));
+        assert!(e.message.contains("`health_check`"), "{e:?}");
+    }
+
+    /// In ConfigParser an indented line after a setting is part of its
+    /// value, whatever it looks like; deployer says so instead of reading
+    /// `stages` as a package name.
+    #[test]
+    fn an_indented_setting_or_header_is_explained() {
+        let e = err(&MINIMAL.replace("stages = test prod", "  stages = test prod"));
+        assert_eq!(
+            e.message,
+            "line 3 is indented, so it continues the value of `deb_packages` from line 2, but it looks like a setting of `stages`"
+        );
+        assert_eq!(e.line, Some(3));
+        assert!(note(&e).contains("remove the indentation"), "{e:?}");
+        let e = err(&MINIMAL.replace("[stage:prod]", "  [stage:prod]"));
+        assert_eq!(
+            e.message,
+            "line 6 is indented, so it continues the value of `hosts` from line 5, but it looks like the section header `[stage:prod]`"
+        );
+        // A key indented like the one before it is a key of its own.
+        let config =
+            ok("[environment]\n  deb_packages = foo\n  stages = s\n[stage:s]\n  hosts = h\n");
+        assert_eq!(config.stages[0].hosts, ["h"]);
+    }
+
+    /// `x = a # comment`: the `#` is part of the value in ConfigParser too,
+    /// so the value would be wrong; the error says why.
+    #[test]
+    fn a_comment_after_a_value_is_refused_with_the_reason() {
+        for (extra, rest, mark) in [
+            ("parallelism = 8 # more later", "# more later", "#"),
+            ("parallelism = 8 ; more later", "; more later", ";"),
+            ("ssh_user = deploy #ops", "#ops", "#"),
+        ] {
+            let e = err(&with_env(extra));
+            let key = extra.split(' ').next().unwrap();
+            assert_eq!(
+                e.message,
+                format!("`{key}` in `[environment]` has `{rest}` after its value, which looks like a comment: a `{mark}` after a value is part of the value, not a comment")
+            );
+            assert_eq!(e.line, Some(4));
+            assert!(
+                note(&e).starts_with("put the comment on its own line"),
+                "{e:?}"
+            );
+        }
+        // On a continuation line, that line is named.
+        let e = err(&MINIMAL.replace("hosts = p1 p2", "hosts = p1\n  p2 # backup"));
+        assert_eq!(e.line, Some(8));
+        // `#` and `;` inside a word are fine, and a command keeps both.
+        let config = ok(&format!(
+            "{MINIMAL}[package:foo]\nhealth_check = test -f /x; echo ok # fine\n"
+        ));
+        let foo: PackageName = "foo".parse().unwrap();
+        assert_eq!(config.health_checks[&foo], "test -f /x; echo ok # fine");
+        assert_eq!(
+            ok(&with_env("history_file = logs/#1;a.jsonl")).history_file,
+            PathBuf::from("/srv/deployer/logs/#1;a.jsonl")
+        );
+    }
+
+    #[test]
+    fn an_unindented_line_after_a_backslash_is_refused() {
+        let e = err(&MINIMAL.replace("hosts = p1 p2", "hosts = p1 \\\np2"));
+        assert_eq!(
+            e.message,
+            "the value of `hosts` ends with `\\`, but line 8 does not continue it"
+        );
+        assert_eq!(e.line, Some(7));
+    }
+
     // --- warnings ----------------------------------------------------------
 
     #[test]
@@ -1261,13 +1499,12 @@ hosts = p1 p2
     }
 
     #[test]
-    fn keys_are_case_sensitive_but_suggested() {
-        let config = ok(&with_env("Parallelism = 8"));
-        assert_eq!(config.parallelism, 64);
-        assert!(
-            config.warnings[0].ends_with("did you mean `parallelism`?"),
-            "{:?}",
-            config.warnings
+    fn keys_are_case_insensitive_but_unknown_ones_keep_their_spelling() {
+        let config = ok(&with_env("Parallelism = 8\nParalelism = 9"));
+        assert_eq!(config.parallelism, 8);
+        assert_eq!(
+            config.warnings,
+            [format!("`{PATH}` line 5: unknown key `Paralelism` in `[environment]` is ignored; did you mean `parallelism`?")]
         );
     }
 

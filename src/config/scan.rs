@@ -26,7 +26,8 @@ pub struct Entry {
     pub key: String,
     /// The key as written, for messages.
     pub written: String,
-    /// The value, trimmed; continuation lines are joined with `\n`.
+    /// The value, trimmed; continuation lines are joined with `\n` (blank
+    /// lines between them kept as empty lines, as `ConfigParser` does).
     pub value: String,
     /// 1-based line of the key.
     pub line: usize,
@@ -87,9 +88,15 @@ fn fail(line: usize, message: impl Into<String>, note: impl Into<String>) -> Sca
     }
 }
 
+/// What an indented line that continues a value (given trimmed) looks like
+/// when it looks like a line of its own (a header or a setting deployer
+/// knows); `None` when it may well be part of the value.
+pub type Misplaced<'f> = &'f dyn Fn(&str) -> Option<String>;
+
 /// Read `text` into sections and settings; the first malformed line is an
-/// error.
-pub fn scan(text: &str) -> Result<Document, ScanError> {
+/// error, and so is a continuation line that `misplaced` recognises as a
+/// line of its own (`ConfigParser` would silently add it to the value).
+pub fn scan(text: &str, misplaced: Misplaced<'_>) -> Result<Document, ScanError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut doc = Document::default();
     // Indentation of the line that started the current setting; deeper
@@ -98,22 +105,44 @@ pub fn scan(text: &str) -> Result<Document, ScanError> {
     // Whether the last line read started or continued a setting (after a
     // header, nothing can be continued).
     let mut in_entry = false;
+    // Blank lines since the last line of the current setting: kept inside a
+    // value (as `ConfigParser` does) when a continuation line follows.
+    let mut blanks = 0;
     for (index, raw) in text.split('\n').enumerate() {
         let line = index + 1;
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
         let t = raw.trim();
-        if t.is_empty() || t.starts_with('#') || t.starts_with(';') {
+        if t.is_empty() {
+            blanks += 1;
+            continue;
+        }
+        if t.starts_with('#') || t.starts_with(';') {
             continue;
         }
         let indent = raw.chars().take_while(|c| c.is_whitespace()).count();
         if in_entry && indent > indent_level {
+            if let Some(what) = misplaced(t) {
+                let entry = last_entry(&mut doc).expect("in_entry means there is one");
+                return Err(fail(
+                    line,
+                    format!(
+                        "line {line} is indented, so it continues the value of `{}` from \
+                         line {}, but it looks like {what}",
+                        entry.written, entry.line
+                    ),
+                    "a line indented deeper than the key above it continues that key's value \
+                     (as in Python's ConfigParser); remove the indentation at the start of \
+                     this line",
+                ));
+            }
             let entry = last_entry(&mut doc).expect("in_entry means there is one");
             if let Some(kept) = entry.value.strip_suffix('\\') {
                 entry.value = kept.trim_end().to_string();
             }
-            if !entry.value.is_empty() {
+            for _ in 0..=blanks {
                 entry.value.push('\n');
             }
+            blanks = 0;
             entry.value.push_str(t);
             entry.continued.push((line, t.to_string()));
             continue;
@@ -121,6 +150,7 @@ pub fn scan(text: &str) -> Result<Document, ScanError> {
         if in_entry {
             check_no_dangling_backslash(&doc, Some(line))?;
         }
+        blanks = 0;
         indent_level = indent;
         if let Some(header) = t.strip_prefix('[') {
             in_entry = false;
@@ -257,7 +287,7 @@ fn setting(t: &str, line: usize) -> Result<Entry, ScanError> {
         ));
     }
     Ok(Entry {
-        key: written.to_string(),
+        key: written.to_lowercase(),
         written: written.to_string(),
         value: t[separator + 1..].trim().to_string(),
         line,
@@ -267,7 +297,15 @@ fn setting(t: &str, line: usize) -> Result<Entry, ScanError> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
     use super::*;
+
+    fn scan_plain(text: &str) -> Result<Document, ScanError> {
+        scan(text, &|_| None)
+    }
 
     fn entries(doc: &Document, section: &str) -> Vec<(String, String, usize)> {
         doc.section(section)
@@ -286,7 +324,7 @@ mod tests {
 
     #[test]
     fn sections_keys_values_and_lines() {
-        let doc = scan("# top\nx = 1\n[a]\nk = v w\n\n; c\nk2: v2\n[b:c]\n").unwrap();
+        let doc = scan_plain("# top\nx = 1\n[a]\nk = v w\n\n; c\nk2: v2\n[b:c]\n").unwrap();
         assert_eq!(doc.general[0].key, "x");
         assert_eq!(doc.general[0].line, 2);
         assert_eq!(
@@ -299,7 +337,8 @@ mod tests {
 
     #[test]
     fn first_separator_wins_and_values_are_taken_as_written() {
-        let doc = scan("[a]\nurl = http://x:1/?a=b\nk: v = w\nq = \"a\\tb\" %(x)s\n").unwrap();
+        let doc =
+            scan_plain("[a]\nurl = http://x:1/?a=b\nk: v = w\nq = \"a\\tb\" %(x)s\n").unwrap();
         assert_eq!(
             entries(&doc, "a"),
             owned(&[
@@ -312,9 +351,9 @@ mod tests {
 
     #[test]
     fn indented_lines_continue_the_value() {
-        let doc = scan("[a]\nk = one\n  two\n\n  # a comment\n\tthree\nnext = x\n").unwrap();
+        let doc = scan_plain("[a]\nk = one\n  two\n\n  # a comment\n\tthree\nnext = x\n").unwrap();
         let k = doc.section("a").unwrap().get("k").unwrap();
-        assert_eq!(k.value, "one\ntwo\nthree");
+        assert_eq!(k.value, "one\ntwo\n\nthree");
         assert_eq!(
             k.continued,
             [(3, "two".to_string()), (6, "three".to_string())]
@@ -325,42 +364,123 @@ mod tests {
     #[test]
     fn continuation_is_relative_to_the_key_indentation() {
         // Keys indented alike are separate settings; deeper is continuation.
-        let doc = scan("[a]\n  k = 1\n  j = 2\n    more\n").unwrap();
+        let doc = scan_plain("[a]\n  k = 1\n  j = 2\n    more\n").unwrap();
         assert_eq!(
             entries(&doc, "a"),
             owned(&[("k", "1", 2), ("j", "2\nmore", 3)])
         );
         // A section header ends the value: an indented key after it is a key.
-        let doc = scan("[a]\nk = 1\n[b]\n   j = 2\n").unwrap();
+        let doc = scan_plain("[a]\nk = 1\n[b]\n   j = 2\n").unwrap();
         assert_eq!(entries(&doc, "b"), owned(&[("j", "2", 4)]));
     }
 
     #[test]
     fn a_backslash_before_a_continued_line_is_dropped() {
-        let doc = scan("[a]\nk = p1 \\\n  p2 \\\n  p3\n").unwrap();
+        let doc = scan_plain("[a]\nk = p1 \\\n  p2 \\\n  p3\n").unwrap();
         assert_eq!(
             doc.section("a").unwrap().get("k").unwrap().value,
             "p1\np2\np3"
         );
-        let e = scan("[a]\nk = p1 \\\np2 = x\n").unwrap_err();
+        let e = scan_plain("[a]\nk = p1 \\\np2 = x\n").unwrap_err();
         assert_eq!(e.line, 2);
         assert_eq!(
             e.message,
             "the value of `k` ends with `\\`, but line 3 does not continue it"
         );
-        let e = scan("[a]\nk = p1 \\").unwrap_err();
+        let e = scan_plain("[a]\nk = p1 \\").unwrap_err();
         assert_eq!(e.line, 2);
     }
 
     #[test]
     fn duplicates_are_refused_with_both_lines() {
-        let e = scan("[a]\n[b]\n[a]\n").unwrap_err();
+        let e = scan_plain("[a]\n[b]\n[a]\n").unwrap_err();
         assert_eq!(e.line, 3);
         assert_eq!(e.message, "section `[a]` appears twice, on lines 1 and 3");
-        let e = scan("[a]\nk = 1\nk = 2\n").unwrap_err();
+        let e = scan_plain("[a]\nk = 1\nk = 2\n").unwrap_err();
         assert_eq!(
             e.message,
             "key `k` appears twice in `[a]`, on lines 2 and 3"
         );
+    }
+
+    /// The settings of a scanned document as `ConfigParser` gives them:
+    /// section -> key -> value.
+    type Settings = BTreeMap<String, BTreeMap<String, String>>;
+
+    /// What Python's `configparser` (defaults but no interpolation, which
+    /// deployer does not do) makes of each text: its settings, or `None`
+    /// when it refuses the text. `None` overall when python3 cannot run.
+    fn python_configparser(corpus: &[&str]) -> Option<Vec<Option<Settings>>> {
+        const SCRIPT: &str = r#"
+import configparser, json, sys
+out = []
+for text in json.load(sys.stdin):
+    text = text.encode().decode("utf-8-sig")
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text)
+        out.append({s: dict(parser[s]) for s in parser.sections()})
+    except configparser.Error:
+        out.append(None)
+print(json.dumps(out))
+"#;
+        let mut child = Command::new("python3")
+            .args(["-c", SCRIPT])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .ok()?;
+        let input = serde_json::to_vec(corpus).unwrap();
+        child.stdin.take().unwrap().write_all(&input).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "python3 failed: {output:?}");
+        Some(serde_json::from_slice(&output.stdout).unwrap())
+    }
+
+    /// The oracle: on texts where deployer means to read exactly what
+    /// `ConfigParser` reads, both agree on every section, key and value,
+    /// and on which texts are refused.
+    #[test]
+    fn reads_like_python_configparser() {
+        let corpus = [
+            "[a]\nk = v\n",
+            "\u{feff}[a]\nk = v\n",
+            "[a]\r\nKey = V w\r\nOTHER: x\r\n",
+            "[a]\nk: v = w\nurl = http://h:1/p?q=r\n",
+            "[a]\nk = one\n  two\n\n  # comment\n\tthree\nj = x\n",
+            "[a]\nk = one\n\n\nj = x\n",
+            "[a]\nk =\n  one\n  two\n",
+            "[a]\n  k = 1\n  j = 2\n    more\n[B]\n   x = y\n",
+            "[a]\nk = v # not a comment\nj = w ; nor this\n",
+            "# top\n; top\n[a]\n    # indented\n  ; indented\nk = v\n",
+            "[a]\nk = v\n  [b]\n",
+            "[a]\nk = \"quoted\" 'single' \\t %(x)s $HOME\n",
+            "[a]\nk = v\n[A]\nk = w\n",
+            "[a]\nk = 1\nK = 2\n",
+            "[a]\n[a]\n",
+            "[a]\nnovalue\n",
+            "[a]\n= v\n",
+            "[a]\nk =\n",
+        ];
+        let Some(python) = python_configparser(&corpus) else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "python3 is needed under CI"
+            );
+            eprintln!("skipped: python3 cannot be run");
+            return;
+        };
+        for (text, want) in corpus.iter().zip(python) {
+            let got = scan_plain(text).ok().map(|doc| {
+                doc.sections
+                    .iter()
+                    .map(|s| {
+                        let keys = s.entries.iter().map(|e| (e.key.clone(), e.value.clone()));
+                        (s.name.clone(), keys.collect())
+                    })
+                    .collect::<Settings>()
+            });
+            assert_eq!(got, want, "{text:?}");
+        }
     }
 }
