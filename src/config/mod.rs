@@ -94,9 +94,100 @@ pub struct Config {
     /// deploy of such a package releases and sets the hold itself
     /// (default no).
     pub holds: BTreeSet<PackageName>,
+    /// `[notify]`: who hears about deploys. Read and checked here; nothing
+    /// sends notifications yet.
+    pub notify: Notify,
     /// Harmless oddities found while reading (unknown keys...), already
     /// worded for the operator.
     pub warnings: Vec<String>,
+}
+
+/// The `[notify]` section: where deploys are announced. Every key is
+/// optional; without the section nothing is announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notify {
+    /// `webhook_url`: an `http://` or `https://` URL that receives a POST
+    /// for each event, as written (it may hold a token: never print it).
+    pub webhook_url: Option<String>,
+    /// `webhook_format`: the body of the POST (default
+    /// [`WebhookFormat::Text`]).
+    pub webhook_format: WebhookFormat,
+    /// `notify_command`: a shell command run on this machine for each
+    /// event, with the history record as JSON on its standard input. Taken
+    /// as written, like `health_check`: this file is trusted.
+    pub notify_command: Option<String>,
+    /// `notify_on`: the events announced, in the order written (default:
+    /// all of [`NotifyEvent::ALL`]).
+    pub notify_on: Vec<NotifyEvent>,
+}
+
+impl Default for Notify {
+    fn default() -> Self {
+        Notify {
+            webhook_url: None,
+            webhook_format: WebhookFormat::Text,
+            notify_command: None,
+            notify_on: NotifyEvent::ALL.to_vec(),
+        }
+    }
+}
+
+impl Notify {
+    /// Whether `event` is to be announced, and there is anywhere to
+    /// announce it.
+    pub fn wants(&self, event: NotifyEvent) -> bool {
+        (self.webhook_url.is_some() || self.notify_command.is_some())
+            && self.notify_on.contains(&event)
+    }
+}
+
+/// `webhook_format`: how the webhook's POST body is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// `text`: the summary as a plain-text body (ntfy and the like).
+    Text,
+    /// `slack`: a JSON body `{"text": ...}`, as Slack-compatible incoming
+    /// webhooks take.
+    Slack,
+}
+
+/// A moment of a deploy that can be announced (`notify_on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NotifyEvent {
+    /// `start`: the deploy begins changing hosts.
+    Start,
+    /// `success`: every host was changed.
+    Success,
+    /// `failure`: the deploy failed on some host.
+    Failure,
+    /// `interrupt`: a signal stopped the deploy.
+    Interrupt,
+}
+
+impl NotifyEvent {
+    /// Every event, in the order of a deploy; the default of `notify_on`.
+    pub const ALL: [NotifyEvent; 4] = [
+        NotifyEvent::Start,
+        NotifyEvent::Success,
+        NotifyEvent::Failure,
+        NotifyEvent::Interrupt,
+    ];
+
+    /// The word used in `notify_on`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::Start => "start",
+            NotifyEvent::Success => "success",
+            NotifyEvent::Failure => "failure",
+            NotifyEvent::Interrupt => "interrupt",
+        }
+    }
+}
+
+impl std::fmt::Display for NotifyEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One stage of the pipeline.
@@ -435,6 +526,7 @@ impl<'a> Reader<'a> {
         let packages = self.packages(&env)?;
         let stages = self.stages(&env)?;
         let (health_checks, holds) = self.package_options(&packages)?;
+        let notify = self.notify()?;
 
         let ssh = SshOptions {
             user: self.value(&env, "ssh_user", value::parse_user)?,
@@ -492,8 +584,47 @@ impl<'a> Reader<'a> {
             health_checks,
             holds,
             ssh,
+            notify,
             warnings: self.warnings,
         })
+    }
+
+    /// The `[notify]` section, or the defaults without one.
+    fn notify(&mut self) -> Result<Notify, ConfigError> {
+        let Some(section) = self.section(schema::NOTIFY.kind) else {
+            return Ok(Notify::default());
+        };
+        self.check_unknown_keys(&section);
+        let notify = Notify {
+            webhook_url: self.value(&section, "webhook_url", value::parse_webhook_url)?,
+            webhook_format: self
+                .value(&section, "webhook_format", value::parse_webhook_format)?
+                .unwrap_or(WebhookFormat::Text),
+            notify_command: self.value(&section, "notify_command", |v| Ok(v.trim().to_string()))?,
+            notify_on: self
+                .value(&section, "notify_on", value::parse_notify_on)?
+                .unwrap_or_else(|| NotifyEvent::ALL.to_vec()),
+        };
+        let line_of = |key: &str| section.raw.get(key).map(|e| e.line);
+        if notify.webhook_url.is_none() {
+            if let Some(line) = line_of("webhook_format") {
+                self.warn(
+                    line,
+                    "`webhook_format` in `[notify]` has no effect without `webhook_url`".into(),
+                );
+            }
+        }
+        if notify.webhook_url.is_none() && notify.notify_command.is_none() {
+            if let Some(line) = line_of("notify_on") {
+                self.warn(
+                    line,
+                    "`notify_on` in `[notify]` has no effect without `webhook_url` or \
+                     `notify_command`"
+                        .into(),
+                );
+            }
+        }
+        Ok(notify)
     }
 
     /// Warn about keys outside any section and sections of unknown kinds.
@@ -1475,6 +1606,144 @@ hosts = p1 p2
         assert_eq!(e.line, Some(7));
     }
 
+    // --- [notify] ------------------------------------------------------------
+
+    #[test]
+    fn notify_defaults_without_the_section() {
+        let notify = ok(MINIMAL).notify;
+        assert_eq!(notify, Notify::default());
+        assert_eq!(notify.webhook_url, None);
+        assert_eq!(notify.notify_command, None);
+        assert_eq!(notify.webhook_format, WebhookFormat::Text);
+        assert_eq!(notify.notify_on, NotifyEvent::ALL);
+        assert!(!notify.wants(NotifyEvent::Start), "nowhere to send it");
+    }
+
+    #[test]
+    fn notify_keys() {
+        let config = ok(&format!(
+            "{MINIMAL}[notify]\nwebhook_url = https://hooks.example.org/T0/B1?x=1#f\nWebhook_Format = Slack\nnotify_command = jq -c . | logger -t deploy; true\nnotify_on = failure\n  interrupt\n"
+        ));
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let notify = &config.notify;
+        assert_eq!(
+            notify.webhook_url.as_deref(),
+            Some("https://hooks.example.org/T0/B1?x=1#f")
+        );
+        assert_eq!(notify.webhook_format, WebhookFormat::Slack);
+        assert_eq!(
+            notify.notify_command.as_deref(),
+            Some("jq -c . | logger -t deploy; true")
+        );
+        assert_eq!(
+            notify.notify_on,
+            [NotifyEvent::Failure, NotifyEvent::Interrupt]
+        );
+        assert!(notify.wants(NotifyEvent::Failure));
+        assert!(!notify.wants(NotifyEvent::Start));
+        let notify = ok(&format!("{MINIMAL}[notify]\nnotify_command = cat\n")).notify;
+        assert!(NotifyEvent::ALL.iter().all(|e| notify.wants(*e)));
+    }
+
+    #[test]
+    fn webhook_urls() {
+        for good in [
+            "http://localhost:8080/hook",
+            "https://ntfy.sh/my-topic",
+            "HTTPS://Example.org",
+            "https://user:token@example.org/x",
+            "http://[::1]:8080/h",
+            "http://10.0.0.1/h",
+        ] {
+            let notify = ok(&format!("{MINIMAL}[notify]\nwebhook_url = {good}\n")).notify;
+            assert_eq!(notify.webhook_url.as_deref(), Some(good));
+        }
+        for (bad, reason) in [
+            (
+                "ftp://example.org/x",
+                "the scheme `ftp` is neither `http` nor `https`",
+            ),
+            ("example.org/hook", "not a URL"),
+            ("https:///path", "it has no host"),
+            (
+                "https://exa mple.org",
+                "a URL has no spaces or control characters",
+            ),
+            ("https://-x.org", "`-x.org` is not a host name"),
+            ("https://h:0/", "the port must be a number from 1 to 65535"),
+            (
+                "https://h:99999/",
+                "the port must be a number from 1 to 65535",
+            ),
+            (
+                "http://[nope]/",
+                "the IPv6 address in brackets is not valid",
+            ),
+        ] {
+            let e = err(&format!("{MINIMAL}[notify]\nwebhook_url = {bad}\n"));
+            assert_eq!(
+                e.message,
+                format!("`webhook_url` in `[notify]` has an invalid value `{bad}`: {reason}")
+            );
+            assert_eq!(e.line, Some(9));
+            assert!(note(&e).contains("`https://"), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn webhook_format_and_notify_on_are_checked() {
+        let e = err(&format!("{MINIMAL}[notify]\nwebhook_format = json\n"));
+        assert_eq!(
+            e.message,
+            "`webhook_format` in `[notify]` has an invalid value `json`: expected `text` or `slack`"
+        );
+        assert!(note(&e).contains("default `text`"), "{e:?}");
+        for (bad, reason) in [
+            ("start finish", "`finish` is not an event"),
+            ("start Start", "`Start` is not an event"),
+            ("failure failure", "`failure` is listed twice"),
+        ] {
+            let e = err(&format!(
+                "{MINIMAL}[notify]\nnotify_command = cat\nnotify_on = {bad}\n"
+            ));
+            assert_eq!(
+                e.message,
+                format!("`notify_on` in `[notify]` has an invalid value `{bad}`: {reason}")
+            );
+            assert_eq!(e.line, Some(10));
+            assert_eq!(
+                note(&e),
+                "accepted: one or more of `start`, `success`, `failure`, `interrupt`, separated by spaces (default: all)"
+            );
+        }
+        let e = err(&format!("{MINIMAL}[notify]\nnotify_on =\n"));
+        assert_eq!(e.message, "`notify_on` in `[notify]` is empty");
+        let e = err(&format!("{MINIMAL}[notify]\nnotify_command =\n"));
+        assert_eq!(e.message, "`notify_command` in `[notify]` is empty");
+    }
+
+    #[test]
+    fn notify_settings_without_a_destination_warn() {
+        let config = ok(&format!(
+            "{MINIMAL}[notify]\nwebhook_format = slack\nnotify_on = start\nwebhok_url = https://x.org\n"
+        ));
+        assert_eq!(
+            config.warnings,
+            [
+                format!("`{PATH}` line 11: unknown key `webhok_url` in `[notify]` is ignored; did you mean `webhook_url`?"),
+                format!("`{PATH}` line 9: `webhook_format` in `[notify]` has no effect without `webhook_url`"),
+                format!("`{PATH}` line 10: `notify_on` in `[notify]` has no effect without `webhook_url` or `notify_command`"),
+            ]
+        );
+        let config = ok(&format!("{MINIMAL}[notfy]\nwebhook_url = https://x.org\n"));
+        assert_eq!(
+            config.warnings,
+            [format!(
+                "`{PATH}` line 8: unknown section `[notfy]` is ignored; did you mean `[notify]`?"
+            )]
+        );
+    }
+
     // --- warnings ----------------------------------------------------------
 
     #[test]
@@ -1516,7 +1785,7 @@ hosts = p1 p2
             config.warnings,
             [
                 format!("`{PATH}` line 8: unknown section `[stages:test]` is ignored; did you mean `[stage:test]`?"),
-                format!("`{PATH}` line 10: unknown section `[global]` is ignored; known sections are `[environment]`, `[stage:NAME]` and `[package:NAME]`"),
+                format!("`{PATH}` line 10: unknown section `[global]` is ignored; known sections are `[environment]`, `[stage:NAME]`, `[package:NAME]` and `[notify]`"),
             ]
         );
     }

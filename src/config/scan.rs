@@ -461,6 +461,7 @@ print(json.dumps(out))
             "[a]\nnovalue\n",
             "[a]\n= v\n",
             "[a]\nk =\n",
+            include_str!("../../deployer.ini.example"),
         ];
         let Some(python) = python_configparser(&corpus) else {
             assert!(

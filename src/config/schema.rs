@@ -101,8 +101,20 @@ pub const PACKAGE: SectionKind = SectionKind {
     keys: &[command("health_check"), single("hold")],
 };
 
+/// `[notify]`: who hears about deploys (a webhook, a local command).
+pub const NOTIFY: SectionKind = SectionKind {
+    kind: "notify",
+    named: false,
+    keys: &[
+        single("webhook_url"),
+        single("webhook_format"),
+        command("notify_command"),
+        list("notify_on"),
+    ],
+};
+
 /// Every section kind deployer reads.
-pub const SECTIONS: &[SectionKind] = &[ENVIRONMENT, STAGE, PACKAGE];
+pub const SECTIONS: &[SectionKind] = &[ENVIRONMENT, STAGE, PACKAGE, NOTIFY];
 
 impl SectionKind {
     /// How the header is shown in messages: `[environment]`, `[stage:NAME]`.
@@ -147,7 +159,7 @@ pub fn home_of_key(key: &str) -> Option<String> {
         .map(SectionKind::header)
 }
 
-/// "`[environment]`, `[stage:NAME]` and `[package:NAME]`".
+/// "`[environment]`, `[stage:NAME]`, `[package:NAME]` and `[notify]`".
 pub fn known_sections() -> String {
     let headers: Vec<String> = SECTIONS
         .iter()
@@ -258,6 +270,11 @@ mod tests {
             Some("[environment]")
         );
         assert_eq!(meant_section("global"), None);
+        assert_eq!(meant_section("notfy").as_deref(), Some("[notify]"));
+        assert_eq!(
+            known_sections(),
+            "`[environment]`, `[stage:NAME]`, `[package:NAME]` and `[notify]`"
+        );
     }
 
     /// Every key is lower case (lookups are), and no kind lists a key twice.

@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{LOCAL_HOST, MAX_PARALLELISM};
+use super::{NotifyEvent, WebhookFormat, LOCAL_HOST, MAX_PARALLELISM};
 use crate::ssh_config::JumpHost;
 
 pub(crate) const ACCEPTED_BOOL: &str =
@@ -339,6 +339,113 @@ pub(crate) fn parse_host_dir(s: &str) -> Result<PathBuf, Invalid> {
 
 pub(crate) fn parse_path_list(s: &str) -> Result<Vec<PathBuf>, Invalid> {
     s.split_whitespace().map(parse_path).collect()
+}
+
+/// `webhook_url`: an `http://` or `https://` URL with a host, kept as
+/// written; no spaces or control characters.
+pub(crate) fn parse_webhook_url(s: &str) -> Result<String, Invalid> {
+    const ACCEPTED: &str = "accepted: an `http://` or `https://` URL, e.g. \
+                            `https://ntfy.example.org/deploys` or \
+                            `https://hooks.slack.com/services/...`";
+    let s = s.trim();
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Invalid::new(
+            "a URL has no spaces or control characters",
+            ACCEPTED,
+        ));
+    }
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return Err(Invalid::new("not a URL", ACCEPTED));
+    };
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err(Invalid::new(
+            format!("the scheme `{scheme}` is neither `http` nor `https`"),
+            ACCEPTED,
+        ));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((address, port)) if address.parse::<std::net::Ipv6Addr>().is_ok() => {
+                check_url_port(port.strip_prefix(':'), port.is_empty())?;
+                return Ok(s.to_string());
+            }
+            _ => {
+                return Err(Invalid::new(
+                    "the IPv6 address in brackets is not valid",
+                    ACCEPTED,
+                ))
+            }
+        },
+        None => match host_port.split_once(':') {
+            Some((host, port)) => {
+                check_url_port(Some(port), false)?;
+                host
+            }
+            None => host_port,
+        },
+    };
+    if !is_host_name(host) {
+        return Err(Invalid::new(
+            if host.is_empty() {
+                "it has no host".to_string()
+            } else {
+                format!("`{host}` is not a host name")
+            },
+            ACCEPTED,
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// The port of a URL: absent, or 1 to 65535.
+fn check_url_port(port: Option<&str>, absent: bool) -> Result<(), Invalid> {
+    match port {
+        None if absent => Ok(()),
+        Some(p) if p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n > 0) => Ok(()),
+        _ => Err(Invalid::new(
+            "the port must be a number from 1 to 65535",
+            "accepted: an `http://` or `https://` URL, e.g. `https://ntfy.example.org:8443/deploys`",
+        )),
+    }
+}
+
+/// `webhook_format`: `text` or `slack`.
+pub(crate) fn parse_webhook_format(s: &str) -> Result<WebhookFormat, Invalid> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "text" => Ok(WebhookFormat::Text),
+        "slack" => Ok(WebhookFormat::Slack),
+        _ => Err(Invalid::new(
+            "expected `text` or `slack`",
+            "accepted: `text` (a plain-text POST, as ntfy takes), or `slack` (a JSON \
+             `{\"text\": ...}` body, as Slack, Mattermost and Rocket.Chat incoming \
+             webhooks take); default `text`",
+        )),
+    }
+}
+
+/// `notify_on`: events separated by whitespace, each once.
+pub(crate) fn parse_notify_on(s: &str) -> Result<Vec<NotifyEvent>, Invalid> {
+    let accepted = format!(
+        "accepted: one or more of {}, separated by spaces (default: all)",
+        NotifyEvent::ALL
+            .iter()
+            .map(|e| format!("`{e}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut events = Vec::new();
+    for word in s.split_whitespace() {
+        let Some(event) = NotifyEvent::ALL.into_iter().find(|e| e.as_str() == word) else {
+            return Err(Invalid::new(format!("`{word}` is not an event"), accepted));
+        };
+        if events.contains(&event) {
+            return Err(Invalid::new(format!("`{word}` is listed twice"), accepted));
+        }
+        events.push(event);
+    }
+    Ok(events)
 }
 
 #[cfg(test)]
