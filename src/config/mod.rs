@@ -8,7 +8,7 @@
 //! of deployer.ini paths). This module must not decide what a deploy does:
 //! it only says what the operator wrote, checked and typed.
 //!
-//! The work is split by job: [`locate`] finds the file (and is the one place
+//! The work is split by job: [`locate()`] finds the file (and is the one place
 //! that interprets `DEPLOYER_CONFIG`, handed in by the caller); `scan` reads
 //! the text into sections and `key`/value/line entries, the one source of
 //! values and line numbers; `schema` is the one table of section kinds and
@@ -507,7 +507,7 @@ impl<'a> Reader<'a> {
     }
 
     fn build(mut self) -> Result<Config, ConfigError> {
-        self.check_section_kinds();
+        self.check_section_kinds()?;
         let Some(env) = self.section(schema::ENVIRONMENT.kind) else {
             let mut note = format!(
                 "`[environment]` holds `deb_packages` and `stages`; sections found: {}",
@@ -627,8 +627,10 @@ impl<'a> Reader<'a> {
         Ok(notify)
     }
 
-    /// Warn about keys outside any section and sections of unknown kinds.
-    fn check_section_kinds(&mut self) {
+    /// Warn about keys outside any section and sections of unknown kinds;
+    /// refuse `[DEFAULT]`, whose meaning in ConfigParser deployer does not
+    /// give it.
+    fn check_section_kinds(&mut self) -> Result<(), ConfigError> {
         let doc = self.doc;
         for key in &doc.general {
             let hint = schema::home_of_key(&key.key)
@@ -645,6 +647,17 @@ impl<'a> Reader<'a> {
             if schema::kind_of(name).is_some() {
                 continue;
             }
+            // In ConfigParser every section inherits `[DEFAULT]`'s keys:
+            // ignoring it would silently change what the other sections say.
+            if name == "DEFAULT" && !section.entries.is_empty() {
+                return Err(self
+                    .error(
+                        Some(section.line),
+                        "`[DEFAULT]` is not supported: deployer does not copy its keys into \
+                         every other section, as Python's ConfigParser does",
+                    )
+                    .note("write each key in the sections that need it, and remove `[DEFAULT]`"));
+            }
             let mut message = format!("unknown section `[{name}]` is ignored");
             match schema::meant_section(name) {
                 Some(s) => message.push_str(&format!("; did you mean `{s}`?")),
@@ -655,6 +668,7 @@ impl<'a> Reader<'a> {
             }
             self.warn(section.line, message);
         }
+        Ok(())
     }
 
     fn check_unknown_keys(&mut self, section: &Section<'_>) {
@@ -1594,6 +1608,21 @@ hosts = p1 p2
             ok(&with_env("history_file = logs/#1;a.jsonl")).history_file,
             PathBuf::from("/srv/deployer/logs/#1;a.jsonl")
         );
+    }
+
+    /// ConfigParser copies `[DEFAULT]`'s keys into every section; deployer
+    /// does not, so it refuses the section rather than drop its meaning.
+    #[test]
+    fn a_default_section_with_keys_is_refused() {
+        let e = err(&format!("[DEFAULT]\ncritical = no\n{MINIMAL}"));
+        assert_eq!(e.line, Some(1));
+        assert!(
+            e.message.starts_with("`[DEFAULT]` is not supported"),
+            "{e:?}"
+        );
+        assert!(note(&e).contains("remove `[DEFAULT]`"), "{e:?}");
+        let config = ok(&format!("[DEFAULT]\n{MINIMAL}"));
+        assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
     }
 
     #[test]
