@@ -432,14 +432,23 @@ impl<'a> Reader<'a> {
         Some(Section { raw, kind })
     }
 
-    fn sections_found(&self, prefix: &str) -> String {
-        let found: Vec<String> = self
-            .doc
+    /// The sections of the named `kind`, each with its NAME.
+    fn sections_of(
+        &self,
+        kind: &'static SectionKind,
+    ) -> impl Iterator<Item = (&'a scan::Section, &'a str)> + 'a {
+        self.doc
             .sections
             .iter()
-            .filter(|s| s.name.starts_with(prefix))
-            .map(|s| format!("`[{}]`", s.name))
-            .collect();
+            .filter_map(move |s| match schema::kind_of(&s.name) {
+                Some((k, Some(name))) if k.kind == kind.kind => Some((s, name)),
+                _ => None,
+            })
+    }
+
+    /// "`[a]`, `[b]`", or "none".
+    fn sections_found<'s>(sections: impl Iterator<Item = &'s scan::Section>) -> String {
+        let found: Vec<String> = sections.map(|s| format!("`[{}]`", s.name)).collect();
         if found.is_empty() {
             "none".into()
         } else {
@@ -511,10 +520,10 @@ impl<'a> Reader<'a> {
         let Some(env) = self.section(schema::ENVIRONMENT.kind) else {
             let mut note = format!(
                 "`[environment]` holds `deb_packages` and `stages`; sections found: {}",
-                self.sections_found("")
+                Self::sections_found(self.doc.sections.iter())
             );
             let names = self.doc.sections.iter().map(|s| s.name.as_str());
-            if let Some(close) = closest("environment", names) {
+            if let Some(close) = closest(schema::ENVIRONMENT.kind, names) {
                 note = format!("did you mean `[environment]` instead of `[{close}]`? {note}");
             }
             return Err(self
@@ -789,15 +798,12 @@ impl<'a> Reader<'a> {
         // Where each machine (lowercase name and port) was first seen.
         let mut seen: BTreeMap<(String, Option<u16>), FirstSeen<'a>> = BTreeMap::new();
         for (index, name) in names.iter().enumerate() {
-            let section_name = format!("stage:{name}");
+            let section_name = schema::STAGE.section_name(name);
             let Some(section) = self.section(&section_name) else {
-                let stage_sections = self
-                    .doc
-                    .sections
-                    .iter()
-                    .filter_map(|s| s.name.strip_prefix("stage:"));
-                let mut note = format!("sections found: {}", self.sections_found("stage:"));
-                if let Some(close) = closest(name, stage_sections) {
+                let found = Self::sections_found(self.sections_of(&schema::STAGE).map(|(s, _)| s));
+                let mut note = format!("sections found: {found}");
+                if let Some(close) = closest(name, self.sections_of(&schema::STAGE).map(|(_, n)| n))
+                {
                     note = format!("did you mean `{close}`? {note}");
                 }
                 return Err(self
@@ -893,14 +899,8 @@ impl<'a> Reader<'a> {
     ) -> Result<(BTreeMap<PackageName, String>, BTreeSet<PackageName>), ConfigError> {
         let mut checks = BTreeMap::new();
         let mut holds = BTreeSet::new();
-        let package_sections: Vec<&scan::Section> = self
-            .doc
-            .sections
-            .iter()
-            .filter(|s| s.name.starts_with("package:"))
-            .collect();
-        for raw in package_sections {
-            let name = &raw.name["package:".len()..];
+        let package_sections: Vec<_> = self.sections_of(&schema::PACKAGE).collect();
+        for (raw, name) in package_sections {
             let Some(package) = packages.iter().find(|p| p.as_str() == name) else {
                 let listed = packages.iter().map(PackageName::as_str);
                 let mut note = format!(
@@ -912,7 +912,8 @@ impl<'a> Reader<'a> {
                         .join(", ")
                 );
                 if let Some(close) = closest(name, listed) {
-                    note = format!("did you mean `[package:{close}]`? {note}");
+                    let meant = schema::PACKAGE.section_name(close);
+                    note = format!("did you mean `[{meant}]`? {note}");
                 }
                 return Err(self
                     .error(

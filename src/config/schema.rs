@@ -126,6 +126,13 @@ impl SectionKind {
         }
     }
 
+    /// The section name of the one called `name` of this named kind:
+    /// `stage:prod`.
+    pub fn section_name(&self, name: &str) -> String {
+        debug_assert!(self.named);
+        format!("{}:{name}", self.kind)
+    }
+
     /// The key called `name` (lower case), if this kind has it.
     pub fn key(&self, name: &str) -> Option<&'static Key> {
         self.keys.iter().find(|k| k.name == name)
