@@ -461,6 +461,10 @@ print(json.dumps(out))
             "[a]\nnovalue\n",
             "[a]\n= v\n",
             "[a]\nk =\n",
+            // Indentation is counted in characters: a tab is one, like a space.
+            "[a]\n\tk = 1\n  j = 2\n",
+            "[a]\nk = v\n[b]\n  x = 1\n    y\n  z: 2\n",
+            "[a]\nk = [2001:db8::1]:22\n  web2:2222\n",
             include_str!("../../deployer.ini.example"),
         ];
         let Some(python) = python_configparser(&corpus) else {
