@@ -311,6 +311,23 @@ fn load_reads_and_parses() {
     assert_eq!(config.history_file, tree.path("deployer-history.jsonl"));
 }
 
+/// What a Windows editor saves: a byte order mark, `\r\n` line ends, and
+/// here ConfigParser's other spellings (`Key: value`, an indented
+/// continuation line). It used to fail on the invisible first character.
+#[test]
+fn load_reads_a_file_saved_with_a_bom_and_crlf() {
+    let tree = Tree::new();
+    let file = tree.path("deployer.ini");
+    let text = "\u{feff}[environment]\nDeb_Packages: dpkg\n    apt\nstages = test\n[stage:test]\nhosts = local\n";
+    fs::write(&file, text.replace('\n', "\r\n")).unwrap();
+    chmod(&file, 0o644);
+    let config = load(&file).unwrap();
+    let packages: Vec<&str> = config.packages.iter().map(|p| p.as_str()).collect();
+    assert_eq!(packages, ["dpkg", "apt"]);
+    assert_eq!(config.stages[0].hosts, ["local"]);
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
 #[test]
 fn load_reports_the_line_of_a_problem() {
     let tree = Tree::new();

@@ -1,26 +1,28 @@
-//! `deployer.ini`: locating the file, deciding whether to trust it, and
-//! turning its text into a [`Config`].
+//! `deployer.ini` -> [`Config`]: the typed description of the pipeline.
 //!
 //! [`parse`] is pure: text in, [`Config`] or one [`ConfigError`] out, with
 //! every harmless oddity collected in [`Config::warnings`]; hosts come out
-//! parsed once, as [`HostSpec`]s. [`locate`] looks at the file system (is
-//! there a file here?) and is the one place that interprets
-//! `DEPLOYER_CONFIG` (handed in by the caller); [`load`] refuses a file that
-//! someone other than the operator or root could have written ([`untrusted`]),
-//! reads it, and expands `~/` against `HOME` ([`expand_home`], the one `~`
-//! expansion of deployer.ini paths); nothing else here touches the outside
-//! world. This module must not decide what a deploy does: it only says what
-//! the operator wrote, checked and typed.
+//! parsed once, as [`HostSpec`]s. [`load`] refuses a file that someone other
+//! than the operator or root could have written ([`untrusted`]), reads it,
+//! and expands `~/` against `HOME` ([`expand_home`], the one `~` expansion
+//! of deployer.ini paths). This module must not decide what a deploy does:
+//! it only says what the operator wrote, checked and typed.
 //!
-//! The text is read with `rust-ini`, which knows neither line numbers nor
-//! duplicate sections, so a small line scanner ([`scan`]) runs first: it
-//! rejects malformed lines, remembers where each section and key is, and
-//! hands `rust-ini` a normalised copy (comments blanked, indentation removed,
-//! `\n` line ends) so that both agree on what every line means.
+//! The work is split by job: [`locate()`] finds the file (and is the one place
+//! that interprets `DEPLOYER_CONFIG`, handed in by the caller); `scan` reads
+//! the text into sections and `key`/value/line entries, the one source of
+//! values and line numbers; `schema` is the one table of section kinds and
+//! their keys; `value` holds the grammar of each kind of value; `error` the
+//! [`ConfigError`] they all report with. This file turns a scanned document
+//! into a [`Config`].
+
+mod error;
+mod locate;
+mod scan;
+mod schema;
+mod value;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::OsString;
-use std::fmt;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -30,8 +32,13 @@ use crate::operator;
 use crate::package::PackageName;
 use crate::ssh_config::JumpHost;
 
-/// File names looked for, in this order, in each directory.
-pub const FILE_NAMES: [&str; 2] = ["deployer.ini", ".deployer.ini"];
+pub use error::ConfigError;
+pub use locate::{locate, untrusted, FILE_NAMES};
+pub use value::{HostSpec, MIN_LOCK_EXPIRY};
+
+use scan::Document;
+use schema::{closest, Form, SectionKind};
+use value::Invalid;
 
 /// The default `history_file`, beside the configuration file.
 pub const DEFAULT_HISTORY_FILE: &str = "deployer-history.jsonl";
@@ -87,9 +94,100 @@ pub struct Config {
     /// deploy of such a package releases and sets the hold itself
     /// (default no).
     pub holds: BTreeSet<PackageName>,
+    /// `[notify]`: who hears about deploys. Read and checked here; nothing
+    /// sends notifications yet.
+    pub notify: Notify,
     /// Harmless oddities found while reading (unknown keys...), already
     /// worded for the operator.
     pub warnings: Vec<String>,
+}
+
+/// The `[notify]` section: where deploys are announced. Every key is
+/// optional; without the section nothing is announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notify {
+    /// `webhook_url`: an `http://` or `https://` URL that receives a POST
+    /// for each event, as written (it may hold a token: never print it).
+    pub webhook_url: Option<String>,
+    /// `webhook_format`: the body of the POST (default
+    /// [`WebhookFormat::Text`]).
+    pub webhook_format: WebhookFormat,
+    /// `notify_command`: a shell command run on this machine for each
+    /// event, with the history record as JSON on its standard input. Taken
+    /// as written, like `health_check`: this file is trusted.
+    pub notify_command: Option<String>,
+    /// `notify_on`: the events announced, in the order written (default:
+    /// all of [`NotifyEvent::ALL`]).
+    pub notify_on: Vec<NotifyEvent>,
+}
+
+impl Default for Notify {
+    fn default() -> Self {
+        Notify {
+            webhook_url: None,
+            webhook_format: WebhookFormat::Text,
+            notify_command: None,
+            notify_on: NotifyEvent::ALL.to_vec(),
+        }
+    }
+}
+
+impl Notify {
+    /// Whether `event` is to be announced, and there is anywhere to
+    /// announce it.
+    pub fn wants(&self, event: NotifyEvent) -> bool {
+        (self.webhook_url.is_some() || self.notify_command.is_some())
+            && self.notify_on.contains(&event)
+    }
+}
+
+/// `webhook_format`: how the webhook's POST body is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// `text`: the summary as a plain-text body (ntfy and the like).
+    Text,
+    /// `slack`: a JSON body `{"text": ...}`, as Slack-compatible incoming
+    /// webhooks take.
+    Slack,
+}
+
+/// A moment of a deploy that can be announced (`notify_on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NotifyEvent {
+    /// `start`: the deploy begins changing hosts.
+    Start,
+    /// `success`: every host was changed.
+    Success,
+    /// `failure`: the deploy failed on some host.
+    Failure,
+    /// `interrupt`: a signal stopped the deploy.
+    Interrupt,
+}
+
+impl NotifyEvent {
+    /// Every event, in the order of a deploy; the default of `notify_on`.
+    pub const ALL: [NotifyEvent; 4] = [
+        NotifyEvent::Start,
+        NotifyEvent::Success,
+        NotifyEvent::Failure,
+        NotifyEvent::Interrupt,
+    ];
+
+    /// The word used in `notify_on`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::Start => "start",
+            NotifyEvent::Success => "success",
+            NotifyEvent::Failure => "failure",
+            NotifyEvent::Interrupt => "interrupt",
+        }
+    }
+}
+
+impl std::fmt::Display for NotifyEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One stage of the pipeline.
@@ -219,280 +317,6 @@ pub fn expand_home(path: &Path, home: &Path) -> PathBuf {
     }
 }
 
-/// A host as written in `hosts`: `[user@]name[:port]`, or `local`.
-///
-/// Host text reaches SSH and the logs, so only this narrow grammar is
-/// accepted: `name` is `[A-Za-z0-9][A-Za-z0-9._-]*` and `user` is
-/// `[A-Za-z0-9_][A-Za-z0-9._-]*`. Nothing can start with `-`, and there is no
-/// room for spaces, quotes or shell punctuation.
-///
-/// Parsed once, when the configuration is read; `Display` (and
-/// [`HostSpec::as_str`]) give the text as written, which is how messages,
-/// the history and the matrix name the host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostSpec {
-    /// The login user before `@`, if any.
-    pub user: Option<String>,
-    /// The host name or address.
-    pub name: String,
-    /// The port after `:`, if any.
-    pub port: Option<u16>,
-    /// The text as written.
-    written: String,
-}
-
-impl HostSpec {
-    /// Split and check host text; the error says what is wrong with it.
-    pub fn parse(text: &str) -> Result<HostSpec, String> {
-        if text.starts_with('#') || text.starts_with(';') {
-            return Err(
-                "it looks like a comment, but comments must be on a line of their own".into(),
-            );
-        }
-        let (user, rest) = match text.split_once('@') {
-            Some((user, rest)) => {
-                if !is_user_name(user) {
-                    return Err(format!(
-                        "the user `{user}` must be letters, digits, `_`, `.` or `-`, \
-                         not starting with `.` or `-`"
-                    ));
-                }
-                (Some(user.to_string()), rest)
-            }
-            None => (None, text),
-        };
-        let (name, port) = match bracketed(rest)? {
-            Some(parsed) => parsed,
-            None => match rest.split_once(':') {
-                Some((name, port)) => match port.parse::<u16>() {
-                    Ok(p) if p > 0 && port.bytes().all(|b| b.is_ascii_digit()) => (name, Some(p)),
-                    _ => {
-                        return Err(format!(
-                            "the port `{port}` must be a number from 1 to 65535"
-                        ))
-                    }
-                },
-                None => (rest, None),
-            },
-        };
-        if !is_host_name(name) && name.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!(
-                "the host name `{name}` must be letters, digits, `.`, `_` or `-`, \
-                 starting with a letter or digit"
-            ));
-        }
-        if name == LOCAL_HOST && (user.is_some() || port.is_some()) {
-            return Err("`local` means this machine and takes no user or port".into());
-        }
-        Ok(HostSpec {
-            user,
-            name: name.to_string(),
-            port,
-            written: text.to_string(),
-        })
-    }
-
-    /// Whether this is `local`: this machine, reached without SSH.
-    pub fn is_local(&self) -> bool {
-        self.name == LOCAL_HOST && self.user.is_none() && self.port.is_none()
-    }
-
-    /// The host as written in the configuration.
-    pub fn as_str(&self) -> &str {
-        &self.written
-    }
-}
-
-impl fmt::Display for HostSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.written)
-    }
-}
-
-impl PartialEq<str> for HostSpec {
-    fn eq(&self, other: &str) -> bool {
-        self.written == other
-    }
-}
-
-impl PartialEq<&str> for HostSpec {
-    fn eq(&self, other: &&str) -> bool {
-        self.written == *other
-    }
-}
-
-/// A configuration problem, with enough context to fix it.
-///
-/// `Display` gives "`PATH` line N: MESSAGE"; the `note` is separate so the
-/// caller can print it on its own `note:` line.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigError {
-    /// The file at fault, when there is one.
-    pub path: Option<PathBuf>,
-    /// 1-based line at fault, when known.
-    pub line: Option<usize>,
-    /// What is wrong.
-    pub message: String,
-    /// What would be accepted, or how to fix it.
-    pub note: Option<String>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.path, self.line) {
-            (Some(path), Some(line)) => write!(f, "`{}` line {line}: ", path.display())?,
-            (Some(path), None) => write!(f, "`{}`: ", path.display())?,
-            (None, _) => {}
-        }
-        f.write_str(&self.message)
-    }
-}
-
-impl ConfigError {
-    fn new(path: Option<&Path>, line: Option<usize>, message: impl Into<String>) -> Self {
-        ConfigError {
-            path: path.map(Path::to_path_buf),
-            line,
-            message: message.into(),
-            note: None,
-        }
-    }
-
-    fn note(mut self, note: impl Into<String>) -> Self {
-        self.note = Some(note.into());
-        self
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Discovery (file system edge)
-
-/// Find the configuration file: `explicit` (`--config`), else `env`
-/// (the value of `DEPLOYER_CONFIG`, which only the caller reads; an empty
-/// value counts as unset), else the nearest [`FILE_NAMES`] from `cwd` up to
-/// `/`. Errors name where the path came from.
-///
-/// A relative `explicit` or `env` path is taken relative to `cwd`. A file
-/// named by `--config` or `DEPLOYER_CONFIG` must exist: no fallback to the
-/// search, so a typo is never silently replaced by another file.
-pub fn locate(
-    explicit: Option<&Path>,
-    env: Option<OsString>,
-    cwd: &Path,
-) -> Result<PathBuf, ConfigError> {
-    if let Some(path) = explicit {
-        return named_file(cwd, path, "--config");
-    }
-    if let Some(value) = env.filter(|v| !v.is_empty()) {
-        return named_file(cwd, Path::new(&value), "DEPLOYER_CONFIG");
-    }
-    let mut searched = Vec::new();
-    for dir in cwd.ancestors() {
-        for name in FILE_NAMES {
-            let candidate = dir.join(name);
-            if found(&candidate)? {
-                return Ok(candidate);
-            }
-        }
-        searched.push(dir);
-    }
-    Err(ConfigError::new(
-        None,
-        None,
-        format!(
-            "no `{}` or `{}` found in {}",
-            FILE_NAMES[0],
-            FILE_NAMES[1],
-            abbreviate_dirs(&searched)
-        ),
-    )
-    .note(format!(
-        "create `{}` (start from `deployer.ini.example`), or pass `--config PATH`, \
-         or set `DEPLOYER_CONFIG=PATH`",
-        FILE_NAMES[0]
-    )))
-}
-
-/// Whether the search stops at `candidate`: `true` for a file, `false`
-/// when there is nothing by that name (or a directory, which cannot be a
-/// configuration). Anything else there, such as a symbolic link whose
-/// target is missing, is an error: looking further up would silently put
-/// another pipeline's file in its place.
-fn found(candidate: &Path) -> Result<bool, ConfigError> {
-    let unusable = |why: String| {
-        ConfigError::new(
-            Some(candidate),
-            None,
-            format!("cannot use this configuration: {why}"),
-        )
-        .note(
-            "fix it or remove it; deployer does not search further up while it is there, so \
-             that a file from another directory is not used in its place",
-        )
-    };
-    match std::fs::symlink_metadata(candidate) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(unusable(e.to_string())),
-        Ok(_) => {}
-    }
-    match std::fs::metadata(candidate) {
-        Ok(meta) if meta.is_file() => Ok(true),
-        Ok(meta) if meta.is_dir() => Ok(false),
-        Ok(_) => Err(unusable("it is not a regular file".to_string())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(unusable(
-            "it is a symbolic link to something that does not exist".to_string(),
-        )),
-        Err(e) => Err(unusable(e.to_string())),
-    }
-}
-
-/// The file named by `--config` or `DEPLOYER_CONFIG`, which must exist.
-fn named_file(cwd: &Path, path: &Path, origin: &str) -> Result<PathBuf, ConfigError> {
-    let full = cwd.join(path);
-    let fix = if origin == "--config" {
-        "check the path given to `--config`, or leave it out to search for \
-         `deployer.ini` from the current directory up"
-    } else {
-        "fix `DEPLOYER_CONFIG`, or unset it to search for `deployer.ini` from the \
-         current directory up"
-    };
-    if full.is_dir() {
-        return Err(ConfigError::new(
-            Some(&full),
-            None,
-            format!("is a directory, not a configuration file (given by `{origin}`)"),
-        )
-        .note(format!("name the file itself; {fix}")));
-    }
-    if !full.exists() {
-        return Err(ConfigError::new(
-            Some(&full),
-            None,
-            format!("configuration file not found (given by `{origin}`)"),
-        )
-        .note(fix));
-    }
-    Ok(full)
-}
-
-/// "`/a/b`, `/a`, `/`", keeping the first and last few of a long list.
-fn abbreviate_dirs(dirs: &[&Path]) -> String {
-    const HEAD: usize = 3;
-    const TAIL: usize = 2;
-    let show = |d: &&Path| format!("`{}`", d.display());
-    if dirs.len() <= HEAD + TAIL + 1 {
-        return dirs.iter().map(show).collect::<Vec<_>>().join(", ");
-    }
-    let head: Vec<String> = dirs[..HEAD].iter().map(show).collect();
-    let tail: Vec<String> = dirs[dirs.len() - TAIL..].iter().map(show).collect();
-    format!(
-        "{}, ... ({} more) ..., {}",
-        head.join(", "),
-        dirs.len() - HEAD - TAIL,
-        tail.join(", ")
-    )
-}
-
 /// Read and parse the file at `path`, then expand `~/` in its paths against
 /// `HOME` (left as written, with a warning, when `HOME` is unset).
 ///
@@ -552,324 +376,46 @@ fn load_with(path: &Path, trusted: &[u32], home: Option<&Path>) -> Result<Config
     Ok(config)
 }
 
-/// Why the configuration file at `path`, owned by `owner` with `mode`,
-/// must not be used, or `None` when it may: it must be owned by one of the
-/// `trusted` uids (root, the operator) and writable by nobody else.
-/// `name_of` gives account names for the message.
-pub fn untrusted(
-    path: &Path,
-    owner: u32,
-    mode: u32,
-    trusted: &[u32],
-    name_of: impl Fn(u32) -> Option<String>,
-) -> Option<ConfigError> {
-    let account = |uid: u32| match name_of(uid) {
-        Some(name) => format!("`{name}` (uid {uid})"),
-        None => format!("uid {uid}"),
-    };
-    let you = trusted.iter().copied().rfind(|&u| u != 0).unwrap_or(0);
-    let mut problems = Vec::new();
-    if !trusted.contains(&owner) {
-        problems.push(if you == 0 {
-            "it is not owned by root, who runs deployer".to_string()
-        } else {
-            format!("it is owned neither by you, {}, nor by root", account(you))
-        });
-    }
-    match (mode & 0o020 != 0, mode & 0o002 != 0) {
-        (true, true) => problems.push("its group and every other user can write to it".into()),
-        (true, false) => problems.push("its group can write to it".into()),
-        (false, true) => problems.push("every other user can write to it".into()),
-        (false, false) => {}
-    }
-    if problems.is_empty() {
-        return None;
-    }
-    let shown = crate::command::quote(&path.display().to_string());
-    let you_name = name_of(you).unwrap_or_else(|| you.to_string());
-    Some(
-        ConfigError::new(
-            Some(path),
-            None,
-            format!(
-                "refusing to use this configuration, owned by {} with mode {:04o}: {}",
-                account(owner),
-                mode & 0o7777,
-                problems.join(", and ")
-            ),
-        )
-        .note(format!(
-            "whoever can write it decides which commands deployer runs (`health_check`) and \
-             which host keys it trusts; if the file is as it should be, fix it with \
-             `chown {you_name} {shown}` and `chmod go-w {shown}`. This check applies however \
-             the file is found, `--config` and `DEPLOYER_CONFIG` included"
-        )),
-    )
-}
-
-// ---------------------------------------------------------------------------
-// Line scanner
-
-/// Where a key sits in the file.
-#[derive(Debug)]
-struct RawKey {
-    name: String,
-    line: usize,
-}
-
-/// Where a section sits in the file, and where its keys are.
-#[derive(Debug)]
-struct RawSection {
-    name: String,
-    line: usize,
-    keys: Vec<RawKey>,
-}
-
-/// The file's layout, plus the text handed to `rust-ini`.
-#[derive(Debug)]
-struct Scan {
-    /// Keys before the first section header.
-    general: Vec<RawKey>,
-    sections: Vec<RawSection>,
-    normalized: String,
-}
-
-/// Check the shape of every line and note where sections and keys are.
-/// Errors are `(line, message, note)`.
-fn scan(text: &str) -> Result<Scan, (usize, String, String)> {
-    let mut general = Vec::new();
-    let mut sections: Vec<RawSection> = Vec::new();
-    let mut normalized = String::with_capacity(text.len());
-    // After a value ending in `\`, rust-ini carries on with the next line.
-    let mut continued = false;
-    for (index, raw) in text.split('\n').enumerate() {
-        let line = index + 1;
-        let raw = raw.strip_suffix('\r').unwrap_or(raw);
-        if index > 0 {
-            normalized.push('\n');
-        }
-        if continued {
-            continued = raw.ends_with('\\');
-            normalized.push_str(raw);
-            continue;
-        }
-        let t = raw.trim();
-        if t.is_empty() || t.starts_with('#') || t.starts_with(';') {
-            continue;
-        }
-        if let Some(header) = t.strip_prefix('[') {
-            let Some(end) = header.find(']') else {
-                return Err((
-                    line,
-                    format!("section header `{t}` has no closing `]`"),
-                    "a section header is a whole line like `[environment]` or `[stage:prod]`"
-                        .into(),
-                ));
-            };
-            // `[stage: prod]` means `[stage:prod]`.
-            let name = match header[..end].split_once(':') {
-                Some((kind, rest)) => format!("{}:{}", kind.trim(), rest.trim()),
-                None => header[..end].trim().to_string(),
-            };
-            let name = name.as_str();
-            let after = header[end + 1..].trim();
-            if !after.is_empty() {
-                return Err((
-                    line,
-                    format!("unexpected `{after}` after the section header `[{name}]`"),
-                    "comments must be on a line of their own, starting with `#` or `;`".into(),
-                ));
-            }
-            if name.is_empty() {
-                return Err((
-                    line,
-                    "empty section header `[]`".into(),
-                    "name the section, like `[environment]` or `[stage:prod]`".into(),
-                ));
-            }
-            if let Some(first) = sections.iter().find(|s| s.name == name) {
-                return Err((
-                    line,
-                    format!(
-                        "section `[{name}]` appears twice, on lines {} and {line}",
-                        first.line
-                    ),
-                    "merge the two sections into one".into(),
-                ));
-            }
-            sections.push(RawSection {
-                name: name.to_string(),
-                line,
-                keys: Vec::new(),
-            });
-            normalized.push('[');
-            normalized.push_str(name);
-            normalized.push(']');
-            continue;
-        }
-        let Some(separator) = t.find(['=', ':']) else {
-            return Err((
-                line,
-                format!("`{t}` is neither a `[section]` header nor a `key = value` setting"),
-                "write `key = value`; comments start with `#` or `;` at the start of a line".into(),
-            ));
-        };
-        let key = t[..separator].trim();
-        if key.is_empty() {
-            return Err((
-                line,
-                format!(
-                    "the setting `{t}` has no key before `{}`",
-                    &t[separator..=separator]
-                ),
-                "write `key = value`".into(),
-            ));
-        }
-        let keys = match sections.last_mut() {
-            Some(section) => &mut section.keys,
-            None => &mut general,
-        };
-        keys.push(RawKey {
-            name: key.to_string(),
-            line,
-        });
-        continued = t.ends_with('\\');
-        normalized.push_str(t);
-    }
-    Ok(Scan {
-        general,
-        sections,
-        normalized,
-    })
-}
-
-/// `rust-ini` with no quote or escape processing: values are taken as
-/// written, so a `health_check` command keeps its quotes and backslashes.
-fn read_ini(text: &str) -> Result<ini::Ini, ini::ParseError> {
-    ini::Ini::load_from_str_opt(
-        text,
-        ini::ParseOption {
-            enabled_quote: false,
-            enabled_escape: false,
-            enabled_indented_mutiline_value: false,
-            enabled_preserve_key_leading_whitespace: false,
-        },
-    )
-}
-
-fn from_ini_error(path: &Path, err: &ini::ParseError) -> ConfigError {
-    ConfigError::new(
-        Some(path),
-        Some(err.line),
-        format!("cannot read the INI syntax: {}", err.msg),
-    )
-    .note("each line is a `[section]` header, a `key = value` setting, or a comment starting with `#` or `;`")
-}
-
-// ---------------------------------------------------------------------------
-// Parsing
-
-/// Keys of `[environment]`.
-const ENVIRONMENT_KEYS: &[&str] = &[
-    "badges_path",
-    "deb_packages",
-    "stages",
-    "ssh_user",
-    "ssh_port",
-    "ssh_identity_file",
-    "ssh_config",
-    "ssh_proxy_jump",
-    "known_hosts",
-    "accept_new_host_keys",
-    "connect_timeout",
-    "command_timeout",
-    "deploy_timeout",
-    "lock_timeout",
-    "lock_expiry",
-    "parallelism",
-    "history_file",
-    "batch_size",
-    "rollback_on_failure",
-    "badges_after_deploy",
-    "badges_png",
-];
-
-/// Keys of `[stage:NAME]`.
-const STAGE_KEYS: &[&str] = &["hosts", "critical", "ssh_proxy_jump"];
-
-/// Keys of `[package:NAME]`.
-const PACKAGE_KEYS: &[&str] = &["health_check", "hold"];
-
-const ACCEPTED_BOOL: &str = "accepted: `yes`, `no`, `true`, `false`, `on`, `off`, `1`, `0`";
-const ACCEPTED_DURATION: &str =
-    "accepted: whole seconds greater than zero, bare or with `s`, or minutes with `m`: `30`, `30s`, `2m`";
-const ACCEPTED_STAGE: &str = "stage names are a letter or digit followed by letters, digits, \
-                              `_`, `.` or `-` (they become parts of file names)";
-const ACCEPTED_PACKAGE: &str = "Debian package names are lowercase letters, digits, `+`, `-` and \
-                                `.`, start with a letter or digit, and are at least 2 characters long";
-
 /// Parse configuration text; `path` is used for messages and defaults only.
 ///
 /// Paths are kept as written, except that a relative `history_file` is
 /// joined to the directory of `path`; `~/` is left for [`load`] (or
 /// [`Config::expand_home`]) to expand.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    let scan = scan(text).map_err(|(line, message, note)| {
-        ConfigError::new(Some(path), Some(line), message).note(note)
-    })?;
-    let ini = read_ini(&scan.normalized).map_err(|e| from_ini_error(path, &e))?;
-    let doc = Doc {
+    let doc = scan::scan(text, &looks_like_own_line)
+        .map_err(|e| ConfigError::new(Some(path), Some(e.line), e.message).note(e.note))?;
+    Reader {
         path,
-        scan: &scan,
-        ini: &ini,
+        doc: &doc,
         warnings: Vec::new(),
-    };
-    doc.build()
+    }
+    .build()
 }
 
-/// One section: its values from `rust-ini`, its lines from the scanner.
+/// One section of a known kind, as scanned.
 struct Section<'a> {
-    name: &'a str,
-    line: usize,
-    raw: &'a RawSection,
-    props: Option<&'a ini::Properties>,
+    raw: &'a scan::Section,
+    kind: &'static SectionKind,
 }
 
 impl<'a> Section<'a> {
-    fn line_of(&self, key: &str) -> Option<usize> {
-        self.raw.keys.iter().find(|k| k.name == key).map(|k| k.line)
+    fn name(&self) -> &'a str {
+        &self.raw.name
     }
 
-    /// The value of `key` and its line, if the key is present.
-    fn get(&self, key: &str) -> Option<(&'a str, Option<usize>)> {
-        let value = self.props?.get(key)?;
-        Some((value, self.line_of(key)))
+    fn line(&self) -> usize {
+        self.raw.line
     }
 }
 
-/// Why a value was refused: what is wrong, and what is accepted.
-struct Invalid {
-    reason: String,
-    accepted: String,
-}
-
-impl Invalid {
-    fn new(reason: impl Into<String>, accepted: impl Into<String>) -> Self {
-        Invalid {
-            reason: reason.into(),
-            accepted: accepted.into(),
-        }
-    }
-}
-
-struct Doc<'a> {
+/// Turns the scanned [`Document`] into a [`Config`], collecting warnings.
+struct Reader<'a> {
     path: &'a Path,
-    scan: &'a Scan,
-    ini: &'a ini::Ini,
+    doc: &'a Document,
     warnings: Vec<String>,
 }
 
-impl<'a> Doc<'a> {
+impl<'a> Reader<'a> {
     fn error(&self, line: Option<usize>, message: impl Into<String>) -> ConfigError {
         ConfigError::new(Some(self.path), line, message)
     }
@@ -879,24 +425,30 @@ impl<'a> Doc<'a> {
             .push(format!("`{}` line {line}: {message}", self.path.display()));
     }
 
+    /// The section called `name`, when it is present and of a known kind.
     fn section(&self, name: &str) -> Option<Section<'a>> {
-        let raw = self.scan.sections.iter().find(|s| s.name == name)?;
-        Some(Section {
-            name: &raw.name,
-            line: raw.line,
-            raw,
-            props: self.ini.section(Some(name)),
-        })
+        let raw = self.doc.section(name)?;
+        let (kind, _) = schema::kind_of(&raw.name)?;
+        Some(Section { raw, kind })
     }
 
-    fn sections_found(&self, prefix: &str) -> String {
-        let found: Vec<String> = self
-            .scan
+    /// The sections of the named `kind`, each with its NAME.
+    fn sections_of(
+        &self,
+        kind: &'static SectionKind,
+    ) -> impl Iterator<Item = (&'a scan::Section, &'a str)> + 'a {
+        self.doc
             .sections
             .iter()
-            .filter(|s| s.name.starts_with(prefix))
-            .map(|s| format!("`[{}]`", s.name))
-            .collect();
+            .filter_map(move |s| match schema::kind_of(&s.name) {
+                Some((k, Some(name))) if k.kind == kind.kind => Some((s, name)),
+                _ => None,
+            })
+    }
+
+    /// "`[a]`, `[b]`", or "none".
+    fn sections_found<'s>(sections: impl Iterator<Item = &'s scan::Section>) -> String {
+        let found: Vec<String> = sections.map(|s| format!("`[{}]`", s.name)).collect();
         if found.is_empty() {
             "none".into()
         } else {
@@ -904,175 +456,259 @@ impl<'a> Doc<'a> {
         }
     }
 
+    /// The value of `key` in `section` and its line, if the key is present.
+    fn get(
+        &self,
+        section: &Section<'a>,
+        key: &str,
+    ) -> Result<Option<(&'a str, Option<usize>)>, ConfigError> {
+        let form = section.kind.key(key).map_or(Form::Single, |k| k.form);
+        debug_assert!(
+            section.kind.key(key).is_some(),
+            "`{key}` is not in the schema"
+        );
+        let Some(entry) = section.raw.get(key) else {
+            return Ok(None);
+        };
+        let name = section.name();
+        if form != Form::List {
+            if let Some((line, _)) = entry.continued.first() {
+                return Err(self
+                    .error(
+                        Some(*line),
+                        format!(
+                            "`{key}` in `[{name}]` takes a single value, but line {line} \
+                             is indented and so continues it"
+                        ),
+                    )
+                    .note(
+                        "only lists (such as `hosts`) go on in indented lines; write the \
+                         value on the key's line, or remove the indentation at the start of \
+                         the next line if it is a setting of its own",
+                    ));
+            }
+        }
+        if form != Form::Command {
+            let key_line = entry.value.lines().next().unwrap_or_default();
+            let pieces = std::iter::once((entry.line, key_line))
+                .chain(entry.continued.iter().map(|(l, t)| (*l, t.as_str())));
+            let comment = pieces
+                .filter_map(|(line, text)| comment_start(text).map(|at| (line, &text[at..])))
+                .next();
+            if let Some((line, rest)) = comment {
+                let mark = &rest[..1];
+                return Err(self
+                    .error(
+                        Some(line),
+                        format!(
+                            "`{key}` in `[{name}]` has `{rest}` after its value, which looks \
+                             like a comment: a `{mark}` after a value is part of the value, \
+                             not a comment"
+                        ),
+                    )
+                    .note(
+                        "put the comment on its own line, starting with `#` or `;` (Python's \
+                         ConfigParser, which read the original file, reads it the same way)",
+                    ));
+            }
+        }
+        Ok(Some((entry.value.as_str(), Some(entry.line))))
+    }
+
     fn build(mut self) -> Result<Config, ConfigError> {
-        self.check_duplicate_keys()?;
-        self.check_section_kinds();
-        let Some(env) = self.section("environment") else {
+        self.check_section_kinds()?;
+        let Some(env) = self.section(schema::ENVIRONMENT.kind) else {
             let mut note = format!(
                 "`[environment]` holds `deb_packages` and `stages`; sections found: {}",
-                self.sections_found("")
+                Self::sections_found(self.doc.sections.iter())
             );
-            let names = self.scan.sections.iter().map(|s| s.name.as_str());
-            if let Some(close) = closest("environment", names) {
+            let names = self.doc.sections.iter().map(|s| s.name.as_str());
+            if let Some(close) = closest(schema::ENVIRONMENT.kind, names) {
                 note = format!("did you mean `[environment]` instead of `[{close}]`? {note}");
             }
             return Err(self
                 .error(None, "there is no `[environment]` section")
                 .note(note));
         };
-        self.check_unknown_keys(&env, ENVIRONMENT_KEYS);
+        self.check_unknown_keys(&env);
 
         let packages = self.packages(&env)?;
         let stages = self.stages(&env)?;
         let (health_checks, holds) = self.package_options(&packages)?;
+        let notify = self.notify()?;
 
         let ssh = SshOptions {
-            user: self.value(&env, "ssh_user", parse_user)?,
-            port: self.value(&env, "ssh_port", parse_port)?,
+            user: self.value(&env, "ssh_user", value::parse_user)?,
+            port: self.value(&env, "ssh_port", value::parse_port)?,
             identity_files: self
-                .value(&env, "ssh_identity_file", parse_path_list)?
+                .value(&env, "ssh_identity_file", value::parse_path_list)?
                 .unwrap_or_default(),
-            ssh_config: self.value(&env, "ssh_config", parse_path)?,
-            known_hosts: self.value(&env, "known_hosts", parse_path)?,
+            ssh_config: self.value(&env, "ssh_config", value::parse_path)?,
+            known_hosts: self.value(&env, "known_hosts", value::parse_path)?,
             accept_new_host_keys: self
-                .value(&env, "accept_new_host_keys", parse_bool)?
+                .value(&env, "accept_new_host_keys", value::parse_bool)?
                 .unwrap_or(false),
-            connect_timeout: self.value(&env, "connect_timeout", parse_duration)?,
-            proxy_jump: self.value(&env, "ssh_proxy_jump", parse_proxy_jump)?,
+            connect_timeout: self.value(&env, "connect_timeout", value::parse_duration)?,
+            proxy_jump: self.value(&env, "ssh_proxy_jump", value::parse_proxy_jump)?,
             command_timeout: self
-                .value(&env, "command_timeout", parse_duration)?
+                .value(&env, "command_timeout", value::parse_duration)?
                 .unwrap_or(Duration::from_secs(30)),
             deploy_timeout: self
-                .value(&env, "deploy_timeout", parse_duration)?
+                .value(&env, "deploy_timeout", value::parse_duration)?
                 .unwrap_or(Duration::from_secs(600)),
             lock_timeout: self
-                .value(&env, "lock_timeout", parse_duration)?
+                .value(&env, "lock_timeout", value::parse_duration)?
                 .unwrap_or(Duration::from_secs(60)),
             lock_expiry: self
-                .value(&env, "lock_expiry", parse_lock_expiry)?
+                .value(&env, "lock_expiry", value::parse_lock_expiry)?
                 .unwrap_or(Duration::from_secs(90)),
         };
         let config_dir = self.path.parent().unwrap_or(Path::new(""));
-        let history_file = match self.value(&env, "history_file", parse_path)? {
+        let history_file = match self.value(&env, "history_file", value::parse_path)? {
             Some(p) if p.is_relative() && !p.starts_with("~") => config_dir.join(p),
             Some(p) => p,
             None => config_dir.join(DEFAULT_HISTORY_FILE),
         };
         Ok(Config {
             path: self.path.to_path_buf(),
-            badges_path: self.value(&env, "badges_path", parse_host_dir)?,
+            badges_path: self.value(&env, "badges_path", value::parse_host_dir)?,
             badges_after_deploy: self
-                .value(&env, "badges_after_deploy", parse_bool)?
+                .value(&env, "badges_after_deploy", value::parse_bool)?
                 .unwrap_or(true),
-            badges_png: self.value(&env, "badges_png", parse_bool)?.unwrap_or(false),
+            badges_png: self
+                .value(&env, "badges_png", value::parse_bool)?
+                .unwrap_or(false),
             packages,
             stages,
             parallelism: self
-                .value(&env, "parallelism", parse_parallelism)?
+                .value(&env, "parallelism", value::parse_parallelism)?
                 .unwrap_or(DEFAULT_PARALLELISM),
             history_file,
             batch_size: self
-                .value(&env, "batch_size", parse_batch_size)?
+                .value(&env, "batch_size", value::parse_batch_size)?
                 .unwrap_or(1),
             rollback_on_failure: self
-                .value(&env, "rollback_on_failure", parse_bool)?
+                .value(&env, "rollback_on_failure", value::parse_bool)?
                 .unwrap_or(false),
             health_checks,
             holds,
             ssh,
+            notify,
             warnings: self.warnings,
         })
     }
 
-    /// rust-ini keeps every copy of a repeated key; we refuse them all.
-    fn check_duplicate_keys(&self) -> Result<(), ConfigError> {
-        for section in &self.scan.sections {
-            for (i, key) in section.keys.iter().enumerate() {
-                if let Some(first) = section.keys[..i].iter().find(|k| k.name == key.name) {
-                    return Err(self
-                        .error(
-                            Some(key.line),
-                            format!(
-                                "key `{}` appears twice in `[{}]`, on lines {} and {}",
-                                key.name, section.name, first.line, key.line
-                            ),
-                        )
-                        .note("keep one of them; a list is written on a single line, separated by spaces"));
-                }
+    /// The `[notify]` section, or the defaults without one.
+    fn notify(&mut self) -> Result<Notify, ConfigError> {
+        let Some(section) = self.section(schema::NOTIFY.kind) else {
+            return Ok(Notify::default());
+        };
+        self.check_unknown_keys(&section);
+        let notify = Notify {
+            webhook_url: self.value(&section, "webhook_url", value::parse_webhook_url)?,
+            webhook_format: self
+                .value(&section, "webhook_format", value::parse_webhook_format)?
+                .unwrap_or(WebhookFormat::Text),
+            notify_command: self.value(&section, "notify_command", |v| Ok(v.trim().to_string()))?,
+            notify_on: self
+                .value(&section, "notify_on", value::parse_notify_on)?
+                .unwrap_or_else(|| NotifyEvent::ALL.to_vec()),
+        };
+        let line_of = |key: &str| section.raw.get(key).map(|e| e.line);
+        if notify.webhook_url.is_none() {
+            if let Some(line) = line_of("webhook_format") {
+                self.warn(
+                    line,
+                    "`webhook_format` in `[notify]` has no effect without `webhook_url`".into(),
+                );
             }
+        }
+        if notify.webhook_url.is_none() && notify.notify_command.is_none() {
+            if let Some(line) = line_of("notify_on") {
+                self.warn(
+                    line,
+                    "`notify_on` in `[notify]` has no effect without `webhook_url` or \
+                     `notify_command`"
+                        .into(),
+                );
+            }
+        }
+        Ok(notify)
+    }
+
+    /// Warn about keys outside any section and sections of unknown kinds;
+    /// refuse `[DEFAULT]`, whose meaning in ConfigParser deployer does not
+    /// give it.
+    fn check_section_kinds(&mut self) -> Result<(), ConfigError> {
+        let doc = self.doc;
+        for key in &doc.general {
+            let hint = schema::home_of_key(&key.key)
+                .map(|home| format!("; it belongs under `{home}`"))
+                .unwrap_or_default();
+            let message = format!(
+                "key `{}` is outside any section and is ignored{hint}",
+                key.written
+            );
+            self.warn(key.line, message);
+        }
+        for section in &doc.sections {
+            let name = section.name.as_str();
+            if schema::kind_of(name).is_some() {
+                continue;
+            }
+            // In ConfigParser every section inherits `[DEFAULT]`'s keys:
+            // ignoring it would silently change what the other sections say.
+            if name == "DEFAULT" && !section.entries.is_empty() {
+                return Err(self
+                    .error(
+                        Some(section.line),
+                        "`[DEFAULT]` is not supported: deployer does not copy its keys into \
+                         every other section, as Python's ConfigParser does",
+                    )
+                    .note("write each key in the sections that need it, and remove `[DEFAULT]`"));
+            }
+            let mut message = format!("unknown section `[{name}]` is ignored");
+            match schema::meant_section(name) {
+                Some(s) => message.push_str(&format!("; did you mean `{s}`?")),
+                None => message.push_str(&format!(
+                    "; known sections are {}",
+                    schema::known_sections()
+                )),
+            }
+            self.warn(section.line, message);
         }
         Ok(())
     }
 
-    /// Warn about keys outside any section and sections of unknown kinds.
-    fn check_section_kinds(&mut self) {
-        for key in &self.scan.general {
-            let hint = if ENVIRONMENT_KEYS.contains(&key.name.as_str()) {
-                "; it belongs under `[environment]`"
-            } else {
-                ""
-            };
-            let message = format!(
-                "key `{}` is outside any section and is ignored{hint}",
-                key.name
-            );
-            self.warn(key.line, message);
-        }
-        for section in &self.scan.sections {
-            let name = section.name.as_str();
-            if name == "environment" || name.starts_with("stage:") || name.starts_with("package:") {
+    fn check_unknown_keys(&mut self, section: &Section<'_>) {
+        for entry in &section.raw.entries {
+            if section.kind.key(&entry.key).is_some() {
                 continue;
             }
-            let suggestion = match name.split_once(':') {
-                Some((kind, rest)) => {
-                    closest(kind, ["stage", "package"].into_iter()).map(|k| format!("[{k}:{rest}]"))
-                }
-                None => closest(name, ["environment"].into_iter()).map(|k| format!("[{k}]")),
-            };
-            let mut message = format!("unknown section `[{name}]` is ignored");
-            match suggestion {
-                Some(s) => message.push_str(&format!("; did you mean `{s}`?")),
-                None => message.push_str(
-                    "; known sections are `[environment]`, `[stage:NAME]` and `[package:NAME]`",
-                ),
-            }
-            self.warnings.push(format!(
-                "`{}` line {}: {message}",
-                self.path.display(),
-                section.line
-            ));
-        }
-    }
-
-    fn check_unknown_keys(&mut self, section: &Section<'_>, known: &[&str]) {
-        for key in &section.raw.keys {
-            let name = key.name.as_str();
-            if known.contains(&name) {
-                continue;
-            }
-            let mut message = format!("unknown key `{name}` in `[{}]` is ignored", section.name);
-            if let Some(close) = closest(name, known.iter().copied()) {
+            let name = &entry.written;
+            let mut message = format!("unknown key `{name}` in `[{}]` is ignored", section.name());
+            if let Some(close) = closest(&entry.key, section.kind.key_names()) {
                 message.push_str(&format!("; did you mean `{close}`?"));
-            } else if let Some(home) = home_of_key(name) {
+            } else if let Some(home) = schema::home_of_key(&entry.key) {
                 message.push_str(&format!("; `{name}` belongs in `{home}`"));
             }
-            self.warn(key.line, message);
+            self.warn(entry.line, message);
         }
     }
 
     /// An optional value: absent is `None`, empty or invalid is an error.
     fn value<T>(
         &self,
-        section: &Section<'_>,
+        section: &Section<'a>,
         key: &str,
         parse: fn(&str) -> Result<T, Invalid>,
     ) -> Result<Option<T>, ConfigError> {
-        let Some((text, line)) = section.get(key) else {
+        let Some((text, line)) = self.get(section, key)? else {
             return Ok(None);
         };
         if text.trim().is_empty() {
             return Err(self
-                .error(line, format!("`{key}` in `[{}]` is empty", section.name))
+                .error(line, format!("`{key}` in `[{}]` is empty", section.name()))
                 .note("give a value, or remove the line to use the default"));
         }
         parse(text).map(Some).map_err(|invalid| {
@@ -1080,7 +716,8 @@ impl<'a> Doc<'a> {
                 line,
                 format!(
                     "`{key}` in `[{}]` has an invalid value `{text}`: {}",
-                    section.name, invalid.reason
+                    section.name(),
+                    invalid.reason
                 ),
             )
             .note(invalid.accepted)
@@ -1094,18 +731,18 @@ impl<'a> Doc<'a> {
         key: &str,
         example: &str,
     ) -> Result<(Vec<&'a str>, Option<usize>), ConfigError> {
-        let Some((text, line)) = section.get(key) else {
+        let Some((text, line)) = self.get(section, key)? else {
             return Err(self
                 .error(
-                    Some(section.line),
-                    format!("`[{}]` has no `{key}` key", section.name),
+                    Some(section.line()),
+                    format!("`[{}]` has no `{key}` key", section.name()),
                 )
                 .note(format!("add a line like `{key} = {example}`")));
         };
         let items: Vec<&'a str> = text.split_whitespace().collect();
         if items.is_empty() {
             return Err(self
-                .error(line, format!("`{key}` in `[{}]` is empty", section.name))
+                .error(line, format!("`{key}` in `[{}]` is empty", section.name()))
                 .note(format!(
                     "list at least one, separated by spaces: `{key} = {example}`"
                 )));
@@ -1133,7 +770,7 @@ impl<'a> Doc<'a> {
                         err.input, err.reason
                     ),
                 )
-                .note(ACCEPTED_PACKAGE)
+                .note(value::ACCEPTED_PACKAGE)
             })?;
             packages.push(name);
         }
@@ -1148,28 +785,25 @@ impl<'a> Doc<'a> {
                     .error(line, format!("stage `{name}` is listed twice in `stages`"))
                     .note("list each stage once, least critical first"));
             }
-            if !is_stage_name(name) {
+            if !value::is_stage_name(name) {
                 return Err(self
                     .error(
                         line,
                         format!("`stages` lists `{name}`, which is not a valid stage name"),
                     )
-                    .note(ACCEPTED_STAGE));
+                    .note(value::ACCEPTED_STAGE));
             }
         }
         let mut stages = Vec::with_capacity(names.len());
         // Where each machine (lowercase name and port) was first seen.
         let mut seen: BTreeMap<(String, Option<u16>), FirstSeen<'a>> = BTreeMap::new();
         for (index, name) in names.iter().enumerate() {
-            let section_name = format!("stage:{name}");
+            let section_name = schema::STAGE.section_name(name);
             let Some(section) = self.section(&section_name) else {
-                let stage_sections = self
-                    .scan
-                    .sections
-                    .iter()
-                    .filter_map(|s| s.name.strip_prefix("stage:"));
-                let mut note = format!("sections found: {}", self.sections_found("stage:"));
-                if let Some(close) = closest(name, stage_sections) {
+                let found = Self::sections_found(self.sections_of(&schema::STAGE).map(|(s, _)| s));
+                let mut note = format!("sections found: {found}");
+                if let Some(close) = closest(name, self.sections_of(&schema::STAGE).map(|(_, n)| n))
+                {
                     note = format!("did you mean `{close}`? {note}");
                 }
                 return Err(self
@@ -1181,10 +815,10 @@ impl<'a> Doc<'a> {
                     )
                     .note(note));
             };
-            self.check_unknown_keys(&section, STAGE_KEYS);
+            self.check_unknown_keys(&section);
             let (hosts, hosts_line) =
                 self.required_list(&section, "hosts", "web1.example.org web2.example.org")?;
-            let hosts_line = hosts_line.or(Some(section.line));
+            let hosts_line = hosts_line.or(Some(section.line()));
             let mut specs = Vec::with_capacity(hosts.len());
             for (i, host) in hosts.iter().enumerate() {
                 let spec = HostSpec::parse(host).map_err(|reason| {
@@ -1244,9 +878,9 @@ impl<'a> Doc<'a> {
             // Every stage after the first is someone's production: a stage
             // only stays unguarded when the file says so.
             let critical = self
-                .value(&section, "critical", parse_bool)?
+                .value(&section, "critical", value::parse_bool)?
                 .unwrap_or(index > 0);
-            let proxy_jump = self.value(&section, "ssh_proxy_jump", parse_proxy_jump)?;
+            let proxy_jump = self.value(&section, "ssh_proxy_jump", value::parse_proxy_jump)?;
             stages.push(Stage {
                 name: name.to_string(),
                 hosts: specs,
@@ -1265,14 +899,8 @@ impl<'a> Doc<'a> {
     ) -> Result<(BTreeMap<PackageName, String>, BTreeSet<PackageName>), ConfigError> {
         let mut checks = BTreeMap::new();
         let mut holds = BTreeSet::new();
-        let package_sections: Vec<&RawSection> = self
-            .scan
-            .sections
-            .iter()
-            .filter(|s| s.name.starts_with("package:"))
-            .collect();
-        for raw in package_sections {
-            let name = &raw.name["package:".len()..];
+        let package_sections: Vec<_> = self.sections_of(&schema::PACKAGE).collect();
+        for (raw, name) in package_sections {
             let Some(package) = packages.iter().find(|p| p.as_str() == name) else {
                 let listed = packages.iter().map(PackageName::as_str);
                 let mut note = format!(
@@ -1284,7 +912,8 @@ impl<'a> Doc<'a> {
                         .join(", ")
                 );
                 if let Some(close) = closest(name, listed) {
-                    note = format!("did you mean `[package:{close}]`? {note}");
+                    let meant = schema::PACKAGE.section_name(close);
+                    note = format!("did you mean `[{meant}]`? {note}");
                 }
                 return Err(self
                     .error(
@@ -1299,18 +928,47 @@ impl<'a> Doc<'a> {
             let Some(section) = self.section(&raw.name) else {
                 continue;
             };
-            self.check_unknown_keys(&section, PACKAGE_KEYS);
+            self.check_unknown_keys(&section);
             if let Some(command) =
                 self.value(&section, "health_check", |v| Ok(v.trim().to_string()))?
             {
                 checks.insert(package.clone(), command);
             }
-            if self.value(&section, "hold", parse_bool)? == Some(true) {
+            if self.value(&section, "hold", value::parse_bool)? == Some(true) {
                 holds.insert(package.clone());
             }
         }
         Ok((checks, holds))
     }
+}
+
+/// Where a comment would start in `value` if deployer read comments after
+/// values: a `#` or `;` at the start or after whitespace. Neither
+/// deployer nor `ConfigParser` (with its default `inline_comment_prefixes`)
+/// does, so such a value is refused rather than misread.
+fn comment_start(value: &str) -> Option<usize> {
+    value.char_indices().find_map(|(i, c)| {
+        let starts_word = value[..i]
+            .chars()
+            .next_back()
+            .is_none_or(char::is_whitespace);
+        (matches!(c, '#' | ';') && starts_word).then_some(i)
+    })
+}
+
+/// What the continuation line `text` of a value looks like, when it looks
+/// like a line of its own: a known section header, or a setting of a key
+/// deployer knows (`web2:22`, a host and its port, is neither).
+fn looks_like_own_line(text: &str) -> Option<String> {
+    if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        let name: String = inner.split_whitespace().collect();
+        if schema::kind_of(&name).is_some() {
+            return Some(format!("the section header `{text}`"));
+        }
+    }
+    let (key, _) = text.split_once(['=', ':'])?;
+    let key = key.trim().to_lowercase();
+    schema::home_of_key(&key).map(|_| format!("a setting of `{key}`"))
 }
 
 /// Where a machine was first listed, to name both places of a duplicate.
@@ -1320,259 +978,9 @@ struct FirstSeen<'a> {
     line: Option<usize>,
 }
 
-/// Which section kind a known key belongs to, for "wrong section" hints.
-fn home_of_key(key: &str) -> Option<&'static str> {
-    if ENVIRONMENT_KEYS.contains(&key) {
-        Some("[environment]")
-    } else if STAGE_KEYS.contains(&key) {
-        Some("[stage:NAME]")
-    } else if PACKAGE_KEYS.contains(&key) {
-        Some("[package:NAME]")
-    } else {
-        None
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Values
-
-/// `[v6]` or `[v6]:port`: an IPv6 literal in brackets, as ssh writes it;
-/// `None` when `text` does not start with `[`.
-fn bracketed(text: &str) -> Result<Option<(&str, Option<u16>)>, String> {
-    let Some(inner) = text.strip_prefix('[') else {
-        return Ok(None);
-    };
-    let Some((address, after)) = inner.split_once(']') else {
-        return Err(format!(
-            "`{text}` has `[` without `]`; write IPv6 addresses as `[2001:db8::1]:22`"
-        ));
-    };
-    if address.parse::<std::net::Ipv6Addr>().is_err() {
-        return Err(format!("`{address}` in brackets is not an IPv6 address"));
-    }
-    let port = match after {
-        "" => None,
-        _ => match after.strip_prefix(':').map(|p| (p, p.parse::<u16>())) {
-            Some((p, Ok(port))) if port > 0 && p.bytes().all(|b| b.is_ascii_digit()) => Some(port),
-            _ => {
-                return Err(format!(
-                    "the port `{}` must be a number from 1 to 65535",
-                    after.trim_start_matches(':')
-                ))
-            }
-        },
-    };
-    Ok(Some((address, port)))
-}
-
-fn is_host_name(s: &str) -> bool {
-    let mut bytes = s.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-fn is_user_name(s: &str) -> bool {
-    let mut bytes = s.bytes();
-    bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-fn is_stage_name(s: &str) -> bool {
-    // Same alphabet as a host name: `[A-Za-z0-9][A-Za-z0-9_.-]*`.
-    is_host_name(s)
-}
-
-fn parse_bool(s: &str) -> Result<bool, Invalid> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "yes" | "true" | "on" | "1" => Ok(true),
-        "no" | "false" | "off" | "0" => Ok(false),
-        _ => Err(Invalid::new("expected yes or no", ACCEPTED_BOOL)),
-    }
-}
-
-fn parse_duration(s: &str) -> Result<Duration, Invalid> {
-    let s = s.trim();
-    let (digits, unit) = match s.strip_suffix('m') {
-        Some(d) => (d, 60),
-        None => (s.strip_suffix('s').unwrap_or(s), 1),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Invalid::new("not a duration", ACCEPTED_DURATION));
-    }
-    let seconds = digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(unit))
-        .ok_or_else(|| Invalid::new("too large", ACCEPTED_DURATION))?;
-    if seconds == 0 {
-        return Err(Invalid::new(
-            "it must be longer than zero",
-            ACCEPTED_DURATION,
-        ));
-    }
-    Ok(Duration::from_secs(seconds))
-}
-
-/// The shortest `lock_expiry`: heartbeats go out every sixth of it, and one
-/// heartbeat may wait a few seconds for a busy connection; shorter, a live
-/// deploy could lose its lock.
-pub const MIN_LOCK_EXPIRY: Duration = Duration::from_secs(10);
-
-fn parse_lock_expiry(s: &str) -> Result<Duration, Invalid> {
-    let accepted = "accepted: a duration of at least 10s, e.g. `90s` or `2m` (default 90s)";
-    let d = parse_duration(s).map_err(|e| Invalid::new(e.reason, accepted))?;
-    if d < MIN_LOCK_EXPIRY {
-        return Err(Invalid::new("too short", accepted));
-    }
-    Ok(d)
-}
-
-fn parse_count(s: &str, min: usize, max: usize, accepted: &str) -> Result<usize, Invalid> {
-    let s = s.trim();
-    if !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Invalid::new("not a whole number", accepted));
-    }
-    match s.parse::<usize>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(Invalid::new("out of range", accepted)),
-    }
-}
-
-fn parse_parallelism(s: &str) -> Result<usize, Invalid> {
-    parse_count(
-        s,
-        1,
-        MAX_PARALLELISM,
-        "accepted: a whole number from 1 to 1024 (default 64)",
-    )
-}
-
-fn parse_batch_size(s: &str) -> Result<usize, Invalid> {
-    parse_count(
-        s,
-        1,
-        usize::MAX,
-        "accepted: a whole number, at least 1 (default 1)",
-    )
-}
-
-fn parse_port(s: &str) -> Result<u16, Invalid> {
-    let accepted = "accepted: a whole number from 1 to 65535";
-    parse_count(s, 1, 65535, accepted).map(|n| u16::try_from(n).expect("checked range"))
-}
-
-fn parse_user(s: &str) -> Result<String, Invalid> {
-    let s = s.trim();
-    if is_user_name(s) {
-        Ok(s.to_string())
-    } else {
-        Err(Invalid::new(
-            "not a user name",
-            "accepted: letters, digits, `_`, `.` and `-`, starting with a letter, digit or `_`",
-        ))
-    }
-}
-
-/// `ssh_proxy_jump`: `none`, or `[user@]host[:port]` hops separated by
-/// commas (IPv6 literals in brackets), each in the narrow grammar of
-/// `hosts`.
-fn parse_proxy_jump(s: &str) -> Result<Vec<JumpHost>, Invalid> {
-    const ACCEPTED: &str = "accepted: `none`, or jump hosts `[user@]host[:port]` separated by \
-                            commas, first hop first, e.g. `bastion.example.org` or \
-                            `ops@bastion:2222,inner-bastion`";
-    let s = s.trim();
-    let hops = crate::ssh_config::parse_jump_list(s).map_err(|e| Invalid::new(e, ACCEPTED))?;
-    for hop in &hops {
-        let host_ok = is_host_name(&hop.host) || hop.host.parse::<std::net::Ipv6Addr>().is_ok();
-        let user_ok = hop.user.as_deref().is_none_or(is_user_name);
-        if !host_ok || !user_ok || hop.host == LOCAL_HOST {
-            return Err(Invalid::new(
-                format!("`{hop}` is not a host name (with optional user and port)"),
-                ACCEPTED,
-            ));
-        }
-    }
-    Ok(hops)
-}
-
-fn parse_path(s: &str) -> Result<PathBuf, Invalid> {
-    let s = s.trim();
-    if s.starts_with('~') && s != "~" && !s.starts_with("~/") {
-        return Err(Invalid::new(
-            "only `~/` (your own home) is expanded",
-            "write the full path, or start it with `~/`",
-        ));
-    }
-    if s.chars().any(char::is_control) {
-        return Err(Invalid::new(
-            "it contains a control character",
-            "write the path on one line, as plain text",
-        ));
-    }
-    Ok(PathBuf::from(s))
-}
-
-/// A directory on the hosts: absolute, since a host has no working
-/// directory of ours and `~` would be this machine's home.
-fn parse_host_dir(s: &str) -> Result<PathBuf, Invalid> {
-    let path = parse_path(s)?;
-    if !path.is_absolute() {
-        return Err(Invalid::new(
-            "it is a directory on every host, so it must be an absolute path",
-            "write the full path, e.g. `/var/www/package_badges`",
-        ));
-    }
-    Ok(path)
-}
-
-fn parse_path_list(s: &str) -> Result<Vec<PathBuf>, Invalid> {
-    s.split_whitespace().map(parse_path).collect()
-}
-
-/// The candidate closest to `word`, if it is close enough to be a likely
-/// typo: same letters in another case, or a small edit distance.
-fn closest<'c>(word: &str, candidates: impl Iterator<Item = &'c str>) -> Option<&'c str> {
-    let word_lower = word.to_ascii_lowercase();
-    candidates
-        .filter(|c| *c != word)
-        .map(|c| (edit_distance(&word_lower, &c.to_ascii_lowercase()), c))
-        .filter(|(d, c)| *d <= (c.chars().count().max(word.chars().count()) / 3).max(1))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-/// Edit distance counted in characters, where swapping two neighbours
-/// (`hsots`) costs one edit like any other typo (optimal string alignment).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    // d[i][j]: distance between the first i chars of a and first j of b.
-    let mut d = vec![vec![0; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
-}
-
 #[cfg(test)]
 mod tests {
+    use super::value::{ACCEPTED_BOOL, ACCEPTED_DURATION, ACCEPTED_PACKAGE, ACCEPTED_STAGE};
     use super::*;
 
     const PATH: &str = "/srv/deployer/deployer.ini";
@@ -1691,7 +1099,7 @@ hosts = p1 p2
 
     #[test]
     fn example_file_parses_without_warnings() {
-        let config = ok(include_str!("../deployer.ini.example"));
+        let config = ok(include_str!("../../deployer.ini.example"));
         assert!(config.warnings.is_empty(), "{:?}", config.warnings);
         let names: Vec<&str> = config.stages.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["test", "prod"]);
@@ -1712,28 +1120,13 @@ hosts = p1 p2
     /// least commented out.
     #[test]
     fn example_file_mentions_every_key() {
-        let example = include_str!("../deployer.ini.example");
-        for key in ENVIRONMENT_KEYS
-            .iter()
-            .chain(STAGE_KEYS)
-            .chain(PACKAGE_KEYS)
-        {
+        let example = include_str!("../../deployer.ini.example");
+        for key in schema::SECTIONS.iter().flat_map(|kind| kind.key_names()) {
             assert!(
                 example.contains(&format!("{key} = ")),
                 "`{key}` is not shown"
             );
         }
-    }
-
-    #[test]
-    fn display_puts_path_and_line_first_and_leaves_the_note_out() {
-        let e = ConfigError::new(Some(Path::new("/x/deployer.ini")), Some(3), "bad thing")
-            .note("fix it");
-        assert_eq!(e.to_string(), "`/x/deployer.ini` line 3: bad thing");
-        let e = ConfigError::new(Some(Path::new("/x/deployer.ini")), None, "bad thing");
-        assert_eq!(e.to_string(), "`/x/deployer.ini`: bad thing");
-        let e = ConfigError::new(None, None, "bad thing");
-        assert_eq!(e.to_string(), "bad thing");
     }
 
     // --- structure ---------------------------------------------------------
@@ -1938,101 +1331,6 @@ hosts = p1 p2
     }
 
     #[test]
-    fn host_grammar() {
-        let valid = [
-            "local",
-            "a",
-            "10.0.0.1",
-            "backend-fsn.ooni.org",
-            "root@a.b",
-            "_deploy@h",
-            "a:2222",
-            "u.x-1@host_1.example.org:22",
-        ];
-        for host in valid {
-            HostSpec::parse(host).unwrap_or_else(|e| panic!("`{host}`: {e}"));
-        }
-        let invalid = [
-            "-oProxyCommand=x",
-            "a;b",
-            "a|b",
-            "$(reboot)",
-            "`id`",
-            "a/b",
-            "'a'",
-            "\"a\"",
-            "user@",
-            "@host",
-            "-u@host",
-            "a@b@c",
-            "host:",
-            "host:0",
-            "host:65536",
-            "host:+22",
-            "host:2a",
-            "[::1",
-            "[web1]:22",
-            "[::1]:0",
-            "::1",
-            ".host",
-            "local:22",
-            "root@local",
-            "#comment",
-            "ho\u{e9}st",
-        ];
-        for host in invalid {
-            assert!(HostSpec::parse(host).is_err(), "`{host}` was accepted");
-        }
-        // (text, user, name, port, as displayed)
-        let valid = [
-            (
-                "deploy@web1:2222",
-                Some("deploy"),
-                "web1",
-                Some(2222),
-                "deploy@web1:2222",
-            ),
-            ("web1", None, "web1", None, "web1"),
-            (
-                "Web1.example.org",
-                None,
-                "Web1.example.org",
-                None,
-                "Web1.example.org",
-            ),
-            // Shown as written, leading zero and all.
-            ("vm:02201", None, "vm", Some(2201), "vm:02201"),
-            (
-                "_svc@10.0.0.1",
-                Some("_svc"),
-                "10.0.0.1",
-                None,
-                "_svc@10.0.0.1",
-            ),
-            ("local", None, "local", None, "local"),
-            (
-                "[2001:db8::1]:2222",
-                None,
-                "2001:db8::1",
-                Some(2222),
-                "[2001:db8::1]:2222",
-            ),
-            ("op@[::1]", Some("op"), "::1", None, "op@[::1]"),
-        ];
-        for (text, user, name, port, shown) in valid {
-            let spec = HostSpec::parse(text).unwrap();
-            assert_eq!(spec.user.as_deref(), user, "{text}");
-            assert_eq!(spec.name, name, "{text}");
-            assert_eq!(spec.port, port, "{text}");
-            assert_eq!(spec.to_string(), shown, "{text}");
-            assert_eq!(spec.as_str(), shown, "{text}");
-            assert_eq!(spec, *shown, "{text}");
-        }
-        assert!(HostSpec::parse("local").unwrap().is_local());
-        assert!(!HostSpec::parse("localhost").unwrap().is_local());
-    }
-
-    #[test]
     fn invalid_host_is_an_error_with_the_grammar() {
         let e = err(&MINIMAL.replace("hosts = p1 p2", "hosts = p1 -oProxyCommand=x"));
         assert!(
@@ -2108,23 +1406,8 @@ hosts = p1 p2
         }
     }
 
-    #[test]
-    fn rust_ini_errors_keep_their_line() {
-        let ini_error = ini::ParseError {
-            line: 7,
-            col: 3,
-            msg: "missing key".into(),
-        };
-        let e = from_ini_error(Path::new(PATH), &ini_error);
-        assert_eq!(
-            e.to_string(),
-            format!("`{PATH}` line 7: cannot read the INI syntax: missing key")
-        );
-        assert!(note(&e).contains("key = value"));
-    }
-
-    /// rust-ini glues an indented comment to the next key; the scanner
-    /// blanks comments first so `stages` is still found.
+    /// Indented comments are comments, and a key indented no deeper than
+    /// the previous one is a key of its own (as in `ConfigParser`).
     #[test]
     fn indented_comments_and_keys_are_fine() {
         let config = ok("[environment]\n  # the packages\n  deb_packages = foo\n\t; stages\nstages = s\n[stage:s]\n   hosts = h\n");
@@ -2172,6 +1455,325 @@ hosts = p1 p2
         assert_eq!(config.stages[0].hosts, ["t1"]);
     }
 
+    // --- Python ConfigParser compatibility ----------------------------------
+
+    /// A file saved by an editor that writes a byte order mark used to fail
+    /// with an error about an invisible character.
+    #[test]
+    fn a_utf8_bom_at_the_start_is_ignored() {
+        let config = ok(&format!("\u{feff}{MINIMAL}"));
+        assert_eq!(config.stages.len(), 2);
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let config = ok(&format!("\u{feff}{}", ORIGINAL.replace('\n', "\r\n")));
+        assert_eq!(config.stages.len(), 3);
+    }
+
+    #[test]
+    fn keys_are_case_insensitive_like_configparser() {
+        let text = MINIMAL
+            .replace("deb_packages", "Deb_Packages")
+            .replace("stages =", "STAGES =")
+            .replace("hosts = t1", "Hosts = t1\nCritical = Yes");
+        let config = ok(&text);
+        assert_eq!(config.packages.len(), 2);
+        assert_eq!(config.stages[0].hosts, ["t1"]);
+        assert!(config.stages[0].critical);
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        // The same key in two spellings is the same key twice.
+        let e = err(&MINIMAL.replace("hosts = t1", "hosts = t1\nHOSTS = t2"));
+        assert_eq!(
+            e.message,
+            "key `hosts` appears twice in `[stage:test]`, on lines 5 and 6"
+        );
+    }
+
+    /// ConfigParser compares section names as written: `[Environment]` is
+    /// another section, so it is reported (with a hint), never guessed.
+    #[test]
+    fn section_names_keep_their_case() {
+        let e = err(&MINIMAL.replace("[environment]", "[Environment]"));
+        assert_eq!(e.message, "there is no `[environment]` section");
+        assert!(
+            note(&e).starts_with("did you mean `[environment]` instead of `[Environment]`?"),
+            "{e:?}"
+        );
+        let e = err(&MINIMAL.replace("[stage:prod]", "[Stage:prod]"));
+        assert_eq!(
+            e.message,
+            "stage `prod` is listed in `stages` but there is no `[stage:prod]` section"
+        );
+    }
+
+    #[test]
+    fn colon_and_equals_and_the_first_one_wins() {
+        let config = ok(&MINIMAL
+            .replace("deb_packages = foo bar", "deb_packages: foo bar")
+            .replace("hosts = p1 p2", "hosts : p1:2222 p2"));
+        assert_eq!(config.packages.len(), 2);
+        assert_eq!(config.stages[1].hosts, ["p1:2222", "p2"]);
+    }
+
+    #[test]
+    fn indented_lines_continue_a_list() {
+        let text = MINIMAL
+            .replace("deb_packages = foo bar", "deb_packages =\n    foo\n    bar")
+            .replace(
+                "hosts = p1 p2",
+                "hosts = p1\n  # the second data centre\n\n  p2 [2001:db8::1]:22\ncritical = no",
+            );
+        let config = ok(&text);
+        let packages: Vec<&str> = config.packages.iter().map(PackageName::as_str).collect();
+        assert_eq!(packages, ["foo", "bar"]);
+        assert_eq!(config.stages[1].hosts, ["p1", "p2", "[2001:db8::1]:22"]);
+        assert!(!config.stages[1].critical);
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        // Errors about a list name the key's line.
+        let e = err(&MINIMAL.replace("hosts = p1 p2", "hosts = p1\n    p2 p1"));
+        assert_eq!(
+            e.message,
+            "host `p1` is listed twice in `[stage:prod] hosts`"
+        );
+        assert_eq!(e.line, Some(7));
+    }
+
+    #[test]
+    fn a_single_value_cannot_continue() {
+        let e = err(&with_env("parallelism = 8\n  16"));
+        assert_eq!(
+            e.message,
+            "`parallelism` in `[environment]` takes a single value, but line 5 is indented and so continues it"
+        );
+        assert_eq!(e.line, Some(5));
+        assert!(note(&e).contains("only lists"), "{e:?}");
+        let e = err(&format!(
+            "{MINIMAL}[package:foo]\nhealth_check = true\n    && false\n"
+        ));
+        assert_eq!(e.line, Some(10));
+        assert!(e.message.contains("`health_check`"), "{e:?}");
+    }
+
+    /// In ConfigParser an indented line after a setting is part of its
+    /// value, whatever it looks like; deployer says so instead of reading
+    /// `stages` as a package name.
+    #[test]
+    fn an_indented_setting_or_header_is_explained() {
+        let e = err(&MINIMAL.replace("stages = test prod", "  stages = test prod"));
+        assert_eq!(
+            e.message,
+            "line 3 is indented, so it continues the value of `deb_packages` from line 2, but it looks like a setting of `stages`"
+        );
+        assert_eq!(e.line, Some(3));
+        assert!(note(&e).contains("remove the indentation"), "{e:?}");
+        let e = err(&MINIMAL.replace("[stage:prod]", "  [stage:prod]"));
+        assert_eq!(
+            e.message,
+            "line 6 is indented, so it continues the value of `hosts` from line 5, but it looks like the section header `[stage:prod]`"
+        );
+        // A key indented like the one before it is a key of its own.
+        let config =
+            ok("[environment]\n  deb_packages = foo\n  stages = s\n[stage:s]\n  hosts = h\n");
+        assert_eq!(config.stages[0].hosts, ["h"]);
+    }
+
+    /// `x = a # comment`: the `#` is part of the value in ConfigParser too,
+    /// so the value would be wrong; the error says why.
+    #[test]
+    fn a_comment_after_a_value_is_refused_with_the_reason() {
+        for (extra, rest, mark) in [
+            ("parallelism = 8 # more later", "# more later", "#"),
+            ("parallelism = 8 ; more later", "; more later", ";"),
+            ("ssh_user = deploy #ops", "#ops", "#"),
+        ] {
+            let e = err(&with_env(extra));
+            let key = extra.split(' ').next().unwrap();
+            assert_eq!(
+                e.message,
+                format!("`{key}` in `[environment]` has `{rest}` after its value, which looks like a comment: a `{mark}` after a value is part of the value, not a comment")
+            );
+            assert_eq!(e.line, Some(4));
+            assert!(
+                note(&e).starts_with("put the comment on its own line"),
+                "{e:?}"
+            );
+        }
+        // On a continuation line, that line is named.
+        let e = err(&MINIMAL.replace("hosts = p1 p2", "hosts = p1\n  p2 # backup"));
+        assert_eq!(e.line, Some(8));
+        // `#` and `;` inside a word are fine, and a command keeps both.
+        let config = ok(&format!(
+            "{MINIMAL}[package:foo]\nhealth_check = test -f /x; echo ok # fine\n"
+        ));
+        let foo: PackageName = "foo".parse().unwrap();
+        assert_eq!(config.health_checks[&foo], "test -f /x; echo ok # fine");
+        assert_eq!(
+            ok(&with_env("history_file = logs/#1;a.jsonl")).history_file,
+            PathBuf::from("/srv/deployer/logs/#1;a.jsonl")
+        );
+    }
+
+    /// ConfigParser copies `[DEFAULT]`'s keys into every section; deployer
+    /// does not, so it refuses the section rather than drop its meaning.
+    #[test]
+    fn a_default_section_with_keys_is_refused() {
+        let e = err(&format!("[DEFAULT]\ncritical = no\n{MINIMAL}"));
+        assert_eq!(e.line, Some(1));
+        assert!(
+            e.message.starts_with("`[DEFAULT]` is not supported"),
+            "{e:?}"
+        );
+        assert!(note(&e).contains("remove `[DEFAULT]`"), "{e:?}");
+        let config = ok(&format!("[DEFAULT]\n{MINIMAL}"));
+        assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    }
+
+    #[test]
+    fn an_unindented_line_after_a_backslash_is_refused() {
+        let e = err(&MINIMAL.replace("hosts = p1 p2", "hosts = p1 \\\np2"));
+        assert_eq!(
+            e.message,
+            "the value of `hosts` ends with `\\`, but line 8 does not continue it"
+        );
+        assert_eq!(e.line, Some(7));
+    }
+
+    // --- [notify] ------------------------------------------------------------
+
+    #[test]
+    fn notify_defaults_without_the_section() {
+        let notify = ok(MINIMAL).notify;
+        assert_eq!(notify, Notify::default());
+        assert_eq!(notify.webhook_url, None);
+        assert_eq!(notify.notify_command, None);
+        assert_eq!(notify.webhook_format, WebhookFormat::Text);
+        assert_eq!(notify.notify_on, NotifyEvent::ALL);
+        assert!(!notify.wants(NotifyEvent::Start), "nowhere to send it");
+    }
+
+    #[test]
+    fn notify_keys() {
+        let config = ok(&format!(
+            "{MINIMAL}[notify]\nwebhook_url = https://hooks.example.org/T0/B1?x=1#f\nWebhook_Format = Slack\nnotify_command = jq -c . | logger -t deploy; true\nnotify_on = failure\n  interrupt\n"
+        ));
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let notify = &config.notify;
+        assert_eq!(
+            notify.webhook_url.as_deref(),
+            Some("https://hooks.example.org/T0/B1?x=1#f")
+        );
+        assert_eq!(notify.webhook_format, WebhookFormat::Slack);
+        assert_eq!(
+            notify.notify_command.as_deref(),
+            Some("jq -c . | logger -t deploy; true")
+        );
+        assert_eq!(
+            notify.notify_on,
+            [NotifyEvent::Failure, NotifyEvent::Interrupt]
+        );
+        assert!(notify.wants(NotifyEvent::Failure));
+        assert!(!notify.wants(NotifyEvent::Start));
+        let notify = ok(&format!("{MINIMAL}[notify]\nnotify_command = cat\n")).notify;
+        assert!(NotifyEvent::ALL.iter().all(|e| notify.wants(*e)));
+    }
+
+    #[test]
+    fn webhook_urls() {
+        for good in [
+            "http://localhost:8080/hook",
+            "https://ntfy.sh/my-topic",
+            "HTTPS://Example.org",
+            "https://user:token@example.org/x",
+            "http://[::1]:8080/h",
+            "http://10.0.0.1/h",
+        ] {
+            let notify = ok(&format!("{MINIMAL}[notify]\nwebhook_url = {good}\n")).notify;
+            assert_eq!(notify.webhook_url.as_deref(), Some(good));
+        }
+        for (bad, reason) in [
+            (
+                "ftp://example.org/x",
+                "the scheme `ftp` is neither `http` nor `https`",
+            ),
+            ("example.org/hook", "not a URL"),
+            ("https:///path", "it has no host"),
+            (
+                "https://exa mple.org",
+                "a URL has no spaces or control characters",
+            ),
+            ("https://-x.org", "`-x.org` is not a host name"),
+            ("https://h:0/", "the port must be a number from 1 to 65535"),
+            (
+                "https://h:99999/",
+                "the port must be a number from 1 to 65535",
+            ),
+            (
+                "http://[nope]/",
+                "the IPv6 address in brackets is not valid",
+            ),
+        ] {
+            let e = err(&format!("{MINIMAL}[notify]\nwebhook_url = {bad}\n"));
+            assert_eq!(
+                e.message,
+                format!("`webhook_url` in `[notify]` has an invalid value `{bad}`: {reason}")
+            );
+            assert_eq!(e.line, Some(9));
+            assert!(note(&e).contains("`https://"), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn webhook_format_and_notify_on_are_checked() {
+        let e = err(&format!("{MINIMAL}[notify]\nwebhook_format = json\n"));
+        assert_eq!(
+            e.message,
+            "`webhook_format` in `[notify]` has an invalid value `json`: expected `text` or `slack`"
+        );
+        assert!(note(&e).contains("default `text`"), "{e:?}");
+        for (bad, reason) in [
+            ("start finish", "`finish` is not an event"),
+            ("start Start", "`Start` is not an event"),
+            ("failure failure", "`failure` is listed twice"),
+        ] {
+            let e = err(&format!(
+                "{MINIMAL}[notify]\nnotify_command = cat\nnotify_on = {bad}\n"
+            ));
+            assert_eq!(
+                e.message,
+                format!("`notify_on` in `[notify]` has an invalid value `{bad}`: {reason}")
+            );
+            assert_eq!(e.line, Some(10));
+            assert_eq!(
+                note(&e),
+                "accepted: one or more of `start`, `success`, `failure`, `interrupt`, separated by spaces (default: all)"
+            );
+        }
+        let e = err(&format!("{MINIMAL}[notify]\nnotify_on =\n"));
+        assert_eq!(e.message, "`notify_on` in `[notify]` is empty");
+        let e = err(&format!("{MINIMAL}[notify]\nnotify_command =\n"));
+        assert_eq!(e.message, "`notify_command` in `[notify]` is empty");
+    }
+
+    #[test]
+    fn notify_settings_without_a_destination_warn() {
+        let config = ok(&format!(
+            "{MINIMAL}[notify]\nwebhook_format = slack\nnotify_on = start\nwebhok_url = https://x.org\n"
+        ));
+        assert_eq!(
+            config.warnings,
+            [
+                format!("`{PATH}` line 11: unknown key `webhok_url` in `[notify]` is ignored; did you mean `webhook_url`?"),
+                format!("`{PATH}` line 9: `webhook_format` in `[notify]` has no effect without `webhook_url`"),
+                format!("`{PATH}` line 10: `notify_on` in `[notify]` has no effect without `webhook_url` or `notify_command`"),
+            ]
+        );
+        let config = ok(&format!("{MINIMAL}[notfy]\nwebhook_url = https://x.org\n"));
+        assert_eq!(
+            config.warnings,
+            [format!(
+                "`{PATH}` line 8: unknown section `[notfy]` is ignored; did you mean `[notify]`?"
+            )]
+        );
+    }
+
     // --- warnings ----------------------------------------------------------
 
     #[test]
@@ -2196,13 +1798,12 @@ hosts = p1 p2
     }
 
     #[test]
-    fn keys_are_case_sensitive_but_suggested() {
-        let config = ok(&with_env("Parallelism = 8"));
-        assert_eq!(config.parallelism, 64);
-        assert!(
-            config.warnings[0].ends_with("did you mean `parallelism`?"),
-            "{:?}",
-            config.warnings
+    fn keys_are_case_insensitive_but_unknown_ones_keep_their_spelling() {
+        let config = ok(&with_env("Parallelism = 8\nParalelism = 9"));
+        assert_eq!(config.parallelism, 8);
+        assert_eq!(
+            config.warnings,
+            [format!("`{PATH}` line 5: unknown key `Paralelism` in `[environment]` is ignored; did you mean `parallelism`?")]
         );
     }
 
@@ -2214,7 +1815,7 @@ hosts = p1 p2
             config.warnings,
             [
                 format!("`{PATH}` line 8: unknown section `[stages:test]` is ignored; did you mean `[stage:test]`?"),
-                format!("`{PATH}` line 10: unknown section `[global]` is ignored; known sections are `[environment]`, `[stage:NAME]` and `[package:NAME]`"),
+                format!("`{PATH}` line 10: unknown section `[global]` is ignored; known sections are `[environment]`, `[stage:NAME]`, `[package:NAME]` and `[notify]`"),
             ]
         );
     }
@@ -2230,20 +1831,6 @@ hosts = p1 p2
             ]
         );
         assert_eq!(config.parallelism, 64);
-    }
-
-    #[test]
-    fn did_you_mean_only_for_close_words() {
-        let keys = ["hosts", "critical"];
-        assert_eq!(closest("host", keys.into_iter()), Some("hosts"));
-        assert_eq!(closest("HOSTS", keys.into_iter()), Some("hosts"));
-        assert_eq!(closest("critcal", keys.into_iter()), Some("critical"));
-        assert_eq!(closest("users", keys.into_iter()), None);
-        assert_eq!(closest("x", keys.into_iter()), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("hsots", "hosts"), 1);
-        assert_eq!(edit_distance("prdo", "prod"), 1);
     }
 
     // --- new keys ----------------------------------------------------------
@@ -2569,107 +2156,7 @@ rollback_on_failure = on",
         assert_eq!(e.line, Some(9));
     }
 
-    // --- trust -------------------------------------------------------------
-
-    fn names(uid: u32) -> Option<String> {
-        match uid {
-            0 => Some("root".into()),
-            1000 => Some("alice".into()),
-            1001 => Some("bob".into()),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn only_files_that_nobody_else_can_write_are_trusted() {
-        let path = Path::new("/srv/app/deployer.ini");
-        // (owner, mode, trusted uids, refusal or None)
-        let cases: [(u32, u32, &[u32], Option<&str>); 11] = [
-            (1000, 0o100_644, &[0, 1000], None),
-            (1000, 0o100_600, &[0, 1000], None),
-            (0, 0o100_644, &[0, 1000], None),
-            (0, 0o100_444, &[0], None),
-            // Under sudo, the person's own file.
-            (1000, 0o100_640, &[0, 1000], None),
-            (
-                1001,
-                0o100_644,
-                &[0, 1000],
-                Some("owned by `bob` (uid 1001) with mode 0644: it is owned neither by you, `alice` (uid 1000), nor by root"),
-            ),
-            (
-                1000,
-                0o100_664,
-                &[0, 1000],
-                Some("owned by `alice` (uid 1000) with mode 0664: its group can write to it"),
-            ),
-            (
-                0,
-                0o100_646,
-                &[0, 1000],
-                Some("owned by `root` (uid 0) with mode 0646: every other user can write to it"),
-            ),
-            (
-                4242,
-                0o100_666,
-                &[0, 1000],
-                Some("owned by uid 4242 with mode 0666: it is owned neither by you, `alice` (uid 1000), nor by root, and its group and every other user can write to it"),
-            ),
-            (
-                1000,
-                0o100_644,
-                &[0],
-                Some("owned by `alice` (uid 1000) with mode 0644: it is not owned by root, who runs deployer"),
-            ),
-            (
-                1000,
-                0o102_775,
-                &[0, 1000],
-                Some("owned by `alice` (uid 1000) with mode 2775: its group can write to it"),
-            ),
-        ];
-        for (owner, mode, trusted, want) in cases {
-            let got = untrusted(path, owner, mode, trusted, names);
-            let Some(want) = want else {
-                assert_eq!(got, None, "{owner} {mode:o} {trusted:?}");
-                continue;
-            };
-            let e = got.unwrap_or_else(|| panic!("{owner} {mode:o} {trusted:?} was trusted"));
-            assert_eq!(e.path.as_deref(), Some(path));
-            assert_eq!(
-                e.message,
-                format!("refusing to use this configuration, {want}")
-            );
-            let note = note(&e);
-            assert!(
-                note.contains("`chmod go-w /srv/app/deployer.ini`"),
-                "{note}"
-            );
-            assert!(note.contains("`--config` and `DEPLOYER_CONFIG`"), "{note}");
-            let chown = if trusted == [0] {
-                "`chown root "
-            } else {
-                "`chown alice "
-            };
-            assert!(note.contains(chown), "{note}");
-        }
-    }
-
-    #[test]
-    fn the_fix_quotes_an_awkward_path() {
-        let e = untrusted(
-            Path::new("/srv/my app/deployer.ini"),
-            0,
-            0o100_664,
-            &[0],
-            names,
-        )
-        .unwrap();
-        assert!(
-            note(&e).contains("`chmod go-w '/srv/my app/deployer.ini'`"),
-            "{e:?}"
-        );
-    }
+    // --- load --------------------------------------------------------------
 
     #[test]
     fn load_expands_home_or_says_why_not() {

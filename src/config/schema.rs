@@ -1,0 +1,301 @@
+//! The one table of deployer.ini's sections and their keys ([`SECTIONS`]),
+//! and the did-you-mean hints drawn from it.
+//!
+//! A new section kind, or a new key, is one entry here (plus the code in
+//! `mod.rs` that reads its value into [`super::Config`]). This module only
+//! names things; it reads no text and checks no values.
+
+/// How a key's value is written, which decides what the reader accepts
+/// around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// One value on one line (a number, a path, `yes`/`no`...).
+    Single,
+    /// Items separated by whitespace; may go on in indented lines.
+    List,
+    /// A shell command, kept as written (`#` and `;` are the shell's).
+    Command,
+}
+
+/// One key of a section kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    /// The key, in lower case.
+    pub name: &'static str,
+    /// How its value is written.
+    pub form: Form,
+}
+
+/// One kind of section: `[KIND]`, or `[KIND:NAME]` when `named`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SectionKind {
+    /// `environment`, `stage`, ...
+    pub kind: &'static str,
+    /// Whether headers carry a name after a `:` (`[stage:prod]`).
+    pub named: bool,
+    /// The keys it accepts.
+    pub keys: &'static [Key],
+}
+
+const fn single(name: &'static str) -> Key {
+    Key {
+        name,
+        form: Form::Single,
+    }
+}
+
+const fn list(name: &'static str) -> Key {
+    Key {
+        name,
+        form: Form::List,
+    }
+}
+
+const fn command(name: &'static str) -> Key {
+    Key {
+        name,
+        form: Form::Command,
+    }
+}
+
+/// `[environment]`: the packages, the stages, and settings for every host.
+pub const ENVIRONMENT: SectionKind = SectionKind {
+    kind: "environment",
+    named: false,
+    keys: &[
+        single("badges_path"),
+        list("deb_packages"),
+        list("stages"),
+        single("ssh_user"),
+        single("ssh_port"),
+        list("ssh_identity_file"),
+        single("ssh_config"),
+        single("ssh_proxy_jump"),
+        single("known_hosts"),
+        single("accept_new_host_keys"),
+        single("connect_timeout"),
+        single("command_timeout"),
+        single("deploy_timeout"),
+        single("lock_timeout"),
+        single("lock_expiry"),
+        single("parallelism"),
+        single("history_file"),
+        single("batch_size"),
+        single("rollback_on_failure"),
+        single("badges_after_deploy"),
+        single("badges_png"),
+    ],
+};
+
+/// `[stage:NAME]`: one stage of `stages`.
+pub const STAGE: SectionKind = SectionKind {
+    kind: "stage",
+    named: true,
+    keys: &[list("hosts"), single("critical"), single("ssh_proxy_jump")],
+};
+
+/// `[package:NAME]`: options of one package of `deb_packages`.
+pub const PACKAGE: SectionKind = SectionKind {
+    kind: "package",
+    named: true,
+    keys: &[command("health_check"), single("hold")],
+};
+
+/// `[notify]`: who hears about deploys (a webhook, a local command).
+pub const NOTIFY: SectionKind = SectionKind {
+    kind: "notify",
+    named: false,
+    keys: &[
+        single("webhook_url"),
+        single("webhook_format"),
+        command("notify_command"),
+        list("notify_on"),
+    ],
+};
+
+/// Every section kind deployer reads.
+pub const SECTIONS: &[SectionKind] = &[ENVIRONMENT, STAGE, PACKAGE, NOTIFY];
+
+impl SectionKind {
+    /// How the header is shown in messages: `[environment]`, `[stage:NAME]`.
+    pub fn header(&self) -> String {
+        if self.named {
+            format!("[{}:NAME]", self.kind)
+        } else {
+            format!("[{}]", self.kind)
+        }
+    }
+
+    /// The section name of the one called `name` of this named kind:
+    /// `stage:prod`.
+    pub fn section_name(&self, name: &str) -> String {
+        debug_assert!(self.named);
+        format!("{}:{name}", self.kind)
+    }
+
+    /// The key called `name` (lower case), if this kind has it.
+    pub fn key(&self, name: &str) -> Option<&'static Key> {
+        self.keys.iter().find(|k| k.name == name)
+    }
+
+    /// The names of its keys.
+    pub fn key_names(&self) -> impl Iterator<Item = &'static str> + Clone {
+        self.keys.iter().map(|k| k.name)
+    }
+}
+
+/// The kind of the section called `name`, and the name after `KIND:` for
+/// named kinds; `None` for a section deployer does not know.
+pub fn kind_of(name: &str) -> Option<(&'static SectionKind, Option<&str>)> {
+    SECTIONS.iter().find_map(|kind| {
+        if kind.named {
+            let rest = name.strip_prefix(kind.kind)?.strip_prefix(':')?;
+            Some((kind, Some(rest)))
+        } else {
+            (name == kind.kind).then_some((kind, None))
+        }
+    })
+}
+
+/// Where a key deployer knows belongs, e.g. `[stage:NAME]`, for "wrong
+/// section" hints.
+pub fn home_of_key(key: &str) -> Option<String> {
+    SECTIONS
+        .iter()
+        .find(|kind| kind.key(key).is_some())
+        .map(SectionKind::header)
+}
+
+/// "`[environment]`, `[stage:NAME]`, `[package:NAME]` and `[notify]`".
+pub fn known_sections() -> String {
+    let headers: Vec<String> = SECTIONS
+        .iter()
+        .map(|kind| format!("`{}`", kind.header()))
+        .collect();
+    match headers.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+/// The section deployer probably meant by the unknown `name`, as a header
+/// (`[stage:test]` for `[stages:test]`).
+pub fn meant_section(name: &str) -> Option<String> {
+    match name.split_once(':') {
+        Some((kind, rest)) => {
+            let named = SECTIONS.iter().filter(|k| k.named).map(|k| k.kind);
+            closest(kind, named).map(|k| format!("[{k}:{rest}]"))
+        }
+        None => {
+            let plain = SECTIONS.iter().filter(|k| !k.named).map(|k| k.kind);
+            closest(name, plain).map(|k| format!("[{k}]"))
+        }
+    }
+}
+
+/// The candidate closest to `word`, if it is close enough to be a likely
+/// typo: same letters in another case, or a small edit distance.
+pub fn closest<'c>(word: &str, candidates: impl Iterator<Item = &'c str>) -> Option<&'c str> {
+    let word_lower = word.to_ascii_lowercase();
+    candidates
+        .filter(|c| *c != word)
+        .map(|c| (edit_distance(&word_lower, &c.to_ascii_lowercase()), c))
+        .filter(|(d, c)| *d <= (c.chars().count().max(word.chars().count()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Edit distance counted in characters, where swapping two neighbours
+/// (`hsots`) costs one edit like any other typo (optimal string alignment).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // d[i][j]: distance between the first i chars of a and first j of b.
+    let mut d = vec![vec![0; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn did_you_mean_only_for_close_words() {
+        let keys = ["hosts", "critical"];
+        assert_eq!(closest("host", keys.into_iter()), Some("hosts"));
+        assert_eq!(closest("HOSTS", keys.into_iter()), Some("hosts"));
+        assert_eq!(closest("critcal", keys.into_iter()), Some("critical"));
+        assert_eq!(closest("users", keys.into_iter()), None);
+        assert_eq!(closest("x", keys.into_iter()), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("hsots", "hosts"), 1);
+        assert_eq!(edit_distance("prdo", "prod"), 1);
+    }
+
+    #[test]
+    fn kinds_are_found_by_header() {
+        assert_eq!(
+            kind_of("environment").map(|(k, n)| (k.kind, n)),
+            Some(("environment", None))
+        );
+        assert_eq!(
+            kind_of("stage:prod").map(|(k, n)| (k.kind, n)),
+            Some(("stage", Some("prod")))
+        );
+        assert_eq!(
+            kind_of("Environment"),
+            None,
+            "section names keep their case"
+        );
+        assert_eq!(kind_of("stage"), None);
+        assert_eq!(kind_of("stages:x"), None);
+        assert_eq!(home_of_key("hosts").as_deref(), Some("[stage:NAME]"));
+        assert_eq!(home_of_key("nope"), None);
+        assert_eq!(meant_section("stages:x").as_deref(), Some("[stage:x]"));
+        assert_eq!(
+            meant_section("enviroment").as_deref(),
+            Some("[environment]")
+        );
+        assert_eq!(meant_section("global"), None);
+        assert_eq!(meant_section("notfy").as_deref(), Some("[notify]"));
+        assert_eq!(
+            known_sections(),
+            "`[environment]`, `[stage:NAME]`, `[package:NAME]` and `[notify]`"
+        );
+    }
+
+    /// Every key is lower case (lookups are), and no kind lists a key twice.
+    #[test]
+    fn the_table_is_consistent() {
+        for kind in SECTIONS {
+            for (i, key) in kind.keys.iter().enumerate() {
+                assert_eq!(key.name, key.name.to_lowercase());
+                assert!(
+                    kind.keys[..i].iter().all(|k| k.name != key.name),
+                    "{}",
+                    key.name
+                );
+            }
+        }
+    }
+}
