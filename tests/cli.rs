@@ -427,3 +427,45 @@ fn refresh_badges_on_local_stages() {
         .mode();
     assert_eq!(mode & 0o777, 0o644);
 }
+
+/// A mistyped stage or package gets a `did you mean` note wherever the
+/// command line names one, and nothing is contacted.
+#[test]
+fn mistyped_stage_and_package_names_suggest_the_close_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = config_with_listener(dir.path());
+    let cases: [(&[&str], &str); 8] = [
+        (&["deploy", "fastpth"], "fastpath"),
+        (&["deploy", "fastpath", "prdo"], "prod"),
+        (&["promote", "fastpath", "PROD"], "prod"),
+        (&["freeze", "tset", "--reason", "x"], "test"),
+        (&["unfreeze", "prdo"], "prod"),
+        (&["unlock", "prdo", "--force", "--reason", "x"], "prod"),
+        (&["hosts", "tesst"], "test"),
+        (&["deploy", "FastPath"], "fastpath"),
+    ];
+    for (args, guess) in cases {
+        let (code, stdout, stderr) = output(deployer(dir.path()).args(args));
+        assert_eq!(code, 2, "{args:?}: {stdout}{stderr}");
+        assert!(
+            stderr.contains(&format!("\nnote: did you mean `{guess}`?\n")),
+            "{args:?}: {stderr}"
+        );
+        match listener.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("{args:?} reached the host: {other:?}"),
+        }
+    }
+    // nothing close: no guess, the list of names still
+    let (code, _, stderr) = output(deployer(dir.path()).args(["deploy", "fastpath", "staging"]));
+    assert_eq!(code, 2);
+    assert!(!stderr.contains("did you mean"), "{stderr}");
+    assert!(stderr.contains("(test, prod)"), "{stderr}");
+    // history of a stage no longer configured is still shown, with a warning
+    let (code, stdout, stderr) = output(deployer(dir.path()).args(["history", "--stage", "prdo"]));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stderr.starts_with("warning: stage `prdo` is not in `stages` (test, prod); showing its records anyway\nnote: did you mean `prod`?\n"),
+        "{stderr}"
+    );
+}

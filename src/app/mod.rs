@@ -251,6 +251,18 @@ fn show_history(
     json: bool,
 ) -> Result<ExitStatus, Fatal> {
     let config = load_config(cli)?;
+    // a stage or package no longer configured still has its history: a
+    // name that is not configured is a warning (a likely typo), not an error
+    let unknown = [
+        stage.map(|s| deploy::check_stage(&config, s).err()),
+        package.map(|p| deploy::check_package(&config, p).err()),
+    ];
+    for fatal in unknown.into_iter().flatten().flatten() {
+        warn(&format!("{}; showing its records anyway", fatal.message));
+        for n in &fatal.notes {
+            let _ = writeln!(io::stderr(), "note: {n}");
+        }
+    }
     let log = history::read(&config.history_file)
         .map_err(|e| Fatal::usage(e.to_string()).note(e.note()))?;
     for w in &log.warnings {
