@@ -170,6 +170,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the configuration, then every host end to end: reachable,
+    /// host key known, login, `sudo -n`, dpkg and apt present,
+    /// `badges_path` writable, and the stage the host says it is in
+    /// (`DEPLOYMENT=` in /etc/machine-info). Changes nothing.
+    #[command(
+        after_long_help = "Examples:\n  deployer check             every host of every stage\n  deployer check prod --json\n\nExit status: 0 every check passed; 3 some host failed a check (each failure\nis followed by a `note:` with the fix); 2 bad configuration or command line."
+    )]
+    Check {
+        /// Only this stage.
+        stage: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Options shared by `deploy` and `promote`.

@@ -6,6 +6,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 
 mod badges;
+mod check;
 mod freeze;
 mod hosts;
 mod unlock;
@@ -177,7 +178,34 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
             hosts.as_deref(),
             *json,
         ),
+        Some(Command::Check { stage, json }) => run_check(cli, stage.as_deref(), *json),
     }
+}
+
+/// `deployer check [STAGE]`: the configuration loads (or this is an error,
+/// status 2), then every host of STAGE (or of every stage) is checked;
+/// status 3 when some host failed a check.
+fn run_check(cli: &Cli, stage: Option<&str>, json: bool) -> Result<ExitStatus, Fatal> {
+    let config = load_config(cli)?;
+    if let Some(stage) = stage {
+        deploy::check_stage(&config, stage)?;
+    }
+    let mine = targets(cli, &config)?
+        .into_iter()
+        .filter(|t| stage.is_none_or(|s| t.stage == s))
+        .collect();
+    let mut fleet = Fleet::connect(mine, config.parallelism);
+    let checks = check::run(&config, &mut fleet);
+    if json {
+        emit(|out| check::render_json(&config.path, &checks, out))?;
+    } else {
+        emit(|out| check::render_text(&config.path, &checks, out))?;
+    }
+    Ok(if checks.iter().any(check::HostCheck::failed) {
+        ExitStatus::Unreachable
+    } else {
+        ExitStatus::Success
+    })
 }
 
 fn deploy_or_promote(
