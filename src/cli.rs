@@ -184,6 +184,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the versions of a package each stage's hosts can install,
+    /// newest first in dpkg order, marking the candidate and what each host
+    /// runs. Runs `apt-get update` on the hosts first (as a deploy does).
+    #[command(
+        after_long_help = "Examples:\n  deployer versions fastpath              every stage, after apt-get update\n  deployer versions fastpath prod --no-update --json\n\nExit status: 0 every host answered; 3 some did not (the others are listed);\n2 bad configuration or command line (an unknown package or stage)."
+    )]
+    Versions {
+        /// The package, one of `deb_packages`.
+        package: String,
+        /// Only this stage.
+        stage: Option<String>,
+        /// Read the hosts' current package lists: no `apt-get update`
+        /// (which needs sudo).
+        #[arg(long)]
+        no_update: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Options shared by `deploy` and `promote`.

@@ -32,6 +32,7 @@ pub(crate) mod suggest;
 pub mod text;
 pub mod transport;
 pub mod version;
+pub mod versions;
 
 pub(crate) mod app;
 

@@ -434,7 +434,7 @@ fn refresh_badges_on_local_stages() {
 fn mistyped_stage_and_package_names_suggest_the_close_one() {
     let dir = tempfile::tempdir().unwrap();
     let listener = config_with_listener(dir.path());
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["deploy", "fastpth"], "fastpath"),
         (&["deploy", "fastpath", "prdo"], "prod"),
         (&["promote", "fastpath", "PROD"], "prod"),
@@ -443,6 +443,8 @@ fn mistyped_stage_and_package_names_suggest_the_close_one() {
         (&["unlock", "prdo", "--force", "--reason", "x"], "prod"),
         (&["hosts", "tesst"], "test"),
         (&["deploy", "FastPath"], "fastpath"),
+        (&["versions", "fastpth"], "fastpath"),
+        (&["versions", "fastpath", "prdo"], "prod"),
     ];
     for (args, guess) in cases {
         let (code, stdout, stderr) = output(deployer(dir.path()).args(args));

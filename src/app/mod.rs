@@ -10,6 +10,7 @@ mod check;
 mod freeze;
 mod hosts;
 mod unlock;
+mod versions;
 
 use crate::cli::{Cli, ColorChoice, Command, DeployArgs, StatusArgs};
 use crate::config::{self, Config};
@@ -179,7 +180,50 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
             *json,
         ),
         Some(Command::Check { stage, json }) => run_check(cli, stage.as_deref(), *json),
+        Some(Command::Versions {
+            package,
+            stage,
+            no_update,
+            json,
+        }) => show_versions(cli, package, stage.as_deref(), !*no_update, *json),
     }
+}
+
+/// `deployer versions PKG [STAGE]`: status 3 when some host did not answer.
+fn show_versions(
+    cli: &Cli,
+    package: &str,
+    stage: Option<&str>,
+    update: bool,
+    json: bool,
+) -> Result<ExitStatus, Fatal> {
+    let config = load_config(cli)?;
+    let package = deploy::check_package(&config, package)?;
+    if let Some(stage) = stage {
+        deploy::check_stage(&config, stage)?;
+    }
+    let stages: Vec<&str> = config
+        .stages
+        .iter()
+        .map(|s| s.name.as_str())
+        .filter(|s| stage.is_none_or(|only| *s == only))
+        .collect();
+    let mine = targets(cli, &config)?
+        .into_iter()
+        .filter(|t| stages.contains(&t.stage.as_str()))
+        .collect();
+    let mut fleet = Fleet::connect(mine, config.parallelism);
+    let report = versions::gather(&config, &mut fleet, &stages, &package, update);
+    if json {
+        emit(|out| crate::versions::render_json(&report, out))?;
+    } else {
+        emit(|out| crate::versions::render_text(&report, out))?;
+    }
+    Ok(if report.failures.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Unreachable
+    })
 }
 
 /// `deployer check [STAGE]`: the configuration loads (or this is an error,
