@@ -65,6 +65,26 @@ pub struct StatusArgs {
     /// hosts, takes precedence).
     #[arg(long)]
     pub check: bool,
+
+    /// Only this stage (repeatable); only its hosts are contacted.
+    #[arg(long = "stage", value_name = "STAGE")]
+    pub stages: Vec<String>,
+
+    /// Only this package (repeatable).
+    #[arg(long = "package", value_name = "PACKAGE")]
+    pub packages: Vec<String>,
+
+    /// Only this host, as written in `hosts` or by its name (repeatable);
+    /// only the hosts named are contacted.
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+}
+
+impl StatusArgs {
+    /// Whether a filter (`--stage`, `--package`, `--host`) was given.
+    pub fn filtered(&self) -> bool {
+        !(self.stages.is_empty() && self.packages.is_empty() && self.hosts.is_empty())
+    }
 }
 
 /// The commands.

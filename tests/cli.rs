@@ -471,3 +471,66 @@ fn mistyped_stage_and_package_names_suggest_the_close_one() {
         "{stderr}"
     );
 }
+
+/// `status --stage/--package/--host` contact only the hosts they keep,
+/// and the matrix shows only what they select.
+#[test]
+fn status_filters_contact_only_the_hosts_they_keep() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = config_with_listener(dir.path());
+    let untouched = |what: &str| match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("{what} reached the test host: {other:?}"),
+    };
+    for args in [
+        &["status", "--stage", "prod", "--json"][..],
+        &["--stage", "prod", "--json"][..],
+        &["status", "--host", "local", "--json"][..],
+    ] {
+        let (code, stdout, stderr) = output(deployer(dir.path()).args(args));
+        assert_eq!(code, 0, "{args:?}: {stdout}{stderr}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        let stages: Vec<&str> = v["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(stages, ["prod"], "{args:?}: {stdout}");
+        untouched(&format!("{args:?}"));
+    }
+    // a package filter: only that row (the one package here, by name)
+    let (code, stdout, stderr) = output(deployer(dir.path()).args([
+        "status",
+        "--stage",
+        "prod",
+        "--package",
+        "fastpath",
+        "--color=never",
+    ]));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("fastpath ")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("test"), "{stdout}");
+    untouched("--package");
+    // mistyped names are refused before anything is contacted
+    for (args, guess) in [
+        (&["status", "--stage", "prdo"][..], "prod"),
+        (&["status", "--package", "fastpth"][..], "fastpath"),
+        (&["status", "--host", "locl"][..], "local"),
+    ] {
+        let (code, _, stderr) = output(deployer(dir.path()).args(args));
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("note: did you mean `{guess}`?")),
+            "{args:?}: {stderr}"
+        );
+        untouched(&format!("{args:?}"));
+    }
+    // filters before another command are refused
+    let (code, _, stderr) = output(deployer(dir.path()).args(["--stage", "prod", "history"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("go with the status view"), "{stderr}");
+}

@@ -9,6 +9,7 @@ mod badges;
 mod check;
 mod freeze;
 mod hosts;
+mod selection;
 mod unlock;
 mod versions;
 
@@ -76,12 +77,12 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
         .command
         .as_ref()
         .is_some_and(|c| !matches!(c, Command::Status(_)))
-        && (cli.status.json || cli.status.check)
+        && (cli.status.json || cli.status.check || cli.status.filtered())
     {
         return Err(Fatal::usage(
-            "`--json` and `--check` go with the status view, not with a command",
+            "`--json`, `--check`, `--stage`, `--package` and `--host` before a command go with the status view",
         )
-        .note("e.g. `deployer --json` or `deployer status --check`"));
+        .note("e.g. `deployer --json`, `deployer status --check`, or after the command: `deployer history --stage prod`"));
     }
     match &cli.command {
         None => status_view(cli, &cli.status, color),
@@ -486,9 +487,16 @@ pub(crate) fn emit(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Resu
 
 fn status_view(cli: &Cli, args: &StatusArgs, color: Color) -> Result<ExitStatus, Fatal> {
     let config = load_config(cli)?;
-    let mut fleet = Fleet::connect(targets(cli, &config)?, config.parallelism);
-    let reports = fleet.status(&config.packages, config.ssh.command_timeout);
-    let m = matrix::for_config(&config, None, &reports);
+    // the filters are checked before any host is contacted, and only the
+    // hosts they keep are
+    let only = selection::Selection::new(&config, &args.stages, &args.packages, &args.hosts)?;
+    let mine = targets(cli, &config)?
+        .into_iter()
+        .filter(|t| only.keeps(t))
+        .collect();
+    let mut fleet = Fleet::connect(mine, config.parallelism);
+    let reports = fleet.status(&only.packages, config.ssh.command_timeout);
+    let m = matrix::build(&only.packages, &only.columns, &reports);
     if args.json {
         emit(|out| render::json(&m, &reports, out))?;
     } else {
