@@ -169,12 +169,22 @@ pub fn render_text(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     )?;
     for s in &report.stages {
         writeln!(out)?;
-        writeln!(
-            out,
-            "{} ({} of its hosts answered)",
-            s.stage,
-            s.answered.len()
-        )?;
+        let total = s.answered.len()
+            + report
+                .failures
+                .iter()
+                .filter(|f| f.stage == s.stage)
+                .count();
+        if total == s.answered.len() {
+            writeln!(out, "{} ({total} host(s))", s.stage)?;
+        } else {
+            writeln!(
+                out,
+                "{} ({} of {total} host(s) answered)",
+                s.stage,
+                s.answered.len()
+            )?;
+        }
         if s.rows.is_empty() {
             if !s.answered.is_empty() {
                 writeln!(
@@ -406,11 +416,11 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "fastpath: what each stage can install, after `apt-get update`\n\
              \n\
-             test (2 of its hosts answered)\n\
+             test (2 host(s))\n\
              \x20 0.81  candidate\n\
              \x20 0.77  runs on every host\n\
              \n\
-             prod (2 of its hosts answered)\n\
+             prod (2 of 3 host(s) answered)\n\
              \x20 0.81  candidate on prod-1, runs on prod-1, offered to prod-1 only\n\
              \x20 0.77  candidate on prod-2\n\
              \x20 the hosts of `prod` disagree on what they can install:\n\
