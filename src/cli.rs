@@ -65,6 +65,26 @@ pub struct StatusArgs {
     /// hosts, takes precedence).
     #[arg(long)]
     pub check: bool,
+
+    /// Only this stage (repeatable); only its hosts are contacted.
+    #[arg(long = "stage", value_name = "STAGE")]
+    pub stages: Vec<String>,
+
+    /// Only this package (repeatable).
+    #[arg(long = "package", value_name = "PACKAGE")]
+    pub packages: Vec<String>,
+
+    /// Only this host, as written in `hosts` or by its name (repeatable);
+    /// only the hosts named are contacted.
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+}
+
+impl StatusArgs {
+    /// Whether a filter (`--stage`, `--package`, `--host`) was given.
+    pub fn filtered(&self) -> bool {
+        !(self.stages.is_empty() && self.packages.is_empty() && self.hosts.is_empty())
+    }
 }
 
 /// The commands.
@@ -166,6 +186,39 @@ pub enum Command {
         /// operator's attempts there), merged with the local log.
         #[arg(long, value_name = "STAGE")]
         hosts: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the configuration, then every host end to end: reachable,
+    /// host key known, login, `sudo -n`, dpkg and apt present,
+    /// `badges_path` writable, and the stage the host says it is in
+    /// (`DEPLOYMENT=` in /etc/machine-info). Changes nothing.
+    #[command(
+        after_long_help = "Examples:\n  deployer check             every host of every stage\n  deployer check prod --json\n\nExit status: 0 every check passed; 3 some host failed a check (each failure\nis followed by a `note:` with the fix); 2 bad configuration or command line."
+    )]
+    Check {
+        /// Only this stage.
+        stage: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the versions of a package each stage's hosts can install,
+    /// newest first in dpkg order, marking the candidate and what each host
+    /// runs. Runs `apt-get update` on the hosts first (as a deploy does).
+    #[command(
+        after_long_help = "Examples:\n  deployer versions fastpath              every stage, after apt-get update\n  deployer versions fastpath prod --no-update --json\n\nExit status: 0 every host answered; 3 some did not (the others are listed);\n2 bad configuration or command line (an unknown package or stage)."
+    )]
+    Versions {
+        /// The package, one of `deb_packages`.
+        package: String,
+        /// Only this stage.
+        stage: Option<String>,
+        /// Read the hosts' current package lists: no `apt-get update`
+        /// (which needs sudo).
+        #[arg(long)]
+        no_update: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,

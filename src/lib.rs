@@ -28,9 +28,11 @@ pub mod plan;
 pub mod render;
 pub mod ssh_config;
 pub mod status;
+pub(crate) mod suggest;
 pub mod text;
 pub mod transport;
 pub mod version;
+pub mod versions;
 
 pub(crate) mod app;
 

@@ -467,3 +467,110 @@ fn colour_follows_the_usual_environment_variables() {
     let (_, coloured, err) = run(&[], &["--color=always"]);
     assert!(coloured && err.contains("warning\x1b[0m: "), "{err:?}");
 }
+
+/// A mistyped stage or package gets a `did you mean` note wherever the
+/// command line names one, and nothing is contacted.
+#[test]
+fn mistyped_stage_and_package_names_suggest_the_close_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = config_with_listener(dir.path());
+    let cases: [(&[&str], &str); 10] = [
+        (&["deploy", "fastpth"], "fastpath"),
+        (&["deploy", "fastpath", "prdo"], "prod"),
+        (&["promote", "fastpath", "PROD"], "prod"),
+        (&["freeze", "tset", "--reason", "x"], "test"),
+        (&["unfreeze", "prdo"], "prod"),
+        (&["unlock", "prdo", "--force", "--reason", "x"], "prod"),
+        (&["hosts", "tesst"], "test"),
+        (&["deploy", "FastPath"], "fastpath"),
+        (&["versions", "fastpth"], "fastpath"),
+        (&["versions", "fastpath", "prdo"], "prod"),
+    ];
+    for (args, guess) in cases {
+        let (code, stdout, stderr) = output(deployer(dir.path()).args(args));
+        assert_eq!(code, 2, "{args:?}: {stdout}{stderr}");
+        assert!(
+            stderr.contains(&format!("\nnote: did you mean `{guess}`?\n")),
+            "{args:?}: {stderr}"
+        );
+        match listener.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("{args:?} reached the host: {other:?}"),
+        }
+    }
+    // nothing close: no guess, the list of names still
+    let (code, _, stderr) = output(deployer(dir.path()).args(["deploy", "fastpath", "staging"]));
+    assert_eq!(code, 2);
+    assert!(!stderr.contains("did you mean"), "{stderr}");
+    assert!(stderr.contains("(test, prod)"), "{stderr}");
+    // history of a stage no longer configured is still shown, with a warning
+    let (code, stdout, stderr) = output(deployer(dir.path()).args(["history", "--stage", "prdo"]));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stderr.starts_with("warning: stage `prdo` is not in `stages` (test, prod); showing its records anyway\nnote: did you mean `prod`?\n"),
+        "{stderr}"
+    );
+}
+
+/// `status --stage/--package/--host` contact only the hosts they keep,
+/// and the matrix shows only what they select.
+#[test]
+fn status_filters_contact_only_the_hosts_they_keep() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = config_with_listener(dir.path());
+    let untouched = |what: &str| match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("{what} reached the test host: {other:?}"),
+    };
+    for args in [
+        &["status", "--stage", "prod", "--json"][..],
+        &["--stage", "prod", "--json"][..],
+        &["status", "--host", "local", "--json"][..],
+    ] {
+        let (code, stdout, stderr) = output(deployer(dir.path()).args(args));
+        assert_eq!(code, 0, "{args:?}: {stdout}{stderr}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        let stages: Vec<&str> = v["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(stages, ["prod"], "{args:?}: {stdout}");
+        untouched(&format!("{args:?}"));
+    }
+    // a package filter: only that row (the one package here, by name)
+    let (code, stdout, stderr) = output(deployer(dir.path()).args([
+        "status",
+        "--stage",
+        "prod",
+        "--package",
+        "fastpath",
+        "--color=never",
+    ]));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("fastpath ")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("test"), "{stdout}");
+    untouched("--package");
+    // mistyped names are refused before anything is contacted
+    for (args, guess) in [
+        (&["status", "--stage", "prdo"][..], "prod"),
+        (&["status", "--package", "fastpth"][..], "fastpath"),
+        (&["status", "--host", "locl"][..], "local"),
+    ] {
+        let (code, _, stderr) = output(deployer(dir.path()).args(args));
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("note: did you mean `{guess}`?")),
+            "{args:?}: {stderr}"
+        );
+        untouched(&format!("{args:?}"));
+    }
+    // filters before another command are refused
+    let (code, _, stderr) = output(deployer(dir.path()).args(["--stage", "prod", "history"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("go with the status view"), "{stderr}");
+}

@@ -328,3 +328,46 @@ fn check_flag_reports_pending_and_regressions() {
     tb.set_versions("prod-1", &[("fastpath", Some("0.81~pr748-191"))]);
     assert_eq!(run(tb.deployer().arg("--check")).0, 5, "regression");
 }
+
+/// `--stage`/`--host` filters contact only the hosts they keep: a hung
+/// host outside them costs nothing, and the view shows only what is kept.
+#[test]
+fn status_filters_do_not_wait_on_hosts_they_leave_out() {
+    let Some(tb) = Testbed::start(&[("test", 2), ("prod", 2)]) else {
+        return;
+    };
+    tb.write_config(&PACKAGES, "connect_timeout = 20", "");
+    tb.set_versions("test-1", &[("fastpath", Some(common::cli::OLD))]);
+    let _hung = tb.hang("prod-1");
+    let started = std::time::Instant::now();
+    let (code, v) = json(&tb, &["--stage", "test", "--package", "fastpath"]);
+    assert_eq!(code, 0, "{v}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "waited on the hung prod-1: {:?}",
+        started.elapsed()
+    );
+    let stages: Vec<&str> = v["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["test"]);
+    let packages = host_json(&v, "test", "test-1")["packages"]
+        .as_object()
+        .unwrap();
+    assert_eq!(packages.keys().collect::<Vec<_>>(), ["fastpath"]);
+    assert_eq!(packages["fastpath"]["version"], common::cli::OLD, "{v}");
+    // a host filter: prod-2 alone, its stage with one host
+    let (code, v) = json(&tb, &["--host", "prod-2"]);
+    assert_eq!(code, 0, "{v}");
+    let hosts: Vec<&str> = v["stages"][0]["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["prod-2"], "{v}");
+    assert_eq!(v["summary"]["hosts"], 1, "{v}");
+}

@@ -6,9 +6,12 @@ use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 
 mod badges;
+mod check;
 mod freeze;
 mod hosts;
+mod selection;
 mod unlock;
+mod versions;
 
 use crate::cli::{Cli, ColorChoice, Command, DeployArgs, StatusArgs};
 use crate::config::{self, Config};
@@ -89,12 +92,12 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
         .command
         .as_ref()
         .is_some_and(|c| !matches!(c, Command::Status(_)))
-        && (cli.status.json || cli.status.check)
+        && (cli.status.json || cli.status.check || cli.status.filtered())
     {
         return Err(Fatal::usage(
-            "`--json` and `--check` go with the status view, not with a command",
+            "`--json`, `--check`, `--stage`, `--package` and `--host` before a command go with the status view",
         )
-        .note("e.g. `deployer --json` or `deployer status --check`"));
+        .note("e.g. `deployer --json`, `deployer status --check`, or after the command: `deployer history --stage prod`"));
     }
     match &cli.command {
         None => status_view(cli, &cli.status, color),
@@ -185,7 +188,77 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
             hosts.as_deref(),
             *json,
         ),
+        Some(Command::Check { stage, json }) => run_check(cli, stage.as_deref(), *json),
+        Some(Command::Versions {
+            package,
+            stage,
+            no_update,
+            json,
+        }) => show_versions(cli, package, stage.as_deref(), !*no_update, *json),
     }
+}
+
+/// `deployer versions PKG [STAGE]`: status 3 when some host did not answer.
+fn show_versions(
+    cli: &Cli,
+    package: &str,
+    stage: Option<&str>,
+    update: bool,
+    json: bool,
+) -> Result<ExitStatus, Fatal> {
+    let config = load_config(cli)?;
+    let package = deploy::check_package(&config, package)?;
+    if let Some(stage) = stage {
+        deploy::check_stage(&config, stage)?;
+    }
+    let stages: Vec<&str> = config
+        .stages
+        .iter()
+        .map(|s| s.name.as_str())
+        .filter(|s| stage.is_none_or(|only| *s == only))
+        .collect();
+    let mine = targets(cli, &config)?
+        .into_iter()
+        .filter(|t| stages.contains(&t.stage.as_str()))
+        .collect();
+    let mut fleet = Fleet::connect(mine, config.parallelism);
+    let report = versions::gather(&config, &mut fleet, &stages, &package, update);
+    if json {
+        emit(|out| crate::versions::render_json(&report, out))?;
+    } else {
+        emit(|out| crate::versions::render_text(&report, out))?;
+    }
+    Ok(if report.failures.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Unreachable
+    })
+}
+
+/// `deployer check [STAGE]`: the configuration loads (or this is an error,
+/// status 2), then every host of STAGE (or of every stage) is checked;
+/// status 3 when some host failed a check.
+fn run_check(cli: &Cli, stage: Option<&str>, json: bool) -> Result<ExitStatus, Fatal> {
+    let config = load_config(cli)?;
+    if let Some(stage) = stage {
+        deploy::check_stage(&config, stage)?;
+    }
+    let mine = targets(cli, &config)?
+        .into_iter()
+        .filter(|t| stage.is_none_or(|s| t.stage == s))
+        .collect();
+    let mut fleet = Fleet::connect(mine, config.parallelism);
+    let checks = check::run(&config, &mut fleet);
+    if json {
+        emit(|out| check::render_json(&config.path, &checks, out))?;
+    } else {
+        emit(|out| check::render_text(&config.path, &checks, out))?;
+    }
+    Ok(if checks.iter().any(check::HostCheck::failed) {
+        ExitStatus::Unreachable
+    } else {
+        ExitStatus::Success
+    })
 }
 
 fn deploy_or_promote(
@@ -259,6 +332,21 @@ fn show_history(
     json: bool,
 ) -> Result<ExitStatus, Fatal> {
     let config = load_config(cli)?;
+    // a stage or package no longer configured still has its history: a
+    // name that is not configured is a warning (a likely typo), not an error
+    let unknown = [
+        stage.map(|s| deploy::check_stage(&config, s).err()),
+        package.map(|p| deploy::check_package(&config, p).err()),
+    ];
+    for fatal in unknown.into_iter().flatten().flatten() {
+        warn(
+            cli,
+            &format!("{}; showing its records anyway", fatal.message),
+        );
+        for n in &fatal.notes {
+            let _ = writeln!(io::stderr(), "note: {n}");
+        }
+    }
     let log = history::read(&config.history_file)
         .map_err(|e| Fatal::usage(e.to_string()).note(e.note()))?;
     for w in &log.warnings {
@@ -413,9 +501,16 @@ pub(crate) fn emit(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Resu
 
 fn status_view(cli: &Cli, args: &StatusArgs, color: Color) -> Result<ExitStatus, Fatal> {
     let config = load_config(cli)?;
-    let mut fleet = Fleet::connect(targets(cli, &config)?, config.parallelism);
-    let reports = fleet.status(&config.packages, config.ssh.command_timeout);
-    let m = matrix::for_config(&config, None, &reports);
+    // the filters are checked before any host is contacted, and only the
+    // hosts they keep are
+    let only = selection::Selection::new(&config, &args.stages, &args.packages, &args.hosts)?;
+    let mine = targets(cli, &config)?
+        .into_iter()
+        .filter(|t| only.keeps(t))
+        .collect();
+    let mut fleet = Fleet::connect(mine, config.parallelism);
+    let reports = fleet.status(&only.packages, config.ssh.command_timeout);
+    let m = matrix::build(&only.packages, &only.columns, &reports);
     if args.json {
         emit(|out| render::json(&m, &reports, out))?;
     } else {

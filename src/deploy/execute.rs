@@ -118,25 +118,13 @@ pub fn run_waiting_for_lock(
     busy: fn(&str) -> bool,
 ) -> Result<transport::Output, HostError> {
     let wait = cx.config.ssh.lock_timeout;
-    let deadline = Instant::now() + wait;
-    let mut announced = false;
-    loop {
-        let out = member.run(command, timeout)?;
-        let text = out.combined();
-        if out.success() || !busy(&text) || Instant::now() >= deadline {
-            return Ok(out);
-        }
-        if !announced {
-            announced = true;
-            cx.console.say(&format!(
-                "  {}: `{}` waits for a lock held by another process (apt-daily, unattended-upgrades?), up to {}s",
-                member.host(),
-                command.label(),
-                wait.as_secs()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    member.run_waiting_for_lock(command, timeout, wait, busy, |host| {
+        cx.console.say(&format!(
+            "  {host}: `{}` waits for a lock held by another process (apt-daily, unattended-upgrades?), up to {}s",
+            command.label(),
+            wait.as_secs()
+        ));
+    })
 }
 
 /// Release or set the hold (`apt-mark`), waiting for dpkg's lock; the

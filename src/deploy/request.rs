@@ -106,17 +106,22 @@ pub fn check_package(config: &Config, text: &str) -> Result<PackageName, Fatal> 
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let with_notes = |fatal: Fatal| {
+        let names = config.packages.iter().map(PackageName::as_str);
+        let fatal = match crate::suggest::did_you_mean(text, names) {
+            Some(guess) => fatal.note(guess),
+            None => fatal,
+        };
+        fatal.note(format!("packages in `deb_packages`: {}", listed()))
+    };
     let name: PackageName = text
         .parse()
-        .map_err(|e: crate::package::PackageNameError| {
-            Fatal::usage(e.to_string()).note(format!("packages in `deb_packages`: {}", listed()))
-        })?;
+        .map_err(|e: crate::package::PackageNameError| with_notes(Fatal::usage(e.to_string())))?;
     if !config.packages.contains(&name) {
-        return Err(Fatal::usage(format!(
+        return Err(with_notes(Fatal::usage(format!(
             "package `{name}` is not one of `deb_packages` in {}",
             config.path.display()
-        ))
-        .note(format!("packages in `deb_packages`: {}", listed())));
+        ))));
     }
     Ok(name)
 }
@@ -135,10 +140,14 @@ pub fn check_stage(config: &Config, text: &str) -> Result<usize, Fatal> {
                 .collect::<String>()
                 .escape_debug()
                 .to_string();
-            Fatal::usage(format!(
+            let fatal = Fatal::usage(format!(
                 "stage `{shown}` is not in `stages` ({})",
                 names.join(", ")
-            ))
+            ));
+            match crate::suggest::did_you_mean(text, names.iter().copied()) {
+                Some(guess) => fatal.note(guess),
+                None => fatal,
+            }
         })
 }
 

@@ -109,6 +109,34 @@ impl Member {
         }
     }
 
+    /// Run `command`; while it fails and `busy` finds in its output
+    /// (stdout and stderr) that a lock it needs is held by another process,
+    /// run it again, every half second, for up to `wait` in all. apt's own
+    /// wait (`DPkg::Lock::Timeout`) covers neither the package lists' lock
+    /// nor `apt-mark`. `on_first_wait` is told the host's name before the
+    /// first wait, to announce it.
+    pub fn run_waiting_for_lock(
+        &mut self,
+        command: &RemoteCommand,
+        timeout: Duration,
+        wait: Duration,
+        busy: fn(&str) -> bool,
+        on_first_wait: impl FnOnce(&str),
+    ) -> Result<Output, HostError> {
+        let deadline = std::time::Instant::now() + wait;
+        let mut announce = Some(on_first_wait);
+        loop {
+            let out = self.run(command, timeout)?;
+            if out.success() || !busy(&out.combined()) || std::time::Instant::now() >= deadline {
+                return Ok(out);
+            }
+            if let Some(announce) = announce.take() {
+                announce(&self.target.host);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     /// Start `command` and keep it running while the connection lives;
     /// returns its first line (see [`Connection::hold`]).
     pub fn hold(
