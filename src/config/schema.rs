@@ -194,44 +194,9 @@ pub fn meant_section(name: &str) -> Option<String> {
     }
 }
 
-/// The candidate closest to `word`, if it is close enough to be a likely
-/// typo: same letters in another case, or a small edit distance.
+/// The known name closest to a mistyped one (see [`crate::suggest`]).
 pub fn closest<'c>(word: &str, candidates: impl Iterator<Item = &'c str>) -> Option<&'c str> {
-    let word_lower = word.to_ascii_lowercase();
-    candidates
-        .filter(|c| *c != word)
-        .map(|c| (edit_distance(&word_lower, &c.to_ascii_lowercase()), c))
-        .filter(|(d, c)| *d <= (c.chars().count().max(word.chars().count()) / 3).max(1))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-/// Edit distance counted in characters, where swapping two neighbours
-/// (`hsots`) costs one edit like any other typo (optimal string alignment).
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    // d[i][j]: distance between the first i chars of a and first j of b.
-    let mut d = vec![vec![0; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
+    crate::suggest::closest(word, candidates)
 }
 
 #[cfg(test)]
@@ -246,10 +211,7 @@ mod tests {
         assert_eq!(closest("critcal", keys.into_iter()), Some("critical"));
         assert_eq!(closest("users", keys.into_iter()), None);
         assert_eq!(closest("x", keys.into_iter()), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("hsots", "hosts"), 1);
-        assert_eq!(edit_distance("prdo", "prod"), 1);
+        assert_eq!(closest("hsots", keys.into_iter()), Some("hosts"));
     }
 
     #[test]
