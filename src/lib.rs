@@ -22,6 +22,7 @@ pub mod interrupt;
 pub mod known_hosts;
 pub mod lock;
 pub mod matrix;
+pub mod notify;
 pub mod operator;
 pub mod package;
 pub mod plan;

@@ -811,7 +811,16 @@ pub fn start(
             problems,
         ));
     }
+    announce(cx, &started);
     Ok(Journal::new(&started, &cx.config.history_file))
+}
+
+/// Tell `[notify]`'s webhook and command about `record` (start, success,
+/// failure, interrupt); a notification that fails is a warning.
+pub fn announce(cx: &Context<'_>, record: &Record) {
+    for problem in crate::notify::announce(&cx.config.notify, record) {
+        cx.console.warn(&format!("notification: {problem}"));
+    }
 }
 
 /// Append the final record on every host of the plan; a failure is a

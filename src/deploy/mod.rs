@@ -350,6 +350,7 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
     let reason = report::reason(cx.opts, plan, &rollout, &summary.records);
     let record = attempt.record(summary.outcome, reason, summary.records.clone());
     execute::publish(cx, &mut fleet, plan, &record);
+    execute::announce(cx, &record);
     execute::refresh_badges(cx, &mut fleet, &after, &stage.name, &summary.records);
     fleet.release(&stage.name);
     Ok(summary.status)

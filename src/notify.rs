@@ -1,0 +1,403 @@
+//! Telling the team: when a deploy starts changing hosts, succeeds, fails
+//! or is interrupted, `[notify]` of `deployer.ini` may POST a summary to a
+//! webhook (plain text, as ntfy takes it, or Slack-compatible JSON) and run
+//! a local command with the history record as JSON on its stdin.
+//!
+//! Best effort: a notification that fails is a warning for the operator,
+//! never a failed deploy. Each one is bounded by [`TIMEOUT`]. The webhook
+//! URL may carry a token, so it is never printed: problems name the
+//! webhook's host only.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::config::{Notify, NotifyEvent, WebhookFormat};
+use crate::history::{HostResult, Outcome, Record};
+
+/// How long one notification (the POST, or the command) may take.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The event a record announces, if any: refusals and other records are
+/// not announced.
+pub fn event_of(record: &Record) -> Option<NotifyEvent> {
+    match record.outcome {
+        Outcome::Started => Some(NotifyEvent::Start),
+        Outcome::Success => Some(NotifyEvent::Success),
+        Outcome::Failed | Outcome::Partial => Some(NotifyEvent::Failure),
+        Outcome::Interrupted => Some(NotifyEvent::Interrupt),
+        Outcome::Refused => None,
+    }
+}
+
+/// One line for people: who, what, where, and how it went.
+pub fn summary(record: &Record) -> String {
+    let who = match &record.as_user {
+        Some(real) => format!("{real} (as {}@{})", record.user, record.machine),
+        None => format!("{}@{}", record.user, record.machine),
+    };
+    let what = match (&record.package, &record.version) {
+        (Some(p), Some(v)) => format!("{p} {v}"),
+        (Some(p), None) => p.clone(),
+        (None, _) => "?".to_string(),
+    };
+    let count = |r: HostResult| record.hosts.iter().filter(|h| h.result == r).count();
+    let hosts = record.hosts.len();
+    let tail = match record.outcome {
+        Outcome::Started => format!("started on {hosts} host{}", plural(hosts)),
+        outcome => {
+            let mut parts = vec![format!("{} changed", count(HostResult::Changed))];
+            for (n, word) in [
+                (count(HostResult::Failed), "failed"),
+                (count(HostResult::RolledBack), "rolled back"),
+                (count(HostResult::Unknown), "unknown"),
+                (count(HostResult::Untouched), "untouched"),
+            ] {
+                if n > 0 {
+                    parts.push(format!("{n} {word}"));
+                }
+            }
+            format!("{} ({})", outcome.as_str(), parts.join(", "))
+        }
+    };
+    let line = format!(
+        "deployer: {who}: {} {what} on {}: {tail}",
+        record.action, record.stage
+    );
+    // the record's fields are this machine's and the hosts' words: one line
+    crate::text::one_line(&line)
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// The body and content type of the webhook's POST.
+pub fn webhook_body(format: WebhookFormat, summary: &str) -> (&'static str, Vec<u8>) {
+    match format {
+        WebhookFormat::Text => ("text/plain; charset=utf-8", summary.as_bytes().to_vec()),
+        WebhookFormat::Slack => (
+            "application/json",
+            serde_json::json!({ "text": summary })
+                .to_string()
+                .into_bytes(),
+        ),
+    }
+}
+
+/// Announce `record` as `notify` says; returns the problems, worded for
+/// a warning (never the webhook URL itself).
+pub fn announce(notify: &Notify, record: &Record) -> Vec<String> {
+    let Some(event) = event_of(record) else {
+        return Vec::new();
+    };
+    if !notify.notify_on.contains(&event) {
+        return Vec::new();
+    }
+    let mut problems = Vec::new();
+    if let Some(url) = &notify.webhook_url {
+        if let Err(e) = post(url, notify.webhook_format, &summary(record)) {
+            problems.push(format!(
+                "the webhook at {} was not told about the {}: {e}",
+                host_of(url),
+                event.as_str()
+            ));
+        }
+    }
+    if let Some(command) = &notify.notify_command {
+        if let Err(e) = run_command(command, record) {
+            problems.push(format!(
+                "`notify_command` was not told about the {}: {e}",
+                event.as_str()
+            ));
+        }
+    }
+    problems
+}
+
+/// The host (and port) of a URL, to name a webhook without its token.
+fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    format!("`{}`", crate::text::one_line(host))
+}
+
+fn post(url: &str, format: WebhookFormat, summary: &str) -> Result<(), String> {
+    let (content_type, body) = webhook_body(format, summary);
+    let agent = ureq::AgentBuilder::new()
+        .timeout(TIMEOUT)
+        .redirects(0)
+        .build();
+    match agent
+        .post(url)
+        .set("Content-Type", content_type)
+        .set(
+            "User-Agent",
+            concat!("deployer/", env!("CARGO_PKG_VERSION")),
+        )
+        .send_bytes(&body)
+    {
+        Ok(_) => Ok(()),
+        Err(ureq::Error::Status(code, _)) => Err(format!("it answered HTTP {code}")),
+        // the transport error's text may quote the URL: keep only its kind
+        Err(ureq::Error::Transport(t)) => Err(format!("{:?}", t.kind())),
+    }
+}
+
+/// Run `command` with `sh -c`, the record as JSON on stdin, within
+/// [`TIMEOUT`].
+fn run_command(command: &str, record: &Record) -> Result<(), String> {
+    let json = serde_json::to_string(record).map_err(|e| e.to_string())?;
+    let mut child = Command::new("sh")
+        .args(["-c", command])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start it: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // a command that does not read its input is its own business
+        let _ = stdin.write_all(json.as_bytes());
+        let _ = stdin.write_all(b"\n");
+    }
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("it ran longer than {}s", TIMEOUT.as_secs()));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let mut said = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut said);
+    }
+    let said = crate::text::clip(
+        &crate::text::one_line(said.trim()),
+        crate::error::REMOTE_TEXT_MAX,
+    );
+    Err(match status.code() {
+        Some(code) if said.is_empty() => format!("exit status {code}"),
+        Some(code) => format!("exit status {code}: {said}"),
+        None => "killed by a signal".to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::HostRecord;
+    use std::io::BufRead;
+    use std::net::TcpListener;
+    use std::sync::mpsc;
+
+    fn record(outcome: Outcome) -> Record {
+        let mut r: Record = serde_json::from_value(serde_json::json!({
+            "id": "1", "time": "2026-11-22T01:00:00Z", "user": "alice",
+            "machine": "laptop", "action": "deploy", "package": "fastpath",
+            "stage": "prod", "version": "0.81~pr748-191", "outcome": "success",
+            "hosts": []
+        }))
+        .expect("a record");
+        r.outcome = outcome;
+        r.hosts = ["prod-1", "prod-2"]
+            .iter()
+            .map(|h| HostRecord {
+                host: h.to_string(),
+                from: None,
+                to: None,
+                result: HostResult::Changed,
+                message: None,
+            })
+            .collect();
+        r
+    }
+
+    /// A one-request HTTP server answering `status`; sends back what it got
+    /// (request line, headers, body).
+    fn server(status: u16) -> (String, mpsc::Receiver<(String, Vec<String>, String)>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://token:secret@{}/hook/SECRET",
+            listener.local_addr().unwrap()
+        );
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let mut headers = Vec::new();
+            let mut length = 0;
+            loop {
+                let mut h = String::new();
+                reader.read_line(&mut h).unwrap();
+                let h = h.trim_end().to_string();
+                if h.is_empty() {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                headers.push(h);
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            tx.send((line, headers, String::from_utf8(body).unwrap()))
+                .unwrap();
+        });
+        (url, rx)
+    }
+
+    fn notify(url: Option<String>, format: WebhookFormat, command: Option<&str>) -> Notify {
+        Notify {
+            webhook_url: url,
+            webhook_format: format,
+            notify_command: command.map(str::to_string),
+            ..Notify::default()
+        }
+    }
+
+    #[test]
+    fn the_summary_says_who_what_where_and_how() {
+        let s = summary(&record(Outcome::Success));
+        assert_eq!(
+            s,
+            "deployer: alice@laptop: deploy fastpath 0.81~pr748-191 on prod: success (2 changed)"
+        );
+        let s = summary(&record(Outcome::Started));
+        assert!(s.ends_with("on prod: started on 2 hosts"), "{s}");
+        let mut r = record(Outcome::Partial);
+        r.hosts[1].result = HostResult::Failed;
+        r.user = "eve\x1b[2J".into();
+        let s = summary(&r);
+        assert!(s.contains("partial (1 changed, 1 failed)"), "{s}");
+        assert!(s.contains("eve\\x1b[2J"), "escaped: {s}");
+        assert_eq!(event_of(&record(Outcome::Refused)), None);
+        assert_eq!(
+            event_of(&record(Outcome::Interrupted)),
+            Some(NotifyEvent::Interrupt)
+        );
+    }
+
+    #[test]
+    fn a_text_webhook_gets_the_summary() {
+        let (url, got) = server(200);
+        let problems = announce(
+            &notify(Some(url), WebhookFormat::Text, None),
+            &record(Outcome::Success),
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let (line, headers, body) = got.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(line.starts_with("POST /hook/SECRET HTTP/1.1"), "{line}");
+        assert!(headers
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case("content-type: text/plain; charset=utf-8")));
+        assert_eq!(body, summary(&record(Outcome::Success)));
+    }
+
+    #[test]
+    fn a_slack_webhook_gets_json() {
+        let (url, got) = server(200);
+        let problems = announce(
+            &notify(Some(url), WebhookFormat::Slack, None),
+            &record(Outcome::Started),
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let (_, headers, body) = got.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(headers
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case("content-type: application/json")));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["text"], summary(&record(Outcome::Started)));
+    }
+
+    #[test]
+    fn a_failing_webhook_is_a_problem_that_does_not_show_its_token() {
+        let (url, got) = server(500);
+        let problems = announce(
+            &notify(Some(url.clone()), WebhookFormat::Text, None),
+            &record(Outcome::Failed),
+        );
+        got.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("HTTP 500"), "{problems:?}");
+        assert!(problems[0].contains("the failure"), "{problems:?}");
+        assert!(!problems[0].contains("SECRET") && !problems[0].contains("secret"));
+        // nobody listening
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let problems = announce(
+            &notify(
+                Some(format!("http://127.0.0.1:{port}/SECRET")),
+                WebhookFormat::Text,
+                None,
+            ),
+            &record(Outcome::Success),
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(!problems[0].contains("SECRET"), "{problems:?}");
+    }
+
+    #[test]
+    fn the_command_gets_the_record_as_json_and_its_failure_is_a_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("got.json");
+        let command = format!("cat > '{}'", out.display());
+        let problems = announce(
+            &notify(None, WebhookFormat::Text, Some(&command)),
+            &record(Outcome::Success),
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let got: Record = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        assert_eq!(got, record(Outcome::Success));
+        let problems = announce(
+            &notify(None, WebhookFormat::Text, Some("echo nope >&2; exit 3")),
+            &record(Outcome::Success),
+        );
+        assert_eq!(
+            problems,
+            ["`notify_command` was not told about the success: exit status 3: nope"]
+        );
+    }
+
+    #[test]
+    fn only_the_events_asked_for_are_announced() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("ran");
+        let mut n = notify(
+            None,
+            WebhookFormat::Text,
+            Some(&format!("touch '{}'", out.display())),
+        );
+        n.notify_on = vec![NotifyEvent::Failure];
+        assert!(announce(&n, &record(Outcome::Success)).is_empty());
+        assert!(announce(&n, &record(Outcome::Refused)).is_empty());
+        assert!(!out.exists());
+        assert!(announce(&n, &record(Outcome::Partial)).is_empty());
+        assert!(out.exists());
+    }
+}
