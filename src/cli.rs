@@ -85,6 +85,19 @@ impl StatusArgs {
     pub fn filtered(&self) -> bool {
         !(self.stages.is_empty() && self.packages.is_empty() && self.hosts.is_empty())
     }
+
+    /// These options together with `other`'s (given before the command):
+    /// either flag, every filter.
+    pub fn merged(&self, other: &StatusArgs) -> StatusArgs {
+        let both = |a: &[String], b: &[String]| [a, b].concat();
+        StatusArgs {
+            json: self.json || other.json,
+            check: self.check || other.check,
+            stages: both(&other.stages, &self.stages),
+            packages: both(&other.packages, &self.packages),
+            hosts: both(&other.hosts, &self.hosts),
+        }
+    }
 }
 
 /// The commands.

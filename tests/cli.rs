@@ -574,3 +574,34 @@ fn status_filters_contact_only_the_hosts_they_keep() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("go with the status view"), "{stderr}");
 }
+
+/// `--json` before or after the command that prints JSON; refused before
+/// one that does not.
+#[test]
+fn json_goes_before_or_after_the_command() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deployer.ini.example");
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        output(
+            deployer(dir.path())
+                .arg("--config")
+                .arg(&example)
+                .args(args),
+        )
+    };
+    for args in [
+        &["--json", "status"][..],
+        &["status", "--json"],
+        &["--json", "hosts"],
+        &["hosts", "--json"],
+    ] {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        let v: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"));
+        assert!(v.is_object() || v.is_array(), "{args:?}");
+    }
+    let (code, _, err) = run(&["--json", "freeze", "prod", "--reason", "x"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("with a command that prints JSON"), "{err}");
+}

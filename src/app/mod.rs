@@ -88,20 +88,35 @@ fn warn(cli: &Cli, message: &str) {
 }
 
 fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
-    if cli
+    // `--json` may come before or after the command that prints JSON; the
+    // status view's own options only go with it
+    let takes_json = |c: &Command| {
+        matches!(
+            c,
+            Command::Status(_)
+                | Command::Hosts { .. }
+                | Command::History { .. }
+                | Command::Check { .. }
+                | Command::Versions { .. }
+        )
+    };
+    if let Some(c) = cli
         .command
         .as_ref()
-        .is_some_and(|c| !matches!(c, Command::Status(_)))
-        && (cli.status.json || cli.status.check || cli.status.filtered())
+        .filter(|c| !matches!(c, Command::Status(_)))
     {
-        return Err(Fatal::usage(
-            "`--json`, `--check`, `--stage`, `--package` and `--host` before a command go with the status view",
-        )
-        .note("e.g. `deployer --json`, `deployer status --check`, or after the command: `deployer history --stage prod`"));
+        if cli.status.check || cli.status.filtered() || (cli.status.json && !takes_json(c)) {
+            return Err(Fatal::usage(
+                "`--check`, `--stage`, `--package` and `--host` before a command go with the status view, \
+                 and `--json` with a command that prints JSON",
+            )
+            .note("e.g. `deployer --json`, `deployer status --check`, or after the command: `deployer history --stage prod`"));
+        }
     }
+    let with_json = |own: bool| own || cli.status.json;
     match &cli.command {
         None => status_view(cli, &cli.status, color),
-        Some(Command::Status(args)) => status_view(cli, args, color),
+        Some(Command::Status(args)) => status_view(cli, &args.merged(&cli.status), color),
         Some(Command::Deploy {
             package,
             stage,
@@ -159,7 +174,7 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
             } else {
                 vec![None; all.len()]
             };
-            if *json {
+            if with_json(*json) {
                 emit(|out| hosts::render_json(&all, &verdicts, out))?;
             } else {
                 emit(|out| hosts::render_text(&all, &verdicts, out))?;
@@ -186,15 +201,23 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
             package.as_deref(),
             stage.as_deref(),
             hosts.as_deref(),
-            *json,
+            with_json(*json),
         ),
-        Some(Command::Check { stage, json }) => run_check(cli, stage.as_deref(), *json),
+        Some(Command::Check { stage, json: own }) => {
+            run_check(cli, stage.as_deref(), with_json(*own))
+        }
         Some(Command::Versions {
             package,
             stage,
             no_update,
             json,
-        }) => show_versions(cli, package, stage.as_deref(), !*no_update, *json),
+        }) => show_versions(
+            cli,
+            package,
+            stage.as_deref(),
+            !*no_update,
+            with_json(*json),
+        ),
     }
 }
 
