@@ -143,11 +143,17 @@ pub enum Command {
         /// Why (shown to everyone who tries to deploy).
         #[arg(long)]
         reason: String,
+        /// Print the history record of the change as JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Lift a stage freeze.
     Unfreeze {
         /// The stage.
         stage: String,
+        /// Print the history record of the change as JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Break the deploy lock of a stage (a holder that is gone or must be
     /// stopped). Recorded in the history. A running install keeps its own
@@ -161,6 +167,9 @@ pub enum Command {
         /// Why (kept in the history).
         #[arg(long)]
         reason: String,
+        /// Print the history record of the change as JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Show how every host will be reached (address, port, user, keys,
     /// known_hosts files, jump hosts, keepalives), from deployer.ini and
@@ -271,6 +280,10 @@ pub struct DeployArgs {
     /// Show every host's apt output, prefixed with the host name.
     #[arg(long, short = 'v')]
     pub verbose: bool,
+    /// Print the result as JSON on stdout: the history record of the
+    /// attempt, or with --dry-run the plan; the progress goes to stderr.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(test)]

@@ -48,6 +48,8 @@ pub struct Console {
     pub color: Color,
     /// Whether to colour what goes to stderr (the `warning` label).
     pub err_color: Color,
+    /// The command's result as one JSON document, for `--json`.
+    document: Mutex<Option<serde_json::Value>>,
 }
 
 impl Console {
@@ -66,6 +68,16 @@ impl Console {
             prompt: Mutex::new(Box::new(Terminal)),
             color,
             err_color,
+            document: Mutex::new(None),
+        }
+    }
+
+    /// For `--json`: the words of the run go to stderr, so that stdout
+    /// carries only the result document (see [`Console::document`]).
+    pub fn for_json(err_color: Color) -> Console {
+        Console {
+            out: Mutex::new(Box::new(io::stderr())),
+            ..Console::stdio_colors(err_color, err_color)
         }
     }
 
@@ -78,6 +90,7 @@ impl Console {
             prompt: Mutex::new(prompt),
             color,
             err_color: color,
+            document: Mutex::new(None),
         }
     }
 
@@ -101,6 +114,20 @@ impl Console {
         let _ = render::text(m, self.color, &mut *out);
         let _ = writeln!(out);
         let _ = out.flush();
+    }
+
+    /// Keep `value` as the command's result (the last one kept wins), for
+    /// `--json` to print.
+    pub fn document(&self, value: serde_json::Value) {
+        *self.document.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+    }
+
+    /// The result kept by [`Console::document`], if any.
+    pub fn take_document(&self) -> Option<serde_json::Value> {
+        self.document
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// Ask a question; `None` when nobody can answer.

@@ -601,7 +601,7 @@ fn json_goes_before_or_after_the_command() {
             serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"));
         assert!(v.is_object() || v.is_array(), "{args:?}");
     }
-    let (code, _, err) = run(&["--json", "freeze", "prod", "--reason", "x"]);
+    let (code, _, err) = run(&["--json", "refresh-badges", "--output", "site"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("with a command that prints JSON"), "{err}");
 }

@@ -59,6 +59,7 @@ pub fn apply(
                 ..attempt.record(stage, Outcome::Refused)
             };
             history::append_or_warn(&config.history_file, &record);
+            console.document(serde_json::to_value(&record).expect("a record is JSON"));
             let mut f = Fatal::usage(format!("stage `{stage}` is already frozen"))
                 .status(ExitStatus::Refused);
             f.notes = existing;
@@ -110,6 +111,7 @@ pub fn apply(
         ..attempt.record(stage, outcome)
     };
     history::append_or_warn(&config.history_file, &record);
+    console.document(serde_json::to_value(&record).expect("a record is JSON"));
     if problems.is_empty() {
         let done = if reason.is_some() {
             "frozen"

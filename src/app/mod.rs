@@ -70,6 +70,29 @@ fn console(cli: &Cli, color: Color) -> Console {
     Console::stdio_colors(color, stderr_color(cli))
 }
 
+/// Run `work` with the console of this run. With `json`, its words go to
+/// stderr, and its result document is printed on stdout afterwards, or
+/// `null` when it has none (a refusal before any record: the error is on
+/// stderr, the exit status says which).
+fn with_console(
+    cli: &Cli,
+    color: Color,
+    json: bool,
+    work: impl FnOnce(&Console) -> Result<ExitStatus, Fatal>,
+) -> Result<ExitStatus, Fatal> {
+    if !json {
+        return work(&console(cli, color));
+    }
+    let console = Console::for_json(stderr_color(cli));
+    let result = work(&console);
+    let document = console.take_document().unwrap_or(serde_json::Value::Null);
+    emit(|out| {
+        serde_json::to_writer_pretty(&mut *out, &document)?;
+        writeln!(out)
+    })?;
+    result
+}
+
 fn print_fatal(fatal: &Fatal, color: Color) {
     let mut err = io::stderr().lock();
     let _ = writeln!(err, "{}: {}", color.error_label(), fatal.message);
@@ -90,16 +113,7 @@ fn warn(cli: &Cli, message: &str) {
 fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
     // `--json` may come before or after the command that prints JSON; the
     // status view's own options only go with it
-    let takes_json = |c: &Command| {
-        matches!(
-            c,
-            Command::Status(_)
-                | Command::Hosts { .. }
-                | Command::History { .. }
-                | Command::Check { .. }
-                | Command::Versions { .. }
-        )
-    };
+    let takes_json = |c: &Command| !matches!(c, Command::RefreshBadges(_));
     if let Some(c) = cli
         .command
         .as_ref()
@@ -128,7 +142,9 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
                 stage: stage.clone(),
                 version: version.clone(),
             };
-            deploy_or_promote(cli, &request, opts, color)
+            with_console(cli, color, with_json(opts.json), |console| {
+                deploy_or_promote(cli, &request, opts, console)
+            })
         }
         Some(Command::Promote {
             package,
@@ -139,26 +155,35 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
                 package: package.clone(),
                 stage: stage.clone(),
             };
-            deploy_or_promote(cli, &request, opts, color)
+            with_console(cli, color, with_json(opts.json), |console| {
+                deploy_or_promote(cli, &request, opts, console)
+            })
         }
-        Some(Command::Freeze { stage, reason }) => {
+        Some(Command::Freeze {
+            stage,
+            reason,
+            json,
+        }) => with_console(cli, color, with_json(*json), |console| {
             let config = load_config(cli)?;
             let fleet = stage_fleet(cli, &config, stage)?;
-            freeze::apply(&config, &console(cli, color), fleet, stage, Some(reason))
-        }
+            freeze::apply(&config, console, fleet, stage, Some(reason))
+        }),
         Some(Command::Unlock {
             stage,
             force,
             reason,
-        }) => {
+            json,
+        }) => with_console(cli, color, with_json(*json), |console| {
             let config = load_config(cli)?;
             let fleet = stage_fleet(cli, &config, stage)?;
-            unlock::apply(&config, &console(cli, color), fleet, stage, *force, reason)
-        }
-        Some(Command::Unfreeze { stage }) => {
-            let config = load_config(cli)?;
-            let fleet = stage_fleet(cli, &config, stage)?;
-            freeze::apply(&config, &console(cli, color), fleet, stage, None)
+            unlock::apply(&config, console, fleet, stage, *force, reason)
+        }),
+        Some(Command::Unfreeze { stage, json }) => {
+            with_console(cli, color, with_json(*json), |console| {
+                let config = load_config(cli)?;
+                let fleet = stage_fleet(cli, &config, stage)?;
+                freeze::apply(&config, console, fleet, stage, None)
+            })
         }
         Some(Command::Hosts { stage, json, check }) => {
             let config = load_config(cli)?;
@@ -288,7 +313,7 @@ fn deploy_or_promote(
     cli: &Cli,
     request: &deploy::Request,
     args: &DeployArgs,
-    color: Color,
+    console: &Console,
 ) -> Result<ExitStatus, Fatal> {
     let config = load_config(cli)?;
     let opts = deploy::Options {
@@ -325,10 +350,9 @@ fn deploy_or_promote(
             Fatal::usage(format!("cannot catch signals: {e}")).status(ExitStatus::Internal)
         })?
     };
-    let console = console(cli, color);
     let cx = deploy::Context {
         config: &config,
-        console: &console,
+        console,
         opts: &opts,
         interrupt: &interrupt,
     };

@@ -26,6 +26,7 @@ pub fn apply(
             ..attempt.record(stage, Outcome::Refused)
         };
         history::append_or_warn(&config.history_file, &record);
+        console.document(serde_json::to_value(&record).expect("a record is JSON"));
         return Err(Fatal::usage(format!(
             "breaking the deploy lock of `{stage}` needs `--force`"
         ))
@@ -78,6 +79,7 @@ pub fn apply(
         ..attempt.record(stage, outcome)
     };
     history::append_or_warn(&config.history_file, &record);
+    console.document(serde_json::to_value(&record).expect("a record is JSON"));
     if problems.is_empty() {
         return Ok(ExitStatus::Success);
     }

@@ -316,11 +316,13 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
     let plan = &prepared.plan;
     if plan.steps.is_empty() {
         cx.console.say(&plan.describe(&[]));
-        attempt.record(
+        let record = attempt.record(
             Outcome::Success,
             Some("nothing to do".into()),
             report::unchanged_records(plan),
         );
+        cx.console
+            .document(serde_json::to_value(&record).expect("a record is JSON"));
         return Ok(ExitStatus::Success);
     }
     preflight::confirm(cx, &attempt, &prepared)?;
@@ -351,6 +353,8 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
     let record = attempt.record(summary.outcome, reason, summary.records.clone());
     execute::publish(cx, &mut fleet, plan, &record);
     execute::announce(cx, &record);
+    cx.console
+        .document(serde_json::to_value(&record).expect("a record is JSON"));
     execute::refresh_badges(cx, &mut fleet, &after, &stage.name, &summary.records);
     fleet.release(&stage.name);
     Ok(summary.status)

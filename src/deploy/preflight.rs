@@ -70,6 +70,49 @@ impl Prepared {
         s
     }
 
+    /// The plan for scripts (`--dry-run --json`): the same facts as
+    /// [`Prepared::describe`], as one JSON document.
+    pub fn to_json(&self, cx: &Context<'_>) -> serde_json::Value {
+        let plan = &self.plan;
+        let steps: Vec<serde_json::Value> = plan
+            .steps
+            .iter()
+            .zip(self.commands.iter().zip(&self.simulations))
+            .map(|(step, (commands, apt))| {
+                serde_json::json!({
+                    "host": step.host,
+                    "from": step.from,
+                    "downgrade": step.downgrade,
+                    "hold": format!("{:?}", step.hold).to_lowercase(),
+                    "commands": commands.all().iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                    "apt": apt,
+                    "side_effects": step.side_effects.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let batches: Vec<Vec<&str>> = plan
+            .batches
+            .iter()
+            .map(|b| b.iter().map(|&i| plan.steps[i].host.as_str()).collect())
+            .collect();
+        serde_json::json!({
+            "dry_run": true,
+            "configuration": cx.config.path,
+            "health_check": cx.config.health_checks.get(&plan.package),
+            "package": plan.package.to_string(),
+            "stage": plan.stage,
+            "version": plan.version.to_string(),
+            "critical": plan.critical,
+            "steps": steps,
+            "batches": batches,
+            "unchanged": plan.unchanged,
+            "overridden": plan.overridden,
+            "allowed": plan.allowed,
+            "allow_dependency_changes": plan.allow_dependency_changes,
+            "rollback_on_failure": plan.rollback,
+        })
+    }
+
     /// Per step: the commands as text, and apt's simulation lines.
     pub fn details(&self) -> Vec<(String, Vec<String>)> {
         self.commands
@@ -507,6 +550,7 @@ fn make_plan(
 /// Print the plan with each host's commands and what `apt-get -s` says
 /// they would do on the current lists. Changes nothing.
 pub fn show_dry_run(cx: &Context<'_>, prepared: &Prepared) {
+    cx.console.document(prepared.to_json(cx));
     cx.console.say(&prepared.describe(cx));
     cx.console
         .say("Dry run: nothing was changed on any host (apt lists included).");
