@@ -33,6 +33,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub accept_new_host_keys: bool,
 
+    /// Print nothing when all went well, only problems (for cron): warnings
+    /// and errors on stderr, and the report of a deploy that failed.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+
     /// Status options (when no command is given).
     #[command(flatten)]
     pub status: StatusArgs,
@@ -345,8 +350,4 @@ pub struct BadgeArgs {
     /// Do not write on the hosts, only into --output DIR.
     #[arg(long, requires = "output")]
     pub no_host_badges: bool,
-    /// Print nothing when every badge is in place (for cron); problems
-    /// still go to stderr.
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
 }

@@ -50,6 +50,9 @@ pub struct Console {
     pub err_color: Color,
     /// The command's result as one JSON document, for `--json`.
     document: Mutex<Option<serde_json::Value>>,
+    /// `--quiet`: [`Console::say`] and [`Console::matrix`] print nothing;
+    /// warnings, errors and [`Console::report`] still do.
+    pub quiet: bool,
 }
 
 impl Console {
@@ -69,6 +72,7 @@ impl Console {
             color,
             err_color,
             document: Mutex::new(None),
+            quiet: false,
         }
     }
 
@@ -91,11 +95,26 @@ impl Console {
             color,
             err_color: color,
             document: Mutex::new(None),
+            quiet: false,
         }
     }
 
-    /// Print one line (or several) on stdout.
+    /// The same console, printing only problems.
+    pub fn quiet(mut self, quiet: bool) -> Console {
+        self.quiet = quiet;
+        self
+    }
+
+    /// Print one line (or several) on stdout, unless quiet.
     pub fn say(&self, text: &str) {
+        if !self.quiet {
+            self.report(text);
+        }
+    }
+
+    /// Print one line (or several) on stdout, even when quiet: the report
+    /// of something that went wrong.
+    pub fn report(&self, text: &str) {
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         let _ = writeln!(out, "{text}");
         let _ = out.flush();
@@ -107,8 +126,11 @@ impl Console {
         let _ = writeln!(err, "{}: {text}", self.err_color.warning_label());
     }
 
-    /// Print a matrix under a title.
+    /// Print a matrix under a title, unless quiet.
     pub fn matrix(&self, title: &str, m: &Matrix) {
+        if self.quiet {
+            return;
+        }
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         let _ = writeln!(out, "{title}");
         let _ = render::text(m, self.color, &mut *out);

@@ -605,3 +605,25 @@ fn json_goes_before_or_after_the_command() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("with a command that prints JSON"), "{err}");
 }
+
+/// `-q`: nothing when all is well, in either position.
+#[test]
+fn quiet_prints_nothing_when_all_is_well() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deployer.ini.example");
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["-q"][..], &["status", "--quiet"], &["--quiet", "hosts"]] {
+        let (code, out, err) = output(
+            deployer(dir.path())
+                .arg("--config")
+                .arg(&example)
+                .args(args),
+        );
+        assert_eq!(code, 0, "{args:?}: {err}");
+        if args.contains(&"hosts") {
+            // a listing asked for is not a progress report
+            assert!(!out.is_empty(), "{args:?}");
+        } else {
+            assert_eq!((out.as_str(), err.as_str()), ("", ""), "{args:?}");
+        }
+    }
+}

@@ -73,3 +73,25 @@ fn deploy_dry_run_and_freeze_print_json_on_stdout() {
     );
     assert!(err.contains("frozen"), "{err}");
 }
+
+/// `--quiet`: a deploy that goes well prints nothing; one that fails still
+/// reports what happened, with the host's own words.
+#[test]
+fn quiet_deploys_speak_only_of_failures() {
+    let Some(tb) = two_stages(1, "", "") else {
+        return;
+    };
+    tb.set_versions(
+        "test-1",
+        &[("fastpath", Some(OLD)), ("badpostinst", Some("1.0-1"))],
+    );
+    let (code, out, err) = deployer(&tb, &["-q", "deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!((out.as_str(), err.as_str()), ("", ""));
+    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(NEW));
+    let (code, out, err) = deployer(&tb, &["deploy", "badpostinst", "test", "2.0-1", "--quiet"]);
+    assert_eq!(code, 8, "{out}{err}");
+    assert!(out.contains("FAILED after changing hosts"), "{out}");
+    assert!(out.contains("missing /etc/badpostinst.conf"), "{out}");
+    assert!(!out.contains("Before:"), "{out}");
+}

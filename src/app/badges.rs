@@ -56,7 +56,7 @@ pub fn refresh(
         if outcomes.iter().any(|o| o.result.is_err()) {
             status = ExitStatus::Unreachable;
         }
-        report_hosts(console, dir, &outcomes, args.quiet);
+        report_hosts(console, dir, &outcomes);
     } else {
         // no writes on the hosts to report them: say which did not answer
         for r in &reports {
@@ -70,13 +70,11 @@ pub fn refresh(
     }
     if let Some(out) = &args.output {
         let (written, unchanged) = write_tree(out, &m, &board, fonts.as_ref(), &refreshed)?;
-        if !args.quiet {
-            console.say(&format!(
-                "{}: {written} written, {unchanged} unchanged; the dashboard is {}",
-                out.display(),
-                out.join("index.html").display()
-            ));
-        }
+        console.say(&format!(
+            "{}: {written} written, {unchanged} unchanged; the dashboard is {}",
+            out.display(),
+            out.join("index.html").display()
+        ));
     }
     Ok(status)
 }
@@ -125,11 +123,9 @@ fn is_file_name(s: &str) -> bool {
     !s.is_empty() && s != "." && s != ".." && !s.contains('/') && !s.chars().any(char::is_control)
 }
 
-/// One line per host, or only the problems with `quiet` (on stderr).
-fn report_hosts(console: &Console, dir: &Path, outcomes: &[HostOutcome], quiet: bool) {
-    if !quiet {
-        console.say(&format!("Badges on the hosts, in {}:", dir.display()));
-    }
+/// One line per host (none with `--quiet`), and each problem on stderr.
+fn report_hosts(console: &Console, dir: &Path, outcomes: &[HostOutcome]) {
+    console.say(&format!("Badges on the hosts, in {}:", dir.display()));
     let width = outcomes
         .iter()
         .map(|o| o.host.chars().count() + o.stage.chars().count() + 3)
@@ -137,7 +133,7 @@ fn report_hosts(console: &Console, dir: &Path, outcomes: &[HostOutcome], quiet: 
         .unwrap_or(0);
     for o in outcomes {
         match &o.result {
-            Ok(w) if !quiet => {
+            Ok(w) => {
                 let who = format!("{} ({})", o.host, o.stage);
                 console.say(&format!(
                     "  {who:<width$}  {} written, {} unchanged",
@@ -145,7 +141,6 @@ fn report_hosts(console: &Console, dir: &Path, outcomes: &[HostOutcome], quiet: 
                     w.unchanged.len()
                 ));
             }
-            Ok(_) => {}
             Err(e) => console.warn(&format!(
                 "host `{}` ({}): badges not written: {e}",
                 o.host, o.stage

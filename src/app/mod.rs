@@ -67,7 +67,7 @@ fn stderr_color(cli: &Cli) -> Color {
 /// The console of this run: stdout coloured as `color`, stderr as its own
 /// decision.
 fn console(cli: &Cli, color: Color) -> Console {
-    Console::stdio_colors(color, stderr_color(cli))
+    Console::stdio_colors(color, stderr_color(cli)).quiet(cli.quiet)
 }
 
 /// Run `work` with the console of this run. With `json`, its words go to
@@ -83,7 +83,7 @@ fn with_console(
     if !json {
         return work(&console(cli, color));
     }
-    let console = Console::for_json(stderr_color(cli));
+    let console = Console::for_json(stderr_color(cli)).quiet(cli.quiet);
     let result = work(&console);
     let document = console.take_document().unwrap_or(serde_json::Value::Null);
     emit(|out| {
@@ -558,13 +558,8 @@ fn status_view(cli: &Cli, args: &StatusArgs, color: Color) -> Result<ExitStatus,
     let mut fleet = Fleet::connect(mine, config.parallelism);
     let reports = fleet.status(&only.packages, config.ssh.command_timeout);
     let m = matrix::build(&only.packages, &only.columns, &reports);
-    if args.json {
-        emit(|out| render::json(&m, &reports, out))?;
-    } else {
-        emit(|out| render::text(&m, color, out))?;
-    }
     let s = m.summary();
-    Ok(if s.answered < s.hosts {
+    let status = if s.answered < s.hosts {
         ExitStatus::Unreachable
     } else if args.check && (s.regressions > 0 || s.drift > 0 || s.broken > 0) {
         ExitStatus::Attention
@@ -572,5 +567,15 @@ fn status_view(cli: &Cli, args: &StatusArgs, color: Color) -> Result<ExitStatus,
         ExitStatus::Pending
     } else {
         ExitStatus::Success
-    })
+    };
+    // --quiet: the view only when it says something is wrong
+    if cli.quiet && status == ExitStatus::Success {
+        return Ok(status);
+    }
+    if args.json {
+        emit(|out| render::json(&m, &reports, out))?;
+    } else {
+        emit(|out| render::text(&m, color, out))?;
+    }
+    Ok(status)
 }

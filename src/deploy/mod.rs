@@ -345,9 +345,14 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
     let after = read_facts(cx, &mut fleet, connected.as_deref());
     cx.console.matrix("\nAfter:", &after.matrix);
     let summary = report::summarize(plan, &rollout, &rollback);
-    cx.console.say(&summary.heading);
+    // a failure is reported even with --quiet
+    let tell = |text: &str| match summary.status {
+        ExitStatus::Success => cx.console.say(text),
+        _ => cx.console.report(text),
+    };
+    tell(&summary.heading);
     for line in &summary.lines {
-        cx.console.say(line);
+        tell(line);
     }
     let reason = report::reason(cx.opts, plan, &rollout, &summary.records);
     let record = attempt.record(summary.outcome, reason, summary.records.clone());
