@@ -161,6 +161,62 @@ impl Console {
     }
 }
 
+/// On a terminal, which hosts a long fan-out still waits for: "waiting
+/// for 1 host: prod-3 (8 s)", on stderr, from the first second on, gone
+/// when the work ends. Only for terminals (never piped, never with
+/// `--quiet`): the caller decides, [`Waiting::on_terminal`] helps.
+pub struct Waiting {
+    bar: indicatif::ProgressBar,
+}
+
+impl Waiting {
+    /// A spinner on stderr, if stderr is a terminal and `quiet` is off.
+    pub fn on_terminal(quiet: bool) -> Option<std::sync::Arc<Waiting>> {
+        if quiet || !io::stderr().is_terminal() {
+            return None;
+        }
+        let bar =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg}") {
+            bar.set_style(style);
+        }
+        Some(std::sync::Arc::new(Waiting { bar }))
+    }
+
+    /// The line shown: at most three hosts named, then how many more.
+    pub fn message(hosts: &[String], elapsed: std::time::Duration) -> String {
+        let n = hosts.len();
+        let mut named: Vec<String> = hosts
+            .iter()
+            .take(3)
+            .map(|h| crate::text::one_line(h))
+            .collect();
+        if n > 3 {
+            named.push(format!("{} more", n - 3));
+        }
+        format!(
+            "waiting for {n} host{}: {} ({} s)",
+            if n == 1 { "" } else { "s" },
+            named.join(", "),
+            elapsed.as_secs()
+        )
+    }
+}
+
+impl crate::fleet::Watch for Waiting {
+    fn waiting(&self, hosts: &[String], elapsed: std::time::Duration) {
+        if elapsed >= std::time::Duration::from_secs(1) && !hosts.is_empty() {
+            self.bar.set_message(Waiting::message(hosts, elapsed));
+            self.bar.tick();
+        }
+    }
+
+    fn done(&self) {
+        self.bar.finish_and_clear();
+        self.bar.reset();
+    }
+}
+
 /// A writer into a shared buffer, to read back what was written (tests).
 #[derive(Clone, Default)]
 pub struct Captured(pub Arc<Mutex<Vec<u8>>>);
@@ -196,5 +252,26 @@ impl Prompt for Scripted {
         } else {
             self.0.remove(0)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_waiting_line_names_three_hosts_then_counts() {
+        let hosts = |n: usize| (1..=n).map(|i| format!("prod-{i}")).collect::<Vec<_>>();
+        assert_eq!(
+            Waiting::message(&hosts(1), Duration::from_millis(8400)),
+            "waiting for 1 host: prod-1 (8 s)"
+        );
+        assert_eq!(
+            Waiting::message(&hosts(5), Duration::from_secs(2)),
+            "waiting for 5 hosts: prod-1, prod-2, prod-3, 2 more (2 s)"
+        );
+        let odd = ["evil\x1b[2J".to_string()];
+        assert!(Waiting::message(&odd, Duration::ZERO).contains("evil\\x1b[2J"));
     }
 }

@@ -70,6 +70,11 @@ fn console(cli: &Cli, color: Color) -> Console {
     Console::stdio_colors(color, stderr_color(cli)).quiet(cli.quiet)
 }
 
+/// What shows, on a terminal, the hosts a long fan-out waits for.
+fn waiting(cli: &Cli) -> Option<std::sync::Arc<dyn crate::fleet::Watch>> {
+    crate::console::Waiting::on_terminal(cli.quiet).map(|w| w as _)
+}
+
 /// Run `work` with the console of this run. With `json`, its words go to
 /// stderr, and its result document is printed on stdout afterwards, or
 /// `null` when it has none (a refusal before any record: the error is on
@@ -213,7 +218,8 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
         Some(Command::RefreshBadges(args)) => {
             let config = load_config(cli)?;
             badges::check(&config, args)?;
-            let fleet = Fleet::connect(targets(cli, &config)?, config.parallelism);
+            let fleet =
+                Fleet::connect_watched(targets(cli, &config)?, config.parallelism, waiting(cli));
             badges::refresh(&config, &console(cli, color), fleet, args)
         }
         Some(Command::History {
@@ -269,7 +275,7 @@ fn show_versions(
         .into_iter()
         .filter(|t| stages.contains(&t.stage.as_str()))
         .collect();
-    let mut fleet = Fleet::connect(mine, config.parallelism);
+    let mut fleet = Fleet::connect_watched(mine, config.parallelism, waiting(cli));
     let report = versions::gather(&config, &mut fleet, &stages, &package, update);
     if json {
         emit(|out| crate::versions::render_json(&report, out))?;
@@ -295,7 +301,7 @@ fn run_check(cli: &Cli, stage: Option<&str>, json: bool) -> Result<ExitStatus, F
         .into_iter()
         .filter(|t| stage.is_none_or(|s| t.stage == s))
         .collect();
-    let mut fleet = Fleet::connect(mine, config.parallelism);
+    let mut fleet = Fleet::connect_watched(mine, config.parallelism, waiting(cli));
     let checks = check::run(&config, &mut fleet);
     if json {
         emit(|out| check::render_json(&config.path, &checks, out))?;
@@ -555,7 +561,7 @@ fn status_view(cli: &Cli, args: &StatusArgs, color: Color) -> Result<ExitStatus,
         .into_iter()
         .filter(|t| only.keeps(t))
         .collect();
-    let mut fleet = Fleet::connect(mine, config.parallelism);
+    let mut fleet = Fleet::connect_watched(mine, config.parallelism, waiting(cli));
     let reports = fleet.status(&only.packages, config.ssh.command_timeout);
     let m = matrix::build(&only.packages, &only.columns, &reports);
     let s = m.summary();

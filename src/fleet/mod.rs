@@ -206,7 +206,21 @@ impl Member {
 pub struct Fleet {
     members: Vec<Member>,
     parallelism: usize,
+    watch: Option<Arc<dyn Watch>>,
 }
+
+/// Told, while the fleet works on its hosts, which ones it still waits
+/// for: a terminal shows "waiting for 1 host: prod-3 (8 s)".
+pub trait Watch: Send + Sync {
+    /// Called every [`WATCH_TICK`] while hosts are pending: those not done
+    /// yet, in fleet order, and how long the work has been going on.
+    fn waiting(&self, hosts: &[String], elapsed: Duration);
+    /// The work on the hosts ended.
+    fn done(&self);
+}
+
+/// How often a [`Watch`] is told who is still pending.
+pub const WATCH_TICK: Duration = Duration::from_millis(250);
 
 /// What one host answered, with the host's name.
 pub type Answer<T> = (String, T);
@@ -223,7 +237,27 @@ impl Fleet {
         parallelism: usize,
         connector: Arc<dyn Connector>,
     ) -> Fleet {
-        let mut members: Vec<Member> = targets
+        Fleet::open(targets, parallelism, connector, None)
+    }
+
+    /// Connect to every target at once, for real, telling `watch` (when
+    /// given) which hosts are still pending, connections included.
+    pub fn connect_watched(
+        targets: Vec<Target>,
+        parallelism: usize,
+        watch: Option<Arc<dyn Watch>>,
+    ) -> Fleet {
+        Fleet::open(targets, parallelism, Arc::new(Direct::default()), watch)
+    }
+
+    /// Open a connection to every target, all at once.
+    fn open(
+        targets: Vec<Target>,
+        parallelism: usize,
+        connector: Arc<dyn Connector>,
+        watch: Option<Arc<dyn Watch>>,
+    ) -> Fleet {
+        let members: Vec<Member> = targets
             .into_iter()
             .map(|target| Member {
                 target,
@@ -232,13 +266,24 @@ impl Fleet {
                 connector: Arc::clone(&connector),
             })
             .collect();
-        fanout::map(&mut members, parallelism, |m| {
-            m.conn = m.connector.connect(&m.target);
-        });
-        Fleet {
+        let mut fleet = Fleet {
             members,
             parallelism,
-        }
+            watch,
+        };
+        fleet.on_each(
+            |_| true,
+            |m| {
+                m.conn = m.connector.connect(&m.target);
+            },
+        );
+        fleet
+    }
+
+    /// The same fleet, telling `watch` which hosts it waits for.
+    pub fn watched(mut self, watch: Arc<dyn Watch>) -> Fleet {
+        self.watch = Some(watch);
+        self
     }
 
     /// How many hosts are worked on at once.
@@ -314,7 +359,41 @@ impl Fleet {
             .iter_mut()
             .filter(|m| keep(&m.target))
             .collect();
-        fanout::map(&mut mine, self.parallelism, |m| job(m))
+        let Some(watch) = self.watch.clone() else {
+            return fanout::map(&mut mine, self.parallelism, |m| job(m));
+        };
+        let pending: std::sync::Mutex<Vec<Option<String>>> =
+            std::sync::Mutex::new(mine.iter().map(|m| Some(m.target.host.clone())).collect());
+        let mut numbered: Vec<(usize, &mut Member)> = mine.into_iter().enumerate().collect();
+        let (stop, ticks) = std::sync::mpsc::channel::<()>();
+        let started = std::time::Instant::now();
+        let results = std::thread::scope(|scope| {
+            let (pending, watch) = (&pending, &watch);
+            scope.spawn(move || {
+                // until the sender goes: the work is over
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    ticks.recv_timeout(WATCH_TICK)
+                {
+                    let hosts: Vec<String> = pending
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .iter()
+                        .flatten()
+                        .cloned()
+                        .collect();
+                    watch.waiting(&hosts, started.elapsed());
+                }
+            });
+            let results = fanout::map(&mut numbered, self.parallelism, |(i, m)| {
+                let out = job(m);
+                pending.lock().unwrap_or_else(|e| e.into_inner())[*i] = None;
+                out
+            });
+            drop(stop);
+            results
+        });
+        watch.done();
+        results
     }
 
     /// Apply `job` to the given hosts of `stage` at once; answers in the
@@ -400,4 +479,71 @@ pub fn problems<T>(answers: &[Answer<T>], problem: impl Fn(&T) -> Option<String>
         .iter()
         .filter_map(|(host, a)| problem(a).map(|p| format!("{host}: {p}")))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::fake::{Fake, FakeHost};
+    use crate::transport::TargetKind;
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    #[derive(Default)]
+    struct Recorder {
+        waits: Mutex<Vec<Vec<String>>>,
+        done: Mutex<usize>,
+    }
+
+    impl Watch for Recorder {
+        fn waiting(&self, hosts: &[String], _: Duration) {
+            self.waits.lock().unwrap().push(hosts.to_vec());
+        }
+        fn done(&self) {
+            *self.done.lock().unwrap() += 1;
+        }
+    }
+
+    #[test]
+    fn a_watch_hears_which_hosts_are_still_pending_then_done() {
+        let fake = Fake::default();
+        let targets: Vec<Target> = ["fast", "slow"]
+            .iter()
+            .map(|h| {
+                fake.world()
+                    .hosts
+                    .insert(h.to_string(), FakeHost::default());
+                Target {
+                    stage: "test".into(),
+                    host: h.to_string(),
+                    kind: TargetKind::Local,
+                }
+            })
+            .collect();
+        let recorder = Arc::new(Recorder::default());
+        let mut fleet = Fleet::connect_with(targets, 8, Arc::new(fake)).watched(recorder.clone());
+        let answers = fleet.on_stage("test", |m| {
+            if m.host() == "slow" {
+                // slow until the watch was told that only this host is left
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while !recorder
+                    .waits
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|w| w == &["slow".to_string()])
+                {
+                    assert!(Instant::now() < deadline, "never told");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            m.host().len()
+        });
+        assert_eq!(answers, [("fast".into(), 4), ("slow".into(), 4)]);
+        assert_eq!(*recorder.done.lock().unwrap(), 1);
+        // nothing after the end
+        let seen = recorder.waits.lock().unwrap().len();
+        std::thread::sleep(WATCH_TICK * 2);
+        assert_eq!(recorder.waits.lock().unwrap().len(), seen);
+    }
 }
