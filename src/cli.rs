@@ -170,6 +170,40 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script: subcommands and flags; with
+    /// `--dynamic`, also stage and package names from the configuration.
+    #[command(
+        after_long_help = "Examples:\n  deployer completions bash > ~/.local/share/bash-completion/completions/deployer\n  deployer completions zsh > ~/.zfunc/_deployer          (with fpath+=~/.zfunc)\n  deployer completions fish > ~/.config/fish/completions/deployer.fish\n  echo 'source <(deployer completions bash --dynamic)' >> ~/.bashrc"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: CompletionShell,
+        /// Print a script that asks deployer for each completion, so that
+        /// stage and package names come from the deployer.ini found from
+        /// the current directory (or DEPLOYER_CONFIG). Source it from the
+        /// shell's startup file: it must match the installed deployer.
+        #[arg(long)]
+        dynamic: bool,
+    },
+    /// Print the manual page (roff): `deployer man | man -l -`.
+    Man {
+        /// Write every page (deployer.1 and one deployer-COMMAND.1 per
+        /// command) into DIR instead.
+        #[arg(long, value_name = "DIR")]
+        output_dir: Option<PathBuf>,
+    },
+}
+
+/// The shells `deployer completions` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    /// GNU Bash (with the bash-completion package).
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// The friendly interactive shell.
+    Fish,
 }
 
 /// Options shared by `deploy` and `promote`.

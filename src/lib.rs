@@ -34,5 +34,6 @@ pub mod version;
 
 pub(crate) mod app;
 
+pub use app::completions::{complete_from_env, write_man, write_script};
 pub use app::run;
 pub use error::ExitStatus;

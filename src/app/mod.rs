@@ -6,6 +6,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 
 mod badges;
+pub mod completions;
 mod freeze;
 mod hosts;
 mod unlock;
@@ -177,6 +178,8 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
             hosts.as_deref(),
             *json,
         ),
+        Some(Command::Completions { shell, dynamic }) => completions::completions(*shell, *dynamic),
+        Some(Command::Man { output_dir }) => completions::man(output_dir.as_deref()),
     }
 }
 
