@@ -18,6 +18,7 @@ pub mod error;
 pub mod fleet;
 pub mod freeze;
 pub mod history;
+pub mod init;
 pub mod interrupt;
 pub mod known_hosts;
 pub mod lock;

@@ -19,6 +19,7 @@ const SUBCOMMANDS: &[&str] = &[
     "history",
     "completions",
     "man",
+    "init",
 ];
 
 fn deployer() -> Command {

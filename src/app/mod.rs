@@ -9,6 +9,7 @@ mod badges;
 pub mod completions;
 mod freeze;
 mod hosts;
+mod init;
 mod unlock;
 
 use crate::cli::{Cli, ColorChoice, Command, DeployArgs, StatusArgs};
@@ -180,6 +181,20 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
         ),
         Some(Command::Completions { shell, dynamic }) => completions::completions(*shell, *dynamic),
         Some(Command::Man { output_dir }) => completions::man(output_dir.as_deref()),
+        Some(Command::Init {
+            from_ansible,
+            stages,
+            packages,
+        }) => {
+            let cwd = std::env::current_dir()
+                .map_err(|e| Fatal::usage(format!("cannot read the current directory: {e}")))?;
+            let request = init::Request {
+                from_ansible: from_ansible.as_deref(),
+                stages: stages.as_deref(),
+                packages,
+            };
+            init::run(&cwd, &request)
+        }
     }
 }
 
