@@ -201,6 +201,14 @@ fn from_ansible_errors_name_the_group_and_write_nothing() {
         "{err}"
     );
     assert!(!dir.path().join("deployer.ini").exists());
+    // --config names a file to read, not where to write
+    let (code, _, err) = output(deployer(dir.path()).args(["--config", "x.ini", "init"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`--config x.ini` does not go with `init`"),
+        "{err}"
+    );
+    assert!(!dir.path().join("x.ini").exists());
     // --stages without an inventory makes no sense
     let (code, _, err) = output(deployer(dir.path()).args(["init", "--stages", "a,b"]));
     assert_eq!(code, 2, "{err}");

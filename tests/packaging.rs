@@ -237,3 +237,128 @@ fn man_output_dir_writes_one_page_per_command() {
         assert!(text.contains(".TH"), "{page}");
     }
 }
+
+/// `packaging/build-deb`: the release binary, one manual page per command,
+/// the three completion scripts at their Debian paths and the example
+/// configuration, in a package whose binary runs and has no symbols.
+/// Needs cargo-deb (`tests/run-all` installs it); builds in release mode,
+/// so it takes a few minutes the first time.
+#[test]
+fn deb_package_has_every_file() {
+    let has_cargo_deb = Command::new(env!("CARGO"))
+        .args(["deb", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_cargo_deb {
+        let why = "no `cargo deb` (`cargo install --locked cargo-deb`; tests/run-all does)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+        eprintln!("skipped: {why}");
+        return;
+    }
+    if !have("dpkg-deb", "dpkg") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(root.join("packaging/build-deb"))
+        .arg("--output")
+        .arg(dir.path())
+        .env_remove("COMPLETE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("packaging/build-deb runs");
+    assert!(
+        out.status.success(),
+        "packaging/build-deb failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let debs: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "deb"))
+        .collect();
+    assert_eq!(debs.len(), 1, "{debs:?}");
+    let deb = &debs[0];
+    let name = deb.file_name().unwrap().to_string_lossy();
+    assert!(
+        name.starts_with(&format!("deployer_{}-1_", env!("CARGO_PKG_VERSION"))),
+        "{name}"
+    );
+
+    let listing = stdout_of(Command::new("dpkg-deb").arg("-c").arg(deb));
+    let paths: Vec<&str> = listing
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .collect();
+    for want in [
+        "./usr/bin/deployer",
+        "./usr/share/man/man1/deployer.1.gz",
+        "./usr/share/man/man1/deployer-deploy.1.gz",
+        "./usr/share/man/man1/deployer-init.1.gz",
+        "./usr/share/bash-completion/completions/deployer",
+        "./usr/share/zsh/vendor-completions/_deployer",
+        "./usr/share/fish/vendor_completions.d/deployer.fish",
+        "./usr/share/doc/deployer/deployer.ini.example",
+        "./usr/share/doc/deployer/copyright",
+    ] {
+        assert!(
+            paths.contains(&want),
+            "{want} not in the package:\n{listing}"
+        );
+    }
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("-rwxr-xr-x root/root") && l.ends_with("./usr/bin/deployer")),
+        "{listing}"
+    );
+
+    let control = stdout_of(Command::new("dpkg-deb").arg("-f").arg(deb));
+    for field in [
+        "Package: deployer",
+        "Section: admin",
+        "Maintainer: ",
+        "Depends: ",
+    ] {
+        assert!(control.contains(field), "no `{field}` in:\n{control}");
+    }
+    assert!(control.contains("libc6"), "{control}");
+
+    // what it installs works: the binary runs, the pages and scripts are
+    // the ones it generates
+    let tree = dir.path().join("tree");
+    stdout_of(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&tree));
+    let bin = tree.join("usr/bin/deployer");
+    let version = stdout_of(Command::new(&bin).arg("--version"));
+    assert_eq!(
+        version.trim(),
+        format!("deployer {}", env!("CARGO_PKG_VERSION"))
+    );
+    let bash = std::fs::read_to_string(tree.join("usr/share/bash-completion/completions/deployer"))
+        .unwrap();
+    assert_eq!(
+        bash,
+        stdout_of(Command::new(&bin).args(["completions", "bash"]))
+    );
+    if have("readelf", "binutils") {
+        let sections = stdout_of(Command::new("readelf").arg("-S").arg(&bin));
+        assert!(
+            !sections.contains(".symtab"),
+            "the binary keeps its symbols"
+        );
+    }
+    if have("man", "man-db") {
+        let page = Command::new("man")
+            .arg("-l")
+            .arg(tree.join("usr/share/man/man1/deployer-init.1.gz"))
+            .env("MANWIDTH", "100")
+            .env("PAGER", "cat")
+            .env("MANPAGER", "cat")
+            .output()
+            .expect("man runs");
+        let text = String::from_utf8_lossy(&page.stdout);
+        assert!(text.contains("--from-ansible"), "{text}");
+    }
+}

@@ -186,6 +186,14 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
             stages,
             packages,
         }) => {
+            if let Some(path) = &cli.config {
+                return Err(Fatal::usage(format!(
+                    "`--config {}` does not go with `init`, which writes `deployer.ini` in the \
+                     current directory",
+                    path.display()
+                ))
+                .note("run `deployer init` in the directory the file belongs in"));
+            }
             let cwd = std::env::current_dir()
                 .map_err(|e| Fatal::usage(format!("cannot read the current directory: {e}")))?;
             let request = init::Request {
