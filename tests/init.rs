@@ -12,7 +12,7 @@ fn deployer(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_deployer"));
     cmd.current_dir(dir)
         .env_remove("DEPLOYER_CONFIG")
-        .env_remove("COMPLETE")
+        .env_remove("DEPLOYER_COMPLETE")
         .env_remove("SSH_AUTH_SOCK")
         .env("HOME", dir)
         .stdin(Stdio::null());
@@ -37,7 +37,7 @@ fn init_under_umask_077(dir: &Path, args: &[&str]) -> (i32, String, String) {
         .args(args)
         .current_dir(dir)
         .env_remove("DEPLOYER_CONFIG")
-        .env_remove("COMPLETE")
+        .env_remove("DEPLOYER_COMPLETE")
         .env("HOME", dir)
         .stdin(Stdio::null());
     output(&mut sh)

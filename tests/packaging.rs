@@ -24,7 +24,8 @@ const SUBCOMMANDS: &[&str] = &[
 
 fn deployer() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_deployer"));
-    cmd.env_remove("DEPLOYER_CONFIG").env_remove("COMPLETE");
+    cmd.env_remove("DEPLOYER_CONFIG")
+        .env_remove("DEPLOYER_COMPLETE");
     cmd
 }
 
@@ -133,7 +134,7 @@ fn dynamic_bash_completion_offers_stages_and_packages_from_the_config() {
             .current_dir(dir.path())
             .env("PATH", &path)
             .env_remove("DEPLOYER_CONFIG")
-            .env_remove("COMPLETE")
+            .env_remove("DEPLOYER_COMPLETE")
             .output()
             .expect("bash runs");
         assert!(
@@ -168,7 +169,7 @@ fn dynamic_completion_without_a_config_offers_no_names_and_prints_no_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = deployer()
         .current_dir(dir.path())
-        .env("COMPLETE", "bash")
+        .env("DEPLOYER_COMPLETE", "bash")
         .env("_CLAP_COMPLETE_INDEX", "2")
         .args(["--", "deployer", "deploy", ""])
         .output()
@@ -265,7 +266,7 @@ fn deb_package_has_every_file() {
     let out = Command::new(root.join("packaging/build-deb"))
         .arg("--output")
         .arg(dir.path())
-        .env_remove("COMPLETE")
+        .env_remove("DEPLOYER_COMPLETE")
         .stdin(Stdio::null())
         .output()
         .expect("packaging/build-deb runs");
@@ -361,4 +362,15 @@ fn deb_package_has_every_file() {
         let text = String::from_utf8_lossy(&page.stdout);
         assert!(text.contains("--from-ansible"), "{text}");
     }
+}
+
+/// clap_complete's default variable, `COMPLETE`, is too generic a name: set
+/// for anything else, it would turn every run into a completion request.
+#[test]
+fn an_unrelated_complete_variable_does_not_hijack_the_run() {
+    let version = stdout_of(deployer().env("COMPLETE", "1").arg("--version"));
+    assert_eq!(
+        version.trim(),
+        format!("deployer {}", env!("CARGO_PKG_VERSION"))
+    );
 }

@@ -7,7 +7,7 @@
 //! - static (the default): subcommands, flags and fixed values, written
 //!   once into a file (the Debian package ships them);
 //! - dynamic (`--dynamic`): a small script that asks `deployer` itself for
-//!   each completion (`COMPLETE=SHELL deployer -- WORDS`, answered by
+//!   each completion (`DEPLOYER_COMPLETE=SHELL deployer -- WORDS`, answered by
 //!   [`complete_from_env`] before anything else runs), which also offers
 //!   the stage and package names of the configuration found from the
 //!   current directory (or `DEPLOYER_CONFIG`).
@@ -28,10 +28,12 @@ use crate::config;
 use crate::error::{ExitStatus, Fatal};
 
 /// The environment variable that turns a run of `deployer` into a
-/// completion request (clap_complete's protocol).
-pub const COMPLETE_VAR: &str = "COMPLETE";
+/// completion request (clap_complete's protocol). Not clap_complete's
+/// default `COMPLETE`: a name that generic may be set for something else,
+/// and deployer would then answer as a completer instead of running.
+pub const COMPLETE_VAR: &str = "DEPLOYER_COMPLETE";
 
-/// Answer a completion request and exit, when `COMPLETE` is set in the
+/// Answer a completion request and exit, when `DEPLOYER_COMPLETE` is set in the
 /// environment (by a script of `deployer completions SHELL --dynamic`);
 /// otherwise return at once. Call first thing in `main`.
 pub fn complete_from_env() {
@@ -177,7 +179,7 @@ mod tests {
             CompletionShell::Fish,
         ] {
             let text = script(shell, true);
-            assert!(text.contains("COMPLETE="), "{shell:?}: {text}");
+            assert!(text.contains("DEPLOYER_COMPLETE="), "{shell:?}: {text}");
             assert!(text.contains("deployer"), "{shell:?}: {text}");
         }
     }
