@@ -250,6 +250,67 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script: subcommands and flags; with
+    /// `--dynamic`, also stage and package names from the configuration.
+    #[command(
+        after_long_help = "Examples:\n  deployer completions bash > ~/.local/share/bash-completion/completions/deployer\n  deployer completions zsh > ~/.zfunc/_deployer          (with fpath+=~/.zfunc)\n  deployer completions fish > ~/.config/fish/completions/deployer.fish\n  echo 'source <(deployer completions bash --dynamic)' >> ~/.bashrc"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: CompletionShell,
+        /// Print a script that asks deployer for each completion, so that
+        /// stage and package names come from the deployer.ini found from
+        /// the current directory (or DEPLOYER_CONFIG). Source it from the
+        /// shell's startup file: it must match the installed deployer.
+        #[arg(long)]
+        dynamic: bool,
+    },
+    /// Print the manual page (roff): `deployer man | man -l -`.
+    Man {
+        /// Write every page (deployer.1 and one deployer-COMMAND.1 per
+        /// command) into DIR instead.
+        #[arg(long, value_name = "DIR")]
+        output_dir: Option<PathBuf>,
+    },
+    /// Write a commented deployer.ini in the current directory (never
+    /// replacing one): every stage on this machine (`local`), or the
+    /// stages and hosts of an Ansible inventory.
+    #[command(
+        after_long_help = "Examples:\n  deployer init                                     test, staging, prod on this machine\n  deployer init --packages fastpath,ooni-api\n  deployer init --from-ansible inventory/hosts.ini  one stage per group of the inventory\n  deployer init --from-ansible hosts.yml --stages test,hel,prod"
+    )]
+    Init {
+        /// Take stages and hosts from this Ansible inventory: one stage per
+        /// group, `ansible_host`/`ansible_user`/`ansible_port` as
+        /// `user@host:port`. Read through `ansible-inventory -i INVENTORY
+        /// --list`, unless it is that command's JSON output already.
+        #[arg(long, value_name = "INVENTORY")]
+        from_ansible: Option<PathBuf>,
+        /// The inventory groups to make stages of, in pipeline order
+        /// (default: every group under `all` but `ungrouped`).
+        #[arg(
+            long,
+            value_name = "GROUP,...",
+            value_delimiter = ',',
+            requires = "from_ansible"
+        )]
+        stages: Option<Vec<String>>,
+        /// The packages to list in `deb_packages` (default: `base-files`,
+        /// as a placeholder that every Debian host has).
+        #[arg(long, value_name = "PKG,...", value_delimiter = ',')]
+        packages: Vec<String>,
+    },
+}
+
+/// The shells `deployer completions` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    /// GNU Bash (with the bash-completion package).
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// The friendly interactive shell.
+    Fish,
 }
 
 /// Options shared by `deploy` and `promote`.

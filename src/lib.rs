@@ -18,6 +18,7 @@ pub mod error;
 pub mod fleet;
 pub mod freeze;
 pub mod history;
+pub mod init;
 pub mod interrupt;
 pub mod known_hosts;
 pub mod lock;
@@ -37,5 +38,6 @@ pub mod versions;
 
 pub(crate) mod app;
 
+pub use app::completions::{complete_from_env, write_man, write_script};
 pub use app::run;
 pub use error::ExitStatus;

@@ -4,6 +4,8 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // `DEPLOYER_COMPLETE=bash deployer -- ...`: a shell asking for completions
+    deployer::complete_from_env();
     let cli = deployer::cli::Cli::parse();
     deployer::run(cli).into()
 }

@@ -7,8 +7,10 @@ use std::path::PathBuf;
 
 mod badges;
 mod check;
+pub mod completions;
 mod freeze;
 mod hosts;
+mod init;
 mod selection;
 mod unlock;
 mod versions;
@@ -249,6 +251,30 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
             !*no_update,
             with_json(*json),
         ),
+        Some(Command::Completions { shell, dynamic }) => completions::completions(*shell, *dynamic),
+        Some(Command::Man { output_dir }) => completions::man(output_dir.as_deref()),
+        Some(Command::Init {
+            from_ansible,
+            stages,
+            packages,
+        }) => {
+            if let Some(path) = &cli.config {
+                return Err(Fatal::usage(format!(
+                    "`--config {}` does not go with `init`, which writes `deployer.ini` in the \
+                     current directory",
+                    path.display()
+                ))
+                .note("run `deployer init` in the directory the file belongs in"));
+            }
+            let cwd = std::env::current_dir()
+                .map_err(|e| Fatal::usage(format!("cannot read the current directory: {e}")))?;
+            let request = init::Request {
+                from_ansible: from_ansible.as_deref(),
+                stages: stages.as_deref(),
+                packages,
+            };
+            init::run(&cwd, &request)
+        }
     }
 }
 
