@@ -38,6 +38,13 @@ pub struct Cli {
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
 
+    /// Say more on stderr: `-v` logs every command run on each host (and
+    /// a deploy shows every host's apt output); `-vv` also connections,
+    /// timings and exit statuses. Commands from the configuration
+    /// (`health_check`) are named, not shown.
+    #[arg(long, short = 'v', action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
     /// Status options (when no command is given).
     #[command(flatten)]
     pub status: StatusArgs,
@@ -343,9 +350,6 @@ pub struct DeployArgs {
     /// Deploy to hosts that hold the package (`apt-mark hold`); the hold is set again after.
     #[arg(long)]
     pub allow_held: bool,
-    /// Show every host's apt output, prefixed with the host name.
-    #[arg(long, short = 'v')]
-    pub verbose: bool,
     /// Print the result as JSON on stdout: the history record of the
     /// attempt, or with --dry-run the plan; the progress goes to stderr.
     #[arg(long)]

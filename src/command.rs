@@ -11,6 +11,9 @@ use std::fmt;
 pub struct RemoteCommand {
     line: String,
     label: String,
+    /// Holds text from the configuration (`health_check`), which may carry
+    /// a secret: logs name it instead of showing it.
+    from_config: bool,
 }
 
 impl RemoteCommand {
@@ -19,15 +22,27 @@ impl RemoteCommand {
         RemoteCommand {
             line: program.to_string(),
             label: program.to_string(),
+            from_config: false,
         }
     }
 
-    /// A trusted script, e.g. a health check from the configuration file.
-    /// `label` names it in messages.
+    /// A trusted script written in this crate. `label` names it in
+    /// messages.
     pub fn trusted(script: &str, label: &str) -> Self {
         RemoteCommand {
             line: script.to_string(),
             label: label.to_string(),
+            from_config: false,
+        }
+    }
+
+    /// A script from the configuration file (a health check): trusted like
+    /// the file, but it may carry a secret, so logs name it by `label`
+    /// instead of showing it.
+    pub fn from_config(script: &str, label: &str) -> Self {
+        RemoteCommand {
+            from_config: true,
+            ..RemoteCommand::trusted(script, label)
         }
     }
 
@@ -75,7 +90,19 @@ impl RemoteCommand {
     #[must_use]
     pub fn then(mut self, next: RemoteCommand) -> Self {
         self.line = format!("{}; {}", self.line, next.line);
+        self.from_config |= next.from_config;
         self
+    }
+
+    /// The command for a log line: the full line, or for one that holds
+    /// configuration text (a health check, which may carry a secret) only
+    /// its name.
+    pub fn for_log(&self) -> std::borrow::Cow<'_, str> {
+        if self.from_config {
+            format!("[{} from the configuration, not shown]", self.label).into()
+        } else {
+            self.line.as_str().into()
+        }
     }
 
     /// Name the command in messages (`then` keeps the first part's name).
@@ -151,6 +178,19 @@ pub(crate) fn run_here(command: &RemoteCommand, stdin: &[u8]) -> (i32, String, S
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn logs_name_configuration_commands_instead_of_showing_them() {
+        let check = RemoteCommand::from_config("curl -H 'Authorization: SECRET' x", "health check");
+        assert_eq!(
+            check.for_log(),
+            "[health check from the configuration, not shown]"
+        );
+        let chained = RemoteCommand::new("true").then(check);
+        assert!(!chained.for_log().contains("SECRET"));
+        let plain = RemoteCommand::new("dpkg-query").arg("-W");
+        assert_eq!(plain.for_log(), "dpkg-query -W");
+    }
+
     use super::*;
 
     #[test]

@@ -627,3 +627,35 @@ fn quiet_prints_nothing_when_all_is_well() {
         }
     }
 }
+
+/// `-v` logs every command run on each host on stderr, `-vv` also
+/// connections and exit statuses; without it, nothing.
+#[test]
+fn verbose_logs_the_commands_run_on_each_host() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deployer.ini.example");
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let (code, out, err) = output(
+            deployer(dir.path())
+                .arg("--config")
+                .arg(&example)
+                .args(extra),
+        );
+        assert_eq!(code, 0, "{out}{err}");
+        (out, err)
+    };
+    let (_, err) = run(&[]);
+    assert_eq!(err, "");
+    let (out, err) = run(&["-v"]);
+    assert!(out.contains("Package"), "the view is unchanged: {out}");
+    assert!(
+        err.contains("host=local") && err.contains("command=dpkg-query -W"),
+        "{err}"
+    );
+    assert!(!err.contains("status=0"), "{err}");
+    let (_, err) = run(&["status", "-vv"]);
+    assert!(
+        err.contains("connected") && err.contains("status=0"),
+        "{err}"
+    );
+}

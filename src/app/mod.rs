@@ -36,6 +36,7 @@ pub fn run(cli: Cli) -> ExitStatus {
     // per host, with what to do about it.
     let _ = transport::raise_fd_limit();
     let color = decide_color(cli.color, io::stdout().is_terminal());
+    start_logs(&cli);
     match dispatch(&cli, color) {
         Ok(status) => status,
         Err(fatal) => {
@@ -43,6 +44,23 @@ pub fn run(cli: Cli) -> ExitStatus {
             fatal.status
         }
     }
+}
+
+/// `-v` and `-vv`: log lines on stderr (`tracing`), every command run on
+/// each host, then connections, timings and exit statuses. Nothing
+/// without `-v`.
+fn start_logs(cli: &Cli) {
+    let level = match cli.verbose {
+        0 => return,
+        1 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(stderr_color(cli) == Color::Always)
+        .try_init();
 }
 
 /// Colour on or off: `--color always|never`; otherwise off with
@@ -358,7 +376,7 @@ fn deploy_or_promote(
         rollback_on_failure: args.rollback_on_failure,
         allow_dependency_changes: args.allow_dependency_changes,
         allow_held: args.allow_held,
-        verbose: args.verbose,
+        verbose: cli.verbose > 0,
     };
     // everything typed is checked before any host is contacted
     let checked = deploy::validate(&config, request, &opts).inspect_err(|fatal| {

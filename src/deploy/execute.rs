@@ -439,7 +439,7 @@ fn install_and_check(
         }
     }
     if let Some(check) = config.health_checks.get(&plan.package) {
-        let cmd = RemoteCommand::trusted(check, "health check");
+        let cmd = RemoteCommand::from_config(check, "health check");
         match member.run(&cmd, config.ssh.command_timeout) {
             Ok(o) if o.success() => {}
             Ok(o) => {

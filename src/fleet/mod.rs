@@ -85,10 +85,21 @@ impl Member {
     /// lost, so later commands fail at once instead of waiting again; a
     /// command that merely timed out leaves the session usable.
     pub fn exec(&mut self, exec: Exec<'_>) -> Result<Output, HostError> {
+        let started = std::time::Instant::now();
+        tracing::info!(host = %self.target.host, command = %exec.command.for_log(), "run");
         let result = match &mut self.conn {
             Ok(conn) => conn.exec(exec),
             Err(e) => Err(e.clone()),
         };
+        match &result {
+            Ok(out) => tracing::debug!(
+                host = %self.target.host,
+                status = out.status,
+                ms = started.elapsed().as_millis() as u64,
+                "done"
+            ),
+            Err(e) => tracing::debug!(host = %self.target.host, error = %e, "failed"),
+        }
         self.note_loss(&result);
         result
     }
@@ -274,7 +285,15 @@ impl Fleet {
         fleet.on_each(
             |_| true,
             |m| {
+                let started = std::time::Instant::now();
                 m.conn = m.connector.connect(&m.target);
+                let ms = started.elapsed().as_millis() as u64;
+                match &m.conn {
+                    Ok(_) => tracing::debug!(host = %m.target.host, ms, "connected"),
+                    Err(e) => {
+                        tracing::debug!(host = %m.target.host, ms, error = %e, "not connected")
+                    }
+                }
             },
         );
         fleet
