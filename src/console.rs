@@ -53,6 +53,9 @@ pub struct Console {
     /// `--quiet`: [`Console::say`] and [`Console::matrix`] print nothing;
     /// warnings, errors and [`Console::report`] still do.
     pub quiet: bool,
+    /// The "waiting for" line on the terminal, if any: hidden while a line
+    /// is written, so that the two never mix.
+    waiting: Option<std::sync::Arc<Waiting>>,
 }
 
 impl Console {
@@ -73,6 +76,7 @@ impl Console {
             err_color,
             document: Mutex::new(None),
             quiet: false,
+            waiting: None,
         }
     }
 
@@ -96,6 +100,30 @@ impl Console {
             err_color: color,
             document: Mutex::new(None),
             quiet: false,
+            waiting: None,
+        }
+    }
+
+    /// The same console, keeping `waiting`'s line out of the way of what
+    /// it prints.
+    pub fn with_waiting(mut self, waiting: Option<std::sync::Arc<Waiting>>) -> Console {
+        self.waiting = waiting;
+        self
+    }
+
+    /// The "waiting for" line as a [`crate::fleet::Watch`], for the fleet
+    /// whose words this console prints.
+    pub fn watch(&self) -> Option<std::sync::Arc<dyn crate::fleet::Watch>> {
+        self.waiting
+            .clone()
+            .map(|w| w as std::sync::Arc<dyn crate::fleet::Watch>)
+    }
+
+    /// Run `write` with the "waiting for" line hidden.
+    fn aside<T>(&self, write: impl FnOnce() -> T) -> T {
+        match &self.waiting {
+            Some(w) => w.bar.suspend(write),
+            None => write(),
         }
     }
 
@@ -115,15 +143,19 @@ impl Console {
     /// Print one line (or several) on stdout, even when quiet: the report
     /// of something that went wrong.
     pub fn report(&self, text: &str) {
-        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = writeln!(out, "{text}");
-        let _ = out.flush();
+        self.aside(|| {
+            let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        });
     }
 
     /// Print `warning: ...` on stderr.
     pub fn warn(&self, text: &str) {
-        let mut err = self.err.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = writeln!(err, "{}: {text}", self.err_color.warning_label());
+        self.aside(|| {
+            let mut err = self.err.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(err, "{}: {text}", self.err_color.warning_label());
+        });
     }
 
     /// Print a matrix under a title, unless quiet.
@@ -131,11 +163,13 @@ impl Console {
         if self.quiet {
             return;
         }
-        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = writeln!(out, "{title}");
-        let _ = render::text(m, self.color, &mut *out);
-        let _ = writeln!(out);
-        let _ = out.flush();
+        self.aside(|| {
+            let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(out, "{title}");
+            let _ = render::text(m, self.color, &mut *out);
+            let _ = writeln!(out);
+            let _ = out.flush();
+        });
     }
 
     /// Keep `value` as the command's result (the last one kept wins), for
@@ -154,10 +188,12 @@ impl Console {
 
     /// Ask a question; `None` when nobody can answer.
     pub fn ask(&self, question: &str) -> Option<String> {
-        self.prompt
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .ask(question)
+        self.aside(|| {
+            self.prompt
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .ask(question)
+        })
     }
 }
 

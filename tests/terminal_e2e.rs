@@ -44,6 +44,11 @@ fn a_terminal_is_told_which_host_the_view_waits_for() {
         quiet.contains("timed out"),
         "problems still show: {quiet:?}"
     );
+    // a deploy waits for its hosts the same way, and its words keep clear
+    // of the line
+    let shown = on_terminal(&tb, "deploy fastpath test --yes");
+    assert!(shown.contains("waiting for 1 host: test-2 ("), "{shown:?}");
+    assert!(shown.contains("no host was changed"), "{shown:?}");
     let (_, out, err) = common::cli::deployer(&tb, &["status"]);
     assert!(!out.contains("waiting for 1 host") && !err.contains("waiting for 1 host"));
 }

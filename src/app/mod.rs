@@ -87,7 +87,9 @@ fn stderr_color(cli: &Cli) -> Color {
 /// The console of this run: stdout coloured as `color`, stderr as its own
 /// decision.
 fn console(cli: &Cli, color: Color) -> Console {
-    Console::stdio_colors(color, stderr_color(cli)).quiet(cli.quiet)
+    Console::stdio_colors(color, stderr_color(cli))
+        .quiet(cli.quiet)
+        .with_waiting(crate::console::Waiting::on_terminal(cli.quiet))
 }
 
 /// What shows, on a terminal, the hosts a long fan-out waits for.
@@ -108,7 +110,9 @@ fn with_console(
     if !json {
         return work(&console(cli, color));
     }
-    let console = Console::for_json(stderr_color(cli)).quiet(cli.quiet);
+    let console = Console::for_json(stderr_color(cli))
+        .quiet(cli.quiet)
+        .with_waiting(crate::console::Waiting::on_terminal(cli.quiet));
     let result = work(&console);
     let document = console.take_document().unwrap_or(serde_json::Value::Null);
     emit(|out| {
@@ -406,7 +410,7 @@ fn deploy_or_promote(
         opts: &opts,
         interrupt: &interrupt,
     };
-    let fleet = Fleet::connect(targets, config.parallelism);
+    let fleet = Fleet::connect_watched(targets, config.parallelism, console.watch());
     deploy::run(&cx, fleet, &checked)
 }
 
