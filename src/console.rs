@@ -206,9 +206,11 @@ pub struct Waiting {
 }
 
 impl Waiting {
-    /// A spinner on stderr, if stderr is a terminal and `quiet` is off.
+    /// A spinner on stderr, if stderr is a terminal (not `TERM=dumb`) and
+    /// `quiet` is off.
     pub fn on_terminal(quiet: bool) -> Option<std::sync::Arc<Waiting>> {
-        if quiet || !io::stderr().is_terminal() {
+        // a `dumb` terminal cannot take the line back
+        if quiet || !io::stderr().is_terminal() || !anstyle_query::term_supports_color() {
             return None;
         }
         let bar =

@@ -659,3 +659,38 @@ fn verbose_logs_the_commands_run_on_each_host() {
         "{err}"
     );
 }
+
+/// On a real terminal (a pseudo-terminal from util-linux's `script`),
+/// colour is on, unless `TERM=dumb` or `NO_COLOR`.
+#[test]
+fn a_dumb_terminal_gets_no_colour() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deployer.ini.example");
+    let dir = tempfile::tempdir().unwrap();
+    let shown = |term: &str, no_color: Option<&str>| {
+        let mut cmd = Command::new("script");
+        cmd.args(["-q", "-e", "-c"])
+            .arg(format!(
+                "{} --config {}",
+                env!("CARGO_BIN_EXE_deployer"),
+                example.display()
+            ))
+            .arg("/dev/null")
+            .current_dir(dir.path())
+            .env("HOME", dir.path())
+            .env("TERM", term)
+            .env_remove("CLICOLOR_FORCE")
+            .env_remove("CLICOLOR")
+            .env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        let (code, out, err) = output(&mut cmd);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("Package"), "{out}");
+        // the bold header of the view; the terminal's own codes aside
+        out.contains("\x1b[1mPackage")
+    };
+    assert!(shown("xterm", None), "a terminal gets colour");
+    assert!(!shown("dumb", None), "TERM=dumb");
+    assert!(!shown("xterm", Some("1")), "NO_COLOR");
+}
