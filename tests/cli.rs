@@ -601,9 +601,15 @@ fn json_goes_before_or_after_the_command() {
             serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"));
         assert!(v.is_object() || v.is_array(), "{args:?}");
     }
-    let (code, _, err) = run(&["--json", "refresh-badges", "--output", "site"]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("with a command that prints JSON"), "{err}");
+    for args in [
+        &["--json", "refresh-badges", "--output", "site"][..],
+        &["--json", "man"],
+        &["--json", "completions", "bash"],
+    ] {
+        let (code, _, err) = run(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains("with a command that prints JSON"), "{err}");
+    }
 }
 
 /// `-q`: nothing when all is well, in either position.

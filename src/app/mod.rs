@@ -142,7 +142,15 @@ fn warn(cli: &Cli, message: &str) {
 fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
     // `--json` may come before or after the command that prints JSON; the
     // status view's own options only go with it
-    let takes_json = |c: &Command| !matches!(c, Command::RefreshBadges(_));
+    let takes_json = |c: &Command| {
+        !matches!(
+            c,
+            Command::RefreshBadges(_)
+                | Command::Completions { .. }
+                | Command::Man { .. }
+                | Command::Init { .. }
+        )
+    };
     if let Some(c) = cli
         .command
         .as_ref()
@@ -242,9 +250,10 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
         Some(Command::RefreshBadges(args)) => {
             let config = load_config(cli)?;
             badges::check(&config, args)?;
+            let console = console(cli, color);
             let fleet =
-                Fleet::connect_watched(targets(cli, &config)?, config.parallelism, waiting(cli));
-            badges::refresh(&config, &console(cli, color), fleet, args)
+                Fleet::connect_watched(targets(cli, &config)?, config.parallelism, console.watch());
+            badges::refresh(&config, &console, fleet, args)
         }
         Some(Command::History {
             package,
