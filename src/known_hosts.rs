@@ -27,6 +27,7 @@
 //! the SSH transport reads the files, asks [`check`] and writes what
 //! [`entry_line`] makes.
 
+use std::borrow::Borrow;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -100,8 +101,13 @@ pub enum Marker {
 /// The host names of a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Names {
-    /// `|1|salt|hash`: the whole field, and its salt.
-    Hashed { field: Vec<u8>, salt: Vec<u8> },
+    /// `|1|salt|hash`: the salt, and the hash decoded (`None` when the
+    /// field is not written as OpenSSH writes it, which no name matches:
+    /// OpenSSH compares the encoded text).
+    Hashed {
+        salt: Vec<u8>,
+        hash: Option<Vec<u8>>,
+    },
     /// A comma list of patterns, lower-cased.
     Patterns(Vec<u8>),
 }
@@ -270,11 +276,8 @@ fn parse_line(number: usize, line: &[u8]) -> Option<Entry> {
         }
     }
     let names = if first.starts_with(b"|") {
-        let salt = hashed_salt(first)?;
-        Names::Hashed {
-            field: first.to_vec(),
-            salt,
-        }
+        let (salt, hash) = hashed_parts(first)?;
+        Names::Hashed { salt, hash }
     } else {
         Names::Patterns(first.to_ascii_lowercase())
     };
@@ -295,12 +298,21 @@ fn parse_line(number: usize, line: &[u8]) -> Option<Entry> {
     })
 }
 
-/// The salt of a hashed name `|1|salt|hash`: 20 bytes, as OpenSSH wants.
-fn hashed_salt(field: &[u8]) -> Option<Vec<u8>> {
+/// The salt of a hashed name `|1|salt|hash` (20 bytes, as OpenSSH wants)
+/// and its hash, decoded once so that a lookup compares bytes; the hash
+/// is `None` unless the field reads back exactly as OpenSSH writes it.
+fn hashed_parts(field: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
     let rest = field.strip_prefix(b"|1|")?;
     let end = rest.iter().position(|&b| b == b'|')?;
     let salt = B64.decode(&rest[..end]).ok()?;
-    (salt.len() == 20).then_some(salt)
+    if salt.len() != 20 {
+        return None;
+    }
+    let hash = B64
+        .decode(&rest[end + 1..])
+        .ok()
+        .filter(|hash| hash_name_with(&salt, hash).as_bytes() == field);
+    Some((salt, hash))
 }
 
 /// The key type a public key blob names (its first string).
@@ -312,13 +324,19 @@ pub fn blob_key_type(blob: &[u8]) -> Option<&str> {
 
 /// The hashed form of `name` with `salt`: `|1|salt|hash`.
 pub fn hash_name(name: &str, salt: &[u8]) -> String {
+    hash_name_with(salt, &name_mac(name, salt))
+}
+
+/// `|1|salt|hash`, written out.
+fn hash_name_with(salt: &[u8], hash: &[u8]) -> String {
+    format!("|1|{}|{}", B64.encode(salt), B64.encode(hash))
+}
+
+/// HMAC-SHA1 of `name` keyed with `salt`: the hash of a hashed name.
+fn name_mac(name: &str, salt: &[u8]) -> Vec<u8> {
     let mut mac = Hmac::<Sha1>::new_from_slice(salt).expect("HMAC takes any key length");
     mac.update(name.as_bytes());
-    format!(
-        "|1|{}|{}",
-        B64.encode(salt),
-        B64.encode(mac.finalize().into_bytes())
-    )
+    mac.finalize().into_bytes().to_vec()
 }
 
 /// The SHA256 fingerprint of a public key blob, as `ssh-keygen -l` shows it.
@@ -378,7 +396,9 @@ fn match_list(name: &[u8], patterns: &[u8]) -> bool {
         if sub.len() >= 1023 {
             return false;
         }
-        if match_pattern(name, sub) {
+        // most lines list plain names: compared as bytes, no matcher
+        let literal = !sub.iter().any(|&b| b == b'*' || b == b'?');
+        if (literal && sub == name) || (!literal && match_pattern(name, sub)) {
             if negated {
                 return false;
             }
@@ -392,7 +412,9 @@ impl Entry {
     /// Whether this line names `name` (lower-cased).
     fn names(&self, name: &str) -> bool {
         match &self.names {
-            Names::Hashed { field, salt } => hash_name(name, salt).as_bytes() == field.as_slice(),
+            Names::Hashed { salt, hash } => {
+                hash.as_ref().is_some_and(|h| *h == name_mac(name, salt))
+            }
             Names::Patterns(p) => match_list(name.as_bytes(), p),
         }
     }
@@ -416,38 +438,40 @@ impl KnownHostsFile {
     }
 }
 
-/// Entries of every file naming `name`, with their file.
-fn naming<'a>(
-    files: &'a [KnownHostsFile],
+/// Entries of every file naming `name`, with their file. One pass over
+/// every line: a caller that looks at them more than once collects them.
+fn naming<'a, F: Borrow<KnownHostsFile>>(
+    files: &'a [F],
     name: &'a str,
 ) -> impl Iterator<Item = (&'a Path, &'a Entry)> + 'a {
     files
         .iter()
-        .flat_map(|f| f.entries.iter().map(move |e| (f.path.as_path(), e)))
+        .map(Borrow::borrow)
+        .flat_map(|f: &'a KnownHostsFile| f.entries.iter().map(move |e| (f.path.as_path(), e)))
         .filter(move |(_, e)| e.names(name))
 }
 
 /// What `files` (the user's, then the global ones) say about the key
 /// (`blob`, as the host sent it) offered by the host looked up as `names`.
-pub fn check(files: &[KnownHostsFile], names: &HostNames, blob: &[u8]) -> Verdict {
+/// `files` are [`KnownHostsFile`]s, owned or shared (one parse per run).
+pub fn check<F: Borrow<KnownHostsFile>>(files: &[F], names: &HostNames, blob: &[u8]) -> Verdict {
     if let Some((file, line)) = revoked(files, blob) {
         return Verdict::Revoked {
             file: file.to_path_buf(),
             line,
         };
     }
-    let plain = |name: &str| -> Vec<(PathBuf, Entry)> {
-        naming(files, name)
-            .filter(|(_, e)| e.marker == Marker::None)
-            .map(|(p, e)| (p.to_path_buf(), e.clone()))
-            .collect()
+    let primary: Vec<(&Path, &Entry)> = naming(files, &names.primary).collect();
+    let listed: Vec<&(&Path, &Entry)> = primary
+        .iter()
+        .filter(|(_, e)| e.marker == Marker::None)
+        .collect();
+    let found = |(file, e): &(&Path, &Entry)| Verdict::Match {
+        file: file.to_path_buf(),
+        line: e.line,
     };
-    let listed = plain(&names.primary);
-    if let Some((file, e)) = listed.iter().find(|(_, e)| e.blob == blob) {
-        return Verdict::Match {
-            file: file.clone(),
-            line: e.line,
-        };
+    if let Some(hit) = listed.iter().find(|(_, e)| e.blob == blob) {
+        return found(hit);
     }
     if !listed.is_empty() {
         return Verdict::Changed {
@@ -456,22 +480,22 @@ pub fn check(files: &[KnownHostsFile], names: &HostNames, blob: &[u8]) -> Verdic
                 .map(|(file, e)| KnownKey {
                     key_type: e.key_type.clone(),
                     fingerprint: fingerprint(&e.blob),
-                    file: file.clone(),
+                    file: file.to_path_buf(),
                     line: e.line,
                 })
                 .collect(),
         };
     }
     if let Some(bare) = &names.bare {
-        if let Some((file, e)) = plain(bare).iter().find(|(_, e)| e.blob == blob) {
-            return Verdict::Match {
-                file: file.clone(),
-                line: e.line,
-            };
+        if let Some(hit) =
+            naming(files, bare).find(|(_, e)| e.marker == Marker::None && e.blob == blob)
+        {
+            return found(&hit);
         }
     }
-    if let Some((file, e)) =
-        naming(files, &names.primary).find(|(_, e)| e.marker == Marker::CertAuthority)
+    if let Some((file, e)) = primary
+        .iter()
+        .find(|(_, e)| e.marker == Marker::CertAuthority)
     {
         return Verdict::CertAuthority {
             file: file.to_path_buf(),
@@ -486,7 +510,7 @@ pub fn check(files: &[KnownHostsFile], names: &HostNames, blob: &[u8]) -> Verdic
 /// first, as OpenSSH does. As with OpenSSH, a type counts only when the
 /// first key listed of that type is not revoked: a host whose revoked
 /// ed25519 key is still listed, beside a good ECDSA one, negotiates ECDSA.
-pub fn known_key_types(files: &[KnownHostsFile], name: &str) -> Vec<String> {
+pub fn known_key_types<F: Borrow<KnownHostsFile>>(files: &[F], name: &str) -> Vec<String> {
     let mut seen: Vec<&str> = Vec::new();
     let mut types = Vec::new();
     for (_, e) in naming(files, name) {
@@ -502,13 +526,19 @@ pub fn known_key_types(files: &[KnownHostsFile], name: &str) -> Vec<String> {
 }
 
 /// The `@revoked` line naming `blob`, in any file, whatever its host names.
-fn revoked<'a>(files: &'a [KnownHostsFile], blob: &[u8]) -> Option<(&'a Path, usize)> {
-    files.iter().find_map(|f| {
-        f.entries
-            .iter()
-            .find(|e| e.marker == Marker::Revoked && e.blob == blob)
-            .map(|e| (f.path.as_path(), e.line))
-    })
+fn revoked<'a, F: Borrow<KnownHostsFile>>(
+    files: &'a [F],
+    blob: &[u8],
+) -> Option<(&'a Path, usize)> {
+    files
+        .iter()
+        .map(Borrow::borrow)
+        .find_map(|f: &'a KnownHostsFile| {
+            f.entries
+                .iter()
+                .find(|e| e.marker == Marker::Revoked && e.blob == blob)
+                .map(|e| (f.path.as_path(), e.line))
+        })
 }
 
 /// Whether `name` may be written into a known_hosts file as a host name:

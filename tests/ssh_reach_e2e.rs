@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::testbed::{poll, tcp_peers_of, Testbed};
 use deployer::command::RemoteCommand;
 use deployer::fleet::Fleet;
-use deployer::transport::{self, Exec, Jumps, SshTarget, Target, TargetKind};
+use deployer::transport::{self, Exec, Reach, SshTarget, Target, TargetKind};
 
 /// An ssh-agent of this test's own, listening on a socket in a temporary
 /// directory; killed (by its PID) when dropped.
@@ -314,7 +314,7 @@ fn targets_behind_jump_hosts_are_reached_through_them() {
     };
     tb.write_config(&["fastpath"], "connect_timeout = 10", "");
     let me = std::process::id();
-    let jumps = Jumps::default();
+    let jumps = Reach::default();
     let mut one = transport::connect_with(&behind(&tb, "test-2", &["test-1"]), &jumps)
         .expect("test-2 through test-1");
     assert_eq!(hostname(one.as_mut()), "test-2");
@@ -328,7 +328,7 @@ fn targets_behind_jump_hosts_are_reached_through_them() {
     assert!(!mine.contains(&ssh_port(&tb, "test-2")), "{mine:?}");
     drop(one);
 
-    let jumps = Jumps::default();
+    let jumps = Reach::default();
     let mut two = transport::connect_with(&behind(&tb, "test-3", &["test-1", "test-2"]), &jumps)
         .expect("test-3 through test-1 and test-2");
     assert_eq!(hostname(two.as_mut()), "test-3");
@@ -434,7 +434,7 @@ fn jump_host_failures_are_reported_and_bounded() {
         return;
     };
     tb.write_config(&["fastpath"], "connect_timeout = 3", "");
-    let jumps = Jumps::default();
+    let jumps = Reach::default();
 
     let mut closed = behind(&tb, "test-2", &["test-1"]);
     if let TargetKind::Ssh(s) = &mut closed.kind {

@@ -15,10 +15,10 @@ pub(crate) type Verdict = Option<Result<String, String>>;
 /// Ask every SSH host for its key (a handshake each, `parallelism` at a
 /// time, sharing jump host sessions), in `targets` order.
 pub(crate) fn check(targets: &[Target], parallelism: usize) -> Vec<Verdict> {
-    let jumps = crate::transport::Jumps::default();
+    let reach = crate::transport::Reach::default();
     crate::fleet::each_target(targets, parallelism, |t| match &t.kind {
         TargetKind::Ssh(s) => {
-            Some(crate::transport::ssh::probe_host_key(s, &jumps).map_err(|e| e.to_string()))
+            Some(crate::transport::ssh::probe_host_key(s, &reach).map_err(|e| e.to_string()))
         }
         TargetKind::Local => None,
     })

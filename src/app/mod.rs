@@ -618,8 +618,8 @@ fn status_view(cli: &Cli, args: &StatusArgs, color: Color) -> Result<ExitStatus,
         .into_iter()
         .filter(|t| only.keeps(t))
         .collect();
-    let mut fleet = Fleet::connect_watched(mine, config.parallelism, waiting(cli));
-    let reports = fleet.status(&only.packages, config.ssh.command_timeout);
+    let mut fleet = Fleet::unopened(mine, config.parallelism, waiting(cli));
+    let reports = fleet.survey(&only.packages, config.ssh.command_timeout);
     let m = matrix::build(&only.packages, &only.columns, &reports);
     let s = m.summary();
     let status = if s.answered < s.hosts {

@@ -49,6 +49,12 @@ pub const DEFAULT_PARALLELISM: usize = 64;
 /// The largest accepted `parallelism`.
 pub const MAX_PARALLELISM: usize = 1024;
 
+/// The default `max_startups`: connections deployer has starting at once
+/// (from the TCP connect to the end of the login) to one SSH server,
+/// below the 10 at which sshd's default `MaxStartups 10:30:100` begins to
+/// drop new ones.
+pub const DEFAULT_MAX_STARTUPS: usize = 8;
+
 /// The default `connect_timeout`.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -231,6 +237,11 @@ pub struct SshOptions {
     /// `ConnectTimeout` (default: `ConnectTimeout`, else
     /// [`DEFAULT_CONNECT_TIMEOUT`]).
     pub connect_timeout: Option<Duration>,
+    /// `max_startups`: the most connections that are starting (not yet
+    /// logged in) at once to one SSH server, an address and port (default
+    /// [`DEFAULT_MAX_STARTUPS`]). The rest wait their turn instead of
+    /// tripping the server's `MaxStartups`.
+    pub max_startups: usize,
     /// `ssh_proxy_jump`: jump hosts for every host, first hop first, as
     /// ssh's `-J` (wins over `ProxyJump`); `Some(vec![])` for `none`.
     pub proxy_jump: Option<Vec<JumpHost>>,
@@ -257,6 +268,7 @@ impl Default for SshOptions {
             known_hosts: None,
             accept_new_host_keys: false,
             connect_timeout: None,
+            max_startups: DEFAULT_MAX_STARTUPS,
             proxy_jump: None,
             command_timeout: Duration::from_secs(30),
             deploy_timeout: Duration::from_secs(600),
@@ -549,6 +561,9 @@ impl<'a> Reader<'a> {
                 .value(&env, "accept_new_host_keys", value::parse_bool)?
                 .unwrap_or(false),
             connect_timeout: self.value(&env, "connect_timeout", value::parse_duration)?,
+            max_startups: self
+                .value(&env, "max_startups", value::parse_max_startups)?
+                .unwrap_or(DEFAULT_MAX_STARTUPS),
             proxy_jump: self.value(&env, "ssh_proxy_jump", value::parse_proxy_jump)?,
             command_timeout: self
                 .value(&env, "command_timeout", value::parse_duration)?
@@ -1848,6 +1863,7 @@ connect_timeout = 5
 command_timeout = 45s
 deploy_timeout = 15m
 parallelism = 8
+max_startups = 4
 history_file = logs/history.jsonl
 batch_size = 3
 rollback_on_failure = on",
@@ -1866,6 +1882,7 @@ rollback_on_failure = on",
                 known_hosts: Some(PathBuf::from("/etc/deployer/known_hosts")),
                 accept_new_host_keys: true,
                 connect_timeout: Some(Duration::from_secs(5)),
+                max_startups: 4,
                 proxy_jump: None,
                 command_timeout: Duration::from_secs(45),
                 deploy_timeout: Duration::from_secs(900),

@@ -79,6 +79,7 @@ pub const ENVIRONMENT: SectionKind = SectionKind {
         single("lock_timeout"),
         single("lock_expiry"),
         single("parallelism"),
+        single("max_startups"),
         single("history_file"),
         single("batch_size"),
         single("rollback_on_failure"),

@@ -259,6 +259,16 @@ pub(crate) fn parse_parallelism(s: &str) -> Result<usize, Invalid> {
     )
 }
 
+pub(crate) fn parse_max_startups(s: &str) -> Result<usize, Invalid> {
+    parse_count(
+        s,
+        1,
+        MAX_PARALLELISM,
+        "accepted: a whole number from 1 to 1024 (default 8, below sshd's default \
+         `MaxStartups 10:30:100`)",
+    )
+}
+
 pub(crate) fn parse_batch_size(s: &str) -> Result<usize, Invalid> {
     parse_count(
         s,

@@ -29,17 +29,19 @@ pub trait Connector: Send + Sync {
     fn connect(&self, target: &Target) -> Result<Box<dyn Connection>, HostError>;
 }
 
-/// The real connector: SSH, or `sh -c` for `local`. It keeps the sessions
-/// to jump hosts for the run: every target behind a jump host goes through
-/// one session to it, however many start at once.
+/// The real connector: SSH, or `sh -c` for `local`. It keeps what the
+/// connections of the run share ([`transport::Reach`]): every target behind
+/// a jump host goes through one session to it, however many start at
+/// once; known_hosts files are parsed once; connection starts to one
+/// server are paced.
 #[derive(Default)]
 pub struct Direct {
-    jumps: transport::Jumps,
+    reach: transport::Reach,
 }
 
 impl Connector for Direct {
     fn connect(&self, target: &Target) -> Result<Box<dyn Connection>, HostError> {
-        transport::connect_with(target, &self.jumps)
+        transport::connect_with(target, &self.reach)
     }
 }
 
@@ -47,11 +49,40 @@ impl Connector for Direct {
 pub struct Member {
     target: Target,
     conn: Result<Box<dyn Connection>, HostError>,
+    /// Whether a connection was tried yet (see [`Fleet::unopened`]).
+    opened: bool,
     reconnected: bool,
     connector: Arc<dyn Connector>,
 }
 
 impl Member {
+    /// Connect, unless this member has tried already.
+    fn open(&mut self) {
+        if self.opened {
+            return;
+        }
+        self.opened = true;
+        let started = std::time::Instant::now();
+        self.conn = self.connector.connect(&self.target);
+        let ms = started.elapsed().as_millis() as u64;
+        match &self.conn {
+            Ok(_) => tracing::debug!(host = %self.target.host, ms, "connected"),
+            Err(e) => tracing::debug!(host = %self.target.host, ms, error = %e, "not connected"),
+        }
+    }
+
+    /// End the session now (its commands are done): the descriptor, the
+    /// memory and the keepalive thread go at once rather than at the end
+    /// of the run. Later commands fail; nothing reconnects.
+    fn close(&mut self) {
+        if self.conn.is_ok() {
+            self.conn = Err(HostError::Disconnected(
+                "the session was closed once its answer was read".to_string(),
+            ));
+            self.reconnected = true;
+        }
+    }
+
     /// Where the host is.
     pub fn target(&self) -> &Target {
         &self.target
@@ -85,6 +116,7 @@ impl Member {
     /// lost, so later commands fail at once instead of waiting again; a
     /// command that merely timed out leaves the session usable.
     pub fn exec(&mut self, exec: Exec<'_>) -> Result<Output, HostError> {
+        self.open();
         let started = std::time::Instant::now();
         tracing::info!(host = %self.target.host, command = %exec.command.for_log(), "run");
         let result = match &mut self.conn {
@@ -155,6 +187,7 @@ impl Member {
         command: &RemoteCommand,
         timeout: Duration,
     ) -> Result<String, HostError> {
+        self.open();
         let result = match &mut self.conn {
             Ok(conn) => conn.hold(command, timeout),
             Err(e) => Err(e.clone()),
@@ -170,6 +203,7 @@ impl Member {
         timeout: Duration,
         heartbeat: Duration,
     ) -> Result<String, HostError> {
+        self.open();
         let result = match &mut self.conn {
             Ok(conn) => conn.hold_with(command, timeout, heartbeat),
             Err(e) => Err(e.clone()),
@@ -248,7 +282,9 @@ impl Fleet {
         parallelism: usize,
         connector: Arc<dyn Connector>,
     ) -> Fleet {
-        Fleet::open(targets, parallelism, connector, None)
+        let mut fleet = Fleet::unopened_with(targets, parallelism, connector);
+        fleet.on_each(|_| true, Member::open);
+        fleet
     }
 
     /// Connect to every target at once, for real, telling `watch` (when
@@ -258,45 +294,46 @@ impl Fleet {
         parallelism: usize,
         watch: Option<Arc<dyn Watch>>,
     ) -> Fleet {
-        Fleet::open(targets, parallelism, Arc::new(Direct::default()), watch)
+        let mut fleet = Fleet::unopened(targets, parallelism, watch);
+        fleet.on_each(|_| true, Member::open);
+        fleet
     }
 
-    /// Open a connection to every target, all at once.
-    fn open(
+    /// The hosts, not connected to yet: each host is connected to when a
+    /// command first needs it, so that [`Fleet::survey`] can connect, read
+    /// and close each host in one go. `watch` as for
+    /// [`Fleet::connect_watched`].
+    pub fn unopened(
+        targets: Vec<Target>,
+        parallelism: usize,
+        watch: Option<Arc<dyn Watch>>,
+    ) -> Fleet {
+        let mut fleet = Fleet::unopened_with(targets, parallelism, Arc::new(Direct::default()));
+        fleet.watch = watch;
+        fleet
+    }
+
+    /// The hosts, not connected to yet, to be reached through `connector`.
+    pub fn unopened_with(
         targets: Vec<Target>,
         parallelism: usize,
         connector: Arc<dyn Connector>,
-        watch: Option<Arc<dyn Watch>>,
     ) -> Fleet {
         let members: Vec<Member> = targets
             .into_iter()
             .map(|target| Member {
                 target,
                 conn: Err(HostError::Ssh("not connected yet".into())),
+                opened: false,
                 reconnected: false,
                 connector: Arc::clone(&connector),
             })
             .collect();
-        let mut fleet = Fleet {
+        Fleet {
             members,
             parallelism,
-            watch,
-        };
-        fleet.on_each(
-            |_| true,
-            |m| {
-                let started = std::time::Instant::now();
-                m.conn = m.connector.connect(&m.target);
-                let ms = started.elapsed().as_millis() as u64;
-                match &m.conn {
-                    Ok(_) => tracing::debug!(host = %m.target.host, ms, "connected"),
-                    Err(e) => {
-                        tracing::debug!(host = %m.target.host, ms, error = %e, "not connected")
-                    }
-                }
-            },
-        );
-        fleet
+            watch: None,
+        }
     }
 
     /// The same fleet, telling `watch` which hosts it waits for.
@@ -327,6 +364,28 @@ impl Fleet {
     /// Read every host's package states, all hosts at once.
     pub fn status(&mut self, packages: &[PackageName], timeout: Duration) -> Vec<HostReport> {
         self.status_where(|_| true, packages, timeout)
+    }
+
+    /// Read every host's package states, `parallelism` hosts at a time,
+    /// each connected to, asked and disconnected from in one go: a run
+    /// over many hosts holds no more sessions (descriptors, memory,
+    /// threads) than it works on at once. The hosts are closed afterwards.
+    pub fn survey(&mut self, packages: &[PackageName], timeout: Duration) -> Vec<HostReport> {
+        let command = status::query_command(packages);
+        self.on_each(
+            |_| true,
+            |m| {
+                let report = HostReport {
+                    stage: m.target.stage.clone(),
+                    host: m.target.host.clone(),
+                    result: m
+                        .run(&command, timeout)
+                        .and_then(|out| status::parse(packages, &out)),
+                };
+                m.close();
+                report
+            },
+        )
     }
 
     /// Read the package states of the hosts of `stage` only.
@@ -521,6 +580,97 @@ mod tests {
         fn done(&self) {
             *self.done.lock().unwrap() += 1;
         }
+    }
+
+    /// Connections through `inner`, counted while open.
+    struct Counting {
+        inner: Fake,
+        open: Arc<std::sync::atomic::AtomicUsize>,
+        peak: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    struct Counted {
+        inner: Box<dyn Connection>,
+        open: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Connector for Counting {
+        fn connect(&self, target: &Target) -> Result<Box<dyn Connection>, HostError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let inner = self.inner.connect(target)?;
+            let now = self.open.fetch_add(1, SeqCst) + 1;
+            self.peak.fetch_max(now, SeqCst);
+            Ok(Box::new(Counted {
+                inner,
+                open: Arc::clone(&self.open),
+            }))
+        }
+    }
+
+    impl Connection for Counted {
+        fn exec(&mut self, exec: Exec<'_>) -> Result<Output, HostError> {
+            // long enough for the other workers to be connected meanwhile
+            std::thread::sleep(Duration::from_millis(5));
+            self.inner.exec(exec)
+        }
+        fn hold_with(
+            &mut self,
+            command: &RemoteCommand,
+            timeout: Duration,
+            heartbeat: Duration,
+        ) -> Result<String, HostError> {
+            self.inner.hold_with(command, timeout, heartbeat)
+        }
+        fn release(&mut self) {
+            self.inner.release();
+        }
+    }
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// A survey connects to each host when it gets to it and closes the
+    /// session once the host has answered: never more sessions open than
+    /// hosts worked on at once, none left at the end, every host read.
+    #[test]
+    fn a_survey_holds_no_more_sessions_than_it_works_on() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let fake = Fake::default();
+        let targets: Vec<Target> = (0..40)
+            .map(|i| {
+                let host = format!("h{i}");
+                let mut h = FakeHost::default();
+                h.installed.insert("fastpath".into(), "1.0".into());
+                fake.world().hosts.insert(host.clone(), h);
+                Target {
+                    stage: "test".into(),
+                    host,
+                    kind: TargetKind::Local,
+                }
+            })
+            .collect();
+        let counting = Counting {
+            inner: fake,
+            open: Arc::default(),
+            peak: Arc::default(),
+        };
+        let (open, peak) = (Arc::clone(&counting.open), Arc::clone(&counting.peak));
+        let mut fleet = Fleet::unopened_with(targets, 4, Arc::new(counting));
+        assert_eq!(
+            peak.load(SeqCst),
+            0,
+            "nothing is connected before the survey"
+        );
+        let packages: [PackageName; 1] = ["fastpath".parse().unwrap()];
+        let reports = fleet.survey(&packages, Duration::from_secs(5));
+        assert_eq!(reports.len(), 40);
+        assert!(reports.iter().all(|r| r.result.is_ok()), "{:?}", reports[0]);
+        assert!(peak.load(SeqCst) <= 4, "peak {}", peak.load(SeqCst));
+        assert!(peak.load(SeqCst) >= 2, "hosts are read concurrently");
+        assert_eq!(open.load(SeqCst), 0, "every session was closed");
     }
 
     #[test]

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use ssh2::{BlockDirections, Channel, Session};
 
+use super::reach::KnownHostsCache;
 use super::ssh::{is_session_gone, login, tcp_connect, too_silent};
 use super::SshTarget;
 use crate::error::HostError;
@@ -95,6 +96,7 @@ impl Jumps {
     pub(super) fn session(
         &self,
         hops: &[SshTarget],
+        known: &KnownHostsCache,
         deadline: Instant,
         limit: Duration,
     ) -> Result<Arc<JumpSession>, HostError> {
@@ -137,7 +139,7 @@ impl Jumps {
         };
         *state = SlotState::Opening(attempt);
         drop(state);
-        let opened = self.open(hops, deadline, limit);
+        let opened = self.open(hops, known, deadline, limit);
         let mut state = lock(&slot.state);
         *state = match &opened {
             Ok(j) => SlotState::Ready(Arc::clone(j)),
@@ -150,15 +152,23 @@ impl Jumps {
     fn open(
         &self,
         hops: &[SshTarget],
+        known: &KnownHostsCache,
         deadline: Instant,
         limit: Duration,
     ) -> Result<Arc<JumpSession>, HostError> {
         let (hop, before) = hops.split_last().expect("at least one hop");
         let session = if before.is_empty() {
-            login(tcp_connect(hop, deadline, limit)?, hop, deadline, limit)?
+            let stream = tcp_connect(hop, deadline, limit)?;
+            login(stream, hop, known, deadline, limit)?
         } else {
-            let through = self.session(before, deadline, limit)?;
-            login(through.tunnel(hop, deadline, limit)?, hop, deadline, limit)?
+            let through = self.session(before, known, deadline, limit)?;
+            login(
+                through.tunnel(hop, deadline, limit)?,
+                hop,
+                known,
+                deadline,
+                limit,
+            )?
         };
         JumpSession::start(session, hop)
     }
@@ -629,6 +639,7 @@ mod tests {
             hash_known_hosts: false,
             jump,
             server_alive: None,
+            max_startups: 8,
         }
     }
 

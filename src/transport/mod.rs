@@ -11,6 +11,7 @@ pub mod fake;
 pub mod identity;
 pub mod jump;
 pub mod local;
+mod reach;
 pub mod ssh;
 mod target;
 
@@ -19,7 +20,7 @@ use std::time::Duration;
 use crate::command::RemoteCommand;
 use crate::error::HostError;
 
-pub use jump::Jumps;
+pub use reach::{KnownHostsCache, Reach, Starts, Turn};
 pub use target::{resolve_targets, HostKeyPolicy, LocalContext, SshTarget, Target, TargetKind};
 
 /// Which output stream a chunk came from.
@@ -310,16 +311,17 @@ impl Drop for Ticker {
 /// Open a connection to `target` (through sessions of its own to its jump
 /// hosts, if any).
 pub fn connect(target: &Target) -> Result<Box<dyn Connection>, HostError> {
-    connect_with(target, &Jumps::default())
+    connect_with(target, &Reach::default())
 }
 
-/// Open a connection to `target`, reaching its jump hosts through the
-/// sessions kept in `jumps` (opened there when not open yet), so that the
-/// targets behind one jump host share one session to it.
-pub fn connect_with(target: &Target, jumps: &Jumps) -> Result<Box<dyn Connection>, HostError> {
+/// Open a connection to `target`, sharing what `reach` keeps for the run:
+/// the sessions to jump hosts (opened there when not open yet, so that
+/// the targets behind one jump host share one session to it), the parsed
+/// known_hosts files, and the turns to start connections to each server.
+pub fn connect_with(target: &Target, reach: &Reach) -> Result<Box<dyn Connection>, HostError> {
     match &target.kind {
         TargetKind::Local => Ok(Box::new(local::LocalConnection::new())),
-        TargetKind::Ssh(ssh) => Ok(Box::new(ssh::SshConnection::open_with(ssh, jumps)?)),
+        TargetKind::Ssh(ssh) => Ok(Box::new(ssh::SshConnection::open_with(ssh, reach)?)),
     }
 }
 

@@ -26,7 +26,7 @@ use ssh2::{BlockDirections, Channel, MethodType, Session};
 
 use super::identity::{self, Attempt};
 use super::jump::route;
-pub use super::jump::Jumps;
+use super::reach::{KnownHostsCache, Reach};
 use super::{
     end_group_command, io_error, is_out_of_descriptors, Connection, Exec, HostKeyPolicy, Output,
     SshTarget, Stream, Tail, Ticker, END_GRACE, KEEPALIVE, OUTPUT_LIMIT,
@@ -203,10 +203,10 @@ impl AsRawFd for Carrier {
 }
 
 /// Reach `target`: directly, or through the sessions to its jump hosts kept
-/// in `jumps`.
+/// in `reach`.
 fn carrier(
     target: &SshTarget,
-    jumps: &Jumps,
+    reach: &Reach,
     deadline: Instant,
     limit: Duration,
 ) -> Result<Carrier, HostError> {
@@ -214,19 +214,21 @@ fn carrier(
     if hops.is_empty() {
         return Ok(Carrier::Direct(tcp_connect(target, deadline, limit)?));
     }
-    let jump = jumps.session(&hops, deadline, limit)?;
+    let jump = reach.jumps.session(&hops, &reach.known, deadline, limit)?;
     Ok(Carrier::Tunnel(jump.tunnel(target, deadline, limit)?))
 }
 
 /// A new SSH session over `stream`, the host-key algorithms chosen from
-/// known_hosts, and the handshake done by `deadline`. Returns the session
-/// and the known_hosts files, for [`check_host_key`].
+/// known_hosts (read through `known`), and the handshake done by
+/// `deadline`. Returns the session and the known_hosts files, for
+/// [`check_host_key`].
 fn handshake<S: AsRawFd + 'static>(
     stream: S,
     target: &SshTarget,
+    known: &KnownHostsCache,
     deadline: Instant,
     limit: Duration,
-) -> Result<(Session, Vec<KnownHostsFile>), HostError> {
+) -> Result<(Session, Vec<Arc<KnownHostsFile>>), HostError> {
     let mut session = Session::new().map_err(|e| HostError::Ssh(e.message().to_string()))?;
     hear_disconnects(&session);
     // libssh2 owns the socket, and `wait` polls it through
@@ -240,11 +242,21 @@ fn handshake<S: AsRawFd + 'static>(
         });
     }
     session.set_timeout(u32::try_from(left.as_millis()).unwrap_or(u32::MAX).max(1));
-    let known = prefer_known_host_keys(&session, target)?;
+    let files = prefer_known_host_keys(&session, target, known)?;
+    let started = Instant::now();
     session
         .handshake()
         .map_err(|e| ssh_err("waiting for the SSH handshake", &e, limit))?;
-    Ok((session, known))
+    tracing::debug!(
+        host = %target.alias,
+        ms = started.elapsed().as_millis() as u64,
+        kex = session.methods(MethodType::Kex).unwrap_or("?"),
+        host_key = session.methods(MethodType::HostKey).unwrap_or("?"),
+        cipher = session.methods(MethodType::CryptCs).unwrap_or("?"),
+        mac = session.methods(MethodType::MacCs).unwrap_or("?"),
+        "handshake"
+    );
+    Ok((session, files))
 }
 
 /// The SSH session over `stream` (a TCP connection, or a tunnel through a
@@ -252,12 +264,19 @@ fn handshake<S: AsRawFd + 'static>(
 pub(super) fn login<S: AsRawFd + 'static>(
     stream: S,
     target: &SshTarget,
+    known: &KnownHostsCache,
     deadline: Instant,
     limit: Duration,
 ) -> Result<Session, HostError> {
-    let (session, known) = handshake(stream, target, deadline, limit)?;
-    check_host_key(&session, target, &known)?;
+    let (session, files) = handshake(stream, target, known, deadline, limit)?;
+    check_host_key(&session, target, &files, known)?;
+    let started = Instant::now();
     authenticate(&session, target, deadline, limit)?;
+    tracing::debug!(
+        host = %target.alias,
+        ms = started.elapsed().as_millis() as u64,
+        "authenticated"
+    );
     session.set_timeout(0);
     session.set_blocking(false);
     Ok(session)
@@ -389,21 +408,27 @@ impl SshConnection {
     /// with sessions to them of their own (see [`SshConnection::open_with`]
     /// to share them).
     pub fn open(target: &SshTarget) -> Result<SshConnection, HostError> {
-        SshConnection::open_with(target, &Jumps::default())
+        SshConnection::open_with(target, &Reach::default())
     }
 
-    /// Like [`SshConnection::open`], reaching jump hosts through the
-    /// sessions kept in `jumps`: targets behind the same jump host share
-    /// one session to it. `connect_timeout` bounds the whole chain.
-    pub fn open_with(target: &SshTarget, jumps: &Jumps) -> Result<SshConnection, HostError> {
+    /// Like [`SshConnection::open`], sharing with the other connections
+    /// of the run what `reach` keeps: targets behind the same jump host
+    /// share one session to it, known_hosts files are read once, and the
+    /// connection waits for a turn among those starting to the same server
+    /// (`max_startups`). `connect_timeout` bounds the whole chain, from
+    /// the turn on.
+    pub fn open_with(target: &SshTarget, reach: &Reach) -> Result<SshConnection, HostError> {
+        let turn = reach.starts.turn(target);
         let limit = target.connect_timeout;
         let deadline = Instant::now() + limit;
         let session = login(
-            carrier(target, jumps, deadline, limit)?,
+            carrier(target, reach, deadline, limit)?,
             target,
+            &reach.known,
             deadline,
             limit,
         )?;
+        drop(turn);
         let mut conn = SshConnection {
             session,
             held: Vec::new(),
@@ -966,41 +991,16 @@ fn connect_any(
     })
 }
 
-/// Every known_hosts file of `target` that exists, parsed: the user's
-/// files, then the global ones. A missing file lists no host; any other
-/// failure to read one refuses the host (never "key unknown", which
-/// accept-new would record).
-pub fn read_known_hosts(target: &SshTarget) -> Result<Vec<KnownHostsFile>, HostError> {
-    let mut files = Vec::new();
-    for path in target.known_hosts.iter().chain(&target.global_known_hosts) {
-        match fs::read(path) {
-            Ok(bytes) => files.push(known_hosts::parse(path, &bytes)),
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(io_error(
-                    &e,
-                    || format!("reading `{}`", path.display()),
-                    |e| HostError::KnownHostsUnreadable {
-                        host: target.alias.clone(),
-                        path: path.clone(),
-                        message: e.to_string(),
-                    },
-                ))
-            }
-        }
-    }
-    Ok(files)
-}
-
 /// What deployer decides about `target`'s host key, found with a handshake
-/// only (the target is not logged in to; its jump hosts are, with `jumps`,
-/// since the tunnel needs them). Nothing is recorded, whatever the
-/// new-key policy: this is for `deployer hosts --check`.
-pub fn probe_host_key(target: &SshTarget, jumps: &Jumps) -> Result<String, HostError> {
+/// only (the target is not logged in to; its jump hosts are, with
+/// `reach`, since the tunnel needs them). Nothing is recorded, whatever
+/// the new-key policy: this is for `deployer hosts --check`.
+pub fn probe_host_key(target: &SshTarget, reach: &Reach) -> Result<String, HostError> {
+    let _turn = reach.starts.turn(target);
     let limit = target.connect_timeout;
     let deadline = Instant::now() + limit;
-    let stream = carrier(target, jumps, deadline, limit)?;
-    let (session, files) = handshake(stream, target, deadline, limit)?;
+    let stream = carrier(target, reach, deadline, limit)?;
+    let (session, files) = handshake(stream, target, &reach.known, deadline, limit)?;
     let (blob, _) = session
         .host_key()
         .ok_or_else(|| HostError::Ssh("the host sent no host key".to_string()))?;
@@ -1014,7 +1014,7 @@ pub fn probe_host_key(target: &SshTarget, jumps: &Jumps) -> Result<String, HostE
         policy: HostKeyPolicy::Strict,
         ..target.clone()
     };
-    let verdict = match check_host_key(&session, &strict, &files) {
+    let verdict = match check_host_key(&session, &strict, &files, &reach.known) {
         Ok(()) => Ok(format!("known: {offered}")),
         Err(HostError::HostKeyUnknown { .. }) if target.policy == HostKeyPolicy::AcceptNew => Ok(
             format!("not known: {offered}; the next connection records it (accept-new)"),
@@ -1025,14 +1025,16 @@ pub fn probe_host_key(target: &SshTarget, jumps: &Jumps) -> Result<String, HostE
     verdict
 }
 
-/// Before the handshake: read `target`'s known_hosts files and offer the
-/// host-key algorithms of the key types they list for it first. Returns
-/// the files, for [`check_host_key`] after the handshake.
+/// Before the handshake: read `target`'s known_hosts files (through the
+/// run's `known`) and offer the host-key algorithms of the key types they
+/// list for it first. Returns the files, for [`check_host_key`] after the
+/// handshake.
 pub fn prefer_known_host_keys(
     session: &Session,
     target: &SshTarget,
-) -> Result<Vec<KnownHostsFile>, HostError> {
-    let files = read_known_hosts(target)?;
+    known: &KnownHostsCache,
+) -> Result<Vec<Arc<KnownHostsFile>>, HostError> {
+    let files = known.files(target)?;
     let types = known_hosts::known_key_types(&files, &host_names(target).primary);
     // An algorithm name libssh2 lacks is dropped by it; an error here only
     // means the defaults stay, which the key check still guards.
@@ -1042,11 +1044,13 @@ pub fn prefer_known_host_keys(
 
 /// After the handshake: decide on the key the host offered, as OpenSSH
 /// would with `files` ([`known_hosts::check`]); under accept-new, record
-/// the key of a host no line names.
+/// the key of a host no line names (and have `known` read that file
+/// again).
 pub fn check_host_key(
     session: &Session,
     target: &SshTarget,
-    files: &[KnownHostsFile],
+    files: &[Arc<KnownHostsFile>],
+    known: &KnownHostsCache,
 ) -> Result<(), HostError> {
     let (blob, _) = session
         .host_key()
@@ -1084,7 +1088,9 @@ pub fn check_host_key(
         }),
         Verdict::Unknown => match (target.policy, primary) {
             (HostKeyPolicy::AcceptNew, Some(path)) => {
-                record_host_key(target, &names.primary, blob, path)
+                let recorded = record_host_key(target, &names.primary, blob, path);
+                known.forget(path);
+                recorded
             }
             (HostKeyPolicy::AcceptNew, None) => Err(HostError::HostKeyNotRecorded {
                 host,
@@ -1625,6 +1631,7 @@ mod tests {
             hash_known_hosts: false,
             jump: Vec::new(),
             server_alive: None,
+            max_startups: 8,
         }
     }
 
@@ -1636,12 +1643,12 @@ mod tests {
         let t = target(dir.path());
         fs::write(dir.path().join("user"), b"# caf\xe9\n").unwrap();
         fs::write(dir.path().join("global"), b"").unwrap();
-        let files = read_known_hosts(&t).unwrap();
-        let paths: Vec<&Path> = files.iter().map(KnownHostsFile::path).collect();
+        let files = KnownHostsCache::default().files(&t).unwrap();
+        let paths: Vec<&Path> = files.iter().map(|f| f.path()).collect();
         assert_eq!(paths, [dir.path().join("user"), dir.path().join("global")]);
 
         fs::create_dir(dir.path().join("missing")).unwrap();
-        let e = read_known_hosts(&t).unwrap_err();
+        let e = KnownHostsCache::default().files(&t).unwrap_err();
         assert!(matches!(e, HostError::KnownHostsUnreadable { .. }), "{e}");
         let shown = e.to_string();
         assert!(

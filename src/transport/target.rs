@@ -61,6 +61,10 @@ pub struct SshTarget {
     /// interval: none, as ssh); `None` when the ssh config sets no interval,
     /// for deployer's default.
     pub server_alive: Option<(Duration, u32)>,
+    /// `max_startups`: connections at most starting at once to this
+    /// target's server (`host_name` and `port`), see
+    /// [`crate::transport::Reach`].
+    pub max_startups: usize,
 }
 
 /// How a host is reached.
@@ -270,6 +274,7 @@ fn resolve_one(
         server_alive: s
             .server_alive_interval
             .map(|interval| (interval, s.server_alive_count_max.unwrap_or(3))),
+        max_startups: opts.max_startups,
     })
 }
 
