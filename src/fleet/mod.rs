@@ -267,6 +267,52 @@ pub trait Watch: Send + Sync {
 /// How often a [`Watch`] is told who is still pending.
 pub const WATCH_TICK: Duration = Duration::from_millis(250);
 
+/// The order to take `targets` up in: round robin over the SSH servers
+/// they lead to (the first host of each server, then the second of each,
+/// and so on; in fleet order otherwise), as indices into `targets`. sshd
+/// drops connections starting at once past its `MaxStartups`, and a
+/// server's connections beyond `max_startups` wait for a turn (see
+/// [`transport::Reach`]); spreading the work keeps the workers busy with
+/// other servers meanwhile. Hosts on servers of their own keep their order.
+fn spread<'a>(targets: impl Iterator<Item = &'a Target>) -> Vec<usize> {
+    let mut seen: std::collections::HashMap<(Vec<&str>, String, u16), usize> =
+        std::collections::HashMap::new();
+    let mut ranked: Vec<(usize, usize)> = targets
+        .enumerate()
+        .map(|(i, t)| {
+            let rank = match &t.kind {
+                transport::TargetKind::Ssh(s) => {
+                    let server = (
+                        s.jump.iter().map(|j| j.alias.as_str()).collect(),
+                        s.host_name.to_ascii_lowercase(),
+                        s.port,
+                    );
+                    let n = seen.entry(server).or_default();
+                    *n += 1;
+                    *n - 1
+                }
+                transport::TargetKind::Local => 0,
+            };
+            (rank, i)
+        })
+        .collect();
+    ranked.sort_unstable();
+    ranked.into_iter().map(|(_, i)| i).collect()
+}
+
+/// `results`, computed for `numbered` (in the order worked on), put back
+/// in the order of the indices `numbered` carries.
+fn in_fleet_order<M, O>(numbered: &[(usize, M)], results: Vec<O>) -> Vec<O> {
+    let mut slots: Vec<Option<O>> = (0..results.len()).map(|_| None).collect();
+    for ((i, _), out) in numbered.iter().zip(results) {
+        slots[*i] = Some(out);
+    }
+    slots
+        .into_iter()
+        .map(|o| o.expect("one result per host"))
+        .collect()
+}
+
 /// What one host answered, with the host's name.
 pub type Answer<T> = (String, T);
 
@@ -426,23 +472,32 @@ impl Fleet {
     }
 
     /// Apply `job` to every member whose target `keep` accepts, all at
-    /// once; results in fleet order.
+    /// once; results in fleet order. When there are more hosts than
+    /// `parallelism`, they are taken up in [`spread`] order, so that the
+    /// hosts worked on at once lead to as many different servers as can be.
     pub fn on_each<O, F>(&mut self, keep: impl Fn(&Target) -> bool, job: F) -> Vec<O>
     where
         O: Send,
         F: Fn(&mut Member) -> O + Sync,
     {
-        let mut mine: Vec<&mut Member> = self
+        let mine: Vec<&mut Member> = self
             .members
             .iter_mut()
             .filter(|m| keep(&m.target))
             .collect();
-        let Some(watch) = self.watch.clone() else {
-            return fanout::map(&mut mine, self.parallelism, |m| job(m));
-        };
         let pending: std::sync::Mutex<Vec<Option<String>>> =
             std::sync::Mutex::new(mine.iter().map(|m| Some(m.target.host.clone())).collect());
-        let mut numbered: Vec<(usize, &mut Member)> = mine.into_iter().enumerate().collect();
+        let order = spread(mine.iter().map(|m| &m.target));
+        let mut numbered: Vec<Option<(usize, &mut Member)>> =
+            mine.into_iter().enumerate().map(Some).collect();
+        let mut numbered: Vec<(usize, &mut Member)> = order
+            .into_iter()
+            .map(|i| numbered[i].take().expect("a permutation"))
+            .collect();
+        let Some(watch) = self.watch.clone() else {
+            let results = fanout::map(&mut numbered, self.parallelism, |(_, m)| job(m));
+            return in_fleet_order(&numbered, results);
+        };
         let (stop, ticks) = std::sync::mpsc::channel::<()>();
         let started = std::time::Instant::now();
         let results = std::thread::scope(|scope| {
@@ -471,7 +526,7 @@ impl Fleet {
             results
         });
         watch.done();
-        results
+        in_fleet_order(&numbered, results)
     }
 
     /// Apply `job` to the given hosts of `stage` at once; answers in the
@@ -671,6 +726,56 @@ mod tests {
         assert!(peak.load(SeqCst) <= 4, "peak {}", peak.load(SeqCst));
         assert!(peak.load(SeqCst) >= 2, "hosts are read concurrently");
         assert_eq!(open.load(SeqCst), 0, "every session was closed");
+    }
+
+    fn ssh(host: &str, address: &str, port: u16) -> Target {
+        Target {
+            stage: "test".into(),
+            host: host.into(),
+            kind: TargetKind::Ssh(transport::SshTarget {
+                alias: host.into(),
+                host_name: address.into(),
+                port,
+                user: "deploy".into(),
+                identity_files: Vec::new(),
+                use_agent: false,
+                known_hosts: Vec::new(),
+                host_key_alias: None,
+                policy: transport::HostKeyPolicy::Strict,
+                connect_timeout: Duration::from_secs(1),
+                global_known_hosts: Vec::new(),
+                hash_known_hosts: false,
+                jump: Vec::new(),
+                server_alive: None,
+                max_startups: 8,
+            }),
+        }
+    }
+
+    /// Names of one server are taken up one per round; a different port
+    /// is a different server; fleet order otherwise.
+    #[test]
+    fn work_is_spread_over_servers() {
+        let targets = [
+            ssh("a1", "10.0.0.1", 22),
+            ssh("a2", "10.0.0.1", 22),
+            ssh("a3", "10.0.0.1", 22),
+            ssh("b1", "10.0.0.2", 22),
+            ssh("b2", "10.0.0.2", 22),
+            ssh("c1", "10.0.0.1", 2222),
+            Target {
+                stage: "test".into(),
+                host: "local".into(),
+                kind: TargetKind::Local,
+            },
+        ];
+        let order: Vec<&str> = spread(targets.iter())
+            .into_iter()
+            .map(|i| targets[i].host.as_str())
+            .collect();
+        assert_eq!(order, ["a1", "b1", "c1", "local", "a2", "b2", "a3"]);
+        let results = in_fleet_order(&[(2, ()), (0, ()), (1, ())], vec!["c", "a", "b"]);
+        assert_eq!(results, ["a", "b", "c"]);
     }
 
     #[test]
