@@ -85,6 +85,11 @@ pub struct Record {
     /// plan, every host `planned`, in a `started` record).
     #[serde(default)]
     pub hosts: Vec<HostRecord>,
+    /// The changelog entries that went out (or were taken back, for a
+    /// rollback) with a deploy: version and first lines, newest first.
+    /// Empty for other records, and when the package has no changelog.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<crate::changelog::Summary>,
 }
 
 impl Record {
@@ -181,6 +186,7 @@ impl Attempt {
             forced: false,
             duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             hosts: Vec::new(),
+            changes: Vec::new(),
         }
     }
 }
@@ -892,6 +898,7 @@ mod tests {
             forced: false,
             duration_ms: 0,
             hosts: Vec::new(),
+            changes: Vec::new(),
         }
     }
 

@@ -8,6 +8,7 @@
 //! changes a package.
 
 use crate::apt;
+use crate::changelog::{self, Review};
 use crate::command::RemoteCommand;
 use crate::error::{Fatal, HostError};
 use crate::fleet::{self, Fleet};
@@ -33,6 +34,9 @@ pub struct Prepared {
     /// How this attempt takes the deploy lock of a host (again, after a
     /// reconnection).
     pub lock: Lock,
+    /// The changelog entries between what the hosts run and the target
+    /// (`None` when no host changes).
+    pub review: Option<Review>,
 }
 
 /// The deploy lock as this attempt takes it on each host.
@@ -67,6 +71,9 @@ impl Prepared {
             None => s.push_str("Health check: none configured\n"),
         }
         s.push_str(&self.plan.describe(&self.details()));
+        if let Some(review) = &self.review {
+            s.push_str(&review.describe());
+        }
         s
     }
 
@@ -110,6 +117,7 @@ impl Prepared {
             "allowed": plan.allowed,
             "allow_dependency_changes": plan.allow_dependency_changes,
             "rollback_on_failure": plan.rollback,
+            "changes": self.review,
         })
     }
 
@@ -182,13 +190,69 @@ pub fn prepare(
         .iter()
         .map(|s| plan.commands(s, lock_secs))
         .collect();
+    let review = (!plan.steps.is_empty()).then(|| review(cx, fleet, &plan));
+    attempt.changes = review.as_ref().map(Review::summary).unwrap_or_default();
     Ok(Prepared {
         plan,
         commands,
         simulations,
         stage: target.stage,
         lock,
+        review,
     })
+}
+
+/// The changelog review of `plan`: the target version's changelog, read on
+/// the plan's first host, against what every host of the stage runs.
+fn review(cx: &Context<'_>, fleet: &mut Fleet, plan: &Plan) -> Review {
+    let mut starts: Vec<Option<crate::version::Version>> = plan
+        .steps
+        .iter()
+        .map(|s| s.from.version().cloned())
+        .collect();
+    starts.extend(plan.unchanged.iter().map(|_| Some(plan.version.clone())));
+    let host = plan.steps[0].host.clone();
+    cx.console.say(&format!(
+        "Reading the changelog of `{}` {} on {host}...",
+        plan.package, plan.version
+    ));
+    let fetched = fetch_changelog(
+        fleet,
+        &plan.stage,
+        &host,
+        plan.package.as_str(),
+        &plan.version,
+        cx.config.ssh.deploy_timeout,
+    );
+    Review::new(
+        plan.package.as_str(),
+        &plan.version,
+        &starts,
+        fetched,
+        Some(host),
+    )
+}
+
+/// Read the changelog that `package` `version` carries, on `host` of
+/// `stage` ([`changelog::fetch_command`]). Never fails: why there is none
+/// comes back as the error text, one line, made safe.
+pub fn fetch_changelog(
+    fleet: &mut Fleet,
+    stage: &str,
+    host: &str,
+    package: &str,
+    version: &crate::version::Version,
+    timeout: std::time::Duration,
+) -> changelog::Fetched {
+    let command = changelog::fetch_command(package, version);
+    let answers = fleet.on_hosts(stage, &[host], |m| m.run(&command, timeout));
+    match answers.into_iter().next() {
+        Some((_, Ok(out))) => {
+            changelog::read_fetched(out.status, &out.stdout, &out.stderr, out.stdout_dropped)
+        }
+        Some((_, Err(e))) => Err(super::remote_text(&e.to_string())),
+        None => Err(format!("host `{host}` is not connected")),
+    }
 }
 
 /// apt's wait for dpkg's locks, in whole seconds.
