@@ -759,12 +759,16 @@ pub const LINES_SHOWN: usize = 3;
 
 impl Review {
     /// The review of moving hosts that run `starts` (one per host) to
-    /// `version`, from what the fetch of its changelog gave.
+    /// `version`, from what the fetch of its changelog gave (`fetched`)
+    /// and, when some host runs a newer version (a rollback), the fetch of
+    /// the newest such version's changelog (`newer`): only that one lists
+    /// the entries taken back.
     pub fn new(
         package: &str,
         version: &Version,
         starts: &[Option<Version>],
         fetched: Fetched,
+        newer: Option<Fetched>,
         read_on: Option<String>,
     ) -> Review {
         let mut counts: Vec<(Option<Version>, usize)> = Vec::new();
@@ -796,16 +800,6 @@ impl Review {
             taken_back: Vec::new(),
             notes: Vec::new(),
         };
-        let log = match fetched {
-            Ok(log) => log,
-            Err(why) => {
-                review
-                    .notes
-                    .push(format!("no changelog for {package} {version}: {why}"));
-                return review;
-            }
-        };
-        review.notes.extend(log.notes.iter().cloned());
         // the oldest start below the target, the newest above it
         let below = counts
             .iter()
@@ -817,20 +811,42 @@ impl Review {
             .filter_map(|(v, _)| v.as_ref())
             .filter(|v| *v > version)
             .max();
+        if let Some(from) = above {
+            match newer {
+                Some(Ok(log)) => {
+                    let (_, chosen) = select(&log.entries, Some(from), version);
+                    review.taken_back = chosen.into_iter().cloned().collect();
+                    review.notes.extend(log.notes.iter().cloned());
+                }
+                Some(Err(why)) => review
+                    .notes
+                    .push(format!("no changelog for {package} {from}: {why}")),
+                None => review.notes.push(format!(
+                    "the changelog of {from} was not read: what a rollback takes back is not shown"
+                )),
+            }
+        }
+        if below.is_none() {
+            // a pure rollback: the target's own changelog adds nothing
+            Self::entry_notes(&mut review);
+            return review;
+        }
+        let log = match fetched {
+            Ok(log) => log,
+            Err(why) => {
+                review
+                    .notes
+                    .push(format!("no changelog for {package} {version}: {why}"));
+                Self::entry_notes(&mut review);
+                return review;
+            }
+        };
+        review.notes.extend(log.notes.iter().cloned());
         if let Some(from) = below {
             let (_, chosen) = select(&log.entries, from.as_ref(), version);
             review.going_out = chosen.into_iter().cloned().collect();
         }
-        if let Some(from) = above {
-            let (_, chosen) = select(&log.entries, Some(from), version);
-            review.taken_back = chosen.into_iter().cloned().collect();
-            if !log.entries.iter().any(|e| e.version.as_ref() == Some(from)) {
-                review.notes.push(format!(
-                    "the changelog of {version} cannot list what {from} brought: an older package does not know its successors"
-                ));
-            }
-        }
-        if below.is_some() && review.going_out.is_empty() && !log.entries.is_empty() {
+        if review.going_out.is_empty() && !log.entries.is_empty() {
             review.notes.push(format!(
                 "the changelog of {version} has no entry newer than what the hosts run"
             ));
@@ -845,12 +861,23 @@ impl Review {
                 .notes
                 .push(format!("the changelog has no entry for {version} itself"));
         }
-        for e in review.going_out.iter().chain(&review.taken_back) {
-            for n in &e.notes {
-                review.notes.push(format!("{}: {n}", e.version_text));
-            }
-        }
+        Self::entry_notes(&mut review);
         review
+    }
+
+    /// The notes of the entries shown, after the review's own.
+    fn entry_notes(review: &mut Review) {
+        let notes: Vec<String> = review
+            .going_out
+            .iter()
+            .chain(&review.taken_back)
+            .flat_map(|e| {
+                e.notes
+                    .iter()
+                    .map(move |n| format!("{}: {n}", e.version_text))
+            })
+            .collect();
+        review.notes.extend(notes);
     }
 
     /// The review for people: starting versions with host counts, then

@@ -304,6 +304,7 @@ fn review_counts_hosts_per_start_and_notes_a_missing_changelog() {
         &v("1:2.0~rc1-1"),
         &[Some(v("1.9-1")), Some(v("1.9-1")), None],
         Ok(log),
+        None,
         Some("h1".into()),
     );
     assert_eq!(r.starting.len(), 2);
@@ -327,6 +328,7 @@ fn review_counts_hosts_per_start_and_notes_a_missing_changelog() {
         &[Some(v("0.9"))],
         Err("no".into()),
         None,
+        None,
     );
     assert!(r.going_out.is_empty());
     assert!(r
@@ -337,7 +339,7 @@ fn review_counts_hosts_per_start_and_notes_a_missing_changelog() {
 #[test]
 fn host_text_in_a_review_is_made_safe() {
     let text = "p (1.0) unstable; urgency=low\n\n  * evil \u{1b}[2J clear\n\n -- A <a@b>  Mon, 02 Mar 2026 12:00:00 +0100\n";
-    let r = Review::new("p", &v("1.0"), &[None], Ok(parse(text)), None);
+    let r = Review::new("p", &v("1.0"), &[None], Ok(parse(text)), None, None);
     let shown = r.describe();
     assert!(!shown.contains('\u{1b}'), "{shown:?}");
 }
@@ -366,4 +368,44 @@ fn fetched_answers() {
     )
     .unwrap_err();
     assert!(e.contains("could not be fetched"), "{e}");
+}
+
+#[test]
+fn a_rollback_takes_back_what_the_newer_changelog_lists() {
+    let newer = parse(TRICKY);
+    let older = parse("hello (1.9-1) unstable; urgency=low\n\n  * Old.\n\n -- A <a@b>  Mon, 02 Mar 2026 12:00:00 +0100\n");
+    let r = Review::new(
+        "hello",
+        &v("1.9-1"),
+        &[Some(v("1:2.0~rc1-1")), Some(v("1.9-1"))],
+        Ok(older.clone()),
+        Some(Ok(newer)),
+        None,
+    );
+    assert!(r.going_out.is_empty());
+    let back: Vec<&str> = r
+        .taken_back
+        .iter()
+        .map(|e| e.version_text.as_str())
+        .collect();
+    assert_eq!(back, ["1:2.0~rc1-1", "1:1.9-2"]);
+    assert_eq!(r.starting[0].direction, Some(Direction::Rollback));
+    assert_eq!(r.starting[1].direction, None);
+    assert!(r
+        .describe()
+        .contains("taken back (rollback), newest first:"));
+    // the newer changelog could not be read: a note, nothing listed
+    let r = Review::new(
+        "hello",
+        &v("1.9-1"),
+        &[Some(v("1:2.0~rc1-1"))],
+        Ok(older),
+        Some(Err("gone".into())),
+        None,
+    );
+    assert!(r.taken_back.is_empty());
+    assert!(r
+        .notes
+        .iter()
+        .any(|n| n.contains("no changelog for hello 1:2.0~rc1-1: gone")));
 }

@@ -205,32 +205,63 @@ pub fn prepare(
 /// The changelog review of `plan`: the target version's changelog, read on
 /// the plan's first host, against what every host of the stage runs.
 fn review(cx: &Context<'_>, fleet: &mut Fleet, plan: &Plan) -> Review {
-    let mut starts: Vec<Option<crate::version::Version>> = plan
+    let mut hosts: Vec<(String, Option<crate::version::Version>)> = plan
         .steps
         .iter()
-        .map(|s| s.from.version().cloned())
+        .map(|s| (s.host.clone(), s.from.version().cloned()))
         .collect();
-    starts.extend(plan.unchanged.iter().map(|_| Some(plan.version.clone())));
-    let host = plan.steps[0].host.clone();
+    hosts.extend(
+        plan.unchanged
+            .iter()
+            .map(|h| (h.clone(), Some(plan.version.clone()))),
+    );
     cx.console.say(&format!(
-        "Reading the changelog of `{}` {} on {host}...",
-        plan.package, plan.version
+        "Reading the changelog of `{}` {} on {}...",
+        plan.package, plan.version, hosts[0].0
     ));
-    let fetched = fetch_changelog(
+    review_of(
         fleet,
         &plan.stage,
-        &host,
         plan.package.as_str(),
         &plan.version,
+        &hosts,
         cx.config.ssh.deploy_timeout,
-    );
-    Review::new(
-        plan.package.as_str(),
-        &plan.version,
-        &starts,
-        fetched,
-        Some(host),
     )
+}
+
+/// The review of moving `hosts` (`(host, version it runs)`, of `stage`;
+/// at least one) to `version`: the target's changelog is read on the first
+/// host; when some hosts run a newer version (a rollback), the newest
+/// one's changelog is read on a host that runs it, as only it lists what
+/// is taken back.
+pub fn review_of(
+    fleet: &mut Fleet,
+    stage: &str,
+    package: &str,
+    version: &crate::version::Version,
+    hosts: &[(String, Option<crate::version::Version>)],
+    timeout: std::time::Duration,
+) -> Review {
+    let first = hosts[0].0.clone();
+    // a pure rollback needs only the newer changelog
+    let below = hosts
+        .iter()
+        .any(|(_, v)| v.as_ref().is_none_or(|v| v < version));
+    let fetched = if below {
+        fetch_changelog(fleet, stage, &first, package, version, timeout)
+    } else {
+        Ok(changelog::Changelog::default())
+    };
+    let newest = hosts
+        .iter()
+        .filter(|(_, v)| v.as_ref().is_some_and(|v| v > version))
+        .max_by(|a, b| a.1.cmp(&b.1));
+    let newer = newest.map(|(host, from)| {
+        let from = from.as_ref().expect("a version above the target");
+        fetch_changelog(fleet, stage, host, package, from, timeout)
+    });
+    let starts: Vec<_> = hosts.iter().map(|(_, v)| v.clone()).collect();
+    Review::new(package, version, &starts, fetched, newer, Some(first))
 }
 
 /// Read the changelog that `package` `version` carries, on `host` of
