@@ -651,10 +651,15 @@ pub fn show_dry_run(cx: &Context<'_>, prepared: &Prepared) {
         .say("Dry run: nothing was changed on any host (apt lists included).");
 }
 
-/// A critical stage shows the plan and wants `yes` typed (or `--yes`).
+/// A critical stage shows the plan (with its changelog review) and wants
+/// `yes` typed (or `--yes`); elsewhere, the review alone is shown.
 pub fn confirm(cx: &Context<'_>, attempt: &Attempt, prepared: &Prepared) -> Result<(), Fatal> {
     let plan = &prepared.plan;
     if !plan.critical || cx.opts.yes {
+        // what goes out is shown even when nobody is asked
+        if let Some(review) = &prepared.review {
+            cx.console.say(review.describe().trim_end());
+        }
         return Ok(());
     }
     cx.console.say(&prepared.describe(cx));
