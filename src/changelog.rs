@@ -237,13 +237,11 @@ pub fn parse(text: &str) -> Changelog {
         }
     }
     if let Some(mut e) = entry.take() {
-        if expect != Expect::NextOrEof {
-            if e.notes.len() < NOTES_MAX {
-                e.notes.push(format!(
-                    "the entry has no trailer (` -- Name <email>  date`): found the end where {} was expected",
-                    expect.name()
-                ));
-            }
+        if expect != Expect::NextOrEof && e.notes.len() < NOTES_MAX {
+            e.notes.push(format!(
+                "the entry has no trailer (` -- Name <email>  date`): found the end where {} was expected",
+                expect.name()
+            ));
         }
         log.entries.push(e);
     }
