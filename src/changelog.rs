@@ -754,6 +754,8 @@ pub struct Start {
 pub const ENTRIES_SHOWN: usize = 10;
 /// Change lines shown per entry in text.
 pub const LINES_SHOWN: usize = 3;
+/// Notes about the entries shown kept in a review.
+const NOTES_SHOWN: usize = 10;
 
 impl Review {
     /// The review of moving hosts that run `starts` (one per host) to
@@ -875,7 +877,14 @@ impl Review {
                     .map(move |n| format!("{}: {n}", e.version_text))
             })
             .collect();
-        review.notes.extend(notes);
+        // an old changelog may be odd all along: a few notes say so
+        let more = notes.len().saturating_sub(NOTES_SHOWN);
+        review.notes.extend(notes.into_iter().take(NOTES_SHOWN));
+        if more > 0 {
+            review.notes.push(format!(
+                "{more} more note(s) about the entries: `dpkg-parsechangelog` on the package's changelog lists them"
+            ));
+        }
     }
 
     /// The review for people: starting versions with host counts, then

@@ -409,3 +409,24 @@ fn a_rollback_takes_back_what_the_newer_changelog_lists() {
         .iter()
         .any(|n| n.contains("no changelog for hello 1:2.0~rc1-1: gone")));
 }
+
+#[test]
+fn a_review_keeps_a_few_notes_about_odd_entries() {
+    let mut text = String::new();
+    for i in (1..=30).rev() {
+        // no trailers at all: one note per entry
+        text.push_str(&format!(
+            "p ({i}.0) unstable; urgency=low\n\n  * Change {i}.\n\n"
+        ));
+    }
+    let r = Review::new("p", &v("30.0"), &[None], Ok(parse(&text)), None, None);
+    assert_eq!(r.going_out.len(), 30);
+    assert_eq!(r.notes.len(), NOTES_SHOWN + 1, "{:?}", r.notes);
+    assert!(
+        r.notes.last().unwrap().starts_with("20 more note(s)"),
+        "{:?}",
+        r.notes
+    );
+    let shown = r.describe();
+    assert!(shown.contains("(+20 older entries"), "{shown}");
+}
