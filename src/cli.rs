@@ -307,6 +307,27 @@ pub enum Command {
         #[arg(long, value_name = "PKG,...", value_delimiter = ',')]
         packages: Vec<String>,
     },
+    /// Show the Debian changelog entries a deploy would send out (or, for
+    /// a rollback, take back), newest first, with a count of hosts per
+    /// starting version, without deploying. Read from the target version's
+    /// own package on one host of the stage; read-only (no apt-get update,
+    /// no sudo).
+    #[command(
+        after_long_help = "Examples:\n  deployer changes fastpath                      what `deployer deploy fastpath` would send to the first stage\n  deployer changes fastpath prod                 what the version apt would install on prod brings\n  deployer changes fastpath prod 0.77~pr705-119  what a rollback of prod would take back\n  deployer changes fastpath prod --json\n\nExit status: 0 the review was shown (a package without a changelog is a note);\n3 some host of the stage did not answer (the others are counted);\n2 bad configuration or command line."
+    )]
+    Changes {
+        /// The package, one of `deb_packages`.
+        package: String,
+        /// The stage; the first stage when omitted (as `deploy`).
+        stage: Option<String>,
+        /// The target version; when omitted, the version apt would install
+        /// on the stage's hosts (as `deploy`; the newest when they
+        /// disagree).
+        version: Option<String>,
+        /// Print JSON: every selected entry with all its change lines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The shells `deployer completions` writes scripts for.

@@ -85,6 +85,11 @@ pub struct Record {
     /// plan, every host `planned`, in a `started` record).
     #[serde(default)]
     pub hosts: Vec<HostRecord>,
+    /// The changelog entries that went out (or were taken back, for a
+    /// rollback) with a deploy: version and first lines, newest first.
+    /// Empty for other records, and when the package has no changelog.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<crate::changelog::Summary>,
 }
 
 impl Record {
@@ -181,6 +186,7 @@ impl Attempt {
             forced: false,
             duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             hosts: Vec::new(),
+            changes: Vec::new(),
         }
     }
 }
@@ -778,6 +784,19 @@ pub fn render_text(records: &[&Record], out: &mut dyn Write) -> io::Result<()> {
                 None => writeln!(out)?,
             }
         }
+        for c in &r.changes {
+            let sign = match c.direction {
+                crate::changelog::Direction::Deploy => "went out",
+                crate::changelog::Direction::Rollback => "taken back",
+            };
+            let first = c.lines.first().map(String::as_str).unwrap_or("");
+            writeln!(
+                out,
+                "    {sign}: {}  {}",
+                safe(&c.version),
+                text::clip(&safe(first), 120)
+            )?;
+        }
         if let Some(reason) = &r.reason {
             let mut lines = reason.lines();
             writeln!(out, "    reason: {}", safe(lines.next().unwrap_or("")))?;
@@ -892,6 +911,7 @@ mod tests {
             forced: false,
             duration_ms: 0,
             hosts: Vec::new(),
+            changes: Vec::new(),
         }
     }
 
@@ -1198,6 +1218,31 @@ mod tests {
     fn text_listing() {
         let records = sample();
         insta::assert_snapshot!(text(&select(&records, None, None)));
+    }
+
+    #[test]
+    fn text_listing_shows_the_changes_that_went_out() {
+        let mut r = record(
+            "2026-11-21T07:30:05Z",
+            "deploy",
+            Some("fastpath"),
+            "prod",
+            Outcome::Success,
+        );
+        r.changes = vec![crate::changelog::Summary {
+            version: "0.82~pr760-200".into(),
+            direction: crate::changelog::Direction::Deploy,
+            lines: vec!["* Faster \x1b[2J ingest.".into()],
+        }];
+        let shown = text(&[&r]);
+        assert!(
+            shown.contains("    went out: 0.82~pr760-200  * Faster \\x1b[2J ingest."),
+            "{shown}"
+        );
+        // and a record with changes reads back
+        let line = serde_json::to_string(&r).unwrap();
+        let back: Record = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.changes, r.changes);
     }
 
     /// A host's log is read by `history --hosts`, and records carry host

@@ -8,6 +8,7 @@
 pub mod apt;
 pub mod badge;
 pub mod badges;
+pub mod changelog;
 pub mod cli;
 pub mod command;
 pub mod config;

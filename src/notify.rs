@@ -68,6 +68,25 @@ pub fn summary(record: &Record) -> String {
     crate::text::one_line(&line)
 }
 
+/// The summary, then one line per changelog entry the attempt sent out or
+/// took back (`  + VERSION: first line`, `  - VERSION: ...` for a
+/// rollback): what a webhook receives.
+pub fn message(record: &Record) -> String {
+    let mut text = summary(record);
+    for c in &record.changes {
+        let sign = match c.direction {
+            crate::changelog::Direction::Deploy => '+',
+            crate::changelog::Direction::Rollback => '-',
+        };
+        let first = c.lines.first().map(String::as_str).unwrap_or("");
+        let line = format!("{sign} {}: {first}", c.version);
+        text.push_str("\n  ");
+        // the changelog is the package's words: one line, clipped
+        text.push_str(&crate::text::clip(&crate::text::one_line(&line), 200));
+    }
+    text
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 {
         ""
@@ -100,7 +119,7 @@ pub fn announce(notify: &Notify, record: &Record) -> Vec<String> {
     }
     let mut problems = Vec::new();
     if let Some(url) = &notify.webhook_url {
-        if let Err(e) = post(url, notify.webhook_format, &summary(record)) {
+        if let Err(e) = post(url, notify.webhook_format, &message(record)) {
             problems.push(format!(
                 "the webhook at {} was not told about the {}: {e}",
                 host_of(url),
@@ -298,6 +317,30 @@ mod tests {
             event_of(&record(Outcome::Interrupted)),
             Some(NotifyEvent::Interrupt)
         );
+    }
+
+    #[test]
+    fn the_message_lists_the_changes_that_went_out() {
+        let mut r = record(Outcome::Success);
+        assert_eq!(message(&r), summary(&r));
+        r.changes = vec![
+            crate::changelog::Summary {
+                version: "0.81~pr748-191".into(),
+                direction: crate::changelog::Direction::Deploy,
+                lines: vec!["* Faster \x1b[2Jingest.".into(), "* more".into()],
+            },
+            crate::changelog::Summary {
+                version: "0.80".into(),
+                direction: crate::changelog::Direction::Rollback,
+                lines: Vec::new(),
+            },
+        ];
+        let m = message(&r);
+        let lines: Vec<&str> = m.lines().collect();
+        assert_eq!(lines[0], summary(&r));
+        assert_eq!(lines[1], "  + 0.81~pr748-191: * Faster \\x1b[2Jingest.");
+        assert_eq!(lines[2], "  - 0.80: ");
+        assert_eq!(lines.len(), 3);
     }
 
     #[test]

@@ -474,7 +474,7 @@ fn colour_follows_the_usual_environment_variables() {
 fn mistyped_stage_and_package_names_suggest_the_close_one() {
     let dir = tempfile::tempdir().unwrap();
     let listener = config_with_listener(dir.path());
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 12] = [
         (&["deploy", "fastpth"], "fastpath"),
         (&["deploy", "fastpath", "prdo"], "prod"),
         (&["promote", "fastpath", "PROD"], "prod"),
@@ -485,6 +485,8 @@ fn mistyped_stage_and_package_names_suggest_the_close_one() {
         (&["deploy", "FastPath"], "fastpath"),
         (&["versions", "fastpth"], "fastpath"),
         (&["versions", "fastpath", "prdo"], "prod"),
+        (&["changes", "fastpth"], "fastpath"),
+        (&["changes", "fastpath", "prdo", "1.0"], "prod"),
     ];
     for (args, guess) in cases {
         let (code, stdout, stderr) = output(deployer(dir.path()).args(args));
@@ -699,4 +701,19 @@ fn a_dumb_terminal_gets_no_colour() {
     assert!(shown("xterm", None), "a terminal gets colour");
     assert!(!shown("dumb", None), "TERM=dumb");
     assert!(!shown("xterm", Some("1")), "NO_COLOR");
+}
+
+/// `changes` checks its version before contacting a host, like `deploy`.
+#[test]
+fn changes_refuses_an_invalid_version_before_any_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = config_with_listener(dir.path());
+    let (code, stdout, stderr) =
+        output(deployer(dir.path()).args(["changes", "fastpath", "prod", "not a version"]));
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stderr.contains("note: a Debian version is"), "{stderr}");
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the host was reached: {other:?}"),
+    }
 }

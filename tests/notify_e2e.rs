@@ -78,9 +78,23 @@ fn a_deploy_announces_its_start_and_its_outcome() {
         .1
         .contains(": deploy fastpath 0.81~pr748-191 on test: started on 1 host"));
     assert!(
-        got[1].1.ends_with("on test: success (1 changed)"),
+        got[1]
+            .1
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("on test: success (1 changed)"),
         "{got:?}"
     );
+    // under the summary, the changelog entries that went out
+    for (_, body) in &got {
+        let changes: Vec<&str> = body.lines().skip(1).collect();
+        assert_eq!(
+            changes,
+            ["  + 0.81~pr748-191: * Release 0.81~pr748-191 of fastpath."],
+            "{got:?}"
+        );
+    }
     let records: Vec<Value> = std::fs::read_to_string(&log)
         .unwrap()
         .lines()
@@ -92,6 +106,7 @@ fn a_deploy_announces_its_start_and_its_outcome() {
     assert_eq!(records[1]["outcome"], "success");
     assert_eq!(records[0]["id"], records[1]["id"]);
     assert_eq!(records[1]["hosts"][0]["to"], NEW);
+    assert_eq!(records[1]["changes"][0]["version"], NEW);
 }
 
 #[test]

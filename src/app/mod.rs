@@ -6,6 +6,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 
 mod badges;
+mod changes;
 mod check;
 pub mod completions;
 mod freeze;
@@ -282,6 +283,20 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
             !*no_update,
             with_json(*json),
         ),
+        Some(Command::Changes {
+            package,
+            stage,
+            version,
+            json,
+        }) => show_changes(
+            cli,
+            &changes::Request {
+                package,
+                stage: stage.as_deref(),
+                version: version.as_deref(),
+            },
+            with_json(*json),
+        ),
         Some(Command::Completions { shell, dynamic }) => completions::completions(*shell, *dynamic),
         Some(Command::Man { output_dir }) => completions::man(output_dir.as_deref()),
         Some(Command::Init {
@@ -340,6 +355,41 @@ fn show_versions(
         emit(|out| crate::versions::render_text(&report, out))?;
     }
     Ok(if report.failures.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Unreachable
+    })
+}
+
+/// `deployer changes PKG [STAGE] [VERSION]`: status 3 when some host of
+/// the stage did not answer (the review counts the others).
+fn show_changes(
+    cli: &Cli,
+    request: &changes::Request<'_>,
+    json: bool,
+) -> Result<ExitStatus, Fatal> {
+    let config = load_config(cli)?;
+    let outcome = changes::gather(
+        &config,
+        |stage| {
+            let mine = targets(cli, &config)?
+                .into_iter()
+                .filter(|t| t.stage == stage)
+                .collect();
+            Ok(Fleet::connect_watched(
+                mine,
+                config.parallelism,
+                waiting(cli),
+            ))
+        },
+        request,
+    )?;
+    if json {
+        emit(|out| changes::render_json(&outcome, out))?;
+    } else {
+        emit(|out| changes::render_text(&outcome, out))?;
+    }
+    Ok(if outcome.unreachable.is_empty() {
         ExitStatus::Success
     } else {
         ExitStatus::Unreachable

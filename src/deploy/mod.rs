@@ -60,6 +60,9 @@ pub struct Attempt {
     pub(crate) stage: String,
     pub(crate) version: Option<Version>,
     pub(crate) forced: bool,
+    /// The changelog entries this attempt sends out or takes back, once
+    /// the plan is made.
+    pub(crate) changes: Vec<crate::changelog::Summary>,
     dry_run: bool,
     history: std::path::PathBuf,
 }
@@ -73,6 +76,7 @@ impl Attempt {
             stage: stage.to_string(),
             version: checked.version.clone(),
             forced: cx.opts.force || cx.opts.override_freeze,
+            changes: Vec::new(),
             dry_run: cx.opts.dry_run,
             history: cx.config.history_file.clone(),
         }
@@ -106,6 +110,7 @@ impl Attempt {
             reason,
             forced: self.forced,
             hosts,
+            changes: self.changes.clone(),
             ..self.inner.record(&self.stage, outcome)
         }
     }

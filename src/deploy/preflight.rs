@@ -8,6 +8,7 @@
 //! changes a package.
 
 use crate::apt;
+use crate::changelog::{self, Review};
 use crate::command::RemoteCommand;
 use crate::error::{Fatal, HostError};
 use crate::fleet::{self, Fleet};
@@ -33,6 +34,9 @@ pub struct Prepared {
     /// How this attempt takes the deploy lock of a host (again, after a
     /// reconnection).
     pub lock: Lock,
+    /// The changelog entries between what the hosts run and the target
+    /// (`None` when no host changes).
+    pub review: Option<Review>,
 }
 
 /// The deploy lock as this attempt takes it on each host.
@@ -67,6 +71,9 @@ impl Prepared {
             None => s.push_str("Health check: none configured\n"),
         }
         s.push_str(&self.plan.describe(&self.details()));
+        if let Some(review) = &self.review {
+            s.push_str(&review.describe());
+        }
         s
     }
 
@@ -110,6 +117,7 @@ impl Prepared {
             "allowed": plan.allowed,
             "allow_dependency_changes": plan.allow_dependency_changes,
             "rollback_on_failure": plan.rollback,
+            "changes": self.review,
         })
     }
 
@@ -182,13 +190,100 @@ pub fn prepare(
         .iter()
         .map(|s| plan.commands(s, lock_secs))
         .collect();
+    let review = (!plan.steps.is_empty()).then(|| review(cx, fleet, &plan));
+    attempt.changes = review.as_ref().map(Review::summary).unwrap_or_default();
     Ok(Prepared {
         plan,
         commands,
         simulations,
         stage: target.stage,
         lock,
+        review,
     })
+}
+
+/// The changelog review of `plan`: the target version's changelog, read on
+/// the plan's first host, against what every host of the stage runs.
+fn review(cx: &Context<'_>, fleet: &mut Fleet, plan: &Plan) -> Review {
+    let mut hosts: Vec<(String, Option<crate::version::Version>)> = plan
+        .steps
+        .iter()
+        .map(|s| (s.host.clone(), s.from.version().cloned()))
+        .collect();
+    hosts.extend(
+        plan.unchanged
+            .iter()
+            .map(|h| (h.clone(), Some(plan.version.clone()))),
+    );
+    cx.console.say(&format!(
+        "Reading the changelog of `{}` {} on {}...",
+        plan.package, plan.version, hosts[0].0
+    ));
+    review_of(
+        fleet,
+        &plan.stage,
+        plan.package.as_str(),
+        &plan.version,
+        &hosts,
+        cx.config.ssh.deploy_timeout,
+    )
+}
+
+/// The review of moving `hosts` (`(host, version it runs)`, of `stage`;
+/// at least one) to `version`: the target's changelog is read on the first
+/// host; when some hosts run a newer version (a rollback), the newest
+/// one's changelog is read on a host that runs it, as only it lists what
+/// is taken back.
+pub fn review_of(
+    fleet: &mut Fleet,
+    stage: &str,
+    package: &str,
+    version: &crate::version::Version,
+    hosts: &[(String, Option<crate::version::Version>)],
+    timeout: std::time::Duration,
+) -> Review {
+    let first = hosts[0].0.clone();
+    // a pure rollback needs only the newer changelog
+    let below = hosts
+        .iter()
+        .any(|(_, v)| v.as_ref().is_none_or(|v| v < version));
+    let fetched = if below {
+        fetch_changelog(fleet, stage, &first, package, version, timeout)
+    } else {
+        Ok(changelog::Changelog::default())
+    };
+    let newest = hosts
+        .iter()
+        .filter(|(_, v)| v.as_ref().is_some_and(|v| v > version))
+        .max_by(|a, b| a.1.cmp(&b.1));
+    let newer = newest.map(|(host, from)| {
+        let from = from.as_ref().expect("a version above the target");
+        fetch_changelog(fleet, stage, host, package, from, timeout)
+    });
+    let starts: Vec<_> = hosts.iter().map(|(_, v)| v.clone()).collect();
+    Review::new(package, version, &starts, fetched, newer, Some(first))
+}
+
+/// Read the changelog that `package` `version` carries, on `host` of
+/// `stage` ([`changelog::fetch_command`]). Never fails: why there is none
+/// comes back as the error text, one line, made safe.
+pub fn fetch_changelog(
+    fleet: &mut Fleet,
+    stage: &str,
+    host: &str,
+    package: &str,
+    version: &crate::version::Version,
+    timeout: std::time::Duration,
+) -> changelog::Fetched {
+    let command = changelog::fetch_command(package, version);
+    let answers = fleet.on_hosts(stage, &[host], |m| m.run(&command, timeout));
+    match answers.into_iter().next() {
+        Some((_, Ok(out))) => {
+            changelog::read_fetched(out.status, &out.stdout, &out.stderr, out.stdout_dropped)
+        }
+        Some((_, Err(e))) => Err(super::remote_text(&e.to_string())),
+        None => Err(format!("host `{host}` is not connected")),
+    }
 }
 
 /// apt's wait for dpkg's locks, in whole seconds.
@@ -556,10 +651,15 @@ pub fn show_dry_run(cx: &Context<'_>, prepared: &Prepared) {
         .say("Dry run: nothing was changed on any host (apt lists included).");
 }
 
-/// A critical stage shows the plan and wants `yes` typed (or `--yes`).
+/// A critical stage shows the plan (with its changelog review) and wants
+/// `yes` typed (or `--yes`); elsewhere, the review alone is shown.
 pub fn confirm(cx: &Context<'_>, attempt: &Attempt, prepared: &Prepared) -> Result<(), Fatal> {
     let plan = &prepared.plan;
     if !plan.critical || cx.opts.yes {
+        // what goes out is shown even when nobody is asked
+        if let Some(review) = &prepared.review {
+            cx.console.say(review.describe().trim_end());
+        }
         return Ok(());
     }
     cx.console.say(&prepared.describe(cx));

@@ -418,6 +418,19 @@ impl Testbed {
         if options.postinst_fail {
             args.push("--postinst-fail".to_string());
         }
+        // kept until the package is built
+        let changelog_file;
+        if let Some(text) = options.changelog {
+            changelog_file = tempfile::NamedTempFile::new().expect("a temporary file");
+            std::fs::write(changelog_file.path(), text).expect("the changelog is written");
+            args.extend([
+                "--changelog".to_string(),
+                changelog_file.path().display().to_string(),
+            ]);
+        }
+        if options.no_changelog {
+            args.push("--no-changelog".to_string());
+        }
         run_ok(script(args), &format!("publish `{pkg}` {version}"));
     }
 
@@ -805,6 +818,12 @@ pub struct Publish<'a> {
     pub postinst_sleep: Option<u32>,
     /// The postinst exits 1 (after its markers).
     pub postinst_fail: bool,
+    /// The package's `usr/share/doc/PKG/changelog.Debian.gz`, as text
+    /// (default: one entry per version of PKG in the repository up to this
+    /// one, each `* Release VERSION of PKG.`).
+    pub changelog: Option<&'a str>,
+    /// Build the package without a changelog.
+    pub no_changelog: bool,
 }
 
 /// The file (inside the host) a [`Publish`] postinst touches when it starts:
