@@ -128,6 +128,13 @@ struct Entry {
 pub struct KnownHostsFile {
     path: PathBuf,
     entries: Vec<Entry>,
+    /// The entries (indices, in line order) of each name that lines list
+    /// literally (a name without wildcards or negation)...
+    by_name: std::collections::HashMap<Vec<u8>, Vec<usize>>,
+    /// ...and every other entry (hashed names, patterns), which each
+    /// lookup tries in turn: a file of plain names is looked up without
+    /// going through every line.
+    others: Vec<usize>,
 }
 
 /// A key that known_hosts lists, for messages.
@@ -233,14 +240,32 @@ impl HostNames {
 /// Parse the bytes of the known_hosts file at `path` (named in verdicts).
 /// Lines that do not parse are skipped, as OpenSSH skips them.
 pub fn parse(path: &Path, bytes: &[u8]) -> KnownHostsFile {
-    let entries = bytes
+    let entries: Vec<Entry> = bytes
         .split(|&b| b == b'\n')
         .enumerate()
         .filter_map(|(i, line)| parse_line(i + 1, line))
         .collect();
+    let mut by_name: std::collections::HashMap<Vec<u8>, Vec<usize>> =
+        std::collections::HashMap::new();
+    let mut others = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        match &e.names {
+            Names::Patterns(list) if !list.iter().any(|b| b"*?!".contains(b)) => {
+                let mut names: Vec<&[u8]> = list.split(|&b| b == b',').collect();
+                names.sort_unstable();
+                names.dedup();
+                for name in names {
+                    by_name.entry(name.to_vec()).or_default().push(i);
+                }
+            }
+            _ => others.push(i),
+        }
+    }
     KnownHostsFile {
         path: path.to_path_buf(),
         entries,
+        by_name,
+        others,
     }
 }
 
@@ -430,11 +455,26 @@ impl KnownHostsFile {
     /// `ssh-keygen -F name` finds.
     pub fn lines_naming(&self, name: &str) -> Vec<usize> {
         let name = name.to_ascii_lowercase();
-        self.entries
-            .iter()
-            .filter(|e| e.names(&name))
-            .map(|e| e.line)
-            .collect()
+        self.naming(&name).map(|e| e.line).collect()
+    }
+
+    /// The entries naming `name` (lower-cased), in line order: those
+    /// listing it literally, and those of the others that match it.
+    fn naming<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
+        let listed: &[usize] = self.by_name.get(name.as_bytes()).map_or(&[], Vec::as_slice);
+        let (mut a, mut b) = (listed.iter().peekable(), self.others.iter().peekable());
+        std::iter::from_fn(move || loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(&&x), Some(&&y)) if x < y => a.next(),
+                (Some(_), Some(_)) | (None, Some(_)) => b.next(),
+                (Some(_), None) => a.next(),
+                (None, None) => return None,
+            };
+            let e = &self.entries[*next.expect("peeked")];
+            if e.names(name) {
+                return Some(e);
+            }
+        })
     }
 }
 
@@ -447,8 +487,7 @@ fn naming<'a, F: Borrow<KnownHostsFile>>(
     files
         .iter()
         .map(Borrow::borrow)
-        .flat_map(|f: &'a KnownHostsFile| f.entries.iter().map(move |e| (f.path.as_path(), e)))
-        .filter(move |(_, e)| e.names(name))
+        .flat_map(move |f: &'a KnownHostsFile| f.naming(name).map(move |e| (f.path.as_path(), e)))
 }
 
 /// What `files` (the user's, then the global ones) say about the key

@@ -111,6 +111,45 @@ pub fn private_key_info(text: &[u8]) -> Option<PrivateKeyInfo> {
     None
 }
 
+/// The secret of an unencrypted Ed25519 key in OpenSSH's format (what
+/// `ssh-keygen -t ed25519` writes without a passphrase): the 32-byte seed
+/// and the public key blob. `None` for any other key, which libssh2 reads
+/// itself. The private part must agree with the public one (the check
+/// integers match, the key's public half is the blob's).
+pub fn ed25519_secret(text: &[u8]) -> Option<([u8; 32], Vec<u8>)> {
+    let text = std::str::from_utf8(text).ok()?;
+    let start = text.find(OPENSSH_BEGIN)?;
+    let body = &text[start + OPENSSH_BEGIN.len()..];
+    let body = &body[..body.find(OPENSSH_END)?];
+    let b64: String = body.split_whitespace().collect();
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let mut rest = raw.strip_prefix(OPENSSH_MAGIC)?;
+    let cipher = take_string(&mut rest)?;
+    let kdf = take_string(&mut rest)?;
+    let _kdf_options = take_string(&mut rest)?;
+    if cipher != b"none" || kdf != b"none" || take_u32(&mut rest)? != 1 {
+        return None;
+    }
+    let blob = take_string(&mut rest)?.to_vec();
+    let mut private = take_string(&mut rest)?;
+    let (check1, check2) = (take_u32(&mut private)?, take_u32(&mut private)?);
+    if check1 != check2 || take_string(&mut private)? != b"ssh-ed25519" {
+        return None;
+    }
+    let public = take_string(&mut private)?;
+    let secret = take_string(&mut private)?;
+    let mut in_blob = blob.as_slice();
+    if take_string(&mut in_blob)? != b"ssh-ed25519"
+        || take_string(&mut in_blob)? != public
+        || public.len() != 32
+        || secret.len() != 64
+        || &secret[32..] != public
+    {
+        return None;
+    }
+    Some((secret[..32].try_into().ok()?, blob))
+}
+
 fn take_u32(rest: &mut &[u8]) -> Option<u32> {
     let (n, tail) = rest.split_first_chunk::<4>()?;
     *rest = tail;
@@ -229,5 +268,45 @@ mod tests {
             })
         );
         assert_eq!(private_key_info(b"ssh-ed25519 AAAA"), None);
+    }
+
+    /// The seed of a plain Ed25519 key gives the public key `ssh-keygen`
+    /// wrote, and a signature that key verifies; a passphrase-protected
+    /// key, another key type or a damaged file gives none.
+    #[test]
+    fn plain_ed25519_keys_give_their_seed() {
+        use ed25519_dalek::{Signer, Verifier};
+        let dir = tempfile::tempdir().unwrap();
+        let make = |name: &str, kind: &str, pass: &str| {
+            let path = dir.path().join(name);
+            let made = std::process::Command::new("ssh-keygen")
+                .args(["-q", "-t", kind, "-N", pass, "-C", "x", "-f"])
+                .arg(&path)
+                .status()
+                .expect("ssh-keygen runs");
+            assert!(made.success());
+            (
+                std::fs::read(&path).unwrap(),
+                std::fs::read(path.with_extension("pub")).unwrap(),
+            )
+        };
+        let (private, public) = make("plain", "ed25519", "");
+        let (seed, blob) = ed25519_secret(&private).expect("a plain ed25519 key");
+        assert_eq!(Some(blob.clone()), public_key_blob(&public));
+        let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+        assert_eq!(&blob[blob.len() - 32..], key.verifying_key().as_bytes());
+        let signature = key.sign(b"session data");
+        let verifier =
+            ed25519_dalek::VerifyingKey::from_bytes(blob[blob.len() - 32..].try_into().unwrap())
+                .unwrap();
+        assert!(verifier.verify(b"session data", &signature).is_ok());
+
+        let (locked, _) = make("locked", "ed25519", "secret");
+        assert_eq!(ed25519_secret(&locked), None);
+        let (ecdsa, _) = make("ecdsa", "ecdsa", "");
+        assert_eq!(ed25519_secret(&ecdsa), None);
+        let text = String::from_utf8(private).unwrap();
+        let damaged = text.replacen("AAAA", "AAAB", 1);
+        assert_eq!(ed25519_secret(damaged.as_bytes()), None);
     }
 }
