@@ -267,6 +267,25 @@ pub struct HostRecord {
     /// Details, typically the error when the host failed.
     #[serde(default)]
     pub message: Option<String>,
+    /// The service restart on this host, when the package restarts one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartRecord>,
+    /// The service's last log lines, kept for a failed host (bounded, one
+    /// safe line each).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_tail: Vec<String>,
+}
+
+/// How the service restart went on one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartRecord {
+    /// What was restarted: the units, or `restart_command`.
+    pub what: String,
+    /// Whether it worked (and the units run afterwards).
+    pub ok: bool,
+    /// The units' state afterwards, or why the restart failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// What happened on one host.
@@ -886,6 +905,8 @@ mod tests {
             to: to.map(str::to_string),
             result,
             message: message.map(str::to_string),
+            restart: None,
+            log_tail: Vec::new(),
         }
     }
 

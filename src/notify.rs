@@ -242,6 +242,8 @@ mod tests {
                 to: None,
                 result: HostResult::Changed,
                 message: None,
+                restart: None,
+                log_tail: Vec::new(),
             })
             .collect();
         r
