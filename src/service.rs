@@ -289,13 +289,17 @@ pub fn last_lines(text: &str, n: usize) -> Vec<String> {
 }
 
 /// `check`, with `logs` running beside it in the background: the logs on
-/// stdout, the check's own output on stderr, and the check's exit status;
-/// the logs command (its whole process group) is stopped once the check
-/// is over. For `--follow-logs`.
+/// stdout, the check's own output on stderr, and the check's exit status.
+/// The logs command runs in a session of its own (`setsid`), so that once
+/// the check is over (and a second for the last lines to arrive) its
+/// whole process group is stopped, `sudo` and pipes included. For
+/// `--follow-logs`.
 pub fn beside(check: &str, logs: &RemoteCommand) -> RemoteCommand {
     let script = format!(
-        "set -m; {{ {logs}; }} </dev/null & deployer_logs=$!; {{ {check}\n}} >&2; deployer_status=$?; \
-         sleep 1; kill -TERM -- -$deployer_logs 2>/dev/null; wait $deployer_logs 2>/dev/null; exit $deployer_status"
+        "setsid sh -c {} </dev/null & deployer_logs=$!; {{ {check}\n}} >&2; deployer_status=$?; \
+         sleep 1; kill -TERM -$deployer_logs 2>/dev/null || kill -TERM $deployer_logs 2>/dev/null; \
+         wait $deployer_logs 2>/dev/null; exit $deployer_status",
+        crate::command::quote(logs.as_str())
     );
     RemoteCommand::from_config(&script, "health check")
 }
@@ -455,7 +459,10 @@ mod tests {
         let s = systemd();
         let logs = s.logs_command(7, 100, true).unwrap();
         let c = beside("curl -fs localhost/health", &logs);
-        assert!(c.as_str().starts_with("set -m; { sudo -n journalctl "));
+        assert!(
+            c.as_str().starts_with("setsid sh -c 'sudo -n journalctl "),
+            "{c}"
+        );
         assert!(c.as_str().contains("{ curl -fs localhost/health\n} >&2"));
         assert!(c.as_str().ends_with("exit $deployer_status"));
         assert_eq!(c.label(), "health check");

@@ -1029,6 +1029,6 @@ fn follow_logs_runs_the_logs_beside_the_check() {
     let w = s.fake.world();
     let p1 = w.ran("p1", "check-fastpath");
     assert_eq!(p1.len(), 1);
-    assert!(p1[0].starts_with("set -m; { DEPLOYER_SINCE="), "{p1:?}");
-    assert!(!w.ran("p2", "check-fastpath")[0].contains("set -m"));
+    assert!(p1[0].starts_with("setsid sh -c 'DEPLOYER_SINCE="), "{p1:?}");
+    assert!(!w.ran("p2", "check-fastpath")[0].contains("setsid"));
 }
