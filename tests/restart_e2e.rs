@@ -84,7 +84,11 @@ fn a_failing_restart_fails_the_host_and_the_rollback_follows() {
         all.contains("test-2 log | fastpath: cannot bind :8080"),
         "{all}"
     );
-    assert!(all.contains("restart of restart_command: FAILED"), "{all}");
+    assert!(
+        all.contains("test-2: restart of restart_command failed (exit status 3); rolled back"),
+        "{all}"
+    );
+    assert!(all.contains("    restarted restart_command\n"), "{all}");
     for h in ["test-1", "test-2"] {
         assert_eq!(
             tb.installed(h, "fastpath").as_deref(),

@@ -144,14 +144,14 @@ pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summa
                 }
             }
         }
-        if let Some(r) = &restart {
+        // a failed restart is the host's message already
+        if let Some(r) = restart.as_ref().filter(|r| r.ok) {
             lines.push(format!(
-                "    restart of {}: {}{}",
+                "    restarted {}{}",
                 r.what,
-                if r.ok { "done" } else { "FAILED" },
                 r.detail
                     .as_deref()
-                    .map(|d| format!(" ({})", crate::text::one_line(d)))
+                    .map(|d| format!(": {}", crate::text::one_line(d)))
                     .unwrap_or_default()
             ));
         }
