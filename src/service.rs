@@ -142,6 +142,37 @@ impl Service {
             && ((self.restarts() && self.restart_command.is_none()) || self.logs_command.is_none())
     }
 
+    /// The plan's lines about the service: what is restarted, and whose
+    /// logs the canary shows.
+    pub fn describe(&self) -> String {
+        let units = self
+            .units
+            .iter()
+            .map(Unit::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut s = String::new();
+        if self.restarts() {
+            let what = match &self.restart_command {
+                Some(_) => "`restart_command`".to_string(),
+                None => units.clone(),
+            };
+            s.push_str(&format!(
+                "Restart, on each host after its install, before its health check: {what}\n"
+            ));
+        } else if !self.units.is_empty() {
+            s.push_str(&format!("Restart: no (`restart = no`) for {units}\n"));
+        }
+        if self.logs_command.is_some() {
+            s.push_str("Service log shown on the canary: `logs_command`\n");
+        } else if !self.units.is_empty() {
+            s.push_str(&format!(
+                "Service log shown on the canary: the journal of {units}\n"
+            ));
+        }
+        s
+    }
+
     /// The command that restarts the service.
     pub fn restart_command(&self) -> RemoteCommand {
         match &self.restart_command {
@@ -371,6 +402,11 @@ mod tests {
             .ends_with(" -n 20 -f"));
         assert!(s.needs_systemd());
         assert!(s.restarts());
+        assert_eq!(
+            s.describe(),
+            "Restart, on each host after its install, before its health check: fastpath.service worker@1.service\n\
+             Service log shown on the canary: the journal of fastpath.service worker@1.service\n"
+        );
         // a unit with a backslash is quoted
         let odd = Service {
             units: vec![unit("a\\x2db")],

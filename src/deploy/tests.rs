@@ -905,6 +905,16 @@ fn restarts_happen_before_the_health_check_on_every_host() {
         "",
         "restart = yes\nrestart_command = restart-fastpath\nlogs_command = show-fastpath-log",
     );
+    let dry = Options {
+        dry_run: true,
+        ..yes()
+    };
+    s.deploy("prod", Some(NEW), dry, vec![]).unwrap();
+    let out = s.out.text();
+    assert!(
+        out.contains("Restart, on each host after its install, before its health check: `restart_command`\nService log shown on the canary: `logs_command`\n"),
+        "the plan says it: {out}"
+    );
     let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
     assert_eq!(status, ExitStatus::Success);
     let w = s.fake.world();
