@@ -1603,7 +1603,7 @@ hosts = p1 p2
         let e = err(&format!(
             "{MINIMAL}[package:foo]\nhealth_check = true\n    && false\n"
         ));
-        assert_eq!(e.line, Some(9));
+        assert_eq!(e.line, Some(10));
         assert!(e.message.contains("`health_check`"), "{e:?}");
     }
 
@@ -1795,7 +1795,7 @@ hosts = p1 p2
                 e.message,
                 format!("`notify_on` in `[notify]` has an invalid value `{bad}`: {reason}")
             );
-            assert_eq!(e.line, Some(9));
+            assert_eq!(e.line, Some(10));
             assert_eq!(
                 note(&e),
                 "accepted: one or more of `start`, `success`, `failure`, `interrupt`, separated by spaces (default: all)"
