@@ -18,9 +18,10 @@ use common::cli::{deployer, host_result, last, two_stages, NEW, OLD};
 use serde_json::Value;
 
 /// The restart: appends to the service's log file; fails (exit 3, after
-/// logging why) on a host where `/tmp/fastpath-broken` exists.
+/// logging why) on a host where `/tmp/fastpath-broken` exists, when it
+/// runs the new version (NEW is 0.81~…).
 const SERVICE: &str = "[package:fastpath]\nrestart = yes\n\
-    restart_command = if test -e /tmp/fastpath-broken; then echo \"fastpath: cannot bind :8080\" >> /tmp/fastpath.log; exit 3; fi; echo \"fastpath restarted on $(hostname)\" >> /tmp/fastpath.log\n\
+    restart_command = if test -e /tmp/fastpath-broken && dpkg-query -W -f='${Version}' fastpath | grep -q '^0[.]81'; then echo \"fastpath: cannot bind :8080\" >> /tmp/fastpath.log; exit 3; fi; echo \"fastpath restarted on $(hostname)\" >> /tmp/fastpath.log\n\
     logs_command = cat /tmp/fastpath.log\n";
 
 fn entry(record: &Value, host: &str) -> Value {
@@ -113,6 +114,13 @@ fn a_failing_restart_fails_the_host_and_the_rollback_follows() {
         "{e}"
     );
     assert_eq!(entry(&record, "test-1")["restart"]["ok"], true);
+    // the rollback restarted the service on the version put back
+    let log = tb.read_file("test-2", "/tmp/fastpath.log").unwrap_or_default();
+    assert_eq!(
+        log,
+        "fastpath: cannot bind :8080\nfastpath restarted on test-2\n",
+        "{log}"
+    );
 }
 
 #[test]

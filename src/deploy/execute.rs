@@ -1020,6 +1020,21 @@ fn rollback_one(
         Err(e) => return Rollback::Failed(format!("rollback: {e}")),
     };
     if out.success() && now.same_as(&step.from) {
+        // the service runs the version put back, as it ran the new one
+        if let Some(service) = config.services.get(&plan.package).filter(|s| s.restarts()) {
+            let w = Watch {
+                service,
+                since: 0,
+                no_systemd: if service.needs_systemd() {
+                    probe_systemd(member, config.ssh.command_timeout)
+                } else {
+                    None
+                },
+            };
+            if let (_, Some((why, _))) = restart(cx, member, &w) {
+                return Rollback::Failed(format!("rolled back, but {why}"));
+            }
+        }
         Rollback::Restored
     } else {
         Rollback::Failed(format!(

@@ -966,6 +966,9 @@ fn a_failed_restart_fails_the_host_and_triggers_the_rollback() {
         w.ran("p3", "check-fastpath").is_empty(),
         "no health check after a failed restart"
     );
+    // after the install, and after the rollback: the old version runs
+    assert_eq!(w.ran("p1", "restart-fastpath").len(), 2);
+    assert_eq!(w.ran("p3", "restart-fastpath").len(), 2);
     assert!(w.ran("p4", "apt-get install").is_empty());
     drop(w);
     let r = s.history().pop().unwrap();
