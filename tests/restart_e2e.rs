@@ -115,10 +115,11 @@ fn a_failing_restart_fails_the_host_and_the_rollback_follows() {
     );
     assert_eq!(entry(&record, "test-1")["restart"]["ok"], true);
     // the rollback restarted the service on the version put back
-    let log = tb.read_file("test-2", "/tmp/fastpath.log").unwrap_or_default();
+    let log = tb
+        .read_file("test-2", "/tmp/fastpath.log")
+        .unwrap_or_default();
     assert_eq!(
-        log,
-        "fastpath: cannot bind :8080\nfastpath restarted on test-2\n",
+        log, "fastpath: cannot bind :8080\nfastpath restarted on test-2\n",
         "{log}"
     );
 }
