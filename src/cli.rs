@@ -368,6 +368,9 @@ pub struct DeployArgs {
     /// Let apt also remove, install or upgrade other packages (shown in the plan).
     #[arg(long)]
     pub allow_dependency_changes: bool,
+    /// Stream the service's logs on the first host (the canary) while its health check runs.
+    #[arg(long)]
+    pub follow_logs: bool,
     /// Deploy to hosts that hold the package (`apt-mark hold`); the hold is set again after.
     #[arg(long)]
     pub allow_held: bool,

@@ -267,6 +267,25 @@ pub struct HostRecord {
     /// Details, typically the error when the host failed.
     #[serde(default)]
     pub message: Option<String>,
+    /// The service restart on this host, when the package restarts one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartRecord>,
+    /// The service's last log lines, kept for a failed host (bounded, one
+    /// safe line each).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_tail: Vec<String>,
+}
+
+/// How the service restart went on one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartRecord {
+    /// What was restarted: the units, or `restart_command`.
+    pub what: String,
+    /// Whether it worked (and the units run afterwards).
+    pub ok: bool,
+    /// The units' state afterwards, or why the restart failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// What happened on one host.
@@ -783,6 +802,26 @@ pub fn render_text(records: &[&Record], out: &mut dyn Write) -> io::Result<()> {
                 Some(first) => writeln!(out, ": {}", safe(first.trim()))?,
                 None => writeln!(out)?,
             }
+            if let Some(restart) = &h.restart {
+                let done = if restart.ok {
+                    "restarted"
+                } else {
+                    "restart FAILED"
+                };
+                writeln!(
+                    out,
+                    "      {done}: {}",
+                    text::clip(&safe(&restart.what), 120)
+                )?;
+            }
+            if let Some(last) = h.log_tail.last() {
+                writeln!(
+                    out,
+                    "      last log line ({} kept): {}",
+                    h.log_tail.len(),
+                    text::clip(&safe(last), 120)
+                )?;
+            }
         }
         for c in &r.changes {
             let sign = match c.direction {
@@ -886,6 +925,8 @@ mod tests {
             to: to.map(str::to_string),
             result,
             message: message.map(str::to_string),
+            restart: None,
+            log_tail: Vec::new(),
         }
     }
 
@@ -1218,6 +1259,49 @@ mod tests {
     fn text_listing() {
         let records = sample();
         insta::assert_snapshot!(text(&select(&records, None, None)));
+    }
+
+    #[test]
+    fn text_listing_shows_restarts_and_the_last_log_line() {
+        let mut r = record(
+            "2026-11-21T07:30:05Z",
+            "deploy",
+            Some("fastpath"),
+            "prod",
+            Outcome::Partial,
+        );
+        let mut fine = host("p1", Some("1"), Some("2"), HostResult::Changed, None);
+        fine.restart = Some(RestartRecord {
+            what: "fastpath.service".into(),
+            ok: true,
+            detail: None,
+        });
+        let mut bad = host(
+            "p2",
+            Some("1"),
+            None,
+            HostResult::Failed,
+            Some("restart failed"),
+        );
+        bad.restart = Some(RestartRecord {
+            what: "fastpath.service".into(),
+            ok: false,
+            detail: Some("restart failed".into()),
+        });
+        bad.log_tail = vec!["first".into(), "bind: in use \x1b[2J".into()];
+        r.hosts = vec![fine, bad];
+        let shown = text(&[&r]);
+        assert!(
+            shown.contains("    p1  1 -> 2  changed\n      restarted: fastpath.service\n"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("      restart FAILED: fastpath.service\n      last log line (2 kept): bind: in use \\x1b[2J\n"),
+            "{shown}"
+        );
+        // and reads back, fields included
+        let back: Record = serde_json::from_str(&to_line(&r)).unwrap();
+        assert_eq!(back.hosts, r.hosts);
     }
 
     #[test]

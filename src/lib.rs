@@ -29,6 +29,7 @@ pub mod operator;
 pub mod package;
 pub mod plan;
 pub mod render;
+pub mod service;
 pub mod ssh_config;
 pub mod status;
 pub(crate) mod suggest;

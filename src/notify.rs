@@ -84,6 +84,39 @@ pub fn message(record: &Record) -> String {
         // the changelog is the package's words: one line, clipped
         text.push_str(&crate::text::clip(&crate::text::one_line(&line), 200));
     }
+    text.push_str(&restarts(&record.hosts));
+    text
+}
+
+/// The restarts of a record, for its message: how many hosts restarted
+/// their service, and one line per host whose restart failed (with its
+/// last log line). Empty when nothing was restarted.
+fn restarts(hosts: &[crate::history::HostRecord]) -> String {
+    let tried: Vec<_> = hosts
+        .iter()
+        .filter_map(|h| h.restart.as_ref().map(|r| (h, r)))
+        .collect();
+    let Some((_, first)) = tried.first() else {
+        return String::new();
+    };
+    let ok = tried.iter().filter(|(_, r)| r.ok).count();
+    let safe = |s: &str| crate::text::clip(&crate::text::one_line(s), 200);
+    let mut text = format!(
+        "\n  restarted {} on {ok} of {} host{}",
+        safe(&first.what),
+        tried.len(),
+        plural(tried.len())
+    );
+    for (h, r) in tried.iter().filter(|(_, r)| !r.ok) {
+        text.push_str(&format!(
+            "\n  restart FAILED on {}: {}",
+            safe(&h.host),
+            safe(r.detail.as_deref().unwrap_or("no detail"))
+        ));
+        if let Some(last) = h.log_tail.last() {
+            text.push_str(&format!("\n    last log line: {}", safe(last)));
+        }
+    }
     text
 }
 
@@ -242,9 +275,37 @@ mod tests {
                 to: None,
                 result: HostResult::Changed,
                 message: None,
+                restart: None,
+                log_tail: Vec::new(),
             })
             .collect();
         r
+    }
+
+    #[test]
+    fn the_message_tells_the_restarts() {
+        let mut r = record(Outcome::Partial);
+        assert!(!message(&r).contains("restart"));
+        r.hosts[0].restart = Some(crate::history::RestartRecord {
+            what: "fastpath.service".into(),
+            ok: true,
+            detail: Some("fastpath.service is active (running)".into()),
+        });
+        r.hosts[1].restart = Some(crate::history::RestartRecord {
+            what: "fastpath.service".into(),
+            ok: false,
+            detail: Some("restarted, but fastpath.service is failed (failed)".into()),
+        });
+        r.hosts[1].log_tail = vec!["bind: address in use\u{1b}[2J".into()];
+        let m = message(&r);
+        assert!(
+            m.ends_with(
+                "\n  restarted fastpath.service on 1 of 2 hosts\
+                 \n  restart FAILED on prod-2: restarted, but fastpath.service is failed (failed)\
+                 \n    last log line: bind: address in use\\x1b[2J"
+            ),
+            "{m}"
+        );
     }
 
     /// A one-request HTTP server answering `status`; sends back what it got

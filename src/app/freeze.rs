@@ -98,6 +98,8 @@ pub fn apply(
                 HostResult::Changed
             },
             message: failure,
+            restart: None,
+            log_tail: Vec::new(),
         });
     }
     let outcome = match (problems.len(), hosts.len()) {

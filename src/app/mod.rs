@@ -439,6 +439,7 @@ fn deploy_or_promote(
         rollback_on_failure: args.rollback_on_failure,
         allow_dependency_changes: args.allow_dependency_changes,
         allow_held: args.allow_held,
+        follow_logs: args.follow_logs,
         verbose: cli.verbose > 0,
     };
     // everything typed is checked before any host is contacted

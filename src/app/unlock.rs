@@ -65,6 +65,8 @@ pub fn apply(
             to: None,
             result,
             message: Some(message),
+            restart: None,
+            log_tail: Vec::new(),
         });
     }
     let outcome = if problems.is_empty() {

@@ -100,6 +100,10 @@ pub struct Config {
     /// deploy of such a package releases and sets the hold itself
     /// (default no).
     pub holds: BTreeSet<PackageName>,
+    /// `[package:NAME] units`, `restart`, `restart_command`,
+    /// `logs_command`: the service that runs each package, for the
+    /// packages that set any of them.
+    pub services: BTreeMap<PackageName, crate::service::Service>,
     /// `[notify]`: who hears about deploys. Read and checked here; nothing
     /// sends notifications yet.
     pub notify: Notify,
@@ -546,7 +550,7 @@ impl<'a> Reader<'a> {
 
         let packages = self.packages(&env)?;
         let stages = self.stages(&env)?;
-        let (health_checks, holds) = self.package_options(&packages)?;
+        let (health_checks, holds, services) = self.package_options(&packages)?;
         let notify = self.notify()?;
 
         let ssh = SshOptions {
@@ -607,6 +611,7 @@ impl<'a> Reader<'a> {
                 .unwrap_or(false),
             health_checks,
             holds,
+            services,
             ssh,
             notify,
             warnings: self.warnings,
@@ -906,12 +911,21 @@ impl<'a> Reader<'a> {
         Ok(stages)
     }
 
-    /// The `[package:NAME]` sections: health checks, and the packages whose
-    /// hold deployer manages.
+    /// The `[package:NAME]` sections: health checks, the packages whose
+    /// hold deployer manages, and the services.
+    #[allow(clippy::type_complexity)]
     fn package_options(
         &mut self,
         packages: &[PackageName],
-    ) -> Result<(BTreeMap<PackageName, String>, BTreeSet<PackageName>), ConfigError> {
+    ) -> Result<
+        (
+            BTreeMap<PackageName, String>,
+            BTreeSet<PackageName>,
+            BTreeMap<PackageName, crate::service::Service>,
+        ),
+        ConfigError,
+    > {
+        let mut services = BTreeMap::new();
         let mut checks = BTreeMap::new();
         let mut holds = BTreeSet::new();
         let package_sections: Vec<_> = self.sections_of(&schema::PACKAGE).collect();
@@ -952,8 +966,34 @@ impl<'a> Reader<'a> {
             if self.value(&section, "hold", value::parse_bool)? == Some(true) {
                 holds.insert(package.clone());
             }
+            let command = |v: &str| Ok(v.trim().to_string());
+            let service = crate::service::Service {
+                units: self
+                    .value(&section, "units", value::parse_units)?
+                    .unwrap_or_default(),
+                restart: self
+                    .value(&section, "restart", value::parse_bool)?
+                    .unwrap_or(false),
+                restart_command: self.value(&section, "restart_command", command)?,
+                logs_command: self.value(&section, "logs_command", command)?,
+            };
+            if service.restart && !service.restarts() {
+                let line = self.get(&section, "restart")?.and_then(|(_, line)| line);
+                return Err(self
+                    .error(
+                        line,
+                        format!(
+                            "`restart = yes` in `[{}]` has nothing to restart",
+                            section.name()
+                        ),
+                    )
+                    .note("name the systemd units in `units`, or give a `restart_command`"));
+            }
+            if service.is_set() || service.restart {
+                services.insert(package.clone(), service);
+            }
         }
-        Ok((checks, holds))
+        Ok((checks, holds, services))
     }
 }
 
@@ -2128,6 +2168,52 @@ rollback_on_failure = on",
             Some("curl -fs \"http://localhost:8080/health\" | grep -q 'ok' && test \\d")
         );
         assert_eq!(config.health_checks.len(), 1);
+    }
+
+    #[test]
+    fn services_are_read_and_unit_names_checked() {
+        let config = ok(&format!(
+            "{MINIMAL}[package:foo]\nunits = foo worker@1.service\n  foo.socket\nrestart = yes\n\
+             [package:bar]\nlogs_command = tail -n 50 /var/log/bar.log # all\nrestart_command = /etc/init.d/bar restart\n"
+        ));
+        let foo = &config.services[&"foo".parse::<PackageName>().unwrap()];
+        let names: Vec<&str> = foo.units.iter().map(|u| u.as_str()).collect();
+        assert_eq!(names, ["foo.service", "worker@1.service", "foo.socket"]);
+        assert!(foo.restart && foo.restarts());
+        let bar = &config.services[&"bar".parse::<PackageName>().unwrap()];
+        assert!(!bar.restart, "restart is off by default");
+        assert_eq!(
+            bar.logs_command.as_deref(),
+            Some("tail -n 50 /var/log/bar.log # all")
+        );
+        assert!(ok(MINIMAL).services.is_empty());
+
+        let e = err(&format!(
+            "{MINIMAL}[package:foo]\nunits = foo.service bad;name\n"
+        ));
+        assert_eq!(e.line, Some(9));
+        assert_eq!(
+            e.to_string(),
+            format!("`{PATH}` line 9: `units` in `[package:foo]` has an invalid value `foo.service bad;name`: `bad;name` is not a unit name: `;` is not allowed in a unit name")
+        );
+        assert!(
+            e.note.as_deref().unwrap().contains("`worker@2.service`"),
+            "{e:?}"
+        );
+        let e = err(&format!(
+            "{MINIMAL}[package:foo]\nunits = worker@.service\n"
+        ));
+        assert!(e.message.contains("is a template"), "{e:?}");
+
+        let e = err(&format!(
+            "{MINIMAL}[package:foo]\nhealth_check = true\nrestart = yes\n"
+        ));
+        assert_eq!(e.line, Some(10));
+        assert_eq!(
+            e.message,
+            "`restart = yes` in `[package:foo]` has nothing to restart"
+        );
+        assert!(e.note.as_deref().unwrap().contains("`units`"));
     }
 
     #[test]

@@ -99,7 +99,14 @@ pub const STAGE: SectionKind = SectionKind {
 pub const PACKAGE: SectionKind = SectionKind {
     kind: "package",
     named: true,
-    keys: &[command("health_check"), single("hold")],
+    keys: &[
+        command("health_check"),
+        single("hold"),
+        list("units"),
+        single("restart"),
+        command("restart_command"),
+        command("logs_command"),
+    ],
 };
 
 /// `[notify]`: who hears about deploys (a webhook, a local command).

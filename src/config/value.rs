@@ -189,6 +189,24 @@ pub(crate) fn is_stage_name(s: &str) -> bool {
     is_host_name(s)
 }
 
+/// `units`: systemd unit names, checked as systemd does (see
+/// [`crate::service::parse_unit`]).
+pub(crate) fn parse_units(s: &str) -> Result<Vec<crate::service::Unit>, Invalid> {
+    s.split_whitespace()
+        .map(|word| {
+            crate::service::parse_unit(word).map_err(|why| {
+                Invalid::new(
+                    format!(
+                        "`{}` is not a unit name: {why}",
+                        crate::text::one_line(word)
+                    ),
+                    crate::service::ACCEPTED_UNIT,
+                )
+            })
+        })
+        .collect()
+}
+
 pub(crate) fn parse_bool(s: &str) -> Result<bool, Invalid> {
     match s.trim().to_ascii_lowercase().as_str() {
         "yes" | "true" | "on" | "1" => Ok(true),

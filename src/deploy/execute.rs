@@ -15,10 +15,11 @@ use crate::detach;
 use crate::error::Fatal;
 use crate::error::HostError;
 use crate::fleet::{Fleet, Member};
-use crate::history::{self, HostRecord, HostResult, Outcome, Record};
+use crate::history::{self, HostRecord, HostResult, Outcome, Record, RestartRecord};
 use crate::lock;
 use crate::package::PackageName;
 use crate::plan::{HostCommands, Plan, Step};
+use crate::service::{self, Service};
 use crate::status::{self, PackageState};
 use crate::transport::{self, Exec, Stream};
 
@@ -63,6 +64,16 @@ pub enum Rollback {
     Restored,
     /// The rollback failed; why.
     Failed(String),
+}
+
+/// What the service step left for one host's record: the restart, and
+/// the service's last log lines when the host failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Watched {
+    /// How the restart went, when the package restarts its service.
+    pub restart: Option<RestartRecord>,
+    /// The last log lines ([`service::TAIL_LINES`]) of a failed host.
+    pub log_tail: Vec<String>,
 }
 
 /// Read the package's state on one host.
@@ -190,6 +201,7 @@ fn lock_still_ours(
 /// Install on one host (releasing and setting its hold when the plan
 /// says so), verify with dpkg, run the health check. Nothing is done
 /// unless the host's deploy lock is still this attempt's.
+#[allow(clippy::too_many_arguments)]
 fn install_one(
     cx: &Context<'_>,
     member: &mut Member,
@@ -197,6 +209,8 @@ fn install_one(
     commands: &HostCommands,
     attempt: &Attempt,
     lock: &Lock,
+    canary: bool,
+    watched: &mut Watched,
 ) -> Done {
     if let Err(why) = lock_still_ours(cx, member, attempt, lock) {
         return Done::Failed {
@@ -215,7 +229,7 @@ fn install_one(
             };
         }
     }
-    let done = install_and_check(cx, member, plan, &commands.main, dir);
+    let done = install_and_check(cx, member, plan, &commands.main, dir, canary, watched);
     if let Some(hold) = &commands.hold {
         if let Err(why) = mark(cx, member, hold) {
             if let Done::Failed {
@@ -375,17 +389,22 @@ fn run_detached(cx: &Context<'_>, member: &mut Member, dir: &str, command: &Remo
 }
 
 /// The install itself (detached, in `dir`), its verification with dpkg,
-/// and the health check.
+/// the service's restart, and the health check (on the `canary`, with the
+/// service's logs since the install, and its units' state after).
 fn install_and_check(
     cx: &Context<'_>,
     member: &mut Member,
     plan: &Plan,
     command: &RemoteCommand,
     dir: &str,
+    canary: bool,
+    watched: &mut Watched,
 ) -> Done {
     let config = cx.config;
     let host = member.host().to_string();
     let started = Instant::now();
+    let service = config.services.get(&plan.package).filter(|s| s.is_set());
+    let since = service.map(|_| host_clock(member, config.ssh.command_timeout));
     let out = match run_detached(cx, member, dir, command) {
         Ran::Finished(out) => out,
         Ran::NotStarted(why) => {
@@ -438,25 +457,93 @@ fn install_and_check(
             }
         }
     }
-    if let Some(check) = config.health_checks.get(&plan.package) {
-        let cmd = RemoteCommand::from_config(check, "health check");
-        match member.run(&cmd, config.ssh.command_timeout) {
-            Ok(o) if o.success() => {}
-            Ok(o) => {
-                return Done::Failed {
-                    why: format!("health check `{check}` failed (exit status {})", o.status),
-                    output: o.combined(),
-                    now,
-                }
+    let watch = service.map(|s| Watch {
+        service: s,
+        since: since.unwrap_or_default(),
+        no_systemd: if s.needs_systemd() {
+            probe_systemd(member, config.ssh.command_timeout)
+        } else {
+            None
+        },
+    });
+    if let Some(w) = &watch {
+        if w.service.restarts() {
+            let (record, failure) = restart(cx, member, w);
+            watched.restart = Some(record);
+            if let Some((why, output)) = failure {
+                watched.log_tail = w.tail(member, config.ssh.command_timeout);
+                return Done::Failed { why, output, now };
             }
-            Err(e) => {
-                return Done::Failed {
-                    why: format!("health check `{check}` could not run: {e}"),
-                    output: String::new(),
-                    now,
-                }
+        } else if let (true, Some(why)) = (canary, &w.no_systemd) {
+            cx.console
+                .say(&format!("  note: {why}; its logs are not shown"));
+        }
+    }
+    let shows_logs = canary && watch.as_ref().is_some_and(Watch::has_logs);
+    if let Some(check) = config.health_checks.get(&plan.package) {
+        let follow = shows_logs && cx.opts.follow_logs;
+        let answer = match (&watch, follow) {
+            (Some(w), true) => {
+                let logs = w
+                    .service
+                    .logs_command(w.since, service::CANARY_LINES, true)
+                    .expect("has logs");
+                cx.console.say(&format!(
+                    "  {host}: following the service's logs during the health check"
+                ));
+                let mut shown = LogLines::new(cx, &host);
+                let mut sink = |stream: Stream, bytes: &[u8]| {
+                    if stream == Stream::Stdout {
+                        shown.feed(bytes);
+                    }
+                };
+                let answer = member.exec(Exec {
+                    command: &service::beside(check, &logs),
+                    timeout: config.ssh.command_timeout,
+                    stdin: None,
+                    on_output: Some(&mut sink),
+                });
+                shown.finish();
+                // the check's own output is on stderr
+                answer.map(|o| transport::Output {
+                    stdout: String::new(),
+                    ..o
+                })
+            }
+            _ => member.run(
+                &RemoteCommand::from_config(check, "health check"),
+                config.ssh.command_timeout,
+            ),
+        };
+        if shows_logs && !follow {
+            show_logs(cx, member, watch.as_ref().expect("has logs"), &host);
+        }
+        let failure = match answer {
+            Ok(o) if o.success() => None,
+            Ok(o) => Some((
+                format!("health check `{check}` failed (exit status {})", o.status),
+                o.combined(),
+            )),
+            Err(e) => Some((
+                format!("health check `{check}` could not run: {e}"),
+                String::new(),
+            )),
+        };
+        if canary {
+            if let Some(w) = &watch {
+                show_states(cx, member, w, &host);
             }
         }
+        if let Some((why, output)) = failure {
+            if let Some(w) = &watch {
+                watched.log_tail = w.tail(member, config.ssh.command_timeout);
+            }
+            return Done::Failed { why, output, now };
+        }
+    } else if shows_logs {
+        let w = watch.as_ref().expect("has logs");
+        show_logs(cx, member, w, &host);
+        show_states(cx, member, w, &host);
     }
     cx.console.say(&format!(
         "  {host}: now runs {} ({:.1}s)",
@@ -464,6 +551,285 @@ fn install_and_check(
         started.elapsed().as_secs_f32()
     ));
     Done::Changed
+}
+
+/// The host's clock, in seconds since the epoch; this machine's when the
+/// host cannot tell (the logs since then are then roughly those since the
+/// install).
+fn host_clock(member: &mut Member, timeout: Duration) -> u64 {
+    let local = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    match member.run(&service::clock_command(), timeout) {
+        Ok(out) if out.success() => out.stdout.trim().parse().unwrap_or_else(|_| local()),
+        _ => local(),
+    }
+}
+
+/// Why the host cannot serve the units (no systemd), if it cannot.
+fn probe_systemd(member: &mut Member, timeout: Duration) -> Option<String> {
+    let host = member.host().to_string();
+    match member.run(&service::systemd_probe(), timeout) {
+        Ok(out) => service::without_systemd(&host, &out.stdout),
+        Err(e) => Some(format!(
+            "host `{host}`: cannot tell whether it runs systemd: {e}"
+        )),
+    }
+}
+
+/// The service of one host during its deploy.
+struct Watch<'s> {
+    service: &'s Service,
+    /// The host's clock before the install.
+    since: u64,
+    /// Why the host cannot serve the units, when the commands need
+    /// systemd and it has none.
+    no_systemd: Option<String>,
+}
+
+impl Watch<'_> {
+    /// Whether its logs can be read here.
+    fn has_logs(&self) -> bool {
+        self.service.logs_command.is_some()
+            || (!self.service.units.is_empty() && self.no_systemd.is_none())
+    }
+
+    /// The log lines since the install, at most `lines`; `Err` says why
+    /// there are none.
+    fn logs(&self, member: &mut Member, lines: usize, timeout: Duration) -> Result<String, String> {
+        if !self.has_logs() {
+            return Err(self
+                .no_systemd
+                .clone()
+                .unwrap_or_else(|| "no `units` nor `logs_command`".into()));
+        }
+        let cmd = self
+            .service
+            .logs_command(self.since, lines, false)
+            .expect("has logs");
+        match member.run(&cmd, timeout) {
+            Ok(out) if out.success() => Ok(out.stdout),
+            Ok(out) => Err(format!(
+                "`{}` failed (exit status {}): {}",
+                cmd.label(),
+                out.status,
+                super::remote_text(out.stderr.trim())
+            )),
+            Err(e) => Err(format!("`{}` could not run: {e}", cmd.label())),
+        }
+    }
+
+    /// The last [`service::TAIL_LINES`] log lines, for a failed host's
+    /// record (or one line saying why there are none).
+    fn tail(&self, member: &mut Member, timeout: Duration) -> Vec<String> {
+        match self.logs(member, service::TAIL_LINES, timeout) {
+            Ok(text) => service::last_lines(&text, service::TAIL_LINES),
+            Err(why) => vec![format!("(no log lines: {})", crate::text::one_line(&why))],
+        }
+    }
+}
+
+/// Restart the service on one host and check that its units run: the
+/// record, and the failure (why, output) if it failed.
+fn restart(
+    cx: &Context<'_>,
+    member: &mut Member,
+    w: &Watch<'_>,
+) -> (RestartRecord, Option<(String, String)>) {
+    let timeout = cx.config.ssh.command_timeout;
+    let host = member.host().to_string();
+    let s = w.service;
+    let what = if s.restart_command.is_some() {
+        "restart_command".to_string()
+    } else {
+        s.units
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let failed = |why: String, output: String| {
+        (
+            RestartRecord {
+                what: what.clone(),
+                ok: false,
+                detail: Some(crate::text::clip(&crate::text::one_line(&why), 500)),
+            },
+            Some((why, output)),
+        )
+    };
+    if s.restart_command.is_none() {
+        if let Some(why) = &w.no_systemd {
+            return failed(format!("cannot restart {what}: {why}"), String::new());
+        }
+    }
+    let cmd = s.restart_command();
+    match member.run(&cmd, timeout) {
+        Ok(out) if out.success() => {}
+        Ok(out) => {
+            let why = if transport::sudo_wants_password(&out.stderr) {
+                HostError::SudoPassword {
+                    user: member.login_user(),
+                }
+                .to_string()
+            } else {
+                format!("restart of {what} failed (exit status {})", out.status)
+            };
+            return failed(why, out.combined());
+        }
+        Err(e) => {
+            return failed(
+                format!("restart of {what} could not run: {e}"),
+                String::new(),
+            )
+        }
+    }
+    let mut detail = None;
+    if s.restart_command.is_none() {
+        let states = unit_states(member, w, timeout);
+        match states {
+            Ok(states) => {
+                if let Some(down) = states.iter().find(|u| !u.is_up()) {
+                    return failed(format!("restarted, but {down}"), String::new());
+                }
+                detail = Some(
+                    states
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                );
+            }
+            Err(why) => return failed(format!("restarted, but {why}"), String::new()),
+        }
+    }
+    cx.console.say(&format!("  {host}: restarted {what}"));
+    (
+        RestartRecord {
+            what,
+            ok: true,
+            detail,
+        },
+        None,
+    )
+}
+
+/// The units' states; `Err` says why they cannot be read.
+fn unit_states(
+    member: &mut Member,
+    w: &Watch<'_>,
+    timeout: Duration,
+) -> Result<Vec<service::UnitState>, String> {
+    if let Some(why) = &w.no_systemd {
+        return Err(why.clone());
+    }
+    let Some(cmd) = w.service.state_command() else {
+        return Ok(Vec::new());
+    };
+    match member.run(&cmd, timeout) {
+        Ok(out) if out.success() => Ok(service::parse_states(&out.stdout)),
+        Ok(out) => Err(format!(
+            "the units' state cannot be read (exit status {}): {}",
+            out.status,
+            super::remote_text(out.stderr.trim())
+        )),
+        Err(e) => Err(format!("the units' state cannot be read: {e}")),
+    }
+}
+
+/// Show the canary's log lines since the install, with its name in front.
+fn show_logs(cx: &Context<'_>, member: &mut Member, w: &Watch<'_>, host: &str) {
+    match w.logs(member, service::CANARY_LINES, cx.config.ssh.command_timeout) {
+        Ok(text) => {
+            let lines = service::last_lines(&text, service::CANARY_LINES);
+            cx.console.say(&format!(
+                "  {host}: the service's log since the install ({} line{}):",
+                lines.len(),
+                if lines.len() == 1 { "" } else { "s" }
+            ));
+            for l in lines {
+                cx.console.say(&format!("{host} log | {l}"));
+            }
+        }
+        Err(why) => cx
+            .console
+            .say(&format!("  note: {host}: no service log: {why}")),
+    }
+}
+
+/// Show the units' state on the canary after its health check.
+fn show_states(cx: &Context<'_>, member: &mut Member, w: &Watch<'_>, host: &str) {
+    if w.service.units.is_empty() || w.no_systemd.is_some() {
+        return;
+    }
+    match unit_states(member, w, cx.config.ssh.command_timeout) {
+        Ok(states) => {
+            for st in states {
+                cx.console.say(&format!("  {host}: {st}"));
+            }
+        }
+        Err(why) => cx.console.say(&format!("  note: {host}: {why}")),
+    }
+}
+
+/// Streams log lines to the console with the host's name in front, each
+/// one safe line, at most [`LogLines::MAX`] of them.
+struct LogLines<'a> {
+    cx: &'a Context<'a>,
+    host: &'a str,
+    partial: Vec<u8>,
+    shown: usize,
+    dropped: usize,
+}
+
+impl<'a> LogLines<'a> {
+    const MAX: usize = 500;
+
+    fn new(cx: &'a Context<'a>, host: &'a str) -> Self {
+        LogLines {
+            cx,
+            host,
+            partial: Vec::new(),
+            shown: 0,
+            dropped: 0,
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        self.partial.extend_from_slice(bytes);
+        while let Some(pos) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=pos).collect();
+            self.line(&String::from_utf8_lossy(&line));
+        }
+        if self.partial.len() > 4 * service::LINE_MAX {
+            let rest = std::mem::take(&mut self.partial);
+            self.line(&String::from_utf8_lossy(&rest));
+        }
+    }
+
+    fn line(&mut self, text: &str) {
+        for l in service::last_lines(text, 1) {
+            if self.shown < Self::MAX {
+                self.shown += 1;
+                self.cx.console.say(&format!("{} log | {l}", self.host));
+            } else {
+                self.dropped += 1;
+            }
+        }
+    }
+
+    fn finish(mut self) {
+        let rest = std::mem::take(&mut self.partial);
+        self.line(&String::from_utf8_lossy(&rest));
+        if self.dropped > 0 {
+            self.cx.console.say(&format!(
+                "  {}: {} more log lines not shown",
+                self.host, self.dropped
+            ));
+        }
+    }
 }
 
 /// Why a rollout stopped before its last batch without a host failing.
@@ -485,6 +851,8 @@ pub struct Rollout {
     pub done: Vec<Done>,
     /// Why it stopped early, if it did.
     pub stopped: Option<Stop>,
+    /// One entry per step of the plan: its service's restart and logs.
+    pub watched: Vec<Watched>,
 }
 
 /// Before a batch: the stage must still be unfrozen (unless overridden),
@@ -526,6 +894,7 @@ pub fn rollout(
 ) -> Rollout {
     let plan = &prepared.plan;
     let mut done: Vec<Done> = vec![Done::Untouched; plan.steps.len()];
+    let mut watched: Vec<Watched> = vec![Watched::default(); plan.steps.len()];
     let mut stopped = None;
     for (b, batch) in plan.batches.iter().enumerate() {
         if cx.interrupt.requested() {
@@ -569,14 +938,26 @@ pub fn rollout(
                 .iter()
                 .position(|s| s.host == m.host())
                 .expect("a planned host");
-            let done = install_one(cx, m, plan, &prepared.commands[i], attempt, &prepared.lock);
-            let record = report::host_record(plan, &plan.steps[i], &done);
+            let mut seen = Watched::default();
+            let canary = b == 0;
+            let done = install_one(
+                cx,
+                m,
+                plan,
+                &prepared.commands[i],
+                attempt,
+                &prepared.lock,
+                canary,
+                &mut seen,
+            );
+            let record = report::host_record(plan, &plan.steps[i], &done, &seen);
             journal.done(record.clone());
             syslog(cx, m, attempt, plan, &record);
-            done
+            (done, seen)
         });
-        for (&i, (_, result)) in batch.iter().zip(results) {
+        for (&i, (_, (result, seen))) in batch.iter().zip(results) {
             done[i] = result;
+            watched[i] = seen;
         }
         if batch
             .iter()
@@ -585,7 +966,11 @@ pub fn rollout(
             break;
         }
     }
-    Rollout { done, stopped }
+    Rollout {
+        done,
+        stopped,
+        watched,
+    }
 }
 
 /// Put one host back on the state it had before the deploy, if its deploy
@@ -635,6 +1020,21 @@ fn rollback_one(
         Err(e) => return Rollback::Failed(format!("rollback: {e}")),
     };
     if out.success() && now.same_as(&step.from) {
+        // the service runs the version put back, as it ran the new one
+        if let Some(service) = config.services.get(&plan.package).filter(|s| s.restarts()) {
+            let w = Watch {
+                service,
+                since: 0,
+                no_systemd: if service.needs_systemd() {
+                    probe_systemd(member, config.ssh.command_timeout)
+                } else {
+                    None
+                },
+            };
+            if let (_, Some((why, _))) = restart(cx, member, &w) {
+                return Rollback::Failed(format!("rolled back, but {why}"));
+            }
+        }
         Rollback::Restored
     } else {
         Rollback::Failed(format!(
@@ -705,6 +1105,8 @@ pub fn rollback_if_failed(
             to: (back == Rollback::Restored).then(|| step.from.to_string()),
             result,
             message,
+            restart: None,
+            log_tail: Vec::new(),
         };
         journal.done(record.clone());
         syslog(cx, m, attempt, plan, &record);

@@ -70,6 +70,9 @@ impl Prepared {
             )),
             None => s.push_str("Health check: none configured\n"),
         }
+        if let Some(service) = cx.config.services.get(&self.plan.package) {
+            s.push_str(&service.describe());
+        }
         s.push_str(&self.plan.describe(&self.details()));
         if let Some(review) = &self.review {
             s.push_str(&review.describe());

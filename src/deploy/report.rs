@@ -6,7 +6,7 @@ use crate::error::ExitStatus;
 use crate::history::{HostRecord, HostResult, Outcome};
 use crate::plan::Plan;
 
-use super::execute::{Done, Rollback, Rollout, Stop};
+use super::execute::{Done, Rollback, Rollout, Stop, Watched};
 use super::preflight::host_block;
 use super::request::Options;
 
@@ -35,6 +35,8 @@ pub fn unchanged_records(plan: &Plan) -> Vec<HostRecord> {
             to: Some(plan.version.to_string()),
             result: HostResult::Unchanged,
             message: None,
+            restart: None,
+            log_tail: Vec::new(),
         })
         .collect()
 }
@@ -50,13 +52,21 @@ pub fn planned_records(plan: &Plan) -> Vec<HostRecord> {
             to: Some(plan.version.to_string()),
             result: HostResult::Planned,
             message: None,
+            restart: None,
+            log_tail: Vec::new(),
         })
         .chain(unchanged_records(plan))
         .collect()
 }
 
-/// The record of one host's outcome, as the summary words it.
-pub fn host_record(plan: &Plan, step: &crate::plan::Step, done: &Done) -> HostRecord {
+/// The record of one host's outcome, as the summary words it, with its
+/// service's restart and (failed hosts) last log lines.
+pub fn host_record(
+    plan: &Plan,
+    step: &crate::plan::Step,
+    done: &Done,
+    watched: &Watched,
+) -> HostRecord {
     let (result, message, to) = match done {
         Done::Changed => (HostResult::Changed, None, Some(plan.version.to_string())),
         Done::Untouched => (HostResult::Untouched, None, None),
@@ -72,6 +82,8 @@ pub fn host_record(plan: &Plan, step: &crate::plan::Step, done: &Done) -> HostRe
         to,
         result,
         message,
+        restart: watched.restart.clone(),
+        log_tail: watched.log_tail.clone(),
     }
 }
 
@@ -82,13 +94,17 @@ pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summa
     let mut records = Vec::new();
     let mut lines = Vec::new();
     let mut changed_any = false;
-    for ((step, d), rb) in plan.steps.iter().zip(done).zip(rollback) {
+    let none = Watched::default();
+    for (i, ((step, d), rb)) in plan.steps.iter().zip(done).zip(rollback).enumerate() {
+        let watched = rollout.watched.get(i).unwrap_or(&none);
         let HostRecord {
             mut result,
             mut message,
             mut to,
+            restart,
+            log_tail,
             ..
-        } = host_record(plan, step, d);
+        } = host_record(plan, step, d, watched);
         let touched = d.touched(&step.from);
         match rb {
             Rollback::NotNeeded => {}
@@ -128,12 +144,41 @@ pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summa
                 }
             }
         }
+        // a failed restart is the host's message already
+        if let Some(r) = restart.as_ref().filter(|r| r.ok) {
+            lines.push(format!(
+                "    restarted {}{}",
+                r.what,
+                r.detail
+                    .as_deref()
+                    .map(|d| format!(": {}", crate::text::one_line(d)))
+                    .unwrap_or_default()
+            ));
+        }
+        if !log_tail.is_empty() {
+            lines.push(format!(
+                "    last {} log line{} of {}:",
+                log_tail.len(),
+                if log_tail.len() == 1 { "" } else { "s" },
+                step.host
+            ));
+            for l in &log_tail {
+                // kept as safe single lines already
+                lines.push(format!(
+                    "    {} log | {}",
+                    step.host,
+                    crate::text::one_line(l)
+                ));
+            }
+        }
         records.push(HostRecord {
             host: step.host.clone(),
             from: step.from.version().map(ToString::to_string),
             to,
             result,
             message,
+            restart,
+            log_tail,
         });
     }
     records.extend(unchanged_records(plan));

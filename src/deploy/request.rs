@@ -94,6 +94,9 @@ pub struct Options {
     pub allow_held: bool,
     /// Stream every host's apt output.
     pub verbose: bool,
+    /// Stream the service's logs on the canary while its health check
+    /// runs (otherwise they are shown after it).
+    pub follow_logs: bool,
 }
 
 /// Check a package name against the configuration (before any connection).

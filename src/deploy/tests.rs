@@ -546,6 +546,8 @@ fn journal_records_what_is_known_when_abandoned() {
             to: Some(NEW.into()),
             result: HostResult::Planned,
             message: None,
+            restart: None,
+            log_tail: Vec::new(),
         });
     }
     let journal = Journal::new(&started, &path);
@@ -885,4 +887,161 @@ fn a_freeze_that_cannot_be_checked_is_not_reported_as_a_freeze() {
         reason.starts_with("a freeze could not be checked"),
         "{reason}"
     );
+}
+
+fn host_entry(record: &Value, host: &str) -> Value {
+    record["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == host)
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn restarts_happen_before_the_health_check_on_every_host() {
+    let s = Setup::with_package(
+        "",
+        "restart = yes\nrestart_command = restart-fastpath\nlogs_command = show-fastpath-log",
+    );
+    let dry = Options {
+        dry_run: true,
+        ..yes()
+    };
+    s.deploy("prod", Some(NEW), dry, vec![]).unwrap();
+    let out = s.out.text();
+    assert!(
+        out.contains("Restart, on each host after its install, before its health check: `restart_command`\nService log shown on the canary: `logs_command`\n"),
+        "the plan says it: {out}"
+    );
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::Success);
+    let w = s.fake.world();
+    for h in ["p1", "p2", "p3", "p4"] {
+        let lines: Vec<&String> = w
+            .log
+            .iter()
+            .filter(|(host, _)| host == h)
+            .map(|(_, l)| l)
+            .collect();
+        let restart = lines.iter().position(|l| l.contains("restart-fastpath"));
+        let check = lines.iter().position(|l| l.contains("check-fastpath"));
+        let install = lines.iter().position(|l| l.contains("apt-get install"));
+        assert!(
+            install < restart && restart < check && install.is_some(),
+            "{h}: install, restart, then health check: {lines:?}"
+        );
+    }
+    // only the canary's logs are shown, with its name in front
+    assert_eq!(w.ran("p1", "show-fastpath-log").len(), 1);
+    assert!(w.ran("p2", "show-fastpath-log").is_empty());
+    drop(w);
+    let out = s.out.text();
+    assert!(out.contains("p1 log | p1: service started"), "{out}");
+    assert!(out.contains("p1: restarted restart_command"), "{out}");
+    let r = s.history().pop().unwrap();
+    for h in ["p1", "p2", "p3", "p4"] {
+        let e = host_entry(&r, h);
+        assert_eq!(e["restart"]["ok"], true, "{e}");
+        assert_eq!(e["restart"]["what"], "restart_command", "{e}");
+        assert!(e.get("log_tail").is_none(), "no tail for a fine host: {e}");
+    }
+}
+
+#[test]
+fn a_failed_restart_fails_the_host_and_triggers_the_rollback() {
+    let s = Setup::with_package(
+        "rollback_on_failure = yes",
+        "restart = yes\nrestart_command = restart-fastpath\nlogs_command = show-fastpath-log",
+    );
+    s.fake.world().hosts.get_mut("p3").unwrap().fail_on = Some("restart-fastpath".into());
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::FailedPartial);
+    for h in ["p1", "p2", "p3", "p4"] {
+        assert_eq!(s.version(h).as_deref(), Some(OLD), "{h} is back on OLD");
+    }
+    let w = s.fake.world();
+    assert!(
+        w.ran("p3", "check-fastpath").is_empty(),
+        "no health check after a failed restart"
+    );
+    // after the install, and after the rollback: the old version runs
+    assert_eq!(w.ran("p1", "restart-fastpath").len(), 2);
+    assert_eq!(w.ran("p3", "restart-fastpath").len(), 2);
+    assert!(w.ran("p4", "apt-get install").is_empty());
+    drop(w);
+    let r = s.history().pop().unwrap();
+    let p3 = host_entry(&r, "p3");
+    assert_eq!(p3["result"], "rolled-back", "{p3}");
+    assert_eq!(p3["restart"]["ok"], false, "{p3}");
+    assert!(
+        message(&r, "p3").starts_with("restart of restart_command failed (exit status 1)"),
+        "{p3}"
+    );
+    assert_eq!(p3["log_tail"][0], "p3: service started", "{p3}");
+    assert_eq!(host_entry(&r, "p1")["restart"]["ok"], true);
+    let out = s.out.text();
+    assert!(out.contains("p3 log | p3: service started"), "{out}");
+}
+
+#[test]
+fn without_restart_nothing_is_restarted() {
+    let s = Setup::with_package("", "restart = no\nrestart_command = restart-fastpath");
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::Success);
+    assert!(s.fake.world().ran("p1", "restart-fastpath").is_empty());
+    let r = s.history().pop().unwrap();
+    assert!(host_entry(&r, "p1").get("restart").is_none());
+}
+
+#[test]
+fn units_on_a_host_without_systemd_fail_with_a_clear_note() {
+    // the fake hosts have no systemctl: the probe does not say SYSTEMD
+    let s = Setup::with_package(
+        "rollback_on_failure = yes",
+        "units = fastpath\nrestart = yes",
+    );
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::FailedPartial);
+    assert_eq!(s.version("p1").as_deref(), Some(OLD), "rolled back");
+    let r = s.history().pop().unwrap();
+    let m = message(&r, "p1");
+    assert!(
+        m.contains("cannot restart fastpath.service: host `p1`"),
+        "{m}"
+    );
+    assert!(s.fake.world().ran("p1", "systemctl restart").is_empty());
+}
+
+#[test]
+fn the_unhealthy_canary_keeps_its_last_log_lines() {
+    let s = Setup::with_package("", "logs_command = show-fastpath-log");
+    s.fake.world().hosts.get_mut("p1").unwrap().unhealthy = true;
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::FailedPartial);
+    let r = s.history().pop().unwrap();
+    let p1 = host_entry(&r, "p1");
+    assert_eq!(
+        p1["log_tail"],
+        serde_json::json!(["p1: service started"]),
+        "{p1}"
+    );
+    assert!(p1.get("restart").is_none());
+}
+
+#[test]
+fn follow_logs_runs_the_logs_beside_the_check() {
+    let s = Setup::with_package("", "logs_command = show-fastpath-log");
+    let opts = Options {
+        follow_logs: true,
+        ..yes()
+    };
+    let status = s.deploy("prod", Some(NEW), opts, vec![]).unwrap();
+    assert_eq!(status, ExitStatus::Success);
+    let w = s.fake.world();
+    let p1 = w.ran("p1", "check-fastpath");
+    assert_eq!(p1.len(), 1);
+    assert!(p1[0].starts_with("setsid sh -c 'DEPLOYER_SINCE="), "{p1:?}");
+    assert!(!w.ran("p2", "check-fastpath")[0].contains("setsid"));
 }
