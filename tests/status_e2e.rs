@@ -371,3 +371,85 @@ fn status_filters_do_not_wait_on_hosts_they_leave_out() {
     assert_eq!(hosts, ["prod-2"], "{v}");
     assert_eq!(v["summary"]["hosts"], 1, "{v}");
 }
+
+/// Many names for few servers, few descriptors: 2 sshds reached under 40
+/// names each (each name with its own `HostKeyAlias` and known_hosts
+/// lines, so 80 connections, key checks and logins), read 16 at a time
+/// under `ulimit -n 48`. Every name answers: a status run closes each
+/// session once its host has answered (80 open sessions would not fit in
+/// 48 descriptors), and starts at most `max_startups` connections at once
+/// to one sshd (16 at once would trip its `MaxStartups 10:30:100`).
+#[test]
+fn many_names_of_few_servers_all_answer_under_a_low_descriptor_limit() {
+    use std::os::unix::process::CommandExt;
+    let Some(tb) = Testbed::start(&[("test", 2)]) else {
+        return;
+    };
+    let ssh = tb.home().join(".ssh");
+    let known_path = ssh.join("known_hosts");
+    let known = std::fs::read_to_string(&known_path).unwrap();
+    let (mut config, mut lines, mut names) = (String::new(), String::new(), Vec::new());
+    for h in tb.all_hosts() {
+        tb.set_versions(&h.alias, &[("fastpath", Some("0.81~pr748-191"))]);
+        let keys: Vec<&str> = known
+            .lines()
+            .filter(|l| l.split_whitespace().next() == Some(h.address.as_str()))
+            .map(|l| l.split_once(' ').unwrap().1)
+            .collect();
+        assert_eq!(keys.len(), 3, "the testbed lists 3 keys per host");
+        for i in 1..=40 {
+            let name = format!("{}-n{i}", h.alias);
+            config.push_str(&format!(
+                "Host {name}\n    HostName {}\n    HostKeyAlias {name}\n    User deployer\n    \
+                 IdentityFile {}\n    IdentitiesOnly yes\n    UserKnownHostsFile {}\n    \
+                 GlobalKnownHostsFile /dev/null\n    StrictHostKeyChecking yes\n\n",
+                h.address,
+                ssh.join("id_ed25519").display(),
+                known_path.display()
+            ));
+            for key in &keys {
+                lines.push_str(&format!("{name} {key}\n"));
+            }
+            names.push(name);
+        }
+    }
+    tb.append_ssh_config(&config);
+    std::fs::write(&known_path, format!("{known}{lines}")).unwrap();
+    let ini = tb.dir().join("many.ini");
+    std::fs::write(
+        &ini,
+        format!(
+            "[environment]\ndeb_packages = fastpath\nstages = test\nparallelism = 16\n\
+             connect_timeout = 30\n\n[stage:test]\nhosts = {}\n",
+            names.join(" ")
+        ),
+    )
+    .unwrap();
+    let mut cmd = tb.deployer();
+    cmd.arg("--config").arg(&ini).args(["status", "--json"]);
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between
+    // fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 48,
+                rlim_max: 48,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let (code, stdout, stderr) = run(&mut cmd);
+    assert_eq!(code, 0, "every name answers\n{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    for name in &names {
+        let host = host_json(&v, "test", name);
+        assert_eq!(
+            host["packages"]["fastpath"]["version"], "0.81~pr748-191",
+            "{name}: {host}"
+        );
+    }
+}
