@@ -733,21 +733,8 @@ mod tests {
             stage: "test".into(),
             host: host.into(),
             kind: TargetKind::Ssh(transport::SshTarget {
-                alias: host.into(),
-                host_name: address.into(),
                 port,
-                user: "deploy".into(),
-                identity_files: Vec::new(),
-                use_agent: false,
-                known_hosts: Vec::new(),
-                host_key_alias: None,
-                policy: transport::HostKeyPolicy::Strict,
-                connect_timeout: Duration::from_secs(1),
-                global_known_hosts: Vec::new(),
-                hash_known_hosts: false,
-                jump: Vec::new(),
-                server_alive: None,
-                max_startups: 8,
+                ..transport::SshTarget::example(host, address)
             }),
         }
     }

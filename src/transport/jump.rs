@@ -621,25 +621,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::HostKeyPolicy;
 
     fn host(name: &str, jump: Vec<SshTarget>) -> SshTarget {
         SshTarget {
-            alias: name.into(),
-            host_name: name.into(),
-            port: 22,
-            user: "deploy".into(),
-            identity_files: Vec::new(),
-            use_agent: false,
-            known_hosts: Vec::new(),
-            host_key_alias: None,
-            policy: HostKeyPolicy::Strict,
-            connect_timeout: Duration::from_secs(1),
-            global_known_hosts: Vec::new(),
-            hash_known_hosts: false,
             jump,
-            server_alive: None,
-            max_startups: 8,
+            ..SshTarget::example(name, name)
         }
     }
 

@@ -183,27 +183,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::HostKeyPolicy;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     fn target(alias: &str, host: &str, limit: usize, dir: &Path) -> SshTarget {
         SshTarget {
-            alias: alias.into(),
-            host_name: host.into(),
-            port: 22,
-            user: "deploy".into(),
-            identity_files: Vec::new(),
-            use_agent: false,
             known_hosts: vec![dir.join("missing"), dir.join("user")],
-            host_key_alias: None,
-            policy: HostKeyPolicy::Strict,
-            connect_timeout: Duration::from_secs(1),
             global_known_hosts: vec![dir.join("global")],
-            hash_known_hosts: false,
-            jump: Vec::new(),
-            server_alive: None,
             max_startups: limit,
+            ..SshTarget::example(alias, host)
         }
     }
 

@@ -1718,21 +1718,10 @@ mod tests {
 
     fn target(dir: &Path) -> SshTarget {
         SshTarget {
-            alias: "prod-1".into(),
-            host_name: "10.0.0.1".into(),
             port: 2222,
-            user: "deploy".into(),
-            identity_files: Vec::new(),
-            use_agent: false,
             known_hosts: vec![dir.join("missing"), dir.join("user")],
-            host_key_alias: None,
-            policy: HostKeyPolicy::Strict,
-            connect_timeout: Duration::from_secs(1),
             global_known_hosts: vec![dir.join("global")],
-            hash_known_hosts: false,
-            jump: Vec::new(),
-            server_alive: None,
-            max_startups: 8,
+            ..SshTarget::example("prod-1", "10.0.0.1")
         }
     }
 

@@ -67,6 +67,33 @@ pub struct SshTarget {
     pub max_startups: usize,
 }
 
+#[cfg(test)]
+impl SshTarget {
+    /// A target for unit tests: `alias` at `host_name`, port 22, user
+    /// `deploy`, no keys and no known_hosts files, strict, 1 s to connect,
+    /// no jump hosts, `max_startups` 8. Tests change what they need with
+    /// struct update syntax.
+    pub(crate) fn example(alias: &str, host_name: &str) -> SshTarget {
+        SshTarget {
+            alias: alias.into(),
+            host_name: host_name.into(),
+            port: 22,
+            user: "deploy".into(),
+            identity_files: Vec::new(),
+            use_agent: false,
+            known_hosts: Vec::new(),
+            host_key_alias: None,
+            policy: HostKeyPolicy::Strict,
+            connect_timeout: Duration::from_secs(1),
+            global_known_hosts: Vec::new(),
+            hash_known_hosts: false,
+            jump: Vec::new(),
+            server_alive: None,
+            max_startups: 8,
+        }
+    }
+}
+
 /// How a host is reached.
 // One value per configured host (at most a few thousand): the size of the
 // SSH variant does not matter, and boxing it would only add noise.
