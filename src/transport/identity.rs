@@ -78,27 +78,52 @@ pub struct PrivateKeyInfo {
     pub encrypted: bool,
 }
 
+/// The container of an OpenSSH-format private key, decoded: its cipher
+/// and KDF names, how many keys it holds, the first public key blob (when
+/// it holds one), and the bytes after that blob (the private section of a
+/// one-key file).
+struct OpensshKey {
+    cipher: Vec<u8>,
+    kdf: Vec<u8>,
+    count: u32,
+    public: Option<Vec<u8>>,
+    rest: Vec<u8>,
+}
+
+/// The OpenSSH-format private key in `text`, if there is one.
+fn openssh_key(text: &str) -> Option<OpensshKey> {
+    let start = text.find(OPENSSH_BEGIN)?;
+    let body = &text[start + OPENSSH_BEGIN.len()..];
+    let body = &body[..body.find(OPENSSH_END)?];
+    let b64: String = body.split_whitespace().collect();
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let mut rest = raw.strip_prefix(OPENSSH_MAGIC)?;
+    let cipher = take_string(&mut rest)?.to_vec();
+    let kdf = take_string(&mut rest)?.to_vec();
+    let _kdf_options = take_string(&mut rest)?;
+    let count = take_u32(&mut rest)?;
+    let public = if count >= 1 {
+        Some(take_string(&mut rest)?.to_vec())
+    } else {
+        None
+    };
+    Some(OpensshKey {
+        cipher,
+        kdf,
+        count,
+        public,
+        rest: rest.to_vec(),
+    })
+}
+
 /// Read a private key file's text; `None` when it is not a private key.
 pub fn private_key_info(text: &[u8]) -> Option<PrivateKeyInfo> {
     let text = std::str::from_utf8(text).ok()?;
-    if let Some(start) = text.find(OPENSSH_BEGIN) {
-        let body = &text[start + OPENSSH_BEGIN.len()..];
-        let body = &body[..body.find(OPENSSH_END)?];
-        let b64: String = body.split_whitespace().collect();
-        let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-        let mut rest = raw.strip_prefix(OPENSSH_MAGIC)?;
-        let cipher = take_string(&mut rest)?;
-        let _kdf = take_string(&mut rest)?;
-        let _kdf_options = take_string(&mut rest)?;
-        let count = take_u32(&mut rest)?;
-        let public = if count >= 1 {
-            Some(take_string(&mut rest)?.to_vec())
-        } else {
-            None
-        };
+    if text.contains(OPENSSH_BEGIN) {
+        let key = openssh_key(text)?;
         return Some(PrivateKeyInfo {
-            public,
-            encrypted: cipher != b"none",
+            public: key.public,
+            encrypted: key.cipher != b"none",
         });
     }
     if text.contains("-----BEGIN ") && text.contains(" PRIVATE KEY-----") {
@@ -117,20 +142,12 @@ pub fn private_key_info(text: &[u8]) -> Option<PrivateKeyInfo> {
 /// itself. The private part must agree with the public one (the check
 /// integers match, the key's public half is the blob's).
 pub fn ed25519_secret(text: &[u8]) -> Option<([u8; 32], Vec<u8>)> {
-    let text = std::str::from_utf8(text).ok()?;
-    let start = text.find(OPENSSH_BEGIN)?;
-    let body = &text[start + OPENSSH_BEGIN.len()..];
-    let body = &body[..body.find(OPENSSH_END)?];
-    let b64: String = body.split_whitespace().collect();
-    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-    let mut rest = raw.strip_prefix(OPENSSH_MAGIC)?;
-    let cipher = take_string(&mut rest)?;
-    let kdf = take_string(&mut rest)?;
-    let _kdf_options = take_string(&mut rest)?;
-    if cipher != b"none" || kdf != b"none" || take_u32(&mut rest)? != 1 {
+    let key = openssh_key(std::str::from_utf8(text).ok()?)?;
+    if key.cipher != b"none" || key.kdf != b"none" || key.count != 1 {
         return None;
     }
-    let blob = take_string(&mut rest)?.to_vec();
+    let blob = key.public?;
+    let mut rest = key.rest.as_slice();
     let mut private = take_string(&mut rest)?;
     let (check1, check2) = (take_u32(&mut private)?, take_u32(&mut private)?);
     if check1 != check2 || take_string(&mut private)? != b"ssh-ed25519" {
