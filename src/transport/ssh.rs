@@ -1344,14 +1344,11 @@ fn authenticate(
                 let file = &files[i];
                 let what = file.path.display().to_string();
                 match &file.private {
-                    KeyText::Usable(_) if file.ed25519.is_some() => {
-                        let (seed, blob) = file.ed25519.as_ref().expect("checked");
-                        (
-                            userauth_ed25519(session, user, blob, seed)
-                                .map(|()| session.authenticated()),
-                            what,
-                        )
-                    }
+                    KeyText::Ed25519 { seed, blob } => (
+                        userauth_ed25519(session, user, blob, seed)
+                            .map(|()| session.authenticated()),
+                        what,
+                    ),
                     KeyText::Usable(text) => (
                         session
                             .userauth_pubkey_memory(user, None, text, None)
@@ -1426,13 +1423,14 @@ struct KeyFile {
     /// Its public key, when known without a passphrase.
     public: Option<Vec<u8>>,
     private: KeyText,
-    /// A plain Ed25519 key's seed and public blob: signed with here.
-    ed25519: Option<([u8; 32], Vec<u8>)>,
 }
 
 /// The private key of an identity file, or why it is not offered itself.
 enum KeyText {
-    /// A private key libssh2 can use as it is.
+    /// A plain Ed25519 key in OpenSSH's format: its seed and public key
+    /// blob, signed with here.
+    Ed25519 { seed: [u8; 32], blob: Vec<u8> },
+    /// Another private key, which libssh2 can use as it is.
     Usable(String),
     /// Not offered (a public key only, passphrase-protected): why.
     Skipped(String),
@@ -1472,24 +1470,22 @@ fn read_key_file(path: &Path, tried: &mut Vec<String>) -> Result<KeyFile, HostEr
         (Some(_), Some(i)) if i.encrypted => KeyText::Skipped(
             "passphrase-protected and not in the ssh-agent: add it with ssh-add".to_string(),
         ),
-        (Some(bytes), Some(_)) => match String::from_utf8(bytes.clone()) {
-            Ok(s) => KeyText::Usable(s),
-            Err(_) => KeyText::Skipped("not a key file".to_string()),
+        (Some(bytes), Some(_)) => match identity::ed25519_secret(bytes) {
+            Some((seed, blob)) => KeyText::Ed25519 { seed, blob },
+            None => match String::from_utf8(bytes.clone()) {
+                Ok(s) => KeyText::Usable(s),
+                Err(_) => KeyText::Skipped("not a key file".to_string()),
+            },
         },
         (Some(_), None) if public.is_some() => {
             KeyText::Skipped("a public key, not in the ssh-agent".to_string())
         }
         (Some(_), None) => KeyText::Skipped("not a key file".to_string()),
     };
-    let ed25519 = match &private {
-        KeyText::Usable(text) => identity::ed25519_secret(text.as_bytes()),
-        _ => None,
-    };
     Ok(KeyFile {
         path: path.to_path_buf(),
         public,
         private,
-        ed25519,
     })
 }
 
