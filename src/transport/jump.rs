@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use ssh2::{BlockDirections, Channel, Session};
 
+use super::lock;
 use super::reach::KnownHostsCache;
 use super::ssh::{is_session_gone, login, tcp_connect, too_silent};
 use super::SshTarget;
@@ -612,10 +613,6 @@ fn channel_error(session: &Session) -> ssh2::Error {
 
 fn is_eagain(e: &ssh2::Error) -> bool {
     e.code() == ssh2::ErrorCode::Session(-37)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

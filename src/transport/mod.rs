@@ -380,6 +380,12 @@ pub(crate) fn io_error(
     }
 }
 
+/// Lock `m`, whatever a thread that panicked while holding it left: the
+/// data kept here (sessions, counters, caches) stays usable.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Whether `stderr` says that `sudo -n` wanted a password.
 pub fn sudo_wants_password(stderr: &str) -> bool {
     stderr.contains("sudo: a password is required")

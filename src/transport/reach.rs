@@ -16,11 +16,11 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use super::jump::Jumps;
-use super::{io_error, SshTarget};
+use super::{io_error, lock, SshTarget};
 use crate::error::HostError;
 use crate::known_hosts::{self, KnownHostsFile};
 
@@ -174,10 +174,6 @@ impl Drop for Turn {
         *lock(&self.gate.starting) -= 1;
         self.gate.freed.notify_one();
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

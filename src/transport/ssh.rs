@@ -28,8 +28,8 @@ use super::identity::{self, Attempt};
 use super::jump::route;
 use super::reach::{KnownHostsCache, Reach};
 use super::{
-    end_group_command, io_error, is_out_of_descriptors, Connection, Exec, HostKeyPolicy, Output,
-    SshTarget, Stream, Tail, Ticker, END_GRACE, KEEPALIVE, OUTPUT_LIMIT,
+    end_group_command, io_error, is_out_of_descriptors, lock, Connection, Exec, HostKeyPolicy,
+    Output, SshTarget, Stream, Tail, Ticker, END_GRACE, KEEPALIVE, OUTPUT_LIMIT,
 };
 use crate::command::RemoteCommand;
 use crate::error::HostError;
@@ -903,10 +903,6 @@ fn is_eagain(e: &ssh2::Error) -> bool {
 }
 
 /// Lock `m`, whatever a panicking thread left in it.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// Record why a connection is lost (the first reason stays).
 fn lose(lost: &Mutex<Option<String>>, reason: String) {
     lock(lost).get_or_insert(reason);
