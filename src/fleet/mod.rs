@@ -275,19 +275,14 @@ pub const WATCH_TICK: Duration = Duration::from_millis(250);
 /// [`transport::Reach`]); spreading the work keeps the workers busy with
 /// other servers meanwhile. Hosts on servers of their own keep their order.
 fn spread<'a>(targets: impl Iterator<Item = &'a Target>) -> Vec<usize> {
-    let mut seen: std::collections::HashMap<(Vec<&str>, String, u16), usize> =
+    let mut seen: std::collections::HashMap<transport::Server, usize> =
         std::collections::HashMap::new();
     let mut ranked: Vec<(usize, usize)> = targets
         .enumerate()
         .map(|(i, t)| {
             let rank = match &t.kind {
                 transport::TargetKind::Ssh(s) => {
-                    let server = (
-                        s.jump.iter().map(|j| j.alias.as_str()).collect(),
-                        s.host_name.to_ascii_lowercase(),
-                        s.port,
-                    );
-                    let n = seen.entry(server).or_default();
+                    let n = seen.entry(s.server()).or_default();
                     *n += 1;
                     *n - 1
                 }

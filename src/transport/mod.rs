@@ -21,7 +21,9 @@ use crate::command::RemoteCommand;
 use crate::error::HostError;
 
 pub use reach::{KnownHostsCache, Reach, Starts, Turn};
-pub use target::{resolve_targets, HostKeyPolicy, LocalContext, SshTarget, Target, TargetKind};
+pub use target::{
+    resolve_targets, HostKeyPolicy, LocalContext, Server, SshTarget, Target, TargetKind,
+};
 
 /// Which output stream a chunk came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

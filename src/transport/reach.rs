@@ -20,7 +20,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use super::jump::Jumps;
-use super::{io_error, lock, SshTarget};
+use super::{io_error, lock, Server, SshTarget};
 use crate::error::HostError;
 use crate::known_hosts::{self, KnownHostsFile};
 
@@ -114,16 +114,6 @@ pub struct Starts {
     servers: Mutex<HashMap<Server, Arc<Gate>>>,
 }
 
-/// An SSH server as connections reach it: the jump hosts in between (a
-/// private address behind one bastion is not the same one behind
-/// another), the name to connect to, and the port.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Server {
-    through: Vec<String>,
-    host: String,
-    port: u16,
-}
-
 #[derive(Default)]
 struct Gate {
     starting: Mutex<usize>,
@@ -140,12 +130,7 @@ impl Starts {
     /// Wait until fewer than `target.max_startups` connections are
     /// starting to `target`'s server, then take a turn.
     pub fn turn(&self, target: &SshTarget) -> Turn {
-        let server = Server {
-            through: target.jump.iter().map(|j| j.alias.clone()).collect(),
-            host: target.host_name.to_ascii_lowercase(),
-            port: target.port,
-        };
-        let gate = Arc::clone(lock(&self.servers).entry(server).or_default());
+        let gate = Arc::clone(lock(&self.servers).entry(target.server()).or_default());
         let limit = target.max_startups.max(1);
         let mut starting = lock(&gate.starting);
         if *starting >= limit {

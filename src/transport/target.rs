@@ -67,6 +67,29 @@ pub struct SshTarget {
     pub max_startups: usize,
 }
 
+/// An SSH server as connections reach it: the jump hosts in between (a
+/// private address behind one bastion is not the same one behind
+/// another), the name to connect to (case-insensitive), and the port. What
+/// sshd's `MaxStartups` counts is per server, and so are deployer's turns
+/// to start connections ([`crate::transport::Starts`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Server {
+    through: Vec<String>,
+    host: String,
+    port: u16,
+}
+
+impl SshTarget {
+    /// The server this target's connections reach.
+    pub fn server(&self) -> Server {
+        Server {
+            through: self.jump.iter().map(|j| j.alias.clone()).collect(),
+            host: self.host_name.to_ascii_lowercase(),
+            port: self.port,
+        }
+    }
+}
+
 #[cfg(test)]
 impl SshTarget {
     /// A target for unit tests: `alias` at `host_name`, port 22, user
