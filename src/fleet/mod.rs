@@ -83,6 +83,23 @@ impl Member {
         }
     }
 
+    /// This host's package states, read with `command` (the
+    /// [`status::query_command`] of `packages`).
+    fn status(
+        &mut self,
+        command: &RemoteCommand,
+        packages: &[PackageName],
+        timeout: Duration,
+    ) -> HostReport {
+        HostReport {
+            stage: self.target.stage.clone(),
+            host: self.target.host.clone(),
+            result: self
+                .run(command, timeout)
+                .and_then(|out| status::parse(packages, &out)),
+        }
+    }
+
     /// Where the host is.
     pub fn target(&self) -> &Target {
         &self.target
@@ -416,13 +433,7 @@ impl Fleet {
         self.on_each(
             |_| true,
             |m| {
-                let report = HostReport {
-                    stage: m.target.stage.clone(),
-                    host: m.target.host.clone(),
-                    result: m
-                        .run(&command, timeout)
-                        .and_then(|out| status::parse(packages, &out)),
-                };
+                let report = m.status(&command, packages, timeout);
                 m.close();
                 report
             },
@@ -448,13 +459,7 @@ impl Fleet {
         timeout: Duration,
     ) -> Vec<HostReport> {
         let command = status::query_command(packages);
-        self.on_each(keep, |m| HostReport {
-            stage: m.target.stage.clone(),
-            host: m.target.host.clone(),
-            result: m
-                .run(&command, timeout)
-                .and_then(|out| status::parse(packages, &out)),
-        })
+        self.on_each(keep, |m| m.status(&command, packages, timeout))
     }
 
     /// Apply `job` to every host of `stage` at once; answers in host order.
