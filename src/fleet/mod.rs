@@ -284,32 +284,26 @@ pub trait Watch: Send + Sync {
 /// How often a [`Watch`] is told who is still pending.
 pub const WATCH_TICK: Duration = Duration::from_millis(250);
 
-/// The order to take `targets` up in: round robin over the SSH servers
-/// they lead to (the first host of each server, then the second of each,
-/// and so on; in fleet order otherwise), as indices into `targets`. sshd
+/// The round in which to take up each of `targets`: round robin over the
+/// SSH servers they lead to (the first host of each server in round 0,
+/// the second of each in round 1, and so on; `local` in round 0). sshd
 /// drops connections starting at once past its `MaxStartups`, and a
 /// server's connections beyond `max_startups` wait for a turn (see
 /// [`transport::Reach`]); spreading the work keeps the workers busy with
 /// other servers meanwhile. Hosts on servers of their own keep their order.
-fn spread<'a>(targets: impl Iterator<Item = &'a Target>) -> Vec<usize> {
+fn rounds<'a>(targets: impl Iterator<Item = &'a Target>) -> Vec<usize> {
     let mut seen: std::collections::HashMap<transport::Server, usize> =
         std::collections::HashMap::new();
-    let mut ranked: Vec<(usize, usize)> = targets
-        .enumerate()
-        .map(|(i, t)| {
-            let rank = match &t.kind {
-                transport::TargetKind::Ssh(s) => {
-                    let n = seen.entry(s.server()).or_default();
-                    *n += 1;
-                    *n - 1
-                }
-                transport::TargetKind::Local => 0,
-            };
-            (rank, i)
+    targets
+        .map(|t| match &t.kind {
+            transport::TargetKind::Ssh(s) => {
+                let n = seen.entry(s.server()).or_default();
+                *n += 1;
+                *n - 1
+            }
+            transport::TargetKind::Local => 0,
         })
-        .collect();
-    ranked.sort_unstable();
-    ranked.into_iter().map(|(_, i)| i).collect()
+        .collect()
 }
 
 /// `results`, computed for `numbered` (in the order worked on), put back
@@ -472,9 +466,9 @@ impl Fleet {
     }
 
     /// Apply `job` to every member whose target `keep` accepts, all at
-    /// once; results in fleet order. When there are more hosts than
-    /// `parallelism`, they are taken up in [`spread`] order, so that the
-    /// hosts worked on at once lead to as many different servers as can be.
+    /// once; results in fleet order. The hosts are taken up round by round
+    /// ([`rounds`]), so that the hosts worked on at once lead to as many
+    /// different servers as can be.
     pub fn on_each<O, F>(&mut self, keep: impl Fn(&Target) -> bool, job: F) -> Vec<O>
     where
         O: Send,
@@ -487,13 +481,10 @@ impl Fleet {
             .collect();
         let pending: std::sync::Mutex<Vec<Option<String>>> =
             std::sync::Mutex::new(mine.iter().map(|m| Some(m.target.host.clone())).collect());
-        let order = spread(mine.iter().map(|m| &m.target));
-        let mut numbered: Vec<Option<(usize, &mut Member)>> =
-            mine.into_iter().enumerate().map(Some).collect();
-        let mut numbered: Vec<(usize, &mut Member)> = order
-            .into_iter()
-            .map(|i| numbered[i].take().expect("a permutation"))
-            .collect();
+        let round = rounds(mine.iter().map(|m| &m.target));
+        let mut numbered: Vec<(usize, &mut Member)> = mine.into_iter().enumerate().collect();
+        // stable: fleet order within a round
+        numbered.sort_by_key(|(i, _)| round[*i]);
         let Some(watch) = self.watch.clone() else {
             let results = fanout::map(&mut numbered, self.parallelism, |(_, m)| job(m));
             return in_fleet_order(&numbered, results);
@@ -756,10 +747,11 @@ mod tests {
                 kind: TargetKind::Local,
             },
         ];
-        let order: Vec<&str> = spread(targets.iter())
-            .into_iter()
-            .map(|i| targets[i].host.as_str())
-            .collect();
+        let round = rounds(targets.iter());
+        assert_eq!(round, [0, 1, 2, 0, 1, 0, 0]);
+        let mut order: Vec<usize> = (0..targets.len()).collect();
+        order.sort_by_key(|&i| round[i]);
+        let order: Vec<&str> = order.iter().map(|&i| targets[i].host.as_str()).collect();
         assert_eq!(order, ["a1", "b1", "c1", "local", "a2", "b2", "a3"]);
         let results = in_fleet_order(&[(2, ()), (0, ()), (1, ())], vec!["c", "a", "b"]);
         assert_eq!(results, ["a", "b", "c"]);
