@@ -60,7 +60,7 @@ fn a_deploy_announces_its_start_and_its_outcome() {
     let log = std::env::temp_dir().join(format!("deployer-notify-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&log);
     let sections = format!(
-        "[notify]\nwebhook_url = {url}\nnotify_command = cat >> {}\n",
+        "[notify]\nwebhook_url = {url}\nwebhook_allow_http = yes\nnotify_command = cat >> {}\n",
         log.display()
     );
     let Some(tb) = two_stages(1, "", &sections) else {
@@ -112,7 +112,9 @@ fn a_deploy_announces_its_start_and_its_outcome() {
 #[test]
 fn a_failing_webhook_is_a_warning_and_the_deploy_goes_on() {
     let (url, posts) = server(503);
-    let sections = format!("[notify]\nwebhook_url = {url}\nnotify_on = success failure\n");
+    let sections = format!(
+        "[notify]\nwebhook_url = {url}\nwebhook_allow_http = yes\nnotify_on = success failure\n"
+    );
     let Some(tb) = two_stages(1, "", &sections) else {
         return;
     };
@@ -123,7 +125,7 @@ fn a_failing_webhook_is_a_warning_and_the_deploy_goes_on() {
     let (_, body) = posts.recv_timeout(Duration::from_secs(10)).expect("a POST");
     assert!(body.contains("success"), "only the outcome: {body}");
     assert!(
-        err.contains("warning: notification: the webhook at `127.0.0.1:")
+        err.contains("warning: notification: the webhook at `http://127.0.0.1:")
             && err.contains("was not told about the success: it answered HTTP 503"),
         "{err}"
     );

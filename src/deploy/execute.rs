@@ -521,11 +521,11 @@ fn install_and_check(
         let failure = match answer {
             Ok(o) if o.success() => None,
             Ok(o) => Some((
-                format!("health check `{check}` failed (exit status {})", o.status),
+                format!("{} failed (exit status {})", check_name(plan), o.status),
                 o.combined(),
             )),
             Err(e) => Some((
-                format!("health check `{check}` could not run: {e}"),
+                format!("{} could not run: {e}", check_name(plan)),
                 String::new(),
             )),
         };
@@ -551,6 +551,13 @@ fn install_and_check(
         started.elapsed().as_secs_f32()
     ));
     Done::Changed
+}
+
+/// The health check of the plan's package, named for messages and records:
+/// its text comes from the configuration and may carry a token, so it is
+/// never shown.
+fn check_name(plan: &Plan) -> String {
+    format!("the health check of `{}`", plan.package)
 }
 
 /// The host's clock, in seconds since the epoch; this machine's when the
@@ -1159,7 +1166,7 @@ fn record_on_hosts(
     plan: &Plan,
     record: &Record,
 ) -> Vec<String> {
-    let line = history::to_line(record);
+    let line = history::to_line(&record.for_hosts());
     let command = history::host_append_command();
     let timeout = cx.config.ssh.command_timeout;
     let hosts: Vec<&str> = plan.steps.iter().map(|s| s.host.as_str()).collect();
