@@ -1,0 +1,132 @@
+//! End-to-end tests of issue 24 ("secrets and trust boundaries"), each on
+//! the testbed's real hosts where hosts are involved: the attack or the
+//! leak is reproduced, then every place it could reach is searched.
+//! Tests are named `sec_itemN_...` after the issue's items.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::sync::{Arc, Mutex};
+
+use common::cli::{deployer, two_stages, NEW, OLD};
+use common::testbed::Testbed;
+
+/// The secret that a configured command carries (a token in its text).
+const TOKEN: &str = "tok-5ecr3t-9f2c";
+/// A line only the service's (root-only) log holds.
+const JOURNAL: &str = "service said JOURNAL-7731";
+
+/// A syslog listening inside `host`: a datagram socket bound at the
+/// host's `/dev/log` (the testbed hosts run no syslog daemon), so that
+/// `logger` and sudo on the host deliver here; a thread reads every
+/// message at once (a full socket would block the host's senders).
+fn syslog_of(tb: &Testbed, host: &str) -> Arc<Mutex<String>> {
+    let path = format!("/proc/{}/root/dev/log", tb.host(host).init_pid);
+    let _ = std::fs::remove_file(&path);
+    let socket = UnixDatagram::bind(&path).expect("bind the host's /dev/log");
+    let got = Arc::new(Mutex::new(String::new()));
+    let kept = Arc::clone(&got);
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = socket.recv(&mut buf) {
+            let mut all = kept.lock().unwrap();
+            all.push_str(&String::from_utf8_lossy(&buf[..n]));
+            all.push('\n');
+        }
+    });
+    got
+}
+
+/// Item 1: a failing health check whose text holds a token, on a service
+/// whose log holds a line of its own. The token is nowhere: not in the
+/// output, the `-v` log, the local history, the history on the hosts,
+/// their syslog, nor what `notify_command` gets; the dry run names the
+/// check without showing it. The service's log line reaches the
+/// operator's output, never the history that every user of a host reads.
+#[test]
+fn sec_item1_a_failing_health_check_and_the_service_log_stay_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let notified = dir.path().join("notified.jsonl");
+    let sections = format!(
+        "[package:fastpath]\n\
+         health_check = test \"$(echo {TOKEN})\" = nope\n\
+         logs_command = echo '{JOURNAL}'; : {TOKEN}\n\
+         [notify]\n\
+         notify_command = cat >> {}\n",
+        notified.display()
+    );
+    let Some(tb) = two_stages(2, "", &sections) else {
+        return;
+    };
+    for h in ["test-1", "test-2"] {
+        tb.set_versions(h, &[("fastpath", Some(OLD))]);
+        // a dry run reads the lists as they are
+        assert!(tb.exec(h, "apt-get update -q").status.success());
+    }
+    let logs: Vec<(&str, Arc<Mutex<String>>)> = ["test-1", "test-2"]
+        .into_iter()
+        .map(|h| (h, syslog_of(&tb, h)))
+        .collect();
+
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW, "--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("`health_check` of `[package:fastpath]` (from the configuration, not shown)"),
+        "{out}"
+    );
+    assert!(!out.contains(TOKEN) && !err.contains(TOKEN), "{out}{err}");
+    let (code, out, err) = deployer(
+        &tb,
+        &["deploy", "fastpath", "test", NEW, "--dry-run", "--json"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains(TOKEN) && !err.contains(TOKEN), "{out}{err}");
+
+    let (code, out, err) = deployer(&tb, &["-v", "deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 8, "{out}{err}");
+    // the failure is named, and the operator sees the service's log
+    assert!(
+        out.contains("test-1: FAILED: the health check of `fastpath` failed (exit status 1)"),
+        "{out}"
+    );
+    assert!(out.contains(JOURNAL), "the operator's output has it: {out}");
+    assert!(
+        err.contains("[health check from the configuration, not shown]"),
+        "-v names the check: {err}"
+    );
+    assert!(!out.contains(TOKEN), "output: {out}");
+    assert!(!err.contains(TOKEN), "-v log: {err}");
+
+    let local = std::fs::read_to_string(tb.dir().join("deployer-history.jsonl")).unwrap();
+    assert!(
+        local.contains("the health check of `fastpath` failed"),
+        "{local}"
+    );
+    assert!(!local.contains(TOKEN), "local history: {local}");
+    // the operator's own history keeps the failed host's log lines
+    assert!(local.contains("JOURNAL-7731"), "{local}");
+
+    let told = std::fs::read_to_string(&notified).expect("notify_command ran");
+    assert!(
+        told.contains("the health check of `fastpath` failed"),
+        "{told}"
+    );
+    assert!(!told.contains(TOKEN), "notify_command's input: {told}");
+
+    for (host, log) in &logs {
+        let kept = tb
+            .read_file(host, "/var/log/deployer/history.jsonl")
+            .unwrap_or_else(|| panic!("{host} keeps a history"));
+        assert!(
+            kept.contains("the health check of `fastpath` failed"),
+            "{host}: {kept}"
+        );
+        assert!(!kept.contains(TOKEN), "{host}'s history: {kept}");
+        assert!(!kept.contains("JOURNAL-7731"), "{host}'s history: {kept}");
+        let said = log.lock().unwrap().clone();
+        if *host == "test-1" {
+            assert!(said.contains("deployer"), "{host}'s syslog got nothing");
+        }
+        assert!(!said.contains(TOKEN), "{host}'s syslog: {said}");
+    }
+}
