@@ -5,7 +5,10 @@
 
 mod common;
 
+use std::io::Write;
 use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use common::cli::{deployer, two_stages, NEW, OLD};
@@ -129,4 +132,88 @@ fn sec_item1_a_failing_health_check_and_the_service_log_stay_secret() {
         }
         assert!(!said.contains(TOKEN), "{host}'s syslog: {said}");
     }
+}
+
+/// Build `fastpath` at `version` here, with a changelog naming `entry` and
+/// a file of `big` zero bytes (which compresses to almost nothing); the
+/// .deb's path.
+fn big_package(dir: &std::path::Path, version: &str, entry: &str, big: u64) -> PathBuf {
+    let root = dir.join("pkg");
+    let doc = root.join("usr/share/doc/fastpath");
+    std::fs::create_dir_all(&doc).unwrap();
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(root.join("usr/share/fastpath")).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!(
+            "Package: fastpath\nVersion: {version}\nArchitecture: all\n\
+             Maintainer: t <t@example.invalid>\nDescription: a big one\n"
+        ),
+    )
+    .unwrap();
+    let changelog = format!(
+        "fastpath ({version}) unstable; urgency=medium\n\n  * {entry}\n\n \
+         -- t <t@example.invalid>  Mon, 07 Dec 2026 00:00:00 +0000\n"
+    );
+    let mut gz = Command::new("gzip")
+        .args(["-9n"])
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(doc.join("changelog.Debian.gz")).unwrap())
+        .spawn()
+        .unwrap();
+    gz.stdin
+        .take()
+        .unwrap()
+        .write_all(changelog.as_bytes())
+        .unwrap();
+    assert!(gz.wait().unwrap().success());
+    let file = std::fs::File::create(root.join("usr/share/fastpath/big")).unwrap();
+    file.set_len(big).unwrap();
+    let deb = dir.join(format!("fastpath_{version}_all.deb"));
+    let out = Command::new("dpkg-deb")
+        .args(["-Zgzip", "-z1", "--root-owner-group", "--build"])
+        .arg(&root)
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    deb
+}
+
+/// Item 5: the changelog review takes only the changelog out of the
+/// package, through pipes. The package holds a 64 MiB file and the host's
+/// `/tmp` is a 2 MiB tmpfs: unpacking the package there (as before) fails,
+/// streaming reads the changelog, and `/tmp` is left empty.
+#[test]
+fn sec_item5_the_changelog_review_unpacks_nothing_on_the_host() {
+    let Some(tb) = two_stages(1, "", "") else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
+    assert!(tb.exec("test-1", "apt-get update -q").status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let entry = "Streamed out of a package with a big file.";
+    let deb = big_package(dir.path(), NEW, entry, 64 << 20);
+    assert!(std::fs::metadata(&deb).unwrap().len() < 1 << 20);
+    let root = format!("/proc/{}/root", tb.host("test-1").init_pid);
+    // the package apt would download, already in the host's cache
+    std::fs::copy(
+        &deb,
+        format!("{root}/var/cache/apt/archives/fastpath_{NEW}_all.deb"),
+    )
+    .unwrap();
+    let mount = tb.exec(
+        "test-1",
+        "mount -t tmpfs -o size=2m,mode=1777 sec-small-tmp /tmp",
+    );
+    assert!(mount.status.success(), "{mount:?}");
+
+    let (code, out, err) = deployer(&tb, &["changes", "fastpath", "test", NEW]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(entry), "the changelog was read: {out}{err}");
+    let left: Vec<_> = std::fs::read_dir(format!("{root}/tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left in the host's /tmp: {left:?}");
 }
