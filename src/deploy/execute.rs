@@ -16,6 +16,7 @@ use crate::error::Fatal;
 use crate::error::HostError;
 use crate::fleet::{Fleet, Member};
 use crate::history::{self, HostRecord, HostResult, Outcome, Record, RestartRecord};
+use crate::lines::{self, Lines};
 use crate::lock;
 use crate::package::PackageName;
 use crate::plan::{HostCommands, Plan, Step};
@@ -89,31 +90,27 @@ pub fn read_state(
     Ok(status::parse(std::slice::from_ref(package), &out)?.packages[package].clone())
 }
 
-/// Prints a host's output line by line with its name in front.
+/// Prints a host's output line by line with its name in front; each line
+/// bounded ([`lines::LINE_KEPT`]), however long the host makes it.
 struct Prefixer<'a> {
     cx: &'a Context<'a>,
     host: String,
-    partial: Vec<u8>,
+    lines: Lines,
 }
 
 impl Prefixer<'_> {
     fn feed(&mut self, _stream: Stream, bytes: &[u8]) {
-        self.partial.extend_from_slice(bytes);
-        while let Some(pos) = self.partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=pos).collect();
-            let text = String::from_utf8_lossy(&line);
+        let (cx, host) = (self.cx, &self.host);
+        self.lines.feed(bytes, |text| {
             // progress meters redraw with `\r`: keep what a terminal would show
             let shown = text
-                .trim_end_matches(['\n', '\r'])
+                .trim_end_matches('\r')
                 .rsplit('\r')
                 .next()
                 .unwrap_or_default();
-            self.cx.console.say(&format!(
-                "{} | {}",
-                self.host,
-                crate::text::for_terminal(shown)
-            ));
-        }
+            cx.console
+                .say(&format!("{host} | {}", crate::text::for_terminal(shown)));
+        });
     }
 }
 
@@ -302,7 +299,7 @@ fn run_detached(cx: &Context<'_>, member: &mut Member, dir: &str, command: &Remo
     let mut prefixer = Prefixer {
         cx,
         host: host.clone(),
-        partial: Vec::new(),
+        lines: Lines::new(lines::LINE_KEPT),
     };
     let began = Instant::now();
     let mut notice = ssh.deploy_timeout;
@@ -786,7 +783,7 @@ fn show_states(cx: &Context<'_>, member: &mut Member, w: &Watch<'_>, host: &str)
 struct LogLines<'a> {
     cx: &'a Context<'a>,
     host: &'a str,
-    partial: Vec<u8>,
+    lines: Lines,
     shown: usize,
     dropped: usize,
 }
@@ -798,21 +795,17 @@ impl<'a> LogLines<'a> {
         LogLines {
             cx,
             host,
-            partial: Vec::new(),
+            lines: Lines::new(service::LINE_MAX),
             shown: 0,
             dropped: 0,
         }
     }
 
     fn feed(&mut self, bytes: &[u8]) {
-        self.partial.extend_from_slice(bytes);
-        while let Some(pos) = self.partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=pos).collect();
-            self.line(&String::from_utf8_lossy(&line));
-        }
-        if self.partial.len() > 4 * service::LINE_MAX {
-            let rest = std::mem::take(&mut self.partial);
-            self.line(&String::from_utf8_lossy(&rest));
+        let mut complete = Vec::new();
+        self.lines.feed(bytes, |l| complete.push(l));
+        for l in complete {
+            self.line(&l);
         }
     }
 
@@ -828,8 +821,10 @@ impl<'a> LogLines<'a> {
     }
 
     fn finish(mut self) {
-        let rest = std::mem::take(&mut self.partial);
-        self.line(&String::from_utf8_lossy(&rest));
+        let lines = std::mem::replace(&mut self.lines, Lines::new(0));
+        if let Some(rest) = lines.finish() {
+            self.line(&rest);
+        }
         if self.dropped > 0 {
             self.cx.console.say(&format!(
                 "  {}: {} more log lines not shown",
