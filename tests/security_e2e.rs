@@ -217,3 +217,34 @@ fn sec_item5_the_changelog_review_unpacks_nothing_on_the_host() {
         .collect();
     assert!(left.is_empty(), "left in the host's /tmp: {left:?}");
 }
+
+/// Item 5: under `-v`, a host that prints a line that never ends (an apt
+/// hook printing 20 MB without a newline) does not make deployer hold,
+/// nor print, more than its bound of that line.
+#[test]
+fn sec_item5_a_line_that_never_ends_is_kept_bounded_under_v() {
+    let Some(tb) = two_stages(1, "", "") else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
+    let hook = tb.exec(
+        "test-1",
+        "cat > /etc/apt/apt.conf.d/99endless <<'X'\nDPkg::Pre-Invoke { \"yes xxxxxxxx | tr -d '[:space:]' | head -c 20000000\"; };\nX",
+    );
+    assert!(hook.status.success(), "{hook:?}");
+    let (code, out, err) = deployer(&tb, &["-v", "deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 0, "{}{err}", &out[..out.len().min(20_000)]);
+    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(NEW));
+    let longest = out.lines().max_by_key(|l| l.len()).unwrap_or_default();
+    assert!(
+        longest.len() <= deployer::lines::LINE_KEPT + 200,
+        "a line of {} bytes was printed: {}…",
+        longest.len(),
+        &longest[..300]
+    );
+    let cut = out
+        .lines()
+        .find(|l| l.starts_with("test-1 | xxxx"))
+        .expect("the long line, cut");
+    assert!(cut.contains(" more bytes)"), "{}", &cut[cut.len() - 100..]);
+}
