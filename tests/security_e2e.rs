@@ -10,9 +10,10 @@ use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use common::cli::{deployer, two_stages, NEW, OLD};
-use common::testbed::Testbed;
+use common::cli::{deployer, two_stages, webhook_server, NEW, OLD};
+use common::testbed::{Publish, Testbed};
 
 /// The secret that a configured command carries (a token in its text).
 const TOKEN: &str = "tok-5ecr3t-9f2c";
@@ -247,4 +248,78 @@ fn sec_item5_a_line_that_never_ends_is_kept_bounded_under_v() {
         .find(|l| l.starts_with("test-1 | xxxx"))
         .expect("the long line, cut");
     assert!(cut.contains(" more bytes)"), "{}", &cut[cut.len() - 100..]);
+}
+
+/// Item 6: an `http://` webhook would carry its token in clear: the
+/// configuration is refused (the URL shown as scheme and host only), and
+/// nothing is deployed nor announced, until `webhook_allow_http = yes`.
+#[test]
+fn sec_item6_an_http_webhook_is_refused_unless_allowed() {
+    let (url, posts) = webhook_server(200);
+    let url = format!("{url}/{TOKEN}");
+    let Some(tb) = two_stages(1, "", &format!("[notify]\nwebhook_url = {url}\n")) else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("`webhook_url` in `[notify]` is a plain `http://` URL (http://127.0.0.1:"),
+        "{err}"
+    );
+    assert!(err.contains("webhook_allow_http = yes"), "{err}");
+    assert!(!err.contains(TOKEN) && !out.contains(TOKEN), "{out}{err}");
+    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(OLD));
+    assert!(posts.try_recv().is_err(), "nothing was announced");
+
+    tb.write_config(
+        &["fastpath"],
+        "",
+        &format!("[notify]\nwebhook_url = {url}\nwebhook_allow_http = yes\n"),
+    );
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (line, _) = posts.recv_timeout(Duration::from_secs(30)).expect("a POST");
+    assert!(line.starts_with(&format!("POST /hook/{TOKEN} ")), "{line}");
+}
+
+/// Item 6: Slack-format text escapes `&`, `<` and `>`: a changelog line
+/// cannot ping the channel nor disguise a link.
+#[test]
+fn sec_item6_slack_text_cannot_ping_the_channel() {
+    const NEWER: &str = "0.82~pr760-200";
+    let (url, posts) = webhook_server(200);
+    let sections = format!(
+        "[notify]\nwebhook_url = {url}\nwebhook_allow_http = yes\nwebhook_format = slack\n\
+         notify_on = success\n"
+    );
+    let Some(tb) = two_stages(1, "", &sections) else {
+        return;
+    };
+    let changelog = format!(
+        "fastpath ({NEWER}) unstable; urgency=medium\n\n  \
+         * <!channel> urgent: see <https://evil.example/|the runbook> & act\n\n \
+         -- t <t@example.invalid>  Mon, 07 Dec 2026 00:00:00 +0000\n"
+    );
+    tb.publish_with(
+        "fastpath",
+        NEWER,
+        &Publish {
+            changelog: Some(&changelog),
+            ..Publish::default()
+        },
+    );
+    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEWER]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, body) = posts.recv_timeout(Duration::from_secs(30)).expect("a POST");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let text = v["text"].as_str().unwrap();
+    assert!(
+        text.contains(
+            "&lt;!channel&gt; urgent: see &lt;https://evil.example/|the runbook&gt; &amp; act"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains('<') && !text.contains('>'), "{text}");
 }
