@@ -90,8 +90,8 @@ pub fn message(record: &Record) -> String {
 }
 
 /// The restarts of a record, for its message: how many hosts restarted
-/// their service, and one line per host whose restart failed (with its
-/// last log line). Empty when nothing was restarted.
+/// their service, and one line per host whose restart failed (never its
+/// log lines). Empty when nothing was restarted.
 fn restarts(hosts: &[crate::history::HostRecord]) -> String {
     let tried: Vec<_> = hosts
         .iter()
@@ -114,9 +114,8 @@ fn restarts(hosts: &[crate::history::HostRecord]) -> String {
             safe(&h.host),
             safe(r.detail.as_deref().unwrap_or("no detail"))
         ));
-        if let Some(last) = h.log_tail.last() {
-            text.push_str(&format!("\n    last log line: {}", safe(last)));
-        }
+        // its log lines may carry secrets (they come from root-only logs):
+        // the operator's output and local history have them, a chat does not
     }
     text
 }
@@ -309,13 +308,13 @@ mod tests {
             ok: false,
             detail: Some("restarted, but fastpath.service is failed (failed)".into()),
         });
-        r.hosts[1].log_tail = vec!["bind: address in use\u{1b}[2J".into()];
+        r.hosts[1].log_tail = vec!["bind: address in use, password=hunter2".into()];
         let m = message(&r);
+        assert!(!m.contains("hunter2"), "the service's log stays out: {m}");
         assert!(
             m.ends_with(
                 "\n  restarted fastpath.service on 1 of 2 hosts\
-                 \n  restart FAILED on prod-2: restarted, but fastpath.service is failed (failed)\
-                 \n    last log line: bind: address in use\\x1b[2J"
+                 \n  restart FAILED on prod-2: restarted, but fastpath.service is failed (failed)"
             ),
             "{m}"
         );
