@@ -16,7 +16,9 @@ use crate::error::HostError;
 use crate::history::{HostResult, Outcome, Record};
 use crate::transport::Exec;
 
-/// How long one notification (the POST, or the command) may take.
+/// How long one notification (the POST, or the command, writing its
+/// input included) may take; a command still running then is ended with
+/// its whole process group, within [`crate::transport::END_GRACE`] more.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The event a record announces, if any: refusals and other records are

@@ -323,3 +323,34 @@ fn sec_item6_slack_text_cannot_ping_the_channel() {
     );
     assert!(!text.contains('<') && !text.contains('>'), "{text}");
 }
+
+/// Item 1: a mistyped `webhook_url` is shown as scheme and host only in
+/// the configuration error, never with its path (where the token is).
+#[test]
+fn sec_item1_a_mistyped_webhook_url_is_shown_without_its_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("deployer.ini");
+    std::fs::write(
+        &config,
+        format!(
+            "[environment]\ndeb_packages = fastpath\nstages = test\n[stage:test]\nhosts = local\n\
+             [notify]\nwebhook_url = https://hooks.example.org/services/{TOKEN} oops\n"
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = common::cli::run(
+        Command::new(env!("CARGO_BIN_EXE_deployer"))
+            .arg("--config")
+            .arg(&config)
+            .arg("status")
+            .current_dir(dir.path()),
+    );
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains(
+            "`webhook_url` in `[notify]` has an invalid value `https://hooks.example.org/…`"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains(TOKEN) && !out.contains(TOKEN), "{out}{err}");
+}
