@@ -663,9 +663,12 @@ pub fn fetch_command(package: &str, version: &Version) -> RemoteCommand {
     // "$1" package, "$2" version; every path is built from them inside
     // double quotes, never re-parsed by the shell. The changelog (text,
     // bounded) is held in a variable: `echo .` keeps its last newlines.
+    // The clean-up ignores the signals that started it: ending a timed-out
+    // command sends `SIGTERM` to its group twice (as root, then as the
+    // user), and the second one must not kill `rm` half-way.
     let script = format!(
         r#"d=$(mktemp -d) || exit 1
-trap 'rm -rf "$d"' EXIT
+trap 'trap "" TERM HUP INT PIPE; rm -rf "$d"' EXIT
 trap 'exit 143' TERM HUP INT PIPE
 cd "$d" || exit 1
 v=$(printf %s "$2" | sed 's/:/%3a/')

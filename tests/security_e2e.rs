@@ -354,3 +354,45 @@ fn sec_item1_a_mistyped_webhook_url_is_shown_without_its_token() {
     );
     assert!(!err.contains(TOKEN) && !out.contains(TOKEN), "{out}{err}");
 }
+
+/// Item 5: a changelog review that runs past its time is ended on the
+/// host, and its temporary directory goes with it. The host's `gzip`
+/// hangs (a stand-in in `/usr/local/bin`, first in ssh's `PATH`), so the
+/// review times out after `deploy_timeout`; `/tmp` then holds nothing new
+/// and nothing is left running.
+#[test]
+fn sec_item5_a_timed_out_changelog_review_leaves_nothing_behind() {
+    let Some(tb) = two_stages(1, "deploy_timeout = 3s", "") else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
+    assert!(tb.exec("test-1", "apt-get update -q").status.success());
+    let root = format!("/proc/{}/root", tb.host("test-1").init_pid);
+    let hang = format!("{root}/usr/local/bin/gzip");
+    std::fs::write(&hang, "#!/bin/sh\nexec sleep 600\n").unwrap();
+    std::fs::set_permissions(&hang, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let listing = || -> Vec<std::ffi::OsString> {
+        let mut names: Vec<_> = std::fs::read_dir(format!("{root}/tmp"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing();
+
+    let (code, out, err) = deployer(&tb, &["changes", "fastpath", "test", NEW]);
+    assert_eq!(code, 0, "a review without its changelog: {out}{err}");
+    assert!(
+        out.contains("timed out after 3s while running `changelog`"),
+        "{out}{err}"
+    );
+    // the host ends the review's process group before deployer returns
+    assert_eq!(listing(), before, "left in the host's /tmp");
+    let running: Vec<String> = tb
+        .processes("test-1")
+        .into_iter()
+        .filter(|p| p.contains("sleep 600") || p.contains("deployer-changelog"))
+        .collect();
+    assert!(running.is_empty(), "still running: {running:?}");
+}
