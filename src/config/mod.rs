@@ -1803,6 +1803,11 @@ hosts = p1 p2
                 "(not shown: it may hold a token)",
                 "not a URL",
             ),
+            (
+                "T0KEN@https://example.org/x",
+                "…://example.org/…",
+                "not a URL",
+            ),
             ("https:///path", "https:///…", "it has no host"),
             (
                 "https://exa mple.org/T0KEN",

@@ -385,6 +385,11 @@ pub(crate) fn parse_webhook_url(s: &str) -> Result<String, Invalid> {
     let Some((scheme, rest)) = s.split_once("://") else {
         return Err(Invalid::new("not a URL", ACCEPTED));
     };
+    if !is_scheme(scheme) {
+        // not shown: what comes before `://` is then no scheme, and may
+        // be a token
+        return Err(Invalid::new("not a URL", ACCEPTED));
+    }
     if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
         return Err(Invalid::new(
             format!("the scheme `{scheme}` is neither `http` nor `https`"),
@@ -436,10 +441,7 @@ pub fn webhook_shown(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "(not shown: it may hold a token)".to_string();
     };
-    let scheme_ok = !scheme.is_empty()
-        && scheme
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    let scheme_ok = is_scheme(scheme);
     let authority = rest
         .split(['/', '?', '#'])
         .next()
@@ -460,6 +462,14 @@ pub fn webhook_shown(url: &str) -> String {
         shown.push_str("/…");
     }
     shown
+}
+
+/// Whether `s` is a URL scheme: a letter, then letters, digits, `+`, `-`
+/// or `.` (RFC 3986).
+fn is_scheme(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
 /// The port of a URL: absent, or 1 to 65535.
