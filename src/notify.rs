@@ -4,9 +4,10 @@
 //! a local command with the history record as JSON on its stdin.
 //!
 //! Best effort: a notification that fails is a warning for the operator,
-//! never a failed deploy. Each one is bounded by [`TIMEOUT`]. The webhook
-//! URL may carry a token, so it is never printed: problems name the
-//! webhook's host only.
+//! never a failed deploy. Each one is bounded by [`TIMEOUT`], and the
+//! command leaves nothing running. The webhook URL may carry a token, so
+//! it is never printed: problems name the webhook's scheme and host only;
+//! nor is the command's text, which may carry one too.
 
 use std::time::Duration;
 
