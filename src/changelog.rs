@@ -652,17 +652,24 @@ pub const NO_PACKAGE: i32 = 66;
 /// The command that prints, on a host, the changelog carried by `package`
 /// at `version`: from `/var/cache/apt/archives` when the .deb is there,
 /// else downloaded (`apt-get download`, as the login user, no sudo) into a
-/// temporary directory that is removed afterwards; the first
-/// [`FETCH_MAX`] bytes of `usr/share/doc/PKG/changelog.Debian.gz`,
-/// decompressed. Exits [`NO_PACKAGE`] or [`NO_CHANGELOG`] (with the reason
-/// on stderr) when there is none. Package and version are arguments,
-/// quoted.
+/// temporary directory. Only `usr/share/doc/PKG/changelog.Debian.gz` comes
+/// out of the package, streamed through pipes and decompressed, its first
+/// [`FETCH_MAX`] bytes kept: nothing of the package is unpacked on disk.
+/// The temporary directory is removed on every way out (an error, the
+/// end, `SIGTERM`/`SIGHUP`/`SIGINT`/`SIGPIPE` from a timeout or a lost
+/// session). Exits [`NO_PACKAGE`] or [`NO_CHANGELOG`] (with the reason on
+/// stderr) when there is none. Package and version are arguments, quoted.
 pub fn fetch_command(package: &str, version: &Version) -> RemoteCommand {
     // "$1" package, "$2" version; every path is built from them inside
-    // double quotes, never re-parsed by the shell
+    // double quotes, never re-parsed by the shell. The changelog (text,
+    // bounded) is held in a variable: `echo .` keeps its last newlines.
+    // The clean-up ignores the signals that started it: ending a timed-out
+    // command sends `SIGTERM` to its group twice (as root, then as the
+    // user), and the second one must not kill `rm` half-way.
     let script = format!(
         r#"d=$(mktemp -d) || exit 1
-trap 'rm -rf "$d"' EXIT
+trap 'trap "" TERM HUP INT PIPE; rm -rf "$d"' EXIT
+trap 'exit 143' TERM HUP INT PIPE
 cd "$d" || exit 1
 v=$(printf %s "$2" | sed 's/:/%3a/')
 f=
@@ -672,10 +679,14 @@ if [ -z "$f" ]; then
   for c in ./*.deb; do [ -f "$c" ] && f=$c && break; done
   [ -n "$f" ] || {{ echo "apt-get download left no .deb" >&2; exit {NO_PACKAGE}; }}
 fi
-dpkg-deb --fsys-tarfile "$f" >p.tar 2>err || {{ tail -n 3 err >&2; exit {NO_PACKAGE}; }}
-tar -xOf p.tar "./usr/share/doc/$1/changelog.Debian.gz" >c.gz 2>/dev/null || tar -xOf p.tar "usr/share/doc/$1/changelog.Debian.gz" >c.gz 2>/dev/null || {{ echo "no usr/share/doc/$1/changelog.Debian.gz in the package" >&2; exit {NO_CHANGELOG}; }}
-[ -s c.gz ] || {{ echo "usr/share/doc/$1/changelog.Debian.gz is empty or a link" >&2; exit {NO_CHANGELOG}; }}
-gzip -dc c.gz | head -c {FETCH_MAX}"#
+text=$({{ dpkg-deb --fsys-tarfile "$f" 2>err || echo failed >failed; }} | tar -xOf - "./usr/share/doc/$1/changelog.Debian.gz" "usr/share/doc/$1/changelog.Debian.gz" 2>/dev/null | gzip -dc 2>/dev/null | head -c {FETCH_MAX}; echo .)
+text=${{text%.}}
+if [ -z "$text" ]; then
+  [ -e failed ] && {{ tail -n 3 err >&2; exit {NO_PACKAGE}; }}
+  echo "no usr/share/doc/$1/changelog.Debian.gz in the package (or it is empty or a link)" >&2
+  exit {NO_CHANGELOG}
+fi
+printf %s "$text""#
     );
     RemoteCommand::new("sh")
         .arg("-c")

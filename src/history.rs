@@ -108,6 +108,18 @@ impl Record {
     pub fn who(&self) -> String {
         operator::display(&self.user, &self.machine, self.as_user.as_deref())
     }
+
+    /// The record as written into the history kept on hosts, which every
+    /// user of a host can read: without the service's log lines
+    /// (`log_tail`), which come from root-only logs and may carry secrets.
+    /// The local history and the operator's output keep them.
+    pub fn for_hosts(&self) -> Record {
+        let mut shared = self.clone();
+        for h in &mut shared.hosts {
+            h.log_tail.clear();
+        }
+        shared
+    }
 }
 
 /// One attempt, from its start: its id, its start time and who runs it.

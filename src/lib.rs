@@ -22,6 +22,7 @@ pub mod history;
 pub mod init;
 pub mod interrupt;
 pub mod known_hosts;
+pub mod lines;
 pub mod lock;
 pub mod matrix;
 pub mod notify;

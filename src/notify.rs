@@ -4,18 +4,22 @@
 //! a local command with the history record as JSON on its stdin.
 //!
 //! Best effort: a notification that fails is a warning for the operator,
-//! never a failed deploy. Each one is bounded by [`TIMEOUT`]. The webhook
-//! URL may carry a token, so it is never printed: problems name the
-//! webhook's host only.
+//! never a failed deploy. Each one is bounded by [`TIMEOUT`], and the
+//! command leaves nothing running. The webhook URL may carry a token, so
+//! it is never printed: problems name the webhook's scheme and host only;
+//! nor is the command's text, which may carry one too.
 
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::command::RemoteCommand;
 use crate::config::{Notify, NotifyEvent, WebhookFormat};
+use crate::error::HostError;
 use crate::history::{HostResult, Outcome, Record};
+use crate::transport::Exec;
 
-/// How long one notification (the POST, or the command) may take.
+/// How long one notification (the POST, or the command, writing its
+/// input included) may take; a command still running then is ended with
+/// its whole process group, within [`crate::transport::END_GRACE`] more.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The event a record announces, if any: refusals and other records are
@@ -89,8 +93,8 @@ pub fn message(record: &Record) -> String {
 }
 
 /// The restarts of a record, for its message: how many hosts restarted
-/// their service, and one line per host whose restart failed (with its
-/// last log line). Empty when nothing was restarted.
+/// their service, and one line per host whose restart failed (never its
+/// log lines). Empty when nothing was restarted.
 fn restarts(hosts: &[crate::history::HostRecord]) -> String {
     let tried: Vec<_> = hosts
         .iter()
@@ -113,9 +117,8 @@ fn restarts(hosts: &[crate::history::HostRecord]) -> String {
             safe(&h.host),
             safe(r.detail.as_deref().unwrap_or("no detail"))
         ));
-        if let Some(last) = h.log_tail.last() {
-            text.push_str(&format!("\n    last log line: {}", safe(last)));
-        }
+        // its log lines may carry secrets (they come from root-only logs):
+        // the operator's output and local history have them, a chat does not
     }
     text
 }
@@ -134,11 +137,27 @@ pub fn webhook_body(format: WebhookFormat, summary: &str) -> (&'static str, Vec<
         WebhookFormat::Text => ("text/plain; charset=utf-8", summary.as_bytes().to_vec()),
         WebhookFormat::Slack => (
             "application/json",
-            serde_json::json!({ "text": summary })
+            serde_json::json!({ "text": slack_escape(summary) })
                 .to_string()
                 .into_bytes(),
         ),
     }
+}
+
+/// `text` for Slack's message markup: `&`, `<` and `>` as `&amp;`, `&lt;`
+/// and `&gt;`, so that a changelog or log line cannot ping a channel
+/// (`<!channel>`) or show a link under other words (`<url|text>`).
+fn slack_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Announce `record` as `notify` says; returns the problems, worded for
@@ -171,12 +190,12 @@ pub fn announce(notify: &Notify, record: &Record) -> Vec<String> {
     problems
 }
 
-/// The host (and port) of a URL, to name a webhook without its token.
+/// A webhook named without its token: scheme and host, in backticks.
 fn host_of(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit('@').next().unwrap_or(authority);
-    format!("`{}`", crate::text::one_line(host))
+    format!(
+        "`{}`",
+        crate::text::one_line(&crate::config::webhook_shown(url))
+    )
 }
 
 fn post(url: &str, format: WebhookFormat, summary: &str) -> Result<(), String> {
@@ -204,49 +223,45 @@ fn post(url: &str, format: WebhookFormat, summary: &str) -> Result<(), String> {
 /// Run `command` with `sh -c`, the record as JSON on stdin, within
 /// [`TIMEOUT`].
 fn run_command(command: &str, record: &Record) -> Result<(), String> {
-    let json = serde_json::to_string(record).map_err(|e| e.to_string())?;
-    let mut child = Command::new("sh")
-        .args(["-c", command])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start it: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // a command that does not read its input is its own business
-        let _ = stdin.write_all(json.as_bytes());
-        let _ = stdin.write_all(b"\n");
-    }
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("it ran longer than {}s", TIMEOUT.as_secs()));
-            }
-            Err(e) => return Err(e.to_string()),
+    let mut json = serde_json::to_vec(record).map_err(|e| e.to_string())?;
+    json.push(b'\n');
+    run_bounded(command, &json, TIMEOUT)
+}
+
+/// Run `command` here with `input` on its stdin. The bound covers writing
+/// the input too; the command runs in a process group of its own, which is
+/// ended at the bound, and after the command exits (nothing it started
+/// outlives it). Its text comes from the configuration and may hold a
+/// secret: it is named `notify_command`, never shown.
+fn run_bounded(command: &str, input: &[u8], timeout: Duration) -> Result<(), String> {
+    let command = RemoteCommand::from_config(command, "notify_command");
+    let out = crate::transport::local::run_helper(Exec {
+        command: &command,
+        timeout,
+        stdin: Some(input),
+        on_output: None,
+    });
+    let out = match out {
+        Ok(out) => out,
+        Err(HostError::Timeout { .. }) => {
+            return Err(format!(
+                "it ran longer than {}s and was ended, with everything it started",
+                timeout.as_secs()
+            ))
         }
+        Err(e) => return Err(e.to_string()),
     };
-    if status.success() {
+    if out.success() {
         return Ok(());
     }
-    let mut said = String::new();
-    if let Some(mut err) = child.stderr.take() {
-        let _ = err.read_to_string(&mut said);
-    }
     let said = crate::text::clip(
-        &crate::text::one_line(said.trim()),
+        &crate::text::one_line(out.stderr.trim()),
         crate::error::REMOTE_TEXT_MAX,
     );
-    Err(match status.code() {
-        Some(code) if said.is_empty() => format!("exit status {code}"),
-        Some(code) => format!("exit status {code}: {said}"),
-        None => "killed by a signal".to_string(),
+    Err(match out.status {
+        -1 => "killed by a signal".to_string(),
+        code if said.is_empty() => format!("exit status {code}"),
+        code => format!("exit status {code}: {said}"),
     })
 }
 
@@ -254,7 +269,7 @@ fn run_command(command: &str, record: &Record) -> Result<(), String> {
 mod tests {
     use super::*;
     use crate::history::HostRecord;
-    use std::io::BufRead;
+    use std::io::{BufRead, Read, Write};
     use std::net::TcpListener;
     use std::sync::mpsc;
 
@@ -296,13 +311,13 @@ mod tests {
             ok: false,
             detail: Some("restarted, but fastpath.service is failed (failed)".into()),
         });
-        r.hosts[1].log_tail = vec!["bind: address in use\u{1b}[2J".into()];
+        r.hosts[1].log_tail = vec!["bind: address in use, password=hunter2".into()];
         let m = message(&r);
+        assert!(!m.contains("hunter2"), "the service's log stays out: {m}");
         assert!(
             m.ends_with(
                 "\n  restarted fastpath.service on 1 of 2 hosts\
-                 \n  restart FAILED on prod-2: restarted, but fastpath.service is failed (failed)\
-                 \n    last log line: bind: address in use\\x1b[2J"
+                 \n  restart FAILED on prod-2: restarted, but fastpath.service is failed (failed)"
             ),
             "{m}"
         );
@@ -485,6 +500,106 @@ mod tests {
         assert_eq!(
             problems,
             ["`notify_command` was not told about the success: exit status 3: nope"]
+        );
+    }
+
+    #[test]
+    fn a_slack_webhook_gets_its_markup_escaped() {
+        let (url, got) = server(200);
+        let mut r = record(Outcome::Success);
+        r.changes = vec![crate::changelog::Summary {
+            version: "0.81".into(),
+            direction: crate::changelog::Direction::Deploy,
+            lines: vec!["* <!channel> see <https://evil.example|the docs> & more".into()],
+        }];
+        let problems = announce(&notify(Some(url), WebhookFormat::Slack, None), &r);
+        assert!(problems.is_empty(), "{problems:?}");
+        let (_, _, body) = got.recv_timeout(Duration::from_secs(10)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let text = v["text"].as_str().unwrap();
+        assert!(
+            text.ends_with(
+                "+ 0.81: * &lt;!channel&gt; see &lt;https://evil.example|the docs&gt; &amp; more"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains('<') && !text.contains('>'), "{text}");
+        // plain text is the text itself
+        assert_eq!(
+            webhook_body(WebhookFormat::Text, "a <b> & c").1,
+            b"a <b> & c".to_vec()
+        );
+    }
+
+    /// Whether process `pid` is gone (or a zombie about to be reaped).
+    fn gone(pid: &str) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        }
+    }
+
+    /// Wait (up to a generous 30 s) for process `pid` to be gone.
+    fn poll_gone(pid: &str) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !gone(pid) {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        true
+    }
+
+    /// Run `command` with `input` in a thread, within a bound of one
+    /// second; its answer, or a panic if the caller waited past the bound
+    /// and the grace to end it (with a wide margin for a loaded machine).
+    fn bounded(command: String, input: Vec<u8>) -> Result<(), String> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(run_bounded(&command, &input, Duration::from_secs(1)));
+        });
+        rx.recv_timeout(Duration::from_secs(1) + crate::transport::END_GRACE * 6)
+            .expect("the notification returned after its bound")
+    }
+
+    #[test]
+    fn a_command_that_does_not_read_a_big_record_is_ended_at_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid = dir.path().join("pid");
+        // more than a pipe holds (64 KiB): writing it blocks until read
+        let input = vec![b'x'; 300 * 1024];
+        let answer = bounded(
+            format!("sleep 600 & echo $! > '{}'; sleep 600", pid.display()),
+            input,
+        );
+        let e = answer.unwrap_err();
+        assert!(e.starts_with("it ran longer than 1s and was ended"), "{e}");
+        let child = std::fs::read_to_string(&pid).unwrap();
+        assert!(
+            poll_gone(child.trim()),
+            "its child {child} is still running"
+        );
+    }
+
+    #[test]
+    fn nothing_a_command_starts_outlives_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid = dir.path().join("pid");
+        let answer = bounded(
+            format!(
+                "sleep 600 </dev/null >/dev/null 2>&1 & echo $! > '{}'; exit 0",
+                pid.display()
+            ),
+            vec![b'x'; 300 * 1024],
+        );
+        assert_eq!(answer, Ok(()));
+        let child = std::fs::read_to_string(&pid).unwrap();
+        assert!(
+            poll_gone(child.trim()),
+            "its child {child} is still running"
         );
     }
 

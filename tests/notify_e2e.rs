@@ -5,54 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::mpsc;
 use std::time::Duration;
 
-use common::cli::{deployer, two_stages, NEW, OLD};
+use common::cli::{deployer, two_stages, webhook_server as server, NEW, OLD};
 use serde_json::Value;
-
-/// An HTTP server answering every request with `status`; each request's
-/// (request line, body) is sent on the channel.
-fn server(status: u16) -> (String, mpsc::Receiver<(String, String)>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            let mut length = 0;
-            loop {
-                let mut h = String::new();
-                reader.read_line(&mut h).unwrap();
-                if h.trim_end().is_empty() {
-                    break;
-                }
-                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            let mut stream = stream;
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-            if tx
-                .send((line, String::from_utf8_lossy(&body).into_owned()))
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
-    (url, rx)
-}
 
 #[test]
 fn a_deploy_announces_its_start_and_its_outcome() {
@@ -60,7 +16,7 @@ fn a_deploy_announces_its_start_and_its_outcome() {
     let log = std::env::temp_dir().join(format!("deployer-notify-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&log);
     let sections = format!(
-        "[notify]\nwebhook_url = {url}\nnotify_command = cat >> {}\n",
+        "[notify]\nwebhook_url = {url}\nwebhook_allow_http = yes\nnotify_command = cat >> {}\n",
         log.display()
     );
     let Some(tb) = two_stages(1, "", &sections) else {
@@ -112,7 +68,9 @@ fn a_deploy_announces_its_start_and_its_outcome() {
 #[test]
 fn a_failing_webhook_is_a_warning_and_the_deploy_goes_on() {
     let (url, posts) = server(503);
-    let sections = format!("[notify]\nwebhook_url = {url}\nnotify_on = success failure\n");
+    let sections = format!(
+        "[notify]\nwebhook_url = {url}\nwebhook_allow_http = yes\nnotify_on = success failure\n"
+    );
     let Some(tb) = two_stages(1, "", &sections) else {
         return;
     };
@@ -123,7 +81,7 @@ fn a_failing_webhook_is_a_warning_and_the_deploy_goes_on() {
     let (_, body) = posts.recv_timeout(Duration::from_secs(10)).expect("a POST");
     assert!(body.contains("success"), "only the outcome: {body}");
     assert!(
-        err.contains("warning: notification: the webhook at `127.0.0.1:")
+        err.contains("warning: notification: the webhook at `http://127.0.0.1:")
             && err.contains("was not told about the success: it answered HTTP 503"),
         "{err}"
     );

@@ -34,7 +34,7 @@ use crate::ssh_config::JumpHost;
 
 pub use error::ConfigError;
 pub use locate::{locate, untrusted, FILE_NAMES};
-pub use value::{HostSpec, MIN_LOCK_EXPIRY};
+pub use value::{webhook_shown, HostSpec, MIN_LOCK_EXPIRY};
 
 use scan::Document;
 use schema::{closest, Form, SectionKind};
@@ -625,7 +625,12 @@ impl<'a> Reader<'a> {
         };
         self.check_unknown_keys(&section);
         let notify = Notify {
-            webhook_url: self.value(&section, "webhook_url", value::parse_webhook_url)?,
+            webhook_url: self.value_shown(
+                &section,
+                "webhook_url",
+                value::parse_webhook_url,
+                value::webhook_shown,
+            )?,
             webhook_format: self
                 .value(&section, "webhook_format", value::parse_webhook_format)?
                 .unwrap_or(WebhookFormat::Text),
@@ -635,6 +640,33 @@ impl<'a> Reader<'a> {
                 .unwrap_or_else(|| NotifyEvent::ALL.to_vec()),
         };
         let line_of = |key: &str| section.raw.get(key).map(|e| e.line);
+        let allow_http = self.value(&section, "webhook_allow_http", value::parse_bool)?;
+        if let Some(url) = &notify.webhook_url {
+            let plain = url
+                .get(..7)
+                .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
+            if plain && allow_http != Some(true) {
+                return Err(self
+                    .error(
+                        line_of("webhook_url"),
+                        format!(
+                            "`webhook_url` in `[notify]` is a plain `http://` URL ({}): it \
+                             would carry the URL, and any token in it, in clear",
+                            value::webhook_shown(url)
+                        ),
+                    )
+                    .note(
+                        "use an `https://` URL, or, if the network between here and the \
+                         webhook is trusted (e.g. the webhook listens on this machine), set \
+                         `webhook_allow_http = yes` in `[notify]`",
+                    ));
+            }
+        } else if let Some(line) = line_of("webhook_allow_http") {
+            self.warn(
+                line,
+                "`webhook_allow_http` in `[notify]` has no effect without `webhook_url`".into(),
+            );
+        }
         if notify.webhook_url.is_none() {
             if let Some(line) = line_of("webhook_format") {
                 self.warn(
@@ -723,6 +755,18 @@ impl<'a> Reader<'a> {
         key: &str,
         parse: fn(&str) -> Result<T, Invalid>,
     ) -> Result<Option<T>, ConfigError> {
+        self.value_shown(section, key, parse, str::to_string)
+    }
+
+    /// Like [`Parser::value`], for a value that may hold a secret: an
+    /// invalid one is shown in the error as `shown` gives it.
+    fn value_shown<T>(
+        &self,
+        section: &Section<'a>,
+        key: &str,
+        parse: fn(&str) -> Result<T, Invalid>,
+        shown: fn(&str) -> String,
+    ) -> Result<Option<T>, ConfigError> {
         let Some((text, line)) = self.get(section, key)? else {
             return Ok(None);
         };
@@ -735,8 +779,9 @@ impl<'a> Reader<'a> {
             self.error(
                 line,
                 format!(
-                    "`{key}` in `[{}]` has an invalid value `{text}`: {}",
+                    "`{key}` in `[{}]` has an invalid value `{}`: {}",
                     section.name(),
+                    shown(text),
                     invalid.reason
                 ),
             )
@@ -1740,39 +1785,97 @@ hosts = p1 p2
             "http://[::1]:8080/h",
             "http://10.0.0.1/h",
         ] {
-            let notify = ok(&format!("{MINIMAL}[notify]\nwebhook_url = {good}\n")).notify;
+            let notify = ok(&format!(
+                "{MINIMAL}[notify]\nwebhook_url = {good}\nwebhook_allow_http = yes\n"
+            ))
+            .notify;
             assert_eq!(notify.webhook_url.as_deref(), Some(good));
         }
-        for (bad, reason) in [
+        // (value, as the error shows it, why it is refused)
+        for (bad, shown, reason) in [
             (
                 "ftp://example.org/x",
+                "ftp://example.org/…",
                 "the scheme `ftp` is neither `http` nor `https`",
             ),
-            ("example.org/hook", "not a URL"),
-            ("https:///path", "it has no host"),
             (
-                "https://exa mple.org",
+                "example.org/hook",
+                "(not shown: it may hold a token)",
+                "not a URL",
+            ),
+            (
+                "T0KEN@https://example.org/x",
+                "…://example.org/…",
+                "not a URL",
+            ),
+            ("https:///path", "https:///…", "it has no host"),
+            (
+                "https://exa mple.org/T0KEN",
+                "https://exa/…",
                 "a URL has no spaces or control characters",
             ),
-            ("https://-x.org", "`-x.org` is not a host name"),
-            ("https://h:0/", "the port must be a number from 1 to 65535"),
             (
-                "https://h:99999/",
+                "https://-x.org/T0KEN",
+                "https://-x.org/…",
+                "`-x.org` is not a host name",
+            ),
+            (
+                "https://h:0/T0KEN",
+                "https://h:0/…",
                 "the port must be a number from 1 to 65535",
             ),
             (
-                "http://[nope]/",
+                "https://user:T0KEN@h:99999/",
+                "https://h:99999/…",
+                "the port must be a number from 1 to 65535",
+            ),
+            (
+                "http://[nope]/T0KEN",
+                "http://[nope]/…",
                 "the IPv6 address in brackets is not valid",
             ),
         ] {
             let e = err(&format!("{MINIMAL}[notify]\nwebhook_url = {bad}\n"));
             assert_eq!(
                 e.message,
-                format!("`webhook_url` in `[notify]` has an invalid value `{bad}`: {reason}")
+                format!("`webhook_url` in `[notify]` has an invalid value `{shown}`: {reason}")
             );
+            assert!(!format!("{e:?}").contains("T0KEN"), "{e:?}");
             assert_eq!(e.line, Some(9));
             assert!(note(&e).contains("`https://"), "{e:?}");
         }
+    }
+
+    #[test]
+    fn a_plain_http_webhook_is_refused_unless_allowed() {
+        let e = err(&format!(
+            "{MINIMAL}[notify]\nwebhook_url = http://user:T0KEN@hooks.example.org/T0KEN\n"
+        ));
+        assert_eq!(e.line, Some(9));
+        assert_eq!(
+            e.message,
+            "`webhook_url` in `[notify]` is a plain `http://` URL (http://hooks.example.org/…): \
+             it would carry the URL, and any token in it, in clear"
+        );
+        assert!(note(&e).contains("`webhook_allow_http = yes`"), "{e:?}");
+        assert!(!format!("{e:?}").contains("T0KEN"), "{e:?}");
+        let e = err(&format!(
+            "{MINIMAL}[notify]\nwebhook_url = HTTP://h.example.org/x\nwebhook_allow_http = no\n"
+        ));
+        assert!(e.message.contains("plain `http://`"), "{e:?}");
+        let c = ok(&format!(
+            "{MINIMAL}[notify]\nwebhook_url = http://127.0.0.1:8080/x\nwebhook_allow_http = yes\n"
+        ));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let c = ok(&format!(
+            "{MINIMAL}[notify]\nwebhook_allow_http = yes\nnotify_command = true\n"
+        ));
+        assert_eq!(
+            c.warnings,
+            [format!(
+                "`{PATH}` line 9: `webhook_allow_http` in `[notify]` has no effect without `webhook_url`"
+            )]
+        );
     }
 
     #[test]

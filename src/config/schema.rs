@@ -116,6 +116,7 @@ pub const NOTIFY: SectionKind = SectionKind {
     keys: &[
         single("webhook_url"),
         single("webhook_format"),
+        single("webhook_allow_http"),
         command("notify_command"),
         list("notify_on"),
     ],

@@ -385,6 +385,11 @@ pub(crate) fn parse_webhook_url(s: &str) -> Result<String, Invalid> {
     let Some((scheme, rest)) = s.split_once("://") else {
         return Err(Invalid::new("not a URL", ACCEPTED));
     };
+    if !is_scheme(scheme) {
+        // not shown: what comes before `://` is then no scheme, and may
+        // be a token
+        return Err(Invalid::new("not a URL", ACCEPTED));
+    }
     if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
         return Err(Invalid::new(
             format!("the scheme `{scheme}` is neither `http` nor `https`"),
@@ -425,6 +430,46 @@ pub(crate) fn parse_webhook_url(s: &str) -> Result<String, Invalid> {
         ));
     }
     Ok(s.to_string())
+}
+
+/// A webhook URL as every message shows it: its scheme and host (with the
+/// port), never its user part, path, query or fragment, which may hold a
+/// token; `…` marks what was left out. Text that does not even look like
+/// a URL is not shown at all.
+pub fn webhook_shown(url: &str) -> String {
+    let url = url.trim();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(not shown: it may hold a token)".to_string();
+    };
+    let scheme_ok = is_scheme(scheme);
+    let authority = rest
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default()
+        .split(char::is_whitespace)
+        .next()
+        .unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host_ok = host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_'));
+    let mut shown = format!(
+        "{}://{}",
+        if scheme_ok { scheme } else { "…" },
+        if host_ok { host } else { "…" }
+    );
+    if host.len() != rest.len() {
+        shown.push_str("/…");
+    }
+    shown
+}
+
+/// Whether `s` is a URL scheme: a letter, then letters, digits, `+`, `-`
+/// or `.` (RFC 3986).
+fn is_scheme(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
 /// The port of a URL: absent, or 1 to 65535.

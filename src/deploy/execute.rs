@@ -16,6 +16,7 @@ use crate::error::Fatal;
 use crate::error::HostError;
 use crate::fleet::{Fleet, Member};
 use crate::history::{self, HostRecord, HostResult, Outcome, Record, RestartRecord};
+use crate::lines::{self, Lines};
 use crate::lock;
 use crate::package::PackageName;
 use crate::plan::{HostCommands, Plan, Step};
@@ -89,31 +90,27 @@ pub fn read_state(
     Ok(status::parse(std::slice::from_ref(package), &out)?.packages[package].clone())
 }
 
-/// Prints a host's output line by line with its name in front.
+/// Prints a host's output line by line with its name in front; each line
+/// bounded ([`lines::LINE_KEPT`]), however long the host makes it.
 struct Prefixer<'a> {
     cx: &'a Context<'a>,
     host: String,
-    partial: Vec<u8>,
+    lines: Lines,
 }
 
 impl Prefixer<'_> {
     fn feed(&mut self, _stream: Stream, bytes: &[u8]) {
-        self.partial.extend_from_slice(bytes);
-        while let Some(pos) = self.partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=pos).collect();
-            let text = String::from_utf8_lossy(&line);
+        let (cx, host) = (self.cx, &self.host);
+        self.lines.feed(bytes, |text| {
             // progress meters redraw with `\r`: keep what a terminal would show
             let shown = text
-                .trim_end_matches(['\n', '\r'])
+                .trim_end_matches('\r')
                 .rsplit('\r')
                 .next()
                 .unwrap_or_default();
-            self.cx.console.say(&format!(
-                "{} | {}",
-                self.host,
-                crate::text::for_terminal(shown)
-            ));
-        }
+            cx.console
+                .say(&format!("{host} | {}", crate::text::for_terminal(shown)));
+        });
     }
 }
 
@@ -302,7 +299,7 @@ fn run_detached(cx: &Context<'_>, member: &mut Member, dir: &str, command: &Remo
     let mut prefixer = Prefixer {
         cx,
         host: host.clone(),
-        partial: Vec::new(),
+        lines: Lines::new(lines::LINE_KEPT),
     };
     let began = Instant::now();
     let mut notice = ssh.deploy_timeout;
@@ -521,11 +518,11 @@ fn install_and_check(
         let failure = match answer {
             Ok(o) if o.success() => None,
             Ok(o) => Some((
-                format!("health check `{check}` failed (exit status {})", o.status),
+                format!("{} failed (exit status {})", check_name(plan), o.status),
                 o.combined(),
             )),
             Err(e) => Some((
-                format!("health check `{check}` could not run: {e}"),
+                format!("{} could not run: {e}", check_name(plan)),
                 String::new(),
             )),
         };
@@ -551,6 +548,13 @@ fn install_and_check(
         started.elapsed().as_secs_f32()
     ));
     Done::Changed
+}
+
+/// The health check of the plan's package, named for messages and records:
+/// its text comes from the configuration and may carry a token, so it is
+/// never shown.
+fn check_name(plan: &Plan) -> String {
+    format!("the health check of `{}`", plan.package)
 }
 
 /// The host's clock, in seconds since the epoch; this machine's when the
@@ -779,7 +783,7 @@ fn show_states(cx: &Context<'_>, member: &mut Member, w: &Watch<'_>, host: &str)
 struct LogLines<'a> {
     cx: &'a Context<'a>,
     host: &'a str,
-    partial: Vec<u8>,
+    lines: Lines,
     shown: usize,
     dropped: usize,
 }
@@ -791,21 +795,17 @@ impl<'a> LogLines<'a> {
         LogLines {
             cx,
             host,
-            partial: Vec::new(),
+            lines: Lines::new(service::LINE_MAX),
             shown: 0,
             dropped: 0,
         }
     }
 
     fn feed(&mut self, bytes: &[u8]) {
-        self.partial.extend_from_slice(bytes);
-        while let Some(pos) = self.partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=pos).collect();
-            self.line(&String::from_utf8_lossy(&line));
-        }
-        if self.partial.len() > 4 * service::LINE_MAX {
-            let rest = std::mem::take(&mut self.partial);
-            self.line(&String::from_utf8_lossy(&rest));
+        let mut complete = Vec::new();
+        self.lines.feed(bytes, |l| complete.push(l));
+        for l in complete {
+            self.line(&l);
         }
     }
 
@@ -821,8 +821,10 @@ impl<'a> LogLines<'a> {
     }
 
     fn finish(mut self) {
-        let rest = std::mem::take(&mut self.partial);
-        self.line(&String::from_utf8_lossy(&rest));
+        let lines = std::mem::replace(&mut self.lines, Lines::new(0));
+        if let Some(rest) = lines.finish() {
+            self.line(&rest);
+        }
         if self.dropped > 0 {
             self.cx.console.say(&format!(
                 "  {}: {} more log lines not shown",
@@ -1159,7 +1161,7 @@ fn record_on_hosts(
     plan: &Plan,
     record: &Record,
 ) -> Vec<String> {
-    let line = history::to_line(record);
+    let line = history::to_line(&record.for_hosts());
     let command = history::host_append_command();
     let timeout = cx.config.ssh.command_timeout;
     let hosts: Vec<&str> = plan.steps.iter().map(|s| s.host.as_str()).collect();

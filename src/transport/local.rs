@@ -76,8 +76,17 @@ fn wait_until(child: &mut Child, deadline: Instant) -> bool {
 /// End `child` and its process group: `SIGTERM`, then `SIGKILL` after the
 /// grace (as root too for what runs under sudo), then reap it.
 fn end(child: &mut Child) {
+    end_group(child.id());
+    // whatever happened above, the shell itself goes
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// End process group `pgid`: `SIGTERM`, then `SIGKILL` after the grace;
+/// returns within about [`END_GRACE`].
+fn end_group(pgid: u32) {
     let deadline = Instant::now() + END_GRACE;
-    if let Ok(mut ender) = shell(&end_group_command(child.id()))
+    if let Ok(mut ender) = shell(&end_group_command(pgid))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -88,9 +97,23 @@ fn end(child: &mut Child) {
             let _ = ender.wait();
         }
     }
-    // whatever happened above, the shell itself goes
-    let _ = child.kill();
-    let _ = child.wait();
+}
+
+/// Whether process group `pgid` still has a process we may signal.
+fn group_alive(pgid: u32) -> bool {
+    i32::try_from(pgid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .is_some_and(|pid| rustix::process::test_kill_process_group(pid).is_ok())
+}
+
+/// Run a local helper (`notify_command`) as [`Connection::exec`] runs a
+/// command, and then end whatever it left running in its process group:
+/// nothing a helper starts outlives it, and the caller never waits past
+/// `exec.timeout` (and [`END_GRACE`] to end it), whether the helper reads
+/// its input or not.
+pub fn run_helper(exec: Exec<'_>) -> Result<Output, HostError> {
+    run(exec, true)
 }
 
 enum Event {
@@ -115,77 +138,87 @@ fn pump(mut from: impl Read + Send + 'static, stream: Stream, tx: mpsc::SyncSend
     });
 }
 
-impl Connection for LocalConnection {
-    fn exec(&mut self, mut exec: Exec<'_>) -> Result<Output, HostError> {
-        let deadline = Instant::now() + exec.timeout;
-        let phase = format!("running `{}`", exec.command.label());
-        let mut child = shell(exec.command)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(spawn_error)?;
-        let mut stdin = child.stdin.take().expect("piped stdin");
-        let data = exec.stdin.map(<[u8]>::to_vec).unwrap_or_default();
-        thread::spawn(move || {
-            let _ = stdin.write_all(&data);
-        });
-        // bounded: a command printing faster than it is read waits
-        let (tx, rx) = mpsc::sync_channel(16);
-        pump(
-            child.stdout.take().expect("piped stdout"),
-            Stream::Stdout,
-            tx.clone(),
-        );
-        pump(
-            child.stderr.take().expect("piped stderr"),
-            Stream::Stderr,
-            tx,
-        );
-        let mut out = (Tail::new(OUTPUT_LIMIT), Tail::new(OUTPUT_LIMIT));
-        let mut open = 2;
-        while open > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(Event::Chunk(stream, bytes)) => {
-                    if let Some(cb) = exec.on_output.as_mut() {
-                        cb(stream, &bytes);
-                    }
-                    match stream {
-                        Stream::Stdout => out.0.push(&bytes),
-                        Stream::Stderr => out.1.push(&bytes),
-                    }
+/// [`Connection::exec`] on this machine; with `sweep`, the command's process
+/// group is ended after the command itself has.
+fn run(mut exec: Exec<'_>, sweep: bool) -> Result<Output, HostError> {
+    let deadline = Instant::now() + exec.timeout;
+    let phase = format!("running `{}`", exec.command.label());
+    let mut child = shell(exec.command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn_error)?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let data = exec.stdin.map(<[u8]>::to_vec).unwrap_or_default();
+    thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    // bounded: a command printing faster than it is read waits
+    let (tx, rx) = mpsc::sync_channel(16);
+    pump(
+        child.stdout.take().expect("piped stdout"),
+        Stream::Stdout,
+        tx.clone(),
+    );
+    pump(
+        child.stderr.take().expect("piped stderr"),
+        Stream::Stderr,
+        tx,
+    );
+    let mut out = (Tail::new(OUTPUT_LIMIT), Tail::new(OUTPUT_LIMIT));
+    let mut open = 2;
+    while open > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Event::Chunk(stream, bytes)) => {
+                if let Some(cb) = exec.on_output.as_mut() {
+                    cb(stream, &bytes);
                 }
-                Ok(Event::Closed) => open -= 1,
-                Err(_) => {
-                    end(&mut child);
-                    return Err(HostError::Timeout {
-                        phase,
-                        after: exec.timeout,
-                    });
+                match stream {
+                    Stream::Stdout => out.0.push(&bytes),
+                    Stream::Stderr => out.1.push(&bytes),
                 }
             }
+            Ok(Event::Closed) => open -= 1,
+            Err(_) => {
+                end(&mut child);
+                return Err(HostError::Timeout {
+                    phase,
+                    after: exec.timeout,
+                });
+            }
         }
-        // output closed; the shell itself may still be running
-        if !wait_until(&mut child, deadline) {
-            end(&mut child);
-            return Err(HostError::Timeout {
-                phase,
-                after: exec.timeout,
-            });
-        }
-        let status = child
-            .wait()
-            .map_err(|e| HostError::Ssh(format!("waiting for sh: {e}")))?;
-        let (stdout, stdout_dropped) = out.0.finish();
-        let (stderr, stderr_dropped) = out.1.finish();
-        Ok(Output {
-            status: status.code().unwrap_or(-1),
-            stdout,
-            stderr,
-            stdout_dropped,
-            stderr_dropped,
-        })
+    }
+    // output closed; the shell itself may still be running
+    if !wait_until(&mut child, deadline) {
+        end(&mut child);
+        return Err(HostError::Timeout {
+            phase,
+            after: exec.timeout,
+        });
+    }
+    let status = child
+        .wait()
+        .map_err(|e| HostError::Ssh(format!("waiting for sh: {e}")))?;
+    if sweep && group_alive(child.id()) {
+        // what it left behind still holds the group's number
+        end_group(child.id());
+    }
+    let (stdout, stdout_dropped) = out.0.finish();
+    let (stderr, stderr_dropped) = out.1.finish();
+    Ok(Output {
+        status: status.code().unwrap_or(-1),
+        stdout,
+        stderr,
+        stdout_dropped,
+        stderr_dropped,
+    })
+}
+
+impl Connection for LocalConnection {
+    fn exec(&mut self, exec: Exec<'_>) -> Result<Output, HostError> {
+        run(exec, false)
     }
 
     fn hold_with(
