@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use crate::command::RemoteCommand;
-use crate::error::HostError;
+use crate::error::{ExitStatus, Fatal, HostError};
 use crate::fleet::{Answer, Fleet, Member};
 use crate::transport::{Output, TargetKind};
 
@@ -223,6 +223,25 @@ pub fn failing(answers: &[Answer<HostAnswer>]) -> usize {
         .iter()
         .filter(|(_, (_, a))| a.as_ref().is_ok_and(|v| !v.works()))
         .count()
+}
+
+/// The refusal of a command (`what`, e.g. `freeze`) on `stage` when sudo
+/// does not work on some host that answered (exit status 6), with each
+/// host's fault and fix; `None` when it works wherever it was asked.
+/// Hosts that did not answer are left to the caller, which reports them
+/// with the rest of its work.
+pub fn refusal(what: &str, stage: &str, answers: &[Answer<HostAnswer>]) -> Option<Fatal> {
+    let count = failing(answers);
+    if count == 0 {
+        return None;
+    }
+    let mut f = Fatal::usage(format!(
+        "cannot {what} `{stage}`: sudo does not work without a password on {count} host(s)"
+    ))
+    .status(ExitStatus::Refused);
+    f.notes = refusal_notes(answers, false);
+    f.notes.push("no host was changed".to_string());
+    Some(f)
 }
 
 #[cfg(test)]
