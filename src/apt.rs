@@ -268,6 +268,12 @@ pub fn update_failure(output: &str) -> String {
     text::clip(&text::one_line(&why), crate::error::REMOTE_TEXT_MAX)
 }
 
+/// Whether the output of [`update`] says that an index could not be
+/// fetched (`E: Failed to fetch URL ...`, with `--error-on=any`).
+pub fn fetch_failed(output: &str) -> bool {
+    output.lines().any(|l| l.starts_with("E: Failed to fetch "))
+}
+
 /// `apt-get check`, as root, not waiting for dpkg's locks: it takes
 /// dpkg's locks (`/var/lib/dpkg/lock-frontend`, then `lock`) the way an
 /// install does, and releases them, changing nothing. While another
@@ -1566,6 +1572,9 @@ fastpath:
         assert!(update().as_str().contains(" --error-on=any"));
         let out = combined("update-fetch-failed");
         assert!(!update_lock_busy(&out));
+        assert!(fetch_failed(&out));
+        assert!(!fetch_failed(&combined("update-fetch-failed-ignored")));
+        assert!(!fetch_failed(&fixture("update-lists-locked.txt")));
         assert_eq!(
             update_failure(&out),
             "E: Failed to fetch http://127.0.0.1:9/./InRelease  Could not connect to 127.0.0.1:9 \

@@ -468,28 +468,33 @@ fn update_lists(
     let answers = fleet.on_stage(stage, |m| {
         super::execute::run_waiting_for_lock(cx, m, &apt::update(), timeout, apt::update_lock_busy)
     });
+    let mut fetch_failed = false;
     let mut failed: Vec<String> = answers
         .iter()
         .filter_map(|(host, r)| match r {
             Ok(out) if out.success() => None,
-            Ok(out) => Some(format!("{host}: {}", apt::update_failure(&out.combined()))),
+            Ok(out) => {
+                let said = out.combined();
+                fetch_failed |= apt::fetch_failed(&said);
+                Some(format!("{host}: {}", apt::update_failure(&said)))
+            }
             Err(e) => Some(format!("{host}: {e}")),
         })
         .collect();
     if failed.is_empty() {
         return Ok(());
     }
-    failed.push(
-        "a list that cannot be fetched would leave the host on stale lists (apt keeps the old \
-         ones): fix that host's repository entry (`/etc/apt/sources.list*`) or its way to the \
-         repository, check with `sudo apt-get update` there, then deploy again"
-            .to_string(),
-    );
+    let count = failed.len();
+    if fetch_failed {
+        failed.push(
+            "a list that cannot be fetched would leave the host on stale lists (apt keeps the \
+             old ones): fix that host's repository entry (`/etc/apt/sources.list*`) or its way \
+             to the repository, check with `sudo apt-get update` there, then deploy again"
+                .to_string(),
+        );
+    }
     Err(attempt.fail_unchanged(
-        format!(
-            "`apt-get update` failed on {} host(s) of `{stage}`",
-            failed.len() - 1
-        ),
+        format!("`apt-get update` failed on {count} host(s) of `{stage}`"),
         failed,
     ))
 }
