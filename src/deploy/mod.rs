@@ -6,8 +6,7 @@
 //!   turned into a target stage and version;
 //! - [`preflight`]: reachability, freezes, sudo, the deploy lock, fresh apt
 //!   lists, the states read again under the lock, dpkg idle, what apt can
-//!   install, and
-//!   the plan (`plan` decides; preflight gathers the facts);
+//!   install, and the plan (`plan` decides; preflight gathers the facts);
 //! - [`execute`]: the batches, each host's install, verification and health
 //!   check, and the rollback policy;
 //! - [`report`]: the outcome as report lines, history records and an exit
