@@ -231,10 +231,111 @@ fn lock_timeout(secs: u64) -> String {
 
 /// `apt-get update`, as root: refresh the package lists.
 ///
+/// `--error-on=any` makes any index that could not be fetched an error
+/// (exit status 100, `E: Failed to fetch ...`): without it apt exits 0
+/// with a `W:` line and keeps the old lists, and a deploy would go ahead
+/// on stale lists (checked with apt 2.6.1). An apt too old to know the
+/// option refuses it, which fails closed too. [`update_failure`] reads
+/// the failure.
+///
 /// It does not wait for the lists lock (see the module's notes): run it
 /// again while [`update_lock_busy`] says so, up to the lock timeout.
 pub fn update() -> RemoteCommand {
-    as_root(RemoteCommand::new("apt-get").args(["update", "-q"]))
+    as_root(RemoteCommand::new("apt-get").args(["update", "-q", "--error-on=any"]))
+}
+
+/// Why `apt-get update` failed, in one line, from its output (stdout and
+/// stderr together): apt's own `E:` lines (`Failed to fetch URL ...`),
+/// else its last line. Host-provided text made safe (one line, control
+/// characters escaped, clipped).
+pub fn update_failure(output: &str) -> String {
+    let errors: Vec<&str> = output
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| l.starts_with("E: "))
+        .collect();
+    let why = if errors.is_empty() {
+        output
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("apt-get update failed without a message")
+            .trim()
+            .to_string()
+    } else {
+        errors.join("; ")
+    };
+    text::clip(&text::one_line(&why), crate::error::REMOTE_TEXT_MAX)
+}
+
+/// Whether the output of [`update`] says that an index could not be
+/// fetched (`E: Failed to fetch URL ...`, with `--error-on=any`).
+pub fn fetch_failed(output: &str) -> bool {
+    output.lines().any(|l| l.starts_with("E: Failed to fetch "))
+}
+
+/// `apt-get check`, as root, not waiting for dpkg's locks: it takes
+/// dpkg's locks (`/var/lib/dpkg/lock-frontend`, then `lock`) the way an
+/// install does, and releases them, changing nothing. While another
+/// process holds them it fails at once, and [`dpkg_lock_busy`] says so
+/// and [`lock_holder`] names the holder (checked with apt 2.6.1).
+pub fn dpkg_lock_check() -> RemoteCommand {
+    as_root(RemoteCommand::new("apt-get").args(["check", "-q", "-o", &lock_timeout(0)]))
+}
+
+/// Whether the output of [`dpkg_lock_check`] (stdout and stderr together)
+/// says that another process holds one of dpkg's locks.
+pub fn dpkg_lock_busy(output: &str) -> bool {
+    output
+        .lines()
+        .any(|l| l.starts_with("E: Could not get lock /var/lib/dpkg/"))
+}
+
+/// Who holds a lock apt could not get, as apt 2.x says it: `E: Could not
+/// get lock /var/lib/dpkg/lock-frontend. It is held by process 4242
+/// (apt-get)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockHolder {
+    /// The lock file.
+    pub lock: String,
+    /// The holder's process id as apt saw it (`None` when apt did not
+    /// say; `0` when the holder is outside the host's PID namespace).
+    pub pid: Option<u32>,
+    /// The holder's command name (`/proc/PID/comm`), when apt gave one.
+    pub command: Option<String>,
+}
+
+impl fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lock = text::one_line(&self.lock);
+        match (&self.pid, &self.command) {
+            (Some(pid), Some(command)) => write!(
+                f,
+                "`{lock}` is held by process {pid} (`{}`)",
+                text::one_line(command)
+            ),
+            (Some(pid), None) => write!(f, "`{lock}` is held by process {pid}"),
+            (None, _) => write!(f, "`{lock}` is held by another process"),
+        }
+    }
+}
+
+/// The first lock apt could not get in `output`, and its holder.
+pub fn lock_holder(output: &str) -> Option<LockHolder> {
+    let (_, after) = output.split_once("Could not get lock ")?;
+    let line = after.lines().next().unwrap_or("");
+    let end = line.find(char::is_whitespace).unwrap_or(line.len());
+    let lock = line[..end].trim_end_matches('.').to_string();
+    let held = line.split_once("held by process ").map(|(_, rest)| rest);
+    let pid = held.and_then(|rest| {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    });
+    let command = held
+        .and_then(|rest| rest.split_once('('))
+        .and_then(|(_, n)| n.rsplit_once(')'))
+        .map(|(n, _)| n.to_string());
+    Some(LockHolder { lock, pid, command })
 }
 
 /// `apt-cache policy` for one package, in English (see [`parse_policy`]).
@@ -699,34 +800,23 @@ fn lock_hint(output: &str) -> Option<String> {
     }
     // apt 2.x: "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held
     // by process 1234 (apt-get)"; older: "... lock-frontend - open (11: ...)".
-    let (lock, after) = match output.split_once("Could not get lock ") {
-        Some((_, after)) => {
-            let end = after
-                .find(|c: char| c.is_whitespace())
-                .unwrap_or(after.len());
-            (after[..end].trim_end_matches('.'), after)
-        }
-        None if output.contains("Unable to acquire the dpkg frontend lock") => {
-            ("/var/lib/dpkg/lock-frontend", "")
-        }
+    let found = match lock_holder(output) {
+        Some(found) => found,
+        None if output.contains("Unable to acquire the dpkg frontend lock") => LockHolder {
+            lock: "/var/lib/dpkg/lock-frontend".to_string(),
+            pid: None,
+            command: None,
+        },
         None => return None,
     };
-    let which = if lock.starts_with("/var/lib/dpkg/") {
+    let which = if found.lock.starts_with("/var/lib/dpkg/") {
         "the dpkg lock".to_string()
     } else {
-        format!("the apt lock `{lock}`")
+        format!("the apt lock `{}`", found.lock)
     };
-    let first_line = after.lines().next().unwrap_or("");
-    let holder = first_line.split_once("held by process ").map(|(_, rest)| {
-        let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        let name = rest
-            .split_once('(')
-            .and_then(|(_, n)| n.split_once(')'))
-            .map(|(n, _)| n);
-        match name {
-            Some(name) => format!(" (pid {pid}, {name})"),
-            None => format!(" (pid {pid})"),
-        }
+    let holder = found.pid.map(|pid| match &found.command {
+        Some(name) => format!(" (pid {pid}, {name})"),
+        None => format!(" (pid {pid})"),
     });
     Some(format!(
         "{which} is held by another process{}; wait for it to finish, or raise the lock timeout",
@@ -1039,7 +1129,7 @@ fastpath:
         let cases = [
             (
                 update(),
-                "sudo -n env DEBIAN_FRONTEND=noninteractive env LC_ALL=C apt-get update -q",
+                "sudo -n env DEBIAN_FRONTEND=noninteractive env LC_ALL=C apt-get update -q --error-on=any",
             ),
             (policy(&fastpath), "env LC_ALL=C apt-cache policy -- fastpath"),
             (
@@ -1471,6 +1561,70 @@ fastpath:
             "E: Unable to locate package no-such-package\nE: No packages found\n"
         );
         assert!(!mark_lock_busy(&combined("apt-mark-hold-unknown")));
+    }
+
+    #[test]
+    fn a_failed_fetch_fails_the_update() {
+        // without --error-on=any apt keeps the old lists and exits 0
+        assert_eq!(status("update-fetch-failed-ignored"), 0);
+        assert!(combined("update-fetch-failed-ignored").contains("W: Failed to fetch"));
+        assert_eq!(status("update-fetch-failed"), 100);
+        assert!(update().as_str().contains(" --error-on=any"));
+        let out = combined("update-fetch-failed");
+        assert!(!update_lock_busy(&out));
+        assert!(fetch_failed(&out));
+        assert!(!fetch_failed(&combined("update-fetch-failed-ignored")));
+        assert!(!fetch_failed(&fixture("update-lists-locked.txt")));
+        assert_eq!(
+            update_failure(&out),
+            "E: Failed to fetch http://127.0.0.1:9/./InRelease  Could not connect to 127.0.0.1:9 \
+             (127.0.0.1). - connect (111: Connection refused); E: Some index files failed to \
+             download. They have been ignored, or old ones used instead."
+        );
+        // no E: line: the last line says it; host text stays one safe line
+        assert_eq!(
+            update_failure("Reading...\nbroken \x1b[31m\n"),
+            "broken \\x1b[31m"
+        );
+    }
+
+    #[test]
+    fn the_dpkg_lock_check_names_the_holder() {
+        assert_eq!(
+            dpkg_lock_check().as_str(),
+            "sudo -n env DEBIAN_FRONTEND=noninteractive env LC_ALL=C apt-get check -q -o \
+             DPkg::Lock::Timeout=0"
+        );
+        assert_eq!(status("check-free"), 0);
+        assert!(!dpkg_lock_busy(&combined("check-free")));
+        assert_eq!(status("check-dpkg-locked"), 100);
+        let out = fixture("check-dpkg-locked.txt");
+        assert!(dpkg_lock_busy(&out));
+        let holder = lock_holder(&out).unwrap();
+        assert_eq!(holder.lock, "/var/lib/dpkg/lock-frontend");
+        assert!(holder.pid.is_some_and(|p| p > 0), "{holder:?}");
+        assert_eq!(holder.command.as_deref(), Some("apt-get"));
+        assert!(holder
+            .to_string()
+            .starts_with("`/var/lib/dpkg/lock-frontend` is held by process "));
+        // the lists lock is not dpkg's
+        assert!(!dpkg_lock_busy(&fixture("update-lists-locked.txt")));
+        // a holder outside the host's PID namespace, and no holder named
+        let outside =
+            lock_holder("E: Could not get lock /var/lib/dpkg/lock. It is held by process 0\n")
+                .unwrap();
+        assert_eq!(
+            outside.to_string(),
+            "`/var/lib/dpkg/lock` is held by process 0"
+        );
+        let old = lock_holder(
+            "E: Could not get lock /var/lib/dpkg/lock-frontend - open (11: Resource temporarily unavailable)\n",
+        )
+        .unwrap();
+        assert_eq!(
+            old.to_string(),
+            "`/var/lib/dpkg/lock-frontend` is held by another process"
+        );
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub mod render;
 pub mod service;
 pub mod ssh_config;
 pub mod status;
+pub mod sudo;
 pub(crate) mod suggest;
 pub mod text;
 pub mod transport;

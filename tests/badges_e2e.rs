@@ -212,7 +212,7 @@ fn unreachable_hosts_and_refused_writes_do_not_stop_the_others() {
         "{err}"
     );
     assert!(
-        err.contains("host `test-2` (test): badges not written: cannot write the badges in `/var/www/package_badges`: sudo asks for a password"),
+        err.contains("host `test-2` (test): badges not written: cannot write the badges in `/var/www/package_badges`: sudo on the host asks for a password; deployer needs passwordless sudo for `deployer`; allow `deployer` to run commands as root without a password on `test-2`"),
         "{err}"
     );
     for host in ["test-1", "prod-1"] {

@@ -410,20 +410,25 @@ fn sudo_asking_for_a_password_is_refused_up_front() {
     assert_eq!(last(&tb)["outcome"], "refused");
 }
 
+/// dpkg's lock held past `lock_timeout` is found in preflight: the
+/// deploy is refused before the host is changed (issue 17, round 3,
+/// item 7; `fail_closed_e2e::r3_item7_*` has the stage-wide cases).
 #[test]
-fn held_dpkg_lock_fails_the_host_without_changing_it() {
+fn held_dpkg_lock_refuses_without_changing_the_host() {
     let Some(tb) = two_stages(1, "lock_timeout = 2s", "") else {
         return;
     };
     tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
     let _lock = tb.hold_dpkg_lock("test-1");
     let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
-    assert_eq!(code, 7, "failed, nothing changed: {out}{err}");
-    assert!(out.contains("dpkg lock"), "{out}");
+    assert_eq!(code, 6, "refused, nothing changed: {out}{err}");
+    assert!(
+        err.contains("note: test-1: `/var/lib/dpkg/lock-frontend` is held by process"),
+        "{err}"
+    );
     assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(OLD));
     let r = last(&tb);
-    assert_eq!(r["outcome"], "failed");
-    assert_eq!(host_result(&r, "test-1"), "failed");
+    assert_eq!(r["outcome"], "refused");
 }
 
 #[test]

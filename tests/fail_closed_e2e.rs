@@ -899,3 +899,455 @@ fn item1_a_second_signal_stops_deployer_even_with_stderr_gone() {
     assert_eq!(host_result(&r, "test-1"), "unknown");
     assert_eq!(host_result(&r, "test-2"), "untouched");
 }
+
+// Issue 17, third round: stale lists, sudo advice, dpkg's lock before the
+// first change, refusals under --json.
+
+/// A second apt source on `host` whose port is closed: `apt-get update`
+/// cannot fetch it, as with a repository unreachable from that host only.
+fn unreachable_repository(tb: &Testbed, host: &str) {
+    let out = tb.exec(
+        host,
+        "echo 'deb [trusted=yes] http://127.0.0.1:9/ ./' > /etc/apt/sources.list.d/unreachable.list",
+    );
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// Round 3, item 3: a list that cannot be fetched on one host fails the
+/// deploy before any host is changed, naming that host and apt's own
+/// line; `versions` reports the same instead of answering from the old
+/// lists.
+#[test]
+fn r3_item3_a_repository_unreachable_from_one_host_changes_no_host() {
+    let Some(tb) = two_stages(2, "", "") else {
+        return;
+    };
+    for h in ["test-1", "test-2"] {
+        tb.set_versions(h, &[("fastpath", Some(OLD))]);
+    }
+    // lists that apt would keep on a failed fetch: fresh ones, with NEW
+    let out = tb.exec("test-2", "apt-get update -q");
+    assert!(out.status.success(), "{out:?}");
+    unreachable_repository(&tb, "test-2");
+
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 7, "failed before any change: {out}{err}");
+    assert!(
+        err.contains("`apt-get update` failed on 1 host(s) of `test`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("note: test-2: E: Failed to fetch http://127.0.0.1:9/"),
+        "the host and apt's own line: {err}"
+    );
+    assert!(!err.contains("test-1: E:"), "{err}");
+    assert!(err.contains("stale lists"), "{err}");
+    for h in ["test-1", "test-2"] {
+        assert_eq!(tb.dpkg_status(h, "fastpath"), format!("ii {OLD}"), "{h}");
+    }
+    let r = last(&tb);
+    assert_eq!(r["outcome"], "failed");
+    assert!(r["hosts"].as_array().is_none_or(Vec::is_empty), "{r}");
+
+    let (code, out, err) = deployer(&tb, &["versions", "fastpath", "test"]);
+    assert_ne!(code, 0, "{out}{err}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("test-2 (test)"))
+        .unwrap_or_else(|| panic!("test-2 not reported: {out}"));
+    assert!(
+        line.contains("`apt-get update` failed")
+            && line.contains("E: Failed to fetch http://127.0.0.1:9/"),
+        "{line}"
+    );
+    assert!(!out.contains("test-1 (test)  `apt-get update`"), "{out}");
+}
+
+/// One of the faults of sudo that item 6 tells apart, made on a testbed
+/// host as root.
+struct SudoFault {
+    /// Makes the fault (a `sh -c` script run as root in the host).
+    on: &'static str,
+    /// Undoes it.
+    off: &'static str,
+    /// What `check` and the refusals say is wrong.
+    problem: &'static str,
+    /// What the `note:` says to do.
+    fix: &'static str,
+}
+
+const SUDO_FAULTS: [SudoFault; 4] = [
+    SudoFault {
+        on: "sed -i 's/NOPASSWD: //' /etc/sudoers.d/deployer",
+        off: "echo 'deployer ALL=(ALL:ALL) NOPASSWD: ALL' > /etc/sudoers.d/deployer",
+        problem: "sudo on the host asks for a password; deployer needs passwordless sudo for `deployer`",
+        fix: "allow `deployer` to run commands as root without a password on `test-2`: a line `deployer ALL=(ALL) NOPASSWD: ALL`",
+    },
+    SudoFault {
+        on: "echo 'Defaults requiretty' > /etc/sudoers.d/zz-requiretty && chmod 0440 /etc/sudoers.d/zz-requiretty",
+        off: "rm -f /etc/sudoers.d/zz-requiretty",
+        problem: "sudo on the host wants a terminal (`Defaults requiretty`)",
+        fix: "exempt `deployer` from `requiretty` on `test-2`: a line `Defaults:deployer !requiretty`",
+    },
+    SudoFault {
+        on: "mv /etc/sudoers.d/deployer /root/deployer.sudoers",
+        off: "mv /root/deployer.sudoers /etc/sudoers.d/deployer",
+        problem: "`deployer` may not run commands as root through sudo: sudo said `Sorry, user deployer may not run sudo on test-2.`",
+        fix: "give `deployer` the right to run every command as root on `test-2`",
+    },
+    SudoFault {
+        on: "mv /usr/bin/sudo /usr/bin/sudo.away",
+        off: "mv /usr/bin/sudo.away /usr/bin/sudo",
+        problem: "`sudo` is not installed",
+        fix: "install sudo on `test-2` as root (`apt-get install sudo`)",
+    },
+];
+
+/// Round 3, item 6: each fault of sudo gets its own diagnosis and fix,
+/// the same from `check` and from the deploy's refusal (whose probe also
+/// runs in the C locale); nothing changes on any host.
+#[test]
+fn r3_item6_each_sudo_fault_gets_its_own_fix_in_check_and_deploy() {
+    let Some(tb) = two_stages(2, "", "") else {
+        return;
+    };
+    for h in ["test-1", "test-2"] {
+        tb.set_versions(h, &[("fastpath", Some(OLD))]);
+    }
+    for fault in &SUDO_FAULTS {
+        let on = tb.exec("test-2", fault.on);
+        assert!(on.status.success(), "{}: {on:?}", fault.on);
+
+        let (code, out, err) = deployer(&tb, &["check", "test"]);
+        assert_ne!(code, 0, "{}: {out}{err}", fault.on);
+        let row = |host: &str| {
+            out.lines()
+                .find(|l| l.starts_with(&format!("{host} (test)")))
+                .unwrap_or_else(|| panic!("no row for {host}: {out}"))
+                .to_string()
+        };
+        assert!(row("test-1").contains("sudo ok"), "{out}");
+        assert!(row("test-2").contains("sudo FAILED"), "{out}");
+        assert!(
+            out.contains(&format!("  sudo: {}", fault.problem)),
+            "{}: {out}",
+            fault.on
+        );
+        assert!(
+            out.contains(&format!("  note: {}", fault.fix)),
+            "{}: {out}",
+            fault.on
+        );
+        // each fault is told apart from the others: no other fix shows
+        for other in SUDO_FAULTS.iter().filter(|o| o.on != fault.on) {
+            assert!(!out.contains(other.fix), "{}: {out}", fault.on);
+        }
+
+        let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+        assert_eq!(code, 6, "{}: {out}{err}", fault.on);
+        assert!(
+            err.contains(&format!("note: test-2: {}", fault.problem)),
+            "{err}"
+        );
+        assert!(err.contains(&format!("note: {}", fault.fix)), "{err}");
+        assert!(!err.contains("test-1:"), "{err}");
+        assert_eq!(last(&tb)["outcome"], "refused");
+
+        let off = tb.exec("test-2", fault.off);
+        assert!(off.status.success(), "{}: {off:?}", fault.off);
+    }
+    // a host whose sessions speak German: the deploy's probe still reads
+    // sudo, and still gives the fix
+    let _german = tb.session_locale("test-2", &TRANSLATING_LOCALE);
+    let _password = tb.sudo_requires_password("test-2");
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 6, "{out}{err}");
+    assert!(
+        err.contains(&format!("note: test-2: {}", SUDO_FAULTS[0].problem)),
+        "{err}"
+    );
+    assert!(err.contains(SUDO_FAULTS[0].fix), "{err}");
+    for h in ["test-1", "test-2"] {
+        assert_eq!(tb.dpkg_status(h, "fastpath"), format!("ii {OLD}"), "{h}");
+    }
+}
+
+/// Round 3, item 6: freeze, unlock and refresh-badges ask sudo through
+/// the same probe, refuse (or skip the host) with the fault's own fix,
+/// and write nothing.
+#[test]
+fn r3_item6_freeze_unlock_and_badges_give_the_same_sudo_advice() {
+    let Some(tb) = two_stages(2, "badges_path = /var/www/package_badges", "") else {
+        return;
+    };
+    let tty = &SUDO_FAULTS[1];
+    let on = tb.exec("test-2", tty.on);
+    assert!(on.status.success(), "{on:?}");
+
+    let (code, out, err) = deployer(&tb, &["freeze", "test", "--reason", "r3 item 6", "--json"]);
+    assert_eq!(code, 6, "{out}{err}");
+    assert!(
+        err.contains(&format!("note: test-2: {}", tty.problem)),
+        "{err}"
+    );
+    assert!(err.contains(&format!("note: {}", tty.fix)), "{err}");
+    let record: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(record["outcome"], "refused");
+    assert_eq!(record, last(&tb));
+    for h in ["test-1", "test-2"] {
+        assert_eq!(
+            tb.read_file(h, "/var/lib/deployer/freeze/test"),
+            None,
+            "{h}"
+        );
+    }
+
+    let (code, out, err) = deployer(
+        &tb,
+        &[
+            "unlock",
+            "test",
+            "--force",
+            "--reason",
+            "r3 item 6",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 6, "{out}{err}");
+    assert!(err.contains(&format!("note: {}", tty.fix)), "{err}");
+    let record: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(record["action"], "unlock");
+    assert_eq!(record["outcome"], "refused");
+
+    let (code, out, err) = deployer(&tb, &["refresh-badges"]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("host `test-2` (test): badges not written"),
+        "{err}"
+    );
+    assert!(err.contains(tty.fix), "{err}");
+    assert!(
+        tb.read_file("test-1", "/var/www/package_badges/fastpath.svg")
+            .is_some(),
+        "{out}{err}"
+    );
+    assert!(tb
+        .read_file("test-2", "/var/www/package_badges/fastpath.svg")
+        .is_none());
+}
+
+/// Round 3, item 6: the `local` transport run by root on a machine
+/// without sudo (a fresh root shell, which the README supports): `check`
+/// passes its sudo check, since root needs no sudo.
+#[test]
+fn r3_item6_local_root_without_sudo_passes_check() {
+    if !is_root() {
+        assert!(std::env::var_os("CI").is_none(), "needs root under CI");
+        eprintln!("skipped: not root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // a PATH with everything of /usr/bin but sudo
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for entry in std::fs::read_dir("/usr/bin").unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "sudo" {
+            std::os::unix::fs::symlink(entry.path(), bin.join(entry.file_name())).unwrap();
+        }
+    }
+    let path = format!("{}:/usr/sbin:/sbin", bin.display());
+    let no_sudo = std::process::Command::new("/bin/sh")
+        .args(["-c", "command -v sudo"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(!no_sudo.status.success(), "sudo still on the PATH");
+    let config = dir.path().join("deployer.ini");
+    std::fs::write(
+        &config,
+        "[environment]\ndeb_packages = dpkg\nstages = test\n[stage:test]\nhosts = local\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .arg("--config")
+        .arg(&config)
+        .args(["--color=never", "check"])
+        .env("PATH", &path)
+        .env("HOME", dir.path())
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("sudo ok"), "{stdout}");
+    assert!(stdout.contains("tools ok"), "{stdout}");
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Round 3, item 7: another apt run holds dpkg's lock on the second host
+/// of the stage: the deploy waits `lock_timeout` for it, saying so, then
+/// refuses before changing any host (the canary included), naming the
+/// host and the holder's pid and command.
+#[test]
+fn r3_item7_dpkg_busy_on_the_second_host_refuses_before_the_canary() {
+    let Some(tb) = two_stages(2, "lock_timeout = 3s", "") else {
+        return;
+    };
+    for h in ["test-1", "test-2"] {
+        tb.set_versions(h, &[("fastpath", Some(OLD))]);
+    }
+    // a real apt-get on test-2, in slowpkg's postinst (30 s) with dpkg
+    // locked
+    let started = tb.exec(
+        "test-2",
+        "apt-get update -q >/dev/null 2>&1 && { setsid apt-get install -y -q slowpkg=2.0-1 \
+         </dev/null >/tmp/r3-holder.log 2>&1 & }",
+    );
+    assert!(started.status.success(), "{started:?}");
+    assert!(
+        tb.wait_for_file(
+            "test-2",
+            "/tmp/slowpkg-postinst-started",
+            Duration::from_secs(60)
+        ),
+        "the other apt run did not start: {:?}",
+        tb.read_file("test-2", "/tmp/r3-holder.log")
+    );
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 6, "{out}{err}");
+    assert!(err.contains("dpkg is busy on 1 host(s) of `test`"), "{err}");
+    let note = err
+        .lines()
+        .find(|l| l.starts_with("note: test-2: `/var/lib/dpkg/lock"))
+        .unwrap_or_else(|| panic!("no note for test-2: {err}"));
+    let pid: String = note
+        .split("held by process ")
+        .nth(1)
+        .unwrap_or_default()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    assert!(pid.parse::<u32>().is_ok_and(|p| p > 1), "{note}");
+    // the pid named is the other apt run's, as the host numbers it
+    let holders = tb.exec(
+        "test-2",
+        "for d in /proc/[0-9]*; do c=$(cat $d/comm 2>/dev/null); \
+         case $c in apt-get|dpkg) echo \"${d#/proc/} $c\";; esac; done",
+    );
+    let holders = String::from_utf8_lossy(&holders.stdout).to_string();
+    let named = holders
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(pid.as_str()))
+        .unwrap_or_else(|| panic!("pid {pid} is no apt-get or dpkg of test-2: {holders}"));
+    let command = named.split_whitespace().nth(1).unwrap();
+    assert!(note.contains(&format!("(`{command}`)")), "{note} / {named}");
+    assert!(note.ends_with("still after 3s"), "{note}");
+    assert!(
+        out.contains("test-2: another process holds dpkg's lock; waiting up to 3s"),
+        "the wait is said: {out}"
+    );
+    assert!(!err.contains("note: test-1:"), "{err}");
+    for h in ["test-1", "test-2"] {
+        assert_eq!(tb.dpkg_status(h, "fastpath"), format!("ii {OLD}"), "{h}");
+    }
+    let r = last(&tb);
+    assert_eq!(r["outcome"], "refused");
+    assert!(
+        r["reason"].as_str().unwrap().contains("dpkg is busy"),
+        "{r}"
+    );
+    // the other run is left to finish
+    assert!(tb.wait_no_process("test-2", "apt-get install", Duration::from_secs(90)));
+    assert_eq!(tb.dpkg_status("test-2", "slowpkg"), "ii 2.0-1");
+}
+
+/// Round 3, item 7: dpkg's lock released within `lock_timeout` lets the
+/// deploy go ahead on every host.
+#[test]
+fn r3_item7_dpkg_released_within_lock_timeout_lets_the_deploy_go_on() {
+    let Some(tb) = two_stages(2, "lock_timeout = 120s", "") else {
+        return;
+    };
+    for h in ["test-1", "test-2"] {
+        tb.set_versions(h, &[("fastpath", Some(OLD))]);
+    }
+    let lock = tb.hold_dpkg_lock("test-2");
+    let mut child = spawn(&tb, &["deploy", "fastpath", "test", NEW]);
+    let stderr = child.stderr.take().unwrap();
+    let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push_str(&line);
+        if line.contains("test-2: another process holds dpkg's lock; waiting up to 120s") {
+            break;
+        }
+    }
+    assert!(
+        seen.contains("another process holds dpkg's lock"),
+        "never waited: {seen}{}",
+        err.join().unwrap()
+    );
+    // nothing changed while waiting, the canary included
+    assert_eq!(tb.dpkg_status("test-1", "fastpath"), format!("ii {OLD}"));
+    lock.undo();
+    let rest = std::io::read_to_string(stdout).unwrap();
+    let status = child.wait().unwrap();
+    let err = err.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{seen}{rest}{err}");
+    for h in ["test-1", "test-2"] {
+        assert_eq!(tb.dpkg_status(h, "fastpath"), format!("ii {NEW}"), "{h}");
+    }
+    assert_eq!(last(&tb)["outcome"], "success");
+}
+
+/// Round 3, item 8: under `--json`, every refused attempt prints its
+/// history record, exactly as recorded: deploy, promote, rollback by
+/// deploy, freeze, unlock, and a request rejected for its input.
+#[test]
+fn r3_item8_every_refusal_prints_its_history_record_under_json() {
+    let Some(tb) = two_stages(1, "", "") else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some(NEW))]);
+    tb.set_versions("prod-1", &[("fastpath", Some(OLD))]);
+    // both stages frozen: each attempt below is refused for it, or for
+    // its own reason (an existing freeze, no --force, an unknown package)
+    for stage in ["test", "prod"] {
+        let (code, out, err) = deployer(&tb, &["freeze", stage, "--reason", "incident 8"]);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let refusals: [(&[&str], &str, i32); 6] = [
+        (&["deploy", "fastpath", "prod", NEW, "--yes"], "deploy", 6),
+        (&["promote", "fastpath", "prod", "--yes"], "promote", 6),
+        (&["deploy", "fastpath", "test", OLD], "deploy", 6),
+        (&["freeze", "prod", "--reason", "again"], "freeze", 6),
+        (&["unlock", "prod", "--reason", "no force"], "unlock", 6),
+        (&["deploy", "no-such-package", "test"], "deploy", 2),
+    ];
+    for (args, action, status) in refusals {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let (code, out, err) = deployer(&tb, &all);
+        assert_eq!(code, status, "{args:?}: {out}{err}");
+        let document: Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"));
+        assert_eq!(document["outcome"], "refused", "{args:?}: {out}");
+        assert_eq!(document["action"], action, "{args:?}: {out}");
+        assert_eq!(document, last(&tb), "{args:?}: the document is the record");
+        assert!(err.contains("error: "), "{args:?}: {err}");
+    }
+    assert_eq!(tb.dpkg_status("test-1", "fastpath"), format!("ii {NEW}"));
+    assert_eq!(tb.dpkg_status("prod-1", "fastpath"), format!("ii {OLD}"));
+}

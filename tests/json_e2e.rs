@@ -58,7 +58,7 @@ fn deploy_dry_run_and_freeze_print_json_on_stdout() {
     );
     assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(NEW));
 
-    // freeze, and a refusal: no record document, the error on stderr
+    // freeze, and a refusal: its record is the document, the error on stderr
     let (code, out, err) = deployer(&tb, &["freeze", "prod", "--reason", "incident 7", "--json"]);
     assert_eq!(code, 0, "{out}{err}");
     let record = parse(&out);
@@ -67,9 +67,17 @@ fn deploy_dry_run_and_freeze_print_json_on_stdout() {
     let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "prod", NEW, "--yes", "--json"]);
     assert_eq!(code, 6, "{out}{err}");
     let refused = parse(&out);
+    assert_eq!(refused["outcome"], "refused", "{out}");
+    assert_eq!(refused["action"], "deploy", "{out}");
+    assert_eq!(refused["stage"], "prod", "{out}");
     assert!(
-        refused.is_null() || refused["outcome"] == "refused",
+        refused["reason"].as_str().unwrap().contains("frozen"),
         "{out}"
+    );
+    assert_eq!(
+        refused,
+        common::cli::last(&tb),
+        "the document is the history record"
     );
     assert!(err.contains("frozen"), "{err}");
 }

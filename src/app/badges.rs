@@ -15,6 +15,7 @@ use crate::error::{ExitStatus, Fatal};
 use crate::fleet::Fleet;
 use crate::matrix::{self, Matrix};
 use crate::render;
+use crate::sudo;
 
 /// The directory, under `--output DIR`, that holds one directory per host.
 const HOSTS_DIR: &str = "host";
@@ -45,14 +46,17 @@ pub fn refresh(
         ExitStatus::Success
     };
     if let Some(dir) = on_hosts {
-        let files = publish::host_files(&board, fonts.as_ref(), |_, _| true).map_err(png_failed)?;
-        let outcomes = publish::to_hosts(
+        let mut files =
+            publish::host_files(&board, fonts.as_ref(), |_, _| true).map_err(png_failed)?;
+        let refused = sudo_refused(&mut fleet, &mut files, dir, config.ssh.command_timeout);
+        let mut outcomes = publish::to_hosts(
             &mut fleet,
             &files,
             &reports,
             dir,
             config.ssh.command_timeout,
         );
+        outcomes.extend(refused);
         if outcomes.iter().any(|o| o.result.is_err()) {
             status = ExitStatus::Unreachable;
         }
@@ -77,6 +81,42 @@ pub fn refresh(
         ));
     }
     Ok(status)
+}
+
+/// Ask each host that has badges to write whether sudo works there (the
+/// one [`sudo`] probe); those where it does not are taken out of `files`
+/// and come back as outcomes that name the fault and its fix. Hosts that
+/// do not answer stay, for [`publish::to_hosts`] to report.
+fn sudo_refused(
+    fleet: &mut Fleet,
+    files: &mut publish::HostFiles,
+    dir: &Path,
+    timeout: std::time::Duration,
+) -> Vec<HostOutcome> {
+    let answers = fleet.on_each(
+        |t| files.contains_key(&(t.stage.clone(), t.host.clone())),
+        |m| {
+            let key = (m.target().stage.clone(), m.host().to_string());
+            (key, sudo::ask(m, timeout))
+        },
+    );
+    let mut refused = Vec::new();
+    for ((stage, host), (user, answer)) in answers {
+        let Ok(verdict) = answer else { continue };
+        let (Some(problem), Some(fix)) = (verdict.problem(&user), verdict.fix(&user, &host)) else {
+            continue;
+        };
+        files.remove(&(stage.clone(), host.clone()));
+        refused.push(HostOutcome {
+            stage,
+            host,
+            result: Err(publish::HostWriteError::Failed {
+                dir: dir.display().to_string(),
+                why: format!("{problem}; {fix}"),
+            }),
+        });
+    }
+    refused
 }
 
 /// Check, before any host is contacted, that refresh-badges has somewhere

@@ -17,7 +17,8 @@ use crate::command::RemoteCommand;
 use crate::config::Config;
 use crate::error::HostError;
 use crate::fleet::{Fleet, Member};
-use crate::transport::{self, Output, TargetKind};
+use crate::sudo;
+use crate::transport::{Output, TargetKind};
 
 /// One thing checked on a host, in the order they are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,10 +144,7 @@ impl Sheet {
 fn check_member(config: &Config, m: &mut Member) -> HostCheck {
     let mut sheet = Sheet { items: Vec::new() };
     let stage = m.target().stage.clone();
-    let user = match m.target().kind {
-        TargetKind::Local => crate::operator::login_name(),
-        TargetKind::Ssh(_) => m.login_user(),
-    };
+    let user = sudo::user_of(m);
     let hint = Hint {
         host: m.host().to_string(),
         stage: stage.clone(),
@@ -187,9 +185,9 @@ fn check_member(config: &Config, m: &mut Member) -> HostCheck {
         );
     };
 
-    let sudo_ok = match m.run(&sudo_command(), timeout) {
-        Ok(out) => {
-            let outcome = sudo_outcome(&out, &hint);
+    let sudo_ok = match sudo::ask(m, timeout).1 {
+        Ok(verdict) => {
+            let outcome = sudo_outcome(&verdict, &hint);
             let ok = matches!(outcome, Outcome::Passed(_));
             sheet.set(Item::Sudo, outcome);
             ok
@@ -305,42 +303,14 @@ fn connect_fix(e: &HostError, hint: &Hint) -> String {
     }
 }
 
-/// `sudo -n true`, in the C locale so that sudo's words can be read
-/// whatever the host's language.
-fn sudo_command() -> RemoteCommand {
-    RemoteCommand::new("true").sudo().env("LC_ALL", "C")
-}
-
-fn sudo_outcome(out: &Output, hint: &Hint) -> Outcome {
-    let Hint { host, user, .. } = hint;
-    let fix = format!(
-        "allow `{user}` to run commands as root without a password on `{host}`: a line \
-         `{user} ALL=(ALL) NOPASSWD: ALL` in a file of /etc/sudoers.d/ (`visudo -f \
-         /etc/sudoers.d/{user}`)"
-    );
-    if out.success() {
-        return Outcome::Passed(None);
-    }
-    if transport::sudo_wants_password(&out.stderr) {
-        return Outcome::Failed {
-            problem: HostError::SudoPassword { user: user.clone() }.to_string(),
-            fix,
-        };
-    }
-    // `env` (or the shell) could not find it
-    if out.status == 127 {
-        return Outcome::Failed {
-            problem: format!("`sudo` is not installed{}", said(&out.stderr)),
-            fix: format!("install it on `{host}` as root (`apt-get install sudo`), then {fix}"),
-        };
-    }
-    Outcome::Failed {
-        problem: format!(
-            "`sudo -n true` failed (exit status {}){}",
-            out.status,
-            said(&out.stderr)
-        ),
-        fix,
+/// The check's outcome for what the sudo probe found ([`sudo::read`]).
+fn sudo_outcome(verdict: &sudo::Verdict, hint: &Hint) -> Outcome {
+    match (
+        verdict.problem(&hint.user),
+        verdict.fix(&hint.user, &hint.host),
+    ) {
+        (Some(problem), Some(fix)) => Outcome::Failed { problem, fix },
+        _ => Outcome::Passed(None),
     }
 }
 
@@ -759,24 +729,25 @@ mod tests {
     }
 
     #[test]
-    fn sudo_wanting_a_password_says_how_to_fix_it() {
+    fn sudo_faults_each_say_how_to_fix_them() {
         let h = hint();
-        assert_eq!(sudo_outcome(&output(0, "", ""), &h), Outcome::Passed(None));
-        let Outcome::Failed { problem, fix } =
-            sudo_outcome(&output(1, "", "sudo: a password is required\n"), &h)
-        else {
-            panic!("fails")
+        assert_eq!(
+            sudo_outcome(&sudo::Verdict::Works, &h),
+            Outcome::Passed(None)
+        );
+        let failed = |v: sudo::Verdict| match sudo_outcome(&v, &h) {
+            Outcome::Failed { problem, fix } => (problem, fix),
+            o => panic!("{v:?} passed: {o:?}"),
         };
+        let (problem, fix) = failed(sudo::Verdict::Password);
         assert_eq!(
             problem,
             "sudo on the host asks for a password; deployer needs passwordless sudo for `deployer`"
         );
         assert!(fix.contains("NOPASSWD"), "{fix}");
-        assert_eq!(
-            sudo_command().as_str(),
-            "env LC_ALL=C sudo -n true",
-            "sudo's words in English"
-        );
+        let (problem, fix) = failed(sudo::Verdict::NoTty);
+        assert!(problem.contains("requiretty"), "{problem}");
+        assert!(fix.contains("!requiretty"), "{fix}");
     }
 
     #[test]

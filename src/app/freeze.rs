@@ -69,6 +69,20 @@ pub fn apply(
             return Err(f);
         }
     }
+    // root writes the record: sudo must work wherever it is written
+    let answers = crate::sudo::ask_stage(&mut fleet, stage, timeout);
+    if let Some(f) = crate::sudo::refusal(action, stage, &answers) {
+        let record = Record {
+            reason: Some(match reason {
+                Some(r) => format!("{}: {r}", f.message),
+                None => f.message.clone(),
+            }),
+            ..attempt.record(stage, Outcome::Refused)
+        };
+        history::append_or_warn(&config.history_file, &record);
+        console.document(serde_json::to_value(&record).expect("a record is JSON"));
+        return Err(f);
+    }
     let results = fleet.on_stage(stage, |m| {
         m.exec(Exec {
             command: &command,

@@ -99,9 +99,11 @@ fn waiting(cli: &Cli) -> Option<std::sync::Arc<dyn crate::fleet::Watch>> {
 }
 
 /// Run `work` with the console of this run. With `json`, its words go to
-/// stderr, and its result document is printed on stdout afterwards, or
-/// `null` when it has none (a refusal before any record: the error is on
-/// stderr, the exit status says which).
+/// stderr, and its result document is printed on stdout afterwards: for
+/// deploys, promotions, rollbacks, freezes and unlocks the attempt's
+/// history record, refused ones included; `null` only when there is none
+/// (an error before any attempt, such as an unreadable configuration: the
+/// error is on stderr, the exit status says which).
 fn with_console(
     cli: &Cli,
     color: Color,
@@ -445,7 +447,8 @@ fn deploy_or_promote(
     // everything typed is checked before any host is contacted
     let checked = deploy::validate(&config, request, &opts).inspect_err(|fatal| {
         if !opts.dry_run {
-            deploy::record_rejected(&config, request, fatal);
+            let record = deploy::record_rejected(&config, request, fatal);
+            console.document(serde_json::to_value(&record).expect("a record is JSON"));
         }
     })?;
     // only the stages the request needs are connected to

@@ -33,6 +33,18 @@ pub fn apply(
         .note("the lock may belong to a deploy that is still running; `deployer` shows who holds it when a deploy is refused")
         .status(ExitStatus::Refused));
     }
+    // the locks are root's: sudo must work on every host that answers
+    let answers = crate::sudo::ask_stage(&mut fleet, stage, config.ssh.command_timeout);
+    if let Some(f) = crate::sudo::refusal("unlock", stage, &answers) {
+        let record = Record {
+            reason: Some(format!("{}: {reason}", f.message)),
+            forced: true,
+            ..attempt.record(stage, Outcome::Refused)
+        };
+        history::append_or_warn(&config.history_file, &record);
+        console.document(serde_json::to_value(&record).expect("a record is JSON"));
+        return Err(f);
+    }
     let command = lock::unlock_command();
     let answers = fleet.run_on_stage(stage, &command, config.ssh.command_timeout);
     let mut hosts = Vec::new();

@@ -54,8 +54,9 @@ pub(crate) fn gather(
                 let failed = match updated {
                     Ok(out) if out.success() => None,
                     Ok(out) => Some(format!(
-                        "`apt-get update` failed ({}){}",
-                        transport::failure(&out),
+                        "`apt-get update` failed (exit status {}): {}{}",
+                        out.status,
+                        apt::update_failure(&out.combined()),
                         apt::failure_hint(&out.combined())
                             .map(|h| format!("; {h}"))
                             .unwrap_or_default()

@@ -5,8 +5,8 @@
 //! - [`request`]: what was typed, validated before any connection, then
 //!   turned into a target stage and version;
 //! - [`preflight`]: reachability, freezes, sudo, the deploy lock, fresh apt
-//!   lists, the states read again under the lock, what apt can install, and
-//!   the plan (`plan` decides; preflight gathers the facts);
+//!   lists, the states read again under the lock, dpkg idle, what apt can
+//!   install, and the plan (`plan` decides; preflight gathers the facts);
 //! - [`execute`]: the batches, each host's install, verification and health
 //!   check, and the rollback policy;
 //! - [`report`]: the outcome as report lines, history records and an exit
@@ -53,7 +53,7 @@ pub struct Context<'a> {
 
 /// One attempt, as the history will record it: filled in as the phases
 /// learn more. Every record of it shares its id and start time.
-pub struct Attempt {
+pub struct Attempt<'a> {
     inner: history::Attempt,
     pub(crate) action: &'static str,
     pub(crate) package: PackageName,
@@ -65,10 +65,17 @@ pub struct Attempt {
     pub(crate) changes: Vec<crate::changelog::Summary>,
     dry_run: bool,
     history: std::path::PathBuf,
+    /// Where a refusal's record goes for `--json`.
+    console: &'a Console,
 }
 
-impl Attempt {
-    fn new(cx: &Context<'_>, inner: &history::Attempt, checked: &Checked, stage: &str) -> Attempt {
+impl<'a> Attempt<'a> {
+    fn new(
+        cx: &Context<'a>,
+        inner: &history::Attempt,
+        checked: &Checked,
+        stage: &str,
+    ) -> Attempt<'a> {
         Attempt {
             inner: inner.clone(),
             action: checked.action,
@@ -79,6 +86,7 @@ impl Attempt {
             changes: Vec::new(),
             dry_run: cx.opts.dry_run,
             history: cx.config.history_file.clone(),
+            console: cx.console,
         }
     }
 
@@ -145,18 +153,31 @@ impl Attempt {
             .on_exit(move || history::append_or_warn(&path, &record));
     }
 
-    /// Refuse: record it and build the error (exit status 6).
+    /// Record an attempt that ends before any change, and make that record
+    /// the command's `--json` document (a dry run records nothing, and
+    /// prints no record).
+    fn record_ended(&self, outcome: Outcome, message: &str) {
+        let record = self.record(outcome, Some(message.to_string()), Vec::new());
+        if !self.dry_run {
+            self.console
+                .document(serde_json::to_value(&record).expect("a record is JSON"));
+        }
+    }
+
+    /// Refuse: record it (also as the `--json` document) and build the
+    /// error (exit status 6).
     pub fn refuse(&self, message: String, notes: Vec<String>) -> Fatal {
-        self.record(Outcome::Refused, Some(message.clone()), Vec::new());
+        self.record_ended(Outcome::Refused, &message);
         let mut f = Fatal::usage(message).status(ExitStatus::Refused);
         f.notes = notes;
         f.notes.push("no host was changed".to_string());
         f
     }
 
-    /// Fail before any change: record it and build the error (exit status 7).
+    /// Fail before any change: record it (also as the `--json` document)
+    /// and build the error (exit status 7).
     pub fn fail_unchanged(&self, message: String, notes: Vec<String>) -> Fatal {
-        self.record(Outcome::Failed, Some(message.clone()), Vec::new());
+        self.record_ended(Outcome::Failed, &message);
         let mut f = Fatal::usage(message).status(ExitStatus::FailedUnchanged);
         f.notes = notes;
         f.notes.push("no package was changed".to_string());

@@ -1,8 +1,9 @@
 //! The preflight phase: everything checked before the first host is
 //! changed, in order. Reachability and freezes (on the first read, and
-//! again under the lock), sudo, the deploy lock, fresh apt lists, the
-//! states read again once nobody else can change them, what apt can
-//! install, and the plan. Ends with the confirmation of critical stages.
+//! again under the lock), sudo, the deploy lock, fresh apt lists (a list
+//! that cannot be fetched is an error), the states read again once nobody
+//! else can change them, dpkg idle on every host, what apt can install,
+//! and the plan. Ends with the confirmation of critical stages.
 //!
 //! Any doubt refuses, with the reason, and is recorded; nothing here
 //! changes a package.
@@ -16,6 +17,7 @@ use crate::history;
 use crate::lock;
 use crate::plan::{self, HostCommands, HostFacts, Plan, Refusal};
 use crate::status::PackageState;
+use crate::sudo;
 use crate::transport;
 
 use super::request::Target;
@@ -188,6 +190,7 @@ pub fn prepare(
         let stages: Vec<usize> = (target.stage.saturating_sub(1)..=target.stage).collect();
         let fresh = read_facts(cx, fleet, Some(&stages));
         ready(cx, attempt, &fresh, target.stage, true)?;
+        dpkg_idle(cx, fleet, attempt, stage)?;
         fresh
     };
     let (plan, simulations) = make_plan(cx, fleet, attempt, target, &facts)?;
@@ -373,42 +376,26 @@ pub fn freezes(reports: &[crate::matrix::HostReport], stage: &str) -> Vec<String
         .collect()
 }
 
-/// `sudo -n true` works on every host of the stage.
+/// sudo works without a password on every host of the stage (the one
+/// [`sudo`] probe, as `check` runs it); a refusal names each host's fault
+/// and its own fix.
 fn sudo_works(
     cx: &Context<'_>,
     fleet: &mut Fleet,
     attempt: &Attempt,
     stage: &str,
 ) -> Result<(), Fatal> {
-    let sudo = RemoteCommand::new("true").sudo();
-    let timeout = cx.config.ssh.command_timeout;
-    let answers = fleet.on_stage(stage, |m| {
-        let user = m.login_user();
-        (m.run(&sudo, timeout), user)
-    });
-    let problems = fleet::problems(&answers, |(r, user)| match r {
-        Ok(out) if out.success() => None,
-        Ok(out) if transport::sudo_wants_password(&out.stderr) => {
-            Some(HostError::SudoPassword { user: user.clone() }.to_string())
-        }
-        Ok(out) => Some(format!(
-            "`sudo -n true` failed: {}",
-            crate::text::clip(
-                &crate::text::one_line(out.stderr.trim()),
-                crate::error::REMOTE_TEXT_MAX
-            )
-        )),
-        Err(e) => Some(e.to_string()),
-    });
-    if problems.is_empty() {
+    let answers = sudo::ask_stage(fleet, stage, cx.config.ssh.command_timeout);
+    let failing = answers
+        .iter()
+        .filter(|(_, (_, a))| !a.as_ref().is_ok_and(sudo::Verdict::works))
+        .count();
+    if failing == 0 {
         return Ok(());
     }
     Err(attempt.refuse(
-        format!(
-            "sudo does not work without a password on {} host(s) of `{stage}`",
-            problems.len()
-        ),
-        problems,
+        format!("sudo does not work without a password on {failing} host(s) of `{stage}`"),
+        sudo::refusal_notes(&answers, true),
     ))
 }
 
@@ -486,24 +473,99 @@ fn update_lists(
     let answers = fleet.on_stage(stage, |m| {
         super::execute::run_waiting_for_lock(cx, m, &apt::update(), timeout, apt::update_lock_busy)
     });
-    let failed: Vec<String> = answers
+    let mut fetch_failed = false;
+    let mut failed: Vec<String> = answers
         .iter()
         .filter_map(|(host, r)| match r {
             Ok(out) if out.success() => None,
-            Ok(out) => Some(host_block(host, &format!("{}{}", out.stdout, out.stderr))),
+            Ok(out) => {
+                let said = out.combined();
+                fetch_failed |= apt::fetch_failed(&said);
+                Some(format!("{host}: {}", apt::update_failure(&said)))
+            }
             Err(e) => Some(format!("{host}: {e}")),
         })
         .collect();
     if failed.is_empty() {
         return Ok(());
     }
+    let count = failed.len();
+    if fetch_failed {
+        failed.push(
+            "a list that cannot be fetched would leave the host on stale lists (apt keeps the \
+             old ones): fix that host's repository entry (`/etc/apt/sources.list*`) or its way \
+             to the repository, check with `sudo apt-get update` there, then deploy again"
+                .to_string(),
+        );
+    }
     Err(attempt.fail_unchanged(
-        format!(
-            "`apt-get update` failed on {} host(s) of `{stage}`",
-            failed.len()
-        ),
+        format!("`apt-get update` failed on {count} host(s) of `{stage}`"),
         failed,
     ))
+}
+
+/// No other process holds dpkg's locks on any host of the stage: checked
+/// under the deploy lock, before the first change, so that a busy host
+/// further down the plan does not turn up only after the canary changed.
+/// A busy host is asked again for up to `lock_timeout` (said on the
+/// console); then the deploy is refused, naming each busy host, the
+/// holder's pid and command as apt saw them.
+fn dpkg_idle(
+    cx: &Context<'_>,
+    fleet: &mut Fleet,
+    attempt: &Attempt,
+    stage: &str,
+) -> Result<(), Fatal> {
+    let wait = cx.config.ssh.lock_timeout;
+    let timeout = cx.config.ssh.command_timeout;
+    let check = apt::dpkg_lock_check();
+    let answers = fleet.on_stage(stage, |m| {
+        m.run_waiting_for_lock(&check, timeout, wait, apt::dpkg_lock_busy, |host| {
+            cx.console.say(&format!(
+                "  {host}: another process holds dpkg's lock; waiting up to {}s (`lock_timeout`) \
+                 for it to finish before any host of `{stage}` is changed",
+                wait.as_secs()
+            ));
+        })
+    });
+    let busy = fleet::problems(&answers, |r| dpkg_lock_problem(r, wait));
+    if busy.is_empty() {
+        return Ok(());
+    }
+    let count = busy.len();
+    let mut notes = busy;
+    notes.push(
+        "let that process finish (on the host, `ps -o pid,lstart,args -p PID` shows it), \
+         or raise `lock_timeout` in deployer.ini, then deploy again"
+            .to_string(),
+    );
+    Err(attempt.refuse(
+        format!("dpkg is busy on {count} host(s) of `{stage}`: another process holds its lock"),
+        notes,
+    ))
+}
+
+/// Why `host`'s dpkg cannot be counted on to be free, from the answer to
+/// [`apt::dpkg_lock_check`] after waiting `wait`; `None` when it is free.
+/// A check that failed after apt got the locks (broken dependencies, say)
+/// says nothing against them: the plan's simulation reads the rest.
+fn dpkg_lock_problem(
+    answer: &Result<transport::Output, HostError>,
+    wait: std::time::Duration,
+) -> Option<String> {
+    let out = match answer {
+        Ok(out) if out.success() => return None,
+        Ok(out) => out,
+        Err(e) => return Some(format!("cannot check dpkg's lock: {e}")),
+    };
+    let said = out.combined();
+    if let Some(holder) = apt::lock_holder(&said).filter(|_| apt::dpkg_lock_busy(&said)) {
+        return Some(format!("{holder}, still after {}s", wait.as_secs()));
+    }
+    let lock_error = said
+        .lines()
+        .find(|l| l.starts_with("E: ") && l.to_ascii_lowercase().contains("lock"));
+    lock_error.map(|l| format!("cannot check dpkg's lock: {}", super::remote_text(l)))
 }
 
 /// Decide the plan from `input`, or refuse (recorded).

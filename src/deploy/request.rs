@@ -197,8 +197,9 @@ pub fn validate(config: &Config, request: &Request, opts: &Options) -> Result<Ch
 
 /// Record an attempt rejected for its input (an unknown package, a
 /// malformed version, perhaps an injection attempt) in the history, text
-/// as typed: JSON escaping keeps it inert.
-pub fn record_rejected(config: &Config, request: &Request, fatal: &Fatal) {
+/// as typed: JSON escaping keeps it inert. Returns the record (the
+/// command's `--json` document).
+pub fn record_rejected(config: &Config, request: &Request, fatal: &Fatal) -> Record {
     let (action, package, stage, version) = request.parts();
     let record = Record {
         package: Some(package.to_string()),
@@ -207,6 +208,7 @@ pub fn record_rejected(config: &Config, request: &Request, fatal: &Fatal) {
         ..Record::begin(action, stage.unwrap_or_default(), Outcome::Refused)
     };
     history::append_or_warn(&config.history_file, &record);
+    record
 }
 
 /// The stages a request needs connections to: the target stage and the

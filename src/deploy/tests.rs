@@ -27,6 +27,8 @@ struct Setup {
     out: Captured,
     err: Captured,
     interrupt: Interrupt,
+    /// The `--json` document of the last deploy.
+    document: std::cell::RefCell<Option<Value>>,
 }
 
 impl Setup {
@@ -66,6 +68,7 @@ impl Setup {
             out: Captured::default(),
             err: Captured::default(),
             interrupt: Interrupt::new(),
+            document: std::cell::RefCell::new(None),
         }
     }
 
@@ -128,7 +131,9 @@ impl Setup {
             opts: &opts,
             interrupt: &self.interrupt,
         };
-        run(&cx, fleet, &checked)
+        let result = run(&cx, fleet, &checked);
+        *self.document.borrow_mut() = console.take_document();
+        result
     }
 }
 
@@ -1044,4 +1049,85 @@ fn follow_logs_runs_the_logs_beside_the_check() {
     assert_eq!(p1.len(), 1);
     assert!(p1[0].starts_with("setsid sh -c 'DEPLOYER_SINCE="), "{p1:?}");
     assert!(!w.ran("p2", "check-fastpath")[0].contains("setsid"));
+}
+
+#[test]
+fn a_refusal_is_the_json_document_and_the_history_record() {
+    let s = Setup::new("");
+    s.fake.world().hosts.get_mut("p2").unwrap().sudo_password = true;
+    let e = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap_err();
+    assert_eq!(e.status, ExitStatus::Refused);
+    let document = s.document.borrow().clone().expect("a document");
+    assert_eq!(document["outcome"], "refused");
+    assert_eq!(&document, s.history().last().unwrap());
+}
+
+#[test]
+fn dpkg_busy_on_a_later_host_refuses_before_the_canary() {
+    let s = Setup::new("lock_timeout = 1s");
+    s.fake.world().hosts.get_mut("p3").unwrap().dpkg_locked_by =
+        Some("4242 (unattended-upgr)".into());
+    let e = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap_err();
+    assert_eq!(e.status, ExitStatus::Refused, "{e:?}");
+    assert!(
+        e.message.contains("dpkg is busy on 1 host(s) of `prod`"),
+        "{}",
+        e.message
+    );
+    assert!(
+        e.notes.iter().any(|n| n
+            == "p3: `/var/lib/dpkg/lock-frontend` is held by process 4242 (`unattended-upgr`), still after 1s"),
+        "{:?}",
+        e.notes
+    );
+    assert!(
+        installs(&s).is_empty(),
+        "no host changed, the canary included"
+    );
+    assert!(
+        s.out
+            .text()
+            .contains("p3: another process holds dpkg's lock; waiting up to 1s"),
+        "{}",
+        s.out.text()
+    );
+    assert_eq!(s.history().last().unwrap()["outcome"], "refused");
+    // checked under the deploy lock: after it was taken, released after
+    let log = s.fake.world().log.clone();
+    let locked = log
+        .iter()
+        .position(|(_, c)| c.contains("deployer-lock"))
+        .unwrap();
+    let checked = log
+        .iter()
+        .position(|(_, c)| c.contains("apt-get check"))
+        .unwrap();
+    assert!(locked < checked, "{log:?}");
+    assert!(s.host("p3").lock.is_none());
+}
+
+#[test]
+fn dpkg_released_within_lock_timeout_lets_the_deploy_go_on() {
+    let s = Setup::new("lock_timeout = 30s");
+    s.fake.world().hosts.get_mut("p4").unwrap().dpkg_locked_by = Some("4242 (apt-get)".into());
+    let mut asked = 0;
+    s.fake
+        .world()
+        .hooks
+        .push(Box::new(move |world, host, line| {
+            if host == "p4" && line.contains("apt-get check") {
+                asked += 1;
+                if asked == 2 {
+                    world.hosts.get_mut("p4").unwrap().dpkg_locked_by = None;
+                }
+            }
+        }));
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::Success, "{}", s.out.text());
+    assert!(s
+        .out
+        .text()
+        .contains("p4: another process holds dpkg's lock"));
+    assert_eq!(installs(&s).len(), 4);
+    assert_eq!(s.version("p4").as_deref(), Some(NEW));
 }

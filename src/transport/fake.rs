@@ -57,6 +57,9 @@ pub struct FakeHost {
     pub fail_on: Option<String>,
     /// Packages held with `apt-mark hold`.
     pub held: std::collections::BTreeSet<String>,
+    /// Another process holds dpkg's lock: its pid and command, as apt
+    /// names them (`4242 (unattended-upgr)`).
+    pub dpkg_locked_by: Option<String>,
 }
 
 /// Every pretend host, the repository, and what was run.
@@ -209,12 +212,12 @@ fn answer(world: &mut World, host: &str, line: &str, label: &str, stdin: &[u8]) 
             .push(String::from_utf8_lossy(stdin).trim_end().to_string());
         return ok(String::new());
     }
-    if line.starts_with("sudo -n true") {
-        return if h.sudo_password {
-            fail(1, "sudo: a password is required\n")
+    if line.contains(crate::sudo::MARKER) {
+        return ok(if h.sudo_password {
+            "failed\nsudo: a password is required\n#validate\nsudo: a password is required\n".into()
         } else {
-            ok(String::new())
-        };
+            "ok\n".into()
+        });
     }
     if line.contains("apt-mark unhold") || line.contains("apt-mark hold") {
         let package = line
@@ -266,6 +269,18 @@ fn answer(world: &mut World, host: &str, line: &str, label: &str, stdin: &[u8]) 
             ));
         }
         return ok(out);
+    }
+    if line.contains("apt-get check") {
+        return match &h.dpkg_locked_by {
+            Some(holder) => fail(
+                100,
+                &format!(
+                    "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process {holder}\n\
+                     E: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?\n"
+                ),
+            ),
+            None => ok("Reading package lists...\n".into()),
+        };
     }
     if line.contains("apt-get update") {
         return ok("Reading package lists...\n".into());
