@@ -19,15 +19,16 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use crate::command::RemoteCommand;
+use crate::local_file;
 use crate::operator::{self, Operator};
 use crate::text;
 
@@ -382,16 +383,19 @@ pub fn append_or_warn(path: &Path, record: &Record) {
 /// Append `record` to the log at `path` as one line, durably.
 ///
 /// Parent directories are created as needed and a new file gets mode 0644.
+/// The file is opened as [`local_file::open_append`] opens files: never
+/// through a final symbolic link, nor in a directory that others than the
+/// user and root can write.
 /// The line goes out in a single `O_APPEND` write while an exclusive `flock`
 /// is held, so concurrent deployers never interleave; the file is then
 /// `fsync`ed, and so is its directory when the file was just created. If a
 /// crash left the last line unterminated, a newline is written first so
 /// that this record still stands on a line of its own.
 pub fn append(path: &Path, record: &Record) -> io::Result<()> {
-    let dir = parent_dir(path);
+    let dir = local_file::parent_dir(path);
     fs::create_dir_all(dir)?;
 
-    let (file, created) = open_for_append(path)?;
+    let (file, created) = local_file::open_append(path, 0o644)?;
     let _lock = Flock::exclusive(&file)?;
 
     let mut line = Vec::with_capacity(256);
@@ -423,12 +427,9 @@ pub fn check_writable(path: &Path) -> Result<(), HistoryError> {
         path: path.to_path_buf(),
         source,
     };
-    let dir = parent_dir(path);
+    let dir = local_file::parent_dir(path);
     fs::create_dir_all(dir).map_err(fail)?;
-    let (file, created) = open_for_append(path).map_err(fail)?;
-    if !file.metadata().map_err(fail)?.is_file() {
-        return Err(fail(io::Error::other("not a regular file")));
-    }
+    let (file, created) = local_file::open_append(path, 0o644).map_err(fail)?;
     drop(Flock::exclusive(&file).map_err(fail)?);
     if created {
         File::open(dir).and_then(|d| d.sync_all()).map_err(fail)?;
@@ -443,28 +444,6 @@ pub fn to_line(record: &Record) -> String {
     let mut line = serde_json::to_string(record).expect("a record always serializes");
     line.push('\n');
     line
-}
-
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// Opens the log for appending; `true` when this call created it.
-fn open_for_append(path: &Path) -> io::Result<(File, bool)> {
-    let mut options = OpenOptions::new();
-    // Readable too, to look at the last byte (see `append`).
-    options.read(true).append(true).mode(0o644);
-    match options.clone().create_new(true).open(path) {
-        Ok(f) => Ok((f, true)),
-        // Someone else created it first (or it was there all along).
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            Ok((options.create(true).open(path)?, false))
-        }
-        Err(e) => Err(e),
-    }
 }
 
 /// An exclusive `flock` on a file, released when dropped.
@@ -911,6 +890,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
 
     fn host(
         name: &str,

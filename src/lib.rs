@@ -22,6 +22,7 @@ pub mod history;
 pub mod init;
 pub mod interrupt;
 pub mod known_hosts;
+pub mod local_file;
 pub mod lock;
 pub mod matrix;
 pub mod notify;

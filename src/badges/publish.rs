@@ -315,13 +315,16 @@ pub fn to_hosts(
 
 /// Write `bytes` to `dir/name` on this machine, creating `dir`: through a
 /// temporary file in `dir` renamed into place, mode 0644; left alone when
-/// the file already holds these bytes. True when written.
+/// the file already holds these bytes. True when written. The rename
+/// replaces a symbolic link rather than follow it, and `dir` must be one
+/// that only the user and root can write ([`crate::local_file::check_dir`]).
 pub fn write_local(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<bool> {
     let path = dir.join(name);
     if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) && fs::read(&path)? == bytes {
         return Ok(false);
     }
     create_dirs(dir)?;
+    crate::local_file::check_dir(dir)?;
     let tmp = temporary(dir, name)?;
     let result = (|| {
         let mut f = fs::OpenOptions::new()
