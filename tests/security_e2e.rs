@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::cli::{deployer, NEW, OLD};
 use common::testbed::Testbed;
 use serde_json::Value;
@@ -140,4 +142,117 @@ fn sec_item2_a_symlinked_history_file_is_refused() {
     );
     assert!(!shared.join("h.jsonl").exists());
     assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(OLD));
+}
+
+/// `deployer --json` (status) as if run through `sudo` by uid 1000 (the
+/// tests run as root): its exit status, stdout and stderr.
+fn status_under_sudo(tb: &Testbed) -> (i32, String, String) {
+    common::cli::run(
+        tb.deployer()
+            .arg("--json")
+            .env("SUDO_UID", "1000")
+            .env("SUDO_USER", "alice")
+            .env("SUDO_GID", "1000"),
+    )
+}
+
+fn chown(path: &Path, uid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), None).unwrap();
+}
+
+/// Item 3: run as root through sudo, deployer trusts only root's files to
+/// tell it what to run and where to connect: deployer.ini, the ssh
+/// configuration it names (which ssh itself, like `ssh -F`, would not
+/// check) and the identity files. The person behind sudo owning one is
+/// refused, with the reason and the fix.
+#[test]
+fn sec_item3_under_sudo_only_roots_files_decide_what_runs() {
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    let ini = tb.write_config(&["fastpath"], "connect_timeout = 20", "");
+    chown(&ini, 1000);
+    let (code, out, err) = status_under_sudo(&tb);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("refusing to use this configuration")
+            && err.contains("it is not owned by root, who runs deployer")
+            && err.contains("through sudo too")
+            && err.contains("chown root"),
+        "{err}"
+    );
+    assert!(out.is_empty(), "{out}");
+    chown(&ini, 0);
+
+    // The ssh configuration deployer.ini names.
+    let named = tb.dir().join("ssh-config");
+    std::fs::copy(tb.ssh_config(), &named).unwrap();
+    chown(&named, 1000);
+    let ini = tb.write_config(
+        &["fastpath"],
+        &format!("ssh_config = {}\nconnect_timeout = 20", named.display()),
+        "",
+    );
+    let (code, error) = status_error(&tb, "test-1");
+    assert_eq!((code, error.as_str()), (0, ""), "not under sudo, as ssh -F");
+    let (code, out, err) = status_under_sudo(&tb);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("bad owner or permissions on ssh config")
+            && err.contains(&named.display().to_string())
+            && err.contains("owner uid 1000"),
+        "{err}"
+    );
+    chown(&named, 0);
+    std::fs::remove_file(&ini).unwrap();
+    tb.write_config(&["fastpath"], "connect_timeout = 20", "");
+
+    // The identity file.
+    let key = tb.home().join(".ssh/id_ed25519");
+    chown(&key, 1000);
+    let (code, out, err) = status_under_sudo(&tb);
+    assert_eq!(code, 3, "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let error = v["stages"][0]["hosts"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("authentication failed")
+            && error.contains("owned by uid 1000, not root")
+            && error.contains("chown root"),
+        "{error}"
+    );
+    chown(&key, 0);
+    let (code, out, err) = status_under_sudo(&tb);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// Item 3: a private key that others can read is refused as ssh refuses
+/// it ("UNPROTECTED PRIVATE KEY FILE"), and used again once it is 0600.
+#[test]
+fn sec_item3_a_private_key_others_can_read_is_refused_as_ssh_refuses_it() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    tb.write_config(&["fastpath"], "connect_timeout = 20", "");
+    let key = tb.home().join(".ssh/id_ed25519");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, error) = status_error(&tb, "test-1");
+    assert_eq!(code, 3, "{error}");
+    assert!(
+        error.contains("UNPROTECTED PRIVATE KEY FILE")
+            && error.contains("permissions 0644 are too open")
+            && error.contains("chmod 600"),
+        "{error}"
+    );
+    let ssh = tb.ssh("test-1", "deployer", "true");
+    assert!(!ssh.status.success());
+    assert!(
+        String::from_utf8_lossy(&ssh.stderr).contains("UNPROTECTED PRIVATE KEY FILE"),
+        "{ssh:?}"
+    );
+
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, error) = status_error(&tb, "test-1");
+    assert_eq!((code, error.as_str()), (0, ""));
 }

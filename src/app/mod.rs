@@ -302,6 +302,7 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
         Some(Command::Init {
             from_ansible,
             stages,
+            allow_executable_inventory,
             packages,
         }) => {
             if let Some(path) = &cli.config {
@@ -318,6 +319,7 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
                 from_ansible: from_ansible.as_deref(),
                 stages: stages.as_deref(),
                 packages,
+                allow_executable: *allow_executable_inventory,
             };
             init::run(&cwd, &request)
         }
