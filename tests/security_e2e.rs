@@ -256,3 +256,39 @@ fn sec_item3_a_private_key_others_can_read_is_refused_as_ssh_refuses_it() {
     let (code, error) = status_error(&tb, "test-1");
     assert_eq!((code, error.as_str()), (0, ""));
 }
+
+/// Item 6: `promote` never moves a stage backwards: with `prod` ahead of
+/// `test`, `promote fastpath prod --yes` (and `--force`) is refused,
+/// naming the host and the rollback to ask for by name, and nothing
+/// changes; that rollback, asked for, goes through.
+#[test]
+fn sec_item6_promote_never_moves_a_stage_backwards() {
+    let Some(tb) = common::cli::two_stages(1, "", "") else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
+    tb.set_versions("prod-1", &[("fastpath", Some(NEW))]);
+    for extra in [
+        &["--yes"][..],
+        &["--yes", "--force", "--reason", "I know"][..],
+        &["--dry-run"][..],
+    ] {
+        let mut args = vec!["promote", "fastpath", "prod"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = deployer(&tb, &args);
+        assert_eq!(code, 6, "{extra:?}: {out}{err}");
+        assert!(
+            err.contains(&format!(
+                "refusing to promote `fastpath` to `prod`: it would move the stage backwards, to {OLD} (what `test` runs)"
+            )) && err.contains(&format!("prod-1 (prod) runs {NEW}"))
+                && err.contains(&format!("`deployer deploy fastpath prod {OLD}`")),
+            "{extra:?}: {err}"
+        );
+        assert_eq!(tb.installed("prod-1", "fastpath").as_deref(), Some(NEW));
+    }
+    assert_eq!(common::cli::last(&tb)["outcome"], "refused");
+
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "prod", OLD, "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(tb.installed("prod-1", "fastpath").as_deref(), Some(OLD));
+}
