@@ -292,3 +292,83 @@ fn sec_item6_promote_never_moves_a_stage_backwards() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(tb.installed("prod-1", "fastpath").as_deref(), Some(OLD));
 }
+
+/// Item 4: root on a host writes into its history a forgery with the id
+/// of a local record, and a record claiming a deploy to another stage.
+/// `history --hosts` shows the local record (never the host's), marks
+/// both forgeries with where they came from, and warns; JSON says the
+/// same.
+#[test]
+fn sec_item4_a_host_cannot_rewrite_or_invent_the_past() {
+    let Some(tb) = common::cli::two_stages(1, "", "") else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW, "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let mine = common::cli::last(&tb);
+    let id = mine["id"].as_str().unwrap().to_string();
+
+    let mut forged = mine.clone();
+    forged["user"] = "mallory".into();
+    forged["version"] = "6.6.6-1".into();
+    let mut elsewhere = mine.clone();
+    elsewhere["id"] = "forged-prod-1".into();
+    elsewhere["stage"] = "prod".into();
+    elsewhere["time"] = "2026-01-01T00:00:00Z".into();
+    let lines = format!("{forged}\n{elsewhere}\n");
+    let out = tb.exec(
+        "test-1",
+        &format!(
+            "printf '%s' '{}' >> /var/log/deployer/history.jsonl",
+            lines.replace('\'', "'\\''")
+        ),
+    );
+    assert!(out.status.success(), "{out:?}");
+
+    let (code, out, err) = deployer(&tb, &["history", "--hosts", "test"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // the local record, marked as such, with the disagreement
+    assert!(!out.contains("mallory"), "{out}");
+    let blocks: Vec<&str> = out.split("\n2026").collect();
+    let local = blocks
+        .iter()
+        .find(|b| b.contains(&format!("fastpath {NEW} -> test  success")))
+        .unwrap_or_else(|| panic!("no local record in {out}"));
+    assert!(local.contains("from: local history"), "{out}");
+    assert!(
+        local.contains(&format!(
+            "WARNING: host `test-1` holds a different record with the id `{id}`"
+        )),
+        "{out}"
+    );
+    let claim = blocks
+        .iter()
+        .find(|b| b.contains(&format!("fastpath {NEW} -> prod")))
+        .unwrap_or_else(|| panic!("no forged prod record in {out}"));
+    assert!(claim.contains("from: host `test-1`"), "{out}");
+    assert!(
+        claim.contains("WARNING: host `test-1` is in stage `test`, but its history holds a record (id `forged-prod-1`) of `deploy` on stage `prod`"),
+        "{out}"
+    );
+    assert!(
+        err.contains(&format!("holds a different record with the id `{id}`"))
+            && err.contains("id `forged-prod-1`"),
+        "{err}"
+    );
+
+    let (code, out, err) = deployer(&tb, &["history", "--hosts", "test", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{out}");
+    let local = listed.iter().find(|r| r["id"] == id.as_str()).unwrap();
+    assert_eq!(local["source"], "local");
+    assert_eq!(local["version"], NEW);
+    assert_eq!(local["user"], mine["user"]);
+    assert_eq!(local["disagreements"].as_array().unwrap().len(), 1);
+    let claim = listed.iter().find(|r| r["id"] == "forged-prod-1").unwrap();
+    assert_eq!(claim["source"], "host");
+    assert_eq!(claim["source_host"], "test-1");
+    assert_eq!(claim["disagreements"].as_array().unwrap().len(), 1);
+}
