@@ -236,15 +236,7 @@ fn from_ansible_without_ansible_inventory_says_what_to_install() {
 /// A real INI inventory, read by the real `ansible-inventory`.
 #[test]
 fn from_ansible_reads_an_ini_inventory_through_ansible_inventory() {
-    let found = Command::new("sh")
-        .args(["-c", "command -v ansible-inventory"])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        let why = "no `ansible-inventory` on PATH (Debian package `ansible-core`)";
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-        eprintln!("skipped: {why}");
+    if !have_ansible_inventory() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -340,15 +332,7 @@ fn from_ansible_refuses_an_executable_inventory_unless_allowed() {
     }
 
     // Asked for, Ansible runs the script.
-    let found = Command::new("sh")
-        .args(["-c", "command -v ansible-inventory"])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        let why = "no `ansible-inventory` on PATH (Debian package `ansible-core`)";
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-        eprintln!("skipped: {why}");
+    if !have_ansible_inventory() {
         return;
     }
     let (code, out, err) = output(
@@ -364,4 +348,20 @@ fn from_ansible_refuses_an_executable_inventory_unless_allowed() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(ran.exists());
     assert_eq!(stages_in(dir.path()), owned(&[("test", &["test-1"])]));
+}
+
+/// Whether `ansible-inventory` is on PATH; when it is not, says the test
+/// is skipped (and fails under `CI=true`, where nothing skips).
+fn have_ansible_inventory() -> bool {
+    let found = Command::new("sh")
+        .args(["-c", "command -v ansible-inventory"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        let why = "no `ansible-inventory` on PATH (Debian package `ansible-core`)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+        eprintln!("skipped: {why}");
+    }
+    found
 }

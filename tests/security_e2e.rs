@@ -13,25 +13,7 @@ use serde_json::Value;
 /// `deployer --json` (the status view): its exit status, and the error
 /// shown for `host` (empty when it answered).
 fn status_error(tb: &Testbed, host: &str) -> (i32, String) {
-    let out = tb.deployer().arg("--json").output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    let h = v["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["hosts"].as_array().unwrap())
-        .find(|h| h["host"] == host)
-        .unwrap_or_else(|| panic!("no host {host} in {v}"));
-    (
-        out.status.code().unwrap_or(-1),
-        h["error"].as_str().unwrap_or_default().to_string(),
-    )
+    common::cli::host_status(tb, host, &[])
 }
 
 /// A shell start-up file, as a hostile checkout would name it.
