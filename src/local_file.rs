@@ -10,9 +10,9 @@
 //! written; the callers own their formats. This module must not touch
 //! hosts, and is the one owner of these rules for local writes.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::operator;
@@ -43,7 +43,12 @@ pub fn unsafe_dir(owner: u32, mode: u32, own: &[u32]) -> Option<String> {
 /// When `dir` cannot be examined, or is not safe to write in.
 pub fn check_dir(dir: &Path) -> io::Result<()> {
     let meta = std::fs::metadata(dir)?;
-    match unsafe_dir(meta.uid(), meta.mode(), &operator::own_uids()) {
+    judge_dir(dir, meta.uid(), meta.mode())
+}
+
+/// [`check_dir`] of what `dir` was found to be.
+fn judge_dir(dir: &Path, owner: u32, mode: u32) -> io::Result<()> {
+    match unsafe_dir(owner, mode, &operator::own_uids()) {
         None => Ok(()),
         Some(why) => Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -52,7 +57,7 @@ pub fn check_dir(dir: &Path) -> io::Result<()> {
                  write it can put a link to another file in this file's place. Use a \
                  directory only you (or root) can write, or fix this one with `chmod go-w {}`",
                 dir.display(),
-                meta.mode() & 0o7777,
+                mode & 0o7777,
                 crate::command::quote(&dir.display().to_string())
             ),
         )),
@@ -69,28 +74,44 @@ pub fn parent_dir(path: &Path) -> &Path {
 
 /// Open `path` to append to it, readable too, creating it with `mode`
 /// when it is missing; `true` when this call created it. Its directory
-/// must pass [`check_dir`]; a final symbolic link is not followed (the
-/// open fails), and anything but a regular file is refused.
+/// must pass [`check_dir`], checked on the directory as opened, and the
+/// file is opened in that very directory (`openat`), so that what was
+/// checked is where the file is; a final symbolic link is not followed
+/// (the open fails), and anything but a regular file is refused.
 ///
 /// # Errors
 ///
 /// When the directory is unsafe, the name is a symbolic link or not a
 /// regular file, or the file cannot be opened.
 pub fn open_append(path: &Path, mode: u32) -> io::Result<(File, bool)> {
-    check_dir(parent_dir(path))?;
-    let mut options = OpenOptions::new();
-    options
-        .read(true)
-        .append(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    let (file, created) = match options.clone().create_new(true).open(path) {
+    use rustix::fs::{Mode, OFlags};
+    let dir = parent_dir(path);
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("`{}` does not name a file", path.display()),
+        )
+    })?;
+    let dir_fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = rustix::fs::fstat(&dir_fd)?;
+    judge_dir(dir, st.st_uid, st.st_mode)?;
+    let flags =
+        OFlags::RDWR | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let open = |extra: OFlags| {
+        rustix::fs::openat(&dir_fd, name, flags | extra, Mode::from_raw_mode(mode))
+            .map(File::from)
+            .map_err(io::Error::from)
+    };
+    let (file, created) = match open(OFlags::CREATE | OFlags::EXCL) {
         Ok(f) => (f, true),
         // Someone else created it first (or it was there all along).
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => (
-            options.create(true).open(path).map_err(|e| link(path, e))?,
-            false,
-        ),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            (open(OFlags::CREATE).map_err(|e| link(path, e))?, false)
+        }
         Err(e) => return Err(e),
     };
     if !file.metadata()?.is_file() {
@@ -157,6 +178,21 @@ mod tests {
         std::fs::remove_file(&target).unwrap();
         assert!(open_append(&link_path, 0o644).is_err());
         assert!(!target.exists());
+    }
+
+    /// The directory is checked as opened, and the file created in it:
+    /// a link to an open directory, on the way, does not get around that.
+    #[test]
+    fn a_link_to_a_directory_others_can_write_is_refused_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let via = dir.path().join("via");
+        std::os::unix::fs::symlink(&open, &via).unwrap();
+        let e = open_append(&via.join("log"), 0o644).unwrap_err();
+        assert!(e.to_string().contains("every other user can write"), "{e}");
+        assert!(!open.join("log").exists());
     }
 
     #[test]
