@@ -26,11 +26,8 @@ pub fn unsafe_dir(owner: u32, mode: u32, own: &[u32]) -> Option<String> {
     if !own.contains(&owner) {
         problems.push(format!("it is owned by uid {owner}, neither you nor root"));
     }
-    match (mode & 0o020 != 0, mode & 0o002 != 0) {
-        (true, true) => problems.push("its group and every other user can write to it".into()),
-        (true, false) => problems.push("its group can write to it".into()),
-        (false, true) => problems.push("every other user can write to it".into()),
-        (false, false) => {}
+    if let Some(writers) = operator::others_can_write(mode) {
+        problems.push(writers.to_string());
     }
     (!problems.is_empty()).then(|| problems.join(", and "))
 }

@@ -161,6 +161,19 @@ pub fn owners(euid: u32, sudo_uid: Option<&str>) -> Vec<u32> {
     uids
 }
 
+/// Who besides a file's owner can write it, by its permission bits
+/// `mode`, as a clause for messages ("its group can write to it"), or
+/// `None` when nobody else can. The one wording of that fact for the
+/// configuration and for the directories deployer writes in.
+pub fn others_can_write(mode: u32) -> Option<&'static str> {
+    match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (true, true) => Some("its group and every other user can write to it"),
+        (true, false) => Some("its group can write to it"),
+        (false, true) => Some("every other user can write to it"),
+        (false, false) => None,
+    }
+}
+
 /// The name of `uid` in the password database, if it has one.
 pub fn user_name(uid: u32) -> Option<String> {
     let mut buf = vec![0 as libc::c_char; 1024];

@@ -164,11 +164,8 @@ pub fn untrusted(
             format!("it is owned neither by you, {}, nor by root", account(you))
         });
     }
-    match (mode & 0o020 != 0, mode & 0o002 != 0) {
-        (true, true) => problems.push("its group and every other user can write to it".into()),
-        (true, false) => problems.push("its group can write to it".into()),
-        (false, true) => problems.push("every other user can write to it".into()),
-        (false, false) => {}
+    if let Some(writers) = crate::operator::others_can_write(mode) {
+        problems.push(writers.to_string());
     }
     if problems.is_empty() {
         return None;
