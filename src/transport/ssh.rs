@@ -1495,23 +1495,24 @@ fn read_key_file(path: &Path, tried: &mut Vec<String>) -> Result<KeyFile, HostEr
             crate::operator::sudo_uid().is_some(),
         )
     });
-    let private = match (&text, &info) {
-        (None, _) => KeyText::Missing,
-        (Some(_), Some(_)) if refusal.is_some() => KeyText::Skipped(refusal.unwrap_or_default()),
-        (Some(_), Some(i)) if i.encrypted => KeyText::Skipped(
+    let private = match (&text, &info, refusal) {
+        (None, ..) => KeyText::Missing,
+        // a private key ssh would not use (its mode, or its owner under sudo)
+        (Some(_), Some(_), Some(why)) => KeyText::Skipped(why),
+        (Some(_), Some(i), None) if i.encrypted => KeyText::Skipped(
             "passphrase-protected and not in the ssh-agent: add it with ssh-add".to_string(),
         ),
-        (Some(bytes), Some(_)) => match identity::ed25519_secret(bytes) {
+        (Some(bytes), Some(_), None) => match identity::ed25519_secret(bytes) {
             Some((seed, blob)) => KeyText::Ed25519 { seed, blob },
             None => match String::from_utf8(bytes.clone()) {
                 Ok(s) => KeyText::Usable(s),
                 Err(_) => KeyText::Skipped("not a key file".to_string()),
             },
         },
-        (Some(_), None) if public.is_some() => {
+        (Some(_), None, _) if public.is_some() => {
             KeyText::Skipped("a public key, not in the ssh-agent".to_string())
         }
-        (Some(_), None) => KeyText::Skipped("not a key file".to_string()),
+        (Some(_), None, _) => KeyText::Skipped("not a key file".to_string()),
     };
     Ok(KeyFile {
         path: path.to_path_buf(),
