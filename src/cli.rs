@@ -302,6 +302,12 @@ pub enum Command {
             requires = "from_ansible"
         )]
         stages: Option<Vec<String>>,
+        /// Let Ansible run an inventory script or plugin (an executable
+        /// inventory file, one starting with `#!`, or one naming a
+        /// `plugin:`), which is refused otherwise: it runs code on this
+        /// machine to learn the hosts.
+        #[arg(long, requires = "from_ansible")]
+        allow_executable_inventory: bool,
         /// The packages to list in `deb_packages` (default: `base-files`,
         /// as a placeholder that every Debian host has).
         #[arg(long, value_name = "PKG,...", value_delimiter = ',')]

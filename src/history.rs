@@ -19,15 +19,16 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use crate::command::RemoteCommand;
+use crate::local_file;
 use crate::operator::{self, Operator};
 use crate::text;
 
@@ -394,16 +395,19 @@ pub fn append_or_warn(path: &Path, record: &Record) {
 /// Append `record` to the log at `path` as one line, durably.
 ///
 /// Parent directories are created as needed and a new file gets mode 0644.
+/// The file is opened as [`local_file::open_append`] opens files: never
+/// through a final symbolic link, nor in a directory that others than the
+/// user and root can write.
 /// The line goes out in a single `O_APPEND` write while an exclusive `flock`
 /// is held, so concurrent deployers never interleave; the file is then
 /// `fsync`ed, and so is its directory when the file was just created. If a
 /// crash left the last line unterminated, a newline is written first so
 /// that this record still stands on a line of its own.
 pub fn append(path: &Path, record: &Record) -> io::Result<()> {
-    let dir = parent_dir(path);
+    let dir = local_file::parent_dir(path);
     fs::create_dir_all(dir)?;
 
-    let (file, created) = open_for_append(path)?;
+    let (file, created) = local_file::open_append(path, 0o644)?;
     let _lock = Flock::exclusive(&file)?;
 
     let mut line = Vec::with_capacity(256);
@@ -435,12 +439,9 @@ pub fn check_writable(path: &Path) -> Result<(), HistoryError> {
         path: path.to_path_buf(),
         source,
     };
-    let dir = parent_dir(path);
+    let dir = local_file::parent_dir(path);
     fs::create_dir_all(dir).map_err(fail)?;
-    let (file, created) = open_for_append(path).map_err(fail)?;
-    if !file.metadata().map_err(fail)?.is_file() {
-        return Err(fail(io::Error::other("not a regular file")));
-    }
+    let (file, created) = local_file::open_append(path, 0o644).map_err(fail)?;
     drop(Flock::exclusive(&file).map_err(fail)?);
     if created {
         File::open(dir).and_then(|d| d.sync_all()).map_err(fail)?;
@@ -455,28 +456,6 @@ pub fn to_line(record: &Record) -> String {
     let mut line = serde_json::to_string(record).expect("a record always serializes");
     line.push('\n');
     line
-}
-
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// Opens the log for appending; `true` when this call created it.
-fn open_for_append(path: &Path) -> io::Result<(File, bool)> {
-    let mut options = OpenOptions::new();
-    // Readable too, to look at the last byte (see `append`).
-    options.read(true).append(true).mode(0o644);
-    match options.clone().create_new(true).open(path) {
-        Ok(f) => Ok((f, true)),
-        // Someone else created it first (or it was there all along).
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            Ok((options.create(true).open(path)?, false))
-        }
-        Err(e) => Err(e),
-    }
 }
 
 /// An exclusive `flock` on a file, released when dropped.
@@ -594,6 +573,163 @@ where
     }
     merged.sort_by(|a, b| a.time.cmp(&b.time));
     merged
+}
+
+/// A record as `history --hosts` lists it: where it came from, and what
+/// disagrees with it. In JSON, the record's own fields, then `source`
+/// (`local` or `host`), `source_host` (the host's name, for a host's
+/// record) and `disagreements` (when there are any).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sourced {
+    /// The record, as its source holds it.
+    #[serde(flatten)]
+    pub record: Record,
+    /// `local` (this machine's history) or `host` (a host's).
+    pub source: &'static str,
+    /// The host whose history holds it, for a host's record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_host: Option<String>,
+    /// What other logs say against it, one sentence each (a host holding
+    /// another record with this id, a record claiming a stage its host is
+    /// not in); each was also given as a warning.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub disagreements: Vec<String>,
+}
+
+impl AsRef<Record> for Record {
+    fn as_ref(&self) -> &Record {
+        self
+    }
+}
+
+impl AsRef<Record> for Sourced {
+    fn as_ref(&self) -> &Record {
+        &self.record
+    }
+}
+
+impl Sourced {
+    /// Where it came from, for people: `local history`, `host `prod-1``.
+    pub fn origin(&self) -> String {
+        match &self.source_host {
+            Some(host) => format!("host `{}`", text::one_line(host)),
+            None => "local history".to_string(),
+        }
+    }
+}
+
+/// One host's history, as read for `history --hosts`.
+#[derive(Debug, Clone)]
+pub struct HostLog {
+    /// The host.
+    pub host: String,
+    /// The stage it is in (the one whose hosts were asked).
+    pub stage: String,
+    /// Its records, in file order ([`parse_host_log`]).
+    pub records: Vec<Record>,
+}
+
+/// Merge the local history (`local`, as [`read`] returns it) with hosts'
+/// histories, trusting each host only with what it may know: the result,
+/// oldest first, and one warning per disagreement.
+///
+/// Root on any one host can write anything into its history, so a host's
+/// record never replaces a local one: for an id the local history has, the
+/// local record is shown, and a host holding different content under that
+/// id is a disagreement (a host that saw only the `started` line of an
+/// attempt the local history saw end agrees). Among hosts, the first to
+/// hold an id is shown and a different record from another host is a
+/// disagreement. A host's record claiming a stage its host is not in is
+/// shown, marked. Every record says where it came from.
+pub fn merge_sourced(local: Vec<Record>, hosts: Vec<HostLog>) -> (Vec<Sourced>, Vec<String>) {
+    let mut merged: Vec<Sourced> = local
+        .into_iter()
+        .map(|record| Sourced {
+            record,
+            source: "local",
+            source_host: None,
+            disagreements: Vec::new(),
+        })
+        .collect();
+    let mut position: HashMap<String, usize> = merged
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| !m.record.id.is_empty())
+        .map(|(i, m)| (m.record.id.clone(), i))
+        .collect();
+    let mut warnings = Vec::new();
+    for log in hosts {
+        let host = text::one_line(&log.host);
+        for record in merge([log.records]) {
+            let id = text::one_line(&record.id);
+            if let Some(&i) = position.get(&record.id) {
+                let kept = &mut merged[i];
+                if !agrees(&kept.record, &record) {
+                    let said = format!(
+                        "host `{host}` holds a different record with the id `{id}` ({} {} {} on \
+                         `{}`); the one shown is from the {}",
+                        text::one_line(&record.time),
+                        text::one_line(&record.action),
+                        record.outcome,
+                        text::one_line(&record.stage),
+                        kept.origin()
+                    );
+                    warnings.push(said.clone());
+                    kept.disagreements.push(said);
+                }
+                continue;
+            }
+            let mut disagreements = Vec::new();
+            if record.stage != log.stage {
+                let said = format!(
+                    "host `{host}` is in stage `{}`, but its history holds a record (id `{id}`) \
+                     of `{}` on stage `{}`, where it does not belong",
+                    text::one_line(&log.stage),
+                    text::one_line(&record.action),
+                    text::one_line(&record.stage)
+                );
+                warnings.push(said.clone());
+                disagreements.push(said);
+            }
+            if !record.id.is_empty() {
+                position.insert(record.id.clone(), merged.len());
+            }
+            merged.push(Sourced {
+                record,
+                source: "host",
+                source_host: Some(log.host.clone()),
+                disagreements,
+            });
+        }
+    }
+    merged.sort_by(|a, b| a.record.time.cmp(&b.record.time));
+    (merged, warnings)
+}
+
+/// Whether `other`, from another log, agrees with `kept`: the same record,
+/// or the `started` line of the attempt `kept` saw end (same start, by the
+/// same person, of the same action on the same package, stage and version).
+fn agrees(kept: &Record, other: &Record) -> bool {
+    if kept == other {
+        return true;
+    }
+    other.outcome == Outcome::Started
+        && kept.outcome != Outcome::Started
+        && (
+            &kept.time,
+            &kept.user,
+            &kept.as_user,
+            &kept.machine,
+            &kept.action,
+        ) == (
+            &other.time,
+            &other.user,
+            &other.as_user,
+            &other.machine,
+            &other.action,
+        )
+        && (&kept.package, &kept.stage, &kept.version)
+            == (&other.package, &other.stage, &other.version)
 }
 
 // ---------------------------------------------------------------------------
@@ -738,16 +874,16 @@ pub fn parse_host_log(host: &str, text: &str, dropped: u64) -> (Vec<Record>, Vec
 
 /// The records about `package` (if given) on `stage` (if given), newest
 /// first. `records` is oldest first, as [`read`] and [`merge`] return them.
-pub fn select<'a>(
-    records: &'a [Record],
+pub fn select<'a, T: AsRef<Record>>(
+    records: &'a [T],
     package: Option<&str>,
     stage: Option<&str>,
-) -> Vec<&'a Record> {
+) -> Vec<&'a T> {
     records
         .iter()
         .rev()
-        .filter(|r| package.is_none_or(|p| r.package.as_deref() == Some(p)))
-        .filter(|r| stage.is_none_or(|s| r.stage == s))
+        .filter(|r| package.is_none_or(|p| r.as_ref().package.as_deref() == Some(p)))
+        .filter(|r| stage.is_none_or(|s| r.as_ref().stage == s))
         .collect()
 }
 
@@ -776,84 +912,115 @@ pub fn render_text(records: &[&Record], out: &mut dyn Write) -> io::Result<()> {
     if records.is_empty() {
         return writeln!(out, "no matching history");
     }
-    let safe = |s: &str| text::one_line(s);
     for r in records {
-        let stage = safe(&r.stage);
-        let subject = match (&r.package, &r.version) {
-            (Some(p), Some(v)) => format!("{} {} -> {stage}", safe(p), safe(v)),
-            (None, Some(v)) => format!("{} -> {stage}", safe(v)),
-            (Some(p), None) => format!("{} on {stage}", safe(p)),
-            (None, None) => stage,
-        };
-        let forced = if r.forced { " (forced)" } else { "" };
-        writeln!(
-            out,
-            "{}  {:<8}  {subject}  {}{forced}  {}  {}",
-            safe(&r.time),
-            safe(&r.action),
-            outcome_text(r.outcome),
-            safe(&r.who()),
-            format_duration(r.duration_ms)
-        )?;
-        let hosts: Vec<String> = r.hosts.iter().map(|h| safe(&h.host)).collect();
-        let width = hosts.iter().map(|h| h.chars().count()).max().unwrap_or(0);
-        for (h, name) in r.hosts.iter().zip(&hosts) {
-            let from = safe(h.from.as_deref().unwrap_or("(none)"));
-            let versions = match (h.result, &h.to) {
-                (HostResult::Changed | HostResult::Planned, Some(to)) => {
-                    format!("{from} -> {}", safe(to))
-                }
-                _ => from,
-            };
-            write!(out, "    {name:<width$}  {versions}  {}", h.result)?;
-            match h
-                .message
-                .as_deref()
-                .and_then(|m| m.lines().find(|l| !l.trim().is_empty()))
-            {
-                Some(first) => writeln!(out, ": {}", safe(first.trim()))?,
-                None => writeln!(out)?,
-            }
-            if let Some(restart) = &h.restart {
-                let done = if restart.ok {
-                    "restarted"
-                } else {
-                    "restart FAILED"
-                };
-                writeln!(
-                    out,
-                    "      {done}: {}",
-                    text::clip(&safe(&restart.what), 120)
-                )?;
-            }
-            if let Some(last) = h.log_tail.last() {
-                writeln!(
-                    out,
-                    "      last log line ({} kept): {}",
-                    h.log_tail.len(),
-                    text::clip(&safe(last), 120)
-                )?;
-            }
+        write_record(r, None, out)?;
+    }
+    Ok(())
+}
+
+/// [`render_text`] for a merged listing (`history --hosts`): after each
+/// record's header, where it came from, and a `WARNING:` line for each
+/// disagreement.
+///
+/// ```text
+/// 2026-11-21T07:30:05Z  deploy    fastpath 0.81~pr748-191 -> prod  success  alice@laptop  12.3s
+///     from: host `prod-1`
+///     WARNING: host `prod-1` is in stage `prod`, but its history holds a record ...
+/// ```
+pub fn render_sourced_text(records: &[&Sourced], out: &mut dyn Write) -> io::Result<()> {
+    if records.is_empty() {
+        return writeln!(out, "no matching history");
+    }
+    for r in records {
+        write_record(&r.record, Some(r), out)?;
+    }
+    Ok(())
+}
+
+/// One record of a text listing, with its source when it has one.
+fn write_record(r: &Record, sourced: Option<&Sourced>, out: &mut dyn Write) -> io::Result<()> {
+    let safe = |s: &str| text::one_line(s);
+    let stage = safe(&r.stage);
+    let subject = match (&r.package, &r.version) {
+        (Some(p), Some(v)) => format!("{} {} -> {stage}", safe(p), safe(v)),
+        (None, Some(v)) => format!("{} -> {stage}", safe(v)),
+        (Some(p), None) => format!("{} on {stage}", safe(p)),
+        (None, None) => stage,
+    };
+    let forced = if r.forced { " (forced)" } else { "" };
+    writeln!(
+        out,
+        "{}  {:<8}  {subject}  {}{forced}  {}  {}",
+        safe(&r.time),
+        safe(&r.action),
+        outcome_text(r.outcome),
+        safe(&r.who()),
+        format_duration(r.duration_ms)
+    )?;
+    if let Some(sourced) = sourced {
+        writeln!(out, "    from: {}", sourced.origin())?;
+        for d in &sourced.disagreements {
+            writeln!(out, "    WARNING: {}", safe(d))?;
         }
-        for c in &r.changes {
-            let sign = match c.direction {
-                crate::changelog::Direction::Deploy => "went out",
-                crate::changelog::Direction::Rollback => "taken back",
+    }
+    let hosts: Vec<String> = r.hosts.iter().map(|h| safe(&h.host)).collect();
+    let width = hosts.iter().map(|h| h.chars().count()).max().unwrap_or(0);
+    for (h, name) in r.hosts.iter().zip(&hosts) {
+        let from = safe(h.from.as_deref().unwrap_or("(none)"));
+        let versions = match (h.result, &h.to) {
+            (HostResult::Changed | HostResult::Planned, Some(to)) => {
+                format!("{from} -> {}", safe(to))
+            }
+            _ => from,
+        };
+        write!(out, "    {name:<width$}  {versions}  {}", h.result)?;
+        match h
+            .message
+            .as_deref()
+            .and_then(|m| m.lines().find(|l| !l.trim().is_empty()))
+        {
+            Some(first) => writeln!(out, ": {}", safe(first.trim()))?,
+            None => writeln!(out)?,
+        }
+        if let Some(restart) = &h.restart {
+            let done = if restart.ok {
+                "restarted"
+            } else {
+                "restart FAILED"
             };
-            let first = c.lines.first().map(String::as_str).unwrap_or("");
             writeln!(
                 out,
-                "    {sign}: {}  {}",
-                safe(&c.version),
-                text::clip(&safe(first), 120)
+                "      {done}: {}",
+                text::clip(&safe(&restart.what), 120)
             )?;
         }
-        if let Some(reason) = &r.reason {
-            let mut lines = reason.lines();
-            writeln!(out, "    reason: {}", safe(lines.next().unwrap_or("")))?;
-            for more in lines {
-                writeln!(out, "            {}", safe(more))?;
-            }
+        if let Some(last) = h.log_tail.last() {
+            writeln!(
+                out,
+                "      last log line ({} kept): {}",
+                h.log_tail.len(),
+                text::clip(&safe(last), 120)
+            )?;
+        }
+    }
+    for c in &r.changes {
+        let sign = match c.direction {
+            crate::changelog::Direction::Deploy => "went out",
+            crate::changelog::Direction::Rollback => "taken back",
+        };
+        let first = c.lines.first().map(String::as_str).unwrap_or("");
+        writeln!(
+            out,
+            "    {sign}: {}  {}",
+            safe(&c.version),
+            text::clip(&safe(first), 120)
+        )?;
+    }
+    if let Some(reason) = &r.reason {
+        let mut lines = reason.lines();
+        writeln!(out, "    reason: {}", safe(lines.next().unwrap_or("")))?;
+        for more in lines {
+            writeln!(out, "            {}", safe(more))?;
         }
     }
     Ok(())
@@ -872,8 +1039,9 @@ fn format_duration(ms: u64) -> String {
 }
 
 /// Write `records` for scripts: a pretty-printed JSON array of the records
-/// exactly as stored (merged by id), followed by a newline.
-pub fn render_json(records: &[&Record], out: &mut dyn Write) -> io::Result<()> {
+/// exactly as stored (merged by id), followed by a newline. A merged
+/// listing ([`Sourced`]) adds each record's source.
+pub fn render_json<T: Serialize>(records: &[&T], out: &mut dyn Write) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, records)?;
     writeln!(out)
 }
@@ -923,6 +1091,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
 
     fn host(
         name: &str,
@@ -1397,7 +1566,7 @@ mod tests {
         let back: Vec<Record> = serde_json::from_slice(&out).unwrap();
         assert_eq!(back, vec![records[1].clone(), records[0].clone()]);
         let mut out = Vec::new();
-        render_json(&[], &mut out).unwrap();
+        render_json::<Record>(&[], &mut out).unwrap();
         assert_eq!(out, b"[]\n");
     }
 
@@ -1565,6 +1734,85 @@ mod tests {
         // Two final records: the last one written wins.
         let merged = merge([vec![ended_a, retried_a.clone()]]);
         assert_eq!(merged, vec![retried_a]);
+    }
+
+    /// A regression test for host records that replaced local ones: root
+    /// on a host may write anything into its history.
+    #[test]
+    fn a_host_record_never_replaces_a_local_one_and_disagreements_are_marked() {
+        let at = |time: &str, id: &str, stage: &str, outcome| {
+            with_id(record(time, "deploy", Some("p"), stage, outcome), id)
+        };
+        let mine = at("2026-01-01T00:00:02Z", "a", "prod", Outcome::Success);
+        let mut forged = mine.clone();
+        forged.user = "mallory".into();
+        let started = at("2026-01-01T00:00:02Z", "a", "prod", Outcome::Started);
+        let claim = at("2026-01-01T00:00:01Z", "b", "test", Outcome::Success);
+        let theirs = at("2026-01-01T00:00:03Z", "c", "prod", Outcome::Success);
+        let mut other_c = theirs.clone();
+        other_c.reason = Some("rewritten".into());
+        let log = |host: &str, records: Vec<Record>| HostLog {
+            host: host.into(),
+            stage: "prod".into(),
+            records,
+        };
+        let (merged, warnings) = merge_sourced(
+            vec![mine.clone()],
+            vec![
+                log(
+                    "prod-1",
+                    vec![started, forged, claim.clone(), theirs.clone()],
+                ),
+                log("prod-2", vec![mine.clone(), other_c]),
+            ],
+        );
+        let got: Vec<(&str, &str, Option<&str>, usize)> = merged
+            .iter()
+            .map(|m| {
+                (
+                    m.record.id.as_str(),
+                    m.source,
+                    m.source_host.as_deref(),
+                    m.disagreements.len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("b", "host", Some("prod-1"), 1),
+                ("a", "local", None, 1),
+                ("c", "host", Some("prod-1"), 1),
+            ]
+        );
+        assert_eq!(merged[1].record, mine);
+        assert_eq!(merged[2].record, theirs);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(merged[0].disagreements[0].contains(
+            "host `prod-1` is in stage `prod`, but its history holds a record (id `b`) of `deploy` on stage `test`"
+        ));
+        assert!(merged[1].disagreements[0]
+            .contains("host `prod-1` holds a different record with the id `a`"));
+        assert!(merged[1].disagreements[0].contains("the one shown is from the local history"));
+        assert!(merged[2].disagreements[0].contains("host `prod-2` holds a different record"));
+        assert!(merged[2].disagreements[0].contains("from the host `prod-1`"));
+
+        // listed with its source, and the warning, in text and JSON
+        let mut out = Vec::new();
+        render_sourced_text(&select(&merged, None, None), &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains("    from: local history\n    WARNING: host `prod-1`"),
+            "{out}"
+        );
+        assert!(out.contains("    from: host `prod-1`\n"), "{out}");
+        let mut json = Vec::new();
+        render_json(&select(&merged, None, Some("test")), &mut json).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v[0]["id"], "b");
+        assert_eq!(v[0]["source"], "host");
+        assert_eq!(v[0]["source_host"], "prod-1");
+        assert_eq!(v[0]["disagreements"].as_array().unwrap().len(), 1);
     }
 
     #[test]

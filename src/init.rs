@@ -374,9 +374,57 @@ pub fn ini_text(stages: &[StageHosts], packages: &[String], origin: &Origin) -> 
     t
 }
 
+/// Why Ansible would run code to read the inventory file with permission
+/// bits `mode` that starts with `head`, or `None` when it only reads it:
+/// an executable file (any `x` bit) is run as a script whatever its name
+/// (`hosts.json` too), a `#!` line marks a script, and a top-level
+/// `plugin:` key hands the file to an inventory plugin.
+pub fn executable_inventory(mode: u32, head: &[u8]) -> Option<String> {
+    if mode & 0o111 != 0 {
+        return Some(format!(
+            "it is executable (mode {:04o}), and Ansible runs an executable inventory as a \
+             script, whatever its name",
+            mode & 0o7777
+        ));
+    }
+    if head.starts_with(b"#!") {
+        return Some("it starts with `#!`, as a script does".to_string());
+    }
+    let names_plugin = head.split(|&b| b == b'\n').any(|line| {
+        let line = line.strip_prefix(b"\xef\xbb\xbf").unwrap_or(line);
+        line.strip_prefix(b"plugin")
+            .is_some_and(|rest| rest.trim_ascii_start().starts_with(b":"))
+            || line.trim_ascii_start().starts_with(b"\"plugin\"")
+    });
+    names_plugin.then(|| {
+        "it names an inventory plugin (`plugin:`), which runs code to list the hosts".to_string()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn executable_inventories_are_told_apart_from_files_ansible_only_reads() {
+        let ini = b"[test]\ntest-1 ansible_host=10.0.0.1\n";
+        assert_eq!(executable_inventory(0o100_644, ini), None);
+        assert_eq!(
+            executable_inventory(0o100_600, b"all:\n  hosts:\n    plugin-1:\n"),
+            None
+        );
+        assert_eq!(
+            executable_inventory(0o100_644, b"{\"all\": {\"hosts\": {}}}"),
+            None
+        );
+        let why = |mode, head: &[u8]| executable_inventory(mode, head).unwrap_or_default();
+        assert!(why(0o100_744, ini).contains("executable (mode 0744)"));
+        assert!(why(0o100_645, ini).contains("executable (mode 0645)"));
+        assert!(why(0o100_644, b"#!/usr/bin/env python3\nprint('{}')\n").contains("`#!`"));
+        assert!(why(0o100_644, b"# aws\nplugin: amazon.aws.aws_ec2\n").contains("plugin"));
+        assert!(why(0o100_644, b"plugin : script\n").contains("plugin"));
+        assert!(why(0o100_644, b"{\n  \"plugin\": \"constructed\"\n}").contains("plugin"));
+    }
     use std::path::Path;
 
     /// The shape `ansible-inventory --list` prints (ansible-core 2.14).

@@ -580,13 +580,37 @@ fn revoked<'a, F: Borrow<KnownHostsFile>>(
         })
 }
 
-/// Whether `name` may be written into a known_hosts file as a host name:
-/// OpenSSH records no name with pattern, marker or quoting characters, and
-/// none with a blank or a comma would read back as the same name.
+/// Whether `name` may be written into a known_hosts file as a host name
+/// (or, `[name]:port`, around one): ASCII letters, digits, and `.`, `-`,
+/// `_`, `:` and `%` (IPv6 addresses and their zones), not starting with
+/// `-`. Nothing else is written, whatever a configuration says: no
+/// blanks, commas, pattern, marker or quoting characters, which would not
+/// read back as the same name, and none of the shell's `$`, `` ` ``, `;`,
+/// `(`…, so that a file mistaken for a known_hosts file (a shell's start-up
+/// file) never receives a command.
 pub fn recordable(name: &str) -> bool {
     !name.is_empty()
-        && !name.bytes().any(|b| {
-            b.is_ascii_whitespace() || b.is_ascii_control() || b"@?*#[]|'\"\\,!".contains(&b)
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_:%".contains(&b))
+}
+
+/// The 1-based number of the first line of `bytes` that is neither blank,
+/// nor a comment, nor a known_hosts entry deployer can read, if any: a
+/// file with such a line may not be a known_hosts file at all (a shell's
+/// start-up file named by mistake, or by a hostile configuration), and
+/// nothing is appended to it.
+pub fn foreign_line(bytes: &[u8]) -> Option<usize> {
+    bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .find_map(|(i, line)| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let text = line.trim_ascii_start();
+            let fine =
+                text.is_empty() || text.starts_with(b"#") || parse_line(i + 1, line).is_some();
+            (!fine).then_some(i + 1)
         })
 }
 
@@ -857,9 +881,38 @@ mod tests {
             assert!(matches!(check(&f, &names, &a), Verdict::Match { .. }));
         }
         assert!(recordable("web.example") && recordable("2001:db8::1"));
-        for bad in ["", "a b", "a,b", "*", "h[1]", "a|b", "x\ny", "!web"] {
+        assert!(recordable("fe80::1%eth0") && recordable("db_1.example"));
+        for bad in [
+            "",
+            "a b",
+            "a,b",
+            "*",
+            "h[1]",
+            "a|b",
+            "x\ny",
+            "!web",
+            "$(touch /tmp/pwned)",
+            "$(id>/tmp/pwned)",
+            "`id`",
+            "a;b",
+            "a&b",
+            "-oProxyCommand=x",
+            "caf\u{e9}",
+        ] {
             assert!(!recordable(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_file_with_a_line_that_is_not_a_host_key_is_foreign() {
+        let a = entry_line("web", &key("ssh-ed25519", 1), None).unwrap();
+        let hashed = entry_line("web", &key("ssh-ed25519", 2), Some(&SALT[..])).unwrap();
+        let ours = format!("# keys\n\n  \t\n{a}@revoked {a}{hashed}\r\n");
+        assert_eq!(foreign_line(ours.as_bytes()), None);
+        assert_eq!(foreign_line(b""), None);
+        let rc = format!("{a}# ~/.bashrc\nexport PATH=$PATH:~/bin\n");
+        assert_eq!(foreign_line(rc.as_bytes()), Some(3));
+        assert_eq!(foreign_line(b"web ssh-ed25519 not-base64!\n"), Some(1));
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod init;
 pub mod interrupt;
 pub mod known_hosts;
 pub mod lines;
+pub mod local_file;
 pub mod lock;
 pub mod matrix;
 pub mod notify;

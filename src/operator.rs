@@ -1,14 +1,14 @@
 //! Who is running deployer, and from where: the one operator identity that
 //! the history, the deploy lock and freezes record; the local account whose
 //! name SSH logs in with by default; and which owners of a configuration
-//! file are trusted.
+//! file are trusted, and whose directories deployer writes in.
 //!
 //! Under `sudo` (effective uid 0 and `SUDO_USER` set), the person is
 //! `SUDO_USER`, and the identity says that it ran as root. `$USER` and
 //! `$LOGNAME` are never read: any process can set them, and sudo may pass
 //! the caller's on. Only [`Operator::current`], [`login_name`],
-//! [`trusted_owners`] and [`user_name`] look at the process and the password
-//! database; the rules themselves ([`identify`], [`owners`]) are pure.
+//! [`trusted_owners`], [`own_uids`], [`sudo_uid`] and [`user_name`] look at the process and the password
+//! database; the rules themselves ([`identify`], [`trusted`], [`owners`]) are pure.
 
 use std::fmt;
 
@@ -106,17 +106,49 @@ pub fn login_name() -> String {
     name_or_number(rustix::process::getuid().as_raw())
 }
 
-/// The uids whose files deployer trusts to tell it what to run: root, the
-/// effective uid, and under sudo (effective uid 0) the uid in `SUDO_UID`,
-/// whose own files the person running sudo vouches for.
+/// The uids whose files deployer trusts to tell it what to run or where
+/// to connect (deployer.ini, ssh_config and what it includes, identity
+/// files): root and the effective uid. Under sudo that is root alone: a
+/// file the person behind sudo can write would let them run anything as
+/// root, when sudo may have allowed them only `deployer`.
 pub fn trusted_owners() -> Vec<u32> {
-    owners(
-        rustix::process::geteuid().as_raw(),
-        std::env::var("SUDO_UID").ok().as_deref(),
-    )
+    trusted(rustix::process::geteuid().as_raw())
 }
 
 /// The pure rule of [`trusted_owners`].
+pub fn trusted(euid: u32) -> Vec<u32> {
+    let mut uids = vec![0];
+    if euid != 0 {
+        uids.push(euid);
+    }
+    uids
+}
+
+/// The uids that count as "you" for the directories deployer writes its
+/// own files in: root, the effective uid, and under sudo (effective uid 0)
+/// the uid in `SUDO_UID`, the person's own directories.
+pub fn own_uids() -> Vec<u32> {
+    owners(
+        rustix::process::geteuid().as_raw(),
+        sudo_uid_var().as_deref(),
+    )
+}
+
+/// The uid of the person behind sudo, when deployer runs as root through
+/// sudo (effective uid 0, `SUDO_UID` set to another uid).
+pub fn sudo_uid() -> Option<u32> {
+    let euid = rustix::process::geteuid().as_raw();
+    owners(euid, sudo_uid_var().as_deref())
+        .get(1)
+        .copied()
+        .filter(|_| euid == 0)
+}
+
+fn sudo_uid_var() -> Option<String> {
+    std::env::var("SUDO_UID").ok()
+}
+
+/// The pure rule of [`own_uids`].
 pub fn owners(euid: u32, sudo_uid: Option<&str>) -> Vec<u32> {
     let mut uids = vec![0];
     if euid != 0 {
@@ -127,6 +159,19 @@ pub fn owners(euid: u32, sudo_uid: Option<&str>) -> Vec<u32> {
         }
     }
     uids
+}
+
+/// Who besides a file's owner can write it, by its permission bits
+/// `mode`, as a clause for messages ("its group can write to it"), or
+/// `None` when nobody else can. The one wording of that fact for the
+/// configuration and for the directories deployer writes in.
+pub fn others_can_write(mode: u32) -> Option<&'static str> {
+    match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (true, true) => Some("its group and every other user can write to it"),
+        (true, false) => Some("its group can write to it"),
+        (false, true) => Some("every other user can write to it"),
+        (false, false) => None,
+    }
 }
 
 /// The name of `uid` in the password database, if it has one.
@@ -254,7 +299,13 @@ mod tests {
     }
 
     #[test]
-    fn trusted_owners_rule() {
+    fn under_sudo_only_roots_files_are_trusted() {
+        assert_eq!(trusted(1000), [0, 1000]);
+        assert_eq!(trusted(0), [0]);
+    }
+
+    #[test]
+    fn own_uids_rule() {
         let cases: [(u32, Option<&str>, &[u32]); 6] = [
             (1000, None, &[0, 1000]),
             // Only root's word on SUDO_UID counts.
@@ -279,6 +330,7 @@ mod tests {
         let real = rustix::process::getuid().as_raw();
         assert_eq!(login_name(), name_or_number(real));
         assert!(trusted_owners().contains(&0));
+        assert!(own_uids().contains(&0));
     }
 
     #[test]

@@ -80,6 +80,9 @@ pub struct Input {
     pub allow_held: bool,
     /// Whether changed hosts are put back when the rollout fails.
     pub rollback: bool,
+    /// Whether this is a promotion (the version is the previous stage's):
+    /// it may only move the stage forward.
+    pub promote: bool,
 }
 
 /// What happens to the package's hold (`apt-mark hold`) on one host.
@@ -207,6 +210,17 @@ pub enum Refusal {
         /// Its hosts that run something older, or did not answer.
         hosts: Vec<(String, Option<PackageState>)>,
     },
+    /// A promotion would move the stage backwards: some of its hosts run
+    /// a newer version than the previous stage's. Never overridden
+    /// (`--yes`, `--force`): a rollback is asked for by name.
+    Backwards {
+        /// The version promoted (the previous stage's).
+        version: Version,
+        /// The previous stage.
+        previous: String,
+        /// The hosts of the stage that run something newer, and what.
+        hosts: Vec<(String, Version)>,
+    },
     /// Some hosts to change hold the package (`apt-mark hold`), and
     /// neither `hold = yes` nor `--allow-held` lets deployer release it.
     Held {
@@ -294,6 +308,30 @@ impl Refusal {
                 (
                     format!(
                         "refusing to deploy `{package}` {version} to `{stage}`: not every host of the previous stage `{previous}` runs it yet"
+                    ),
+                    notes,
+                )
+            }
+            Refusal::Backwards {
+                version,
+                previous,
+                hosts,
+            } => {
+                let mut notes: Vec<String> = hosts
+                    .iter()
+                    .map(|(h, running)| format!("{h} ({stage}) runs {running}"))
+                    .collect();
+                notes.push(format!(
+                    "a promotion only moves a stage forward, and neither --yes nor --force \
+                     changes that; to roll `{stage}` back on purpose, deploy the version: \
+                     `deployer deploy {package} {stage} {version}`"
+                ));
+                (
+                    format!(
+                        "refusing to promote `{package}` to `{stage}`: it would move the stage \
+                         backwards, to {version} (what `{previous}` runs), on {} host(s) that \
+                         run a newer version",
+                        hosts.len()
                     ),
                     notes,
                 )
@@ -433,6 +471,28 @@ pub fn make(input: &Input) -> Result<Plan, Refusal> {
             version,
             hosts: lacking,
         });
+    }
+
+    if input.promote {
+        let ahead: Vec<(String, Version)> = input
+            .hosts
+            .iter()
+            .filter_map(|h| {
+                let running = h.state.version().filter(|v| **v > version)?;
+                Some((h.host.clone(), running.clone()))
+            })
+            .collect();
+        if !ahead.is_empty() {
+            return Err(Refusal::Backwards {
+                version,
+                previous: input
+                    .previous
+                    .as_ref()
+                    .map(|(name, _)| name.clone())
+                    .unwrap_or_default(),
+                hosts: ahead,
+            });
+        }
     }
 
     let mut overridden = Vec::new();
@@ -805,6 +865,7 @@ mod tests {
             hold: false,
             allow_held: false,
             rollback: false,
+            promote: false,
         }
     }
 
@@ -965,6 +1026,59 @@ mod tests {
             vec![("h1", Some(installed("0.70-1")))],
         );
         assert!(make(&i).is_ok());
+    }
+
+    /// A regression test for a promotion that moved a stage backwards
+    /// (the previous stage ran an older version): refused, whatever
+    /// `--force` says, with the rollback to ask for by name; the same
+    /// version asked for as a deploy is a rollback, which passes.
+    #[test]
+    fn a_promotion_never_moves_a_stage_backwards() {
+        let mut i = with_previous(
+            input(
+                vec![
+                    facts("p1", installed("0.81~pr748-191"), "", &BOTH),
+                    facts("p2", installed("0.77~pr705-119"), "", &BOTH),
+                ],
+                Wanted::Exact(v("0.77~pr705-119")),
+            ),
+            vec![("h1", Some(installed("0.77~pr705-119")))],
+        );
+        i.promote = true;
+        i.force = true;
+        let e = make(&i).unwrap_err();
+        assert_eq!(
+            e,
+            Refusal::Backwards {
+                version: v("0.77~pr705-119"),
+                previous: "hel".into(),
+                hosts: vec![("p1".into(), v("0.81~pr748-191"))],
+            }
+        );
+        let (msg, notes) = e.explain(&"fastpath".parse().unwrap(), "prod");
+        assert!(
+            msg.contains("refusing to promote `fastpath` to `prod`: it would move the stage backwards, to 0.77~pr705-119 (what `hel` runs)"),
+            "{msg}"
+        );
+        assert_eq!(notes[0], "p1 (prod) runs 0.81~pr748-191");
+        assert!(
+            notes[1].contains("`deployer deploy fastpath prod 0.77~pr705-119`"),
+            "{notes:?}"
+        );
+        i.promote = false;
+        let p = make(&i).unwrap();
+        assert_eq!(p.steps.len(), 1);
+        assert!(p.steps[0].downgrade);
+        // forward is fine
+        let mut forward = with_previous(
+            input(
+                vec![facts("p1", installed("0.77~pr705-119"), "", &BOTH)],
+                Wanted::Exact(v("0.81~pr748-191")),
+            ),
+            vec![("h1", Some(installed("0.81~pr748-191")))],
+        );
+        forward.promote = true;
+        assert!(make(&forward).is_ok());
     }
 
     #[test]

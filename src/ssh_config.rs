@@ -404,7 +404,8 @@ pub enum SshConfigError {
     #[error(
         "bad owner or permissions on ssh config `{}` (owner uid {uid}, mode {mode:04o}): \
          ssh refuses a config file that is not owned by you or root, or that others (or a \
-         group not your own) can write; `chown` it to yourself and `chmod go-w` it",
+         group not your own) can write (and under sudo, deployer trusts only root's); \
+         `chown` it to yourself (root, under sudo) and `chmod go-w` it",
         .path.display()
     )]
     Permissions {
@@ -2094,8 +2095,11 @@ impl SshConfigFile {
     /// # Errors
     ///
     /// As for [`load_with_system`](Self::load_with_system).
+    ///
+    /// Run as root through sudo, it is checked too: it decides where
+    /// deployer connects as root, so only root may have written it.
     pub fn load_named(path: &Path, home: &Path) -> Result<SshConfigFile, SshConfigError> {
-        Self::load_user_file(path, home, false)
+        Self::load_user_file(path, home, crate::operator::sudo_uid().is_some())
     }
 
     fn load_user_file(

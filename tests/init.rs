@@ -236,15 +236,7 @@ fn from_ansible_without_ansible_inventory_says_what_to_install() {
 /// A real INI inventory, read by the real `ansible-inventory`.
 #[test]
 fn from_ansible_reads_an_ini_inventory_through_ansible_inventory() {
-    let found = Command::new("sh")
-        .args(["-c", "command -v ansible-inventory"])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        let why = "no `ansible-inventory` on PATH (Debian package `ansible-core`)";
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-        eprintln!("skipped: {why}");
+    if !have_ansible_inventory() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -287,4 +279,89 @@ fn from_ansible_reads_an_ini_inventory_through_ansible_inventory() {
         "{err}"
     );
     assert!(!dir.path().join("deployer.ini").exists());
+}
+
+/// Issue 24 item 6: an inventory Ansible would run (an executable file
+/// whatever its name, one starting with `#!`, a plugin configuration, or
+/// such a file in an inventory directory) is refused, saying why and
+/// naming the flag that allows it; the script never runs and nothing is
+/// written. `--allow-executable-inventory` lets Ansible run it.
+#[test]
+fn from_ansible_refuses_an_executable_inventory_unless_allowed() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran");
+    let script = format!(
+        "#!/bin/sh\ntouch {}\necho '{{\"_meta\": {{\"hostvars\": {{}}}}, \"all\": {{\"children\": [\"test\"]}}, \"test\": {{\"hosts\": [\"test-1\"]}}}}'\n",
+        ran.display()
+    );
+    let hosts = dir.path().join("hosts.json");
+    std::fs::write(&hosts, &script).unwrap();
+    std::fs::set_permissions(&hosts, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        dir.path().join("aws_ec2.yml"),
+        "plugin: amazon.aws.aws_ec2\nregions: [eu-west-1]\n",
+    )
+    .unwrap();
+    let inventory_dir = dir.path().join("inventory");
+    std::fs::create_dir(&inventory_dir).unwrap();
+    std::fs::write(inventory_dir.join("static.ini"), "[test]\ntest-1\n").unwrap();
+    std::fs::write(inventory_dir.join("dynamic"), "#!/bin/sh\necho {}\n").unwrap();
+
+    let cases = [
+        ("hosts.json", "hosts.json", "it is executable (mode 0755)"),
+        ("aws_ec2.yml", "aws_ec2.yml", "it names an inventory plugin"),
+        ("inventory", "inventory/dynamic", "it starts with `#!`"),
+    ];
+    for (arg, named, why) in cases {
+        let (code, out, err) = output(
+            deployer(dir.path())
+                .env("ANSIBLE_LOCAL_TEMP", dir.path().join("ansible-tmp"))
+                .args(["init", "--from-ansible", arg]),
+        );
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(
+            err.contains(&format!(
+                "error: refusing to read the inventory `{named}`: {why}"
+            )) && err.contains("--allow-executable-inventory"),
+            "{err}"
+        );
+        assert!(!ran.exists(), "{arg}: the script ran");
+        assert!(!dir.path().join("deployer.ini").exists());
+    }
+
+    // Asked for, Ansible runs the script.
+    if !have_ansible_inventory() {
+        return;
+    }
+    let (code, out, err) = output(
+        deployer(dir.path())
+            .env("ANSIBLE_LOCAL_TEMP", dir.path().join("ansible-tmp"))
+            .args([
+                "init",
+                "--from-ansible",
+                "hosts.json",
+                "--allow-executable-inventory",
+            ]),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(ran.exists());
+    assert_eq!(stages_in(dir.path()), owned(&[("test", &["test-1"])]));
+}
+
+/// Whether `ansible-inventory` is on PATH; when it is not, says the test
+/// is skipped (and fails under `CI=true`, where nothing skips).
+fn have_ansible_inventory() -> bool {
+    let found = Command::new("sh")
+        .args(["-c", "command -v ansible-inventory"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        let why = "no `ansible-inventory` on PATH (Debian package `ansible-core`)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+        eprintln!("skipped: {why}");
+    }
+    found
 }

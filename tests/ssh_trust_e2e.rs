@@ -50,28 +50,7 @@ fn config_with_known_hosts(tb: &Testbed, path: &Path) {
 /// Run `deployer --json` (the status view) with `extra` arguments: its
 /// exit status and the error shown for `host` (empty when it answered).
 fn status(tb: &Testbed, host: &str, extra: &[&str]) -> (i32, String) {
-    let out = tb.deployer().arg("--json").args(extra).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    let h = v["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["hosts"].as_array().unwrap())
-        .find(|h| h["host"] == host)
-        .unwrap_or_else(|| panic!("no host {host} in {v}"));
-    let error = h["error"].as_str().unwrap_or_default().to_string();
-    assert_eq!(
-        h["reachable"] == true,
-        error.is_empty(),
-        "reachable exactly when no error: {h}"
-    );
-    (out.status.code().unwrap_or(-1), error)
+    common::cli::host_status(tb, host, extra)
 }
 
 /// The system `ssh` to `alias` with `known_hosts` as its only known_hosts

@@ -27,6 +27,9 @@ pub(crate) struct Request<'a> {
     pub stages: Option<&'a [String]>,
     /// `--packages`: `deb_packages`.
     pub packages: &'a [String],
+    /// `--allow-executable-inventory`: let Ansible run a script or plugin
+    /// inventory.
+    pub allow_executable: bool,
 }
 
 /// Write `deployer.ini` in `dir`; say what was written on stdout.
@@ -47,7 +50,7 @@ pub(crate) fn run(dir: &Path, request: &Request<'_>) -> Result<ExitStatus, Fatal
     let (stages, origin) = match request.from_ansible {
         None => (init::local_stages(), Origin::Local),
         Some(inventory) => (
-            read_inventory(inventory, request.stages)?,
+            read_inventory(inventory, request.stages, request.allow_executable)?,
             Origin::Ansible(inventory.display().to_string()),
         ),
     };
@@ -103,7 +106,13 @@ fn split_list(items: &[String]) -> Vec<String> {
 /// The stages of an inventory: a file holding the JSON of
 /// `ansible-inventory --list` is read as it is; anything else is handed
 /// to `ansible-inventory`.
-fn read_inventory(inventory: &Path, wanted: Option<&[String]>) -> Result<Vec<StageHosts>, Fatal> {
+/// An inventory that Ansible would run code to read is refused unless
+/// `allow_executable` ([`refuse_executable`]).
+fn read_inventory(
+    inventory: &Path,
+    wanted: Option<&[String]>,
+    allow_executable: bool,
+) -> Result<Vec<StageHosts>, Fatal> {
     let wanted = wanted.map(split_list);
     let json = match std::fs::read_to_string(inventory) {
         Ok(text) if is_listed_json(&text) => text,
@@ -114,7 +123,12 @@ fn read_inventory(inventory: &Path, wanted: Option<&[String]>) -> Result<Vec<Sta
             ))
             .note("give the path of an Ansible inventory (file or directory)"))
         }
-        _ => ansible_inventory_list(inventory)?,
+        _ => {
+            if !allow_executable {
+                refuse_executable(inventory)?;
+            }
+            ansible_inventory_list(inventory)?
+        }
     };
     init::stages_from_inventory(&json, wanted.as_deref()).map_err(|e| {
         Fatal::usage(format!(
@@ -124,6 +138,53 @@ fn read_inventory(inventory: &Path, wanted: Option<&[String]>) -> Result<Vec<Sta
         ))
         .note(e.note)
     })
+}
+
+/// Refuse an inventory that Ansible would run rather than read
+/// ([`init::executable_inventory`]): the file, or any file of a directory
+/// inventory (but its `group_vars` and `host_vars`, which hold variables).
+/// Running a cloned repository's script to learn host names is not what
+/// `init` should do behind the operator's back.
+fn refuse_executable(inventory: &Path) -> Result<(), Fatal> {
+    let Some((file, why)) = executable_in(inventory, 0) else {
+        return Ok(());
+    };
+    Err(Fatal::usage(format!(
+        "refusing to read the inventory `{}`: {why}",
+        file.display()
+    ))
+    .note(
+        "deployer init lets Ansible run inventory scripts and plugins only when asked: pass \
+         `--allow-executable-inventory` if you trust this one, or give a static inventory \
+         (INI, YAML or JSON, not executable) or the output of `ansible-inventory --list`",
+    ))
+}
+
+/// The first file under `path` that Ansible would run, and why.
+fn executable_in(path: &Path, depth: usize) -> Option<(PathBuf, String)> {
+    use std::io::Read as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_dir() {
+        if depth > 8 {
+            return None;
+        }
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let name = p.file_name().unwrap_or_default().to_string_lossy();
+                !name.starts_with('.') && name != "group_vars" && name != "host_vars"
+            })
+            .collect();
+        entries.sort();
+        return entries.iter().find_map(|p| executable_in(p, depth + 1));
+    }
+    let mut head = Vec::new();
+    if let Ok(f) = std::fs::File::open(path) {
+        let _ = f.take(64 * 1024).read_to_end(&mut head);
+    }
+    init::executable_inventory(meta.mode(), &head).map(|why| (path.to_path_buf(), why))
 }
 
 /// Whether `text` is already the output of `ansible-inventory --list`

@@ -304,6 +304,7 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
         Some(Command::Init {
             from_ansible,
             stages,
+            allow_executable_inventory,
             packages,
         }) => {
             if let Some(path) = &cli.config {
@@ -320,6 +321,7 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
                 from_ansible: from_ansible.as_deref(),
                 stages: stages.as_deref(),
                 packages,
+                allow_executable: *allow_executable_inventory,
             };
             init::run(&cwd, &request)
         }
@@ -516,55 +518,66 @@ fn show_history(
     for w in &log.warnings {
         warn(cli, w);
     }
-    let mut status = ExitStatus::Success;
-    let records = match hosts_of {
-        None => log.records,
-        Some(name) => {
-            let mut fleet = stage_fleet(cli, &config, name)?;
-            let command = history::host_read_command();
-            let mut lists = vec![log.records];
-            let answers = fleet.run_on_stage(name, &command, config.ssh.command_timeout);
-            for (host, answer) in answers {
-                match answer {
-                    Ok(out) if out.success() => {
-                        let (records, warnings) =
-                            history::parse_host_log(&host, &out.stdout, out.stdout_dropped);
-                        for w in &warnings {
-                            warn(cli, w);
-                        }
-                        lists.push(records);
-                    }
-                    Ok(out) => {
-                        // the host's words: one line, escaped, clipped
-                        let why = crate::text::clip(
-                            &crate::text::one_line(out.stderr.trim()),
-                            crate::error::REMOTE_TEXT_MAX,
-                        );
-                        warn(
-                            cli,
-                            &format!(
-                                "host `{host}`: cannot read `{}` (exit status {}){}{why}",
-                                history::HOST_LOG_FILE,
-                                out.status,
-                                if why.is_empty() { "" } else { ": " },
-                            ),
-                        );
-                        status = ExitStatus::Unreachable;
-                    }
-                    Err(e) => {
-                        warn(cli, &format!("host `{host}`: cannot read its history: {e}"));
-                        status = ExitStatus::Unreachable;
-                    }
-                }
-            }
-            history::merge(lists)
+    let Some(name) = hosts_of else {
+        let selected = history::select(&log.records, package, stage);
+        if json {
+            emit(|out| history::render_json(&selected, out))?;
+        } else {
+            emit(|out| history::render_text(&selected, out))?;
         }
+        return Ok(ExitStatus::Success);
     };
+    let mut status = ExitStatus::Success;
+    let mut fleet = stage_fleet(cli, &config, name)?;
+    let command = history::host_read_command();
+    let mut hosts = Vec::new();
+    let answers = fleet.run_on_stage(name, &command, config.ssh.command_timeout);
+    for (host, answer) in answers {
+        match answer {
+            Ok(out) if out.success() => {
+                let (records, warnings) =
+                    history::parse_host_log(&host, &out.stdout, out.stdout_dropped);
+                for w in &warnings {
+                    warn(cli, w);
+                }
+                hosts.push(history::HostLog {
+                    host,
+                    stage: name.to_string(),
+                    records,
+                });
+            }
+            Ok(out) => {
+                // the host's words: one line, escaped, clipped
+                let why = crate::text::clip(
+                    &crate::text::one_line(out.stderr.trim()),
+                    crate::error::REMOTE_TEXT_MAX,
+                );
+                warn(
+                    cli,
+                    &format!(
+                        "host `{host}`: cannot read `{}` (exit status {}){}{why}",
+                        history::HOST_LOG_FILE,
+                        out.status,
+                        if why.is_empty() { "" } else { ": " },
+                    ),
+                );
+                status = ExitStatus::Unreachable;
+            }
+            Err(e) => {
+                warn(cli, &format!("host `{host}`: cannot read its history: {e}"));
+                status = ExitStatus::Unreachable;
+            }
+        }
+    }
+    let (records, disagreements) = history::merge_sourced(log.records, hosts);
+    for d in &disagreements {
+        warn(cli, d);
+    }
     let selected = history::select(&records, package, stage);
     if json {
         emit(|out| history::render_json(&selected, out))?;
     } else {
-        emit(|out| history::render_text(&selected, out))?;
+        emit(|out| history::render_sourced_text(&selected, out))?;
     }
     Ok(status)
 }

@@ -315,13 +315,16 @@ pub fn to_hosts(
 
 /// Write `bytes` to `dir/name` on this machine, creating `dir`: through a
 /// temporary file in `dir` renamed into place, mode 0644; left alone when
-/// the file already holds these bytes. True when written.
+/// the file already holds these bytes. True when written. The rename
+/// replaces a symbolic link rather than follow it, and `dir` must be one
+/// that only the user and root can write ([`crate::local_file::check_dir`]).
 pub fn write_local(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<bool> {
     let path = dir.join(name);
     if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) && fs::read(&path)? == bytes {
         return Ok(false);
     }
     create_dirs(dir)?;
+    crate::local_file::check_dir(dir)?;
     let tmp = temporary(dir, name)?;
     let result = (|| {
         let mut f = fs::OpenOptions::new()
@@ -532,5 +535,28 @@ mod tests {
         fs::create_dir(dir.join("x.svg")).unwrap();
         assert!(write_local(&dir, "x.svg", b"x").is_err());
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 2);
+    }
+
+    /// Badges under `--output` are never written through a symbolic link
+    /// (the link is replaced, its target untouched), nor in a directory
+    /// others can write.
+    #[test]
+    fn local_write_neither_follows_a_link_nor_writes_where_others_can() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("out");
+        fs::create_dir(&dir).unwrap();
+        let target = root.path().join("precious");
+        fs::write(&target, "keep\n").unwrap();
+        std::os::unix::fs::symlink(&target, dir.join("fastpath.svg")).unwrap();
+        assert!(write_local(&dir, "fastpath.svg", b"<svg/>").unwrap());
+        assert_eq!(fs::read_to_string(&target).unwrap(), "keep\n");
+        assert!(fs::symlink_metadata(dir.join("fastpath.svg"))
+            .unwrap()
+            .is_file());
+
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let e = write_local(&dir, "analysis.svg", b"<svg/>").unwrap_err();
+        assert!(e.to_string().contains("every other user can write"), "{e}");
+        assert!(!dir.join("analysis.svg").exists());
     }
 }

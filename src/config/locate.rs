@@ -164,17 +164,20 @@ pub fn untrusted(
             format!("it is owned neither by you, {}, nor by root", account(you))
         });
     }
-    match (mode & 0o020 != 0, mode & 0o002 != 0) {
-        (true, true) => problems.push("its group and every other user can write to it".into()),
-        (true, false) => problems.push("its group can write to it".into()),
-        (false, true) => problems.push("every other user can write to it".into()),
-        (false, false) => {}
+    if let Some(writers) = crate::operator::others_can_write(mode) {
+        problems.push(writers.to_string());
     }
     if problems.is_empty() {
         return None;
     }
     let shown = crate::command::quote(&path.display().to_string());
     let you_name = name_of(you).unwrap_or_else(|| you.to_string());
+    let as_root = if you == 0 {
+        " Run as root (through sudo too), deployer trusts only files root owns: whoever \
+         else can write one could make deployer run anything as root."
+    } else {
+        ""
+    };
     Some(
         ConfigError::new(
             Some(path),
@@ -190,7 +193,7 @@ pub fn untrusted(
             "whoever can write it decides which commands deployer runs (`health_check`) and \
              which host keys it trusts; if the file is as it should be, fix it with \
              `chown {you_name} {shown}` and `chmod go-w {shown}`. This check applies however \
-             the file is found, `--config` and `DEPLOYER_CONFIG` included"
+             the file is found, `--config` and `DEPLOYER_CONFIG` included.{as_root}"
         )),
     )
 }
@@ -221,7 +224,7 @@ mod tests {
             (1000, 0o100_600, &[0, 1000], None),
             (0, 0o100_644, &[0, 1000], None),
             (0, 0o100_444, &[0], None),
-            // Under sudo, the person's own file.
+            // The person's own file.
             (1000, 0o100_640, &[0, 1000], None),
             (
                 1001,

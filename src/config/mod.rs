@@ -342,6 +342,8 @@ pub fn expand_home(path: &Path, home: &Path) -> PathBuf {
 /// runs (`health_check`) and the host keys it trusts. Like git with a
 /// repository owned by someone else, but checked for every file, however
 /// it was found: `--config` and `DEPLOYER_CONFIG` carry the same risk.
+/// Under sudo the operator's own file is refused too: only root's is
+/// trusted to say what runs as root.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
     load_with(

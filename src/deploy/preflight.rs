@@ -659,6 +659,7 @@ fn make_plan(
         hold: config.holds.contains(package),
         allow_held: cx.opts.allow_held,
         rollback: cx.opts.rollback_on_failure || config.rollback_on_failure,
+        promote: attempt.action == "promote",
     };
     let first = decide(attempt, &input)?;
 

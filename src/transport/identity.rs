@@ -47,6 +47,31 @@ pub fn order(agent: &[Vec<u8>], files: &[Option<Vec<u8>>], identities_only: bool
     matched.into_iter().chain(others).chain(rest).collect()
 }
 
+/// Why a private key file owned by `owner` with `mode` must not be used
+/// by a process of real uid `uid`, or `None` when it may.
+///
+/// OpenSSH's rule (`sshkey_perm_ok`): a key the user owns that group or
+/// others can read or write is ignored ("UNPROTECTED PRIVATE KEY FILE");
+/// one owned by another account (root's, read by a user) is not judged.
+/// Run as root through sudo (`sudo`), a key must also be root's own: the
+/// person behind sudo could otherwise choose what deployer logs in with
+/// as root.
+pub fn key_file_refusal(owner: u32, mode: u32, uid: u32, sudo: bool) -> Option<String> {
+    if sudo && owner != 0 {
+        return Some(format!(
+            "owned by uid {owner}, not root: run as root through sudo, deployer uses only \
+             key files root owns; `chown root` the file (and `chmod 600` it)"
+        ));
+    }
+    (owner == uid && mode & 0o077 != 0).then(|| {
+        format!(
+            "UNPROTECTED PRIVATE KEY FILE: permissions {:04o} are too open, ssh ignores a \
+             private key that others can access; `chmod 600` it",
+            mode & 0o7777
+        )
+    })
+}
+
 /// The key blob of a public key file's text (`TYPE BASE64 [COMMENT]`), if
 /// it is one.
 pub fn public_key_blob(text: &[u8]) -> Option<Vec<u8>> {
@@ -191,6 +216,58 @@ fn first_string(blob: &[u8]) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_keys_others_can_read_are_refused_as_ssh_does() {
+        // (owner, mode, uid, sudo, refused)
+        let cases = [
+            (1000, 0o100_600, 1000, false, None),
+            (1000, 0o100_400, 1000, false, None),
+            (
+                1000,
+                0o100_644,
+                1000,
+                false,
+                Some("permissions 0644 are too open"),
+            ),
+            (
+                1000,
+                0o100_640,
+                1000,
+                false,
+                Some("permissions 0640 are too open"),
+            ),
+            (
+                0,
+                0o100_604,
+                0,
+                false,
+                Some("permissions 0604 are too open"),
+            ),
+            // another account's key is not judged by its mode
+            (0, 0o100_644, 1000, false, None),
+            // under sudo, root's own key only
+            (0, 0o100_600, 0, true, None),
+            (
+                1000,
+                0o100_600,
+                0,
+                true,
+                Some("owned by uid 1000, not root"),
+            ),
+            (0, 0o100_640, 0, true, Some("UNPROTECTED PRIVATE KEY FILE")),
+        ];
+        for (owner, mode, uid, sudo, want) in cases {
+            let got = key_file_refusal(owner, mode, uid, sudo);
+            match want {
+                None => assert_eq!(got, None, "{owner} {mode:o} {uid} {sudo}"),
+                Some(w) => {
+                    let got = got.unwrap_or_else(|| panic!("{owner} {mode:o} {uid} {sudo}"));
+                    assert!(got.contains(w), "{got}");
+                }
+            }
+        }
+    }
     use Attempt::{Agent, File};
 
     fn key(n: u8) -> Vec<u8> {

@@ -13,11 +13,11 @@
 //! per held command use the session: libssh2 serializes every call on the
 //! session's lock, and each thread retries a call that would block.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,6 +34,7 @@ use super::{
 use crate::command::RemoteCommand;
 use crate::error::HostError;
 use crate::known_hosts::{self, HostNames, KnownHostsFile, Verdict};
+use crate::local_file;
 
 const LIBSSH2_ERROR_EAGAIN: i32 = -37;
 const LIBSSH2_ERROR_TIMEOUT: i32 = -9;
@@ -1208,16 +1209,22 @@ fn record_host_key(
     // As OpenSSH: a name that would not read back as itself is not written
     // (and an unknown key that cannot be recorded is refused).
     let names = [
-        Some(target.host_name.as_str()),
-        target.host_key_alias.as_deref(),
+        Some(("host name", target.host_name.as_str())),
+        target
+            .host_key_alias
+            .as_deref()
+            .map(|a| ("HostKeyAlias", a)),
     ];
-    if let Some(bad) = names
+    if let Some((what, bad)) = names
         .into_iter()
         .flatten()
-        .find(|n| !known_hosts::recordable(n))
+        .find(|(_, n)| !known_hosts::recordable(n))
     {
         return Err(refuse(format!(
-            "the name `{}` cannot be written into a known_hosts file",
+            "the {what} `{}` cannot be written into a known_hosts file: a name recorded \
+             there has only letters, digits and `.-_:%`, so nothing else is written, whatever \
+             the configuration says (check `HostName` and `HostKeyAlias` in the ssh \
+             configuration)",
             crate::text::one_line(bad)
         )));
     }
@@ -1248,28 +1255,34 @@ fn fill_random(buf: &mut [u8]) -> std::io::Result<()> {
 /// Append `line` to the known_hosts file `path` in one `O_APPEND` write
 /// (which lands whole at the end, beside writers such as `ssh` that take
 /// no lock), under an exclusive `flock` among deployer's own writers, so
-/// that the check for a missing final newline and the write are one step.
+/// that the check of what the file holds and the write are one step.
 /// A file whose last line lacks its newline gets one first, so the new
 /// line stays a line of its own.
+///
+/// The file is opened as [`local_file::open_append`] opens files (no
+/// final symbolic link, a directory only the user and root can write),
+/// and nothing is appended to a file with a line that is not a known_hosts
+/// line ([`known_hosts::foreign_line`]): it may be another file named by
+/// mistake or by a hostile configuration, such as a shell's start-up file.
 pub fn append_known_host(path: &Path, line: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .read(true)
-        .mode(0o600)
-        .open(path)?;
+    let (mut f, _) = local_file::open_append(path, 0o600)?;
     rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
-    let len = f.metadata()?.len();
+    let mut held = Vec::new();
+    f.read_to_end(&mut held)?;
+    if let Some(number) = known_hosts::foreign_line(&held) {
+        return Err(std::io::Error::other(format!(
+            "line {number} of `{}` is not a known_hosts line, so it may not be a known_hosts \
+             file at all: nothing is appended to it (check `known_hosts` in deployer.ini and \
+             `UserKnownHostsFile` in the ssh configuration, or remove that line)",
+            path.display()
+        )));
+    }
     let mut text = Vec::with_capacity(line.len() + 1);
-    if len > 0 {
-        let mut last = [0u8; 1];
-        f.read_exact_at(&mut last, len - 1)?;
-        if last[0] != b'\n' {
-            text.push(b'\n');
-        }
+    if held.last().is_some_and(|&b| b != b'\n') {
+        text.push(b'\n');
     }
     text.extend_from_slice(line.as_bytes());
     f.write_all(&text)?;
@@ -1438,9 +1451,22 @@ enum KeyText {
 /// libssh2, which would report a file it cannot open (say, for want of
 /// descriptors) as a refused key.
 fn read_key_file(path: &Path, tried: &mut Vec<String>) -> Result<KeyFile, HostError> {
+    // The owner and mode of the key as opened (fstat), for ssh's rule.
+    let mut stat = None;
     let mut read = |p: &Path| -> Result<Option<Vec<u8>>, HostError> {
-        match fs::read(p) {
-            Ok(bytes) => Ok(Some(bytes)),
+        let opened = fs::File::open(p).and_then(|mut f| {
+            let meta = f.metadata()?;
+            let mut bytes = Vec::new();
+            f.read_to_end(&mut bytes)?;
+            Ok((bytes, meta))
+        });
+        match opened {
+            Ok((bytes, meta)) => {
+                if p == path {
+                    stat = Some((meta.uid(), meta.mode()));
+                }
+                Ok(Some(bytes))
+            }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) if is_out_of_descriptors(&e) => Err(HostError::OutOfDescriptors {
                 during: format!("reading the key `{}`", p.display()),
@@ -1461,22 +1487,32 @@ fn read_key_file(path: &Path, tried: &mut Vec<String>) -> Result<KeyFile, HostEr
         .and_then(identity::public_key_blob)
         .or_else(|| beside.as_deref().and_then(identity::public_key_blob))
         .or_else(|| info.as_ref().and_then(|i| i.public.clone()));
-    let private = match (&text, &info) {
-        (None, _) => KeyText::Missing,
-        (Some(_), Some(i)) if i.encrypted => KeyText::Skipped(
+    let refusal = stat.and_then(|(owner, mode)| {
+        identity::key_file_refusal(
+            owner,
+            mode,
+            rustix::process::getuid().as_raw(),
+            crate::operator::sudo_uid().is_some(),
+        )
+    });
+    let private = match (&text, &info, refusal) {
+        (None, ..) => KeyText::Missing,
+        // a private key ssh would not use (its mode, or its owner under sudo)
+        (Some(_), Some(_), Some(why)) => KeyText::Skipped(why),
+        (Some(_), Some(i), None) if i.encrypted => KeyText::Skipped(
             "passphrase-protected and not in the ssh-agent: add it with ssh-add".to_string(),
         ),
-        (Some(bytes), Some(_)) => match identity::ed25519_secret(bytes) {
+        (Some(bytes), Some(_), None) => match identity::ed25519_secret(bytes) {
             Some((seed, blob)) => KeyText::Ed25519 { seed, blob },
             None => match String::from_utf8(bytes.clone()) {
                 Ok(s) => KeyText::Usable(s),
                 Err(_) => KeyText::Skipped("not a key file".to_string()),
             },
         },
-        (Some(_), None) if public.is_some() => {
+        (Some(_), None, _) if public.is_some() => {
             KeyText::Skipped("a public key, not in the ssh-agent".to_string())
         }
-        (Some(_), None) => KeyText::Skipped("not a key file".to_string()),
+        (Some(_), None, _) => KeyText::Skipped("not a key file".to_string()),
     };
     Ok(KeyFile {
         path: path.to_path_buf(),
@@ -1740,19 +1776,51 @@ mod tests {
         );
     }
 
+    /// A known_hosts line for `name` with an Ed25519 key told apart by `n`.
+    fn key_line(name: &str, n: u8) -> String {
+        let mut blob = Vec::new();
+        blob.extend_from_slice(&11u32.to_be_bytes());
+        blob.extend_from_slice(b"ssh-ed25519");
+        blob.extend_from_slice(&32u32.to_be_bytes());
+        blob.extend_from_slice(&[n; 32]);
+        known_hosts::entry_line(name, &blob, None).unwrap()
+    }
+
     /// Appending gives a file without a final newline one first.
     #[test]
     fn recorded_keys_are_lines_of_their_own() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(".ssh/known_hosts");
-        append_known_host(&path, "a ssh-ed25519 AAAA\n").unwrap();
-        fs::write(&path, b"a ssh-ed25519 AAAA").unwrap();
-        append_known_host(&path, "b ssh-ed25519 BBBB\n").unwrap();
-        append_known_host(&path, "c ssh-ed25519 CCCC\n").unwrap();
-        assert_eq!(
-            fs::read_to_string(&path).unwrap(),
-            "a ssh-ed25519 AAAA\nb ssh-ed25519 BBBB\nc ssh-ed25519 CCCC\n"
+        let (a, b, c) = (key_line("a", 1), key_line("b", 2), key_line("c", 3));
+        append_known_host(&path, &a).unwrap();
+        fs::write(&path, a.trim_end()).unwrap();
+        append_known_host(&path, &b).unwrap();
+        append_known_host(&path, &c).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), format!("{a}{b}{c}"));
+    }
+
+    /// A regression test for a checkout whose deployer.ini pointed
+    /// `known_hosts` at a shell's start-up file: nothing is appended to a
+    /// file with a line that is not a known_hosts line, nor through a
+    /// symbolic link.
+    #[test]
+    fn keys_are_never_appended_to_a_file_that_is_not_a_known_hosts_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let rc = dir.path().join(".bashrc");
+        let text = "# ~/.bashrc\nexport PATH=$PATH:~/bin\n";
+        fs::write(&rc, text).unwrap();
+        let e = append_known_host(&rc, &key_line("web", 1)).unwrap_err();
+        assert!(
+            e.to_string().contains("line 2 of") && e.to_string().contains("not a known_hosts line"),
+            "{e}"
         );
+        assert_eq!(fs::read_to_string(&rc).unwrap(), text);
+
+        let known = dir.path().join("known_hosts");
+        std::os::unix::fs::symlink(&rc, &known).unwrap();
+        let e = append_known_host(&known, &key_line("web", 1)).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(fs::read_to_string(&rc).unwrap(), text);
     }
 
     #[test]
