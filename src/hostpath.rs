@@ -53,7 +53,8 @@ hp_mine() {
 }
 hp_enter() {
     hp_rest=${1#"$hp_top"} hp_at=$hp_top hp_missing=
-    case $1 in "$hp_top"/*) ;; *) hp_refuse outside "$1" / ;; esac
+    case $1 in /*) ;; *) hp_refuse outside "$1" / ;; esac
+    case $1 in "$hp_top"|"$hp_top"/*) ;; *) hp_refuse outside "$1" / ;; esac
     cd -P -- "${hp_top:-/}" || hp_refuse enter "${hp_top:-/}" /
     hp_mine "${hp_top:-/}" .
     while :; do
@@ -259,6 +260,12 @@ impl fmt::Display for Refusal {
 /// The refusal a script of this module printed on `stderr`, if it refused.
 pub fn parse_refusal(stderr: &str) -> Option<Refusal> {
     stderr.lines().find_map(parse_line)
+}
+
+/// The refusal a script of this module printed on `stderr`, with its fix,
+/// on one line (for a host's line in a list of problems), if it refused.
+pub fn refused(stderr: &str) -> Option<String> {
+    parse_refusal(stderr).map(|r| format!("{r}; {}", r.fix()))
 }
 
 fn parse_line(line: &str) -> Option<Refusal> {
