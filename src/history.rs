@@ -590,15 +590,18 @@ where
 /// The command that appends one record to [`HOST_LOG_FILE`] on a host, as
 /// root (`sudo -n`). Send it [`to_line`] of the record on stdin.
 ///
-/// It creates [`HOST_LOG_DIR`] with mode 0755 and the file with mode 0644,
-/// explicitly, whatever the umask sudo runs with; refuses a directory or
-/// file that root does not own, that others can write, or that is a
-/// symbolic link (someone could have prepared it to mislead); appends under
-/// an exclusive `flock` (starting a new line if a crash left the last one
-/// unterminated); and asks for the file to be synced. It fails, saying why
-/// on stderr, when stdin is not one JSON object.
+/// It enters [`HOST_LOG_DIR`] through [`crate::hostpath`], creating it with
+/// mode 0755 if missing, so that it refuses a link, or a directory on the
+/// way that a user other than root could change (someone could have
+/// prepared it to mislead, or to make root write elsewhere); then, relative
+/// to that directory, creates the file with mode 0644, explicitly, whatever
+/// the umask sudo runs with, refuses one that root does not own, that
+/// others can write, or that is a link; appends under an exclusive `flock`
+/// (starting a new line if a crash left the last one unterminated); and
+/// asks for the file to be synced. It fails, saying why on stderr, when
+/// stdin is not one JSON object.
 pub fn host_append_command() -> RemoteCommand {
-    host_append(HOST_LOG_DIR, 0).sudo()
+    host_append_with(&crate::hostpath::script(HOST_APPEND_SCRIPT), HOST_LOG_DIR).sudo()
 }
 
 /// The command that prints [`HOST_LOG_FILE`] (nothing if it does not exist
@@ -613,43 +616,30 @@ pub fn host_read_command() -> RemoteCommand {
     host_read(HOST_LOG_DIR, 0)
 }
 
-/// The shell script of [`host_append_command`]; `$1` is the directory and
-/// `$2` the uid that must own it and the file.
+/// The shell script of [`host_append_command`]; `$1` is the directory.
 const HOST_APPEND_SCRIPT: &str = r#"set -u
-dir=$1 owner=$2 file=$1/history.jsonl
+dir=$1 file=$1/history.jsonl
 fail() { printf 'deployer history: %s\n' "$*" >&2; exit 1; }
 line=
 IFS= read -r line || [ -n "$line" ] || fail "no record on stdin"
 case $line in '{'*'}') ;; *) fail "stdin is not one JSON record" ;; esac
 umask 022
-[ -L "$dir" ] && fail "$dir is a symbolic link"
-[ -e "$dir" ] || mkdir -p -m 0755 -- "$dir" || fail "cannot create $dir"
-[ -d "$dir" ] || fail "$dir is not a directory"
-st=$(stat -c '%u %a' -- "$dir") || fail "cannot stat $dir"
-set -- $st
-[ "$1" = "$owner" ] && [ $(( 0$2 & 022 )) -eq 0 ] || fail "$dir is owned by uid $1 with mode $2; it must be owned by uid $owner and writable by nobody else"
-[ -L "$file" ] && fail "$file is a symbolic link"
-exec 9>>"$file" || fail "cannot open $file"
+hp_enter "$dir" create
+hp_file history.jsonl
+exec 9>>history.jsonl || fail "cannot open $file"
 flock -w 60 9 || fail "cannot lock $file"
-[ -f "$file" ] || fail "$file is not a regular file"
-[ "$(stat -c %u -- "$file")" = "$owner" ] || fail "$file is not owned by uid $owner"
-chmod 0644 -- "$file" || fail "cannot set the mode of $file"
-if [ -s "$file" ] && [ -n "$(tail -c 1 -- "$file")" ]; then printf '\n' >&9; fi
+hp_file history.jsonl
+chmod 0644 -- history.jsonl || fail "cannot set the mode of $file"
+if [ -s history.jsonl ] && [ -n "$(tail -c 1 -- history.jsonl)" ]; then printf '\n' >&9; fi
 printf '%s\n' "$line" >&9 || fail "cannot write to $file"
-sync -- "$file" 2>/dev/null || :
+sync -- history.jsonl 2>/dev/null || :
 "#;
 
-/// [`host_append_command`] without sudo, for the log in `dir`, which must
-/// be owned by `owner` (root on a real host).
-fn host_append(dir: &str, owner: u32) -> RemoteCommand {
+/// [`host_append_command`] without sudo, with `script` (the append script
+/// after the [`crate::hostpath`] functions) and the log in `dir`.
+fn host_append_with(script: &str, dir: &str) -> RemoteCommand {
     RemoteCommand::new("sh")
-        .args([
-            "-c",
-            HOST_APPEND_SCRIPT,
-            "deployer-history",
-            dir,
-            &owner.to_string(),
-        ])
+        .args(["-c", script, "deployer-history", dir])
         .named("history")
 }
 
@@ -1715,6 +1705,20 @@ mod tests {
         )
     }
 
+    /// The append of the log in `dir`, which `owner` must own, trusting
+    /// the nearest existing directory above `dir` as a host trusts `/`.
+    fn host_append(dir: &str, owner: u32) -> RemoteCommand {
+        let dir = Path::new(dir);
+        let mut above = dir.parent().unwrap();
+        while !above.exists() {
+            above = above.parent().unwrap();
+        }
+        let top = above.canonicalize().unwrap();
+        let dir = top.join(dir.strip_prefix(above).unwrap());
+        let script = crate::hostpath::script_in(top.to_str().unwrap(), owner, HOST_APPEND_SCRIPT);
+        host_append_with(&script, dir.to_str().unwrap())
+    }
+
     fn read_host(dir: &Path) -> String {
         let (status, stdout, stderr) = try_read_host(dir, me());
         assert_eq!(status, 0, "{stderr}");
@@ -1725,13 +1729,13 @@ mod tests {
     fn host_commands_are_sudo_sh_with_quoted_arguments() {
         let append = host_append_command();
         assert!(
-            append.as_str().starts_with("sudo -n sh -c 'set -u"),
+            append.as_str().starts_with("sudo -n sh -c 'hp_top="),
             "{append}"
         );
         assert!(
             append
                 .as_str()
-                .ends_with(" deployer-history /var/log/deployer 0"),
+                .ends_with(" deployer-history /var/log/deployer"),
             "{append}"
         );
         let read = host_read_command();
@@ -1828,14 +1832,14 @@ mod tests {
                 },
                 true,
                 &line,
-                "writable by nobody else",
+                "deployer-hostpath mode ",
             ),
             (
                 "someone else's directory",
                 |d| fs::create_dir(d).unwrap(),
                 false,
                 &line,
-                "must be owned by uid 4242",
+                "deployer-hostpath owner ",
             ),
             (
                 "symbolic link as the file",
@@ -1845,7 +1849,7 @@ mod tests {
                 },
                 true,
                 &line,
-                "is a symbolic link",
+                "deployer-hostpath link ",
             ),
             (
                 "symbolic link as the directory",
@@ -1854,7 +1858,7 @@ mod tests {
                 },
                 true,
                 &line,
-                "is a symbolic link",
+                "deployer-hostpath link ",
             ),
             (
                 "not JSON",
@@ -1873,7 +1877,11 @@ mod tests {
             let (status, stderr) = sh(&host_append(dir.to_str().unwrap(), owner), stdin);
             assert_ne!(status, 0, "{what}: accepted");
             assert!(stderr.contains(says), "{what}: {stderr}");
-            assert!(stderr.starts_with("deployer history: "), "{what}: {stderr}");
+            assert!(
+                stderr.starts_with("deployer history: ")
+                    || crate::hostpath::parse_refusal(&stderr).is_some(),
+                "{what}: {stderr}"
+            );
             let file = dir.join(HOST_LOG_NAME);
             if !fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_symlink()) {
                 assert!(
