@@ -83,6 +83,7 @@ fn check_names_each_hosts_fault_and_its_fix() {
         ("tools", "ok"),
         ("badges_path", "ok"),
         ("stage", "ok"),
+        ("root-paths", "ok"),
     ];
     assert_eq!(results(&v, "test-1"), expect(&all_ok));
     assert_eq!(item(&v, "test-1", "stage")["detail"], "DEPLOYMENT=test");
@@ -119,6 +120,7 @@ fn check_names_each_hosts_fault_and_its_fix() {
         ("tools", "skipped"),
         ("badges_path", "skipped"),
         ("stage", "skipped"),
+        ("root-paths", "skipped"),
     ];
     assert_eq!(results(&v, "prod-1"), expect(&down));
     let r = item(&v, "prod-1", "reachable");
