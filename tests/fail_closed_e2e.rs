@@ -1049,6 +1049,7 @@ fn r3_item4_lock_history_run_and_freeze_directories_refuse_a_planted_link() {
     let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
     assert_ne!(code, 0, "{out}{err}");
     named(&err, "/run/deployer");
+    assert!(err.contains("cannot be taken safely"), "{err}");
     assert_eq!(last(&tb)["outcome"], "refused");
     assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(OLD));
     assert_eq!(r3_listing(&tb, "test-1", "/root/.ssh"), before);
