@@ -31,17 +31,7 @@ fn results(v: &Value, host: &str) -> Vec<(String, String)> {
 
 /// The check of `host` named `name`, in the JSON report.
 fn item<'v>(v: &'v Value, host: &str, name: &str) -> &'v Value {
-    v["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["host"] == host)
-        .unwrap()["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["check"] == name)
-        .unwrap()
+    common::cli::check_item(v, host, name)
 }
 
 fn expect(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

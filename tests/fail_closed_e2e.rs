@@ -917,17 +917,6 @@ fn r3_exists(tb: &Testbed, host: &str, path: &str) -> bool {
         .success()
 }
 
-/// The names in `dir` inside `host`.
-fn r3_listing(tb: &Testbed, host: &str, dir: &str) -> Vec<String> {
-    let out = tb.exec(host, &format!("ls -A '{dir}'"));
-    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    names.sort();
-    names
-}
-
 /// Item 4: a badge directory planted as a link, by a web server's account
 /// that owns its parent (the case), or under a root-owned parent,
 /// and a badge's own name planted as a link: each is refused, naming the
@@ -939,7 +928,7 @@ fn r3_item4_badges_are_never_written_through_a_planted_link() {
     let Some(tb) = two_stages(2, "badges_path = /var/www/badges", "") else {
         return;
     };
-    let before = r3_listing(&tb, "test-1", "/root/.ssh");
+    let before = common::cli::listing(&tb, "test-1", "/root/.ssh");
     // test-1: www-data owns /var/www and swapped the directory for a link
     r3_on(
         &tb,
@@ -975,11 +964,16 @@ fn r3_item4_badges_are_never_written_through_a_planted_link() {
             "{host}: {err}"
         );
         assert!(!r3_exists(&tb, host, "/root/.ssh/fastpath.svg"), "{host}");
-        assert_eq!(r3_listing(&tb, host, "/root/.ssh"), before, "{host}");
+        assert_eq!(
+            common::cli::listing(&tb, host, "/root/.ssh"),
+            before,
+            "{host}"
+        );
     }
     assert!(err.contains("note: "), "{err}");
     assert!(
-        r3_listing(&tb, "prod-2", "/var/www/badges").contains(&"fastpath.svg".to_string()),
+        common::cli::listing(&tb, "prod-2", "/var/www/badges")
+            .contains(&"fastpath.svg".to_string()),
         "the host without a plant got its badges: {out}{err}"
     );
 
@@ -987,20 +981,7 @@ fn r3_item4_badges_are_never_written_through_a_planted_link() {
     let (code, out, err) = deployer(&tb, &["check", "--json"]);
     assert_eq!(code, 3, "{out}{err}");
     let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    let badges = |host: &str| -> Value {
-        v["hosts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|h| h["host"] == host)
-            .unwrap()["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["check"] == "badges_path")
-            .unwrap()
-            .clone()
-    };
+    let badges = |host: &str| common::cli::check_item(&v, host, "badges_path").clone();
     for (host, path) in [
         ("test-1", "`/var/www` (owner www-data"),
         ("test-2", "`/var/www/badges` (owner www-data"),
@@ -1011,7 +992,7 @@ fn r3_item4_badges_are_never_written_through_a_planted_link() {
         assert!(b["problem"].as_str().unwrap().contains(path), "{host}: {b}");
     }
     assert_eq!(badges("prod-2")["result"], "ok");
-    assert_eq!(r3_listing(&tb, "test-1", "/root/.ssh"), before);
+    assert_eq!(common::cli::listing(&tb, "test-1", "/root/.ssh"), before);
 }
 
 /// Item 4: the lock directory, the host history, the run directories and
@@ -1025,7 +1006,7 @@ fn r3_item4_lock_history_run_and_freeze_directories_refuse_a_planted_link() {
         return;
     };
     tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
-    let before = r3_listing(&tb, "test-1", "/root/.ssh");
+    let before = common::cli::listing(&tb, "test-1", "/root/.ssh");
     let plant = |path: &str| {
         r3_on(
             &tb,
@@ -1044,26 +1025,27 @@ fn r3_item4_lock_history_run_and_freeze_directories_refuse_a_planted_link() {
         );
     };
 
-    // the lock directory
-    plant("/run/deployer");
-    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
-    assert_ne!(code, 0, "{out}{err}");
-    named(&err, "/run/deployer");
-    assert!(err.contains("cannot be taken safely"), "{err}");
-    assert_eq!(last(&tb)["outcome"], "refused");
-    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(OLD));
-    assert_eq!(r3_listing(&tb, "test-1", "/root/.ssh"), before);
-    unplant("/run/deployer");
-
-    // the host history
-    plant("/var/log/deployer");
-    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
-    assert_ne!(code, 0, "{out}{err}");
-    named(&err, "/var/log/deployer");
-    assert_eq!(last(&tb)["outcome"], "refused");
-    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(OLD));
-    assert_eq!(r3_listing(&tb, "test-1", "/root/.ssh"), before);
-    unplant("/var/log/deployer");
+    // the lock directory, then the host history: refused before any change
+    for (path, headline) in [
+        (
+            "/run/deployer",
+            "the deploy lock of `test` cannot be taken safely",
+        ),
+        (
+            "/var/log/deployer",
+            "cannot record the attempt on 1 host(s) of `test`",
+        ),
+    ] {
+        plant(path);
+        let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+        assert_ne!(code, 0, "{out}{err}");
+        assert!(err.contains(headline), "{err}");
+        named(&err, path);
+        assert_eq!(last(&tb)["outcome"], "refused");
+        assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(OLD));
+        assert_eq!(common::cli::listing(&tb, "test-1", "/root/.ssh"), before);
+        unplant(path);
+    }
 
     // the run directories
     plant("/var/lib/deployer/runs");
@@ -1074,7 +1056,7 @@ fn r3_item4_lock_history_run_and_freeze_directories_refuse_a_planted_link() {
     assert_ne!(r["outcome"], "success", "{r}");
     assert_ne!(host_result(&r, "test-1"), "changed", "{r}");
     assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(OLD));
-    assert_eq!(r3_listing(&tb, "test-1", "/root/.ssh"), before);
+    assert_eq!(common::cli::listing(&tb, "test-1", "/root/.ssh"), before);
     unplant("/var/lib/deployer/runs");
 
     // the freeze directory
@@ -1083,7 +1065,7 @@ fn r3_item4_lock_history_run_and_freeze_directories_refuse_a_planted_link() {
     assert_ne!(code, 0, "{out}{err}");
     named(&format!("{out}{err}"), "/var/lib/deployer/freeze");
     assert!(!r3_exists(&tb, "test-1", "/root/.ssh/test"));
-    assert_eq!(r3_listing(&tb, "test-1", "/root/.ssh"), before);
+    assert_eq!(common::cli::listing(&tb, "test-1", "/root/.ssh"), before);
 
     // check names the plant; the host without one passes
     let (code, out, err) = deployer(&tb, &["check"]);
@@ -1133,7 +1115,7 @@ fn r3_item5_a_new_package_and_an_empty_directory_get_their_badges() {
     assert_eq!(code, 0, "{out}{err}");
     for host in ["test-1", "test-2"] {
         assert_eq!(
-            r3_listing(&tb, host, "/var/www/badges"),
+            common::cli::listing(&tb, host, "/var/www/badges"),
             ["fastpath.svg"],
             "{host}"
         );
@@ -1150,7 +1132,7 @@ fn r3_item5_a_new_package_and_an_empty_directory_get_their_badges() {
     assert!(!err.contains("cannot write the badges"), "{err}");
     for host in ["test-1", "test-2"] {
         assert_eq!(
-            r3_listing(&tb, host, "/var/www/badges"),
+            common::cli::listing(&tb, host, "/var/www/badges"),
             ["detector.svg", "fastpath.svg"],
             "{host}"
         );
