@@ -62,7 +62,7 @@ pub enum HostWriteError {
         /// The directory on the host.
         dir: String,
         /// The component at fault, as the host described it.
-        refusal: crate::hostpath::Refusal,
+        refusal: Box<crate::hostpath::Refusal>,
     },
     /// The command ran and failed (sudo, a full disk, a file in the way).
     #[error("cannot write the badges in `{dir}`: {why}")]
@@ -252,7 +252,7 @@ fn write_with(
     let refused_or_failed = |out: &Output| match crate::hostpath::parse_refusal(&out.stderr) {
         Some(refusal) => HostWriteError::Refused {
             dir: dir.display().to_string(),
-            refusal,
+            refusal: Box::new(refusal),
         },
         None => failed(transport::failure(out)),
     };
