@@ -55,7 +55,7 @@ hp_enter() {
     hp_rest=${1#"$hp_top"} hp_at=$hp_top hp_missing=
     case $1 in /*) ;; *) hp_refuse outside "$1" / ;; esac
     case $1 in "$hp_top"|"$hp_top"/*) ;; *) hp_refuse outside "$1" / ;; esac
-    cd -P -- "${hp_top:-/}" || hp_refuse enter "${hp_top:-/}" /
+    cd -P -- "${hp_top:-/}" || hp_refuse enter "${hp_top:-/}" "${hp_top:-/}"
     hp_mine "${hp_top:-/}" .
     while :; do
         case $hp_rest in /*) hp_rest=${hp_rest#/}; continue ;; '') break ;; esac
