@@ -46,7 +46,7 @@ const FUNCTIONS: &str = r#"hp_refuse() {
     exit 97
 }
 hp_mine() {
-    hp_st=$(stat -c '%u %a' -- "$2") || hp_refuse stat "$1" "$2"
+    hp_st=$(stat -c '%u %a' -- "$2" 2>/dev/null) || hp_refuse stat "$1" "$2"
     set -- "$1" "$2" $hp_st
     [ "$3" = "$hp_owner" ] || hp_refuse owner "$1" "$2"
     [ $(( 0$4 & 022 )) -eq 0 ] || hp_refuse mode "$1" "$2"
@@ -55,7 +55,7 @@ hp_enter() {
     hp_rest=${1#"$hp_top"} hp_at=$hp_top hp_missing=
     case $1 in /*) ;; *) hp_refuse outside "$1" / ;; esac
     case $1 in "$hp_top"|"$hp_top"/*) ;; *) hp_refuse outside "$1" / ;; esac
-    cd -P -- "${hp_top:-/}" || hp_refuse enter "${hp_top:-/}" "${hp_top:-/}"
+    cd -P -- "${hp_top:-/}" 2>/dev/null || hp_refuse enter "${hp_top:-/}" "${hp_top:-/}"
     hp_mine "${hp_top:-/}" .
     while :; do
         case $hp_rest in /*) hp_rest=${hp_rest#/}; continue ;; '') break ;; esac
@@ -69,7 +69,7 @@ hp_enter() {
         fi
         if [ -L "$hp_name" ]; then hp_refuse link "$hp_at" "$hp_name"; fi
         [ -d "$hp_name" ] || hp_refuse type "$hp_at" "$hp_name"
-        cd -P -- "$hp_name" || hp_refuse enter "$hp_at" "$hp_name"
+        cd -P -- "$hp_name" 2>/dev/null || hp_refuse enter "$hp_at" "$hp_name"
         hp_mine "$hp_at" .
         [ "$(pwd -P)" = "$hp_at" ] || hp_refuse moved "$hp_at" .
     done
