@@ -1007,15 +1007,23 @@ fn r3_item4_lock_history_run_and_freeze_directories_refuse_a_planted_link() {
     };
     tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
     let before = common::cli::listing(&tb, "test-1", "/root/.ssh");
+    // a link to /root/.ssh, or into it for a file, owned by www-data
     let plant = |path: &str| {
+        let target = if path.ends_with(".jsonl") {
+            "/root/.ssh/authorized_keys"
+        } else {
+            "/root/.ssh"
+        };
         r3_on(
             &tb,
             "test-1",
             &format!(
-                "rm -rf '{path}' && mkdir -p \"$(dirname '{path}')\" && ln -s /root/.ssh '{path}' && chown -h www-data: '{path}'"
+                "rm -rf '{path}' && mkdir -p \"$(dirname '{path}')\" && ln -s {target} '{path}' && chown -h www-data: '{path}'"
             ),
         );
     };
+    let keys = tb.read_file("test-1", "/root/.ssh/authorized_keys");
+    assert!(keys.is_some(), "root's authorized_keys is there to be kept");
     let unplant = |path: &str| r3_on(&tb, "test-1", &format!("rm -f '{path}'"));
     let named = |err: &str, path: &str| {
         assert!(
@@ -1025,7 +1033,8 @@ fn r3_item4_lock_history_run_and_freeze_directories_refuse_a_planted_link() {
         );
     };
 
-    // the lock directory, then the host history: refused before any change
+    // the lock directory, then the host history (its directory, its file):
+    // refused before any change
     for (path, headline) in [
         (
             "/run/deployer",
@@ -1033,6 +1042,10 @@ fn r3_item4_lock_history_run_and_freeze_directories_refuse_a_planted_link() {
         ),
         (
             "/var/log/deployer",
+            "cannot record the attempt on 1 host(s) of `test`",
+        ),
+        (
+            "/var/log/deployer/history.jsonl",
             "cannot record the attempt on 1 host(s) of `test`",
         ),
     ] {
@@ -1044,6 +1057,7 @@ fn r3_item4_lock_history_run_and_freeze_directories_refuse_a_planted_link() {
         assert_eq!(last(&tb)["outcome"], "refused");
         assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(OLD));
         assert_eq!(common::cli::listing(&tb, "test-1", "/root/.ssh"), before);
+        assert_eq!(tb.read_file("test-1", "/root/.ssh/authorized_keys"), keys);
         unplant(path);
     }
 
