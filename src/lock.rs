@@ -383,6 +383,16 @@ mod tests {
         );
     }
 
+    /// The lock script names the install lock relative to the lock
+    /// directory it checked: the two must stay together.
+    #[test]
+    fn the_install_lock_lives_in_the_lock_directory() {
+        assert_eq!(
+            std::path::Path::new(detach::INSTALL_LOCK).parent(),
+            Some(std::path::Path::new(LOCK_DIR))
+        );
+    }
+
     #[test]
     fn answers_tell_everything_about_the_holder() {
         assert_eq!(parse("LOCKED\n"), Answer::Locked);
