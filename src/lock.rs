@@ -127,9 +127,9 @@ pub fn command(holder: &Holder, expiry_secs: u64) -> RemoteCommand {
     .sudo()
 }
 
-/// [`command`] with its files in `dir` (under `top`, owned by this user)
-/// and the install lock at `install`, without sudo (tests use a directory
-/// of their own).
+/// [`command`] with its files in `dir` (trusted as a host trusts `/`, and
+/// owned by this user) and the install lock at `install`, without sudo
+/// (tests use a directory of their own).
 #[cfg(test)]
 fn command_in(dir: &str, install: &str, holder: &Holder, expiry_secs: u64) -> RemoteCommand {
     let script = crate::hostpath::script_in(dir, rustix::process::geteuid().as_raw(), SCRIPT);
