@@ -37,20 +37,28 @@ pub fn run_dir(attempt: &str, what: &str) -> String {
 /// a window in which another deploy could take the host. It is not handed
 /// to the command itself, so that a daemon a maintainer script starts does
 /// not keep it forever. Prints `STARTED` once the run is on its way.
+///
+/// Both directories are entered through [`crate::hostpath`] (created if
+/// missing) and every file is written relative to them: the run's shell
+/// starts in the run directory and writes `pid`, `log` and `status` there;
+/// the command itself runs from `/`.
 const START: &str = r#"set -u
 dir=$1 line=$2 lock=$3
 umask 022
-install -d -m 0755 "${dir%/*}" "${lock%/*}" || exit 1
-exec 9>>"$lock" || { echo "deployer: cannot open $lock" >&2; exit 1; }
+hp_enter "${lock%/*}" create
+hp_file "${lock##*/}"
+hp_file installing
+exec 9>>"${lock##*/}" || { echo "deployer: cannot open $lock" >&2; exit 1; }
 if ! flock -n 9; then
-    echo "deployer: another install or rollback still runs on this host ($(head -c 300 "${lock%/*}/installing" 2>/dev/null | tr '\n' ' ')); nothing was started" >&2
+    echo "deployer: another install or rollback still runs on this host ($(head -c 300 installing 2>/dev/null | tr '\n' ' ')); nothing was started" >&2
     exit 1
 fi
-mkdir -m 0755 -- "$dir" || { echo "deployer: cannot create the run directory $dir" >&2; exit 1; }
-printf '%s\n' "$line" > "$dir/command"
-: > "$dir/log"
-printf '%s\n' "$dir" > "${lock%/*}/installing"
-setsid -f sh -c 'echo $$ > "$1/pid"; sh -c "$2" > "$1/log" 2>&1 < /dev/null 9>&-; echo $? > "$1/status.new"; mv -f "$1/status.new" "$1/status"' deployer-run "$dir" "$line" < /dev/null > /dev/null 2>&1 || exit 1
+printf '%s\n' "$dir" > installing
+hp_enter "${dir%/*}" create
+mkdir -m 0755 -- "${dir##*/}" && cd -- "${dir##*/}" || { echo "deployer: cannot create the run directory $dir" >&2; exit 1; }
+printf '%s\n' "$line" > command
+: > log
+setsid -f sh -c 'echo $$ > pid; (cd / && exec sh -c "$2") > log 2>&1 < /dev/null 9>&-; echo $? > status.new; mv -f status.new status' deployer-run "$dir" "$line" < /dev/null > /dev/null 2>&1 || exit 1
 echo STARTED"#;
 
 /// Run as root already: `sudo -n` inside the command is a no-op (also on
@@ -61,7 +69,14 @@ const AS_ROOT: &str = r#"sudo() { [ "$1" = -n ] && shift; "$@"; }; "#;
 pub fn start_command(dir: &str, command: &RemoteCommand) -> RemoteCommand {
     let line = format!("{AS_ROOT}{command}");
     RemoteCommand::new("sh")
-        .args(["-c", START, "deployer-start", dir, &line, INSTALL_LOCK])
+        .args([
+            "-c",
+            &crate::hostpath::script(START),
+            "deployer-start",
+            dir,
+            &line,
+            INSTALL_LOCK,
+        ])
         .sudo()
         .named("detached run")
 }
@@ -289,9 +304,14 @@ mod tests {
 
     /// A run dir, command line and install lock in a directory of the test.
     fn start_in(tmp: &std::path::Path, line: &str) -> (String, String, std::process::Output) {
-        let dir = tmp.join("runs/a-install").display().to_string();
-        let lock = tmp.join("run/install.lock").display().to_string();
-        let out = sh(START, &["deployer-start", &dir, line, &lock]);
+        let top = tmp.canonicalize().unwrap().display().to_string();
+        let dir = format!("{top}/runs/a-install");
+        let lock = format!("{top}/run/install.lock");
+        let me = rustix::process::geteuid().as_raw();
+        let out = sh(
+            &crate::hostpath::script_in(&top, me, START),
+            &["deployer-start", &dir, line, &lock],
+        );
         (dir, lock, out)
     }
 
@@ -388,5 +408,34 @@ mod tests {
         let pid = std::fs::read_to_string(&pidfile).unwrap();
         let _ = Command::new("kill").arg(pid.trim()).status();
         assert!(free, "the daemon kept the install lock");
+    }
+
+    /// Issue 17 item 4: a link planted at the runs directory, or at the
+    /// lock directory, is refused before anything is created or started,
+    /// and nothing is written where it points.
+    #[test]
+    fn a_planted_link_at_the_runs_or_lock_directory_starts_nothing() {
+        use std::os::unix::fs::symlink;
+        for planted in ["runs", "run"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let elsewhere = tmp.path().join("elsewhere");
+            std::fs::create_dir(&elsewhere).unwrap();
+            symlink(&elsewhere, tmp.path().join(planted)).unwrap();
+            let (dir, _, out) = start_in(tmp.path(), "touch /nonexistent-deployer-test");
+            assert_eq!(
+                out.status.code(),
+                Some(crate::hostpath::REFUSED_STATUS),
+                "{out:?}"
+            );
+            let r = crate::hostpath::parse_refusal(&String::from_utf8_lossy(&out.stderr)).unwrap();
+            assert_eq!(r.kind, crate::hostpath::Kind::Link);
+            assert!(r.path.ends_with(&format!("/{planted}")), "{r:?}");
+            assert!(!std::path::Path::new(&dir).exists());
+            assert_eq!(
+                std::fs::read_dir(&elsewhere).unwrap().count(),
+                0,
+                "{planted}"
+            );
+        }
     }
 }

@@ -83,24 +83,41 @@ pub const UNREADABLE: &str = "*";
 /// atomically, so a reader never sees half of it. Directories and the
 /// record get explicit modes (0755, 0644), whatever umask sudo runs with:
 /// a record the unprivileged status query cannot read would hide the
-/// freeze from every other operator.
+/// freeze from every other operator. The directory is entered through
+/// [`crate::hostpath`] (created if missing) and the record written
+/// relative to it, so no link another user planted is followed.
 pub fn set_command(stage: &str) -> RemoteCommand {
     RemoteCommand::new("sh")
-        .args([
-            "-c",
-            "umask 022 && install -d -m 0755 \"${0%/*}\" \"$0\" && cat > \"$0/$1.new\" && chmod 0644 \"$0/$1.new\" && mv -f \"$0/$1.new\" \"$0/$1\"",
-            DIR,
-            stage,
-        ])
+        .args(["-c", &crate::hostpath::script(SET), DIR, stage])
         .sudo()
 }
 
-/// Remove the record for `stage`.
+/// The script of [`set_command`]: `$0` the directory, `$1` the stage.
+const SET: &str = r#"set -eu
+umask 022
+hp_enter "$0" create
+hp_file "$1.new"
+hp_file "$1"
+cat > "$1.new"
+chmod 0644 -- "$1.new"
+mv -f -T -- "$1.new" "$1"
+"#;
+
+/// Remove the record for `stage`, relative to the directory checked
+/// through [`crate::hostpath`] (nothing to do when it is missing).
 pub fn clear_command(stage: &str) -> RemoteCommand {
-    RemoteCommand::new("rm")
-        .args(["-f", "--", &format!("{DIR}/{stage}")])
+    RemoteCommand::new("sh")
+        .args(["-c", &crate::hostpath::script(CLEAR), DIR, stage])
         .sudo()
 }
+
+/// The script of [`clear_command`]: `$0` the directory, `$1` the stage.
+const CLEAR: &str = r#"set -eu
+hp_enter "$0"
+[ -z "$hp_missing" ] || exit 0
+hp_file "$1"
+rm -f -- "$1"
+"#;
 
 #[cfg(test)]
 mod tests {
@@ -145,13 +162,74 @@ mod tests {
 
     #[test]
     fn commands_quote_the_stage() {
-        assert_eq!(
-            set_command("prod").as_str(),
-            "sudo -n sh -c 'umask 022 && install -d -m 0755 \"${0%/*}\" \"$0\" && cat > \"$0/$1.new\" && chmod 0644 \"$0/$1.new\" && mv -f \"$0/$1.new\" \"$0/$1\"' /var/lib/deployer/freeze prod"
+        let set = set_command("prod");
+        assert!(set.as_str().starts_with("sudo -n sh -c "), "{set}");
+        assert!(
+            set.as_str().ends_with("' /var/lib/deployer/freeze prod"),
+            "{set}"
         );
+        let clear = clear_command("pr od");
+        assert!(
+            clear
+                .as_str()
+                .ends_with("' /var/lib/deployer/freeze 'pr od'"),
+            "{clear}"
+        );
+    }
+
+    /// Run `script` (of this module) with the record directory `dir` under
+    /// `top`, trusted as a host trusts `/`.
+    fn run(
+        top: &std::path::Path,
+        script: &str,
+        dir: &str,
+        stage: &str,
+        stdin: &str,
+    ) -> (i32, String) {
+        let top = top.canonicalize().unwrap().display().to_string();
+        let me = rustix::process::geteuid().as_raw();
+        let c = RemoteCommand::new("sh").args([
+            "-c",
+            &crate::hostpath::script_in(&top, me, script),
+            &format!("{top}/{dir}"),
+            stage,
+        ]);
+        let (status, _, stderr) = crate::command::run_here(&c, stdin.as_bytes());
+        (status, stderr)
+    }
+
+    #[test]
+    fn set_and_clear_write_relative_to_a_checked_directory() {
+        use std::os::unix::fs::{symlink, PermissionsExt};
+        let tmp = tempfile::tempdir().unwrap();
+        let (status, stderr) = run(tmp.path(), SET, "lib/freeze", "prod", "{}\n");
+        assert_eq!(status, 0, "{stderr}");
+        let record = tmp.path().join("lib/freeze/prod");
+        assert_eq!(std::fs::read_to_string(&record).unwrap(), "{}\n");
+        let mode = std::fs::metadata(&record).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+        assert_eq!(run(tmp.path(), CLEAR, "lib/freeze", "prod", "").0, 0);
+        assert!(!record.exists());
         assert_eq!(
-            clear_command("prod").as_str(),
-            "sudo -n rm -f -- /var/lib/deployer/freeze/prod"
+            run(tmp.path(), CLEAR, "lib/none", "prod", "").0,
+            0,
+            "nothing to clear"
+        );
+
+        // a planted link: refused, nothing written or removed through it
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("prod"), "keep").unwrap();
+        symlink(&elsewhere, tmp.path().join("lib/linked")).unwrap();
+        for script in [SET, CLEAR] {
+            let (status, stderr) = run(tmp.path(), script, "lib/linked", "prod", "{}\n");
+            assert_eq!(status, crate::hostpath::REFUSED_STATUS, "{stderr}");
+            let r = crate::hostpath::parse_refusal(&stderr).unwrap();
+            assert!(r.path.ends_with("/lib/linked"), "{r:?}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(elsewhere.join("prod")).unwrap(),
+            "keep"
         );
     }
 }

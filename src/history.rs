@@ -738,107 +738,70 @@ fn agrees(kept: &Record, other: &Record) -> bool {
 /// The command that appends one record to [`HOST_LOG_FILE`] on a host, as
 /// root (`sudo -n`). Send it [`to_line`] of the record on stdin.
 ///
-/// It creates [`HOST_LOG_DIR`] with mode 0755 and the file with mode 0644,
-/// explicitly, whatever the umask sudo runs with; refuses a directory or
-/// file that root does not own, that others can write, or that is a
-/// symbolic link (someone could have prepared it to mislead); appends under
-/// an exclusive `flock` (starting a new line if a crash left the last one
-/// unterminated); and asks for the file to be synced. It fails, saying why
-/// on stderr, when stdin is not one JSON object.
+/// It enters [`HOST_LOG_DIR`] through [`crate::hostpath`], creating it with
+/// mode 0755 if missing, so that it refuses a link, or a directory on the
+/// way that a user other than root could change (someone could have
+/// prepared it to mislead, or to make root write elsewhere); then, relative
+/// to that directory, creates the file with mode 0644, explicitly, whatever
+/// the umask sudo runs with, refuses one that root does not own, that
+/// others can write, or that is a link; appends under an exclusive `flock`
+/// (starting a new line if a crash left the last one unterminated); and
+/// asks for the file to be synced. It fails, saying why on stderr, when
+/// stdin is not one JSON object.
 pub fn host_append_command() -> RemoteCommand {
-    host_append(HOST_LOG_DIR, 0).sudo()
+    host_command_with(&crate::hostpath::script(HOST_APPEND_SCRIPT), HOST_LOG_DIR).sudo()
 }
 
 /// The command that prints [`HOST_LOG_FILE`] (nothing if it does not exist
 /// yet). It needs no root: the file is world-readable.
 ///
 /// It fails, saying why on stderr, rather than print a log that root did
-/// not write or call a log absent that it cannot see: a directory or file
-/// that is a symbolic link, not owned by root or writable by others (any
-/// local user could have faked its records), or a directory that cannot be
-/// searched (a hardened `/var/log`), which would hide the file.
+/// not write or call a log absent that it cannot see: it walks to
+/// [`HOST_LOG_DIR`] as the append does ([`crate::hostpath`]), so a
+/// component that is a symbolic link, not owned by root or writable by
+/// others (any local user could have faked its records), or a directory
+/// that cannot be entered (a hardened `/var/log`, which would hide the
+/// file) is refused, and so is such a file.
 pub fn host_read_command() -> RemoteCommand {
-    host_read(HOST_LOG_DIR, 0)
+    host_command_with(&crate::hostpath::script(HOST_READ_SCRIPT), HOST_LOG_DIR)
 }
 
-/// The shell script of [`host_append_command`]; `$1` is the directory and
-/// `$2` the uid that must own it and the file.
+/// The shell script of [`host_append_command`]; `$1` is the directory.
 const HOST_APPEND_SCRIPT: &str = r#"set -u
-dir=$1 owner=$2 file=$1/history.jsonl
+dir=$1 file=$1/history.jsonl
 fail() { printf 'deployer history: %s\n' "$*" >&2; exit 1; }
 line=
 IFS= read -r line || [ -n "$line" ] || fail "no record on stdin"
 case $line in '{'*'}') ;; *) fail "stdin is not one JSON record" ;; esac
 umask 022
-[ -L "$dir" ] && fail "$dir is a symbolic link"
-[ -e "$dir" ] || mkdir -p -m 0755 -- "$dir" || fail "cannot create $dir"
-[ -d "$dir" ] || fail "$dir is not a directory"
-st=$(stat -c '%u %a' -- "$dir") || fail "cannot stat $dir"
-set -- $st
-[ "$1" = "$owner" ] && [ $(( 0$2 & 022 )) -eq 0 ] || fail "$dir is owned by uid $1 with mode $2; it must be owned by uid $owner and writable by nobody else"
-[ -L "$file" ] && fail "$file is a symbolic link"
-exec 9>>"$file" || fail "cannot open $file"
+hp_enter "$dir" create
+hp_file history.jsonl
+exec 9>>history.jsonl || fail "cannot open $file"
 flock -w 60 9 || fail "cannot lock $file"
-[ -f "$file" ] || fail "$file is not a regular file"
-[ "$(stat -c %u -- "$file")" = "$owner" ] || fail "$file is not owned by uid $owner"
-chmod 0644 -- "$file" || fail "cannot set the mode of $file"
-if [ -s "$file" ] && [ -n "$(tail -c 1 -- "$file")" ]; then printf '\n' >&9; fi
+hp_file history.jsonl
+chmod 0644 -- history.jsonl || fail "cannot set the mode of $file"
+if [ -s history.jsonl ] && [ -n "$(tail -c 1 -- history.jsonl)" ]; then printf '\n' >&9; fi
 printf '%s\n' "$line" >&9 || fail "cannot write to $file"
-sync -- "$file" 2>/dev/null || :
+sync -- history.jsonl 2>/dev/null || :
 "#;
 
-/// [`host_append_command`] without sudo, for the log in `dir`, which must
-/// be owned by `owner` (root on a real host).
-fn host_append(dir: &str, owner: u32) -> RemoteCommand {
+/// The command of [`host_append_command`] or [`host_read_command`],
+/// without sudo: `script` (after the [`crate::hostpath`] functions) on the
+/// log in `dir`.
+fn host_command_with(script: &str, dir: &str) -> RemoteCommand {
     RemoteCommand::new("sh")
-        .args([
-            "-c",
-            HOST_APPEND_SCRIPT,
-            "deployer-history",
-            dir,
-            &owner.to_string(),
-        ])
+        .args(["-c", script, "deployer-history", dir])
         .named("history")
 }
 
-/// The shell script of [`host_read_command`]; `$1` is the directory and
-/// `$2` the uid that must own it and the file.
+/// The shell script of [`host_read_command`]; `$1` is the directory.
 const HOST_READ_SCRIPT: &str = r#"set -u
-dir=$1 owner=$2 file=$1/history.jsonl
-fail() { printf 'deployer history: %s\n' "$*" >&2; exit 1; }
-trusted() {
-    st=$(stat -c '%u %a' -- "$1") || fail "cannot stat $1"
-    set -- "$1" $st
-    [ "$2" = "$owner" ] && [ $(( 0$3 & 022 )) -eq 0 ] || fail "$1 is owned by uid $2 with mode $3; it must be owned by uid $owner and writable by nobody else"
-}
-if [ ! -e "$dir" ] && [ ! -L "$dir" ]; then
-    [ -d "${dir%/*}" ] && [ -x "${dir%/*}" ] || fail "cannot look into ${dir%/*}, so cannot tell whether $dir exists"
-    exit 0
-fi
-[ -L "$dir" ] && fail "$dir is a symbolic link"
-[ -d "$dir" ] || fail "$dir is not a directory"
-trusted "$dir"
-[ -x "$dir" ] || fail "cannot look into $dir, so cannot tell whether $file exists"
-[ -e "$file" ] || [ -L "$file" ] || exit 0
-[ -L "$file" ] && fail "$file is a symbolic link"
-[ -f "$file" ] || fail "$file is not a regular file"
-trusted "$file"
-exec cat -- "$file"
+hp_enter "$1"
+[ -z "$hp_missing" ] || exit 0
+hp_file history.jsonl
+[ -e history.jsonl ] || exit 0
+exec cat -- history.jsonl
 "#;
-
-/// [`host_read_command`] without its fixed place: the log in `dir`, which
-/// must be owned by `owner` (root on a real host), as the file must.
-fn host_read(dir: &str, owner: u32) -> RemoteCommand {
-    RemoteCommand::new("sh")
-        .args([
-            "-c",
-            HOST_READ_SCRIPT,
-            "deployer-history",
-            dir,
-            &owner.to_string(),
-        ])
-        .named("history")
-}
 
 /// The records of the history that [`host_read_command`] printed on
 /// `host`, in file order, and a warning naming the host, the file and the
@@ -1965,7 +1928,7 @@ mod tests {
         use std::process::Command;
         let out = Command::new("sh")
             .arg("-c")
-            .arg(host_read(dir.to_str().unwrap(), owner).to_string())
+            .arg(host_command(HOST_READ_SCRIPT, dir.to_str().unwrap(), owner).to_string())
             .output()
             .unwrap();
         (
@@ -1973,6 +1936,27 @@ mod tests {
             String::from_utf8(out.stdout).unwrap(),
             String::from_utf8(out.stderr).unwrap(),
         )
+    }
+
+    /// The append of the log in `dir`, which `owner` must own, trusting
+    /// the nearest existing directory above `dir` as a host trusts `/`.
+    fn host_append(dir: &str, owner: u32) -> RemoteCommand {
+        host_command(HOST_APPEND_SCRIPT, dir, owner)
+    }
+
+    /// The command of `script` (append or read) for the log in `dir`,
+    /// which `owner` must own, trusting the nearest existing directory
+    /// above `dir` as a host trusts `/`.
+    fn host_command(script: &str, dir: &str, owner: u32) -> RemoteCommand {
+        let dir = Path::new(dir);
+        let mut above = dir.parent().unwrap();
+        while !above.is_dir() {
+            above = above.parent().unwrap();
+        }
+        let top = above.canonicalize().unwrap();
+        let dir = top.join(dir.strip_prefix(above).unwrap());
+        let script = crate::hostpath::script_in(top.to_str().unwrap(), owner, script);
+        host_command_with(&script, dir.to_str().unwrap())
     }
 
     fn read_host(dir: &Path) -> String {
@@ -1985,20 +1969,20 @@ mod tests {
     fn host_commands_are_sudo_sh_with_quoted_arguments() {
         let append = host_append_command();
         assert!(
-            append.as_str().starts_with("sudo -n sh -c 'set -u"),
+            append.as_str().starts_with("sudo -n sh -c 'hp_top="),
             "{append}"
         );
         assert!(
             append
                 .as_str()
-                .ends_with(" deployer-history /var/log/deployer 0"),
+                .ends_with(" deployer-history /var/log/deployer"),
             "{append}"
         );
         let read = host_read_command();
         assert!(read.as_str().starts_with("sh -c "), "{read}");
         assert!(
             read.as_str()
-                .ends_with(" deployer-history /var/log/deployer 0"),
+                .ends_with(" deployer-history /var/log/deployer"),
             "{read}"
         );
         assert_eq!(format!("{HOST_LOG_DIR}/{HOST_LOG_NAME}"), HOST_LOG_FILE);
@@ -2088,14 +2072,14 @@ mod tests {
                 },
                 true,
                 &line,
-                "writable by nobody else",
+                "deployer-hostpath mode ",
             ),
             (
                 "someone else's directory",
                 |d| fs::create_dir(d).unwrap(),
                 false,
                 &line,
-                "must be owned by uid 4242",
+                "deployer-hostpath owner ",
             ),
             (
                 "symbolic link as the file",
@@ -2105,7 +2089,7 @@ mod tests {
                 },
                 true,
                 &line,
-                "is a symbolic link",
+                "deployer-hostpath link ",
             ),
             (
                 "symbolic link as the directory",
@@ -2114,7 +2098,7 @@ mod tests {
                 },
                 true,
                 &line,
-                "is a symbolic link",
+                "deployer-hostpath link ",
             ),
             (
                 "not JSON",
@@ -2133,7 +2117,11 @@ mod tests {
             let (status, stderr) = sh(&host_append(dir.to_str().unwrap(), owner), stdin);
             assert_ne!(status, 0, "{what}: accepted");
             assert!(stderr.contains(says), "{what}: {stderr}");
-            assert!(stderr.starts_with("deployer history: "), "{what}: {stderr}");
+            assert!(
+                stderr.starts_with("deployer history: ")
+                    || crate::hostpath::parse_refusal(&stderr).is_some(),
+                "{what}: {stderr}"
+            );
             let file = dir.join(HOST_LOG_NAME);
             if !fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_symlink()) {
                 assert!(
@@ -2163,7 +2151,7 @@ mod tests {
                 "a log in someone else's directory",
                 Box::new(append),
                 false,
-                "must be owned by uid 4242",
+                "deployer-hostpath owner ",
             ),
             (
                 "a group-writable directory",
@@ -2172,7 +2160,7 @@ mod tests {
                     chmod(d, 0o775);
                 }),
                 true,
-                "writable by nobody else",
+                "deployer-hostpath mode ",
             ),
             (
                 "a world-writable log",
@@ -2181,7 +2169,7 @@ mod tests {
                     chmod(&d.join(HOST_LOG_NAME), 0o666);
                 }),
                 true,
-                "writable by nobody else",
+                "deployer-hostpath mode ",
             ),
             (
                 "a symbolic link as the log",
@@ -2190,13 +2178,13 @@ mod tests {
                     std::os::unix::fs::symlink("/etc/passwd", d.join(HOST_LOG_NAME)).unwrap();
                 }),
                 true,
-                "is a symbolic link",
+                "deployer-hostpath link ",
             ),
             (
                 "a symbolic link as the directory",
                 Box::new(|d| std::os::unix::fs::symlink("/tmp", d).unwrap()),
                 true,
-                "is a symbolic link",
+                "deployer-hostpath link ",
             ),
             (
                 "a parent that cannot be looked into",
@@ -2204,7 +2192,7 @@ mod tests {
                     fs::write(d.parent().unwrap(), "").unwrap();
                 }),
                 true,
-                "cannot look into",
+                "deployer-hostpath type ",
             ),
         ];
         for (what, setup, owned, says) in cases {
@@ -2219,7 +2207,10 @@ mod tests {
             let (status, stdout, stderr) = try_read_host(&dir, owner);
             assert_ne!(status, 0, "{what}: read as a history: {stdout:?}");
             assert_eq!(stdout, "", "{what}");
-            assert!(stderr.starts_with("deployer history: "), "{what}: {stderr}");
+            assert!(
+                crate::hostpath::parse_refusal(&stderr).is_some(),
+                "{what}: {stderr}"
+            );
             assert!(stderr.contains(says), "{what}: {stderr}");
         }
     }

@@ -19,6 +19,7 @@ pub mod error;
 pub mod fleet;
 pub mod freeze;
 pub mod history;
+pub mod hostpath;
 pub mod init;
 pub mod interrupt;
 pub mod known_hosts;

@@ -89,40 +89,65 @@ impl Holder {
 /// (locked) keeps the lock while lines arrive at least every `$3` seconds.
 /// End of file or silence ends it; so does `deployer unlock`, which checks
 /// that the pid it ends has the lock open on descriptor 8.
+///
+/// The directory is entered through [`crate::hostpath`] (created if
+/// missing; a refusal is the first line printed) and every file is named
+/// relative to it; the install lock lives there too (only its name is
+/// used).
 const SCRIPT: &str = r#"set -u
-dir=$1 holder=$2 expiry=$3 install=$4
+dir=$1 holder=$2 expiry=$3 install=${4##*/}
 umask 022
-install -d -m 0755 "$dir" || { echo "FAILED cannot create $dir"; exit 0; }
-exec 8>>"$dir/deploy.lock" || { echo "FAILED cannot open $dir/deploy.lock"; exit 0; }
+{ hp_enter "$dir" create; for f in deploy.lock holder holder.new holder.pid "$install"; do hp_file "$f"; done; } 2>&1
+exec 8>>deploy.lock || { echo "FAILED cannot open $dir/deploy.lock"; exit 0; }
 if ! flock -n 8; then
-    echo "BUSY $(head -c 4096 "$dir/holder" 2>/dev/null | tr '\n' ' ')"
+    echo "BUSY $(head -c 4096 holder 2>/dev/null | tr '\n' ' ')"
     exit 0
 fi
 if ! flock -n "$install" true; then
-    echo "INSTALLING $(head -c 1024 "$dir/installing" 2>/dev/null | tr '\n' ' ')"
+    echo "INSTALLING $(head -c 1024 installing 2>/dev/null | tr '\n' ' ')"
     exit 0
 fi
-printf '%s\n' "$holder" > "$dir/holder.new" && mv -f "$dir/holder.new" "$dir/holder"
-echo $$ > "$dir/holder.pid"
+printf '%s\n' "$holder" > holder.new && mv -f holder.new holder
+echo $$ > holder.pid
 echo LOCKED
 while IFS= read -r -t "$expiry" _; do :; done
-rm -f "$dir/holder" "$dir/holder.pid""#;
+rm -f holder holder.pid"#;
 
 /// The command that takes the lock for `holder` and keeps it while
 /// heartbeats arrive at least every `expiry_secs`. Its first line of
 /// output is `LOCKED`, `BUSY <holder>`, `INSTALLING <run>` or `FAILED ...`.
 pub fn command(holder: &Holder, expiry_secs: u64) -> RemoteCommand {
-    command_in(LOCK_DIR, detach::INSTALL_LOCK, holder, expiry_secs).sudo()
+    command_with(
+        &crate::hostpath::script(SCRIPT),
+        LOCK_DIR,
+        detach::INSTALL_LOCK,
+        holder,
+        expiry_secs,
+    )
+    .sudo()
 }
 
-/// [`command`] with its files in `dir` and the install lock at `install`,
-/// without sudo (tests use a directory of their own).
+/// [`command`] with its files in `dir` (trusted as a host trusts `/`, and
+/// owned by this user) and the install lock at `install`, without sudo
+/// (tests use a directory of their own).
+#[cfg(test)]
 fn command_in(dir: &str, install: &str, holder: &Holder, expiry_secs: u64) -> RemoteCommand {
+    let script = crate::hostpath::script_in(dir, rustix::process::geteuid().as_raw(), SCRIPT);
+    command_with(&script, dir, install, holder, expiry_secs)
+}
+
+fn command_with(
+    script: &str,
+    dir: &str,
+    install: &str,
+    holder: &Holder,
+    expiry_secs: u64,
+) -> RemoteCommand {
     let line = serde_json::to_string(holder).expect("plain strings serialize");
     RemoteCommand::new("bash")
         .args([
             "-c",
-            SCRIPT,
+            script,
             "deployer-lock",
             dir,
             &line,
@@ -173,6 +198,11 @@ pub fn parse(line: &str) -> Answer {
         } else {
             text::clip(&text::one_line(run), HOLDER_MAX)
         })
+    } else if let Some(refusal) = crate::hostpath::parse_refusal(line) {
+        Answer::Failed(format!(
+            "refusing to lock as root: {refusal}; {}",
+            refusal.fix()
+        ))
     } else if line.is_empty() {
         Answer::Failed(
             "the lock command ended without a word (are `bash` and `flock` installed there?)"
@@ -190,9 +220,12 @@ pub fn parse(line: &str) -> Answer {
 /// one read before the new holder wrote its own, must never get an
 /// unrelated process killed as root.
 const UNLOCK: &str = r#"dir=$1
-if flock -n "$dir/deploy.lock" true 2>/dev/null; then echo NONE; exit 0; fi
-echo "HELD $(head -c 4096 "$dir/holder" 2>/dev/null | tr '\n' ' ')"
-pid=$(cat "$dir/holder.pid" 2>/dev/null)
+hp_enter "$dir"
+if [ -n "$hp_missing" ]; then echo NONE; exit 0; fi
+hp_file deploy.lock
+if flock -n deploy.lock true 2>/dev/null; then echo NONE; exit 0; fi
+echo "HELD $(head -c 4096 holder 2>/dev/null | tr '\n' ' ')"
+pid=$(cat holder.pid 2>/dev/null)
 case $pid in ''|*[!0-9]*) echo "deployer unlock: no holder pid in $dir/holder.pid" >&2; exit 1 ;; esac
 if [ "$(readlink "/proc/$pid/fd/8" 2>/dev/null)" != "$dir/deploy.lock" ]; then
     echo "deployer unlock: process $pid (from $dir/holder.pid) is not the shell holding $dir/deploy.lock; nothing was ended, try again" >&2
@@ -200,7 +233,7 @@ if [ "$(readlink "/proc/$pid/fd/8" 2>/dev/null)" != "$dir/deploy.lock" ]; then
 fi
 kill -TERM "$pid" 2>/dev/null
 i=0
-while ! flock -n "$dir/deploy.lock" true 2>/dev/null; do
+while ! flock -n deploy.lock true 2>/dev/null; do
     i=$((i + 1))
     if [ "$i" -gt 50 ]; then echo "deployer unlock: the lock is still held" >&2; exit 1; fi
     sleep 0.1
@@ -210,20 +243,28 @@ echo BROKEN"#;
 /// Break the deploy lock of a host (as root): ends the shell that holds
 /// it. An install that is still running keeps its own lock.
 pub fn unlock_command() -> RemoteCommand {
-    unlock_command_in(LOCK_DIR).sudo()
+    unlock_command_with(&crate::hostpath::script(UNLOCK), LOCK_DIR).sudo()
 }
 
+#[cfg(test)]
 fn unlock_command_in(dir: &str) -> RemoteCommand {
+    let script = crate::hostpath::script_in(dir, rustix::process::geteuid().as_raw(), UNLOCK);
+    unlock_command_with(&script, dir)
+}
+
+fn unlock_command_with(script: &str, dir: &str) -> RemoteCommand {
     RemoteCommand::new("sh")
-        .args(["-c", UNLOCK, "deployer-unlock", dir])
+        .args(["-c", script, "deployer-unlock", dir])
         .named("unlock")
 }
 
 /// The script of [`check_command`] (`$1` the lock directory, `$2` the
 /// attempt): whether the lock is held, and by that attempt.
 const CHECK: &str = r#"dir=$1 attempt=$2
-if flock -n "$dir/deploy.lock" true 2>/dev/null; then echo FREE; exit 0; fi
-holder=$(head -c 4096 "$dir/holder" 2>/dev/null | tr '\n' ' ')
+{ hp_enter "$dir"; hp_file deploy.lock; } 2>&1
+if [ -n "$hp_missing" ]; then echo FREE; exit 0; fi
+if flock -n deploy.lock true 2>/dev/null; then echo FREE; exit 0; fi
+holder=$(head -c 4096 holder 2>/dev/null | tr '\n' ' ')
 case $holder in
     *"\"attempt\":\"$attempt\""*) echo OURS ;;
     *) echo "OTHER $holder" ;;
@@ -234,12 +275,18 @@ esac"#;
 /// whose lock was broken with `deployer unlock`, must not go on changing
 /// the host. Prints `OURS`, `FREE` or `OTHER <holder>`.
 pub fn check_command(attempt: &str) -> RemoteCommand {
-    check_command_in(LOCK_DIR, attempt).sudo()
+    check_command_with(&crate::hostpath::script(CHECK), LOCK_DIR, attempt).sudo()
 }
 
+#[cfg(test)]
 fn check_command_in(dir: &str, attempt: &str) -> RemoteCommand {
+    let script = crate::hostpath::script_in(dir, rustix::process::geteuid().as_raw(), CHECK);
+    check_command_with(&script, dir, attempt)
+}
+
+fn check_command_with(script: &str, dir: &str, attempt: &str) -> RemoteCommand {
     RemoteCommand::new("sh")
-        .args(["-c", CHECK, "deployer-lock-check", dir, attempt])
+        .args(["-c", script, "deployer-lock-check", dir, attempt])
         .named("lock check")
 }
 
@@ -263,6 +310,8 @@ pub fn parse_check(stdout: &str) -> Owner {
         Owner::Free
     } else if let Some(holder) = line.strip_prefix("OTHER") {
         Owner::Other(holder_text(holder))
+    } else if let Some(refusal) = crate::hostpath::parse_refusal(line) {
+        Owner::Other(format!("unknown, its directory is refused: {refusal}"))
     } else {
         Owner::Other(format!(
             "unknown (the check said `{}`)",
@@ -331,6 +380,16 @@ mod tests {
         assert!(
             c.as_str().ends_with(" 90 /run/deployer/install.lock"),
             "{c}"
+        );
+    }
+
+    /// The lock script names the install lock relative to the lock
+    /// directory it checked: the two must stay together.
+    #[test]
+    fn the_install_lock_lives_in_the_lock_directory() {
+        assert_eq!(
+            std::path::Path::new(detach::INSTALL_LOCK).parent(),
+            Some(std::path::Path::new(LOCK_DIR))
         );
     }
 
@@ -585,5 +644,48 @@ mod tests {
         assert_eq!(parse_unlock(&out.stdout), Ok(Unlocked::Free));
         other.release();
         silent.release();
+    }
+
+    /// Issue 17 item 4: a link planted at the lock directory is refused
+    /// (named, with its owner) by the lock, its check and unlock, and no
+    /// file is created where it points.
+    #[test]
+    fn a_planted_link_at_the_lock_directory_is_refused() {
+        use crate::transport::{local::LocalConnection, Connection};
+        let tmp = tempfile::tempdir().unwrap();
+        let top = tmp.path().canonicalize().unwrap().display().to_string();
+        let me = rustix::process::geteuid().as_raw();
+        std::fs::create_dir(format!("{top}/elsewhere")).unwrap();
+        std::os::unix::fs::symlink(format!("{top}/elsewhere"), format!("{top}/deployer")).unwrap();
+        let dir = format!("{top}/deployer");
+        let script = crate::hostpath::script_in(&top, me, SCRIPT);
+        let c = command_with(&script, &dir, &format!("{dir}/install.lock"), &alice(), 30);
+        let mut conn = LocalConnection::new();
+        let first = conn.hold(&c, std::time::Duration::from_secs(10)).unwrap();
+        conn.release();
+        match parse(&first) {
+            Answer::Failed(why) => {
+                assert!(why.starts_with("refusing to lock as root: `"), "{why}");
+                assert!(why.contains(&format!("{dir}` (owner ")), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let check = check_command_with(&crate::hostpath::script_in(&top, me, CHECK), &dir, "x");
+        assert!(
+            matches!(parse_check(&String::from_utf8_lossy(&sh(&check).stdout)), Owner::Other(w) if w.contains("refused"))
+        );
+        let unlock = unlock_command_with(&crate::hostpath::script_in(&top, me, UNLOCK), &dir);
+        let out = sh(&unlock);
+        assert_eq!(
+            out.status.code(),
+            Some(crate::hostpath::REFUSED_STATUS),
+            "{out:?}"
+        );
+        assert_eq!(
+            std::fs::read_dir(format!("{top}/elsewhere"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 }

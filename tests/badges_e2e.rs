@@ -46,13 +46,7 @@ fn svg(message: &str, meaning: Meaning) -> String {
 
 /// Every file in the badge directory of `host`, temporary ones included.
 fn listing(tb: &Testbed, host: &str) -> Vec<String> {
-    let out = tb.exec(host, &format!("ls -A {DIR}"));
-    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    names.sort();
-    names
+    common::cli::listing(tb, host, DIR)
 }
 
 #[test]

@@ -31,17 +31,7 @@ fn results(v: &Value, host: &str) -> Vec<(String, String)> {
 
 /// The check of `host` named `name`, in the JSON report.
 fn item<'v>(v: &'v Value, host: &str, name: &str) -> &'v Value {
-    v["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["host"] == host)
-        .unwrap()["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["check"] == name)
-        .unwrap()
+    common::cli::check_item(v, host, name)
 }
 
 fn expect(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -83,6 +73,7 @@ fn check_names_each_hosts_fault_and_its_fix() {
         ("tools", "ok"),
         ("badges_path", "ok"),
         ("stage", "ok"),
+        ("root-paths", "ok"),
     ];
     assert_eq!(results(&v, "test-1"), expect(&all_ok));
     assert_eq!(item(&v, "test-1", "stage")["detail"], "DEPLOYMENT=test");
@@ -119,6 +110,7 @@ fn check_names_each_hosts_fault_and_its_fix() {
         ("tools", "skipped"),
         ("badges_path", "skipped"),
         ("stage", "skipped"),
+        ("root-paths", "skipped"),
     ];
     assert_eq!(results(&v, "prod-1"), expect(&down));
     let r = item(&v, "prod-1", "reachable");

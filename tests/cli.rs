@@ -407,15 +407,32 @@ fn refresh_badges_on_local_stages() {
         eprintln!("skipped: badges_path on a local host needs root (sudo -n)");
         return;
     }
-    let text = std::fs::read_to_string(&example).unwrap();
-    let badges = dir.path().join("www/badges");
-    let text = text.replacen(
-        "\n[environment]\n",
-        &format!("\n[environment]\nbadges_path = {}\n", badges.display()),
-        1,
+    let with_badges = |badges: &Path| {
+        let text = std::fs::read_to_string(&example).unwrap().replacen(
+            "\n[environment]\n",
+            &format!("\n[environment]\nbadges_path = {}\n", badges.display()),
+            1,
+        );
+        write_config(&dir.path().join("deployer.ini"), &text);
+    };
+    // under the world-writable /tmp, root refuses to write (issue 17 item 4)
+    let unsafe_badges = dir.path().join("www/badges");
+    with_badges(&unsafe_badges);
+    let (code, out, err) = output(deployer(dir.path()).args(["refresh_badges", "--quiet"]));
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("refusing to write the badges in")
+            && err.contains("can be written by users other than root"),
+        "{err}"
     );
-    let config = dir.path().join("deployer.ini");
-    write_config(&config, &text);
+    assert!(!unsafe_badges.exists(), "nothing created: {err}");
+    // in a directory only root can write: written
+    let safe = tempfile::Builder::new()
+        .prefix("deployer-cli-badges.")
+        .tempdir_in("/var/lib")
+        .unwrap();
+    let badges = safe.path().join("www/badges");
+    with_badges(&badges);
     let (code, out, err) = output(deployer(dir.path()).args(["refresh_badges", "--quiet"]));
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(out, "");

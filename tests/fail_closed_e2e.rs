@@ -1351,3 +1351,262 @@ fn r3_item8_every_refusal_prints_its_history_record_under_json() {
     assert_eq!(tb.dpkg_status("test-1", "fastpath"), format!("ii {NEW}"));
     assert_eq!(tb.dpkg_status("prod-1", "fastpath"), format!("ii {OLD}"));
 }
+
+// ---------------------------------------------------------------------------
+// Issue 17, third round: items 4 and 5 (root writes on hosts, new badges)
+
+/// Run `cmd` as root inside `host`, asserting that it worked.
+fn r3_on(tb: &Testbed, host: &str, cmd: &str) {
+    let out = tb.exec(host, cmd);
+    assert!(out.status.success(), "{host}: `{cmd}`: {out:?}");
+}
+
+/// Whether `path` exists inside `host` (as a link, too), looked at from
+/// inside, where the host's own links resolve.
+fn r3_exists(tb: &Testbed, host: &str, path: &str) -> bool {
+    tb.exec(host, &format!("test -e '{path}' || test -L '{path}'"))
+        .status
+        .success()
+}
+
+/// Item 4: a badge directory planted as a link, by a web server's account
+/// that owns its parent (the issue's case), or under a root-owned parent,
+/// and a badge's own name planted as a link: each is refused, naming the
+/// path and its owner; nothing is written through the link (no
+/// `/root/.ssh/fastpath.svg`); `check` reports the same; a host without a
+/// plant gets its badges.
+#[test]
+fn r3_item4_badges_are_never_written_through_a_planted_link() {
+    let Some(tb) = two_stages(2, "badges_path = /var/www/badges", "") else {
+        return;
+    };
+    let before = common::cli::listing(&tb, "test-1", "/root/.ssh");
+    // test-1: www-data owns /var/www and swapped the directory for a link
+    r3_on(
+        &tb,
+        "test-1",
+        "mkdir -p /var/www && chown www-data: /var/www && ln -s /root/.ssh /var/www/badges && chown -h www-data: /var/www/badges",
+    );
+    // test-2: a link at the badge directory itself, under a root-owned parent
+    r3_on(
+        &tb,
+        "test-2",
+        "mkdir -p /var/www && ln -s /root/.ssh /var/www/badges && chown -h www-data: /var/www/badges",
+    );
+    // prod-1: a link at a badge's own name
+    r3_on(
+        &tb,
+        "prod-1",
+        "mkdir -p /var/www/badges && ln -s /root/.ssh/fastpath.svg /var/www/badges/fastpath.svg && chown -h www-data: /var/www/badges/fastpath.svg",
+    );
+    let (code, out, err) = deployer(&tb, &["refresh_badges"]);
+    assert_ne!(code, 0, "{out}{err}");
+    for (host, path, owner) in [
+        ("test-1", "/var/www", "www-data"),
+        ("test-2", "/var/www/badges", "www-data"),
+        ("prod-1", "/var/www/badges/fastpath.svg", "www-data"),
+    ] {
+        let line = err
+            .lines()
+            .find(|l| l.contains(&format!("host `{host}`")))
+            .unwrap_or_else(|| panic!("{host} not refused: {err}"));
+        assert!(
+            line.contains("refusing to write the badges in `/var/www/badges` as root")
+                && line.contains(&format!("`{path}` (owner {owner}, uid 33,")),
+            "{host}: {err}"
+        );
+        assert!(!r3_exists(&tb, host, "/root/.ssh/fastpath.svg"), "{host}");
+        assert_eq!(
+            common::cli::listing(&tb, host, "/root/.ssh"),
+            before,
+            "{host}"
+        );
+    }
+    assert!(err.contains("note: "), "{err}");
+    assert!(
+        common::cli::listing(&tb, "prod-2", "/var/www/badges")
+            .contains(&"fastpath.svg".to_string()),
+        "the host without a plant got its badges: {out}{err}"
+    );
+
+    // check reports the same problems, and changes nothing
+    let (code, out, err) = deployer(&tb, &["check", "--json"]);
+    assert_eq!(code, 3, "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let badges = |host: &str| common::cli::check_item(&v, host, "badges_path").clone();
+    for (host, path) in [
+        ("test-1", "`/var/www` (owner www-data"),
+        ("test-2", "`/var/www/badges` (owner www-data"),
+        ("prod-1", "`/var/www/badges/fastpath.svg` (owner www-data"),
+    ] {
+        let b = badges(host);
+        assert_eq!(b["result"], "failed", "{host}: {b}");
+        assert!(b["problem"].as_str().unwrap().contains(path), "{host}: {b}");
+    }
+    assert_eq!(badges("prod-2")["result"], "ok");
+    assert_eq!(common::cli::listing(&tb, "test-1", "/root/.ssh"), before);
+}
+
+/// Item 4: the lock directory, the host history, the run directories and
+/// the freeze directory, each planted as a link to `/root/.ssh` by another
+/// user: the deploy (or freeze) is refused naming the path and its owner,
+/// the host is not changed, nothing is written through the link, and
+/// `check` names the plant.
+#[test]
+fn r3_item4_lock_history_run_and_freeze_directories_refuse_a_planted_link() {
+    let Some(tb) = two_stages(1, "", "") else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
+    let before = common::cli::listing(&tb, "test-1", "/root/.ssh");
+    // a link to /root/.ssh, or into it for a file, owned by www-data
+    let plant = |path: &str| {
+        let target = if path.ends_with(".jsonl") {
+            "/root/.ssh/authorized_keys"
+        } else {
+            "/root/.ssh"
+        };
+        r3_on(
+            &tb,
+            "test-1",
+            &format!(
+                "rm -rf '{path}' && mkdir -p \"$(dirname '{path}')\" && ln -s {target} '{path}' && chown -h www-data: '{path}'"
+            ),
+        );
+    };
+    let keys = tb.read_file("test-1", "/root/.ssh/authorized_keys");
+    assert!(keys.is_some(), "root's authorized_keys is there to be kept");
+    let unplant = |path: &str| r3_on(&tb, "test-1", &format!("rm -f '{path}'"));
+    let named = |err: &str, path: &str| {
+        assert!(
+            err.contains(&format!("`{path}` (owner www-data, uid 33,"))
+                && err.contains("is a symbolic link"),
+            "{path}: {err}"
+        );
+    };
+
+    // the lock directory, then the host history (its directory, its file):
+    // refused before any change
+    for (path, headline) in [
+        (
+            "/run/deployer",
+            "the deploy lock of `test` cannot be taken safely",
+        ),
+        (
+            "/var/log/deployer",
+            "cannot record the attempt on 1 host(s) of `test`",
+        ),
+        (
+            "/var/log/deployer/history.jsonl",
+            "cannot record the attempt on 1 host(s) of `test`",
+        ),
+    ] {
+        plant(path);
+        let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+        assert_ne!(code, 0, "{out}{err}");
+        assert!(err.contains(headline), "{err}");
+        named(&err, path);
+        assert_eq!(last(&tb)["outcome"], "refused");
+        assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(OLD));
+        assert_eq!(common::cli::listing(&tb, "test-1", "/root/.ssh"), before);
+        assert_eq!(tb.read_file("test-1", "/root/.ssh/authorized_keys"), keys);
+        unplant(path);
+    }
+
+    // the run directories
+    plant("/var/lib/deployer/runs");
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+    assert_ne!(code, 0, "{out}{err}");
+    named(&format!("{out}{err}"), "/var/lib/deployer/runs");
+    let r = last(&tb);
+    assert_ne!(r["outcome"], "success", "{r}");
+    assert_ne!(host_result(&r, "test-1"), "changed", "{r}");
+    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(OLD));
+    assert_eq!(common::cli::listing(&tb, "test-1", "/root/.ssh"), before);
+    unplant("/var/lib/deployer/runs");
+
+    // the freeze directory
+    plant("/var/lib/deployer/freeze");
+    let (code, out, err) = deployer(&tb, &["freeze", "test", "--reason", "r3 item 4"]);
+    assert_ne!(code, 0, "{out}{err}");
+    named(&format!("{out}{err}"), "/var/lib/deployer/freeze");
+    assert!(!r3_exists(&tb, "test-1", "/root/.ssh/test"));
+    assert_eq!(common::cli::listing(&tb, "test-1", "/root/.ssh"), before);
+
+    // check names the plant; the host without one passes
+    let (code, out, err) = deployer(&tb, &["check"]);
+    assert_eq!(code, 3, "{out}{err}");
+    let at = out
+        .lines()
+        .position(|l| l.starts_with("test-1 "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        out.lines().nth(at).unwrap().contains("root-paths FAILED"),
+        "{out}"
+    );
+    named(out.lines().nth(at + 1).unwrap(), "/var/lib/deployer/freeze");
+    assert!(
+        out.lines()
+            .nth(at + 2)
+            .unwrap()
+            .starts_with("  note: on `test-1`, replace the link"),
+        "{out}"
+    );
+    assert!(
+        !out.lines()
+            .any(|l| l.starts_with("prod-1 ") && l.contains("FAILED")),
+        "{out}"
+    );
+    unplant("/var/lib/deployer/freeze");
+
+    // with every plant gone, the same deploy goes through
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(NEW));
+}
+
+/// Item 5: a package added to `deb_packages` gets its badge at the next
+/// refresh (the others are left alone), and so does every package when the
+/// badge directory exists but is empty.
+#[test]
+fn r3_item5_a_new_package_and_an_empty_directory_get_their_badges() {
+    let Some(tb) = Testbed::start(&[("test", 2)]) else {
+        return;
+    };
+    let env = "badges_path = /var/www/badges";
+    tb.write_config(&["fastpath"], env, "");
+    // test-2: the directory exists, empty
+    r3_on(&tb, "test-2", "mkdir -p /var/www/badges");
+    let (code, out, err) = deployer(&tb, &["refresh_badges"]);
+    assert_eq!(code, 0, "{out}{err}");
+    for host in ["test-1", "test-2"] {
+        assert_eq!(
+            common::cli::listing(&tb, host, "/var/www/badges"),
+            ["fastpath.svg"],
+            "{host}"
+        );
+    }
+    let inode = |host: &str| {
+        let out = tb.exec(host, "stat -c %i /var/www/badges/fastpath.svg");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let kept = inode("test-1");
+    // a package added to the configuration
+    tb.write_config(&["fastpath", "detector"], env, "");
+    let (code, out, err) = deployer(&tb, &["refresh_badges"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!err.contains("cannot write the badges"), "{err}");
+    for host in ["test-1", "test-2"] {
+        assert_eq!(
+            common::cli::listing(&tb, host, "/var/www/badges"),
+            ["detector.svg", "fastpath.svg"],
+            "{host}"
+        );
+        assert!(out.contains("1 written, 1 unchanged"), "{out}");
+    }
+    assert_eq!(inode("test-1"), kept, "the unchanged badge was left alone");
+    let badge = tb
+        .read_file("test-1", "/var/www/badges/detector.svg")
+        .unwrap();
+    assert!(badge.contains("detector"), "{badge}");
+}

@@ -1,8 +1,11 @@
 //! `deployer check [STAGE]`: every host end to end, host by host, in
 //! parallel (one session per host, through the [`Fleet`]): reachable, host
 //! key known, login, `sudo -n`, the apt and dpkg tools, `badges_path`
-//! writable, and the stage the host believes it is in (`DEPLOYMENT=` in
-//! `/etc/machine-info`). Each failure comes with its fix.
+//! writable, the stage the host believes it is in (`DEPLOYMENT=` in
+//! `/etc/machine-info`), and the directories deployer writes as root (runs,
+//! lock, freeze, history), which, like `badges_path`, must be reached
+//! through no link and no directory another user can write (the very check
+//! of [`crate::hostpath`] the writes make). Each failure comes with its fix.
 //!
 //! It changes nothing on a host: every command it sends only looks (the
 //! `badges_path` probe tests the directory, or its nearest existing
@@ -33,15 +36,19 @@ pub(crate) enum Item {
     Sudo,
     /// `dpkg-query`, `apt-get` and `apt-cache` are there.
     Tools,
-    /// `badges_path` (or its nearest existing parent) is writable by root.
+    /// `badges_path` (or its nearest existing parent) is writable by root,
+    /// through no link or directory another user can write.
     BadgesPath,
     /// `DEPLOYMENT=` in `/etc/machine-info` names the configured stage.
     Stage,
+    /// The directories deployer writes as root are reached through no link
+    /// or directory another user can write.
+    RootPaths,
 }
 
 impl Item {
     /// Every item, in order.
-    pub(crate) const ALL: [Item; 7] = [
+    pub(crate) const ALL: [Item; 8] = [
         Item::Reachable,
         Item::HostKey,
         Item::Login,
@@ -49,6 +56,7 @@ impl Item {
         Item::Tools,
         Item::BadgesPath,
         Item::Stage,
+        Item::RootPaths,
     ];
 
     /// The name shown in text and JSON.
@@ -61,6 +69,7 @@ impl Item {
             Item::Tools => "tools",
             Item::BadgesPath => "badges_path",
             Item::Stage => "stage",
+            Item::RootPaths => "root-paths",
         }
     }
 }
@@ -209,7 +218,7 @@ fn check_member(config: &Config, m: &mut Member) -> HostCheck {
     match (&config.badges_path, sudo_ok) {
         (None, _) => sheet.set(Item::BadgesPath, Outcome::NotApplicable("not set")),
         (Some(_), false) => sheet.set(Item::BadgesPath, Outcome::Skipped),
-        (Some(dir), true) => match m.run(&badges_probe_command(dir), timeout) {
+        (Some(dir), true) => match m.run(&badges_probe_command(dir, &config.packages), timeout) {
             Ok(out) => sheet.set(Item::BadgesPath, badges_outcome(dir, &out, &hint)),
             Err(e) => {
                 lost(&mut sheet, Item::BadgesPath, &e);
@@ -220,7 +229,15 @@ fn check_member(config: &Config, m: &mut Member) -> HostCheck {
 
     match m.run(&machine_info_command(), timeout) {
         Ok(out) => sheet.set(Item::Stage, stage_outcome(&out, &hint)),
-        Err(e) => lost(&mut sheet, Item::Stage, &e),
+        Err(e) => {
+            lost(&mut sheet, Item::Stage, &e);
+            return sheet.finish(m);
+        }
+    }
+
+    match m.run(&crate::hostpath::probe_command(&ROOT_PATHS), timeout) {
+        Ok(out) => sheet.set(Item::RootPaths, root_paths_outcome(&out, &hint)),
+        Err(e) => lost(&mut sheet, Item::RootPaths, &e),
     }
     sheet.finish(m)
 }
@@ -379,7 +396,8 @@ fn tools_outcome(stdout: &str, hint: &Hint) -> Outcome {
 /// runs coreutils' `test`, which asks the kernel (a read-only mount is
 /// not writable, even for root), where the shell's builtin may not.
 /// Creates nothing.
-const BADGES_PROBE: &str = r#"d=$1
+const BADGES_PROBE: &str = r#"( hp_enter "$1"; [ -n "$hp_missing" ] || { shift; for f; do hp_file "$f"; done; } ) 2>&1 || exit 0
+d=$1
 if [ -e "$d" ] && [ ! -d "$d" ]; then echo "not-a-directory $d"; exit 0; fi
 while [ ! -e "$d" ]; do d=$(dirname -- "$d"); done
 if [ ! -d "$d" ]; then echo "not-a-directory $d"
@@ -388,11 +406,25 @@ elif env test -w "$d"; then
 else echo "not-writable $d"; fi
 "#;
 
-fn badges_probe_command(dir: &Path) -> RemoteCommand {
+fn badges_probe_command(dir: &Path, packages: &[crate::package::PackageName]) -> RemoteCommand {
+    badges_probe_with(&crate::hostpath::script(BADGES_PROBE), dir, packages).sudo()
+}
+
+/// [`badges_probe_command`] with `script` (the probe after the
+/// [`crate::hostpath`] functions), without sudo.
+fn badges_probe_with(
+    script: &str,
+    dir: &Path,
+    packages: &[crate::package::PackageName],
+) -> RemoteCommand {
     RemoteCommand::new("sh")
-        .args(["-c", BADGES_PROBE, "deployer-check"])
+        .args(["-c", script, "deployer-check"])
         .arg(dir.to_string_lossy())
-        .sudo()
+        .args(
+            packages
+                .iter()
+                .flat_map(|p| [format!("{p}.svg"), format!("{p}.png")]),
+        )
         .named("badges_path check")
 }
 
@@ -408,10 +440,16 @@ enum BadgesDir {
     NotADirectory(String),
     /// The directory (named) is not writable, even by root.
     NotWritable(String),
+    /// A component on the way, or a badge's file, is a link or a directory
+    /// another user can write ([`crate::hostpath`]).
+    Refused(crate::hostpath::Refusal),
 }
 
 fn parse_badges_probe(stdout: &str) -> Option<BadgesDir> {
     let line = stdout.lines().next()?;
+    if let Some(refusal) = crate::hostpath::parse_refusal(line) {
+        return Some(BadgesDir::Refused(refusal));
+    }
     let (word, path) = line.split_once(' ').unwrap_or((line, ""));
     let path = path.to_string();
     match word {
@@ -425,9 +463,18 @@ fn parse_badges_probe(stdout: &str) -> Option<BadgesDir> {
 
 fn badges_outcome(dir: &Path, out: &Output, hint: &Hint) -> Outcome {
     let host = &hint.host;
+    let probed = match parse_badges_probe(&out.stdout) {
+        // a file on the way to the directory: said as before
+        Some(BadgesDir::Refused(r))
+            if r.kind == crate::hostpath::Kind::Type && dir.starts_with(&r.path) =>
+        {
+            Some(BadgesDir::NotADirectory(r.path))
+        }
+        other => other,
+    };
     let dir = dir.display();
     let shown = |p: &str| crate::deploy::remote_text(p);
-    match parse_badges_probe(&out.stdout) {
+    match probed {
         _ if !out.success() => Outcome::Failed {
             problem: format!(
                 "cannot test `{dir}` (exit status {}){}",
@@ -456,6 +503,13 @@ fn badges_outcome(dir: &Path, out: &Output, hint: &Hint) -> Outcome {
                 "make `{dir}` writable on `{host}`, or set `badges_path` in deployer.ini to a writable directory"
             ),
         },
+        Some(BadgesDir::Refused(r)) => Outcome::Failed {
+            problem: format!("root would not write the badges there: {r}"),
+            fix: format!(
+                "on `{host}`, {}; or set `badges_path` in deployer.ini to a directory only root can write",
+                r.fix()
+            ),
+        },
         None => Outcome::Failed {
             problem: format!(
                 "unexpected answer to the `badges_path` test{}",
@@ -464,6 +518,53 @@ fn badges_outcome(dir: &Path, out: &Output, hint: &Hint) -> Outcome {
             fix: format!("run `sudo -n test -w {dir}` on `{host}` to see why"),
         },
     }
+}
+
+/// The directories deployer writes as root on every host, checked as the
+/// writes check them.
+const ROOT_PATHS: [&str; 4] = [
+    crate::detach::RUNS_DIR,
+    crate::lock::LOCK_DIR,
+    crate::freeze::DIR,
+    crate::history::HOST_LOG_DIR,
+];
+
+/// What the [`crate::hostpath::probe_command`] of [`ROOT_PATHS`] says:
+/// passed when none is refused, else the refusals and their fixes.
+fn root_paths_outcome(out: &Output, hint: &Hint) -> Outcome {
+    let host = &hint.host;
+    let probed = crate::hostpath::parse_probe(&out.stdout);
+    let refused: Vec<&crate::hostpath::Refusal> = probed
+        .iter()
+        .filter_map(|p| match p {
+            crate::hostpath::Probed::Refused(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    if let Some(first) = refused.first() {
+        return Outcome::Failed {
+            problem: refused
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+            fix: format!("on `{host}`, {}", first.fix()),
+        };
+    }
+    if !out.success() || probed.len() != ROOT_PATHS.len() {
+        return Outcome::Failed {
+            problem: format!(
+                "unexpected answer to the test of {}{}",
+                ROOT_PATHS.join(", "),
+                said(&out.stdout)
+            ),
+            fix: format!(
+                "check that `sh` and `stat` work for `{}` on `{host}`",
+                hint.user
+            ),
+        };
+    }
+    Outcome::Passed(None)
 }
 
 /// Where a host says which deployment it belongs to (machine-info(5)).
@@ -780,6 +881,41 @@ mod tests {
         assert!(connect_fix(&auth, &h).contains("authorized_keys"));
     }
 
+    #[test]
+    fn root_paths_pass_unless_one_is_refused() {
+        let h = Hint {
+            host: "prod-1".into(),
+            stage: "prod".into(),
+            user: "deployer".into(),
+        };
+        let out = |stdout: &str| output(0, stdout, "");
+        let fine = "ok /var/lib/deployer/runs\nok /run/deployer\nmissing /var/lib/deployer/freeze /var/lib/deployer/freeze\nok /var/log/deployer\n";
+        assert_eq!(root_paths_outcome(&out(fine), &h), Outcome::Passed(None));
+        let planted = fine.replace(
+            "ok /run/deployer",
+            "deployer-hostpath link 1000 eve 777 /run/deployer",
+        );
+        match root_paths_outcome(&out(&planted), &h) {
+            Outcome::Failed { problem, fix } => {
+                assert!(
+                    problem.starts_with(
+                        "`/run/deployer` (owner eve, uid 1000, mode 777) is a symbolic link"
+                    ),
+                    "{problem}"
+                );
+                assert!(
+                    fix.starts_with("on `prod-1`, replace the link `/run/deployer`"),
+                    "{fix}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            root_paths_outcome(&out("ok /run/deployer\n"), &h),
+            Outcome::Failed { .. }
+        ));
+    }
+
     /// The probe, run here (as this user, without sudo) on real
     /// directories: it tells the cases apart and creates nothing.
     #[test]
@@ -788,7 +924,15 @@ mod tests {
         let base = dir.path();
         std::fs::write(base.join("file"), "").unwrap();
         let run = |p: &Path| {
-            let (status, stdout, stderr) = crate::command::run_here(&badges_probe_command(p), b"");
+            let top = base.canonicalize().unwrap().display().to_string();
+            let me = rustix::process::geteuid().as_raw();
+            let script = crate::hostpath::script_in(&top, me, BADGES_PROBE);
+            let c = badges_probe_with(
+                &script,
+                &Path::new(&top).join(p.strip_prefix(base).unwrap()),
+                &[],
+            );
+            let (status, stdout, stderr) = crate::command::run_here(&c, b"");
             assert_eq!(status, 0, "{stderr}");
             parse_badges_probe(&stdout)
         };
@@ -798,18 +942,40 @@ mod tests {
             Some(BadgesDir::Creatable(base.display().to_string()))
         );
         assert!(!base.join("a").exists(), "nothing created");
-        assert_eq!(
-            run(&base.join("file")),
-            Some(BadgesDir::NotADirectory(
-                base.join("file").display().to_string()
-            ))
+        let refused = |p: &Path| match run(p) {
+            Some(BadgesDir::Refused(r)) => (r.kind, r.path),
+            other => panic!("{other:?}"),
+        };
+        use crate::hostpath::Kind;
+        let file = base.join("file").display().to_string();
+        assert_eq!(refused(&base.join("file")), (Kind::Type, file.clone()));
+        assert_eq!(refused(&base.join("file/x")), (Kind::Type, file));
+        // a planted link, at the directory or at a badge's name
+        std::fs::create_dir(base.join("target")).unwrap();
+        std::os::unix::fs::symlink(base.join("target"), base.join("linked")).unwrap();
+        let linked = base.join("linked").display().to_string();
+        assert_eq!(refused(&base.join("linked")), (Kind::Link, linked.clone()));
+        assert_eq!(refused(&base.join("linked/badges")), (Kind::Link, linked));
+        std::fs::create_dir(base.join("real")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", base.join("real/fastpath.svg")).unwrap();
+        let top = base.canonicalize().unwrap().display().to_string();
+        let me = rustix::process::geteuid().as_raw();
+        let c = badges_probe_with(
+            &crate::hostpath::script_in(&top, me, BADGES_PROBE),
+            &Path::new(&top).join("real"),
+            &["fastpath".parse().unwrap()],
         );
-        assert_eq!(
-            run(&base.join("file/x")),
-            Some(BadgesDir::NotADirectory(
-                base.join("file").display().to_string()
-            ))
-        );
+        let (_, stdout, _) = crate::command::run_here(&c, b"");
+        match parse_badges_probe(&stdout) {
+            Some(BadgesDir::Refused(r)) => {
+                assert_eq!(
+                    (r.kind, r.path),
+                    (Kind::Link, format!("{top}/real/fastpath.svg"))
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(std::fs::read_dir(base.join("target")).unwrap().count(), 0);
         if !rustix::process::geteuid().is_root() {
             let locked = base.join("locked");
             std::fs::create_dir(&locked).unwrap();

@@ -152,7 +152,7 @@ pub fn apply(
     });
     f.notes = problems;
     f.notes.push(format!(
-        "run `deployer {action} {stage}` again once the hosts are reachable"
+        "run `deployer {action} {stage}` again once those hosts are fixed"
     ));
     Err(f)
 }

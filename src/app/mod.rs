@@ -548,17 +548,12 @@ fn show_history(
             }
             Ok(out) => {
                 // the host's words: one line, escaped, clipped
-                let why = crate::text::clip(
-                    &crate::text::one_line(out.stderr.trim()),
-                    crate::error::REMOTE_TEXT_MAX,
-                );
                 warn(
                     cli,
                     &format!(
-                        "host `{host}`: cannot read `{}` (exit status {}){}{why}",
+                        "host `{host}`: cannot read `{}`: {}",
                         history::HOST_LOG_FILE,
-                        out.status,
-                        if why.is_empty() { "" } else { ": " },
+                        crate::transport::failure(&out)
                     ),
                 );
                 status = ExitStatus::Unreachable;

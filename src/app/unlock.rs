@@ -52,14 +52,7 @@ pub fn apply(
     for (host, answer) in &answers {
         let outcome = match answer {
             Ok(out) if out.success() => lock::parse_unlock(&out.stdout),
-            Ok(out) => Err(format!(
-                "exit status {}: {}",
-                out.status,
-                crate::text::clip(
-                    &crate::text::one_line(out.stderr.trim()),
-                    crate::error::REMOTE_TEXT_MAX
-                )
-            )),
+            Ok(out) => Err(crate::transport::failure(out)),
             Err(e) => Err(e.to_string()),
         };
         let (result, message) = match &outcome {

@@ -5,9 +5,14 @@
 //! temporary file in its own directory and renamed into place, so a web
 //! server never serves half a badge; a file whose bytes did not change is
 //! left alone (its modification time, and so caches and ETags, stay valid).
-//! On a host everything travels in one command per host: the file names as
-//! arguments (quoted; each is a package name and a fixed extension), the
-//! contents on stdin, one base64 line per file.
+//! On a host everything travels in two commands per host: a read-only
+//! look at the badges already there (their SHA-256), then, for the files
+//! that changed only, one root write with the file names as arguments
+//! (quoted; each is a package name and a fixed extension) and the contents
+//! on stdin as a tar archive. A badge that is not there yet is simply one
+//! to write, as is every badge of a directory that is empty or missing.
+//! Both commands walk `badges_path` through [`crate::hostpath`], so root
+//! never writes through a link or a directory another user could change.
 
 use std::fs;
 use std::io::{self, Write};
@@ -50,6 +55,15 @@ pub enum HostWriteError {
     /// The host could not be reached, or the command could not run.
     #[error("{0}")]
     Host(#[from] HostError),
+    /// A component of the directory, or a badge's file name, is a link or
+    /// can be changed by a user other than root: nothing was written.
+    #[error("refusing to write the badges in `{dir}` as root: {refusal}\n  note: {}", refusal.fix())]
+    Refused {
+        /// The directory on the host.
+        dir: String,
+        /// The component at fault, as the host described it.
+        refusal: Box<crate::hostpath::Refusal>,
+    },
     /// The command ran and failed (sudo, a full disk, a file in the way).
     #[error("cannot write the badges in `{dir}`: {why}")]
     Failed {
@@ -62,38 +76,68 @@ pub enum HostWriteError {
 
 /// The read-only check run first on a host, without sudo (badges are
 /// world-readable): the SHA-256 of each badge already there. `$1` is the
-/// directory, the other arguments the file names; a missing file or
-/// directory prints nothing for it.
-const CHECK_SCRIPT: &str = r#"cd -- "$1" 2>/dev/null || exit 0
+/// directory, the other arguments the file names. A missing directory or
+/// file prints nothing for it (it is one to write); a link or a directory
+/// others can write on the way, or a badge that is a link, is refused (see
+/// [`crate::hostpath`]) before anything is written.
+const CHECK_SCRIPT: &str = r#"hp_enter "$1"
+[ -z "$hp_missing" ] || exit 0
 shift
-exec sha256sum -- "$@" 2>/dev/null
+n=$#
+for f; do
+    hp_file "$f"
+    if [ -e "$f" ]; then set -- "$@" "$f"; fi
+done
+shift "$n"
+[ "$#" -eq 0 ] || exec sha256sum -- "$@"
 "#;
 
 /// The write, run as root through `sudo -n`, for the files that changed
 /// only. `$1` is the directory, the other arguments the file names; stdin
-/// is a tar archive of those files. They are unpacked into a fresh
-/// directory beside the badges, given mode 0644, then renamed into place
-/// by one `mv` (a `rename` per file, so each badge is replaced whole). A
-/// directory where a badge should be is an error, never moved into. A
-/// constant number of processes, however many badges.
+/// is a tar archive of those files. The directory is entered through
+/// [`crate::hostpath`] (created if missing), and everything after is
+/// relative to it: the files are unpacked into a fresh directory beside
+/// the badges, given mode 0644, then renamed into place by one `mv` (a
+/// `rename` per file, so each badge is replaced whole). A directory or a
+/// link where a badge should be is an error, never moved into or
+/// followed. A constant number of processes, however many badges.
 const WRITE_SCRIPT: &str = r#"set -eu
 umask 022
-dir=$1
+hp_enter "$1" create
 shift
-[ -d "$dir" ] || mkdir -p -- "$dir"
-tmp=$(mktemp -d -- "$dir/.deployer-badges.XXXXXX")
+for f; do hp_file "$f"; done
+tmp=$(mktemp -d -- .deployer-badges.XXXXXX)
 trap 'rm -rf -- "$tmp"' EXIT
-cd -- "$tmp"
-tar -x -m --no-same-owner --no-same-permissions -f - -- "$@"
-chmod 0644 -- "$@"
-mv -f -- "$@" "$dir/"
+tar -x -m --no-same-owner --no-same-permissions -C "$tmp" -f - -- "$@"
+(cd -- "$tmp" && chmod 0644 -- "$@" && mv -f -- "$@" ..)
 echo written "$@"
 "#;
 
+/// The two scripts, with the [`crate::hostpath`] functions for the paths
+/// they may trust.
+struct Scripts {
+    check: String,
+    write: String,
+}
+
+impl Scripts {
+    /// On a host: paths from `/`, owned by root.
+    fn host() -> Scripts {
+        Scripts {
+            check: crate::hostpath::script(CHECK_SCRIPT),
+            write: crate::hostpath::script(WRITE_SCRIPT),
+        }
+    }
+}
+
 /// The read-only command listing the SHA-256 of `names` in `dir`.
 pub fn check_command(dir: &Path, names: &[&str]) -> RemoteCommand {
+    check_with(&Scripts::host(), dir, names)
+}
+
+fn check_with(scripts: &Scripts, dir: &Path, names: &[&str]) -> RemoteCommand {
     RemoteCommand::new("sh")
-        .args(["-c", CHECK_SCRIPT, "deployer-badges"])
+        .args(["-c", &scripts.check, "deployer-badges"])
         .arg(dir.to_string_lossy())
         .args(names)
         .named("badges")
@@ -124,8 +168,12 @@ fn hex_sha256(bytes: &[u8]) -> String {
 /// The command that writes `names` into `dir` on a host (contents from
 /// [`write_stdin`]).
 pub fn write_command(dir: &Path, names: &[&str]) -> RemoteCommand {
+    write_with_scripts(&Scripts::host(), dir, names)
+}
+
+fn write_with_scripts(scripts: &Scripts, dir: &Path, names: &[&str]) -> RemoteCommand {
     RemoteCommand::new("sh")
-        .args(["-c", WRITE_SCRIPT, "deployer-badges"])
+        .args(["-c", &scripts.write, "deployer-badges"])
         .arg(dir.to_string_lossy())
         .args(names)
         .sudo()
@@ -184,6 +232,7 @@ pub fn write_on_host(
                 on_output: None,
             })
         },
+        &Scripts::host(),
         dir,
         files,
     )
@@ -192,6 +241,7 @@ pub fn write_on_host(
 /// [`write_on_host`] with the commands run by `run` (command, stdin).
 fn write_with(
     mut run: impl FnMut(&RemoteCommand, Option<&[u8]>) -> Result<Output, HostError>,
+    scripts: &Scripts,
     dir: &Path,
     files: &[File],
 ) -> Result<Written, HostWriteError> {
@@ -199,10 +249,17 @@ fn write_with(
         dir: dir.display().to_string(),
         why,
     };
+    let refused_or_failed = |out: &Output| match crate::hostpath::parse_refusal(&out.stderr) {
+        Some(refusal) => HostWriteError::Refused {
+            dir: dir.display().to_string(),
+            refusal: Box::new(refusal),
+        },
+        None => failed(transport::failure(out)),
+    };
     let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
-    let out = run(&check_command(dir, &names), None)?;
+    let out = run(&check_with(scripts, dir, &names), None)?;
     if !out.success() {
-        return Err(failed(transport::failure(&out)));
+        return Err(refused_or_failed(&out));
     }
     let changed = changed(files, &out.stdout);
     let mut result = Written::default();
@@ -215,9 +272,12 @@ fn write_with(
         return Ok(result);
     }
     let names: Vec<&str> = changed.iter().map(|f| f.name.as_str()).collect();
-    let out = run(&write_command(dir, &names), Some(&write_stdin(&changed)))?;
+    let out = run(
+        &write_with_scripts(scripts, dir, &names),
+        Some(&write_stdin(&changed)),
+    )?;
     if !out.success() {
-        return Err(failed(transport::failure(&out)));
+        return Err(refused_or_failed(&out));
     }
     parse_write_output(&out.stdout, &names).map_err(failed)?;
     result.written = names.iter().map(|n| n.to_string()).collect();
@@ -390,9 +450,27 @@ mod tests {
         }
     }
 
+    impl Scripts {
+        /// For paths under `top` (the test's own directory), owned by
+        /// this user.
+        fn under(top: &Path) -> Scripts {
+            let top = top.canonicalize().unwrap().display().to_string();
+            let me = rustix::process::geteuid().as_raw();
+            Scripts {
+                check: crate::hostpath::script_in(&top, me, CHECK_SCRIPT),
+                write: crate::hostpath::script_in(&top, me, WRITE_SCRIPT),
+            }
+        }
+    }
+
     /// Write `files` into `dir` here, as a host's shell would run the
-    /// commands (without sudo, under umask 077).
-    fn run_here(dir: &Path, files: &[File]) -> Result<Written, HostWriteError> {
+    /// commands (without sudo, under umask 077), trusting the test's own
+    /// directory `top` as a host trusts `/`.
+    fn run_in(top: &Path, dir: &Path, files: &[File]) -> Result<Written, HostWriteError> {
+        let dir = top
+            .canonicalize()
+            .unwrap()
+            .join(dir.strip_prefix(top).unwrap());
         write_with(
             |command, stdin| {
                 let (status, stdout, stderr) =
@@ -405,7 +483,8 @@ mod tests {
                     stderr_dropped: 0,
                 })
             },
-            dir,
+            &Scripts::under(top),
+            &dir,
             files,
         )
     }
@@ -423,7 +502,7 @@ mod tests {
             file("ooni-api.svg", b"<svg>\n2 &amp; 'x'\n</svg>\n"),
             file("ooni-api.png", b"\x89PNG\r\n\x1a\n\0\xff binary"),
         ];
-        let w = run_here(&dir, &files).unwrap();
+        let w = run_in(root.path(), &dir, &files).unwrap();
         let names = ["fastpath.svg", "ooni-api.svg", "ooni-api.png"];
         assert_eq!(w.written, names);
         assert!(w.unchanged.is_empty());
@@ -441,7 +520,7 @@ mod tests {
             file("fastpath.svg", b"<svg>1</svg>"),
             file("ooni-api.svg", b"<svg>3</svg>"),
         ];
-        let w = run_here(&dir, &files).unwrap();
+        let w = run_in(root.path(), &dir, &files).unwrap();
         assert_eq!(w.unchanged, ["fastpath.svg"]);
         assert_eq!(w.written, ["ooni-api.svg"]);
         assert_eq!(fs::read(dir.join("ooni-api.svg")).unwrap(), b"<svg>3</svg>");
@@ -454,7 +533,7 @@ mod tests {
             .collect();
         assert_eq!(left.len(), 3, "{left:?}");
         // nothing changed: nothing written
-        let w = run_here(&dir, &files).unwrap();
+        let w = run_in(root.path(), &dir, &files).unwrap();
         assert_eq!((w.written.len(), w.unchanged.len()), (0, 2));
     }
 
@@ -462,11 +541,13 @@ mod tests {
     fn host_scripts_refuse_a_directory_in_the_way_and_leave_no_temporary() {
         let root = tempfile::tempdir().unwrap();
         fs::create_dir_all(root.path().join("fastpath.svg")).unwrap();
-        let e = run_here(root.path(), &[file("fastpath.svg", b"x")]).unwrap_err();
+        let e = run_in(root.path(), root.path(), &[file("fastpath.svg", b"x")]).unwrap_err();
         assert!(
-            e.to_string().starts_with("cannot write the badges in `"),
+            e.to_string()
+                .starts_with("refusing to write the badges in `"),
             "{e}"
         );
+        assert!(e.to_string().contains("is in the way"), "{e}");
         assert!(root.path().join("fastpath.svg").is_dir());
         assert_eq!(
             fs::read_dir(root.path().join("fastpath.svg"))
@@ -479,6 +560,78 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(left.len(), 1, "{left:?}");
+    }
+
+    /// Regression (issue 17 item 5): a badge not written yet made the
+    /// read-only check fail (`sha256sum` of a missing file), so a new
+    /// package, or an empty badge directory, never got its badge.
+    #[test]
+    fn a_badge_not_there_yet_is_one_to_write() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("badges");
+        fs::create_dir(&dir).unwrap();
+        // an existing but empty directory
+        let w = run_in(root.path(), &dir, &[file("fastpath.svg", b"1")]).unwrap();
+        assert_eq!(w.written, ["fastpath.svg"]);
+        // a package added to the configuration: its badge is new
+        let files = [file("fastpath.svg", b"1"), file("detector.svg", b"2")];
+        let w = run_in(root.path(), &dir, &files).unwrap();
+        assert_eq!(
+            (w.written, w.unchanged),
+            (
+                vec!["detector.svg".to_string()],
+                vec!["fastpath.svg".to_string()]
+            )
+        );
+        assert_eq!(fs::read(dir.join("detector.svg")).unwrap(), b"2");
+    }
+
+    /// Issue 17 item 4: a link planted at the directory, on the way to it
+    /// or at a badge's name is refused, naming it and its owner, and
+    /// nothing is written through it.
+    #[test]
+    fn links_on_the_way_or_at_a_badge_are_refused_and_not_followed() {
+        use std::os::unix::fs::symlink;
+        let root = tempfile::tempdir().unwrap();
+        let target = root.path().join("target");
+        fs::create_dir(&target).unwrap();
+        fs::create_dir(root.path().join("www")).unwrap();
+        let refused = |e: HostWriteError| match e {
+            HostWriteError::Refused { refusal, .. } => refusal,
+            other => panic!("{other}"),
+        };
+        symlink(&target, root.path().join("www/badges")).unwrap();
+        let r = refused(
+            run_in(
+                root.path(),
+                &root.path().join("www/badges"),
+                &[file("fastpath.svg", b"x")],
+            )
+            .unwrap_err(),
+        );
+        assert!(r.path.ends_with("/www/badges"), "{r:?}");
+        assert_eq!(r.kind, crate::hostpath::Kind::Link);
+        assert_eq!(r.uid, rustix::process::geteuid().as_raw().to_string());
+        fs::remove_file(root.path().join("www/badges")).unwrap();
+        fs::create_dir(root.path().join("www/badges")).unwrap();
+        symlink(
+            target.join("fastpath.svg"),
+            root.path().join("www/badges/fastpath.svg"),
+        )
+        .unwrap();
+        let e = run_in(
+            root.path(),
+            &root.path().join("www/badges"),
+            &[file("fastpath.svg", b"x")],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("fastpath.svg` (owner "), "{e}");
+        assert!(e.to_string().contains("note: replace the link"), "{e}");
+        assert_eq!(
+            fs::read_dir(&target).unwrap().count(),
+            0,
+            "nothing written through a link"
+        );
     }
 
     #[test]

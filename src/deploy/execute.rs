@@ -280,6 +280,9 @@ fn run_detached(cx: &Context<'_>, member: &mut Member, dir: &str, command: &Remo
             )
         }
         Ok(out) => {
+            if let Some(why) = crate::hostpath::refused(&out.stderr) {
+                return Ran::NotStarted(format!("refusing to start the run as root: {why}"));
+            }
             return Ran::NotStarted(format!(
                 "could not start the run (exit status {}): {}",
                 out.status,
@@ -287,7 +290,7 @@ fn run_detached(cx: &Context<'_>, member: &mut Member, dir: &str, command: &Remo
                     &crate::text::one_line(out.stderr.trim()),
                     crate::error::REMOTE_TEXT_MAX
                 )
-            ))
+            ));
         }
         Err(e) => {
             return Ran::Lost(format!(
@@ -1178,7 +1181,8 @@ fn record_on_hosts(
         Ok(out) => Some(format!(
             "cannot append to {}: {}",
             history::HOST_LOG_FILE,
-            super::remote_text(out.stderr.trim())
+            crate::hostpath::refused(&out.stderr)
+                .unwrap_or_else(|| super::remote_text(out.stderr.trim()))
         )),
         Err(e) => Some(e.to_string()),
     })

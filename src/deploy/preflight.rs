@@ -438,10 +438,16 @@ fn take_lock(
         return Ok(());
     }
     fleet.release(stage);
-    Err(attempt.refuse(
-        format!("`{stage}` is being deployed to by someone else"),
-        problems,
-    ))
+    let unsafe_dir = answers.iter().any(|(_, a)| {
+        a.as_ref()
+            .is_ok_and(|l| crate::hostpath::parse_refusal(l).is_some())
+    });
+    let headline = if unsafe_dir {
+        format!("the deploy lock of `{stage}` cannot be taken safely")
+    } else {
+        format!("`{stage}` is being deployed to by someone else")
+    };
+    Err(attempt.refuse(headline, problems))
 }
 
 /// What kept the lock from being taken on a host, in one line; `None`

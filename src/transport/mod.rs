@@ -395,11 +395,15 @@ pub fn sudo_wants_password(stderr: &str) -> bool {
 }
 
 /// Why a command that ran did not succeed, as one line of a report: a
-/// password request of `sudo -n` said as such, otherwise the exit status
-/// and the command's stderr (one line, escaped, clipped).
+/// password request of `sudo -n` or a path refused by [`crate::hostpath`]
+/// said as such, otherwise the exit status and the command's stderr (one
+/// line, escaped, clipped).
 pub fn failure(out: &Output) -> String {
     if sudo_wants_password(&out.stderr) {
         return "sudo asks for a password".to_string();
+    }
+    if let Some(why) = crate::hostpath::refused(&out.stderr) {
+        return format!("refused: {why}");
     }
     let said = crate::text::clip(
         &crate::text::one_line(out.stderr.trim()),

@@ -178,3 +178,29 @@ pub fn host_status(tb: &Testbed, host: &str, extra: &[&str]) -> (i32, String) {
     );
     (out.status.code().unwrap_or(-1), error)
 }
+
+/// The check of `host` named `name` in a `deployer check --json` report.
+pub fn check_item<'v>(v: &'v Value, host: &str, name: &str) -> &'v Value {
+    v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == host)
+        .unwrap_or_else(|| panic!("{host} not in {v}"))["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no check {name} of {host} in {v}"))
+}
+
+/// The names in `dir` inside `host` (hidden ones too), sorted.
+pub fn listing(tb: &Testbed, host: &str, dir: &str) -> Vec<String> {
+    let out = tb.exec(host, &format!("ls -A {}", deployer::command::quote(dir)));
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+}
