@@ -3130,8 +3130,11 @@ enum SetMember {
     Class(usize),
 }
 
+/// Whether a byte is in a glob(3) `[:name:]` class.
+type ByteClass = fn(&u8) -> bool;
+
 /// The `[:name:]` classes glob(3) knows.
-const GLOB_CLASSES: &[(&str, fn(&u8) -> bool)] = &[
+const GLOB_CLASSES: &[(&str, ByteClass)] = &[
     ("alnum", u8::is_ascii_alphanumeric),
     ("alpha", u8::is_ascii_alphabetic),
     ("blank", |b| *b == b' ' || *b == b'\t'),
@@ -3178,8 +3181,7 @@ fn compile_glob(component: &[u8]) -> Option<Vec<GlobItem>> {
             (b'[', false) => {
                 let negated = plain(i, b'!');
                 let first = i + usize::from(negated);
-                let closed =
-                    first < chars.len() && chars[first + 1..].iter().any(|&c| c == (b']', false));
+                let closed = first < chars.len() && chars[first + 1..].contains(&(b']', false));
                 if !closed {
                     items.push(GlobItem::Byte { byte: b'[', quoted });
                     continue;
