@@ -527,6 +527,9 @@ enum Opt {
     /// `LocalForward`, `RemoteForward`, `DynamicForward`: canonical
     /// keyword and arguments, for the `%` tokens of their socket paths.
     Forward(&'static str, Vec<String>),
+    /// `CertificateFile`: not used, but ssh expands its tokens and
+    /// variables when it loads the keys, and refuses what it cannot.
+    CertificateFile(String),
 }
 
 /// Matches `text` against an ssh pattern: `*` is any run of characters,
@@ -1006,6 +1009,7 @@ fn parse_option(keyword: &str, args: &[String], raw: &str) -> Result<Option<Opt>
             Opt::Checked(canonical, args.join(" "))
         }
         "remotecommand" => Opt::Checked("RemoteCommand", raw.to_string()),
+        "certificatefile" => Opt::CertificateFile(single("CertificateFile", args)?.to_string()),
         "localforward" => Opt::Forward("LocalForward", args.to_vec()),
         "remoteforward" => Opt::Forward("RemoteForward", args.to_vec()),
         "dynamicforward" => Opt::Forward("DynamicForward", args.to_vec()),
@@ -2428,6 +2432,8 @@ struct Found {
     /// Every forwarding of the blocks that apply (they accumulate), with
     /// where: canonical keyword, arguments.
     forwards: Vec<(&'static str, Vec<String>, PathBuf, usize)>,
+    /// Every `CertificateFile` of the blocks that apply, with where.
+    certificate_files: Vec<(String, PathBuf, usize)>,
 }
 
 struct State<'a> {
@@ -2663,6 +2669,10 @@ impl State<'_> {
                     .entry(keyword)
                     .or_insert_with(|| (v.clone(), item.path.clone(), item.number));
             }
+            Opt::CertificateFile(v) => {
+                f.certificate_files
+                    .push((v.clone(), item.path.clone(), item.number));
+            }
             Opt::Forward(keyword, args) => {
                 f.forwards
                     .push((keyword, args.clone(), item.path.clone(), item.number));
@@ -2845,24 +2855,32 @@ impl State<'_> {
             }
         }
         // ssh expands `RemoteCommand` and the socket paths of forwardings
-        // (without `${VAR}`, which it expanded when reading the line)
-        // before it connects.
-        let mut expanded: Vec<(String, &PathBuf, usize, String)> = Vec::new();
+        // before it connects (without `${VAR}`, which it expanded when
+        // reading the line), and `CertificateFile` (with `${VAR}`) when
+        // it loads the keys.
+        let mut expanded: Vec<(String, &PathBuf, usize, String, bool)> = Vec::new();
         if let Some((value, path, line)) = f.checked.get("RemoteCommand") {
             if !value.eq_ignore_ascii_case("none") {
-                expanded.push((format!("RemoteCommand {value}"), path, *line, value.clone()));
+                let what = format!("RemoteCommand {value}");
+                expanded.push((what, path, *line, value.clone(), false));
             }
         }
         for (keyword, args, path, line) in &f.forwards {
             let args: Vec<String> = args.iter().map(|a| expand_dollar(a, &cx.env)).collect();
             if let Ok((spec, _, _)) = forward_spec(keyword, &args) {
                 for socket in forward_socket_paths(&spec) {
-                    expanded.push((format!("{keyword} {}", args.join(" ")), path, *line, socket));
+                    let what = format!("{keyword} {}", args.join(" "));
+                    expanded.push((what, path, *line, socket, false));
                 }
             }
         }
-        for (what, path, line, value) in expanded {
-            if let Err(m) = expand_percent_dollar(&value, &tokens, None) {
+        for (value, path, line) in &f.certificate_files {
+            let what = format!("CertificateFile {value}");
+            expanded.push((what, path, *line, value.clone(), true));
+        }
+        for (what, path, line, value, dollar) in expanded {
+            let env = dollar.then_some(&cx.env);
+            if let Err(m) = expand_percent_dollar(&value, &tokens, env) {
                 return Err(SshConfigError::Invalid {
                     path: path.clone(),
                     line,
@@ -3089,8 +3107,10 @@ fn expand_include(name: &str, home: &Path, base: &Path) -> Vec<PathBuf> {
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
             };
-            for entry in entries.flatten() {
-                let file_name = entry.file_name();
+            // glob(3) reads `.` and `..` too, which `read_dir` leaves out.
+            let dots = [".", ".."].map(std::ffi::OsString::from);
+            let names = entries.flatten().map(|e| e.file_name()).chain(dots);
+            for file_name in names {
                 if glob_match(&items, file_name.as_bytes()) {
                     next.push(dir.join(&file_name));
                 }
@@ -4239,6 +4259,7 @@ Host *
             ("RemoteCommand echo %T", "%T"),
             ("LocalForward /s/%j /t", "%j"),
             ("RemoteForward 8080 /t/%z", "%z"),
+            ("CertificateFile /c/%j", "%j"),
         ] {
             let e = parse(line)
                 .resolve("h", &context())

@@ -1290,7 +1290,11 @@ fn every_keyword_with_generic_values_as_ssh_takes_it() {
     let d = dir.path();
     // `IdentityFile ${X}` with `X` unset: `ssh -G` prints it, but ssh
     // refuses it when it connects (loading the keys), as deployer does.
-    let refused_when_connecting = [("identityfile", "${X}"), ("identityfile2", "${X}")];
+    let refused_when_connecting = [
+        ("identityfile", "${X}"),
+        ("identityfile2", "${X}"),
+        ("certificatefile", "${X}"),
+    ];
     // `ForkAfterAuthentication yes` is refused by ssh only for a session
     // without a command, which deployer never opens.
     let by_design = [
@@ -1449,6 +1453,9 @@ fn include_glob_classes_select_the_files_ssh_glob_selects() {
         ".s*/a1",
         "[.]s3/a1",
         "?3/a1",
+        ".*/a1",
+        ".?/f/a1",
+        "s1/../a[0-9]",
     ];
     let (mut compared, mut failures) = (0, Vec::new());
     for pattern in patterns {
@@ -1494,6 +1501,9 @@ const TOKEN_KEYWORDS: &[(&str, &str)] = &[
     ("HostKeyAlias", "a%T"),
     ("GlobalKnownHostsFile", "/tmp/g-%T"),
     ("LocalCommand", "echo %T"),
+    ("ProxyJump", "j%T"),
+    ("KnownHostsCommand", "/bin/echo %T"),
+    ("RevokedHostKeys", "/tmp/v-%T"),
 ];
 
 #[test]
@@ -1597,8 +1607,9 @@ impl Verdicts {
 }
 
 /// Whether ssh, connecting to a server that closes at once, refuses the
-/// config's `IdentityFile` for its tokens: ssh expands it only when it
-/// loads the keys, after `ssh -G` would have printed it.
+/// config's `IdentityFile` or `CertificateFile` for its tokens: ssh
+/// expands them only when it loads the keys, after `ssh -G` would have
+/// printed them.
 fn ssh_refuses_identity_file(config: &Path) -> (bool, String) {
     let out = Command::new("ssh")
         .arg("-F")
@@ -1622,7 +1633,7 @@ fn ssh_refuses_identity_file(config: &Path) -> (bool, String) {
 }
 
 #[test]
-fn identity_file_tokens_are_refused_as_ssh_refuses_them_when_connecting() {
+fn key_file_tokens_are_refused_as_ssh_refuses_them_when_connecting() {
     if !ssh_available() {
         return;
     }
@@ -1644,31 +1655,33 @@ fn identity_file_tokens_are_refused_as_ssh_refuses_them_when_connecting() {
         .collect();
     tokens.extend(["%".to_string(), String::new()]);
     let mut verdicts = Verdicts::default();
-    for token in &tokens {
-        let path = d.join("config");
-        std::fs::write(
-            &path,
-            format!(
-                "Host h\n  IdentityFile /tmp/id-%{token}\n  HostName 127.0.0.1\n  Port {port}\n  \
-                 UserKnownHostsFile /dev/null\n"
-            ),
-        )
-        .unwrap();
-        let (ssh_refuses, ssh_err) = ssh_refuses_identity_file(&path);
-        let ours = SshConfigFile::load_named(&path, &cx.home).and_then(|f| f.resolve("h", &cx));
-        let what = format!("`IdentityFile /tmp/id-%{token}`");
-        if let Some(message) = verdicts.record(&what, ours, ssh_refuses, &ssh_err) {
-            assert!(
-                message.contains(&format!("{}:2:", path.display()))
-                    && message.contains("IdentityFile")
-                    && (token.is_empty() || message.contains(&format!("`%{token}`"))),
-                "{message}"
-            );
+    for keyword in ["IdentityFile", "CertificateFile"] {
+        for token in &tokens {
+            let path = d.join("config");
+            std::fs::write(
+                &path,
+                format!(
+                    "Host h\n  {keyword} /tmp/id-%{token}\n  HostName 127.0.0.1\n  \
+                     Port {port}\n  UserKnownHostsFile /dev/null\n"
+                ),
+            )
+            .unwrap();
+            let (ssh_refuses, ssh_err) = ssh_refuses_identity_file(&path);
+            let ours = SshConfigFile::load_named(&path, &cx.home).and_then(|f| f.resolve("h", &cx));
+            let what = format!("`{keyword} /tmp/id-%{token}`");
+            if let Some(message) = verdicts.record(&what, ours, ssh_refuses, &ssh_err) {
+                assert!(
+                    message.contains(&format!("{}:2:", path.display()))
+                        && message.contains(keyword)
+                        && (token.is_empty() || message.contains(&format!("`%{token}`"))),
+                    "{message}"
+                );
+            }
         }
     }
-    // `%%` and ssh's 11 client tokens are accepted; the 41 other letters
-    // and a lone `%` refused.
-    verdicts.check(12, 42);
+    // For each keyword, `%%` and ssh's 11 client tokens are accepted; the
+    // 41 other letters and a lone `%` refused.
+    verdicts.check(24, 84);
 }
 
 #[test]
