@@ -1288,8 +1288,9 @@ fn every_keyword_with_generic_values_as_ssh_takes_it() {
     let cx = context();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    // `IdentityFile ${X}` with `X` unset: `ssh -G` prints it, but ssh
-    // refuses it when it connects (loading the keys), as deployer does.
+    // `IdentityFile ${X}` (or `CertificateFile`) with `X` unset: `ssh -G`
+    // prints it, but ssh refuses it when it connects (loading the keys),
+    // as deployer does.
     let refused_when_connecting = [
         ("identityfile", "${X}"),
         ("identityfile2", "${X}"),
