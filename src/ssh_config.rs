@@ -263,7 +263,13 @@ pub struct HostSettings {
     pub port: Option<u16>,
     /// `IdentityFile`: every private key named by a matching block, in
     /// order, without duplicates (unlike other options, these accumulate).
+    /// A file named twice is listed (and offered) once, at its first place,
+    /// also when two lines spell it differently (`~/.ssh/k`, `%d/.ssh/k`),
+    /// where ssh 9.2 would load and offer it twice.
     pub identity_files: Vec<PathBuf>,
+    /// The files of `identity_files` that lines spelling them differently
+    /// named more than once (see there).
+    pub identity_files_repeated: Vec<PathBuf>,
     /// `UserKnownHostsFile`: the files to check host keys against; the
     /// first is where new keys are written. `none` is given as `/dev/null`,
     /// which behaves the same: nothing is trusted or recorded.
@@ -518,6 +524,12 @@ enum Opt {
     /// again after reading the files (`ConnectionAttempts`, algorithm
     /// lists, `CanonicalizePermittedCNAMEs`): canonical keyword, value.
     Checked(&'static str, String),
+    /// `LocalForward`, `RemoteForward`, `DynamicForward`: canonical
+    /// keyword and arguments, for the `%` tokens of their socket paths.
+    Forward(&'static str, Vec<String>),
+    /// `CertificateFile`: not used, but ssh expands its tokens and
+    /// variables when it loads the keys, and refuses what it cannot.
+    CertificateFile(String),
 }
 
 /// Matches `text` against an ssh pattern: `*` is any run of characters,
@@ -574,7 +586,8 @@ fn match_pattern_list(text: &str, list: &str, lower: bool) -> bool {
 
 /// Splits a config line into its lowercased keyword and its arguments, the
 /// way ssh does: `Keyword value`, `Keyword=value` or `Keyword = value`;
-/// double or single quotes group words; `#` at the start of a word begins a
+/// double or single quotes group words, and backslashes escape as in
+/// ssh's `argv_split` (see below); `#` at the start of a word begins a
 /// comment. Returns `None` for blank and comment lines, and the text after
 /// the keyword (for `ProxyJump` and `ProxyCommand`, which take it whole).
 fn split_line(line: &str) -> Result<Option<(String, Vec<String>, String)>, String> {
@@ -592,10 +605,15 @@ fn split_line(line: &str) -> Result<Option<(String, Vec<String>, String)>, Strin
     }
     let raw = rest.to_string();
 
+    // ssh's `argv_split`: words are separated by spaces and tabs; a
+    // backslash escapes a quote or a backslash anywhere, and a space only
+    // outside quotes (inside them `\ ` stays as written, as does a
+    // backslash before anything else).
+    let blank = |c: &char| *c == ' ' || *c == '\t';
     let mut args = Vec::new();
     let mut chars = rest.chars().peekable();
     loop {
-        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        while chars.next_if(blank).is_some() {}
         match chars.peek() {
             None | Some('#') => break,
             Some(_) => {}
@@ -604,12 +622,15 @@ fn split_line(line: &str) -> Result<Option<(String, Vec<String>, String)>, Strin
         let mut quote: Option<char> = None;
         while let Some(c) = chars.next() {
             match (c, quote) {
-                (c, Some(q)) if c == q => quote = None,
-                ('"' | '\'', None) => quote = Some(c),
-                (c, None) if c.is_whitespace() => break,
-                ('\\', _) if matches!(chars.peek(), Some('"' | '\'' | '\\' | ' ')) => {
+                ('\\', _)
+                    if matches!(chars.peek(), Some('"' | '\'' | '\\'))
+                        || (quote.is_none() && chars.peek() == Some(&' ')) =>
+                {
                     word.extend(chars.next());
                 }
+                (c, None) if blank(&c) => break,
+                ('"' | '\'', None) => quote = Some(c),
+                (c, Some(q)) if c == q => quote = None,
                 (c, _) => word.push(c),
             }
         }
@@ -987,6 +1008,11 @@ fn parse_option(keyword: &str, args: &[String], raw: &str) -> Result<Option<Opt>
             };
             Opt::Checked(canonical, args.join(" "))
         }
+        "remotecommand" => Opt::Checked("RemoteCommand", raw.to_string()),
+        "certificatefile" => Opt::CertificateFile(single("CertificateFile", args)?.to_string()),
+        "localforward" => Opt::Forward("LocalForward", args.to_vec()),
+        "remoteforward" => Opt::Forward("RemoteForward", args.to_vec()),
+        "dynamicforward" => Opt::Forward("DynamicForward", args.to_vec()),
         // The values of ssh's other options are checked by `check_values`
         // and not used.
         _ => return Ok(None),
@@ -1623,14 +1649,8 @@ fn check_values(keyword: &str, args: &[String]) -> Result<(), String> {
             args.len()
         }
         "localforward" | "remoteforward" | "dynamicforward" => {
-            let listen = arg_at(k, args, 0)?;
             let remote = k == "remoteforward";
-            let (spec, dynamic, used) = match (k, args.get(1).filter(|a| !a.is_empty())) {
-                ("dynamicforward", _) => (listen.to_string(), true, 1),
-                (_, Some(target)) => (format!("{listen}:{target}"), false, 2),
-                ("remoteforward", None) => (listen.to_string(), true, 1),
-                _ => return Err(format!("`{k}` needs a listen address and a target")),
-            };
+            let (spec, dynamic, used) = forward_spec(k, args)?;
             if !forward_is_valid(&spec, dynamic, remote) {
                 return Err(format!(
                     "`{k}`: bad forwarding specification `{}` (ssh_config(5): \
@@ -1703,7 +1723,7 @@ fn refused_obtained_value(keyword: &str, value: &str) -> Option<String> {
             )
         }),
         // Expanded with the host's tokens in `finish`.
-        "ControlPath" | "IdentityAgent" | "ForwardAgent" => None,
+        "ControlPath" | "IdentityAgent" | "ForwardAgent" | "RemoteCommand" => None,
         // ssh expands `HostKeyAlgorithms` against the names it knows when
         // it connects (and for `-G`): `-` only removes names; otherwise a
         // negated name is an error, and so is a plain list matching none.
@@ -1800,24 +1820,13 @@ fn forward_fields(spec: &str) -> Option<Vec<(String, bool)>> {
     Some(fields)
 }
 
-/// ssh's `parse_forward` verdict for a `LocalForward` (joined `listen:target`),
-/// `RemoteForward` or `DynamicForward` specification. Specifications with
-/// `${` are left to ssh's environment expansion and accepted.
-fn forward_is_valid(spec: &str, dynamic: bool, remote: bool) -> bool {
-    if spec.contains("${") {
-        return true;
-    }
-    let Some(f) = forward_fields(spec) else {
-        return false;
-    };
-    // (listen port, listen path, connect port, connect path, hosts)
-    let (listen_port, listen_path, connect_port, connect_path, hosts): (
-        i32,
-        Option<&str>,
-        i32,
-        Option<&str>,
-        Vec<&str>,
-    ) = match f.len() {
+/// A forwarding's fields as ssh's `parse_forward` reads them: (listen
+/// port, listen socket path, connect port, connect socket path, hosts);
+/// `None` for a number of fields it refuses.
+type ForwardParts<'a> = (i32, Option<&'a str>, i32, Option<&'a str>, Vec<&'a str>);
+
+fn forward_parts(f: &[(String, bool)]) -> Option<ForwardParts<'_>> {
+    Some(match f.len() {
         1 if f[0].1 => (-2, Some(&f[0].0), 0, None, vec![]),
         1 => (a2port(&f[0].0), None, 0, None, vec![]),
         2 if f[0].1 && f[1].1 => (-2, Some(&f[0].0), -2, Some(&f[1].0), vec![]),
@@ -1833,7 +1842,39 @@ fn forward_is_valid(spec: &str, dynamic: bool, remote: bool) -> bool {
             None,
             vec![&f[0].0, &f[2].0],
         ),
-        _ => return false,
+        _ => return None,
+    })
+}
+
+/// The Unix socket paths of a forwarding (its listen and connect paths),
+/// in which ssh expands `%` tokens.
+fn forward_socket_paths(spec: &str) -> Vec<String> {
+    let Some(f) = forward_fields(spec) else {
+        return Vec::new();
+    };
+    let Some((_, listen, _, connect, _)) = forward_parts(&f) else {
+        return Vec::new();
+    };
+    [listen, connect]
+        .into_iter()
+        .flatten()
+        .map(str::to_string)
+        .collect()
+}
+
+/// ssh's `parse_forward` verdict for a `LocalForward` (joined `listen:target`),
+/// `RemoteForward` or `DynamicForward` specification. Specifications with
+/// `${` are left to ssh's environment expansion and accepted.
+fn forward_is_valid(spec: &str, dynamic: bool, remote: bool) -> bool {
+    if spec.contains("${") {
+        return true;
+    }
+    let Some(f) = forward_fields(spec) else {
+        return false;
+    };
+    let Some((listen_port, listen_path, connect_port, connect_path, hosts)) = forward_parts(&f)
+    else {
+        return false;
     };
     if dynamic {
         if f.len() > 2 {
@@ -1983,6 +2024,20 @@ fn parse_items(
         }
     }
     Ok(items)
+}
+
+/// A forwarding's specification as ssh parses it (`listen:target`, or
+/// the listen part alone for a dynamic one), whether it is dynamic, and
+/// how many arguments it takes. `keyword` is matched case-insensitively.
+fn forward_spec(keyword: &str, args: &[String]) -> Result<(String, bool, usize), String> {
+    let k = keyword.to_ascii_lowercase();
+    let listen = arg_at(keyword, args, 0)?;
+    Ok(match (k.as_str(), args.get(1).filter(|a| !a.is_empty())) {
+        ("dynamicforward", _) => (listen.to_string(), true, 1),
+        (_, Some(target)) => (format!("{listen}:{target}"), false, 2),
+        ("remoteforward", None) => (listen.to_string(), true, 1),
+        _ => return Err(format!("`{keyword}` needs a listen address and a target")),
+    })
 }
 
 /// The `${VAR}` names ssh expands while reading a line (the agent socket
@@ -2352,6 +2407,8 @@ struct Route {
 #[derive(Debug, Default)]
 struct Found {
     host_name: Option<String>,
+    /// Where the `HostName` obtained was set.
+    host_name_at: Option<(PathBuf, usize)>,
     user: Option<String>,
     port: Option<u16>,
     identity_files: Vec<String>,
@@ -2372,6 +2429,11 @@ struct Found {
     lines: BTreeMap<String, (PathBuf, usize)>,
     /// First values of the options in [`Opt::Checked`], with where.
     checked: BTreeMap<&'static str, (String, PathBuf, usize)>,
+    /// Every forwarding of the blocks that apply (they accumulate), with
+    /// where: canonical keyword, arguments.
+    forwards: Vec<(&'static str, Vec<String>, PathBuf, usize)>,
+    /// Every `CertificateFile` of the blocks that apply, with where.
+    certificate_files: Vec<(String, PathBuf, usize)>,
 }
 
 struct State<'a> {
@@ -2459,7 +2521,8 @@ impl State<'_> {
     /// cannot evaluate.
     fn match_line(&self, item: &Item, criteria: &[Criterion]) -> Result<bool, SshConfigError> {
         let host = match &self.found.host_name {
-            Some(h) => expand_host_name(h, self.alias).map_err(|m| self.unsupported(item, m))?,
+            Some(h) => expand_host_name(h, self.alias)
+                .map_err(|m| host_name_error(self.found.host_name_at.as_ref(), item, m))?,
             None => self.alias.to_string(),
         }
         .to_ascii_lowercase();
@@ -2523,7 +2586,10 @@ impl State<'_> {
         let f = &mut self.found;
         match opt {
             Opt::HostName(v) => {
-                f.host_name.get_or_insert_with(|| v.clone());
+                if f.host_name.is_none() {
+                    f.host_name = Some(v.clone());
+                    f.host_name_at = Some((item.path.clone(), item.number));
+                }
             }
             Opt::User(v) => {
                 f.user.get_or_insert_with(|| v.clone());
@@ -2603,6 +2669,14 @@ impl State<'_> {
                     .entry(keyword)
                     .or_insert_with(|| (v.clone(), item.path.clone(), item.number));
             }
+            Opt::CertificateFile(v) => {
+                f.certificate_files
+                    .push((v.clone(), item.path.clone(), item.number));
+            }
+            Opt::Forward(keyword, args) => {
+                f.forwards
+                    .push((keyword, args.clone(), item.path.clone(), item.number));
+            }
         }
     }
 
@@ -2656,13 +2730,15 @@ impl State<'_> {
                 ),
             ));
         }
-        let mut host = match &f.host_name {
-            Some(h) => expand_host_name(h, alias).map_err(|m| SshConfigError::Invalid {
-                path: PathBuf::from("HostName"),
-                line: 0,
-                message: m,
-            })?,
-            None => alias.to_string(),
+        let mut host = match (&f.host_name, &f.host_name_at) {
+            (Some(h), Some((path, line))) => {
+                expand_host_name(h, alias).map_err(|m| SshConfigError::Invalid {
+                    path: path.clone(),
+                    line: *line,
+                    message: m,
+                })?
+            }
+            _ => alias.to_string(),
         };
         if !is_address(&host) {
             host = host.to_ascii_lowercase();
@@ -2688,6 +2764,10 @@ impl State<'_> {
             ('r', &user),
             ('u', &cx.local_user),
         ];
+        debug_assert!(tokens
+            .iter()
+            .map(|(k, _)| *k)
+            .eq(CLIENT_TOKENS.iter().copied()));
         let path_of = |text: &str, what: &str| -> Result<PathBuf, SshConfigError> {
             let (path, line) = f
                 .lines
@@ -2699,7 +2779,7 @@ impl State<'_> {
                 line,
                 message: format!("`{what} {text}`: {m}"),
             })?;
-            expand_percent_dollar(&tilde, &tokens, &cx.env)
+            expand_percent_dollar(&tilde, &tokens, Some(&cx.env))
                 .map(PathBuf::from)
                 .map_err(|m| SshConfigError::Unsupported {
                     host: alias.to_string(),
@@ -2713,10 +2793,17 @@ impl State<'_> {
             .iter()
             .map(|p| path_of(p, "IdentityFile"))
             .collect::<Result<Vec<_>, _>>()?;
+        // ssh drops a line naming a file exactly as an earlier one did,
+        // but offers a file twice when two lines spell it differently: a
+        // second offer of a key the server refused cannot succeed and
+        // spends one of its `MaxAuthTries`, so deployer offers it once.
         let mut unique = Vec::new();
+        let mut repeated = Vec::new();
         for p in identity_files {
             if !unique.contains(&p) {
                 unique.push(p);
+            } else if !repeated.contains(&p) {
+                repeated.push(p);
             }
         }
         let user_known_hosts_files = match &f.user_known_hosts {
@@ -2758,13 +2845,47 @@ impl State<'_> {
                 _ => false,
             };
             if !skip {
-                if let Err(m) = expand_percent_dollar(value, &tokens, &cx.env) {
+                if let Err(m) = expand_percent_dollar(value, &tokens, Some(&cx.env)) {
                     return Err(at(
                         path,
                         *line,
                         format!("`{keyword} {value}`: {m}; ssh refuses it when connecting"),
                     ));
                 }
+            }
+        }
+        // ssh expands `RemoteCommand` and the socket paths of forwardings
+        // before it connects (without `${VAR}`, which it expanded when
+        // reading the line), and `CertificateFile` (with `${VAR}`) when
+        // it loads the keys.
+        let mut expanded: Vec<(String, &PathBuf, usize, String, bool)> = Vec::new();
+        if let Some((value, path, line)) = f.checked.get("RemoteCommand") {
+            if !value.eq_ignore_ascii_case("none") {
+                let what = format!("RemoteCommand {value}");
+                expanded.push((what, path, *line, value.clone(), false));
+            }
+        }
+        for (keyword, args, path, line) in &f.forwards {
+            let args: Vec<String> = args.iter().map(|a| expand_dollar(a, &cx.env)).collect();
+            if let Ok((spec, _, _)) = forward_spec(keyword, &args) {
+                for socket in forward_socket_paths(&spec) {
+                    let what = format!("{keyword} {}", args.join(" "));
+                    expanded.push((what, path, *line, socket, false));
+                }
+            }
+        }
+        for (value, path, line) in &f.certificate_files {
+            let what = format!("CertificateFile {value}");
+            expanded.push((what, path, *line, value.clone(), true));
+        }
+        for (what, path, line, value, dollar) in expanded {
+            let env = dollar.then_some(&cx.env);
+            if let Err(m) = expand_percent_dollar(&value, &tokens, env) {
+                return Err(SshConfigError::Invalid {
+                    path: path.clone(),
+                    line,
+                    message: format!("`{what}`: {m}"),
+                });
             }
         }
         // ssh refuses a last hop that is the destination itself.
@@ -2796,6 +2917,7 @@ impl State<'_> {
             user: f.user,
             port: f.port,
             identity_files: unique,
+            identity_files_repeated: repeated,
             user_known_hosts_files,
             global_known_hosts_files,
             strict_host_key_checking: f.strict,
@@ -2826,28 +2948,49 @@ fn host_line_matches(patterns: &[HostPattern], alias: &str) -> bool {
     matched
 }
 
+/// The `%` tokens ssh expands (besides `%%`) in `IdentityFile`,
+/// `CertificateFile`, `UserKnownHostsFile`, `ControlPath`,
+/// `IdentityAgent`, `ForwardAgent`, `RemoteCommand` and the socket paths of
+/// forwardings: OpenSSH 9.2's `DEFAULT_CLIENT_PERCENT_EXPAND_ARGS`. Any
+/// other token there makes ssh refuse the configuration.
+const CLIENT_TOKENS: &[char] = &['C', 'L', 'i', 'k', 'l', 'n', 'p', 'd', 'h', 'r', 'u'];
+
 /// `HostName` with `%h` (the alias) and `%%` expanded, the only tokens
-/// ssh expands there.
+/// ssh expands there (ssh refuses the configuration for any other, and
+/// leaves `${VAR}` as written).
 fn expand_host_name(value: &str, alias: &str) -> Result<String, String> {
-    let mut out = String::new();
-    let mut chars = value.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('%') => out.push('%'),
-            Some('h') => out.push_str(alias),
-            Some(t) => {
-                return Err(format!(
-                "`HostName {value}`: only the `%h` and `%%` tokens are expanded there, not `%{t}`"
-            ))
-            }
-            None => return Err(format!("`HostName {value}` ends with a lone `%`")),
-        }
+    expand_percent_dollar(value, &[('h', alias)], None)
+        .map_err(|m| format!("`HostName {value}`: {m}"))
+}
+
+/// A `HostName` ssh refuses (a token other than `%h`), at its own line
+/// (`item`, the line being evaluated, when it was not recorded).
+fn host_name_error(at: Option<&(PathBuf, usize)>, item: &Item, message: String) -> SshConfigError {
+    let (path, line) = at
+        .cloned()
+        .unwrap_or_else(|| (item.path.clone(), item.number));
+    SshConfigError::Invalid {
+        path,
+        line,
+        message,
     }
-    Ok(out)
+}
+
+/// `${VAR}` replaced from `env` (an unset one by nothing: lines that need
+/// one are refused before, see `required_env`), as ssh does when it reads
+/// a forwarding.
+fn expand_dollar(text: &str, env: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        let after = &rest[at + 2..];
+        let Some(end) = after.find('}') else { break };
+        out.push_str(&rest[..at]);
+        out.push_str(env.get(&after[..end]).map_or("", String::as_str));
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// An IPv4 or IPv6 address literal (which ssh does not lowercase).
@@ -2857,16 +3000,17 @@ fn is_address(host: &str) -> bool {
 
 /// `%` tokens from `tokens`, `%%`, and `${VAR}` from `env`, as ssh's
 /// `percent_dollar_expand`: an unknown token, a lone `%`, an unterminated
-/// or empty `${` or an unset variable is an error.
+/// or empty `${` or an unset variable is an error. Without `env`, as ssh's
+/// `percent_expand`: `${VAR}` stays as written.
 fn expand_percent_dollar(
     text: &str,
     tokens: &[(char, &str)],
-    env: &BTreeMap<String, String>,
+    env: Option<&BTreeMap<String, String>>,
 ) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = text;
     while let Some(c) = rest.chars().next() {
-        if let Some(after) = rest.strip_prefix("${") {
+        if let (Some(after), Some(env)) = (rest.strip_prefix("${"), env) {
             let Some(end) = after.find('}') else {
                 return Err("`${` without a closing `}`".to_string());
             };
@@ -2895,7 +3039,12 @@ fn expand_percent_dollar(
         } else if let Some((_, v)) = tokens.iter().find(|(k, _)| *k == t) {
             out.push_str(v);
         } else {
-            return Err(format!("unknown token `%{t}`"));
+            let known: Vec<String> = tokens.iter().map(|(k, _)| format!("`%{k}`")).collect();
+            return Err(format!(
+                "ssh refuses the token `%{t}` here (\"unknown key %{t}\"); it expands only {} \
+                 and `%%` (a literal `%`)",
+                known.join(", ")
+            ));
         }
     }
     Ok(out)
@@ -2918,9 +3067,14 @@ fn expand_tilde(path: &str, home: &Path) -> Result<String, String> {
     Ok(format!("{home}/{rest}"))
 }
 
-/// The files an `Include` argument names, sorted; reads directories only
-/// to expand `*` and `?`.
+/// The files an `Include` argument names, as ssh's `glob(3)` finds them:
+/// each path component with a `*`, `?` or `[` set is matched against its
+/// directory's entries (see [`compile_glob`] and [`glob_match`]), the
+/// others are taken as written (backslashes removed); only regular files
+/// are kept, sorted byte by byte as glob(3) sorts them.
 fn expand_include(name: &str, home: &Path, base: &Path) -> Vec<PathBuf> {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
     let path = match expand_tilde(name, home) {
         Ok(p) => PathBuf::from(p),
         Err(_) => return Vec::new(),
@@ -2932,10 +3086,19 @@ fn expand_include(name: &str, home: &Path, base: &Path) -> Vec<PathBuf> {
     };
     let mut candidates = vec![PathBuf::new()];
     for component in path.components() {
-        let part = component.as_os_str().to_string_lossy();
-        if !part.contains(['*', '?']) {
+        let Some(items) = compile_glob(component.as_os_str().as_bytes()) else {
+            return Vec::new();
+        };
+        let literal: Option<Vec<u8>> = items
+            .iter()
+            .map(|item| match item {
+                GlobItem::Byte { byte, .. } => Some(*byte),
+                _ => None,
+            })
+            .collect();
+        if let Some(literal) = literal {
             for c in &mut candidates {
-                c.push(component);
+                c.push(OsStr::from_bytes(&literal));
             }
             continue;
         }
@@ -2944,11 +3107,11 @@ fn expand_include(name: &str, home: &Path, base: &Path) -> Vec<PathBuf> {
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
             };
-            for entry in entries.flatten() {
-                let file_name = entry.file_name().to_string_lossy().into_owned();
-                // Like glob(3), wildcards do not match a leading dot.
-                let hidden = file_name.starts_with('.') && !part.starts_with('.');
-                if !hidden && wildcard_match(&part, &file_name) {
+            // glob(3) reads `.` and `..` too, which `read_dir` leaves out.
+            let dots = [".", ".."].map(std::ffi::OsString::from);
+            let names = entries.flatten().map(|e| e.file_name()).chain(dots);
+            for file_name in names {
+                if glob_match(&items, file_name.as_bytes()) {
                     next.push(dir.join(&file_name));
                 }
             }
@@ -2956,60 +3119,217 @@ fn expand_include(name: &str, home: &Path, base: &Path) -> Vec<PathBuf> {
         candidates = next;
     }
     candidates.retain(|p| p.is_file());
-    candidates.sort();
+    candidates.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
     candidates
+}
+
+/// One element of a pattern for one path component, as OpenSSH's
+/// `glob(3)` (OpenBSD's, which Debian's ssh is built with) compiles it.
+#[derive(Debug, Clone, PartialEq)]
+enum GlobItem {
+    /// A byte that must be there; `quoted` when a backslash protected it
+    /// (then it is never special, not even a leading `.`).
+    Byte { byte: u8, quoted: bool },
+    /// `?`: any one byte.
+    One,
+    /// `*`: any run of bytes.
+    All,
+    /// `[...]` or `[!...]`: one byte in (or not in) the set.
+    Set {
+        negated: bool,
+        members: Vec<SetMember>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum SetMember {
+    Byte(u8),
+    /// `a-z`: from and to, inclusive, compared as unsigned bytes.
+    Range(u8, u8),
+    /// `[:alpha:]`…, in the C locale: its index in [`GLOB_CLASSES`].
+    Class(usize),
+}
+
+/// Whether a byte is in a glob(3) `[:name:]` class.
+type ByteClass = fn(&u8) -> bool;
+
+/// The `[:name:]` classes glob(3) knows.
+const GLOB_CLASSES: &[(&str, ByteClass)] = &[
+    ("alnum", u8::is_ascii_alphanumeric),
+    ("alpha", u8::is_ascii_alphabetic),
+    ("blank", |b| *b == b' ' || *b == b'\t'),
+    ("cntrl", u8::is_ascii_control),
+    ("digit", u8::is_ascii_digit),
+    ("graph", u8::is_ascii_graphic),
+    ("lower", u8::is_ascii_lowercase),
+    ("print", |b| b.is_ascii_graphic() || *b == b' '),
+    ("punct", u8::is_ascii_punctuation),
+    ("space", |b| b" \t\n\x0b\x0c\r".contains(b)),
+    ("upper", u8::is_ascii_uppercase),
+    ("xdigit", u8::is_ascii_hexdigit),
+];
+
+/// Compiles one path component of an `Include` pattern by glob(3)'s rules:
+/// a backslash quotes the next byte; `*` and `?` are wildcards; `[` opens
+/// a set only when an unquoted `]` follows (after the first member, so a
+/// `]` first is a member), `!` first negates it (`^` does not), `a-z` is
+/// a range unless the `-` is last, `[:alpha:]`… are classes. `None` for
+/// an unknown class name, with which glob(3) matches nothing.
+fn compile_glob(component: &[u8]) -> Option<Vec<GlobItem>> {
+    // (byte, quoted)
+    let mut chars = Vec::with_capacity(component.len());
+    let mut bytes = component.iter().copied();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'\\' => chars.push((bytes.next().unwrap_or(b'\\'), true)),
+            _ => chars.push((b, false)),
+        }
+    }
+    let plain = |i: usize, want: u8| chars.get(i) == Some(&(want, false));
+    let mut items = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let (b, quoted) = chars[i];
+        i += 1;
+        match (b, quoted) {
+            (b'?', false) => items.push(GlobItem::One),
+            (b'*', false) => {
+                if items.last() != Some(&GlobItem::All) {
+                    items.push(GlobItem::All);
+                }
+            }
+            (b'[', false) => {
+                let negated = plain(i, b'!');
+                let first = i + usize::from(negated);
+                let closed = first < chars.len() && chars[first + 1..].contains(&(b']', false));
+                if !closed {
+                    items.push(GlobItem::Byte { byte: b'[', quoted });
+                    continue;
+                }
+                let mut members = Vec::new();
+                let mut j = first;
+                // The first member may be `]` itself.
+                let mut at_start = true;
+                while j < chars.len() {
+                    if !at_start && plain(j, b']') {
+                        j += 1;
+                        break;
+                    }
+                    at_start = false;
+                    if plain(j, b'[') && plain(j + 1, b':') {
+                        match glob_class(&chars, j + 2) {
+                            Some(Ok((class, next))) => {
+                                members.push(SetMember::Class(class));
+                                j = next;
+                                continue;
+                            }
+                            Some(Err(())) => return None,
+                            // Not a class: `[` is a member.
+                            None => {}
+                        }
+                    }
+                    let (c, _) = chars[j];
+                    match chars.get(j + 2) {
+                        Some(&(end, _)) if plain(j + 1, b'-') && !plain(j + 2, b']') => {
+                            members.push(SetMember::Range(c, end));
+                            j += 3;
+                        }
+                        _ => {
+                            members.push(SetMember::Byte(c));
+                            j += 1;
+                        }
+                    }
+                }
+                items.push(GlobItem::Set { negated, members });
+                i = j;
+            }
+            _ => items.push(GlobItem::Byte { byte: b, quoted }),
+        }
+    }
+    Some(items)
+}
+
+/// A `[:name:]` class whose name starts at `start` (after `[:`): the
+/// class and where the set goes on, `Err` for an unknown name, `None`
+/// when no unquoted `:]` follows (then it is no class).
+fn glob_class(chars: &[(u8, bool)], start: usize) -> Option<Result<(usize, usize), ()>> {
+    let colon = start + chars[start..].iter().position(|&c| c == (b':', false))?;
+    if chars.get(colon + 1) != Some(&(b']', false)) {
+        return None;
+    }
+    let name: Vec<u8> = chars[start..colon].iter().map(|&(b, _)| b).collect();
+    let quoted = chars[start..colon].iter().any(|&(_, q)| q);
+    Some(
+        GLOB_CLASSES
+            .iter()
+            .position(|(n, _)| !quoted && n.as_bytes() == name.as_slice())
+            .map(|class| (class, colon + 2))
+            .ok_or(()),
+    )
+}
+
+/// Whether a compiled component matches a directory entry's name, byte
+/// by byte; a name starting with `.` only matches a pattern starting with
+/// an unquoted `.` (never a wildcard or a set).
+fn glob_match(items: &[GlobItem], name: &[u8]) -> bool {
+    if name.first() == Some(&b'.')
+        && items.first()
+            != Some(&GlobItem::Byte {
+                byte: b'.',
+                quoted: false,
+            })
+    {
+        return false;
+    }
+    let (mut pi, mut ni) = (0, 0);
+    // Where the last `*` was, and where its next try starts in the name.
+    let mut star: Option<(usize, usize)> = None;
+    loop {
+        let step = match items.get(pi) {
+            None if ni == name.len() => return true,
+            None => false,
+            Some(GlobItem::All) => {
+                star = Some((pi, ni));
+                pi += 1;
+                continue;
+            }
+            Some(item) => name.get(ni).is_some_and(|&k| match item {
+                GlobItem::Byte { byte, .. } => *byte == k,
+                GlobItem::One | GlobItem::All => true,
+                GlobItem::Set { negated, members } => {
+                    let hit = members.iter().any(|m| match m {
+                        SetMember::Byte(b) => *b == k,
+                        SetMember::Range(from, to) => (*from..=*to).contains(&k),
+                        SetMember::Class(class) => (GLOB_CLASSES[*class].1)(&k),
+                    });
+                    hit != *negated
+                }
+            }),
+        };
+        if step {
+            pi += 1;
+            ni += 1;
+            continue;
+        }
+        match star {
+            Some((sp, sn)) if sn < name.len() => {
+                star = Some((sp, sn + 1));
+                pi = sp + 1;
+                ni = sn + 1;
+            }
+            _ => return false,
+        }
+    }
 }
 
 /// SHA-1 of `data` in lower-case hex: ssh's `%C` is the SHA-1 of the local
 /// host name, remote host, port and user.
 fn sha1_hex(data: &[u8]) -> String {
-    let mut h: [u32; 5] = [
-        0x6745_2301,
-        0xEFCD_AB89,
-        0x98BA_DCFE,
-        0x1032_5476,
-        0xC3D2_E1F0,
-    ];
-    let mut message = data.to_vec();
-    let bit_len = (data.len() as u64).wrapping_mul(8);
-    message.push(0x80);
-    while message.len() % 64 != 56 {
-        message.push(0);
-    }
-    message.extend_from_slice(&bit_len.to_be_bytes());
-    for chunk in message.chunks(64) {
-        let mut w = [0u32; 80];
-        for (i, word) in chunk.chunks(4).enumerate() {
-            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
-        }
-        for i in 16..80 {
-            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
-        }
-        let [mut a, mut b, mut c, mut d, mut e] = h;
-        for (i, &wi) in w.iter().enumerate() {
-            let (f, k) = match i {
-                0..=19 => ((b & c) | (!b & d), 0x5A82_7999),
-                20..=39 => (b ^ c ^ d, 0x6ED9_EBA1),
-                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC),
-                _ => (b ^ c ^ d, 0xCA62_C1D6),
-            };
-            let t = a
-                .rotate_left(5)
-                .wrapping_add(f)
-                .wrapping_add(e)
-                .wrapping_add(k)
-                .wrapping_add(wi);
-            e = d;
-            d = c;
-            c = b.rotate_left(30);
-            b = a;
-            a = t;
-        }
-        for (x, v) in h.iter_mut().zip([a, b, c, d, e]) {
-            *x = x.wrapping_add(v);
-        }
-    }
-    h.iter().map(|x| format!("{x:08x}")).collect()
+    use sha1::{Digest, Sha1};
+    Sha1::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -3821,5 +4141,156 @@ Host *
                 .as_deref(),
             Some("me")
         );
+    }
+
+    #[test]
+    fn backslashes_split_as_ssh_argv_split() {
+        let words = |line: &str| split_line(line).unwrap().unwrap().1;
+        // Inside quotes `\ ` keeps its backslash; outside it escapes.
+        assert_eq!(words(r#"IdentityFile "/k/a\ b""#), [r"/k/a\ b"]);
+        assert_eq!(words(r"IdentityFile /k/a\ b"), ["/k/a b"]);
+        // Quotes and backslashes are escaped anywhere.
+        assert_eq!(
+            words(r#"IdentityFile "a\"b" 'c\'d' e\\f"#),
+            [r#"a"b"#, "c'd", r"e\f"]
+        );
+        // Before anything else the backslash stays.
+        assert_eq!(words(r#"IdentityFile a\qb "c\qd""#), [r"a\qb", r"c\qd"]);
+        // Words split at spaces and tabs only.
+        assert_eq!(words("User a\u{b}b\tc"), ["a\u{b}b", "c"]);
+        assert!(split_line(r#"IdentityFile "a\""#).is_err());
+    }
+
+    #[test]
+    fn include_globs_follow_glob3() {
+        let m = |pattern: &str, name: &str| {
+            compile_glob(pattern.as_bytes()).is_some_and(|g| glob_match(&g, name.as_bytes()))
+        };
+        let table: &[(&str, &str, bool)] = &[
+            ("a[0-9]", "a7", true),
+            ("a[0-9]", "ab", false),
+            ("a[!0-9]", "ab", true),
+            ("a[!0-9]", "a7", false),
+            // `^` does not negate in OpenBSD's glob(3).
+            ("[^a]x", "^x", true),
+            ("[^a]x", "bx", false),
+            // `]` first is a member; `-` last is one.
+            ("[]]x", "]x", true),
+            ("[!]]x", "]x", false),
+            ("[a-]x", "-x", true),
+            ("[z-a]x", "mx", false),
+            // An unclosed `[` is itself.
+            ("a[", "a[", true),
+            ("[!", "[!", true),
+            ("[[:digit:]]1", "71", true),
+            ("[[:alpha:]x]1", "x1", true),
+            ("[[:alpha:]x]1", "71", false),
+            // A leading `.` only by a literal, unquoted `.`.
+            ("*", ".hidden", false),
+            ("?hidden", ".hidden", false),
+            ("[.]hidden", ".hidden", false),
+            ("\\.hidden", ".hidden", false),
+            (".h*", ".hidden", true),
+            // Backslash quotes.
+            ("\\*", "*", true),
+            ("\\*", "x", false),
+            ("a\\1", "a1", true),
+            // Bytes, not characters.
+            ("??", "\u{e9}", true),
+            ("?1", "\u{e9}1", false),
+            ("*[0-9]", "ab12", true),
+            ("*[0-9]", "ab1x", false),
+        ];
+        for (pattern, name, want) in table {
+            assert_eq!(m(pattern, name), *want, "`{pattern}` against `{name}`");
+        }
+        // An unknown class matches nothing at all.
+        assert!(compile_glob(b"[[:bogus:]]").is_none());
+    }
+
+    #[test]
+    fn include_glob_classes_select_files_in_byte_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for name in ["a1", "a2", "ab", ".a3", "b1"] {
+            std::fs::write(d.join(name), "").unwrap();
+        }
+        for sub in ["s-", "s"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+            std::fs::write(d.join(sub).join("x"), "").unwrap();
+        }
+        std::fs::create_dir_all(d.join("a4")).unwrap();
+        let found = |pattern: &str| -> Vec<String> {
+            expand_include(pattern, d, d)
+                .iter()
+                .map(|p| p.strip_prefix(d).unwrap().display().to_string())
+                .collect()
+        };
+        assert_eq!(found("a[0-9]"), ["a1", "a2"]);
+        assert_eq!(found("[!b]*"), ["a1", "a2", "ab"]);
+        assert_eq!(found(".a[0-9]"), [".a3"]);
+        // strcmp order: `s-/x` before `s/x`.
+        assert_eq!(found("s*/x"), ["s-/x", "s/x"]);
+    }
+
+    #[test]
+    fn host_name_tokens_ssh_refuses_are_refused_at_their_line() {
+        let config = "Host other\n  HostName %r.never\nHost *\n  User u\n  HostName %r.example\n";
+        let e = parse(config)
+            .resolve("h", &context())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("config:5: `HostName %r.example`"), "{e}");
+        assert!(e.contains("`%r`") && e.contains("only `%h`"), "{e}");
+        // Found before a `Match host` line that needs it, still at its line.
+        let config = "HostName x%u\nMatch host x*\n  User u\n";
+        let e = parse(config)
+            .resolve("h", &context())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("config:1: `HostName x%u`"), "{e}");
+        // `${VAR}` stays as written in `HostName`, as ssh leaves it.
+        assert_eq!(
+            resolve("HostName a${B}", "h").host_name.as_deref(),
+            Some("a${b}")
+        );
+        // `RemoteCommand` and forwarding socket paths take ssh's client tokens.
+        for (line, token) in [
+            ("RemoteCommand echo %T", "%T"),
+            ("LocalForward /s/%j /t", "%j"),
+            ("RemoteForward 8080 /t/%z", "%z"),
+            ("CertificateFile /c/%j", "%j"),
+        ] {
+            let e = parse(line)
+                .resolve("h", &context())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("config:1: `") && e.contains(&format!("`{token}`")),
+                "{e}"
+            );
+        }
+        let s = resolve(
+            "RemoteCommand echo %h %% ${X}\nLocalForward /s/%C /t/%r\n",
+            "h",
+        );
+        assert_eq!(s.host_name.as_deref(), Some("h"));
+    }
+
+    #[test]
+    fn a_key_file_spelled_twice_is_listed_once_and_marked() {
+        let s = resolve(
+            "Host h\n  IdentityFile ~/.ssh/k\nHost *\n  IdentityFile ~/.ssh/k\n  \
+             IdentityFile %d/.ssh/k\n  IdentityFile /home/op/.ssh/k\n  IdentityFile /j\n",
+            "h",
+        );
+        let key = PathBuf::from("/home/op/.ssh/k");
+        assert_eq!(s.identity_files, [key.clone(), PathBuf::from("/j")]);
+        assert_eq!(s.identity_files_repeated, [key]);
+        // The same line twice (ssh drops the repeat too) is no repetition
+        // to report.
+        let s = resolve("IdentityFile /j\nHost *\n  IdentityFile /j\n", "h");
+        assert_eq!(s.identity_files, [PathBuf::from("/j")]);
+        assert!(s.identity_files_repeated.is_empty());
     }
 }

@@ -1288,9 +1288,14 @@ fn every_keyword_with_generic_values_as_ssh_takes_it() {
     let cx = context();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    // `IdentityFile ${X}` with `X` unset: `ssh -G` prints it, but ssh
-    // refuses it when it connects (loading the keys), as deployer does.
-    let refused_when_connecting = [("identityfile", "${X}"), ("identityfile2", "${X}")];
+    // `IdentityFile ${X}` (or `CertificateFile`) with `X` unset: `ssh -G`
+    // prints it, but ssh refuses it when it connects (loading the keys),
+    // as deployer does.
+    let refused_when_connecting = [
+        ("identityfile", "${X}"),
+        ("identityfile2", "${X}"),
+        ("certificatefile", "${X}"),
+    ];
     // `ForkAfterAuthentication yes` is refused by ssh only for a session
     // without a command, which deployer never opens.
     let by_design = [
@@ -1346,4 +1351,508 @@ fn every_keyword_with_generic_values_as_ssh_takes_it() {
         accepted > 200 && refused > 200,
         "{accepted} accepted, {refused} refused"
     );
+}
+
+// Issue 18, item 7: where deployer's resolution still differed from
+// `ssh -G`.
+
+/// `ssh -G`'s `identityfile` values, in order (`None` when ssh refused).
+fn ssh_identity_files(config: &Path) -> Option<Vec<String>> {
+    Some(
+        get(&ssh_g(config, "h", None)?, "identityfile")
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+/// deployer's identity files for host `h` of the config, as text.
+fn our_identity_files(config: &Path, cx: &ResolveContext) -> Result<Vec<String>, String> {
+    let settings = SshConfigFile::load_named(config, &cx.home)
+        .and_then(|f| f.resolve("h", cx))
+        .map_err(|e| e.to_string())?;
+    Ok(settings
+        .identity_files
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect())
+}
+
+#[test]
+fn include_glob_classes_select_the_files_ssh_glob_selects() {
+    // glob(3) as Debian's ssh has it (OpenBSD's): `[0-9]` ranges, `!`
+    // (not `^`) negating, a `]` first in a set, `[:alpha:]` classes, a
+    // leading `.` matched only by a literal `.`, `*`/`?`/sets never
+    // crossing `/`, backslash quoting, an unclosed `[` literal, bytes
+    // rather than characters, and the result sorted byte by byte.
+    if !ssh_available() {
+        return;
+    }
+    let cx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let names = [
+        "a1", "a2", "b1", "ab", "]x", "!x", "^x", ".h1", "-x", "c", "z", "a-", "\\x", "A1", "é1",
+        "a[", "x",
+    ];
+    for sub in ["", "s1/", "s2/", ".s3/", "s-/"] {
+        std::fs::create_dir_all(d.join(format!("f/{sub}"))).unwrap();
+        for (i, name) in names.iter().enumerate() {
+            std::fs::write(
+                d.join(format!("f/{sub}{name}")),
+                format!("IdentityFile /k/{}{i}\n", sub.replace('/', "_")),
+            )
+            .unwrap();
+        }
+    }
+    // A directory matching a pattern is not a file to read.
+    std::fs::create_dir_all(d.join("f/a3")).unwrap();
+    let patterns = [
+        "a[0-9]",
+        "a[!0-9]",
+        "[!a]*",
+        "[]]x",
+        "[!]]*",
+        "[^a]*",
+        "?h1",
+        ".h[0-9]",
+        "[.]h1",
+        "\\.h1",
+        "*",
+        ".*",
+        "[a-]*",
+        "[z-a]*",
+        "[-]x",
+        "a[",
+        "[a",
+        "[]",
+        "[!]",
+        "[[:digit:]]*",
+        "[[:alpha:]]1",
+        "[[:bogus:]]1",
+        "[[:alpha:]x]1",
+        "[[:alpha]1",
+        "\\x",
+        "\\\\x",
+        "[\\]]x",
+        "[a-c]",
+        "[!.]h1",
+        "a\\1",
+        "[!a-b]1",
+        "[]-a]*",
+        "[%--]x",
+        "??",
+        "[A-a]*",
+        "[a-c-e]*",
+        "a*[0-9]",
+        "*1",
+        "s[0-9]/a*",
+        "s*/[!a]1",
+        "*/a1",
+        "s[!0-9]/?1",
+        "s[/]1",
+        ".s*/a1",
+        "[.]s3/a1",
+        "?3/a1",
+        ".*/a1",
+        ".?/f/a1",
+        "s1/../a[0-9]",
+    ];
+    let (mut compared, mut failures) = (0, Vec::new());
+    for pattern in patterns {
+        let config = d.join("config");
+        std::fs::write(
+            &config,
+            format!(
+                "Include {}/f/{pattern}\nIdentityFile /k/last\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        let theirs = ssh_identity_files(&config).expect("ssh -G");
+        let ours = our_identity_files(&config, &cx).unwrap_or_else(|e| panic!("`{pattern}`: {e}"));
+        compared += usize::from(theirs.len() > 1);
+        if ours != theirs {
+            failures.push(format!(
+                "`Include {pattern}`: deployer {ours:?}, ssh {theirs:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The comparison saw patterns that select files, not only empty ones.
+    assert!(compared > 25, "only {compared} patterns selected files");
+}
+
+/// Keywords that take `%` tokens, with a value carrying `%T` (`T` the
+/// token) as ssh reads them.
+const TOKEN_KEYWORDS: &[(&str, &str)] = &[
+    ("HostName", "%T.example"),
+    ("ControlPath", "/tmp/c-%T"),
+    ("IdentityAgent", "/tmp/a-%T"),
+    ("ForwardAgent", "/tmp/f-%T"),
+    ("UserKnownHostsFile", "/tmp/k-%T"),
+    ("LocalForward", "/tmp/l-%T /tmp/t"),
+    ("LocalForward", "8080 /tmp/t-%T"),
+    ("RemoteForward", "/tmp/r-%T localhost:80"),
+    ("RemoteForward", "8080 /tmp/t-%T"),
+    ("DynamicForward", "/tmp/d-%T"),
+    ("RemoteCommand", "echo %T"),
+    // ssh expands no token in these (9.2): every one is taken as written.
+    ("User", "u%T"),
+    ("HostKeyAlias", "a%T"),
+    ("GlobalKnownHostsFile", "/tmp/g-%T"),
+    ("LocalCommand", "echo %T"),
+    ("ProxyJump", "j%T"),
+    ("KnownHostsCommand", "/bin/echo %T"),
+    ("RevokedHostKeys", "/tmp/v-%T"),
+];
+
+#[test]
+fn tokens_are_refused_exactly_where_ssh_refuses_them() {
+    // Every letter as a token, `%%` and a lone `%`, in each keyword that
+    // takes tokens, on a line that applies and in a block that does not
+    // (which ssh never expands): deployer refuses exactly the lines ssh
+    // refuses, naming the file, the line, the keyword and the token.
+    if !ssh_available() {
+        return;
+    }
+    let cx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut tokens: Vec<String> = ('a'..='z')
+        .chain('A'..='Z')
+        .map(|c| c.to_string())
+        .collect();
+    tokens.extend(["%".to_string(), String::new()]);
+    let mut verdicts = Verdicts::default();
+    for (keyword, template) in TOKEN_KEYWORDS {
+        for token in &tokens {
+            let value = template.replace("%T", &format!("%{token}"));
+            for (where_, text) in [
+                ("applies", format!("Host *\n  {keyword} {value}\n")),
+                (
+                    "Host other",
+                    format!("Host other\n  {keyword} {value}\nHost *\n  User u\n"),
+                ),
+            ] {
+                let path = d.join("config");
+                std::fs::write(&path, &text).unwrap();
+                let (ssh_ok, ssh_err) = ssh_verdict(&path, "h");
+                let ours =
+                    SshConfigFile::load_named(&path, &cx.home).and_then(|f| f.resolve("h", &cx));
+                let what = format!("`{keyword} {value}` ({where_})");
+                if let Some(message) = verdicts.record(&what, ours, !ssh_ok, &ssh_err) {
+                    let named = format!("{}:2:", path.display());
+                    let token_named = token.is_empty() || message.contains(&format!("`%{token}`"));
+                    if !(message.contains(&named) && message.contains(keyword) && token_named) {
+                        verdicts.failures.push(format!(
+                            "{what}: the refusal does not name `{named}`, the keyword and the \
+                             token: {message}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    verdicts.check(500, 300);
+}
+
+/// Deployer's verdicts on configs against ssh's: how many both accepted,
+/// how many both refused, and each disagreement.
+#[derive(Default)]
+struct Verdicts {
+    accepted: usize,
+    refused: usize,
+    failures: Vec<String>,
+}
+
+impl Verdicts {
+    /// Records one comparison for the config `what`; returns deployer's
+    /// refusal when ssh refused too, for the caller to check what it names.
+    fn record(
+        &mut self,
+        what: &str,
+        ours: Result<HostSettings, deployer::ssh_config::SshConfigError>,
+        ssh_refuses: bool,
+        ssh_err: &str,
+    ) -> Option<String> {
+        match (ours, ssh_refuses) {
+            (Ok(_), false) => self.accepted += 1,
+            (Err(e), true) => {
+                self.refused += 1;
+                return Some(e.to_string());
+            }
+            (Ok(_), true) => self.failures.push(format!(
+                "{what}: ssh refuses ({}) but deployer accepts",
+                ssh_err.trim()
+            )),
+            (Err(e), false) => self.failures.push(format!(
+                "{what}: ssh accepts ({}) but deployer refuses: {e}",
+                ssh_err.trim()
+            )),
+        }
+        None
+    }
+
+    /// No disagreement, and more than so many accepted and refused (the
+    /// comparison saw both kinds).
+    fn check(&self, accepted: usize, refused: usize) {
+        assert!(self.failures.is_empty(), "{}", self.failures.join("\n"));
+        assert!(
+            self.accepted >= accepted && self.refused >= refused,
+            "{} accepted, {} refused",
+            self.accepted,
+            self.refused
+        );
+    }
+}
+
+/// Whether ssh, connecting to a server that closes at once, refuses the
+/// config's `IdentityFile` or `CertificateFile` for its tokens: ssh
+/// expands them only when it loads the keys, after `ssh -G` would have
+/// printed them.
+fn ssh_refuses_identity_file(config: &Path) -> (bool, String) {
+    let out = Command::new("ssh")
+        .arg("-F")
+        .arg(config)
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=30",
+            "h",
+            "true",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run ssh");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (
+        err.contains("unknown key") || err.contains("invalid format"),
+        err,
+    )
+}
+
+#[test]
+fn key_file_tokens_are_refused_as_ssh_refuses_them_when_connecting() {
+    if !ssh_available() {
+        return;
+    }
+    let cx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A server that closes every connection at once: ssh has loaded its
+    // keys (and expanded their names) by then, and goes no further.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            drop(stream);
+        }
+    });
+    let mut tokens: Vec<String> = ('a'..='z')
+        .chain('A'..='Z')
+        .map(|c| c.to_string())
+        .collect();
+    tokens.extend(["%".to_string(), String::new()]);
+    let mut verdicts = Verdicts::default();
+    for keyword in ["IdentityFile", "CertificateFile"] {
+        for token in &tokens {
+            let path = d.join("config");
+            std::fs::write(
+                &path,
+                format!(
+                    "Host h\n  {keyword} /tmp/id-%{token}\n  HostName 127.0.0.1\n  \
+                     Port {port}\n  UserKnownHostsFile /dev/null\n"
+                ),
+            )
+            .unwrap();
+            let (ssh_refuses, ssh_err) = ssh_refuses_identity_file(&path);
+            let ours = SshConfigFile::load_named(&path, &cx.home).and_then(|f| f.resolve("h", &cx));
+            let what = format!("`{keyword} /tmp/id-%{token}`");
+            if let Some(message) = verdicts.record(&what, ours, ssh_refuses, &ssh_err) {
+                assert!(
+                    message.contains(&format!("{}:2:", path.display()))
+                        && message.contains(keyword)
+                        && (token.is_empty() || message.contains(&format!("`%{token}`"))),
+                    "{message}"
+                );
+            }
+        }
+    }
+    // For each keyword, `%%` and ssh's 11 client tokens are accepted; the
+    // 41 other letters and a lone `%` refused.
+    verdicts.check(24, 84);
+}
+
+#[test]
+fn quoted_and_unquoted_backslashes_split_as_ssh_splits_them() {
+    // ssh's argv_split: a backslash escapes a quote or a backslash
+    // anywhere, a space only outside quotes; before anything else it
+    // stays. Words are split at spaces and tabs only.
+    if !ssh_available() {
+        return;
+    }
+    let cx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config");
+    let values = [
+        r#""/k/a\ b""#,
+        r"/k/a\ b",
+        r#""/k/a\\b""#,
+        r"/k/a\\b",
+        r#""/k/a\"b""#,
+        r"'/k/a\'b'",
+        r#"'/k/a\"b'"#,
+        r"/k/a\qb",
+        r#""/k/a\qb""#,
+        r#"/k/a"b c"d"#,
+        r#"/k/a\"b"#,
+        r"/k/a\#b",
+        r"/k/a#b",
+        "\"/k/a\tb\"",
+        "/k/a\u{b}b",
+        r#""/k/a\ \\ b\'""#,
+        r"/k/a\",
+        r#""/k/a\""#,
+        r#""/k/a b"c\ d"#,
+    ];
+    let mut failures = Vec::new();
+    for value in values {
+        std::fs::write(&path, format!("IdentityFile {value}\n")).unwrap();
+        let theirs = ssh_identity_files(&path);
+        let ours = our_identity_files(&path, &cx).ok();
+        if ours != theirs {
+            failures.push(format!(
+                "`IdentityFile {value}`: deployer {ours:?}, ssh {theirs:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_key_file_named_twice_is_listed_once_and_said_so() {
+    // ssh drops a second line naming a file exactly as an earlier one did
+    // (`ssh -G` lists it once), but lists, loads and offers twice a file
+    // that two lines spell differently. deployer lists and offers it
+    // once, and says it was named more than once.
+    if !ssh_available() {
+        return;
+    }
+    let cx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config");
+    let home = cx.home.display().to_string();
+    std::fs::write(
+        &path,
+        format!(
+            "Host h\n  IdentityFile ~/.ssh/k\nHost *\n  IdentityFile ~/.ssh/k\n  \
+             IdentityFile {home}/.ssh/k\n  IdentityFile /k/other\n"
+        ),
+    )
+    .unwrap();
+    let theirs = ssh_identity_files(&path).expect("ssh -G");
+    assert_eq!(
+        theirs,
+        [
+            "~/.ssh/k".to_string(),
+            format!("{home}/.ssh/k"),
+            "/k/other".into()
+        ],
+        "ssh -G drops the exact repeat only"
+    );
+    let ours = SshConfigFile::load_named(&path, &cx.home)
+        .and_then(|f| f.resolve("h", &cx))
+        .unwrap();
+    let key = cx.home.join(".ssh/k");
+    assert_eq!(
+        ours.identity_files,
+        vec![key.clone(), PathBuf::from("/k/other")]
+    );
+    assert_eq!(ours.identity_files_repeated, vec![key]);
+
+    // `deployer hosts` lists the file once and says it was named twice.
+    let d = dir.path();
+    std::fs::write(
+        d.join("ssh_config"),
+        "Host h
+  IdentityFile ~/.ssh/k
+Host *
+  IdentityFile %d/.ssh/k
+",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("deployer.ini"),
+        format!(
+            "[environment]\ndeb_packages = fastpath\nstages = test\nssh_config = {}\n\
+             [stage:test]\nhosts = h\n",
+            d.join("ssh_config").display()
+        ),
+    )
+    .unwrap();
+    let key = d.join(".ssh/k").display().to_string();
+    let (status, stdout, stderr) = deployer(d, &["hosts"]);
+    assert_eq!(status, 0, "{stderr}");
+    let keys = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("keys "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(keys.matches(&format!("{key} ")).count(), 1, "{keys}");
+    assert!(
+        keys.ends_with(&format!("(each offered once; named more than once: {key})")),
+        "{keys}"
+    );
+    let (status, stdout, stderr) = deployer(d, &["hosts", "--json"]);
+    assert_eq!(status, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        json["hosts"][0]["ssh"]["identity_files_repeated"],
+        serde_json::json!([key])
+    );
+}
+
+#[test]
+fn percent_c_is_the_sha1_ssh_computes() {
+    // `%C` (SHA-1 of local host, host, port and user) in a path ssh
+    // expands before `-G` prints it.
+    if !ssh_available() {
+        return;
+    }
+    let cx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config");
+    let mut compared = 0;
+    for (host, extra) in [
+        ("h", ""),
+        (
+            "web",
+            "  HostName web.example.org\n  Port 2222\n  User deploy\n",
+        ),
+        ("Mixed.Case", "  User r\u{e9}mi\n"),
+    ] {
+        std::fs::write(
+            &path,
+            format!("Host *\n{extra}  UserKnownHostsFile /kh/%C /kh/%l-%h-%p-%r\n"),
+        )
+        .unwrap();
+        let theirs = ssh_g(&path, host, None).expect("ssh -G");
+        let ours = SshConfigFile::load_named(&path, &cx.home)
+            .and_then(|f| f.resolve(host, &cx))
+            .unwrap();
+        let ours: Vec<String> = ours
+            .user_known_hosts_files
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            ours.join(" "),
+            get(&theirs, "userknownhostsfile")[0],
+            "{host}"
+        );
+        assert!(ours[0].len() == "/kh/".len() + 40, "{ours:?}");
+        compared += 1;
+    }
+    assert_eq!(compared, 3);
 }

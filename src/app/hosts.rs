@@ -72,7 +72,19 @@ pub(crate) fn render_text(
             writeln!(out, "  through      {}", chain.join(" -> "))?;
         }
         let agent = if s.use_agent { "agent, then " } else { "" };
-        writeln!(out, "  keys         {agent}{}", paths(&s.identity_files))?;
+        let repeated = if s.identity_files_repeated.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (each offered once; named more than once: {})",
+                paths(&s.identity_files_repeated)
+            )
+        };
+        writeln!(
+            out,
+            "  keys         {agent}{}{repeated}",
+            paths(&s.identity_files)
+        )?;
         writeln!(out, "  known_hosts  {}", paths(&s.known_hosts))?;
         writeln!(out, "  global       {}", paths(&s.global_known_hosts))?;
         if let Some(alias) = &s.host_key_alias {
@@ -104,6 +116,7 @@ fn ssh_json(s: &SshTarget) -> serde_json::Value {
         "user": s.user,
         "agent": s.use_agent,
         "identity_files": s.identity_files,
+        "identity_files_repeated": s.identity_files_repeated,
         "known_hosts": s.known_hosts,
         "global_known_hosts": s.global_known_hosts,
         "host_key_alias": s.host_key_alias,

@@ -34,8 +34,13 @@ pub struct SshTarget {
     pub port: u16,
     /// Login user.
     pub user: String,
-    /// Private keys to try after the agent, in order.
+    /// Private keys to try after the agent, in order, each once.
     pub identity_files: Vec<PathBuf>,
+    /// The files of `identity_files` named more than once (by
+    /// `ssh_identity_file` and `IdentityFile`, or by `IdentityFile` lines
+    /// spelling them differently): still offered once, where ssh would
+    /// offer one named by two spellings twice.
+    pub identity_files_repeated: Vec<PathBuf>,
     /// Whether to ask the ssh-agent (off with `IdentitiesOnly yes`).
     pub use_agent: bool,
     /// known_hosts files to check; new keys are written to the first.
@@ -103,6 +108,7 @@ impl SshTarget {
             port: 22,
             user: "deploy".into(),
             identity_files: Vec::new(),
+            identity_files_repeated: Vec::new(),
             use_agent: false,
             known_hosts: Vec::new(),
             host_key_alias: None,
@@ -242,6 +248,13 @@ fn resolve_one(
     let home = &local.home;
     let mut identity_files: Vec<PathBuf> = opts.identity_files.clone();
     identity_files.extend(s.identity_files.iter().cloned());
+    let mut identity_files_repeated = s.identity_files_repeated.clone();
+    let mut named = std::collections::HashSet::new();
+    for p in &identity_files {
+        if !named.insert(p) && !identity_files_repeated.contains(p) {
+            identity_files_repeated.push(p.clone());
+        }
+    }
     for default in ["id_ed25519", "id_ecdsa", "id_rsa"] {
         identity_files.push(home.join(".ssh").join(default));
     }
@@ -301,6 +314,7 @@ fn resolve_one(
         port: s.port.unwrap_or(22),
         user: s.user.clone().unwrap_or_else(|| local.user.clone()),
         identity_files,
+        identity_files_repeated,
         use_agent: s.identities_only != Some(true),
         known_hosts,
         host_key_alias: s.host_key_alias.clone(),
@@ -397,6 +411,32 @@ mod tests {
             web.known_hosts,
             vec![PathBuf::from("/etc/deployer/known_hosts")]
         );
+    }
+
+    #[test]
+    fn a_key_file_named_twice_is_offered_once_and_marked() {
+        // `ssh_identity_file` and `IdentityFile` naming the same file, and
+        // `IdentityFile` naming a default key: each offered once, and only
+        // the file named twice by the configuration is reported.
+        let text = BASE.replace(
+            "stages = test prod\n",
+            "stages = test prod\nssh_identity_file = /home/op/.ssh/web\n",
+        );
+        let sc = SshConfigFile::parse(
+            "Host web1\n  IdentityFile ~/.ssh/web\n  IdentityFile ~/.ssh/id_rsa\n",
+            Path::new("/home/op/.ssh/config"),
+        )
+        .unwrap();
+        let t = resolve_targets(&config(&text), &sc, &local()).unwrap();
+        let TargetKind::Ssh(web) = &t[1].kind else {
+            panic!("ssh")
+        };
+        let ssh = Path::new("/home/op/.ssh");
+        assert_eq!(
+            web.identity_files,
+            ["web", "id_rsa", "id_ed25519", "id_ecdsa"].map(|k| ssh.join(k))
+        );
+        assert_eq!(web.identity_files_repeated, [ssh.join("web")]);
     }
 
     #[test]
