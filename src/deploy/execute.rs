@@ -102,14 +102,9 @@ impl Prefixer<'_> {
     fn feed(&mut self, _stream: Stream, bytes: &[u8]) {
         let (cx, host) = (self.cx, &self.host);
         self.lines.feed(bytes, |text| {
-            // progress meters redraw with `\r`: keep what a terminal would show
-            let shown = text
-                .trim_end_matches('\r')
-                .rsplit('\r')
-                .next()
-                .unwrap_or_default();
+            let shown = crate::text::settle_progress(&text);
             cx.console
-                .say(&format!("{host} | {}", crate::text::for_terminal(shown)));
+                .say(&format!("{host} | {}", crate::text::for_terminal(&shown)));
         });
     }
 }
