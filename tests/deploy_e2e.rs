@@ -554,15 +554,7 @@ fn frozen_stage_refuses_until_unfrozen() {
     assert_eq!(code, 0);
     let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", OLD]);
     assert_eq!(code, 0, "{out}{err}");
-    let actions: Vec<(String, String)> = history(&tb)
-        .iter()
-        .map(|r| {
-            (
-                r["action"].as_str().unwrap().to_string(),
-                r["outcome"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let actions = actions(&tb);
     let want = [
         ("freeze", "success"),
         ("deploy", "refused"),
@@ -769,7 +761,15 @@ fn unfreeze_of_a_stage_not_frozen_says_so_and_changes_nothing() {
         .exec("test-1", "test -e /var/lib/deployer/freeze/test")
         .status
         .success());
-    let actions: Vec<(String, String)> = history(&tb)
+    assert_eq!(
+        actions(&tb),
+        [("unfreeze".to_string(), "success".to_string())]
+    );
+}
+
+/// Each attempt of the local history as (action, outcome).
+fn actions(tb: &Testbed) -> Vec<(String, String)> {
+    history(tb)
         .iter()
         .map(|r| {
             (
@@ -777,6 +777,5 @@ fn unfreeze_of_a_stage_not_frozen_says_so_and_changes_nothing() {
                 r["outcome"].as_str().unwrap().to_string(),
             )
         })
-        .collect();
-    assert_eq!(actions, [("unfreeze".to_string(), "success".to_string())]);
+        .collect()
 }

@@ -1,5 +1,7 @@
 //! `deployer freeze` and `unfreeze`: write or remove the freeze record on
-//! every host of a stage, and record the attempt in the history.
+//! every host of a stage, and record the attempt in the history. An
+//! unfreeze of a stage that no host says is frozen changes nothing and
+//! records nothing (it is not an attempt: nothing was changed or refused).
 
 use crate::config::Config;
 use crate::console::Console;

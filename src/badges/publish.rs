@@ -1,13 +1,17 @@
 //! Writing badge files where they are served: into `badges_path` on a host,
 //! over the session the run already has, and into a local directory.
 //!
-//! Both ways are atomic and idempotent. Each file is written to a
-//! temporary file in its own directory and renamed into place, so a web
-//! server never serves half a badge; a file whose bytes did not change is
-//! left alone (its modification time, and so caches and ETags, stay valid).
-//! On a host everything travels in one command per host: the file names as
-//! arguments (quoted; each is a package name and a fixed extension), the
-//! contents on stdin, one base64 line per file.
+//! Both ways are atomic and idempotent. Each file is written beside its
+//! place (a temporary file, or on a host a fresh temporary directory) and
+//! renamed into place, so a web server never serves half a badge; a file
+//! whose bytes did not change is left alone (its modification time, and so
+//! caches and ETags, stay valid).
+//!
+//! On a host it takes at most two commands: a read-only one, without sudo,
+//! lists the SHA-256 of the badges already there ([`check_command`]); then,
+//! only if some changed, one command as root writes those
+//! ([`write_command`]): the file names as arguments (each a package name
+//! and a fixed extension), the contents on stdin as one tar archive.
 
 use std::fs;
 use std::io::{self, Write};

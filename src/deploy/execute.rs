@@ -1,7 +1,9 @@
 //! The execute phase: the rollout batch by batch (the first host alone,
 //! then `batch_size` at a time), each host's install, its verification
-//! with dpkg and its health check; then the rollback policy, and the
-//! syslog line on each host.
+//! with dpkg, the service's restart and its health check; then the
+//! rollback policy; and the aftermath: the syslog line and the history
+//! record on each host, the start and end announced to the team
+//! (`notify`), and the badges of the hosts refreshed.
 //!
 //! The rollout stops at the first failing batch, and before a new batch
 //! when the operator asked to stop.
