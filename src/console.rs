@@ -1,7 +1,9 @@
 //! Where a command's words go: standard output, standard error, the colour
 //! decision and the confirmation prompt, bundled in one value that is
 //! passed down. Reports and prompts are written through it, so a test can
-//! capture them and answer the prompt.
+//! capture them and answer the prompt. On a terminal it also owns the
+//! line saying which hosts a fan-out still waits for ([`Waiting`]), kept
+//! out of the way of every line it prints.
 //!
 //! It is shared by the threads of a rollout (`-v` streams every host's
 //! output), so each line is written whole under a lock. A closed pipe is
