@@ -117,7 +117,12 @@ pub fn command(holder: &Holder, expiry_secs: u64) -> RemoteCommand {
 
 /// [`command`] with its files in `dir` and the install lock at `install`,
 /// without sudo (tests use a directory of their own).
-fn command_in(dir: &str, install: &str, holder: &Holder, expiry_secs: u64) -> RemoteCommand {
+pub(crate) fn command_in(
+    dir: &str,
+    install: &str,
+    holder: &Holder,
+    expiry_secs: u64,
+) -> RemoteCommand {
     let line = serde_json::to_string(holder).expect("plain strings serialize");
     RemoteCommand::new("bash")
         .args([
@@ -269,6 +274,122 @@ pub fn parse_check(stdout: &str) -> Owner {
             text::clip(&text::one_line(line), HOLDER_MAX)
         ))
     }
+}
+
+/// Shell functions shared by every change made under the lock (see
+/// [`guarded`] and `detach::start_command`), run as root by a shell that
+/// already holds the install lock on descriptor 9:
+/// `deployer_lock_ours DIR ATTEMPT` succeeds only when the deploy lock in
+/// `DIR` is held right now by the live lock shell of `ATTEMPT` (its pid,
+/// read first, has the lock open on descriptor 8, and the holder line,
+/// read after, names the attempt); `deployer_lock_lost DIR` says who holds
+/// it instead (a [`LOST`] line on stderr) and exits [`LOST_STATUS`].
+///
+/// Held install lock plus proven deploy lock is one step: a lock shell
+/// that expires after the proof leaves the install lock held, so the next
+/// deploy is refused (`INSTALLING`) until this change is over; one that
+/// expired before it fails the proof, and nothing is changed.
+pub const PROOF: &str = r#"deployer_lock_ours() {
+    pid=$(head -c 32 "$1/holder.pid" 2>/dev/null)
+    case $pid in ''|*[!0-9]*) return 1 ;; esac
+    [ "$(readlink "/proc/$pid/fd/8" 2>/dev/null)" = "$1/deploy.lock" ] || return 1
+    case $(head -c 4096 "$1/holder" 2>/dev/null | tr '\n' ' ') in
+        *"\"attempt\":\"$2\""*) ;;
+        *) return 1 ;;
+    esac
+    [ "$(readlink "/proc/$pid/fd/8" 2>/dev/null)" = "$1/deploy.lock" ]
+}
+deployer_lock_lost() {
+    if flock -n "$1/deploy.lock" true 2>/dev/null; then
+        echo "DEPLOYER-LOCK-LOST" >&2
+    else
+        echo "DEPLOYER-LOCK-LOST $(head -c 4096 "$1/holder" 2>/dev/null | tr '\n' ' ')" >&2
+    fi
+    exit 75
+}
+"#;
+
+/// The exit status of a change refused because the deploy lock was lost.
+pub const LOST_STATUS: i32 = 75;
+
+/// The first word of the stderr line of a change refused because the
+/// deploy lock was lost; the holder's JSON line (if any) follows.
+const LOST: &str = "DEPLOYER-LOCK-LOST";
+
+/// The script of [`guarded`]: `$1` the lock directory, `$2` the install
+/// lock, `$3` the attempt, `$4` the command line, `$5` `root` or `user`
+/// (run as the user sudo was called by, as it would run without the
+/// guard).
+const GUARD: &str = r#"set -u
+dir=$1 install=$2 attempt=$3 line=$4 as=$5
+exec 9>>"$install" || { echo "deployer: cannot open $install" >&2; exit 1; }
+if ! flock -n 9; then
+    echo "deployer: an install or rollback still runs on this host ($(head -c 300 "$dir/installing" 2>/dev/null | tr '\n' ' ')); nothing was changed" >&2
+    exit 1
+fi
+deployer_lock_ours "$dir" "$attempt" || deployer_lock_lost "$dir"
+user=${SUDO_USER:-root}
+if [ "$as" = user ] && [ "$user" != root ]; then
+    runuser -u "$user" -- sh -c "$line" 9>&-
+else
+    sh -c "$line" 9>&-
+fi"#;
+
+/// `command`, run on the host only if the deploy lock is `attempt`'s at
+/// that very moment, in one root shell that holds the install lock from
+/// before the proof until the command has ended (see [`PROOF`]). A lost
+/// lock exits [`LOST_STATUS`] and changes nothing; read it with
+/// [`lost`]. A command that runs as root (`sudo -n ...`) runs as root; a
+/// command from the configuration runs as the login user, as unguarded.
+pub fn guarded(attempt: &str, command: &RemoteCommand) -> RemoteCommand {
+    guarded_in(LOCK_DIR, detach::INSTALL_LOCK, attempt, command).sudo()
+}
+
+fn guarded_in(dir: &str, install: &str, attempt: &str, command: &RemoteCommand) -> RemoteCommand {
+    let as_root = command.as_str().starts_with("sudo -n ");
+    let line = if as_root {
+        format!("{}{command}", detach::AS_ROOT)
+    } else {
+        command.to_string()
+    };
+    let script = format!("{PROOF}{GUARD}");
+    let args = [
+        "-c",
+        &script,
+        "deployer-guard",
+        dir,
+        install,
+        attempt,
+        &line,
+        if as_root { "root" } else { "user" },
+    ];
+    let wrapped = RemoteCommand::new("sh").args(args).named(command.label());
+    if command.is_from_config() {
+        wrapped.hiding_config()
+    } else {
+        wrapped
+    }
+}
+
+/// Who holds the lock now, when `out` is the answer of a change refused
+/// because this attempt's deploy lock was lost ([`guarded`], a detached
+/// start): the holder's description, or that nobody does.
+pub fn lost(out: &crate::transport::Output) -> Option<String> {
+    if out.status != LOST_STATUS {
+        return None;
+    }
+    let line = out.stderr.lines().find_map(|l| l.strip_prefix(LOST))?;
+    Some(if line.trim().is_empty() {
+        "nobody (it expired: no heartbeat for `lock_expiry`, was deployer paused or cut off? or it was broken with `deployer unlock`)".to_string()
+    } else {
+        holder_text(line)
+    })
+}
+
+/// The one line that says a change was refused because the lock was
+/// lost, with who holds it now (see [`lost`]).
+pub fn lost_message(holder: &str) -> String {
+    format!("lock lost: this deploy no longer holds the host's deploy lock, now held by {holder}; nothing was changed on the host")
 }
 
 /// What [`unlock_command`] said.
@@ -585,5 +706,84 @@ mod tests {
         assert_eq!(parse_unlock(&out.stdout), Ok(Unlocked::Free));
         other.release();
         silent.release();
+    }
+
+    /// Issue 17 item 1: a change under the lock runs only while the lock is
+    /// the attempt's, proven by the shell that runs it while it holds the
+    /// install lock (so no deploy can take the host until it is over); a
+    /// free lock or another attempt's changes nothing and says who.
+    #[test]
+    fn a_guarded_change_runs_only_under_its_own_lock() {
+        use crate::transport::{local::LocalConnection, Connection};
+        use std::time::Duration;
+        let (tmp, dir, install) = private_dir();
+        let marker = tmp.path().join("changed");
+        let change = RemoteCommand::new("sh").args([
+            "-c",
+            "flock -n \"$1\" true && echo install-lock-free > \"$2\" || echo install-lock-held > \"$2\"",
+            "x",
+            &install,
+            &marker.display().to_string(),
+        ]);
+        let run = |attempt: &str| {
+            let out = sh(&guarded_in(&dir, &install, attempt, &change));
+            crate::transport::Output {
+                status: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                ..Default::default()
+            }
+        };
+        let ours = alice().attempt;
+        let free = run(&ours);
+        assert!(
+            lost(&free).is_some_and(|w| w.starts_with("nobody")),
+            "{free:?}"
+        );
+        assert!(!marker.exists(), "nothing changed without the lock");
+
+        let mut conn = LocalConnection::new();
+        let first = conn
+            .hold(
+                &command_in(&dir, &install, &alice(), 30),
+                Duration::from_secs(10),
+            )
+            .unwrap();
+        assert_eq!(parse(&first), Answer::Locked);
+        let other = run("20261121T080000Z-7-ff");
+        assert!(
+            lost(&other).is_some_and(|w| w.starts_with("alice@laptop")),
+            "{other:?}"
+        );
+        assert!(!marker.exists(), "nothing changed under another's lock");
+
+        let done = run(&ours);
+        assert!(done.success() && lost(&done).is_none(), "{done:?}");
+        assert_eq!(
+            std::fs::read_to_string(&marker).unwrap(),
+            "install-lock-held\n",
+            "the install lock is held while the change runs"
+        );
+        conn.release();
+        assert!(lost(&run(&ours)).is_some(), "released: lost");
+        assert!(lost(&crate::transport::Output::default()).is_none());
+    }
+
+    /// A configuration command wrapped in the guard is still named, not
+    /// shown, in logs.
+    #[test]
+    fn a_guarded_configuration_command_stays_hidden_in_logs() {
+        let c = guarded(
+            "a-1",
+            &RemoteCommand::from_config("curl -H token:s3cret x", "restart command"),
+        );
+        assert!(!c.for_log().contains("s3cret"), "{}", c.for_log());
+        assert_eq!(c.label(), "restart command");
+        assert!(c.as_str().ends_with(" user"), "runs as the login user: {c}");
+        let root = guarded("a-1", &RemoteCommand::new("apt-mark").arg("hold").sudo());
+        assert!(
+            root.as_str().starts_with("sudo -n sh -c ") && root.as_str().ends_with(" root"),
+            "{root}"
+        );
     }
 }
