@@ -254,12 +254,14 @@ pub fn parse_poll(stdout: &str) -> Result<Poll, String> {
     })
 }
 
-/// `dpkg --audit`, in the C locale: what dpkg left unfinished on a host
-/// whose run is over without a status (see [`Poll::Seen`]'s `gone`).
+/// `dpkg --audit`, as root (it checks dpkg's lock) and in the C locale:
+/// what dpkg left unfinished on a host whose run is over without a status
+/// (see [`Poll::Seen`]'s `gone`).
 pub fn audit_command() -> RemoteCommand {
     RemoteCommand::new("dpkg")
         .arg("--audit")
         .env("LC_ALL", "C")
+        .sudo()
         .merge_stderr()
         .named("dpkg --audit")
 }

@@ -899,3 +899,196 @@ fn item1_a_second_signal_stops_deployer_even_with_stderr_gone() {
     assert_eq!(host_result(&r, "test-1"), "unknown");
     assert_eq!(host_result(&r, "test-2"), "untouched");
 }
+
+// ---------------------------------------------------------------------------
+// Issue 17 ("fail closed, third round"), items 1 and 2.
+
+/// A gate on `host`'s `sudo` (first on the deploy user's PATH): the first
+/// lock check (`deployer-lock-check`) runs, then its answer is held back
+/// until `/gate/go` exists, with `/gate/reached` saying it is held
+/// (`/gate` is writable by all and not sticky, so that the deploy user may
+/// rename the `armed` that root made). Every other command, and later checks, go straight through.
+fn gate_the_lock_check(tb: &Testbed, host: &str) {
+    let out = tb.exec(
+        host,
+        r#"cat > /usr/local/bin/sudo <<'X'
+#!/bin/sh
+case "$*" in
+*deployer-lock-check*)
+    if mv /gate/armed /gate/taken 2>/dev/null; then
+        out=$(/usr/bin/sudo "$@"); rc=$?
+        touch /gate/reached
+        while [ ! -e /gate/go ]; do sleep 0.1; done
+        printf '%s\n' "$out"
+        exit $rc
+    fi ;;
+esac
+exec /usr/bin/sudo "$@"
+X
+chmod 755 /usr/local/bin/sudo && mkdir -m 0777 /gate && touch /gate/armed"#,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let which = tb.ssh(host, "deployer", "command -v sudo");
+    assert_eq!(
+        String::from_utf8_lossy(&which.stdout).trim(),
+        "/usr/local/bin/sudo",
+        "the gate must come first on the deploy user's PATH: {which:?}"
+    );
+}
+
+/// Issue 17 item 1: deployer checks that the host's deploy lock is still
+/// its own, then stalls (SIGSTOP, a closed laptop lid) past `lock_expiry`;
+/// the lock expires and a second deploy changes the host. When the first
+/// resumes, its install does not go ahead: the lock is proven on the host
+/// in the step that starts dpkg. The second deploy's result stands (the
+/// version, dpkg's state), and the first's record says the lock was lost.
+#[test]
+fn r3_item1_a_stalled_deploy_whose_lock_expired_leaves_the_second_deploys_result() {
+    let Some(tb) = two_stages(1, "lock_expiry = 10s", "") else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
+    tb.publish("fastpath", NEWER);
+    gate_the_lock_check(&tb, "test-1");
+    let lock_free = || {
+        tb.exec("test-1", "flock -n /run/deployer/deploy.lock true")
+            .status
+            .success()
+    };
+    let first = spawn(
+        &tb,
+        &["deploy", "fastpath", "test", NEW, "--reason", "first"],
+    );
+    if !tb.wait_for_file("test-1", "/gate/reached", Duration::from_secs(120)) {
+        signal(&first, libc::SIGKILL);
+        let out = first.wait_with_output().unwrap();
+        panic!(
+            "the first deploy never checked its lock: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // the operator stalls between its check (answered: ours) and its install
+    signal(&first, libc::SIGSTOP);
+    assert!(
+        common::testbed::poll(Duration::from_secs(60), lock_free),
+        "the stalled deploy's lock expires"
+    );
+    let (code, out, err) = deployer(
+        &tb,
+        &["deploy", "fastpath", "test", NEWER, "--reason", "second"],
+    );
+    assert_eq!(code, 0, "the second deploy: {out}{err}");
+    assert_eq!(tb.dpkg_status("test-1", "fastpath"), format!("ii {NEWER}"));
+
+    // resume the first: its check said "ours", but the lock is gone
+    assert!(tb.exec("test-1", "touch /gate/go").status.success());
+    signal(&first, libc::SIGCONT);
+    let out = first.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains("lock lost"),
+        "{stdout}{stderr}"
+    );
+
+    // the host: the second deploy's version, dpkg clean
+    assert_eq!(tb.dpkg_status("test-1", "fastpath"), format!("ii {NEWER}"));
+    let audit = tb.exec("test-1", "dpkg --audit");
+    assert!(
+        audit.status.success() && audit.stdout.is_empty(),
+        "{audit:?}"
+    );
+    // the history of both
+    let h = history(&tb);
+    let second = h.iter().find(|r| r["version"] == NEWER).unwrap();
+    let first = h.iter().find(|r| r["version"] == NEW).unwrap();
+    assert_eq!(second["outcome"], "success", "{second}");
+    assert_eq!(host_result(second, "test-1"), "changed");
+    assert_ne!(first["outcome"], "success", "{first}");
+    assert_eq!(host_result(first, "test-1"), "failed", "{first}");
+    let message = first["hosts"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("lock lost") && message.contains("nothing was changed"),
+        "{first}"
+    );
+}
+
+/// Issue 17 item 2: the host "reboots" during the install (every process
+/// of the install and the lock is killed, `/run/deployer` emptied, the
+/// sessions cut). deployer reconnects, sees from the run's recorded
+/// process identity (pid and start time) that the install is gone, and
+/// stops waiting: the host is `unknown` with what `dpkg --audit` says, no
+/// further host is changed, and the record says all of it. (A changed boot
+/// id, which a testbed host cannot fake since `/proc` is the kernel's, is
+/// covered by `detach::tests::a_poll_tells_a_run_that_died_from_one_that_runs`.)
+#[test]
+fn r3_item2_an_install_that_died_with_its_host_is_not_waited_for() {
+    let Some(tb) = two_stages(2, "", "") else {
+        return;
+    };
+    for h in ["test-1", "test-2"] {
+        tb.set_versions(h, &[("fastpath", Some(OLD))]);
+    }
+    slow(&tb, 47);
+    let child = spawn(&tb, &["deploy", "fastpath", "test", NEWER]);
+    started_or_explain(&tb, child.id(), &postinst_started("fastpath", NEWER));
+    let run = tb
+        .read_file("test-1", "/run/deployer/installing")
+        .expect("the run is named")
+        .trim()
+        .to_string();
+    let boot = tb
+        .read_file("test-1", "/proc/sys/kernel/random/boot_id")
+        .unwrap();
+    assert_eq!(
+        tb.read_file("test-1", &format!("{run}/boot")).as_deref(),
+        Some(boot.as_str()),
+        "the run records the boot it runs in"
+    );
+    let identity = tb.read_file("test-1", &format!("{run}/pid")).unwrap();
+    assert_eq!(
+        identity.split_whitespace().count(),
+        2,
+        "pid and start time: {identity}"
+    );
+
+    // the "reboot": the install and the lock die, /run is emptied
+    for pattern in [
+        "deployer-run",
+        "deployer-lock",
+        "apt-get",
+        "dpkg",
+        "sleep 47",
+    ] {
+        tb.kill_processes("test-1", pattern, libc::SIGKILL);
+    }
+    assert!(tb.exec("test-1", "rm -rf /run/deployer").status.success());
+    let began = std::time::Instant::now();
+    tb.drop_sessions("test-1");
+
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        began.elapsed() < Duration::from_secs(40),
+        "deployer waited for an install that no longer exists: {stdout}{stderr}"
+    );
+    assert_ne!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(!stdout.contains("still running on"), "{stdout}{stderr}");
+    assert_eq!(tb.installed("test-2", "fastpath").as_deref(), Some(OLD));
+    let r = last(&tb);
+    assert_eq!(host_result(&r, "test-1"), "unknown", "{r}");
+    assert_eq!(host_result(&r, "test-2"), "untouched", "{r}");
+    let message = r["hosts"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("over without an exit status") && message.contains("is gone"),
+        "{r}"
+    );
+    assert!(message.contains("dpkg --audit"), "{r}");
+    // killed in its postinst: dpkg left it half-configured, and says so
+    let state = tb.dpkg_status("test-1", "fastpath");
+    assert_eq!(state, format!("iF {NEWER}"));
+    assert!(message.contains("half configured"), "{r}");
+}
