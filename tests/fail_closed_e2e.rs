@@ -903,19 +903,22 @@ fn item1_a_second_signal_stops_deployer_even_with_stderr_gone() {
 // ---------------------------------------------------------------------------
 // Issue 17 ("fail closed, third round"), items 1 and 2.
 
-/// A gate on `host`'s `sudo` (first on the deploy user's PATH): the first
-/// lock check (`deployer-lock-check`) runs, then its answer is held back
-/// until `/gate/go` exists, with `/gate/reached` saying it is held
-/// (`/gate` is writable by all and not sticky, so that the deploy user may
-/// rename the `armed` that root made). Every other command, and later checks, go straight through.
-fn gate_the_lock_check(tb: &Testbed, host: &str) {
+/// A gate on `host`'s `sudo` (first on the deploy user's PATH): the
+/// `nth` command whose line contains `pattern` runs, then its answer is
+/// held back until `/gate/go` exists, with `/gate/reached` saying it is
+/// held (`/gate` is writable by all and not sticky: the deploy user keeps
+/// its count there). Every other command goes straight through.
+fn gate_sudo(tb: &Testbed, host: &str, pattern: &str, nth: u32) {
     let out = tb.exec(
         host,
-        r#"cat > /usr/local/bin/sudo <<'X'
+        &format!(
+            r#"cat > /usr/local/bin/sudo <<'X'
 #!/bin/sh
 case "$*" in
-*deployer-lock-check*)
-    if mv /gate/armed /gate/taken 2>/dev/null; then
+*{pattern}*)
+    n=$(($(cat /gate/count 2>/dev/null || echo 0) + 1))
+    echo "$n" > /gate/count
+    if [ "$n" = {nth} ]; then
         out=$(/usr/bin/sudo "$@"); rc=$?
         touch /gate/reached
         while [ ! -e /gate/go ]; do sleep 0.1; done
@@ -925,7 +928,8 @@ case "$*" in
 esac
 exec /usr/bin/sudo "$@"
 X
-chmod 755 /usr/local/bin/sudo && mkdir -m 0777 /gate && touch /gate/armed"#,
+chmod 755 /usr/local/bin/sudo && mkdir -m 0777 /gate"#
+        ),
     );
     assert!(out.status.success(), "{out:?}");
     let which = tb.ssh(host, "deployer", "command -v sudo");
@@ -934,6 +938,47 @@ chmod 755 /usr/local/bin/sudo && mkdir -m 0777 /gate && touch /gate/armed"#,
         "/usr/local/bin/sudo",
         "the gate must come first on the deploy user's PATH: {which:?}"
     );
+}
+
+/// Run `args`, wait for the gate of [`gate_sudo`] on `host`, and stop
+/// that deployer there (SIGSTOP: a closed laptop lid) until its lock on
+/// `host` has expired.
+fn stall_at_the_gate(tb: &Testbed, host: &str, args: &[&str]) -> std::process::Child {
+    let child = spawn(tb, args);
+    if !tb.wait_for_file(host, "/gate/reached", Duration::from_secs(120)) {
+        signal(&child, libc::SIGKILL);
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "the deploy never reached the gate: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    signal(&child, libc::SIGSTOP);
+    assert!(
+        common::testbed::poll(Duration::from_secs(60), || {
+            tb.exec(host, "flock -n /run/deployer/deploy.lock true")
+                .status
+                .success()
+        }),
+        "the stalled deploy's lock expires"
+    );
+    child
+}
+
+/// Let the deployer stalled by [`stall_at_the_gate`] go on; its output.
+fn resume(tb: &Testbed, host: &str, child: std::process::Child) -> (Option<i32>, String) {
+    assert!(tb.exec(host, "touch /gate/go").status.success());
+    signal(&child, libc::SIGCONT);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 /// Issue 17 item 1: deployer checks that the host's deploy lock is still
@@ -949,30 +994,12 @@ fn r3_item1_a_stalled_deploy_whose_lock_expired_leaves_the_second_deploys_result
     };
     tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
     tb.publish("fastpath", NEWER);
-    gate_the_lock_check(&tb, "test-1");
-    let lock_free = || {
-        tb.exec("test-1", "flock -n /run/deployer/deploy.lock true")
-            .status
-            .success()
-    };
-    let first = spawn(
+    // the first lock check is answered "ours", then the operator stalls
+    gate_sudo(&tb, "test-1", "deployer-lock-check", 1);
+    let first = stall_at_the_gate(
         &tb,
+        "test-1",
         &["deploy", "fastpath", "test", NEW, "--reason", "first"],
-    );
-    if !tb.wait_for_file("test-1", "/gate/reached", Duration::from_secs(120)) {
-        signal(&first, libc::SIGKILL);
-        let out = first.wait_with_output().unwrap();
-        panic!(
-            "the first deploy never checked its lock: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    // the operator stalls between its check (answered: ours) and its install
-    signal(&first, libc::SIGSTOP);
-    assert!(
-        common::testbed::poll(Duration::from_secs(60), lock_free),
-        "the stalled deploy's lock expires"
     );
     let (code, out, err) = deployer(
         &tb,
@@ -982,16 +1009,9 @@ fn r3_item1_a_stalled_deploy_whose_lock_expired_leaves_the_second_deploys_result
     assert_eq!(tb.dpkg_status("test-1", "fastpath"), format!("ii {NEWER}"));
 
     // resume the first: its check said "ours", but the lock is gone
-    assert!(tb.exec("test-1", "touch /gate/go").status.success());
-    signal(&first, libc::SIGCONT);
-    let out = first.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "{stdout}{stderr}");
-    assert!(
-        format!("{stdout}{stderr}").contains("lock lost"),
-        "{stdout}{stderr}"
-    );
+    let (code, output) = resume(&tb, "test-1", first);
+    assert_ne!(code, Some(0), "{output}");
+    assert!(output.contains("lock lost"), "{output}");
 
     // the host: the second deploy's version, dpkg clean
     assert_eq!(tb.dpkg_status("test-1", "fastpath"), format!("ii {NEWER}"));
@@ -1091,4 +1111,47 @@ fn r3_item2_an_install_that_died_with_its_host_is_not_waited_for() {
     let state = tb.dpkg_status("test-1", "fastpath");
     assert_eq!(state, format!("iF {NEWER}"));
     assert!(message.contains("half configured"), "{r}");
+}
+
+/// Issue 17 item 1: the badges written after a deploy are a change under
+/// its lock too. A deploy stalled (after its install, before its badges)
+/// past `lock_expiry` while a second deploy changes the host and writes
+/// its badges does not, when it resumes, put its own older badges over
+/// them: it warns that the lock was lost.
+#[test]
+fn r3_item1_badges_after_a_deploy_are_written_only_under_its_lock() {
+    let Some(tb) = two_stages(
+        1,
+        "lock_expiry = 10s\nbadges_path = /var/www/package_badges",
+        "",
+    ) else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
+    tb.publish("fastpath", NEWER);
+    // the second append to the host's history is the first deploy's final
+    // record, just before its badges
+    gate_sudo(&tb, "test-1", "/var/log/deployer", 2);
+    let first = stall_at_the_gate(&tb, "test-1", &["deploy", "fastpath", "test", NEW]);
+    assert_eq!(tb.dpkg_status("test-1", "fastpath"), format!("ii {NEW}"));
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEWER]);
+    assert_eq!(code, 0, "the second deploy: {out}{err}");
+    let badge = "/var/www/package_badges/fastpath.svg";
+    let written = tb
+        .read_file("test-1", badge)
+        .expect("the second deploy's badge");
+    assert!(written.contains(NEWER), "{written}");
+
+    let (code, output) = resume(&tb, "test-1", first);
+    assert_eq!(code, Some(0), "its install had gone well: {output}");
+    assert!(
+        output.contains("badges not refreshed") && output.contains("lock lost"),
+        "{output}"
+    );
+    assert_eq!(
+        tb.read_file("test-1", badge).as_deref(),
+        Some(written.as_str()),
+        "the second deploy's badge stands"
+    );
+    assert_eq!(tb.dpkg_status("test-1", "fastpath"), format!("ii {NEWER}"));
 }

@@ -52,6 +52,7 @@ pub fn refresh(
             &reports,
             dir,
             config.ssh.command_timeout,
+            None,
         );
         if outcomes.iter().any(|o| o.result.is_err()) {
             status = ExitStatus::Unreachable;

@@ -1306,10 +1306,12 @@ pub fn publish(cx: &Context<'_>, fleet: &mut Fleet, plan: &Plan, record: &Record
 /// on. A host's badge depends on its stage and the one before, which this
 /// run read, so these are the badges `refresh-badges` would write; those
 /// whose bytes did not change are left alone. A host that cannot be
-/// written is a warning: the deploy's outcome stands.
+/// written is a warning: the deploy's outcome stands. They are written
+/// only under the attempt's deploy lock, proven on each host.
 pub fn refresh_badges(
     cx: &Context<'_>,
     fleet: &mut Fleet,
+    attempt: &Attempt,
     after: &super::Facts,
     stage: &str,
     records: &[HostRecord],
@@ -1353,6 +1355,7 @@ pub fn refresh_badges(
         &after.reports,
         dir,
         config.ssh.command_timeout,
+        Some(attempt.id()),
     );
     let written = outcomes
         .iter()
