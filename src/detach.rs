@@ -581,6 +581,16 @@ mod tests {
         assert!(free, "the daemon kept the install lock");
     }
 
+    /// What a local shell printed, as a host's answer.
+    fn answer(out: &std::process::Output) -> crate::transport::Output {
+        crate::transport::Output {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            ..Default::default()
+        }
+    }
+
     /// Issue 17 item 1: the start proves, with the install lock held, that
     /// the deploy lock is the attempt's; a deploy whose lock expired (free)
     /// or was taken by another attempt starts nothing, and says so.
@@ -592,12 +602,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(tmp.path().join("run")).unwrap();
         let (dir, lock, out) = start_in(tmp.path(), "true");
-        let answer = crate::transport::Output {
-            status: out.status.code().unwrap_or(-1),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            ..Default::default()
-        };
-        let free = crate::lock::lost(&answer).expect("lost: nobody holds it");
+        let free = crate::lock::lost(&answer(&out)).expect("lost: nobody holds it");
         assert!(free.starts_with("nobody"), "{free}");
         assert!(!std::path::Path::new(&dir).exists(), "nothing was started");
         assert!(lock_is_free(&lock), "the install lock is let go");
@@ -605,12 +610,7 @@ mod tests {
         let mut other = hold_lock(tmp.path(), "20261121T080000Z-7-ff");
         let (dir, _, out) = start_in(tmp.path(), "true");
         crate::transport::Connection::release(&mut other);
-        let answer = crate::transport::Output {
-            status: out.status.code().unwrap_or(-1),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            ..Default::default()
-        };
-        let who = crate::lock::lost(&answer).expect("lost to another attempt");
+        let who = crate::lock::lost(&answer(&out)).expect("lost to another attempt");
         assert!(who.contains("20261121T080000Z-7-ff"), "{who}");
         assert!(!std::path::Path::new(&dir).exists(), "nothing was started");
     }

@@ -516,6 +516,21 @@ mod tests {
         (tmp, dir, install)
     }
 
+    /// The lock in `dir`, taken by [`alice`] through a real shell and
+    /// held for as long as the connection is kept.
+    fn held_by_alice(dir: &str, install: &str) -> crate::transport::local::LocalConnection {
+        use crate::transport::Connection;
+        let mut conn = crate::transport::local::LocalConnection::new();
+        let first = conn
+            .hold(
+                &command_in(dir, install, &alice(), 30),
+                std::time::Duration::from_secs(10),
+            )
+            .unwrap();
+        assert_eq!(parse(&first), Answer::Locked);
+        conn
+    }
+
     fn sh(command: &RemoteCommand) -> std::process::Output {
         std::process::Command::new("sh")
             .arg("-c")
@@ -529,8 +544,7 @@ mod tests {
     /// a free one and from another attempt's.
     #[test]
     fn check_tells_our_lock_from_a_free_one_and_another() {
-        use crate::transport::{local::LocalConnection, Connection};
-        use std::time::Duration;
+        use crate::transport::Connection;
         let (_tmp, dir, install) = private_dir();
         let ours = &alice().attempt;
         let check = |attempt: &str| {
@@ -538,14 +552,7 @@ mod tests {
             parse_check(&String::from_utf8_lossy(&out.stdout))
         };
         assert_eq!(check(ours), Owner::Free);
-        let mut conn = LocalConnection::new();
-        let first = conn
-            .hold(
-                &command_in(&dir, &install, &alice(), 30),
-                Duration::from_secs(10),
-            )
-            .unwrap();
-        assert_eq!(parse(&first), Answer::Locked);
+        let mut conn = held_by_alice(&dir, &install);
         assert_eq!(check(ours), Owner::Ours);
         match check("20261121T080000Z-7-ff") {
             Owner::Other(who) => assert!(who.starts_with("alice@laptop"), "{who}"),
@@ -601,17 +608,9 @@ mod tests {
     /// `unlock` does end the real lock shell, found by its descriptor 8.
     #[test]
     fn unlock_ends_the_shell_that_holds_the_lock() {
-        use crate::transport::{local::LocalConnection, Connection};
-        use std::time::Duration;
+        use crate::transport::Connection;
         let (_tmp, dir, install) = private_dir();
-        let mut conn = LocalConnection::new();
-        let first = conn
-            .hold(
-                &command_in(&dir, &install, &alice(), 30),
-                Duration::from_secs(10),
-            )
-            .unwrap();
-        assert_eq!(parse(&first), Answer::Locked);
+        let mut conn = held_by_alice(&dir, &install);
         let out = sh(&unlock_command_in(&dir));
         assert!(out.status.success(), "{out:?}");
         assert!(
@@ -714,8 +713,7 @@ mod tests {
     /// free lock or another attempt's changes nothing and says who.
     #[test]
     fn a_guarded_change_runs_only_under_its_own_lock() {
-        use crate::transport::{local::LocalConnection, Connection};
-        use std::time::Duration;
+        use crate::transport::Connection;
         let (tmp, dir, install) = private_dir();
         let marker = tmp.path().join("changed");
         let change = RemoteCommand::new("sh").args([
@@ -742,14 +740,7 @@ mod tests {
         );
         assert!(!marker.exists(), "nothing changed without the lock");
 
-        let mut conn = LocalConnection::new();
-        let first = conn
-            .hold(
-                &command_in(&dir, &install, &alice(), 30),
-                Duration::from_secs(10),
-            )
-            .unwrap();
-        assert_eq!(parse(&first), Answer::Locked);
+        let mut conn = held_by_alice(&dir, &install);
         let other = run("20261121T080000Z-7-ff");
         assert!(
             lost(&other).is_some_and(|w| w.starts_with("alice@laptop")),
