@@ -275,9 +275,14 @@ pub fn describe_audit(out: &crate::transport::Output) -> String {
     } else if text.is_empty() {
         format!("`dpkg --audit` failed (exit status {})", out.status)
     } else {
+        // dpkg wraps its words over lines: one line of words
+        let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
         format!(
             "`dpkg --audit` says: {}",
-            crate::text::clip(&crate::text::one_line(text), crate::error::REMOTE_TEXT_MAX)
+            crate::text::clip(
+                &crate::text::one_line(&words),
+                crate::error::REMOTE_TEXT_MAX
+            )
         )
     }
 }
@@ -579,6 +584,23 @@ mod tests {
         let _ = Command::new("kill").arg(pid.trim()).status();
         crate::transport::Connection::release(&mut held);
         assert!(free, "the daemon kept the install lock");
+    }
+
+    #[test]
+    fn what_dpkg_audit_says_is_one_safe_line() {
+        let said = |status, stdout: &str| {
+            describe_audit(&crate::transport::Output {
+                status,
+                stdout: stdout.into(),
+                ..Default::default()
+            })
+        };
+        assert_eq!(said(0, ""), "`dpkg --audit` finds nothing unfinished");
+        assert_eq!(said(2, ""), "`dpkg --audit` failed (exit status 2)");
+        assert_eq!(
+            said(0, "The following packages are only half configured\nconfigure them:\n fastpath   \x1b[31mx\n"),
+            "`dpkg --audit` says: The following packages are only half configured configure them: fastpath \\x1b[31mx"
+        );
     }
 
     /// What a local shell printed, as a host's answer.

@@ -195,7 +195,7 @@ pub fn parse(line: &str) -> Answer {
 /// one read before the new holder wrote its own, must never get an
 /// unrelated process killed as root.
 const UNLOCK: &str = r#"dir=$1
-if flock -n "$dir/deploy.lock" true 2>/dev/null; then echo NONE; exit 0; fi
+if [ ! -e "$dir/deploy.lock" ] || flock -n "$dir/deploy.lock" true 2>/dev/null; then echo NONE; exit 0; fi
 echo "HELD $(head -c 4096 "$dir/holder" 2>/dev/null | tr '\n' ' ')"
 pid=$(cat "$dir/holder.pid" 2>/dev/null)
 case $pid in ''|*[!0-9]*) echo "deployer unlock: no holder pid in $dir/holder.pid" >&2; exit 1 ;; esac
@@ -225,9 +225,11 @@ fn unlock_command_in(dir: &str) -> RemoteCommand {
 }
 
 /// The script of [`check_command`] (`$1` the lock directory, `$2` the
-/// attempt): whether the lock is held, and by that attempt.
+/// attempt): whether the lock is held, and by that attempt. A lock file
+/// that is not there (`/run` emptied by a reboot) is free, not held by
+/// someone unknown.
 const CHECK: &str = r#"dir=$1 attempt=$2
-if flock -n "$dir/deploy.lock" true 2>/dev/null; then echo FREE; exit 0; fi
+if [ ! -e "$dir/deploy.lock" ] || flock -n "$dir/deploy.lock" true 2>/dev/null; then echo FREE; exit 0; fi
 holder=$(head -c 4096 "$dir/holder" 2>/dev/null | tr '\n' ' ')
 case $holder in
     *"\"attempt\":\"$attempt\""*) echo OURS ;;
@@ -552,6 +554,18 @@ mod tests {
             parse_check(&String::from_utf8_lossy(&out.stdout))
         };
         assert_eq!(check(ours), Owner::Free);
+        // after a reboot, /run is empty: no lock file at all is free too
+        let gone = sh(&check_command_in(&format!("{dir}/rebooted"), ours));
+        assert_eq!(
+            parse_check(&String::from_utf8_lossy(&gone.stdout)),
+            Owner::Free
+        );
+        assert_eq!(
+            parse_unlock(&String::from_utf8_lossy(
+                &sh(&unlock_command_in(&format!("{dir}/rebooted"))).stdout
+            )),
+            Ok(Unlocked::Free)
+        );
         let mut conn = held_by_alice(&dir, &install);
         assert_eq!(check(ours), Owner::Ours);
         match check("20261121T080000Z-7-ff") {

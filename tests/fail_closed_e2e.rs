@@ -1035,25 +1035,18 @@ fn r3_item1_a_stalled_deploy_whose_lock_expired_leaves_the_second_deploys_result
     );
 }
 
-/// Issue 17 item 2: the host "reboots" during the install (every process
-/// of the install and the lock is killed, `/run/deployer` emptied, the
-/// sessions cut). deployer reconnects, sees from the run's recorded
-/// process identity (pid and start time) that the install is gone, and
-/// stops waiting: the host is `unknown` with what `dpkg --audit` says, no
-/// further host is changed, and the record says all of it. (A changed boot
-/// id, which a testbed host cannot fake since `/proc` is the kernel's, is
-/// covered by `detach::tests::a_poll_tells_a_run_that_died_from_one_that_runs`.)
-#[test]
-fn r3_item2_an_install_that_died_with_its_host_is_not_waited_for() {
-    let Some(tb) = two_stages(2, "", "") else {
-        return;
-    };
+/// Deploy NEWER (a postinst that sleeps) to `test-1` and `test-2`, both on
+/// OLD, and "reboot" `test-1` during its postinst: the install and the lock
+/// die, `/run/deployer` is emptied, the sessions are cut. The run directory
+/// recorded the boot and the process identity first. What deployer did,
+/// and how long it took after the reboot.
+fn deploy_and_reboot_the_canary(tb: &Testbed) -> (std::process::Output, Duration) {
     for h in ["test-1", "test-2"] {
         tb.set_versions(h, &[("fastpath", Some(OLD))]);
     }
-    slow(&tb, 47);
-    let child = spawn(&tb, &["deploy", "fastpath", "test", NEWER]);
-    started_or_explain(&tb, child.id(), &postinst_started("fastpath", NEWER));
+    slow(tb, 47);
+    let child = spawn(tb, &["deploy", "fastpath", "test", NEWER]);
+    started_or_explain(tb, child.id(), &postinst_started("fastpath", NEWER));
     let run = tb
         .read_file("test-1", "/run/deployer/installing")
         .expect("the run is named")
@@ -1089,10 +1082,66 @@ fn r3_item2_an_install_that_died_with_its_host_is_not_waited_for() {
     tb.drop_sessions("test-1");
 
     let out = child.wait_with_output().unwrap();
+    (out, began.elapsed())
+}
+
+/// Issue 17 item 2, with the rollback policy on: after the reconnection
+/// the lock (gone with `/run`) is taken again and the rollback is tried,
+/// but dpkg's state (an interrupted run, the new version half-configured)
+/// does not allow it: apt refuses before changing anything, the host is
+/// left as dpkg left it (`unknown`), the record says why and what to run,
+/// and the other host is never touched.
+#[test]
+fn r3_item2_a_rollback_after_a_reboot_goes_only_where_dpkg_allows() {
+    let Some(tb) = two_stages(2, "rollback_on_failure = yes", "") else {
+        return;
+    };
+    let (out, took) = deploy_and_reboot_the_canary(&tb);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(60), "{said}");
+    assert_ne!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("Rolling back 1 host(s): test-1"), "{said}");
+    assert_eq!(
+        tb.dpkg_status("test-1", "fastpath"),
+        format!("iF {NEWER}"),
+        "{said}"
+    );
+    assert_eq!(tb.installed("test-2", "fastpath").as_deref(), Some(OLD));
+    let r = last(&tb);
+    assert_eq!(host_result(&r, "test-1"), "unknown", "{r}");
+    assert_eq!(host_result(&r, "test-2"), "untouched", "{r}");
+    let message = r["hosts"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("over without an exit status")
+            && message.contains("rollback did not restore")
+            && message.contains("dpkg --configure -a"),
+        "{r}"
+    );
+    assert!(!message.contains("lock"), "the lock was taken again: {r}");
+}
+
+/// Issue 17 item 2: the host "reboots" during the install (every process
+/// of the install and the lock is killed, `/run/deployer` emptied, the
+/// sessions cut). deployer reconnects, sees from the run's recorded
+/// process identity (pid and start time) that the install is gone, and
+/// stops waiting: the host is `unknown` with what `dpkg --audit` says, no
+/// further host is changed, and the record says all of it. (A changed boot
+/// id, which a testbed host cannot fake since `/proc` is the kernel's, is
+/// covered by `detach::tests::a_poll_tells_a_run_that_died_from_one_that_runs`.)
+#[test]
+fn r3_item2_an_install_that_died_with_its_host_is_not_waited_for() {
+    let Some(tb) = two_stages(2, "", "") else {
+        return;
+    };
+    let (out, took) = deploy_and_reboot_the_canary(&tb);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        began.elapsed() < Duration::from_secs(40),
+        took < Duration::from_secs(40),
         "deployer waited for an install that no longer exists: {stdout}{stderr}"
     );
     assert_ne!(out.status.code(), Some(0), "{stdout}{stderr}");
