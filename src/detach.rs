@@ -7,7 +7,8 @@
 //! so that no other deploy can start on the host meanwhile (see `lock`).
 //!
 //! Pure: command builders and the parser of what a poll prints. Works on
-//! hosts with or without systemd (only `sh`, `setsid` and `flock`).
+//! hosts with or without systemd (only `sh`, `setsid`, `flock` and
+//! coreutils).
 
 use crate::command::RemoteCommand;
 

@@ -15,6 +15,12 @@
 //! written next to it as one JSON line, so that a refused operator is
 //! told all of it; `deployer unlock` breaks a lock on purpose.
 //!
+//! Every change made under the lock proves it in the step that makes the
+//! change ([`guarded`], and the start of a detached run): a root shell
+//! takes the install lock, checks that the deploy lock's live holder is
+//! the attempt, and only then runs the change, so that no other deploy can
+//! come between the check and the change.
+//!
 //! Pure: command builders and the parsers of what they print.
 
 use serde::{Deserialize, Serialize};

@@ -295,14 +295,15 @@ fn run_detached(
     command: &RemoteCommand,
 ) -> Ran {
     let ssh = &cx.config.ssh;
-    match member.run(
+    let started = member.run(
         &detach::start_command(attempt.id(), dir, command),
         ssh.command_timeout,
-    ) {
+    );
+    if let Some(holder) = started.as_ref().ok().and_then(lock::lost) {
+        return Ran::NotStarted(lock::lost_message(&holder));
+    }
+    match started {
         Ok(out) if out.success() && out.stdout.contains("STARTED") => {}
-        Ok(out) if lock::lost(&out).is_some() => {
-            return Ran::NotStarted(lock::lost_message(&lock::lost(&out).expect("just seen")))
-        }
         Ok(out) if transport::sudo_wants_password(&out.stderr) => {
             return Ran::NotStarted(
                 HostError::SudoPassword {
@@ -1054,15 +1055,17 @@ fn rollback_one(
             return Rollback::Failed(format!("rollback could not release the hold: {why}"));
         }
     }
-    let out = match run_detached(cx, member, attempt, dir, &commands.main) {
-        Ran::Finished(out) => out,
-        Ran::Gone(why, _) => {
-            return Rollback::Failed(format!(
-                "rollback: {why}; {}",
-                dpkg_audit(member, config.ssh.command_timeout)
-            ))
-        }
-        Ran::NotStarted(why) | Ran::Lost(why) => {
+    let ran = match run_detached(cx, member, attempt, dir, &commands.main) {
+        Ran::Finished(out) => Ok(out),
+        Ran::Gone(why, _) => Err(format!(
+            "{why}; {}",
+            dpkg_audit(member, config.ssh.command_timeout)
+        )),
+        Ran::NotStarted(why) | Ran::Lost(why) => Err(why),
+    };
+    let out = match ran {
+        Ok(out) => out,
+        Err(why) => {
             // the hold released above is set again: the host stays pinned
             // on what it runs
             let rehold = commands
