@@ -1067,7 +1067,11 @@ fn deploy_and_reboot_the_canary(tb: &Testbed) -> (std::process::Output, Duration
         "pid and start time: {identity}"
     );
 
-    // the "reboot": the install and the lock die, /run is emptied
+    // the "reboot": the sessions are cut first (as a reboot cuts them
+    // before a poll could see the run gone over a live session), then the
+    // install and the lock die and /run is emptied
+    let began = std::time::Instant::now();
+    tb.drop_sessions("test-1");
     for pattern in [
         "deployer-run",
         "deployer-lock",
@@ -1078,8 +1082,6 @@ fn deploy_and_reboot_the_canary(tb: &Testbed) -> (std::process::Output, Duration
         tb.kill_processes("test-1", pattern, libc::SIGKILL);
     }
     assert!(tb.exec("test-1", "rm -rf /run/deployer").status.success());
-    let began = std::time::Instant::now();
-    tb.drop_sessions("test-1");
 
     let out = child.wait_with_output().unwrap();
     (out, began.elapsed())

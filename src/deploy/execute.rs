@@ -202,10 +202,10 @@ fn lock_still_ours(
             }
         }
         lock::Owner::Free => Err(
-            "this deploy no longer holds the host's deploy lock: it expired (no heartbeat for `lock_expiry`: was deployer paused or cut off?) or was broken with `deployer unlock`".to_string(),
+            "lock lost: this deploy no longer holds the host's deploy lock: it expired (no heartbeat for `lock_expiry`: was deployer paused or cut off?) or was broken with `deployer unlock`".to_string(),
         ),
         lock::Owner::Other(who) => Err(format!(
-            "the host's deploy lock is now held by {who}: this deploy's lock expired or was broken"
+            "lock lost: the host's deploy lock is now held by {who}: this deploy's lock expired or was broken"
         )),
     }
 }
