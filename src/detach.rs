@@ -518,6 +518,19 @@ mod tests {
             .success()
     }
 
+    /// Whether `lock` is free within 10 seconds: the runner writes its
+    /// status, then exits, and only then lets the lock go.
+    fn freed_in_time(lock: &str) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !lock_is_free(lock) {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        true
+    }
+
     fn wait_for(path: &std::path::Path) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while !path.exists() {
@@ -577,14 +590,10 @@ mod tests {
         );
         wait_for(&std::path::Path::new(&dir).join("status"));
         // the runner writes its status, then exits and lets the lock go
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !lock_is_free(&lock) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the install lock is freed once the run ended"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        assert!(
+            freed_in_time(&lock),
+            "the install lock is freed once the run ended"
+        );
         crate::transport::Connection::release(&mut held);
     }
 
@@ -607,7 +616,9 @@ mod tests {
             "{out:?}"
         );
         wait_for(&std::path::Path::new(&dir).join("status"));
-        let free = lock_is_free(&lock);
+        // the daemon (`sleep 30`) outlives this wait: were it holding the
+        // lock, the lock would stay taken past the deadline
+        let free = freed_in_time(&lock);
         let pid = std::fs::read_to_string(&pidfile).unwrap();
         let _ = Command::new("kill").arg(pid.trim()).status();
         crate::transport::Connection::release(&mut held);
