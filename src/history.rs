@@ -530,7 +530,7 @@ fn parse_lines(origin: &str, bytes: &[u8]) -> (Vec<Record>, Vec<String>) {
             Err(e) => warnings.push(format!(
                 "{origin} line {}: skipped, not a history record: {}",
                 i + 1,
-                text::clip(&text::one_line(&e.to_string()), 300)
+                text::clipped_line(&e.to_string(), text::REMOTE_TEXT_MAX)
             )),
         }
     }
@@ -954,7 +954,7 @@ fn write_record(r: &Record, sourced: Option<&Sourced>, out: &mut dyn Write) -> i
             writeln!(
                 out,
                 "      {done}: {}",
-                text::clip(&safe(&restart.what), 120)
+                text::clipped_line(&restart.what, 120)
             )?;
         }
         if let Some(last) = h.log_tail.last() {
@@ -962,7 +962,7 @@ fn write_record(r: &Record, sourced: Option<&Sourced>, out: &mut dyn Write) -> i
                 out,
                 "      last log line ({} kept): {}",
                 h.log_tail.len(),
-                text::clip(&safe(last), 120)
+                text::clipped_line(last, 120)
             )?;
         }
     }
@@ -976,7 +976,7 @@ fn write_record(r: &Record, sourced: Option<&Sourced>, out: &mut dyn Write) -> i
             out,
             "    {sign}: {}  {}",
             safe(&c.version),
-            text::clip(&safe(first), 120)
+            text::clipped_line(first, 120)
         )?;
     }
     if let Some(reason) = &r.reason {

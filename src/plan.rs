@@ -374,7 +374,7 @@ impl Refusal {
                 ),
                 hosts
                     .iter()
-                    .map(|(h, why)| format!("{h}: {}", host_words(why)))
+                    .map(|(h, why)| format!("{h}: {}", crate::text::clipped_line(why, crate::text::REMOTE_TEXT_MAX)))
                     .collect(),
             ),
             Refusal::SideEffects { hosts } => {
@@ -384,7 +384,7 @@ impl Refusal {
                         let what: Vec<String> = effects.iter().map(ToString::to_string).collect();
                         let lines: Vec<String> = effects
                             .iter()
-                            .map(|e| format!("    | {}", host_words(&e.line)))
+                            .map(|e| format!("    | {}", crate::text::clipped_line(&e.line, crate::text::REMOTE_TEXT_MAX)))
                             .collect();
                         format!("{h}: {}\n{}", what.join("; "), lines.join("\n"))
                     })
@@ -660,12 +660,6 @@ pub fn make(input: &Input) -> Result<Plan, Refusal> {
     })
 }
 
-/// Text a host printed (apt's lines, its errors), as the plan and the
-/// refusals show it: one line, control characters escaped, clipped.
-fn host_words(s: &str) -> String {
-    crate::text::clip(&crate::text::one_line(s), crate::error::REMOTE_TEXT_MAX)
-}
-
 /// The first host alone (a canary), then `size` hosts at a time.
 pub fn batches(count: usize, size: usize) -> Vec<Vec<usize>> {
     if count == 0 {
@@ -780,7 +774,11 @@ impl Plan {
                 if let Some((command, apt)) = details.get(i) {
                     let _ = writeln!(s, "      runs: {command}");
                     for line in apt {
-                        let _ = writeln!(s, "      apt:  {}", host_words(line));
+                        let _ = writeln!(
+                            s,
+                            "      apt:  {}",
+                            crate::text::clipped_line(line, crate::text::REMOTE_TEXT_MAX)
+                        );
                     }
                 }
                 match step.hold {

@@ -333,7 +333,7 @@ fn sudo_outcome(verdict: &sudo::Verdict, hint: &Hint) -> Outcome {
 
 /// `: what it said`, made safe, or nothing.
 fn said(text: &str) -> String {
-    let text = crate::deploy::remote_text(text.trim());
+    let text = crate::text::clipped_line(text.trim(), crate::text::REMOTE_TEXT_MAX);
     if text.is_empty() {
         String::new()
     } else {
@@ -473,7 +473,7 @@ fn badges_outcome(dir: &Path, out: &Output, hint: &Hint) -> Outcome {
         other => other,
     };
     let dir = dir.display();
-    let shown = |p: &str| crate::deploy::remote_text(p);
+    let shown = |p: &str| crate::text::clipped_line(p, crate::text::REMOTE_TEXT_MAX);
     match probed {
         _ if !out.success() => Outcome::Failed {
             problem: format!(
@@ -629,7 +629,7 @@ fn stage_outcome(out: &Output, hint: &Hint) -> Outcome {
         None => Outcome::Passed(Some("not set".into())),
         Some(d) if &d == stage => Outcome::Passed(Some(format!("DEPLOYMENT={d}"))),
         Some(d) => {
-            let d = crate::deploy::remote_text(&d);
+            let d = crate::text::clipped_line(&d, crate::text::REMOTE_TEXT_MAX);
             Outcome::Failed {
                 problem: format!(
                     "the host says it is in `{d}` (DEPLOYMENT= in {MACHINE_INFO}), deployer.ini puts it in `{stage}`"

@@ -225,9 +225,9 @@ fn ansible_inventory_list(inventory: &Path) -> Result<String, Fatal> {
         }
     };
     if !output.status.success() {
-        let why = text::clip(
-            &text::one_line(String::from_utf8_lossy(&output.stderr).trim()),
-            crate::error::REMOTE_TEXT_MAX,
+        let why = text::clipped_line(
+            String::from_utf8_lossy(&output.stderr).trim(),
+            text::REMOTE_TEXT_MAX,
         );
         return Err(Fatal::usage(format!(
             "`ansible-inventory -i {} --list` failed ({}): {why}",

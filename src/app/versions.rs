@@ -72,7 +72,7 @@ pub(crate) fn gather(
                     .map_err(|e| {
                         format!(
                             "cannot read `apt-cache policy`: {}",
-                            crate::deploy::remote_text(&e)
+                            crate::text::clipped_line(&e, crate::text::REMOTE_TEXT_MAX)
                         )
                     }),
                 Ok(out) => Err(format!(
