@@ -16,12 +16,43 @@
 use std::io::{self, Write};
 use std::path::Path;
 
+use crate::cli::Cli;
 use crate::command::RemoteCommand;
 use crate::config::Config;
-use crate::error::HostError;
+use crate::deploy;
+use crate::error::{ExitStatus, Fatal, HostError};
 use crate::fleet::{Fleet, Member};
 use crate::sudo;
 use crate::transport::{Output, TargetKind};
+
+use super::output::{emit, waiting};
+use super::setup::{load_config, targets};
+
+/// `deployer check [STAGE]`: the configuration loads (or this is an error,
+/// status 2), then every host of STAGE (or of every stage) is checked;
+/// status 3 when some host failed a check.
+pub(super) fn command(cli: &Cli, stage: Option<&str>, json: bool) -> Result<ExitStatus, Fatal> {
+    let config = load_config(cli)?;
+    if let Some(stage) = stage {
+        deploy::check_stage(&config, stage)?;
+    }
+    let mine = targets(cli, &config)?
+        .into_iter()
+        .filter(|t| stage.is_none_or(|s| t.stage == s))
+        .collect();
+    let mut fleet = Fleet::connect_watched(mine, config.parallelism, waiting(cli));
+    let checks = run(&config, &mut fleet);
+    if json {
+        emit(|out| render_json(&config.path, &checks, out))?;
+    } else {
+        emit(|out| render_text(&config.path, &checks, out))?;
+    }
+    Ok(if checks.iter().any(HostCheck::failed) {
+        ExitStatus::Unreachable
+    } else {
+        ExitStatus::Success
+    })
+}
 
 /// One thing checked on a host, in the order they are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
