@@ -247,7 +247,7 @@ pub enum HostError {
 
 /// Where callers in `transport/` and `deploy/` still look for it; the
 /// constant belongs to [`text`].
-pub use text::REMOTE_TEXT_MAX;
+pub use crate::text::REMOTE_TEXT_MAX;
 
 /// A failure that ends the run: printed as `error: ...` with `note:` lines,
 /// then the process exits with `status`.

@@ -17,6 +17,7 @@ use crate::apt::{self, Policy, SideEffect, Simulation};
 use crate::command::RemoteCommand;
 use crate::package::PackageName;
 use crate::status::PackageState;
+use crate::text::{clipped_line, REMOTE_TEXT_MAX};
 use crate::version::Version;
 
 /// Which version to deploy.
@@ -374,7 +375,7 @@ impl Refusal {
                 ),
                 hosts
                     .iter()
-                    .map(|(h, why)| format!("{h}: {}", crate::text::clipped_line(why, crate::text::REMOTE_TEXT_MAX)))
+                    .map(|(h, why)| format!("{h}: {}", clipped_line(why, REMOTE_TEXT_MAX)))
                     .collect(),
             ),
             Refusal::SideEffects { hosts } => {
@@ -384,7 +385,7 @@ impl Refusal {
                         let what: Vec<String> = effects.iter().map(ToString::to_string).collect();
                         let lines: Vec<String> = effects
                             .iter()
-                            .map(|e| format!("    | {}", crate::text::clipped_line(&e.line, crate::text::REMOTE_TEXT_MAX)))
+                            .map(|e| format!("    | {}", clipped_line(&e.line, REMOTE_TEXT_MAX)))
                             .collect();
                         format!("{h}: {}\n{}", what.join("; "), lines.join("\n"))
                     })
@@ -774,11 +775,7 @@ impl Plan {
                 if let Some((command, apt)) = details.get(i) {
                     let _ = writeln!(s, "      runs: {command}");
                     for line in apt {
-                        let _ = writeln!(
-                            s,
-                            "      apt:  {}",
-                            crate::text::clipped_line(line, crate::text::REMOTE_TEXT_MAX)
-                        );
+                        let _ = writeln!(s, "      apt:  {}", clipped_line(line, REMOTE_TEXT_MAX));
                     }
                 }
                 match step.hold {
