@@ -5,8 +5,8 @@
 //! This module owns the record format; attempts ([`Attempt`]: an id and a
 //! start time fixed when the attempt begins, so that a `started` line
 //! written before the first host is changed and the final line share them);
-//! the local append that survives crashes and concurrent writers (one
-//! `O_APPEND` write under an exclusive `flock`, then `fsync`); the commands
+//! the local log's lines (appended through [`local_file::append_line`],
+//! which survives crashes and concurrent writers); the commands
 //! that append to and read the root-owned copy on each host
 //! ([`HOST_LOG_FILE`]); reading logs back without ever failing on a torn or
 //! corrupt line (it is skipped with a warning); merging the lines of one
