@@ -265,7 +265,7 @@ pub fn update_failure(output: &str) -> String {
     } else {
         errors.join("; ")
     };
-    text::clip(&text::one_line(&why), crate::error::REMOTE_TEXT_MAX)
+    text::clipped_line(&why, text::REMOTE_TEXT_MAX)
 }
 
 /// Whether the output of [`update`] says that an index could not be
@@ -686,7 +686,7 @@ pub fn side_effects(simulation: &Simulation, package: &PackageName) -> Vec<SideE
 /// escaped, clipped to a readable length.
 pub fn simulation_error(output: &str) -> String {
     let why = simulation_failure(output);
-    text::clip(&text::one_line(&why), crate::error::REMOTE_TEXT_MAX)
+    text::clipped_line(&why, text::REMOTE_TEXT_MAX)
 }
 
 fn simulation_failure(output: &str) -> String {

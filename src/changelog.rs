@@ -153,7 +153,7 @@ pub fn parse(text: &str) -> Changelog {
                 n,
                 format!(
                     "badly formatted heading line: {}",
-                    crate::text::clip(&crate::text::one_line(line), 80)
+                    crate::text::clipped_line(line, 80)
                 ),
             );
         } else if let Some((author, date, problems)) = parse_trailer(line) {
@@ -220,10 +220,7 @@ pub fn parse(text: &str) -> Changelog {
                 &mut log,
                 &mut entry,
                 n,
-                format!(
-                    "unrecognized line: {}",
-                    crate::text::clip(&crate::text::one_line(line), 80)
-                ),
+                format!("unrecognized line: {}", crate::text::clipped_line(line, 80)),
             );
             // as dpkg: taken as change data only where none was expected
             if expect != Expect::StartChanges && expect != Expect::ChangesOrTrailer {
@@ -703,7 +700,7 @@ pub type Fetched = Result<Changelog, String>;
 
 /// Read the answer of [`fetch_command`]: exit status, stdout, stderr.
 pub fn read_fetched(status: i32, stdout: &str, stderr: &str, dropped: u64) -> Fetched {
-    let why = || crate::text::clip(&crate::text::one_line(stderr.trim()), 300);
+    let why = || crate::text::clipped_line(stderr.trim(), crate::text::REMOTE_TEXT_MAX);
     match status {
         0 => {
             let mut log = parse(stdout);
@@ -903,7 +900,7 @@ impl Review {
     /// then the notes. Host text is made safe here.
     pub fn describe(&self) -> String {
         let mut s = String::new();
-        let safe = |t: &str| crate::text::clip(&crate::text::one_line(t), 200);
+        let safe = |t: &str| crate::text::clipped_line(t, 200);
         let _ = writeln!(
             s,
             "Changes for `{}` {}{}:",
@@ -988,12 +985,12 @@ impl Review {
     /// for the history record and notifications.
     pub fn summary(&self) -> Vec<Summary> {
         let one = |e: &Entry, direction| Summary {
-            version: crate::text::clip(&crate::text::one_line(&e.version_text), 100),
+            version: crate::text::clipped_line(&e.version_text, 100),
             direction,
             lines: e
                 .first_lines(LINES_SHOWN)
                 .into_iter()
-                .map(|l| crate::text::clip(&crate::text::one_line(l), 200))
+                .map(|l| crate::text::clipped_line(l, 200))
                 .collect(),
         };
         self.going_out

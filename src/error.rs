@@ -175,7 +175,7 @@ pub enum HostError {
     /// sshd's `MaxAuthTries` (6 by default) refused keys.
     #[error(
         "the host closed the connection while authenticating `{user}`: {} (tried: {})",
-        remote(reason),
+        text::clipped_line(reason, REMOTE_TEXT_MAX),
         tried.join(", ")
     )]
     AuthClosed {
@@ -212,17 +212,17 @@ pub enum HostError {
     },
     /// The SSH layer failed (its words may come from the host: shown one
     /// line, escaped and clipped).
-    #[error("ssh: {}", remote(.0))]
+    #[error("ssh: {}", text::clipped_line(.0, REMOTE_TEXT_MAX))]
     Ssh(String),
     /// The connection dropped while a command ran.
-    #[error("connection lost while {}", remote(.0))]
+    #[error("connection lost while {}", text::clipped_line(.0, REMOTE_TEXT_MAX))]
     Disconnected(String),
     /// A remote command exited non-zero where that is a failure; what it
     /// printed follows (one line, escaped and clipped).
     #[error(
         "`{command}` exited with status {status}{}{}",
         if output.trim().is_empty() { "" } else { ": " },
-        remote(output.trim())
+        text::clipped_line(output.trim(), REMOTE_TEXT_MAX)
     )]
     Command {
         /// A short name of the command.
@@ -233,7 +233,10 @@ pub enum HostError {
         output: String,
     },
     /// The remote output could not be understood.
-    #[error("unexpected output from `{command}`: {}", remote(message))]
+    #[error(
+        "unexpected output from `{command}`: {}",
+        text::clipped_line(message, REMOTE_TEXT_MAX)
+    )]
     Protocol {
         /// A short name of the command.
         command: String,
@@ -242,14 +245,9 @@ pub enum HostError {
     },
 }
 
-/// How many characters of host-provided text an error line shows.
-pub const REMOTE_TEXT_MAX: usize = 300;
-
-/// Host-provided text for an error line: one line, control characters made
-/// visible, clipped to [`REMOTE_TEXT_MAX`].
-fn remote(s: &str) -> String {
-    text::clip(&text::one_line(s), REMOTE_TEXT_MAX)
-}
+/// Where callers in `transport/` and `deploy/` still look for it; the
+/// constant belongs to [`text`].
+pub use crate::text::REMOTE_TEXT_MAX;
 
 /// A failure that ends the run: printed as `error: ...` with `note:` lines,
 /// then the process exits with `status`.

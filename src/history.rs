@@ -5,8 +5,8 @@
 //! This module owns the record format; attempts ([`Attempt`]: an id and a
 //! start time fixed when the attempt begins, so that a `started` line
 //! written before the first host is changed and the final line share them);
-//! the local append that survives crashes and concurrent writers (one
-//! `O_APPEND` write under an exclusive `flock`, then `fsync`); the commands
+//! the local log's lines (appended through [`local_file::append_line`],
+//! which survives crashes and concurrent writers); the commands
 //! that append to and read the root-owned copy on each host
 //! ([`HOST_LOG_FILE`]); reading logs back without ever failing on a torn or
 //! corrupt line (it is skipped with a warning); merging the lines of one
@@ -19,9 +19,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -395,58 +394,28 @@ pub fn append_or_warn(path: &Path, record: &Record) {
 /// Append `record` to the log at `path` as one line, durably.
 ///
 /// Parent directories are created as needed and a new file gets mode 0644.
-/// The file is opened as [`local_file::open_append`] opens files: never
-/// through a final symbolic link, nor in a directory that others than the
-/// user and root can write.
-/// The line goes out in a single `O_APPEND` write while an exclusive `flock`
+/// This is [`local_file::append_line`]: the file is opened as
+/// [`local_file::open_append`] opens files (never through a final symbolic
+/// link, nor in a directory that others than the user and root can write);
+/// the line goes out in a single `O_APPEND` write while an exclusive `flock`
 /// is held, so concurrent deployers never interleave; the file is then
 /// `fsync`ed, and so is its directory when the file was just created. If a
 /// crash left the last line unterminated, a newline is written first so
 /// that this record still stands on a line of its own.
 pub fn append(path: &Path, record: &Record) -> io::Result<()> {
-    let dir = local_file::parent_dir(path);
-    fs::create_dir_all(dir)?;
-
-    let (file, created) = local_file::open_append(path, 0o644)?;
-    let _lock = Flock::exclusive(&file)?;
-
-    let mut line = Vec::with_capacity(256);
-    let len = file.metadata()?.len();
-    if len > 0 {
-        let mut last = [0u8; 1];
-        file.read_exact_at(&mut last, len - 1)?;
-        if last[0] != b'\n' {
-            line.push(b'\n');
-        }
-    }
-    line.extend_from_slice(to_line(record).as_bytes());
-    // For a regular file this is one write(2) unless the disk is full.
-    (&file).write_all(&line)?;
-    file.sync_all()?;
-
-    if created {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    local_file::append_line(path, 0o644, to_line(record).as_bytes(), |_| Ok(()))
 }
 
 /// Prove that records can be appended to the log at `path`, without
 /// adding one: create the missing directories and the file (mode 0644, made
-/// durable), open it for appending and take its lock. Run before taking the
-/// deploy lock, so that an attempt that could not be recorded never starts.
+/// durable), open it for appending and take its lock
+/// ([`local_file::check_appendable`]). Run before taking the deploy lock,
+/// so that an attempt that could not be recorded never starts.
 pub fn check_writable(path: &Path) -> Result<(), HistoryError> {
-    let fail = |source| HistoryError::Write {
+    local_file::check_appendable(path, 0o644).map_err(|source| HistoryError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let dir = local_file::parent_dir(path);
-    fs::create_dir_all(dir).map_err(fail)?;
-    let (file, created) = local_file::open_append(path, 0o644).map_err(fail)?;
-    drop(Flock::exclusive(&file).map_err(fail)?);
-    if created {
-        File::open(dir).and_then(|d| d.sync_all()).map_err(fail)?;
-    }
-    Ok(())
+    })
 }
 
 /// The record as one line of the log: compact JSON and `\n` (JSON strings
@@ -456,29 +425,6 @@ pub fn to_line(record: &Record) -> String {
     let mut line = serde_json::to_string(record).expect("a record always serializes");
     line.push('\n');
     line
-}
-
-/// An exclusive `flock` on a file, released when dropped.
-struct Flock<'a>(&'a File);
-
-impl<'a> Flock<'a> {
-    fn exclusive(file: &'a File) -> io::Result<Self> {
-        use rustix::fs::{flock, FlockOperation};
-        loop {
-            match flock(file, FlockOperation::LockExclusive) {
-                Ok(()) => return Ok(Flock(file)),
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-}
-
-impl Drop for Flock<'_> {
-    fn drop(&mut self) {
-        // Closing the file would release it anyway.
-        let _ = rustix::fs::flock(self.0, rustix::fs::FlockOperation::Unlock);
-    }
 }
 
 /// A log as read back: one record per attempt, and what was skipped.
@@ -530,7 +476,7 @@ fn parse_lines(origin: &str, bytes: &[u8]) -> (Vec<Record>, Vec<String>) {
             Err(e) => warnings.push(format!(
                 "{origin} line {}: skipped, not a history record: {}",
                 i + 1,
-                text::clip(&text::one_line(&e.to_string()), 300)
+                text::clipped_line(&e.to_string(), text::REMOTE_TEXT_MAX)
             )),
         }
     }
@@ -954,7 +900,7 @@ fn write_record(r: &Record, sourced: Option<&Sourced>, out: &mut dyn Write) -> i
             writeln!(
                 out,
                 "      {done}: {}",
-                text::clip(&safe(&restart.what), 120)
+                text::clipped_line(&restart.what, 120)
             )?;
         }
         if let Some(last) = h.log_tail.last() {
@@ -962,7 +908,7 @@ fn write_record(r: &Record, sourced: Option<&Sourced>, out: &mut dyn Write) -> i
                 out,
                 "      last log line ({} kept): {}",
                 h.log_tail.len(),
-                text::clip(&safe(last), 120)
+                text::clipped_line(last, 120)
             )?;
         }
     }
@@ -976,7 +922,7 @@ fn write_record(r: &Record, sourced: Option<&Sourced>, out: &mut dyn Write) -> i
             out,
             "    {sign}: {}  {}",
             safe(&c.version),
-            text::clip(&safe(first), 120)
+            text::clipped_line(first, 120)
         )?;
     }
     if let Some(reason) = &r.reason {

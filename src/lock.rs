@@ -85,7 +85,7 @@ impl Holder {
             s.push_str(": ");
             s.push_str(why);
         }
-        text::clip(&text::one_line(&s), HOLDER_MAX)
+        text::clipped_line(&s, HOLDER_MAX)
     }
 }
 
@@ -189,7 +189,7 @@ fn holder_text(stored: &str) -> String {
     match serde_json::from_str::<Holder>(stored.trim()) {
         Ok(h) => h.describe(),
         Err(_) if stored.trim().is_empty() => "another deployer (holder unknown)".to_string(),
-        Err(_) => text::clip(&text::one_line(stored.trim()), HOLDER_MAX),
+        Err(_) => text::clipped_line(stored.trim(), HOLDER_MAX),
     }
 }
 
@@ -207,7 +207,7 @@ pub fn parse(line: &str) -> Answer {
         Answer::Installing(if run.is_empty() {
             "an install whose run is unknown".to_string()
         } else {
-            text::clip(&text::one_line(run), HOLDER_MAX)
+            text::clipped_line(run, HOLDER_MAX)
         })
     } else if let Some(refusal) = crate::hostpath::parse_refusal(line) {
         Answer::Failed(format!(
@@ -220,7 +220,7 @@ pub fn parse(line: &str) -> Answer {
                 .to_string(),
         )
     } else {
-        Answer::Failed(text::clip(&text::one_line(line), HOLDER_MAX))
+        Answer::Failed(text::clipped_line(line, HOLDER_MAX))
     }
 }
 
@@ -328,7 +328,7 @@ pub fn parse_check(stdout: &str) -> Owner {
     } else {
         Owner::Other(format!(
             "unknown (the check said `{}`)",
-            text::clip(&text::one_line(line), HOLDER_MAX)
+            text::clipped_line(line, HOLDER_MAX)
         ))
     }
 }

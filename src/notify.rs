@@ -86,7 +86,7 @@ pub fn message(record: &Record) -> String {
         let line = format!("{sign} {}: {first}", c.version);
         text.push_str("\n  ");
         // the changelog is the package's words: one line, clipped
-        text.push_str(&crate::text::clip(&crate::text::one_line(&line), 200));
+        text.push_str(&crate::text::clipped_line(&line, 200));
     }
     text.push_str(&restarts(&record.hosts));
     text
@@ -104,7 +104,7 @@ fn restarts(hosts: &[crate::history::HostRecord]) -> String {
         return String::new();
     };
     let ok = tried.iter().filter(|(_, r)| r.ok).count();
-    let safe = |s: &str| crate::text::clip(&crate::text::one_line(s), 200);
+    let safe = |s: &str| crate::text::clipped_line(s, 200);
     let mut text = format!(
         "\n  restarted {} on {ok} of {} host{}",
         safe(&first.what),
@@ -254,10 +254,7 @@ fn run_bounded(command: &str, input: &[u8], timeout: Duration) -> Result<(), Str
     if out.success() {
         return Ok(());
     }
-    let said = crate::text::clip(
-        &crate::text::one_line(out.stderr.trim()),
-        crate::error::REMOTE_TEXT_MAX,
-    );
+    let said = crate::text::clipped_line(out.stderr.trim(), crate::text::REMOTE_TEXT_MAX);
     Err(match out.status {
         -1 => "killed by a signal".to_string(),
         code if said.is_empty() => format!("exit status {code}"),

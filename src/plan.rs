@@ -17,6 +17,7 @@ use crate::apt::{self, Policy, SideEffect, Simulation};
 use crate::command::RemoteCommand;
 use crate::package::PackageName;
 use crate::status::PackageState;
+use crate::text::{clipped_line, REMOTE_TEXT_MAX};
 use crate::version::Version;
 
 /// Which version to deploy.
@@ -374,7 +375,7 @@ impl Refusal {
                 ),
                 hosts
                     .iter()
-                    .map(|(h, why)| format!("{h}: {}", host_words(why)))
+                    .map(|(h, why)| format!("{h}: {}", clipped_line(why, REMOTE_TEXT_MAX)))
                     .collect(),
             ),
             Refusal::SideEffects { hosts } => {
@@ -384,7 +385,7 @@ impl Refusal {
                         let what: Vec<String> = effects.iter().map(ToString::to_string).collect();
                         let lines: Vec<String> = effects
                             .iter()
-                            .map(|e| format!("    | {}", host_words(&e.line)))
+                            .map(|e| format!("    | {}", clipped_line(&e.line, REMOTE_TEXT_MAX)))
                             .collect();
                         format!("{h}: {}\n{}", what.join("; "), lines.join("\n"))
                     })
@@ -660,12 +661,6 @@ pub fn make(input: &Input) -> Result<Plan, Refusal> {
     })
 }
 
-/// Text a host printed (apt's lines, its errors), as the plan and the
-/// refusals show it: one line, control characters escaped, clipped.
-fn host_words(s: &str) -> String {
-    crate::text::clip(&crate::text::one_line(s), crate::error::REMOTE_TEXT_MAX)
-}
-
 /// The first host alone (a canary), then `size` hosts at a time.
 pub fn batches(count: usize, size: usize) -> Vec<Vec<usize>> {
     if count == 0 {
@@ -780,7 +775,7 @@ impl Plan {
                 if let Some((command, apt)) = details.get(i) {
                     let _ = writeln!(s, "      runs: {command}");
                     for line in apt {
-                        let _ = writeln!(s, "      apt:  {}", host_words(line));
+                        let _ = writeln!(s, "      apt:  {}", clipped_line(line, REMOTE_TEXT_MAX));
                     }
                 }
                 match step.hold {

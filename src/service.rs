@@ -246,7 +246,7 @@ pub fn without_systemd(host: &str, probe: &str) -> Option<String> {
         other => {
             return Some(format!(
                 "host `{host}`: cannot tell whether it runs systemd (the probe printed `{}`)",
-                crate::text::clip(&crate::text::one_line(other), 80)
+                crate::text::clipped_line(other, 80)
             ))
         }
     };
@@ -288,7 +288,7 @@ impl fmt::Display for UnitState {
 /// (one block of `KEY=value` lines per unit, blocks apart by a blank
 /// line). Host text: every value is made one safe line and clipped.
 pub fn parse_states(text: &str) -> Vec<UnitState> {
-    let safe = |v: &str| crate::text::clip(&crate::text::one_line(v), 80);
+    let safe = |v: &str| crate::text::clipped_line(v, 80);
     text.split("\n\n")
         .filter_map(|block| {
             let mut state = UnitState {
@@ -315,7 +315,7 @@ pub fn last_lines(text: &str, n: usize) -> Vec<String> {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..]
         .iter()
-        .map(|l| crate::text::clip(&crate::text::one_line(l.trim_end_matches('\r')), LINE_MAX))
+        .map(|l| crate::text::clipped_line(l.trim_end_matches('\r'), LINE_MAX))
         .collect()
 }
 

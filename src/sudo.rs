@@ -85,7 +85,7 @@ pub fn read(out: &Output) -> Verdict {
 /// Classify what `sudo -n true` said (`said`) and, after it failed, what
 /// `sudo -n -v` said (`validate`), both in the C locale.
 pub fn classify(said: &str, validate: &str) -> Verdict {
-    let shown = |s: &str| crate::deploy::remote_text(s.trim());
+    let shown = |s: &str| crate::text::clipped_line(s.trim(), crate::text::REMOTE_TEXT_MAX);
     let both = format!("{said}\n{validate}");
     if said.contains("you must have a tty to run sudo") {
         return Verdict::NoTty;

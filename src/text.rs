@@ -38,6 +38,19 @@ pub fn clip(s: &str, max_chars: usize) -> String {
     format!("{kept}… ({} more characters)", total - max_chars)
 }
 
+/// How many characters of host-provided text an error or report line
+/// shows, unless the line has a reason to show fewer.
+pub const REMOTE_TEXT_MAX: usize = 300;
+
+/// Host-provided text for one line of deployer's own output: on one line
+/// ([`one_line`]: every control character, newline and tab made visible),
+/// then clipped to `max_chars` characters ([`clip`]). The one way to quote
+/// a host's words (a command's stderr, a lock holder, a changelog line) in
+/// an error, a warning or a report; [`REMOTE_TEXT_MAX`] is the usual length.
+pub fn clipped_line(s: &str, max_chars: usize) -> String {
+    clip(&one_line(s), max_chars)
+}
+
 /// Whether `c` must not reach a terminal as it is.
 fn is_unsafe(c: char) -> bool {
     matches!(c,
@@ -227,5 +240,17 @@ mod tests {
         for (input, max, want) in cases {
             assert_eq!(clip(input, max), want, "clip({input:?}, {max})");
         }
+    }
+
+    #[test]
+    fn clipped_line_escapes_then_clips() {
+        // the escapes count as what the operator sees
+        assert_eq!(clipped_line("a\nb\x1b", 4), "a\\nb… (4 more characters)");
+        assert_eq!(clipped_line("ok\r", 10), "ok\\r");
+        let long = "x".repeat(REMOTE_TEXT_MAX + 5);
+        assert_eq!(
+            clipped_line(&long, REMOTE_TEXT_MAX),
+            format!("{}… (5 more characters)", "x".repeat(REMOTE_TEXT_MAX))
+        );
     }
 }

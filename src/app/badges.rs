@@ -8,14 +8,27 @@ use std::path::{Path, PathBuf};
 use crate::badge::{Fonts, PngError};
 use crate::badges::publish::{self, HostOutcome};
 use crate::badges::{self, Board};
-use crate::cli::BadgeArgs;
+use crate::cli::{BadgeArgs, Cli};
 use crate::config::Config;
 use crate::console::Console;
 use crate::error::{ExitStatus, Fatal};
 use crate::fleet::Fleet;
 use crate::matrix::{self, Matrix};
-use crate::render;
+use crate::render::{self, Color};
 use crate::sudo;
+
+use super::output::console;
+use super::setup::{load_config, targets};
+
+/// `deployer refresh-badges`: the options checked before any host is
+/// contacted, then the badges of every host written ([`refresh`]).
+pub(super) fn command(cli: &Cli, color: Color, args: &BadgeArgs) -> Result<ExitStatus, Fatal> {
+    let config = load_config(cli)?;
+    check(&config, args)?;
+    let console = console(cli, color);
+    let fleet = Fleet::connect_watched(targets(cli, &config)?, config.parallelism, console.watch());
+    refresh(&config, &console, fleet, args)
+}
 
 /// The directory, under `--output DIR`, that holds one directory per host.
 const HOSTS_DIR: &str = "host";

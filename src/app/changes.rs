@@ -14,11 +14,46 @@ use std::io::Write;
 
 use crate::apt;
 use crate::changelog::Review;
+use crate::cli::Cli;
 use crate::config::Config;
 use crate::deploy;
 use crate::error::{ExitStatus, Fatal};
 use crate::fleet::Fleet;
 use crate::version::Version;
+
+use super::output::{emit, waiting};
+use super::setup::{load_config, targets};
+
+/// `deployer changes PKG [STAGE] [VERSION]`: status 3 when some host of
+/// the stage did not answer (the review counts the others).
+pub(super) fn command(cli: &Cli, request: &Request<'_>, json: bool) -> Result<ExitStatus, Fatal> {
+    let config = load_config(cli)?;
+    let outcome = gather(
+        &config,
+        |stage| {
+            let mine = targets(cli, &config)?
+                .into_iter()
+                .filter(|t| t.stage == stage)
+                .collect();
+            Ok(Fleet::connect_watched(
+                mine,
+                config.parallelism,
+                waiting(cli),
+            ))
+        },
+        request,
+    )?;
+    if json {
+        emit(|out| render_json(&outcome, out))?;
+    } else {
+        emit(|out| render_text(&outcome, out))?;
+    }
+    Ok(if outcome.unreachable.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Unreachable
+    })
+}
 
 /// What was typed.
 pub(crate) struct Request<'a> {

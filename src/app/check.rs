@@ -16,12 +16,48 @@
 use std::io::{self, Write};
 use std::path::Path;
 
+use crate::cli::Cli;
 use crate::command::RemoteCommand;
 use crate::config::Config;
-use crate::error::HostError;
+use crate::deploy;
+use crate::error::{ExitStatus, Fatal, HostError};
 use crate::fleet::{Fleet, Member};
 use crate::sudo;
 use crate::transport::{Output, TargetKind};
+
+use super::output::{emit, waiting};
+use super::setup::{load_config, targets};
+
+/// `deployer check [STAGE]`: the configuration loads (or this is an error,
+/// status 2), then every host of STAGE (or of every stage) is checked;
+/// status 3 when some host failed a check.
+pub(super) fn command(cli: &Cli, stage: Option<&str>, json: bool) -> Result<ExitStatus, Fatal> {
+    let config = load_config(cli)?;
+    if let Some(stage) = stage {
+        deploy::check_stage(&config, stage)?;
+    }
+    let mine = targets(cli, &config)?
+        .into_iter()
+        .filter(|t| stage.is_none_or(|s| t.stage == s))
+        .collect();
+    let mut fleet = Fleet::connect_watched(mine, config.parallelism, waiting(cli));
+    let checks = run(&config, &mut fleet);
+    let failed = checks.iter().any(HostCheck::failed);
+    // --quiet: the report only when some check failed
+    if cli.quiet && !failed {
+        return Ok(ExitStatus::Success);
+    }
+    if json {
+        emit(|out| render_json(&config.path, &checks, out))?;
+    } else {
+        emit(|out| render_text(&config.path, &checks, out))?;
+    }
+    Ok(if failed {
+        ExitStatus::Unreachable
+    } else {
+        ExitStatus::Success
+    })
+}
 
 /// One thing checked on a host, in the order they are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,7 +369,7 @@ fn sudo_outcome(verdict: &sudo::Verdict, hint: &Hint) -> Outcome {
 
 /// `: what it said`, made safe, or nothing.
 fn said(text: &str) -> String {
-    let text = crate::deploy::remote_text(text.trim());
+    let text = crate::text::clipped_line(text.trim(), crate::text::REMOTE_TEXT_MAX);
     if text.is_empty() {
         String::new()
     } else {
@@ -473,7 +509,7 @@ fn badges_outcome(dir: &Path, out: &Output, hint: &Hint) -> Outcome {
         other => other,
     };
     let dir = dir.display();
-    let shown = |p: &str| crate::deploy::remote_text(p);
+    let shown = |p: &str| crate::text::clipped_line(p, crate::text::REMOTE_TEXT_MAX);
     match probed {
         _ if !out.success() => Outcome::Failed {
             problem: format!(
@@ -629,7 +665,7 @@ fn stage_outcome(out: &Output, hint: &Hint) -> Outcome {
         None => Outcome::Passed(Some("not set".into())),
         Some(d) if &d == stage => Outcome::Passed(Some(format!("DEPLOYMENT={d}"))),
         Some(d) => {
-            let d = crate::deploy::remote_text(&d);
+            let d = crate::text::clipped_line(&d, crate::text::REMOTE_TEXT_MAX);
             Outcome::Failed {
                 problem: format!(
                     "the host says it is in `{d}` (DEPLOYMENT= in {MACHINE_INFO}), deployer.ini puts it in `{stage}`"

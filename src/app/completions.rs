@@ -22,7 +22,7 @@ use clap::CommandFactory;
 use clap_complete::env::{Bash, EnvCompleter, Fish, Zsh};
 use clap_complete::{ArgValueCandidates, CompletionCandidate};
 
-use super::emit;
+use super::output::emit;
 use crate::cli::{Cli, CompletionShell};
 use crate::config;
 use crate::error::{ExitStatus, Fatal};

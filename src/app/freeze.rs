@@ -3,6 +3,7 @@
 //! unfreeze of a stage that no host says is frozen changes nothing and
 //! records nothing (it is not an attempt: nothing was changed or refused).
 
+use crate::cli::Cli;
 use crate::config::Config;
 use crate::console::Console;
 use crate::error::{ExitStatus, Fatal};
@@ -10,6 +11,22 @@ use crate::fleet::Fleet;
 use crate::freeze::{clear_command, set_command, Freeze};
 use crate::history::{self, HostRecord, HostResult, Outcome, Record};
 use crate::transport::{self, Exec};
+
+use super::setup::{load_config, stage_fleet};
+
+/// `deployer freeze STAGE REASON` (`reason` given) or `unfreeze STAGE`:
+/// the configuration loaded, the stage's hosts connected to, then
+/// [`apply`].
+pub(super) fn command(
+    cli: &Cli,
+    console: &Console,
+    stage: &str,
+    reason: Option<&str>,
+) -> Result<ExitStatus, Fatal> {
+    let config = load_config(cli)?;
+    let fleet = stage_fleet(cli, &config, stage)?;
+    apply(&config, console, fleet, stage, reason)
+}
 
 /// Freeze (`reason` given) or unfreeze `stage` on every host of `fleet`
 /// (the stage's hosts). Every host must be reached: a freeze that only

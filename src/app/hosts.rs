@@ -6,7 +6,47 @@
 
 use std::io::{self, Write};
 
+use crate::cli::Cli;
+use crate::deploy;
+use crate::error::{ExitStatus, Fatal};
 use crate::transport::{SshTarget, Target, TargetKind};
+
+use super::output::emit;
+use super::setup::{load_config, targets};
+
+/// `deployer hosts [STAGE]`: what deployer resolves for each host of
+/// `stage` (or of every stage); with `check`, each host-key verdict too,
+/// and status 3 when some host's key is refused.
+pub(super) fn command(
+    cli: &Cli,
+    stage: Option<&str>,
+    json: bool,
+    check_keys: bool,
+) -> Result<ExitStatus, Fatal> {
+    let config = load_config(cli)?;
+    if let Some(stage) = stage {
+        deploy::check_stage(&config, stage)?;
+    }
+    let all: Vec<Target> = targets(cli, &config)?
+        .into_iter()
+        .filter(|t| stage.is_none_or(|s| t.stage == s))
+        .collect();
+    let verdicts = if check_keys {
+        check(&all, config.parallelism)
+    } else {
+        vec![None; all.len()]
+    };
+    if json {
+        emit(|out| render_json(&all, &verdicts, out))?;
+    } else {
+        emit(|out| render_text(&all, &verdicts, out))?;
+    }
+    Ok(if verdicts.iter().flatten().any(Result::is_err) {
+        ExitStatus::Unreachable
+    } else {
+        ExitStatus::Success
+    })
+}
 
 /// What deployer decides about a host's key: `known: …`, or why it is
 /// refused. `None` when not asked (or for `local`).

@@ -11,9 +11,26 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::cli::Cli;
 use crate::error::{ExitStatus, Fatal};
 use crate::init::{self, Origin, StageHosts};
 use crate::text;
+
+/// `deployer init`: refused with `--config`, since it writes
+/// `deployer.ini` in the current directory ([`run`]).
+pub(super) fn command(cli: &Cli, request: &Request<'_>) -> Result<ExitStatus, Fatal> {
+    if let Some(path) = &cli.config {
+        return Err(Fatal::usage(format!(
+            "`--config {}` does not go with `init`, which writes `deployer.ini` in the \
+             current directory",
+            path.display()
+        ))
+        .note("run `deployer init` in the directory the file belongs in"));
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|e| Fatal::usage(format!("cannot read the current directory: {e}")))?;
+    run(&cwd, request)
+}
 
 /// The names deployer looks for in a directory; `init` writes the first
 /// and will not write beside either.
@@ -68,7 +85,7 @@ pub(crate) fn run(dir: &Path, request: &Request<'_>) -> Result<ExitStatus, Fatal
     })?;
     write_new(&path, &text)?;
     let hosts: usize = stages.iter().map(|s| s.hosts.len()).sum();
-    super::emit(|out| {
+    super::output::emit(|out| {
         writeln!(
             out,
             "wrote `{}`: stages {}, {hosts} host entr{}",
@@ -225,9 +242,9 @@ fn ansible_inventory_list(inventory: &Path) -> Result<String, Fatal> {
         }
     };
     if !output.status.success() {
-        let why = text::clip(
-            &text::one_line(String::from_utf8_lossy(&output.stderr).trim()),
-            crate::error::REMOTE_TEXT_MAX,
+        let why = text::clipped_line(
+            String::from_utf8_lossy(&output.stderr).trim(),
+            text::REMOTE_TEXT_MAX,
         );
         return Err(Fatal::usage(format!(
             "`ansible-inventory -i {} --list` failed ({}): {why}",

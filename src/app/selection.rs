@@ -104,7 +104,12 @@ impl Selection {
 /// `` `a`, `b` ``.
 fn listed<'a>(names: impl Iterator<Item = &'a str>) -> String {
     names
-        .map(|n| format!("`{}`", crate::deploy::remote_text(n)))
+        .map(|n| {
+            format!(
+                "`{}`",
+                crate::text::clipped_line(n, crate::text::REMOTE_TEXT_MAX)
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -120,7 +125,7 @@ fn unknown_host(config: &Config, typed: &str) -> Fatal {
     names.dedup();
     let fatal = Fatal::usage(format!(
         "host `{}` is not in the `hosts` of any stage",
-        crate::deploy::remote_text(typed)
+        crate::text::clipped_line(typed, crate::text::REMOTE_TEXT_MAX)
     ));
     let fatal = match crate::suggest::did_you_mean(typed, names.iter().copied()) {
         Some(guess) => fatal.note(guess),

@@ -3,12 +3,29 @@
 //! record it in the history. An install that still runs keeps its own
 //! lock: that one is never broken.
 
+use crate::cli::Cli;
 use crate::config::Config;
 use crate::console::Console;
 use crate::error::{ExitStatus, Fatal};
 use crate::fleet::Fleet;
 use crate::history::{self, HostRecord, HostResult, Outcome, Record};
 use crate::lock::{self, Unlocked};
+
+use super::setup::{load_config, stage_fleet};
+
+/// `deployer unlock STAGE`: the configuration loaded, the stage's hosts
+/// connected to, then [`apply`].
+pub(super) fn command(
+    cli: &Cli,
+    console: &Console,
+    stage: &str,
+    force: bool,
+    reason: &str,
+) -> Result<ExitStatus, Fatal> {
+    let config = load_config(cli)?;
+    let fleet = stage_fleet(cli, &config, stage)?;
+    apply(&config, console, fleet, stage, force, reason)
+}
 
 /// Break the locks of `stage` on the hosts of `fleet` (that stage's).
 pub fn apply(

@@ -9,11 +9,54 @@
 use std::io::{self, Write};
 
 use crate::apt::{self, Policy};
+use crate::cli::Cli;
 use crate::config::Config;
+use crate::deploy;
+use crate::error::{ExitStatus, Fatal};
 use crate::fleet::Fleet;
 use crate::package::PackageName;
 use crate::transport;
 use crate::versions::{self, Failure, Report};
+
+use super::output::{emit, waiting};
+use super::setup::{load_config, targets};
+
+/// `deployer versions PKG [STAGE]`: status 3 when some host did not answer.
+pub(super) fn command(
+    cli: &Cli,
+    package: &str,
+    stage: Option<&str>,
+    update: bool,
+    json: bool,
+) -> Result<ExitStatus, Fatal> {
+    let config = load_config(cli)?;
+    let package = deploy::check_package(&config, package)?;
+    if let Some(stage) = stage {
+        deploy::check_stage(&config, stage)?;
+    }
+    let stages: Vec<&str> = config
+        .stages
+        .iter()
+        .map(|s| s.name.as_str())
+        .filter(|s| stage.is_none_or(|only| *s == only))
+        .collect();
+    let mine = targets(cli, &config)?
+        .into_iter()
+        .filter(|t| stages.contains(&t.stage.as_str()))
+        .collect();
+    let mut fleet = Fleet::connect_watched(mine, config.parallelism, waiting(cli));
+    let report = gather(&config, &mut fleet, &stages, &package, update);
+    if json {
+        emit(|out| crate::versions::render_json(&report, out))?;
+    } else {
+        emit(|out| crate::versions::render_text(&report, out))?;
+    }
+    Ok(if report.failures.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Unreachable
+    })
+}
 
 /// What one host answered: its policy, or why there is none (one line,
 /// made safe).
@@ -72,7 +115,7 @@ pub(crate) fn gather(
                     .map_err(|e| {
                         format!(
                             "cannot read `apt-cache policy`: {}",
-                            crate::deploy::remote_text(&e)
+                            crate::text::clipped_line(&e, crate::text::REMOTE_TEXT_MAX)
                         )
                     }),
                 Ok(out) => Err(format!(

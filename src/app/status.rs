@@ -1,0 +1,50 @@
+//! The status view (`deployer` alone, or `deployer status`): the matrix of
+//! versions per stage, and the exit status `--check` asks for.
+
+use crate::cli::{Cli, StatusArgs};
+use crate::error::{ExitStatus, Fatal};
+use crate::fleet::Fleet;
+use crate::matrix;
+use crate::render::{self, Color};
+
+use super::output::{emit, waiting};
+use super::selection;
+use super::setup::{load_config, targets};
+
+/// The status view of the hosts `args` selects: status 3 when some host
+/// did not answer; with `--check`, 5 for regressions, drift or broken
+/// packages, else 4 for pending ones; with `--quiet`, printed only when
+/// the status is not 0.
+pub(super) fn command(cli: &Cli, args: &StatusArgs, color: Color) -> Result<ExitStatus, Fatal> {
+    let config = load_config(cli)?;
+    // the filters are checked before any host is contacted, and only the
+    // hosts they keep are
+    let only = selection::Selection::new(&config, &args.stages, &args.packages, &args.hosts)?;
+    let mine = targets(cli, &config)?
+        .into_iter()
+        .filter(|t| only.keeps(t))
+        .collect();
+    let mut fleet = Fleet::unopened(mine, config.parallelism, waiting(cli));
+    let reports = fleet.survey(&only.packages, config.ssh.command_timeout);
+    let m = matrix::build(&only.packages, &only.columns, &reports);
+    let s = m.summary();
+    let status = if s.answered < s.hosts {
+        ExitStatus::Unreachable
+    } else if args.check && (s.regressions > 0 || s.drift > 0 || s.broken > 0) {
+        ExitStatus::Attention
+    } else if args.check && s.pending > 0 {
+        ExitStatus::Pending
+    } else {
+        ExitStatus::Success
+    };
+    // --quiet: the view only when it says something is wrong
+    if cli.quiet && status == ExitStatus::Success {
+        return Ok(status);
+    }
+    if args.json {
+        emit(|out| render::json(&m, &reports, out))?;
+    } else {
+        emit(|out| render::text(&m, color, out))?;
+    }
+    Ok(status)
+}
