@@ -37,6 +37,7 @@ pub mod ssh_config;
 pub mod status;
 pub mod sudo;
 pub(crate) mod suggest;
+pub mod sys;
 pub mod text;
 pub mod transport;
 pub mod version;
