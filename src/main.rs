@@ -1,6 +1,8 @@
 //! The `deployer` binary: parse the command line, hand it to the library,
 //! turn the outcome into an exit status. Nothing else lives here.
 
+#![deny(unsafe_code)]
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {

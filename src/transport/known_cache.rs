@@ -1,5 +1,5 @@
 //! The known_hosts files of one run, each read and parsed once and shared
-//! by every connection (the rules that read them are [`crate::known_hosts`]).
+//! by every connection (the rules that read them are [`crate::openssh::known_hosts`]).
 
 use std::collections::HashMap;
 use std::fs;
@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use super::{io_error, lock, SshTarget};
 use crate::error::HostError;
-use crate::known_hosts::{self, KnownHostsFile};
+use crate::openssh::known_hosts::{self, KnownHostsFile};
 
 /// known_hosts files, each read and parsed the first time a connection
 /// needs it, then shared by every connection of the run. A file a key is

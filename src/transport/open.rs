@@ -15,7 +15,7 @@ use super::ssh::network::tcp_connect;
 use super::ssh::SshConnection;
 use super::{HostKeyPolicy, SshTarget};
 use crate::error::HostError;
-use crate::known_hosts;
+use crate::openssh::known_hosts;
 
 /// The byte stream to a target: a TCP connection, or a tunnel through its
 /// jump hosts.

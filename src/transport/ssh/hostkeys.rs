@@ -1,6 +1,6 @@
 //! Host keys: which algorithms to offer first, the decision on the key a
 //! host offers (as OpenSSH would with the known_hosts files, see
-//! [`crate::known_hosts`]), and recording a new key under accept-new.
+//! [`crate::openssh::known_hosts`]), and recording a new key under accept-new.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -10,8 +10,8 @@ use std::sync::Arc;
 use ssh2::{MethodType, Session};
 
 use crate::error::HostError;
-use crate::known_hosts::{self, HostNames, KnownHostsFile, Verdict};
 use crate::local_file;
+use crate::openssh::known_hosts::{self, HostNames, KnownHostsFile, Verdict};
 use crate::transport::KnownHostsCache;
 use crate::transport::{io_error, HostKeyPolicy, SshTarget};
 

@@ -11,7 +11,7 @@ use super::auth::authenticate;
 use super::ext::{hear_disconnects, ssh_err};
 use super::hostkeys::{check_host_key, prefer_known_host_keys};
 use crate::error::HostError;
-use crate::known_hosts::KnownHostsFile;
+use crate::openssh::known_hosts::KnownHostsFile;
 use crate::transport::KnownHostsCache;
 use crate::transport::SshTarget;
 
