@@ -3,50 +3,12 @@
 //! needs ([`ResolveContext`]), and what can go wrong ([`SshConfigError`]).
 
 use super::include::MAX_INCLUDE_DEPTH;
+use super::options::Opt;
+use super::values::{JumpHost, StrictHostKeyChecking};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// What `StrictHostKeyChecking` says to do with unknown or changed host
-/// keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StrictHostKeyChecking {
-    /// `yes`/`true`: never add keys; refuse unknown hosts.
-    Yes,
-    /// `accept-new`: add keys of new hosts, refuse changed keys.
-    AcceptNew,
-    /// `no`/`false`/`off`: add new keys and connect even if a key changed.
-    No,
-    /// `ask`: ask the user (ssh's default).
-    Ask,
-}
-
-/// One hop of `ProxyJump`: `[user@]host[:port]` or
-/// `ssh://[user@]host[:port]`, as written (the host is resolved through
-/// the ssh config again, like a target of its own).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JumpHost {
-    /// The login user before `@`, if any.
-    pub user: Option<String>,
-    /// The host (alias) as written, brackets of an IPv6 literal removed.
-    pub host: String,
-    /// The port after `:`, if any.
-    pub port: Option<u16>,
-}
-
-impl fmt::Display for JumpHost {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(u) = &self.user {
-            write!(f, "{u}@")?;
-        }
-        match (self.host.contains(':'), self.port) {
-            (true, Some(p)) => write!(f, "[{}]:{p}", self.host),
-            (false, Some(p)) => write!(f, "{}:{p}", self.host),
-            (_, None) => f.write_str(&self.host),
-        }
-    }
-}
 
 /// The options deployer uses, as resolved for one host, after ssh's own
 /// processing: `None` (or an empty list) means neither the config nor the
@@ -289,38 +251,4 @@ pub(crate) enum Criterium {
     /// `exec`, `canonical`, `final`, `localnetwork`… : cannot be evaluated
     /// without running or resolving something.
     Unsupported(String),
-}
-
-#[derive(Debug, Clone)]
-pub(crate) enum Opt {
-    HostName(String),
-    User(String),
-    Port(u16),
-    IdentityFile(String),
-    UserKnownHostsFiles(Vec<String>),
-    GlobalKnownHostsFiles(Vec<String>),
-    StrictHostKeyChecking(StrictHostKeyChecking),
-    HashKnownHosts(bool),
-    ConnectTimeout(Duration),
-    HostKeyAlias(String),
-    IdentitiesOnly(bool),
-    ServerAliveInterval(Duration),
-    ServerAliveCountMax(u32),
-    /// `None` for `none`.
-    ProxyJump(Option<Vec<JumpHost>>),
-    /// `none` or a command.
-    ProxyCommand(String),
-    CanonicalizeHostname(String),
-    /// `IgnoreUnknown`: a pattern list of keywords.
-    IgnoreUnknown(String),
-    /// An option deployer does not use but whose obtained value ssh checks
-    /// again after reading the files (`ConnectionAttempts`, algorithm
-    /// lists, `CanonicalizePermittedCNAMEs`): canonical keyword, value.
-    Checked(&'static str, String),
-    /// `LocalForward`, `RemoteForward`, `DynamicForward`: canonical
-    /// keyword and arguments, for the `%` tokens of their socket paths.
-    Forward(&'static str, Vec<String>),
-    /// `CertificateFile`: not used, but ssh expands its tokens and
-    /// variables when it loads the keys, and refuses what it cannot.
-    CertificateFile(String),
 }

@@ -45,7 +45,8 @@
 //! - [`keywords`]: the keywords ssh knows;
 //! - [`lexer`]: a line into keyword and arguments;
 //! - [`values`]: every value checked as ssh checks it;
-//! - [`parse`]: a file's text into items ([`parse::Opt`]: the options used);
+//! - [`options`]: the table of the options deployer honours, one row each;
+//! - [`parse`]: a file's text into items;
 //! - [`pattern`]: ssh's wildcard patterns and pattern lists;
 //! - [`resolve`]: `Host`/`Match` blocks and the first value obtained;
 //! - [`tokens`]: `%` tokens, `${VAR}` and `~`;
@@ -58,6 +59,7 @@ pub(crate) mod include;
 pub mod keywords;
 pub mod known_hosts;
 pub(crate) mod lexer;
+pub(crate) mod options;
 pub(crate) mod parse;
 pub(crate) mod pattern;
 pub(crate) mod resolve;
@@ -67,9 +69,6 @@ pub(crate) mod values;
 #[cfg(test)]
 mod tests;
 
-pub use config::{
-    HostSettings, JumpHost, ResolveContext, SshConfigError, SshConfigFile, SshConfigWarning,
-    StrictHostKeyChecking,
-};
+pub use config::{HostSettings, ResolveContext, SshConfigError, SshConfigFile, SshConfigWarning};
 pub use keywords::{is_known_keyword, known_keywords};
-pub use values::parse_jump_list;
+pub use values::{parse_jump_list, JumpHost, StrictHostKeyChecking};

@@ -2,17 +2,14 @@
 //! the options deployer uses ([`Opt`]), each line's values checked.
 
 use super::config::{
-    Criterion, Criterium, HostPattern, Item, ItemKind, Opt, SshConfigError, SshConfigFile,
+    Criterion, Criterium, HostPattern, Item, ItemKind, SshConfigError, SshConfigFile,
     SshConfigWarning,
 };
 use super::keywords::{is_known_keyword, UNSUPPORTED_KEYWORDS};
 use super::lexer::split_line;
-use super::values::{
-    check_values, parse_flag, parse_port, parse_proxy_jump, parse_strict, parse_time, required_env,
-    single,
-};
+use super::options::{honoured, Opt};
+use super::values::{check_values, parse_proxy_jump, required_env, single};
 use std::path::Path;
-use std::time::Duration;
 
 /// A `Match` line's criteria, checked as ssh checks them.
 pub(crate) fn parse_match(args: &[String]) -> Result<Vec<Criterion>, String> {
@@ -71,97 +68,16 @@ pub(crate) fn parse_option(
     args: &[String],
     raw: &str,
 ) -> Result<Option<Opt>, String> {
+    if let Some(option) = honoured(keyword) {
+        return Ok(Some(Opt::First(
+            option.name,
+            option.read(keyword, args, raw)?,
+        )));
+    }
     let opt = match keyword {
-        "hostname" => Opt::HostName(single("HostName", args)?.to_string()),
-        "user" => Opt::User(single("User", args)?.to_string()),
-        "port" => {
-            let value = single("Port", args)?;
-            Opt::Port(parse_port(value).ok_or_else(|| {
-                format!(
-                    "`Port` must be a number from 1 to 65535 or a service name from \
-                     `/etc/services`, not `{value}`"
-                )
-            })?)
-        }
         // `IdentityFile2` is an obsolete alias ssh still honours.
         "identityfile" | "identityfile2" => {
             Opt::IdentityFile(single("IdentityFile", args)?.to_string())
-        }
-        "userknownhostsfile" | "globalknownhostsfile" => {
-            if args.is_empty() {
-                return Err(format!("`{keyword}` needs a file name"));
-            }
-            if args.len() > 1 && args.iter().any(|a| a.eq_ignore_ascii_case("none")) {
-                return Err(format!("`{keyword}`: `none` must be its only value"));
-            }
-            if keyword == "userknownhostsfile" {
-                Opt::UserKnownHostsFiles(args.to_vec())
-            } else {
-                Opt::GlobalKnownHostsFiles(args.to_vec())
-            }
-        }
-        "stricthostkeychecking" => {
-            let value = single("StrictHostKeyChecking", args)?;
-            Opt::StrictHostKeyChecking(parse_strict(value).ok_or_else(|| {
-                format!(
-                    "`StrictHostKeyChecking` must be `yes`, `accept-new`, `no`, \
-                     `ask` or `off`, not `{value}`"
-                )
-            })?)
-        }
-        // Debian's ssh also takes `ProtocolKeepAlives` and `SetupTimeOut`
-        // for `ServerAliveInterval`.
-        "connecttimeout" | "serveraliveinterval" | "protocolkeepalives" | "setuptimeout" => {
-            let name = if keyword == "connecttimeout" {
-                "ConnectTimeout"
-            } else {
-                "ServerAliveInterval"
-            };
-            let value = single(name, args)?;
-            let time = if value == "none" {
-                Some(Duration::ZERO)
-            } else {
-                parse_time(value)
-            };
-            let time = time.ok_or_else(|| {
-                format!(
-                    "`{name}` must be a number of seconds such as `10`, \
-                     or a time with units such as `1m30s`, not `{value}`"
-                )
-            })?;
-            if keyword == "connecttimeout" {
-                Opt::ConnectTimeout(time)
-            } else {
-                Opt::ServerAliveInterval(time)
-            }
-        }
-        "serveralivecountmax" => {
-            let value = single("ServerAliveCountMax", args)?;
-            Opt::ServerAliveCountMax(
-                value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|&n| i32::try_from(n).is_ok())
-                    .ok_or_else(|| {
-                        format!("`ServerAliveCountMax` must be a whole number, not `{value}`")
-                    })?,
-            )
-        }
-        "hostkeyalias" => Opt::HostKeyAlias(single("HostKeyAlias", args)?.to_string()),
-        "identitiesonly" | "hashknownhosts" => {
-            let name = if keyword == "identitiesonly" {
-                "IdentitiesOnly"
-            } else {
-                "HashKnownHosts"
-            };
-            let value = single(name, args)?;
-            let flag = parse_flag(value)
-                .ok_or_else(|| format!("`{name}` must be `yes` or `no`, not `{value}`"))?;
-            if keyword == "identitiesonly" {
-                Opt::IdentitiesOnly(flag)
-            } else {
-                Opt::HashKnownHosts(flag)
-            }
         }
         "proxyjump" => {
             if args.is_empty() {
@@ -180,34 +96,6 @@ pub(crate) fn parse_option(
             }
             Opt::ProxyCommand(raw.to_string())
         }
-        "ignoreunknown" => Opt::IgnoreUnknown(single("IgnoreUnknown", args)?.to_string()),
-        "canonicalizehostname" => {
-            let value = single("CanonicalizeHostname", args)?;
-            let lower = value.to_ascii_lowercase();
-            if !["yes", "no", "true", "false", "always"].contains(&lower.as_str()) {
-                return Err(format!(
-                    "`CanonicalizeHostname` must be `yes`, `no` or `always`, not `{value}`"
-                ));
-            }
-            Opt::CanonicalizeHostname(lower)
-        }
-        "connectionattempts"
-        | "canonicalizepermittedcnames"
-        | "hostkeyalgorithms"
-        | "controlpath"
-        | "identityagent"
-        | "forwardagent" => {
-            let canonical = match keyword {
-                "connectionattempts" => "ConnectionAttempts",
-                "canonicalizepermittedcnames" => "CanonicalizePermittedCNAMEs",
-                "controlpath" => "ControlPath",
-                "identityagent" => "IdentityAgent",
-                "forwardagent" => "ForwardAgent",
-                _ => "HostKeyAlgorithms",
-            };
-            Opt::Checked(canonical, args.join(" "))
-        }
-        "remotecommand" => Opt::Checked("RemoteCommand", raw.to_string()),
         "certificatefile" => Opt::CertificateFile(single("CertificateFile", args)?.to_string()),
         "localforward" => Opt::Forward("LocalForward", args.to_vec()),
         "remoteforward" => Opt::Forward("RemoteForward", args.to_vec()),

@@ -3,18 +3,18 @@
 //! makes on what it obtained.
 
 use super::config::{
-    Criterion, Criterium, HostPattern, HostSettings, Item, ItemKind, JumpHost, Opt, ResolveContext,
-    SshConfigError, SshConfigFile, StrictHostKeyChecking,
+    Criterion, Criterium, HostPattern, HostSettings, Item, ItemKind, ResolveContext,
+    SshConfigError, SshConfigFile,
 };
+use super::options::{honoured, At, Kind, Obtained, Opt, Value};
 use super::pattern::{match_pattern_list, wildcard_match};
 use super::tokens::{
     expand_dollar, expand_host_name, expand_percent_dollar, expand_tilde, host_name_error,
     is_address, sha1_hex, CLIENT_TOKENS,
 };
-use super::values::{forward_socket_paths, forward_spec, refused_obtained_value, FLAG};
+use super::values::{forward_socket_paths, forward_spec, refused_obtained_value, JumpHost, FLAG};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// The route options, which share one slot in ssh: whichever of
 /// `ProxyJump` and `ProxyCommand` comes first wins.
@@ -28,32 +28,16 @@ pub(crate) struct Route {
     pub(crate) number: usize,
 }
 
-/// Options as found so far (first value wins).
+/// Options as found so far.
 #[derive(Debug, Default)]
 pub(crate) struct Found {
-    pub(crate) host_name: Option<String>,
-    /// Where the `HostName` obtained was set.
-    pub(crate) host_name_at: Option<(PathBuf, usize)>,
-    pub(crate) user: Option<String>,
-    pub(crate) port: Option<u16>,
+    /// The options of the table, first value wins.
+    pub(crate) first: Obtained,
     pub(crate) identity_files: Vec<String>,
-    pub(crate) user_known_hosts: Option<Vec<String>>,
-    pub(crate) global_known_hosts: Option<Vec<String>>,
-    pub(crate) strict: Option<StrictHostKeyChecking>,
-    pub(crate) hash_known_hosts: Option<bool>,
-    pub(crate) connect_timeout: Option<Duration>,
-    pub(crate) host_key_alias: Option<String>,
-    pub(crate) identities_only: Option<bool>,
-    pub(crate) server_alive_interval: Option<Duration>,
-    pub(crate) server_alive_count_max: Option<u32>,
     pub(crate) route: Option<Route>,
-    pub(crate) canonicalize: Option<(String, PathBuf, usize)>,
-    pub(crate) ignore_unknown: Option<String>,
-    /// Where each `IdentityFile` and `UserKnownHostsFile` value obtained
-    /// was set (key: keyword and value).
-    pub(crate) lines: BTreeMap<String, (PathBuf, usize)>,
-    /// First values of the options in [`Opt::Checked`], with where.
-    pub(crate) checked: BTreeMap<&'static str, (String, PathBuf, usize)>,
+    /// Where each `IdentityFile` value obtained was set (key: keyword and
+    /// value).
+    pub(crate) lines: BTreeMap<String, At>,
     /// Every forwarding of the blocks that apply (they accumulate), with
     /// where: canonical keyword, arguments.
     pub(crate) forwards: Vec<(&'static str, Vec<String>, PathBuf, usize)>,
@@ -121,8 +105,8 @@ impl State<'_> {
                 ItemKind::Unknown(keyword) => {
                     let ignored = self
                         .found
-                        .ignore_unknown
-                        .as_deref()
+                        .first
+                        .text("IgnoreUnknown")
                         .is_some_and(|list| match_pattern_list(keyword, list, true));
                     if !ignored {
                         return Err(SshConfigError::Invalid {
@@ -145,17 +129,17 @@ impl State<'_> {
     /// does; refuses when the outcome depends on a criterion deployer
     /// cannot evaluate.
     fn match_line(&self, item: &Item, criteria: &[Criterion]) -> Result<bool, SshConfigError> {
-        let host = match &self.found.host_name {
+        let host = match self.found.first.text("HostName") {
             Some(h) => expand_host_name(h, self.alias)
-                .map_err(|m| host_name_error(self.found.host_name_at.as_ref(), item, m))?,
+                .map_err(|m| host_name_error(self.found.first.at("HostName"), item, m))?,
             None => self.alias.to_string(),
         }
         .to_ascii_lowercase();
         let original = self.alias.to_ascii_lowercase();
         let user = self
             .found
-            .user
-            .as_deref()
+            .first
+            .text("User")
             .unwrap_or(&self.context.local_user);
         let mut result = true;
         let mut unknown: Option<&str> = None;
@@ -210,17 +194,8 @@ impl State<'_> {
     fn set(&mut self, item: &Item, opt: &Opt) {
         let f = &mut self.found;
         match opt {
-            Opt::HostName(v) => {
-                if f.host_name.is_none() {
-                    f.host_name = Some(v.clone());
-                    f.host_name_at = Some((item.path.clone(), item.number));
-                }
-            }
-            Opt::User(v) => {
-                f.user.get_or_insert_with(|| v.clone());
-            }
-            Opt::Port(p) => {
-                f.port.get_or_insert(*p);
+            Opt::First(name, value) => {
+                f.first.offer(name, value, (item.path.clone(), item.number));
             }
             Opt::IdentityFile(v) => {
                 if !f.identity_files.contains(v) {
@@ -230,41 +205,6 @@ impl State<'_> {
                         (item.path.clone(), item.number),
                     );
                 }
-            }
-            Opt::UserKnownHostsFiles(v) => {
-                if f.user_known_hosts.is_none() {
-                    f.user_known_hosts = Some(v.clone());
-                    for file in v {
-                        f.lines.insert(
-                            format!("UserKnownHostsFile {file}"),
-                            (item.path.clone(), item.number),
-                        );
-                    }
-                }
-            }
-            Opt::GlobalKnownHostsFiles(v) => {
-                f.global_known_hosts.get_or_insert_with(|| v.clone());
-            }
-            Opt::StrictHostKeyChecking(s) => {
-                f.strict.get_or_insert(*s);
-            }
-            Opt::HashKnownHosts(b) => {
-                f.hash_known_hosts.get_or_insert(*b);
-            }
-            Opt::ConnectTimeout(t) => {
-                f.connect_timeout.get_or_insert(*t);
-            }
-            Opt::HostKeyAlias(v) => {
-                f.host_key_alias.get_or_insert_with(|| v.clone());
-            }
-            Opt::IdentitiesOnly(b) => {
-                f.identities_only.get_or_insert(*b);
-            }
-            Opt::ServerAliveInterval(t) => {
-                f.server_alive_interval.get_or_insert(*t);
-            }
-            Opt::ServerAliveCountMax(n) => {
-                f.server_alive_count_max.get_or_insert(*n);
             }
             Opt::ProxyJump(hops) => {
                 f.route.get_or_insert_with(|| Route {
@@ -281,18 +221,6 @@ impl State<'_> {
                     path: item.path.clone(),
                     number: item.number,
                 });
-            }
-            Opt::CanonicalizeHostname(v) => {
-                f.canonicalize
-                    .get_or_insert_with(|| (v.clone(), item.path.clone(), item.number));
-            }
-            Opt::IgnoreUnknown(v) => {
-                f.ignore_unknown.get_or_insert_with(|| v.clone());
-            }
-            Opt::Checked(keyword, v) => {
-                f.checked
-                    .entry(keyword)
-                    .or_insert_with(|| (v.clone(), item.path.clone(), item.number));
             }
             Opt::CertificateFile(v) => {
                 f.certificate_files
@@ -317,12 +245,16 @@ impl State<'_> {
             line,
             message,
         };
-        for (keyword, (value, path, line)) in &f.checked {
-            if let Some(message) = refused_obtained_value(keyword, value) {
-                return Err(at(path, *line, message));
+        for (keyword, value, (path, line)) in f.first.iter() {
+            let checked = honoured_kind(keyword)
+                .is_some_and(|k| matches!(k, Kind::Checked | Kind::CheckedRaw));
+            if let (true, Value::Text(value)) = (checked, value) {
+                if let Some(message) = refused_obtained_value(keyword, value) {
+                    return Err(at(path, *line, message));
+                }
             }
         }
-        if let Some((value, path, line)) = &f.canonicalize {
+        if let Some((Value::Text(value), (path, line))) = f.first.get("CanonicalizeHostname") {
             if value != "no" && value != "false" {
                 return Err(at(
                     path,
@@ -355,8 +287,8 @@ impl State<'_> {
                 ),
             ));
         }
-        let mut host = match (&f.host_name, &f.host_name_at) {
-            (Some(h), Some((path, line))) => {
+        let mut host = match f.first.get("HostName") {
+            Some((Value::Text(h), (path, line))) => {
                 expand_host_name(h, alias).map_err(|m| SshConfigError::Invalid {
                     path: path.clone(),
                     line: *line,
@@ -368,9 +300,12 @@ impl State<'_> {
         if !is_address(&host) {
             host = host.to_ascii_lowercase();
         }
-        let user = f.user.clone().unwrap_or_else(|| cx.local_user.clone());
-        let port = f.port.unwrap_or(22);
-        let host_key_alias = f.host_key_alias.as_ref().map(|a| a.to_ascii_lowercase());
+        let user = f
+            .first
+            .text("User")
+            .map_or_else(|| cx.local_user.clone(), String::from);
+        let port = f.first.port("Port").unwrap_or(22);
+        let host_key_alias = f.first.text("HostKeyAlias").map(str::to_ascii_lowercase);
         let short = cx.local_host.split('.').next().unwrap_or("").to_string();
         let port_text = port.to_string();
         let uid = cx.uid.to_string();
@@ -394,11 +329,11 @@ impl State<'_> {
             .map(|(k, _)| *k)
             .eq(CLIENT_TOKENS.iter().copied()));
         let path_of = |text: &str, what: &str| -> Result<PathBuf, SshConfigError> {
-            let (path, line) = f
-                .lines
-                .get(&format!("{what} {text}"))
-                .cloned()
-                .unwrap_or_else(|| (PathBuf::from(what), 0));
+            let set_at = match what {
+                "IdentityFile" => f.lines.get(&format!("{what} {text}")),
+                _ => f.first.at(what),
+            };
+            let (path, line) = set_at.cloned().unwrap_or_else(|| (PathBuf::from(what), 0));
             let tilde = expand_tilde(text, &cx.home).map_err(|m| SshConfigError::Invalid {
                 path: path.clone(),
                 line,
@@ -431,7 +366,7 @@ impl State<'_> {
                 repeated.push(p);
             }
         }
-        let user_known_hosts_files = match &f.user_known_hosts {
+        let user_known_hosts_files = match f.first.files("UserKnownHostsFile") {
             Some(list) if list.len() == 1 && list[0].eq_ignore_ascii_case("none") => {
                 vec![PathBuf::from("/dev/null")]
             }
@@ -441,7 +376,7 @@ impl State<'_> {
                 .collect::<Result<_, _>>()?,
             None => Vec::new(),
         };
-        let global_known_hosts_files = match &f.global_known_hosts {
+        let global_known_hosts_files = match f.first.files("GlobalKnownHostsFile") {
             Some(list) if list.len() == 1 && list[0].eq_ignore_ascii_case("none") => Some(vec![]),
             Some(list) => Some(
                 list.iter()
@@ -461,7 +396,7 @@ impl State<'_> {
         // ssh expands these paths (unless `none`, or a flag) before it
         // connects, and refuses unknown `%` tokens and unset variables.
         for keyword in ["ControlPath", "IdentityAgent", "ForwardAgent"] {
-            let Some((value, path, line)) = f.checked.get(keyword) else {
+            let Some((Value::Text(value), (path, line))) = f.first.get(keyword) else {
                 continue;
             };
             let skip = match keyword {
@@ -484,7 +419,7 @@ impl State<'_> {
         // reading the line), and `CertificateFile` (with `${VAR}`) when
         // it loads the keys.
         let mut expanded: Vec<(String, &PathBuf, usize, String, bool)> = Vec::new();
-        if let Some((value, path, line)) = f.checked.get("RemoteCommand") {
+        if let Some((Value::Text(value), (path, line))) = f.first.get("RemoteCommand") {
             if !value.eq_ignore_ascii_case("none") {
                 let what = format!("RemoteCommand {value}");
                 expanded.push((what, path, *line, value.clone(), false));
@@ -539,19 +474,19 @@ impl State<'_> {
         }
         Ok(HostSettings {
             host_name: Some(host),
-            user: f.user,
-            port: f.port,
+            user: f.first.text("User").map(String::from),
+            port: f.first.port("Port"),
             identity_files: unique,
             identity_files_repeated: repeated,
             user_known_hosts_files,
             global_known_hosts_files,
-            strict_host_key_checking: f.strict,
-            hash_known_hosts: f.hash_known_hosts,
-            connect_timeout: f.connect_timeout,
+            strict_host_key_checking: f.first.strict("StrictHostKeyChecking"),
+            hash_known_hosts: f.first.flag("HashKnownHosts"),
+            connect_timeout: f.first.time("ConnectTimeout"),
             host_key_alias,
-            identities_only: f.identities_only,
-            server_alive_interval: f.server_alive_interval,
-            server_alive_count_max: f.server_alive_count_max,
+            identities_only: f.first.flag("IdentitiesOnly"),
+            server_alive_interval: f.first.time("ServerAliveInterval"),
+            server_alive_count_max: f.first.count("ServerAliveCountMax"),
             proxy_jump: f.route.and_then(|r| r.jump),
         })
     }
@@ -595,8 +530,7 @@ impl SshConfigFile {
             alias,
             context,
             found: Found {
-                user: context.user.clone(),
-                port: context.port,
+                first: given(context),
                 route: context.proxy_jump.clone().map(|hops| Route {
                     jump: Some(hops),
                     command: None,
@@ -612,4 +546,22 @@ impl SshConfigFile {
         }
         state.finish()
     }
+}
+
+/// The kind of the option of the table named `name`.
+fn honoured_kind(name: &str) -> Option<Kind> {
+    honoured(&name.to_ascii_lowercase()).map(|o| o.kind)
+}
+
+/// The values given on ssh's command line (`-l`, `-p`), which win over
+/// every line.
+fn given(context: &ResolveContext) -> Obtained {
+    let mut first = Obtained::default();
+    if let Some(user) = &context.user {
+        first.offer("User", &Value::Text(user.clone()), (PathBuf::new(), 0));
+    }
+    if let Some(port) = context.port {
+        first.offer("Port", &Value::Port(port), (PathBuf::new(), 0));
+    }
+    first
 }

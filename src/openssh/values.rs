@@ -4,9 +4,49 @@
 //! needs. (`Port` by service name reads `/etc/services`, as ssh's
 //! `getservbyname` does: the one file read here.)
 
-use super::config::{JumpHost, StrictHostKeyChecking};
 use super::pattern::wildcard_match;
+use std::fmt;
 use std::time::Duration;
+
+/// What `StrictHostKeyChecking` says to do with unknown or changed host
+/// keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrictHostKeyChecking {
+    /// `yes`/`true`: never add keys; refuse unknown hosts.
+    Yes,
+    /// `accept-new`: add keys of new hosts, refuse changed keys.
+    AcceptNew,
+    /// `no`/`false`/`off`: add new keys and connect even if a key changed.
+    No,
+    /// `ask`: ask the user (ssh's default).
+    Ask,
+}
+
+/// One hop of `ProxyJump`: `[user@]host[:port]` or
+/// `ssh://[user@]host[:port]`, as written (the host is resolved through
+/// the ssh config again, like a target of its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JumpHost {
+    /// The login user before `@`, if any.
+    pub user: Option<String>,
+    /// The host (alias) as written, brackets of an IPv6 literal removed.
+    pub host: String,
+    /// The port after `:`, if any.
+    pub port: Option<u16>,
+}
+
+impl fmt::Display for JumpHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(u) = &self.user {
+            write!(f, "{u}@")?;
+        }
+        match (self.host.contains(':'), self.port) {
+            (true, Some(p)) => write!(f, "[{}]:{p}", self.host),
+            (false, Some(p)) => write!(f, "{}:{p}", self.host),
+            (_, None) => f.write_str(&self.host),
+        }
+    }
+}
 
 /// Parses an OpenSSH time value (`ConnectTimeout`): a number of seconds,
 /// or numbers with units `s`, `m`, `h`, `d`, `w` such as `1m30s`.
