@@ -67,7 +67,7 @@ pub(crate) mod tokens;
 pub(crate) mod values;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use config::{HostSettings, ResolveContext, SshConfigError, SshConfigFile, SshConfigWarning};
 pub use keywords::{is_known_keyword, known_keywords};

@@ -1,4 +1,5 @@
-//! The unit tests of the ssh_config rules and of their loading.
+//! The unit tests of the ssh_config rules (those of loading files are
+//! beside [`crate::ssh_config`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,7 +11,6 @@ use super::lexer::*;
 use super::pattern::*;
 use super::tokens::*;
 use super::values::*;
-use crate::ssh_config::*;
 
 const HOME: &str = "/home/op";
 
@@ -18,7 +18,7 @@ fn parse(text: &str) -> SshConfigFile {
     SshConfigFile::parse(text, Path::new("config")).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn context() -> ResolveContext {
+pub(crate) fn context() -> ResolveContext {
     ResolveContext {
         home: PathBuf::from(HOME),
         local_user: "op".into(),
@@ -35,7 +35,7 @@ fn resolve(text: &str, alias: &str) -> HostSettings {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn with_home(home: &Path) -> ResolveContext {
+pub(crate) fn with_home(home: &Path) -> ResolveContext {
     ResolveContext {
         home: home.to_path_buf(),
         ..context()
@@ -410,27 +410,6 @@ Host *
 }
 
 #[test]
-fn match_exec_in_a_block_that_does_not_apply_is_not_refused() {
-    let home = tempfile::tempdir().unwrap();
-    let ssh = home.path().join(".ssh");
-    std::fs::create_dir_all(&ssh).unwrap();
-    std::fs::write(
-        ssh.join("vpn"),
-        "Match exec \"test -e /run/vpn\"\n  Port 1\n",
-    )
-    .unwrap();
-    std::fs::write(
-        ssh.join("config"),
-        "Host office-*\n  Include vpn\nHost *\n  User u\n",
-    )
-    .unwrap();
-    let file = SshConfigFile::load(&ssh.join("config"), home.path()).unwrap();
-    let cx = with_home(home.path());
-    assert_eq!(file.resolve("web", &cx).unwrap().user.as_deref(), Some("u"));
-    assert!(file.resolve("office-1", &cx).is_err());
-}
-
-#[test]
 fn values_are_checked_as_ssh_checks_them_even_where_no_line_applies() {
     let refused = |text: &str| {
         SshConfigFile::parse(text, Path::new("/cfg"))
@@ -656,92 +635,6 @@ fn unresolved_includes_are_ignored_by_parse() {
 }
 
 #[test]
-fn load_splices_includes_under_their_host_block() {
-    let home = tempfile::tempdir().unwrap();
-    let ssh = home.path().join(".ssh");
-    std::fs::create_dir_all(ssh.join("config.d")).unwrap();
-    std::fs::write(
-        ssh.join("config"),
-        "Host *.ooni.org\n  Include config.d/*.conf\nHost *\n  User fallback\n",
-    )
-    .unwrap();
-    std::fs::write(ssh.join("config.d/a.conf"), "Port 2222\nMatch all\n").unwrap();
-    std::fs::write(
-        ssh.join("config.d/b.conf"),
-        "Host ams-*\n  User ams\nHost *\n  IdentityFile ~/.ssh/ooni\n",
-    )
-    .unwrap();
-    std::fs::write(ssh.join("config.d/ignored.txt"), "User wrong\n").unwrap();
-
-    let file = SshConfigFile::load(&ssh.join("config"), home.path()).unwrap();
-    let ams = file
-        .resolve("ams-pg.ooni.org", &with_home(home.path()))
-        .unwrap();
-    assert_eq!(ams.port, Some(2222));
-    assert_eq!(ams.user.as_deref(), Some("ams"));
-    assert_eq!(ams.identity_files, vec![ssh.join("ooni")]);
-
-    let fsn = file
-        .resolve("fsn.ooni.org", &with_home(home.path()))
-        .unwrap();
-    assert_eq!(fsn.user.as_deref(), Some("fallback"));
-    assert_eq!(fsn.port, Some(2222));
-
-    // Included lines do not escape the Host block that included them.
-    let other = file
-        .resolve("example.com", &with_home(home.path()))
-        .unwrap();
-    assert_eq!(other.port, None);
-    assert!(other.identity_files.is_empty());
-
-    // `Match all` in an included file does not escape it either.
-    assert!(file.warnings().is_empty());
-}
-
-#[test]
-fn files_others_can_write_are_refused_except_a_named_top_file() {
-    use std::os::unix::fs::PermissionsExt;
-    let home = tempfile::tempdir().unwrap();
-    let ssh = home.path().join(".ssh");
-    std::fs::create_dir_all(&ssh).unwrap();
-    let config = ssh.join("config");
-    let part = ssh.join("part");
-    std::fs::write(&config, format!("Include {}\n", part.display())).unwrap();
-    std::fs::write(&part, "User me\n").unwrap();
-    let mode =
-        |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
-    mode(&config, 0o644);
-    mode(&part, 0o600);
-    assert!(SshConfigFile::load(&config, home.path()).is_ok());
-
-    mode(&config, 0o666);
-    let err = SshConfigFile::load(&config, home.path()).unwrap_err();
-    assert!(
-        matches!(&err, SshConfigError::Permissions { path, mode: 0o666, .. } if *path == config),
-        "{err}"
-    );
-    // Named explicitly (ssh -F), the file itself is not checked...
-    assert!(SshConfigFile::load_named(&config, home.path()).is_ok());
-    // ...but what it includes is, and so are the system file's includes.
-    mode(&part, 0o606);
-    for err in [
-        SshConfigFile::load_named(&config, home.path()).unwrap_err(),
-        SshConfigFile::default()
-            .with_system(&config, home.path())
-            .unwrap_err(),
-    ] {
-        assert!(
-            matches!(&err, SshConfigError::Permissions { path, mode: 0o606, .. } if *path == part),
-            "{err}"
-        );
-    }
-    assert!(
-        err.to_string().contains("; `chown` it to yourself"),
-        "{err}"
-    );
-}
-
-#[test]
 fn group_write_is_harmless_only_in_a_private_group_of_the_user() {
     let facts = |members: Option<&[&str]>, primary_of: &[u32], owner: Option<&str>| GroupFacts {
         members: members.map(|m| m.iter().map(|s| s.to_string()).collect()),
@@ -788,33 +681,6 @@ fn group_write_is_harmless_only_in_a_private_group_of_the_user() {
         &facts(Some(&[]), &[1000], None),
         1000
     ));
-}
-
-#[test]
-fn load_reports_missing_files_and_include_loops() {
-    let home = tempfile::tempdir().unwrap();
-    let missing = SshConfigFile::load(&home.path().join("nope"), home.path()).unwrap_err();
-    assert!(missing.is_not_found(), "{missing}");
-
-    let ssh = home.path().join(".ssh");
-    std::fs::create_dir_all(&ssh).unwrap();
-    std::fs::write(ssh.join("config"), "Include config\n").unwrap();
-    let err = SshConfigFile::load(&ssh.join("config"), home.path()).unwrap_err();
-    assert!(
-        matches!(err, SshConfigError::IncludeTooDeep { line: 1, .. }),
-        "{err}"
-    );
-
-    // A missing include is skipped, as ssh does.
-    std::fs::write(ssh.join("config"), "Include absent\nUser me\n").unwrap();
-    let file = SshConfigFile::load(&ssh.join("config"), home.path()).unwrap();
-    assert_eq!(
-        file.resolve("h", &with_home(home.path()))
-            .unwrap()
-            .user
-            .as_deref(),
-        Some("me")
-    );
 }
 
 #[test]
@@ -880,31 +746,6 @@ fn include_globs_follow_glob3() {
     }
     // An unknown class matches nothing at all.
     assert!(compile_glob(b"[[:bogus:]]").is_none());
-}
-
-#[test]
-fn include_glob_classes_select_files_in_byte_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    for name in ["a1", "a2", "ab", ".a3", "b1"] {
-        std::fs::write(d.join(name), "").unwrap();
-    }
-    for sub in ["s-", "s"] {
-        std::fs::create_dir_all(d.join(sub)).unwrap();
-        std::fs::write(d.join(sub).join("x"), "").unwrap();
-    }
-    std::fs::create_dir_all(d.join("a4")).unwrap();
-    let found = |pattern: &str| -> Vec<String> {
-        expand_include(pattern, d, d)
-            .iter()
-            .map(|p| p.strip_prefix(d).unwrap().display().to_string())
-            .collect()
-    };
-    assert_eq!(found("a[0-9]"), ["a1", "a2"]);
-    assert_eq!(found("[!b]*"), ["a1", "a2", "ab"]);
-    assert_eq!(found(".a[0-9]"), [".a3"]);
-    // strcmp order: `s-/x` before `s/x`.
-    assert_eq!(found("s*/x"), ["s-/x", "s/x"]);
 }
 
 #[test]
