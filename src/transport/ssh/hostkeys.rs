@@ -12,7 +12,7 @@ use ssh2::{MethodType, Session};
 use crate::error::HostError;
 use crate::local_file;
 use crate::openssh::known_hosts::{self, HostNames, KnownHostsFile, Verdict};
-use crate::transport::KnownHostsCache;
+use crate::transport::known_cache::KnownHostsCache;
 use crate::transport::{io_error, HostKeyPolicy, SshTarget};
 
 /// Host key algorithms to offer, best first: those of the key types that

@@ -12,7 +12,7 @@ use super::ext::{hear_disconnects, ssh_err};
 use super::hostkeys::{check_host_key, prefer_known_host_keys};
 use crate::error::HostError;
 use crate::openssh::known_hosts::KnownHostsFile;
-use crate::transport::KnownHostsCache;
+use crate::transport::known_cache::KnownHostsCache;
 use crate::transport::SshTarget;
 
 /// A new SSH session over `stream`, the host-key algorithms chosen from
