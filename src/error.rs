@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::known_hosts::KnownKey;
+use crate::openssh::known_hosts::KnownKey;
 use crate::text;
 
 /// The process exit status. The numbers are part of the interface.

@@ -14,9 +14,11 @@
 //!   will do), [`apt`], [`changelog`] and [`versions`] (apt's and dpkg's
 //!   words), [`badge`] and [`badges`] (badges as SVG, and which ones the
 //!   pipeline has; `badges::publish` writes them), [`init`] (the text
-//!   `deployer init` writes), [`known_hosts`] (OpenSSH's trust rules),
+//!   `deployer init` writes), [`openssh`] (OpenSSH's rules: ssh_config,
+//!   tokens, known_hosts),
 //!   [`command`] (remote command lines, quoted), the host-side records and
-//!   their commands ([`freeze`], [`lock`], [`detach`], [`service`]), and
+//!   their commands ([`freeze`], [`lock`], [`detach`], [`service`],
+//!   [`hostpath`] for every root write), and
 //!   [`text`], [`lines`], `suggest` and [`error`]. These build commands;
 //!   they never run them.
 //! - The edges: [`config`] (`parse` is pure; `locate` and `load` find and
@@ -26,8 +28,14 @@
 //!   each, and the fan-out), [`sudo`] (the sudo probe), [`history`] (the
 //!   audit log; its format is pure), [`local_file`] (files written on this
 //!   machine), [`operator`] (who runs deployer), [`notify`] (the team's
-//!   webhook and command), [`interrupt`] (signals) and [`console`] (where
-//!   words go: stdout, stderr, the prompt, the "waiting for" line).
+//!   webhook and command), [`interrupt`] (signals), [`sys`] (the system calls nothing
+//!   safe offers) and [`console`] (where words go: stdout, stderr, the
+//!   prompt, the "waiting for" line).
+
+// `unsafe` is allowed in two modules only: `sys` (the system calls
+// nothing safe offers) and `transport::ssh::ext` (the libssh2 calls the
+// `ssh2` crate lacks); each block there says why it is sound.
+#![deny(unsafe_code)]
 
 pub mod apt;
 pub mod badge;
@@ -46,12 +54,12 @@ pub mod history;
 pub mod hostpath;
 pub mod init;
 pub mod interrupt;
-pub mod known_hosts;
 pub mod lines;
 pub mod local_file;
 pub mod lock;
 pub mod matrix;
 pub mod notify;
+pub mod openssh;
 pub mod operator;
 pub mod package;
 pub mod plan;
@@ -61,6 +69,7 @@ pub mod ssh_config;
 pub mod status;
 pub mod sudo;
 pub(crate) mod suggest;
+pub mod sys;
 pub mod text;
 pub mod transport;
 pub mod version;

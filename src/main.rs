@@ -1,6 +1,8 @@
 //! The `deployer` binary: parse the command line, hand it to the library,
 //! turn the outcome into an exit status. Nothing else lives here.
 
+#![deny(unsafe_code)]
+
 fn main() -> std::process::ExitCode {
     // `DEPLOYER_COMPLETE=bash deployer -- ...`: a shell asking for completions
     deployer::complete_from_env();

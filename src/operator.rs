@@ -174,30 +174,9 @@ pub fn others_can_write(mode: u32) -> Option<&'static str> {
     }
 }
 
-/// The name of `uid` in the password database, if it has one.
-pub fn user_name(uid: u32) -> Option<String> {
-    let mut buf = vec![0 as libc::c_char; 1024];
-    loop {
-        // SAFETY: an all-zero passwd is a valid value for getpwuid_r to fill in.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer refers to live storage of the given size; on
-        // success the strings of `pwd` point into `buf`, which outlives their
-        // use below. (rustix has no password-database lookup.)
-        let rc =
-            unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
-        if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
-            return None;
-        }
-        // SAFETY: pw_name is a NUL-terminated string inside `buf`.
-        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
-        return Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty());
-    }
-}
+/// The name of `uid` in the password database, if it has one (asked
+/// through [`crate::sys`], the one owner of those lookups).
+pub use crate::sys::user_name;
 
 fn name_or_number(uid: u32) -> String {
     user_name(uid).unwrap_or_else(|| uid.to_string())

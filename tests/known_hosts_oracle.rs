@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::testbed::Testbed;
-use deployer::known_hosts;
+use deployer::openssh::known_hosts;
 use deployer::transport::{self, HostKeyPolicy, TargetKind};
 
 /// Whether `ssh-keygen` can be run here (CI must have it).

@@ -58,7 +58,7 @@ pub(crate) fn check(targets: &[Target], parallelism: usize) -> Vec<Verdict> {
     let reach = crate::transport::Reach::default();
     crate::fleet::each_target(targets, parallelism, |t| match &t.kind {
         TargetKind::Ssh(s) => {
-            Some(crate::transport::ssh::probe_host_key(s, &reach).map_err(|e| e.to_string()))
+            Some(crate::transport::probe_host_key(s, &reach).map_err(|e| e.to_string()))
         }
         TargetKind::Local => None,
     })

@@ -25,11 +25,15 @@ use std::time::{Duration, Instant};
 
 use ssh2::{BlockDirections, Channel, Session};
 
+use super::known_cache::KnownHostsCache;
 use super::lock;
-use super::reach::KnownHostsCache;
-use super::ssh::{is_session_gone, login, tcp_connect, too_silent};
+use super::ssh::ext::is_session_gone;
+use super::ssh::keepalive::{keepalive_interval, server_alive_limit, too_silent};
+use super::ssh::login::login;
+use super::ssh::network::tcp_connect;
 use super::SshTarget;
 use crate::error::HostError;
+use crate::sys::pollfd;
 
 /// The most jump hosts a target may be behind (OpenSSH has no limit, but
 /// a jump host whose own `ProxyJump` leads back to itself would loop).
@@ -206,8 +210,8 @@ impl JumpSession {
             alive: Arc::clone(&alive),
             pending: VecDeque::new(),
             tunnels: Vec::new(),
-            keepalive: super::ssh::keepalive_interval(hop),
-            silence: super::ssh::server_alive_limit(hop),
+            keepalive: keepalive_interval(hop),
+            silence: server_alive_limit(hop),
             orphaned: false,
         };
         std::thread::Builder::new()
@@ -482,20 +486,7 @@ impl Pump {
             RECHECK
         };
         let left = until.saturating_duration_since(Instant::now()).min(most);
-        let ms = libc::c_int::try_from(left.as_millis())
-            .unwrap_or(1000)
-            .max(1);
-        let n = libc::nfds_t::try_from(fds.len()).unwrap_or(libc::nfds_t::MAX);
-        // SAFETY: `fds` is a valid array of `n` pollfds; the timeout is bounded.
-        unsafe { libc::poll(fds.as_mut_ptr(), n, ms) };
-    }
-}
-
-fn pollfd(fd: std::os::fd::RawFd, events: libc::c_short) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events,
-        revents: 0,
+        crate::sys::poll(&mut fds, left.max(Duration::from_millis(1)));
     }
 }
 

@@ -13,7 +13,9 @@
 pub mod fake;
 pub mod identity;
 pub mod jump;
+mod known_cache;
 pub mod local;
+mod open;
 mod reach;
 pub mod ssh;
 mod target;
@@ -23,7 +25,9 @@ use std::time::Duration;
 use crate::command::RemoteCommand;
 use crate::error::HostError;
 
-pub use reach::{KnownHostsCache, Reach, Starts, Turn};
+pub use known_cache::KnownHostsCache;
+pub use open::probe_host_key;
+pub use reach::{Reach, Starts, Turn};
 pub use target::{
     resolve_targets, HostKeyPolicy, LocalContext, Server, SshTarget, Target, TargetKind,
 };
