@@ -2,8 +2,7 @@
 //! host offers (as OpenSSH would with the known_hosts files, see
 //! [`crate::openssh::known_hosts`]), and recording a new key under accept-new.
 
-use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -204,33 +203,25 @@ pub(super) fn fill_random(buf: &mut [u8]) -> std::io::Result<()> {
 /// line ([`known_hosts::foreign_line`]): it may be another file named by
 /// mistake or by a hostile configuration, such as a shell's start-up file.
 pub fn append_known_host(path: &Path, line: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    let (mut f, _) = local_file::open_append(path, 0o600)?;
-    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
-    let mut held = Vec::new();
-    f.read_to_end(&mut held)?;
-    if let Some(number) = known_hosts::foreign_line(&held) {
-        return Err(std::io::Error::other(format!(
-            "line {number} of `{}` is not a known_hosts line, so it may not be a known_hosts \
-             file at all: nothing is appended to it (check `known_hosts` in deployer.ini and \
-             `UserKnownHostsFile` in the ssh configuration, or remove that line)",
-            path.display()
-        )));
-    }
-    let mut text = Vec::with_capacity(line.len() + 1);
-    if held.last().is_some_and(|&b| b != b'\n') {
-        text.push(b'\n');
-    }
-    text.extend_from_slice(line.as_bytes());
-    f.write_all(&text)?;
-    f.sync_all()
+    local_file::append_line(path, 0o600, line.as_bytes(), |mut f| {
+        let mut held = Vec::new();
+        f.read_to_end(&mut held)?;
+        match known_hosts::foreign_line(&held) {
+            None => Ok(()),
+            Some(number) => Err(std::io::Error::other(format!(
+                "line {number} of `{}` is not a known_hosts line, so it may not be a known_hosts \
+                 file at all: nothing is appended to it (check `known_hosts` in deployer.ini and \
+                 `UserKnownHostsFile` in the ssh configuration, or remove that line)",
+                path.display()
+            ))),
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn target(dir: &Path) -> SshTarget {
         SshTarget {
