@@ -26,6 +26,7 @@ pub mod known_hosts;
 pub mod lines;
 pub mod local_file;
 pub mod lock;
+pub mod manual;
 pub mod matrix;
 pub mod notify;
 pub mod operator;
