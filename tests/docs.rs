@@ -648,3 +648,113 @@ fn the_helpers_here_read_shell_as_bash_does() {
     assert!(deployer_commands("echo deployer").is_empty());
     assert!(anchors("## Logs: `-v` and `-vv`\n").contains("logs--v-and--vv"));
 }
+
+/// Where the guide tells each command's story.
+fn guide_of(command: &str) -> &'static str {
+    match command {
+        "status" => "guide.md#part-of-the-pipeline-deployer-status-filters",
+        "deploy" | "promote" => "guide.md#deploying-safely",
+        "freeze" | "unfreeze" => "guide.md#freezes",
+        "unlock" => "guide.md#a-lock-left-behind",
+        "hosts" => "#how-hosts-are-reached",
+        "refresh-badges" => "guide.md#badges-and-cron",
+        "history" => "guide.md#history",
+        "check" => "guide.md#checking-the-hosts-deployer-check",
+        "versions" => "guide.md#what-can-be-installed-deployer-versions",
+        "changes" => {
+            "guide.md#what-is-about-to-go-out-the-changelog-in-the-plan-and-deployer-changes"
+        }
+        "init" => "guide.md#starting-a-configuration",
+        _ => "../README.md#install",
+    }
+}
+
+/// The `## Commands` entries of docs/reference.md, from the command line
+/// itself: each command's synopsis, what it does, and its own arguments
+/// and options with their help (the global options are listed once).
+fn commands_markdown() -> String {
+    let mut cli = Cli::command();
+    cli.build();
+    let mut out = String::new();
+    let flag_of = |a: &clap::Arg| -> String {
+        let value = a
+            .get_value_names()
+            .filter(|_| a.get_action().takes_values())
+            .map(|v| v.iter().map(|n| format!(" <{n}>")).collect::<String>())
+            .unwrap_or_default();
+        match (a.get_short(), a.get_long()) {
+            (Some(s), Some(l)) => format!("-{s}, --{l}{value}"),
+            (None, Some(l)) => format!("--{l}{value}"),
+            (Some(s), None) => format!("-{s}{value}"),
+            (None, None) if a.is_required_set() => {
+                format!("<{}>", a.get_id().as_str().to_uppercase())
+            }
+            (None, None) => format!("[{}]", a.get_id().as_str().to_uppercase()),
+        }
+    };
+    let help_of = |a: &clap::Arg| {
+        let help = a.get_help().map(ToString::to_string).unwrap_or_default();
+        if help.ends_with(['.', ']', ')']) {
+            help
+        } else {
+            format!("{help}.")
+        }
+    };
+    out.push_str("Global options, before or after the command:\n\n");
+    for a in cli.get_arguments().filter(|a| a.is_global_set()) {
+        out.push_str(&format!("- `{}`: {}\n", flag_of(a), help_of(a)));
+    }
+    for sub in cli.get_subcommands().filter(|s| s.get_name() != "help") {
+        let usage = sub.clone().render_usage().to_string();
+        let usage = usage.trim_start_matches("Usage: ").trim();
+        let about = sub.get_about().map(ToString::to_string).unwrap_or_default();
+        let about = if about.ends_with('.') {
+            about
+        } else {
+            format!("{about}.")
+        };
+        out.push_str(&format!(
+            "\n### `deployer {}`\n\n`{usage}`\n\n{about} More: [{}]({}).\n\n",
+            sub.get_name(),
+            match guide_of(sub.get_name()) {
+                g if g.starts_with("guide") => "the guide",
+                g if g.starts_with('#') => "below",
+                _ => "the README",
+            },
+            guide_of(sub.get_name()),
+        ));
+        for a in sub
+            .get_arguments()
+            .filter(|a| !a.is_global_set() && !a.is_hide_set() && a.get_id() != "help")
+        {
+            out.push_str(&format!("- `{}`: {}\n", flag_of(a), help_of(a)));
+        }
+    }
+    out
+}
+
+const COMMANDS_START: &str = "<!-- generated from src/cli.rs: DEPLOYER_BLESS_DOCS=1 cargo test --test docs rewrites it -->\n";
+const COMMANDS_END: &str = "<!-- end of the generated commands -->\n";
+
+#[test]
+fn the_commands_of_the_reference_are_the_command_line() {
+    let path = root().join("docs/reference.md");
+    let reference = std::fs::read_to_string(&path).unwrap();
+    let (before, rest) = reference
+        .split_once(COMMANDS_START)
+        .expect("docs/reference.md marks its generated commands");
+    let (current, after) = rest.split_once(COMMANDS_END).expect("the end marker");
+    let want = commands_markdown();
+    if std::env::var_os("DEPLOYER_BLESS_DOCS").is_some() {
+        std::fs::write(
+            &path,
+            format!("{before}{COMMANDS_START}{want}{COMMANDS_END}{after}"),
+        )
+        .unwrap();
+        return;
+    }
+    assert_eq!(
+        current, want,
+        "docs/reference.md's commands differ from the command line; DEPLOYER_BLESS_DOCS=1 cargo test --test docs rewrites them"
+    );
+}
