@@ -35,7 +35,7 @@ pub fn after_help(examples: &str, statuses: &[ExitStatus]) -> String {
 #[derive(Debug, Parser)]
 #[command(
     name = "deployer",
-    version,
+    version = env!("DEPLOYER_VERSION"),
     after_long_help = after_help(EXAMPLES, &[])
 )]
 pub struct Cli {
@@ -57,6 +57,7 @@ pub struct Cli {
 
     /// Print nothing when all went well, only problems (for cron): warnings
     /// and errors on stderr, and the report of a deploy that failed.
+    /// Refused together with `--verbose`, as cargo refuses it.
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
 
@@ -74,6 +75,32 @@ pub struct Cli {
     /// What to do; `status` when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The command line of this process; on a mistake, clap's message and
+    /// exit status 2, as for any other usage error.
+    pub fn from_env() -> Cli {
+        let cli = Cli::parse();
+        if let Err(e) = cli.check() {
+            e.exit();
+        }
+        cli
+    }
+
+    /// The rules clap cannot enforce: `--quiet` with `--verbose` is
+    /// refused wherever each is written (a conflict between global
+    /// arguments given to different subcommands, `-v hosts -q`, escapes
+    /// clap's own check).
+    pub fn check(&self) -> Result<(), clap::Error> {
+        if self.quiet && self.verbose > 0 {
+            return Err(<Cli as clap::CommandFactory>::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "the argument '--quiet' cannot be used with '--verbose'",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// When to use ANSI colours.

@@ -1,7 +1,9 @@
 //! Where a command's words go: standard output, standard error, the colour
 //! decision and the confirmation prompt, bundled in one value that is
 //! passed down. Reports and prompts are written through it, so a test can
-//! capture them and answer the prompt.
+//! capture them and answer the prompt. On a terminal it also owns the
+//! line saying which hosts a fan-out still waits for ([`Waiting`]), kept
+//! out of the way of every line it prints.
 //!
 //! It is shared by the threads of a rollout (`-v` streams every host's
 //! output), so each line is written whole under a lock. A closed pipe is
@@ -121,8 +123,8 @@ impl Console {
 
     /// Run `write` with the "waiting for" line hidden.
     fn aside<T>(&self, write: impl FnOnce() -> T) -> T {
-        match &self.waiting {
-            Some(w) => w.bar.suspend(write),
+        match self.waiting.as_deref().and_then(Waiting::shown) {
+            Some(bar) => bar.suspend(write),
             None => write(),
         }
     }
@@ -201,8 +203,15 @@ impl Console {
 /// for 1 host: prod-3 (8 s)", on stderr, from the first second on, gone
 /// when the work ends. Only for terminals (never piped, never with
 /// `--quiet`): the caller decides, [`Waiting::on_terminal`] helps.
+///
+/// A run may wait on several fan-outs one after the other: each gets a
+/// line of its own, drawn from its first message on and cleared for good
+/// when it ends. (A finished indicatif bar cannot be used again: `reset()`
+/// draws it once more, which left a stray spinner glyph on the terminal
+/// after every run.)
 pub struct Waiting {
-    bar: indicatif::ProgressBar,
+    /// The line of the fan-out in progress, if it has shown one.
+    bar: Mutex<Option<indicatif::ProgressBar>>,
 }
 
 impl Waiting {
@@ -213,12 +222,24 @@ impl Waiting {
         if quiet || !io::stderr().is_terminal() || !anstyle_query::term_supports_color() {
             return None;
         }
+        Some(std::sync::Arc::new(Waiting {
+            bar: Mutex::new(None),
+        }))
+    }
+
+    /// A new, undrawn line on stderr.
+    fn new_bar() -> indicatif::ProgressBar {
         let bar =
             indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
         if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg}") {
             bar.set_style(style);
         }
-        Some(std::sync::Arc::new(Waiting { bar }))
+        bar
+    }
+
+    /// The line on the terminal now, if any.
+    fn shown(&self) -> Option<indicatif::ProgressBar> {
+        crate::transport::lock(&self.bar).clone()
     }
 
     /// The line shown: at most three hosts named, then how many more.
@@ -244,14 +265,18 @@ impl Waiting {
 impl crate::fleet::Watch for Waiting {
     fn waiting(&self, hosts: &[String], elapsed: std::time::Duration) {
         if elapsed >= std::time::Duration::from_secs(1) && !hosts.is_empty() {
-            self.bar.set_message(Waiting::message(hosts, elapsed));
-            self.bar.tick();
+            let mut bar = crate::transport::lock(&self.bar);
+            let bar = bar.get_or_insert_with(Waiting::new_bar);
+            bar.set_message(Waiting::message(hosts, elapsed));
+            bar.tick();
         }
     }
 
     fn done(&self) {
-        self.bar.finish_and_clear();
-        self.bar.reset();
+        // taken away before it is cleared: the next fan-out draws a new one
+        if let Some(bar) = crate::transport::lock(&self.bar).take() {
+            bar.finish_and_clear();
+        }
     }
 }
 

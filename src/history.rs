@@ -1,6 +1,6 @@
-//! The audit log: one JSON line per deploy, promote, freeze or unfreeze
-//! attempt, whatever its outcome, appended durably to a local file and to
-//! the hosts the attempt touched.
+//! The audit log: one JSON line per deploy, promote, rollback, freeze,
+//! unfreeze or unlock attempt, whatever its outcome, appended durably to a
+//! local file and to the hosts the attempt touched.
 //!
 //! This module owns the record format; attempts ([`Attempt`]: an id and a
 //! start time fixed when the attempt begins, so that a `started` line

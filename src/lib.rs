@@ -1,9 +1,33 @@
 //! deployer: take Debian packages through a pipeline of stages over SSH.
 //!
-//! The library owns everything; `main.rs` only parses arguments and calls
-//! [`run`]. Pure modules (config, version, status, matrix, render, plan,
-//! apt) never touch the network or the terminal; I/O lives in `transport`,
-//! `fleet` (which owns fan-out) and the command modules (`deploy`, `app`).
+//! The library owns everything; `main.rs` only parses the command line
+//! ([`cli::Cli::from_env`]) and calls [`run`]. The modules, by layer:
+//!
+//! - The commands: [`cli`] (the clap definitions, nothing else), `app`
+//!   (glue, one module per command: load the configuration, reach the
+//!   hosts, print, choose the exit status) and [`deploy`] (deploys,
+//!   rollbacks and promotions: request, preflight, execute, report).
+//! - The pure core, values in and values out, never a file, a socket or a
+//!   terminal: [`version`] and [`package`] (Debian's rules for versions and
+//!   package names), [`status`] (what dpkg says), [`matrix`] and [`render`]
+//!   (the version matrix, written into any writer), [`plan`] (what a deploy
+//!   will do), [`apt`], [`changelog`] and [`versions`] (apt's and dpkg's
+//!   words), [`badge`] and [`badges`] (badges as SVG, and which ones the
+//!   pipeline has; `badges::publish` writes them), [`init`] (the text
+//!   `deployer init` writes), [`known_hosts`] (OpenSSH's trust rules),
+//!   [`command`] (remote command lines, quoted), the host-side records and
+//!   their commands ([`freeze`], [`lock`], [`detach`], [`service`]), and
+//!   [`text`], [`lines`], `suggest` and [`error`]. These build commands;
+//!   they never run them.
+//! - The edges: [`config`] (`parse` is pure; `locate` and `load` find and
+//!   read the file), [`ssh_config`] (OpenSSH's client configuration, read
+//!   with its permission checks), [`transport`] (how commands reach a
+//!   host: SSH or `local`), [`fleet`] (the hosts of a run, one session
+//!   each, and the fan-out), [`sudo`] (the sudo probe), [`history`] (the
+//!   audit log; its format is pure), [`local_file`] (files written on this
+//!   machine), [`operator`] (who runs deployer), [`notify`] (the team's
+//!   webhook and command), [`interrupt`] (signals) and [`console`] (where
+//!   words go: stdout, stderr, the prompt, the "waiting for" line).
 
 pub mod apt;
 pub mod badge;

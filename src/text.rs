@@ -93,9 +93,72 @@ pub fn escape_markup(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// What a terminal shows of `s`, the output of a program that redraws a
+/// progress meter with carriage returns (dpkg's `(Reading database ...
+/// 45%`, run by apt through a pseudo-terminal, whose lines all end in
+/// `\r\n`): of each line, the text after its last `\r` (one at the end
+/// of the line does not count). For apt and dpkg output quoted to the
+/// operator, before [`for_terminal`] or [`one_line`] escapes what is left;
+/// not for text whose every character matters (a reason, a name), where
+/// a `\r` is shown escaped.
+pub fn settle_progress(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('\r') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    for line in s.split_inclusive('\n') {
+        let (body, end) = match line.strip_suffix('\n') {
+            Some(body) => (body, "\n"),
+            None => (line, ""),
+        };
+        let body = body.trim_end_matches('\r');
+        out.push_str(body.rsplit('\r').next().unwrap_or_default());
+        out.push_str(end);
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Real output of `apt-get install` (see tests/data/apt/README.md):
+    /// dpkg's lines end in `\r\n`, its database meter redraws with `\r`.
+    #[test]
+    fn settled_apt_output_reads_as_the_terminal_showed_it() {
+        let captured = include_str!("../tests/data/apt/hold-cycle-install.txt");
+        assert!(captured.contains('\r'), "the capture lost its \\r");
+        let settled = settle_progress(captured);
+        assert!(!settled.contains('\r'), "{settled}");
+        let lines: Vec<&str> = settled.lines().collect();
+        assert_eq!(lines.len(), captured.lines().count());
+        assert!(lines
+            .contains(&"(Reading database ... 6713 files and directories currently installed.)"));
+        assert!(lines.contains(&"Setting up fastpath (0.77~pr705-119) ..."));
+        assert!(lines.contains(&"Reading package lists..."));
+        assert!(!settled.contains("5%"), "{settled}");
+    }
+
+    #[test]
+    fn settle_progress_keeps_what_a_terminal_keeps() {
+        let cases = [
+            ("plain\ntext", "plain\ntext"),
+            ("line\r\nnext\r\n", "line\nnext\n"),
+            ("10%\r50%\r100%\r\ndone", "100%\ndone"),
+            ("a\rb\r", "b"),
+            ("\r\r\n", "\n"),
+            ("no end\rlast", "last"),
+            ("", ""),
+        ];
+        for (input, want) in cases {
+            assert_eq!(settle_progress(input), want, "settle_progress({input:?})");
+        }
+        // other control characters are left for the escaping that follows
+        assert_eq!(
+            for_terminal(&settle_progress("x\ry\x1b[2J\r\n")),
+            "y\\x1b[2J\n"
+        );
+    }
 
     #[test]
     fn control_characters_become_visible() {

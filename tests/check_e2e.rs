@@ -199,4 +199,12 @@ fn check_names_each_hosts_fault_and_its_fix() {
         text.ends_with("all 2 host(s) passed every check\n"),
         "{text}"
     );
+
+    // --quiet: nothing at all when every check passed, the whole report
+    // when one did not
+    let (code, text, stderr) = deployer(&tb, &["check", "test", "-q"]);
+    assert_eq!((code, text.as_str(), stderr.as_str()), (0, "", ""));
+    let (code, text, _) = deployer(&tb, &["check", "--quiet"]);
+    assert_eq!(code, 3, "{text}");
+    assert!(text.contains("host(s) failed a check"), "{text}");
 }

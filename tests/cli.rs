@@ -734,3 +734,59 @@ fn changes_refuses_an_invalid_version_before_any_connection() {
         other => panic!("the host was reached: {other:?}"),
     }
 }
+
+/// `--version` as cargo's: `deployer 0.1.0 (96ddee9 2026-12-07)`, the
+/// commit built and its date, when built from a git checkout (as this
+/// test's binary is, when git is here to say so); the version alone
+/// otherwise.
+#[test]
+fn version_names_the_commit_and_its_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = output(deployer(dir.path()).arg("--version"));
+    assert_eq!(code, 0, "{err}");
+    let head = Command::new("git")
+        .args([
+            "log",
+            "-1",
+            "--date=format-local:%Y-%m-%d",
+            "--format=%h %cd",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TZ", "UTC")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let version = format!("deployer {}", env!("CARGO_PKG_VERSION"));
+    match head {
+        Some(head) => assert_eq!(out, format!("{version} ({head})\n")),
+        None => assert_eq!(out, format!("{version}\n")),
+    }
+}
+
+/// `-q` and `-v` say opposite things: refused together, in any position,
+/// before anything runs (as cargo refuses them).
+#[test]
+fn quiet_and_verbose_together_are_refused() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deployer.ini.example");
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["-q", "-v"][..],
+        &["--verbose", "--quiet", "status"],
+        &["check", "-q", "-vv"],
+        &["-v", "hosts", "--quiet"],
+    ] {
+        let (code, out, err) = output(
+            deployer(dir.path())
+                .arg("--config")
+                .arg(&example)
+                .args(args),
+        );
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert_eq!(out, "", "{args:?}");
+        assert!(
+            err.starts_with("error: the argument '--") && err.contains("cannot be used with '--"),
+            "{args:?}: {err}"
+        );
+    }
+}

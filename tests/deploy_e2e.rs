@@ -554,15 +554,7 @@ fn frozen_stage_refuses_until_unfrozen() {
     assert_eq!(code, 0);
     let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", OLD]);
     assert_eq!(code, 0, "{out}{err}");
-    let actions: Vec<(String, String)> = history(&tb)
-        .iter()
-        .map(|r| {
-            (
-                r["action"].as_str().unwrap().to_string(),
-                r["outcome"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let actions = actions(&tb);
     let want = [
         ("freeze", "success"),
         ("deploy", "refused"),
@@ -729,4 +721,61 @@ fn freezing_during_a_rollout_stops_it_at_the_next_batch() {
     assert!(r["reason"].as_str().unwrap().contains("stop it"), "{r}");
     assert_eq!(host_result(&r, "test-1"), "changed");
     assert_eq!(host_result(&r, "test-2"), "untouched");
+}
+
+/// `unfreeze` of a stage that no host says is frozen: it says so, exits
+/// 0, writes nothing on any host (it does not even ask for root, which is
+/// broken here on purpose) and records nothing in the history: nothing
+/// changed and nothing was refused. A freeze that is there is lifted as
+/// before, and recorded.
+#[test]
+fn unfreeze_of_a_stage_not_frozen_says_so_and_changes_nothing() {
+    let Some(tb) = two_stages(2, "", "") else {
+        return;
+    };
+    let sudo = tb.sudo_requires_password("test-2");
+    let (code, out, err) = deployer(&tb, &["unfreeze", "test"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("Stage `test` is not frozen on any of its 2 host(s); nothing changed."),
+        "{out}{err}"
+    );
+    assert!(history(&tb).is_empty(), "{:?}", history(&tb));
+    let (code, out, err) = deployer(&tb, &["unfreeze", "test", "--json"]);
+    assert_eq!((code, out.trim()), (0, "null"), "{err}");
+    assert!(err.contains("is not frozen"), "{err}");
+    let (code, out, err) = deployer(&tb, &["unfreeze", "test", "--quiet"]);
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
+    drop(sudo);
+
+    // frozen on one host only (by hand): lifted, and recorded
+    let put = tb.exec(
+        "test-1",
+        "mkdir -p /var/lib/deployer/freeze && echo hand-made > /var/lib/deployer/freeze/test",
+    );
+    assert!(put.status.success());
+    let (code, out, err) = deployer(&tb, &["unfreeze", "test"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("is now unfrozen on 2 host(s)"), "{out}");
+    assert!(!tb
+        .exec("test-1", "test -e /var/lib/deployer/freeze/test")
+        .status
+        .success());
+    assert_eq!(
+        actions(&tb),
+        [("unfreeze".to_string(), "success".to_string())]
+    );
+}
+
+/// Each attempt of the local history as (action, outcome).
+fn actions(tb: &Testbed) -> Vec<(String, String)> {
+    history(tb)
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap().to_string(),
+                r["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }

@@ -753,8 +753,15 @@ fn the_commands_of_the_reference_are_the_command_line() {
         .unwrap();
         return;
     }
-    assert_eq!(
-        current, want,
-        "docs/reference.md's commands differ from the command line; DEPLOYER_BLESS_DOCS=1 cargo test --test docs rewrites them"
+    let differ = current
+        .lines()
+        .zip(want.lines())
+        .find(|(have, want)| have != want)
+        .map(|(have, want)| format!("docs/reference.md: {have}\nthe command line: {want}"));
+    assert!(
+        current == want,
+        "docs/reference.md's commands differ from the command line \
+         (DEPLOYER_BLESS_DOCS=1 cargo test --test docs rewrites them):\n{}",
+        differ.unwrap_or_else(|| "a line more or less".into())
     );
 }

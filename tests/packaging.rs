@@ -293,9 +293,87 @@ fn man_output_dir_writes_one_page_per_command() {
     }
 }
 
-/// `packaging/build-deb`: the release binary, one manual page per command,
-/// the three completion scripts at their Debian paths and the example
-/// configuration, in a package whose binary runs and has no symbols.
+/// The Maintainer the package test builds with (`DEB_MAINTAINER`).
+const MAINTAINER: &str = "Ada Operator <ada@ops.example.org>";
+
+/// `copyright` in Debian's machine-readable format (copyright-format 1.0):
+/// the whole work under MIT or Apache-2.0, a stand-alone paragraph for
+/// each, the MIT text the one of `license_mit` (blank lines as ` .`).
+fn copyright_is_machine_readable(copyright: &str, license_mit: &str) {
+    let paragraphs: Vec<&str> = copyright.split("\n\n").collect();
+    assert_eq!(paragraphs.len(), 4, "{copyright}");
+    assert!(
+        paragraphs[0].starts_with(
+            "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n"
+        ),
+        "{copyright}"
+    );
+    assert!(paragraphs[0].contains("\nUpstream-Name: deployer"));
+    let files = paragraphs[1];
+    assert!(files.starts_with("Files: *\nCopyright: 2026 The deployer developers\n"));
+    assert!(files.ends_with("\nLicense: MIT or Apache-2.0"), "{files}");
+    let mit = paragraphs[2].strip_prefix("License: MIT\n").expect("MIT");
+    let text: Vec<&str> = license_mit
+        .lines()
+        .skip_while(|l| !l.starts_with("Copyright (c) "))
+        .skip(1)
+        .skip_while(|l| l.is_empty())
+        .collect();
+    let quoted: Vec<String> = text
+        .iter()
+        .map(|l| {
+            if l.is_empty() {
+                " .".into()
+            } else {
+                format!(" {l}")
+            }
+        })
+        .collect();
+    assert_eq!(mit.trim_end(), quoted.join("\n"), "the MIT text differs");
+    let apache = paragraphs[3]
+        .strip_prefix("License: Apache-2.0\n")
+        .expect("Apache-2.0");
+    assert!(apache.contains("/usr/share/common-licenses/Apache-2.0"));
+    for l in copyright.lines().filter(|l| l.starts_with(' ')) {
+        assert!(
+            !l.trim().is_empty(),
+            "a blank continuation line: {copyright}"
+        );
+    }
+}
+
+/// A Maintainer that is not `Name <address>` is refused before anything
+/// is built, with the fix.
+#[test]
+fn build_deb_refuses_a_malformed_maintainer() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for bad in [
+        "nobody",
+        "Ada <ada>",
+        "<ada@example.org>",
+        "Ada <a@b>\nX: y",
+    ] {
+        let out = Command::new(root.join("packaging/build-deb"))
+            .env("DEB_MAINTAINER", bad)
+            .stdin(Stdio::null())
+            .output()
+            .expect("packaging/build-deb runs");
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("packaging/build-deb: error: the maintainer `")
+                && err.contains("note: set DEB_MAINTAINER"),
+            "{bad:?}: {err}"
+        );
+        assert!(!err.contains("Compiling"), "it built first: {err}");
+    }
+}
+
+/// `packaging/build-deb`: the release binary, one manual page per command
+/// and `deployer.ini(5)`, the three completion scripts at their Debian
+/// paths, the example configuration, the README with the docs/ it links
+/// to, and the copyright file, in a package whose binary runs
+/// and has no symbols, maintained by whom `DEB_MAINTAINER` says.
 /// Needs cargo-deb (`tests/run-all` installs it); builds in release mode,
 /// so it takes a few minutes the first time.
 #[test]
@@ -321,6 +399,7 @@ fn deb_package_has_every_file() {
         .arg("--output")
         .arg(dir.path())
         .env_remove("DEPLOYER_COMPLETE")
+        .env("DEB_MAINTAINER", MAINTAINER)
         .stdin(Stdio::null())
         .output()
         .expect("packaging/build-deb runs");
@@ -357,6 +436,10 @@ fn deb_package_has_every_file() {
         "./usr/share/zsh/vendor-completions/_deployer",
         "./usr/share/fish/vendor_completions.d/deployer.fish",
         "./usr/share/doc/deployer/deployer.ini.example",
+        "./usr/share/doc/deployer/README.md",
+        "./usr/share/doc/deployer/docs/guide.md",
+        "./usr/share/doc/deployer/docs/reference.md",
+        "./usr/share/doc/deployer/docs/troubleshooting.md",
         "./usr/share/doc/deployer/copyright",
     ] {
         assert!(
@@ -375,7 +458,7 @@ fn deb_package_has_every_file() {
     for field in [
         "Package: deployer",
         "Section: admin",
-        "Maintainer: ",
+        &format!("Maintainer: {MAINTAINER}\n"),
         "Depends: ",
     ] {
         assert!(control.contains(field), "no `{field}` in:\n{control}");
@@ -386,11 +469,17 @@ fn deb_package_has_every_file() {
     // the ones it generates
     let tree = dir.path().join("tree");
     stdout_of(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&tree));
+    copyright_is_machine_readable(
+        &std::fs::read_to_string(tree.join("usr/share/doc/deployer/copyright")).unwrap(),
+        &std::fs::read_to_string(root.join("LICENSE-MIT")).unwrap(),
+    );
     let bin = tree.join("usr/bin/deployer");
+    // the same commit as the binary under test, so the same version line
     let version = stdout_of(Command::new(&bin).arg("--version"));
-    assert_eq!(
-        version.trim(),
-        format!("deployer {}", env!("CARGO_PKG_VERSION"))
+    assert_eq!(version, stdout_of(deployer().arg("--version")));
+    assert!(
+        version.starts_with(&format!("deployer {}", env!("CARGO_PKG_VERSION"))),
+        "{version}"
     );
     let bash = std::fs::read_to_string(tree.join("usr/share/bash-completion/completions/deployer"))
         .unwrap();
@@ -464,8 +553,9 @@ fn deb_package_has_every_file() {
 #[test]
 fn an_unrelated_complete_variable_does_not_hijack_the_run() {
     let version = stdout_of(deployer().env("COMPLETE", "1").arg("--version"));
-    assert_eq!(
-        version.trim(),
-        format!("deployer {}", env!("CARGO_PKG_VERSION"))
+    assert_eq!(version, stdout_of(deployer().arg("--version")));
+    assert!(
+        version.starts_with(&format!("deployer {}", env!("CARGO_PKG_VERSION"))),
+        "{version}"
     );
 }

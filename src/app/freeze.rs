@@ -1,5 +1,7 @@
 //! `deployer freeze` and `unfreeze`: write or remove the freeze record on
-//! every host of a stage, and record the attempt in the history.
+//! every host of a stage, and record the attempt in the history. An
+//! unfreeze of a stage that no host says is frozen changes nothing and
+//! records nothing (it is not an attempt: nothing was changed or refused).
 
 use crate::config::Config;
 use crate::console::Console;
@@ -40,9 +42,18 @@ pub fn apply(
         clear_command(stage)
     };
     let timeout = config.ssh.command_timeout;
+    let reports = fleet.stage_status(stage, &config.packages, timeout);
+    if reason.is_none() && not_frozen(&reports, stage) {
+        // nothing to undo: no host is written, and no record claims a
+        // change (nor a refusal: the stage is as the operator wants it)
+        console.say(&format!(
+            "Stage `{stage}` is not frozen on any of its {} host(s); nothing changed.",
+            reports.len()
+        ));
+        return Ok(ExitStatus::Success);
+    }
     if reason.is_some() {
         // a second freeze must not silently replace the first one's reason
-        let reports = fleet.stage_status(stage, &config.packages, timeout);
         let existing: Vec<String> = reports
             .iter()
             .filter_map(|r| r.result.as_ref().ok().map(|s| (&r.host, s)))
@@ -155,4 +166,16 @@ pub fn apply(
         "run `deployer {action} {stage}` again once those hosts are fixed"
     ));
     Err(f)
+}
+
+/// Whether every host of `stage` answered and none holds a freeze of it
+/// (an unreadable record counts as one). A host that did not answer
+/// leaves the question open: the unfreeze then goes ahead, and fails
+/// there as any change does.
+fn not_frozen(reports: &[crate::matrix::HostReport], stage: &str) -> bool {
+    reports.iter().all(|r| {
+        r.result
+            .as_ref()
+            .is_ok_and(|s| !s.freezes.iter().any(|f| f.applies_to(stage)))
+    })
 }

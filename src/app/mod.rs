@@ -414,12 +414,17 @@ fn run_check(cli: &Cli, stage: Option<&str>, json: bool) -> Result<ExitStatus, F
         .collect();
     let mut fleet = Fleet::connect_watched(mine, config.parallelism, waiting(cli));
     let checks = check::run(&config, &mut fleet);
+    let failed = checks.iter().any(check::HostCheck::failed);
+    // --quiet: the report only when some check failed
+    if cli.quiet && !failed {
+        return Ok(ExitStatus::Success);
+    }
     if json {
         emit(|out| check::render_json(&config.path, &checks, out))?;
     } else {
         emit(|out| check::render_text(&config.path, &checks, out))?;
     }
-    Ok(if checks.iter().any(check::HostCheck::failed) {
+    Ok(if failed {
         ExitStatus::Unreachable
     } else {
         ExitStatus::Success

@@ -1,7 +1,9 @@
 //! The execute phase: the rollout batch by batch (the first host alone,
 //! then `batch_size` at a time), each host's install, its verification
-//! with dpkg and its health check; then the rollback policy, and the
-//! syslog line on each host.
+//! with dpkg, the service's restart and its health check; then the
+//! rollback policy; and the aftermath: the syslog line and the history
+//! record on each host, the start and end announced to the team
+//! (`notify`), and the badges of the hosts refreshed.
 //!
 //! The rollout stops at the first failing batch, and before a new batch
 //! when the operator asked to stop.
@@ -102,14 +104,9 @@ impl Prefixer<'_> {
     fn feed(&mut self, _stream: Stream, bytes: &[u8]) {
         let (cx, host) = (self.cx, &self.host);
         self.lines.feed(bytes, |text| {
-            // progress meters redraw with `\r`: keep what a terminal would show
-            let shown = text
-                .trim_end_matches('\r')
-                .rsplit('\r')
-                .next()
-                .unwrap_or_default();
+            let shown = crate::text::settle_progress(&text);
             cx.console
-                .say(&format!("{host} | {}", crate::text::for_terminal(shown)));
+                .say(&format!("{host} | {}", crate::text::for_terminal(&shown)));
         });
     }
 }

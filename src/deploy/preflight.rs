@@ -144,9 +144,10 @@ impl Prepared {
 const LINE_MAX: usize = 500;
 
 /// The last lines of `text`, marked off and named after `host`, each cut
-/// to a readable length, control characters escaped.
+/// to a readable length, progress meters settled, control characters
+/// escaped.
 pub fn host_block(host: &str, text: &str) -> String {
-    let text = crate::text::for_terminal(text);
+    let text = crate::text::for_terminal(&crate::text::settle_progress(text));
     let body: Vec<String> = text
         .trim_end()
         .lines()

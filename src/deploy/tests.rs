@@ -1131,3 +1131,25 @@ fn dpkg_released_within_lock_timeout_lets_the_deploy_go_on() {
     assert_eq!(installs(&s).len(), 4);
     assert_eq!(s.version("p4").as_deref(), Some(NEW));
 }
+
+/// A failed install's output quoted in the report: real `apt-get install`
+/// output (tests/data/apt/), whose dpkg lines end in `\r\n` and whose
+/// database meter redraws with `\r`, shows as the terminal showed it, with
+/// no `\r` left, escaped or not.
+#[test]
+fn quoted_apt_output_carries_no_carriage_return() {
+    let captured = include_str!("../../tests/data/apt/hold-cycle-install.txt");
+    let block = super::preflight::host_block("test-1", captured);
+    assert!(!block.contains('\r') && !block.contains("\\r"), "{block}");
+    assert!(block.starts_with("test-1 said:\n"), "{block}");
+    assert!(
+        block.ends_with("    | Setting up fastpath (0.77~pr705-119) ..."),
+        "{block}"
+    );
+    assert!(
+        block.contains(
+            "    | (Reading database ... 6713 files and directories currently installed.)\n"
+        ),
+        "{block}"
+    );
+}

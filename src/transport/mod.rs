@@ -4,7 +4,10 @@
 //!
 //! A connection is opened once per host per run and can run several
 //! commands, feed them input (uploads) and keep one open (a held lock).
-//! Everything here is I/O; what the commands mean is decided elsewhere.
+//! This is the I/O edge, with two pure helpers: `target` (where and how
+//! to reach each host) and [`identity`] (which keys to offer); what the
+//! commands mean is decided elsewhere. The scripted stand-in for unit
+//! tests is `fake`.
 
 #[cfg(test)]
 pub mod fake;
