@@ -249,7 +249,7 @@ fn page_references(text: &str) -> Vec<(String, char)> {
         let name_len = rest
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_'))
             .unwrap_or(rest.len());
-        let after = rest[name_len..].as_bytes();
+        let after = &rest.as_bytes()[name_len..];
         if after.len() >= 3 && after[0] == b'(' && after[1].is_ascii_digit() && after[2] == b')' {
             found.push((rest[..name_len].to_owned(), after[1] as char));
         }
