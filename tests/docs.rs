@@ -765,3 +765,31 @@ fn the_commands_of_the_reference_are_the_command_line() {
         differ.unwrap_or_else(|| "a line more or less".into())
     );
 }
+
+/// Each troubleshooting entry has an anchor of its own, so a message, a
+/// chat or another page can link to its fix.
+#[test]
+fn every_troubleshooting_entry_is_anchored_once() {
+    let text = std::fs::read_to_string(root().join("docs/troubleshooting.md")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut ids = BTreeSet::new();
+    let mut entries = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if !line.starts_with("### ") {
+            continue;
+        }
+        entries += 1;
+        let anchor = i
+            .checked_sub(1)
+            .and_then(|j| lines[j].strip_prefix("<a id=\""))
+            .and_then(|rest| rest.strip_suffix("\"></a>"));
+        let Some(id) = anchor else {
+            panic!(
+                "docs/troubleshooting.md:{}: `{line}` has no `<a id>` above it",
+                i + 1
+            );
+        };
+        assert!(ids.insert(id.to_owned()), "the anchor `{id}` is used twice");
+    }
+    assert!(entries >= 30, "only {entries} entries");
+}
