@@ -17,6 +17,9 @@
 //!   every command has its entry;
 //! - every relative link leads to a file, and every `#anchor` to a heading
 //!   or an `<a id>` of that file.
+//! - the reference's commands are generated from the command line
+//!   (`DEPLOYER_BLESS_DOCS=1` rewrites them), every troubleshooting entry
+//!   has its own anchor, and every JSON example parses.
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
@@ -792,4 +795,20 @@ fn every_troubleshooting_entry_is_anchored_once() {
         assert!(ids.insert(id.to_owned()), "the anchor `{id}` is used twice");
     }
     assert!(entries >= 30, "only {entries} entries");
+}
+
+/// The JSON shapes shown are JSON.
+#[test]
+fn every_json_block_parses() {
+    let mut parsed = 0;
+    for (path, text) in pages() {
+        for block in blocks(&text).into_iter().filter(|b| b.lang == "json") {
+            let body = block.body.join("\n");
+            if let Err(e) = serde_json::from_str::<serde_json::Value>(&body) {
+                panic!("{}:{}: not JSON: {e}", name(&path), block.line);
+            }
+            parsed += 1;
+        }
+    }
+    assert!(parsed >= 5, "only {parsed} JSON blocks");
 }
