@@ -105,6 +105,19 @@ impl RemoteCommand {
         }
     }
 
+    /// Whether the command holds configuration text (see [`Self::for_log`]).
+    pub fn is_from_config(&self) -> bool {
+        self.from_config
+    }
+
+    /// Treat the command as holding configuration text: a wrapper around
+    /// such a command is named in logs, never shown.
+    #[must_use]
+    pub fn hiding_config(mut self) -> Self {
+        self.from_config = true;
+        self
+    }
+
     /// Name the command in messages (`then` keeps the first part's name).
     #[must_use]
     pub fn named(mut self, label: &str) -> Self {

@@ -15,6 +15,12 @@
 //! written next to it as one JSON line, so that a refused operator is
 //! told all of it; `deployer unlock` breaks a lock on purpose.
 //!
+//! Every change made under the lock proves it in the step that makes the
+//! change ([`guarded`], and the start of a detached run): a root shell
+//! takes the install lock, checks that the deploy lock's live holder is
+//! the attempt, and only then runs the change, so that no other deploy can
+//! come between the check and the change.
+//!
 //! Pure: command builders and the parsers of what they print.
 
 use serde::{Deserialize, Serialize};
@@ -131,7 +137,12 @@ pub fn command(holder: &Holder, expiry_secs: u64) -> RemoteCommand {
 /// owned by this user) and the install lock at `install`, without sudo
 /// (tests use a directory of their own).
 #[cfg(test)]
-fn command_in(dir: &str, install: &str, holder: &Holder, expiry_secs: u64) -> RemoteCommand {
+pub(crate) fn command_in(
+    dir: &str,
+    install: &str,
+    holder: &Holder,
+    expiry_secs: u64,
+) -> RemoteCommand {
     let script = crate::hostpath::script_in(dir, rustix::process::geteuid().as_raw(), SCRIPT);
     command_with(&script, dir, install, holder, expiry_secs)
 }
@@ -223,7 +234,7 @@ const UNLOCK: &str = r#"dir=$1
 hp_enter "$dir"
 if [ -n "$hp_missing" ]; then echo NONE; exit 0; fi
 hp_file deploy.lock
-if flock -n deploy.lock true 2>/dev/null; then echo NONE; exit 0; fi
+if [ ! -e deploy.lock ] || flock -n deploy.lock true 2>/dev/null; then echo NONE; exit 0; fi
 echo "HELD $(head -c 4096 holder 2>/dev/null | tr '\n' ' ')"
 pid=$(cat holder.pid 2>/dev/null)
 case $pid in ''|*[!0-9]*) echo "deployer unlock: no holder pid in $dir/holder.pid" >&2; exit 1 ;; esac
@@ -259,11 +270,13 @@ fn unlock_command_with(script: &str, dir: &str) -> RemoteCommand {
 }
 
 /// The script of [`check_command`] (`$1` the lock directory, `$2` the
-/// attempt): whether the lock is held, and by that attempt.
+/// attempt): whether the lock is held, and by that attempt. A lock file
+/// that is not there (`/run` emptied by a reboot) is free, not held by
+/// someone unknown.
 const CHECK: &str = r#"dir=$1 attempt=$2
 { hp_enter "$dir"; hp_file deploy.lock; } 2>&1
 if [ -n "$hp_missing" ]; then echo FREE; exit 0; fi
-if flock -n deploy.lock true 2>/dev/null; then echo FREE; exit 0; fi
+if [ ! -e deploy.lock ] || flock -n deploy.lock true 2>/dev/null; then echo FREE; exit 0; fi
 holder=$(head -c 4096 holder 2>/dev/null | tr '\n' ' ')
 case $holder in
     *"\"attempt\":\"$attempt\""*) echo OURS ;;
@@ -318,6 +331,147 @@ pub fn parse_check(stdout: &str) -> Owner {
             text::clip(&text::one_line(line), HOLDER_MAX)
         ))
     }
+}
+
+/// Shell functions shared by every change made under the lock (see
+/// [`guarded`] and `detach::start_command`), run as root by a shell that
+/// has entered the lock directory through [`crate::hostpath`] (its
+/// current directory) and already holds the install lock on descriptor 9:
+/// `deployer_lock_ours ATTEMPT` succeeds only when the deploy lock there
+/// is held right now by the live lock shell of `ATTEMPT` (its pid, read
+/// first, has the lock open on descriptor 8, and the holder line, read
+/// after, names the attempt); `deployer_lock_lost` says who holds it
+/// instead (a [`LOST`] line on stderr) and exits [`LOST_STATUS`]. Files
+/// are named relative to the checked directory.
+///
+/// Held install lock plus proven deploy lock is one step: a lock shell
+/// that expires after the proof leaves the install lock held, so the next
+/// deploy is refused (`INSTALLING`) until this change is over; one that
+/// expired before it fails the proof, and nothing is changed.
+pub const PROOF: &str = r#"deployer_lock_ours() {
+    lock_at="$(pwd -P)/deploy.lock"
+    pid=$(head -c 32 holder.pid 2>/dev/null)
+    case $pid in ''|*[!0-9]*) return 1 ;; esac
+    [ "$(readlink "/proc/$pid/fd/8" 2>/dev/null)" = "$lock_at" ] || return 1
+    case $(head -c 4096 holder 2>/dev/null | tr '\n' ' ') in
+        *"\"attempt\":\"$1\""*) ;;
+        *) return 1 ;;
+    esac
+    [ "$(readlink "/proc/$pid/fd/8" 2>/dev/null)" = "$lock_at" ]
+}
+deployer_lock_lost() {
+    if flock -n deploy.lock true 2>/dev/null; then
+        echo "DEPLOYER-LOCK-LOST" >&2
+    else
+        echo "DEPLOYER-LOCK-LOST $(head -c 4096 holder 2>/dev/null | tr '\n' ' ')" >&2
+    fi
+    exit 75
+}
+"#;
+
+/// The exit status of a change refused because the deploy lock was lost.
+pub const LOST_STATUS: i32 = 75;
+
+/// The first word of the stderr line of a change refused because the
+/// deploy lock was lost; the holder's JSON line (if any) follows.
+const LOST: &str = "DEPLOYER-LOCK-LOST";
+
+/// The script of [`guarded`]: `$1` the lock directory, `$2` the install
+/// lock (in that directory: only its name is used), `$3` the attempt, `$4`
+/// the command line, `$5` `root` or `user` (run as the user sudo was
+/// called by, as it would run without the guard). The lock directory is
+/// entered through [`crate::hostpath`] (created if missing) for the proof;
+/// the command runs from the directory the guard was started in.
+const GUARD: &str = r#"set -u
+dir=$1 install=${2##*/} attempt=$3 line=$4 as=$5
+here=$(pwd)
+umask 022
+hp_enter "$dir" create
+for f in "$install" deploy.lock; do hp_file "$f"; done
+exec 9>>"$install" || { echo "deployer: cannot open $dir/$install" >&2; exit 1; }
+if ! flock -n 9; then
+    echo "deployer: an install or rollback still runs on this host ($(head -c 300 installing 2>/dev/null | tr '\n' ' ')); nothing was changed" >&2
+    exit 1
+fi
+deployer_lock_ours "$attempt" || deployer_lock_lost
+cd -- "$here" 2>/dev/null || cd /
+user=${SUDO_USER:-root}
+if [ "$as" = user ] && [ "$user" != root ]; then
+    runuser -u "$user" -- sh -c "$line" 9>&-
+else
+    sh -c "$line" 9>&-
+fi"#;
+
+/// `command`, run on the host only if the deploy lock is `attempt`'s at
+/// that very moment, in one root shell that holds the install lock from
+/// before the proof until the command has ended (see [`PROOF`]). A lost
+/// lock exits [`LOST_STATUS`] and changes nothing; read it with
+/// [`lost`]. A command that runs as root (`sudo -n ...`) runs as root; a
+/// command from the configuration runs as the login user, as unguarded.
+pub fn guarded(attempt: &str, command: &RemoteCommand) -> RemoteCommand {
+    let script = crate::hostpath::script(&format!("{PROOF}{GUARD}"));
+    guarded_with(&script, LOCK_DIR, detach::INSTALL_LOCK, attempt, command).sudo()
+}
+
+/// [`guarded`] with the lock in `dir` (trusted as a host trusts `/`, and
+/// owned by this user) and the install lock at `install`, without sudo.
+#[cfg(test)]
+fn guarded_in(dir: &str, install: &str, attempt: &str, command: &RemoteCommand) -> RemoteCommand {
+    let me = rustix::process::geteuid().as_raw();
+    let script = crate::hostpath::script_in(dir, me, &format!("{PROOF}{GUARD}"));
+    guarded_with(&script, dir, install, attempt, command)
+}
+
+fn guarded_with(
+    script: &str,
+    dir: &str,
+    install: &str,
+    attempt: &str,
+    command: &RemoteCommand,
+) -> RemoteCommand {
+    let as_root = command.as_str().starts_with("sudo -n ");
+    let line = if as_root {
+        format!("{}{command}", detach::AS_ROOT)
+    } else {
+        command.to_string()
+    };
+    let args = [
+        "-c",
+        script,
+        "deployer-guard",
+        dir,
+        install,
+        attempt,
+        &line,
+        if as_root { "root" } else { "user" },
+    ];
+    let wrapped = RemoteCommand::new("sh").args(args).named(command.label());
+    if command.is_from_config() {
+        wrapped.hiding_config()
+    } else {
+        wrapped
+    }
+}
+
+/// Who holds the lock now, when `out` is the answer of a change refused
+/// because this attempt's deploy lock was lost ([`guarded`], a detached
+/// start): the holder's description, or that nobody does.
+pub fn lost(out: &crate::transport::Output) -> Option<String> {
+    if out.status != LOST_STATUS {
+        return None;
+    }
+    let line = out.stderr.lines().find_map(|l| l.strip_prefix(LOST))?;
+    Some(if line.trim().is_empty() {
+        "nobody (it expired: no heartbeat for `lock_expiry`, was deployer paused or cut off? or it was broken with `deployer unlock`)".to_string()
+    } else {
+        holder_text(line)
+    })
+}
+
+/// The one line that says a change was refused because the lock was
+/// lost, with who holds it now (see [`lost`]).
+pub fn lost_message(holder: &str) -> String {
+    format!("lock lost: this deploy no longer holds the host's deploy lock, now held by {holder}; nothing was changed on the host")
 }
 
 /// What [`unlock_command`] said.
@@ -454,6 +608,21 @@ mod tests {
         (tmp, dir, install)
     }
 
+    /// The lock in `dir`, taken by [`alice`] through a real shell and
+    /// held for as long as the connection is kept.
+    fn held_by_alice(dir: &str, install: &str) -> crate::transport::local::LocalConnection {
+        use crate::transport::Connection;
+        let mut conn = crate::transport::local::LocalConnection::new();
+        let first = conn
+            .hold(
+                &command_in(dir, install, &alice(), 30),
+                std::time::Duration::from_secs(10),
+            )
+            .unwrap();
+        assert_eq!(parse(&first), Answer::Locked);
+        conn
+    }
+
     fn sh(command: &RemoteCommand) -> std::process::Output {
         std::process::Command::new("sh")
             .arg("-c")
@@ -467,8 +636,7 @@ mod tests {
     /// a free one and from another attempt's.
     #[test]
     fn check_tells_our_lock_from_a_free_one_and_another() {
-        use crate::transport::{local::LocalConnection, Connection};
-        use std::time::Duration;
+        use crate::transport::Connection;
         let (_tmp, dir, install) = private_dir();
         let ours = &alice().attempt;
         let check = |attempt: &str| {
@@ -476,14 +644,29 @@ mod tests {
             parse_check(&String::from_utf8_lossy(&out.stdout))
         };
         assert_eq!(check(ours), Owner::Free);
-        let mut conn = LocalConnection::new();
-        let first = conn
-            .hold(
-                &command_in(&dir, &install, &alice(), 30),
-                Duration::from_secs(10),
-            )
-            .unwrap();
-        assert_eq!(parse(&first), Answer::Locked);
+        // after a reboot, /run is empty: no lock file at all is free too
+        let me = rustix::process::geteuid().as_raw();
+        let rebooted = format!("{dir}/rebooted");
+        let gone = sh(&check_command_with(
+            &crate::hostpath::script_in(&dir, me, CHECK),
+            &rebooted,
+            ours,
+        ));
+        assert_eq!(
+            parse_check(&String::from_utf8_lossy(&gone.stdout)),
+            Owner::Free
+        );
+        assert_eq!(
+            parse_unlock(&String::from_utf8_lossy(
+                &sh(&unlock_command_with(
+                    &crate::hostpath::script_in(&dir, me, UNLOCK),
+                    &rebooted
+                ))
+                .stdout
+            )),
+            Ok(Unlocked::Free)
+        );
+        let mut conn = held_by_alice(&dir, &install);
         assert_eq!(check(ours), Owner::Ours);
         match check("20261121T080000Z-7-ff") {
             Owner::Other(who) => assert!(who.starts_with("alice@laptop"), "{who}"),
@@ -539,17 +722,9 @@ mod tests {
     /// `unlock` does end the real lock shell, found by its descriptor 8.
     #[test]
     fn unlock_ends_the_shell_that_holds_the_lock() {
-        use crate::transport::{local::LocalConnection, Connection};
-        use std::time::Duration;
+        use crate::transport::Connection;
         let (_tmp, dir, install) = private_dir();
-        let mut conn = LocalConnection::new();
-        let first = conn
-            .hold(
-                &command_in(&dir, &install, &alice(), 30),
-                Duration::from_secs(10),
-            )
-            .unwrap();
-        assert_eq!(parse(&first), Answer::Locked);
+        let mut conn = held_by_alice(&dir, &install);
         let out = sh(&unlock_command_in(&dir));
         assert!(out.status.success(), "{out:?}");
         assert!(
@@ -686,6 +861,77 @@ mod tests {
                 .unwrap()
                 .count(),
             0
+        );
+    }
+
+    /// Issue 17 item 1: a change under the lock runs only while the lock is
+    /// the attempt's, proven by the shell that runs it while it holds the
+    /// install lock (so no deploy can take the host until it is over); a
+    /// free lock or another attempt's changes nothing and says who.
+    #[test]
+    fn a_guarded_change_runs_only_under_its_own_lock() {
+        use crate::transport::Connection;
+        let (tmp, dir, install) = private_dir();
+        let marker = tmp.path().join("changed");
+        let change = RemoteCommand::new("sh").args([
+            "-c",
+            "flock -n \"$1\" true && echo install-lock-free > \"$2\" || echo install-lock-held > \"$2\"",
+            "x",
+            &install,
+            &marker.display().to_string(),
+        ]);
+        let run = |attempt: &str| {
+            let out = sh(&guarded_in(&dir, &install, attempt, &change));
+            crate::transport::Output {
+                status: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                ..Default::default()
+            }
+        };
+        let ours = alice().attempt;
+        let free = run(&ours);
+        assert!(
+            lost(&free).is_some_and(|w| w.starts_with("nobody")),
+            "{free:?}"
+        );
+        assert!(!marker.exists(), "nothing changed without the lock");
+
+        let mut conn = held_by_alice(&dir, &install);
+        let other = run("20261121T080000Z-7-ff");
+        assert!(
+            lost(&other).is_some_and(|w| w.starts_with("alice@laptop")),
+            "{other:?}"
+        );
+        assert!(!marker.exists(), "nothing changed under another's lock");
+
+        let done = run(&ours);
+        assert!(done.success() && lost(&done).is_none(), "{done:?}");
+        assert_eq!(
+            std::fs::read_to_string(&marker).unwrap(),
+            "install-lock-held\n",
+            "the install lock is held while the change runs"
+        );
+        conn.release();
+        assert!(lost(&run(&ours)).is_some(), "released: lost");
+        assert!(lost(&crate::transport::Output::default()).is_none());
+    }
+
+    /// A configuration command wrapped in the guard is still named, not
+    /// shown, in logs.
+    #[test]
+    fn a_guarded_configuration_command_stays_hidden_in_logs() {
+        let c = guarded(
+            "a-1",
+            &RemoteCommand::from_config("curl -H token:s3cret x", "restart command"),
+        );
+        assert!(!c.for_log().contains("s3cret"), "{}", c.for_log());
+        assert_eq!(c.label(), "restart command");
+        assert!(c.as_str().ends_with(" user"), "runs as the login user: {c}");
+        let root = guarded("a-1", &RemoteCommand::new("apt-mark").arg("hold").sudo());
+        assert!(
+            root.as_str().starts_with("sudo -n sh -c ") && root.as_str().ends_with(" root"),
+            "{root}"
         );
     }
 }

@@ -1610,3 +1610,310 @@ fn r3_item5_a_new_package_and_an_empty_directory_get_their_badges() {
         .unwrap();
     assert!(badge.contains("detector"), "{badge}");
 }
+
+// ---------------------------------------------------------------------------
+// Issue 17 ("fail closed, third round"), items 1 and 2.
+
+/// A gate on `host`'s `sudo` (first on the deploy user's PATH): the
+/// `nth` command whose line contains `pattern` runs, then its answer is
+/// held back until `/gate/go` exists, with `/gate/reached` saying it is
+/// held (`/gate` is writable by all and not sticky: the deploy user keeps
+/// its count there). Every other command goes straight through.
+fn gate_sudo(tb: &Testbed, host: &str, pattern: &str, nth: u32) {
+    let out = tb.exec(
+        host,
+        &format!(
+            r#"cat > /usr/local/bin/sudo <<'X'
+#!/bin/sh
+case "$*" in
+*{pattern}*)
+    n=$(($(cat /gate/count 2>/dev/null || echo 0) + 1))
+    echo "$n" > /gate/count
+    if [ "$n" = {nth} ]; then
+        out=$(/usr/bin/sudo "$@"); rc=$?
+        touch /gate/reached
+        while [ ! -e /gate/go ]; do sleep 0.1; done
+        printf '%s\n' "$out"
+        exit $rc
+    fi ;;
+esac
+exec /usr/bin/sudo "$@"
+X
+chmod 755 /usr/local/bin/sudo && mkdir -m 0777 /gate"#
+        ),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let which = tb.ssh(host, "deployer", "command -v sudo");
+    assert_eq!(
+        String::from_utf8_lossy(&which.stdout).trim(),
+        "/usr/local/bin/sudo",
+        "the gate must come first on the deploy user's PATH: {which:?}"
+    );
+}
+
+/// Run `args`, wait for the gate of [`gate_sudo`] on `host`, and stop
+/// that deployer there (SIGSTOP: a closed laptop lid) until its lock on
+/// `host` has expired.
+fn stall_at_the_gate(tb: &Testbed, host: &str, args: &[&str]) -> std::process::Child {
+    let child = spawn(tb, args);
+    if !tb.wait_for_file(host, "/gate/reached", Duration::from_secs(120)) {
+        signal(&child, libc::SIGKILL);
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "the deploy never reached the gate: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    signal(&child, libc::SIGSTOP);
+    assert!(
+        common::testbed::poll(Duration::from_secs(60), || {
+            tb.exec(host, "flock -n /run/deployer/deploy.lock true")
+                .status
+                .success()
+        }),
+        "the stalled deploy's lock expires"
+    );
+    child
+}
+
+/// Let the deployer stalled by [`stall_at_the_gate`] go on; its output.
+fn resume(tb: &Testbed, host: &str, child: std::process::Child) -> (Option<i32>, String) {
+    assert!(tb.exec(host, "touch /gate/go").status.success());
+    signal(&child, libc::SIGCONT);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Issue 17 item 1: deployer checks that the host's deploy lock is still
+/// its own, then stalls (SIGSTOP, a closed laptop lid) past `lock_expiry`;
+/// the lock expires and a second deploy changes the host. When the first
+/// resumes, its install does not go ahead: the lock is proven on the host
+/// in the step that starts dpkg. The second deploy's result stands (the
+/// version, dpkg's state), and the first's record says the lock was lost.
+#[test]
+fn r3_item1_a_stalled_deploy_whose_lock_expired_leaves_the_second_deploys_result() {
+    let Some(tb) = two_stages(1, "lock_expiry = 10s", "") else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
+    tb.publish("fastpath", NEWER);
+    // the first lock check is answered "ours", then the operator stalls
+    gate_sudo(&tb, "test-1", "deployer-lock-check", 1);
+    let first = stall_at_the_gate(
+        &tb,
+        "test-1",
+        &["deploy", "fastpath", "test", NEW, "--reason", "first"],
+    );
+    let (code, out, err) = deployer(
+        &tb,
+        &["deploy", "fastpath", "test", NEWER, "--reason", "second"],
+    );
+    assert_eq!(code, 0, "the second deploy: {out}{err}");
+    assert_eq!(tb.dpkg_status("test-1", "fastpath"), format!("ii {NEWER}"));
+
+    // resume the first: its check said "ours", but the lock is gone
+    let (code, output) = resume(&tb, "test-1", first);
+    assert_ne!(code, Some(0), "{output}");
+    assert!(output.contains("lock lost"), "{output}");
+
+    // the host: the second deploy's version, dpkg clean
+    assert_eq!(tb.dpkg_status("test-1", "fastpath"), format!("ii {NEWER}"));
+    let audit = tb.exec("test-1", "dpkg --audit");
+    assert!(
+        audit.status.success() && audit.stdout.is_empty(),
+        "{audit:?}"
+    );
+    // the history of both
+    let h = history(&tb);
+    let second = h.iter().find(|r| r["version"] == NEWER).unwrap();
+    let first = h.iter().find(|r| r["version"] == NEW).unwrap();
+    assert_eq!(second["outcome"], "success", "{second}");
+    assert_eq!(host_result(second, "test-1"), "changed");
+    assert_ne!(first["outcome"], "success", "{first}");
+    assert_eq!(host_result(first, "test-1"), "failed", "{first}");
+    let message = first["hosts"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("lock lost") && message.contains("nothing was changed"),
+        "{first}"
+    );
+}
+
+/// Deploy NEWER (a postinst that sleeps) to `test-1` and `test-2`, both on
+/// OLD, and "reboot" `test-1` during its postinst: the install and the lock
+/// die, `/run/deployer` is emptied, the sessions are cut. The run directory
+/// recorded the boot and the process identity first. What deployer did,
+/// and how long it took after the reboot.
+fn deploy_and_reboot_the_canary(tb: &Testbed) -> (std::process::Output, Duration) {
+    for h in ["test-1", "test-2"] {
+        tb.set_versions(h, &[("fastpath", Some(OLD))]);
+    }
+    slow(tb, 47);
+    let child = spawn(tb, &["deploy", "fastpath", "test", NEWER]);
+    started_or_explain(tb, child.id(), &postinst_started("fastpath", NEWER));
+    let run = tb
+        .read_file("test-1", "/run/deployer/installing")
+        .expect("the run is named")
+        .trim()
+        .to_string();
+    let boot = tb
+        .read_file("test-1", "/proc/sys/kernel/random/boot_id")
+        .unwrap();
+    assert_eq!(
+        tb.read_file("test-1", &format!("{run}/boot")).as_deref(),
+        Some(boot.as_str()),
+        "the run records the boot it runs in"
+    );
+    let identity = tb.read_file("test-1", &format!("{run}/pid")).unwrap();
+    assert_eq!(
+        identity.split_whitespace().count(),
+        2,
+        "pid and start time: {identity}"
+    );
+
+    // the "reboot": the sessions are cut first (as a reboot cuts them
+    // before a poll could see the run gone over a live session), then the
+    // install and the lock die and /run is emptied
+    let began = std::time::Instant::now();
+    tb.drop_sessions("test-1");
+    for pattern in [
+        "deployer-run",
+        "deployer-lock",
+        "apt-get",
+        "dpkg",
+        "sleep 47",
+    ] {
+        tb.kill_processes("test-1", pattern, libc::SIGKILL);
+    }
+    assert!(tb.exec("test-1", "rm -rf /run/deployer").status.success());
+
+    let out = child.wait_with_output().unwrap();
+    (out, began.elapsed())
+}
+
+/// Issue 17 item 2, with the rollback policy on: after the reconnection
+/// the lock (gone with `/run`) is taken again and the rollback is tried,
+/// but dpkg's state (an interrupted run, the new version half-configured)
+/// does not allow it: apt refuses before changing anything, the host is
+/// left as dpkg left it (`unknown`), the record says why and what to run,
+/// and the other host is never touched.
+#[test]
+fn r3_item2_a_rollback_after_a_reboot_goes_only_where_dpkg_allows() {
+    let Some(tb) = two_stages(2, "rollback_on_failure = yes", "") else {
+        return;
+    };
+    let (out, took) = deploy_and_reboot_the_canary(&tb);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(60), "{said}");
+    assert_ne!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("Rolling back 1 host(s): test-1"), "{said}");
+    assert_eq!(
+        tb.dpkg_status("test-1", "fastpath"),
+        format!("iF {NEWER}"),
+        "{said}"
+    );
+    assert_eq!(tb.installed("test-2", "fastpath").as_deref(), Some(OLD));
+    let r = last(&tb);
+    assert_eq!(host_result(&r, "test-1"), "unknown", "{r}");
+    assert_eq!(host_result(&r, "test-2"), "untouched", "{r}");
+    let message = r["hosts"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("over without an exit status")
+            && message.contains("rollback did not restore")
+            && message.contains("dpkg --configure -a"),
+        "{r}"
+    );
+    assert!(!message.contains("lock"), "the lock was taken again: {r}");
+}
+
+/// Issue 17 item 2: the host "reboots" during the install (every process
+/// of the install and the lock is killed, `/run/deployer` emptied, the
+/// sessions cut). deployer reconnects, sees from the run's recorded
+/// process identity (pid and start time) that the install is gone, and
+/// stops waiting: the host is `unknown` with what `dpkg --audit` says, no
+/// further host is changed, and the record says all of it. (A changed boot
+/// id, which a testbed host cannot fake since `/proc` is the kernel's, is
+/// covered by `detach::tests::a_poll_tells_a_run_that_died_from_one_that_runs`.)
+#[test]
+fn r3_item2_an_install_that_died_with_its_host_is_not_waited_for() {
+    let Some(tb) = two_stages(2, "", "") else {
+        return;
+    };
+    let (out, took) = deploy_and_reboot_the_canary(&tb);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        took < Duration::from_secs(40),
+        "deployer waited for an install that no longer exists: {stdout}{stderr}"
+    );
+    assert_ne!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(!stdout.contains("still running on"), "{stdout}{stderr}");
+    assert_eq!(tb.installed("test-2", "fastpath").as_deref(), Some(OLD));
+    let r = last(&tb);
+    assert_eq!(host_result(&r, "test-1"), "unknown", "{r}");
+    assert_eq!(host_result(&r, "test-2"), "untouched", "{r}");
+    let message = r["hosts"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("over without an exit status") && message.contains("is gone"),
+        "{r}"
+    );
+    assert!(message.contains("dpkg --audit"), "{r}");
+    // killed in its postinst: dpkg left it half-configured, and says so
+    let state = tb.dpkg_status("test-1", "fastpath");
+    assert_eq!(state, format!("iF {NEWER}"));
+    assert!(message.contains("half configured"), "{r}");
+}
+
+/// Issue 17 item 1: the badges written after a deploy are a change under
+/// its lock too. A deploy stalled (after its install, before its badges)
+/// past `lock_expiry` while a second deploy changes the host and writes
+/// its badges does not, when it resumes, put its own older badges over
+/// them: it warns that the lock was lost.
+#[test]
+fn r3_item1_badges_after_a_deploy_are_written_only_under_its_lock() {
+    let Some(tb) = two_stages(
+        1,
+        "lock_expiry = 10s\nbadges_path = /var/www/package_badges",
+        "",
+    ) else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
+    tb.publish("fastpath", NEWER);
+    // the second append to the host's history is the first deploy's final
+    // record, just before its badges
+    gate_sudo(&tb, "test-1", "/var/log/deployer", 2);
+    let first = stall_at_the_gate(&tb, "test-1", &["deploy", "fastpath", "test", NEW]);
+    assert_eq!(tb.dpkg_status("test-1", "fastpath"), format!("ii {NEW}"));
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEWER]);
+    assert_eq!(code, 0, "the second deploy: {out}{err}");
+    let badge = "/var/www/package_badges/fastpath.svg";
+    let written = tb
+        .read_file("test-1", badge)
+        .expect("the second deploy's badge");
+    assert!(written.contains(NEWER), "{written}");
+
+    let (code, output) = resume(&tb, "test-1", first);
+    assert_eq!(code, Some(0), "its install had gone well: {output}");
+    assert!(
+        output.contains("badges not refreshed") && output.contains("lock lost"),
+        "{output}"
+    );
+    assert_eq!(
+        tb.read_file("test-1", badge).as_deref(),
+        Some(written.as_str()),
+        "the second deploy's badge stands"
+    );
+    assert_eq!(tb.dpkg_status("test-1", "fastpath"), format!("ii {NEWER}"));
+}

@@ -55,6 +55,7 @@ pub fn refresh(
             &reports,
             dir,
             config.ssh.command_timeout,
+            None,
         );
         outcomes.extend(refused);
         if outcomes.iter().any(|o| o.result.is_err()) {

@@ -216,21 +216,31 @@ pub fn parse_write_output(stdout: &str, names: &[&str]) -> Result<(), String> {
 
 /// Write `files` into `dir` on the host of `member`, over its session:
 /// first a read-only look at what is there, then, only when something
-/// changed, one `sudo -n` command that writes the changed files.
+/// changed, one `sudo -n` command that writes the changed files. With
+/// `attempt` (after a deploy), each runs only while that attempt's deploy
+/// lock is proven on the host (`lock::guarded`); a lost lock writes
+/// nothing and says so.
 pub fn write_on_host(
     member: &mut Member,
     dir: &Path,
     files: &[File],
     timeout: Duration,
+    attempt: Option<&str>,
 ) -> Result<Written, HostWriteError> {
     write_with(
         |command, stdin| {
-            member.exec(Exec {
-                command,
+            // after a deploy, only under its proven lock (`lock::guarded`)
+            let guarded = attempt.map(|a| crate::lock::guarded(a, command));
+            let mut out = member.exec(Exec {
+                command: guarded.as_ref().unwrap_or(command),
                 timeout,
                 stdin,
                 on_output: None,
-            })
+            })?;
+            if let Some(holder) = crate::lock::lost(&out) {
+                out.stderr = crate::lock::lost_message(&holder);
+            }
+            Ok(out)
         },
         &Scripts::host(),
         dir,
@@ -348,6 +358,7 @@ pub fn to_hosts(
     reports: &[HostReport],
     dir: &Path,
     timeout: Duration,
+    attempt: Option<&str>,
 ) -> Vec<HostOutcome> {
     fleet.on_each(
         |t| files.contains_key(&(t.stage.clone(), t.host.clone())),
@@ -357,7 +368,7 @@ pub fn to_hosts(
             let result = match report.map(|r| &r.result) {
                 Some(Ok(_)) => {
                     let mine = &files[&(stage.clone(), host.clone())];
-                    write_on_host(m, dir, mine, timeout)
+                    write_on_host(m, dir, mine, timeout, attempt)
                 }
                 Some(Err(e)) => Err(HostWriteError::Host(e.clone())),
                 None => Err(HostWriteError::Host(HostError::Ssh(

@@ -132,17 +132,29 @@ pub fn run_waiting_for_lock(
     })
 }
 
-/// Release or set the hold (`apt-mark`), waiting for dpkg's lock; the
+/// Release or set the hold (`apt-mark`), waiting for dpkg's lock, only
+/// while the host's deploy lock is the attempt's (`lock::guarded`); the
 /// failure as one line.
-fn mark(cx: &Context<'_>, member: &mut Member, command: &RemoteCommand) -> Result<(), String> {
+fn mark(
+    cx: &Context<'_>,
+    member: &mut Member,
+    attempt: &Attempt,
+    command: &RemoteCommand,
+) -> Result<(), String> {
     let timeout = cx.config.ssh.command_timeout;
-    match run_waiting_for_lock(cx, member, command, timeout, apt::mark_lock_busy) {
+    let guarded = lock::guarded(attempt.id(), command);
+    match run_waiting_for_lock(cx, member, &guarded, timeout, apt::mark_lock_busy) {
         Ok(out) if out.success() => Ok(()),
-        Ok(out) => Err(format!(
-            "`{}` failed (exit status {}): {}",
-            command.label(),
-            out.status,
-            super::remote_text(out.stderr.trim())
+        Ok(out) => Err(lock::lost(&out).map_or_else(
+            || {
+                format!(
+                    "`{}` failed (exit status {}): {}",
+                    command.label(),
+                    out.status,
+                    super::remote_text(out.stderr.trim())
+                )
+            },
+            |holder| lock::lost_message(&holder),
         )),
         Err(e) => Err(e.to_string()),
     }
@@ -184,10 +196,10 @@ fn lock_still_ours(
             }
         }
         lock::Owner::Free => Err(
-            "this deploy no longer holds the host's deploy lock: it expired (no heartbeat for `lock_expiry`: was deployer paused or cut off?) or was broken with `deployer unlock`".to_string(),
+            "lock lost: this deploy no longer holds the host's deploy lock: it expired (no heartbeat for `lock_expiry`: was deployer paused or cut off?) or was broken with `deployer unlock`".to_string(),
         ),
         lock::Owner::Other(who) => Err(format!(
-            "the host's deploy lock is now held by {who}: this deploy's lock expired or was broken"
+            "lock lost: the host's deploy lock is now held by {who}: this deploy's lock expired or was broken"
         )),
     }
 }
@@ -213,9 +225,8 @@ fn install_one(
             now: read_state(member, &plan.package, cx.config.ssh.command_timeout).ok(),
         };
     }
-    let dir = &detach::run_dir(attempt.id(), "install");
     if let Some(unhold) = &commands.unhold {
-        if let Err(why) = mark(cx, member, unhold) {
+        if let Err(why) = mark(cx, member, attempt, unhold) {
             return Done::Failed {
                 why: format!("could not release the hold: {why}"),
                 output: String::new(),
@@ -223,9 +234,9 @@ fn install_one(
             };
         }
     }
-    let done = install_and_check(cx, member, plan, &commands.main, dir, canary, watched);
+    let done = install_and_check(cx, member, plan, &commands.main, attempt, canary, watched);
     if let Some(hold) = &commands.hold {
-        if let Err(why) = mark(cx, member, hold) {
+        if let Err(why) = mark(cx, member, attempt, hold) {
             if let Done::Failed {
                 why: failed,
                 output,
@@ -259,14 +270,33 @@ enum Ran {
     NotStarted(String),
     /// deployer lost sight of it: it may still be running on the host.
     Lost(String),
+    /// It is over without an exit status (it died with its host, or was
+    /// killed): why, and its log (a bounded tail). Nothing is waited for.
+    Gone(String, String),
 }
 
 /// Run `command` on the host detached from the session (see `detach`),
 /// and follow it until it ends: a slow run is reported as still running
-/// every `deploy_timeout`, never killed; a lost session is reopened once.
-fn run_detached(cx: &Context<'_>, member: &mut Member, dir: &str, command: &RemoteCommand) -> Ran {
+/// every `deploy_timeout`, never killed; a lost session is reopened once;
+/// a run that can no longer end (its host rebooted, its process is gone)
+/// is over. It starts only if the host's deploy lock is the attempt's at
+/// that moment, proven on the host in the step that starts it.
+fn run_detached(
+    cx: &Context<'_>,
+    member: &mut Member,
+    attempt: &Attempt,
+    dir: &str,
+    command: &RemoteCommand,
+) -> Ran {
     let ssh = &cx.config.ssh;
-    match member.run(&detach::start_command(dir, command), ssh.command_timeout) {
+    let started = member.run(
+        &detach::start_command(attempt.id(), dir, command),
+        ssh.command_timeout,
+    );
+    if let Some(holder) = started.as_ref().ok().and_then(lock::lost) {
+        return Ran::NotStarted(lock::lost_message(&holder));
+    }
+    match started {
         Ok(out) if out.success() && out.stdout.contains("STARTED") => {}
         Ok(out) if transport::sudo_wants_password(&out.stderr) => {
             return Ran::NotStarted(
@@ -312,6 +342,7 @@ fn run_detached(cx: &Context<'_>, member: &mut Member, dir: &str, command: &Remo
             Ok(out) if out.success() => match detach::parse_poll(&out.stdout) {
                 Ok(detach::Poll::Seen {
                     status,
+                    gone,
                     start,
                     end,
                     log: new,
@@ -338,6 +369,12 @@ fn run_detached(cx: &Context<'_>, member: &mut Member, dir: &str, command: &Remo
                             stdout_dropped: dropped,
                             ..transport::Output::default()
                         });
+                    }
+                    if let Some(why) = gone {
+                        return Ran::Gone(
+                            format!("the run in {dir} is over without an exit status: {why}"),
+                            log,
+                        );
                     }
                 }
                 Ok(detach::Poll::Missing) => {
@@ -393,17 +430,28 @@ fn install_and_check(
     member: &mut Member,
     plan: &Plan,
     command: &RemoteCommand,
-    dir: &str,
+    attempt: &Attempt,
     canary: bool,
     watched: &mut Watched,
 ) -> Done {
     let config = cx.config;
+    let dir = &detach::run_dir(attempt.id(), "install");
     let host = member.host().to_string();
     let started = Instant::now();
     let service = config.services.get(&plan.package).filter(|s| s.is_set());
     let since = service.map(|_| host_clock(member, config.ssh.command_timeout));
-    let out = match run_detached(cx, member, dir, command) {
+    let out = match run_detached(cx, member, attempt, dir, command) {
         Ran::Finished(out) => out,
+        Ran::Gone(why, log) => {
+            return Done::Failed {
+                why: format!(
+                    "unknown state: {why}; {}",
+                    dpkg_audit(member, config.ssh.command_timeout)
+                ),
+                output: log,
+                now: None,
+            }
+        }
         Ran::NotStarted(why) => {
             return Done::Failed {
                 why,
@@ -465,7 +513,7 @@ fn install_and_check(
     });
     if let Some(w) = &watch {
         if w.service.restarts() {
-            let (record, failure) = restart(cx, member, w);
+            let (record, failure) = restart(cx, member, attempt, w);
             watched.restart = Some(record);
             if let Some((why, output)) = failure {
                 watched.log_tail = w.tail(member, config.ssh.command_timeout);
@@ -572,6 +620,16 @@ fn host_clock(member: &mut Member, timeout: Duration) -> u64 {
     }
 }
 
+/// What `dpkg --audit` finds on the host, in one line for a host whose
+/// install is over without a status: the packages dpkg left unfinished,
+/// or that it found none, or why it could not be asked.
+fn dpkg_audit(member: &mut Member, timeout: Duration) -> String {
+    match member.run(&detach::audit_command(), timeout) {
+        Ok(out) => detach::describe_audit(&out),
+        Err(e) => format!("dpkg's state could not be read: {e}"),
+    }
+}
+
 /// Why the host cannot serve the units (no systemd), if it cannot.
 fn probe_systemd(member: &mut Member, timeout: Duration) -> Option<String> {
     let host = member.host().to_string();
@@ -640,6 +698,7 @@ impl Watch<'_> {
 fn restart(
     cx: &Context<'_>,
     member: &mut Member,
+    attempt: &Attempt,
     w: &Watch<'_>,
 ) -> (RestartRecord, Option<(String, String)>) {
     let timeout = cx.config.ssh.command_timeout;
@@ -669,11 +728,13 @@ fn restart(
             return failed(format!("cannot restart {what}: {why}"), String::new());
         }
     }
-    let cmd = s.restart_command();
+    let cmd = lock::guarded(attempt.id(), &s.restart_command());
     match member.run(&cmd, timeout) {
         Ok(out) if out.success() => {}
         Ok(out) => {
-            let why = if transport::sudo_wants_password(&out.stderr) {
+            let why = if let Some(holder) = lock::lost(&out) {
+                format!("{what} not restarted: {}", lock::lost_message(&holder))
+            } else if transport::sudo_wants_password(&out.stderr) {
                 HostError::SudoPassword {
                     user: member.login_user(),
                 }
@@ -992,20 +1053,28 @@ fn rollback_one(
     let dir = &detach::run_dir(attempt.id(), "rollback");
     let commands = plan.rollback_commands(step, super::preflight::lock_secs(cx));
     if let Some(unhold) = &commands.unhold {
-        if let Err(why) = mark(cx, member, unhold) {
+        if let Err(why) = mark(cx, member, attempt, unhold) {
             return Rollback::Failed(format!("rollback could not release the hold: {why}"));
         }
     }
-    let out = match run_detached(cx, member, dir, &commands.main) {
-        Ran::Finished(out) => out,
-        Ran::NotStarted(why) | Ran::Lost(why) => {
+    let ran = match run_detached(cx, member, attempt, dir, &commands.main) {
+        Ran::Finished(out) => Ok(out),
+        Ran::Gone(why, _) => Err(format!(
+            "{why}; {}",
+            dpkg_audit(member, config.ssh.command_timeout)
+        )),
+        Ran::NotStarted(why) | Ran::Lost(why) => Err(why),
+    };
+    let out = match ran {
+        Ok(out) => out,
+        Err(why) => {
             // the hold released above is set again: the host stays pinned
             // on what it runs
             let rehold = commands
                 .hold
                 .clone()
                 .or_else(|| commands.unhold.is_some().then(|| apt::hold(&plan.package)));
-            let held = match rehold.map(|h| mark(cx, member, &h)) {
+            let held = match rehold.map(|h| mark(cx, member, attempt, &h)) {
                 Some(Err(e)) => format!("; and the hold could not be set again: {e}"),
                 _ => String::new(),
             };
@@ -1013,7 +1082,7 @@ fn rollback_one(
         }
     };
     if let Some(hold) = &commands.hold {
-        if let Err(why) = mark(cx, member, hold) {
+        if let Err(why) = mark(cx, member, attempt, hold) {
             return Rollback::Failed(format!("rolled back, but could not set the hold: {why}"));
         }
     }
@@ -1033,7 +1102,7 @@ fn rollback_one(
                     None
                 },
             };
-            if let (_, Some((why, _))) = restart(cx, member, &w) {
+            if let (_, Some((why, _))) = restart(cx, member, attempt, &w) {
                 return Rollback::Failed(format!("rolled back, but {why}"));
             }
         }
@@ -1243,10 +1312,12 @@ pub fn publish(cx: &Context<'_>, fleet: &mut Fleet, plan: &Plan, record: &Record
 /// on. A host's badge depends on its stage and the one before, which this
 /// run read, so these are the badges `refresh-badges` would write; those
 /// whose bytes did not change are left alone. A host that cannot be
-/// written is a warning: the deploy's outcome stands.
+/// written is a warning: the deploy's outcome stands. They are written
+/// only under the attempt's deploy lock, proven on each host.
 pub fn refresh_badges(
     cx: &Context<'_>,
     fleet: &mut Fleet,
+    attempt: &Attempt,
     after: &super::Facts,
     stage: &str,
     records: &[HostRecord],
@@ -1290,6 +1361,7 @@ pub fn refresh_badges(
         &after.reports,
         dir,
         config.ssh.command_timeout,
+        Some(attempt.id()),
     );
     let written = outcomes
         .iter()

@@ -386,7 +386,14 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
     execute::announce(cx, &record);
     cx.console
         .document(serde_json::to_value(&record).expect("a record is JSON"));
-    execute::refresh_badges(cx, &mut fleet, &after, &stage.name, &summary.records);
+    execute::refresh_badges(
+        cx,
+        &mut fleet,
+        &attempt,
+        &after,
+        &stage.name,
+        &summary.records,
+    );
     fleet.release(&stage.name);
     Ok(summary.status)
 }

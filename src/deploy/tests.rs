@@ -1153,3 +1153,85 @@ fn quoted_apt_output_carries_no_carriage_return() {
         "{block}"
     );
 }
+
+/// Issue 17 item 1: the lock check said "ours", then (a stalled operator)
+/// the lock expired and bob took the host before the install started.
+/// The start proves the lock on the host in the same step, so nothing is
+/// installed, nothing is rolled back, no further host is tried, and the
+/// record says the lock was lost and to whom.
+#[test]
+fn a_lock_lost_between_its_check_and_the_install_changes_nothing() {
+    let s = Setup::new("rollback_on_failure = yes");
+    s.fake.world().hooks.push(Box::new(|world, host, line| {
+        if host == "p1" && line.contains("deployer-lock-check") {
+            world.hosts.get_mut("p1").unwrap().lock = Some("bob@desk".into());
+        }
+    }));
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_ne!(status, ExitStatus::Success, "{}", s.out.text());
+    assert!(s.host("p1").runs.is_empty(), "no run was started on p1");
+    assert!(
+        s.fake.world().ran("p1", "-rollback").is_empty(),
+        "no rollback"
+    );
+    for h in ["p1", "p2", "p3", "p4"] {
+        assert_eq!(s.version(h).as_deref(), Some(OLD), "{h}");
+    }
+    let r = s.history().pop().unwrap();
+    let m = message(&r, "p1");
+    assert!(m.contains("lock lost") && m.contains("bob@desk"), "{r}");
+    assert!(m.contains("nothing was changed"), "{r}");
+    assert_eq!(results(&r)[0], ("p1".to_string(), "failed".to_string()));
+    assert_eq!(results(&r)[2], ("p3".to_string(), "untouched".to_string()));
+}
+
+/// Issue 17 item 1: setting the hold again after the install is a change
+/// under the lock too: once the lock is lost it is not made, and the
+/// record says why.
+#[test]
+fn a_hold_is_not_set_once_the_lock_is_lost() {
+    let s = Setup::with_package("", "hold = yes");
+    s.fake.world().hooks.push(Box::new(|world, host, line| {
+        if host == "p1" && line.contains("deployer-poll") {
+            world.hosts.get_mut("p1").unwrap().lock = None;
+        }
+    }));
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_ne!(status, ExitStatus::Success, "{}", s.out.text());
+    assert_eq!(
+        s.version("p1").as_deref(),
+        Some(NEW),
+        "installed under the lock"
+    );
+    assert!(
+        !s.host("p1").held.contains("fastpath"),
+        "the hold was not set"
+    );
+    let r = s.history().pop().unwrap();
+    let m = message(&r, "p1");
+    assert!(m.contains("lock lost") && m.contains("nobody"), "{r}");
+}
+
+/// Issue 17 item 2: an install that is over without a status (its host
+/// rebooted) is not waited for: the host is `unknown`, with what dpkg
+/// says, and no further host is changed.
+#[test]
+fn an_install_gone_with_its_host_is_unknown_and_stops_the_rollout() {
+    let s = Setup::new("");
+    s.fake.world().hosts.get_mut("p1").unwrap().runs_gone =
+        Some("the host rebooted since the run started".into());
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_ne!(status, ExitStatus::Success, "{}", s.out.text());
+    let r = s.history().pop().unwrap();
+    assert_eq!(results(&r)[0], ("p1".to_string(), "unknown".to_string()));
+    let m = message(&r, "p1");
+    assert!(
+        m.contains("over without an exit status") && m.contains("rebooted"),
+        "{r}"
+    );
+    assert!(m.contains("half configured"), "dpkg --audit's words: {r}");
+    for h in ["p2", "p3", "p4"] {
+        assert_eq!(s.version(h).as_deref(), Some(OLD), "{h}");
+    }
+    assert_eq!(installs(&s), ["p1"]);
+}

@@ -60,6 +60,10 @@ pub struct FakeHost {
     /// Another process holds dpkg's lock: its pid and command, as apt
     /// names them (`4242 (unattended-upgr)`).
     pub dpkg_locked_by: Option<String>,
+    /// Detached runs die without a status (the host rebooted): polls say
+    /// `#gone` with this reason, and `dpkg --audit` finds the package
+    /// half-configured.
+    pub runs_gone: Option<String>,
 }
 
 /// Every pretend host, the repository, and what was run.
@@ -162,6 +166,25 @@ const FAKE_HOLDER: &str = "a fake operator";
 
 fn answer(world: &mut World, host: &str, line: &str, label: &str, stdin: &[u8]) -> Output {
     let h = world.hosts.get(host).cloned().unwrap_or_default();
+    // a change under the lock proves the lock first (lock::guarded,
+    // detach::start_command)
+    if (line.contains("deployer-guard ") || line.contains("deployer-start "))
+        && h.lock.as_deref() != Some(FAKE_HOLDER)
+    {
+        let holder = h.lock.as_deref().unwrap_or_default();
+        return fail(
+            crate::lock::LOST_STATUS,
+            &format!("DEPLOYER-LOCK-LOST {holder}\n"),
+        );
+    }
+    if line.contains("deployer-guard ") {
+        let inner = line.replace("deployer-guard ", "");
+        let inner = inner
+            .strip_suffix(" root")
+            .or_else(|| inner.strip_suffix(" user"))
+            .unwrap_or(&inner);
+        return answer(world, host, inner, label, stdin);
+    }
     if line.contains("deployer-start ") {
         let dir = word_after(line, "deployer-start ").to_string();
         let inner = line.replace("deployer-start ", "");
@@ -180,6 +203,11 @@ fn answer(world: &mut World, host: &str, line: &str, label: &str, stdin: &[u8]) 
         let dir = words.next().unwrap_or_default();
         let from: usize = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
         return match h.runs.get(dir) {
+            Some((_, log)) if h.runs_gone.is_some() => ok(format!(
+                "#gone {}\n#log 0 {}\n{log}",
+                h.runs_gone.as_deref().unwrap_or_default(),
+                log.len()
+            )),
             Some((status, log)) => {
                 let from = from.min(log.len());
                 ok(format!(
@@ -233,6 +261,15 @@ fn answer(world: &mut World, host: &str, line: &str, label: &str, stdin: &[u8]) 
             host.held.insert(package);
         }
         return ok(String::new());
+    }
+    if line.contains("dpkg --audit") {
+        return ok(match &h.runs_gone {
+            Some(_) => {
+                "The following packages are only half configured:\n fastpath  a fake package\n"
+                    .into()
+            }
+            None => String::new(),
+        });
     }
     if line.contains("dpkg-query -W") {
         let mut out = String::new();
