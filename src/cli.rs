@@ -5,6 +5,28 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::error::{exit_status_help, ExitStatus, ExitStatus::*};
+
+/// The examples of `deployer --help` (and of the manual page).
+pub const EXAMPLES: &str = "Examples:\n  deployer                      status of every stage\n  deployer --json               the same, for scripts\n  deployer --check              exit 4 if a rollout is pending, 5 on regression or drift\n  deployer --config deployer.ini.example";
+
+/// The exit statuses of `deploy` and `promote`.
+const DEPLOY_STATUSES: &[ExitStatus] = &[
+    Success,
+    Usage,
+    Refused,
+    FailedUnchanged,
+    FailedPartial,
+    Interrupted,
+];
+
+/// The text after a command's options in `--help`: its examples, then the
+/// exit statuses it may end with (every one when `statuses` is empty),
+/// worded as the one table in `error` words them.
+pub fn after_help(examples: &str, statuses: &[ExitStatus]) -> String {
+    format!("{examples}\n\n{}", exit_status_help(statuses))
+}
+
 /// Take Debian packages through a pipeline of stages over SSH.
 ///
 /// Without a command, shows which version of each package runs on each
@@ -14,7 +36,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "deployer",
     version = env!("DEPLOYER_VERSION"),
-    after_long_help = "Examples:\n  deployer                      status of every stage\n  deployer --json               the same, for scripts\n  deployer --check              exit 4 if a rollout is pending, 5 on regression or drift\n  deployer --config deployer.ini.example"
+    after_long_help = after_help(EXAMPLES, &[])
 )]
 pub struct Cli {
     /// Read this configuration file instead of searching for deployer.ini
@@ -95,7 +117,7 @@ pub enum ColorChoice {
 /// Options of the status view.
 #[derive(Debug, Clone, Default, Args)]
 pub struct StatusArgs {
-    /// Print the full status as JSON (shape documented in the README).
+    /// Print the full status as JSON (shape documented in docs/reference.md).
     #[arg(long)]
     pub json: bool,
 
@@ -147,7 +169,10 @@ pub enum Command {
     /// Install a version of a package on every host of a stage: the newest
     /// installable one, or exactly VERSION (an upgrade or a rollback).
     #[command(
-        after_long_help = "Examples:\n  deployer deploy fastpath                     newest version to the first stage\n  deployer deploy fastpath prod 0.81~pr748-191 exactly this version to prod\n  deployer deploy fastpath prod 0.77~pr705-119 roll prod back\n  deployer deploy fastpath hel --dry-run       show the plan, change nothing"
+        after_long_help = after_help(
+            "Examples:\n  deployer deploy fastpath                     newest version to the first stage\n  deployer deploy fastpath prod 0.81~pr748-191 exactly this version to prod\n  deployer deploy fastpath prod 0.77~pr705-119 roll prod back\n  deployer deploy fastpath hel --dry-run       show the plan, change nothing",
+            DEPLOY_STATUSES
+        )
     )]
     Deploy {
         /// The package, one of `deb_packages`.
@@ -162,7 +187,10 @@ pub enum Command {
     },
     /// Deploy to STAGE the version that runs on the stage before it.
     #[command(
-        after_long_help = "Examples:\n  deployer promote fastpath        to the first stage that is behind its left neighbour\n  deployer promote fastpath prod   what runs on the stage before prod, to prod"
+        after_long_help = after_help(
+            "Examples:\n  deployer promote fastpath        to the first stage that is behind its left neighbour\n  deployer promote fastpath prod   what runs on the stage before prod, to prod",
+            DEPLOY_STATUSES
+        )
     )]
     Promote {
         /// The package, one of `deb_packages`.
@@ -230,7 +258,10 @@ pub enum Command {
     #[command(
         name = "refresh-badges",
         alias = "refresh_badges",
-        after_long_help = "Examples:\n  deployer refresh_badges --quiet                 from cron: badges on every host, silent when all went well\n  deployer refresh-badges --output /var/www/pipeline   also DIR/STAGE/PKG.svg, DIR/host/HOST/PKG.svg and DIR/index.html\n  deployer refresh-badges --output out --no-host-badges --png\n\nExit status: 0 every badge is in place; 3 some hosts were unreachable or\ntheir badges could not be written (the others were); 2 bad configuration\nor command line, nothing written."
+        after_long_help = after_help(
+            "Examples:\n  deployer refresh_badges --quiet                 from cron: badges on every host, silent when all went well\n  deployer refresh-badges --output /var/www/pipeline   also DIR/STAGE/PKG.svg, DIR/host/HOST/PKG.svg and DIR/index.html\n  deployer refresh-badges --output out --no-host-badges --png",
+            &[Success, Internal, Usage, Unreachable]
+        )
     )]
     RefreshBadges(BadgeArgs),
     /// Show the deploy history, newest first.
@@ -256,7 +287,10 @@ pub enum Command {
     /// `badges_path` writable, and the stage the host says it is in
     /// (`DEPLOYMENT=` in /etc/machine-info). Changes nothing.
     #[command(
-        after_long_help = "Examples:\n  deployer check             every host of every stage\n  deployer check prod --json\n\nExit status: 0 every check passed; 3 some host failed a check (each failure\nis followed by a `note:` with the fix); 2 bad configuration or command line."
+        after_long_help = after_help(
+            "Examples:\n  deployer check             every host of every stage\n  deployer check prod --json",
+            &[Success, Usage, Unreachable]
+        )
     )]
     Check {
         /// Only this stage.
@@ -269,7 +303,10 @@ pub enum Command {
     /// newest first in dpkg order, marking the candidate and what each host
     /// runs. Runs `apt-get update` on the hosts first (as a deploy does).
     #[command(
-        after_long_help = "Examples:\n  deployer versions fastpath              every stage, after apt-get update\n  deployer versions fastpath prod --no-update --json\n\nExit status: 0 every host answered; 3 some did not (the others are listed);\n2 bad configuration or command line (an unknown package or stage)."
+        after_long_help = after_help(
+            "Examples:\n  deployer versions fastpath              every stage, after apt-get update\n  deployer versions fastpath prod --no-update --json",
+            &[Success, Usage, Unreachable]
+        )
     )]
     Versions {
         /// The package, one of `deb_packages`.
@@ -302,8 +339,8 @@ pub enum Command {
     },
     /// Print the manual page (roff): `deployer man | man -l -`.
     Man {
-        /// Write every page (deployer.1 and one deployer-COMMAND.1 per
-        /// command) into DIR instead.
+        /// Write every page (deployer.1, one deployer-COMMAND.1 per
+        /// command, and deployer.ini.5) into DIR instead.
         #[arg(long, value_name = "DIR")]
         output_dir: Option<PathBuf>,
     },
@@ -346,7 +383,10 @@ pub enum Command {
     /// own package on one host of the stage; read-only (no apt-get update,
     /// no sudo).
     #[command(
-        after_long_help = "Examples:\n  deployer changes fastpath                      what `deployer deploy fastpath` would send to the first stage\n  deployer changes fastpath prod                 what the version apt would install on prod brings\n  deployer changes fastpath prod 0.77~pr705-119  what a rollback of prod would take back\n  deployer changes fastpath prod --json\n\nExit status: 0 the review was shown (a package without a changelog is a note);\n3 some host of the stage did not answer (the others are counted);\n2 bad configuration or command line."
+        after_long_help = after_help(
+            "Examples:\n  deployer changes fastpath                      what `deployer deploy fastpath` would send to the first stage\n  deployer changes fastpath prod                 what the version apt would install on prod brings\n  deployer changes fastpath prod 0.77~pr705-119  what a rollback of prod would take back\n  deployer changes fastpath prod --json",
+            &[Success, Usage, Unreachable]
+        )
     )]
     Changes {
         /// The package, one of `deb_packages`.

@@ -1,8 +1,10 @@
 //! Exit statuses and the errors that cross module boundaries.
 //!
-//! Each exit status has one documented meaning (README, "Exit statuses"), so
-//! cron jobs and monitoring can branch on it. Host-level failures are
-//! [`HostError`]s: they are collected per host and never abort a whole run.
+//! Each exit status has one documented meaning, so cron jobs and monitoring
+//! can branch on it. [`EXIT_STATUSES`] is the one table of those meanings:
+//! `--help`, the manual page's EXIT STATUS and docs/reference.md (checked
+//! by a test) all come from it. Host-level failures are [`HostError`]s:
+//! they are collected per host and never abort a whole run.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -35,6 +37,91 @@ pub enum ExitStatus {
     /// A deploy was interrupted by a signal (SIGINT, SIGTERM, SIGHUP); the
     /// report and the history say which hosts were changed.
     Interrupted = 9,
+}
+
+impl ExitStatus {
+    /// The number the process exits with.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// What this status means, from [`EXIT_STATUSES`].
+    pub fn meaning(self) -> &'static str {
+        EXIT_STATUSES
+            .iter()
+            .find(|(s, _)| *s == self)
+            .map_or("", |(_, meaning)| meaning)
+    }
+}
+
+/// The one table of exit statuses and their meanings, in order. `--help`,
+/// the manual page and docs/reference.md are written from it.
+pub const EXIT_STATUSES: &[(ExitStatus, &str)] = &[
+    (ExitStatus::Success, "success; every host answered"),
+    (
+        ExitStatus::Internal,
+        "internal error, or a failure on this machine: the output or a local file could not be written (`refresh-badges --output`, `man --output-dir`), `ansible-inventory` could not be run",
+    ),
+    (
+        ExitStatus::Usage,
+        "bad command line or configuration; nothing was contacted",
+    ),
+    (
+        ExitStatus::Unreachable,
+        "some hosts could not be reached (status view, `refresh-badges`), their badges could not be written (`refresh-badges`), their history could not be read (`history --hosts`), they failed a check (`check`, `hosts --check`), or they did not say what they can install (`versions`) or what a version changes (`changes`); the others were served",
+    ),
+    (
+        ExitStatus::Pending,
+        "`--check`: a rollout is pending between two stages",
+    ),
+    (
+        ExitStatus::Attention,
+        "`--check`: a regression, drift inside a stage, or a broken package",
+    ),
+    (
+        ExitStatus::Refused,
+        "deploy/promote refused before any host was changed (guard, freeze, lock, dpkg busy, sudo, hold, side effects, rollback promise, history not writable, unavailable version, no confirmation); also `freeze` of a frozen stage, `unlock` without `--force`, and `freeze`, `unfreeze` or `unlock` where sudo does not work",
+    ),
+    (
+        ExitStatus::FailedUnchanged,
+        "deploy failed and no host was changed",
+    ),
+    (
+        ExitStatus::FailedPartial,
+        "deploy failed after changing some hosts, or left a host in an unknown state",
+    ),
+    (
+        ExitStatus::Interrupted,
+        "deploy stopped before its last batch by a signal (Ctrl-C, SIGTERM, SIGHUP) or by a freeze set during the rollout; the report and the history say which hosts changed",
+    ),
+];
+
+/// What follows the table wherever it is shown.
+pub const EXIT_STATUS_PRECEDENCE: &str =
+    "When several apply, status 3 takes precedence over 4 and 5. A closed pipe (`deployer | head`) exits quietly.";
+
+/// The exit statuses `statuses` as `--help` shows them: a heading, then
+/// one `N  meaning` line each, wrapped by clap. All of them when empty.
+pub fn exit_status_help(statuses: &[ExitStatus]) -> String {
+    let mut out = String::from("Exit status:");
+    for (status, meaning) in EXIT_STATUSES {
+        if statuses.is_empty() || statuses.contains(status) {
+            out.push_str(&format!("\n  {}  {meaning}", status.code()));
+        }
+    }
+    if statuses.is_empty() {
+        out.push_str(&format!("\n\n{EXIT_STATUS_PRECEDENCE}"));
+    }
+    out
+}
+
+/// The table as a Markdown table, as docs/reference.md carries it.
+pub fn exit_status_markdown() -> String {
+    let mut out = String::from("| Status | Meaning |\n| --- | --- |\n");
+    for (status, meaning) in EXIT_STATUSES {
+        out.push_str(&format!("| {} | {meaning} |\n", status.code()));
+    }
+    out
 }
 
 impl From<ExitStatus> for std::process::ExitCode {
@@ -354,6 +441,19 @@ mod tests {
         let shown = e.to_string();
         assert!(shown.contains("ran out of file descriptors while connecting to 10.0.0.1:22"));
         assert!(shown.contains("`ulimit -n`") && shown.contains("`parallelism`"));
+    }
+
+    #[test]
+    fn the_exit_status_table_lists_every_status_once_in_order() {
+        let codes: Vec<u8> = EXIT_STATUSES.iter().map(|(s, _)| s.code()).collect();
+        assert_eq!(codes, (0..=9).collect::<Vec<u8>>());
+        assert_eq!(ExitStatus::Refused.code(), 6);
+        assert!(ExitStatus::Pending.meaning().contains("rollout is pending"));
+        let help = exit_status_help(&[ExitStatus::Success, ExitStatus::Unreachable]);
+        assert!(help.starts_with("Exit status:\n  0  success"), "{help}");
+        assert!(help.contains("\n  3  some hosts") && !help.contains("\n  6 "));
+        assert!(exit_status_help(&[]).contains("\n  9  deploy stopped"));
+        assert!(exit_status_markdown().contains("| 7 | deploy failed and no host was changed |"));
     }
 
     #[test]

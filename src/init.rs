@@ -300,7 +300,7 @@ pub fn ini_text(stages: &[StageHosts], packages: &[String], origin: &Origin) -> 
         "#\n\
          # Comments are whole lines starting with `#` or `;`; there are no comments\n\
          # after a value. Lists are separated by spaces. Every key is described in\n\
-         # deployer.ini.example and in the README (\"Configuration\").\n\
+         # `man deployer.ini`, deployer.ini.example and docs/reference.md.\n\
          #\n\
          # deployer only reads this file while it belongs to you (or root) and nobody\n\
          # else can write to it: it decides which commands run on your hosts.\n\

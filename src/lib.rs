@@ -57,6 +57,7 @@ pub mod interrupt;
 pub mod lines;
 pub mod local_file;
 pub mod lock;
+pub mod manual;
 pub mod matrix;
 pub mod notify;
 pub mod openssh;

@@ -20,6 +20,9 @@ const SUBCOMMANDS: &[&str] = &[
     "completions",
     "man",
     "init",
+    "versions",
+    "changes",
+    "check",
 ];
 
 fn deployer() -> Command {
@@ -207,7 +210,16 @@ fn man_page_renders_with_man_and_lists_the_commands() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    for needle in ["NAME", "SYNOPSIS", "OPTIONS", "--config"] {
+    for needle in [
+        "NAME",
+        "SYNOPSIS",
+        "OPTIONS",
+        "--config",
+        "EXIT STATUS",
+        "ENVIRONMENT",
+        "FILES",
+        "SEE ALSO",
+    ] {
         assert!(text.contains(needle), "`{needle}` not in:\n{text}");
     }
     for sub in SUBCOMMANDS {
@@ -228,14 +240,56 @@ fn man_page_renders_with_man_and_lists_the_commands() {
     );
 }
 
+/// The deployer pages a text refers to, as `deployer-deploy(1)`:
+/// (`deployer-deploy`, `1`).
+fn page_references(text: &str) -> Vec<(String, char)> {
+    let mut found = Vec::new();
+    for (at, _) in text.match_indices("deployer") {
+        let rest = &text[at..];
+        let name_len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_'))
+            .unwrap_or(rest.len());
+        let after = &rest.as_bytes()[name_len..];
+        if after.len() >= 3 && after[0] == b'(' && after[1].is_ascii_digit() && after[2] == b')' {
+            found.push((rest[..name_len].to_owned(), after[1] as char));
+        }
+    }
+    found
+}
+
 #[test]
 fn man_output_dir_writes_one_page_per_command() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("man");
     stdout_of(deployer().arg("man").arg("--output-dir").arg(&out_dir));
-    for page in ["deployer.1", "deployer-deploy.1", "deployer-history.1"] {
+    for page in [
+        "deployer.1",
+        "deployer-deploy.1",
+        "deployer-history.1",
+        "deployer.ini.5",
+    ] {
         let text = std::fs::read_to_string(out_dir.join(page)).expect(page);
         assert!(text.contains(".TH"), "{page}");
+    }
+    // no page names one that is not there (as `deployer-help(1)` was)
+    let mut written: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    for page in &written {
+        let text = std::fs::read_to_string(out_dir.join(page)).unwrap();
+        let unescaped = text
+            .replace("\\-", "-")
+            .replace("\\fB", "")
+            .replace("\\fR", "");
+        for (name, section) in page_references(&unescaped) {
+            let want = format!("{name}.{section}");
+            assert!(
+                written.contains(&want),
+                "{page} names {name}({section}); pages: {written:?}"
+            );
+        }
     }
 }
 
@@ -315,9 +369,10 @@ fn build_deb_refuses_a_malformed_maintainer() {
     }
 }
 
-/// `packaging/build-deb`: the release binary, one manual page per command,
-/// the three completion scripts at their Debian paths, the example
-/// configuration and the copyright file, in a package whose binary runs
+/// `packaging/build-deb`: the release binary, one manual page per command
+/// and `deployer.ini(5)`, the three completion scripts at their Debian
+/// paths, the example configuration, the README with the docs/ it links
+/// to, and the copyright file, in a package whose binary runs
 /// and has no symbols, maintained by whom `DEB_MAINTAINER` says.
 /// Needs cargo-deb (`tests/run-all` installs it); builds in release mode,
 /// so it takes a few minutes the first time.
@@ -376,10 +431,15 @@ fn deb_package_has_every_file() {
         "./usr/share/man/man1/deployer.1.gz",
         "./usr/share/man/man1/deployer-deploy.1.gz",
         "./usr/share/man/man1/deployer-init.1.gz",
+        "./usr/share/man/man5/deployer.ini.5.gz",
         "./usr/share/bash-completion/completions/deployer",
         "./usr/share/zsh/vendor-completions/_deployer",
         "./usr/share/fish/vendor_completions.d/deployer.fish",
         "./usr/share/doc/deployer/deployer.ini.example",
+        "./usr/share/doc/deployer/README.md",
+        "./usr/share/doc/deployer/docs/guide.md",
+        "./usr/share/doc/deployer/docs/reference.md",
+        "./usr/share/doc/deployer/docs/troubleshooting.md",
         "./usr/share/doc/deployer/copyright",
     ] {
         assert!(
@@ -445,6 +505,46 @@ fn deb_package_has_every_file() {
             .expect("man runs");
         let text = String::from_utf8_lossy(&page.stdout);
         assert!(text.contains("--from-ansible"), "{text}");
+        for (page, needles) in [
+            (
+                "usr/share/man/man1/deployer.1.gz",
+                &["EXIT STATUS", "ENVIRONMENT", "FILES"][..],
+            ),
+            (
+                "usr/share/man/man5/deployer.ini.5.gz",
+                &["deb_packages", "[stage:NAME]"][..],
+            ),
+        ] {
+            let shown = Command::new("man")
+                .arg("-l")
+                .arg(tree.join(page))
+                .env("MANWIDTH", "100")
+                .env("PAGER", "cat")
+                .env("MANPAGER", "cat")
+                .output()
+                .expect("man runs");
+            let text = String::from_utf8_lossy(&shown.stdout);
+            for needle in needles {
+                assert!(text.contains(needle), "`{needle}` not in {page}:\n{text}");
+            }
+        }
+        // every page another page names is in the package
+        let listed: Vec<&str> = paths.iter().map(|p| p.trim_start_matches("./")).collect();
+        let top = stdout_of(
+            Command::new("man")
+                .arg("-l")
+                .arg(tree.join("usr/share/man/man1/deployer.1.gz"))
+                .env("MANWIDTH", "400")
+                .env("PAGER", "cat")
+                .env("MANPAGER", "cat"),
+        );
+        for (name, section) in page_references(&top) {
+            let want = format!("usr/share/man/man{section}/{name}.{section}.gz");
+            assert!(
+                listed.contains(&want.as_str()),
+                "deployer.1 names {name}({section}), not in the package"
+            );
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! `deployer completions SHELL` and `deployer man`: shell completion
-//! scripts (`clap_complete`) and manual pages (`clap_mangen`), generated
+//! scripts (`clap_complete`) and manual pages (`crate::manual`), generated
 //! from the very `clap` definitions in `cli`, so they never fall out of
 //! step with the command line.
 //!
@@ -113,9 +113,9 @@ pub fn write_script(shell: CompletionShell, dynamic: bool, out: &mut dyn Write) 
     Ok(())
 }
 
-/// Write the manual page `deployer.1` (roff).
+/// Write the manual page `deployer.1` (roff; see [`crate::manual`]).
 pub fn write_man(out: &mut dyn Write) -> io::Result<()> {
-    clap_mangen::Man::new(Cli::command()).render(out)
+    crate::manual::write_deployer_1(out)
 }
 
 /// `deployer completions SHELL [--dynamic]`.
@@ -125,21 +125,19 @@ pub(crate) fn completions(shell: CompletionShell, dynamic: bool) -> Result<ExitS
 }
 
 /// `deployer man [--output-dir DIR]`: the page on stdout, or every page
-/// (`deployer.1`, `deployer-COMMAND.1`) written into DIR.
+/// (`deployer.1`, `deployer-COMMAND.1`, `deployer.ini.5`) written into DIR.
 pub(crate) fn man(output_dir: Option<&Path>) -> Result<ExitStatus, Fatal> {
     let Some(dir) = output_dir else {
         emit(write_man)?;
         return Ok(ExitStatus::Success);
     };
-    std::fs::create_dir_all(dir)
-        .and_then(|()| clap_mangen::generate_to(Cli::command(), dir))
-        .map_err(|e| {
-            Fatal::usage(format!(
-                "cannot write the manual pages into `{}`: {e}",
-                dir.display()
-            ))
-            .status(ExitStatus::Internal)
-        })?;
+    crate::manual::write_pages(dir).map_err(|e| {
+        Fatal::usage(format!(
+            "cannot write the manual pages into `{}`: {e}",
+            dir.display()
+        ))
+        .status(ExitStatus::Internal)
+    })?;
     Ok(ExitStatus::Success)
 }
 

@@ -19,7 +19,7 @@
 mod error;
 mod locate;
 mod scan;
-mod schema;
+pub mod schema;
 mod value;
 
 use std::collections::{BTreeMap, BTreeSet};

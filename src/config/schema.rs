@@ -24,6 +24,10 @@ pub struct Key {
     pub name: &'static str,
     /// How its value is written.
     pub form: Form,
+    /// Its default (`required` when it has none and must be given).
+    pub default: &'static str,
+    /// What it sets, in one line (deployer.ini(5) and docs/reference.md).
+    pub meaning: &'static str,
 }
 
 /// One kind of section: `[KIND]`, or `[KIND:NAME]` when `named`.
@@ -37,24 +41,30 @@ pub struct SectionKind {
     pub keys: &'static [Key],
 }
 
-const fn single(name: &'static str) -> Key {
+const fn single(name: &'static str, default: &'static str, meaning: &'static str) -> Key {
     Key {
         name,
         form: Form::Single,
+        default,
+        meaning,
     }
 }
 
-const fn list(name: &'static str) -> Key {
+const fn list(name: &'static str, default: &'static str, meaning: &'static str) -> Key {
     Key {
         name,
         form: Form::List,
+        default,
+        meaning,
     }
 }
 
-const fn command(name: &'static str) -> Key {
+const fn command(name: &'static str, default: &'static str, meaning: &'static str) -> Key {
     Key {
         name,
         form: Form::Command,
+        default,
+        meaning,
     }
 }
 
@@ -63,28 +73,28 @@ pub const ENVIRONMENT: SectionKind = SectionKind {
     kind: "environment",
     named: false,
     keys: &[
-        single("badges_path"),
-        list("deb_packages"),
-        list("stages"),
-        single("ssh_user"),
-        single("ssh_port"),
-        list("ssh_identity_file"),
-        single("ssh_config"),
-        single("ssh_proxy_jump"),
-        single("known_hosts"),
-        single("accept_new_host_keys"),
-        single("connect_timeout"),
-        single("command_timeout"),
-        single("deploy_timeout"),
-        single("lock_timeout"),
-        single("lock_expiry"),
-        single("parallelism"),
-        single("max_startups"),
-        single("history_file"),
-        single("batch_size"),
-        single("rollback_on_failure"),
-        single("badges_after_deploy"),
-        single("badges_png"),
+        single("badges_path", "none", "the directory on every host where `refresh-badges` writes `PKG.svg`"),
+        list("deb_packages", "required", "the packages managed, in display order"),
+        list("stages", "required", "the stages, least critical first"),
+        single("ssh_user", "`User` from the ssh config, else your account's name (as OpenSSH: not `$USER`)", "the login user for every host"),
+        single("ssh_port", "`Port` from the ssh config, else 22", "the port for every host"),
+        list("ssh_identity_file", "none", "extra private keys, tried after the agent, before `IdentityFile`"),
+        single("ssh_config", "`~/.ssh/config`, then `/etc/ssh/ssh_config`", "the OpenSSH client configuration to read instead (like `ssh -F`)"),
+        single("ssh_proxy_jump", "`ProxyJump` from the ssh config", "jump hosts, `[user@]host[:port]` separated by commas, first hop first, or `none` (like `ssh -J`)"),
+        single("known_hosts", "`UserKnownHostsFile`, else `~/.ssh/known_hosts`", "the known hosts file for host keys (and where accepted new keys are recorded)"),
+        single("accept_new_host_keys", "no", "record the keys of hosts never seen before (changed keys are still refused)"),
+        single("connect_timeout", "`ConnectTimeout`, else 10s", "TCP connect, SSH handshake and login"),
+        single("command_timeout", "30s", "one read-only command (`dpkg-query`, `apt-cache`)"),
+        single("deploy_timeout", "10m", "one host's `apt-get` run"),
+        single("lock_timeout", "60s", "how long apt waits for a dpkg or lists lock held by someone else"),
+        single("lock_expiry", "90s", "a deploy lock frees itself this long after its holder's last heartbeat"),
+        single("parallelism", "64", "hosts contacted at once"),
+        single("max_startups", "8", "connections starting (not yet logged in) at once to one SSH server"),
+        single("history_file", "`deployer-history.jsonl` beside the configuration", "the local audit log"),
+        single("batch_size", "1", "hosts changed at once after the first"),
+        single("rollback_on_failure", "no", "put changed hosts back when a rollout fails"),
+        single("badges_after_deploy", "yes", "refresh the badges of the hosts a deploy changed, over its connections (only with `badges_path`)"),
+        single("badges_png", "no", "also write `PKG.png` beside every SVG badge (as `refresh-badges --png`)"),
     ],
 };
 
@@ -92,7 +102,7 @@ pub const ENVIRONMENT: SectionKind = SectionKind {
 pub const STAGE: SectionKind = SectionKind {
     kind: "stage",
     named: true,
-    keys: &[list("hosts"), single("critical"), single("ssh_proxy_jump")],
+    keys: &[list("hosts", "required", "`name`, `user@name`, `name:port`, `[2001:db8::1]:port`, or `local`"), single("critical", "yes for every stage but the first", "ask for confirmation before deploying"), single("ssh_proxy_jump", "`ProxyJump` from the ssh config", "jump hosts, `[user@]host[:port]` separated by commas, first hop first, or `none` (like `ssh -J`)")],
 };
 
 /// `[package:NAME]`: options of one package of `deb_packages`.
@@ -100,12 +110,12 @@ pub const PACKAGE: SectionKind = SectionKind {
     kind: "package",
     named: true,
     keys: &[
-        command("health_check"),
-        single("hold"),
-        list("units"),
-        single("restart"),
-        command("restart_command"),
-        command("logs_command"),
+        command("health_check", "none", "shell command run on each host after its install"),
+        single("hold", "no", "pin the deployed version with `apt-mark hold`; deploys release and set it"),
+        list("units", "none", "systemd units that run the package (`fastpath` is `fastpath.service`)"),
+        single("restart", "no", "restart the units on each host after its install, before the health check"),
+        command("restart_command", "none", "shell command that restarts the service, instead of `systemctl` (hosts without systemd)"),
+        command("logs_command", "none", "shell command printing the service's recent log lines, instead of `journalctl`"),
     ],
 };
 
@@ -114,11 +124,11 @@ pub const NOTIFY: SectionKind = SectionKind {
     kind: "notify",
     named: false,
     keys: &[
-        single("webhook_url"),
-        single("webhook_format"),
-        single("webhook_allow_http"),
-        command("notify_command"),
-        list("notify_on"),
+        single("webhook_url", "none", "`http://` or `https://` URL that receives a POST for each deploy event"),
+        single("webhook_format", "`text`", "`text` (plain-text body, ntfy style) or `slack` (JSON `{\"text\": ...}`)"),
+        single("webhook_allow_http", "no", "accept an `http://` `webhook_url`, which carries its token in clear (refused otherwise)"),
+        command("notify_command", "none", "shell command run here for each event, the history record as JSON on stdin"),
+        list("notify_on", "all", "events announced: `start success failure interrupt`"),
     ],
 };
 

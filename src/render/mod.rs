@@ -311,7 +311,8 @@ struct JsonStatus<'a> {
     summary: crate::matrix::Summary,
 }
 
-/// Write the full status as one JSON document (shape: README, "JSON output").
+/// Write the full status as one JSON document (shape: docs/reference.md,
+/// "JSON shapes").
 pub fn json(
     m: &Matrix,
     reports: &[crate::matrix::HostReport],
