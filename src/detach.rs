@@ -306,10 +306,7 @@ pub fn describe_audit(out: &crate::transport::Output) -> String {
         let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
         format!(
             "`dpkg --audit` says: {}",
-            crate::text::clip(
-                &crate::text::one_line(&words),
-                crate::error::REMOTE_TEXT_MAX
-            )
+            crate::text::clipped_line(&words, crate::text::REMOTE_TEXT_MAX)
         )
     }
 }

@@ -412,10 +412,7 @@ pub fn failure(out: &Output) -> String {
     if let Some(why) = crate::hostpath::refused(&out.stderr) {
         return format!("refused: {why}");
     }
-    let said = crate::text::clip(
-        &crate::text::one_line(out.stderr.trim()),
-        crate::error::REMOTE_TEXT_MAX,
-    );
+    let said = crate::text::clipped_line(out.stderr.trim(), crate::text::REMOTE_TEXT_MAX);
     if said.is_empty() {
         format!("exit status {}", out.status)
     } else {
