@@ -28,6 +28,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::command::RemoteCommand;
+use crate::console::Console;
 use crate::local_file;
 use crate::operator::{self, Operator};
 use crate::text;
@@ -200,6 +201,17 @@ impl Attempt {
             duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             hosts: Vec::new(),
             changes: Vec::new(),
+        }
+    }
+
+    /// The record of this attempt refused on `stage` before any host was
+    /// changed: `reason` says why. Every command's refusal is made here
+    /// (deploy's adds the package and version it aimed for) and put on
+    /// record with [`put_on_record`].
+    pub fn refused(&self, stage: &str, reason: String) -> Record {
+        Record {
+            reason: Some(reason),
+            ..self.record(stage, Outcome::Refused)
         }
     }
 }
@@ -390,6 +402,15 @@ pub fn append_or_warn(path: &Path, record: &Record) {
             path.display()
         );
     }
+}
+
+/// Put `record` on record, as every command does with an attempt's
+/// record, refused ones first: appended to the history at `path` (a
+/// failure to append is an error line: the attempt's outcome stands) and
+/// kept as the command's `--json` document.
+pub fn put_on_record(path: &Path, console: &Console, record: &Record) {
+    append_or_warn(path, record);
+    console.document(serde_json::to_value(record).expect("a record is JSON"));
 }
 
 /// Append `record` to the log at `path` as one line, durably.
