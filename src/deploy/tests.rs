@@ -10,12 +10,12 @@ use serde_json::Value;
 use super::*;
 use crate::config::Config;
 use crate::console::{Captured, Console, Scripted};
+use crate::fleet::fake::{Fake, FakeHost};
 use crate::fleet::Fleet;
 use crate::history::{HostRecord, HostResult};
 use crate::interrupt::Interrupt;
 use crate::render::Color;
 use crate::ssh_config::SshConfigFile;
-use crate::transport::fake::{Fake, FakeHost};
 use crate::transport::{resolve_targets, LocalContext};
 
 const OLD: &str = "0.77~pr705-119";
