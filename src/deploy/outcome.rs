@@ -1,8 +1,8 @@
 //! What a rollout and its rollback did, as values: per host, what was done
 //! ([`Done`]), what the rollback policy did ([`Rollback`]) and what the
 //! service step left ([`Watched`]); for the rollout, why it stopped early
-//! ([`Stop`]). Pure: the execute phases fill them in, [`super::report`]
-//! reads them.
+//! ([`Stop`]). Pure: [`super::rollout`] and [`super::rollback`] fill them
+//! in, [`super::report`] reads them.
 
 use crate::history::RestartRecord;
 use crate::status::PackageState;
