@@ -2287,4 +2287,35 @@ mod tests {
         assert_eq!(read_host(&dir), "");
         assert_eq!(parse_host_log("h", "", 0), (Vec::new(), Vec::new()));
     }
+
+    #[test]
+    fn a_refusal_is_put_on_record_in_the_history_and_as_the_json_document() {
+        use crate::console::{Captured, Scripted};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deployer-history.jsonl");
+        let console = Console::new(
+            Box::new(Captured::default()),
+            Box::new(Captured::default()),
+            Box::new(Scripted(Vec::new())),
+            crate::render::Color::Never,
+        );
+        let attempt = Attempt::start("unlock");
+        let refused = attempt.refused("prod", "refused without --force: stuck".into());
+        assert_eq!(refused.outcome, Outcome::Refused);
+        assert_eq!(refused.id, attempt.id());
+        assert_eq!(refused.stage, "prod");
+        assert_eq!(refused.action, "unlock");
+        assert_eq!(
+            refused.reason.as_deref(),
+            Some("refused without --force: stuck")
+        );
+        assert!(refused.hosts.is_empty());
+
+        put_on_record(&path, &console, &refused);
+        assert_eq!(read(&path).unwrap().records, vec![refused.clone()]);
+        assert_eq!(
+            console.take_document(),
+            Some(serde_json::to_value(&refused).unwrap())
+        );
+    }
 }

@@ -68,13 +68,27 @@ impl Attempt {
         hosts: Vec<HostRecord>,
     ) -> Record {
         Record {
+            reason,
+            hosts,
+            ..self.detailed(self.inner.record(&self.stage, outcome))
+        }
+    }
+
+    /// The record of this attempt refused before any host was changed,
+    /// made as every command's refusal is ([`history::Attempt::refused`]),
+    /// with what a deploy adds: the package, the version aimed for.
+    pub fn refused(&self, reason: String) -> Record {
+        self.detailed(self.inner.refused(&self.stage, reason))
+    }
+
+    /// `base` with what a deploy's records add to every record.
+    fn detailed(&self, base: Record) -> Record {
+        Record {
             package: Some(self.package.to_string()),
             version: self.version.as_ref().map(ToString::to_string),
-            reason,
             forced: self.forced,
-            hosts,
             changes: self.changes.clone(),
-            ..self.inner.record(&self.stage, outcome)
+            ..base
         }
     }
 }

@@ -43,20 +43,19 @@ pub fn record_if_stopped(cx: &Context<'_>, attempt: &Attempt) {
         .on_exit(move || history::append_or_warn(&path, &record));
 }
 
-/// Record an attempt that ends before any change as every command records
-/// one ([`history::put_on_record`]: in the history, and as the `--json`
+/// Put on record an attempt that ends before any change as every command
+/// does ([`history::put_on_record`]: in the history, and as the `--json`
 /// document); a dry run records nothing, and prints no record.
-fn record_ended(cx: &Context<'_>, attempt: &Attempt, outcome: Outcome, message: &str) {
+fn record_ended(cx: &Context<'_>, record: &Record) {
     if !cx.opts.dry_run {
-        let record = attempt.to_record(outcome, Some(message.to_string()), Vec::new());
-        history::put_on_record(&cx.config.history_file, cx.console, &record);
+        history::put_on_record(&cx.config.history_file, cx.console, record);
     }
 }
 
 /// Refuse: record it (also as the `--json` document) and build the
 /// error (exit status 6).
 pub fn refuse(cx: &Context<'_>, attempt: &Attempt, message: String, notes: Vec<String>) -> Fatal {
-    record_ended(cx, attempt, Outcome::Refused, &message);
+    record_ended(cx, &attempt.refused(message.clone()));
     let mut f = Fatal::usage(message).status(ExitStatus::Refused);
     f.notes = notes;
     f.notes.push("no host was changed".to_string());
@@ -71,7 +70,10 @@ pub fn fail_unchanged(
     message: String,
     notes: Vec<String>,
 ) -> Fatal {
-    record_ended(cx, attempt, Outcome::Failed, &message);
+    record_ended(
+        cx,
+        &attempt.to_record(Outcome::Failed, Some(message.clone()), Vec::new()),
+    );
     let mut f = Fatal::usage(message).status(ExitStatus::FailedUnchanged);
     f.notes = notes;
     f.notes.push("no package was changed".to_string());
