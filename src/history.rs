@@ -27,6 +27,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::command::RemoteCommand;
+use crate::console::Console;
 use crate::local_file;
 use crate::operator::{self, Operator};
 use crate::text;
@@ -199,6 +200,17 @@ impl Attempt {
             duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             hosts: Vec::new(),
             changes: Vec::new(),
+        }
+    }
+
+    /// The record of this attempt refused on `stage` before any host was
+    /// changed: `reason` says why. Every command's refusal is made here
+    /// (deploy's adds the package and version it aimed for) and put on
+    /// record with [`put_on_record`].
+    pub fn refused(&self, stage: &str, reason: String) -> Record {
+        Record {
+            reason: Some(reason),
+            ..self.record(stage, Outcome::Refused)
         }
     }
 }
@@ -389,6 +401,15 @@ pub fn append_or_warn(path: &Path, record: &Record) {
             path.display()
         );
     }
+}
+
+/// Put `record` on record, as every command does with an attempt's
+/// record, refused ones first: appended to the history at `path` (a
+/// failure to append is an error line: the attempt's outcome stands) and
+/// kept as the command's `--json` document.
+pub fn put_on_record(path: &Path, console: &Console, record: &Record) {
+    append_or_warn(path, record);
+    console.document(serde_json::to_value(record).expect("a record is JSON"));
 }
 
 /// Append `record` to the log at `path` as one line, durably.
@@ -2211,5 +2232,36 @@ mod tests {
         fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         assert_eq!(read_host(&dir), "");
         assert_eq!(parse_host_log("h", "", 0), (Vec::new(), Vec::new()));
+    }
+
+    #[test]
+    fn a_refusal_is_put_on_record_in_the_history_and_as_the_json_document() {
+        use crate::console::{Captured, Scripted};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deployer-history.jsonl");
+        let console = Console::new(
+            Box::new(Captured::default()),
+            Box::new(Captured::default()),
+            Box::new(Scripted(Vec::new())),
+            crate::render::Color::Never,
+        );
+        let attempt = Attempt::start("unlock");
+        let refused = attempt.refused("prod", "refused without --force: stuck".into());
+        assert_eq!(refused.outcome, Outcome::Refused);
+        assert_eq!(refused.id, attempt.id());
+        assert_eq!(refused.stage, "prod");
+        assert_eq!(refused.action, "unlock");
+        assert_eq!(
+            refused.reason.as_deref(),
+            Some("refused without --force: stuck")
+        );
+        assert!(refused.hosts.is_empty());
+
+        put_on_record(&path, &console, &refused);
+        assert_eq!(read(&path).unwrap().records, vec![refused.clone()]);
+        assert_eq!(
+            console.take_document(),
+            Some(serde_json::to_value(&refused).unwrap())
+        );
     }
 }

@@ -6,7 +6,8 @@
 //! - The commands: [`cli`] (the clap definitions, nothing else), `app`
 //!   (glue, one module per command: load the configuration, reach the
 //!   hosts, print, choose the exit status) and [`deploy`] (deploys,
-//!   rollbacks and promotions: request, preflight, execute, report).
+//!   rollbacks and promotions: request, preflight, rollout and rollback,
+//!   aftermath, report).
 //! - The pure core, values in and values out, never a file, a socket or a
 //!   terminal: [`version`] and [`package`] (Debian's rules for versions and
 //!   package names), [`status`] (what dpkg says), [`matrix`] and [`render`]

@@ -34,8 +34,7 @@ pub(super) fn command(
     // everything typed is checked before any host is contacted
     let checked = deploy::validate(&config, request, &opts).inspect_err(|fatal| {
         if !opts.dry_run {
-            let record = deploy::record_rejected(&config, request, fatal);
-            console.document(serde_json::to_value(&record).expect("a record is JSON"));
+            deploy::record_rejected(&config, console, request, fatal);
         }
     })?;
     // only the stages the request needs are connected to

@@ -82,12 +82,9 @@ pub fn apply(
             })
             .collect();
         if !existing.is_empty() {
-            let record = Record {
-                reason: reason.map(str::to_string),
-                ..attempt.record(stage, Outcome::Refused)
-            };
-            history::append_or_warn(&config.history_file, &record);
-            console.document(serde_json::to_value(&record).expect("a record is JSON"));
+            let reason = reason.unwrap_or_default().to_string();
+            let record = attempt.refused(stage, reason);
+            history::put_on_record(&config.history_file, console, &record);
             let mut f = Fatal::usage(format!("stage `{stage}` is already frozen"))
                 .status(ExitStatus::Refused);
             f.notes = existing;
@@ -100,15 +97,11 @@ pub fn apply(
     // root writes the record: sudo must work wherever it is written
     let answers = crate::sudo::ask_stage(&mut fleet, stage, timeout);
     if let Some(f) = crate::sudo::refusal(action, stage, &answers) {
-        let record = Record {
-            reason: Some(match reason {
-                Some(r) => format!("{}: {r}", f.message),
-                None => f.message.clone(),
-            }),
-            ..attempt.record(stage, Outcome::Refused)
+        let why = match reason {
+            Some(r) => format!("{}: {r}", f.message),
+            None => f.message.clone(),
         };
-        history::append_or_warn(&config.history_file, &record);
-        console.document(serde_json::to_value(&record).expect("a record is JSON"));
+        history::put_on_record(&config.history_file, console, &attempt.refused(stage, why));
         return Err(f);
     }
     let results = fleet.on_stage(stage, |m| {
@@ -154,8 +147,7 @@ pub fn apply(
         hosts,
         ..attempt.record(stage, outcome)
     };
-    history::append_or_warn(&config.history_file, &record);
-    console.document(serde_json::to_value(&record).expect("a record is JSON"));
+    history::put_on_record(&config.history_file, console, &record);
     if problems.is_empty() {
         let done = if reason.is_some() {
             "frozen"

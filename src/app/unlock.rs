@@ -38,12 +38,8 @@ pub fn apply(
 ) -> Result<ExitStatus, Fatal> {
     let attempt = history::Attempt::start("unlock");
     if !force {
-        let record = Record {
-            reason: Some(format!("refused without --force: {reason}")),
-            ..attempt.record(stage, Outcome::Refused)
-        };
-        history::append_or_warn(&config.history_file, &record);
-        console.document(serde_json::to_value(&record).expect("a record is JSON"));
+        let record = attempt.refused(stage, format!("refused without --force: {reason}"));
+        history::put_on_record(&config.history_file, console, &record);
         return Err(Fatal::usage(format!(
             "breaking the deploy lock of `{stage}` needs `--force`"
         ))
@@ -54,12 +50,10 @@ pub fn apply(
     let answers = crate::sudo::ask_stage(&mut fleet, stage, config.ssh.command_timeout);
     if let Some(f) = crate::sudo::refusal("unlock", stage, &answers) {
         let record = Record {
-            reason: Some(format!("{}: {reason}", f.message)),
             forced: true,
-            ..attempt.record(stage, Outcome::Refused)
+            ..attempt.refused(stage, format!("{}: {reason}", f.message))
         };
-        history::append_or_warn(&config.history_file, &record);
-        console.document(serde_json::to_value(&record).expect("a record is JSON"));
+        history::put_on_record(&config.history_file, console, &record);
         return Err(f);
     }
     let command = lock::unlock_command();
@@ -102,8 +96,7 @@ pub fn apply(
         hosts,
         ..attempt.record(stage, outcome)
     };
-    history::append_or_warn(&config.history_file, &record);
-    console.document(serde_json::to_value(&record).expect("a record is JSON"));
+    history::put_on_record(&config.history_file, console, &record);
     if problems.is_empty() {
         return Ok(ExitStatus::Success);
     }

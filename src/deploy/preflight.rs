@@ -20,8 +20,11 @@ use crate::status::PackageState;
 use crate::sudo;
 use crate::transport;
 
+use super::attempt::Attempt;
+use super::context::{read_facts, Context, Facts};
+use super::host::{remote_text, run_waiting_for_lock};
+use super::record;
 use super::request::Target;
-use super::{read_facts, Attempt, Context, Facts};
 
 /// A decided deploy, ready to run.
 pub struct Prepared {
@@ -140,27 +143,6 @@ impl Prepared {
     }
 }
 
-/// The longest line of a host's output shown in a report, in characters.
-const LINE_MAX: usize = 500;
-
-/// The last lines of `text`, marked off and named after `host`, each cut
-/// to a readable length, progress meters settled, control characters
-/// escaped.
-pub fn host_block(host: &str, text: &str) -> String {
-    let text = crate::text::for_terminal(&crate::text::settle_progress(text));
-    let body: Vec<String> = text
-        .trim_end()
-        .lines()
-        .rev()
-        .take(15)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .map(|l| format!("    | {}", crate::text::clip(l, LINE_MAX)))
-        .collect();
-    format!("{host} said:\n{}", body.join("\n"))
-}
-
 /// Run every check, take the lock, and make the plan.
 pub fn prepare(
     cx: &Context<'_>,
@@ -179,7 +161,9 @@ pub fn prepare(
     } else {
         // an attempt that cannot be recorded is not made
         if let Err(e) = history::check_writable(&cx.config.history_file) {
-            return Err(attempt.refuse(
+            return Err(record::refuse(
+                cx,
+                attempt,
                 format!("the history cannot be written: {e}"),
                 vec![e.note().to_string()],
             ));
@@ -292,7 +276,7 @@ pub fn fetch_changelog(
         Some((_, Ok(out))) => {
             changelog::read_fetched(out.status, &out.stdout, &out.stderr, out.stdout_dropped)
         }
-        Some((_, Err(e))) => Err(super::remote_text(&e.to_string())),
+        Some((_, Err(e))) => Err(remote_text(&e.to_string())),
         None => Err(format!("host `{host}` is not connected")),
     }
 }
@@ -320,7 +304,9 @@ fn ready(
         .filter_map(|r| r.result.as_ref().err().map(|e| format!("{}: {e}", r.host)))
         .collect();
     if !down.is_empty() {
-        return Err(attempt.refuse(
+        return Err(record::refuse(
+            cx,
+            attempt,
             format!(
                 "{} host(s) of `{}` cannot be reached; refusing a partial deploy",
                 down.len(),
@@ -334,7 +320,7 @@ fn ready(
         return Ok(());
     }
     if !cx.opts.override_freeze {
-        return Err(attempt.refuse(
+        return Err(record::refuse(cx, attempt,
             format!("stage `{}` is frozen", stage.name),
             frozen
                 .into_iter()
@@ -394,7 +380,9 @@ fn sudo_works(
     if failing == 0 {
         return Ok(());
     }
-    Err(attempt.refuse(
+    Err(record::refuse(
+        cx,
+        attempt,
         format!("sudo does not work without a password on {failing} host(s) of `{stage}`"),
         sudo::refusal_notes(&answers, true),
     ))
@@ -448,7 +436,7 @@ fn take_lock(
     } else {
         format!("`{stage}` is being deployed to by someone else")
     };
-    Err(attempt.refuse(headline, problems))
+    Err(record::refuse(cx, attempt, headline, problems))
 }
 
 /// What kept the lock from being taken on a host, in one line; `None`
@@ -478,7 +466,7 @@ fn update_lists(
     ));
     let timeout = cx.config.ssh.deploy_timeout;
     let answers = fleet.on_stage(stage, |m| {
-        super::execute::run_waiting_for_lock(cx, m, &apt::update(), timeout, apt::update_lock_busy)
+        run_waiting_for_lock(cx, m, &apt::update(), timeout, apt::update_lock_busy)
     });
     let mut fetch_failed = false;
     let mut failed: Vec<String> = answers
@@ -505,7 +493,9 @@ fn update_lists(
                 .to_string(),
         );
     }
-    Err(attempt.fail_unchanged(
+    Err(record::fail_unchanged(
+        cx,
+        attempt,
         format!("`apt-get update` failed on {count} host(s) of `{stage}`"),
         failed,
     ))
@@ -546,7 +536,9 @@ fn dpkg_idle(
          or raise `lock_timeout` in deployer.ini, then deploy again"
             .to_string(),
     );
-    Err(attempt.refuse(
+    Err(record::refuse(
+        cx,
+        attempt,
         format!("dpkg is busy on {count} host(s) of `{stage}`: another process holds its lock"),
         notes,
     ))
@@ -572,11 +564,11 @@ fn dpkg_lock_problem(
     let lock_error = said
         .lines()
         .find(|l| l.starts_with("E: ") && l.to_ascii_lowercase().contains("lock"));
-    lock_error.map(|l| format!("cannot check dpkg's lock: {}", super::remote_text(l)))
+    lock_error.map(|l| format!("cannot check dpkg's lock: {}", remote_text(l)))
 }
 
 /// Decide the plan from `input`, or refuse (recorded).
-fn decide(attempt: &mut Attempt, input: &plan::Input) -> Result<Plan, Fatal> {
+fn decide(cx: &Context<'_>, attempt: &mut Attempt, input: &plan::Input) -> Result<Plan, Fatal> {
     match plan::make(input) {
         Ok(p) => {
             attempt.aim(&p.version);
@@ -589,7 +581,7 @@ fn decide(attempt: &mut Attempt, input: &plan::Input) -> Result<Plan, Fatal> {
             {
                 attempt.aim(version);
             }
-            Err(attempt.refuse(message, notes))
+            Err(record::refuse(cx, attempt, message, notes))
         }
     }
 }
@@ -625,9 +617,11 @@ fn make_plan(
             .map_err(|e| e.to_string())
             .and_then(|out| apt::parse_policy(package, &out.stdout))
             .map_err(|e| {
-                attempt.refuse(
+                record::refuse(
+                    cx,
+                    attempt,
                     format!("cannot read what apt can install on `{host}`"),
-                    vec![super::remote_text(&e)],
+                    vec![remote_text(&e)],
                 )
             })?;
         hosts.push(HostFacts {
@@ -668,7 +662,7 @@ fn make_plan(
         rollback: cx.opts.rollback_on_failure || config.rollback_on_failure,
         promote: attempt.action == "promote",
     };
-    let first = decide(attempt, &input)?;
+    let first = decide(cx, attempt, &input)?;
 
     let lock = lock_secs(cx);
     let names: Vec<&str> = first.steps.iter().map(|s| s.host.as_str()).collect();
@@ -692,9 +686,11 @@ fn make_plan(
             h.simulation = Some(sim);
         }
     }
-    let plan = decide(attempt, &input)?;
+    let plan = decide(cx, attempt, &input)?;
     if !plan.unsimulated.is_empty() {
-        return Err(attempt.refuse(
+        return Err(record::refuse(
+            cx,
+            attempt,
             format!(
                 "the install could not be simulated on {}",
                 plan.unsimulated.join(", ")
@@ -745,7 +741,9 @@ pub fn confirm(cx: &Context<'_>, attempt: &Attempt, prepared: &Prepared) -> Resu
         plan.package, plan.version, plan.stage
     );
     match cx.console.ask(&question) {
-        None => Err(attempt.refuse(
+        None => Err(record::refuse(
+            cx,
+            attempt,
             format!(
                 "`{}` is a critical stage and there is no terminal to confirm on",
                 plan.stage
@@ -753,6 +751,11 @@ pub fn confirm(cx: &Context<'_>, attempt: &Attempt, prepared: &Prepared) -> Resu
             vec!["pass `--yes` to deploy without confirmation (e.g. from a script)".to_string()],
         )),
         Some(answer) if answer.trim() == "yes" => Ok(()),
-        Some(_) => Err(attempt.refuse("not confirmed".to_string(), Vec::new())),
+        Some(_) => Err(record::refuse(
+            cx,
+            attempt,
+            "not confirmed".to_string(),
+            Vec::new(),
+        )),
     }
 }

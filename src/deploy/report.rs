@@ -6,8 +6,7 @@ use crate::error::ExitStatus;
 use crate::history::{HostRecord, HostResult, Outcome};
 use crate::plan::Plan;
 
-use super::execute::{Done, Rollback, Rollout, Stop, Watched};
-use super::preflight::host_block;
+use super::outcome::{Done, Rollback, Rollout, Stop, Watched};
 use super::request::Options;
 
 /// The outcome of a rollout, ready to print and record.
@@ -265,4 +264,25 @@ pub fn reason(
     }
     reasons.extend(records.iter().find_map(|r| r.message.clone()));
     (!reasons.is_empty()).then(|| reasons.join("; "))
+}
+
+/// The longest line of a host's output shown in a report, in characters.
+const LINE_MAX: usize = 500;
+
+/// The last lines of `text`, marked off and named after `host`, each cut
+/// to a readable length, progress meters settled, control characters
+/// escaped.
+pub fn host_block(host: &str, text: &str) -> String {
+    let text = crate::text::for_terminal(&crate::text::settle_progress(text));
+    let body: Vec<String> = text
+        .trim_end()
+        .lines()
+        .rev()
+        .take(15)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .map(|l| format!("    | {}", crate::text::clip(l, LINE_MAX)))
+        .collect();
+    format!("{host} said:\n{}", body.join("\n"))
 }

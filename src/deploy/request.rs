@@ -2,12 +2,13 @@
 //! configuration before any host is contacted, and then (with the hosts'
 //! states in hand) turned into a target stage and a wanted version.
 //!
-//! Pure apart from [`record_rejected`], which appends the rejection to the
-//! history.
+//! Pure apart from [`record_rejected`], which puts the rejection on record
+//! as every refusal is.
 
 use crate::config::Config;
+use crate::console::Console;
 use crate::error::Fatal;
-use crate::history::{self, Outcome, Record};
+use crate::history::{self, Record};
 use crate::matrix::{Cell, HostReport, Marker, Matrix};
 use crate::package::PackageName;
 use crate::plan::Wanted;
@@ -196,18 +197,25 @@ pub fn validate(config: &Config, request: &Request, opts: &Options) -> Result<Ch
 }
 
 /// Record an attempt rejected for its input (an unknown package, a
-/// malformed version, perhaps an injection attempt) in the history, text
-/// as typed: JSON escaping keeps it inert. Returns the record (the
-/// command's `--json` document).
-pub fn record_rejected(config: &Config, request: &Request, fatal: &Fatal) -> Record {
+/// malformed version, perhaps an injection attempt) as every refusal is
+/// recorded ([`history::put_on_record`]: in the history, and as the
+/// command's `--json` document), text as typed: JSON escaping keeps it
+/// inert. Returns the record.
+pub fn record_rejected(
+    config: &Config,
+    console: &Console,
+    request: &Request,
+    fatal: &Fatal,
+) -> Record {
     let (action, package, stage, version) = request.parts();
+    let refused =
+        history::Attempt::start(action).refused(stage.unwrap_or_default(), fatal.message.clone());
     let record = Record {
         package: Some(package.to_string()),
         version: version.map(str::to_string),
-        reason: Some(fatal.message.clone()),
-        ..Record::begin(action, stage.unwrap_or_default(), Outcome::Refused)
+        ..refused
     };
-    history::append_or_warn(&config.history_file, &record);
+    history::put_on_record(&config.history_file, console, &record);
     record
 }
 

@@ -8,11 +8,14 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::*;
+use crate::config::Config;
 use crate::console::{Captured, Console, Scripted};
+use crate::fleet::fake::{Fake, FakeHost};
 use crate::fleet::Fleet;
+use crate::history::{HostRecord, HostResult};
+use crate::interrupt::Interrupt;
 use crate::render::Color;
 use crate::ssh_config::SshConfigFile;
-use crate::transport::fake::{Fake, FakeHost};
 use crate::transport::{resolve_targets, LocalContext};
 
 const OLD: &str = "0.77~pr705-119";
@@ -1139,7 +1142,7 @@ fn dpkg_released_within_lock_timeout_lets_the_deploy_go_on() {
 #[test]
 fn quoted_apt_output_carries_no_carriage_return() {
     let captured = include_str!("../../tests/data/apt/hold-cycle-install.txt");
-    let block = super::preflight::host_block("test-1", captured);
+    let block = super::report::host_block("test-1", captured);
     assert!(!block.contains('\r') && !block.contains("\\r"), "{block}");
     assert!(block.starts_with("test-1 said:\n"), "{block}");
     assert!(

@@ -9,8 +9,10 @@
 //! Concurrency (`fanout`) is private to this module. How connections are
 //! opened is a [`Connector`], injected at construction: the real one opens
 //! SSH or local connections; unit tests of the deploy orchestration inject
-//! a scripted one.
+//! a scripted one (`fake`, beside the trait it fakes).
 
+#[cfg(test)]
+pub mod fake;
 mod fanout;
 
 use std::sync::Arc;
@@ -608,7 +610,7 @@ pub fn problems<T>(answers: &[Answer<T>], problem: impl Fn(&T) -> Option<String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::fake::{Fake, FakeHost};
+    use crate::fleet::fake::{Fake, FakeHost};
     use crate::transport::TargetKind;
     use std::sync::Mutex;
     use std::time::Instant;

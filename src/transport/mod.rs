@@ -7,10 +7,8 @@
 //! This is the I/O edge, with two pure helpers: `target` (where and how
 //! to reach each host) and [`identity`] (which keys to offer); what the
 //! commands mean is decided elsewhere. The scripted stand-in for unit
-//! tests is `fake`.
+//! tests is `fleet::fake`, beside the [`crate::fleet::Connector`] it fakes.
 
-#[cfg(test)]
-pub mod fake;
 pub mod identity;
 pub mod jump;
 mod known_cache;

@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{Connection, Exec, Output, Target};
+use super::Connector;
 use crate::command::RemoteCommand;
 use crate::error::HostError;
-use crate::fleet::Connector;
 use crate::freeze::Freeze;
+use crate::transport::{Connection, Exec, Output, Target};
 
 /// Called after every command with the world, the host and the command
 /// line, to inject events (a freeze appears, an operator hits Ctrl-C).
@@ -357,7 +357,7 @@ fn answer(world: &mut World, host: &str, line: &str, label: &str, stdin: &[u8]) 
             ok("healthy\n".into())
         };
     }
-    // a package's `restart_command` and `logs_command` (deploy::execute)
+    // a package's `restart_command` and `logs_command` (deploy::restart)
     if label == "restart command" {
         return ok("restarted\n".into());
     }
