@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::openssh::known_hosts::KnownKey;
-use crate::text;
+use crate::text::{self, REMOTE_TEXT_MAX};
 
 /// The process exit status. The numbers are part of the interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -331,10 +331,6 @@ pub enum HostError {
         message: String,
     },
 }
-
-/// Where callers in `transport/` and `deploy/` still look for it; the
-/// constant belongs to [`text`].
-pub use crate::text::REMOTE_TEXT_MAX;
 
 /// A failure that ends the run: printed as `error: ...` with `note:` lines,
 /// then the process exits with `status`.

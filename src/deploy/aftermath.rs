@@ -13,7 +13,6 @@ use crate::transport::Exec;
 
 use super::attempt::Attempt;
 use super::context::{Context, Facts};
-use super::host::remote_text;
 use super::record::{self, Journal};
 use super::report;
 
@@ -70,7 +69,10 @@ fn record_on_hosts(
         Ok(out) => Some(format!(
             "cannot append to {}: {}",
             history::HOST_LOG_FILE,
-            crate::hostpath::refused(&out.stderr).unwrap_or_else(|| remote_text(out.stderr.trim()))
+            crate::hostpath::refused(&out.stderr).unwrap_or_else(|| crate::text::clipped_line(
+                out.stderr.trim(),
+                crate::text::REMOTE_TEXT_MAX
+            ))
         )),
         Err(e) => Some(e.to_string()),
     })

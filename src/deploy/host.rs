@@ -14,12 +14,6 @@ use crate::transport;
 
 use super::context::Context;
 
-/// Host-provided text for a report or error line: one line, control
-/// characters made visible, clipped to a readable length.
-pub(crate) fn remote_text(s: &str) -> String {
-    crate::text::clip(&crate::text::one_line(s), crate::error::REMOTE_TEXT_MAX)
-}
-
 /// Read the package's state on one host.
 pub fn read_state(
     member: &mut Member,

@@ -19,7 +19,7 @@ use crate::transport::{self, Exec, Stream};
 
 use super::attempt::Attempt;
 use super::context::Context;
-use super::host::{dpkg_audit, read_state, remote_text, run_waiting_for_lock};
+use super::host::{dpkg_audit, read_state, run_waiting_for_lock};
 use super::outcome::{Done, Watched};
 use super::preflight::Lock;
 use super::restart::{probe_systemd, restart, show_logs, show_states, LogLines, Watch};
@@ -62,7 +62,7 @@ pub(super) fn mark(
                     "`{}` failed (exit status {}): {}",
                     command.label(),
                     out.status,
-                    remote_text(out.stderr.trim())
+                    crate::text::clipped_line(out.stderr.trim(), crate::text::REMOTE_TEXT_MAX)
                 )
             },
             |holder| lock::lost_message(&holder),
@@ -90,7 +90,7 @@ pub(super) fn lock_still_ours(
             return Err(format!(
                 "cannot check the deploy lock (exit status {}): {}",
                 out.status,
-                remote_text(out.stderr.trim())
+                crate::text::clipped_line(out.stderr.trim(), crate::text::REMOTE_TEXT_MAX)
             ))
         }
         Err(e) => return Err(format!("cannot check the deploy lock: {e}")),
@@ -224,10 +224,7 @@ pub(super) fn run_detached(
             return Ran::NotStarted(format!(
                 "could not start the run (exit status {}): {}",
                 out.status,
-                crate::text::clip(
-                    &crate::text::one_line(out.stderr.trim()),
-                    crate::error::REMOTE_TEXT_MAX
-                )
+                crate::text::clipped_line(out.stderr.trim(), crate::text::REMOTE_TEXT_MAX)
             ));
         }
         Err(e) => {
@@ -297,7 +294,7 @@ pub(super) fn run_detached(
                 return Ran::Lost(format!(
                     "cannot follow the run in {dir} (exit status {}): {}",
                     out.status,
-                    remote_text(out.stderr.trim())
+                    crate::text::clipped_line(out.stderr.trim(), crate::text::REMOTE_TEXT_MAX)
                 ))
             }
             // a slow host, not a lost one: the run goes on, and so does

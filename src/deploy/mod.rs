@@ -48,7 +48,6 @@ use crate::plan::Wanted;
 
 pub use attempt::Attempt;
 pub use context::{read_facts, Context, Facts};
-pub(crate) use host::remote_text;
 pub use record::Journal;
 pub use request::{
     check_package, check_stage, check_version, record_rejected, validate, Checked, Options, Request,

@@ -22,7 +22,7 @@ use crate::transport;
 
 use super::attempt::Attempt;
 use super::context::{read_facts, Context, Facts};
-use super::host::{remote_text, run_waiting_for_lock};
+use super::host::run_waiting_for_lock;
 use super::record;
 use super::request::Target;
 
@@ -276,7 +276,10 @@ pub fn fetch_changelog(
         Some((_, Ok(out))) => {
             changelog::read_fetched(out.status, &out.stdout, &out.stderr, out.stdout_dropped)
         }
-        Some((_, Err(e))) => Err(remote_text(&e.to_string())),
+        Some((_, Err(e))) => Err(crate::text::clipped_line(
+            &e.to_string(),
+            crate::text::REMOTE_TEXT_MAX,
+        )),
         None => Err(format!("host `{host}` is not connected")),
     }
 }
@@ -564,7 +567,12 @@ fn dpkg_lock_problem(
     let lock_error = said
         .lines()
         .find(|l| l.starts_with("E: ") && l.to_ascii_lowercase().contains("lock"));
-    lock_error.map(|l| format!("cannot check dpkg's lock: {}", remote_text(l)))
+    lock_error.map(|l| {
+        format!(
+            "cannot check dpkg's lock: {}",
+            crate::text::clipped_line(l, crate::text::REMOTE_TEXT_MAX)
+        )
+    })
 }
 
 /// Decide the plan from `input`, or refuse (recorded).
@@ -621,7 +629,7 @@ fn make_plan(
                     cx,
                     attempt,
                     format!("cannot read what apt can install on `{host}`"),
-                    vec![remote_text(&e)],
+                    vec![crate::text::clipped_line(&e, crate::text::REMOTE_TEXT_MAX)],
                 )
             })?;
         hosts.push(HostFacts {

@@ -14,7 +14,6 @@ use crate::transport;
 
 use super::attempt::Attempt;
 use super::context::Context;
-use super::host::remote_text;
 
 /// Why the host cannot serve the units (no systemd), if it cannot.
 pub(super) fn probe_systemd(member: &mut Member, timeout: Duration) -> Option<String> {
@@ -63,7 +62,7 @@ impl Watch<'_> {
                 "`{}` failed (exit status {}): {}",
                 cmd.label(),
                 out.status,
-                remote_text(out.stderr.trim())
+                crate::text::clipped_line(out.stderr.trim(), crate::text::REMOTE_TEXT_MAX)
             )),
             Err(e) => Err(format!("`{}` could not run: {e}", cmd.label())),
         }
@@ -104,7 +103,7 @@ pub(super) fn restart(
             RestartRecord {
                 what: what.clone(),
                 ok: false,
-                detail: Some(crate::text::clip(&crate::text::one_line(&why), 500)),
+                detail: Some(crate::text::clipped_line(&why, 500)),
             },
             Some((why, output)),
         )
@@ -184,7 +183,7 @@ fn unit_states(
         Ok(out) => Err(format!(
             "the units' state cannot be read (exit status {}): {}",
             out.status,
-            remote_text(out.stderr.trim())
+            crate::text::clipped_line(out.stderr.trim(), crate::text::REMOTE_TEXT_MAX)
         )),
         Err(e) => Err(format!("the units' state cannot be read: {e}")),
     }
