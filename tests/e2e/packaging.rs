@@ -251,7 +251,7 @@ fn deb_package_has_every_file() {
         .is_ok_and(|s| s.success());
     if !has_cargo_deb {
         let why = "no `cargo deb` (`cargo install --locked cargo-deb`; tests/run-all does)";
-        skip(&why);
+        skip(why);
         return;
     }
     if !have("dpkg-deb", "dpkg") {
