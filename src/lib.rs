@@ -82,3 +82,8 @@ pub(crate) mod app;
 pub use app::completions::{complete_from_env, write_man, write_script};
 pub use app::run;
 pub use error::ExitStatus;
+
+/// How a test skips: the unit tests here and the integration tests in
+/// `tests/e2e/` (which compile the same file).
+#[cfg(test)]
+pub(crate) mod test_skip;

@@ -3,7 +3,7 @@
 //! This module owns the meaning of a version string: which strings are
 //! versions at all, and how two of them compare (`dpkg --compare-versions`).
 //! It is pure: it never runs dpkg or reads package lists; the oracle test in
-//! `tests/version_oracle.rs` is where we check ourselves against the real
+//! `tests/e2e/version_oracle.rs` is where we check ourselves against the real
 //! dpkg.
 
 use std::cmp::Ordering;

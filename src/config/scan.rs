@@ -468,11 +468,7 @@ print(json.dumps(out))
             include_str!("../../deployer.ini.example"),
         ];
         let Some(python) = python_configparser(&corpus) else {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "python3 is needed under CI"
-            );
-            eprintln!("skipped: python3 cannot be run");
+            crate::test_skip::skip("python3 cannot be run");
             return;
         };
         for (text, want) in corpus.iter().zip(python) {

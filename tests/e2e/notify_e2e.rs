@@ -1,0 +1,88 @@
+//! End-to-end: a deploy on the testbed's real hosts announces its start and
+//! its outcome through `[notify]`: a POST to a webhook served here, and a
+//! local command that gets each history record on stdin. A webhook that
+//! fails is a warning, never a failed deploy.
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::cli::{deployer, two_stages, webhook_server as server, NEW, OLD};
+use serde_json::Value;
+
+#[test]
+fn a_deploy_announces_its_start_and_its_outcome() {
+    let (url, posts) = server(200);
+    let log = std::env::temp_dir().join(format!("deployer-notify-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let sections = format!(
+        "[notify]\nwebhook_url = {url}\nwebhook_allow_http = yes\nnotify_command = cat >> {}\n",
+        log.display()
+    );
+    let Some(tb) = two_stages(1, "", &sections) else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!err.contains("notification"), "{err}");
+    let got: Vec<(String, String)> = (0..2)
+        .map(|_| posts.recv_timeout(Duration::from_secs(10)).expect("a POST"))
+        .collect();
+    assert!(got[0].0.starts_with("POST /hook "), "{got:?}");
+    assert!(got[0]
+        .1
+        .contains(": deploy fastpath 0.81~pr748-191 on test: started on 1 host"));
+    assert!(
+        got[1]
+            .1
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("on test: success (1 changed)"),
+        "{got:?}"
+    );
+    // under the summary, the changelog entries that went out
+    for (_, body) in &got {
+        let changes: Vec<&str> = body.lines().skip(1).collect();
+        assert_eq!(
+            changes,
+            ["  + 0.81~pr748-191: * Release 0.81~pr748-191 of fastpath."],
+            "{got:?}"
+        );
+    }
+    let records: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let _ = std::fs::remove_file(&log);
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records[0]["outcome"], "started");
+    assert_eq!(records[1]["outcome"], "success");
+    assert_eq!(records[0]["id"], records[1]["id"]);
+    assert_eq!(records[1]["hosts"][0]["to"], NEW);
+    assert_eq!(records[1]["changes"][0]["version"], NEW);
+}
+
+#[test]
+fn a_failing_webhook_is_a_warning_and_the_deploy_goes_on() {
+    let (url, posts) = server(503);
+    let sections = format!(
+        "[notify]\nwebhook_url = {url}\nwebhook_allow_http = yes\nnotify_on = success failure\n"
+    );
+    let Some(tb) = two_stages(1, "", &sections) else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(NEW));
+    let (_, body) = posts.recv_timeout(Duration::from_secs(10)).expect("a POST");
+    assert!(body.contains("success"), "only the outcome: {body}");
+    assert!(
+        err.contains("warning: notification: the webhook at `http://127.0.0.1:")
+            && err.contains("was not told about the success: it answered HTTP 503"),
+        "{err}"
+    );
+}

@@ -1,0 +1,892 @@
+//! Self-tests of the testbed (`tests/e2e/common/testbed.rs`): every promise it
+//! makes to the end-to-end tests, checked with the system OpenSSH client
+//! (`ssh -F`, `BatchMode=yes`, strict host key checking) and dpkg/apt inside
+//! the hosts. Each test skips when not root, and fails on CI instead.
+
+use crate::common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::deadline::process_within;
+use common::testbed::{
+    poll, postinst_ended, postinst_started, Publish, Testbed, TRANSLATING_LOCALE,
+};
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).trim().to_string()
+}
+
+/// Panic with the command's stderr unless it succeeded; return its stdout.
+#[track_caller]
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// PIDs (as this machine sees them) of every process of a host but its init.
+fn host_processes(init_pid: u32) -> Vec<u32> {
+    let ns = std::fs::read_link(format!("/proc/{init_pid}/ns/pid")).expect("init's pid ns");
+    std::fs::read_dir("/proc")
+        .expect("read /proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != init_pid)
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+                .ok()
+                .as_ref()
+                == Some(&ns)
+        })
+        .collect()
+}
+
+/// The state letter (R, S, T...) of a process, if it still exists.
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+#[test]
+fn hosts_are_reachable_as_deployer_and_root_with_strict_host_keys() {
+    let Some(tb) = Testbed::start(&[("test", 2), ("prod", 1)]) else {
+        return;
+    };
+    let aliases: Vec<String> = tb.all_hosts().iter().map(|h| h.alias.clone()).collect();
+    assert_eq!(aliases, ["test-1", "test-2", "prod-1"]);
+    assert_eq!(tb.hosts("test").len(), 2);
+
+    let addresses: BTreeSet<&str> = tb.all_hosts().iter().map(|h| h.address.as_str()).collect();
+    assert_eq!(addresses.len(), 3, "every host has its own address");
+
+    for host in tb.all_hosts() {
+        let out = ok(tb.ssh(
+            &host.alias,
+            "deployer",
+            "id -un; hostname; sudo -n true && echo sudo-ok",
+        ));
+        assert_eq!(out, format!("deployer\n{}\nsudo-ok", host.alias));
+        assert_eq!(ok(tb.ssh(&host.alias, "root", "id -u")), "0");
+        // The alias, the address and the key all agree: what `ssh` reached is
+        // the host with that address.
+        let seen = ok(tb.ssh(&host.alias, "deployer", "echo $SSH_CONNECTION"));
+        assert_eq!(seen.split_whitespace().nth(2), Some(host.address.as_str()));
+    }
+
+    // known_hosts: every key type of every host, keyed by address.
+    let known = std::fs::read_to_string(tb.home().join(".ssh/known_hosts")).unwrap();
+    for host in tb.all_hosts() {
+        let types: BTreeSet<&str> = known
+            .lines()
+            .filter(|l| l.starts_with(&format!("{} ", host.address)))
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .collect();
+        assert_eq!(
+            types,
+            BTreeSet::from(["ecdsa-sha2-nistp256", "ssh-ed25519", "ssh-rsa"]),
+            "{}",
+            host.alias
+        );
+    }
+
+    // Hosts are alike but not the same machine: keys differ per host.
+    let fingerprint = |alias: &str| ok(tb.exec(alias, "cat /etc/ssh/ssh_host_ed25519_key.pub"));
+    assert_ne!(fingerprint("test-1"), fingerprint("test-2"));
+
+    // Nothing but the testbed's repository, and apt-get update works offline.
+    let sources = ok(tb.ssh(
+        "test-1",
+        "root",
+        "cat /etc/apt/sources.list; ls /etc/apt/sources.list.d",
+    ));
+    assert_eq!(sources, "deb [trusted=yes] file:/srv/repo ./");
+    ok(tb.ssh("test-1", "deployer", "sudo -n apt-get update -q"));
+}
+
+#[test]
+fn set_versions_is_what_dpkg_query_reports_over_ssh() {
+    let Some(tb) = Testbed::start(&[("test", 2)]) else {
+        return;
+    };
+    tb.set_versions(
+        "test-1",
+        &[
+            ("ooni-api", Some("1.0.78~pr740-180")),
+            ("fastpath", Some("0.81~pr748-191")),
+            ("detector", Some("1:1.0-1")),
+            ("multilib", Some("1.1-1")),
+        ],
+    );
+    let query = "dpkg-query -W -f '${binary:Package} ${Version} ${db:Status-Abbrev}\\n' \
+                 ooni-api fastpath detector multilib";
+    assert_eq!(
+        ok(tb.ssh("test-1", "deployer", query)),
+        "detector 1:1.0-1 ii \nfastpath 0.81~pr748-191 ii \nmultilib:amd64 1.1-1 ii \nooni-api 1.0.78~pr740-180 ii"
+    );
+    assert_eq!(
+        tb.installed("test-1", "ooni-api").as_deref(),
+        Some("1.0.78~pr740-180")
+    );
+    assert_eq!(tb.dpkg_status("test-1", "fastpath"), "ii 0.81~pr748-191");
+    // The other host is untouched.
+    assert_eq!(tb.installed("test-2", "ooni-api"), None);
+    assert_eq!(tb.dpkg_status("test-2", "ooni-api"), "");
+
+    // Down and up again, and purge.
+    tb.set_versions(
+        "test-1",
+        &[("ooni-api", Some("1.0.79~pr751-194")), ("fastpath", None)],
+    );
+    assert_eq!(
+        tb.installed("test-1", "ooni-api").as_deref(),
+        Some("1.0.79~pr751-194")
+    );
+    assert_eq!(tb.dpkg_status("test-1", "fastpath"), "");
+    tb.set_versions("test-1", &[("ooni-api", Some("1.0.78~pr740-180"))]);
+    assert_eq!(
+        tb.installed("test-1", "ooni-api").as_deref(),
+        Some("1.0.78~pr740-180")
+    );
+
+    // Removed with its configuration left, and unpacked but not configured.
+    tb.remove_keep_config("test-1", "detector");
+    assert_eq!(tb.dpkg_status("test-1", "detector"), "rc 1:1.0-1");
+    assert_eq!(tb.installed("test-1", "detector"), None);
+    tb.break_package("test-1", "analysis", "1.10~pr692-102");
+    assert_eq!(tb.dpkg_status("test-1", "analysis"), "iU 1.10~pr692-102");
+    assert_eq!(tb.installed("test-1", "analysis"), None);
+
+    // The packages behave as the end-to-end tests expect.
+    tb.set_versions("test-2", &[("healthd", Some("1.0-1"))]);
+    assert_eq!(ok(tb.ssh("test-2", "deployer", "healthd-check")), "healthy");
+    tb.set_versions("test-2", &[("healthd", Some("2.0-1"))]);
+    let out = tb.ssh("test-2", "deployer", "healthd-check");
+    assert_eq!(
+        (out.status.code(), stdout(&out).as_str()),
+        (Some(1), "unhealthy")
+    );
+    let out = tb.exec("test-2", "dpkg -i /srv/repo/badpostinst_2.0-1_all.deb");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("badpostinst: cannot configure"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(tb.dpkg_status("test-2", "badpostinst"), "iF 2.0-1");
+}
+
+#[test]
+fn apt_prefers_the_epoch_version() {
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    tb.set_versions("test-1", &[("detector", Some("2.0-1"))]);
+    ok(tb.ssh(
+        "test-1",
+        "deployer",
+        "sudo -n apt-get update -q && sudo -n apt-get install -y -q detector",
+    ));
+    assert_eq!(
+        tb.installed("test-1", "detector").as_deref(),
+        Some("1:1.0-1")
+    );
+}
+
+#[test]
+fn publish_is_seen_after_apt_get_update_and_only_in_its_testbed() {
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    let Some(other) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    let candidate = |tb: &Testbed| {
+        let policy = ok(tb.ssh("test-1", "deployer", "apt-cache policy ooni-api"));
+        policy
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Candidate: "))
+            .expect("a candidate line")
+            .to_string()
+    };
+    let update = "sudo -n apt-get update -q";
+    ok(tb.ssh("test-1", "deployer", update));
+    assert_eq!(candidate(&tb), "1.0.79~pr751-194");
+
+    tb.publish("ooni-api", "1.0.80~pr760-201");
+    assert_eq!(
+        candidate(&tb),
+        "1.0.79~pr751-194",
+        "seen before apt-get update"
+    );
+    ok(tb.ssh("test-1", "deployer", update));
+    assert_eq!(candidate(&tb), "1.0.80~pr760-201");
+    ok(tb.ssh(
+        "test-1",
+        "deployer",
+        "sudo -n apt-get install -y -q ooni-api",
+    ));
+    assert_eq!(
+        tb.installed("test-1", "ooni-api").as_deref(),
+        Some("1.0.80~pr760-201")
+    );
+    // set_versions can use a published version too.
+    tb.set_versions("test-1", &[("ooni-api", Some("1.0.79~pr751-194"))]);
+    tb.set_versions("test-1", &[("ooni-api", Some("1.0.80~pr760-201"))]);
+
+    ok(other.ssh("test-1", "deployer", update));
+    assert_eq!(candidate(&other), "1.0.79~pr751-194");
+}
+
+#[test]
+fn stopped_sshd_refuses_connections_until_undone() {
+    let Some(tb) = Testbed::start(&[("test", 2)]) else {
+        return;
+    };
+    let key_before = ok(tb.exec("test-1", "cat /etc/ssh/ssh_host_ed25519_key.pub"));
+    tb.set_versions("test-1", &[("fastpath", Some("0.77~pr705-119"))]);
+    let fault = tb.stop_sshd("test-1");
+    let t0 = Instant::now();
+    let out = tb.ssh("test-1", "deployer", "true");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Connection refused"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "refused, not timed out"
+    );
+    ok(tb.ssh("test-2", "deployer", "true"));
+    fault.undo();
+    ok(tb.ssh("test-1", "deployer", "true"));
+    // The host kept its state and its keys (strict checking passed above).
+    assert_eq!(
+        tb.installed("test-1", "fastpath").as_deref(),
+        Some("0.77~pr705-119")
+    );
+    assert_eq!(
+        ok(tb.exec("test-1", "cat /etc/ssh/ssh_host_ed25519_key.pub")),
+        key_before
+    );
+}
+
+#[test]
+fn hung_sshd_accepts_but_never_answers_until_undone() {
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    {
+        let _fault = tb.hang("test-1");
+        let t0 = Instant::now();
+        let out = tb.ssh_with("test-1", "deployer", &["-o", "ConnectTimeout=2"], "true");
+        let elapsed = t0.elapsed();
+        assert!(!out.status.success());
+        // TCP is accepted (the kernel completes the handshake), the banner
+        // never comes.
+        assert!(
+            stderr(&out).contains("banner exchange"),
+            "not a banner timeout: {}",
+            stderr(&out)
+        );
+        assert!(
+            elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(10),
+            "{elapsed:?}"
+        );
+    }
+    // Dropping the guard undid it.
+    ok(tb.ssh("test-1", "deployer", "true"));
+}
+
+#[test]
+fn frozen_host_stops_every_process_until_undone() {
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    let init = tb.host("test-1").init_pid;
+    // A process of a session, as a deploy in progress would have.
+    let mut session = Command::new("ssh")
+        .arg("-F")
+        .arg(tb.ssh_config())
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "test-1",
+            "touch /tmp/started; sleep 600",
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(tb.wait_for_file("test-1", "/tmp/started", Duration::from_secs(10)));
+    let fault = tb.freeze("test-1");
+    let pids = host_processes(init);
+    assert!(pids.len() >= 3, "sshd, the session and sleep: {pids:?}");
+    // the host's own helper that sent the signal may still be exiting:
+    // every process still there is stopped within a moment
+    let all_stopped = || {
+        host_processes(init)
+            .iter()
+            .all(|pid| matches!(process_state(*pid), Some('T') | None))
+    };
+    assert!(
+        common::testbed::poll(Duration::from_secs(5), all_stopped),
+        "not stopped: {:?}",
+        host_processes(init)
+            .iter()
+            .map(|p| (*p, process_state(*p)))
+            .filter(|(_, s)| *s != Some('T'))
+            .collect::<Vec<_>>()
+    );
+    let out = tb.ssh_with("test-1", "deployer", &["-o", "ConnectTimeout=2"], "true");
+    assert!(stderr(&out).contains("banner exchange"), "{}", stderr(&out));
+    fault.undo();
+    for pid in host_processes(init) {
+        assert_ne!(
+            process_state(pid),
+            Some('T'),
+            "process {pid} is still stopped"
+        );
+    }
+    ok(tb.ssh("test-1", "deployer", "true"));
+    session.kill().unwrap();
+    session.wait().unwrap();
+}
+
+#[test]
+fn changed_host_key_fails_verification_until_undone() {
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    let known_before = std::fs::read_to_string(tb.home().join(".ssh/known_hosts")).unwrap();
+    let fault = tb.change_host_key("test-1");
+    let out = tb.ssh("test-1", "deployer", "true");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Host key verification failed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("HOST IDENTIFICATION HAS CHANGED"),
+        "{}",
+        stderr(&out)
+    );
+    let known_during = std::fs::read_to_string(tb.home().join(".ssh/known_hosts")).unwrap();
+    assert_eq!(known_before, known_during, "known_hosts keeps the old keys");
+    fault.undo();
+    ok(tb.ssh("test-1", "deployer", "true"));
+}
+
+#[test]
+fn held_dpkg_lock_makes_apt_wait_and_fail_until_undone() {
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    ok(tb.ssh("test-1", "deployer", "sudo -n apt-get update -q"));
+    let install = "sudo -n apt-get -o DPkg::Lock::Timeout=1 install -y -q fastpath";
+    {
+        let _lock = tb.hold_dpkg_lock("test-1");
+        let t0 = Instant::now();
+        let out = tb.ssh("test-1", "deployer", install);
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("/var/lib/dpkg/lock-frontend"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(t0.elapsed() >= Duration::from_secs(1), "apt did not wait");
+        // dpkg itself too.
+        let out = tb.ssh("test-1", "deployer", "sudo -n dpkg --configure -a");
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("lock"), "{}", stderr(&out));
+    }
+    ok(tb.ssh("test-1", "deployer", install));
+    assert_eq!(
+        tb.installed("test-1", "fastpath").as_deref(),
+        Some("0.81~pr748-191")
+    );
+}
+
+#[test]
+fn sudo_demands_a_password_until_undone() {
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    let fault = tb.sudo_requires_password("test-1");
+    let out = tb.ssh("test-1", "deployer", "sudo -n true");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("a password is required"),
+        "{}",
+        stderr(&out)
+    );
+    fault.undo();
+    ok(tb.ssh("test-1", "deployer", "sudo -n true"));
+}
+
+#[test]
+fn held_apt_lists_lock_fails_apt_get_update_until_undone() {
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    let update = "sudo -n apt-get update -q";
+    {
+        let _lock = tb.hold_apt_lists_lock("test-1");
+        let t0 = Instant::now();
+        let out = tb.ssh("test-1", "deployer", update);
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("Could not get lock /var/lib/apt/lists/lock"),
+            "{}",
+            stderr(&out)
+        );
+        // apt does not wait for this lock (DPkg::Lock::Timeout is dpkg's).
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        // The dpkg locks are free: only the lists are taken.
+        ok(tb.ssh("test-1", "deployer", "sudo -n dpkg --configure -a"));
+    }
+    ok(tb.ssh("test-1", "deployer", update));
+}
+
+#[test]
+fn held_package_is_kept_back_until_unheld() {
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some("0.77~pr705-119"))]);
+    assert!(!tb.is_held("test-1", "fastpath"));
+    tb.hold_package("test-1", "fastpath");
+    assert!(tb.is_held("test-1", "fastpath"));
+    assert!(!tb.is_held("test-1", "ooni-api"));
+    assert_eq!(tb.dpkg_status("test-1", "fastpath"), "hi 0.77~pr705-119");
+    let install = "sudo -n apt-get update -q && sudo -n apt-get install -y -q fastpath";
+    let out = tb.ssh("test-1", "deployer", install);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Held packages were changed"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        tb.installed("test-1", "fastpath").as_deref(),
+        Some("0.77~pr705-119")
+    );
+    tb.unhold_package("test-1", "fastpath");
+    assert!(!tb.is_held("test-1", "fastpath"));
+    ok(tb.ssh("test-1", "deployer", install));
+    assert_eq!(
+        tb.installed("test-1", "fastpath").as_deref(),
+        Some("0.81~pr748-191")
+    );
+}
+
+#[test]
+fn full_disk_makes_dpkg_fail_to_unpack_until_undone() {
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    let install = "sudo -n apt-get update -q && sudo -n apt-get install -y -q fastpath";
+    {
+        let _full = tb.disk_full("test-1", "/usr/share/fastpath");
+        let out = tb.ssh("test-1", "deployer", install);
+        assert!(!out.status.success());
+        let all = format!("{}\n{}", stdout(&out), stderr(&out));
+        assert!(all.contains("No space left on device"), "{all}");
+        assert_eq!(tb.installed("test-1", "fastpath"), None);
+        // Only that path is full.
+        ok(tb.ssh(
+            "test-1",
+            "deployer",
+            "sudo -n sh -c 'echo x > /usr/share/probe'",
+        ));
+    }
+    // dpkg rolled back: wanted (i), not installed (n), no version.
+    assert_eq!(tb.dpkg_status("test-1", "fastpath"), "in");
+    ok(tb.ssh("test-1", "deployer", install));
+    assert_eq!(
+        tb.read_file("test-1", "/usr/share/fastpath/VERSION")
+            .as_deref(),
+        Some("0.81~pr748-191\n")
+    );
+}
+
+#[test]
+fn published_fields_and_postinst_behave_and_unpublish_withdraws() {
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    let host = "test-1";
+
+    // Extra control fields reach dpkg and apt.
+    tb.publish_with(
+        "ooni-api",
+        "1.0.80~pr760-201",
+        &Publish {
+            fields: &[
+                "Conflicts: healthd",
+                "Depends: analysis (>= 1.10~pr692-102)",
+            ],
+            ..Publish::default()
+        },
+    );
+    tb.set_versions(host, &[("healthd", Some("1.0-1"))]);
+    let out = tb.exec(host, "dpkg -i /srv/repo/ooni-api_1.0.80~pr760-201_all.deb");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("conflicts with healthd"), "{err}");
+    // apt sees both fields: it would remove healthd and pull analysis in.
+    ok(tb.ssh("test-1", "deployer", "sudo -n apt-get update -q"));
+    let sim = ok(tb.ssh(
+        host,
+        "deployer",
+        "LC_ALL=C apt-get -s install ooni-api=1.0.80~pr760-201",
+    ));
+    assert!(sim.contains("Remv healthd"), "{sim}");
+    assert!(sim.contains("Inst analysis (1.10~pr692-102"), "{sim}");
+
+    // A slow postinst: caught while it runs, then seen to end.
+    let (pkg, ver) = ("fastpath", "0.82~pr760-200");
+    tb.publish_with(
+        pkg,
+        ver,
+        &Publish {
+            postinst_sleep: Some(2),
+            ..Publish::default()
+        },
+    );
+    let mut deploy = Command::new("ssh")
+        .arg("-F")
+        .arg(tb.ssh_config())
+        .args(["-o", "BatchMode=yes", host])
+        .arg("sudo -n apt-get update -q && sudo -n apt-get install -y -q fastpath")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(tb.wait_for_file(host, &postinst_started(pkg, ver), Duration::from_secs(20)));
+    assert!(tb.read_file(host, &postinst_ended(pkg, ver)).is_none());
+    assert_eq!(tb.dpkg_status(host, pkg), format!("iF {ver}"));
+    let running = tb.processes(host);
+    assert!(
+        running.iter().any(|c| c.contains("apt-get install")),
+        "{running:?}"
+    );
+    assert!(running.iter().any(|c| c == "sleep 2"), "{running:?}");
+    assert!(tb.wait_for_file(host, &postinst_ended(pkg, ver), Duration::from_secs(20)));
+    assert!(deploy.wait().unwrap().success());
+    assert_eq!(tb.installed(host, pkg).as_deref(), Some(ver));
+    assert!(tb.wait_no_process(host, "apt-get", Duration::from_secs(5)));
+
+    // A failing postinst leaves the package half-configured.
+    let (pkg, ver) = ("analysis", "1.11~pr700-110");
+    tb.publish_with(
+        pkg,
+        ver,
+        &Publish {
+            postinst_fail: true,
+            ..Publish::default()
+        },
+    );
+    let out = tb.ssh(
+        host,
+        "deployer",
+        "sudo -n apt-get update -q && sudo -n apt-get install -y -q analysis",
+    );
+    assert!(!out.status.success());
+    // apt hands dpkg's output on to stdout, the postinst's stderr included.
+    let all = format!("{}\n{}", stdout(&out), stderr(&out));
+    assert!(
+        all.contains("analysis 1.11~pr700-110: postinst failed on purpose"),
+        "{all}"
+    );
+    assert_eq!(tb.dpkg_status(host, pkg), format!("iF {ver}"));
+    assert_eq!(
+        tb.read_file(host, &postinst_started(pkg, ver)).as_deref(),
+        Some("")
+    );
+    assert_eq!(
+        tb.read_file(host, &postinst_ended(pkg, ver)).as_deref(),
+        Some("")
+    );
+
+    // Unpublished: gone from the index, and its file gone at once.
+    let policy = |tb: &Testbed| ok(tb.ssh(host, "deployer", "LC_ALL=C apt-cache policy ooni-api"));
+    assert!(policy(&tb).contains("1.0.79~pr751-194"));
+    tb.unpublish("ooni-api", "1.0.79~pr751-194");
+    let out = tb.ssh(
+        host,
+        "deployer",
+        "sudo -n apt-get install -y -q ooni-api=1.0.79~pr751-194",
+    );
+    assert!(!out.status.success(), "installed from stale lists");
+    assert!(stderr(&out).contains("File not found"), "{}", stderr(&out));
+    ok(tb.ssh(host, "deployer", "sudo -n apt-get update -q"));
+    let after = policy(&tb);
+    assert!(!after.contains("1.0.79~pr751-194"), "{after}");
+    assert!(after.contains("1.0.78~pr740-180"), "{after}");
+    let out = tb.ssh(
+        host,
+        "deployer",
+        "LC_ALL=C apt-get -s install ooni-api=1.0.79~pr751-194",
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Version '1.0.79~pr751-194' for 'ooni-api' was not found"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn sudo_umask_and_session_locale_change_one_host_until_undone() {
+    let Some(tb) = Testbed::start(&[("test", 2)]) else {
+        return;
+    };
+    // What deployer has run so far, and what a parser expecting English needs.
+    let policy_lang_c = "LANG=C apt-cache policy fastpath";
+    let policy_lc_all_c = "LC_ALL=C apt-cache policy fastpath";
+    for host in ["test-1", "test-2"] {
+        ok(tb.ssh(host, "deployer", "sudo -n apt-get update -q"));
+    }
+    let create = |host: &str, dir: &str| {
+        ok(tb.ssh(
+            host,
+            "deployer",
+            &format!("sudo -n sh -c 'mkdir -p {dir}/sub; echo > {dir}/sub/f'"),
+        ));
+        (
+            tb.file_mode(host, dir),
+            tb.file_mode(host, &format!("{dir}/sub")),
+            tb.file_mode(host, &format!("{dir}/sub/f")),
+        )
+    };
+    let (open, closed) = (
+        (Some(0o755), Some(0o755), Some(0o644)),
+        (Some(0o700), Some(0o700), Some(0o600)),
+    );
+    assert_eq!(create("test-1", "/srv/before"), open);
+
+    let umask = tb.sudo_umask("test-1");
+    let locale = tb.session_locale("test-1", &TRANSLATING_LOCALE);
+
+    // sudo umask: what root creates through sudo is private; sudo still works.
+    assert_eq!(create("test-1", "/srv/during"), closed);
+    assert_eq!(
+        tb.read_file("test-1", "/srv/during/sub/f").as_deref(),
+        Some("\n")
+    );
+    assert_eq!(tb.file_mode("test-1", "/srv/nonexistent"), None);
+    assert_eq!(create("test-2", "/srv/during"), open);
+
+    // Session locale: LANG=C is not enough, LC_ALL=C is.
+    let german = ok(tb.ssh("test-1", "deployer", policy_lang_c));
+    assert!(
+        german.contains("Installationskandidat: 0.81~pr748-191"),
+        "{german}"
+    );
+    assert!(!german.contains("Candidate:"), "{german}");
+    let english = ok(tb.ssh("test-1", "deployer", policy_lc_all_c));
+    assert!(english.contains("Candidate: 0.81~pr748-191"), "{english}");
+    // LANGUAGE beats every locale but C: LC_ALL=C.UTF-8 is not enough either.
+    let utf8 = ok(tb.ssh(
+        "test-1",
+        "deployer",
+        "LC_ALL=C.UTF-8 apt-cache policy fastpath",
+    ));
+    assert!(utf8.contains("Installationskandidat:"), "{utf8}");
+    // sudo's sessions get it too.
+    let out = tb.ssh(
+        "test-1",
+        "deployer",
+        "sudo -n env LANG=C apt-get install -s no-such-package",
+    );
+    assert!(
+        stderr(&out).contains("Paket no-such-package kann nicht gefunden werden"),
+        "{}",
+        stderr(&out)
+    );
+    let other = ok(tb.ssh("test-2", "deployer", policy_lang_c));
+    assert!(other.contains("Candidate: 0.81~pr748-191"), "{other}");
+
+    umask.undo();
+    locale.undo();
+    assert_eq!(create("test-1", "/srv/after"), open);
+    let english = ok(tb.ssh("test-1", "deployer", policy_lang_c));
+    assert!(english.contains("Candidate: 0.81~pr748-191"), "{english}");
+    assert_eq!(tb.read_file("test-1", "/etc/default/locale"), None);
+}
+
+#[test]
+fn dropped_sessions_cut_the_client_but_not_the_host() {
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    let host = "test-1";
+    let mut session = Command::new("ssh")
+        .arg("-F")
+        .arg(tb.ssh_config())
+        .args(["-o", "BatchMode=yes", host, "sleep 60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(tb.wait_for_process(host, "sshd: deployer@notty", Duration::from_secs(10)));
+    assert!(tb.wait_for_process(host, "sleep 60", Duration::from_secs(10)));
+    let listener = |tb: &Testbed| {
+        tb.processes(host)
+            .into_iter()
+            .filter(|c| c.contains("[listener]"))
+            .count()
+    };
+    assert_eq!(listener(&tb), 1);
+
+    let t0 = Instant::now();
+    let killed = tb.drop_sessions(host);
+    assert!(killed >= 2, "the session's monitor and child: {killed}");
+    let mut status = None;
+    assert!(poll(Duration::from_secs(5), || {
+        status = session.try_wait().unwrap();
+        status.is_some()
+    }));
+    let elapsed = t0.elapsed();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut session.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.unwrap().code(), Some(255), "{err}");
+    assert!(err.contains("closed by remote host"), "{err}");
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+
+    // The host is fine: the listener stays, new sessions work, and what the
+    // dropped session started is still running.
+    assert_eq!(listener(&tb), 1);
+    assert_eq!(ok(tb.ssh(host, "deployer", "hostname")), host);
+    assert!(tb.processes(host).iter().any(|c| c == "sleep 60"));
+    assert!(tb.wait_no_process(host, "sshd: deployer", Duration::from_secs(5)));
+    assert_eq!(tb.kill_processes(host, "sleep 60", libc::SIGKILL), 1);
+    assert!(tb.wait_no_process(host, "sleep 60", Duration::from_secs(5)));
+    assert_eq!(tb.kill_processes(host, "sleep 60", libc::SIGKILL), 0);
+    assert_eq!(listener(&tb), 1, "init and the listener are never hit");
+}
+
+#[test]
+fn slow_postinst_can_be_caught_mid_deploy_and_torn_down() {
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    let init = tb.host("test-1").init_pid;
+    let mut deploy = Command::new("ssh")
+        .arg("-F")
+        .arg(tb.ssh_config())
+        .args(["-o", "BatchMode=yes", "test-1"])
+        .arg("sudo -n dpkg -i /srv/repo/slowpkg_2.0-1_all.deb")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(tb.wait_for_file(
+        "test-1",
+        "/tmp/slowpkg-postinst-started",
+        Duration::from_secs(20)
+    ));
+    assert_eq!(tb.dpkg_status("test-1", "slowpkg"), "iF 2.0-1");
+    assert!(!tb.wait_for_file("test-1", "/nonexistent", Duration::from_millis(100)));
+    // Teardown with dpkg in the middle of a postinst, and the host frozen.
+    let _frozen = tb.freeze("test-1");
+    drop(_frozen);
+    drop(tb);
+    assert!(!Path::new(&format!("/proc/{init}")).exists());
+    let status = process_within(
+        deploy.id(),
+        Duration::from_secs(120),
+        "a deploy on a host torn down",
+        move || deploy.wait().unwrap(),
+    );
+    assert!(!status.success(), "the deploy cannot have finished");
+}
+
+#[test]
+fn drop_leaves_nothing_running_mounted_or_allocated() {
+    let Some(tb) = Testbed::start(&[("test", 2)]) else {
+        return;
+    };
+    let dir = tb.dir().to_path_buf();
+    let inits: Vec<u32> = tb.all_hosts().iter().map(|h| h.init_pid).collect();
+    let mut pids = inits.clone();
+    for &init in &inits {
+        pids.extend(host_processes(init));
+    }
+    let slot = std::fs::read_to_string(dir.join("slot")).unwrap();
+    let slot_file = format!("/run/deployer-testbed/slot-{}", slot.trim());
+    assert!(Path::new(&slot_file).exists());
+    let mounts_inside = std::fs::read_to_string(format!("/proc/{}/mounts", inits[0])).unwrap();
+    assert!(mounts_inside.contains("overlay"), "{mounts_inside}");
+    drop(tb);
+    for pid in pids {
+        assert!(
+            process_state(pid).is_none(),
+            "process {pid} outlived the testbed"
+        );
+    }
+    assert!(!dir.exists(), "{} is left", dir.display());
+    assert!(!Path::new(&slot_file).exists(), "slot left allocated");
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains(&dir.display().to_string()), "{mounts}");
+}
+
+#[test]
+fn sixty_four_hosts_at_once() {
+    let stages = [("test", 16), ("hel", 16), ("prod", 16), ("s4", 16)];
+    let t0 = Instant::now();
+    let Some(tb) = Testbed::start(&stages) else {
+        return;
+    };
+    let up = t0.elapsed();
+    assert_eq!(tb.all_hosts().len(), 64);
+    let t1 = Instant::now();
+    let tb_ref = &tb;
+    let results: Vec<(String, Output)> = std::thread::scope(|s| {
+        let handles: Vec<_> = tb_ref
+            .all_hosts()
+            .iter()
+            .map(|h| {
+                s.spawn(move || {
+                    (
+                        h.alias.clone(),
+                        tb_ref.ssh(&h.alias, "deployer", "hostname"),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (alias, out) in results {
+        assert_eq!(ok(out), alias);
+    }
+    let reached = t1.elapsed();
+    let t2 = Instant::now();
+    let inits: Vec<u32> = tb.all_hosts().iter().map(|h| h.init_pid).collect();
+    drop(tb);
+    let down = t2.elapsed();
+    assert!(poll(Duration::from_secs(5), || inits
+        .iter()
+        .all(|p| process_state(*p).is_none())));
+    eprintln!(
+        "64 hosts: up in {:.2} s, all reached over ssh in {:.2} s, down in {:.2} s",
+        up.as_secs_f64(),
+        reached.as_secs_f64(),
+        down.as_secs_f64()
+    );
+}
