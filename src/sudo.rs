@@ -97,7 +97,7 @@ pub fn classify(said: &str, validate: &str) -> Verdict {
     }) {
         return Verdict::NotAllowed(shown(line));
     }
-    if said.contains("a password is required") || said.contains("a terminal is required") {
+    if crate::transport::sudo_wants_password(said) {
         return Verdict::Password;
     }
     if said.trim().is_empty() {
