@@ -91,6 +91,11 @@ pub struct Record {
     /// Empty for other records, and when the package has no changelog.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<crate::changelog::Summary>,
+    /// A rollback carried out into a frozen stage (allowed, with
+    /// `--reason`, because it goes back to a version the stage ran
+    /// before): recorded and notified as a rollback under freeze.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub under_freeze: bool,
 }
 
 impl Record {
@@ -200,6 +205,7 @@ impl Attempt {
             duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             hosts: Vec::new(),
             changes: Vec::new(),
+            under_freeze: false,
         }
     }
 
@@ -1064,6 +1070,7 @@ mod tests {
             duration_ms: 0,
             hosts: Vec::new(),
             changes: Vec::new(),
+            under_freeze: false,
         }
     }
 
