@@ -372,11 +372,8 @@ impl Install<'_> {
     /// are allowed (apt then refuses with "Packages need to be removed but
     /// remove is disabled", before changing anything).
     pub fn command(&self) -> RemoteCommand {
-        let mut cmd = self.options(RemoteCommand::new("apt-get").args(["install", "-y"]));
-        if !self.allow_removals {
-            cmd = cmd.arg("--no-remove");
-        }
-        as_root(self.target(cmd))
+        let target = format!("{}={}", self.package, self.version);
+        as_root(RemoteCommand::new("apt-get").args(&self.words(false, &target)[1..]))
     }
 
     /// The same install simulated: `apt-get -s`, without sudo and without
@@ -384,27 +381,55 @@ impl Install<'_> {
     /// passes `--no-remove`, so that removals show up as `Remv` lines (see
     /// [`parse_simulation`] and [`side_effects`]) instead of an error.
     pub fn simulation(&self) -> RemoteCommand {
-        let cmd = self.options(RemoteCommand::new("apt-get").args(["-s", "install"]));
-        self.target(cmd).env("LC_ALL", "C")
+        let target = format!("{}={}", self.package, self.version);
+        RemoteCommand::new("apt-get")
+            .args(&self.words(true, &target)[1..])
+            .env("LC_ALL", "C")
     }
 
-    fn options(&self, cmd: RemoteCommand) -> RemoteCommand {
-        cmd.args([
-            "-q",
-            "-o",
-            "Dpkg::Options::=--force-confdef",
-            "-o",
-            "Dpkg::Options::=--force-confold",
-            "-o",
-            &lock_timeout(self.lock_timeout_secs),
-        ])
-    }
-
-    fn target(&self, mut cmd: RemoteCommand) -> RemoteCommand {
-        if self.downgrade {
-            cmd = cmd.arg("--allow-downgrades");
+    /// The words of [`Self::command`] (or, `simulate`, of
+    /// [`Self::simulation`]) installing the package file at `path` (an
+    /// absolute path) instead of `PKG=VERSION`, with their environment
+    /// (`env ...`) and without `sudo`: for a wrapper that checks the file
+    /// first (`debcache::install_command`). apt resolves the file's
+    /// dependencies and respects holds as for a version from a repository.
+    pub fn file_words(&self, path: &str, simulate: bool) -> Vec<String> {
+        let mut words = vec!["env".to_string(), "LC_ALL=C".to_string()];
+        if !simulate {
+            words.push("DEBIAN_FRONTEND=noninteractive".to_string());
         }
-        cmd.arg(format!("{}={}", self.package, self.version))
+        words.extend(self.words(simulate, path));
+        words
+    }
+
+    /// `apt-get` and its arguments, installing `target`.
+    fn words(&self, simulate: bool, target: &str) -> Vec<String> {
+        let first: &[&str] = if simulate {
+            &["apt-get", "-s", "install"]
+        } else {
+            &["apt-get", "install", "-y"]
+        };
+        let mut words: Vec<String> = first.iter().map(ToString::to_string).collect();
+        words.extend(
+            [
+                "-q",
+                "-o",
+                "Dpkg::Options::=--force-confdef",
+                "-o",
+                "Dpkg::Options::=--force-confold",
+                "-o",
+            ]
+            .map(String::from),
+        );
+        words.push(lock_timeout(self.lock_timeout_secs));
+        if !simulate && !self.allow_removals {
+            words.push("--no-remove".to_string());
+        }
+        if self.downgrade {
+            words.push("--allow-downgrades".to_string());
+        }
+        words.push(target.to_string());
+        words
     }
 }
 

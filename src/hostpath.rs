@@ -3,8 +3,8 @@
 //!
 //! Everything deployer writes as root on a host (the badges in
 //! `badges_path`, the run directories of `detach`, the host history, the
-//! lock and freeze directories; and the `.deb` package cache to come, which
-//! should use [`script`] the same way) goes through the shell functions of
+//! lock and freeze directories, the `.deb` cache of `debcache`) goes
+//! through the shell functions of
 //! this module, run in the same root shell as the write itself:
 //!
 //! - `hp_enter PATH [create]` makes `PATH` the shell's current directory,

@@ -19,7 +19,8 @@
 //!   tokens, known_hosts),
 //!   [`command`] (remote command lines, quoted), the host-side records and
 //!   their commands ([`freeze`], [`lock`], [`detach`], [`service`],
-//!   [`hostpath`] for every root write), and
+//!   [`hostpath`] for every root write, [`debcache`] for the `.deb` cache
+//!   on the hosts), and
 //!   [`text`], [`lines`], `suggest` and [`error`]. These build commands;
 //!   they never run them.
 //! - The edges: [`config`] (`parse` is pure; `locate` and `load` find and
@@ -46,6 +47,7 @@ pub mod cli;
 pub mod command;
 pub mod config;
 pub mod console;
+pub mod debcache;
 pub mod deploy;
 pub mod detach;
 pub mod error;

@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 
 use crate::apt::{self, Policy, SideEffect, Simulation};
 use crate::command::RemoteCommand;
+use crate::debcache::{self, Cached};
 use crate::package::PackageName;
 use crate::status::PackageState;
 use crate::text::{clipped_line, REMOTE_TEXT_MAX};
@@ -45,6 +46,10 @@ pub struct HostFacts {
     /// ([`Plan::simulation`]): `None` until it is simulated, `Err` with
     /// apt's words ([`apt::simulation_error`]) when the simulation failed.
     pub simulation: Option<Result<Simulation, String>>,
+    /// The versions of the package in the host's `.deb` cache
+    /// ([`crate::debcache`]), most recently kept first: a version the
+    /// repository no longer offers is installed from there.
+    pub cached: Vec<Cached>,
 }
 
 /// A stage's name with each host's state (`None`: the host did not answer).
@@ -113,6 +118,12 @@ pub struct Step {
     /// What apt will change besides the package (only with
     /// `--allow-dependency-changes`; otherwise the plan is refused).
     pub side_effects: Vec<SideEffect>,
+    /// The host's cached file of the target version, installed instead of
+    /// the repository's when the repository no longer offers it.
+    pub install_from: Option<Cached>,
+    /// The host's cached file of the version it runs now, which puts it
+    /// back (the rollback policy) when the repository no longer offers it.
+    pub restore_from: Option<Cached>,
 }
 
 /// The decided deploy.
@@ -154,6 +165,9 @@ pub struct HostCommands {
     pub unhold: Option<RemoteCommand>,
     /// The install (for a rollback to nothing, the removal).
     pub main: RemoteCommand,
+    /// `main` for people, when its text is a wrapper too long to read (the
+    /// install of a cached file, [`debcache::install_shown`]).
+    pub main_shown: Option<String>,
     /// `apt-mark hold`, last, whatever `main` did.
     pub hold: Option<RemoteCommand>,
 }
@@ -174,7 +188,12 @@ impl HostCommands {
         if let Some(u) = &self.unhold {
             let _ = write!(s, "{u} && ");
         }
-        let _ = write!(s, "{}", self.main);
+        match &self.main_shown {
+            Some(shown) => s.push_str(shown),
+            None => {
+                let _ = write!(s, "{}", self.main);
+            }
+        }
         if let Some(h) = &self.hold {
             let _ = write!(s, "; {h}");
         }
@@ -195,11 +214,13 @@ pub enum Refusal {
         /// Each host's candidate.
         hosts: Vec<(String, Option<Version>)>,
     },
-    /// Some hosts cannot install the version.
+    /// Some hosts cannot install the version: no repository offers it to
+    /// them, and their `.deb` cache lacks it.
     Unavailable {
         /// The version asked for.
         version: Version,
-        /// Hosts lacking it, with what they can install.
+        /// Hosts lacking it, with what they can install (from a
+        /// repository or their cache).
         hosts: Vec<(String, Vec<Version>)>,
     },
     /// The previous stage does not run the version yet.
@@ -229,7 +250,8 @@ pub enum Refusal {
         hosts: Vec<String>,
     },
     /// Rollback is on, but some hosts to change run a version that apt
-    /// can no longer install, so they could not be put back.
+    /// can no longer install and their `.deb` cache lacks, so they could
+    /// not be put back.
     RollbackImpossible {
         /// Each such host, the version it runs, and what apt can install.
         hosts: Vec<(String, Version, Vec<Version>)>,
@@ -277,7 +299,13 @@ impl Refusal {
             Refusal::Unavailable { version, hosts } => {
                 let mut notes: Vec<String> = hosts
                     .iter()
-                    .map(|(h, avail)| format!("{h} can install: {}", list(avail)))
+                    .map(|(h, avail)| {
+                        format!(
+                            "{h} can install: {}; its .deb cache ({}) lacks {version} too",
+                            list(avail),
+                            debcache::DIR
+                        )
+                    })
                     .collect();
                 notes.push(
                     "nothing was changed; publish the version to the hosts' repository first"
@@ -354,7 +382,10 @@ impl Refusal {
                 let mut notes: Vec<String> = hosts
                     .iter()
                     .map(|(h, running, avail)| {
-                        format!("{h} runs {running}; apt there can install: {}", list(avail))
+                        format!(
+                            "{h} runs {running}; apt there can install: {}; its .deb cache lacks {running}",
+                            list(avail)
+                        )
                     })
                     .collect();
                 notes.push(format!(
@@ -447,6 +478,18 @@ fn choose_version(input: &Input) -> Result<Version, Refusal> {
     }
 }
 
+impl HostFacts {
+    /// Where the host can install `version` from: `Some(None)` from a
+    /// repository, `Some(Some(file))` only from its `.deb` cache, `None`
+    /// from nowhere.
+    fn source_of(&self, version: &Version) -> Option<Option<&Cached>> {
+        if self.policy.available.contains(version) {
+            return Some(None);
+        }
+        self.cached.iter().find(|c| c.version == *version).map(Some)
+    }
+}
+
 /// Decide the plan, or why not.
 pub fn make(input: &Input) -> Result<Plan, Refusal> {
     let chosen = choose_version(input)?;
@@ -455,7 +498,12 @@ pub fn make(input: &Input) -> Result<Plan, Refusal> {
     let version = input
         .hosts
         .iter()
-        .flat_map(|h| &h.policy.available)
+        .flat_map(|h| {
+            h.policy
+                .available
+                .iter()
+                .chain(h.cached.iter().map(|c| &c.version))
+        })
         .find(|v| **v == chosen)
         .cloned()
         .unwrap_or(chosen);
@@ -464,8 +512,14 @@ pub fn make(input: &Input) -> Result<Plan, Refusal> {
     let lacking: Vec<(String, Vec<Version>)> = input
         .hosts
         .iter()
-        .filter(|h| !runs_target(&h.state) && !h.policy.available.contains(&version))
-        .map(|h| (h.host.clone(), h.policy.available.clone()))
+        .filter(|h| !runs_target(&h.state) && h.source_of(&version).is_none())
+        .map(|h| {
+            let mut can = h.policy.available.clone();
+            can.extend(h.cached.iter().map(|c| c.version.clone()));
+            can.sort_by(|a, b| b.cmp(a));
+            can.dedup();
+            (h.host.clone(), can)
+        })
         .collect();
     if !lacking.is_empty() {
         return Err(Refusal::Unavailable {
@@ -557,7 +611,8 @@ pub fn make(input: &Input) -> Result<Plan, Refusal> {
             .iter()
             .filter_map(|h| {
                 let running = h.state.version()?;
-                (!h.policy.available.contains(running))
+                h.source_of(running)
+                    .is_none()
                     .then(|| (h.host.clone(), running.clone(), h.policy.available.clone()))
             })
             .collect();
@@ -618,6 +673,13 @@ pub fn make(input: &Input) -> Result<Plan, Refusal> {
     let steps: Vec<Step> = changing
         .iter()
         .map(|h| Step {
+            install_from: h.source_of(&version).flatten().cloned(),
+            restore_from: h
+                .state
+                .version()
+                .and_then(|v| h.source_of(v))
+                .flatten()
+                .cloned(),
             host: h.host.clone(),
             from: h.state.clone(),
             downgrade: h.state.version().is_some_and(|v| *v > version),
@@ -673,7 +735,15 @@ pub fn batches(count: usize, size: usize) -> Vec<Vec<usize>> {
 }
 
 impl Plan {
-    fn install(&self, step: &Step, version: &Version, lock_timeout_secs: u64) -> RemoteCommand {
+    /// The install of `version` on `step`'s host: from a repository, or
+    /// the cached file `from` (checked against its recorded SHA256 first).
+    fn install(
+        &self,
+        step: &Step,
+        version: &Version,
+        from: Option<&Cached>,
+        lock_timeout_secs: u64,
+    ) -> (RemoteCommand, Option<String>) {
         let install = apt::Install {
             package: &self.package,
             version,
@@ -681,20 +751,33 @@ impl Plan {
             allow_removals: self.allow_dependency_changes,
             lock_timeout_secs,
         };
-        install.command()
+        match from {
+            Some(c) => {
+                let words = install.file_words(&c.path(), false);
+                (
+                    debcache::install_command(c, &words, true),
+                    Some(debcache::install_shown(c, &words, true)),
+                )
+            }
+            None => (install.command(), None),
+        }
     }
 
     /// The simulation of `step`'s install (`apt-get -s`, no root, no
-    /// lock), whose parsed output goes into [`HostFacts::simulation`].
+    /// lock), whose parsed output goes into [`HostFacts::simulation`]; of
+    /// the cached file when the install is from the host's cache.
     pub fn simulation(&self, step: &Step, lock_timeout_secs: u64) -> RemoteCommand {
-        apt::Install {
+        let install = apt::Install {
             package: &self.package,
             version: &self.version,
             downgrade: step.downgrade,
             allow_removals: self.allow_dependency_changes,
             lock_timeout_secs,
+        };
+        match &step.install_from {
+            Some(c) => debcache::install_command(c, &install.file_words(&c.path(), true), false),
+            None => install.simulation(),
         }
-        .simulation()
     }
 
     /// What `step`'s host runs: the install (with `--no-remove` unless
@@ -702,9 +785,16 @@ impl Plan {
     /// hold when [`Step::hold`] says so. The hold is set whatever the
     /// install did.
     pub fn commands(&self, step: &Step, lock_timeout_secs: u64) -> HostCommands {
+        let (main, main_shown) = self.install(
+            step,
+            &self.version,
+            step.install_from.as_ref(),
+            lock_timeout_secs,
+        );
         HostCommands {
             unhold: (step.hold == Hold::Release).then(|| apt::unhold(&self.package)),
-            main: self.install(step, &self.version, lock_timeout_secs),
+            main,
+            main_shown,
             hold: (step.hold != Hold::Untouched).then(|| apt::hold(&self.package)),
         }
     }
@@ -714,15 +804,20 @@ impl Plan {
     /// none. A host whose hold deployer touched is released first and held
     /// again after, unless it had no hold and is back to no package.
     pub fn rollback_commands(&self, step: &Step, lock_timeout_secs: u64) -> HostCommands {
-        let main = match step.from.version() {
+        let (main, main_shown) = match step.from.version() {
             Some(previous) => {
                 let back = Step {
                     downgrade: *previous < self.version,
                     ..step.clone()
                 };
-                self.install(&back, previous, lock_timeout_secs)
+                self.install(
+                    &back,
+                    previous,
+                    step.restore_from.as_ref(),
+                    lock_timeout_secs,
+                )
             }
-            None => apt::remove(&self.package, lock_timeout_secs),
+            None => (apt::remove(&self.package, lock_timeout_secs), None),
         };
         let rehold = match step.hold {
             Hold::Untouched => false,
@@ -732,6 +827,7 @@ impl Plan {
         HostCommands {
             unhold: (step.hold != Hold::Untouched).then(|| apt::unhold(&self.package)),
             main,
+            main_shown,
             hold: rehold.then(|| apt::hold(&self.package)),
         }
     }
@@ -772,6 +868,22 @@ impl Plan {
                     "    {}: {} -> {} ({what})",
                     step.host, step.from, self.version
                 );
+                if let Some(c) = &step.install_from {
+                    let _ = writeln!(
+                        s,
+                        "      from: the host's cache, {} (no repository offers {} any more; SHA256 checked before the install)",
+                        c.path(),
+                        self.version
+                    );
+                }
+                if let (Some(c), true) = (&step.restore_from, self.rollback) {
+                    let _ = writeln!(
+                        s,
+                        "      back: a rollback would install {} from the host's cache, {}",
+                        c.version,
+                        c.path()
+                    );
+                }
                 if let Some((command, apt)) = details.get(i) {
                     let _ = writeln!(s, "      runs: {command}");
                     for line in apt {
@@ -843,6 +955,7 @@ mod tests {
             },
             held: false,
             simulation: None,
+            cached: Vec::new(),
         }
     }
 
@@ -967,7 +1080,105 @@ mod tests {
             msg.contains("cannot be installed on 1 host(s) of `prod`"),
             "{msg}"
         );
-        assert_eq!(notes[0], "p2 can install: 0.77~pr705-119");
+        assert_eq!(
+            notes[0],
+            "p2 can install: 0.77~pr705-119; its .deb cache (/var/cache/deployer/debs) lacks 0.81~pr748-191 too"
+        );
+    }
+
+    fn cached(version: &str) -> Cached {
+        let package = fastpath();
+        Cached {
+            version: v(version),
+            arch: "all".into(),
+            file: debcache::file_name(&package, &v(version), "all"),
+            sha256: "ab".repeat(32),
+            kept_at: 1,
+        }
+    }
+
+    #[test]
+    fn a_version_only_the_hosts_cache_holds_is_installed_from_the_cache() {
+        let old = "0.77~pr705-119";
+        let new = "0.81~pr748-191";
+        let mut i = input(
+            vec![with(facts("p1", installed(new), new, &[new]), |f| {
+                f.cached = vec![cached(old)];
+            })],
+            Wanted::Exact(v(old)),
+        );
+        let p = make(&i).unwrap();
+        let step = &p.steps[0];
+        assert_eq!(
+            step.install_from.as_ref().map(|c| c.version.clone()),
+            Some(v(old))
+        );
+        assert!(step.downgrade);
+        let commands = p.commands(step, 5);
+        let main = commands.main.to_string();
+        assert!(main.starts_with("sudo -n sh -c "), "{main}");
+        assert!(
+            main.ends_with(" '/var/cache/deployer/debs/fastpath_0.77~pr705-119_all.deb'"),
+            "{main}"
+        );
+        let shown = commands.describe();
+        assert!(
+            shown.starts_with("[check /var/cache/deployer/debs/fastpath_0.77~pr705-119_all.deb against its SHA256 abab")
+                && shown.ends_with("] && sudo -n env LC_ALL=C DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=5 --no-remove --allow-downgrades '/var/cache/deployer/debs/fastpath_0.77~pr705-119_all.deb'"),
+            "{shown}"
+        );
+        assert!(main.contains(" --allow-downgrades "), "{main}");
+        assert!(!main.contains("fastpath=0.77"), "{main}");
+        let sim = p.simulation(step, 5).to_string();
+        assert!(
+            sim.starts_with("sh -c ") && sim.contains(" -s install "),
+            "{sim}"
+        );
+        let shown = p.describe(&[]);
+        assert!(
+            shown.contains(
+                "from: the host's cache, /var/cache/deployer/debs/fastpath_0.77~pr705-119_all.deb"
+            ),
+            "{shown}"
+        );
+
+        // a version the repository offers comes from the repository
+        i.hosts[0].policy.available.push(v(old));
+        let p = make(&i).unwrap();
+        assert_eq!(p.steps[0].install_from, None);
+        assert!(p
+            .commands(&p.steps[0], 5)
+            .main
+            .to_string()
+            .contains("fastpath=0.77~pr705-119"));
+    }
+
+    #[test]
+    fn the_rollback_promise_counts_the_cache() {
+        let old = "0.77~pr705-119";
+        let new = "0.81~pr748-191";
+        let mut i = input(
+            vec![facts("p1", installed(old), new, &[new])],
+            Wanted::Exact(v(new)),
+        );
+        i.rollback = true;
+        assert!(matches!(make(&i), Err(Refusal::RollbackImpossible { .. })));
+        i.hosts[0].cached = vec![cached(old)];
+        let p = make(&i).unwrap();
+        let step = &p.steps[0];
+        assert_eq!(
+            step.restore_from.as_ref().map(|c| c.version.clone()),
+            Some(v(old))
+        );
+        assert_eq!(step.install_from, None);
+        let back = p.rollback_commands(step, 5).main.to_string();
+        assert!(
+            back.ends_with(" '/var/cache/deployer/debs/fastpath_0.77~pr705-119_all.deb'"),
+            "{back}"
+        );
+        assert!(p
+            .describe(&[])
+            .contains("back: a rollback would install 0.77~pr705-119 from the host's cache"));
     }
 
     fn with_previous(mut i: Input, prev: Vec<(&str, Option<PackageState>)>) -> Input {
@@ -1230,6 +1441,7 @@ mod tests {
             policy: policy.clone(),
             held: false,
             simulation: None,
+            cached: Vec::new(),
         };
         let absent = HostFacts {
             host: "p2".into(),
@@ -1251,7 +1463,7 @@ mod tests {
         assert!(msg.starts_with("rollback is on, but 1 host(s) of `prod` run a version of `bash` that apt can no longer install"), "{msg}");
         assert_eq!(
             notes[0],
-            "p1 runs 5.2.15-2+b8; apt there can install: 5.2.15-2+b13"
+            "p1 runs 5.2.15-2+b8; apt there can install: 5.2.15-2+b13; its .deb cache lacks 5.2.15-2+b8"
         );
         assert!(notes[1].contains("--rollback-on-failure"), "{notes:?}");
 

@@ -1,5 +1,6 @@
 //! The install on one host: the deploy lock proven still the attempt's,
-//! the hold released and set again, the install detached from the session
+//! the `.deb` it runs kept ([`super::keep`]), the hold released and set
+//! again, the install detached from the session
 //! and followed to its end, its verification with dpkg, the service's
 //! restart and the health check.
 
@@ -135,6 +136,23 @@ pub(super) fn install_one(
             output: String::new(),
             now: read_state(member, &plan.package, cx.config.ssh.command_timeout).ok(),
         };
+    }
+    if let Some(step) = plan.steps.iter().find(|s| s.host == member.host()) {
+        match super::keep::keep_running(cx, member, &plan.package, step, plan.rollback, attempt) {
+            Ok(None) => {}
+            Ok(Some(warning)) => {
+                cx.console
+                    .say(&format!("  {}: warning: {warning}", member.host()));
+                watched.kept = Some(warning);
+            }
+            Err(why) => {
+                return Done::Failed {
+                    why,
+                    output: String::new(),
+                    now: read_state(member, &plan.package, cx.config.ssh.command_timeout).ok(),
+                }
+            }
+        }
     }
     if let Some(unhold) = &commands.unhold {
         if let Err(why) = mark(cx, member, attempt, unhold) {
@@ -384,7 +402,8 @@ fn install_and_check(
             }
             .to_string()
         } else {
-            apt::failure_hint(&combined)
+            crate::debcache::install_refusal(&combined)
+                .or_else(|| apt::failure_hint(&combined))
                 .unwrap_or_else(|| format!("apt-get exited with status {}", out.status))
         };
         return Done::Failed {

@@ -7,8 +7,9 @@
 //! - [`preflight`]: reachability, freezes, sudo, the deploy lock, fresh apt
 //!   lists, the states read again under the lock, dpkg idle, what apt can
 //!   install, and the plan (`plan` decides; preflight gathers the facts);
-//! - [`rollout`]: the batches, each host's [`install`] (with the service's
-//!   [`restart`], its verification and health check);
+//! - [`rollout`]: the batches, each host's [`install`] (first the `.deb`
+//!   it runs kept in its cache, [`keep`]; then the service's [`restart`],
+//!   its verification and health check);
 //! - [`rollback`]: the rollback policy;
 //! - [`aftermath`]: the syslog line and the records on the hosts, the
 //!   team told, the badges refreshed;
@@ -30,6 +31,7 @@ pub mod attempt;
 pub mod context;
 pub mod host;
 pub mod install;
+pub mod keep;
 pub mod outcome;
 pub mod preflight;
 pub mod record;

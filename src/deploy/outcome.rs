@@ -48,13 +48,17 @@ pub enum Rollback {
 }
 
 /// What the service step left for one host's record: the restart, and
-/// the service's last log lines when the host failed.
+/// the service's last log lines when the host failed; and the warning of
+/// a `.deb` not kept in its cache.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Watched {
     /// How the restart went, when the package restarts its service.
     pub restart: Option<RestartRecord>,
     /// The last log lines ([`crate::service::TAIL_LINES`]) of a failed host.
     pub log_tail: Vec<String>,
+    /// Why the `.deb` the host ran could not be kept in its cache (a
+    /// warning for its record), when it could not.
+    pub kept: Option<String>,
 }
 
 /// Why a rollout stopped before its last batch without a host failing.

@@ -11,10 +11,12 @@
 use crate::apt;
 use crate::changelog::{self, Review};
 use crate::command::RemoteCommand;
+use crate::debcache;
 use crate::error::{Fatal, HostError};
 use crate::fleet::{self, Fleet};
 use crate::history;
 use crate::lock;
+use crate::package::PackageName;
 use crate::plan::{self, HostCommands, HostFacts, Plan, Refusal};
 use crate::status::PackageState;
 use crate::sudo;
@@ -594,6 +596,41 @@ fn decide(cx: &Context<'_>, attempt: &mut Attempt, input: &plan::Input) -> Resul
     }
 }
 
+/// What each host of `stage` has of `package` in its `.deb` cache
+/// ([`debcache::listing_command`], read-only, no sudo). A host whose cache
+/// cannot be read has none, said in a note: a version only the cache holds
+/// is then refused as unavailable.
+fn read_caches(
+    cx: &Context<'_>,
+    fleet: &mut Fleet,
+    stage: &str,
+    package: &PackageName,
+) -> std::collections::HashMap<String, Vec<debcache::Cached>> {
+    let timeout = cx.config.ssh.command_timeout;
+    let answers = fleet.run_on_stage(stage, &debcache::listing_command(package), timeout);
+    let mut caches = std::collections::HashMap::new();
+    for (host, r) in answers {
+        match r {
+            Ok(out) if out.success() => {
+                caches.insert(host, debcache::parse_listing(package, &out.stdout));
+            }
+            Ok(out) => {
+                let why = crate::hostpath::refused(&out.stderr)
+                    .unwrap_or_else(|| crate::transport::failure(&out));
+                cx.console.say(&format!(
+                    "note: {host}: the .deb cache ({}) cannot be read, counted as empty: {why}",
+                    debcache::DIR
+                ));
+            }
+            Err(e) => cx.console.say(&format!(
+                "note: {host}: the .deb cache ({}) cannot be read, counted as empty: {e}",
+                debcache::DIR
+            )),
+        }
+    }
+    caches
+}
+
 /// Ask apt what each host can install, decide the plan, simulate each
 /// host's install (`apt-get -s`: no root, no lock, no change), and decide
 /// again with what apt would really do. Returns the plan and each step's
@@ -610,6 +647,7 @@ fn make_plan(
     let package = &attempt.package.clone();
     let timeout = config.ssh.command_timeout;
     let answers = fleet.run_on_stage(&stage.name, &apt::policy(package), timeout);
+    let mut caches = read_caches(cx, fleet, &stage.name, package);
     let mut hosts = Vec::new();
     for (host, r) in answers {
         let status = facts
@@ -633,6 +671,7 @@ fn make_plan(
                 )
             })?;
         hosts.push(HostFacts {
+            cached: caches.remove(&host).unwrap_or_default(),
             host,
             state,
             policy,
@@ -682,6 +721,10 @@ fn make_plan(
             .expect("a planned host");
         match m.run(&first.simulation(step, lock), timeout) {
             Ok(out) if out.success() => apt::parse_simulation(&out.stdout),
+            Ok(out) if step.install_from.is_some() => Err(debcache::install_refusal(&out.stderr)
+                .unwrap_or_else(|| {
+                    apt::simulation_error(&format!("{}{}", out.stdout, out.stderr))
+                })),
             Ok(out) => Err(apt::simulation_error(&format!(
                 "{}{}",
                 out.stdout, out.stderr

@@ -75,6 +75,10 @@ pub fn host_record(
             None => (HostResult::Unknown, Some(why.clone()), None),
         },
     };
+    let message = match (message, &watched.kept) {
+        (Some(m), Some(w)) => Some(format!("{m}; {w}")),
+        (m, w) => m.or_else(|| w.clone()),
+    };
     HostRecord {
         host: step.host.clone(),
         from: step.from.version().map(ToString::to_string),

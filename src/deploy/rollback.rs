@@ -7,12 +7,14 @@ use crate::detach;
 use crate::fleet::{Fleet, Member};
 use crate::history::{HostRecord, HostResult};
 use crate::plan::{Plan, Step};
+use crate::status::PackageState;
 
 use super::aftermath::syslog;
 use super::attempt::Attempt;
 use super::context::Context;
 use super::host::{dpkg_audit, read_state};
 use super::install::{lock_still_ours, mark, run_detached, Ran};
+use super::keep::keep_running;
 use super::outcome::{Done, Rollback, Rollout};
 use super::preflight::{Lock, Prepared};
 use super::record::Journal;
@@ -34,6 +36,23 @@ fn rollback_one(
     }
     let dir = &detach::run_dir(attempt.id(), "rollback");
     let commands = plan.rollback_commands(step, super::preflight::lock_secs(cx));
+    // what the host runs now (the failed version) is kept too, as before
+    // any change; a failure to keep it is only said
+    if let Ok(now @ PackageState::Installed(_)) =
+        read_state(member, &plan.package, config.ssh.command_timeout)
+    {
+        let running = Step {
+            from: now,
+            restore_from: None,
+            ..step.clone()
+        };
+        if let Ok(Some(warning)) | Err(warning) =
+            keep_running(cx, member, &plan.package, &running, false, attempt)
+        {
+            cx.console
+                .say(&format!("  {}: warning: {warning}", member.host()));
+        }
+    }
     if let Some(unhold) = &commands.unhold {
         if let Err(why) = mark(cx, member, attempt, unhold) {
             return Rollback::Failed(format!("rollback could not release the hold: {why}"));
@@ -93,7 +112,9 @@ fn rollback_one(
         Rollback::Failed(format!(
             "rollback did not restore {}: dpkg shows {now}; {}",
             step.from,
-            apt::failure_hint(&out.combined()).unwrap_or_default()
+            crate::debcache::install_refusal(&out.combined())
+                .or_else(|| apt::failure_hint(&out.combined()))
+                .unwrap_or_default()
         ))
     }
 }
