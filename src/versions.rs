@@ -25,6 +25,9 @@ pub struct Row {
     pub installed: Vec<String>,
     /// The hosts where `apt-get install PKG` would pick it.
     pub candidate: Vec<String>,
+    /// The hosts that hold it in their `.deb` cache ([`crate::debcache`]),
+    /// from where a rollback installs it when no repository offers it.
+    pub cached: Vec<String>,
 }
 
 /// A host of a stage that cannot install versions other hosts of the
@@ -50,6 +53,9 @@ pub struct StageVersions {
     /// The hosts that lack versions others are offered (empty when they
     /// all agree).
     pub disagreements: Vec<Disagreement>,
+    /// The hosts whose `.deb` cache could not be read, and why (one line,
+    /// made safe).
+    pub caches_unread: Vec<(String, String)>,
 }
 
 /// A host that gave no usable answer, and why (one line, made safe).
@@ -99,6 +105,7 @@ pub fn for_stage(stage: &str, policies: &[(String, Policy)]) -> StageVersions {
             available: hosts_where(&|p| p.available.contains(v)),
             installed: hosts_where(&|p| p.installed.as_ref() == Some(v)),
             candidate: hosts_where(&|p| p.candidate.as_ref() == Some(v)),
+            cached: Vec::new(),
         })
         .collect::<Vec<_>>();
     let disagreements = policies
@@ -120,7 +127,40 @@ pub fn for_stage(stage: &str, policies: &[(String, Policy)]) -> StageVersions {
         answered: policies.iter().map(|(h, _)| h.clone()).collect(),
         rows,
         disagreements,
+        caches_unread: Vec::new(),
     }
+}
+
+/// `stage` with what each host holds in its `.deb` cache: `caches` gives,
+/// per host in configuration order, its cached versions or why they could
+/// not be read. A version only a cache holds gets its own row.
+pub fn with_caches(
+    mut stage: StageVersions,
+    caches: &[(String, Result<Vec<Version>, String>)],
+) -> StageVersions {
+    for (host, cached) in caches {
+        let versions = match cached {
+            Ok(v) => v,
+            Err(why) => {
+                stage.caches_unread.push((host.clone(), why.clone()));
+                continue;
+            }
+        };
+        for v in versions {
+            match stage.rows.iter_mut().find(|r| r.version == *v) {
+                Some(row) => row.cached.push(host.clone()),
+                None => stage.rows.push(Row {
+                    version: v.clone(),
+                    available: Vec::new(),
+                    installed: Vec::new(),
+                    candidate: Vec::new(),
+                    cached: vec![host.clone()],
+                }),
+            }
+        }
+    }
+    stage.rows.sort_by(|a, b| b.version.cmp(&a.version));
+    stage
 }
 
 /// `every host`, or the hosts named.
@@ -145,6 +185,9 @@ fn row_marks(row: &Row, all: &[String]) -> Vec<String> {
     }
     if !row.installed.is_empty() {
         marks.push(format!("runs on {}", hosts_text(&row.installed, all)));
+    }
+    if !row.cached.is_empty() {
+        marks.push(format!("cached on {}", hosts_text(&row.cached, all)));
     }
     if row.available.is_empty() {
         marks.push("in no repository".to_string());
@@ -221,6 +264,9 @@ pub fn render_text(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                 "  note: their apt sources or package lists differ; `apt-get update` there, and compare `/etc/apt/sources.list*`"
             )?;
         }
+        for (host, why) in &s.caches_unread {
+            writeln!(out, "  note: {host}: its .deb cache cannot be read: {why}")?;
+        }
     }
     if !report.failures.is_empty() {
         writeln!(out)?;
@@ -233,10 +279,10 @@ pub fn render_text(report: &Report, out: &mut dyn Write) -> io::Result<()> {
 }
 
 /// JSON: `{"package", "updated", "stages": [{"stage", "hosts", "agree",
-/// "versions": [{"version", "candidate", "installed", "available"}],
-/// "disagreements": [{"host", "missing"}]}], "unreachable": [{"stage",
-/// "host", "error"}]}`; host lists are arrays of names, versions newest
-/// first.
+/// "versions": [{"version", "candidate", "installed", "available",
+/// "cached"}], "disagreements": [{"host", "missing"}], "caches_unread":
+/// [{"host", "error"}]}], "unreachable": [{"stage", "host", "error"}]}`;
+/// host lists are arrays of names, versions newest first.
 pub fn render_json(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     let stages: Vec<serde_json::Value> = report
         .stages
@@ -251,10 +297,15 @@ pub fn render_json(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                     "candidate": r.candidate,
                     "installed": r.installed,
                     "available": r.available,
+                    "cached": r.cached,
                 })).collect::<Vec<_>>(),
                 "disagreements": s.disagreements.iter().map(|d| serde_json::json!({
                     "host": d.host,
                     "missing": d.missing,
+                })).collect::<Vec<_>>(),
+                "caches_unread": s.caches_unread.iter().map(|(host, error)| serde_json::json!({
+                    "host": host,
+                    "error": error,
                 })).collect::<Vec<_>>(),
             })
         })

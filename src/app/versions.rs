@@ -1,6 +1,7 @@
 //! `deployer versions PKG [STAGE]`: refresh the package lists of the
 //! stage's hosts (`apt-get update`, waiting for the lists lock as deploys
-//! do) unless `--no-update`, read `apt-cache policy PKG` on each, and hand
+//! do) unless `--no-update`, read `apt-cache policy PKG` and the `.deb`
+//! cache's listing (read-only, no sudo) on each, and hand
 //! the answers to [`crate::versions`], which orders and renders them.
 //!
 //! The commands and their parsing are `apt`'s; nothing here is installed
@@ -11,11 +12,13 @@ use std::io::{self, Write};
 use crate::apt::{self, Policy};
 use crate::cli::Cli;
 use crate::config::Config;
+use crate::debcache;
 use crate::deploy;
 use crate::error::{ExitStatus, Fatal};
 use crate::fleet::Fleet;
 use crate::package::PackageName;
 use crate::transport;
+use crate::version::Version;
 use crate::versions::{self, Failure, Report};
 
 use super::output::{emit, waiting};
@@ -59,8 +62,8 @@ pub(super) fn command(
 }
 
 /// What one host answered: its policy, or why there is none (one line,
-/// made safe).
-type Answer = Result<Policy, String>;
+/// made safe); and its cached versions, or why they could not be read.
+type Answer = (Result<Policy, String>, Result<Vec<Version>, String>);
 
 /// Ask every host of `fleet` what it can install of `package`, stage by
 /// stage in configuration order (`stages`: the names asked about).
@@ -75,6 +78,7 @@ pub(crate) fn gather(
     let update_timeout = config.ssh.deploy_timeout;
     let policy_timeout = config.ssh.command_timeout;
     let policy_command = apt::policy(package);
+    let cache_command = debcache::listing_command(package);
     let answers: Vec<(String, String, Answer)> = fleet.on_each(
         |_| true,
         |m| {
@@ -107,7 +111,7 @@ pub(crate) fn gather(
                     Err(e) => Some(e.to_string()),
                 };
                 if let Some(why) = failed {
-                    return (stage, host, Err(why));
+                    return (stage, host, (Err(why), Ok(Vec::new())));
                 }
             }
             let answer = match m.run(&policy_command, policy_timeout) {
@@ -124,7 +128,16 @@ pub(crate) fn gather(
                 )),
                 Err(e) => Err(e.to_string()),
             };
-            (stage, host, answer)
+            let cached = match m.run(&cache_command, policy_timeout) {
+                Ok(out) if out.success() => Ok(debcache::parse_listing(package, &out.stdout)
+                    .into_iter()
+                    .map(|c| c.version)
+                    .collect()),
+                Ok(out) => Err(crate::hostpath::refused(&out.stderr)
+                    .unwrap_or_else(|| transport::failure(&out))),
+                Err(e) => Err(e.to_string()),
+            };
+            (stage, host, (answer, cached))
         },
     );
     let mut failures = Vec::new();
@@ -134,7 +147,7 @@ pub(crate) fn gather(
             let policies: Vec<(String, Policy)> = answers
                 .iter()
                 .filter(|(s, _, _)| s == stage)
-                .filter_map(|(_, host, a)| match a {
+                .filter_map(|(_, host, (a, _))| match a {
                     Ok(p) => Some((host.clone(), p.clone())),
                     Err(e) => {
                         failures.push(Failure {
@@ -146,7 +159,12 @@ pub(crate) fn gather(
                     }
                 })
                 .collect();
-            versions::for_stage(stage, &policies)
+            let caches: Vec<(String, Result<Vec<Version>, String>)> = answers
+                .iter()
+                .filter(|(s, _, (a, _))| s == stage && a.is_ok())
+                .map(|(_, host, (_, c))| (host.clone(), c.clone()))
+                .collect();
+            versions::with_caches(versions::for_stage(stage, &policies), &caches)
         })
         .collect();
     Report {

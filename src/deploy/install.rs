@@ -138,6 +138,14 @@ pub(super) fn install_one(
         };
     }
     if let Some(step) = plan.steps.iter().find(|s| s.host == member.host()) {
+        if let Some(c) = &step.install_from {
+            cx.console.say(&format!(
+                "  {}: installing {} from the host's cache, {}",
+                member.host(),
+                c.version,
+                c.path()
+            ));
+        }
         match super::keep::keep_running(cx, member, &plan.package, step, plan.rollback, attempt) {
             Ok(None) => {}
             Ok(Some(warning)) => {

@@ -14,6 +14,7 @@ mod cli;
 mod config_discovery;
 mod dashboard_browser;
 mod dashboard_e2e;
+mod deb_cache_e2e;
 mod deploy_e2e;
 mod docs;
 mod fail_closed_e2e;

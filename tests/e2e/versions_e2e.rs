@@ -53,7 +53,7 @@ fn versions_lists_what_each_stage_can_install_newest_first() {
     assert_eq!(test["agree"], true);
     assert_eq!(
         test["versions"][0],
-        json!({"version": NEW, "candidate": ["test-1", "test-2"], "installed": [], "available": ["test-1", "test-2"]})
+        json!({"version": NEW, "candidate": ["test-1", "test-2"], "installed": [], "available": ["test-1", "test-2"], "cached": []})
     );
     assert_eq!(test["versions"][1]["installed"], json!(["test-1"]));
     let prod = stage(&v, "prod");
