@@ -83,6 +83,10 @@ pub const FILES: &[(&str, &str)] = &[
         "On each host: one directory per detached install or rollback, with its output, pid and exit status.",
     ),
     (
+        "/var/cache/deployer/debs/",
+        "On each host: the .deb of the last three versions of each package that deployer changed, with their SHA256 (rollbacks when the repository dropped a version).",
+    ),
+    (
         "/etc/machine-info",
         "On each host: `DEPLOYMENT=` names the stage the host says it is in (`deployer check`).",
     ),

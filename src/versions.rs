@@ -493,7 +493,7 @@ mod tests {
         assert_eq!(j["stages"][0]["agree"], true);
         assert_eq!(
             j["stages"][0]["versions"][1],
-            serde_json::json!({"version": "0.77", "candidate": [], "installed": ["test-1", "test-2"], "available": ["test-1", "test-2"]})
+            serde_json::json!({"version": "0.77", "candidate": [], "installed": ["test-1", "test-2"], "available": ["test-1", "test-2"], "cached": []})
         );
         assert_eq!(j["stages"][1]["agree"], false);
         assert_eq!(
@@ -501,5 +501,65 @@ mod tests {
             serde_json::json!([{"host": "prod-2", "missing": ["0.81"]}])
         );
         assert_eq!(j["unreachable"][0]["host"], "prod-3");
+    }
+
+    #[test]
+    fn cached_versions_are_marked_and_a_version_only_a_cache_holds_has_its_row() {
+        let policies = [
+            (
+                "t1".to_string(),
+                policy(Some("0.81"), Some("0.81"), &["0.81"]),
+            ),
+            (
+                "t2".to_string(),
+                policy(Some("0.81"), Some("0.81"), &["0.81"]),
+            ),
+            (
+                "t3".to_string(),
+                policy(Some("0.81"), Some("0.81"), &["0.81"]),
+            ),
+        ];
+        let s = with_caches(
+            for_stage("test", &policies),
+            &[
+                ("t1".into(), Ok(vec![v("0.77"), v("0.81")])),
+                ("t2".into(), Ok(vec![v("0.77")])),
+                (
+                    "t3".into(),
+                    Err("`/var/cache/deployer` is a symbolic link".into()),
+                ),
+            ],
+        );
+        let versions: Vec<String> = s.rows.iter().map(|r| r.version.to_string()).collect();
+        assert_eq!(versions, ["0.81", "0.77"]);
+        assert_eq!(s.rows[1].cached, ["t1", "t2"]);
+        assert!(s.rows[1].available.is_empty());
+        assert_eq!(s.rows[0].cached, ["t1"]);
+        assert_eq!(
+            row_marks(&s.rows[1], &s.answered),
+            ["cached on t1, t2", "in no repository"]
+        );
+        assert_eq!(s.caches_unread.len(), 1);
+        let report = Report {
+            package: "fastpath".parse().unwrap(),
+            updated: false,
+            stages: vec![s],
+            failures: Vec::new(),
+        };
+        let mut out = Vec::new();
+        render_text(&report, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("  note: t3: its .deb cache cannot be read: `/var/cache/deployer` is a symbolic link"),
+            "{text}"
+        );
+        let mut out = Vec::new();
+        render_json(&report, &mut out).unwrap();
+        let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            j["stages"][0]["versions"][1]["cached"],
+            serde_json::json!(["t1", "t2"])
+        );
+        assert_eq!(j["stages"][0]["caches_unread"][0]["host"], "t3");
     }
 }

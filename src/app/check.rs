@@ -558,11 +558,12 @@ fn badges_outcome(dir: &Path, out: &Output, hint: &Hint) -> Outcome {
 
 /// The directories deployer writes as root on every host, checked as the
 /// writes check them.
-const ROOT_PATHS: [&str; 4] = [
+const ROOT_PATHS: [&str; 5] = [
     crate::detach::RUNS_DIR,
     crate::lock::LOCK_DIR,
     crate::freeze::DIR,
     crate::history::HOST_LOG_DIR,
+    crate::debcache::DIR,
 ];
 
 /// What the [`crate::hostpath::probe_command`] of [`ROOT_PATHS`] says:
@@ -925,7 +926,7 @@ mod tests {
             user: "deployer".into(),
         };
         let out = |stdout: &str| output(0, stdout, "");
-        let fine = "ok /var/lib/deployer/runs\nok /run/deployer\nmissing /var/lib/deployer/freeze /var/lib/deployer/freeze\nok /var/log/deployer\n";
+        let fine = "ok /var/lib/deployer/runs\nok /run/deployer\nmissing /var/lib/deployer/freeze /var/lib/deployer/freeze\nok /var/log/deployer\nmissing /var/cache/deployer /var/cache/deployer/debs\n";
         assert_eq!(root_paths_outcome(&out(fine), &h), Outcome::Passed(None));
         let planted = fine.replace(
             "ok /run/deployer",

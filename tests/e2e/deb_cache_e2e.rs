@@ -379,3 +379,39 @@ fn a_planted_link_on_the_way_to_the_cache_is_refused_and_nothing_written_through
     assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(OLD));
     assert_eq!(sh(&tb, "test-1", "ls -A /var/tmp/elsewhere"), "");
 }
+
+#[test]
+fn a_held_package_stays_held_through_an_install_from_the_cache() {
+    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+        return;
+    };
+    tb.write_config(&["fastpath"], "", "");
+    deploy_ok(&tb, &["fastpath", "test", OLD]);
+    deploy_ok(&tb, &["fastpath", "test", NEW]);
+    tb.unpublish("fastpath", OLD);
+    tb.hold_package("test-1", "fastpath");
+    let file = cached(&tb, "test-1")
+        .into_iter()
+        .find(|f| f.starts_with(&format!("fastpath_{OLD}_")))
+        .expect("OLD cached");
+    let path = format!("{DIR}/{file}");
+
+    // apt itself respects the hold of a package given as a file
+    let out = tb.exec(
+        "test-1",
+        &format!("apt-get update -q >/dev/null 2>&1; LC_ALL=C apt-get install -y -q --allow-downgrades {path} 2>&1"),
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("Held packages were changed"), "{said}");
+    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(NEW));
+
+    // and so does deployer: refused, then released and set again
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", OLD]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("held"), "{err}");
+    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(NEW));
+    deploy_ok(&tb, &["fastpath", "test", OLD, "--allow-held"]);
+    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(OLD));
+    assert!(tb.is_held("test-1", "fastpath"));
+}
