@@ -82,21 +82,22 @@ fn repo_sha(tb: &Testbed, host: &str, pkg: &str, version: &str) -> String {
     sha.to_string()
 }
 
-fn deploy_ok(tb: &Testbed, args: &[&str]) -> String {
+/// `deployer deploy ARGS`.
+fn deploy(tb: &Testbed, args: &[&str]) -> (i32, String, String) {
     let mut all = vec!["deploy"];
     all.extend_from_slice(args);
-    let (code, out, err) = deployer(tb, &all);
+    deployer(tb, &all)
+}
+
+/// `deployer deploy ARGS`, which must succeed; its stdout.
+fn deploy_ok(tb: &Testbed, args: &[&str]) -> String {
+    let (code, out, err) = deploy(tb, args);
     assert_eq!(code, 0, "deploy {args:?}:\n{out}{err}");
     out
 }
 
 fn versions_row<'v>(v: &'v Value, stage: &str, version: &str) -> &'v Value {
-    let stage = v["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["stage"] == stage)
-        .unwrap_or_else(|| panic!("no stage {stage} in {v}"));
+    let stage = crate::versions_e2e::stage(v, stage);
     stage["versions"]
         .as_array()
         .unwrap()
@@ -132,7 +133,7 @@ fn a_version_the_repository_dropped_is_installed_from_the_hosts_cache() {
     tb.unpublish("fastpath", OLD);
 
     // a host that never ran OLD has no copy: refused as before, naming it
-    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "prod", OLD, "--yes"]);
+    let (code, out, err) = deploy(&tb, &["fastpath", "prod", OLD, "--yes"]);
     assert_ne!(code, 0, "{out}{err}");
     assert!(err.contains("prod-1") && err.contains("lacks"), "{err}");
     assert!(err.contains("cache"), "{err}");
@@ -147,7 +148,7 @@ fn a_version_the_repository_dropped_is_installed_from_the_hosts_cache() {
         "test-2",
         &format!("cp -p {path} /root/good.deb && printf x >> {path}"),
     );
-    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", OLD]);
+    let (code, out, err) = deploy(&tb, &["fastpath", "test", OLD]);
     assert_ne!(code, 0, "{out}{err}");
     assert!(
         format!("{out}{err}").contains("not the one recorded when it was kept"),
@@ -202,10 +203,9 @@ fn a_version_the_repository_dropped_is_installed_from_the_hosts_cache() {
     );
 
     // the rollback promise counts the cache: OLD is only there
-    let (code, out, err) = deployer(
+    let (code, out, err) = deploy(
         &tb,
         &[
-            "deploy",
             "fastpath",
             "test",
             NEW,
@@ -241,16 +241,7 @@ fn a_failed_rollout_rolls_back_from_the_cache_when_the_repository_dropped_the_ve
     assert_eq!(tb.installed("test-1", "healthd").as_deref(), Some("1.0-1"));
 
     // without the promise counting the cache this would be refused
-    let (code, out, err) = deployer(
-        &tb,
-        &[
-            "deploy",
-            "healthd",
-            "test",
-            "2.0-1",
-            "--rollback-on-failure",
-        ],
-    );
+    let (code, out, err) = deploy(&tb, &["healthd", "test", "2.0-1", "--rollback-on-failure"]);
     assert_eq!(code, 8, "the health check of 2.0-1 fails:\n{out}{err}");
     assert!(out.contains("rolled back to 1.0-1"), "{out}");
     assert_eq!(tb.installed("test-1", "healthd").as_deref(), Some("1.0-1"));
@@ -264,16 +255,7 @@ fn a_failed_rollout_rolls_back_from_the_cache_when_the_repository_dropped_the_ve
 
     // with the cached copy gone, the same promise is refused
     sh(&tb, "test-1", &format!("rm -f {DIR}/healthd_1.0-1_*"));
-    let (code, out, err) = deployer(
-        &tb,
-        &[
-            "deploy",
-            "healthd",
-            "test",
-            "1.5-1",
-            "--rollback-on-failure",
-        ],
-    );
+    let (code, out, err) = deploy(&tb, &["healthd", "test", "1.5-1", "--rollback-on-failure"]);
     assert_ne!(code, 0, "{out}{err}");
     assert!(err.contains("its .deb cache lacks 1.0-1"), "{err}");
     assert_eq!(tb.installed("test-1", "healthd").as_deref(), Some("1.0-1"));
@@ -407,7 +389,7 @@ fn a_held_package_stays_held_through_an_install_from_the_cache() {
     assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(NEW));
 
     // and so does deployer: refused, then released and set again
-    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", OLD]);
+    let (code, out, err) = deploy(&tb, &["fastpath", "test", OLD]);
     assert_ne!(code, 0, "{out}{err}");
     assert!(err.contains("held"), "{err}");
     assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(NEW));

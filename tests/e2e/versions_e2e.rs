@@ -17,7 +17,8 @@ fn versions_json(tb: &common::testbed::Testbed, args: &[&str]) -> (i32, Value, S
     (code, v, stderr)
 }
 
-fn stage<'v>(v: &'v Value, name: &str) -> &'v Value {
+/// The stage `name` of a `versions --json` document.
+pub(crate) fn stage<'v>(v: &'v Value, name: &str) -> &'v Value {
     v["stages"]
         .as_array()
         .unwrap()
