@@ -233,7 +233,7 @@ pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summa
 }
 
 /// The history's reason: what `--force` overrode, and the first host
-/// message.
+/// message (the first of a host not changed, if any).
 pub fn reason(
     opts: &Options,
     plan: &Plan,
@@ -266,7 +266,13 @@ pub fn reason(
             opts.reason.as_deref().unwrap_or_default()
         ));
     }
-    reasons.extend(records.iter().find_map(|r| r.message.clone()));
+    // a failure's message before a changed host's warning (a `.deb` not
+    // kept in its cache)
+    let failed = records
+        .iter()
+        .filter(|r| r.result != HostResult::Changed)
+        .find_map(|r| r.message.clone());
+    reasons.extend(failed.or_else(|| records.iter().find_map(|r| r.message.clone())));
     (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 
@@ -289,4 +295,63 @@ pub fn host_block(host: &str, text: &str) -> String {
         .map(|l| format!("    | {}", crate::text::clip(l, LINE_MAX)))
         .collect();
     format!("{host} said:\n{}", body.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(host: &str, result: HostResult, message: Option<&str>) -> HostRecord {
+        HostRecord {
+            host: host.into(),
+            from: None,
+            to: None,
+            result,
+            message: message.map(String::from),
+            restart: None,
+            log_tail: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_failure_is_the_reason_before_a_changed_hosts_cache_warning() {
+        let plan = Plan {
+            package: "fastpath".parse().unwrap(),
+            stage: "test".into(),
+            version: "1.0".parse().unwrap(),
+            critical: false,
+            steps: Vec::new(),
+            unchanged: Vec::new(),
+            batches: Vec::new(),
+            overridden: Vec::new(),
+            allowed: Vec::new(),
+            allow_dependency_changes: false,
+            rollback: false,
+            unsimulated: Vec::new(),
+        };
+        let rollout = Rollout {
+            done: Vec::new(),
+            stopped: None,
+            watched: Vec::new(),
+        };
+        let warned = record(
+            "t1",
+            HostResult::Changed,
+            Some("0.9 not kept in the host's .deb cache: …"),
+        );
+        let failed = record(
+            "t2",
+            HostResult::Failed,
+            Some("apt-get exited with status 100"),
+        );
+        let opts = Options::default();
+        assert_eq!(
+            reason(&opts, &plan, &rollout, &[warned.clone(), failed]).as_deref(),
+            Some("apt-get exited with status 100")
+        );
+        assert_eq!(
+            reason(&opts, &plan, &rollout, &[warned]).as_deref(),
+            Some("0.9 not kept in the host's .deb cache: …")
+        );
+    }
 }
