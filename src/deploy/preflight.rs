@@ -107,6 +107,8 @@ impl Prepared {
                     "commands": commands.all().iter().map(|c| c.to_string()).collect::<Vec<_>>(),
                     "apt": apt,
                     "side_effects": step.side_effects.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+                    "from_cache": step.install_from.as_ref().map(debcache::Cached::path),
+                    "rollback_from_cache": step.restore_from.as_ref().map(debcache::Cached::path),
                 })
             })
             .collect();

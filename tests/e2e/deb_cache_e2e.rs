@@ -163,6 +163,14 @@ fn a_version_the_repository_dropped_is_installed_from_the_hosts_cache() {
     let plan = deploy_ok(&tb, &["fastpath", "test", OLD, "--dry-run"]);
     assert!(plan.contains("from: the host's cache"), "{plan}");
     assert!(plan.contains(&path), "{plan}");
+    let json: Value = serde_json::from_str(&deploy_ok(
+        &tb,
+        &["fastpath", "test", OLD, "--dry-run", "--json"],
+    ))
+    .unwrap();
+    for step in json["steps"].as_array().unwrap() {
+        assert_eq!(step["from_cache"], path.as_str(), "{step}");
+    }
     let out = deploy_ok(&tb, &["fastpath", "test", OLD]);
     assert!(
         out.contains(&format!(
