@@ -56,6 +56,7 @@ pub fn summary(record: &Record) -> String {
                 (count(HostResult::RolledBack), "rolled back"),
                 (count(HostResult::Unknown), "unknown"),
                 (count(HostResult::Untouched), "untouched"),
+                (count(HostResult::Skipped), "skipped"),
             ] {
                 if n > 0 {
                     parts.push(format!("{n} {word}"));
