@@ -14,6 +14,7 @@ pub const EXAMPLES: &str = "Examples:\n  deployer                      status of
 const DEPLOY_STATUSES: &[ExitStatus] = &[
     Success,
     Usage,
+    Unreachable,
     Refused,
     FailedUnchanged,
     FailedPartial,
