@@ -1363,3 +1363,27 @@ fn exclude_errors_and_leaving_out_every_host() {
     );
     assert!(installs(&s).is_empty());
 }
+
+/// Issue 19 item 3: a critical stage's confirmation shows the hosts left
+/// out, and why, before `yes` is asked for.
+#[test]
+fn the_confirmation_names_the_hosts_left_out() {
+    let s = Setup::new("");
+    s.fake.world().hosts.get_mut("p3").unwrap().down = true;
+    let opts = Options {
+        skip_unreachable: true,
+        exclude: vec!["p4".into()],
+        ..Options::default()
+    };
+    let e = s.deploy("prod", Some(NEW), opts, vec![Some("no\n".into())]);
+    assert_eq!(e.unwrap_err().message, "not confirmed");
+    let text = s.out.text();
+    assert!(text.contains("left out: p3 (down: "), "{text}");
+    assert!(
+        text.contains(&format!(
+            "left out: p4 (excluded; runs {OLD}; not locked, not changed)"
+        )),
+        "{text}"
+    );
+    assert!(installs(&s).is_empty());
+}
