@@ -349,11 +349,11 @@ impl Refusal {
                 hosts
                     .iter()
                     .map(|(h, e)| format!("{h}: {}", clipped_line(e, REMOTE_TEXT_MAX)))
-                    .chain([format!(
-                        "to go ahead on the hosts that answer, pass --skip-unreachable (the \
-                         others are recorded as skipped, and the same command finishes them \
-                         once they answer); --exclude HOST leaves a named host alone"
-                    )])
+                    .chain(["to go ahead on the hosts that answer, pass --skip-unreachable \
+                             (the others are recorded as skipped, and the same command \
+                             finishes them once they answer); --exclude HOST leaves a named \
+                             host alone"
+                        .to_string()])
                     .collect(),
             ),
             Refusal::NoHostLeft { left_out } => (
