@@ -277,8 +277,8 @@ pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summa
     }
 }
 
-/// The history's reason: what `--force` overrode, and the first host
-/// message.
+/// The history's reason: what `--force` overrode, the hosts left out and
+/// why, and the first message of a host taking part.
 pub fn reason(
     opts: &Options,
     plan: &Plan,
@@ -311,7 +311,20 @@ pub fn reason(
             opts.reason.as_deref().unwrap_or_default()
         ));
     }
-    reasons.extend(records.iter().find_map(|r| r.message.clone()));
+    if !plan.left_out.is_empty() {
+        let hosts: Vec<String> = plan
+            .left_out
+            .iter()
+            .map(|l| format!("{} ({})", l.host, l.why))
+            .collect();
+        reasons.push(format!("left out: {}", hosts.join(", ")));
+    }
+    reasons.extend(
+        records
+            .iter()
+            .filter(|r| r.result != HostResult::Skipped)
+            .find_map(|r| r.message.clone()),
+    );
     (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 

@@ -1276,6 +1276,8 @@ fn skip_unreachable_changes_the_others_and_records_the_host_down_as_skipped() {
     assert_eq!(last["outcome"], "success");
     assert!(results(last).contains(&("p1".into(), "skipped".into())));
     assert!(message(last, "p1").starts_with("down: "), "{last}");
+    let reason = last["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("left out: p1 (down: "), "{last}");
     // the hosts that answered keep the record, the skipped one too
     let kept = s.host("p2").history.join("\n");
     assert!(kept.contains("\"skipped\""), "{kept}");
