@@ -10,10 +10,14 @@ use common::cli::{deployer, host_result, last, NEW, OLD};
 use common::testbed::Testbed;
 use serde_json::Value;
 
-/// A stage `test` of three hosts and a `prod` of one, every host on OLD.
-fn three_and_one() -> Option<Testbed> {
+/// Where the badges go on the hosts, when a test asks for them.
+const BADGES: &str = "/var/www/package_badges";
+
+/// A stage `test` of three hosts and a `prod` of one, every host on OLD;
+/// `extra_env` goes into `[environment]`.
+fn three_and_one(extra_env: &str) -> Option<Testbed> {
     let tb = Testbed::start(&[("test", 3), ("prod", 1)])?;
-    tb.write_config(&["fastpath"], "", "");
+    tb.write_config(&["fastpath"], extra_env, "");
     for h in ["test-1", "test-2", "test-3", "prod-1"] {
         tb.set_versions(h, &[("fastpath", Some(OLD))]);
         // what apt can install is read from the lists, even in a dry run
@@ -76,7 +80,7 @@ fn cell(tb: &Testbed, stage: &str) -> Value {
 /// command changes that host alone.
 #[test]
 fn a_host_down_is_skipped_recorded_and_finished_later() {
-    let Some(tb) = three_and_one() else {
+    let Some(tb) = three_and_one("") else {
         return;
     };
     let down = tb.stop_sshd("test-2");
@@ -201,14 +205,22 @@ fn a_host_down_is_skipped_recorded_and_finished_later() {
 }
 
 /// `--exclude HOST` leaves a named host alone (not the canary, no record
-/// on it), is refused for a name that is not a host of the stage, and
+/// or badge written on it), is refused for a name that is not a host of the stage, and
 /// may not leave out every host; the excluded host is finished later by
 /// the same command without the flag.
 #[test]
 fn an_excluded_host_is_left_alone() {
-    let Some(tb) = three_and_one() else {
+    let Some(tb) = three_and_one(&format!("badges_path = {BADGES}")) else {
         return;
     };
+    let (code, out, err) = deployer(&tb, &["refresh_badges"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let badge = |host: &str| {
+        let out = tb.exec(host, &format!("stat -c %i {BADGES}/fastpath.svg"));
+        assert!(out.status.success(), "{host}: no badge");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let badge_of_1 = badge("test-1");
 
     // usage errors name the value and the hosts that would do
     let (code, out, err) = deployer(
@@ -267,6 +279,15 @@ fn an_excluded_host_is_left_alone() {
             .iter()
             .all(|r| r["id"] != record["id"]),
         "nothing was written on the excluded host"
+    );
+    assert!(
+        out.contains("Badges refreshed on 2 hosts of `test`"),
+        "{out}"
+    );
+    assert_eq!(
+        badge("test-1"),
+        badge_of_1,
+        "test-1's badge was not rewritten"
     );
     let done_on_2 = dpkg_touched(&tb, "test-2");
 
