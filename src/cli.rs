@@ -14,6 +14,7 @@ pub const EXAMPLES: &str = "Examples:\n  deployer                      status of
 const DEPLOY_STATUSES: &[ExitStatus] = &[
     Success,
     Usage,
+    Unreachable,
     Refused,
     FailedUnchanged,
     FailedPartial,
@@ -447,6 +448,12 @@ pub struct DeployArgs {
     /// Deploy to hosts that hold the package (`apt-mark hold`); the hold is set again after.
     #[arg(long)]
     pub allow_held: bool,
+    /// Go ahead on the hosts that answer: hosts of the stage that cannot be reached are left out (not locked, not changed) and recorded as skipped.
+    #[arg(long)]
+    pub skip_unreachable: bool,
+    /// Leave HOST of the stage alone (as `deployer hosts` names it); repeatable. Recorded as skipped.
+    #[arg(long, value_name = "HOST")]
+    pub exclude: Vec<String>,
     /// Print the result as JSON on stdout: the history record of the
     /// attempt, or with --dry-run the plan; the progress goes to stderr.
     #[arg(long)]

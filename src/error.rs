@@ -21,7 +21,8 @@ pub enum ExitStatus {
     Internal = 1,
     /// Bad command line or bad configuration; nothing was contacted.
     Usage = 2,
-    /// Some hosts could not be reached or queried.
+    /// Some hosts could not be reached or queried, or were left out of a
+    /// deploy; the others were served.
     Unreachable = 3,
     /// `--check`: a rollout is pending between two stages.
     Pending = 4,
@@ -68,7 +69,7 @@ pub const EXIT_STATUSES: &[(ExitStatus, &str)] = &[
     ),
     (
         ExitStatus::Unreachable,
-        "some hosts could not be reached (status view, `refresh-badges`), their badges could not be written (`refresh-badges`), their history could not be read (`history --hosts`), they failed a check (`check`, `hosts --check`), or they did not say what they can install (`versions`) or what a version changes (`changes`); the others were served",
+        "some hosts could not be reached (status view, `refresh-badges`), their badges could not be written (`refresh-badges`), their history could not be read (`history --hosts`), they failed a check (`check`, `hosts --check`), or they did not say what they can install (`versions`) or what a version changes (`changes`), or a deploy, promotion or rollback left them out (`--skip-unreachable`, `--exclude`: the stage is not done); the others were served",
     ),
     (
         ExitStatus::Pending,

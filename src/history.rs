@@ -336,6 +336,10 @@ pub enum HostResult {
     Unknown,
     /// In a `started` record: the plan is to change this host.
     Planned,
+    /// Left out of the attempt (`--skip-unreachable`, `--exclude`): not
+    /// contacted, not changed, not locked; the record's `message` says why
+    /// (`down: ...`, `excluded`).
+    Skipped,
 }
 
 impl HostResult {
@@ -349,6 +353,7 @@ impl HostResult {
             HostResult::Untouched => "untouched",
             HostResult::Unknown => "unknown",
             HostResult::Planned => "planned",
+            HostResult::Skipped => "skipped",
         }
     }
 }
@@ -1352,6 +1357,7 @@ mod tests {
             HostResult::Untouched,
             HostResult::Unknown,
             HostResult::Planned,
+            HostResult::Skipped,
         ] {
             assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{r}\""));
         }

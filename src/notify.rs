@@ -46,8 +46,13 @@ pub fn summary(record: &Record) -> String {
         (None, _) => "?".to_string(),
     };
     let count = |r: HostResult| record.hosts.iter().filter(|h| h.result == r).count();
-    let hosts = record.hosts.len();
+    let skipped = count(HostResult::Skipped);
+    let hosts = record.hosts.len() - skipped;
     let tail = match record.outcome {
+        Outcome::Started if skipped > 0 => format!(
+            "started on {hosts} host{} ({skipped} skipped)",
+            plural(hosts)
+        ),
         Outcome::Started => format!("started on {hosts} host{}", plural(hosts)),
         outcome => {
             let mut parts = vec![format!("{} changed", count(HostResult::Changed))];
@@ -56,6 +61,7 @@ pub fn summary(record: &Record) -> String {
                 (count(HostResult::RolledBack), "rolled back"),
                 (count(HostResult::Unknown), "unknown"),
                 (count(HostResult::Untouched), "untouched"),
+                (count(HostResult::Skipped), "skipped"),
             ] {
                 if n > 0 {
                     parts.push(format!("{n} {word}"));
@@ -385,6 +391,18 @@ mod tests {
         let s = summary(&r);
         assert!(s.contains("partial (1 changed, 1 failed)"), "{s}");
         assert!(s.contains("eve\\x1b[2J"), "escaped: {s}");
+        // a host left out (`--skip-unreachable`, `--exclude`) is counted apart
+        let mut r = record(Outcome::Started);
+        r.hosts[1].result = HostResult::Skipped;
+        assert!(
+            summary(&r).ends_with("started on 1 host (1 skipped)"),
+            "{r:?}"
+        );
+        r.outcome = Outcome::Success;
+        assert!(
+            summary(&r).ends_with("success (1 changed, 1 skipped)"),
+            "{r:?}"
+        );
         assert_eq!(event_of(&record(Outcome::Refused)), None);
         assert_eq!(
             event_of(&record(Outcome::Interrupted)),

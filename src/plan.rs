@@ -89,6 +89,82 @@ pub struct Input {
     /// Whether this is a promotion (the version is the previous stage's):
     /// it may only move the stage forward.
     pub promote: bool,
+    /// The hosts of the stage left out of the rollout ([`leave_out`]);
+    /// they are not in `hosts`.
+    pub left_out: Vec<LeftOut>,
+}
+
+/// Why a host of the target stage is left out of a rollout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Leave {
+    /// It could not be reached, or its state could not be read
+    /// (`--skip-unreachable`); the error, one line.
+    Down(String),
+    /// The operator named it (`--exclude HOST`).
+    Excluded,
+}
+
+impl std::fmt::Display for Leave {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Leave::Down(e) => write!(f, "down: {}", clipped_line(e, REMOTE_TEXT_MAX)),
+            Leave::Excluded => f.write_str("excluded"),
+        }
+    }
+}
+
+/// A host of the target stage left out of a rollout: not locked, not
+/// changed, recorded as `skipped`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    /// The host as written in the configuration.
+    pub host: String,
+    /// What it ran when it was last read (`None`: it did not answer).
+    pub state: Option<PackageState>,
+    /// Why it is left out.
+    pub why: Leave,
+}
+
+/// One host of the target stage as first read, for [`leave_out`]: its
+/// name, and its state or why it could not be read.
+pub type HostAnswer = (String, Result<PackageState, String>);
+
+/// Decide which hosts of `stage` are left out of the rollout: those named
+/// in `exclude` (whatever they answered), and with `skip_unreachable` those
+/// that did not answer. Never implicit: a host that did not answer without
+/// `skip_unreachable` refuses the deploy ([`Refusal::Unreachable`]), and
+/// so does leaving out every host ([`Refusal::NoHostLeft`]). The first
+/// host taking part is the canary.
+pub fn leave_out(
+    stage: &[HostAnswer],
+    exclude: &[String],
+    skip_unreachable: bool,
+) -> Result<Vec<LeftOut>, Refusal> {
+    let mut left = Vec::new();
+    let mut down = Vec::new();
+    for (host, answer) in stage {
+        let why = match answer {
+            _ if exclude.contains(host) => Leave::Excluded,
+            Ok(_) => continue,
+            Err(e) if skip_unreachable => Leave::Down(e.clone()),
+            Err(e) => {
+                down.push((host.clone(), e.clone()));
+                continue;
+            }
+        };
+        left.push(LeftOut {
+            host: host.clone(),
+            state: answer.as_ref().ok().cloned(),
+            why,
+        });
+    }
+    if !down.is_empty() {
+        return Err(Refusal::Unreachable { hosts: down });
+    }
+    if left.len() == stage.len() {
+        return Err(Refusal::NoHostLeft { left_out: left });
+    }
+    Ok(left)
 }
 
 /// What happens to the package's hold (`apt-mark hold`) on one host.
@@ -156,6 +232,8 @@ pub struct Plan {
     /// Hosts in `steps` whose install was not simulated yet: the plan of
     /// the first pass. Such a plan is only good for simulating.
     pub unsimulated: Vec<String>,
+    /// Hosts of the stage left out of the rollout, and why.
+    pub left_out: Vec<LeftOut>,
 }
 
 /// The commands one host runs for its step, in order.
@@ -204,6 +282,18 @@ impl HostCommands {
 /// Why a deploy is refused before any host is changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
+    /// Some hosts of the stage did not answer, and `--skip-unreachable`
+    /// was not given.
+    Unreachable {
+        /// Each such host, with why it did not answer.
+        hosts: Vec<(String, String)>,
+    },
+    /// `--exclude` and `--skip-unreachable` would leave out every host of
+    /// the stage.
+    NoHostLeft {
+        /// Every host, and why it would be left out.
+        left_out: Vec<LeftOut>,
+    },
     /// apt has no candidate on some hosts.
     NoCandidate {
         /// Hosts without a candidate.
@@ -273,6 +363,32 @@ impl Refusal {
     /// The message and notes for the operator.
     pub fn explain(&self, package: &PackageName, stage: &str) -> (String, Vec<String>) {
         match self {
+            Refusal::Unreachable { hosts } => (
+                format!(
+                    "{} host(s) of `{stage}` cannot be reached; refusing a partial deploy",
+                    hosts.len()
+                ),
+                hosts
+                    .iter()
+                    .map(|(h, e)| format!("{h}: {}", clipped_line(e, REMOTE_TEXT_MAX)))
+                    .chain(["to go ahead on the hosts that answer, pass --skip-unreachable \
+                             (the others are recorded as skipped, and the same command \
+                             finishes them once they answer); --exclude HOST leaves a named \
+                             host alone"
+                        .to_string()])
+                    .collect(),
+            ),
+            Refusal::NoHostLeft { left_out } => (
+                format!("every host of `{stage}` would be left out; nothing to deploy to"),
+                left_out
+                    .iter()
+                    .map(|l| format!("{}: {}", l.host, l.why))
+                    .chain([
+                        "bring a host back, or exclude fewer hosts (`deployer hosts` lists them)"
+                            .to_string(),
+                    ])
+                    .collect(),
+            ),
             Refusal::NoCandidate { hosts } => (
                 format!(
                     "apt on {} has no installable version of `{package}`",
@@ -720,6 +836,7 @@ pub fn make(input: &Input) -> Result<Plan, Refusal> {
         allow_dependency_changes: input.allow_dependency_changes,
         rollback: input.rollback,
         unsimulated,
+        left_out: input.left_out.clone(),
     })
 }
 
@@ -832,6 +949,24 @@ impl Plan {
         }
     }
 
+    /// One line per host left out of the rollout: `left out: HOST (why;
+    /// not locked, not changed)`.
+    pub fn left_out_lines(&self) -> Vec<String> {
+        self.left_out
+            .iter()
+            .map(|l| {
+                let ran = match &l.state {
+                    Some(state) => format!("runs {state}; "),
+                    None => String::new(),
+                };
+                format!(
+                    "left out: {} ({}; {ran}not locked, not changed)",
+                    l.host, l.why
+                )
+            })
+            .collect()
+    }
+
     /// The plan for people; `details` gives, per host in `steps`, the
     /// command that will run ([`HostCommands::describe`]) and what apt says
     /// it would do.
@@ -848,9 +983,14 @@ impl Plan {
             self.package, self.version, self.stage
         );
         if self.steps.is_empty() {
+            let taking_part = if self.left_out.is_empty() {
+                ""
+            } else {
+                " taking part"
+            };
             let _ = writeln!(
                 s,
-                "  every host already runs {}; nothing to do",
+                "  every host{taking_part} already runs {}; nothing to do",
                 self.version
             );
         }
@@ -911,6 +1051,9 @@ impl Plan {
                 self.version,
                 self.unchanged.join(", ")
             );
+        }
+        for line in self.left_out_lines() {
+            let _ = writeln!(s, "  {line}");
         }
         for o in &self.overridden {
             let _ = writeln!(s, "  forced past: {o}");
@@ -974,6 +1117,7 @@ mod tests {
             allow_held: false,
             rollback: false,
             promote: false,
+            left_out: Vec::new(),
         }
     }
 
@@ -1331,6 +1475,121 @@ mod tests {
             vec![("h1", Some(broken))],
         );
         assert!(matches!(make(&i), Err(Refusal::OrderGuard { .. })));
+    }
+
+    fn answers(hosts: &[(&str, Result<&str, &str>)]) -> Vec<HostAnswer> {
+        hosts
+            .iter()
+            .map(|(h, a)| (h.to_string(), a.map(installed).map_err(str::to_string)))
+            .collect()
+    }
+
+    #[test]
+    fn a_host_down_refuses_unless_skip_unreachable_leaves_it_out() {
+        let stage = answers(&[
+            ("p1", Ok("1.0")),
+            ("p2", Err("connection refused")),
+            ("p3", Ok("1.0")),
+        ]);
+        // never implicit
+        let refused = leave_out(&stage, &[], false).unwrap_err();
+        assert_eq!(
+            refused,
+            Refusal::Unreachable {
+                hosts: vec![("p2".into(), "connection refused".into())]
+            }
+        );
+        let (message, notes) = refused.explain(&"fastpath".parse().unwrap(), "prod");
+        assert!(message.contains("refusing a partial deploy"), "{message}");
+        assert!(
+            notes.iter().any(|n| n.contains("--skip-unreachable")),
+            "{notes:?}"
+        );
+        let left = leave_out(&stage, &[], true).unwrap();
+        assert_eq!(
+            left,
+            [LeftOut {
+                host: "p2".into(),
+                state: None,
+                why: Leave::Down("connection refused".into()),
+            }]
+        );
+        assert_eq!(left[0].why.to_string(), "down: connection refused");
+    }
+
+    #[test]
+    fn an_excluded_host_is_left_out_whatever_it_answered() {
+        let stage = answers(&[
+            ("p1", Ok("1.0")),
+            ("p2", Err("timed out")),
+            ("p3", Ok("0.9")),
+        ]);
+        // excluding the host that is down needs no --skip-unreachable
+        let left = leave_out(&stage, &["p2".into(), "p1".into()], false).unwrap();
+        let names: Vec<(&str, String)> = left
+            .iter()
+            .map(|l| (l.host.as_str(), l.why.to_string()))
+            .collect();
+        assert_eq!(
+            names,
+            [("p1", "excluded".into()), ("p2", "excluded".into())]
+        );
+        assert_eq!(
+            left[0].state,
+            Some(installed("1.0")),
+            "what it runs is kept"
+        );
+    }
+
+    #[test]
+    fn leaving_out_every_host_is_refused() {
+        let stage = answers(&[("p1", Err("refused")), ("p2", Ok("1.0"))]);
+        let refused = leave_out(&stage, &["p2".into()], true).unwrap_err();
+        let Refusal::NoHostLeft { left_out } = &refused else {
+            panic!("{refused:?}")
+        };
+        assert_eq!(left_out.len(), 2);
+        let (message, notes) = refused.explain(&"fastpath".parse().unwrap(), "prod");
+        assert!(message.contains("every host of `prod`"), "{message}");
+        assert!(notes.iter().any(|n| n == "p1: down: refused"), "{notes:?}");
+        assert!(notes.iter().any(|n| n == "p2: excluded"), "{notes:?}");
+    }
+
+    #[test]
+    fn the_canary_is_the_first_host_taking_part_and_the_plan_lists_those_left_out() {
+        let mut i = input(
+            vec![
+                facts("p2", installed("1.0"), "2.0", &["1.0", "2.0"]),
+                facts("p3", installed("2.0"), "2.0", &["1.0", "2.0"]),
+                facts("p4", installed("1.0"), "2.0", &["1.0", "2.0"]),
+            ],
+            Wanted::Exact(v("2.0")),
+        );
+        i.left_out = vec![
+            LeftOut {
+                host: "p1".into(),
+                state: Some(installed("1.0")),
+                why: Leave::Excluded,
+            },
+            LeftOut {
+                host: "p5".into(),
+                state: None,
+                why: Leave::Down("connection refused\x1b[31m".into()),
+            },
+        ];
+        let p = make(&i).unwrap();
+        assert_eq!(p.steps[p.batches[0][0]].host, "p2", "the canary takes part");
+        assert_eq!(p.unchanged, ["p3"]);
+        let text = p.describe(&[]);
+        assert!(
+            text.contains("left out: p1 (excluded; runs 1.0; not locked, not changed)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("left out: p5 (down: connection refused\\x1b[31m; not locked"),
+            "host words are made safe: {text}"
+        );
+        assert!(!text.contains('\x1b'));
     }
 
     #[test]

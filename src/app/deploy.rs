@@ -29,6 +29,8 @@ pub(super) fn command(
         allow_dependency_changes: args.allow_dependency_changes,
         allow_held: args.allow_held,
         follow_logs: args.follow_logs,
+        skip_unreachable: args.skip_unreachable,
+        exclude: args.exclude.clone(),
         verbose: cli.verbose > 0,
     };
     // everything typed is checked before any host is contacted

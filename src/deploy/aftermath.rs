@@ -134,8 +134,9 @@ pub fn publish(cx: &Context<'_>, fleet: &mut Fleet, plan: &Plan, record: &Record
     }
 }
 
-/// Refresh the badges of the stage's hosts after a deploy that touched
-/// any (changed, failed, rolled back or left unknown), over the sessions
+/// Refresh the badges of the stage's hosts (but those left out) after a
+/// deploy that touched any (changed, failed, rolled back or left unknown),
+/// over the sessions
 /// already open, when `badges_path` is set and `badges_after_deploy` is
 /// on. A host's badge depends on its stage and the one before, which this
 /// run read, so these are the badges `refresh-badges` would write; those
@@ -161,7 +162,10 @@ pub fn refresh_badges(
     let touched = records.iter().any(|r| {
         !matches!(
             r.result,
-            HostResult::Unchanged | HostResult::Untouched | HostResult::Planned
+            HostResult::Unchanged
+                | HostResult::Untouched
+                | HostResult::Planned
+                | HostResult::Skipped
         )
     });
     if !touched {
@@ -176,7 +180,14 @@ pub fn refresh_badges(
     } else {
         None
     };
-    let files = match publish::host_files(&board, fonts.as_ref(), |s, _| s == stage) {
+    // a host left out is left alone: it does not hold this attempt's lock
+    let skipped = |host: &str| {
+        records
+            .iter()
+            .any(|r| r.host == host && r.result == HostResult::Skipped)
+    };
+    let files = match publish::host_files(&board, fonts.as_ref(), |s, h| s == stage && !skipped(h))
+    {
         Ok(files) => files,
         Err(e) => {
             cx.console.warn(&format!("badges not refreshed: {e}"));

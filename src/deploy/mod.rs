@@ -97,6 +97,10 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
     };
     let stage = &config.stages[target.stage];
     let mut attempt = Attempt::new(&started, checked, &stage.name, forced);
+    // a promotion's stage is known only now
+    if let Err(fatal) = request::check_excluded(config, Some(target.stage), &cx.opts.exclude) {
+        return Err(record::reject(cx, &attempt, fatal));
+    }
     if let Wanted::Exact(v) = &target.wanted {
         attempt.aim(v);
     }
@@ -116,11 +120,11 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
             &attempt,
             Outcome::Success,
             Some("nothing to do".into()),
-            report::unchanged_records(plan),
+            report::nothing_to_do_records(plan),
         );
         cx.console
             .document(serde_json::to_value(&record).expect("a record is JSON"));
-        return Ok(ExitStatus::Success);
+        return Ok(report::done_status(plan));
     }
     preflight::confirm(cx, &attempt, &prepared)?;
     if cx.interrupt.requested() {

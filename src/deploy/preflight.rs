@@ -134,6 +134,18 @@ impl Prepared {
             "allow_dependency_changes": plan.allow_dependency_changes,
             "rollback_on_failure": plan.rollback,
             "changes": self.review,
+            "left_out": plan.left_out.iter().map(|l| serde_json::json!({
+                "host": l.host,
+                "reason": match l.why {
+                    plan::Leave::Down(_) => "down",
+                    plan::Leave::Excluded => "excluded",
+                },
+                "error": match &l.why {
+                    plan::Leave::Down(e) => Some(crate::text::clipped_line(e, crate::text::REMOTE_TEXT_MAX)),
+                    plan::Leave::Excluded => None,
+                },
+                "from": l.state.as_ref().and_then(|s| s.version()).map(ToString::to_string),
+            })).collect::<Vec<_>>(),
         })
     }
 
@@ -157,8 +169,20 @@ pub fn prepare(
 ) -> Result<Prepared, Fatal> {
     let stage = &cx.config.stages[target.stage].name;
     let lock = lock_for(cx, attempt, stage);
+    // the hosts left out are decided once, on the first read: not locked,
+    // not asked, not changed
+    let left_out = leave_out(cx, attempt, &before, target.stage)?;
+    let names: Vec<&str> = left_out.iter().map(|l| l.host.as_str()).collect();
+    fleet.leave_out(stage, &names);
     // a forced freeze is announced once, on the check the plan is made from
-    ready(cx, attempt, &before, target.stage, cx.opts.dry_run)?;
+    ready(
+        cx,
+        attempt,
+        &before,
+        target.stage,
+        &left_out,
+        cx.opts.dry_run,
+    )?;
     sudo_works(cx, fleet, attempt, stage)?;
     let facts = if cx.opts.dry_run {
         before
@@ -178,11 +202,11 @@ pub fn prepare(
         // hosts any more, and a freeze set meanwhile is seen.
         let stages: Vec<usize> = (target.stage.saturating_sub(1)..=target.stage).collect();
         let fresh = read_facts(cx, fleet, Some(&stages));
-        ready(cx, attempt, &fresh, target.stage, true)?;
+        ready(cx, attempt, &fresh, target.stage, &left_out, true)?;
         dpkg_idle(cx, fleet, attempt, stage)?;
         fresh
     };
-    let (plan, simulations) = make_plan(cx, fleet, attempt, target, &facts)?;
+    let (plan, simulations) = make_plan(cx, fleet, attempt, target, &facts, left_out)?;
     let lock_secs = lock_secs(cx);
     let commands = plan
         .steps
@@ -293,34 +317,64 @@ pub fn lock_secs(cx: &Context<'_>) -> u64 {
     cx.config.ssh.lock_timeout.as_secs().max(1)
 }
 
-/// The stage can be deployed to: every host answered and none carries a
-/// freeze record, whatever stage it names (or `--override-freeze`
-/// overrides it). `announce` prints the warning for an overridden freeze.
+/// The hosts of the stage left out of the rollout (`--exclude`,
+/// `--skip-unreachable`), decided on the first read of the hosts
+/// ([`plan::leave_out`]); a host that did not answer without
+/// `--skip-unreachable`, or leaving out every host, refuses (recorded).
+fn leave_out(
+    cx: &Context<'_>,
+    attempt: &Attempt,
+    facts: &Facts,
+    stage_index: usize,
+) -> Result<Vec<plan::LeftOut>, Fatal> {
+    let stage = &cx.config.stages[stage_index].name;
+    let package = &attempt.package;
+    let answers: Vec<plan::HostAnswer> = facts
+        .reports
+        .iter()
+        .filter(|r| &r.stage == stage)
+        .map(|r| {
+            let answer = match &r.result {
+                Ok(s) => Ok(s.packages[package].clone()),
+                Err(e) => Err(e.to_string()),
+            };
+            (r.host.clone(), answer)
+        })
+        .collect();
+    plan::leave_out(&answers, &cx.opts.exclude, cx.opts.skip_unreachable).map_err(|refusal| {
+        let (message, notes) = refusal.explain(package, stage);
+        record::refuse(cx, attempt, message, notes)
+    })
+}
+
+/// The stage can be deployed to: every host taking part (not in
+/// `left_out`) answered, and no host carries a freeze record, whatever
+/// stage it names (or `--override-freeze` overrides it). `announce`
+/// prints the warning for an overridden freeze.
 fn ready(
     cx: &Context<'_>,
     attempt: &Attempt,
     facts: &Facts,
     stage_index: usize,
+    left_out: &[plan::LeftOut],
     announce: bool,
 ) -> Result<(), Fatal> {
     let stage = &cx.config.stages[stage_index];
-    let down: Vec<String> = facts
+    let down: Vec<(String, String)> = facts
         .reports
         .iter()
-        .filter(|r| r.stage == stage.name)
-        .filter_map(|r| r.result.as_ref().err().map(|e| format!("{}: {e}", r.host)))
+        .filter(|r| r.stage == stage.name && !left_out.iter().any(|l| l.host == r.host))
+        .filter_map(|r| {
+            r.result
+                .as_ref()
+                .err()
+                .map(|e| (r.host.clone(), e.to_string()))
+        })
         .collect();
     if !down.is_empty() {
-        return Err(record::refuse(
-            cx,
-            attempt,
-            format!(
-                "{} host(s) of `{}` cannot be reached; refusing a partial deploy",
-                down.len(),
-                stage.name
-            ),
-            down,
-        ));
+        let (message, notes) =
+            Refusal::Unreachable { hosts: down }.explain(&attempt.package, &stage.name);
+        return Err(record::refuse(cx, attempt, message, notes));
     }
     let frozen = freezes(&facts.reports, &stage.name);
     if frozen.is_empty() {
@@ -643,6 +697,7 @@ fn make_plan(
     attempt: &mut Attempt,
     target: &Target,
     facts: &Facts,
+    left_out: Vec<plan::LeftOut>,
 ) -> Result<(Plan, Vec<Vec<String>>), Fatal> {
     let config = cx.config;
     let stage = &config.stages[target.stage];
@@ -710,6 +765,7 @@ fn make_plan(
         allow_held: cx.opts.allow_held,
         rollback: cx.opts.rollback_on_failure || config.rollback_on_failure,
         promote: attempt.action == "promote",
+        left_out,
     };
     let first = decide(cx, attempt, &input)?;
 
@@ -782,15 +838,30 @@ pub fn show_dry_run(cx: &Context<'_>, prepared: &Prepared) {
 pub fn confirm(cx: &Context<'_>, attempt: &Attempt, prepared: &Prepared) -> Result<(), Fatal> {
     let plan = &prepared.plan;
     if !plan.critical || cx.opts.yes {
-        // what goes out is shown even when nobody is asked
+        // what goes out, and where not, is shown even when nobody is asked
         if let Some(review) = &prepared.review {
             cx.console.say(review.describe().trim_end());
+        }
+        for line in plan.left_out_lines() {
+            cx.console.say(&line);
         }
         return Ok(());
     }
     cx.console.say(&prepared.describe(cx));
+    let only = match plan.left_out.len() {
+        0 => String::new(),
+        n => format!(
+            " ({} host(s) left out: {})",
+            n,
+            plan.left_out
+                .iter()
+                .map(|l| l.host.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
     let question = format!(
-        "Deploy `{}` {} to critical stage `{}`? Type `yes` to go on: ",
+        "Deploy `{}` {} to critical stage `{}`{only}? Type `yes` to go on: ",
         plan.package, plan.version, plan.stage
     );
     match cx.console.ask(&question) {

@@ -62,6 +62,13 @@ pub fn refuse(cx: &Context<'_>, attempt: &Attempt, message: String, notes: Vec<S
     f
 }
 
+/// Reject what was typed once the target is known (a usage error, exit
+/// status 2): record it as refused, and return `fatal` as it is.
+pub fn reject(cx: &Context<'_>, attempt: &Attempt, fatal: Fatal) -> Fatal {
+    record_ended(cx, &attempt.refused(fatal.message.clone()));
+    fatal
+}
+
 /// Fail before any change: record it (also as the `--json` document)
 /// and build the error (exit status 7).
 pub fn fail_unchanged(

@@ -40,8 +40,47 @@ pub fn unchanged_records(plan: &Plan) -> Vec<HostRecord> {
         .collect()
 }
 
+/// Records of the hosts left out of the rollout: `skipped`, with why.
+pub fn left_out_records(plan: &Plan) -> Vec<HostRecord> {
+    plan.left_out
+        .iter()
+        .map(|l| HostRecord {
+            host: l.host.clone(),
+            from: l
+                .state
+                .as_ref()
+                .and_then(|s| s.version())
+                .map(ToString::to_string),
+            to: None,
+            result: HostResult::Skipped,
+            message: Some(l.why.to_string()),
+            restart: None,
+            log_tail: Vec::new(),
+        })
+        .collect()
+}
+
+/// The records of a plan with nothing to change: the hosts already there,
+/// and those left out.
+pub fn nothing_to_do_records(plan: &Plan) -> Vec<HostRecord> {
+    let mut records = unchanged_records(plan);
+    records.extend(left_out_records(plan));
+    records
+}
+
+/// The exit status of an attempt that did what it set out to do on the
+/// hosts taking part: success, unless hosts were left out, when the stage
+/// is not done (status 3: some hosts were not served, the others were).
+pub fn done_status(plan: &Plan) -> ExitStatus {
+    if plan.left_out.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Unreachable
+    }
+}
+
 /// The plan as host records of the `started` record: every host to change
-/// is planned, the others unchanged.
+/// is planned, the others unchanged or skipped.
 pub fn planned_records(plan: &Plan) -> Vec<HostRecord> {
     plan.steps
         .iter()
@@ -54,7 +93,7 @@ pub fn planned_records(plan: &Plan) -> Vec<HostRecord> {
             restart: None,
             log_tail: Vec::new(),
         })
-        .chain(unchanged_records(plan))
+        .chain(nothing_to_do_records(plan))
         .collect()
 }
 
@@ -184,7 +223,10 @@ pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summa
             log_tail,
         });
     }
-    records.extend(unchanged_records(plan));
+    records.extend(nothing_to_do_records(plan));
+    for l in plan.left_out_lines() {
+        lines.push(format!("  {l}"));
+    }
 
     let outcome = match (failed, changed_any) {
         _ if rollout.stopped.is_some() => Outcome::Interrupted,
@@ -193,6 +235,13 @@ pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summa
         (true, true) => Outcome::Partial,
     };
     let heading = match outcome {
+        Outcome::Success if !plan.left_out.is_empty() => format!(
+            "Deployed `{}` {} to `{}` except {} host(s) left out; the stage is not done:",
+            plan.package,
+            plan.version,
+            plan.stage,
+            plan.left_out.len()
+        ),
         Outcome::Success => format!(
             "Deployed `{}` {} to `{}`:",
             plan.package, plan.version, plan.stage
@@ -218,7 +267,7 @@ pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summa
         ),
     };
     let status = match outcome {
-        Outcome::Success => ExitStatus::Success,
+        Outcome::Success => done_status(plan),
         Outcome::Failed => ExitStatus::FailedUnchanged,
         Outcome::Interrupted => ExitStatus::Interrupted,
         _ => ExitStatus::FailedPartial,
@@ -232,8 +281,9 @@ pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summa
     }
 }
 
-/// The history's reason: what `--force` overrode, and the first host
-/// message (the first of a host not changed, if any).
+/// The history's reason: what `--force` overrode, the hosts left out and
+/// why, and the first host message of a host taking part (the first of a
+/// host not changed, if any: a failure before a changed host's warning).
 pub fn reason(
     opts: &Options,
     plan: &Plan,
@@ -266,13 +316,21 @@ pub fn reason(
             opts.reason.as_deref().unwrap_or_default()
         ));
     }
+    if !plan.left_out.is_empty() {
+        let hosts: Vec<String> = plan
+            .left_out
+            .iter()
+            .map(|l| format!("{} ({})", l.host, l.why))
+            .collect();
+        reasons.push(format!("left out: {}", hosts.join(", ")));
+    }
     // a failure's message before a changed host's warning (a `.deb` not
-    // kept in its cache)
-    let failed = records
-        .iter()
+    // kept in its cache); a host left out is named above
+    let taking_part = || records.iter().filter(|r| r.result != HostResult::Skipped);
+    let failed = taking_part()
         .filter(|r| r.result != HostResult::Changed)
         .find_map(|r| r.message.clone());
-    reasons.extend(failed.or_else(|| records.iter().find_map(|r| r.message.clone())));
+    reasons.extend(failed.or_else(|| taking_part().find_map(|r| r.message.clone())));
     (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 
@@ -328,6 +386,7 @@ mod tests {
             allow_dependency_changes: false,
             rollback: false,
             unsimulated: Vec::new(),
+            left_out: Vec::new(),
         };
         let rollout = Rollout {
             done: Vec::new(),

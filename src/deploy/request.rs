@@ -98,6 +98,11 @@ pub struct Options {
     /// Stream the service's logs on the canary while its health check
     /// runs (otherwise they are shown after it).
     pub follow_logs: bool,
+    /// Go ahead on the hosts that answer, leaving out those that do not.
+    pub skip_unreachable: bool,
+    /// Hosts of the target stage to leave alone, as written in the
+    /// configuration.
+    pub exclude: Vec<String>,
 }
 
 /// Check a package name against the configuration (before any connection).
@@ -177,6 +182,9 @@ pub fn validate(config: &Config, request: &Request, opts: &Options) -> Result<Ch
         .note("use `deployer deploy` to put a version on the first stage"));
     }
     let version = version.map(check_version).transpose()?;
+    // a promotion without a stage finds it later, and checks again then
+    let known = stage.or((!request.is_promote()).then_some(0));
+    check_excluded(config, known, &opts.exclude)?;
     for (flag, given) in [
         ("--force", opts.force),
         ("--override-freeze", opts.override_freeze),
@@ -194,6 +202,57 @@ pub fn validate(config: &Config, request: &Request, opts: &Options) -> Result<Ch
         version,
         promote: request.is_promote(),
     })
+}
+
+/// Check `--exclude`'s hosts: each one a host of `stage` as written in the
+/// configuration (of any stage when `stage` is not known yet), else a
+/// usage error naming the value and the hosts that would be accepted.
+pub fn check_excluded(
+    config: &Config,
+    stage: Option<usize>,
+    exclude: &[String],
+) -> Result<(), Fatal> {
+    let stages: Vec<&crate::config::Stage> = match stage {
+        Some(i) => vec![&config.stages[i]],
+        None => config.stages.iter().collect(),
+    };
+    let hosts: Vec<String> = stages
+        .iter()
+        .flat_map(|s| s.hosts.iter().map(ToString::to_string))
+        .collect();
+    let Some(unknown) = exclude.iter().find(|h| !hosts.contains(h)) else {
+        return Ok(());
+    };
+    let shown = crate::text::clipped_line(unknown, 64);
+    let (message, listed) = match stage {
+        Some(i) => {
+            let name = &config.stages[i].name;
+            let elsewhere = config
+                .stages
+                .iter()
+                .find(|s| s.hosts.iter().any(|h| h.to_string() == *unknown));
+            let message = match elsewhere {
+                Some(other) => format!(
+                    "`--exclude {shown}`: that host is in stage `{}`, not in `{name}`",
+                    other.name
+                ),
+                None => format!("`--exclude {shown}`: no host of stage `{name}` is called that"),
+            };
+            (message, format!("hosts of `{name}`: {}", hosts.join(", ")))
+        }
+        None => (
+            format!("`--exclude {shown}`: no host in the configuration is called that"),
+            format!("hosts: {}", hosts.join(", ")),
+        ),
+    };
+    let fatal = Fatal::usage(message);
+    let fatal = match crate::suggest::did_you_mean(unknown, hosts.iter().map(String::as_str)) {
+        Some(guess) => fatal.note(guess),
+        None => fatal,
+    };
+    Err(fatal
+        .note(listed)
+        .note("name hosts as `deployer hosts` lists them (as written in `[stage:NAME] hosts`)"))
 }
 
 /// Record an attempt rejected for its input (an unknown package, a

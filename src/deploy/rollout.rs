@@ -15,7 +15,7 @@ use super::record::Journal;
 use super::report;
 
 /// Before a batch: the stage must still be unfrozen (unless overridden),
-/// and every host must say so.
+/// and every host taking part must say so.
 fn still_unfrozen(cx: &Context<'_>, fleet: &mut Fleet, stage: &str) -> Result<(), Stop> {
     if cx.opts.override_freeze {
         return Ok(());
@@ -25,8 +25,12 @@ fn still_unfrozen(cx: &Context<'_>, fleet: &mut Fleet, stage: &str) -> Result<()
     if !frozen.is_empty() {
         return Err(Stop::Frozen(frozen));
     }
+    // a host left out of the rollout is read for its freezes, but may
+    // stay silent (it is down, or not ours to wait for)
+    let taking_part = fleet.hosts_of(stage);
     let unknown: Vec<String> = reports
         .iter()
+        .filter(|r| taking_part.contains(&r.host))
         .filter_map(|r| {
             r.result
                 .as_ref()

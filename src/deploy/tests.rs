@@ -1238,3 +1238,154 @@ fn an_install_gone_with_its_host_is_unknown_and_stops_the_rollout() {
     }
     assert_eq!(installs(&s), ["p1"]);
 }
+
+fn skipping(exclude: &[&str], skip_unreachable: bool) -> Options {
+    Options {
+        skip_unreachable,
+        exclude: exclude.iter().map(ToString::to_string).collect(),
+        ..yes()
+    }
+}
+
+/// Issue 19 item 3: `--skip-unreachable` goes ahead on the hosts that
+/// answer; the one down is recorded as skipped with why, in the `started`
+/// record and the final one, and the exit status says the stage is not
+/// done.
+#[test]
+fn skip_unreachable_changes_the_others_and_records_the_host_down_as_skipped() {
+    let s = Setup::new("");
+    s.fake.world().hosts.get_mut("p1").unwrap().down = true;
+    let status = s
+        .deploy("prod", Some(NEW), skipping(&[], true), vec![])
+        .unwrap();
+    assert_eq!(status, ExitStatus::Unreachable, "{}", s.out.text());
+    let order = installs(&s);
+    assert_eq!(order[0], "p2", "the canary is the first host taking part");
+    assert_eq!(order.len(), 3);
+    for h in ["p2", "p3", "p4"] {
+        assert_eq!(s.version(h).as_deref(), Some(NEW), "{h}");
+    }
+    let text = s.out.text();
+    assert!(text.contains("left out: p1 (down: "), "{text}");
+    assert!(text.contains("the stage is not done"), "{text}");
+    let h = s.history();
+    let started = &h[h.len() - 2];
+    assert_eq!(started["outcome"], "started");
+    assert!(results(started).contains(&("p1".into(), "skipped".into())));
+    let last = h.last().unwrap();
+    assert_eq!(last["outcome"], "success");
+    assert!(results(last).contains(&("p1".into(), "skipped".into())));
+    assert!(message(last, "p1").starts_with("down: "), "{last}");
+    let reason = last["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("left out: p1 (down: "), "{last}");
+    // the hosts that answered keep the record, the skipped one too
+    let kept = s.host("p2").history.join("\n");
+    assert!(kept.contains("\"skipped\""), "{kept}");
+}
+
+/// Issue 19 item 3: an excluded host is left alone: not locked, not asked
+/// anything but its state, not changed; the canary is the first host that
+/// is in the rollout.
+#[test]
+fn an_excluded_host_is_left_alone_and_is_not_the_canary() {
+    let s = Setup::new("");
+    let status = s
+        .deploy("prod", Some(NEW), skipping(&["p1"], false), vec![])
+        .unwrap();
+    assert_eq!(status, ExitStatus::Unreachable, "{}", s.out.text());
+    assert_eq!(s.version("p1").as_deref(), Some(OLD));
+    assert_eq!(installs(&s)[0], "p2");
+    let w = s.fake.world();
+    let asked: Vec<&String> = w
+        .log
+        .iter()
+        .filter(|(h, _)| h == "p1")
+        .map(|(_, c)| c)
+        .filter(|c| !c.contains("dpkg-query"))
+        .collect();
+    assert!(
+        asked.is_empty(),
+        "p1 was asked more than its state: {asked:?}"
+    );
+    drop(w);
+    let r = s.history().pop().unwrap();
+    assert_eq!(message(&r, "p1"), "excluded");
+    assert_eq!(host_entry(&r, "p1")["from"], OLD);
+    // the same deploy again: nothing left to do but p1, which is excluded
+    let status = s
+        .deploy("prod", Some(NEW), skipping(&["p1"], false), vec![])
+        .unwrap();
+    assert_eq!(status, ExitStatus::Unreachable);
+    assert_eq!(installs(&s).len(), 3, "no host was installed again");
+    // and without the exclusion, p1 alone
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::Success);
+    assert_eq!(installs(&s).len(), 4);
+    assert_eq!(installs(&s)[3], "p1");
+}
+
+/// Issue 19 item 3: leaving out every host refuses; an unknown host or one
+/// of another stage is a usage error naming the value and the stage's
+/// hosts.
+#[test]
+fn exclude_errors_and_leaving_out_every_host() {
+    let s = Setup::new("");
+    s.fake.world().hosts.get_mut("p4").unwrap().down = true;
+    let e = s
+        .deploy(
+            "prod",
+            Some(NEW),
+            skipping(&["p1", "p2", "p3"], true),
+            vec![],
+        )
+        .unwrap_err();
+    assert_eq!(e.status, ExitStatus::Refused);
+    assert!(e.message.contains("every host of `prod`"), "{}", e.message);
+    assert!(installs(&s).is_empty());
+    let e = s
+        .deploy("prod", Some(NEW), skipping(&["p9"], false), vec![])
+        .unwrap_err();
+    assert_eq!(e.status, ExitStatus::Usage);
+    assert!(e.message.contains("`--exclude p9`"), "{}", e.message);
+    assert!(
+        e.notes
+            .iter()
+            .any(|n| n == "hosts of `prod`: p1, p2, p3, p4"),
+        "{:?}",
+        e.notes
+    );
+    let e = s
+        .deploy("prod", Some(NEW), skipping(&["t1"], false), vec![])
+        .unwrap_err();
+    assert_eq!(e.status, ExitStatus::Usage);
+    assert!(
+        e.message.contains("in stage `test`, not in `prod`"),
+        "{}",
+        e.message
+    );
+    assert!(installs(&s).is_empty());
+}
+
+/// Issue 19 item 3: a critical stage's confirmation shows the hosts left
+/// out, and why, before `yes` is asked for.
+#[test]
+fn the_confirmation_names_the_hosts_left_out() {
+    let s = Setup::new("");
+    s.fake.world().hosts.get_mut("p3").unwrap().down = true;
+    let opts = Options {
+        skip_unreachable: true,
+        exclude: vec!["p4".into()],
+        ..Options::default()
+    };
+    let e = s.deploy("prod", Some(NEW), opts, vec![Some("no\n".into())]);
+    assert_eq!(e.unwrap_err().message, "not confirmed");
+    let text = s.out.text();
+    assert!(text.contains("left out: p3 (down: "), "{text}");
+    assert!(
+        text.contains(&format!(
+            "left out: p4 (excluded; runs {OLD}; not locked, not changed)"
+        )),
+        "{text}"
+    );
+    assert!(installs(&s).is_empty());
+}

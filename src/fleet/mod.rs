@@ -271,6 +271,9 @@ pub struct Fleet {
     members: Vec<Member>,
     parallelism: usize,
     watch: Option<Arc<dyn Watch>>,
+    /// Hosts left out of the work on their stage ([`Fleet::leave_out`]),
+    /// as (stage, host).
+    left_out: Vec<(String, String)>,
 }
 
 /// Told, while the fleet works on its hosts, which ones it still waits
@@ -319,6 +322,15 @@ fn in_fleet_order<M, O>(numbered: &[(usize, M)], results: Vec<O>) -> Vec<O> {
         .into_iter()
         .map(|o| o.expect("one result per host"))
         .collect()
+}
+
+/// Whether `target` is a host of `stage` that is not in `left_out`
+/// ([`Fleet::leave_out`]).
+fn takes_part(left_out: &[(String, String)], stage: &str, target: &Target) -> bool {
+    target.stage == stage
+        && !left_out
+            .iter()
+            .any(|(s, h)| *s == target.stage && *h == target.host)
 }
 
 /// What one host answered, with the host's name.
@@ -387,6 +399,7 @@ impl Fleet {
             members,
             parallelism,
             watch: None,
+            left_out: Vec::new(),
         }
     }
 
@@ -406,11 +419,20 @@ impl Fleet {
         &self.members
     }
 
-    /// The names of `stage`'s hosts, in order.
+    /// Leave `hosts` of `stage` out of the work on the stage from now on
+    /// ([`Fleet::on_stage`], [`Fleet::hosts_of`]): a deploy's
+    /// `--skip-unreachable` and `--exclude`. Reading every host's state
+    /// ([`Fleet::status`]) still reads them.
+    pub fn leave_out(&mut self, stage: &str, hosts: &[&str]) {
+        self.left_out
+            .extend(hosts.iter().map(|h| (stage.to_string(), h.to_string())));
+    }
+
+    /// The names of `stage`'s hosts taking part, in order.
     pub fn hosts_of(&self, stage: &str) -> Vec<String> {
         self.members
             .iter()
-            .filter(|m| m.target.stage == stage)
+            .filter(|m| takes_part(&self.left_out, stage, &m.target))
             .map(|m| m.target.host.clone())
             .collect()
     }
@@ -458,13 +480,18 @@ impl Fleet {
         self.on_each(keep, |m| m.status(&command, packages, timeout))
     }
 
-    /// Apply `job` to every host of `stage` at once; answers in host order.
+    /// Apply `job` to every host of `stage` taking part (not left out) at
+    /// once; answers in host order.
     pub fn on_stage<O, F>(&mut self, stage: &str, job: F) -> Vec<Answer<O>>
     where
         O: Send,
         F: Fn(&mut Member) -> O + Sync,
     {
-        self.on_each(|t| t.stage == stage, |m| (m.target.host.clone(), job(m)))
+        let left_out = self.left_out.clone();
+        self.on_each(
+            |t| takes_part(&left_out, stage, t),
+            |m| (m.target.host.clone(), job(m)),
+        )
     }
 
     /// Apply `job` to every member whose target `keep` accepts, all at

@@ -25,6 +25,7 @@ mod notify_e2e;
 mod packaging;
 mod restart_e2e;
 mod security_e2e;
+mod skip_e2e;
 mod ssh_config_oracle;
 mod ssh_reach_e2e;
 mod ssh_trust_e2e;
