@@ -218,6 +218,10 @@ pub enum Command {
     Unfreeze {
         /// The stage.
         stage: String,
+        /// Why the freeze ends (recorded, and told to the team with the
+        /// `unfreeze` notification).
+        #[arg(long)]
+        reason: Option<String>,
         /// Print the history record of the change as JSON on stdout.
         #[arg(long)]
         json: bool,

@@ -161,10 +161,14 @@ pub enum WebhookFormat {
     Slack,
 }
 
-/// A moment of a deploy that can be announced (`notify_on`).
+/// A moment of a deploy, or a change of a stage's state, that can be
+/// announced (`notify_on`). A record is announced when any of its events
+/// is listed ([`crate::notify::events_of`]): a rollback's success is both
+/// `success` and `rollback`, so a team may follow rollbacks, freezes and
+/// unlocks without the noise of every deploy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum NotifyEvent {
-    /// `start`: the deploy begins changing hosts.
+    /// `start`: a deploy, promotion or rollback begins changing hosts.
     Start,
     /// `success`: every host was changed.
     Success,
@@ -172,15 +176,29 @@ pub enum NotifyEvent {
     Failure,
     /// `interrupt`: a signal stopped the deploy.
     Interrupt,
+    /// `rollback`: a rollback began or ended (whatever its outcome),
+    /// under a freeze or not.
+    Rollback,
+    /// `freeze`: a stage was frozen (`deployer freeze`).
+    Freeze,
+    /// `unfreeze`: a stage's freeze was lifted (`deployer unfreeze`).
+    Unfreeze,
+    /// `unlock`: a stage's deploy lock was broken (`deployer unlock`).
+    Unlock,
 }
 
 impl NotifyEvent {
-    /// Every event, in the order of a deploy; the default of `notify_on`.
-    pub const ALL: [NotifyEvent; 4] = [
+    /// Every event: those of a deploy in its order, then the changes of a
+    /// stage's state; the default of `notify_on`.
+    pub const ALL: [NotifyEvent; 8] = [
         NotifyEvent::Start,
         NotifyEvent::Success,
         NotifyEvent::Failure,
         NotifyEvent::Interrupt,
+        NotifyEvent::Rollback,
+        NotifyEvent::Freeze,
+        NotifyEvent::Unfreeze,
+        NotifyEvent::Unlock,
     ];
 
     /// The word used in `notify_on`.
@@ -190,6 +208,10 @@ impl NotifyEvent {
             NotifyEvent::Success => "success",
             NotifyEvent::Failure => "failure",
             NotifyEvent::Interrupt => "interrupt",
+            NotifyEvent::Rollback => "rollback",
+            NotifyEvent::Freeze => "freeze",
+            NotifyEvent::Unfreeze => "unfreeze",
+            NotifyEvent::Unlock => "unlock",
         }
     }
 }
@@ -1754,7 +1776,7 @@ hosts = p1 p2
     #[test]
     fn notify_keys() {
         let config = ok(&format!(
-            "{MINIMAL}[notify]\nwebhook_url = https://hooks.example.org/T0/B1?x=1#f\nWebhook_Format = Slack\nnotify_command = jq -c . | logger -t deploy; true\nnotify_on = failure\n  interrupt\n"
+            "{MINIMAL}[notify]\nwebhook_url = https://hooks.example.org/T0/B1?x=1#f\nWebhook_Format = Slack\nnotify_command = jq -c . | logger -t deploy; true\nnotify_on = failure\n  interrupt freeze\n"
         ));
         assert!(config.warnings.is_empty(), "{:?}", config.warnings);
         let notify = &config.notify;
@@ -1769,7 +1791,11 @@ hosts = p1 p2
         );
         assert_eq!(
             notify.notify_on,
-            [NotifyEvent::Failure, NotifyEvent::Interrupt]
+            [
+                NotifyEvent::Failure,
+                NotifyEvent::Interrupt,
+                NotifyEvent::Freeze
+            ]
         );
         assert!(notify.wants(NotifyEvent::Failure));
         assert!(!notify.wants(NotifyEvent::Start));
@@ -1903,7 +1929,7 @@ hosts = p1 p2
             assert_eq!(e.line, Some(10));
             assert_eq!(
                 note(&e),
-                "accepted: one or more of `start`, `success`, `failure`, `interrupt`, separated by spaces (default: all)"
+                "accepted: one or more of `start`, `success`, `failure`, `interrupt`, `rollback`, `freeze`, `unfreeze`, `unlock`, separated by spaces (default: all)"
             );
         }
         let e = err(&format!("{MINIMAL}[notify]\nnotify_on =\n"));
