@@ -556,12 +556,14 @@ mod tests {
 
     #[test]
     fn a_team_can_follow_freezes_without_the_deploys() {
-        let mut n = Notify::default();
-        n.notify_on = vec![
-            NotifyEvent::Freeze,
-            NotifyEvent::Unfreeze,
-            NotifyEvent::Rollback,
-        ];
+        let mut n = Notify {
+            notify_on: vec![
+                NotifyEvent::Freeze,
+                NotifyEvent::Unfreeze,
+                NotifyEvent::Rollback,
+            ],
+            ..Notify::default()
+        };
         let mut rollback = record(Outcome::Success);
         rollback.action = "rollback".into();
         assert_eq!(event_of(&n, &record(Outcome::Success)), None);
