@@ -58,6 +58,10 @@ pub const DEFAULT_MAX_STARTUPS: usize = 8;
 /// The default `connect_timeout`.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// `dashboard_refresh` when not set: five minutes, the crontab line of
+/// the guide (`*/5`).
+pub const DEFAULT_DASHBOARD_REFRESH: Duration = Duration::from_secs(300);
+
 /// The host name that means "this machine, without SSH".
 pub const LOCAL_HOST: &str = "local";
 
@@ -74,6 +78,11 @@ pub struct Config {
     pub badges_after_deploy: bool,
     /// `badges_png`: write a PNG beside each SVG badge (default no).
     pub badges_png: bool,
+    /// `dashboard_refresh`: how often the dashboard page of
+    /// `refresh_badges --output` reloads itself, and so how old it may be
+    /// before it shows itself stale (three of these); `None` with `0`
+    /// (default [`DEFAULT_DASHBOARD_REFRESH`]).
+    pub dashboard_refresh: Option<Duration>,
     /// `deb_packages`: the packages managed, in display order.
     pub packages: Vec<PackageName>,
     /// `stages`: the stages, least critical first, each with its hosts.
@@ -621,6 +630,9 @@ impl<'a> Reader<'a> {
             badges_png: self
                 .value(&env, "badges_png", value::parse_bool)?
                 .unwrap_or(false),
+            dashboard_refresh: self
+                .value(&env, "dashboard_refresh", value::parse_dashboard_refresh)?
+                .unwrap_or(Some(DEFAULT_DASHBOARD_REFRESH)),
             packages,
             stages,
             parallelism: self
@@ -2152,6 +2164,55 @@ rollback_on_failure = on",
                 e.message
             );
             assert_eq!(e.line, Some(4), "{relative}");
+        }
+    }
+
+    #[test]
+    fn dashboard_refresh() {
+        let config = ok(MINIMAL);
+        assert_eq!(config.dashboard_refresh, Some(DEFAULT_DASHBOARD_REFRESH));
+        for (text, want) in [
+            ("60", Some(60)),
+            ("90s", Some(90)),
+            ("5m", Some(300)),
+            ("10", Some(10)),
+            ("1440m", Some(86_400)),
+            ("0", None),
+            (" 0 ", None),
+        ] {
+            let config = ok(&with_env(&format!("dashboard_refresh = {text}")));
+            assert_eq!(
+                config.dashboard_refresh,
+                want.map(Duration::from_secs),
+                "{text}"
+            );
+        }
+        for (bad, reason) in [
+            ("9", "too short"),
+            ("1441m", "too long"),
+            ("off", "not a duration"),
+            ("0s", "it must be longer than zero"),
+            ("-1", "not a duration"),
+            ("1h", "not a duration"),
+        ] {
+            let e = err(&with_env(&format!("dashboard_refresh = {bad}")));
+            assert_eq!(
+                e.message,
+                format!(
+                    "`dashboard_refresh` in `[environment]` has an invalid value `{bad}`: {reason}"
+                )
+            );
+            assert_eq!(e.line, Some(4), "{bad}");
+            assert!(
+                e.to_string().starts_with(&format!("`{PATH}` line 4: ")),
+                "{e}"
+            );
+            assert!(
+                note(&e).starts_with(
+                    "accepted: `0` (the page never reloads itself), or a duration from 10s"
+                ),
+                "{e:?}"
+            );
         }
     }
 
