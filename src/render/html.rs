@@ -114,16 +114,17 @@ li{margin:.2rem 0}
 .legend li{display:flex;align-items:baseline;gap:.5rem}
 .swatch{flex:none;display:inline-block;width:1.6rem;height:.9rem;border-radius:3px;position:relative;top:.1rem}
 .banner{margin:0 0 1.2rem;padding:.6rem 1rem;border-left:.4rem solid #1f6feb;border-radius:6px;background:#9cd3f5;color:#0b3954}
-.banner h2{margin:0 0 .3rem;font-size:1.15rem}
+.banner h2{margin:0 0 .3rem;font-size:1.15em}
 .banner ul{list-style:none;padding:0}
 .banner li{margin:.15rem 0}
 .stale-note{margin:0 0 1rem;padding:.5rem 1rem;border-radius:6px;background:#c9301c;color:#fff;font-weight:700}
-html.stale main{opacity:.6}
+html.stale main>:not(.banner){opacity:.6}
 html.stale body{outline:.4rem dashed #c9301c;outline-offset:-.4rem}
 @media (min-width:100rem){
 body{max-width:none;padding:1.5rem 2.5rem;font-size:clamp(15px,1.25vw,40px)}
 h1{font-size:1.8em}
 h2{font-size:1.3em}
+h3{font-size:1.1em}
 .scroll{display:block}
 .matrix{width:100%;font-size:clamp(24px,1.6vw,48px)}
 .matrix th,.matrix td{padding:.35em .5em}
