@@ -218,8 +218,8 @@ pub enum Command {
     Unfreeze {
         /// The stage.
         stage: String,
-        /// Why the freeze ends (recorded, and told to the team with the
-        /// `unfreeze` notification).
+        /// Why the freeze ends: recorded in the history, and told to the
+        /// team with the `unfreeze` notification.
         #[arg(long)]
         reason: Option<String>,
         /// Print the history record of the change as JSON on stdout.

@@ -125,11 +125,11 @@ pub const NOTIFY: SectionKind = SectionKind {
     kind: "notify",
     named: false,
     keys: &[
-        single("webhook_url", "none", "`http://` or `https://` URL that receives a POST for each deploy event"),
+        single("webhook_url", "none", "`http://` or `https://` URL that receives a POST for each event"),
         single("webhook_format", "`text`", "`text` (plain-text body, ntfy style) or `slack` (JSON `{\"text\": ...}`)"),
         single("webhook_allow_http", "no", "accept an `http://` `webhook_url`, which carries its token in clear (refused otherwise)"),
         command("notify_command", "none", "shell command run here for each event, the history record as JSON on stdin"),
-        list("notify_on", "all", "events announced: `start success failure interrupt`"),
+        list("notify_on", "all", "events announced: `start success failure interrupt` (deploys, promotions, rollbacks), `rollback`, `freeze unfreeze unlock`; a record goes out when any of its events is listed"),
     ],
 };
 
