@@ -5,26 +5,53 @@
 
 use crate::common;
 
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use common::cli::{deployer, history, two_stages, webhook_server as server, NEW, OLD};
+use common::testbed::Testbed;
 use serde_json::Value;
 
-#[test]
-fn a_deploy_announces_its_start_and_its_outcome() {
+/// A testbed of two stages whose `[notify]` posts to a webhook served
+/// here and appends each record to a file (`name` in the temporary
+/// directory), with `extra` lines; then `fastpath` deployed on `test`.
+/// The testbed, the webhook's POSTs, the file, and the deploy's stderr.
+fn deployed_with_notify(
+    name: &str,
+    extra: &str,
+) -> Option<(Testbed, Receiver<(String, String)>, PathBuf, String)> {
     let (url, posts) = server(200);
-    let log = std::env::temp_dir().join(format!("deployer-notify-{}.jsonl", std::process::id()));
+    let log = std::env::temp_dir().join(format!("deployer-{name}-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&log);
     let sections = format!(
-        "[notify]\nwebhook_url = {url}\nwebhook_allow_http = yes\nnotify_command = cat >> {}\n",
+        "[notify]\nwebhook_url = {url}\nwebhook_allow_http = yes\nnotify_command = cat >> {}\n{extra}",
         log.display()
     );
-    let Some(tb) = two_stages(1, "", &sections) else {
-        return;
-    };
+    let tb = two_stages(1, "", &sections)?;
     tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
     let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
     assert_eq!(code, 0, "{out}{err}");
+    Some((tb, posts, log, err))
+}
+
+/// The records the command was given, from the file it appended them
+/// to (removed then).
+fn given(log: &Path) -> Vec<Value> {
+    let records = std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let _ = std::fs::remove_file(log);
+    records
+}
+
+#[test]
+fn a_deploy_announces_its_start_and_its_outcome() {
+    let Some((_tb, posts, log, err)) = deployed_with_notify("notify", "") else {
+        return;
+    };
     assert!(!err.contains("notification"), "{err}");
     let got: Vec<(String, String)> = (0..2)
         .map(|_| posts.recv_timeout(Duration::from_secs(10)).expect("a POST"))
@@ -51,12 +78,7 @@ fn a_deploy_announces_its_start_and_its_outcome() {
             "{got:?}"
         );
     }
-    let records: Vec<Value> = std::fs::read_to_string(&log)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let _ = std::fs::remove_file(&log);
+    let records = given(&log);
     assert_eq!(records.len(), 2, "{records:?}");
     assert_eq!(records[0]["outcome"], "started");
     assert_eq!(records[1]["outcome"], "success");
@@ -89,23 +111,12 @@ fn a_failing_webhook_is_a_warning_and_the_deploy_goes_on() {
 
 #[test]
 fn freeze_unfreeze_and_unlock_are_announced_with_who_and_why() {
-    let (url, posts) = server(200);
-    let log = std::env::temp_dir().join(format!(
-        "deployer-notify-stage-{}.jsonl",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&log);
-    // only the stage's changes: a deploy must stay quiet
-    let sections = format!(
-        "[notify]\nwebhook_url = {url}\nwebhook_allow_http = yes\nnotify_command = cat >> {}\nnotify_on = freeze unfreeze unlock\n",
-        log.display()
-    );
-    let Some(tb) = two_stages(1, "", &sections) else {
+    // only the stage's changes: the deploy must stay quiet
+    let Some((tb, posts, log, _)) =
+        deployed_with_notify("notify-stage", "notify_on = freeze unfreeze unlock\n")
+    else {
         return;
     };
-    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
-    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
-    assert_eq!(code, 0, "{out}{err}");
     let steps: [(&[&str], &str, &str); 3] = [
         (
             &["freeze", "prod", "--reason", "incident 42: db failover"],
@@ -150,12 +161,7 @@ fn freeze_unfreeze_and_unlock_are_announced_with_who_and_why() {
         posts.recv_timeout(Duration::from_millis(500)).is_err(),
         "a POST more than asked for"
     );
-    let records: Vec<Value> = std::fs::read_to_string(&log)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let _ = std::fs::remove_file(&log);
+    let records = given(&log);
     assert_eq!(records.len(), 3, "{records:?}");
     for ((_, _, action), record) in steps.iter().zip(&records) {
         assert_eq!(record["action"], *action, "{records:?}");
