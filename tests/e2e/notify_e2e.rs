@@ -13,14 +13,21 @@ use common::cli::{deployer, history, two_stages, webhook_server as server, NEW, 
 use common::testbed::Testbed;
 use serde_json::Value;
 
+/// A testbed set up by [`deployed_with_notify`].
+struct Notified {
+    tb: Testbed,
+    /// The webhook's POSTs: request line and body.
+    posts: Receiver<(String, String)>,
+    /// The file `notify_command` appends each record to.
+    log: PathBuf,
+    /// The deploy's stderr.
+    err: String,
+}
+
 /// A testbed of two stages whose `[notify]` posts to a webhook served
 /// here and appends each record to a file (`name` in the temporary
 /// directory), with `extra` lines; then `fastpath` deployed on `test`.
-/// The testbed, the webhook's POSTs, the file, and the deploy's stderr.
-fn deployed_with_notify(
-    name: &str,
-    extra: &str,
-) -> Option<(Testbed, Receiver<(String, String)>, PathBuf, String)> {
+fn deployed_with_notify(name: &str, extra: &str) -> Option<Notified> {
     let (url, posts) = server(200);
     let log = std::env::temp_dir().join(format!("deployer-{name}-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&log);
@@ -32,7 +39,12 @@ fn deployed_with_notify(
     tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
     let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
     assert_eq!(code, 0, "{out}{err}");
-    Some((tb, posts, log, err))
+    Some(Notified {
+        tb,
+        posts,
+        log,
+        err,
+    })
 }
 
 /// The records the command was given, from the file it appended them
@@ -49,7 +61,13 @@ fn given(log: &Path) -> Vec<Value> {
 
 #[test]
 fn a_deploy_announces_its_start_and_its_outcome() {
-    let Some((_tb, posts, log, err)) = deployed_with_notify("notify", "") else {
+    let Some(Notified {
+        tb: _tb,
+        posts,
+        log,
+        err,
+    }) = deployed_with_notify("notify", "")
+    else {
         return;
     };
     assert!(!err.contains("notification"), "{err}");
@@ -112,7 +130,7 @@ fn a_failing_webhook_is_a_warning_and_the_deploy_goes_on() {
 #[test]
 fn freeze_unfreeze_and_unlock_are_announced_with_who_and_why() {
     // only the stage's changes: the deploy must stay quiet
-    let Some((tb, posts, log, _)) =
+    let Some(Notified { tb, posts, log, .. }) =
         deployed_with_notify("notify-stage", "notify_on = freeze unfreeze unlock\n")
     else {
         return;
