@@ -219,6 +219,10 @@ pub enum Command {
     Unfreeze {
         /// The stage.
         stage: String,
+        /// Why the freeze ends: recorded in the history, and told to the
+        /// team with the `unfreeze` notification.
+        #[arg(long)]
+        reason: Option<String>,
         /// Print the history record of the change as JSON on stdout.
         #[arg(long)]
         json: bool,

@@ -22,28 +22,65 @@ use crate::transport::Exec;
 /// its whole process group, within [`crate::transport::END_GRACE`] more.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The event a record announces, if any: refusals and other records are
-/// not announced.
-pub fn event_of(record: &Record) -> Option<NotifyEvent> {
-    match record.outcome {
-        Outcome::Started => Some(NotifyEvent::Start),
-        Outcome::Success => Some(NotifyEvent::Success),
-        Outcome::Failed | Outcome::Partial => Some(NotifyEvent::Failure),
-        Outcome::Interrupted => Some(NotifyEvent::Interrupt),
-        Outcome::Refused => None,
+/// The events a record is announced under, the one that names it first
+/// (empty for refusals and records nothing announces). A deploy's or
+/// promotion's record is the event of its outcome; a rollback's is that
+/// and `rollback`; a freeze's, an unfreeze's and an unlock's is their own
+/// word, whatever their outcome (the summary tells it), so that a team
+/// listing `success` keeps getting what it got before these were
+/// announced.
+pub fn events_of(record: &Record) -> Vec<NotifyEvent> {
+    if record.outcome == Outcome::Refused {
+        return Vec::new();
     }
+    let own = match record.action.as_str() {
+        "freeze" => Some(NotifyEvent::Freeze),
+        "unfreeze" => Some(NotifyEvent::Unfreeze),
+        "unlock" => Some(NotifyEvent::Unlock),
+        _ => None,
+    };
+    if let Some(own) = own {
+        return vec![own];
+    }
+    let mut events = vec![match record.outcome {
+        Outcome::Started => NotifyEvent::Start,
+        Outcome::Success => NotifyEvent::Success,
+        Outcome::Failed | Outcome::Partial => NotifyEvent::Failure,
+        Outcome::Interrupted => NotifyEvent::Interrupt,
+        Outcome::Refused => unreachable!("returned above"),
+    }];
+    if record.action == "rollback" || record.under_freeze {
+        events.push(NotifyEvent::Rollback);
+    }
+    events
 }
 
-/// One line for people: who, what, where, and how it went.
+/// The event `notify` announces `record` under: the first of the record's
+/// events that `notify_on` lists, if any.
+pub fn event_of(notify: &Notify, record: &Record) -> Option<NotifyEvent> {
+    events_of(record)
+        .into_iter()
+        .find(|e| notify.notify_on.contains(e))
+}
+
+/// One line for people: who, what, where, how it went, and why (the
+/// record's reason: the operator's for a freeze, an unlock, a forced
+/// deploy or a rollback under freeze; the failure's for a failure).
 pub fn summary(record: &Record) -> String {
     let who = match &record.as_user {
         Some(real) => format!("{real} (as {}@{})", record.user, record.machine),
         None => format!("{}@{}", record.user, record.machine),
     };
+    let action = if record.under_freeze {
+        format!("{} under freeze", record.action)
+    } else {
+        record.action.clone()
+    };
+    // a package's change happens on a stage; a stage's own change is of it
     let what = match (&record.package, &record.version) {
-        (Some(p), Some(v)) => format!("{p} {v}"),
-        (Some(p), None) => p.clone(),
-        (None, _) => "?".to_string(),
+        (Some(p), Some(v)) => format!("{action} {p} {v} on {}", record.stage),
+        (Some(p), None) => format!("{action} {p} on {}", record.stage),
+        (None, _) => format!("{action} {}", record.stage),
     };
     let count = |r: HostResult| record.hosts.iter().filter(|h| h.result == r).count();
     let skipped = count(HostResult::Skipped);
@@ -70,10 +107,11 @@ pub fn summary(record: &Record) -> String {
             format!("{} ({})", outcome.as_str(), parts.join(", "))
         }
     };
-    let line = format!(
-        "deployer: {who}: {} {what} on {}: {tail}",
-        record.action, record.stage
-    );
+    let mut line = format!("deployer: {who}: {what}: {tail}");
+    if let Some(reason) = record.reason.as_deref().filter(|r| !r.trim().is_empty()) {
+        line.push_str("; reason: ");
+        line.push_str(&crate::text::clip(reason, crate::text::REMOTE_TEXT_MAX));
+    }
     // the record's fields are this machine's and the hosts' words: one line
     crate::text::one_line(&line)
 }
@@ -169,12 +207,9 @@ fn slack_escape(text: &str) -> String {
 /// Announce `record` as `notify` says; returns the problems, worded for
 /// a warning (never the webhook URL itself).
 pub fn announce(notify: &Notify, record: &Record) -> Vec<String> {
-    let Some(event) = event_of(record) else {
+    let Some(event) = event_of(notify, record) else {
         return Vec::new();
     };
-    if !notify.notify_on.contains(&event) {
-        return Vec::new();
-    }
     let mut problems = Vec::new();
     if let Some(url) = &notify.webhook_url {
         if let Err(e) = post(url, notify.webhook_format, &message(record)) {
@@ -194,6 +229,16 @@ pub fn announce(notify: &Notify, record: &Record) -> Vec<String> {
         }
     }
     problems
+}
+
+/// [`announce`] `record`, each problem a warning on `console`
+/// (`warning: notification: ...`): how every command tells the team,
+/// deploys, rollbacks, freezes, unfreezes and unlocks alike. A
+/// notification that fails never fails the command.
+pub fn announce_or_warn(notify: &Notify, console: &crate::console::Console, record: &Record) {
+    for problem in announce(notify, record) {
+        console.warn(&format!("notification: {problem}"));
+    }
 }
 
 /// A webhook named without its token: scheme and host, in backticks.
@@ -403,10 +448,168 @@ mod tests {
             summary(&r).ends_with("success (1 changed, 1 skipped)"),
             "{r:?}"
         );
-        assert_eq!(event_of(&record(Outcome::Refused)), None);
+        let all = Notify::default();
+        assert_eq!(event_of(&all, &record(Outcome::Refused)), None);
         assert_eq!(
-            event_of(&record(Outcome::Interrupted)),
+            event_of(&all, &record(Outcome::Interrupted)),
             Some(NotifyEvent::Interrupt)
+        );
+    }
+
+    /// A record of `action` on prod with no package, by alice, for `reason`.
+    fn stage_record(action: &str, reason: Option<&str>) -> Record {
+        Record {
+            action: action.into(),
+            package: None,
+            version: None,
+            reason: reason.map(str::to_string),
+            ..record(Outcome::Success)
+        }
+    }
+
+    #[test]
+    fn a_stage_change_says_who_what_where_and_why() {
+        let s = summary(&stage_record("freeze", Some("incident 42: db failover")));
+        assert_eq!(
+            s,
+            "deployer: alice@laptop: freeze prod: success (2 changed); reason: incident 42: db failover"
+        );
+        let s = summary(&stage_record("unfreeze", Some("fixed")));
+        assert!(
+            s.starts_with("deployer: alice@laptop: unfreeze prod: success"),
+            "{s}"
+        );
+        assert!(s.ends_with("; reason: fixed"), "{s}");
+        // no reason given: no empty "reason"
+        let s = summary(&stage_record("unfreeze", None));
+        assert!(!s.contains("reason"), "{s}");
+        let mut r = stage_record("unlock", Some("holder \x1b[2J crashed\nline"));
+        r.forced = true;
+        r.as_user = Some("root".into());
+        let s = summary(&r);
+        assert!(
+            s.starts_with("deployer: root (as alice@laptop): unlock prod: success"),
+            "{s}"
+        );
+        assert!(
+            s.ends_with("; reason: holder \\x1b[2J crashed\\nline"),
+            "{s}"
+        );
+        assert!(!s.contains('\n') && !s.contains('\x1b'), "{s}");
+        // a long reason is clipped
+        let long = "x".repeat(1000);
+        let s = summary(&stage_record("freeze", Some(&long)));
+        assert!(s.len() < 500 && s.contains("more characters"), "{s}");
+    }
+
+    #[test]
+    fn a_rollback_under_freeze_is_announced_as_such() {
+        let mut r = record(Outcome::Success);
+        r.action = "rollback".into();
+        r.version = Some("0.80".into());
+        r.under_freeze = true;
+        r.reason = Some("0.81 drops connections".into());
+        r.changes = vec![crate::changelog::Summary {
+            version: "0.81~pr748-191".into(),
+            direction: crate::changelog::Direction::Rollback,
+            lines: vec!["* Faster ingest.".into()],
+        }];
+        let s = summary(&r);
+        assert_eq!(
+            s,
+            "deployer: alice@laptop: rollback under freeze fastpath 0.80 on prod: \
+             success (2 changed); reason: 0.81 drops connections"
+        );
+        let m = message(&r);
+        assert_eq!(
+            m.lines().collect::<Vec<_>>(),
+            [s.as_str(), "  - 0.81~pr748-191: * Faster ingest."]
+        );
+        // its start too
+        r.outcome = Outcome::Started;
+        assert!(summary(&r)
+            .contains(": rollback under freeze fastpath 0.80 on prod: started on 2 hosts"));
+        // a plain rollback says rollback, not "under freeze"
+        r.under_freeze = false;
+        r.outcome = Outcome::Failed;
+        let s = summary(&r);
+        assert!(
+            s.contains(": rollback fastpath 0.80 on prod: failed ("),
+            "{s}"
+        );
+        assert!(!s.contains("under freeze"), "{s}");
+    }
+
+    #[test]
+    fn each_record_has_its_events() {
+        let mut rollback = record(Outcome::Success);
+        rollback.action = "rollback".into();
+        assert_eq!(
+            events_of(&rollback),
+            [NotifyEvent::Success, NotifyEvent::Rollback]
+        );
+        rollback.outcome = Outcome::Started;
+        rollback.under_freeze = true;
+        assert_eq!(
+            events_of(&rollback),
+            [NotifyEvent::Start, NotifyEvent::Rollback]
+        );
+        rollback.outcome = Outcome::Refused;
+        assert!(events_of(&rollback).is_empty());
+        assert_eq!(events_of(&record(Outcome::Partial)), [NotifyEvent::Failure]);
+        for (action, event) in [
+            ("freeze", NotifyEvent::Freeze),
+            ("unfreeze", NotifyEvent::Unfreeze),
+            ("unlock", NotifyEvent::Unlock),
+        ] {
+            let mut r = stage_record(action, Some("why"));
+            assert_eq!(events_of(&r), [event]);
+            // a freeze that failed somewhere is still a freeze
+            r.outcome = Outcome::Partial;
+            assert_eq!(events_of(&r), [event]);
+            r.outcome = Outcome::Refused;
+            assert!(events_of(&r).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_team_can_follow_freezes_without_the_deploys() {
+        let mut n = Notify {
+            notify_on: vec![
+                NotifyEvent::Freeze,
+                NotifyEvent::Unfreeze,
+                NotifyEvent::Rollback,
+            ],
+            ..Notify::default()
+        };
+        let mut rollback = record(Outcome::Success);
+        rollback.action = "rollback".into();
+        assert_eq!(event_of(&n, &record(Outcome::Success)), None);
+        assert_eq!(event_of(&n, &record(Outcome::Failed)), None);
+        assert_eq!(event_of(&n, &rollback), Some(NotifyEvent::Rollback));
+        assert_eq!(
+            event_of(&n, &stage_record("freeze", Some("x"))),
+            Some(NotifyEvent::Freeze)
+        );
+        assert_eq!(event_of(&n, &stage_record("unlock", Some("x"))), None);
+        // an old list keeps its meaning: the deploy events, not the new ones
+        n.notify_on = vec![NotifyEvent::Success, NotifyEvent::Failure];
+        assert_eq!(event_of(&n, &stage_record("freeze", Some("x"))), None);
+        assert_eq!(event_of(&n, &stage_record("unlock", Some("x"))), None);
+        assert_eq!(event_of(&n, &rollback), Some(NotifyEvent::Success));
+        // none given: everything
+        let all = Notify::default();
+        for action in ["freeze", "unfreeze", "unlock"] {
+            assert!(event_of(&all, &stage_record(action, None)).is_some());
+        }
+    }
+
+    #[test]
+    fn a_freeze_problem_names_the_freeze() {
+        let n = notify(None, WebhookFormat::Text, Some("exit 4"));
+        assert_eq!(
+            announce(&n, &stage_record("freeze", Some("x"))),
+            ["`notify_command` was not told about the freeze: exit status 4"]
         );
     }
 

@@ -87,7 +87,11 @@ pub fn refresh(
         }
     }
     if let Some(out) = &args.output {
-        let (written, unchanged) = write_tree(out, &m, &board, fonts.as_ref(), &refreshed)?;
+        let dashboard = render::Dashboard {
+            refreshed: &refreshed,
+            refresh: config.dashboard_refresh,
+        };
+        let (written, unchanged) = write_tree(out, &m, &board, fonts.as_ref(), &dashboard)?;
         console.say(&format!(
             "{}: {written} written, {unchanged} unchanged; the dashboard is {}",
             out.display(),
@@ -211,7 +215,7 @@ fn write_tree(
     m: &Matrix,
     board: &Board,
     png: Option<&Fonts>,
-    refreshed: &str,
+    dashboard: &render::Dashboard<'_>,
 ) -> Result<(usize, usize), Fatal> {
     let stages = board
         .stages
@@ -228,7 +232,7 @@ fn write_tree(
         }
     }
     let mut page = Vec::new();
-    render::html(m, board, refreshed, &mut page).expect("writing into memory cannot fail");
+    render::html(m, board, dashboard, &mut page).expect("writing into memory cannot fail");
     files.push((
         out.to_path_buf(),
         publish::File {

@@ -2,6 +2,8 @@
 //! every host of a stage, and record the attempt in the history. An
 //! unfreeze of a stage that no host says is frozen changes nothing and
 //! records nothing (it is not an attempt: nothing was changed or refused).
+//! A freeze or unfreeze that changed hosts is announced to the team
+//! (`[notify]`, events `freeze` and `unfreeze`) with who and why.
 
 use crate::cli::Cli;
 use crate::config::Config;
@@ -14,34 +16,42 @@ use crate::transport::{self, Exec};
 
 use super::setup::{load_config, stage_fleet};
 
-/// `deployer freeze STAGE REASON` (`reason` given) or `unfreeze STAGE`:
-/// the configuration loaded, the stage's hosts connected to, then
-/// [`apply`].
+/// What the command does to the stage, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change<'a> {
+    /// `deployer freeze STAGE --reason REASON`.
+    Freeze(&'a str),
+    /// `deployer unfreeze STAGE [--reason REASON]`.
+    Unfreeze(Option<&'a str>),
+}
+
+/// `deployer freeze STAGE --reason REASON` or `unfreeze STAGE`: the
+/// configuration loaded, the stage's hosts connected to, then [`apply`].
 pub(super) fn command(
     cli: &Cli,
     console: &Console,
     stage: &str,
-    reason: Option<&str>,
+    change: Change<'_>,
 ) -> Result<ExitStatus, Fatal> {
     let config = load_config(cli)?;
     let fleet = stage_fleet(cli, &config, stage)?;
-    apply(&config, console, fleet, stage, reason)
+    apply(&config, console, fleet, stage, change)
 }
 
-/// Freeze (`reason` given) or unfreeze `stage` on every host of `fleet`
-/// (the stage's hosts). Every host must be reached: a freeze that only
-/// some hosts know about would be worse than none.
+/// Freeze or unfreeze `stage` on every host of `fleet` (the stage's
+/// hosts). Every host must be reached: a freeze that only some hosts know
+/// about would be worse than none.
 pub fn apply(
     config: &Config,
     console: &Console,
     mut fleet: Fleet,
     stage: &str,
-    reason: Option<&str>,
+    change: Change<'_>,
 ) -> Result<ExitStatus, Fatal> {
-    let action = if reason.is_some() {
-        "freeze"
-    } else {
-        "unfreeze"
+    // `reason`: the freeze's own (written on the hosts); `why`: the record's
+    let (action, reason, why) = match change {
+        Change::Freeze(r) => ("freeze", Some(r), Some(r)),
+        Change::Unfreeze(r) => ("unfreeze", None, r),
     };
     let attempt = history::Attempt::start(action);
     let record_line = reason.map(|r| {
@@ -97,7 +107,7 @@ pub fn apply(
     // root writes the record: sudo must work wherever it is written
     let answers = crate::sudo::ask_stage(&mut fleet, stage, timeout);
     if let Some(f) = crate::sudo::refusal(action, stage, &answers) {
-        let why = match reason {
+        let why = match why {
             Some(r) => format!("{}: {r}", f.message),
             None => f.message.clone(),
         };
@@ -143,11 +153,12 @@ pub fn apply(
         _ => Outcome::Partial,
     };
     let record = Record {
-        reason: reason.map(str::to_string),
+        reason: why.map(str::to_string),
         hosts,
         ..attempt.record(stage, outcome)
     };
     history::put_on_record(&config.history_file, console, &record);
+    crate::notify::announce_or_warn(&config.notify, console, &record);
     if problems.is_empty() {
         let done = if reason.is_some() {
             "frozen"

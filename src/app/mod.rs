@@ -113,7 +113,7 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
             reason,
             json,
         }) => with_console(cli, color, with_json(*json), |console| {
-            freeze::command(cli, console, stage, Some(reason))
+            freeze::command(cli, console, stage, freeze::Change::Freeze(reason))
         }),
         Some(Command::Unlock {
             stage,
@@ -123,11 +123,18 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
         }) => with_console(cli, color, with_json(*json), |console| {
             unlock::command(cli, console, stage, *force, reason)
         }),
-        Some(Command::Unfreeze { stage, json }) => {
-            with_console(cli, color, with_json(*json), |console| {
-                freeze::command(cli, console, stage, None)
-            })
-        }
+        Some(Command::Unfreeze {
+            stage,
+            reason,
+            json,
+        }) => with_console(cli, color, with_json(*json), |console| {
+            freeze::command(
+                cli,
+                console,
+                stage,
+                freeze::Change::Unfreeze(reason.as_deref()),
+            )
+        }),
         Some(Command::Hosts { stage, json, check }) => {
             hosts::command(cli, stage.as_deref(), with_json(*json), *check)
         }

@@ -1,7 +1,8 @@
 //! `deployer unlock STAGE --force --reason TEXT`: break the deploy lock on
 //! every host of a stage (a holder that is gone, or must be stopped), and
 //! record it in the history. An install that still runs keeps its own
-//! lock: that one is never broken.
+//! lock: that one is never broken. The unlock is announced to the team
+//! (`[notify]`, event `unlock`) with who and why.
 
 use crate::cli::Cli;
 use crate::config::Config;
@@ -97,6 +98,7 @@ pub fn apply(
         ..attempt.record(stage, outcome)
     };
     history::put_on_record(&config.history_file, console, &record);
+    crate::notify::announce_or_warn(&config.notify, console, &record);
     if problems.is_empty() {
         return Ok(ExitStatus::Success);
     }

@@ -58,6 +58,10 @@ pub const DEFAULT_MAX_STARTUPS: usize = 8;
 /// The default `connect_timeout`.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// `dashboard_refresh` when not set: five minutes, the crontab line of
+/// the guide (`*/5`).
+pub const DEFAULT_DASHBOARD_REFRESH: Duration = Duration::from_secs(300);
+
 /// The host name that means "this machine, without SSH".
 pub const LOCAL_HOST: &str = "local";
 
@@ -74,6 +78,11 @@ pub struct Config {
     pub badges_after_deploy: bool,
     /// `badges_png`: write a PNG beside each SVG badge (default no).
     pub badges_png: bool,
+    /// `dashboard_refresh`: how often the dashboard page of
+    /// `refresh_badges --output` reloads itself, and so how old it may be
+    /// before it shows itself stale (three of these); `None` with `0`
+    /// (default [`DEFAULT_DASHBOARD_REFRESH`]).
+    pub dashboard_refresh: Option<Duration>,
     /// `deb_packages`: the packages managed, in display order.
     pub packages: Vec<PackageName>,
     /// `stages`: the stages, least critical first, each with its hosts.
@@ -161,10 +170,14 @@ pub enum WebhookFormat {
     Slack,
 }
 
-/// A moment of a deploy that can be announced (`notify_on`).
+/// A moment of a deploy, or a change of a stage's state, that can be
+/// announced (`notify_on`). A record is announced when any of its events
+/// is listed ([`crate::notify::events_of`]): a rollback's success is both
+/// `success` and `rollback`, so a team may follow rollbacks, freezes and
+/// unlocks without the noise of every deploy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum NotifyEvent {
-    /// `start`: the deploy begins changing hosts.
+    /// `start`: a deploy, promotion or rollback begins changing hosts.
     Start,
     /// `success`: every host was changed.
     Success,
@@ -172,15 +185,29 @@ pub enum NotifyEvent {
     Failure,
     /// `interrupt`: a signal stopped the deploy.
     Interrupt,
+    /// `rollback`: a rollback began or ended (whatever its outcome),
+    /// under a freeze or not.
+    Rollback,
+    /// `freeze`: a stage was frozen (`deployer freeze`).
+    Freeze,
+    /// `unfreeze`: a stage's freeze was lifted (`deployer unfreeze`).
+    Unfreeze,
+    /// `unlock`: a stage's deploy lock was broken (`deployer unlock`).
+    Unlock,
 }
 
 impl NotifyEvent {
-    /// Every event, in the order of a deploy; the default of `notify_on`.
-    pub const ALL: [NotifyEvent; 4] = [
+    /// Every event: those of a deploy in its order, then the changes of a
+    /// stage's state; the default of `notify_on`.
+    pub const ALL: [NotifyEvent; 8] = [
         NotifyEvent::Start,
         NotifyEvent::Success,
         NotifyEvent::Failure,
         NotifyEvent::Interrupt,
+        NotifyEvent::Rollback,
+        NotifyEvent::Freeze,
+        NotifyEvent::Unfreeze,
+        NotifyEvent::Unlock,
     ];
 
     /// The word used in `notify_on`.
@@ -190,6 +217,10 @@ impl NotifyEvent {
             NotifyEvent::Success => "success",
             NotifyEvent::Failure => "failure",
             NotifyEvent::Interrupt => "interrupt",
+            NotifyEvent::Rollback => "rollback",
+            NotifyEvent::Freeze => "freeze",
+            NotifyEvent::Unfreeze => "unfreeze",
+            NotifyEvent::Unlock => "unlock",
         }
     }
 }
@@ -599,6 +630,9 @@ impl<'a> Reader<'a> {
             badges_png: self
                 .value(&env, "badges_png", value::parse_bool)?
                 .unwrap_or(false),
+            dashboard_refresh: self
+                .value(&env, "dashboard_refresh", value::parse_dashboard_refresh)?
+                .unwrap_or(Some(DEFAULT_DASHBOARD_REFRESH)),
             packages,
             stages,
             parallelism: self
@@ -1754,7 +1788,7 @@ hosts = p1 p2
     #[test]
     fn notify_keys() {
         let config = ok(&format!(
-            "{MINIMAL}[notify]\nwebhook_url = https://hooks.example.org/T0/B1?x=1#f\nWebhook_Format = Slack\nnotify_command = jq -c . | logger -t deploy; true\nnotify_on = failure\n  interrupt\n"
+            "{MINIMAL}[notify]\nwebhook_url = https://hooks.example.org/T0/B1?x=1#f\nWebhook_Format = Slack\nnotify_command = jq -c . | logger -t deploy; true\nnotify_on = failure\n  interrupt freeze\n"
         ));
         assert!(config.warnings.is_empty(), "{:?}", config.warnings);
         let notify = &config.notify;
@@ -1769,7 +1803,11 @@ hosts = p1 p2
         );
         assert_eq!(
             notify.notify_on,
-            [NotifyEvent::Failure, NotifyEvent::Interrupt]
+            [
+                NotifyEvent::Failure,
+                NotifyEvent::Interrupt,
+                NotifyEvent::Freeze
+            ]
         );
         assert!(notify.wants(NotifyEvent::Failure));
         assert!(!notify.wants(NotifyEvent::Start));
@@ -1903,7 +1941,7 @@ hosts = p1 p2
             assert_eq!(e.line, Some(10));
             assert_eq!(
                 note(&e),
-                "accepted: one or more of `start`, `success`, `failure`, `interrupt`, separated by spaces (default: all)"
+                "accepted: one or more of `start`, `success`, `failure`, `interrupt`, `rollback`, `freeze`, `unfreeze`, `unlock`, separated by spaces (default: all)"
             );
         }
         let e = err(&format!("{MINIMAL}[notify]\nnotify_on =\n"));
@@ -2126,6 +2164,55 @@ rollback_on_failure = on",
                 e.message
             );
             assert_eq!(e.line, Some(4), "{relative}");
+        }
+    }
+
+    #[test]
+    fn dashboard_refresh() {
+        let config = ok(MINIMAL);
+        assert_eq!(config.dashboard_refresh, Some(DEFAULT_DASHBOARD_REFRESH));
+        for (text, want) in [
+            ("60", Some(60)),
+            ("90s", Some(90)),
+            ("5m", Some(300)),
+            ("10", Some(10)),
+            ("1440m", Some(86_400)),
+            ("0", None),
+            (" 0 ", None),
+        ] {
+            let config = ok(&with_env(&format!("dashboard_refresh = {text}")));
+            assert_eq!(
+                config.dashboard_refresh,
+                want.map(Duration::from_secs),
+                "{text}"
+            );
+        }
+        for (bad, reason) in [
+            ("9", "too short"),
+            ("1441m", "too long"),
+            ("off", "not a duration"),
+            ("0s", "it must be longer than zero"),
+            ("-1", "not a duration"),
+            ("1h", "not a duration"),
+        ] {
+            let e = err(&with_env(&format!("dashboard_refresh = {bad}")));
+            assert_eq!(
+                e.message,
+                format!(
+                    "`dashboard_refresh` in `[environment]` has an invalid value `{bad}`: {reason}"
+                )
+            );
+            assert_eq!(e.line, Some(4), "{bad}");
+            assert!(
+                e.to_string().starts_with(&format!("`{PATH}` line 4: ")),
+                "{e}"
+            );
+            assert!(
+                note(&e).starts_with(
+                    "accepted: `0` (the page never reloads itself), or a duration from 10s"
+                ),
+                "{e:?}"
+            );
         }
     }
 

@@ -95,6 +95,7 @@ pub const ENVIRONMENT: SectionKind = SectionKind {
         single("rollback_on_failure", "no", "put changed hosts back when a rollout fails"),
         single("badges_after_deploy", "yes", "refresh the badges of the hosts a deploy changed, over its connections (only with `badges_path`)"),
         single("badges_png", "no", "also write `PKG.png` beside every SVG badge (as `refresh-badges --png`)"),
+        single("dashboard_refresh", "5m", "how often the dashboard page (`refresh-badges --output`) reloads itself; older than three of these, it shows itself stale; `0` = never"),
     ],
 };
 
@@ -124,11 +125,11 @@ pub const NOTIFY: SectionKind = SectionKind {
     kind: "notify",
     named: false,
     keys: &[
-        single("webhook_url", "none", "`http://` or `https://` URL that receives a POST for each deploy event"),
+        single("webhook_url", "none", "`http://` or `https://` URL that receives a POST for each event"),
         single("webhook_format", "`text`", "`text` (plain-text body, ntfy style) or `slack` (JSON `{\"text\": ...}`)"),
         single("webhook_allow_http", "no", "accept an `http://` `webhook_url`, which carries its token in clear (refused otherwise)"),
         command("notify_command", "none", "shell command run here for each event, the history record as JSON on stdin"),
-        list("notify_on", "all", "events announced: `start success failure interrupt`"),
+        list("notify_on", "all", "events announced: `start success failure interrupt` (deploys, promotions, rollbacks), `rollback`, `freeze unfreeze unlock`; a record goes out when any of its events is listed"),
     ],
 };
 

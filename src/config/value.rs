@@ -252,6 +252,33 @@ pub(crate) fn parse_lock_expiry(s: &str) -> Result<Duration, Invalid> {
     Ok(d)
 }
 
+/// The shortest and the longest `dashboard_refresh` (`0`, off, aside):
+/// a wall screen reloading more often than every 10 s would flicker and
+/// load the web server for nothing; one reloading less often than daily
+/// is not on a wall.
+pub const DASHBOARD_REFRESH_RANGE: (Duration, Duration) =
+    (Duration::from_secs(10), Duration::from_secs(86_400));
+
+/// `dashboard_refresh`: `0` (off: `None`), or a duration from 10s to
+/// 24h.
+pub(crate) fn parse_dashboard_refresh(s: &str) -> Result<Option<Duration>, Invalid> {
+    let accepted = "accepted: `0` (the page never reloads itself), or a duration from \
+                    10s to 1440m, e.g. `60` (seconds), `90s` or `5m`: set it to how often \
+                    cron runs `refresh_badges` (default 5m)";
+    if s.trim() == "0" {
+        return Ok(None);
+    }
+    let d = parse_duration(s).map_err(|e| Invalid::new(e.reason, accepted))?;
+    let (min, max) = DASHBOARD_REFRESH_RANGE;
+    if d < min {
+        return Err(Invalid::new("too short", accepted));
+    }
+    if d > max {
+        return Err(Invalid::new("too long", accepted));
+    }
+    Ok(Some(d))
+}
+
 pub(crate) fn parse_count(
     s: &str,
     min: usize,

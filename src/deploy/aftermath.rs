@@ -118,11 +118,11 @@ pub fn start(
 }
 
 /// Tell `[notify]`'s webhook and command about `record` (start, success,
-/// failure, interrupt); a notification that fails is a warning.
+/// failure, interrupt), as every command does
+/// ([`crate::notify::announce_or_warn`]); a notification that fails is a
+/// warning.
 pub fn announce(cx: &Context<'_>, record: &Record) {
-    for problem in crate::notify::announce(&cx.config.notify, record) {
-        cx.console.warn(&format!("notification: {problem}"));
-    }
+    crate::notify::announce_or_warn(&cx.config.notify, cx.console, record);
 }
 
 /// Append the final record on every host of the plan; a failure is a

@@ -1,14 +1,22 @@
 //! The matrix as one self-contained web page (`index.html` of
-//! `refresh_badges --output DIR`): each stage's badge inlined as SVG, the
+//! `refresh_badges --output DIR`): a banner of the frozen stages (who,
+//! since when, why) at the top, each stage's badge inlined as SVG, the
 //! ►► / ⚠ markers between stages, frozen and down stages in the headers,
 //! the hosts that disagree or are broken, the unreachable hosts, the time
 //! of the refresh and a legend of the colours.
 //!
-//! The page has no JavaScript and loads nothing: inline CSS, inline SVG,
-//! UTF-8. It reads on a laptop as a table and on a phone (below 40rem) as
-//! one card per package, never wider than the screen. Every text that came
-//! from a host or the configuration is HTML-escaped, and host text has its
-//! control characters shown escaped as on the terminal (`text::one_line`).
+//! The page loads nothing: inline CSS, inline SVG, UTF-8, and one small
+//! inline script. It reads on a laptop as a table, on a phone (below
+//! 40rem) as one card per package, never wider than the screen, and on a
+//! wall screen (from 100rem, 1600 px) in large type across the whole
+//! width. It can reload itself (`<meta http-equiv="refresh">`, every
+//! `dashboard_refresh`); the script only says how old the page is in
+//! words and, once it is older than three reload intervals (the job that
+//! writes it has stopped), marks it stale. Without JavaScript the page
+//! reads the same, with the time of the refresh as written. Every text
+//! that came from a host or the configuration is HTML-escaped, and host
+//! text has its control characters shown escaped as on the terminal
+//! (`text::one_line`).
 //!
 //! Pure apart from the writer: the time of the refresh is passed in, so
 //! the same input gives the same bytes. It must not decide what a badge
@@ -16,24 +24,49 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
+use std::time::Duration;
 
 use crate::badge::{Badge, Meaning};
 use crate::badges::Board;
 use crate::matrix::{Column, Marker, Matrix};
 use crate::package::PackageName;
 
-/// Write the dashboard page for the matrix `m` and its badges `board`,
-/// refreshed at `refreshed` (RFC 3339 UTC, shown as given).
-pub fn html(m: &Matrix, board: &Board, refreshed: &str, out: &mut dyn Write) -> io::Result<()> {
+/// What the page says about itself, beside the matrix.
+#[derive(Debug, Clone, Copy)]
+pub struct Dashboard<'a> {
+    /// When the hosts were read: RFC 3339 UTC, shown as given.
+    pub refreshed: &'a str,
+    /// `dashboard_refresh`: how often the page reloads itself (`None`:
+    /// never); older than [`STALE_AFTER`] of these, it shows itself stale.
+    pub refresh: Option<Duration>,
+}
+
+/// How many reload intervals old a page may be before it shows itself
+/// stale: the job that writes it may be late once or twice (a slow
+/// host), not three times.
+pub const STALE_AFTER: u32 = 3;
+
+/// Write the dashboard page for the matrix `m` and its badges `board`, as
+/// `dashboard` says.
+pub fn html(
+    m: &Matrix,
+    board: &Board,
+    dashboard: &Dashboard<'_>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let mut page = Page::default();
-    page.head();
-    page.header(m, refreshed);
-    page.matrix(m, board);
-    page.details(m, board);
+    page.head(dashboard.refresh);
+    page.header(m, dashboard);
     page.frozen(m);
+    page.matrix(m, board);
+    // the last changes on the hosts (issue 19's timeline) go here, in a
+    // section of their own, right under the matrix
+    page.details(m, board);
     page.unreachable(m);
     page.legend();
-    page.s.push_str("</main>\n</body>\n</html>\n");
+    page.s.push_str("</main>\n<script>");
+    page.s.push_str(SCRIPT);
+    page.s.push_str("</script>\n</body>\n</html>\n");
     out.write_all(page.s.as_bytes())
 }
 
@@ -80,6 +113,25 @@ li{margin:.2rem 0}
 .legend{list-style:none;padding:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(18rem,1fr));gap:.2rem 1.5rem}
 .legend li{display:flex;align-items:baseline;gap:.5rem}
 .swatch{flex:none;display:inline-block;width:1.6rem;height:.9rem;border-radius:3px;position:relative;top:.1rem}
+.banner{margin:0 0 1.2rem;padding:.6rem 1rem;border-left:.4rem solid #1f6feb;border-radius:6px;background:#9cd3f5;color:#0b3954}
+.banner h2{margin:0 0 .3rem;font-size:1.15em}
+.banner ul{list-style:none;padding:0}
+.banner li{margin:.15rem 0}
+.stale-note{margin:0 0 1rem;padding:.5rem 1rem;border-radius:6px;background:#c9301c;color:#fff;font-weight:700}
+html.stale main>:not(.banner){opacity:.6}
+html.stale body{outline:.4rem dashed #c9301c;outline-offset:-.4rem}
+@media (min-width:100rem){
+body{max-width:none;padding:1.5rem 2.5rem;font-size:clamp(15px,1.25vw,40px)}
+h1{font-size:1.8em}
+h2{font-size:1.3em}
+h3{font-size:1.1em}
+.scroll{display:block}
+.matrix{width:100%;font-size:clamp(24px,1.6vw,48px)}
+.matrix th,.matrix td{padding:.35em .5em}
+.matrix td.mk{font-size:1em}
+.badge svg{width:auto;height:1.6em}
+.tag{font-size:.6em}
+}
 @media (max-width:40rem){
 body{padding:.75rem}
 .scroll{display:block;border:0;overflow:visible}
@@ -102,12 +154,20 @@ body{padding:.75rem}
 ";
 
 impl Page {
-    fn head(&mut self) {
+    fn head(&mut self, refresh: Option<Duration>) {
         self.s.push_str(
             "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-             <title>Pipeline status · deployer</title>\n<style>\n",
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
         );
+        if let Some(every) = refresh {
+            let _ = writeln!(
+                self.s,
+                "<meta http-equiv=\"refresh\" content=\"{}\">",
+                every.as_secs()
+            );
+        }
+        self.s
+            .push_str("<title>Pipeline status · deployer</title>\n<style>\n");
         self.s.push_str(CSS);
         for meaning in Meaning::ALL {
             let _ = writeln!(
@@ -117,15 +177,37 @@ impl Page {
                 meaning.colour()
             );
         }
-        self.s.push_str("</style>\n</head>\n<body>\n");
+        self.s.push_str("</style>\n</head>\n");
     }
 
-    fn header(&mut self, m: &Matrix, refreshed: &str) {
+    /// The `<body>`, the title, and the line that says when the page was
+    /// made (the script adds how long ago, and whether that is stale) and
+    /// what the hosts said.
+    fn header(&mut self, m: &Matrix, dashboard: &Dashboard<'_>) {
         let sum = m.summary();
-        let t = escape(refreshed);
+        let t = escape(dashboard.refreshed);
+        let stale_after = dashboard
+            .refresh
+            .map_or(0, |every| every.as_secs() * u64::from(STALE_AFTER));
         let _ = write!(
             self.s,
-            "<header>\n<h1>Pipeline status</h1>\n<p class=\"meta\">Refreshed <time datetime=\"{t}\">{t}</time> · {} of {} hosts answered",
+            "<body data-stale-after=\"{stale_after}\">\n<header>\n<h1>Pipeline status</h1>\n"
+        );
+        if stale_after > 0 {
+            // shown by the script only: without it, the time below says it
+            let _ = writeln!(
+                self.s,
+                "<p class=\"stale-note\" id=\"stale\" role=\"alert\" hidden>Stale: this page is \
+                 more than {} old (it reloads every {}). The job that writes it \
+                 (<code>deployer refresh_badges --output</code>) may have stopped: what it shows may no \
+                 longer be true.</p>",
+                words(stale_after),
+                words(stale_after / u64::from(STALE_AFTER))
+            );
+        }
+        let _ = write!(
+            self.s,
+            "<p class=\"meta\">Refreshed <time datetime=\"{t}\" data-generated>{t}</time><span data-ago=\"{t}\"></span> · {} of {} hosts answered",
             sum.answered, sum.hosts
         );
         let counts = [
@@ -264,22 +346,24 @@ impl Page {
         self.s.push_str("</section>\n");
     }
 
+    /// The banner of the frozen stages, at the top: who froze each, since
+    /// when, and why (the hosts' words, escaped).
     fn frozen(&mut self, m: &Matrix) {
         let frozen: Vec<&Column> = m.columns.iter().filter(|c| c.freeze.is_some()).collect();
         if frozen.is_empty() {
             return;
         }
         self.s.push_str(
-            "<section aria-labelledby=\"h-frozen\">\n<h2 id=\"h-frozen\">Frozen stages (deploy and promote refused)</h2>\n<ul>\n",
+            "<section class=\"banner\" aria-labelledby=\"h-frozen\">\n<h2 id=\"h-frozen\">Frozen: new deploys and promotions refused</h2>\n<ul>\n",
         );
         for c in frozen {
             let Some(f) = &c.freeze else { continue };
+            let since = host_text(&f.since);
             let _ = write!(
                 self.s,
-                "<li><strong>{}</strong>: frozen by {} since <time>{}</time>: {}",
+                "<li><strong>{}</strong>: frozen by {} since <time datetime=\"{since}\">{since}</time>: {}",
                 escape(&c.name),
                 host_text(&f.by),
-                host_text(&f.since),
                 host_text(&f.reason)
             );
             // a record set under another stage's name freezes too
@@ -290,6 +374,7 @@ impl Page {
                     host_text(&f.stage)
                 );
             }
+            let _ = write!(self.s, "<span data-ago=\"{since}\"></span>");
             self.s.push_str("</li>\n");
         }
         self.s.push_str("</ul>\n</section>\n");
@@ -330,6 +415,54 @@ impl Page {
         self.s.push_str("</ul>\n</section>\n");
     }
 }
+
+/// `secs` in words, for people: `45 seconds`, `1 minute`, `5 minutes`,
+/// `2 hours`, `1 day` (the largest unit that fits, whole).
+fn words(secs: u64) -> String {
+    let (n, unit) = match secs {
+        s if s >= 86_400 => (s / 86_400, "day"),
+        s if s >= 3_600 => (s / 3_600, "hour"),
+        s if s >= 60 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// The page's one script, run as it loads and every 15 seconds: after
+/// each `data-ago` element, how long ago its time was, in words; and,
+/// when the page is older than the body's `data-stale-after` seconds
+/// (not 0), the `stale` class on the document and the stale note shown.
+/// It reads the page's own attributes only, and loads nothing.
+const SCRIPT: &str = "
+(function () {
+  var d = document, made = d.querySelector('time[data-generated]');
+  var after = Number(d.body.getAttribute('data-stale-after')) || 0;
+  var units = [[86400, 'day'], [3600, 'hour'], [60, 'minute'], [1, 'second']];
+  function words(s) {
+    s = Math.max(0, Math.floor(s));
+    for (var i = 0; i < units.length; i++) {
+      if (s >= units[i][0] || i === units.length - 1) {
+        var n = Math.floor(s / units[i][0]);
+        return n + ' ' + units[i][1] + (n === 1 ? '' : 's');
+      }
+    }
+  }
+  function tick() {
+    var now = Date.now();
+    d.querySelectorAll('[data-ago]').forEach(function (e) {
+      var t = Date.parse(e.getAttribute('data-ago'));
+      e.textContent = isNaN(t) ? '' : ' (' + words((now - t) / 1000) + ' ago)';
+    });
+    var t = made ? Date.parse(made.getAttribute('datetime')) : NaN;
+    var stale = after > 0 && !isNaN(t) && (now - t) / 1000 > after;
+    d.documentElement.classList.toggle('stale', stale);
+    var note = d.getElementById('stale');
+    if (note) { note.hidden = !stale; }
+  }
+  tick();
+  setInterval(tick, 15000);
+})();
+";
 
 /// A stage's name with its `frozen` (who, since, why on hover) and
 /// `N/M down` tags, as HTML.
@@ -523,9 +656,98 @@ mod tests {
     }
 
     fn page(m: &Matrix, reports: &[HostReport]) -> String {
+        page_every(m, reports, Some(Duration::from_secs(60)))
+    }
+
+    fn page_every(m: &Matrix, reports: &[HostReport], refresh: Option<Duration>) -> String {
         let mut buf = Vec::new();
-        html(m, &board(m, reports), NOW, &mut buf).unwrap();
+        let dashboard = Dashboard {
+            refreshed: NOW,
+            refresh,
+        };
+        html(m, &board(m, reports), &dashboard, &mut buf).unwrap();
         String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn the_page_reloads_itself_as_configured_and_says_when_it_is_stale() {
+        let (m, reports) = sample();
+        let out = page_every(&m, &reports, Some(Duration::from_secs(90)));
+        let head = &out[..out.find("</head>").unwrap()];
+        assert_eq!(
+            head.matches("<meta http-equiv=\"refresh\" content=\"90\">")
+                .count(),
+            1,
+            "{head}"
+        );
+        assert!(out.contains("<body data-stale-after=\"270\">"), "{out}");
+        assert!(out.contains(
+            "<p class=\"stale-note\" id=\"stale\" role=\"alert\" hidden>Stale: this page is more than 4 minutes old (it reloads every 1 minute)."
+        ));
+        // the time, machine-readable, and a place for "(N minutes ago)"
+        assert!(out.contains(&format!(
+            "Refreshed <time datetime=\"{NOW}\" data-generated>{NOW}</time><span data-ago=\"{NOW}\"></span>"
+        )));
+        // off: no reload, no stale note, the time still there
+        let out = page_every(&m, &reports, None);
+        assert!(!out.contains("http-equiv"), "{out}");
+        assert!(!out.contains("id=\"stale\""), "{out}");
+        assert!(out.contains("<body data-stale-after=\"0\">"), "{out}");
+        assert!(out.contains(&format!("<time datetime=\"{NOW}\" data-generated>")));
+    }
+
+    #[test]
+    fn frozen_stages_are_a_banner_above_the_matrix() {
+        let (m, reports) = sample();
+        let out = page(&m, &reports);
+        let banner = out.find("<section class=\"banner\"").expect("a banner");
+        assert!(banner < out.find("<table class=\"matrix\">").unwrap());
+        assert!(out.find("</header>").unwrap() < banner);
+        assert_eq!(out.matches("<section class=\"banner\"").count(), 1);
+        let banner = &out[banner..banner + out[banner..].find("</section>").unwrap()];
+        assert!(
+            banner.contains(
+                "<li><strong>prod</strong>: frozen by bob@desk since <time datetime=\"2026-11-21T07:30:05Z\">2026-11-21T07:30:05Z</time>: \
+                 &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;incident&quot; &apos;A&apos;<span data-ago=\"2026-11-21T07:30:05Z\"></span></li>"
+            ),
+            "{banner}"
+        );
+        // no freeze, no banner
+        let reports = [host("test", "t1", &[("fastpath", "1.0")])];
+        let m = build(&pk(&["fastpath"]), &stages(&[("test", 1)]), &reports);
+        assert!(!page(&m, &reports).contains("class=\"banner\""));
+    }
+
+    #[test]
+    fn a_freeze_time_from_a_host_cannot_break_out_of_its_attribute() {
+        let (_, mut reports) = sample();
+        if let Ok(s) = &mut reports[2].result {
+            s.freezes[0].since = "now\"><script>x</script>".into();
+        }
+        let m = build(
+            &pk(&["ooni-api", "fastpath", "analysis", "detector"]),
+            &stages(&[("test", 1), ("hel", 1), ("prod", 3)]),
+            &reports,
+        );
+        let out = page(&m, &reports);
+        assert_eq!(out.matches("<script").count(), 1, "{out}");
+        assert!(out.contains("datetime=\"now&quot;&gt;&lt;script&gt;x&lt;/script&gt;\""));
+    }
+
+    #[test]
+    fn ages_in_words() {
+        for (secs, want) in [
+            (0, "0 seconds"),
+            (1, "1 second"),
+            (59, "59 seconds"),
+            (60, "1 minute"),
+            (270, "4 minutes"),
+            (3_600, "1 hour"),
+            (7_199, "1 hour"),
+            (86_400 * 3, "3 days"),
+        ] {
+            assert_eq!(words(secs), want, "{secs}");
+        }
     }
 
     #[test]
@@ -536,7 +758,9 @@ mod tests {
             message: "refused <b>&\u{202e}\nerror".into(),
         };
         let out = page(&m, &reports);
-        assert!(!out.contains("<script"), "{out}");
+        // the page's own script only
+        assert_eq!(out.matches("<script").count(), 1, "{out}");
+        assert!(!out.contains("<script>alert"), "{out}");
         assert!(!out.contains("<b>"), "{out}");
         assert!(!out.contains('\u{202e}'), "{out}");
         assert!(
@@ -609,7 +833,9 @@ mod tests {
         assert!(out.contains("<span class=\"tag frozen\" title=\"frozen by bob@desk"));
         assert!(out.contains("<span class=\"tag held\">held 1/2</span>"));
         assert!(out.contains("<span class=\"host\">prod-3</span>"));
-        assert!(out.contains(&format!("<time datetime=\"{NOW}\">{NOW}</time>")));
+        assert!(out.contains(&format!(
+            "<time datetime=\"{NOW}\" data-generated>{NOW}</time>"
+        )));
         for meaning in Meaning::ALL {
             assert!(out.contains(meaning.legend()), "{meaning:?}");
             assert!(out.contains(&format!(
@@ -643,7 +869,7 @@ mod tests {
     }
 
     #[test]
-    fn self_contained_without_script() {
+    fn self_contained_with_its_one_script() {
         let (m, reports) = sample();
         let out = page(&m, &reports);
         assert!(out.starts_with("<!DOCTYPE html>\n<html lang=\"en\">"));
@@ -656,14 +882,28 @@ mod tests {
             out.matches("<span class=\"badge\">").count()
         );
         assert!(out.contains(" viewBox=\"0 0 "));
-        for external in [
-            "<script", " src=", "<link", "<img", "<iframe", "@import", "url(h",
-        ] {
+        for external in [" src=", "<link", "<img", "<iframe", "@import", "url(h"] {
             assert!(!out.contains(external), "{external}");
         }
+        // one inline script, the page's own, at the end: it loads nothing
+        assert_eq!(out.matches("<script").count(), 1);
+        assert!(out.contains(&format!("<script>{SCRIPT}</script>\n</body>")));
+        for call in [
+            "fetch(",
+            "XMLHttpRequest",
+            "import(",
+            "eval(",
+            ".src",
+            "innerHTML",
+        ] {
+            assert!(!SCRIPT.contains(call), "{call}");
+        }
         // the only addresses are XML namespace names, which load nothing
+        // (and the reload's `http-equiv`, which names a header)
         let namespaces = out.matches("=\"http://www.w3.org/").count();
-        assert_eq!(out.matches("http").count(), namespaces, "{out}");
+        let reload = out.matches("<meta http-equiv=\"refresh\"").count();
+        assert_eq!(reload, 1);
+        assert_eq!(out.matches("http").count(), namespaces + reload, "{out}");
     }
 
     #[test]

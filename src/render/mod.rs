@@ -14,7 +14,7 @@ use crate::matrix::{Cell, Marker, Matrix};
 use crate::status::PackageState;
 
 mod html;
-pub use html::html;
+pub use html::{html, Dashboard};
 
 /// Whether to emit ANSI colours (decided once, by the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,6 +1,7 @@
 //! The dashboard page (`index.html`, `deployer::render::html`) in a real
 //! browser: headless Chromium (Debian's `chromium`) opens it at laptop
-//! (1280x800) and phone (390x844) sizes, and the test checks what it shows:
+//! (1280x800), phone (390x844) and wall screen (1920x1080) sizes, and the
+//! test checks what it shows:
 //! no horizontal overflow of the page, every badge drawn with a size and
 //! apart from its neighbours and inside the screen, the ►► / ⚠ markers with
 //! their text alternatives, and in the visible text every version, the
@@ -23,8 +24,9 @@ use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::browser::{check_layout, f, png_size, Chromium, LAPTOP, PHONE};
+use common::browser::{check_layout, f, png_size, Chromium, LAPTOP, PHONE, WALL};
 use deployer::error::HostError;
 use deployer::freeze::Freeze;
 use deployer::matrix::{build, HostReport, Matrix};
@@ -145,9 +147,20 @@ fn example() -> (Matrix, Vec<HostReport>) {
 }
 
 fn page(m: &Matrix, reports: &[HostReport]) -> String {
+    page_of(m, reports, REFRESHED, Some(Duration::from_secs(60)))
+}
+
+/// The page of `m`, refreshed at `refreshed`, reloading every `refresh`.
+fn page_of(
+    m: &Matrix,
+    reports: &[HostReport],
+    refreshed: &str,
+    refresh: Option<Duration>,
+) -> String {
     let board = deployer::badges::board(m, reports);
     let mut out = Vec::new();
-    deployer::render::html(m, &board, REFRESHED, &mut out).unwrap();
+    let dashboard = deployer::render::Dashboard { refreshed, refresh };
+    deployer::render::html(m, &board, &dashboard, &mut out).unwrap();
     String::from_utf8(out).unwrap()
 }
 
@@ -257,6 +270,100 @@ fn on_a_phone_the_matrix_is_cards_that_fit_the_screen() {
     check_example(&chromium, PHONE, "block");
 }
 
+/// On a 1920x1080 wall screen, read from across a room: the matrix in
+/// large type (its cells and package names at least 24 px, where a laptop
+/// has 15 px: about what 12 pt is at arm's length, seen from 3-4 m), its
+/// badges drawn at least 36 px high (the laptop's are 20 px), the table
+/// filling at least 40% of the screen's width, and the banner of the
+/// frozen stage above the fold, at the top. Everything else a laptop
+/// shows is shown too (the checks of the laptop and the phone).
+#[test]
+fn on_a_wall_screen_the_matrix_is_large_and_the_freeze_above_the_fold() {
+    let Some(chromium) = Chromium::find() else {
+        return;
+    };
+    check_example(&chromium, WALL, "table-row");
+    let (m, reports) = example();
+    let got = chromium.measure(&page(&m, &reports), WALL);
+    let (width, height) = (f64::from(WALL.0), f64::from(WALL.1));
+    for key in ["cellFont", "rowFont"] {
+        assert!(f(&got, key) >= 24.0, "{key} too small for a wall: {got}");
+    }
+    let matrix = &got["matrix"];
+    assert!(
+        f(matrix, "w") >= 0.4 * width,
+        "the matrix fills too little of the screen: {matrix}"
+    );
+    for b in got["badges"].as_array().unwrap() {
+        assert!(f(b, "drawnH") >= 36.0, "badge too small for a wall: {b}");
+    }
+    let banner = &got["banner"];
+    assert!(
+        f(banner, "h") > 0.0 && f(banner, "y") + f(banner, "h") <= height,
+        "the banner is not above the fold: {banner}"
+    );
+    assert!(f(banner, "y") < f(matrix, "y"), "banner under the matrix");
+    // the laptop keeps its size: the wall's type is the wall's alone
+    let laptop = chromium.measure(&page(&m, &reports), LAPTOP);
+    assert!(f(&laptop, "cellFont") < 20.0, "{laptop}");
+    assert!(f(&laptop["banner"], "y") < f(&laptop["matrix"], "y"));
+}
+
+/// `secs_ago` seconds before now, in RFC 3339 UTC.
+fn ago(secs_ago: u64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    deployer::history::format_rfc3339(now - secs_ago)
+}
+
+/// The page says how old it is, in words, and shows itself stale once
+/// older than three reload intervals: a fresh page is not stale, one
+/// written an hour ago with a reload every minute is (the note shown,
+/// the document marked), and with reloading off nothing is ever stale.
+#[test]
+fn an_old_page_shows_itself_stale() {
+    let Some(chromium) = Chromium::find() else {
+        return;
+    };
+    let (m, reports) = example();
+    let minute = Some(Duration::from_secs(60));
+
+    let fresh = chromium.measure(&page_of(&m, &reports, &ago(0), minute), LAPTOP);
+    assert_eq!(fresh["refresh"], "60", "{fresh}");
+    assert_eq!(fresh["stale"], false, "{fresh}");
+    assert!(fresh["staleNote"].is_null(), "{fresh}");
+    let text = fresh["text"].as_str().unwrap();
+    assert!(text.contains("seconds ago)"), "{text}");
+    assert!(!text.contains("Stale:"), "{text}");
+
+    let old = chromium.measure(&page_of(&m, &reports, &ago(3600), minute), LAPTOP);
+    assert_eq!(old["stale"], true, "{old}");
+    let note = &old["staleNote"];
+    assert!(
+        f(note, "h") > 0.0 && f(note, "y") < f(&old["matrix"], "y"),
+        "{old}"
+    );
+    let text = old["text"].as_str().unwrap();
+    assert!(
+        text.contains("Stale: this page is more than 3 minutes old"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(1 hour ago)") || text.contains("(60 minutes ago)"),
+        "{text}"
+    );
+
+    let off = chromium.measure(&page_of(&m, &reports, &ago(86_400 * 2), None), LAPTOP);
+    assert!(off["refresh"].is_null(), "{off}");
+    assert_eq!(off["stale"], false, "{off}");
+    assert!(
+        off["text"].as_str().unwrap().contains("(2 days ago)"),
+        "{off}"
+    );
+}
+
 /// The script this tool replaces guessed badge widths and long versions
 /// overflowed; here a long version and a long stage name must still fit a
 /// phone's screen (the badge shrinks to the card) and a laptop's page (the
@@ -306,7 +413,8 @@ fn regenerate_readme_screenshots() {
         panic!("regenerating the screenshots needs Chromium");
     };
     let (m, reports) = example();
-    let page = page(&m, &reports);
+    // written a minute ago: the example's own time would show it stale
+    let page = page_of(&m, &reports, &ago(60), Some(Duration::from_secs(300)));
     let path = chromium.dir.path().join("index.html");
     std::fs::write(&path, &page).unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("badges");

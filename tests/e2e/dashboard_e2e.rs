@@ -18,7 +18,7 @@ use crate::common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::browser::{check_layout, f, field, Chromium, LAPTOP, PHONE};
+use common::browser::{check_layout, f, field, Chromium, LAPTOP, PHONE, WALL};
 use common::cli::{deployer, NEW, OLD};
 use common::testbed::Testbed;
 use serde_json::Value;
@@ -222,6 +222,17 @@ fn check_page(
     // freeze: both times are the tool's, RFC 3339 in UTC)
     let prod = &status["stages"][2];
     assert_eq!(prod["frozen"]["reason"], REASON);
+    // ... in the banner, at the top: above the matrix, inside the screen
+    let banner = &got["banner"];
+    assert!(!banner.is_null(), "{at}: no banner: {got}");
+    assert!(
+        f(banner, "h") > 0.0 && f(banner, "y") < f(&got["matrix"], "y"),
+        "{at}: the banner is not above the matrix: {got}"
+    );
+    assert!(
+        f(banner, "y") + f(banner, "h") <= f64::from(size.1),
+        "{at}: the banner is below the fold: {banner}"
+    );
     let frozen = format!(
         "prod: frozen by {} since {}: {REASON}",
         prod["frozen"]["by"].as_str().unwrap(),
@@ -325,7 +336,11 @@ fn the_dashboard_of_a_real_refresh_shows_what_the_status_view_shows() {
     let Some(tb) = Testbed::start(&[("test", 1), ("hel", 2), ("prod", 2)]) else {
         return;
     };
-    tb.write_config(&PACKAGES, "connect_timeout = 5", "");
+    tb.write_config(
+        &PACKAGES,
+        &format!("connect_timeout = 5\ndashboard_refresh = {RELOAD}"),
+        "",
+    );
     pipeline(&tb);
     let (code, out, err) = deployer(&tb, &["freeze", "prod", "--reason", REASON]);
     assert_eq!(code, 0, "{out}{err}");
@@ -365,4 +380,51 @@ fn the_dashboard_of_a_real_refresh_shows_what_the_status_view_shows() {
     check_inlined_stage_badges(&dir, &read(&dir, "index.html"));
     check_page(&chromium, &dir, (&status, &view), LAPTOP, "table-row");
     check_page(&chromium, &dir, (&status, &view), PHONE, "block");
+    check_page(&chromium, &dir, (&status, &view), WALL, "table-row");
+    let page = read(&dir, "index.html");
+    let got = chromium.measure(&page, WALL);
+    assert_eq!(got["refresh"], RELOAD, "{got}");
+    assert!(f(&got, "cellFont") >= 24.0, "{got}");
+    // written just now: not stale
+    assert_eq!(got["stale"], false, "{got}");
+
+    // `dashboard_refresh = 0`: the page does not reload itself
+    tb.write_config(&PACKAGES, "connect_timeout = 5\ndashboard_refresh = 0", "");
+    let (code, out, err) = deployer(&tb, &["refresh-badges", "--output", dir.to_str().unwrap()]);
+    assert_eq!(code, 3, "a host is down: {out}{err}");
+    let page = read(&dir, "index.html");
+    assert!(!page.contains("http-equiv"), "{page}");
+    assert!(page.contains("<section class=\"banner\""), "{page}");
+    assert!(chromium.measure(&page, LAPTOP)["refresh"].is_null());
+
+    // a value out of range: refused, naming the file, the line, what is
+    // accepted, and nothing written
+    let ini = tb.write_config(&PACKAGES, "connect_timeout = 5\ndashboard_refresh = 5", "");
+    std::fs::remove_file(dir.join("index.html")).unwrap();
+    let (code, out, err) = deployer(&tb, &["refresh-badges", "--output", dir.to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}{err}");
+    let line = std::fs::read_to_string(&ini)
+        .unwrap()
+        .lines()
+        .position(|l| l.trim() == "dashboard_refresh = 5")
+        .expect("the line")
+        + 1;
+    assert!(
+        err.contains(&format!(
+            "error: `{}` line {line}: `dashboard_refresh` in `[environment]` has an invalid value `5`: too short",
+            ini.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("note: accepted: `0` (the page never reloads itself), or a duration from 10s"),
+        "{err}"
+    );
+    assert!(
+        !dir.join("index.html").exists(),
+        "written despite the error"
+    );
 }
+
+/// The configured `dashboard_refresh`, in seconds.
+const RELOAD: &str = "45";

@@ -3,7 +3,8 @@
 //! Shared by `dashboard_browser` (a page built from plain data) and
 //! `dashboard_e2e` (the page `refresh-badges --output` wrote from real hosts).
 //!
-//! How a page is measured: the page itself has no script. [`Chromium::measure`]
+//! How a page is measured: the page has one script of its own (ages and
+//! staleness), which runs as it would for anyone. [`Chromium::measure`]
 //! writes a copy with a test-only script ([`PROBE`]) appended and loads that
 //! copy in an `<iframe srcdoc>` of the exact size (headless Chromium will not
 //! make its window narrower than 500 px; an iframe can be any width and
@@ -27,6 +28,8 @@ use serde_json::Value;
 pub const LAPTOP: (u32, u32) = (1280, 800);
 /// A phone's screen, in CSS pixels.
 pub const PHONE: (u32, u32) = (390, 844);
+/// A wall screen (full HD), in CSS pixels.
+pub const WALL: (u32, u32) = (1920, 1080);
 /// A browser that has not finished by then has hung.
 const TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -109,7 +112,8 @@ impl Chromium {
     /// Load `page` in a `width` x `height` frame and measure it (see the
     /// module's doc and [`PROBE`] for what the JSON holds).
     pub fn measure(&self, page: &str, (width, height): (u32, u32)) -> Value {
-        assert!(!page.contains("<script"), "the page itself has a script");
+        // the page's own script may run; nothing may load
+        assert!(!page.contains("<script src"), "the page loads a script");
         let copy = page.replacen("</body>", &format!("<script>{PROBE}</script>\n</body>"), 1);
         assert_ne!(copy, page, "no </body> in the page");
         let outer = format!(
@@ -165,6 +169,14 @@ impl Chromium {
 ///   the list (`heading`); `""` when not there.
 /// - `markers`: every `role=img` that is not an SVG (the ►► / ⚠ markers):
 ///   box, `aria-label`, `title`, text, and the package of its row.
+/// - `matrix`: the matrix table's box; `cellFont` and `rowFont`: the
+///   computed font size (px) of its first cell and of its first row
+///   heading (a package's name).
+/// - `banner`: the box of the frozen stages' banner (`null` without one).
+/// - `stale`: whether the document has the `stale` class; `staleNote`:
+///   the stale note's box when shown (`null` when hidden or absent).
+/// - `refresh`: the `content` of `<meta http-equiv=refresh>` (`null`
+///   without one).
 /// - `text`: the page's visible text (`innerText`).
 pub const PROBE: &str = r#"
 addEventListener('load', function () {
@@ -206,6 +218,19 @@ addEventListener('load', function () {
       var b = box(e); b.label = e.getAttribute('aria-label'); b.title = e.getAttribute('title');
       b.text = e.textContent; b.package = rowOf(e); return b;
     }),
+    matrix: box(document.querySelector('.matrix')),
+    cellFont: parseFloat(getComputedStyle(document.querySelector('.matrix td.cell')).fontSize),
+    rowFont: parseFloat(getComputedStyle(document.querySelector('.matrix th[scope=row]')).fontSize),
+    banner: document.querySelector('.banner') ? box(document.querySelector('.banner')) : null,
+    stale: document.documentElement.classList.contains('stale'),
+    staleNote: (function () {
+      var n = document.getElementById('stale');
+      return n && !n.hidden ? box(n) : null;
+    })(),
+    refresh: (function () {
+      var m = document.querySelector('meta[http-equiv=refresh]');
+      return m ? m.getAttribute('content') : null;
+    })(),
     text: document.body.innerText
   };
   parent.document.getElementById('probe').textContent = encodeURIComponent(JSON.stringify(result));
