@@ -95,6 +95,21 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
                 deploy::command(cli, &request, opts, console)
             })
         }
+        Some(Command::Rollback {
+            package,
+            stage,
+            version,
+            opts,
+        }) => {
+            let request = crate::deploy::Request::Rollback {
+                package: package.clone(),
+                stage: stage.clone(),
+                version: version.clone(),
+            };
+            with_console(cli, color, with_json(opts.json), |console| {
+                deploy::command(cli, &request, opts, console)
+            })
+        }
         Some(Command::Promote {
             package,
             stage,
