@@ -82,7 +82,11 @@ impl Attempt {
     /// made as every command's refusal is ([`history::Attempt::refused`]),
     /// with what a deploy adds: the package, the version aimed for.
     pub fn refused(&self, reason: String) -> Record {
-        self.detailed(self.inner.refused(&self.stage, reason))
+        // refused, it was not carried out under any freeze
+        Record {
+            under_freeze: false,
+            ..self.detailed(self.inner.refused(&self.stage, reason))
+        }
     }
 
     /// `base` with what a deploy's records add to every record.

@@ -215,7 +215,7 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
     for line in &summary.lines {
         tell(line);
     }
-    let reason = report::reason(cx.opts, plan, &rollout, &summary.records);
+    let reason = report::reason(cx.opts, &attempt, plan, &rollout, &summary.records);
     let record = record::record(
         cx,
         &attempt,

@@ -6,6 +6,7 @@ use crate::error::ExitStatus;
 use crate::history::{HostRecord, HostResult, Outcome};
 use crate::plan::Plan;
 
+use super::attempt::Attempt;
 use super::outcome::{Done, Rollback, Rollout, Stop, Watched};
 use super::request::Options;
 
@@ -228,10 +229,11 @@ pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summa
     }
 }
 
-/// The history's reason: what `--force` overrode, and the first host
-/// message.
+/// The history's reason: what `--force` overrode, why a rollback was made
+/// (into a frozen stage, or not), and the first host message.
 pub fn reason(
     opts: &Options,
+    attempt: &Attempt,
     plan: &Plan,
     rollout: &Rollout,
     records: &[HostRecord],
@@ -261,6 +263,13 @@ pub fn reason(
             "freeze overridden: {}",
             opts.reason.as_deref().unwrap_or_default()
         ));
+    } else if attempt.under_freeze {
+        reasons.push(format!(
+            "rollback under freeze: {}",
+            opts.reason.as_deref().unwrap_or_default()
+        ));
+    } else if let (false, "rollback", Some(why)) = (opts.force, attempt.action, &opts.reason) {
+        reasons.push(why.clone());
     }
     reasons.extend(records.iter().find_map(|r| r.message.clone()));
     (!reasons.is_empty()).then(|| reasons.join("; "))
