@@ -149,7 +149,7 @@ pub fn choose(records: &[Sourced], package: &str, stage: &str) -> Result<Choice,
         }),
         _ => Err(NoChoice {
             why: format!(
-                "the hosts of `{stage}` that {origin} changed did not run one version before it"
+                "before {origin}, the hosts of `{stage}` it changed did not run one version"
             ),
             candidates: before
                 .into_iter()
