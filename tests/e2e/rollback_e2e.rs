@@ -362,7 +362,7 @@ fn a_freeze_stops_changes_not_the_way_back() {
 #[test]
 fn rollback_alone_explains_itself() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, out, err) = run(&mut common::bin::deployer(dir.path(), dir.path()).arg("rollback"));
+    let (code, out, err) = run(common::bin::deployer(dir.path(), dir.path()).arg("rollback"));
     assert_eq!(code, 2, "{out}{err}");
     for said in [
         "Usage: deployer rollback",
