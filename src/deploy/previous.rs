@@ -261,20 +261,21 @@ mod tests {
         }
     }
 
+    /// A record of `fastpath` on `prod` on day `day` of December, by the
+    /// user and of the action `by_what` names (`"alice deploy"`).
     fn record(
         id: &str,
-        time: &str,
-        user: &str,
-        action: &str,
+        day: u32,
+        by_what: &str,
         outcome: Outcome,
         hosts: Vec<HostRecord>,
     ) -> Record {
+        let (user, action) = by_what.split_once(' ').expect("user action");
         Record {
             id: id.into(),
-            time: time.into(),
+            time: format!("2026-12-{day:02}T10:00:00Z"),
             user: user.into(),
             machine: "desk".into(),
-            action: action.into(),
             package: Some(PKG.into()),
             version: hosts.first().and_then(|h| h.to.clone()),
             hosts,
@@ -282,60 +283,36 @@ mod tests {
         }
     }
 
+    /// Both hosts of `prod` changed from `from` to `to`.
     fn changed(from: &str, to: &str) -> Vec<HostRecord> {
-        vec![
-            host("prod-1", Some(from), to, HostResult::Changed),
-            host("prod-2", Some(from), to, HostResult::Changed),
-        ]
+        ["prod-1", "prod-2"]
+            .map(|h| host(h, Some(from), to, HostResult::Changed))
+            .to_vec()
     }
 
-    /// Alice's records are in the local history; Bob's come from a host.
-    fn merged(local: Vec<Record>, on_hosts: Vec<Record>) -> Vec<Sourced> {
+    /// `local` as the local history, `on_host` as the history `prod-1` keeps.
+    fn merged(local: Vec<Record>, on_host: Vec<Record>) -> Vec<Sourced> {
         let log = history::HostLog {
             host: "prod-1".into(),
             stage: "prod".into(),
-            records: on_hosts,
+            records: on_host,
         };
         history::merge_sourced(local, vec![log]).0
     }
 
+    const OK: Outcome = Outcome::Success;
+    const FAILED: Outcome = Outcome::Failed;
+
     #[test]
     fn the_version_before_the_latest_success_by_any_operator() {
+        // Alice's records are in the local history, Bob's only on a host
         let alice = vec![
-            record(
-                "a1",
-                "2026-12-01T10:00:00Z",
-                "alice",
-                "deploy",
-                Outcome::Success,
-                changed("1.0", "1.1"),
-            ),
-            record(
-                "a2",
-                "2026-12-03T10:00:00Z",
-                "alice",
-                "deploy",
-                Outcome::Success,
-                changed("1.2", "1.3"),
-            ),
+            record("a1", 1, "alice deploy", OK, changed("1.0", "1.1")),
+            record("a2", 3, "alice deploy", OK, changed("1.2", "1.3")),
         ];
         let bob = vec![
-            record(
-                "b1",
-                "2026-12-02T10:00:00Z",
-                "bob",
-                "deploy",
-                Outcome::Success,
-                changed("1.1", "1.2"),
-            ),
-            record(
-                "b2",
-                "2026-12-04T10:00:00Z",
-                "bob",
-                "promote",
-                Outcome::Success,
-                changed("1.3", "1.4"),
-            ),
+            record("b1", 2, "bob deploy", OK, changed("1.1", "1.2")),
+            record("b2", 4, "bob promote", OK, changed("1.3", "1.4")),
         ];
         let choice = choose(&merged(alice, bob), PKG, "prod").unwrap();
         assert_eq!(choice.version.to_string(), "1.3");
@@ -343,51 +320,21 @@ mod tests {
         assert_eq!(choice.from.action, "promote");
         assert_eq!(choice.from.who, "bob@desk");
         assert_eq!(choice.from.time, "2026-12-04T10:00:00Z");
+        assert!(choice
+            .from
+            .to_string()
+            .contains("promote `b2` of 1.4 by bob@desk"));
     }
 
     #[test]
     fn failures_refusals_rollbacks_and_no_ops_do_not_count() {
+        let unchanged = vec![host("prod-1", Some("1.0"), "1.0", HostResult::Unchanged)];
         let local = vec![
-            record(
-                "a1",
-                "2026-12-01T10:00:00Z",
-                "alice",
-                "deploy",
-                Outcome::Success,
-                changed("1.0", "1.1"),
-            ),
-            record(
-                "a2",
-                "2026-12-02T10:00:00Z",
-                "alice",
-                "deploy",
-                Outcome::Failed,
-                changed("1.1", "1.2"),
-            ),
-            record(
-                "a3",
-                "2026-12-03T10:00:00Z",
-                "alice",
-                "rollback",
-                Outcome::Success,
-                changed("1.1", "1.0"),
-            ),
-            record(
-                "a4",
-                "2026-12-04T10:00:00Z",
-                "alice",
-                "deploy",
-                Outcome::Refused,
-                Vec::new(),
-            ),
-            record(
-                "a5",
-                "2026-12-05T10:00:00Z",
-                "alice",
-                "deploy",
-                Outcome::Success,
-                vec![host("prod-1", Some("1.0"), "1.0", HostResult::Unchanged)],
-            ),
+            record("a1", 1, "alice deploy", OK, changed("1.0", "1.1")),
+            record("a2", 2, "alice deploy", FAILED, changed("1.1", "1.2")),
+            record("a3", 3, "alice rollback", OK, changed("1.1", "1.0")),
+            record("a4", 4, "alice deploy", Outcome::Refused, Vec::new()),
+            record("a5", 5, "alice deploy", OK, unchanged),
         ];
         let choice = choose(&merged(local, Vec::new()), PKG, "prod").unwrap();
         assert_eq!(choice.version.to_string(), "1.0");
@@ -396,68 +343,29 @@ mod tests {
 
     #[test]
     fn other_packages_and_stages_do_not_count() {
-        let mut other = record(
-            "x",
-            "2026-12-05T10:00:00Z",
-            "alice",
-            "deploy",
-            Outcome::Success,
-            changed("2.0", "2.1"),
-        );
+        let mut other = record("x", 5, "alice deploy", OK, changed("2.0", "2.1"));
         other.package = Some("ooni-api".into());
-        let mut staging = record(
-            "y",
-            "2026-12-06T10:00:00Z",
-            "alice",
-            "deploy",
-            Outcome::Success,
-            changed("3.0", "3.1"),
-        );
+        let mut staging = record("y", 6, "alice deploy", OK, changed("3.0", "3.1"));
         staging.stage = "staging".into();
         let local = vec![
-            record(
-                "a1",
-                "2026-12-01T10:00:00Z",
-                "alice",
-                "deploy",
-                Outcome::Success,
-                changed("1.0", "1.1"),
-            ),
+            record("a1", 1, "alice deploy", OK, changed("1.0", "1.1")),
             other,
             staging,
         ];
-        assert_eq!(
-            choose(&merged(local, Vec::new()), PKG, "prod")
-                .unwrap()
-                .from
-                .id,
-            "a1"
-        );
+        let choice = choose(&merged(local, Vec::new()), PKG, "prod").unwrap();
+        assert_eq!(choice.from.id, "a1");
     }
 
     #[test]
     fn hosts_that_disagree_are_refused_with_each_version() {
+        let apart = vec![
+            host("prod-1", Some("1.0"), "1.2", HostResult::Changed),
+            host("prod-2", Some("1.1"), "1.2", HostResult::Changed),
+            host("prod-3", Some("1.1"), "1.2", HostResult::Changed),
+        ];
         let local = vec![
-            record(
-                "a1",
-                "2026-12-01T10:00:00Z",
-                "alice",
-                "deploy",
-                Outcome::Success,
-                changed("1.0", "1.1"),
-            ),
-            record(
-                "a2",
-                "2026-12-02T10:00:00Z",
-                "alice",
-                "deploy",
-                Outcome::Success,
-                vec![
-                    host("prod-1", Some("1.0"), "1.2", HostResult::Changed),
-                    host("prod-2", Some("1.1"), "1.2", HostResult::Changed),
-                    host("prod-3", Some("1.1"), "1.2", HostResult::Changed),
-                ],
-            ),
+            record("a1", 1, "alice deploy", OK, changed("1.0", "1.1")),
+            record("a2", 2, "alice deploy", OK, apart),
         ];
         let no = choose(&merged(local, Vec::new()), PKG, "prod").unwrap_err();
         assert!(no.why.contains("did not run one version"), "{}", no.why);
@@ -466,21 +374,18 @@ mod tests {
             .iter()
             .map(|c| (c.version.to_string(), c.hosts.clone(), c.from.id.clone()))
             .collect();
-        assert_eq!(
-            found,
-            [
-                (
-                    "1.0".to_string(),
-                    vec!["prod-1".to_string()],
-                    "a2".to_string()
-                ),
-                (
-                    "1.1".to_string(),
-                    vec!["prod-2".to_string(), "prod-3".to_string()],
-                    "a2".to_string()
-                ),
-            ]
-        );
+        let want = [
+            ("1.0", vec!["prod-1"], "a2"),
+            ("1.1", vec!["prod-2", "prod-3"], "a2"),
+        ]
+        .map(|(v, h, id)| {
+            (
+                v.to_string(),
+                h.iter().map(ToString::to_string).collect(),
+                id.to_string(),
+            )
+        });
+        assert_eq!(found, want);
         let notes = candidate_notes(&no.candidates, PKG, "prod");
         assert!(
             notes[0].contains("`deployer rollback fastpath prod 1.0`"),
@@ -495,15 +400,9 @@ mod tests {
         assert!(none.why.contains("no successful"), "{}", none.why);
         assert!(none.candidates.is_empty());
         assert!(candidate_notes(&none.candidates, PKG, "prod")[0].contains("VERSION"));
-        // only a rollback on record: nothing to go back before, but its versions are candidates
-        let local = vec![record(
-            "r",
-            "2026-12-01T10:00:00Z",
-            "alice",
-            "rollback",
-            Outcome::Success,
-            changed("1.1", "1.0"),
-        )];
+        // only a rollback on record: nothing to go back before, but its
+        // versions are candidates
+        let local = vec![record("r", 1, "alice rollback", OK, changed("1.1", "1.0"))];
         let no = choose(&merged(local, Vec::new()), PKG, "prod").unwrap_err();
         let versions: Vec<String> = no
             .candidates
@@ -515,14 +414,8 @@ mod tests {
 
     #[test]
     fn a_package_not_installed_before_has_no_version_to_go_back_to() {
-        let local = vec![record(
-            "a1",
-            "2026-12-01T10:00:00Z",
-            "alice",
-            "deploy",
-            Outcome::Success,
-            vec![host("prod-1", None, "1.0", HostResult::Changed)],
-        )];
+        let fresh = vec![host("prod-1", None, "1.0", HostResult::Changed)];
+        let local = vec![record("a1", 1, "alice deploy", OK, fresh)];
         let no = choose(&merged(local, Vec::new()), PKG, "prod").unwrap_err();
         assert!(no.why.contains("was not installed"), "{}", no.why);
     }
@@ -530,24 +423,10 @@ mod tests {
     #[test]
     fn a_host_record_another_log_contradicts_does_not_count() {
         // a host of `staging` holding a record of `prod` is marked
-        let claimed = record(
-            "h1",
-            "2026-12-02T10:00:00Z",
-            "mallory",
-            "deploy",
-            Outcome::Success,
-            changed("0.1", "1.1"),
-        );
-        let local = vec![record(
-            "a1",
-            "2026-12-01T10:00:00Z",
-            "alice",
-            "deploy",
-            Outcome::Success,
-            changed("1.0", "1.1"),
-        )];
+        let claimed = record("h1", 2, "mallory deploy", OK, changed("0.1", "1.1"));
+        let local = vec![record("a1", 1, "alice deploy", OK, changed("1.0", "1.1"))];
         let log = history::HostLog {
-            host: "prod-1".into(),
+            host: "staging-1".into(),
             stage: "staging".into(),
             records: vec![claimed],
         };
@@ -559,30 +438,9 @@ mod tests {
     #[test]
     fn the_versions_a_stage_ran_are_froms_and_tos_of_successes() {
         let local = vec![
-            record(
-                "a1",
-                "2026-12-01T10:00:00Z",
-                "alice",
-                "deploy",
-                Outcome::Success,
-                changed("1.0", "1.1"),
-            ),
-            record(
-                "a2",
-                "2026-12-02T10:00:00Z",
-                "alice",
-                "deploy",
-                Outcome::Failed,
-                changed("1.1", "9.9"),
-            ),
-            record(
-                "a3",
-                "2026-12-03T10:00:00Z",
-                "alice",
-                "rollback",
-                Outcome::Success,
-                changed("1.1", "1.0"),
-            ),
+            record("a1", 1, "alice deploy", OK, changed("1.0", "1.1")),
+            record("a2", 2, "alice deploy", FAILED, changed("1.1", "9.9")),
+            record("a3", 3, "alice rollback", OK, changed("1.1", "1.0")),
         ];
         let ran = ran_before(&merged(local, Vec::new()), PKG, "prod");
         let versions: Vec<String> = ran.iter().map(|c| c.version.to_string()).collect();

@@ -70,6 +70,18 @@ fn host_records(tb: &Testbed, host: &str) -> Vec<Value> {
         .collect()
 }
 
+/// `deployer ARGS` by Alice is refused (exit status 6), saying each of
+/// `says`, and `test-1` still runs `still`.
+fn refused(tb: &Testbed, args: &[&str], says: &[&str], still: &str) {
+    let (code, out, err) = as_user(tb, "alice", "deployer.ini", args);
+    assert_eq!(code, 6, "{args:?}: {out}{err}");
+    for said in says {
+        assert!(err.contains(said), "{args:?}: `{said}` missing from {err}");
+    }
+    assert!(err.contains("no host was changed"), "{err}");
+    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(still));
+}
+
 #[test]
 fn rollback_without_a_version_goes_back_before_the_latest_deploy_by_any_operator() {
     let Some(tb) = one_stage(2) else {
@@ -198,16 +210,13 @@ fn rollback_refuses_when_the_hosts_ran_different_versions_before() {
         assert_eq!(tb.installed(h, "fastpath").as_deref(), Some(MID));
     }
     // and a rollback never moves a host forward
-    let (code, _, err) = as_user(
-        &tb,
-        "alice",
-        "deployer.ini",
-        &["rollback", "fastpath", "test", NEW],
-    );
-    assert_eq!(code, 6, "{err}");
-    assert!(err.contains("never moves a host forward"), "{err}");
-    assert!(err.contains("`deployer deploy fastpath test"), "{err}");
-    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(MID));
+    let says = [
+        "never moves a host forward",
+        "test-1: ",
+        "`deployer deploy fastpath test",
+    ];
+    refused(&tb, &["rollback", "fastpath", "test", NEW], &says, MID);
+    assert_eq!(tb.installed("test-2", "fastpath").as_deref(), Some(MID));
 }
 
 #[test]
@@ -228,46 +237,22 @@ fn a_freeze_stops_changes_not_the_way_back() {
     );
     assert_eq!(code, 0, "{out}{err}");
 
-    // without --reason: refused, the note gives the command with it
-    let (code, _, err) = as_user(&tb, "alice", me, &["rollback", "fastpath", "test"]);
-    assert_eq!(code, 6, "{err}");
-    assert!(
-        err.contains("stage `test` is frozen") && err.contains("needs `--reason`"),
-        "{err}"
-    );
-    assert!(
-        err.contains("INC-7: parser crash"),
-        "the freeze is shown: {err}"
-    );
-    assert!(
-        err.contains(&format!(
-            "`deployer rollback fastpath test {MID} --reason \"...\"`"
-        )),
-        "{err}"
-    );
-    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(NEW));
+    // without --reason: refused, the freeze shown, the note gives the command with it
+    let with_reason = format!("`deployer rollback fastpath test {MID} --reason \"...\"`");
+    let says = [
+        "stage `test` is frozen",
+        "needs `--reason`",
+        "INC-7: parser crash",
+        &with_reason,
+    ];
+    refused(&tb, &["rollback", "fastpath", "test"], &says, NEW);
 
     // confirmed as on a critical stage: without a terminal and --yes, refused
     let reason = "INC-7: back to the parser that worked";
-    let (code, _, err) = as_user(
-        &tb,
-        "alice",
-        me,
-        &["rollback", "fastpath", "test", "--reason", reason],
-    );
-    assert_eq!(code, 6, "{err}");
-    assert!(
-        err.contains("no terminal to confirm on") && err.contains("--yes"),
-        "{err}"
-    );
-    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(NEW));
+    let args = ["rollback", "fastpath", "test", "--reason", reason];
+    refused(&tb, &args, &["no terminal to confirm on", "--yes"], NEW);
 
-    let (code, out, err) = as_user(
-        &tb,
-        "alice",
-        me,
-        &["rollback", "fastpath", "test", "--reason", reason, "--yes"],
-    );
+    let (code, out, err) = as_user(&tb, "alice", me, &[&args[..], &["--yes"]].concat());
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("into frozen stage `test`"),
@@ -293,46 +278,22 @@ fn a_freeze_stops_changes_not_the_way_back() {
     );
 
     // forward stays refused, even as a deploy of a version the stage ran
-    let (code, _, err) = as_user(
-        &tb,
-        "alice",
-        me,
-        &["deploy", "fastpath", "test", NEW, "--reason", "x"],
-    );
-    assert_eq!(code, 6, "{err}");
-    assert!(err.contains("stage `test` is frozen"), "{err}");
-    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(MID));
+    let forward = ["deploy", "fastpath", "test", NEW, "--reason", "x"];
+    refused(&tb, &forward, &["stage `test` is frozen"], MID);
     // a deploy that goes back is pointed to `rollback`
-    let (code, _, err) = as_user(&tb, "alice", me, &["deploy", "fastpath", "test", OLD]);
-    assert_eq!(code, 6, "{err}");
-    assert!(
-        err.contains(&format!(
-            "`deployer rollback fastpath test {OLD} --reason \"...\"`"
-        )),
-        "{err}"
-    );
-    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(MID));
+    let instead = format!("`deployer rollback fastpath test {OLD} --reason \"...\"`");
+    refused(&tb, &["deploy", "fastpath", "test", OLD], &[&instead], MID);
     // a rollback to a version the stage never ran stays refused
-    let (code, _, err) = as_user(
-        &tb,
-        "alice",
-        me,
-        &[
-            "rollback",
-            "fastpath",
-            "test",
-            "0.70~pr600-1",
-            "--reason",
-            "x",
-            "--yes",
-        ],
-    );
-    assert_eq!(code, 6, "{err}");
-    assert!(
-        err.contains("stage `test` is frozen") && err.contains("is not one"),
-        "{err}"
-    );
-    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(MID));
+    let never = [
+        "rollback",
+        "fastpath",
+        "test",
+        "0.70~pr600-1",
+        "--reason",
+        "x",
+        "--yes",
+    ];
+    refused(&tb, &never, &["stage `test` is frozen", "is not one"], MID);
     let outcomes: Vec<(String, String, bool)> = history(&tb)
         .iter()
         .skip(2)
