@@ -205,7 +205,7 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
     // 5. the outcome
     let after = read_facts(cx, &mut fleet, connected.as_deref());
     cx.console.matrix("\nAfter:", &after.matrix);
-    let summary = report::summarize(plan, &rollout, &rollback);
+    let summary = report::summarize(plan, checked.action, &rollout, &rollback);
     // a failure is reported even with --quiet
     let tell = |text: &str| match summary.status {
         ExitStatus::Success => cx.console.say(text),

@@ -88,7 +88,9 @@ pub fn host_record(
 }
 
 /// Sum up the rollout: `done` and `rollback` have one entry per step.
-pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summary {
+/// `action` is the attempt's (`deploy`, `rollback`, `promote`), for the
+/// heading.
+pub fn summarize(plan: &Plan, action: &str, rollout: &Rollout, rollback: &[Rollback]) -> Summary {
     let done = &rollout.done;
     let failed = done.iter().any(|d| matches!(d, Done::Failed { .. }));
     let mut records = Vec::new();
@@ -189,17 +191,26 @@ pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summa
         (true, false) => Outcome::Failed,
         (true, true) => Outcome::Partial,
     };
+    let noun = if action == "rollback" {
+        "Rollback"
+    } else {
+        "Deploy"
+    };
     let heading = match outcome {
+        Outcome::Success if action == "rollback" => format!(
+            "Rolled back `{}` to {} on `{}`:",
+            plan.package, plan.version, plan.stage
+        ),
         Outcome::Success => format!(
             "Deployed `{}` {} to `{}`:",
             plan.package, plan.version, plan.stage
         ),
         Outcome::Failed => format!(
-            "Deploy of `{}` {} to `{}` FAILED; no host was changed:",
+            "{noun} of `{}` {} to `{}` FAILED; no host was changed:",
             plan.package, plan.version, plan.stage
         ),
         Outcome::Interrupted => format!(
-            "Deploy of `{}` {} to `{}` STOPPED ({}); later batches were not started:",
+            "{noun} of `{}` {} to `{}` STOPPED ({}); later batches were not started:",
             plan.package,
             plan.version,
             plan.stage,
@@ -210,7 +221,7 @@ pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summa
             }
         ),
         _ => format!(
-            "Deploy of `{}` {} to `{}` FAILED after changing hosts:",
+            "{noun} of `{}` {} to `{}` FAILED after changing hosts:",
             plan.package, plan.version, plan.stage
         ),
     };

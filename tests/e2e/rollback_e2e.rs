@@ -259,6 +259,10 @@ fn a_freeze_stops_changes_not_the_way_back() {
         "the freeze is shown: {out}"
     );
     assert!(out.contains("INC-7: parser crash"), "{out}");
+    assert!(
+        out.contains(&format!("Rolled back `fastpath` to {MID} on `test`:")),
+        "{out}"
+    );
     assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(MID));
     let r = last(&tb);
     assert_eq!(r["action"], "rollback");
