@@ -226,7 +226,8 @@ pub enum Command {
         opts: DeployArgs,
     },
     /// Freeze a stage during an incident: deploy and promote are refused
-    /// until `unfreeze`. Recorded on the stage's hosts.
+    /// until `unfreeze` (a rollback to a version the stage ran before goes
+    /// through with `--reason`). Recorded on the stage's hosts.
     Freeze {
         /// The stage.
         stage: String,

@@ -1265,8 +1265,8 @@ fn an_install_gone_with_its_host_is_unknown_and_stops_the_rollout() {
     assert_eq!(installs(&s), ["p1"]);
 }
 
-/// The first stage `test` (t1, not critical) runs OLD, then NEW by a
-/// deploy on record; then `prod`-style freeze on t1.
+/// Stage `test` (t1, not critical): OLD, then NEW through a deploy on
+/// record, then frozen by bob.
 fn deployed_then_frozen() -> Setup {
     let s = Setup::new("");
     s.fake
