@@ -107,22 +107,6 @@ impl Setup {
         self.request(&request, opts, answers)
     }
 
-    /// `rollback fastpath STAGE [VERSION]` with `opts` and canned answers.
-    fn rollback(
-        &self,
-        stage: &str,
-        version: Option<&str>,
-        opts: Options,
-        answers: Vec<Option<String>>,
-    ) -> Result<ExitStatus, Fatal> {
-        let request = Request::Rollback {
-            package: "fastpath".into(),
-            stage: Some(stage.into()),
-            version: version.map(str::to_string),
-        };
-        self.request(&request, opts, answers)
-    }
-
     /// Carry out `request` with `opts` and canned answers.
     fn request(
         &self,
@@ -1265,17 +1249,23 @@ fn an_install_gone_with_its_host_is_unknown_and_stops_the_rollout() {
     assert_eq!(installs(&s), ["p1"]);
 }
 
+/// `rollback fastpath STAGE [VERSION]`.
+fn rollback(stage: &str, version: Option<&str>) -> Request {
+    Request::Rollback {
+        package: "fastpath".into(),
+        stage: Some(stage.into()),
+        version: version.map(str::to_string),
+    }
+}
+
 /// Stage `test` (t1, not critical): OLD, then NEW through a deploy on
 /// record, then frozen by bob.
 fn deployed_then_frozen() -> Setup {
     let s = Setup::new("");
-    s.fake
-        .world()
-        .hosts
-        .get_mut("t1")
-        .unwrap()
-        .installed
-        .insert("fastpath".into(), OLD.into());
+    let mut world = s.fake.world();
+    let t1 = world.hosts.get_mut("t1").expect("t1");
+    t1.installed.insert("fastpath".into(), OLD.into());
+    drop(world);
     assert_eq!(
         s.deploy("test", Some(NEW), yes(), vec![]).unwrap(),
         ExitStatus::Success
@@ -1299,13 +1289,13 @@ fn a_rollback_into_a_frozen_stage_is_confirmed_as_on_a_critical_stage() {
     };
     // without --reason: refused, nothing asked
     let e = s
-        .rollback("test", None, Options::default(), vec![])
+        .request(&rollback("test", None), Options::default(), vec![])
         .unwrap_err();
     assert_eq!(e.status, ExitStatus::Refused);
     assert!(e.message.contains("needs `--reason`"), "{}", e.message);
     // with it, asked as on a critical stage: anything but `yes` stops it
     let e = s
-        .rollback("test", None, reason(), vec![Some("no\n".into())])
+        .request(&rollback("test", None), reason(), vec![Some("no\n".into())])
         .unwrap_err();
     assert_eq!(e.message, "not confirmed");
     assert_eq!(s.version("t1").as_deref(), Some(NEW));
@@ -1323,7 +1313,11 @@ fn a_rollback_into_a_frozen_stage_is_confirmed_as_on_a_critical_stage() {
     );
     assert!(text.contains("t1: frozen by bob@desk"), "{text}");
 
-    let ok = s.rollback("test", None, reason(), vec![Some("yes\n".into())]);
+    let ok = s.request(
+        &rollback("test", None),
+        reason(),
+        vec![Some("yes\n".into())],
+    );
     assert_eq!(ok.unwrap(), ExitStatus::Success);
     assert_eq!(s.version("t1").as_deref(), Some(OLD));
     let r = s.history().pop().unwrap();
@@ -1366,12 +1360,14 @@ fn a_rollback_finds_a_deploy_only_the_hosts_recorded() {
         .unwrap()
         .history
         .push(history::to_line(&theirs).trim_end().to_string());
-    let status = s.rollback("test", None, yes(), vec![]).unwrap();
+    let status = s.request(&rollback("test", None), yes(), vec![]).unwrap();
     assert_eq!(status, ExitStatus::Success);
     assert_eq!(s.version("t1").as_deref(), Some(OLD));
     assert!(s.out.text().contains(&theirs.id), "{}", s.out.text());
     // nothing on record for prod: refused, nothing changed
-    let e = s.rollback("prod", None, yes(), vec![]).unwrap_err();
+    let e = s
+        .request(&rollback("prod", None), yes(), vec![])
+        .unwrap_err();
     assert_eq!(e.status, ExitStatus::Refused);
     assert!(e.message.contains("no successful"), "{}", e.message);
     assert!(e
