@@ -10,6 +10,9 @@ use crate::error::{exit_status_help, ExitStatus, ExitStatus::*};
 /// The examples of `deployer --help` (and of the manual page).
 pub const EXAMPLES: &str = "Examples:\n  deployer                      status of every stage\n  deployer --json               the same, for scripts\n  deployer --check              exit 4 if a rollout is pending, 5 on regression or drift\n  deployer --config deployer.ini.example";
 
+/// What `deployer rollback` says about itself, with or without arguments.
+const ROLLBACK_HELP: &str = "How the version is chosen:\n  With VERSION, that version; it must not be newer than what any host of the stage runs\n  (a rollback never moves a host forward; `deploy` does). Without it, the version the stage\n  ran before its most recent successful `deploy` or `promote` of PACKAGE, read from the\n  history its hosts keep merged with the local one (every operator's attempts, as\n  `deployer history --hosts STAGE` lists them). The plan names that record: id, who, when.\n  When the hosts it changed ran different versions before it, or nothing is on record,\n  the rollback is refused and lists the candidates, each with the command that picks it.\n\nInto a frozen stage:\n  A rollback to a version the stage ran before (according to that history) is allowed\n  with `--reason`; it is confirmed as on a critical stage (`--yes` skips the question)\n  and recorded as a rollback under freeze. Anything else stays refused unless\n  `--override-freeze --reason`.\n\nOtherwise it is a deploy: the same plan, lock, checks, history and notifications.\n\nExamples:\n  deployer rollback fastpath prod                      back to what prod ran before its last deploy\n  deployer rollback fastpath prod --dry-run            show that version and where it comes from\n  deployer rollback fastpath prod 0.77~pr705-119       back to exactly this version\n  deployer rollback fastpath prod --reason \"INC-42\"    into a frozen prod";
+
 /// The exit statuses of `deploy` and `promote`.
 const DEPLOY_STATUSES: &[ExitStatus] = &[
     Success,
@@ -186,6 +189,26 @@ pub enum Command {
         #[command(flatten)]
         opts: DeployArgs,
     },
+    /// Roll a package back on a stage: to VERSION, or to the version the
+    /// stage ran before its latest deploy or promotion, found in the
+    /// history its hosts keep. A freeze lets it through with `--reason`.
+    #[command(
+        arg_required_else_help = true,
+        after_help = after_help(ROLLBACK_HELP, DEPLOY_STATUSES),
+        after_long_help = after_help(ROLLBACK_HELP, DEPLOY_STATUSES)
+    )]
+    Rollback {
+        /// The package, one of `deb_packages`.
+        package: String,
+        /// The stage; the first stage when omitted.
+        stage: Option<String>,
+        /// The version to go back to; when omitted, the one the stage ran
+        /// before its latest successful deploy or promotion.
+        version: Option<String>,
+        /// How to carry it out.
+        #[command(flatten)]
+        opts: DeployArgs,
+    },
     /// Deploy to STAGE the version that runs on the stage before it.
     #[command(
         after_long_help = after_help(
@@ -204,7 +227,8 @@ pub enum Command {
         opts: DeployArgs,
     },
     /// Freeze a stage during an incident: deploy and promote are refused
-    /// until `unfreeze`. Recorded on the stage's hosts.
+    /// until `unfreeze` (a rollback to a version the stage ran before goes
+    /// through with `--reason`). Recorded on the stage's hosts.
     Freeze {
         /// The stage.
         stage: String,
@@ -419,7 +443,7 @@ pub enum CompletionShell {
     Fish,
 }
 
-/// Options shared by `deploy` and `promote`.
+/// Options shared by `deploy`, `rollback` and `promote`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct DeployArgs {
     /// Print the plan (hosts, versions, commands, what apt would do) and change nothing.
@@ -431,10 +455,12 @@ pub struct DeployArgs {
     /// Override the stage order guard (needs --reason). Does not override a freeze.
     #[arg(long)]
     pub force: bool,
-    /// Deploy into a frozen stage (needs --reason).
+    /// Deploy into a frozen stage (needs --reason). A rollback to a version
+    /// the stage ran before needs only --reason.
     #[arg(long)]
     pub override_freeze: bool,
-    /// Why --force or --override-freeze is used; kept in the history.
+    /// Why --force, --override-freeze or a rollback into a frozen stage is
+    /// done; kept in the history.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
     /// After the first host, change N hosts at a time (default: `batch_size`).

@@ -810,6 +810,62 @@ pub fn parse_host_log(host: &str, text: &str, dropped: u64) -> (Vec<Record>, Vec
     (records, warnings)
 }
 
+/// What [`read_stage`] found on the hosts of a stage: each host's log that
+/// could be read, a warning per line skipped or host not read (one line
+/// each, made safe), and whether some host could not be read at all.
+#[derive(Debug, Clone, Default)]
+pub struct StageLogs {
+    /// The hosts' histories that were read.
+    pub logs: Vec<HostLog>,
+    /// Lines skipped, logs cut, hosts not read: one sentence each.
+    pub warnings: Vec<String>,
+    /// Whether some host's history could not be read.
+    pub unread: bool,
+}
+
+/// Read the history kept on every connected host of `stage`
+/// ([`host_read_command`], without root), as `history --hosts` and a
+/// rollback looking for the version before do; merge the result with the
+/// local log through [`merge_sourced`].
+pub fn read_stage(
+    fleet: &mut crate::fleet::Fleet,
+    stage: &str,
+    timeout: std::time::Duration,
+) -> StageLogs {
+    let command = host_read_command();
+    let mut found = StageLogs::default();
+    for (host, answer) in fleet.run_on_stage(stage, &command, timeout) {
+        match answer {
+            Ok(out) if out.success() => {
+                let (records, warnings) = parse_host_log(&host, &out.stdout, out.stdout_dropped);
+                found.warnings.extend(warnings);
+                found.logs.push(HostLog {
+                    host,
+                    stage: stage.to_string(),
+                    records,
+                });
+            }
+            Ok(out) => {
+                // the host's words: one line, escaped, clipped
+                found.warnings.push(format!(
+                    "host `{}`: cannot read `{HOST_LOG_FILE}`: {}",
+                    text::one_line(&host),
+                    crate::transport::failure(&out)
+                ));
+                found.unread = true;
+            }
+            Err(e) => {
+                found.warnings.push(format!(
+                    "host `{}`: cannot read its history: {e}",
+                    text::one_line(&host)
+                ));
+                found.unread = true;
+            }
+        }
+    }
+    found
+}
+
 // ---------------------------------------------------------------------------
 // Listing (pure)
 

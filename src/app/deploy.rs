@@ -1,4 +1,4 @@
-//! `deployer deploy` and `promote`: the options read, the request checked
+//! `deployer deploy`, `rollback` and `promote`: the options read, the request checked
 //! before any host is contacted (a refused one recorded), then the stages
 //! it needs connected to and the attempt handed to [`crate::deploy`].
 

@@ -51,44 +51,17 @@ pub(super) fn command(
         }
         return Ok(ExitStatus::Success);
     };
-    let mut status = ExitStatus::Success;
     let mut fleet = stage_fleet(cli, &config, name)?;
-    let command = history::host_read_command();
-    let mut hosts = Vec::new();
-    let answers = fleet.run_on_stage(name, &command, config.ssh.command_timeout);
-    for (host, answer) in answers {
-        match answer {
-            Ok(out) if out.success() => {
-                let (records, warnings) =
-                    history::parse_host_log(&host, &out.stdout, out.stdout_dropped);
-                for w in &warnings {
-                    warn(cli, w);
-                }
-                hosts.push(history::HostLog {
-                    host,
-                    stage: name.to_string(),
-                    records,
-                });
-            }
-            Ok(out) => {
-                // the host's words: one line, escaped, clipped
-                warn(
-                    cli,
-                    &format!(
-                        "host `{host}`: cannot read `{}`: {}",
-                        history::HOST_LOG_FILE,
-                        crate::transport::failure(&out)
-                    ),
-                );
-                status = ExitStatus::Unreachable;
-            }
-            Err(e) => {
-                warn(cli, &format!("host `{host}`: cannot read its history: {e}"));
-                status = ExitStatus::Unreachable;
-            }
-        }
+    let read = history::read_stage(&mut fleet, name, config.ssh.command_timeout);
+    for w in &read.warnings {
+        warn(cli, w);
     }
-    let (records, disagreements) = history::merge_sourced(log.records, hosts);
+    let status = if read.unread {
+        ExitStatus::Unreachable
+    } else {
+        ExitStatus::Success
+    };
+    let (records, disagreements) = history::merge_sourced(log.records, read.logs);
     for d in &disagreements {
         warn(cli, d);
     }

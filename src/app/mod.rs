@@ -77,6 +77,12 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
         }
     }
     let with_json = |own: bool| own || cli.status.json;
+    // deploy, rollback and promote: one pipeline
+    let deploy = |request: &crate::deploy::Request, opts: &crate::cli::DeployArgs| {
+        with_console(cli, color, with_json(opts.json), |console| {
+            deploy::command(cli, request, opts, console)
+        })
+    };
     match &cli.command {
         None => status::command(cli, &cli.status, color),
         Some(Command::Status(args)) => status::command(cli, &args.merged(&cli.status), color),
@@ -91,9 +97,20 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
                 stage: stage.clone(),
                 version: version.clone(),
             };
-            with_console(cli, color, with_json(opts.json), |console| {
-                deploy::command(cli, &request, opts, console)
-            })
+            deploy(&request, opts)
+        }
+        Some(Command::Rollback {
+            package,
+            stage,
+            version,
+            opts,
+        }) => {
+            let request = crate::deploy::Request::Rollback {
+                package: package.clone(),
+                stage: stage.clone(),
+                version: version.clone(),
+            };
+            deploy(&request, opts)
         }
         Some(Command::Promote {
             package,
@@ -104,9 +121,7 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
                 package: package.clone(),
                 stage: stage.clone(),
             };
-            with_console(cli, color, with_json(opts.json), |console| {
-                deploy::command(cli, &request, opts, console)
-            })
+            deploy(&request, opts)
         }
         Some(Command::Freeze {
             stage,

@@ -22,6 +22,9 @@ pub struct Attempt {
     /// The changelog entries this attempt sends out or takes back, once
     /// the plan is made.
     pub(crate) changes: Vec<crate::changelog::Summary>,
+    /// A rollback allowed into a frozen stage (a version the stage ran
+    /// before), once the preflight has let it through.
+    pub(crate) under_freeze: bool,
 }
 
 impl Attempt {
@@ -42,6 +45,7 @@ impl Attempt {
             version: checked.version.clone(),
             forced,
             changes: Vec::new(),
+            under_freeze: false,
         }
     }
 
@@ -78,7 +82,11 @@ impl Attempt {
     /// made as every command's refusal is ([`history::Attempt::refused`]),
     /// with what a deploy adds: the package, the version aimed for.
     pub fn refused(&self, reason: String) -> Record {
-        self.detailed(self.inner.refused(&self.stage, reason))
+        // refused, it was not carried out under any freeze
+        Record {
+            under_freeze: false,
+            ..self.detailed(self.inner.refused(&self.stage, reason))
+        }
     }
 
     /// `base` with what a deploy's records add to every record.
@@ -88,6 +96,7 @@ impl Attempt {
             version: self.version.as_ref().map(ToString::to_string),
             forced: self.forced,
             changes: self.changes.clone(),
+            under_freeze: self.under_freeze,
             ..base
         }
     }

@@ -3,7 +3,8 @@
 //!
 //! [`run`] reads as the list of phases, each in its own module:
 //! - [`request`]: what was typed, validated before any connection, then
-//!   turned into a target stage and version;
+//!   turned into a target stage and version (a rollback's from the stage's
+//!   history, [`previous`]);
 //! - [`preflight`]: reachability, freezes, sudo, the deploy lock, fresh apt
 //!   lists, the states read again under the lock, dpkg idle, what apt can
 //!   install, and the plan (`plan` decides; preflight gathers the facts);
@@ -34,6 +35,7 @@ pub mod install;
 pub mod keep;
 pub mod outcome;
 pub mod preflight;
+pub mod previous;
 pub mod record;
 pub mod report;
 pub mod request;
@@ -70,8 +72,27 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
     let before = read_facts(cx, &mut fleet, connected.as_deref());
     cx.console.matrix("Before:", &before.matrix);
 
-    // 1. which stage, which version
-    let target = match request::target(config, checked, &before.matrix, &before.reports) {
+    // 1. which stage, which version (a rollback's from the stage's history)
+    let history = if checked.rollback {
+        let stage = checked.stage.unwrap_or(0);
+        let name = &config.stages[stage].name;
+        previous::read(cx, &mut fleet, name).map_err(|e| {
+            let attempt = Attempt::new(&started, checked, name, forced);
+            record::refuse(
+                cx,
+                &attempt,
+                format!(
+                    "cannot read the history to roll back `{}`: {e}",
+                    checked.package
+                ),
+                Vec::new(),
+            )
+        })?
+    } else {
+        Vec::new()
+    };
+    let found = request::target(config, checked, &before.matrix, &before.reports, &history);
+    let target = match found {
         Ok(t) => t,
         Err(request::NoTarget::NothingToPromote) => {
             cx.console.say(&format!(
@@ -94,6 +115,40 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
                 hosts,
             ));
         }
+        Err(request::NoTarget::NoPrevious { stage, why, notes }) => {
+            let attempt = Attempt::new(&started, checked, &config.stages[stage].name, forced);
+            return Err(record::refuse(
+                cx,
+                &attempt,
+                format!("cannot choose a version to roll back to: {why}"),
+                notes,
+            ));
+        }
+        Err(request::NoTarget::Forward {
+            stage,
+            version,
+            hosts,
+        }) => {
+            let name = &config.stages[stage].name;
+            let mut attempt = Attempt::new(&started, checked, name, forced);
+            attempt.aim(&version);
+            let mut notes = hosts;
+            notes.push(format!(
+                "a rollback never moves a host forward; to install {version} there, use \
+                 `deployer deploy {} {name} {version}`",
+                checked.package
+            ));
+            return Err(record::refuse(
+                cx,
+                &attempt,
+                format!(
+                    "cannot roll `{}` back to {version} on `{name}`: some hosts run an older \
+                     version or none",
+                    checked.package
+                ),
+                notes,
+            ));
+        }
     };
     let stage = &config.stages[target.stage];
     let mut attempt = Attempt::new(&started, checked, &stage.name, forced);
@@ -103,6 +158,12 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
     }
     if let Wanted::Exact(v) = &target.wanted {
         attempt.aim(v);
+    }
+    if let Some(back) = &target.back {
+        cx.console.say(&format!(
+            "Rolling back `{}` to {}.",
+            checked.package, back.origin
+        ));
     }
     record::record_if_stopped(cx, &attempt);
 
@@ -150,7 +211,7 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
     // 5. the outcome
     let after = read_facts(cx, &mut fleet, connected.as_deref());
     cx.console.matrix("\nAfter:", &after.matrix);
-    let summary = report::summarize(plan, &rollout, &rollback);
+    let summary = report::summarize(plan, checked.action, &rollout, &rollback);
     // a failure is reported even with --quiet
     let tell = |text: &str| match summary.status {
         ExitStatus::Success => cx.console.say(text),
@@ -160,7 +221,7 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
     for line in &summary.lines {
         tell(line);
     }
-    let reason = report::reason(cx.opts, plan, &rollout, &summary.records);
+    let reason = report::reason(cx.opts, &attempt, plan, &rollout, &summary.records);
     let record = record::record(
         cx,
         &attempt,

@@ -26,7 +26,7 @@ use super::attempt::Attempt;
 use super::context::{read_facts, Context, Facts};
 use super::host::run_waiting_for_lock;
 use super::record;
-use super::request::Target;
+use super::request::{Back, Target};
 
 /// A decided deploy, ready to run.
 pub struct Prepared {
@@ -44,6 +44,11 @@ pub struct Prepared {
     /// The changelog entries between what the hosts run and the target
     /// (`None` when no host changes).
     pub review: Option<Review>,
+    /// For a rollback: where its version comes from.
+    pub back: Option<Back>,
+    /// The freezes a rollback goes through (empty unless it goes into a
+    /// frozen stage), as `host: frozen by ...` lines.
+    pub freezes: Vec<String>,
 }
 
 /// The deploy lock as this attempt takes it on each host.
@@ -82,6 +87,18 @@ impl Prepared {
         }
         if let Some(service) = cx.config.services.get(&self.plan.package) {
             s.push_str(&service.describe());
+        }
+        if let Some(back) = &self.back {
+            s.push_str(&format!("Rollback to {}\n", back.origin));
+        }
+        if !self.freezes.is_empty() {
+            s.push_str(&format!(
+                "Rolling back into frozen stage `{}` (a version it ran before):\n",
+                self.plan.stage
+            ));
+            for f in &self.freezes {
+                s.push_str(&format!("  {f}\n"));
+            }
         }
         s.push_str(&self.plan.describe(&self.details()));
         if let Some(review) = &self.review {
@@ -146,6 +163,9 @@ impl Prepared {
                 },
                 "from": l.state.as_ref().and_then(|s| s.version()).map(ToString::to_string),
             })).collect::<Vec<_>>(),
+            "rollback_to": self.back.as_ref().map(|b| &b.origin),
+            "under_freeze": !self.freezes.is_empty(),
+            "freezes": self.freezes,
         })
     }
 
@@ -175,14 +195,7 @@ pub fn prepare(
     let names: Vec<&str> = left_out.iter().map(|l| l.host.as_str()).collect();
     fleet.leave_out(stage, &names);
     // a forced freeze is announced once, on the check the plan is made from
-    ready(
-        cx,
-        attempt,
-        &before,
-        target.stage,
-        &left_out,
-        cx.opts.dry_run,
-    )?;
+    ready(cx, attempt, &before, target, &left_out, cx.opts.dry_run)?;
     sudo_works(cx, fleet, attempt, stage)?;
     let facts = if cx.opts.dry_run {
         before
@@ -202,7 +215,7 @@ pub fn prepare(
         // hosts any more, and a freeze set meanwhile is seen.
         let stages: Vec<usize> = (target.stage.saturating_sub(1)..=target.stage).collect();
         let fresh = read_facts(cx, fleet, Some(&stages));
-        ready(cx, attempt, &fresh, target.stage, &left_out, true)?;
+        ready(cx, attempt, &fresh, target, &left_out, true)?;
         dpkg_idle(cx, fleet, attempt, stage)?;
         fresh
     };
@@ -215,6 +228,11 @@ pub fn prepare(
         .collect();
     let review = (!plan.steps.is_empty()).then(|| review(cx, fleet, &plan));
     attempt.changes = review.as_ref().map(Review::summary).unwrap_or_default();
+    let freezes = if attempt.under_freeze {
+        freezes(&facts.reports, stage)
+    } else {
+        Vec::new()
+    };
     Ok(Prepared {
         plan,
         commands,
@@ -222,6 +240,8 @@ pub fn prepare(
         stage: target.stage,
         lock,
         review,
+        back: target.back.clone(),
+        freezes,
     })
 }
 
@@ -348,18 +368,18 @@ fn leave_out(
 }
 
 /// The stage can be deployed to: every host taking part (not in
-/// `left_out`) answered, and no host carries a freeze record, whatever
-/// stage it names (or `--override-freeze` overrides it). `announce`
-/// prints the warning for an overridden freeze.
+/// `left_out`) answered, and none carries a freeze record, whatever stage
+/// it names, or the freeze lets this attempt through ([`through_freeze`]).
+/// `announce` prints the warning for a freeze gone through.
 fn ready(
     cx: &Context<'_>,
-    attempt: &Attempt,
+    attempt: &mut Attempt,
     facts: &Facts,
-    stage_index: usize,
+    target: &Target,
     left_out: &[plan::LeftOut],
     announce: bool,
 ) -> Result<(), Fatal> {
-    let stage = &cx.config.stages[stage_index];
+    let stage = &cx.config.stages[target.stage];
     let down: Vec<(String, String)> = facts
         .reports
         .iter()
@@ -377,24 +397,15 @@ fn ready(
         return Err(record::refuse(cx, attempt, message, notes));
     }
     let frozen = freezes(&facts.reports, &stage.name);
+    attempt.under_freeze = false;
     if frozen.is_empty() {
         return Ok(());
     }
-    if !cx.opts.override_freeze {
-        return Err(record::refuse(cx, attempt,
-            format!("stage `{}` is frozen", stage.name),
-            frozen
-                .into_iter()
-                .chain([format!(
-                    "`deployer unfreeze {}` lifts it; `--override-freeze --reason \"...\"` overrides it once, and is recorded",
-                    stage.name
-                )])
-                .collect(),
-        ));
-    }
+    let how = through_freeze(cx, attempt, facts, target, frozen.clone())?;
+    attempt.under_freeze = target.back.is_some();
     if announce {
         cx.console.say(&format!(
-            "Warning: deploying into frozen stage `{}` (--override-freeze):",
+            "Warning: {how} into frozen stage `{}`:",
             stage.name
         ));
         for f in frozen {
@@ -402,6 +413,78 @@ fn ready(
         }
     }
     Ok(())
+}
+
+/// Whether an attempt may go into a frozen stage (`frozen`: its freezes),
+/// and how, for the warning: a rollback to a version the stage ran before
+/// (according to its history) with `--reason`, or anything with
+/// `--override-freeze --reason`. Otherwise refused, with a note that
+/// fits: the `--reason` a rollback lacks, the `rollback` command for a
+/// deploy that goes back, or how to lift or override the freeze.
+fn through_freeze(
+    cx: &Context<'_>,
+    attempt: &Attempt,
+    facts: &Facts,
+    target: &Target,
+    frozen: Vec<String>,
+) -> Result<&'static str, Fatal> {
+    let stage = &cx.config.stages[target.stage].name;
+    let package = &attempt.package;
+    let version = match &target.wanted {
+        crate::plan::Wanted::Exact(v) => v.to_string(),
+        crate::plan::Wanted::Newest => "VERSION".to_string(),
+    };
+    let known = target.back.as_ref().and_then(|b| b.ran_before.as_ref());
+    if let Some(origin) = known {
+        if cx.opts.reason.is_some() || cx.opts.dry_run {
+            return Ok("rolling back (to a version it ran before)");
+        }
+        let mut notes = frozen;
+        notes.push(format!(
+            "a rollback to {version}, which `{stage}` ran before ({origin}), may go into a \
+             frozen stage with a reason: `deployer rollback {package} {stage} {version} --reason \"...\"`"
+        ));
+        return Err(record::refuse(
+            cx,
+            attempt,
+            format!("stage `{stage}` is frozen, and a rollback into it needs `--reason`"),
+            notes,
+        ));
+    }
+    if cx.opts.override_freeze {
+        return Ok("deploying (--override-freeze)");
+    }
+    let going_back = matches!(&target.wanted, crate::plan::Wanted::Exact(v) if facts
+        .reports
+        .iter()
+        .filter(|r| &r.stage == stage)
+        .filter_map(|r| r.result.as_ref().ok())
+        .any(|s| s.packages[package].version().is_some_and(|now| now > v)));
+    let hint = if target.back.is_some() {
+        format!(
+            "only a rollback to a version `{stage}` ran before (in its history, local or on its \
+             hosts) goes into a frozen stage, and {version} is not one: \
+             `deployer rollback {package} {stage}` without a version picks the one before the \
+             latest deploy; `--override-freeze --reason \"...\"` overrides the freeze once, and is recorded"
+        )
+    } else if going_back {
+        format!(
+            "to go back to a version `{stage}` ran before, roll back instead: \
+             `deployer rollback {package} {stage} {version} --reason \"...\"`"
+        )
+    } else {
+        format!(
+            "`deployer unfreeze {stage}` lifts it; `--override-freeze --reason \"...\"` overrides it once, and is recorded"
+        )
+    };
+    let mut notes = frozen;
+    notes.push(hint);
+    Err(record::refuse(
+        cx,
+        attempt,
+        format!("stage `{stage}` is frozen"),
+        notes,
+    ))
 }
 
 /// Every freeze record on the hosts of `stage`, whatever stage it was set
@@ -837,7 +920,9 @@ pub fn show_dry_run(cx: &Context<'_>, prepared: &Prepared) {
 /// `yes` typed (or `--yes`); elsewhere, the review alone is shown.
 pub fn confirm(cx: &Context<'_>, attempt: &Attempt, prepared: &Prepared) -> Result<(), Fatal> {
     let plan = &prepared.plan;
-    if !plan.critical || cx.opts.yes {
+    // a rollback into a frozen stage is confirmed as on a critical stage
+    let critical = plan.critical || attempt.under_freeze;
+    if !critical || cx.opts.yes {
         // what goes out, and where not, is shown even when nobody is asked
         if let Some(review) = &prepared.review {
             cx.console.say(review.describe().trim_end());
@@ -860,16 +945,28 @@ pub fn confirm(cx: &Context<'_>, attempt: &Attempt, prepared: &Prepared) -> Resu
                 .join(", ")
         ),
     };
-    let question = format!(
-        "Deploy `{}` {} to critical stage `{}`{only}? Type `yes` to go on: ",
-        plan.package, plan.version, plan.stage
-    );
+    let question = if attempt.under_freeze {
+        format!(
+            "Roll `{}` back to {} on frozen stage `{}`{only}? Type `yes` to go on: ",
+            plan.package, plan.version, plan.stage
+        )
+    } else {
+        format!(
+            "Deploy `{}` {} to critical stage `{}`{only}? Type `yes` to go on: ",
+            plan.package, plan.version, plan.stage
+        )
+    };
+    let what = if plan.critical {
+        "a critical stage"
+    } else {
+        "frozen (a rollback into it is confirmed as on a critical stage)"
+    };
     match cx.console.ask(&question) {
         None => Err(record::refuse(
             cx,
             attempt,
             format!(
-                "`{}` is a critical stage and there is no terminal to confirm on",
+                "`{}` is {what} and there is no terminal to confirm on",
                 plan.stage
             ),
             vec!["pass `--yes` to deploy without confirmation (e.g. from a script)".to_string()],

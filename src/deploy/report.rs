@@ -6,6 +6,7 @@ use crate::error::ExitStatus;
 use crate::history::{HostRecord, HostResult, Outcome};
 use crate::plan::Plan;
 
+use super::attempt::Attempt;
 use super::outcome::{Done, Rollback, Rollout, Stop, Watched};
 use super::request::Options;
 
@@ -130,7 +131,9 @@ pub fn host_record(
 }
 
 /// Sum up the rollout: `done` and `rollback` have one entry per step.
-pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summary {
+/// `action` is the attempt's (`deploy`, `rollback`, `promote`), for the
+/// heading.
+pub fn summarize(plan: &Plan, action: &str, rollout: &Rollout, rollback: &[Rollback]) -> Summary {
     let done = &rollout.done;
     let failed = done.iter().any(|d| matches!(d, Done::Failed { .. }));
     let mut records = Vec::new();
@@ -234,7 +237,19 @@ pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summa
         (true, false) => Outcome::Failed,
         (true, true) => Outcome::Partial,
     };
+    let noun = if action == "rollback" {
+        "Rollback"
+    } else {
+        "Deploy"
+    };
     let heading = match outcome {
+        Outcome::Success if !plan.left_out.is_empty() && action == "rollback" => format!(
+            "Rolled back `{}` to {} on `{}` except {} host(s) left out; the stage is not done:",
+            plan.package,
+            plan.version,
+            plan.stage,
+            plan.left_out.len()
+        ),
         Outcome::Success if !plan.left_out.is_empty() => format!(
             "Deployed `{}` {} to `{}` except {} host(s) left out; the stage is not done:",
             plan.package,
@@ -242,16 +257,20 @@ pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summa
             plan.stage,
             plan.left_out.len()
         ),
+        Outcome::Success if action == "rollback" => format!(
+            "Rolled back `{}` to {} on `{}`:",
+            plan.package, plan.version, plan.stage
+        ),
         Outcome::Success => format!(
             "Deployed `{}` {} to `{}`:",
             plan.package, plan.version, plan.stage
         ),
         Outcome::Failed => format!(
-            "Deploy of `{}` {} to `{}` FAILED; no host was changed:",
+            "{noun} of `{}` {} to `{}` FAILED; no host was changed:",
             plan.package, plan.version, plan.stage
         ),
         Outcome::Interrupted => format!(
-            "Deploy of `{}` {} to `{}` STOPPED ({}); later batches were not started:",
+            "{noun} of `{}` {} to `{}` STOPPED ({}); later batches were not started:",
             plan.package,
             plan.version,
             plan.stage,
@@ -262,7 +281,7 @@ pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summa
             }
         ),
         _ => format!(
-            "Deploy of `{}` {} to `{}` FAILED after changing hosts:",
+            "{noun} of `{}` {} to `{}` FAILED after changing hosts:",
             plan.package, plan.version, plan.stage
         ),
     };
@@ -281,11 +300,13 @@ pub fn summarize(plan: &Plan, rollout: &Rollout, rollback: &[Rollback]) -> Summa
     }
 }
 
-/// The history's reason: what `--force` overrode, the hosts left out and
-/// why, and the first host message of a host taking part (the first of a
-/// host not changed, if any: a failure before a changed host's warning).
+/// The history's reason: what `--force` overrode, why a rollback was made
+/// (into a frozen stage, or not), the hosts left out and why, and the first
+/// host message of a host taking part (the first of a host not changed, if
+/// any: a failure before a changed host's warning).
 pub fn reason(
     opts: &Options,
+    attempt: &Attempt,
     plan: &Plan,
     rollout: &Rollout,
     records: &[HostRecord],
@@ -315,6 +336,13 @@ pub fn reason(
             "freeze overridden: {}",
             opts.reason.as_deref().unwrap_or_default()
         ));
+    } else if attempt.under_freeze {
+        reasons.push(format!(
+            "rollback under freeze: {}",
+            opts.reason.as_deref().unwrap_or_default()
+        ));
+    } else if let (false, "rollback", Some(why)) = (opts.force, attempt.action, &opts.reason) {
+        reasons.push(why.clone());
     }
     if !plan.left_out.is_empty() {
         let hosts: Vec<String> = plan
@@ -404,12 +432,22 @@ mod tests {
             Some("apt-get exited with status 100"),
         );
         let opts = Options::default();
+        let checked = crate::deploy::Checked {
+            action: "deploy",
+            package: plan.package.clone(),
+            stage: Some(0),
+            version: Some(plan.version.clone()),
+            promote: false,
+            rollback: false,
+        };
+        let started = crate::history::Attempt::start("deploy");
+        let attempt = Attempt::new(&started, &checked, "test", false);
         assert_eq!(
-            reason(&opts, &plan, &rollout, &[warned.clone(), failed]).as_deref(),
+            reason(&opts, &attempt, &plan, &rollout, &[warned.clone(), failed]).as_deref(),
             Some("apt-get exited with status 100")
         );
         assert_eq!(
-            reason(&opts, &plan, &rollout, &[warned]).as_deref(),
+            reason(&opts, &attempt, &plan, &rollout, &[warned]).as_deref(),
             Some("0.9 not kept in the host's .deb cache: …")
         );
     }

@@ -8,12 +8,14 @@
 use crate::config::Config;
 use crate::console::Console;
 use crate::error::Fatal;
-use crate::history::{self, Record};
+use crate::history::{self, Record, Sourced};
 use crate::matrix::{Cell, HostReport, Marker, Matrix};
 use crate::package::PackageName;
 use crate::plan::Wanted;
 use crate::status::PackageState;
 use crate::version::Version;
+
+use super::previous::{self, Origin};
 
 /// What the operator asked for.
 #[derive(Debug, Clone)]
@@ -25,6 +27,16 @@ pub enum Request {
         /// Stage as typed; the first stage when omitted.
         stage: Option<String>,
         /// Version as typed; the newest installable when omitted.
+        version: Option<String>,
+    },
+    /// `rollback PKG [STAGE [VERSION]]`.
+    Rollback {
+        /// Package as typed.
+        package: String,
+        /// Stage as typed; the first stage when omitted.
+        stage: Option<String>,
+        /// Version as typed; when omitted, the version the stage ran before
+        /// its most recent successful deploy or promotion.
         version: Option<String>,
     },
     /// `promote PKG [STAGE]`.
@@ -46,6 +58,11 @@ impl Request {
                 stage,
                 version,
             } => ("deploy", package, stage.as_deref(), version.as_deref()),
+            Request::Rollback {
+                package,
+                stage,
+                version,
+            } => ("rollback", package, stage.as_deref(), version.as_deref()),
             Request::Promote { package, stage } => ("promote", package, stage.as_deref(), None),
         }
     }
@@ -59,7 +76,7 @@ impl Request {
 /// What [`validate`] found the operator's text to mean.
 #[derive(Debug, Clone)]
 pub struct Checked {
-    /// `deploy` or `promote`.
+    /// `deploy`, `rollback` or `promote`.
     pub action: &'static str,
     /// The package, one of `deb_packages`.
     pub package: PackageName,
@@ -69,6 +86,9 @@ pub struct Checked {
     pub version: Option<Version>,
     /// Whether this is a promotion (the version comes from the stage before).
     pub promote: bool,
+    /// Whether this is a rollback (never forward; the version from the
+    /// stage's history when none was named).
+    pub rollback: bool,
 }
 
 /// How to carry it out.
@@ -201,6 +221,7 @@ pub fn validate(config: &Config, request: &Request, opts: &Options) -> Result<Ch
         stage,
         version,
         promote: request.is_promote(),
+        rollback: matches!(request, Request::Rollback { .. }),
     })
 }
 
@@ -296,6 +317,19 @@ pub struct Target {
     pub stage: usize,
     /// The version wanted.
     pub wanted: Wanted,
+    /// For a rollback: where its version comes from.
+    pub back: Option<Back>,
+}
+
+/// Where a rollback's version comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Back {
+    /// One sentence for the plan: the version, and the record it was
+    /// found in (or that it was named).
+    pub origin: String,
+    /// The newest successful record showing the stage running this
+    /// version, if any: only such a version may go into a frozen stage.
+    pub ran_before: Option<Origin>,
 }
 
 /// Why a request has no target.
@@ -311,26 +345,55 @@ pub enum NoTarget {
         /// Each host of the source stage and what it runs.
         hosts: Vec<String>,
     },
+    /// `rollback` without a version: the history names no one version
+    /// to go back to.
+    NoPrevious {
+        /// The stage rolled back.
+        stage: usize,
+        /// Why, one sentence.
+        why: String,
+        /// The candidates, each with the command that picks it.
+        notes: Vec<String>,
+    },
+    /// `rollback` to a version some hosts of the stage do not run yet: a
+    /// rollback never moves a host forward.
+    Forward {
+        /// The stage rolled back.
+        stage: usize,
+        /// The version asked for.
+        version: Version,
+        /// Each such host and what it runs.
+        hosts: Vec<String>,
+    },
 }
 
 /// Decide the target stage and version: for `deploy`, what was typed (the
-/// first stage by default); for `promote`, the stage (the first one behind
-/// its left neighbour by default) and the version every host of the stage
-/// before it runs. `matrix` and `reports` cover at least those stages.
+/// first stage by default); for `rollback`, the stage as for `deploy` and
+/// the version typed or else the one `history` (the stage's merged
+/// history, oldest first) shows it ran before its latest deploy or
+/// promotion ([`previous::choose`]); for `promote`, the stage (the first
+/// one behind its left neighbour by default) and the version every host of
+/// the stage before it runs. `matrix` and `reports` cover at least those
+/// stages.
 pub fn target(
     config: &Config,
     checked: &Checked,
     matrix: &Matrix,
     reports: &[HostReport],
+    history: &[Sourced],
 ) -> Result<Target, NoTarget> {
     let wanted = checked
         .version
         .clone()
         .map_or(Wanted::Newest, Wanted::Exact);
+    if checked.rollback {
+        return rollback_target(config, checked, reports, history);
+    }
     if !checked.promote {
         return Ok(Target {
             stage: checked.stage.unwrap_or(0),
             wanted,
+            back: None,
         });
     }
     let column = |name: &str| matrix.columns.iter().position(|c| c.name == name);
@@ -362,6 +425,7 @@ pub fn target(
         Cell::Uniform(PackageState::Installed(v)) if matrix.columns[at].down == 0 => Ok(Target {
             stage,
             wanted: Wanted::Exact(v.clone()),
+            back: None,
         }),
         _ => Err(NoTarget::SourceDisagrees {
             stage,
@@ -375,4 +439,65 @@ pub fn target(
                 .collect(),
         }),
     }
+}
+
+/// The target of a rollback: the version typed, or the one before the
+/// stage's latest deploy or promotion; refused when it would move a host
+/// that answered forward (a host that did not answer is the preflight's
+/// business).
+fn rollback_target(
+    config: &Config,
+    checked: &Checked,
+    reports: &[HostReport],
+    history: &[Sourced],
+) -> Result<Target, NoTarget> {
+    let stage = checked.stage.unwrap_or(0);
+    let name = &config.stages[stage].name;
+    let package = checked.package.as_str();
+    let (version, origin) = match &checked.version {
+        Some(v) => (v.clone(), format!("{v}, as named")),
+        None => match previous::choose(history, package, name) {
+            Ok(choice) => {
+                let origin = format!(
+                    "{}, what `{name}` ran before {}",
+                    choice.version, choice.from
+                );
+                (choice.version, origin)
+            }
+            Err(no) => {
+                return Err(NoTarget::NoPrevious {
+                    stage,
+                    notes: previous::candidate_notes(&no.candidates, package, name),
+                    why: no.why,
+                })
+            }
+        },
+    };
+    let forward: Vec<String> = reports
+        .iter()
+        .filter(|r| &r.stage == name)
+        .filter_map(|r| {
+            let state = &r.result.as_ref().ok()?.packages[&checked.package];
+            match state.version() {
+                Some(v) if *v >= version => None,
+                _ => Some(format!("{}: {state}", r.host)),
+            }
+        })
+        .collect();
+    if !forward.is_empty() {
+        return Err(NoTarget::Forward {
+            stage,
+            version,
+            hosts: forward,
+        });
+    }
+    let ran_before = previous::ran_before(history, package, name)
+        .into_iter()
+        .find(|c| c.version == version)
+        .map(|c| c.from);
+    Ok(Target {
+        stage,
+        wanted: Wanted::Exact(version),
+        back: Some(Back { origin, ran_before }),
+    })
 }

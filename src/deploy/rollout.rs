@@ -14,10 +14,16 @@ use super::preflight::Prepared;
 use super::record::Journal;
 use super::report;
 
-/// Before a batch: the stage must still be unfrozen (unless overridden),
-/// and every host taking part must say so.
-fn still_unfrozen(cx: &Context<'_>, fleet: &mut Fleet, stage: &str) -> Result<(), Stop> {
-    if cx.opts.override_freeze {
+/// Before a batch: the stage must still be unfrozen (unless overridden, or
+/// a rollback the preflight let into the frozen stage), and every host
+/// taking part must say so.
+fn still_unfrozen(
+    cx: &Context<'_>,
+    fleet: &mut Fleet,
+    attempt: &Attempt,
+    stage: &str,
+) -> Result<(), Stop> {
+    if cx.opts.override_freeze || attempt.under_freeze {
         return Ok(());
     }
     let reports = fleet.stage_status(stage, &cx.config.packages, cx.config.ssh.command_timeout);
@@ -69,7 +75,7 @@ pub fn rollout(
             stopped = Some(Stop::Signal);
             break;
         }
-        if let Err(stop) = still_unfrozen(cx, fleet, &plan.stage) {
+        if let Err(stop) = still_unfrozen(cx, fleet, attempt, &plan.stage) {
             let (what, lines) = match &stop {
                 Stop::Frozen(lines) => ("is frozen now", lines.as_slice()),
                 Stop::FreezeUnknown(lines) => ("cannot be checked for a freeze", lines.as_slice()),

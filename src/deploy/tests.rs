@@ -104,7 +104,17 @@ impl Setup {
             stage: Some(stage.into()),
             version: version.map(str::to_string),
         };
-        let checked = validate(&self.config, &request, &opts)?;
+        self.request(&request, opts, answers)
+    }
+
+    /// Carry out `request` with `opts` and canned answers.
+    fn request(
+        &self,
+        request: &Request,
+        opts: Options,
+        answers: Vec<Option<String>>,
+    ) -> Result<ExitStatus, Fatal> {
+        let checked = validate(&self.config, request, &opts)?;
         let local = LocalContext {
             home: PathBuf::from("/nonexistent"),
             user: "op".into(),
@@ -1388,4 +1398,137 @@ fn the_confirmation_names_the_hosts_left_out() {
         "{text}"
     );
     assert!(installs(&s).is_empty());
+}
+
+/// `rollback fastpath STAGE [VERSION]`.
+fn rollback(stage: &str, version: Option<&str>) -> Request {
+    Request::Rollback {
+        package: "fastpath".into(),
+        stage: Some(stage.into()),
+        version: version.map(str::to_string),
+    }
+}
+
+/// Stage `test` (t1, not critical): OLD, then NEW through a deploy on
+/// record, then frozen by bob.
+fn deployed_then_frozen() -> Setup {
+    let s = Setup::new("");
+    let mut world = s.fake.world();
+    let t1 = world.hosts.get_mut("t1").expect("t1");
+    t1.installed.insert("fastpath".into(), OLD.into());
+    drop(world);
+    assert_eq!(
+        s.deploy("test", Some(NEW), yes(), vec![]).unwrap(),
+        ExitStatus::Success
+    );
+    s.fake
+        .world()
+        .hosts
+        .get_mut("t1")
+        .unwrap()
+        .freezes
+        .push(freeze("test", "bob@desk"));
+    s
+}
+
+#[test]
+fn a_rollback_into_a_frozen_stage_is_confirmed_as_on_a_critical_stage() {
+    let s = deployed_then_frozen();
+    let reason = || Options {
+        reason: Some("incident 42: back".into()),
+        ..Options::default()
+    };
+    // without --reason: refused, nothing asked
+    let e = s
+        .request(&rollback("test", None), Options::default(), vec![])
+        .unwrap_err();
+    assert_eq!(e.status, ExitStatus::Refused);
+    assert!(e.message.contains("needs `--reason`"), "{}", e.message);
+    // with it, asked as on a critical stage: anything but `yes` stops it
+    let e = s
+        .request(&rollback("test", None), reason(), vec![Some("no\n".into())])
+        .unwrap_err();
+    assert_eq!(e.message, "not confirmed");
+    assert_eq!(s.version("t1").as_deref(), Some(NEW));
+    let refused = s.history().pop().unwrap();
+    assert_eq!(refused["action"], "rollback");
+    assert!(refused.get("under_freeze").is_none(), "{refused}");
+    let text = s.out.text();
+    assert!(
+        text.contains("Rollback to 0.77"),
+        "the plan says where from: {text}"
+    );
+    assert!(
+        text.contains("Rolling back into frozen stage `test`"),
+        "{text}"
+    );
+    assert!(text.contains("t1: frozen by bob@desk"), "{text}");
+
+    let ok = s.request(
+        &rollback("test", None),
+        reason(),
+        vec![Some("yes\n".into())],
+    );
+    assert_eq!(ok.unwrap(), ExitStatus::Success);
+    assert_eq!(s.version("t1").as_deref(), Some(OLD));
+    let r = s.history().pop().unwrap();
+    assert_eq!(
+        (&r["action"], &r["outcome"]),
+        (&"rollback".into(), &"success".into())
+    );
+    assert_eq!(r["under_freeze"], true);
+    // (the fake host cannot keep a .deb: its warning follows the reason)
+    let why = r["reason"].as_str().unwrap_or_default();
+    assert!(
+        why.starts_with("rollback under freeze: incident 42: back"),
+        "{r}"
+    );
+    let on_host = s.host("t1").history.last().cloned().unwrap();
+    let on_host: Value = serde_json::from_str(&on_host).unwrap();
+    assert_eq!(
+        (&on_host["id"], &on_host["under_freeze"]),
+        (&r["id"], &true.into())
+    );
+}
+
+#[test]
+fn a_rollback_finds_a_deploy_only_the_hosts_recorded() {
+    let s = Setup::new("");
+    // another operator's deploy of t1, OLD -> NEW, is only in t1's history
+    let theirs = history::Record {
+        package: Some("fastpath".into()),
+        version: Some(NEW.into()),
+        hosts: vec![HostRecord {
+            host: "t1".into(),
+            from: Some(OLD.into()),
+            to: Some(NEW.into()),
+            result: HostResult::Changed,
+            message: None,
+            restart: None,
+            log_tail: Vec::new(),
+        }],
+        ..history::Attempt::start("deploy").record("test", history::Outcome::Success)
+    };
+    s.fake
+        .world()
+        .hosts
+        .get_mut("t1")
+        .unwrap()
+        .history
+        .push(history::to_line(&theirs).trim_end().to_string());
+    let status = s.request(&rollback("test", None), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::Success);
+    assert_eq!(s.version("t1").as_deref(), Some(OLD));
+    assert!(s.out.text().contains(&theirs.id), "{}", s.out.text());
+    // nothing on record for prod: refused, nothing changed
+    let e = s
+        .request(&rollback("prod", None), yes(), vec![])
+        .unwrap_err();
+    assert_eq!(e.status, ExitStatus::Refused);
+    assert!(e.message.contains("no successful"), "{}", e.message);
+    assert!(e
+        .notes
+        .iter()
+        .any(|n| n.contains("deployer rollback fastpath prod VERSION")));
+    assert_eq!(installs(&s), ["t1"]);
 }

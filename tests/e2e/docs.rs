@@ -653,6 +653,7 @@ fn guide_of(command: &str) -> &'static str {
     match command {
         "status" => "guide.md#part-of-the-pipeline-deployer-status-filters",
         "deploy" | "promote" => "guide.md#deploying-safely",
+        "rollback" => "guide.md#rolling-back",
         "freeze" | "unfreeze" => "guide.md#freezes",
         "unlock" => "guide.md#a-lock-left-behind",
         "hosts" => "#how-hosts-are-reached",

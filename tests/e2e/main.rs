@@ -24,6 +24,7 @@ mod known_hosts_oracle;
 mod notify_e2e;
 mod packaging;
 mod restart_e2e;
+mod rollback_e2e;
 mod security_e2e;
 mod skip_e2e;
 mod ssh_config_oracle;
