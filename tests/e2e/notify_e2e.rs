@@ -192,3 +192,68 @@ fn freeze_unfreeze_and_unlock_are_announced_with_who_and_why() {
     assert_eq!(records[1]["forced"], true);
     assert_eq!(records[2]["reason"], "db is back");
 }
+
+/// Issue 19 item 7: a rollback into a frozen stage is announced as a
+/// rollback under freeze, with who and why, at its start and its end; a
+/// team following `rollback freeze` gets it and the freeze, not the
+/// deploy before them.
+#[test]
+fn a_rollback_under_freeze_is_announced_as_such() {
+    let Some(Notified { tb, posts, log, .. }) =
+        deployed_with_notify("notify-rollback", "notify_on = rollback freeze\n")
+    else {
+        return;
+    };
+    let (code, out, err) = deployer(&tb, &["freeze", "test", "--reason", "incident 7"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = deployer(
+        &tb,
+        &[
+            "rollback",
+            "fastpath",
+            "test",
+            "--reason",
+            "bad release",
+            "--yes",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(OLD));
+    let mut bodies = Vec::new();
+    for _ in 0..3 {
+        let (_, body) = posts
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("only {} POST(s): {bodies:?}", bodies.len()));
+        bodies.push(body);
+    }
+    assert!(
+        posts.recv_timeout(Duration::from_millis(500)).is_err(),
+        "a POST more than asked for: {bodies:?}"
+    );
+    let record = history(&tb).pop().expect("a record");
+    let who = format!(
+        "deployer: {}@{}: ",
+        record["user"].as_str().unwrap(),
+        record["machine"].as_str().unwrap()
+    );
+    assert!(
+        bodies[0].starts_with(&format!("{who}freeze test: ")),
+        "{bodies:?}"
+    );
+    let rollback = format!("{who}rollback under freeze fastpath {OLD} on test: ");
+    assert!(
+        bodies[1].starts_with(&format!("{rollback}started on 1 host")),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies[2].starts_with(&format!("{rollback}success (1 changed)")),
+        "{bodies:?}"
+    );
+    assert!(bodies[2].contains("bad release"), "why: {bodies:?}");
+    let records = given(&log);
+    assert_eq!(records.len(), 3, "{records:?}");
+    for r in &records[1..] {
+        assert_eq!(r["action"], "rollback", "{records:?}");
+        assert_eq!(r["under_freeze"], true, "{records:?}");
+    }
+}
