@@ -763,12 +763,28 @@ struct Part<'a> {
     seen: bool,
 }
 
+impl Part<'_> {
+    /// Whether dpkg's change `c` is the one this part made: from the
+    /// version it found to the one it aimed for, or, on a host it rolled
+    /// back (or failed on), the way back.
+    fn owns(&self, c: &DpkgChange) -> bool {
+        let (from, to) = (c.from.as_deref(), c.to.as_deref());
+        let forward = to.is_some() && to == self.to && (self.from.is_none() || from == self.from);
+        let back = matches!(self.result, HostResult::RolledBack | HostResult::Failed)
+            && from == self.to
+            && to == self.from
+            && to.is_some();
+        forward || back
+    }
+}
+
 /// Merge each host's dpkg changes with deployer's records and apt's runs:
 /// every dpkg change once, attributed to the deployer attempt it belongs
-/// to (same host and package, a version the attempt named, within the
+/// to (same host and package, from the version the attempt found to the
+/// one it aimed for, or back on a host it rolled back, within the
 /// attempt's time allowing for the host's clock), else to the apt run it
-/// belongs to (its time and the package, and the version when apt names
-/// it), else to dpkg alone. A deployer record's change on a host that no
+/// belongs to (its time, the package and the version it went to), else to
+/// dpkg alone. A deployer record's change on a host that no
 /// dpkg line confirms (the log rotated away, or unreadable) is still
 /// listed, at the attempt's start. Then identical changes on several
 /// hosts of a stage are grouped: those of one deployer attempt, or those
@@ -819,8 +835,7 @@ pub fn attribute(hosts: &[HostInput], records: &[Record], filter: &Filter) -> Ve
             let mine = parts.iter_mut().find(|p| {
                 p.record.package.as_deref() == Some(package)
                     && (p.start..=p.end).contains(&c.time)
-                    && c.to.is_some()
-                    && (c.to.as_deref() == p.to || c.to.as_deref() == p.from)
+                    && p.owns(c)
             });
             // a second dpkg change of one attempt (the way back after a
             // failure) is the attempt's too, on a line of its own
@@ -909,14 +924,15 @@ fn deployer_by(r: &Record, result: HostResult) -> By {
     }
 }
 
-/// Whether apt's `run` made dpkg's change `c`.
+/// Whether apt's `run` made dpkg's change `c`: within its time, the
+/// package listed with the version dpkg went to (none for a removal).
 fn apt_owns(run: &AptRun, c: &DpkgChange) -> bool {
     let end = run.end.unwrap_or(run.start + 3600);
     (run.start - APT_SLACK..=end + APT_SLACK).contains(&c.time)
         && run
             .packages
             .iter()
-            .any(|(p, v)| *p == c.package && (v.is_none() || *v == c.to || c.to.is_none()))
+            .any(|(p, v)| *p == c.package && *v == c.to)
 }
 
 /// `2026-12-07T05:30:01+01:00`.

@@ -438,3 +438,50 @@ fn host_text_is_made_safe_for_the_terminal() {
     assert_eq!(v[0]["change"], "install");
     assert_eq!(v[0]["hosts"][0], "test-1");
 }
+
+#[test]
+fn a_change_to_the_version_an_attempt_found_is_not_the_attempts() {
+    // set by hand just before the deploy, and taken back just after it
+    let log = "\
+2026-12-07 05:29:50 install fastpath:amd64 <none> 0.9
+2026-12-07 05:30:05 upgrade fastpath:amd64 0.9 1.0-1
+2026-12-07 05:30:25 upgrade fastpath:amd64 1.0-1 0.9
+";
+    let changed = [record(
+        "A1",
+        "2026-12-07T05:30:00Z",
+        &[("test-1", Some("0.9"), "1.0-1", HostResult::Changed)],
+    )];
+    let events = attribute(&[host("test-1", log, "", 0)], &changed, &Filter::default());
+    let kinds: Vec<bool> = events
+        .iter()
+        .map(|e| matches!(e.by, By::Deployer { .. }))
+        .collect();
+    assert_eq!(kinds, [false, true, false], "{events:#?}");
+    // a host the attempt rolled back: the way back is the attempt's too
+    let rolled = [record(
+        "A1",
+        "2026-12-07T05:30:00Z",
+        &[("test-1", Some("0.9"), "1.0-1", HostResult::RolledBack)],
+    )];
+    let events = attribute(&[host("test-1", log, "", 0)], &rolled, &Filter::default());
+    let kinds: Vec<bool> = events
+        .iter()
+        .map(|e| matches!(e.by, By::Deployer { .. }))
+        .collect();
+    assert_eq!(kinds, [false, true, true], "{events:#?}");
+}
+
+#[test]
+fn an_apt_run_owns_only_the_changes_it_lists() {
+    // a dpkg -r just after an apt run that upgraded the same package
+    let log = "\
+2026-12-07 05:40:01 upgrade fastpath:amd64 1.0-1 1.1-1
+2026-12-07 05:40:03 remove fastpath:amd64 1.1-1 <none>
+";
+    let apt = "Start-Date: 2026-12-07  05:40:00\nCommandline: apt-get install fastpath\n\
+               Upgrade: fastpath:amd64 (1.0-1, 1.1-1)\nEnd-Date: 2026-12-07  05:40:02\n";
+    let events = attribute(&[host("test-1", log, apt, 0)], &[], &Filter::default());
+    assert!(matches!(events[0].by, By::Apt { .. }), "{events:#?}");
+    assert_eq!(events[1].by, By::Dpkg, "{events:#?}");
+}

@@ -1,0 +1,210 @@
+//! `deployer timeline`: what changed packages on the hosts. Reaches the
+//! hosts (all at once, as the status view does), reads each one's dpkg
+//! and apt logs with the one fixed command of
+//! [`crate::timeline::host_read_command`] and the history it keeps
+//! ([`super::history::read_host_logs`]), merges that with the local
+//! history, and prints; parsing, attribution and rendering are
+//! [`crate::timeline`]'s.
+
+use std::time::Instant;
+
+use crate::cli::Cli;
+use crate::config::Config;
+use crate::deploy;
+use crate::error::{ExitStatus, Fatal};
+use crate::fleet::Fleet;
+use crate::history;
+use crate::timeline::{self, Event, Filter, HostInput};
+use crate::transport::Target;
+
+use super::history::{now, read_host_logs};
+use super::output::{emit, warn};
+use super::setup::{load_config, targets};
+
+/// What `deployer timeline` was asked for.
+pub(super) struct Request<'a> {
+    /// Only this stage.
+    pub stage: Option<&'a str>,
+    /// `--since`, as given.
+    pub since: &'a str,
+    /// `--host`: only these hosts.
+    pub hosts: &'a [String],
+    /// `--package`: only these packages.
+    pub packages: &'a [String],
+}
+
+/// `deployer timeline`: the changes, oldest first. Hosts that could not
+/// be read, or whose logs could not all be read, are warnings and make
+/// the exit status 3.
+pub(super) fn command(cli: &Cli, req: &Request<'_>, json: bool) -> Result<ExitStatus, Fatal> {
+    let since = timeline::parse_since(req.since, now())
+        .map_err(|e| Fatal::usage(format!("`--since`: {e}")).note(timeline::SINCE_NOTE))?;
+    let config = load_config(cli)?;
+    if let Some(s) = req.stage {
+        deploy::check_stage(&config, s)?;
+    }
+    let mine: Vec<Target> = targets(cli, &config)?
+        .into_iter()
+        .filter(|t| req.stage.is_none_or(|s| t.stage == s))
+        .collect();
+    if let Some(unknown) = req
+        .hosts
+        .iter()
+        .find(|h| !mine.iter().any(|t| &t.host == *h))
+    {
+        let known: Vec<&str> = mine.iter().map(|t| t.host.as_str()).collect();
+        return Err(Fatal::usage(format!(
+            "`--host {}`: no such host{}",
+            crate::text::one_line(unknown),
+            req.stage
+                .map(|s| format!(" in stage `{s}`"))
+                .unwrap_or_default()
+        ))
+        .note(format!("the hosts are: {}", known.join(", "))));
+    }
+    let mine = mine
+        .into_iter()
+        .filter(|t| req.hosts.is_empty() || req.hosts.contains(&t.host))
+        .collect();
+    let mut fleet = Fleet::connect(mine, config.parallelism);
+    let filter = Filter {
+        since,
+        hosts: req.hosts.to_vec(),
+        packages: req.packages.to_vec(),
+    };
+    let (events, status) = gather(cli, &config, &mut fleet, &filter);
+    if json {
+        emit(|out| timeline::render_json(&events, out))?;
+    } else {
+        emit(|out| timeline::render_text(&events, out))?;
+    }
+    Ok(status)
+}
+
+/// The timeline of every host of `fleet` (already connected): each
+/// host's logs read with one command, its history with another, merged
+/// with the local history; and [`ExitStatus::Unreachable`] when a host or
+/// one of its logs could not be read. Warnings (hosts, logs, clocks) go to
+/// stderr.
+pub(super) fn gather(
+    cli: &Cli,
+    config: &Config,
+    fleet: &mut Fleet,
+    filter: &Filter,
+) -> (Vec<Event>, ExitStatus) {
+    let (inputs, mut status) = read_logs(cli, config, fleet, filter.since);
+    let answered: Vec<(String, String)> = inputs
+        .iter()
+        .map(|h| (h.stage.clone(), h.host.clone()))
+        .collect();
+    let (host_logs, history_status) = read_host_logs(cli, config, fleet, |t| {
+        answered.iter().any(|(s, h)| *s == t.stage && *h == t.host)
+    });
+    if history_status != ExitStatus::Success {
+        status = history_status;
+    }
+    let local = match history::read(&config.history_file) {
+        Ok(log) => {
+            for w in &log.warnings {
+                warn(cli, w);
+            }
+            log.records
+        }
+        Err(e) => {
+            warn(cli, &format!("{e}; deployer's local records are left out"));
+            Vec::new()
+        }
+    };
+    let (records, disagreements) = history::merge_sourced(local, host_logs);
+    for d in &disagreements {
+        warn(cli, d);
+    }
+    let records: Vec<history::Record> = records.into_iter().map(|s| s.record).collect();
+    (timeline::attribute(&inputs, &records, filter), status)
+}
+
+/// Run [`timeline::host_read_command`] on every host of `fleet`, timing
+/// each answer against this machine's clock.
+fn read_logs(
+    cli: &Cli,
+    config: &Config,
+    fleet: &mut Fleet,
+    since: i64,
+) -> (Vec<HostInput>, ExitStatus) {
+    let command = timeline::host_read_command(since);
+    let timeout = config.ssh.command_timeout;
+    let answers = fleet.on_each(
+        |_| true,
+        |m| {
+            let before = now();
+            let started = Instant::now();
+            let out = m.run(&command, timeout);
+            let after = before + i64::try_from(started.elapsed().as_secs()).unwrap_or(0) + 1;
+            let target = m.target();
+            (
+                target.stage.clone(),
+                target.host.clone(),
+                out,
+                before,
+                after,
+            )
+        },
+    );
+    let mut status = ExitStatus::Success;
+    let mut inputs = Vec::new();
+    for (stage, host, answer, before, after) in answers {
+        let out = match answer {
+            Ok(out) if out.success() => out,
+            Ok(out) => {
+                warn(
+                    cli,
+                    &format!(
+                        "host `{host}`: cannot read its package logs: {}",
+                        crate::transport::failure(&out)
+                    ),
+                );
+                status = ExitStatus::Unreachable;
+                continue;
+            }
+            Err(e) => {
+                warn(
+                    cli,
+                    &format!("host `{host}`: cannot read its package logs: {e}"),
+                );
+                status = ExitStatus::Unreachable;
+                continue;
+            }
+        };
+        let logs = timeline::parse_host_logs(&out.stdout, out.stdout_dropped);
+        for w in &logs.warnings {
+            warn(cli, &format!("host `{host}`: {w}"));
+        }
+        if logs.unreadable {
+            status = ExitStatus::Unreachable;
+        }
+        // the host's clock was read between `before` and `after`
+        let skew = match logs.clock {
+            Some(c) if c < before => c - before,
+            Some(c) if c > after => c - after,
+            _ => 0,
+        };
+        if skew.abs() > timeline::CLOCK_SLACK {
+            warn(
+                cli,
+                &format!(
+                    "host `{host}`: its clock is {}s {} this machine's; its times are shown as \
+                     its own clock and logs give them",
+                    skew.abs(),
+                    if skew > 0 { "ahead of" } else { "behind" }
+                ),
+            );
+        }
+        inputs.push(HostInput {
+            stage,
+            host,
+            logs,
+            skew,
+        });
+    }
+    (inputs, status)
+}
