@@ -39,6 +39,16 @@ pub const FILE_LIMIT: usize = 256 * 1024;
 /// says so, in seconds.
 pub const CLOCK_SLACK: i64 = 5;
 
+/// `21600` → `6h`: a window in its largest whole unit.
+pub fn format_window(secs: u64) -> String {
+    match secs {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// The default window of `deployer timeline`: two hours.
 pub const DEFAULT_SINCE: &str = "2h";
 
@@ -72,7 +82,7 @@ pub const SINCE_NOTE: &str =
      with its offset such as `2026-12-07T05:30:00Z` or `2026-12-07 06:30+01:00`";
 
 /// `30m` → 1800: a whole number and one unit (`s`, `m`, `h`, `d`, `w`).
-fn parse_duration(s: &str) -> Option<i64> {
+pub fn parse_duration(s: &str) -> Option<i64> {
     let unit = s.chars().last()?;
     let n: i64 = s[..s.len() - unit.len_utf8()].parse().ok()?;
     let per = match unit {

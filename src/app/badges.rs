@@ -14,6 +14,7 @@ use crate::console::Console;
 use crate::error::{ExitStatus, Fatal};
 use crate::fleet::Fleet;
 use crate::matrix::{self, Matrix};
+use crate::render::changes::LastChanges;
 use crate::render::{self, Color};
 use crate::sudo;
 
@@ -87,7 +88,17 @@ pub fn refresh(
         }
     }
     if let Some(out) = &args.output {
-        let (written, unchanged) = write_tree(out, &m, &board, fonts.as_ref(), &refreshed)?;
+        let changes = config
+            .dashboard_changes
+            .map(|window| last_changes(config, console, &mut fleet, &reports, window));
+        let (written, unchanged) = write_tree(
+            out,
+            &m,
+            &board,
+            fonts.as_ref(),
+            &refreshed,
+            changes.as_ref(),
+        )?;
         console.say(&format!(
             "{}: {written} written, {unchanged} unchanged; the dashboard is {}",
             out.display(),
@@ -95,6 +106,42 @@ pub fn refresh(
         ));
     }
     Ok(status)
+}
+
+/// The dashboard's "Last changes": the timeline of the last `window`
+/// seconds on the hosts whose status was read, over the same sessions
+/// (two short reads per host). Hosts that did not answer are listed as not
+/// read; what the others' logs lacked is a warning.
+fn last_changes(
+    config: &Config,
+    console: &Console,
+    fleet: &mut Fleet,
+    reports: &[crate::matrix::HostReport],
+    window: u64,
+) -> LastChanges {
+    let answered = |t: &crate::transport::Target| {
+        reports
+            .iter()
+            .any(|r| r.result.is_ok() && r.stage == t.stage && r.host == t.host)
+    };
+    let filter = crate::timeline::Filter {
+        since: super::history::now() - i64::try_from(window).unwrap_or(i64::MAX / 2),
+        ..Default::default()
+    };
+    let (events, _, mut unread) = super::timeline::gather(config, fleet, &filter, answered, &|w| {
+        console.warn(&format!("the dashboard's last changes: {w}"))
+    });
+    unread.extend(
+        reports
+            .iter()
+            .filter(|r| r.result.is_err())
+            .map(|r| r.host.clone()),
+    );
+    LastChanges {
+        window: crate::timeline::format_window(window),
+        events,
+        unread,
+    }
 }
 
 /// Ask each host that has badges to write whether sudo works there (the
@@ -212,6 +259,7 @@ fn write_tree(
     board: &Board,
     png: Option<&Fonts>,
     refreshed: &str,
+    changes: Option<&LastChanges>,
 ) -> Result<(usize, usize), Fatal> {
     let stages = board
         .stages
@@ -228,7 +276,7 @@ fn write_tree(
         }
     }
     let mut page = Vec::new();
-    render::html(m, board, refreshed, &mut page).expect("writing into memory cannot fail");
+    render::html(m, board, refreshed, changes, &mut page).expect("writing into memory cannot fail");
     files.push((
         out.to_path_buf(),
         publish::File {

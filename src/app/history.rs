@@ -91,7 +91,7 @@ pub(super) fn command(cli: &Cli, req: &Request<'_>, json: bool) -> Result<ExitSt
             .collect(),
         config.parallelism,
     );
-    let (hosts, status) = read_host_logs(cli, &config, &mut fleet, |_| true);
+    let (hosts, status) = read_host_logs(&config, &mut fleet, |_| true, &|w| warn(cli, w));
     let (records, disagreements) = history::merge_sourced(log.records, hosts);
     for d in &disagreements {
         warn(cli, d);
@@ -118,12 +118,13 @@ pub(super) fn now() -> i64 {
 /// accepts ([`history::HOST_LOG_FILE`]), all at once: each host's records
 /// (each with the stage the host is in, for [`history::merge_sourced`]),
 /// and [`ExitStatus::Unreachable`] when a host could not be read, else
-/// success. Lines skipped and hosts not read are warnings.
+/// success. Lines skipped and hosts not read are warnings, given to
+/// `warn`.
 pub(super) fn read_host_logs(
-    cli: &Cli,
     config: &Config,
     fleet: &mut Fleet,
     keep: impl Fn(&Target) -> bool,
+    warn: &dyn Fn(&str),
 ) -> (Vec<history::HostLog>, ExitStatus) {
     let command = history::host_read_command();
     let timeout = config.ssh.command_timeout;
@@ -139,7 +140,7 @@ pub(super) fn read_host_logs(
                 let (records, warnings) =
                     history::parse_host_log(&host, &out.stdout, out.stdout_dropped);
                 for w in &warnings {
-                    warn(cli, w);
+                    warn(w);
                 }
                 hosts.push(history::HostLog {
                     host,
@@ -149,18 +150,15 @@ pub(super) fn read_host_logs(
             }
             Ok(out) => {
                 // the host's words: one line, escaped, clipped
-                warn(
-                    cli,
-                    &format!(
-                        "host `{host}`: cannot read `{}`: {}",
-                        history::HOST_LOG_FILE,
-                        crate::transport::failure(&out)
-                    ),
-                );
+                warn(&format!(
+                    "host `{host}`: cannot read `{}`: {}",
+                    history::HOST_LOG_FILE,
+                    crate::transport::failure(&out)
+                ));
                 status = ExitStatus::Unreachable;
             }
             Err(e) => {
-                warn(cli, &format!("host `{host}`: cannot read its history: {e}"));
+                warn(&format!("host `{host}`: cannot read its history: {e}"));
                 status = ExitStatus::Unreachable;
             }
         }

@@ -72,7 +72,7 @@ pub(super) fn command(cli: &Cli, req: &Request<'_>, json: bool) -> Result<ExitSt
         hosts: req.hosts.to_vec(),
         packages: req.packages.to_vec(),
     };
-    let (events, status) = gather(cli, &config, &mut fleet, &filter);
+    let (events, status, _) = gather(&config, &mut fleet, &filter, |_| true, &|w| warn(cli, w));
     if json {
         emit(|out| timeline::render_json(&events, out))?;
     } else {
@@ -81,103 +81,108 @@ pub(super) fn command(cli: &Cli, req: &Request<'_>, json: bool) -> Result<ExitSt
     Ok(status)
 }
 
-/// The timeline of every host of `fleet` (already connected): each
-/// host's logs read with one command, its history with another, merged
-/// with the local history; and [`ExitStatus::Unreachable`] when a host or
-/// one of its logs could not be read. Warnings (hosts, logs, clocks) go to
-/// stderr.
+/// The timeline of the hosts of `fleet` (already connected) whose target
+/// `keep` accepts: each host's package logs read with one command, its
+/// history with another (over the same session), merged with the local
+/// history. Also [`ExitStatus::Unreachable`] when a host or one of its
+/// logs could not be read, and the hosts that could not be read at all.
+/// Warnings (hosts, logs, clocks) go to `warn`.
 pub(super) fn gather(
-    cli: &Cli,
     config: &Config,
     fleet: &mut Fleet,
     filter: &Filter,
-) -> (Vec<Event>, ExitStatus) {
-    let (inputs, mut status) = read_logs(cli, config, fleet, filter.since);
+    keep: impl Fn(&Target) -> bool,
+    warn: &dyn Fn(&str),
+) -> (Vec<Event>, ExitStatus, Vec<String>) {
+    let (inputs, unread, mut status) = read_logs(config, fleet, filter.since, keep, warn);
     let answered: Vec<(String, String)> = inputs
         .iter()
         .map(|h| (h.stage.clone(), h.host.clone()))
         .collect();
-    let (host_logs, history_status) = read_host_logs(cli, config, fleet, |t| {
-        answered.iter().any(|(s, h)| *s == t.stage && *h == t.host)
-    });
+    let (host_logs, history_status) = read_host_logs(
+        config,
+        fleet,
+        |t| answered.iter().any(|(s, h)| *s == t.stage && *h == t.host),
+        warn,
+    );
     if history_status != ExitStatus::Success {
         status = history_status;
     }
     let local = match history::read(&config.history_file) {
         Ok(log) => {
             for w in &log.warnings {
-                warn(cli, w);
+                warn(w);
             }
             log.records
         }
         Err(e) => {
-            warn(cli, &format!("{e}; deployer's local records are left out"));
+            warn(&format!("{e}; deployer's local records are left out"));
             Vec::new()
         }
     };
     let (records, disagreements) = history::merge_sourced(local, host_logs);
     for d in &disagreements {
-        warn(cli, d);
+        warn(d);
     }
     let records: Vec<history::Record> = records.into_iter().map(|s| s.record).collect();
-    (timeline::attribute(&inputs, &records, filter), status)
+    (
+        timeline::attribute(&inputs, &records, filter),
+        status,
+        unread,
+    )
 }
 
-/// Run [`timeline::host_read_command`] on every host of `fleet`, timing
-/// each answer against this machine's clock.
+/// Run [`timeline::host_read_command`] on the hosts of `fleet` that
+/// `keep` accepts, timing each answer against this machine's clock: what
+/// each said, the hosts that could not be read, and the exit status.
 fn read_logs(
-    cli: &Cli,
     config: &Config,
     fleet: &mut Fleet,
     since: i64,
-) -> (Vec<HostInput>, ExitStatus) {
+    keep: impl Fn(&Target) -> bool,
+    warn: &dyn Fn(&str),
+) -> (Vec<HostInput>, Vec<String>, ExitStatus) {
     let command = timeline::host_read_command(since);
     let timeout = config.ssh.command_timeout;
-    let answers = fleet.on_each(
-        |_| true,
-        |m| {
-            let before = now();
-            let started = Instant::now();
-            let out = m.run(&command, timeout);
-            let after = before + i64::try_from(started.elapsed().as_secs()).unwrap_or(0) + 1;
-            let target = m.target();
-            (
-                target.stage.clone(),
-                target.host.clone(),
-                out,
-                before,
-                after,
-            )
-        },
-    );
+    let answers = fleet.on_each(keep, |m| {
+        let before = now();
+        let started = Instant::now();
+        let out = m.run(&command, timeout);
+        let after = before + i64::try_from(started.elapsed().as_secs()).unwrap_or(0) + 1;
+        let target = m.target();
+        (
+            target.stage.clone(),
+            target.host.clone(),
+            out,
+            before,
+            after,
+        )
+    });
     let mut status = ExitStatus::Success;
     let mut inputs = Vec::new();
+    let mut unread = Vec::new();
     for (stage, host, answer, before, after) in answers {
         let out = match answer {
             Ok(out) if out.success() => out,
             Ok(out) => {
-                warn(
-                    cli,
-                    &format!(
-                        "host `{host}`: cannot read its package logs: {}",
-                        crate::transport::failure(&out)
-                    ),
-                );
+                warn(&format!(
+                    "host `{host}`: cannot read its package logs: {}",
+                    crate::transport::failure(&out)
+                ));
                 status = ExitStatus::Unreachable;
+                unread.push(host);
                 continue;
             }
             Err(e) => {
-                warn(
-                    cli,
-                    &format!("host `{host}`: cannot read its package logs: {e}"),
-                );
+                warn(&format!("host `{host}`: cannot read its package logs: {e}"));
                 status = ExitStatus::Unreachable;
+                unread.push(host);
                 continue;
             }
         };
         let logs = timeline::parse_host_logs(&out.stdout, out.stdout_dropped);
         for w in &logs.warnings {
-            warn(cli, &format!("host `{host}`: {w}"));
+            warn(&format!("host `{host}`: {w}"));
         }
         if logs.unreadable {
             status = ExitStatus::Unreachable;
@@ -189,15 +194,12 @@ fn read_logs(
             _ => 0,
         };
         if skew.abs() > timeline::CLOCK_SLACK {
-            warn(
-                cli,
-                &format!(
-                    "host `{host}`: its clock is {}s {} this machine's; its times are shown as \
-                     its own clock and logs give them",
-                    skew.abs(),
-                    if skew > 0 { "ahead of" } else { "behind" }
-                ),
-            );
+            warn(&format!(
+                "host `{host}`: its clock is {}s {} this machine's; its times are shown as \
+                 its own clock and logs give them",
+                skew.abs(),
+                if skew > 0 { "ahead of" } else { "behind" }
+            ));
         }
         inputs.push(HostInput {
             stage,
@@ -206,5 +208,5 @@ fn read_logs(
             skew,
         });
     }
-    (inputs, status)
+    (inputs, unread, status)
 }

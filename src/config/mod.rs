@@ -74,6 +74,10 @@ pub struct Config {
     pub badges_after_deploy: bool,
     /// `badges_png`: write a PNG beside each SVG badge (default no).
     pub badges_png: bool,
+    /// `dashboard_changes`: the window of the dashboard's "Last changes"
+    /// (the timeline of the hosts), in seconds; `None` (`no`) leaves the
+    /// section and its reads out (default 6h).
+    pub dashboard_changes: Option<u64>,
     /// `deb_packages`: the packages managed, in display order.
     pub packages: Vec<PackageName>,
     /// `stages`: the stages, least critical first, each with its hosts.
@@ -599,6 +603,9 @@ impl<'a> Reader<'a> {
             badges_png: self
                 .value(&env, "badges_png", value::parse_bool)?
                 .unwrap_or(false),
+            dashboard_changes: self
+                .value(&env, "dashboard_changes", value::parse_window)?
+                .unwrap_or(Some(value::DEFAULT_DASHBOARD_CHANGES)),
             packages,
             stages,
             parallelism: self

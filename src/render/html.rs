@@ -23,12 +23,22 @@ use crate::matrix::{Column, Marker, Matrix};
 use crate::package::PackageName;
 
 /// Write the dashboard page for the matrix `m` and its badges `board`,
-/// refreshed at `refreshed` (RFC 3339 UTC, shown as given).
-pub fn html(m: &Matrix, board: &Board, refreshed: &str, out: &mut dyn Write) -> io::Result<()> {
+/// refreshed at `refreshed` (RFC 3339 UTC, shown as given), with the last
+/// changes on the hosts when given ([`super::changes`]).
+pub fn html(
+    m: &Matrix,
+    board: &Board,
+    refreshed: &str,
+    changes: Option<&super::changes::LastChanges>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let mut page = Page::default();
     page.head();
     page.header(m, refreshed);
     page.matrix(m, board);
+    if let Some(c) = changes {
+        super::changes::section(c, &mut page.s);
+    }
     page.details(m, board);
     page.frozen(m);
     page.unreachable(m);
@@ -524,7 +534,7 @@ mod tests {
 
     fn page(m: &Matrix, reports: &[HostReport]) -> String {
         let mut buf = Vec::new();
-        html(m, &board(m, reports), NOW, &mut buf).unwrap();
+        html(m, &board(m, reports), NOW, None, &mut buf).unwrap();
         String::from_utf8(buf).unwrap()
     }
 

@@ -147,7 +147,7 @@ fn example() -> (Matrix, Vec<HostReport>) {
 fn page(m: &Matrix, reports: &[HostReport]) -> String {
     let board = deployer::badges::board(m, reports);
     let mut out = Vec::new();
-    deployer::render::html(m, &board, REFRESHED, &mut out).unwrap();
+    deployer::render::html(m, &board, REFRESHED, None, &mut out).unwrap();
     String::from_utf8(out).unwrap()
 }
 

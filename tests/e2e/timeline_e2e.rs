@@ -324,3 +324,118 @@ fn history_since_limit_and_hosts_of_every_stage() {
         "{err}"
     );
 }
+
+#[test]
+fn logs_the_login_user_cannot_read_are_read_through_sudo_or_said() {
+    let Some(tb) = two_stages(1, "", "") else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
+    ok(
+        &tb.exec(
+            "test-1",
+            &format!(
+                "apt-get update -q && apt-get install -y -q fastpath={NEW} && \
+                 chown root:adm /var/log/apt/history.log && chmod 0640 /var/log/apt/history.log"
+            ),
+        ),
+        "apt-get install as root, then apt's history made 0640 root:adm",
+    );
+    let denied = tb.ssh("test-1", "deployer", "cat /var/log/apt/history.log");
+    assert!(!denied.status.success(), "the login user cannot read it");
+
+    // read through sudo -n: apt's command line is there
+    let (code, v, err) = json_of(&tb, &["timeline", "test", "--package", "fastpath"]);
+    assert_eq!(code, 0, "{err}");
+    let upgrade = events(&v)
+        .iter()
+        .find(|e| e["to"] == NEW)
+        .unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(upgrade["by"]["kind"], "apt", "{v:#}");
+    assert!(upgrade["by"]["commandline"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("fastpath={NEW}")));
+
+    // sudo wants a password: said, status 3, dpkg's changes still listed
+    let fault = tb.sudo_requires_password("test-1");
+    let (code, v, err) = json_of(&tb, &["timeline", "test", "--package", "fastpath"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("warning: host `test-1`: cannot read apt's history: /var/log/apt/history.log not readable by deployer, and sudo -n was refused"),
+        "{err}"
+    );
+    let upgrade = events(&v)
+        .iter()
+        .find(|e| e["to"] == NEW)
+        .unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(upgrade["by"]["kind"], "dpkg", "{v:#}");
+    fault.undo();
+}
+
+#[test]
+fn the_dashboard_lists_the_last_changes() {
+    let Some(tb) = two_stages(1, "", "") else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 0, "{out}{err}");
+    let who = attempt_who(&last(&tb));
+
+    let dir = tb.dir().join("site");
+    let (code, out, err) = deployer(
+        &tb,
+        &[
+            "refresh-badges",
+            "--no-host-badges",
+            "--output",
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let page = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    let at = page
+        .find("<h2 id=\"h-changes\">Last changes</h2>")
+        .unwrap_or_else(|| panic!("{page}"));
+    let section = &page[at..];
+    let line = section
+        .lines()
+        .find(|l| l.contains("<strong>fastpath</strong>") && l.contains("deploy by"))
+        .unwrap_or_else(|| panic!("{section}"));
+    assert!(line.contains(&format!("{OLD} → {NEW}")), "{line}");
+    assert!(
+        line.contains("<span class=\"host\">test-1</span>"),
+        "{line}"
+    );
+    assert!(line.contains(&who), "{line}");
+    assert!(section.contains("in the last 6h"), "{section}");
+    // after the matrix
+    assert!(page.find("class=\"matrix\"").unwrap() < at);
+
+    // `dashboard_changes = no`: no section, no reads
+    tb.write_config(
+        &[
+            "fastpath",
+            "analysis",
+            "detector",
+            "badpostinst",
+            "healthd",
+            "slowpkg",
+        ],
+        "dashboard_changes = no",
+        "",
+    );
+    let (code, _, err) = deployer(
+        &tb,
+        &[
+            "refresh-badges",
+            "--no-host-badges",
+            "--output",
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let page = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(!page.contains("Last changes"), "{page}");
+}
