@@ -189,6 +189,18 @@ pub fn format_on_clock(epoch: i64, offset: i32) -> String {
     )
 }
 
+/// How far ahead of this machine's clock a host's is (negative: behind),
+/// in seconds: the host read its `clock` while this machine's went from
+/// `before` to `after`, so only a clock outside that span differs (0 when
+/// the host did not say).
+pub fn skew(clock: Option<i64>, before: i64, after: i64) -> i64 {
+    match clock {
+        Some(c) if c < before => c - before,
+        Some(c) if c > after => c - after,
+        _ => 0,
+    }
+}
+
 /// `+0100`, `-0530`, `+0000`.
 fn format_offset(offset: i32) -> String {
     let sign = if offset < 0 { '-' } else { '+' };
@@ -480,8 +492,9 @@ fn apt_packages(list: &str) -> Vec<(String, Vec<String>)> {
 ///
 /// Read-only. It reads as the login user; a file that user may not read
 /// (apt's history is `root:adm 0640` on some systems) is read through
-/// `sudo -n` (never prompting), and when that is refused too, an
-/// `unreadable` line says so. Gzipped files are decompressed on the host
+/// `sudo -n` (never prompting; first a read of no bytes, `head -c 0`, to
+/// learn whether sudo allows it), and when that is refused too, an
+/// `unreadable` line says so with sudo's words. Gzipped files are decompressed on the host
 /// (`gzip -dc`, always there on Debian). A symbolic link is not followed.
 pub fn host_read_command(since: i64) -> RemoteCommand {
     RemoteCommand::new("sh")
@@ -508,8 +521,10 @@ one() {
   [ "$m" -ge "$since" ] || return 0
   case $f in *.gz) r='gzip -dc --' ;; *) r='cat --' ;; esac
   if [ -r "$f" ]; then s=
-  elif sudo -n true 2>/dev/null; then s='sudo -n'
-  else echo "unreadable $kind $f not readable by $(id -un), and sudo -n was refused"; return 0
+  elif e=$(sudo -n head -c 0 -- "$f" 2>&1 >/dev/null); then s='sudo -n'
+  else
+    echo "unreadable $kind $f not readable by $(id -un), and sudo -n was refused: $(printf '%s' "$e" | tr '\n' ' ')"
+    return 0
   fi
   echo "file $kind $f"
   $s $r "$f" 2>/dev/null | tail -c "$((max + 1))" | sed 's/^/|/'

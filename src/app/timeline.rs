@@ -187,12 +187,7 @@ fn read_logs(
         if logs.unreadable {
             status = ExitStatus::Unreachable;
         }
-        // the host's clock was read between `before` and `after`
-        let skew = match logs.clock {
-            Some(c) if c < before => c - before,
-            Some(c) if c > after => c - after,
-            _ => 0,
-        };
+        let skew = timeline::skew(logs.clock, before, after);
         if skew.abs() > timeline::CLOCK_SLACK {
             warn(&format!(
                 "host `{host}`: its clock is {}s {} this machine's; its times are shown as \

@@ -485,3 +485,12 @@ fn an_apt_run_owns_only_the_changes_it_lists() {
     assert!(matches!(events[0].by, By::Apt { .. }), "{events:#?}");
     assert_eq!(events[1].by, By::Dpkg, "{events:#?}");
 }
+
+#[test]
+fn a_clock_differs_only_outside_the_span_of_the_call() {
+    assert_eq!(skew(Some(105), 100, 110), 0);
+    assert_eq!(skew(Some(100), 100, 110), 0);
+    assert_eq!(skew(Some(130), 100, 110), 20);
+    assert_eq!(skew(Some(40), 100, 110), -60);
+    assert_eq!(skew(None, 100, 110), 0);
+}

@@ -365,6 +365,7 @@ fn logs_the_login_user_cannot_read_are_read_through_sudo_or_said() {
         err.contains("warning: host `test-1`: cannot read apt's history: /var/log/apt/history.log not readable by deployer, and sudo -n was refused"),
         "{err}"
     );
+    assert!(err.contains("password is required"), "sudo's words: {err}");
     let upgrade = events(&v)
         .iter()
         .find(|e| e["to"] == NEW)
