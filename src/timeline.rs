@@ -573,8 +573,11 @@ pub struct HostLogs {
 
 /// Parse what [`host_read_command`] printed on a host. `dropped` is how
 /// many bytes of it the transport left out (only the tail is kept): then
-/// the oldest files are missing, which a warning says. Pure.
-pub fn parse_host_logs(out: &str, dropped: u64) -> HostLogs {
+/// the oldest files are missing. A file cut to its newest [`FILE_LIMIT`]
+/// bytes, or files left out, are a warning when what was read starts
+/// after `since` (the window asked for), so that changes in the window
+/// may be missing; otherwise nothing of the window was lost. Pure.
+pub fn parse_host_logs(out: &str, dropped: u64, since: i64) -> HostLogs {
     let mut logs = HostLogs::default();
     // the offset comes last: collect each file's lines first
     let mut files: Vec<(LogKind, String, Vec<&str>)> = Vec::new();
@@ -617,10 +620,14 @@ pub fn parse_host_logs(out: &str, dropped: u64) -> HostLogs {
             _ => {}
         }
     }
-    if dropped > 0 {
+    let oldest = files
+        .iter()
+        .filter_map(|(kind, _, lines)| first_stamp(*kind, lines))
+        .min();
+    if dropped > 0 && oldest.is_none_or(|t| t - i64::from(logs.offset) > since) {
         logs.warnings.push(format!(
             "only the newest {} bytes of its logs were read ({dropped} older bytes left out), \
-             so its older changes may be missing",
+             so changes early in the window may be missing",
             out.len()
         ));
     }
@@ -635,10 +642,13 @@ pub fn parse_host_logs(out: &str, dropped: u64) -> HostLogs {
         if size > FILE_LIMIT {
             // the first line is cut in the middle: leave it out
             lines.remove(0);
-            logs.warnings.push(format!(
-                "`{path}`: only its newest {FILE_LIMIT} bytes were read, so its older changes \
-                 are not listed"
-            ));
+            let first = first_stamp(kind, &lines).map(|t| t - i64::from(logs.offset));
+            if first.is_none_or(|t| t > since) {
+                logs.warnings.push(format!(
+                    "`{path}`: only its newest {FILE_LIMIT} bytes were read, and they start \
+                     after the window does, so changes early in the window may be missing"
+                ));
+            }
         }
         let skipped = match kind {
             LogKind::Dpkg => {
@@ -661,6 +671,16 @@ pub fn parse_host_logs(out: &str, dropped: u64) -> HostLogs {
     logs.dpkg.sort_by_key(|c| c.time);
     logs.apt.sort_by_key(|r| r.start);
     logs
+}
+
+/// The local time of the oldest entry among a log file's `lines` (the
+/// first dated line of dpkg's log, the first `Start-Date` of apt's
+/// history), as seconds since the epoch taken as UTC.
+fn first_stamp(kind: LogKind, lines: &[&str]) -> Option<i64> {
+    lines.iter().find_map(|l| match kind {
+        LogKind::Dpkg => l.get(..19).and_then(parse_naive),
+        LogKind::Apt => l.strip_prefix("Start-Date: ").and_then(parse_naive),
+    })
 }
 
 // ---------------------------------------------------------------------------

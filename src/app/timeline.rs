@@ -180,7 +180,7 @@ fn read_logs(
                 continue;
             }
         };
-        let logs = timeline::parse_host_logs(&out.stdout, out.stdout_dropped);
+        let logs = timeline::parse_host_logs(&out.stdout, out.stdout_dropped, since);
         for w in &logs.warnings {
             warn(&format!("host `{host}`: {w}"));
         }

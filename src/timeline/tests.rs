@@ -178,7 +178,7 @@ fn answer(dpkg: &str, apt: &str, clock: &str) -> String {
 
 #[test]
 fn a_hosts_answer_is_parsed_file_by_file_with_its_clock() {
-    let logs = parse_host_logs(&answer(DPKG, APT, "clock 1796622400 +0000"), 0);
+    let logs = parse_host_logs(&answer(DPKG, APT, "clock 1796622400 +0000"), 0, 0);
     assert_eq!(logs.clock, Some(NOW));
     assert_eq!(logs.offset, 0);
     assert_eq!(logs.dpkg.len(), 5);
@@ -193,7 +193,7 @@ fn a_hosts_answer_is_parsed_file_by_file_with_its_clock() {
         "",
         "clock 1796622400 +0100",
     );
-    let logs = parse_host_logs(&forged, 0);
+    let logs = parse_host_logs(&forged, 0, 0);
     assert_eq!((logs.clock, logs.offset), (Some(NOW), 3600));
     assert!(!logs.unreadable);
 }
@@ -202,7 +202,7 @@ fn a_hosts_answer_is_parsed_file_by_file_with_its_clock() {
 fn unreadable_cut_and_truncated_answers_are_said() {
     let out = "deployer-timeline 1\nunreadable apt /var/log/apt/history.log not readable by \
                deployer, and sudo -n was refused\nclock 1 +0000\n";
-    let logs = parse_host_logs(out, 0);
+    let logs = parse_host_logs(out, 0, 0);
     assert!(logs.unreadable);
     assert!(
         logs.warnings[0].contains("apt's history"),
@@ -210,7 +210,7 @@ fn unreadable_cut_and_truncated_answers_are_said() {
         logs.warnings
     );
 
-    let logs = parse_host_logs("deployer-timeline 1\nfile dpkg /var/log/dpkg.log\n|x", 0);
+    let logs = parse_host_logs("deployer-timeline 1\nfile dpkg /var/log/dpkg.log\n|x", 0, 0);
     assert!(logs.unreadable, "no clock line: incomplete");
 
     // the transport kept the tail: lines before the first marker are not
@@ -219,8 +219,16 @@ fn unreadable_cut_and_truncated_answers_are_said() {
         "|2026-12-07 05:40:01 install a:all <none> 1\n{}",
         answer(DPKG, "", "clock 1 +0000")
     );
-    let logs = parse_host_logs(&tail, 4096);
+    let after_the_oldest = parse_time("2026-12-07T06:00:00Z").unwrap();
+    let logs = parse_host_logs(&tail, 4096, after_the_oldest);
     assert_eq!(logs.dpkg.len(), 5);
+    assert!(
+        logs.warnings.iter().all(|w| !w.contains("older bytes")),
+        "the window starts after the oldest line read: {:?}",
+        logs.warnings
+    );
+    let in_window = parse_time("2026-12-07T05:00:00Z").unwrap();
+    let logs = parse_host_logs(&tail, 4096, in_window);
     assert!(
         logs.warnings.iter().any(|w| w.contains("4096 older bytes")),
         "{:?}",
@@ -232,7 +240,7 @@ fn unreadable_cut_and_truncated_answers_are_said() {
     while big.len() <= FILE_LIMIT {
         big.push_str("2026-12-07 05:40:01 trigproc man-db:amd64 2.11.2-2 <none>\n");
     }
-    let logs = parse_host_logs(&answer(&big, "", "clock 1 +0000"), 0);
+    let logs = parse_host_logs(&answer(&big, "", "clock 1 +0000"), 0, in_window);
     assert!(logs.dpkg.is_empty());
     assert!(
         logs.warnings.iter().any(|w| w.contains("only its newest")),
@@ -277,7 +285,7 @@ fn host(name: &str, dpkg: &str, apt: &str, skew: i64) -> HostInput {
     HostInput {
         stage: "test".into(),
         host: name.into(),
-        logs: parse_host_logs(&answer(dpkg, apt, "clock 1796622400 +0000"), 0),
+        logs: parse_host_logs(&answer(dpkg, apt, "clock 1796622400 +0000"), 0, 0),
         skew,
     }
 }
