@@ -990,12 +990,13 @@ fn rfc3339_on_clock(epoch: i64, offset: i32) -> String {
 // ---------------------------------------------------------------------------
 // Rendering
 
-/// Write `events` for people, one line each:
+/// Write `events` for people, one line each (time on the host's clock,
+/// stage: hosts, package, versions, who or what):
 ///
 /// ```text
-/// 2026-12-07 05:30:01 +0000  test-1,test-2  fastpath  1.0 -> 1.1  deploy by alice@laptop (attempt 2026…, success)
-/// 2026-12-07 05:41:12 +0000  test-1  fastpath  1.1 -> 1.0 (downgrade)  apt: apt-get install fastpath=1.0, requested by alice (1000)
-/// 2026-12-07 05:42:00 +0000  test-1  fastpath  1.0 -> removed  dpkg (unknown)
+/// 2026-12-07 05:30:01 +0000  test: test-1,test-2  fastpath  1.0 -> 1.1  deploy by alice@laptop (attempt 2026…, success)
+/// 2026-12-07 05:41:12 +0000  test: test-1  fastpath  1.1 -> 1.0 (downgrade)  apt: apt-get install fastpath=1.0, requested by alice (1000)
+/// 2026-12-07 05:42:00 +0000  test: test-1  fastpath  1.0 -> removed  dpkg (unknown)
 /// ```
 ///
 /// Every text from a host or a record goes through
@@ -1067,8 +1068,9 @@ pub fn render_text(events: &[Event], out: &mut dyn Write) -> io::Result<()> {
         };
         writeln!(
             out,
-            "{}  {}  {}  {from} -> {to}{kind}{unsettled}  {by}",
+            "{}  {}: {}  {}  {from} -> {to}{kind}{unsettled}  {by}",
             format_on_clock(e.epoch, e.offset),
+            safe(&e.stage),
             hosts.join(","),
             safe(&e.package),
         )?;

@@ -89,8 +89,9 @@ pub fn section(changes: &LastChanges, page: &mut String) {
         let _ = writeln!(
             page,
             "<li><time datetime=\"{t}\">{t}</time> <span class=\"host\">{}</span> \
-             <strong>{}</strong> {from} → {to} · {by}</li>",
+             <span class=\"meta\">({})</span> <strong>{}</strong> {from} → {to} · {by}</li>",
             hosts.join(", "),
+            safe(&e.stage),
             safe(&e.package),
             t = safe(&e.time),
         );

@@ -351,7 +351,9 @@ fn each_change_is_attributed_once_deployer_then_apt_then_dpkg() {
     render_text(&events, &mut text).unwrap();
     let text = String::from_utf8(text).unwrap();
     assert!(
-        text.contains("test-1,test-2  fastpath  0.9 -> 1.0-1  deploy by alice@laptop (attempt A1"),
+        text.contains(
+            "test: test-1,test-2  fastpath  0.9 -> 1.0-1  deploy by alice@laptop (attempt A1"
+        ),
         "{text}"
     );
     assert!(

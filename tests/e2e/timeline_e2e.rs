@@ -157,7 +157,7 @@ fn timeline_lists_deployer_manual_and_removed_changes_each_attributed_once() {
     assert_eq!(code, 0, "{err}");
     assert!(
         text.contains(&format!(
-            "test-1,test-2  fastpath  {OLD} -> {NEW}  deploy by"
+            "test: test-1,test-2  fastpath  {OLD} -> {NEW}  deploy by"
         )),
         "{text}"
     );
@@ -167,14 +167,14 @@ fn timeline_lists_deployer_manual_and_removed_changes_each_attributed_once() {
     );
     assert!(
         text.contains(&format!(
-            "test-1  fastpath  {NEW} -> {OLD} (downgrade)  apt: "
+            "test: test-1  fastpath  {NEW} -> {OLD} (downgrade)  apt: "
         )),
         "{text}"
     );
     assert!(text.contains("requested by deployer ("), "{text}");
     assert!(
         text.contains(&format!(
-            "test-2  fastpath  {NEW} -> removed  dpkg (unknown)"
+            "test: test-2  fastpath  {NEW} -> removed  dpkg (unknown)"
         )),
         "{text}"
     );
