@@ -313,12 +313,12 @@ pub enum Command {
         #[arg(long, value_name = "DURATION|TIME", default_value = crate::timeline::DEFAULT_SINCE)]
         since: String,
         /// Only this host (repeatable); only these hosts are contacted.
-        #[arg(long = "host", value_name = "HOST")]
-        hosts: Vec<String>,
+        #[arg(long, value_name = "HOST")]
+        host: Vec<String>,
         /// Only this package (repeatable); any package, not only
         /// `deb_packages`.
-        #[arg(long = "package", value_name = "PKG")]
-        packages: Vec<String>,
+        #[arg(long, value_name = "PKG")]
+        package: Vec<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

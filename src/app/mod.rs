@@ -154,16 +154,16 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
         Some(Command::Timeline {
             stage,
             since,
-            hosts,
-            packages,
+            host,
+            package,
             json,
         }) => timeline::command(
             cli,
             &timeline::Request {
                 stage: stage.as_deref(),
                 since,
-                hosts,
-                packages,
+                hosts: host,
+                packages: package,
             },
             with_json(*json),
         ),
