@@ -39,6 +39,13 @@ pub(super) struct Request<'a> {
 pub(super) fn command(cli: &Cli, req: &Request<'_>, json: bool) -> Result<ExitStatus, Fatal> {
     let since = timeline::parse_since(req.since, now())
         .map_err(|e| Fatal::usage(format!("`--since`: {e}")).note(timeline::SINCE_NOTE))?;
+    // any package may have changed, but not a name dpkg could never log
+    for p in req.packages {
+        p.parse::<crate::package::PackageName>().map_err(|e| {
+            Fatal::usage(format!("`--package`: {e}"))
+                .note("give a Debian package name, e.g. `--package openssl`")
+        })?;
+    }
     let config = load_config(cli)?;
     if let Some(s) = req.stage {
         deploy::check_stage(&config, s)?;

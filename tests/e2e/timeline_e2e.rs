@@ -219,6 +219,12 @@ fn timeline_lists_deployer_manual_and_removed_changes_each_attributed_once() {
         err.contains("error: `--since`") && err.contains("offset"),
         "{err}"
     );
+    let (code, _, err) = deployer(&tb, &["timeline", "--package", "Fastpath"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("error: `--package`") && err.contains("Fastpath"),
+        "{err}"
+    );
     let (code, _, err) = deployer(&tb, &["timeline", "--host", "nope"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("`--host nope`"), "{err}");
