@@ -935,21 +935,23 @@ pub fn attribute(hosts: &[HostInput], records: &[Record], filter: &Filter) -> Ve
     }
     events.sort_by(|a, b| (a.epoch, &a.stage, &a.hosts).cmp(&(b.epoch, &b.stage, &b.hosts)));
     let mut grouped: Vec<Event> = Vec::new();
+    let mut group_of: HashMap<String, usize> = HashMap::new();
     for e in events {
-        let same = grouped.iter_mut().rev().take(64).find(|g| {
-            g.stage == e.stage
-                && g.package == e.package
-                && g.from == e.from
-                && g.to == e.to
-                && g.change == e.change
-                && g.by == e.by
-                && g.offset == e.offset
-                && !g.hosts.contains(&e.hosts[0])
-                && (matches!(g.by, By::Deployer { .. }) || g.epoch == e.epoch)
-        });
-        match same {
-            Some(g) => g.hosts.extend(e.hosts),
-            None => grouped.push(e),
+        // what must be the same: everything but the host, and the second
+        // unless it is one deployer attempt's
+        let second = (!matches!(e.by, By::Deployer { .. })).then_some(e.epoch);
+        let key = format!(
+            "{:?}",
+            (&e.stage, &e.package, &e.from, &e.to, e.change, &e.by, e.offset, second)
+        );
+        match group_of.get(&key) {
+            Some(&i) if !grouped[i].hosts.contains(&e.hosts[0]) => {
+                grouped[i].hosts.extend(e.hosts);
+            }
+            _ => {
+                group_of.insert(key, grouped.len());
+                grouped.push(e);
+            }
         }
     }
     for e in &mut grouped {

@@ -504,3 +504,34 @@ fn a_clock_differs_only_outside_the_span_of_the_call() {
     assert_eq!(skew(Some(40), 100, 110), -60);
     assert_eq!(skew(None, 100, 110), 0);
 }
+
+#[test]
+fn one_attempt_on_many_hosts_is_one_line_whatever_comes_between() {
+    let names: Vec<String> = (1..=100).map(|i| format!("test-{i}")).collect();
+    let hosts: Vec<HostInput> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            // one host after the other, each also changing a library of its own second
+            let t = 5 + i as i64 / 10;
+            let log = format!(
+                "2026-12-07 05:30:{t:02} upgrade fastpath:amd64 0.9 1.0-1\n\
+                 2026-12-07 05:30:{t:02} upgrade lib{i}:amd64 1 2\n"
+            );
+            host(name, &log, "", 0)
+        })
+        .collect();
+    let parts: Vec<(&str, Option<&str>, &str, HostResult)> = names
+        .iter()
+        .map(|n| (n.as_str(), Some("0.9"), "1.0-1", HostResult::Changed))
+        .collect();
+    let records = [record("A1", "2026-12-07T05:30:00Z", &parts)];
+    let events = attribute(&hosts, &records, &Filter::default());
+    let deploys: Vec<&Event> = events
+        .iter()
+        .filter(|e| matches!(e.by, By::Deployer { .. }))
+        .collect();
+    assert_eq!(deploys.len(), 1);
+    assert_eq!(deploys[0].hosts.len(), 100);
+    assert_eq!(events.len(), 101, "each library its own line");
+}
