@@ -482,36 +482,48 @@ fn apt_packages(list: &str) -> Vec<(String, Vec<String>)> {
 // ---------------------------------------------------------------------------
 // The command on each host
 
+/// How long before the window's start the host still sends log lines
+/// and files, in seconds: for a host's clock behind this machine's, and
+/// for the start of an apt run whose changes fall in the window.
+pub const SINCE_MARGIN: i64 = 3600;
+
 /// The fixed command that prints a host's package logs for the timeline:
 /// dpkg's (`/var/log/dpkg.log` and its rotations, gzipped or not) and
-/// apt's history (`/var/log/apt/history.log*`), oldest file first, each
-/// file's newest [`FILE_LIMIT`] bytes, every line of a file prefixed with
-/// `|` so that no log line can pass for the command's own; files last
-/// written more than a day before `since` are left out. Then the host's
-/// clock and offset.
+/// apt's history (`/var/log/apt/history.log*`), oldest file first, every
+/// line of a file prefixed with `|` so that no log line can pass for the
+/// command's own. Then the host's clock and offset.
+///
+/// Only what may fall in the window is sent: files last written before
+/// `since` (less [`SINCE_MARGIN`]) are left out, and so are the lines
+/// (dpkg) and runs (apt) dated before it, compared on the host in its own
+/// local time (`date -d @SECONDS`); of what is left, each file's newest
+/// [`FILE_LIMIT`] bytes. A quiet host sends a few lines however long its
+/// logs are.
 ///
 /// Read-only. It reads as the login user; a file that user may not read
 /// (apt's history is `root:adm 0640` on some systems) is read through
 /// `sudo -n` (never prompting; first a read of no bytes, `head -c 0`, to
 /// learn whether sudo allows it), and when that is refused too, an
-/// `unreadable` line says so with sudo's words. Gzipped files are decompressed on the host
-/// (`gzip -dc`, always there on Debian). A symbolic link is not followed.
+/// `unreadable` line says so with sudo's words. Gzipped files are
+/// decompressed on the host (`gzip -dc`, always there on Debian). A
+/// symbolic link is not followed.
 pub fn host_read_command(since: i64) -> RemoteCommand {
     RemoteCommand::new("sh")
         .args([
             "-c",
             READ_SCRIPT,
             "deployer-timeline",
-            &since.saturating_sub(86_400).to_string(),
+            &since.saturating_sub(SINCE_MARGIN).to_string(),
             &FILE_LIMIT.to_string(),
         ])
         .named("timeline")
 }
 
-/// The script of [`host_read_command`]: `$1` the oldest last-write time of
-/// a file worth reading, `$2` the bytes kept of each file.
+/// The script of [`host_read_command`]: `$1` the start of what to send
+/// (seconds since the epoch), `$2` the bytes kept of each file.
 const READ_SCRIPT: &str = r#"set -u
 since=$1 max=$2
+from=$(date -d "@$since" '+%Y-%m-%d %H:%M:%S' 2>/dev/null) || from=
 echo 'deployer-timeline 1'
 one() {
   kind=$1 f=$2
@@ -520,14 +532,18 @@ one() {
   m=$(stat -c %Y -- "$f" 2>/dev/null || echo 0)
   [ "$m" -ge "$since" ] || return 0
   case $f in *.gz) r='gzip -dc --' ;; *) r='cat --' ;; esac
-  if [ -r "$f" ]; then s=
-  elif e=$(sudo -n head -c 0 -- "$f" 2>&1 >/dev/null); then s='sudo -n'
+  if [ -r "$f" ]; then su=
+  elif e=$(sudo -n head -c 0 -- "$f" 2>&1 >/dev/null); then su='sudo -n'
   else
     echo "unreadable $kind $f not readable by $(id -un), and sudo -n was refused: $(printf '%s' "$e" | tr '\n' ' ')"
     return 0
   fi
+  case $kind in
+    dpkg) keep='from == "" || substr($0, 1, 19) >= from' ;;
+    apt) keep='/^Start-Date: / { k = ($2 " " $3 >= from) } from == "" || k' ;;
+  esac
   echo "file $kind $f"
-  $s $r "$f" 2>/dev/null | tail -c "$((max + 1))" | sed 's/^/|/'
+  $su $r "$f" 2>/dev/null | awk -v from="$from" "$keep" | tail -c "$((max + 1))" | sed 's/^/|/'
   echo "end $kind $f"
 }
 n=20
