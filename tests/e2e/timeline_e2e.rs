@@ -109,6 +109,13 @@ fn timeline_lists_deployer_manual_and_removed_changes_each_attributed_once() {
         (Some(OLD), Some(NEW))
     );
     assert_eq!(d["change"], "upgrade", "dpkg confirms it: {d:#}");
+    let mut keys: Vec<&str> = d.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["by", "change", "epoch", "from", "hosts", "package", "stage", "time", "to"],
+        "the documented shape"
+    );
     assert_eq!(d["by"]["attempt"], id.as_str());
     assert_eq!(d["by"]["action"], "deploy");
     assert_eq!(d["by"]["who"], attempt_who(&attempt));
