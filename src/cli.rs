@@ -295,7 +295,7 @@ pub enum Command {
     RefreshBadges(BadgeArgs),
     /// Show the deploy history, newest first.
     #[command(
-        after_long_help = "Examples:\n  deployer history                     this machine's log\n  deployer history fastpath --stage prod\n  deployer history --hosts prod        also what every operator did to prod, as its hosts recorded it"
+        after_long_help = "Examples:\n  deployer history                     this machine's log\n  deployer history fastpath --stage prod\n  deployer history --hosts prod        also what every operator did to prod, as its hosts recorded it\n  deployer history --hosts --since 6h  every stage's hosts, the last six hours\n  deployer history --limit 5           the newest five attempts"
     )]
     History {
         /// Only this package.
@@ -304,9 +304,50 @@ pub enum Command {
         #[arg(long)]
         stage: Option<String>,
         /// Also read the history kept on every host of STAGE (every
-        /// operator's attempts there), merged with the local log.
-        #[arg(long, value_name = "STAGE")]
+        /// operator's attempts there), merged with the local log; without
+        /// STAGE, the hosts of `--stage`, or of every stage.
+        #[arg(long, value_name = "STAGE", num_args = 0..=1, default_missing_value = "")]
         hosts: Option<String>,
+        /// Only attempts started since then: a duration back from now
+        /// (`30m`, `2h`, `3d`) or a time with its offset
+        /// (`2026-12-07T05:30:00Z`, `2026-12-07 06:30+01:00`).
+        #[arg(long, value_name = "DURATION|TIME")]
+        since: Option<String>,
+        /// Only the newest N attempts.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What changed packages on the hosts, oldest first: dpkg's log
+    /// (installs, upgrades, removals, with versions, gzipped rotations
+    /// included), each change attributed to the deployer attempt it
+    /// belongs to (who, why, attempt id), else to the apt run in apt's
+    /// history (its command line and `Requested-By`), else to dpkg alone.
+    /// Read-only; logs the login user cannot read are read through
+    /// `sudo -n`, never anything else.
+    #[command(
+        after_long_help = after_help(
+            "Examples:\n  deployer timeline                          every stage, the last two hours\n  deployer timeline prod --since 30m\n  deployer timeline --host prod-2 --package openssl --since 3d\n  deployer timeline --since '2026-12-07 05:30+01:00' --json",
+            &[Success, Usage, Unreachable]
+        )
+    )]
+    Timeline {
+        /// Only this stage (default: every stage).
+        stage: Option<String>,
+        /// Changes since then: a duration back from now (`30m`, `2h`,
+        /// `3d`, `1w`) or a time with its offset (`2026-12-07T05:30:00Z`,
+        /// `2026-12-07 06:30+01:00`); a time without an offset is refused.
+        #[arg(long, value_name = "DURATION|TIME", default_value = crate::timeline::DEFAULT_SINCE)]
+        since: String,
+        /// Only this host (repeatable); only these hosts are contacted.
+        #[arg(long, value_name = "HOST")]
+        host: Vec<String>,
+        /// Only this package (repeatable); any package, not only
+        /// `deb_packages`.
+        #[arg(long, value_name = "PKG")]
+        package: Vec<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

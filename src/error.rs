@@ -69,7 +69,7 @@ pub const EXIT_STATUSES: &[(ExitStatus, &str)] = &[
     ),
     (
         ExitStatus::Unreachable,
-        "some hosts could not be reached (status view, `refresh-badges`), their badges could not be written (`refresh-badges`), their history could not be read (`history --hosts`), they failed a check (`check`, `hosts --check`), or they did not say what they can install (`versions`) or what a version changes (`changes`), or a deploy, promotion or rollback left them out (`--skip-unreachable`, `--exclude`: the stage is not done); the others were served",
+        "some hosts could not be reached (status view, `refresh-badges`), their badges could not be written (`refresh-badges`), their history or package logs could not be read (`history --hosts`, `timeline`), they failed a check (`check`, `hosts --check`), or they did not say what they can install (`versions`) or what a version changes (`changes`), or a deploy, promotion or rollback left them out (`--skip-unreachable`, `--exclude`: the stage is not done); the others were served",
     ),
     (
         ExitStatus::Pending,

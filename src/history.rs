@@ -810,7 +810,7 @@ pub fn parse_host_log(host: &str, text: &str, dropped: u64) -> (Vec<Record>, Vec
     (records, warnings)
 }
 
-/// What [`read_stage`] found on the hosts of a stage: each host's log that
+/// What [`read_hosts`] found on the hosts: each host's log that
 /// could be read, a warning per line skipped or host not read (one line
 /// each, made safe), and whether some host could not be read at all.
 #[derive(Debug, Clone, Default)]
@@ -824,24 +824,42 @@ pub struct StageLogs {
 }
 
 /// Read the history kept on every connected host of `stage`
-/// ([`host_read_command`], without root), as `history --hosts` and a
-/// rollback looking for the version before do; merge the result with the
-/// local log through [`merge_sourced`].
+/// ([`host_read_command`], without root), as a rollback looking for the
+/// version before does; merge the result with the local log through
+/// [`merge_sourced`].
 pub fn read_stage(
     fleet: &mut crate::fleet::Fleet,
     stage: &str,
     timeout: std::time::Duration,
 ) -> StageLogs {
+    read_hosts(fleet, |t| t.stage == stage, timeout)
+}
+
+/// Read the history kept on every host of the fleet that `keep` accepts,
+/// all at once ([`host_read_command`], without root): each host's records
+/// with the stage it is in, for [`merge_sourced`]; lines skipped and hosts
+/// not read as warnings. The one reader of the hosts' histories, for
+/// `history --hosts`, `timeline` and a rollback looking for the version
+/// before.
+pub fn read_hosts(
+    fleet: &mut crate::fleet::Fleet,
+    keep: impl Fn(&crate::transport::Target) -> bool,
+    timeout: std::time::Duration,
+) -> StageLogs {
     let command = host_read_command();
+    let answers = fleet.on_each(keep, |m| {
+        let (host, stage) = (m.host().to_string(), m.target().stage.clone());
+        (host, stage, m.run(&command, timeout))
+    });
     let mut found = StageLogs::default();
-    for (host, answer) in fleet.run_on_stage(stage, &command, timeout) {
+    for (host, stage, answer) in answers {
         match answer {
             Ok(out) if out.success() => {
                 let (records, warnings) = parse_host_log(&host, &out.stdout, out.stdout_dropped);
                 found.warnings.extend(warnings);
                 found.logs.push(HostLog {
                     host,
-                    stage: stage.to_string(),
+                    stage,
                     records,
                 });
             }

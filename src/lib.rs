@@ -75,6 +75,7 @@ pub mod sudo;
 pub(crate) mod suggest;
 pub mod sys;
 pub mod text;
+pub mod timeline;
 pub mod transport;
 pub mod version;
 pub mod versions;

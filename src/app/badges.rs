@@ -14,6 +14,7 @@ use crate::console::Console;
 use crate::error::{ExitStatus, Fatal};
 use crate::fleet::Fleet;
 use crate::matrix::{self, Matrix};
+use crate::render::changes::LastChanges;
 use crate::render::{self, Color};
 use crate::sudo;
 
@@ -87,9 +88,13 @@ pub fn refresh(
         }
     }
     if let Some(out) = &args.output {
+        let changes = config
+            .dashboard_changes
+            .map(|window| last_changes(config, console, &mut fleet, &reports, window));
         let dashboard = render::Dashboard {
             refreshed: &refreshed,
             refresh: config.dashboard_refresh,
+            changes: changes.as_ref(),
         };
         let (written, unchanged) = write_tree(out, &m, &board, fonts.as_ref(), &dashboard)?;
         console.say(&format!(
@@ -99,6 +104,42 @@ pub fn refresh(
         ));
     }
     Ok(status)
+}
+
+/// The dashboard's "Last changes": the timeline of the last `window`
+/// seconds on the hosts whose status was read, over the same sessions
+/// (two short reads per host). Hosts that did not answer are listed as not
+/// read; what the others' logs lacked is a warning.
+fn last_changes(
+    config: &Config,
+    console: &Console,
+    fleet: &mut Fleet,
+    reports: &[crate::matrix::HostReport],
+    window: u64,
+) -> LastChanges {
+    let answered = |t: &crate::transport::Target| {
+        reports
+            .iter()
+            .any(|r| r.result.is_ok() && r.stage == t.stage && r.host == t.host)
+    };
+    let filter = crate::timeline::Filter {
+        since: super::history::now() - i64::try_from(window).unwrap_or(i64::MAX / 2),
+        ..Default::default()
+    };
+    let (events, _, mut unread) = super::timeline::gather(config, fleet, &filter, answered, &|w| {
+        console.warn(&format!("the dashboard's last changes: {w}"))
+    });
+    unread.extend(
+        reports
+            .iter()
+            .filter(|r| r.result.is_err())
+            .map(|r| r.host.clone()),
+    );
+    LastChanges {
+        window: crate::timeline::format_window(window),
+        events,
+        unread,
+    }
 }
 
 /// Ask each host that has badges to write whether sudo works there (the

@@ -199,6 +199,17 @@ mod tests {
             .find(|a| a.get_id() == "hosts")
             .unwrap();
         assert!(hosts.get::<ArgValueCandidates>().is_some());
+        let timeline = cmd.find_subcommand("timeline").expect("timeline");
+        let candidates = |id: &str| {
+            timeline
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .unwrap()
+                .get::<ArgValueCandidates>()
+                .is_some()
+        };
+        assert!(candidates("stage") && candidates("package"));
+        assert!(!candidates("host"), "a host is not a stage");
     }
 
     #[test]

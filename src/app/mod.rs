@@ -22,6 +22,7 @@ mod output;
 mod selection;
 mod setup;
 mod status;
+mod timeline;
 mod unlock;
 mod versions;
 
@@ -158,12 +159,34 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
             package,
             stage,
             hosts,
+            since,
+            limit,
             json,
         }) => history::command(
             cli,
-            package.as_deref(),
-            stage.as_deref(),
-            hosts.as_deref(),
+            &history::Request {
+                package: package.as_deref(),
+                stage: stage.as_deref(),
+                hosts_of: hosts.as_deref(),
+                since: since.as_deref(),
+                limit: *limit,
+            },
+            with_json(*json),
+        ),
+        Some(Command::Timeline {
+            stage,
+            since,
+            host,
+            package,
+            json,
+        }) => timeline::command(
+            cli,
+            &timeline::Request {
+                stage: stage.as_deref(),
+                since,
+                hosts: host,
+                packages: package,
+            },
             with_json(*json),
         ),
         Some(Command::Check { stage, json: own }) => {

@@ -78,6 +78,10 @@ pub struct Config {
     pub badges_after_deploy: bool,
     /// `badges_png`: write a PNG beside each SVG badge (default no).
     pub badges_png: bool,
+    /// `dashboard_changes`: the window of the dashboard's "Last changes"
+    /// (the timeline of the hosts), in seconds; `None` (`no`) leaves the
+    /// section and its reads out (default 6h).
+    pub dashboard_changes: Option<u64>,
     /// `dashboard_refresh`: how often the dashboard page of
     /// `refresh_badges --output` reloads itself, and so how old it may be
     /// before it shows itself stale (three of these); `None` with `0`
@@ -630,6 +634,9 @@ impl<'a> Reader<'a> {
             badges_png: self
                 .value(&env, "badges_png", value::parse_bool)?
                 .unwrap_or(false),
+            dashboard_changes: self
+                .value(&env, "dashboard_changes", value::parse_window)?
+                .unwrap_or(Some(value::DEFAULT_DASHBOARD_CHANGES)),
             dashboard_refresh: self
                 .value(&env, "dashboard_refresh", value::parse_dashboard_refresh)?
                 .unwrap_or(Some(DEFAULT_DASHBOARD_REFRESH)),

@@ -95,6 +95,7 @@ pub const ENVIRONMENT: SectionKind = SectionKind {
         single("rollback_on_failure", "no", "put changed hosts back when a rollout fails"),
         single("badges_after_deploy", "yes", "refresh the badges of the hosts a deploy changed, over its connections (only with `badges_path`)"),
         single("badges_png", "no", "also write `PKG.png` beside every SVG badge (as `refresh-badges --png`)"),
+        single("dashboard_changes", "6h", "the window of the dashboard's \"Last changes\" (the hosts' timeline, two short reads per host and refresh), e.g. `2h`, `1d`, or `no`"),
         single("dashboard_refresh", "5m", "how often the dashboard page (`refresh-badges --output`) reloads itself; older than three of these, it shows itself stale; `0` = never"),
     ],
 };

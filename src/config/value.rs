@@ -207,6 +207,26 @@ pub(crate) fn parse_units(s: &str) -> Result<Vec<crate::service::Unit>, Invalid>
         .collect()
 }
 
+/// The default `dashboard_changes`: six hours.
+pub(crate) const DEFAULT_DASHBOARD_CHANGES: u64 = 6 * 3600;
+
+/// `dashboard_changes`: a window such as `6h` (as `deployer timeline
+/// --since` takes a duration), or `no` for none.
+pub(crate) fn parse_window(s: &str) -> Result<Option<u64>, Invalid> {
+    const ACCEPTED: &str =
+        "accepted: a duration with its unit, `30m`, `6h`, `2d` (s, m, h, d, w), or `no`";
+    if matches!(
+        s.trim().to_ascii_lowercase().as_str(),
+        "no" | "off" | "false"
+    ) {
+        return Ok(None);
+    }
+    match crate::timeline::parse_duration(s.trim()) {
+        Some(secs) if secs > 0 => Ok(Some(secs.unsigned_abs())),
+        _ => Err(Invalid::new("not a window", ACCEPTED)),
+    }
+}
+
 pub(crate) fn parse_bool(s: &str) -> Result<bool, Invalid> {
     match s.trim().to_ascii_lowercase().as_str() {
         "yes" | "true" | "on" | "1" => Ok(true),

@@ -39,6 +39,9 @@ pub struct Dashboard<'a> {
     /// `dashboard_refresh`: how often the page reloads itself (`None`:
     /// never); older than [`STALE_AFTER`] of these, it shows itself stale.
     pub refresh: Option<Duration>,
+    /// The last changes on the hosts (the timeline of `dashboard_changes`),
+    /// listed under the matrix ([`super::changes`]); `None`: no section.
+    pub changes: Option<&'a super::changes::LastChanges>,
 }
 
 /// How many reload intervals old a page may be before it shows itself
@@ -59,8 +62,9 @@ pub fn html(
     page.header(m, dashboard);
     page.frozen(m);
     page.matrix(m, board);
-    // the last changes on the hosts (issue 19's timeline) go here, in a
-    // section of their own, right under the matrix
+    if let Some(c) = dashboard.changes {
+        super::changes::section(c, &mut page.s);
+    }
     page.details(m, board);
     page.unreachable(m);
     page.legend();
@@ -664,6 +668,7 @@ mod tests {
         let dashboard = Dashboard {
             refreshed: NOW,
             refresh,
+            changes: None,
         };
         html(m, &board(m, reports), &dashboard, &mut buf).unwrap();
         String::from_utf8(buf).unwrap()

@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::matrix::{Cell, Marker, Matrix};
 use crate::status::PackageState;
 
+pub mod changes;
 mod html;
 pub use html::{html, Dashboard};
 

@@ -159,7 +159,11 @@ fn page_of(
 ) -> String {
     let board = deployer::badges::board(m, reports);
     let mut out = Vec::new();
-    let dashboard = deployer::render::Dashboard { refreshed, refresh };
+    let dashboard = deployer::render::Dashboard {
+        refreshed,
+        refresh,
+        changes: None,
+    };
     deployer::render::html(m, &board, &dashboard, &mut out).unwrap();
     String::from_utf8(out).unwrap()
 }

@@ -659,6 +659,7 @@ fn guide_of(command: &str) -> &'static str {
         "hosts" => "#how-hosts-are-reached",
         "refresh-badges" => "guide.md#badges-and-cron",
         "history" => "guide.md#history",
+        "timeline" => "guide.md#what-changed-here-deployer-timeline",
         "check" => "guide.md#checking-the-hosts-deployer-check",
         "versions" => "guide.md#what-can-be-installed-deployer-versions",
         "changes" => {

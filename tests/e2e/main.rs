@@ -33,6 +33,7 @@ mod ssh_trust_e2e;
 mod status_e2e;
 mod terminal_e2e;
 mod testbed;
+mod timeline_e2e;
 mod transport_e2e;
 mod version_oracle;
 mod versions_e2e;
