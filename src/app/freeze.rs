@@ -79,56 +79,104 @@ pub fn apply(
         ));
         return Ok(ExitStatus::Success);
     }
+    // a freeze is written where it is missing: on every host the first
+    // time; a second freeze completes one a host that was down missed,
+    // with the record that stands, and never replaces its reason
+    let mut record_line = record_line;
+    let mut why = why.map(str::to_string);
+    let mut only: Option<Vec<String>> = None;
     if reason.is_some() {
-        // a second freeze must not silently replace the first one's reason
-        let existing: Vec<String> = reports
+        let existing: Vec<(&String, &Freeze)> = reports
             .iter()
             .filter_map(|r| r.result.as_ref().ok().map(|s| (&r.host, s)))
             .flat_map(|(host, s)| {
                 s.freezes
                     .iter()
                     .filter(|f| f.applies_to(stage))
-                    .map(move |f| format!("{host}: {}", f.describe()))
+                    .map(move |f| (host, f))
             })
             .collect();
-        if !existing.is_empty() {
-            let reason = reason.unwrap_or_default().to_string();
-            let record = attempt.refused(stage, reason);
-            history::put_on_record(&config.history_file, console, &record);
-            let mut f = Fatal::usage(format!("stage `{stage}` is already frozen"))
-                .status(ExitStatus::Refused);
-            f.notes = existing;
-            f.notes.push(format!(
-                "the first freeze stands; to change its reason, `deployer unfreeze {stage}` and freeze again"
-            ));
-            return Err(f);
+        let lacking: Vec<String> = reports
+            .iter()
+            .filter(|r| {
+                r.result
+                    .as_ref()
+                    .map_or(true, |s| !s.freezes.iter().any(|f| f.applies_to(stage)))
+            })
+            .map(|r| r.host.clone())
+            .collect();
+        // the record to complete with: the stage's own, readable, one
+        let standing = existing.iter().map(|(_, f)| *f).find(|f| f.stage == stage);
+        match (existing.is_empty(), standing) {
+            (true, _) => {}
+            (false, Some(first)) if !lacking.is_empty() => {
+                console.say(&format!(
+                    "Stage `{stage}` is already frozen on {} of {} host(s) ({}); completing the \
+                     freeze on {} with that record (the reason given now is not used).",
+                    existing.len(),
+                    reports.len(),
+                    first.describe(),
+                    lacking.join(", ")
+                ));
+                record_line = Some(first.to_line());
+                why = Some(format!(
+                    "completing the freeze: {}",
+                    crate::text::one_line(&first.reason)
+                ));
+                only = Some(lacking);
+            }
+            _ => {
+                let reason = reason.unwrap_or_default().to_string();
+                let record = attempt.refused(stage, reason);
+                history::put_on_record(&config.history_file, console, &record);
+                let mut f = Fatal::usage(format!("stage `{stage}` is already frozen"))
+                    .status(ExitStatus::Refused);
+                f.notes = existing
+                    .iter()
+                    .map(|(host, f)| format!("{host}: {}", f.describe()))
+                    .collect();
+                f.notes.push(format!(
+                    "the first freeze stands; to change its reason, `deployer unfreeze {stage}` and freeze again"
+                ));
+                return Err(f);
+            }
         }
     }
     // root writes the record: sudo must work wherever it is written
     let answers = crate::sudo::ask_stage(&mut fleet, stage, timeout);
     if let Some(f) = crate::sudo::refusal(action, stage, &answers) {
-        let why = match why {
+        let why = match &why {
             Some(r) => format!("{}: {r}", f.message),
             None => f.message.clone(),
         };
         history::put_on_record(&config.history_file, console, &attempt.refused(stage, why));
         return Err(f);
     }
-    let results = fleet.on_stage(stage, |m| {
-        m.exec(Exec {
-            command: &command,
-            timeout,
-            stdin: record_line.as_deref().map(str::as_bytes),
-            on_output: None,
-        })
-    });
+    let results = fleet.on_each(
+        |t| t.stage == stage && only.as_ref().is_none_or(|o| o.contains(&t.host)),
+        |m| {
+            let answer = m.exec(Exec {
+                command: &command,
+                timeout,
+                stdin: record_line.as_deref().map(str::as_bytes),
+                on_output: None,
+            });
+            (m.host().to_string(), answer)
+        },
+    );
     let mut hosts = Vec::new();
     let mut problems = Vec::new();
+    // hosts that could not be reached at all, apart from those that
+    // failed the change: a freeze the others have still holds
+    let mut unreached = 0;
     for (host, r) in &results {
         let failure = match r {
             Ok(out) if out.success() => None,
             Ok(out) => Some(transport::failure(out)),
-            Err(e) => Some(e.to_string()),
+            Err(e) => {
+                unreached += 1;
+                Some(e.to_string())
+            }
         };
         if let Some(f) = &failure {
             problems.push(format!("{host}: {f}"));
@@ -153,23 +201,49 @@ pub fn apply(
         _ => Outcome::Partial,
     };
     let record = Record {
-        reason: why.map(str::to_string),
+        reason: why,
         hosts,
         ..attempt.record(stage, outcome)
     };
     history::put_on_record(&config.history_file, console, &record);
     crate::notify::announce_or_warn(&config.notify, console, &record);
+    let done = if reason.is_some() {
+        "frozen"
+    } else {
+        "unfrozen"
+    };
+    let changed = results.len() - problems.len();
     if problems.is_empty() {
-        let done = if reason.is_some() {
-            "frozen"
-        } else {
-            "unfrozen"
-        };
         console.say(&format!(
-            "Stage `{stage}` is now {done} on {} host(s).",
-            results.len()
+            "Stage `{stage}` is now {done} on {changed} host(s)."
         ));
         return Ok(ExitStatus::Success);
+    }
+    let again = format!(
+        "run `deployer {action} {stage}` again once those hosts answer: it completes the {action} there"
+    );
+    if unreached == problems.len() && (changed > 0 || only.is_some()) {
+        // the hosts that answered are done; those down are named, and
+        // the status (3, as for any command that served only some hosts)
+        // says so
+        console.say(&match &only {
+            Some(_) => format!(
+                "The freeze of `{stage}` is now completed on {changed} of the {} host(s) that lacked it.",
+                results.len()
+            ),
+            None => format!(
+                "Stage `{stage}` is now {done} on {changed} of {} host(s).",
+                results.len()
+            ),
+        });
+        console.warn(&format!(
+            "{} host(s) of `{stage}` could not be reached and are not {done}; {again}",
+            problems.len()
+        ));
+        for p in &problems {
+            console.report(&format!("  not {done}: {p}"));
+        }
+        return Ok(ExitStatus::Unreachable);
     }
     let mut f = Fatal::usage(format!(
         "could not {action} `{stage}` on {} of {} host(s)",
@@ -182,9 +256,7 @@ pub fn apply(
         ExitStatus::FailedPartial
     });
     f.notes = problems;
-    f.notes.push(format!(
-        "run `deployer {action} {stage}` again once those hosts are fixed"
-    ));
+    f.notes.push(again);
     Err(f)
 }
 

@@ -25,6 +25,7 @@ mod notify_e2e;
 mod packaging;
 mod restart_e2e;
 mod rollback_e2e;
+mod runbook_e2e;
 mod security_e2e;
 mod skip_e2e;
 mod ssh_config_oracle;
