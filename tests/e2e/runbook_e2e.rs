@@ -56,10 +56,7 @@ fn steps(page: &str) -> Vec<Step> {
             })
             .collect();
         steps.push(Step {
-            answer: block[1..at]
-                .iter()
-                .any(|l| *l == QUESTION)
-                .then_some("yes\n"),
+            answer: block[1..at].contains(&QUESTION).then_some("yes\n"),
             shown,
             command,
             status: block[at + 1].parse().expect("a number"),
