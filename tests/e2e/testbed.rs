@@ -1013,3 +1013,123 @@ fn trixie_hosts_run_debian_13_with_openssh_10_beside_bookworm_in_one_stage() {
         );
     }
 }
+
+#[test]
+fn systemd_hosts_boot_systemd_with_journald_restart_units_and_leave_nothing_behind() {
+    let Some(tb) = Testbed::start_kinds(&[
+        ("test", 1, HostKind::BookwormSystemd),
+        ("test", 1, HostKind::TrixieSystemd),
+    ]) else {
+        return;
+    };
+    let dir = tb.dir().to_path_buf();
+    let mut pids = Vec::new();
+    let mut cgroups = Vec::new();
+    for host in tb.all_hosts() {
+        let alias = host.alias.as_str();
+        assert!(host.kind.systemd());
+        // PID 1 is systemd, and it has booted: `running`, not `degraded`:
+        // the root filesystem masks what cannot work in a container (timers,
+        // gettys), so a failed unit here is a testbed bug, listed below.
+        let out = ok(tb.ssh(
+            alias,
+            "deployer",
+            "cat /proc/1/comm; systemctl is-system-running; \
+             systemctl --failed --no-legend --plain; cat /etc/debian_version",
+        ));
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[..2], ["systemd", "running"], "{alias}: {out}");
+        assert_eq!(lines.len(), 3, "{alias}: no failed unit: {out}");
+        assert!(
+            lines[2].starts_with(&host.kind.debian_major().to_string()),
+            "{alias}: {out}"
+        );
+        // Its sshd is ssh.service's, listening on the host's own address.
+        let sshd = ok(tb.ssh(alias, "deployer", "systemctl is-active ssh.service"));
+        assert_eq!(sshd, "active", "{alias}");
+        let seen = ok(tb.ssh(alias, "deployer", "echo $SSH_CONNECTION"));
+        assert_eq!(seen.split_whitespace().nth(2), Some(host.address.as_str()));
+
+        // journald answers: a line sent to the journal is read back.
+        let tag = format!("testbed-probe-{alias}");
+        ok(tb.ssh(
+            alias,
+            "deployer",
+            &format!("echo hello from {alias} | sudo -n systemd-cat -t {tag}"),
+        ));
+        let read = || {
+            tb.ssh(
+                alias,
+                "deployer",
+                &format!("sudo -n journalctl --no-pager -o cat -t {tag}"),
+            )
+        };
+        assert!(
+            poll(Duration::from_secs(20), || stdout(&read())
+                == format!("hello from {alias}")),
+            "{alias}: journal: {:?}",
+            read()
+        );
+
+        // A unit restarts: systemd-logind gets a new main process.
+        let main_pid = || {
+            ok(tb.ssh(
+                alias,
+                "deployer",
+                "systemctl show -p MainPID --value systemd-logind.service",
+            ))
+        };
+        let before = main_pid();
+        assert_ne!(before, "0", "{alias}: logind runs");
+        ok(tb.ssh(
+            alias,
+            "deployer",
+            "sudo -n systemctl restart systemd-logind.service",
+        ));
+        let after = main_pid();
+        assert!(
+            after != before && after != "0",
+            "{alias}: {before} -> {after}"
+        );
+        assert_eq!(
+            ok(tb.ssh(alias, "deployer", "systemctl is-active systemd-logind")),
+            "active"
+        );
+
+        pids.push(host.init_pid);
+        pids.extend(host_processes(host.init_pid));
+        let nspawn =
+            std::fs::read_to_string(dir.join("hosts").join(alias).join("unshare.pid")).unwrap();
+        pids.push(nspawn.trim().parse().unwrap());
+        let own = std::fs::read_to_string(dir.join("hosts").join(alias).join("cgroups")).unwrap();
+        for cgroup in own.lines() {
+            let cgroup = Path::new(cgroup);
+            // systemd made its tree below the host's cgroup.
+            assert!(
+                cgroup.join("payload/init.scope").is_dir(),
+                "{}",
+                cgroup.display()
+            );
+            cgroups.push(cgroup.to_path_buf());
+        }
+    }
+    assert!(!cgroups.is_empty());
+    drop(tb);
+    for pid in pids {
+        assert!(
+            process_state(pid).is_none(),
+            "process {pid} outlived the testbed"
+        );
+    }
+    for cgroup in cgroups {
+        assert!(!cgroup.exists(), "cgroup {} is left", cgroup.display());
+        assert!(
+            !cgroup.parent().unwrap().exists(),
+            "{} is left",
+            cgroup.display()
+        );
+    }
+    assert!(!dir.exists(), "{} is left", dir.display());
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains(&dir.display().to_string()), "{mounts}");
+}
