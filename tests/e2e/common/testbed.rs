@@ -506,6 +506,12 @@ impl Testbed {
         if options.no_changelog {
             args.push("--no-changelog".to_string());
         }
+        if options.service {
+            args.push("--service".to_string());
+        }
+        if options.service_fail {
+            args.push("--service-fail".to_string());
+        }
         run_ok(script(args), &format!("publish `{pkg}` {version}"));
     }
 
@@ -894,6 +900,15 @@ pub struct Publish<'a> {
     pub changelog: Option<&'a str>,
     /// Build the package without a changelog.
     pub no_changelog: bool,
+    /// Ship a systemd unit, `PKG.service`: a process that logs `PKG VERSION
+    /// serving on HOST` to the journal when it starts, and `PKG VERSION:
+    /// health probe answered on HOST` on each SIGUSR1. Its postinst and
+    /// postrm run `systemctl daemon-reload` on systemd hosts; nothing starts
+    /// it but a restart.
+    pub service: bool,
+    /// Ship the unit, but one that fails to start: its `ExecStartPre` logs
+    /// `PKG VERSION: cannot bind :8080` and exits 3.
+    pub service_fail: bool,
 }
 
 /// The file (inside the host) a [`Publish`] postinst touches when it starts:
