@@ -214,6 +214,14 @@ impl Testbed {
         Testbed::start_kinds(&groups)
     }
 
+    /// Like [`Testbed::start`], every host of `kind`: for a scenario run
+    /// on each kind of host.
+    pub fn start_as(kind: HostKind, stages: &[(&str, usize)]) -> Option<Testbed> {
+        let groups: Vec<(&str, usize, HostKind)> =
+            stages.iter().map(|&(stage, n)| (stage, n, kind)).collect();
+        Testbed::start_kinds(&groups)
+    }
+
     /// Start hosts of given kinds: `&[("test", 2, HostKind::Trixie)]`. A
     /// stage named again continues its numbering, so a stage can mix kinds:
     /// `&[("test", 1, HostKind::Bookworm), ("test", 1, HostKind::Trixie)]`
