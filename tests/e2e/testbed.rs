@@ -1133,3 +1133,31 @@ fn systemd_hosts_boot_systemd_with_journald_restart_units_and_leave_nothing_behi
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains(&dir.display().to_string()), "{mounts}");
 }
+
+/// nspawn cannot pass a SIGKILL on to its container: the testbed runs it as
+/// PID 1 of a PID namespace of its own, so that a `serve` killed outright
+/// still takes its systemd hosts along (their cgroups go at the next
+/// allocation of the slot).
+#[test]
+fn killed_serve_takes_its_systemd_hosts_along() {
+    let Some(tb) = Testbed::start_kinds(&[("test", 1, HostKind::BookwormSystemd)]) else {
+        return;
+    };
+    let init = tb.host("test-1").init_pid;
+    let mut pids = host_processes(init);
+    pids.push(init);
+    assert!(pids.len() > 3, "systemd, journald, sshd...: {pids:?}");
+    let serve = std::fs::read_to_string(tb.dir().join("serve.pid")).unwrap();
+    let serve: i32 = serve.split_whitespace().next().unwrap().parse().unwrap();
+    let serve = rustix::process::Pid::from_raw(serve).unwrap();
+    rustix::process::kill_process(serve, rustix::process::Signal::KILL).unwrap();
+    assert!(
+        poll(Duration::from_secs(30), || pids
+            .iter()
+            .all(|p| process_state(*p).is_none())),
+        "left: {:?}",
+        pids.iter()
+            .filter(|p| process_state(**p).is_some())
+            .collect::<Vec<_>>()
+    );
+}
