@@ -1723,7 +1723,15 @@ fastpath:
 
     #[test]
     fn trixie_policies_parse_as_bookworms() {
-        let cases: [(&str, &str, Option<&str>, &str, &[&str]); 3] = [
+        /// (fixture, package, installed, candidate, available)
+        type Case = (
+            &'static str,
+            &'static str,
+            Option<&'static str>,
+            &'static str,
+            &'static [&'static str],
+        );
+        let cases: [Case; 3] = [
             (
                 "policy-testbed.txt",
                 "fastpath",

@@ -9,8 +9,9 @@
 //! lock lives as long as the process holding it), and reading a host from
 //! outside, through `/proc` (its files, its processes, and signals to them).
 //!
-//! Every host is a real bookworm system with its own sshd on its own loopback
-//! address; see `tests/testbed/README.md` for the design.
+//! Every host is a real Debian system (12 or 13, booting systemd or not, see
+//! [`HostKind`]) with its own sshd on its own loopback address; see
+//! `tests/testbed/README.md` for the design.
 
 use super::skip::skip;
 use std::ffi::OsStr;
