@@ -250,7 +250,18 @@ fn publish_is_seen_after_apt_get_update_and_only_in_its_testbed() {
 
 #[test]
 fn stopped_sshd_refuses_connections_until_undone() {
-    let Some(tb) = Testbed::start(&[("test", 2)]) else {
+    stopped_sshd_refuses_connections_on(HostKind::Bookworm);
+}
+
+/// On a systemd host the listener is ssh.service's: stopped and started
+/// through systemctl.
+#[test]
+fn stopped_sshd_refuses_connections_on_trixie_with_systemd() {
+    stopped_sshd_refuses_connections_on(HostKind::TrixieSystemd);
+}
+
+fn stopped_sshd_refuses_connections_on(kind: HostKind) {
+    let Some(tb) = Testbed::start_as(kind, &[("test", 2)]) else {
         return;
     };
     let key_before = ok(tb.exec("test-1", "cat /etc/ssh/ssh_host_ed25519_key.pub"));
@@ -284,7 +295,16 @@ fn stopped_sshd_refuses_connections_until_undone() {
 
 #[test]
 fn hung_sshd_accepts_but_never_answers_until_undone() {
-    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+    hung_sshd_never_answers_on(HostKind::Bookworm);
+}
+
+#[test]
+fn hung_sshd_never_answers_on_bookworm_with_systemd() {
+    hung_sshd_never_answers_on(HostKind::BookwormSystemd);
+}
+
+fn hung_sshd_never_answers_on(kind: HostKind) {
+    let Some(tb) = Testbed::start_as(kind, &[("test", 1)]) else {
         return;
     };
     {
@@ -311,7 +331,17 @@ fn hung_sshd_accepts_but_never_answers_until_undone() {
 
 #[test]
 fn frozen_host_stops_every_process_until_undone() {
-    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+    frozen_host_stops_every_process_on(HostKind::Bookworm);
+}
+
+/// Every process but systemd itself: journald, dbus, logind, sshd...
+#[test]
+fn frozen_host_stops_every_process_on_trixie_with_systemd() {
+    frozen_host_stops_every_process_on(HostKind::TrixieSystemd);
+}
+
+fn frozen_host_stops_every_process_on(kind: HostKind) {
+    let Some(tb) = Testbed::start_as(kind, &[("test", 1)]) else {
         return;
     };
     let init = tb.host("test-1").init_pid;
@@ -365,7 +395,21 @@ fn frozen_host_stops_every_process_until_undone() {
 
 #[test]
 fn changed_host_key_fails_verification_until_undone() {
-    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+    changed_host_key_fails_verification_on(HostKind::Bookworm);
+}
+
+#[test]
+fn changed_host_key_fails_verification_on_trixie() {
+    changed_host_key_fails_verification_on(HostKind::Trixie);
+}
+
+#[test]
+fn changed_host_key_fails_verification_on_bookworm_with_systemd() {
+    changed_host_key_fails_verification_on(HostKind::BookwormSystemd);
+}
+
+fn changed_host_key_fails_verification_on(kind: HostKind) {
+    let Some(tb) = Testbed::start_as(kind, &[("test", 1)]) else {
         return;
     };
     let known_before = std::fs::read_to_string(tb.home().join(".ssh/known_hosts")).unwrap();
