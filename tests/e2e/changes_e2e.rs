@@ -66,6 +66,11 @@ fn the_plan_of_a_deploy_shows_the_changelog_on_trixie() {
     the_plan_of_a_deploy_shows_the_changelog_on(HostKind::Trixie);
 }
 
+#[test]
+fn the_plan_of_a_deploy_shows_the_changelog_on_trixie_with_systemd() {
+    the_plan_of_a_deploy_shows_the_changelog_on(HostKind::TrixieSystemd);
+}
+
 fn the_plan_of_a_deploy_shows_the_changelog_on(kind: HostKind) {
     let Some(tb) = two_stages_as(kind, 2, "", "") else {
         return;

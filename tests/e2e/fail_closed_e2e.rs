@@ -34,6 +34,11 @@ fn item5_dependency_changes_are_refused_unless_allowed_on_trixie() {
     dependency_changes_are_refused_unless_allowed_on(HostKind::Trixie);
 }
 
+#[test]
+fn item5_dependency_changes_are_refused_unless_allowed_on_trixie_with_systemd() {
+    dependency_changes_are_refused_unless_allowed_on(HostKind::TrixieSystemd);
+}
+
 fn dependency_changes_are_refused_unless_allowed_on(kind: HostKind) {
     let Some(tb) = two_stages_as(kind, 1, "", "") else {
         return;

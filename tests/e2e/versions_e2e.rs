@@ -47,6 +47,11 @@ fn versions_lists_newest_first_on_trixie() {
     versions_lists_newest_first_on(HostKind::Trixie);
 }
 
+#[test]
+fn versions_lists_newest_first_on_trixie_with_systemd() {
+    versions_lists_newest_first_on(HostKind::TrixieSystemd);
+}
+
 fn versions_lists_newest_first_on(kind: HostKind) {
     let Some(tb) = two_stages_as(kind, 2, "lock_timeout = 2s", "") else {
         return;
