@@ -22,7 +22,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::cli::{deployer, host_result, last, two_stages, NEW, OLD};
-use common::testbed::{HostKind, Publish, Testbed};
+use common::testbed::{poll, HostKind, Publish, Testbed};
 use serde_json::Value;
 
 /// The restart: appends to the service's log file; fails (exit 3, after
@@ -241,7 +241,13 @@ fn systemctl_restarts_a_real_unit_on_trixie() {
 }
 
 fn restarts_a_real_unit_on(kind: HostKind) {
-    let Some(tb) = systemd_stages(kind, 2, "", UNITS) else {
+    // the health check waits until the service says it serves the version
+    // installed (`systemctl restart` does not wait for that), so that the
+    // canary's journal, read after it, has the line
+    let sections = format!(
+        "{UNITS}health_check = v=$(dpkg-query -W -f='${{Version}}' fastpath); i=0; until sudo -n journalctl --no-pager -o cat -u fastpath.service | grep -qx \"fastpath $v serving on $(hostname)\"; do i=$((i+1)); test $i -lt 300 || exit 9; sleep 0.1; done\n"
+    );
+    let Some(tb) = systemd_stages(kind, 2, "", &sections) else {
         return;
     };
     let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", UNIT_NEW]);
@@ -257,14 +263,16 @@ fn restarts_a_real_unit_on(kind: HostKind) {
     for h in ["test-1", "test-2"] {
         assert_eq!(tb.installed(h, "fastpath").as_deref(), Some(UNIT_NEW));
         assert_eq!(unit_state(&tb, h), "active", "{h}");
-        let journal = unit_journal(&tb, h);
-        assert_eq!(
-            journal,
-            [
-                format!("fastpath 0.82-1 serving on {h}"),
-                format!("fastpath 0.83-1 serving on {h}")
-            ],
-            "{h}: restarted once, on the new version"
+        let want = [
+            format!("fastpath 0.82-1 serving on {h}"),
+            format!("fastpath 0.83-1 serving on {h}"),
+        ];
+        // the service logs its line once started, which `systemctl
+        // restart` does not wait for
+        assert!(
+            poll(Duration::from_secs(30), || unit_journal(&tb, h) == want),
+            "{h}: restarted once, on the new version: {:?}",
+            unit_journal(&tb, h)
         );
     }
     let record = last(&tb);
@@ -313,12 +321,17 @@ fn a_failing_unit_is_rolled_back_on(kind: HostKind) {
         Some(UNIT_OLD)
     );
     assert_eq!(unit_state(&tb, "test-1"), "active");
-    let journal = unit_journal(&tb, "test-1");
-    assert_eq!(
-        journal.last().map(String::as_str),
-        Some("fastpath 0.82-1 serving on test-1"),
-        "{journal:?}"
+    let serving = |journal: &[String]| {
+        journal.last().map(String::as_str) == Some("fastpath 0.82-1 serving on test-1")
+    };
+    assert!(
+        poll(Duration::from_secs(30), || serving(&unit_journal(
+            &tb, "test-1"
+        ))),
+        "{:?}",
+        unit_journal(&tb, "test-1")
     );
+    let journal = unit_journal(&tb, "test-1");
     assert!(
         journal.contains(&"fastpath 0.84-1: cannot bind :8080".to_string()),
         "{journal:?}"
