@@ -370,10 +370,10 @@ fn follow_logs_follows_the_journal_on_trixie() {
 
 fn follow_logs_follows_the_journal_on(kind: HostKind) {
     // the health check waits until journalctl follows, then has the
-    // service log a line (SIGUSR1): only a follower running beside the
-    // check can show it
+    // service log a line (SIGUSR1), and ends once the line is in the
+    // journal: only a follower running beside the check can show it
     let sections = format!(
-        "{UNITS}health_check = i=0; until grep -qx journalctl /proc/[0-9]*/comm 2>/dev/null; do i=$((i+1)); test $i -lt 200 || exit 9; sleep 0.1; done; sudo -n systemctl kill --kill-who=main -s USR1 fastpath.service\n"
+        "{UNITS}health_check = i=0; until grep -qx journalctl /proc/[0-9]*/comm 2>/dev/null; do i=$((i+1)); test $i -lt 200 || exit 9; sleep 0.1; done; sudo -n systemctl kill --kill-who=main -s USR1 fastpath.service; until sudo -n journalctl --no-pager -o cat -u fastpath.service | grep -q 'health probe answered'; do i=$((i+1)); test $i -lt 400 || exit 8; sleep 0.1; done\n"
     );
     let Some(tb) = systemd_stages(kind, 1, "", &sections) else {
         return;
