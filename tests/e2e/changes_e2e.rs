@@ -6,8 +6,8 @@
 
 use crate::common;
 
-use common::cli::{deployer, history, two_stages, NEW, OLD};
-use common::testbed::{Publish, Testbed};
+use common::cli::{deployer, history, two_stages, two_stages_as, NEW, OLD};
+use common::testbed::{HostKind, Publish, Testbed};
 use serde_json::Value;
 
 const NEWER: &str = "0.82~pr760-200";
@@ -57,7 +57,22 @@ fn json_of(stdout: &str, stderr: &str) -> Value {
 
 #[test]
 fn the_plan_of_a_deploy_shows_the_entries_going_out_and_the_record_keeps_them() {
-    let Some(tb) = two_stages(2, "", "") else {
+    the_plan_of_a_deploy_shows_the_changelog_on(HostKind::Bookworm);
+}
+
+/// `apt-get download` and the changelog read on Debian 13 (apt 3).
+#[test]
+fn the_plan_of_a_deploy_shows_the_changelog_on_trixie() {
+    the_plan_of_a_deploy_shows_the_changelog_on(HostKind::Trixie);
+}
+
+#[test]
+fn the_plan_of_a_deploy_shows_the_changelog_on_trixie_with_systemd() {
+    the_plan_of_a_deploy_shows_the_changelog_on(HostKind::TrixieSystemd);
+}
+
+fn the_plan_of_a_deploy_shows_the_changelog_on(kind: HostKind) {
+    let Some(tb) = two_stages_as(kind, 2, "", "") else {
         return;
     };
     tb.set_versions("test-1", &[("fastpath", Some(OLD))]);

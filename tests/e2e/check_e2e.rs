@@ -5,7 +5,7 @@
 use crate::common;
 
 use common::cli::deployer;
-use common::testbed::Testbed;
+use common::testbed::{HostKind, Testbed};
 use serde_json::Value;
 
 /// `checks` of `host` in the JSON report, as `name -> result`.
@@ -43,7 +43,29 @@ fn expect(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn check_names_each_hosts_fault_and_its_fix() {
-    let Some(tb) = Testbed::start(&[("test", 2), ("prod", 4)]) else {
+    check_names_each_fault_on(&[
+        ("test", 2, HostKind::Bookworm),
+        ("prod", 4, HostKind::Bookworm),
+    ]);
+}
+
+/// The same faults on Debian 13 and systemd hosts, stages mixing them:
+/// sudo asking for a password on trixie, sshd stopped through systemd,
+/// a changed key on OpenSSH 10.
+#[test]
+fn check_names_each_fault_on_trixie_and_systemd_hosts() {
+    check_names_each_fault_on(&[
+        ("test", 1, HostKind::TrixieSystemd),
+        ("test", 1, HostKind::Trixie),
+        ("prod", 1, HostKind::TrixieSystemd),
+        ("prod", 1, HostKind::BookwormSystemd),
+        ("prod", 1, HostKind::Trixie),
+        ("prod", 1, HostKind::TrixieSystemd),
+    ]);
+}
+
+fn check_names_each_fault_on(layout: &[(&str, usize, HostKind)]) {
+    let Some(tb) = Testbed::start_kinds(layout) else {
         return;
     };
     tb.write_config(&["fastpath"], "badges_path = /var/www/badges", "");

@@ -8,10 +8,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::deadline::output_within;
-use common::testbed::Testbed;
+use common::testbed::{HostKind, Testbed};
 use serde_json::Value;
 
-use common::cli::{deployer, history, host_result, last, two_stages, NEW, OLD};
+use common::cli::{deployer, history, host_result, last, two_stages, two_stages_as, NEW, OLD};
 
 /// Past this a deploy that waits on a host has hung, not merely run slow.
 const HANG: Duration = Duration::from_secs(300);
@@ -45,26 +45,65 @@ fn deploy_given_version_then_roll_back() {
     let Some(tb) = two_stages(2, "", "") else {
         return;
     };
+    deploy_then_roll_back(&tb);
+}
+
+/// The same on Debian 13 (apt 3, dpkg 1.22).
+#[test]
+fn deploy_given_version_then_roll_back_on_trixie() {
+    let Some(tb) = two_stages_as(HostKind::Trixie, 2, "", "") else {
+        return;
+    };
+    deploy_then_roll_back(&tb);
+}
+
+/// The same on Debian 13 booting systemd.
+#[test]
+fn deploy_given_version_then_roll_back_on_trixie_with_systemd() {
+    let Some(tb) = two_stages_as(HostKind::TrixieSystemd, 2, "", "") else {
+        return;
+    };
+    deploy_then_roll_back(&tb);
+}
+
+/// The same with each stage mixing Debian 12 and 13, plain and systemd.
+#[test]
+fn deploy_given_version_then_roll_back_in_stages_mixing_releases() {
+    let Some(tb) = Testbed::start_kinds(&[
+        ("test", 1, HostKind::Bookworm),
+        ("test", 1, HostKind::TrixieSystemd),
+        ("prod", 1, HostKind::Trixie),
+        ("prod", 1, HostKind::BookwormSystemd),
+    ]) else {
+        return;
+    };
+    tb.write_config(&["fastpath", "detector"], "", "");
+    deploy_then_roll_back(&tb);
+}
+
+/// Stages `test` and `prod` of two hosts each, every host on detector
+/// 2.0-1: deploy 1:1.0-1 to test, then roll test back to 0.3~pr651-98.
+fn deploy_then_roll_back(tb: &Testbed) {
     for h in ["test-1", "test-2", "prod-1", "prod-2"] {
         tb.set_versions(h, &[("detector", Some("2.0-1"))]);
     }
     // the epoch version is an upgrade although its text looks smaller
-    let (code, out, err) = deployer(&tb, &["deploy", "detector", "test", "1:1.0-1"]);
+    let (code, out, err) = deployer(tb, &["deploy", "detector", "test", "1:1.0-1"]);
     assert_eq!(code, 0, "{out}{err}");
     for h in ["test-1", "test-2"] {
         assert_eq!(tb.installed(h, "detector").as_deref(), Some("1:1.0-1"));
     }
     // rollback on the critical stage needs --yes; to an older version is always allowed
-    let (code, out, err) = deployer(&tb, &["deploy", "detector", "test", "0.3~pr651-98"]);
+    let (code, out, err) = deployer(tb, &["deploy", "detector", "test", "0.3~pr651-98"]);
     assert_eq!(code, 0, "{out}{err}");
     for h in ["test-1", "test-2"] {
         assert_eq!(tb.installed(h, "detector").as_deref(), Some("0.3~pr651-98"));
     }
-    let r = last(&tb);
+    let r = last(tb);
     assert_eq!(r["outcome"], "success");
     assert_eq!(r["hosts"][0]["from"], "1:1.0-1");
     assert_eq!(r["hosts"][0]["to"], "0.3~pr651-98");
-    assert_eq!(history(&tb).len(), 2);
+    assert_eq!(history(tb).len(), 2);
 }
 
 #[test]

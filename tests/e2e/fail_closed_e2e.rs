@@ -9,9 +9,11 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::cli::{deployer, history, host_result, last, two_stages, NEW, OLD};
+use common::cli::{deployer, history, host_result, last, two_stages, two_stages_as, NEW, OLD};
 use common::deadline::process_within;
-use common::testbed::{postinst_ended, postinst_started, Publish, Testbed, TRANSLATING_LOCALE};
+use common::testbed::{
+    postinst_ended, postinst_started, HostKind, Publish, Testbed, TRANSLATING_LOCALE,
+};
 use serde_json::Value;
 
 /// Past this a deploy that waits for a lock has hung, not merely run slow.
@@ -23,7 +25,22 @@ const NEWER: &str = "0.82~pr760-200";
 /// it.
 #[test]
 fn item5_dependency_changes_are_refused_unless_allowed() {
-    let Some(tb) = two_stages(1, "", "") else {
+    dependency_changes_are_refused_unless_allowed_on(HostKind::Bookworm);
+}
+
+/// apt 3's `apt-get -s` on Debian 13: the same `Inst`/`Remv` lines read.
+#[test]
+fn item5_dependency_changes_are_refused_unless_allowed_on_trixie() {
+    dependency_changes_are_refused_unless_allowed_on(HostKind::Trixie);
+}
+
+#[test]
+fn item5_dependency_changes_are_refused_unless_allowed_on_trixie_with_systemd() {
+    dependency_changes_are_refused_unless_allowed_on(HostKind::TrixieSystemd);
+}
+
+fn dependency_changes_are_refused_unless_allowed_on(kind: HostKind) {
+    let Some(tb) = two_stages_as(kind, 1, "", "") else {
         return;
     };
     tb.set_versions(
@@ -92,7 +109,17 @@ fn item5_dependency_changes_are_refused_unless_allowed() {
 /// naming the host, and `--allow-held` deploys and holds it again.
 #[test]
 fn item6_held_packages_are_shown_and_refused() {
-    let Some(tb) = two_stages(1, "", "") else {
+    held_packages_are_shown_and_refused_on(HostKind::Bookworm);
+}
+
+/// Holds (`apt-mark`, dpkg's selections) on Debian 13, booting systemd.
+#[test]
+fn item6_held_packages_are_shown_and_refused_on_trixie() {
+    held_packages_are_shown_and_refused_on(HostKind::TrixieSystemd);
+}
+
+fn held_packages_are_shown_and_refused_on(kind: HostKind) {
+    let Some(tb) = two_stages_as(kind, 1, "", "") else {
         return;
     };
     tb.set_versions("test-1", &[("fastpath", Some(OLD))]);
@@ -122,7 +149,17 @@ fn item6_held_packages_are_shown_and_refused() {
 /// upgrades cannot undo a rollback, and deploys move the pin.
 #[test]
 fn item6_hold_setting_pins_the_deployed_version() {
-    let Some(tb) = two_stages(1, "", "[package:fastpath]\nhold = yes") else {
+    hold_setting_pins_the_deployed_version_on(HostKind::Bookworm);
+}
+
+/// `hold = yes` on Debian 13: apt 3's upgrade leaves the pinned version.
+#[test]
+fn item6_hold_setting_pins_the_deployed_version_on_trixie() {
+    hold_setting_pins_the_deployed_version_on(HostKind::Trixie);
+}
+
+fn hold_setting_pins_the_deployed_version_on(kind: HostKind) {
+    let Some(tb) = two_stages_as(kind, 1, "", "[package:fastpath]\nhold = yes") else {
         return;
     };
     tb.set_versions("test-1", &[("fastpath", Some(NEW))]);

@@ -6,7 +6,7 @@ use crate::common;
 use std::process::Command;
 
 use common::bin::run;
-use common::testbed::Testbed;
+use common::testbed::{HostKind, Testbed};
 use serde_json::Value;
 
 const PACKAGES: [&str; 4] = ["ooni-api", "fastpath", "analysis", "detector"];
@@ -53,7 +53,28 @@ fn host_json<'a>(v: &'a Value, stage: &str, host: &str) -> &'a Value {
 /// and one host down.
 #[test]
 fn status_of_three_stages_with_drift_and_a_host_down() {
-    let Some(tb) = Testbed::start(&[("test", 1), ("hel", 1), ("prod", 3)]) else {
+    status_of_three_stages_on(&[
+        ("test", 1, HostKind::Bookworm),
+        ("hel", 1, HostKind::Bookworm),
+        ("prod", 3, HostKind::Bookworm),
+    ]);
+}
+
+/// The same on Debian 13 hosts, plain and systemd, and a stage mixing
+/// releases; the host down is a systemd host whose ssh.service is stopped.
+#[test]
+fn status_of_three_stages_on_trixie_and_mixed_stages() {
+    status_of_three_stages_on(&[
+        ("test", 1, HostKind::Trixie),
+        ("hel", 1, HostKind::TrixieSystemd),
+        ("prod", 1, HostKind::Bookworm),
+        ("prod", 1, HostKind::Trixie),
+        ("prod", 1, HostKind::TrixieSystemd),
+    ]);
+}
+
+fn status_of_three_stages_on(layout: &[(&str, usize, HostKind)]) {
+    let Some(tb) = Testbed::start_kinds(layout) else {
         return;
     };
     tb.write_config(&PACKAGES, "connect_timeout = 5", "");
@@ -266,7 +287,22 @@ fn unknown_host_key_is_accepted_only_on_request() {
 /// Every dpkg state is told apart, including Multi-Arch names.
 #[test]
 fn dpkg_states_and_multiarch_names() {
-    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+    dpkg_states_and_multiarch_names_on(HostKind::Bookworm);
+}
+
+/// dpkg 1.22's states and names, as `dpkg-query` prints them on Debian 13.
+#[test]
+fn dpkg_states_and_multiarch_names_on_trixie() {
+    dpkg_states_and_multiarch_names_on(HostKind::Trixie);
+}
+
+#[test]
+fn dpkg_states_and_multiarch_names_on_trixie_with_systemd() {
+    dpkg_states_and_multiarch_names_on(HostKind::TrixieSystemd);
+}
+
+fn dpkg_states_and_multiarch_names_on(kind: HostKind) {
+    let Some(tb) = Testbed::start_as(kind, &[("test", 1)]) else {
         return;
     };
     tb.write_config(

@@ -4,7 +4,8 @@
 
 use crate::common;
 
-use common::cli::{deployer, two_stages, NEW, OLD};
+use common::cli::{deployer, two_stages_as, NEW, OLD};
+use common::testbed::HostKind;
 use serde_json::{json, Value};
 
 fn versions_json(tb: &common::testbed::Testbed, args: &[&str]) -> (i32, Value, String) {
@@ -38,7 +39,22 @@ fn listed(s: &Value) -> Vec<String> {
 
 #[test]
 fn versions_lists_what_each_stage_can_install_newest_first() {
-    let Some(tb) = two_stages(2, "lock_timeout = 2s", "") else {
+    versions_lists_newest_first_on(HostKind::Bookworm);
+}
+
+/// apt 3's `apt-cache policy` and `apt-get update` on Debian 13.
+#[test]
+fn versions_lists_newest_first_on_trixie() {
+    versions_lists_newest_first_on(HostKind::Trixie);
+}
+
+#[test]
+fn versions_lists_newest_first_on_trixie_with_systemd() {
+    versions_lists_newest_first_on(HostKind::TrixieSystemd);
+}
+
+fn versions_lists_newest_first_on(kind: HostKind) {
+    let Some(tb) = two_stages_as(kind, 2, "lock_timeout = 2s", "") else {
         return;
     };
     tb.set_versions("test-1", &[("fastpath", Some(OLD))]);

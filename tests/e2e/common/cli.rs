@@ -5,7 +5,7 @@ use deployer::ssh_config::SshConfigFile;
 use deployer::transport::{self, LocalContext, Target};
 use serde_json::Value;
 
-use super::testbed::Testbed;
+use super::testbed::{HostKind, Testbed};
 
 /// The version of `fastpath` the testbed's repository calls new.
 pub const NEW: &str = "0.81~pr748-191";
@@ -62,7 +62,20 @@ pub fn host_result(record: &Value, host: &str) -> String {
 /// testbed's packages configured; `extra_env` and `sections` are added to
 /// `deployer.ini` verbatim.
 pub fn two_stages(hosts_per_stage: usize, extra_env: &str, sections: &str) -> Option<Testbed> {
-    let tb = Testbed::start(&[("test", hosts_per_stage), ("prod", hosts_per_stage)])?;
+    two_stages_as(HostKind::Bookworm, hosts_per_stage, extra_env, sections)
+}
+
+/// [`two_stages`] with every host of `kind`.
+pub fn two_stages_as(
+    kind: HostKind,
+    hosts_per_stage: usize,
+    extra_env: &str,
+    sections: &str,
+) -> Option<Testbed> {
+    let tb = Testbed::start_as(
+        kind,
+        &[("test", hosts_per_stage), ("prod", hosts_per_stage)],
+    )?;
     tb.write_config(
         &[
             "fastpath",
