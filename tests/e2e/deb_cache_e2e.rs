@@ -405,3 +405,43 @@ fn a_held_package_stays_held_through_an_install_from_the_cache() {
     assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(OLD));
     assert!(tb.is_held("test-1", "fastpath"));
 }
+
+/// Issue 19 on Debian 13 (issue 20): on trixie hosts booted with systemd
+/// (apt 3, dpkg 1.22), `deployer rollback` without a version finds the
+/// version before the latest deploy and, the repository having dropped
+/// it, installs it from the hosts' `.deb` cache through apt.
+#[test]
+fn a_rollback_on_trixie_installs_the_dropped_version_from_the_cache() {
+    let Some(tb) = common::cli::two_stages_as(common::testbed::HostKind::TrixieSystemd, 2, "", "")
+    else {
+        return;
+    };
+    for h in ["test-1", "test-2"] {
+        tb.set_versions(h, &[("fastpath", Some(OLD))]);
+    }
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW]);
+    assert_eq!(code, 0, "{out}{err}");
+    for h in ["test-1", "test-2"] {
+        let files = cached(&tb, h);
+        assert!(
+            files
+                .iter()
+                .any(|f| f.starts_with(&format!("fastpath_{OLD}_"))),
+            "{h}: {files:?}"
+        );
+    }
+    tb.unpublish("fastpath", OLD);
+    let (code, out, err) = deployer(&tb, &["rollback", "fastpath", "test"]);
+    assert_eq!(code, 0, "{out}{err}");
+    for h in ["test-1", "test-2"] {
+        let said = format!("{h}: installing {OLD} from the host's cache, {DIR}/fastpath_{OLD}_");
+        assert!(out.contains(&said), "{out}");
+    }
+    for h in ["test-1", "test-2"] {
+        assert_eq!(tb.installed(h, "fastpath").as_deref(), Some(OLD), "{h}");
+        assert_eq!(tb.dpkg_status(h, "fastpath"), format!("ii {OLD}"), "{h}");
+    }
+    let record = last(&tb);
+    assert_eq!(record["action"], "rollback", "{record}");
+    assert_eq!(host_result(&record, "test-2"), "changed", "{record}");
+}
