@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::deadline::process_within;
 use common::testbed::{
-    poll, postinst_ended, postinst_started, Publish, Testbed, TRANSLATING_LOCALE,
+    poll, postinst_ended, postinst_started, HostKind, Publish, Testbed, TRANSLATING_LOCALE,
 };
 
 fn stdout(out: &Output) -> String {
@@ -730,7 +730,17 @@ fn sudo_umask_and_session_locale_change_one_host_until_undone() {
 
 #[test]
 fn dropped_sessions_cut_the_client_but_not_the_host() {
-    let Some(tb) = Testbed::start(&[("test", 1)]) else {
+    dropped_sessions_cut_the_client_on(HostKind::Bookworm);
+}
+
+/// OpenSSH 10 runs each session as `sshd-session`, no longer as `sshd`.
+#[test]
+fn dropped_sessions_cut_the_client_on_trixie() {
+    dropped_sessions_cut_the_client_on(HostKind::Trixie);
+}
+
+fn dropped_sessions_cut_the_client_on(kind: HostKind) {
+    let Some(tb) = Testbed::start_kinds(&[("test", 1, kind)]) else {
         return;
     };
     let host = "test-1";
@@ -743,7 +753,8 @@ fn dropped_sessions_cut_the_client_but_not_the_host() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(tb.wait_for_process(host, "sshd: deployer@notty", Duration::from_secs(10)));
+    // "sshd: deployer@notty" (9.2), "sshd-session: deployer@notty" (10)
+    assert!(tb.wait_for_process(host, ": deployer@notty", Duration::from_secs(10)));
     assert!(tb.wait_for_process(host, "sleep 60", Duration::from_secs(10)));
     let listener = |tb: &Testbed| {
         tb.processes(host)
@@ -773,7 +784,7 @@ fn dropped_sessions_cut_the_client_but_not_the_host() {
     assert_eq!(listener(&tb), 1);
     assert_eq!(ok(tb.ssh(host, "deployer", "hostname")), host);
     assert!(tb.processes(host).iter().any(|c| c == "sleep 60"));
-    assert!(tb.wait_no_process(host, "sshd: deployer", Duration::from_secs(5)));
+    assert!(tb.wait_no_process(host, ": deployer@", Duration::from_secs(5)));
     assert_eq!(tb.kill_processes(host, "sleep 60", libc::SIGKILL), 1);
     assert!(tb.wait_no_process(host, "sleep 60", Duration::from_secs(5)));
     assert_eq!(tb.kill_processes(host, "sleep 60", libc::SIGKILL), 0);
@@ -889,4 +900,236 @@ fn sixty_four_hosts_at_once() {
         reached.as_secs_f64(),
         down.as_secs_f64()
     );
+}
+
+/// The OpenSSH version of a host's sshd, as `ssh -V` inside it prints it
+/// (the client and the server come from the same source package), e.g.
+/// `OpenSSH_10.0p2 Debian-7, OpenSSL 3.5.1 1 Jul 2025`.
+fn openssh_version(tb: &Testbed, alias: &str) -> String {
+    let out = tb.exec(
+        alias,
+        "ssh -V 2>&1; dpkg-query -W -f '${Version}' openssh-server",
+    );
+    ok(out)
+}
+
+#[test]
+fn trixie_hosts_run_debian_13_with_openssh_10_beside_bookworm_in_one_stage() {
+    let Some(tb) = Testbed::start_kinds(&[
+        ("test", 1, HostKind::Bookworm),
+        ("test", 1, HostKind::Trixie),
+        ("prod", 1, HostKind::Trixie),
+    ]) else {
+        return;
+    };
+    let kinds: Vec<(&str, HostKind)> = tb
+        .all_hosts()
+        .iter()
+        .map(|h| (h.alias.as_str(), h.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("test-1", HostKind::Bookworm),
+            ("test-2", HostKind::Trixie),
+            ("prod-1", HostKind::Trixie)
+        ]
+    );
+    assert_eq!(tb.hosts("test").len(), 2, "one stage, two releases");
+    for host in tb.all_hosts() {
+        // Reached over ssh as deployer (with sudo) and root, strict host keys.
+        let out = ok(tb.ssh(
+            &host.alias,
+            "deployer",
+            "id -un; hostname; sudo -n true && echo sudo-ok; cat /etc/debian_version",
+        ));
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[..3], ["deployer", host.alias.as_str(), "sudo-ok"]);
+        let major = lines[3].split('.').next().unwrap_or_default();
+        assert_eq!(
+            major,
+            host.kind.debian_major().to_string(),
+            "{}: /etc/debian_version says {}",
+            host.alias,
+            lines[3]
+        );
+        assert_eq!(ok(tb.ssh(&host.alias, "root", "id -u")), "0");
+        // Its sshd is the release's own OpenSSH: 9.2 on bookworm, 10 on trixie.
+        let version = openssh_version(&tb, &host.alias);
+        let want = if host.kind.debian_major() == 13 {
+            "OpenSSH_10."
+        } else {
+            "OpenSSH_9.2"
+        };
+        assert!(version.starts_with(want), "{}: {version}", host.alias);
+        let listener = tb.processes(&host.alias);
+        assert!(
+            listener
+                .iter()
+                .any(|c| c.starts_with("sshd: /usr/sbin/sshd") || c.starts_with("/usr/sbin/sshd")),
+            "{}: {listener:?}",
+            host.alias
+        );
+
+        // apt and dpkg work against the testbed's repository: apt 3 on
+        // trixie accepts it (flat, unsigned, [trusted=yes], SHA256 only).
+        let update = ok(tb.ssh(&host.alias, "deployer", "sudo -n apt-get update 2>&1"));
+        assert!(
+            !update.contains("W:") && !update.contains("E:"),
+            "{}: {update}",
+            host.alias
+        );
+        let apt = ok(tb.exec(&host.alias, "apt-get --version | head -n1"));
+        let apt_major = if host.kind.debian_major() == 13 {
+            "apt 3."
+        } else {
+            "apt 2."
+        };
+        assert!(apt.starts_with(apt_major), "{}: {apt}", host.alias);
+        ok(tb.ssh(
+            &host.alias,
+            "deployer",
+            "sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y -q fastpath=0.77~pr705-119",
+        ));
+        assert_eq!(
+            tb.installed(&host.alias, "fastpath").as_deref(),
+            Some("0.77~pr705-119"),
+            "{}",
+            host.alias
+        );
+        assert_eq!(
+            tb.read_file(&host.alias, "/usr/share/fastpath/VERSION")
+                .as_deref(),
+            Some("0.77~pr705-119\n")
+        );
+        tb.set_versions(&host.alias, &[("fastpath", Some("0.81~pr748-191"))]);
+        assert_eq!(
+            ok(tb.ssh(
+                &host.alias,
+                "deployer",
+                "dpkg-query -W -f '${Version}' fastpath"
+            )),
+            "0.81~pr748-191"
+        );
+    }
+}
+
+#[test]
+fn systemd_hosts_boot_systemd_with_journald_restart_units_and_leave_nothing_behind() {
+    let Some(tb) = Testbed::start_kinds(&[
+        ("test", 1, HostKind::BookwormSystemd),
+        ("test", 1, HostKind::TrixieSystemd),
+    ]) else {
+        return;
+    };
+    let dir = tb.dir().to_path_buf();
+    let mut pids = Vec::new();
+    let mut cgroups = Vec::new();
+    for host in tb.all_hosts() {
+        let alias = host.alias.as_str();
+        assert!(host.kind.systemd());
+        // PID 1 is systemd, and it has booted: `running`, not `degraded`:
+        // the root filesystem masks what cannot work in a container (timers,
+        // gettys), so a failed unit here is a testbed bug, listed below.
+        let out = ok(tb.ssh(
+            alias,
+            "deployer",
+            "cat /proc/1/comm; systemctl is-system-running; \
+             systemctl --failed --no-legend --plain; cat /etc/debian_version",
+        ));
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[..2], ["systemd", "running"], "{alias}: {out}");
+        assert_eq!(lines.len(), 3, "{alias}: no failed unit: {out}");
+        assert!(
+            lines[2].starts_with(&host.kind.debian_major().to_string()),
+            "{alias}: {out}"
+        );
+        // Its sshd is ssh.service's, listening on the host's own address.
+        let sshd = ok(tb.ssh(alias, "deployer", "systemctl is-active ssh.service"));
+        assert_eq!(sshd, "active", "{alias}");
+        let seen = ok(tb.ssh(alias, "deployer", "echo $SSH_CONNECTION"));
+        assert_eq!(seen.split_whitespace().nth(2), Some(host.address.as_str()));
+
+        // journald answers: a line sent to the journal is read back.
+        let tag = format!("testbed-probe-{alias}");
+        ok(tb.ssh(
+            alias,
+            "deployer",
+            &format!("echo hello from {alias} | sudo -n systemd-cat -t {tag}"),
+        ));
+        let read = || {
+            tb.ssh(
+                alias,
+                "deployer",
+                &format!("sudo -n journalctl --no-pager -o cat -t {tag}"),
+            )
+        };
+        assert!(
+            poll(Duration::from_secs(20), || stdout(&read())
+                == format!("hello from {alias}")),
+            "{alias}: journal: {:?}",
+            read()
+        );
+
+        // A unit restarts: systemd-logind gets a new main process.
+        let main_pid = || {
+            ok(tb.ssh(
+                alias,
+                "deployer",
+                "systemctl show -p MainPID --value systemd-logind.service",
+            ))
+        };
+        let before = main_pid();
+        assert_ne!(before, "0", "{alias}: logind runs");
+        ok(tb.ssh(
+            alias,
+            "deployer",
+            "sudo -n systemctl restart systemd-logind.service",
+        ));
+        let after = main_pid();
+        assert!(
+            after != before && after != "0",
+            "{alias}: {before} -> {after}"
+        );
+        assert_eq!(
+            ok(tb.ssh(alias, "deployer", "systemctl is-active systemd-logind")),
+            "active"
+        );
+
+        pids.push(host.init_pid);
+        pids.extend(host_processes(host.init_pid));
+        let nspawn =
+            std::fs::read_to_string(dir.join("hosts").join(alias).join("unshare.pid")).unwrap();
+        pids.push(nspawn.trim().parse().unwrap());
+        let own = std::fs::read_to_string(dir.join("hosts").join(alias).join("cgroups")).unwrap();
+        for cgroup in own.lines() {
+            let cgroup = Path::new(cgroup);
+            // systemd made its tree below the host's cgroup.
+            assert!(
+                cgroup.join("payload/init.scope").is_dir(),
+                "{}",
+                cgroup.display()
+            );
+            cgroups.push(cgroup.to_path_buf());
+        }
+    }
+    assert!(!cgroups.is_empty());
+    drop(tb);
+    for pid in pids {
+        assert!(
+            process_state(pid).is_none(),
+            "process {pid} outlived the testbed"
+        );
+    }
+    for cgroup in cgroups {
+        assert!(!cgroup.exists(), "cgroup {} is left", cgroup.display());
+        assert!(
+            !cgroup.parent().unwrap().exists(),
+            "{} is left",
+            cgroup.display()
+        );
+    }
+    assert!(!dir.exists(), "{} is left", dir.display());
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains(&dir.display().to_string()), "{mounts}");
 }

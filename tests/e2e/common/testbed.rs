@@ -48,6 +48,61 @@ const TOOLS: [&str; 11] = [
     "chroot",
 ];
 
+/// What a host is: a Debian release, and whether it boots systemd as PID 1
+/// (`systemd-nspawn`) or runs the testbed's small init with no service
+/// manager (the default). `tests/testbed/README.md` describes both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HostKind {
+    /// Debian 12 (apt 2.6, dpkg 1.21, OpenSSH 9.2), no systemd.
+    Bookworm,
+    /// Debian 13 (apt 3.0, dpkg 1.22, OpenSSH 10.0), no systemd.
+    Trixie,
+    /// Debian 12 booting systemd (PID 1, journald, dbus, ssh.service).
+    BookwormSystemd,
+    /// Debian 13 booting systemd.
+    TrixieSystemd,
+}
+
+impl HostKind {
+    /// Every kind, for tests that run one scenario on each.
+    pub const ALL: [HostKind; 4] = [
+        HostKind::Bookworm,
+        HostKind::Trixie,
+        HostKind::BookwormSystemd,
+        HostKind::TrixieSystemd,
+    ];
+
+    /// The kind's name for `testbed serve STAGE:N:KIND`.
+    pub fn name(self) -> &'static str {
+        match self {
+            HostKind::Bookworm => "bookworm",
+            HostKind::Trixie => "trixie",
+            HostKind::BookwormSystemd => "bookworm-systemd",
+            HostKind::TrixieSystemd => "trixie-systemd",
+        }
+    }
+
+    /// The Debian major release: 12 or 13.
+    pub fn debian_major(self) -> u32 {
+        match self {
+            HostKind::Bookworm | HostKind::BookwormSystemd => 12,
+            HostKind::Trixie | HostKind::TrixieSystemd => 13,
+        }
+    }
+
+    /// Whether the host boots systemd as PID 1.
+    pub fn systemd(self) -> bool {
+        matches!(self, HostKind::BookwormSystemd | HostKind::TrixieSystemd)
+    }
+
+    fn from_name(name: &str) -> HostKind {
+        HostKind::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .unwrap_or_else(|| panic!("unknown host kind {name:?}"))
+    }
+}
+
 /// One host of a testbed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostHandle {
@@ -58,8 +113,11 @@ pub struct HostHandle {
     /// Its loopback address; sshd listens there on port 22.
     pub address: String,
     /// PID (as seen from this machine) of the host's init: PID 1 of its PID
-    /// namespace, chrooted into its root; `/proc/<pid>/root` is its `/`.
+    /// namespace, chrooted into its root (systemd, on a systemd host);
+    /// `/proc/<pid>/root` is its `/`.
     pub init_pid: u32,
+    /// Its release, and whether it boots systemd.
+    pub kind: HostKind,
 }
 
 /// A set of running hosts, in stages, with the ssh client files to reach them.
@@ -101,6 +159,16 @@ fn unmet_requirement() -> Option<String> {
     None
 }
 
+/// Why systemd hosts cannot run here (`systemd-nspawn` missing), or `None`.
+fn unmet_systemd() -> Option<String> {
+    let found = ["/usr/bin/systemd-nspawn", "/bin/systemd-nspawn"]
+        .iter()
+        .any(|p| Path::new(p).is_file());
+    (!found).then(|| {
+        "systemd hosts need systemd-nspawn (apt-get install systemd-container)".to_string()
+    })
+}
+
 /// The script as a command, with `args`.
 fn script<I, S>(args: I) -> Command
 where
@@ -139,7 +207,21 @@ impl Testbed {
     /// machine cannot run a testbed (not root, a tool missing); with `CI=true`
     /// it panics instead, so that CI never passes by skipping.
     pub fn start(stages: &[(&str, usize)]) -> Option<Testbed> {
-        if let Some(why) = unmet_requirement() {
+        let groups: Vec<(&str, usize, HostKind)> = stages
+            .iter()
+            .map(|&(stage, n)| (stage, n, HostKind::Bookworm))
+            .collect();
+        Testbed::start_kinds(&groups)
+    }
+
+    /// Start hosts of given kinds: `&[("test", 2, HostKind::Trixie)]`. A
+    /// stage named again continues its numbering, so a stage can mix kinds:
+    /// `&[("test", 1, HostKind::Bookworm), ("test", 1, HostKind::Trixie)]`
+    /// gives `test-1` (bookworm) and `test-2` (trixie). The first use of a
+    /// kind on a machine builds its root filesystem (minutes; cached).
+    pub fn start_kinds(groups: &[(&str, usize, HostKind)]) -> Option<Testbed> {
+        let systemd = groups.iter().any(|g| g.2.systemd());
+        if let Some(why) = unmet_requirement().or_else(|| systemd.then(unmet_systemd).flatten()) {
             skip(&format!("no testbed: {why}"));
             return None;
         }
@@ -153,7 +235,11 @@ impl Testbed {
         let mut child = script(
             std::iter::once("serve".to_string())
                 .chain(std::iter::once(dir.display().to_string()))
-                .chain(stages.iter().map(|(s, n)| format!("{s}:{n}"))),
+                .chain(
+                    groups
+                        .iter()
+                        .map(|(s, n, kind)| format!("{s}:{n}:{}", kind.name())),
+                ),
         )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -208,11 +294,14 @@ impl Testbed {
                 let f: Vec<&str> = line.split_whitespace().collect();
                 assert_eq!(f.len(), 3, "bad hosts.tsv line {line:?}");
                 let stage = f[0].rsplit_once('-').expect("alias is <stage>-<n>").0;
+                let kind = std::fs::read_to_string(self.dir.join("hosts").join(f[0]).join("kind"))
+                    .expect("read the host's kind");
                 HostHandle {
                     alias: f[0].to_string(),
                     stage: stage.to_string(),
                     address: f[1].to_string(),
                     init_pid: f[2].parse().expect("init pid"),
+                    kind: HostKind::from_name(kind.trim()),
                 }
             })
             .collect()
