@@ -152,7 +152,10 @@ fn a_server_restricted_to_ml_kem_is_reached() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let after = server_kex(&tb, "test-1");
-    assert!(after.len() > 2 && after[1..].iter().all(|k| k == ML_KEM), "{after:?}");
+    assert!(
+        after.len() > 2 && after[1..].iter().all(|k| k == ML_KEM),
+        "{after:?}"
+    );
 }
 
 #[test]
@@ -197,4 +200,38 @@ fn a_client_kex_the_server_lacks_fails_naming_both_lists() {
     assert!(!out.status.success(), "{all}");
     assert!(all.contains("no key exchange algorithm in common"), "{all}");
     assert!(all.contains("KexAlgorithms"), "{all}");
+}
+
+#[test]
+fn kex_lists_are_the_ones_openssh_10_makes() {
+    // OpenSSH 10's own client, run on a trixie host, is the oracle for
+    // deployer's default and for what `KexAlgorithms` makes of it (the
+    // local OpenSSH 9.2 does not know ML-KEM)
+    let Some(tb) = Testbed::start_kinds(&[("test", 1, HostKind::Trixie)]) else {
+        return;
+    };
+    let ssh_g = |value: Option<&str>| -> String {
+        let option = value.map_or(String::new(), |v| format!("-o 'KexAlgorithms={v}'"));
+        let out = tb.exec(
+            "test-1",
+            &format!("ssh -F /dev/null {option} -G h | sed -n 's/^kexalgorithms //p'"),
+        );
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(ssh_g(None), deployer::ssh_config::kex::DEFAULT.join(","));
+    for value in [
+        ML_KEM,
+        "^curve25519-sha256",
+        "+diffie-hellman-group14-sha1",
+        "-sntrup*,ecdh*",
+        "-mlkem*",
+        "curve25519-sha256,mlkem768x25519-sha256",
+    ] {
+        let ours =
+            deployer::ssh_config::kex::assemble(Some(value), deployer::ssh_config::kex::DEFAULT)
+                .unwrap()
+                .join(",");
+        assert_eq!(ours, ssh_g(Some(value)), "KexAlgorithms {value}");
+    }
 }
