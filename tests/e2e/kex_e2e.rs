@@ -160,30 +160,38 @@ fn a_server_restricted_to_ml_kem_is_reached() {
 
 #[test]
 fn a_client_kex_the_server_lacks_fails_naming_both_lists() {
-    let Some(tb) = Testbed::start_kinds(&[("test", 1, HostKind::Bookworm)]) else {
+    let Some(tb) = Testbed::start_kinds(&[("test", 3, HostKind::Bookworm)]) else {
         return;
     };
     tb.write_config(&["fastpath"], "", "");
-    tb.append_ssh_config(&format!("Host test-1\n    KexAlgorithms {ML_KEM}\n"));
+    // test-1 directly; test-3 through test-2 (whose own key exchange is
+    // the default), so the server's list is read through the tunnel too
+    tb.append_ssh_config(&format!(
+        "Host test-1\n    KexAlgorithms {ML_KEM}\n\
+         Host test-3\n    ProxyJump test-2\n    KexAlgorithms {ML_KEM}\n"
+    ));
     let (code, v, stderr) = hosts_check(&tb);
     assert_eq!(code, Some(3), "{v}\n{stderr}");
-    let verdict = checked(&v, "test-1");
-    assert_eq!(verdict["ok"], false, "{v}");
-    let why = verdict["verdict"].as_str().unwrap();
-    assert!(
-        why.contains("no key exchange algorithm in common")
-            && why.contains(&format!("deployer offered {ML_KEM};")),
-        "{why}"
-    );
-    // the server's own list, read from it: OpenSSH 9.2's, without ML-KEM
-    let server = why.split("the server offers ").nth(1).unwrap_or_default();
-    assert!(server.contains("curve25519-sha256"), "{why}");
-    assert!(
-        server.contains("sntrup761x25519-sha512@openssh.com"),
-        "{why}"
-    );
-    assert!(!server.contains("mlkem"), "{why}");
-    assert!(!server.contains("kex-strict"), "signals left out: {why}");
+    assert_eq!(checked(&v, "test-2")["ok"], true, "{v}");
+    for host in ["test-1", "test-3"] {
+        let verdict = checked(&v, host);
+        assert_eq!(verdict["ok"], false, "{v}");
+        let why = verdict["verdict"].as_str().unwrap();
+        assert!(
+            why.contains("no key exchange algorithm in common")
+                && why.contains(&format!("deployer offered {ML_KEM};")),
+            "{why}"
+        );
+        // the server's own list, read from it: OpenSSH 9.2's, no ML-KEM
+        let server = why.split("the server offers ").nth(1).unwrap_or_default();
+        assert!(server.contains("curve25519-sha256"), "{why}");
+        assert!(
+            server.contains("sntrup761x25519-sha512@openssh.com"),
+            "{why}"
+        );
+        assert!(!server.contains("mlkem"), "{why}");
+        assert!(!server.contains("kex-strict"), "signals left out: {why}");
+    }
 
     // a command fails the same way, with the fix in a note
     let out = tb

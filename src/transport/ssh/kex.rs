@@ -21,8 +21,13 @@ fn is_signal(name: &str) -> bool {
 
 /// The key exchange algorithms the linked libssh2 runs, in its order.
 pub fn runnable() -> Vec<&'static str> {
-    Session::new()
-        .and_then(|s| s.supported_algs(MethodType::Kex))
+    Session::new().map(|s| runnable_in(&s)).unwrap_or_default()
+}
+
+/// [`runnable`], asked of a session at hand.
+fn runnable_in(session: &Session) -> Vec<&'static str> {
+    session
+        .supported_algs(MethodType::Kex)
         .unwrap_or_default()
         .into_iter()
         .filter(|n| !is_signal(n))
@@ -56,7 +61,7 @@ pub fn offered(target: &SshTarget, runnable: &[&str]) -> Result<Vec<String>, Hos
 /// Before the handshake: offer `target`'s key exchange algorithms
 /// ([`offered`]), returning them for the error of a failed handshake.
 pub fn prefer(session: &Session, target: &SshTarget) -> Result<Vec<String>, HostError> {
-    let offered = offered(target, &runnable())?;
+    let offered = offered(target, &runnable_in(session))?;
     session
         .method_pref(MethodType::Kex, &offered.join(","))
         .map_err(|e| HostError::Ssh(format!("setting the key exchange algorithms: {e}")))?;
