@@ -268,8 +268,9 @@ pub enum Command {
         json: bool,
     },
     /// Show how every host will be reached (address, port, user, keys,
-    /// known_hosts files, jump hosts, keepalives), from deployer.ini and
-    /// the ssh config, without connecting: the `ssh -G` of deployer.
+    /// known_hosts files, jump hosts, keepalives, key exchange algorithms),
+    /// from deployer.ini and the ssh config, without connecting: the `ssh
+    /// -G` of deployer.
     Hosts {
         /// Only this stage.
         stage: Option<String>,
@@ -277,7 +278,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         /// Also connect (a handshake, no login to the host itself) and say
-        /// what deployer decides about each host's key; records nothing.
+        /// what deployer decides about each host's key and which key
+        /// exchange was negotiated; records nothing.
         #[arg(long)]
         check: bool,
     },

@@ -251,6 +251,40 @@ pub enum HostError {
         /// Why not.
         message: String,
     },
+    /// None of the key exchange algorithms `KexAlgorithms` leaves for the
+    /// host is one the linked libssh2 runs: nothing was sent to it.
+    #[error(
+        "no key exchange algorithm for `{host}` that deployer can run: `KexAlgorithms` leaves {}, \
+         and deployer runs {}",
+        listed.join(","),
+        runnable.join(",")
+    )]
+    KexNoneRunnable {
+        /// The host as written in deployer.ini.
+        host: String,
+        /// The list `KexAlgorithms` makes for it.
+        listed: Vec<String>,
+        /// The algorithms deployer's SSH library runs.
+        runnable: Vec<String>,
+    },
+    /// The host and deployer have no key exchange algorithm in common.
+    #[error(
+        "`{host}` and deployer have no key exchange algorithm in common: deployer offered {}; \
+         the server offers {}",
+        offered.join(","),
+        server.as_deref().map_or_else(
+            || "a list that could not be read".to_string(),
+            |s| text::clipped_line(s, REMOTE_TEXT_MAX)
+        )
+    )]
+    KexNoMatch {
+        /// The host as written in deployer.ini.
+        host: String,
+        /// What deployer offered, best first.
+        offered: Vec<String>,
+        /// What the server offers (its own text), if it could be read.
+        server: Option<String>,
+    },
     /// No key was accepted.
     #[error("authentication failed for user `{user}` (tried: {})", tried.join(", "))]
     Auth {

@@ -14,6 +14,7 @@ use crate::openssh::parse::parse_items;
 use crate::openssh::tokens::expand_tilde;
 use std::path::{Path, PathBuf};
 
+pub use crate::openssh::kex;
 pub use crate::openssh::{
     is_known_keyword, known_keywords, parse_jump_list, HostSettings, JumpHost, ResolveContext,
     SshConfigError, SshConfigFile, SshConfigWarning, StrictHostKeyChecking,

@@ -346,6 +346,11 @@ fn connect_fix(e: &HostError, hint: &Hint) -> String {
              (`ssh_identity_file`, `IdentityFile`); too many keys offered can close the \
              connection (sshd's `MaxAuthTries`): `IdentitiesOnly yes` with the right key"
         ),
+        HostError::KexNoneRunnable { .. } | HostError::KexNoMatch { .. } => format!(
+            "list a key exchange algorithm both ends run in `KexAlgorithms` for `{host}` in \
+             ~/.ssh/config ({shown}), or enable one deployer offers in the server's \
+             sshd_config `KexAlgorithms`"
+        ),
         HostError::OutOfDescriptors { .. } => {
             "raise `ulimit -n`, or lower `parallelism` in deployer.ini".into()
         }

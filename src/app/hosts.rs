@@ -1,15 +1,16 @@
 //! `deployer hosts [STAGE]`: for every host, what deployer will use to
 //! reach it (address, port, user, keys, known_hosts files, jump hosts,
-//! keepalives), the "ssh -G" of this tool. Connects to nothing, unless
-//! `--check` asks for each host-key verdict (a handshake with each host,
-//! through its jump hosts; nothing is recorded).
+//! keepalives, key exchange algorithms), the "ssh -G" of this tool.
+//! Connects to nothing, unless `--check` asks for each host-key verdict and
+//! the key exchange negotiated (a handshake with each host, through its
+//! jump hosts; nothing is recorded).
 
 use std::io::{self, Write};
 
 use crate::cli::Cli;
 use crate::deploy;
 use crate::error::{ExitStatus, Fatal};
-use crate::transport::{SshTarget, Target, TargetKind};
+use crate::transport::{HostCheck, SshTarget, Target, TargetKind};
 
 use super::output::emit;
 use super::setup::{load_config, targets};
@@ -48,9 +49,10 @@ pub(super) fn command(
     })
 }
 
-/// What deployer decides about a host's key: `known: …`, or why it is
-/// refused. `None` when not asked (or for `local`).
-pub(crate) type Verdict = Option<Result<String, String>>;
+/// What deployer decides about a host's key (`known: …`) and the key
+/// exchange negotiated, or why it is refused. `None` when not asked (or
+/// for `local`).
+pub(crate) type Verdict = Option<Result<HostCheck, String>>;
 
 /// Ask every SSH host for its key (a handshake each, `parallelism` at a
 /// time, sharing jump host sessions), in `targets` order.
@@ -66,7 +68,7 @@ pub(crate) fn check(targets: &[Target], parallelism: usize) -> Vec<Verdict> {
 
 fn verdict_text(v: &Verdict) -> Option<String> {
     v.as_ref().map(|r| match r {
-        Ok(known) => crate::text::one_line(known),
+        Ok(check) => crate::text::one_line(&check.key),
         Err(why) => format!("REFUSED: {}", crate::text::one_line(why)),
     })
 }
@@ -84,6 +86,15 @@ fn paths(v: &[std::path::PathBuf]) -> String {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The key exchange algorithms deployer offers `t`, or why none.
+fn kex_offer(t: &SshTarget) -> String {
+    let runnable = crate::transport::ssh::kex::runnable();
+    match crate::transport::ssh::kex::offered(t, &runnable) {
+        Ok(offered) => offered.join(","),
+        Err(e) => format!("NONE: {e}"),
+    }
 }
 
 fn keepalive(t: &SshTarget) -> String {
@@ -141,8 +152,12 @@ pub(crate) fn render_text(
         )?;
         writeln!(out, "  timeout      {}s", s.connect_timeout.as_secs())?;
         writeln!(out, "  keepalive    {}", keepalive(s))?;
+        writeln!(out, "  kex          {}", kex_offer(s))?;
         if let Some(v) = verdict_text(verdict) {
             writeln!(out, "  host key     {v}")?;
+        }
+        if let Some(Ok(check)) = verdict {
+            writeln!(out, "  negotiated   {}", crate::text::one_line(&check.kex))?;
         }
         writeln!(out)?;
     }
@@ -164,6 +179,7 @@ fn ssh_json(s: &SshTarget) -> serde_json::Value {
         "hash_known_hosts": s.hash_known_hosts,
         "connect_timeout_secs": s.connect_timeout.as_secs(),
         "server_alive": s.server_alive.map(|(i, n)| serde_json::json!({"interval_secs": i.as_secs(), "count_max": n})),
+        "kex": crate::transport::ssh::kex::offered(s, &crate::transport::ssh::kex::runnable()).unwrap_or_default(),
         "jump": s.jump.iter().map(ssh_json).collect::<Vec<_>>(),
     })
 }
@@ -188,7 +204,7 @@ pub(crate) fn render_json(
                 },
                 "host_key": match verdict {
                     None => serde_json::Value::Null,
-                    Some(Ok(known)) => serde_json::json!({ "ok": true, "verdict": known }),
+                    Some(Ok(check)) => serde_json::json!({ "ok": true, "verdict": check.key, "kex": check.kex }),
                     Some(Err(why)) => serde_json::json!({ "ok": false, "verdict": why }),
                 },
             })

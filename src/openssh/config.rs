@@ -63,6 +63,10 @@ pub struct HostSettings {
     pub server_alive_interval: Option<Duration>,
     /// `ServerAliveCountMax`.
     pub server_alive_count_max: Option<u32>,
+    /// `KexAlgorithms`, as written (`+`, `-` and `^` lists included):
+    /// [`super::kex::assemble`] makes the list of it. Checked when
+    /// resolving: the list it makes of [`super::kex::DEFAULT`] is not empty.
+    pub kex_algorithms: Option<String>,
     /// `ProxyJump`: the jump hosts, first hop first; `Some(vec![])` for
     /// `none` (connect directly), `None` when not set.
     pub proxy_jump: Option<Vec<JumpHost>>,

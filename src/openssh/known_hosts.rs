@@ -783,6 +783,32 @@ mod tests {
     }
 
     #[test]
+    fn a_key_type_deployer_does_not_know_is_skipped_never_trusted() {
+        // a newer host key algorithm (its blob of its own type) or a
+        // made-up one: the line is skipped as ssh skips it, so it neither
+        // vouches for the host nor makes its known key look changed
+        let ed = key("ssh-ed25519", 1);
+        let names = HostNames::new("web", 22, None);
+        for new_type in ["ssh-mldsa65@openssh.com", "ssh-made-up-v99@example.org"] {
+            let new = key(new_type, 2);
+            let text = format!("web {new_type} {}\n", B64.encode(&new));
+            let f = file("u", &text);
+            assert!(f.lines_naming("web").is_empty(), "{new_type}");
+            assert_eq!(known_key_types(&[&f], "web"), Vec::<String>::new());
+            assert_eq!(check(&[&f], &names, &new), Verdict::Unknown);
+            assert_eq!(check(&[&f], &names, &ed), Verdict::Unknown);
+            let both = file("u", &(text + &line("web", &ed)));
+            assert_eq!(
+                check(&[&both], &names, &ed),
+                Verdict::Match {
+                    file: "u".into(),
+                    line: 2
+                }
+            );
+        }
+    }
+
+    #[test]
     fn every_file_counts_global_ones_too() {
         let (old, new) = (key("ssh-ed25519", 1), key("ssh-ed25519", 2));
         let user = file("user", &line("web", &old));

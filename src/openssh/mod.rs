@@ -6,7 +6,7 @@
 //! honours (`HostName`, `User`, `Port`, `IdentityFile`, `UserKnownHostsFile`,
 //! `GlobalKnownHostsFile`, `StrictHostKeyChecking`, `HashKnownHosts`,
 //! `ConnectTimeout`, `HostKeyAlias`, `IdentitiesOnly`, `ServerAliveInterval`,
-//! `ServerAliveCountMax`, `ProxyJump`), and of the options that would change
+//! `ServerAliveCountMax`, `KexAlgorithms`, `ProxyJump`), and of the options that would change
 //! where ssh connects, which it refuses rather than ignores (`ProxyCommand`,
 //! `CanonicalizeHostname`, `Match` criteria it cannot evaluate). It follows
 //! OpenSSH 9.2's readconf.c and ssh.c: keywords are case-insensitive, lines
@@ -51,11 +51,13 @@
 //! - [`resolve`]: `Host`/`Match` blocks and the first value obtained;
 //! - [`tokens`]: `%` tokens, `${VAR}` and `~`;
 //! - [`include`]: `Include` glob patterns and the permission rule;
+//! - [`kex`]: key exchange lists (OpenSSH 10's default, `KexAlgorithms`);
 //! - [`config`]: the public values ([`SshConfigFile`], [`HostSettings`]…);
 //! - [`known_hosts`]: known_hosts lines and the trust ssh gives them.
 
 pub mod config;
 pub(crate) mod include;
+pub mod kex;
 pub mod keywords;
 pub mod known_hosts;
 pub(crate) mod lexer;

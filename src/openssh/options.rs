@@ -102,6 +102,8 @@ pub(crate) const OPTIONS: &[Honoured] = &[
         Kind::Checked,
     ),
     row("HostKeyAlgorithms", &["hostkeyalgorithms"], Kind::Checked),
+    // names checked as the line is read; the list made in `resolve`
+    row("KexAlgorithms", &["kexalgorithms"], Kind::Text),
     row("ControlPath", &["controlpath"], Kind::Checked),
     row("IdentityAgent", &["identityagent"], Kind::Checked),
     row("ForwardAgent", &["forwardagent"], Kind::Checked),

@@ -254,6 +254,15 @@ impl State<'_> {
                 }
             }
         }
+        if let Some((Value::Text(value), (path, line))) = f.first.get("KexAlgorithms") {
+            if let Err(message) = super::kex::assemble(Some(value), super::kex::DEFAULT) {
+                return Err(SshConfigError::Invalid {
+                    path: path.clone(),
+                    line: *line,
+                    message,
+                });
+            }
+        }
         if let Some((Value::Text(value), (path, line))) = f.first.get("CanonicalizeHostname") {
             if value != "no" && value != "false" {
                 return Err(at(
@@ -487,6 +496,7 @@ impl State<'_> {
             identities_only: f.first.flag("IdentitiesOnly"),
             server_alive_interval: f.first.time("ServerAliveInterval"),
             server_alive_count_max: f.first.count("ServerAliveCountMax"),
+            kex_algorithms: f.first.text("KexAlgorithms").map(String::from),
             proxy_jump: f.route.and_then(|r| r.jump),
         })
     }

@@ -808,3 +808,39 @@ fn a_key_file_spelled_twice_is_listed_once_and_marked() {
     assert_eq!(s.identity_files, [PathBuf::from("/j")]);
     assert!(s.identity_files_repeated.is_empty());
 }
+
+#[test]
+fn kex_algorithms_take_openssh_10s_names_and_refuse_unknown_ones() {
+    let refused = |text: &str| {
+        SshConfigFile::parse(text, Path::new("/cfg"))
+            .err()
+            .map(|e| e.to_string())
+    };
+    // ML-KEM is one of OpenSSH 10's names, and deployer runs it, though
+    // the local OpenSSH 9.2 does not know it
+    for text in [
+        "KexAlgorithms mlkem768x25519-sha256\n",
+        "KexAlgorithms ^mlkem768x25519-sha256\n",
+        "KexAlgorithms +mlkem768x25519-sha256,curve25519-sha256\n",
+    ] {
+        assert_eq!(refused(text), None, "{text}");
+    }
+    let message = refused("Host a\n  KexAlgorithms mlkem768x25519-sha256,mlkem9000\n").unwrap();
+    assert!(
+        message.starts_with("/cfg:2:") && message.contains("`mlkem9000`"),
+        "{message}"
+    );
+    // the value as written is what resolving gives, the first one winning
+    let s = resolve(
+        "Host h\n  KexAlgorithms -ecdh*\nHost *\n  KexAlgorithms curve25519-sha256\n",
+        "h",
+    );
+    assert_eq!(s.kex_algorithms.as_deref(), Some("-ecdh*"));
+    assert_eq!(resolve("User u\n", "h").kex_algorithms, None);
+    // a list left empty is refused with its line
+    let err = resolve_err("Host h\n  KexAlgorithms -*\n");
+    assert!(
+        err.contains(":2") && err.contains("KexAlgorithms -*"),
+        "{err}"
+    );
+}

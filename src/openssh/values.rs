@@ -259,7 +259,9 @@ pub(crate) const MACS: &[&str] = &[
     "umac-64-etm@openssh.com",
     "umac-128-etm@openssh.com",
 ];
-/// The names ssh's `KexAlgorithms` accepts (`ssh -Q kex`).
+/// The names ssh's `KexAlgorithms` accepts: `ssh -Q kex` of Debian's
+/// 9.2p1, and `mlkem768x25519-sha256`, which OpenSSH 10 adds (and makes
+/// its default), as deployer negotiates it too.
 pub(crate) const KEX: &[&str] = &[
     "diffie-hellman-group1-sha1",
     "diffie-hellman-group14-sha1",
@@ -275,6 +277,7 @@ pub(crate) const KEX: &[&str] = &[
     "curve25519-sha256@libssh.org",
     "sntrup761x25519-sha512",
     "sntrup761x25519-sha512@openssh.com",
+    "mlkem768x25519-sha256",
 ];
 /// Key and signature algorithm names (`ssh -Q key-sig`), for
 /// `HostKeyAlgorithms`, `PubkeyAcceptedAlgorithms` and the like.

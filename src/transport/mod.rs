@@ -24,7 +24,7 @@ use crate::command::RemoteCommand;
 use crate::error::HostError;
 
 pub use known_cache::KnownHostsCache;
-pub use open::probe_host_key;
+pub use open::{probe_host_key, HostCheck};
 pub use reach::{Reach, Starts, Turn};
 pub use target::{
     resolve_targets, HostKeyPolicy, LocalContext, Server, SshTarget, Target, TargetKind,

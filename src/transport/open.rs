@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::jump::route;
 use super::reach::Reach;
 use super::ssh::hostkeys::check_host_key;
+use super::ssh::kex;
 use super::ssh::login::{handshake, login};
 use super::ssh::network::tcp_connect;
 use super::ssh::SshConnection;
@@ -30,6 +31,56 @@ impl AsRawFd for Carrier {
             Carrier::Direct(s) => s.as_raw_fd(),
             Carrier::Tunnel(s) => s.as_raw_fd(),
         }
+    }
+}
+
+impl Carrier {
+    /// The key exchange list of the server at the other end of this fresh
+    /// stream ([`kex::server_offer`]), read by `deadline`; `None` when it
+    /// cannot be read.
+    fn server_kex(self, deadline: Instant) -> Option<String> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        match self {
+            Carrier::Direct(mut s) => {
+                s.set_nonblocking(false).ok()?;
+                s.set_read_timeout(Some(left)).ok()?;
+                s.set_write_timeout(Some(left)).ok()?;
+                kex::server_offer(&mut s).ok()
+            }
+            Carrier::Tunnel(mut s) => {
+                s.set_nonblocking(false).ok()?;
+                s.set_read_timeout(Some(left)).ok()?;
+                s.set_write_timeout(Some(left)).ok()?;
+                kex::server_offer(&mut s).ok()
+            }
+        }
+    }
+}
+
+/// A handshake that found no key exchange in common, completed with the
+/// list the server offers (read on a connection of its own, by a new
+/// `limit`); any other error as it is.
+fn with_server_kex(e: HostError, target: &SshTarget, reach: &Reach, limit: Duration) -> HostError {
+    match e {
+        HostError::KexNoMatch {
+            host,
+            offered,
+            server: None,
+        } => {
+            let deadline = Instant::now() + limit;
+            let server = carrier(target, reach, deadline, limit)
+                .ok()
+                .and_then(|c| c.server_kex(deadline));
+            HostError::KexNoMatch {
+                host,
+                offered,
+                server,
+            }
+        }
+        e => e,
     }
 }
 
@@ -74,22 +125,35 @@ impl SshConnection {
             &reach.known,
             deadline,
             limit,
-        )?;
+        )
+        .map_err(|e| with_server_kex(e, target, reach, limit))?;
         drop(turn);
         Ok(SshConnection::logged_in(session, target))
     }
 }
 
-/// What deployer decides about `target`'s host key, found with a handshake
-/// only (the target is not logged in to; its jump hosts are, with
-/// `reach`, since the tunnel needs them). Nothing is recorded, whatever
-/// the new-key policy: this is for `deployer hosts --check`.
-pub fn probe_host_key(target: &SshTarget, reach: &Reach) -> Result<String, HostError> {
+/// What `deployer hosts --check` learns of a host with a handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostCheck {
+    /// The decision on its host key: `known: TYPE SHA256:…`, or that
+    /// accept-new would record it.
+    pub key: String,
+    /// The key exchange algorithm negotiated (libssh2's name for it).
+    pub kex: String,
+}
+
+/// What deployer decides about `target`'s host key, and the key exchange
+/// negotiated, found with a handshake only (the target is not logged in
+/// to; its jump hosts are, with `reach`, since the tunnel needs them).
+/// Nothing is recorded, whatever the new-key policy: this is for
+/// `deployer hosts --check`.
+pub fn probe_host_key(target: &SshTarget, reach: &Reach) -> Result<HostCheck, HostError> {
     let _turn = reach.starts.turn(target);
     let limit = target.connect_timeout;
     let deadline = Instant::now() + limit;
     let stream = carrier(target, reach, deadline, limit)?;
-    let (session, files) = handshake(stream, target, &reach.known, deadline, limit)?;
+    let (session, files) = handshake(stream, target, &reach.known, deadline, limit)
+        .map_err(|e| with_server_kex(e, target, reach, limit))?;
     let (blob, _) = session
         .host_key()
         .ok_or_else(|| HostError::Ssh("the host sent no host key".to_string()))?;
@@ -103,6 +167,10 @@ pub fn probe_host_key(target: &SshTarget, reach: &Reach) -> Result<String, HostE
         policy: HostKeyPolicy::Strict,
         ..target.clone()
     };
+    let kex = session
+        .methods(ssh2::MethodType::Kex)
+        .unwrap_or("unknown")
+        .to_string();
     let verdict = match check_host_key(&session, &strict, &files, &reach.known) {
         Ok(()) => Ok(format!("known: {offered}")),
         Err(HostError::HostKeyUnknown { .. }) if target.policy == HostKeyPolicy::AcceptNew => Ok(
@@ -111,5 +179,5 @@ pub fn probe_host_key(target: &SshTarget, reach: &Reach) -> Result<String, HostE
         Err(e) => Err(e),
     };
     let _ = session.disconnect(None, "deployer hosts --check", None);
-    verdict
+    verdict.map(|key| HostCheck { key, kex })
 }

@@ -66,6 +66,11 @@ pub struct SshTarget {
     /// interval: none, as ssh); `None` when the ssh config sets no interval,
     /// for deployer's default.
     pub server_alive: Option<(Duration, u32)>,
+    /// The key exchange algorithms, best first, as OpenSSH names them:
+    /// the list `KexAlgorithms` makes of OpenSSH 10's default
+    /// ([`crate::openssh::kex`]); deployer offers those its SSH library
+    /// runs.
+    pub kex: Vec<String>,
     /// `max_startups`: connections at most starting at once to this
     /// target's server (`host_name` and `port`), see
     /// [`crate::transport::Reach`].
@@ -118,6 +123,10 @@ impl SshTarget {
             hash_known_hosts: false,
             jump: Vec::new(),
             server_alive: None,
+            kex: crate::openssh::kex::DEFAULT
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
             max_startups: 8,
         }
     }
@@ -338,6 +347,12 @@ fn resolve_one(
         server_alive: s
             .server_alive_interval
             .map(|interval| (interval, s.server_alive_count_max.unwrap_or(3))),
+        // checked when resolving: the list is not empty
+        kex: crate::openssh::kex::assemble(
+            s.kex_algorithms.as_deref(),
+            crate::openssh::kex::DEFAULT,
+        )
+        .unwrap_or_default(),
         max_startups: opts.max_startups,
     })
 }

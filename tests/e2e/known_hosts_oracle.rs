@@ -88,10 +88,18 @@ fn lines_naming_a_host_are_those_ssh_keygen_finds() {
     ]
     .join("\n")
         + "\n";
-    // lines both skip (which `ssh-keygen -H` refuses to rewrite), then
-    // good ones after them, one ending in CRLF
+    // lines both skip (which `ssh-keygen -H` refuses to rewrite): a
+    // line cut short, an unknown marker, key types neither knows (a
+    // made-up one, and names a newer OpenSSH might bring, with a real
+    // key's blob and with one of their own); then good ones after them,
+    // one ending in CRLF
+    let blob = ed.split_whitespace().nth(1).unwrap();
     let invalid = format!(
         "broken.example ssh-ed25519\n@unknown marker.example {ed}\n\
+         future.example ssh-made-up-v99@example.org {blob}\n\
+         future.example ssh-ed448 AAAACXNzaC1lZDQ0OAAAAAEA\n\
+         future.example ssh-mldsa65@openssh.com {blob}\n\
+         @revoked future.example ssh-made-up-v99@example.org {blob}\n\
          crlf.example {ed}\r\nweb.example.com {ed}\n"
     );
     let plain = dir.path().join("known_hosts");
@@ -149,6 +157,7 @@ fn lines_naming_a_host_are_those_ssh_keygen_finds() {
         "indented.example",
         "broken.example",
         "marker.example",
+        "future.example",
         "crlf.example",
         "unlisted",
     ];
@@ -170,6 +179,11 @@ fn lines_naming_a_host_are_those_ssh_keygen_finds() {
         }
     }
     assert!(compared > 30, "only {compared} names found anything");
+}
+
+/// The base64 blob of a `TYPE BLOB` known_hosts key.
+fn ed_blob(key: &str) -> &str {
+    key.split_whitespace().nth(1).unwrap_or_default()
 }
 
 /// One case: known_hosts text for the user file and the global one, a
@@ -237,6 +251,22 @@ fn deployer_trusts_what_ssh_trusts() {
         case("negated", format!("{wild},!{a} {ed}\n"), false),
         case("other port", format!("[{a}]:2222 {ed}\n"), false),
         case("unknown", format!("{other} {ed}\n"), false),
+        // a key type neither knows (a newer host key algorithm, a made-up
+        // one) is skipped: never trusted, and no reason to refuse the
+        // host's other keys
+        case(
+            "only a key of an unknown type",
+            format!("{a} ssh-mldsa65@openssh.com {}\n", ed_blob(&ed)),
+            false,
+        ),
+        case(
+            "unknown types, then the key",
+            format!(
+                "{a} ssh-made-up-v99@example.org {}\n{a} ssh-ed448 AAAA\n{a} {ed}\n",
+                ed_blob(&ed)
+            ),
+            true,
+        ),
         case("revoked", format!("{a} {ed}\n@revoked * {ed}\n"), false),
         // the revoked type is not asked for: the host's good ECDSA key is
         case(

@@ -20,6 +20,7 @@ mod docs;
 mod fail_closed_e2e;
 mod init;
 mod json_e2e;
+mod kex_e2e;
 mod known_hosts_oracle;
 mod notify_e2e;
 mod packaging;

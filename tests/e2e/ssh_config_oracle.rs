@@ -16,7 +16,7 @@ use std::process::Command;
 
 use crate::common::bin::{self, run};
 use crate::common::skip::skip;
-use deployer::ssh_config::{HostSettings, ResolveContext, SshConfigFile};
+use deployer::ssh_config::{kex, HostSettings, ResolveContext, SshConfigFile};
 
 /// `ssh -G` output as (keyword, value) pairs, or `None` when ssh refused.
 fn ssh_g(config: &Path, host: &str, user: Option<&str>) -> Option<Vec<(String, String)>> {
@@ -44,6 +44,32 @@ fn get<'a>(options: &'a [(String, String)], key: &str) -> Vec<&'a str> {
         .filter(|(k, _)| k == key)
         .map(|(_, v)| v.as_str())
         .collect()
+}
+
+/// This ssh's default `KexAlgorithms` list, as `ssh -G` prints it with an
+/// empty config.
+fn ssh_default_kex() -> Vec<String> {
+    static DEFAULT: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    DEFAULT
+        .get_or_init(|| {
+            let empty = ssh_g(Path::new("/dev/null"), "probe", None).expect("ssh -G");
+            get(&empty, "kexalgorithms")[0]
+                .split(',')
+                .map(str::to_string)
+                .collect()
+        })
+        .clone()
+}
+
+/// Whether this ssh knows the key exchange `name` (`ssh -Q kex`).
+fn ssh_knows_kex(name: &str) -> bool {
+    let out = Command::new("ssh")
+        .args(["-Q", "kex"])
+        .output()
+        .expect("ssh -Q kex");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l == name)
 }
 
 fn ssh_available() -> bool {
@@ -172,6 +198,17 @@ fn compare(ours: &HostSettings, ssh: &[(String, String)], cx: &ResolveContext) -
             .join(","),
     };
     check("proxyjump", jump, one("proxyjump"));
+    // the list `KexAlgorithms` makes of this ssh's default (deployer's
+    // own default is OpenSSH 10's: see kex_algorithms_make_the_list_ssh_makes)
+    let default = ssh_default_kex();
+    let default: Vec<&str> = default.iter().map(String::as_str).collect();
+    check(
+        "kexalgorithms",
+        kex::assemble(ours.kex_algorithms.as_deref(), &default)
+            .map(|l| l.join(","))
+            .unwrap_or_else(|e| e),
+        one("kexalgorithms"),
+    );
     // ssh 9.2 prints IdentityFile before expanding it; compare the ones
     // without tokens (tokens are compared through UserKnownHostsFile).
     let theirs: Vec<String> = get(ssh, "identityfile")
@@ -973,6 +1010,15 @@ const VALUE_CORPUS: &[(&str, &[&str])] = &[
             "+diffie-hellman-group1-sha1",
             "sntrup",
             "ecdh-sha2-nistp256,x",
+            "^curve25519-sha256",
+            "-ecdh*,sntrup*",
+            "curve25519-*",
+            "+curve*",
+            // OpenSSH 10's, which deployer runs: accepted, also where the
+            // local ssh is older (see option_values_are_accepted_…)
+            "mlkem768x25519-sha256",
+            "^mlkem768x25519-sha256,curve25519-sha256",
+            "mlkem768x25519-sha256,bogus",
         ],
     ),
     (
@@ -1224,7 +1270,18 @@ fn option_values_are_accepted_and_refused_exactly_as_ssh_does() {
                 let path = d.join("config");
                 std::fs::write(&path, &text).unwrap();
                 std::fs::write(d.join("inc"), format!("{keyword} {value}\n")).unwrap();
-                let (ssh_ok, ssh_err) = ssh_verdict(&path, "h");
+                let (mut ssh_ok, ssh_err) = ssh_verdict(&path, "h");
+                // An ssh older than OpenSSH 10 does not know ML-KEM, which
+                // deployer runs: the one place it accepts what this ssh
+                // refuses (the rest of the list still checked).
+                if !ssh_ok
+                    && *keyword == "KexAlgorithms"
+                    && value.contains("mlkem768x25519-sha256")
+                    && !value.contains("bogus")
+                    && !ssh_knows_kex("mlkem768x25519-sha256")
+                {
+                    ssh_ok = true;
+                }
                 let ours =
                     SshConfigFile::load_named(&path, &cx.home).and_then(|f| f.resolve("h", &cx));
                 match (&ours, ssh_ok) {
@@ -1836,4 +1893,70 @@ fn percent_c_is_the_sha1_ssh_computes() {
         compared += 1;
     }
     assert_eq!(compared, 3);
+}
+
+#[test]
+fn kex_algorithms_make_the_list_ssh_makes() {
+    // `KexAlgorithms` replaces (a plain list), appends (`+`), removes
+    // (`-`, with patterns) or puts first (`^`): deployer's list, made of
+    // this ssh's default, must be the one `ssh -G` prints.
+    if !ssh_available() {
+        return;
+    }
+    let cx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let default = ssh_default_kex();
+    let default: Vec<&str> = default.iter().map(String::as_str).collect();
+    let mut compared = 0;
+    for value in [
+        "curve25519-sha256,ecdh-sha2-nistp256",
+        "diffie-hellman-group14-sha1",
+        "+diffie-hellman-group1-sha1,curve25519-sha256",
+        "^diffie-hellman-group14-sha1,curve25519-sha256",
+        "^curve25519-sha256@libssh.org",
+        "-sntrup*,ecdh*",
+        "-diffie-hellman-group14-sha256",
+        "-!curve*",
+        "-*25519*",
+        "curve25519-sha256,curve25519-sha256",
+    ] {
+        let file = dir.path().join("config");
+        std::fs::write(&file, format!("Host h\n  KexAlgorithms {value}\n")).unwrap();
+        let theirs = ssh_g(&file, "h", None).unwrap_or_else(|| panic!("ssh refuses {value}"));
+        let settings = SshConfigFile::load(&file, &cx.home)
+            .and_then(|f| f.resolve("h", &cx))
+            .unwrap_or_else(|e| panic!("{value}: {e}"));
+        assert_eq!(settings.kex_algorithms.as_deref(), Some(value));
+        let ours = kex::assemble(Some(value), &default).unwrap().join(",");
+        assert_eq!(
+            ours,
+            get(&theirs, "kexalgorithms")[0],
+            "KexAlgorithms {value}"
+        );
+        compared += 1;
+    }
+    assert_eq!(compared, 10);
+
+    // deployer's own default is OpenSSH 10's, ML-KEM first
+    let file = dir.path().join("config");
+    std::fs::write(&file, "Host h\n  KexAlgorithms -ecdh*\n").unwrap();
+    let settings = SshConfigFile::load(&file, &cx.home)
+        .and_then(|f| f.resolve("h", &cx))
+        .unwrap();
+    let ours = kex::assemble(settings.kex_algorithms.as_deref(), kex::DEFAULT).unwrap();
+    assert_eq!(ours[0], "mlkem768x25519-sha256");
+    assert!(!ours.iter().any(|n| n.starts_with("ecdh")), "{ours:?}");
+
+    // a list left empty: `ssh -G` prints it, ssh then fails to connect;
+    // deployer refuses it at once, naming the file and line
+    std::fs::write(&file, "Host h\n  KexAlgorithms -*\n").unwrap();
+    assert_eq!(
+        get(&ssh_g(&file, "h", None).unwrap(), "kexalgorithms"),
+        [""]
+    );
+    let e = SshConfigFile::load(&file, &cx.home)
+        .and_then(|f| f.resolve("h", &cx))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(":2:") && e.contains("`KexAlgorithms -*`"), "{e}");
 }

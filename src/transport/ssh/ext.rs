@@ -14,6 +14,7 @@ use crate::error::HostError;
 
 pub(super) const LIBSSH2_ERROR_EAGAIN: i32 = -37;
 pub(super) const LIBSSH2_ERROR_TIMEOUT: i32 = -9;
+pub(super) const LIBSSH2_ERROR_KEX_FAILURE: i32 = -5;
 pub(super) const LIBSSH2_ERROR_SOCKET_SEND: i32 = -7;
 pub(super) const LIBSSH2_ERROR_SOCKET_DISCONNECT: i32 = -13;
 pub(super) const LIBSSH2_ERROR_SOCKET_RECV: i32 = -43;

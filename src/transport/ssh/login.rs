@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use ssh2::{MethodType, Session};
 
 use super::auth::authenticate;
-use super::ext::{hear_disconnects, ssh_err};
+use super::ext::{hear_disconnects, ssh_err, LIBSSH2_ERROR_KEX_FAILURE};
 use super::hostkeys::{check_host_key, prefer_known_host_keys};
+use super::kex;
 use crate::error::HostError;
 use crate::openssh::known_hosts::KnownHostsFile;
 use crate::transport::known_cache::KnownHostsCache;
@@ -18,7 +19,9 @@ use crate::transport::SshTarget;
 /// A new SSH session over `stream`, the host-key algorithms chosen from
 /// known_hosts (read through `known`), and the handshake done by
 /// `deadline`. Returns the session and the known_hosts files, for
-/// [`check_host_key`].
+/// [`check_host_key`]. No key exchange in common is
+/// [`HostError::KexNoMatch`] without the server's list (the caller may
+/// read it, see [`kex::server_offer`]).
 pub(in crate::transport) fn handshake<S: AsRawFd + 'static>(
     stream: S,
     target: &SshTarget,
@@ -40,10 +43,19 @@ pub(in crate::transport) fn handshake<S: AsRawFd + 'static>(
     }
     session.set_timeout(u32::try_from(left.as_millis()).unwrap_or(u32::MAX).max(1));
     let files = prefer_known_host_keys(&session, target, known)?;
+    let offered = kex::prefer(&session, target)?;
     let started = Instant::now();
-    session
-        .handshake()
-        .map_err(|e| ssh_err("waiting for the SSH handshake", &e, limit))?;
+    session.handshake().map_err(|e| {
+        if e.code() == ssh2::ErrorCode::Session(LIBSSH2_ERROR_KEX_FAILURE) {
+            HostError::KexNoMatch {
+                host: target.alias.clone(),
+                offered,
+                server: None,
+            }
+        } else {
+            ssh_err("waiting for the SSH handshake", &e, limit)
+        }
+    })?;
     tracing::debug!(
         host = %target.alias,
         ms = started.elapsed().as_millis() as u64,

@@ -8,12 +8,14 @@
 //! - [`auth`]: the agent and key files;
 //! - [`network`]: DNS and TCP by a deadline;
 //! - [`keepalive`]: keepalives and silence detection;
+//! - [`kex`]: the key exchange algorithms offered, and the server's;
 //! - [`ext`]: the libssh2 calls the `ssh2` crate lacks, and its error codes.
 
 pub(crate) mod auth;
 pub(crate) mod ext;
 pub(crate) mod hostkeys;
 pub(crate) mod keepalive;
+pub(crate) mod kex;
 pub(crate) mod login;
 pub(crate) mod network;
 pub(crate) mod session;
