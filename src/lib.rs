@@ -39,6 +39,7 @@
 // `ssh2` crate lacks); each block there says why it is sound.
 #![deny(unsafe_code)]
 
+pub mod alerts;
 pub mod apt;
 pub mod badge;
 pub mod badges;

@@ -120,6 +120,10 @@ pub struct Config {
     /// `[notify]`: who hears about deploys. Read and checked here; nothing
     /// sends notifications yet.
     pub notify: Notify,
+    /// `[alerts]` (with the `alert_matchers` of stages and packages): the
+    /// Alertmanager whose alerts hold forward deploys; `None` without the
+    /// section.
+    pub alerts: Option<crate::alerts::Settings>,
     /// Harmless oddities found while reading (unknown keys...), already
     /// worded for the operator.
     pub warnings: Vec<String>,
@@ -589,6 +593,7 @@ impl<'a> Reader<'a> {
         let stages = self.stages(&env)?;
         let (health_checks, holds, services) = self.package_options(&packages)?;
         let notify = self.notify()?;
+        let alerts = self.alerts(&stages, &packages)?;
 
         let ssh = SshOptions {
             user: self.value(&env, "ssh_user", value::parse_user)?,
@@ -657,6 +662,7 @@ impl<'a> Reader<'a> {
             services,
             ssh,
             notify,
+            alerts,
             warnings: self.warnings,
         })
     }
@@ -729,6 +735,85 @@ impl<'a> Reader<'a> {
             }
         }
         Ok(notify)
+    }
+
+    /// `[alerts]`, and the `alert_matchers` of `[stage:NAME]` and
+    /// `[package:NAME]` sections (which need `[alerts]`).
+    fn alerts(
+        &mut self,
+        stages: &[Stage],
+        packages: &[PackageName],
+    ) -> Result<Option<crate::alerts::Settings>, ConfigError> {
+        let section = self.section(schema::ALERTS.kind);
+        if let Some(section) = &section {
+            self.check_unknown_keys(section);
+        }
+        let mut by_stage = BTreeMap::new();
+        let mut by_package = BTreeMap::new();
+        let mut first_use: Option<(String, Option<usize>)> = None;
+        let named = stages
+            .iter()
+            .map(|s| (schema::STAGE.section_name(&s.name), None))
+            .chain(
+                packages
+                    .iter()
+                    .map(|p| (schema::PACKAGE.section_name(p.as_str()), Some(p))),
+            );
+        for (name, package) in named.collect::<Vec<_>>() {
+            let Some(s) = self.section(&name) else {
+                continue;
+            };
+            let Some(matchers) = self.value(&s, "alert_matchers", value::parse_matchers)? else {
+                continue;
+            };
+            let line = self.get(&s, "alert_matchers")?.and_then(|(_, l)| l);
+            first_use.get_or_insert((name.clone(), line));
+            match package {
+                Some(p) => by_package.insert(p.clone(), matchers),
+                None => by_stage.insert(name["stage:".len()..].to_string(), matchers),
+            };
+        }
+        let Some(section) = section else {
+            if let Some((name, line)) = first_use {
+                return Err(self
+                    .error(
+                        line,
+                        format!("`alert_matchers` in `[{name}]` needs an `[alerts]` section"),
+                    )
+                    .note(
+                        "add `[alerts]` with `alertmanager_url = http://...` (the Alertmanager \
+                         to ask), or remove `alert_matchers`",
+                    ));
+            }
+            return Ok(None);
+        };
+        let Some(url) = self.value_shown(
+            &section,
+            "alertmanager_url",
+            value::parse_webhook_url,
+            value::webhook_shown,
+        )?
+        else {
+            return Err(self
+                .error(
+                    Some(section.line()),
+                    "`[alerts]` has no `alertmanager_url` key",
+                )
+                .note(
+                    "add a line like `alertmanager_url = http://alertmanager.example.org:9093`",
+                ));
+        };
+        Ok(Some(crate::alerts::Settings {
+            url,
+            matchers: self
+                .value(&section, "matchers", value::parse_matchers)?
+                .unwrap_or_default(),
+            on_unreachable: self
+                .value(&section, "on_unreachable", value::parse_on_unreachable)?
+                .unwrap_or_default(),
+            stages: by_stage,
+            packages: by_package,
+        }))
     }
 
     /// Warn about keys outside any section and sections of unknown kinds;
@@ -2020,7 +2105,7 @@ hosts = p1 p2
             config.warnings,
             [
                 format!("`{PATH}` line 8: unknown section `[stages:test]` is ignored; did you mean `[stage:test]`?"),
-                format!("`{PATH}` line 10: unknown section `[global]` is ignored; known sections are `[environment]`, `[stage:NAME]`, `[package:NAME]` and `[notify]`"),
+                format!("`{PATH}` line 10: unknown section `[global]` is ignored; known sections are `[environment]`, `[stage:NAME]`, `[package:NAME]`, `[notify]` and `[alerts]`"),
             ]
         );
     }
@@ -2485,6 +2570,95 @@ rollback_on_failure = on",
         assert!(
             e.message.starts_with("refusing to use this configuration"),
             "{e:?}"
+        );
+    }
+
+    // --- [alerts] ------------------------------------------------------------
+
+    #[test]
+    fn alerts_with_matchers_per_stage_and_package() {
+        let text = format!(
+            "{MINIMAL}alert_matchers = env=\"prod\"\n[package:foo]\nalert_matchers = {{service=~\"foo|api\"}}\n\
+             [alerts]\nalertmanager_url = http://127.0.0.1:9093/\n\
+             matchers = severity=~\"critical|page\", team != db\non_unreachable = allow\n"
+        );
+        let config = ok(&text);
+        let alerts = config.alerts.expect("[alerts] is read");
+        assert_eq!(alerts.url, "http://127.0.0.1:9093/");
+        assert_eq!(alerts.on_unreachable, crate::alerts::OnUnreachable::Allow);
+        let foo: PackageName = "foo".parse().unwrap();
+        assert_eq!(
+            crate::alerts::matcher::describe(&alerts.matchers_for("prod", Some(&foo))),
+            r#"severity=~"critical|page", team!="db", env="prod", service=~"foo|api""#
+        );
+        assert_eq!(
+            crate::alerts::matcher::describe(&alerts.matchers_for("test", None)),
+            r#"severity=~"critical|page", team!="db""#
+        );
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        // without the section: none, and the default is to refuse
+        assert!(ok(MINIMAL).alerts.is_none());
+        let plain = ok(&format!(
+            "{MINIMAL}[alerts]\nalertmanager_url = http://am:9093\n"
+        ));
+        let plain = plain.alerts.unwrap();
+        assert_eq!(plain.on_unreachable, crate::alerts::OnUnreachable::Refuse);
+        assert!(plain.matchers.is_empty());
+    }
+
+    #[test]
+    fn a_bad_matcher_names_the_file_line_and_matcher() {
+        let e = err(&format!(
+            "{MINIMAL}[alerts]\nalertmanager_url = http://am:9093\nmatchers = a=\"x\", 9b=y\n"
+        ));
+        assert_eq!(e.line, Some(10));
+        assert!(
+            e.to_string().starts_with(&format!(
+                "`{PATH}` line 10: `matchers` in `[alerts]` has an invalid value"
+            )),
+            "{e}"
+        );
+        assert!(
+            e.message
+                .contains("the matcher `9b=y`: it does not start with a label name"),
+            "{e}"
+        );
+        assert!(note(&e).contains("`label=~regex`"), "{:?}", e.note);
+        let e = err(&format!(
+            "{MINIMAL}alert_matchers = sev=~\"(page\"\n[alerts]\nalertmanager_url = http://am:9093\n"
+        ));
+        assert_eq!(e.line, Some(8));
+        assert!(
+            e.message.contains("`alert_matchers` in `[stage:prod]`"),
+            "{e}"
+        );
+        assert!(e.message.contains("not a valid regular expression"), "{e}");
+    }
+
+    #[test]
+    fn alerts_need_a_url_and_alert_matchers_need_alerts() {
+        let e = err(&format!("{MINIMAL}[alerts]\nmatchers = a=b\n"));
+        assert!(
+            e.message.contains("`[alerts]` has no `alertmanager_url`"),
+            "{e}"
+        );
+        assert_eq!(e.line, Some(8));
+        let e = err(&format!("{MINIMAL}alert_matchers = a=b\n"));
+        assert_eq!(e.line, Some(8));
+        assert!(
+            e.message
+                .contains("`alert_matchers` in `[stage:prod]` needs an `[alerts]` section"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{MINIMAL}[alerts]\nalertmanager_url = http://am:9093\non_unreachable = ignore\n"
+        ));
+        assert!(e.message.contains("`on_unreachable` in `[alerts]`"), "{e}");
+        assert!(note(&e).contains("`refuse`"), "{:?}", e.note);
+        let e = err(&format!("{MINIMAL}[alerts]\nalertmanager_url = am:9093\n"));
+        assert!(
+            e.message.contains("`alertmanager_url` in `[alerts]`"),
+            "{e}"
         );
     }
 }

@@ -104,7 +104,7 @@ pub const ENVIRONMENT: SectionKind = SectionKind {
 pub const STAGE: SectionKind = SectionKind {
     kind: "stage",
     named: true,
-    keys: &[list("hosts", "required", "`name`, `user@name`, `name:port`, `[2001:db8::1]:port`, or `local`"), single("critical", "yes for every stage but the first", "ask for confirmation before deploying"), single("ssh_proxy_jump", "`ProxyJump` from the ssh config", "jump hosts, `[user@]host[:port]` separated by commas, first hop first, or `none` (like `ssh -J`)")],
+    keys: &[list("hosts", "required", "`name`, `user@name`, `name:port`, `[2001:db8::1]:port`, or `local`"), single("critical", "yes for every stage but the first", "ask for confirmation before deploying"), single("ssh_proxy_jump", "`ProxyJump` from the ssh config", "jump hosts, `[user@]host[:port]` separated by commas, first hop first, or `none` (like `ssh -J`)"), single("alert_matchers", "none", "Alertmanager matchers added to `[alerts] matchers` for this stage (needs `[alerts]`)")],
 };
 
 /// `[package:NAME]`: options of one package of `deb_packages`.
@@ -118,6 +118,7 @@ pub const PACKAGE: SectionKind = SectionKind {
         single("restart", "no", "restart the units on each host after its install, before the health check"),
         command("restart_command", "none", "shell command that restarts the service, instead of `systemctl` (hosts without systemd)"),
         command("logs_command", "none", "shell command printing the service's recent log lines, instead of `journalctl`"),
+        single("alert_matchers", "none", "Alertmanager matchers added to `[alerts] matchers` for deploys of this package (needs `[alerts]`)"),
     ],
 };
 
@@ -134,8 +135,19 @@ pub const NOTIFY: SectionKind = SectionKind {
     ],
 };
 
+/// `[alerts]`: the Alertmanager whose alerts hold forward deploys.
+pub const ALERTS: SectionKind = SectionKind {
+    kind: "alerts",
+    named: false,
+    keys: &[
+        single("alertmanager_url", "required", "Alertmanager's base URL, `http://` or `https://` (e.g. `http://alertmanager:9093`)"),
+        single("matchers", "none (every alert)", "Alertmanager matchers, comma-separated, that an active alert must meet to hold deploys, e.g. `severity=~\"critical|page\", service=\"fastpath\"`"),
+        single("on_unreachable", "refuse", "`refuse` or `allow`: what a deploy does when Alertmanager cannot be asked"),
+    ],
+};
+
 /// Every section kind deployer reads.
-pub const SECTIONS: &[SectionKind] = &[ENVIRONMENT, STAGE, PACKAGE, NOTIFY];
+pub const SECTIONS: &[SectionKind] = &[ENVIRONMENT, STAGE, PACKAGE, NOTIFY, ALERTS];
 
 impl SectionKind {
     /// How the header is shown in messages: `[environment]`, `[stage:NAME]`.
@@ -263,7 +275,7 @@ mod tests {
         assert_eq!(meant_section("notfy").as_deref(), Some("[notify]"));
         assert_eq!(
             known_sections(),
-            "`[environment]`, `[stage:NAME]`, `[package:NAME]` and `[notify]`"
+            "`[environment]`, `[stage:NAME]`, `[package:NAME]`, `[notify]` and `[alerts]`"
         );
     }
 

@@ -479,6 +479,34 @@ pub(crate) fn parse_webhook_url(s: &str) -> Result<String, Invalid> {
     Ok(s.to_string())
 }
 
+/// Alertmanager matchers (`[alerts] matchers`, `alert_matchers`): the
+/// matcher at fault and what is wrong with it, or the list.
+pub(crate) fn parse_matchers(s: &str) -> Result<Vec<crate::alerts::Matcher>, Invalid> {
+    crate::alerts::matcher::parse_list(s).map_err(|bad| {
+        Invalid::new(
+            format!(
+                "the matcher `{}`: {}",
+                crate::text::clipped_line(&bad.matcher, 200),
+                bad.reason
+            ),
+            crate::alerts::matcher::ACCEPTED,
+        )
+    })
+}
+
+/// `on_unreachable`: `refuse` or `allow`.
+pub(crate) fn parse_on_unreachable(s: &str) -> Result<crate::alerts::OnUnreachable, Invalid> {
+    match s.trim() {
+        "refuse" => Ok(crate::alerts::OnUnreachable::Refuse),
+        "allow" => Ok(crate::alerts::OnUnreachable::Allow),
+        _ => Err(Invalid::new(
+            "neither `refuse` nor `allow`",
+            "accepted: `refuse` (the default: a deploy is refused when Alertmanager cannot be \
+             asked) or `allow` (it goes on, with a warning)",
+        )),
+    }
+}
+
 /// A webhook URL as every message shows it: its scheme and host (with the
 /// port), never its user part, path, query or fragment, which may hold a
 /// token; `…` marks what was left out. Text that does not even look like
