@@ -96,6 +96,11 @@ pub struct Record {
     /// before): recorded and notified as a rollback under freeze.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub under_freeze: bool,
+    /// The alerts (one line each: name, labels, since, summary) that held
+    /// the stage and that `--override-freeze --reason` went through; or
+    /// why Alertmanager could not be asked. Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts_overridden: Vec<String>,
 }
 
 impl Record {
@@ -206,6 +211,7 @@ impl Attempt {
             hosts: Vec::new(),
             changes: Vec::new(),
             under_freeze: false,
+            alerts_overridden: Vec::new(),
         }
     }
 
@@ -1150,6 +1156,7 @@ mod tests {
             hosts: Vec::new(),
             changes: Vec::new(),
             under_freeze: false,
+            alerts_overridden: Vec::new(),
         }
     }
 

@@ -85,6 +85,11 @@ pub struct Column {
     /// stage's name, or unreadable). A deploy refuses every host that
     /// carries a record, whatever stage it names, so the view says so too.
     pub freeze: Option<crate::freeze::Freeze>,
+    /// What Alertmanager says of the stage ([`crate::alerts::Hold`]):
+    /// `None` when `[alerts]` is not configured (or not asked, by
+    /// [`crate::alerts::mark_stages`]). The plain fact "held by alerts" is
+    /// `alerts.as_ref().is_some_and(Hold::held)`.
+    pub alerts: Option<crate::alerts::Hold>,
 }
 
 /// A package whose hosts disagree inside one stage (on the state, or on the
@@ -230,6 +235,7 @@ pub fn build(
                 hosts: *hosts,
                 down,
                 freeze,
+                alerts: None,
             }
         })
         .collect();

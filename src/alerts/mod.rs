@@ -220,6 +220,18 @@ impl Hold {
     }
 }
 
+/// Ask Alertmanager about every stage of `m` (with `[alerts] matchers`
+/// and each stage's `alert_matchers`), for `status` and the dashboard;
+/// nothing without `[alerts]`.
+pub fn mark_stages(settings: Option<&Settings>, m: &mut crate::matrix::Matrix) {
+    let Some(settings) = settings else {
+        return;
+    };
+    for c in &mut m.columns {
+        c.alerts = Some(Hold::of(&settings.check(&c.name, None)));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

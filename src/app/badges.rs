@@ -51,7 +51,11 @@ pub fn refresh(
         None
     };
     let reports = fleet.status(&config.packages, config.ssh.command_timeout);
-    let m = matrix::for_config(config, None, &reports);
+    let mut m = matrix::for_config(config, None, &reports);
+    // the dashboard shows the stages held by alerts
+    if args.output.is_some() {
+        crate::alerts::mark_stages(config.alerts.as_ref(), &mut m);
+    }
     let board = badges::board(&m, &reports);
     let refreshed = crate::history::now_rfc3339();
     let mut status = if reports.iter().any(|r| r.result.is_err()) {

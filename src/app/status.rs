@@ -26,7 +26,8 @@ pub(super) fn command(cli: &Cli, args: &StatusArgs, color: Color) -> Result<Exit
         .collect();
     let mut fleet = Fleet::unopened(mine, config.parallelism, waiting(cli));
     let reports = fleet.survey(&only.packages, config.ssh.command_timeout);
-    let m = matrix::build(&only.packages, &only.columns, &reports);
+    let mut m = matrix::build(&only.packages, &only.columns, &reports);
+    crate::alerts::mark_stages(config.alerts.as_ref(), &mut m);
     let s = m.summary();
     let status = if s.answered < s.hosts {
         ExitStatus::Unreachable

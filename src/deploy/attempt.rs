@@ -25,6 +25,9 @@ pub struct Attempt {
     /// A rollback allowed into a frozen stage (a version the stage ran
     /// before), once the preflight has let it through.
     pub(crate) under_freeze: bool,
+    /// The alerts `--override-freeze` went through (one line each), once
+    /// the preflight has let it through ([`super::alert_hold`]).
+    pub(crate) alerts_overridden: Vec<String>,
 }
 
 impl Attempt {
@@ -46,6 +49,7 @@ impl Attempt {
             forced,
             changes: Vec::new(),
             under_freeze: false,
+            alerts_overridden: Vec::new(),
         }
     }
 
@@ -85,6 +89,7 @@ impl Attempt {
         // refused, it was not carried out under any freeze
         Record {
             under_freeze: false,
+            alerts_overridden: Vec::new(),
             ..self.detailed(self.inner.refused(&self.stage, reason))
         }
     }
@@ -97,6 +102,7 @@ impl Attempt {
             forced: self.forced,
             changes: self.changes.clone(),
             under_freeze: self.under_freeze,
+            alerts_overridden: self.alerts_overridden.clone(),
             ..base
         }
     }

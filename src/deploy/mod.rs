@@ -5,7 +5,7 @@
 //! - [`request`]: what was typed, validated before any connection, then
 //!   turned into a target stage and version (a rollback's from the stage's
 //!   history, [`previous`]);
-//! - [`preflight`]: reachability, freezes, sudo, the deploy lock, fresh apt
+//! - [`preflight`]: reachability, freezes, alerts ([`alert_hold`]), sudo, the deploy lock, fresh apt
 //!   lists, the states read again under the lock, dpkg idle, what apt can
 //!   install, and the plan (`plan` decides; preflight gathers the facts);
 //! - [`rollout`]: the batches, each host's [`install`] (first the `.deb`
@@ -28,6 +28,7 @@
 //! Every attempt, whatever its outcome, is recorded in the history.
 
 pub mod aftermath;
+pub mod alert_hold;
 pub mod attempt;
 pub mod context;
 pub mod host;

@@ -71,6 +71,11 @@ pub enum Stop {
     /// Whether the stage was frozen could not be checked on some hosts;
     /// the lines say why.
     FreezeUnknown(Vec<String>),
+    /// Alerts started firing during the rollout; the lines name them.
+    Alerts(Vec<String>),
+    /// Alertmanager could not be asked during the rollout (and
+    /// `on_unreachable = refuse`); the line says why.
+    AlertsUnknown(Vec<String>),
 }
 
 /// What a rollout did.

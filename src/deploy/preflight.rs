@@ -49,6 +49,8 @@ pub struct Prepared {
     /// The freezes a rollback goes through (empty unless it goes into a
     /// frozen stage), as `host: frozen by ...` lines.
     pub freezes: Vec<String>,
+    /// The alert check (`None` without `[alerts]`).
+    pub alerts: Option<super::alert_hold::AlertCheck>,
 }
 
 /// The deploy lock as this attempt takes it on each host.
@@ -99,6 +101,9 @@ impl Prepared {
             for f in &self.freezes {
                 s.push_str(&format!("  {f}\n"));
             }
+        }
+        if let Some(alerts) = &self.alerts {
+            s.push_str(&alerts.describe());
         }
         s.push_str(&self.plan.describe(&self.details()));
         if let Some(review) = &self.review {
@@ -166,6 +171,7 @@ impl Prepared {
             "rollback_to": self.back.as_ref().map(|b| &b.origin),
             "under_freeze": !self.freezes.is_empty(),
             "freezes": self.freezes,
+            "alerts": self.alerts,
         })
     }
 
@@ -196,6 +202,7 @@ pub fn prepare(
     fleet.leave_out(stage, &names);
     // a forced freeze is announced once, on the check the plan is made from
     ready(cx, attempt, &before, target, &left_out, cx.opts.dry_run)?;
+    let alerts = super::alert_hold::before_lock(cx, attempt, target)?;
     sudo_works(cx, fleet, attempt, stage)?;
     let facts = if cx.opts.dry_run {
         before
@@ -242,6 +249,7 @@ pub fn prepare(
         review,
         back: target.back.clone(),
         freezes,
+        alerts,
     })
 }
 

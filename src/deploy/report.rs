@@ -277,6 +277,8 @@ pub fn summarize(plan: &Plan, action: &str, rollout: &Rollout, rollback: &[Rollb
             match &rollout.stopped {
                 Some(Stop::Frozen(_)) => "the stage was frozen",
                 Some(Stop::FreezeUnknown(_)) => "a freeze could not be checked",
+                Some(Stop::Alerts(_)) => "alerts are firing",
+                Some(Stop::AlertsUnknown(_)) => "the alerts could not be checked",
                 _ => "interrupted",
             }
         ),
@@ -322,6 +324,14 @@ pub fn reason(
             "a freeze could not be checked during the rollout: {}",
             lines.join("; ")
         )),
+        Some(Stop::Alerts(lines)) => reasons.push(format!(
+            "alerts fired during the rollout: {}",
+            lines.join("; ")
+        )),
+        Some(Stop::AlertsUnknown(lines)) => reasons.push(format!(
+            "the alerts could not be checked during the rollout: {}",
+            lines.join("; ")
+        )),
         None => {}
     }
     if opts.force {
@@ -336,6 +346,12 @@ pub fn reason(
             "freeze overridden: {}",
             opts.reason.as_deref().unwrap_or_default()
         ));
+        if !attempt.alerts_overridden.is_empty() {
+            reasons.push(format!(
+                "alerts overridden: {}",
+                attempt.alerts_overridden.join("; ")
+            ));
+        }
     } else if attempt.under_freeze {
         reasons.push(format!(
             "rollback under freeze: {}",

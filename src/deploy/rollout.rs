@@ -1,7 +1,7 @@
 //! The rollout, batch by batch: the first host alone (the canary), then
 //! `batch_size` at a time. It stops at the first failing batch, and before
-//! a new batch when the operator asked to stop or the stage was frozen
-//! meanwhile.
+//! a new batch when the operator asked to stop, the stage was frozen
+//! meanwhile, or alerts started firing ([`super::alert_hold`]).
 
 use crate::fleet::Fleet;
 
@@ -75,10 +75,15 @@ pub fn rollout(
             stopped = Some(Stop::Signal);
             break;
         }
-        if let Err(stop) = still_unfrozen(cx, fleet, attempt, &plan.stage) {
+        let rollback = prepared.back.is_some();
+        let checked = still_unfrozen(cx, fleet, attempt, &plan.stage)
+            .and_then(|()| super::alert_hold::before_batch(cx, attempt, &plan.stage, rollback));
+        if let Err(stop) = checked {
             let (what, lines) = match &stop {
                 Stop::Frozen(lines) => ("is frozen now", lines.as_slice()),
                 Stop::FreezeUnknown(lines) => ("cannot be checked for a freeze", lines.as_slice()),
+                Stop::Alerts(lines) => ("is held by alerts now", lines.as_slice()),
+                Stop::AlertsUnknown(lines) => ("cannot be checked for alerts", lines.as_slice()),
                 Stop::Signal => ("was interrupted", &[][..]),
             };
             cx.console.say(&format!(

@@ -61,6 +61,7 @@ pub fn html(
     page.head(dashboard.refresh);
     page.header(m, dashboard);
     page.frozen(m);
+    page.alerts(m);
     page.matrix(m, board);
     if let Some(c) = dashboard.changes {
         super::changes::section(c, &mut page.s);
@@ -109,6 +110,7 @@ li{margin:.2rem 0}
 .badge svg{display:block;max-width:100%;height:auto}
 .tag{display:inline-block;font-size:.75rem;line-height:1.4;padding:0 .35rem;border-radius:3px;margin-left:.35rem;font-weight:600;vertical-align:middle;white-space:nowrap}
 .tag.frozen{background:#9cd3f5;color:#0b3954}
+.tag.alerts{background:#f7c6c6;color:#6b0f0f}
 .tag.down{background:#e05d44;color:#fff}
 .tag.held{border:1px solid var(--line);color:var(--muted);font-weight:400}
 .hosts{list-style:none;padding:0}
@@ -350,6 +352,47 @@ impl Page {
         self.s.push_str("</section>\n");
     }
 
+    /// The banner of the stages held by alerts (only with `[alerts]`): each
+    /// alert's line, or that Alertmanager could not be asked (not "clear").
+    fn alerts(&mut self, m: &Matrix) {
+        use crate::alerts::Hold;
+        let held: Vec<&Column> = m
+            .columns
+            .iter()
+            .filter(|c| matches!(c.alerts, Some(Hold::Held { .. } | Hold::Unreachable { .. })))
+            .collect();
+        if held.is_empty() {
+            return;
+        }
+        self.s.push_str(
+            "<section class=\"banner alerts\" aria-labelledby=\"h-alerts\">\n<h2 id=\"h-alerts\">Held by alerts: new deploys and promotions refused</h2>\n<ul>\n",
+        );
+        for c in held {
+            match &c.alerts {
+                Some(Hold::Held { alerts }) => {
+                    for a in alerts {
+                        let _ = writeln!(
+                            self.s,
+                            "<li><strong>{}</strong>: {}</li>",
+                            escape(&c.name),
+                            host_text(a)
+                        );
+                    }
+                }
+                Some(Hold::Unreachable { error }) => {
+                    let _ = writeln!(
+                        self.s,
+                        "<li><strong>{}</strong>: Alertmanager could not be asked ({}): not known to be clear</li>",
+                        escape(&c.name),
+                        host_text(error)
+                    );
+                }
+                _ => {}
+            }
+        }
+        self.s.push_str("</ul>\n</section>\n");
+    }
+
     /// The banner of the frozen stages, at the top: who froze each, since
     /// when, and why (the hosts' words, escaped).
     fn frozen(&mut self, m: &Matrix) {
@@ -478,6 +521,23 @@ fn stage_heading(c: &Column) -> String {
             " <span class=\"tag frozen\" title=\"{}\">frozen</span>",
             host_text(&f.describe())
         );
+    }
+    match &c.alerts {
+        Some(crate::alerts::Hold::Held { alerts }) => {
+            let _ = write!(
+                h,
+                " <span class=\"tag alerts\" title=\"{}\">held by alerts</span>",
+                host_text(&alerts.join("; "))
+            );
+        }
+        Some(crate::alerts::Hold::Unreachable { error }) => {
+            let _ = write!(
+                h,
+                " <span class=\"tag alerts\" title=\"{}\">alerts unknown</span>",
+                host_text(error)
+            );
+        }
+        _ => {}
     }
     if c.down > 0 {
         let _ = write!(
@@ -699,6 +759,39 @@ mod tests {
         assert!(!out.contains("id=\"stale\""), "{out}");
         assert!(out.contains("<body data-stale-after=\"0\">"), "{out}");
         assert!(out.contains(&format!("<time datetime=\"{NOW}\" data-generated>")));
+    }
+
+    #[test]
+    fn stages_held_by_alerts_are_a_banner_and_a_tag() {
+        use crate::alerts::Hold;
+        let (mut m, reports) = sample();
+        assert!(!page(&m, &reports).contains("h-alerts"));
+        m.columns[0].alerts = Some(Hold::Clear);
+        assert!(!page(&m, &reports).contains("h-alerts"));
+        m.columns[1].alerts = Some(Hold::Unreachable {
+            error: "HTTP 500".into(),
+        });
+        m.columns[2].alerts = Some(Hold::Held {
+            alerts: vec!["Down <b> {} since x: \u{202e}".into()],
+        });
+        let out = page(&m, &reports);
+        assert!(
+            out.contains(
+                "<h2 id=\"h-alerts\">Held by alerts: new deploys and promotions refused</h2>"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("<li><strong>prod</strong>: Down &lt;b&gt; {} since x: \\u{202e}</li>"),
+            "{out}"
+        );
+        assert!(out.contains("<li><strong>hel</strong>: Alertmanager could not be asked (HTTP 500): not known to be clear</li>"), "{out}");
+        assert!(
+            out.contains("<span class=\"tag alerts\" title=\"HTTP 500\">alerts unknown</span>"),
+            "{out}"
+        );
+        assert!(out.contains(">held by alerts</span>"), "{out}");
+        assert!(!out.contains('\u{202e}'));
     }
 
     #[test]

@@ -108,6 +108,11 @@ fn header_text(c: &crate::matrix::Column) -> String {
     if c.freeze.is_some() {
         h.push_str(" [frozen]");
     }
+    match &c.alerts {
+        Some(crate::alerts::Hold::Held { .. }) => h.push_str(" [held by alerts]"),
+        Some(crate::alerts::Hold::Unreachable { .. }) => h.push_str(" [alerts unknown]"),
+        _ => {}
+    }
     if c.down > 0 {
         h.push_str(&format!(" ({}/{} down)", c.down, c.hosts));
     }
@@ -229,6 +234,7 @@ pub fn text(m: &Matrix, color: Color, out: &mut dyn Write) -> io::Result<()> {
             }
         }
     }
+    alerts_text(m, color, out)?;
     if !m.unreachable.is_empty() {
         writeln!(out)?;
         writeln!(out, "{}", color.paint(Paint::Red, "Unreachable hosts:"))?;
@@ -243,6 +249,45 @@ pub fn text(m: &Matrix, color: Color, out: &mut dyn Write) -> io::Result<()> {
             // the reason may quote the host (sshd banners, stderr)
             let reason = crate::text::one_line(&u.error.to_string());
             writeln!(out, "  {}  {reason}", pad(&label, None, host_w, color))?;
+        }
+    }
+    Ok(())
+}
+
+/// The stages held by alerts, and those whose alerts could not be asked
+/// (the lines are safe already: [`crate::alerts::Alert::describe`]).
+fn alerts_text(m: &Matrix, color: Color, out: &mut dyn Write) -> io::Result<()> {
+    use crate::alerts::Hold;
+    let held: Vec<_> = m
+        .columns
+        .iter()
+        .filter(|c| matches!(c.alerts, Some(Hold::Held { .. } | Hold::Unreachable { .. })))
+        .collect();
+    if held.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{}",
+        color.paint(
+            Paint::Yellow,
+            "Stages held by alerts (deploy and promote refused; rollback allowed):"
+        )
+    )?;
+    for c in held {
+        match &c.alerts {
+            Some(Hold::Held { alerts }) => {
+                for a in alerts {
+                    writeln!(out, "  {}: {a}", c.name)?;
+                }
+            }
+            Some(Hold::Unreachable { error }) => writeln!(
+                out,
+                "  {}: Alertmanager could not be asked ({error}): not known to be clear",
+                c.name
+            )?,
+            _ => {}
         }
     }
     Ok(())
@@ -271,6 +316,9 @@ struct JsonHostPackage<'a> {
 struct JsonStage<'a> {
     name: &'a str,
     frozen: Option<&'a crate::freeze::Freeze>,
+    /// Only with `[alerts]`: `{"state": "clear" | "held" | "unreachable", ...}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alerts: Option<&'a crate::alerts::Hold>,
     hosts: Vec<JsonHost<'a>>,
 }
 
@@ -325,6 +373,7 @@ pub fn json(
         .map(|c| JsonStage {
             name: &c.name,
             frozen: c.freeze.as_ref(),
+            alerts: c.alerts.as_ref(),
             hosts: reports
                 .iter()
                 .filter(|r| r.stage == c.name)
@@ -508,6 +557,48 @@ mod tests {
         let mut buf = Vec::new();
         text(m, color, &mut buf).unwrap();
         String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn stages_held_by_alerts_are_named_and_an_unknown_hold_is_not_clear() {
+        use crate::alerts::Hold;
+        let (mut m, reports) = sample();
+        let plain = render(&m, Color::Never);
+        m.columns[0].alerts = Some(Hold::Clear);
+        m.columns[1].alerts = Some(Hold::Unreachable {
+            error: "it cannot be reached (ConnectionFailed)".into(),
+        });
+        m.columns[2].alerts = Some(Hold::Held {
+            alerts: vec!["Down {severity=\"page\"} since 2026-12-07T11:00:00Z: down".into()],
+        });
+        let out = render(&m, Color::Never);
+        assert!(out.contains("hel [alerts unknown]"), "{out}");
+        assert!(out.contains("prod [held by alerts] (1/3 down)"), "{out}");
+        assert!(!out.contains("test [") && plain.len() < out.len(), "{out}");
+        assert!(out.contains(
+            "Stages held by alerts (deploy and promote refused; rollback allowed):\n  \
+             hel: Alertmanager could not be asked (it cannot be reached (ConnectionFailed)): not known to be clear\n  \
+             prod: Down {severity=\"page\"} since 2026-12-07T11:00:00Z: down\n"
+        ), "{out}");
+        let mut buf = Vec::new();
+        json(&m, &reports, &mut buf).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(
+            v["stages"][0]["alerts"],
+            serde_json::json!({"state": "clear"})
+        );
+        assert_eq!(v["stages"][1]["alerts"]["state"], "unreachable");
+        assert_eq!(v["stages"][2]["alerts"]["state"], "held");
+        assert_eq!(
+            v["stages"][2]["alerts"]["alerts"][0],
+            "Down {severity=\"page\"} since 2026-12-07T11:00:00Z: down"
+        );
+        // without [alerts], no key at all
+        m.columns.iter_mut().for_each(|c| c.alerts = None);
+        let mut buf = Vec::new();
+        json(&m, &reports, &mut buf).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert!(v["stages"][0].get("alerts").is_none(), "{v}");
     }
 
     #[test]
