@@ -7,6 +7,7 @@
 
 mod common;
 
+mod alerts_e2e;
 mod badges_e2e;
 mod changes_e2e;
 mod check_e2e;
