@@ -81,7 +81,7 @@ pub const EXIT_STATUSES: &[(ExitStatus, &str)] = &[
     ),
     (
         ExitStatus::Refused,
-        "deploy/promote/rollback refused before any host was changed (guard, freeze, lock, dpkg busy, sudo, hold, side effects, rollback promise, history not writable, unavailable version, no confirmation, no version to roll back to); also `freeze` of a frozen stage, `unlock` without `--force`, and `freeze`, `unfreeze` or `unlock` where sudo does not work",
+        "deploy/promote/rollback refused before any host was changed (guard, freeze, firing alerts or an Alertmanager that cannot be asked, lock, dpkg busy, sudo, hold, side effects, rollback promise, history not writable, unavailable version, no confirmation, no version to roll back to); also `freeze` of a frozen stage, `unlock` without `--force`, and `freeze`, `unfreeze` or `unlock` where sudo does not work",
     ),
     (
         ExitStatus::FailedUnchanged,
@@ -93,7 +93,7 @@ pub const EXIT_STATUSES: &[(ExitStatus, &str)] = &[
     ),
     (
         ExitStatus::Interrupted,
-        "deploy stopped before its last batch by a signal (Ctrl-C, SIGTERM, SIGHUP) or by a freeze set during the rollout; the report and the history say which hosts changed",
+        "deploy stopped before its last batch by a signal (Ctrl-C, SIGTERM, SIGHUP), by a freeze set during the rollout, or by alerts that started firing (`[alerts]`); the report and the history say which hosts changed",
     ),
 ];
 

@@ -141,7 +141,7 @@ pub const ALERTS: SectionKind = SectionKind {
     named: false,
     keys: &[
         single("alertmanager_url", "required", "Alertmanager's base URL, `http://` or `https://` (e.g. `http://alertmanager:9093`)"),
-        single("matchers", "none (every alert)", "Alertmanager matchers, comma-separated, that an active alert must meet to hold deploys, e.g. `severity=~\"critical|page\", service=\"fastpath\"`"),
+        single("matchers", "none (every alert)", "Alertmanager matchers, comma-separated, that an active alert must meet to hold deploys, e.g. `severity=\"page\", service=~\"fastpath.*\"`"),
         single("on_unreachable", "refuse", "`refuse` or `allow`: what a deploy does when Alertmanager cannot be asked"),
     ],
 };

@@ -216,8 +216,8 @@ fn host_last(tb: &Testbed, host: &str) -> Value {
         .read_file(host, "/var/log/deployer/history.jsonl")
         .unwrap_or_default();
     text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .last()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok())
         .expect("a record on the host")
 }
 
