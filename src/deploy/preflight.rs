@@ -1,6 +1,7 @@
 //! The preflight phase: everything checked before the first host is
 //! changed, in order. Reachability and freezes (on the first read, and
-//! again under the lock), sudo, the deploy lock, fresh apt lists (a list
+//! again under the lock), the alerts holding the stage (`[alerts]`,
+//! [`super::alert_hold`]), sudo, the deploy lock, fresh apt lists (a list
 //! that cannot be fetched is an error), the states read again once nobody
 //! else can change them, dpkg idle on every host, what apt can install,
 //! and the plan. Ends with the confirmation of critical stages.

@@ -349,6 +349,77 @@ fn a_firing_alert_refuses_a_deploy_a_rollback_goes_and_a_silence_lets_it_go() {
     assert_eq!(v["stages"][0]["alerts"]["state"], "clear", "{v}");
 }
 
+/// Stages' `alert_matchers` narrow what holds each: an alert for `prod`
+/// refuses the promotion into it (nothing installed there) while deploys
+/// to `test` go; the dashboard shows `prod` held, `test` not.
+#[test]
+fn an_alert_for_one_stage_refuses_the_promotion_into_it_only() {
+    let Some(am) = Alertmanager::start() else {
+        return;
+    };
+    let Some(tb) = Testbed::start(&[("test", 1), ("prod", 1)]) else {
+        return;
+    };
+    tb.write_config(&["fastpath"], "", &alerts_section(&am.url, ""));
+    let path = tb.dir().join("deployer.ini");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("[stage:prod]\n"), "{text}");
+    // each stage narrows `[alerts]`' matchers to its own alerts
+    let text = text
+        .replacen(
+            "[stage:prod]\n",
+            "[stage:prod]\nalert_matchers = env=prod\n",
+            1,
+        )
+        .replacen(
+            "[stage:test]\n",
+            "[stage:test]\nalert_matchers = env=test\n",
+            1,
+        );
+    std::fs::write(&path, text).unwrap();
+    for h in ["test-1", "prod-1"] {
+        tb.set_versions(h, &[("fastpath", Some(OLD))]);
+    }
+    am.fire(&[(
+        &[
+            ("alertname", "ProdLatency"),
+            ("severity", "critical"),
+            ("service", "fastpath"),
+            ("env", "prod"),
+        ],
+        "p99 above 2s",
+    )]);
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW, "--yes"]);
+    assert_eq!(code, 0, "test is not held: {out}{err}");
+    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(NEW));
+    let (code, out, err) = deployer(&tb, &["promote", "fastpath", "--yes"]);
+    assert_eq!(code, 6, "{out}{err}");
+    assert!(
+        err.contains("stage `prod` is held by 1 alert firing in Alertmanager: ProdLatency"),
+        "{err}"
+    );
+    assert_eq!(tb.installed("prod-1", "fastpath").as_deref(), Some(OLD));
+    let r = last(&tb);
+    assert_eq!(
+        (&r["action"], &r["outcome"]),
+        (&json!("promote"), &json!("refused"))
+    );
+
+    let dir = tb.dir().join("dashboard");
+    let (code, out, err) = deployer(&tb, &["refresh-badges", "--output", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let page = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(
+        page.contains("Held by alerts: new deploys and promotions refused"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<li><strong>prod</strong>: ProdLatency {"),
+        "{page}"
+    );
+    assert!(!page.contains("<li><strong>test</strong>: "), "{page}");
+}
+
 /// An inhibited alert and alerts the matchers do not select do not hold
 /// the stage (the inhibiting alert itself is `severity=info`, not
 /// selected either); a stage's `alert_matchers` narrow what holds it.
