@@ -555,6 +555,25 @@ fn an_unreachable_alertmanager_refuses_unless_allowed() {
     assert!(out.contains("test [alerts unknown]"), "{out}");
     assert!(out.contains("not known to be clear"), "{out}");
 
+    // something that answers, but not with a list of alerts: refused too
+    let (not_am, requests) = common::cli::webhook_server(200);
+    tb.write_config(&["fastpath"], "", &alerts_section(&not_am, ""));
+    let (code, out, err) = deployer(&tb, &["deploy", "fastpath", "test", NEW, "--yes"]);
+    assert_eq!(code, 6, "{out}{err}");
+    assert!(err.contains("its answer is not a list of alerts"), "{err}");
+    let (asked, _) = requests.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert!(
+        asked.starts_with("GET /hook/api/v2/alerts?active=true&silenced=false&inhibited=false"),
+        "{asked}"
+    );
+    assert!(
+        asked.contains(
+            "&filter=severity%3D%7E%22critical%7Cpage%22&filter=service%3D%22fastpath%22 "
+        ),
+        "{asked}"
+    );
+    assert_eq!(versions(&tb), [Some(OLD.into())]);
+
     tb.write_config(
         &["fastpath"],
         "",
