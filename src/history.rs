@@ -304,6 +304,29 @@ pub struct HostRecord {
     /// safe line each).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log_tail: Vec<String>,
+    /// Every evaluation of a gate on this host during the attempt's bake,
+    /// oldest first (absent in records older than gates, and when no gate
+    /// ran).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateRecord>,
+}
+
+/// One evaluation of a gate on one host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateRecord {
+    /// The gate (`[gate:NAME]`).
+    pub gate: String,
+    /// When, RFC 3339 (UTC).
+    pub time: String,
+    /// The host's value, when there was one (an `http` gate's: the status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// `pass`, `fail`, `no-data` or `error`; with `no_data = pause`, what
+    /// the operator chose is in `detail`.
+    pub verdict: String,
+    /// In words: the value against the condition, or why there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// How the service restart went on one host.
@@ -1017,6 +1040,16 @@ fn write_record(r: &Record, sourced: Option<&Sourced>, out: &mut dyn Write) -> i
                 text::clipped_line(last, 120)
             )?;
         }
+        if let Some(last) = h.gates.last() {
+            writeln!(
+                out,
+                "      gates: {} evaluation(s), the last: {} {} {}",
+                h.gates.len(),
+                text::clipped_line(&last.gate, 60),
+                text::clipped_line(&last.verdict, 20),
+                text::clipped_line(last.detail.as_deref().unwrap_or_default(), 120)
+            )?;
+        }
     }
     for c in &r.changes {
         let sign = match c.direction {
@@ -1123,6 +1156,7 @@ mod tests {
             message: message.map(str::to_string),
             restart: None,
             log_tail: Vec::new(),
+            gates: Vec::new(),
         }
     }
 

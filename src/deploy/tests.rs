@@ -566,6 +566,7 @@ fn journal_records_what_is_known_when_abandoned() {
             message: None,
             restart: None,
             log_tail: Vec::new(),
+            gates: Vec::new(),
         });
     }
     let journal = Journal::new(&started, &path);
@@ -1506,6 +1507,7 @@ fn a_rollback_finds_a_deploy_only_the_hosts_recorded() {
             message: None,
             restart: None,
             log_tail: Vec::new(),
+            gates: Vec::new(),
         }],
         ..history::Attempt::start("deploy").record("test", history::Outcome::Success)
     };
@@ -1531,4 +1533,118 @@ fn a_rollback_finds_a_deploy_only_the_hosts_recorded() {
         .iter()
         .any(|n| n.contains("deployer rollback fastpath prod VERSION")));
     assert_eq!(installs(&s), ["t1"]);
+}
+
+/// A `command` gate named by the package: evaluated once on each batch
+/// (the canary's `count = 1`, later batches' `batch_bake` of 0).
+const PROBE: &str =
+    "gates = probe\n[gate:probe]\nkind = command\ncommand = gate-probe\ncount = 1\n";
+
+/// The position of the first command of `host` containing `needle` in the
+/// fake world's log.
+fn ran_at(s: &Setup, host: &str, needle: &str) -> usize {
+    s.fake
+        .world()
+        .log
+        .iter()
+        .position(|(h, c)| h == host && c.contains(needle))
+        .unwrap_or_else(|| panic!("{host} never ran `{needle}`"))
+}
+
+#[test]
+fn each_batch_bakes_on_its_gates_before_the_next_starts() {
+    let s = Setup::with_package("", PROBE);
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::Success, "{}", s.out.text());
+    let canary_gate = ran_at(&s, "p1", "gate-probe");
+    assert!(ran_at(&s, "p1", "apt-get install") < canary_gate);
+    for h in ["p2", "p3"] {
+        assert!(
+            canary_gate < ran_at(&s, h, "apt-get install"),
+            "{h} starts after the canary's bake"
+        );
+        assert!(ran_at(&s, h, "gate-probe") < ran_at(&s, "p4", "apt-get install"));
+    }
+    let text = s.out.text();
+    assert!(
+        text.contains("Baking p1 (the canary): `probe` once"),
+        "{text}"
+    );
+    assert!(text.contains("  p1: gate `probe` pass: "), "{text}");
+    let r = s.history().pop().unwrap();
+    for h in r["hosts"].as_array().unwrap() {
+        let gates = h["gates"].as_array().expect("gate records");
+        assert_eq!(gates.len(), 1, "{h}");
+        assert_eq!(gates[0]["gate"], "probe");
+        assert_eq!(gates[0]["verdict"], "pass");
+        assert!(gates[0]["time"].as_str().unwrap().ends_with('Z'), "{h}");
+    }
+}
+
+#[test]
+fn a_failing_gate_on_the_canary_stops_the_rollout_and_the_policy_rolls_it_back() {
+    let s = Setup::with_package("rollback_on_failure = yes", PROBE);
+    s.fake.world().hosts.get_mut("p1").unwrap().fail_on = Some("gate-probe".into());
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::FailedPartial, "{}", s.out.text());
+    assert_eq!(s.version("p1").as_deref(), Some(OLD), "rolled back");
+    for h in ["p2", "p3", "p4"] {
+        assert!(s.fake.world().ran(h, "apt-get install").is_empty(), "{h}");
+    }
+    let r = s.history().pop().unwrap();
+    let p1 = &r["hosts"][0];
+    assert_eq!(p1["result"], "rolled-back", "{p1}");
+    assert!(
+        p1["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("gate `probe` failed: the command exited with status 1"),
+        "{p1}"
+    );
+    assert_eq!(p1["gates"][0]["verdict"], "fail", "{p1}");
+}
+
+#[test]
+fn a_rollback_runs_only_the_command_gates_once_and_bakes_nothing() {
+    let s = Setup::with_package(
+        "",
+        "gates = probe web\n[gate:probe]\nkind = command\ncommand = gate-probe\nbake = 10m\n\
+         [gate:web]\nkind = http\nurl = http://{address}:1/health\n",
+    );
+    let plan_of = |rollback| {
+        let plan = crate::plan::Plan {
+            package: "fastpath".parse().unwrap(),
+            stage: "prod".into(),
+            version: NEW.parse().unwrap(),
+            critical: true,
+            steps: Vec::new(),
+            unchanged: Vec::new(),
+            batches: Vec::new(),
+            overridden: Vec::new(),
+            allowed: Vec::new(),
+            allow_dependency_changes: false,
+            rollback: false,
+            unsimulated: Vec::new(),
+            left_out: Vec::new(),
+        };
+        bake::gates_of(&s.config, &plan, rollback)
+            .iter()
+            .map(|g| {
+                (
+                    g.name.clone(),
+                    bake::span_of(&s.config, &plan, g, true, rollback),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    use crate::gate::Span;
+    use std::time::Duration;
+    assert_eq!(
+        plan_of(false),
+        [
+            ("probe".to_string(), Span::Bake(Duration::from_secs(600))),
+            ("web".to_string(), Span::Bake(crate::gate::DEFAULT_BAKE))
+        ]
+    );
+    assert_eq!(plan_of(true), [("probe".to_string(), Span::Count(1))]);
 }
