@@ -603,3 +603,106 @@ fn an_http_gate_passes_on_its_status_and_body_and_fails_on_either() {
         *answer.lock().unwrap() = (200, "status: ok\n".to_string());
     }
 }
+
+/// `deployer deploy fastpath test NEW` on a real pseudo-terminal
+/// (util-linux's `script`), `typed` typed ahead on it: exit status and
+/// what the terminal showed. The typing end stays open until deployer
+/// ends, so no end of input reaches it.
+fn deploy_on_terminal(tb: &Testbed, typed: &str) -> (Option<i32>, String) {
+    use std::io::Write;
+    let mut child = common::bin::scrubbed("script")
+        .args([
+            "-q",
+            "-e",
+            "-c",
+            &format!(
+                "{} --color=never deploy fastpath test {NEW}",
+                common::bin::BIN
+            ),
+            "/dev/null",
+        ])
+        .env("HOME", tb.home())
+        .env("TERM", "dumb")
+        .current_dir(tb.dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script runs");
+    let mut keys = child.stdin.take().unwrap();
+    keys.write_all(typed.as_bytes()).unwrap();
+    keys.flush().unwrap();
+    let output = deadline::output_within(child, PATIENCE, "deployer on a terminal");
+    drop(keys);
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn a_pause_on_a_terminal_asks_and_honours_each_answer() {
+    let Some(metrics) = Metrics::start() else {
+        return;
+    };
+    let missing = "app_requests_never_exported{host=\"{host}\"}";
+    let sections = format!(
+        "{}no_data = pause\n[package:fastpath]\ngates = errors\n",
+        prometheus_gate(&metrics.url, missing, "condition = < 0.01\ncount = 2\n")
+    );
+    let Some(tb) = stage(2, "", &sections) else {
+        return;
+    };
+    // the canary: keep waiting once, then continue twice (its count); the
+    // next batch: continue once
+    let (code, shown) = deploy_on_terminal(&tb, "w\nc\nc\nc\n");
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(
+        shown.contains(
+            "test-1: gate `errors` is inconclusive (the query returned no series). [c]ontinue, \
+             [r]oll back, or [w]ait and look again?"
+        ),
+        "{shown}"
+    );
+    for h in ["test-1", "test-2"] {
+        assert_eq!(tb.installed(h, "fastpath").as_deref(), Some(NEW), "{h}");
+    }
+    let record = last(&tb);
+    let chose: Vec<&str> = gates_of(&record, "test-1")
+        .iter()
+        .map(|g| g["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(chose.len(), 3, "{chose:?}");
+    assert!(
+        chose[0].ends_with("the operator chose to keep waiting"),
+        "{chose:?}"
+    );
+    assert!(
+        chose[1].ends_with("the operator chose to continue"),
+        "{chose:?}"
+    );
+    assert!(
+        chose[2].ends_with("the operator chose to continue"),
+        "{chose:?}"
+    );
+
+    // roll back
+    for h in ["test-1", "test-2"] {
+        tb.set_versions(h, &[("fastpath", Some(OLD))]);
+    }
+    let (code, shown) = deploy_on_terminal(&tb, "r\n");
+    assert_eq!(code, Some(8), "{shown}");
+    assert_eq!(
+        tb.installed("test-1", "fastpath").as_deref(),
+        Some(OLD),
+        "rolled back"
+    );
+    assert_eq!(tb.installed("test-2", "fastpath").as_deref(), Some(OLD));
+    let record = last(&tb);
+    assert_eq!(host_result(&record, "test-1"), "rolled-back");
+    let message = record["hosts"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("the operator chose to roll back"),
+        "{message}"
+    );
+}
