@@ -400,3 +400,142 @@ fn command_reading(member: &mut Member, command: &str, timeout: Duration) -> Rea
         Err(e) => Reading::without_value(Verdict::Error, format!("the command could not run: {e}")),
     }
 }
+
+/// A span in words: `for 300s`, `3 times`, `once`.
+fn span_words(span: Span) -> String {
+    match span {
+        Span::Bake(d) if d.is_zero() => "once".to_string(),
+        Span::Bake(d) => format!("for {}s", d.as_secs()),
+        Span::Count(1) => "once".to_string(),
+        Span::Count(n) => format!("{n} times"),
+    }
+}
+
+/// A span as JSON: `{"bake": SECONDS}` or `{"count": N}`.
+fn span_json(span: Span) -> serde_json::Value {
+    match span {
+        Span::Bake(d) => serde_json::json!({ "bake": d.as_secs() }),
+        Span::Count(n) => serde_json::json!({ "count": n }),
+    }
+}
+
+/// The gates the plan will run, for people: one line each (empty when
+/// none). A server is named by its scheme and host; a command is named,
+/// never shown.
+pub fn describe(config: &Config, plan: &Plan, rollback: bool) -> String {
+    let gates = gates_of(config, plan, rollback);
+    if gates.is_empty() {
+        return String::new();
+    }
+    let mut s = if rollback {
+        "Gates (a rollback runs its `command` gates once, and bakes nothing):\n".to_string()
+    } else {
+        "Gates, each batch passing them before the next starts:\n".to_string()
+    };
+    for g in gates {
+        let what = match &g.check {
+            Check::Prometheus {
+                url,
+                query,
+                condition,
+                compare,
+            } => {
+                let mut judged = Vec::new();
+                if let Some(c) = condition {
+                    judged.push(c.to_string());
+                }
+                if let Some(c) = compare {
+                    let mut limits = Vec::new();
+                    if let Some(r) = c.max_ratio {
+                        limits.push(format!("at most {r} times"));
+                    }
+                    if let Some(d) = c.max_delta {
+                        limits.push(format!("at most {d} above"));
+                    }
+                    judged.push(format!("{} the others' mean", limits.join(" and ")));
+                }
+                format!(
+                    "`{}` on {}, {}",
+                    clipped_line(query.as_str(), REMOTE_TEXT_MAX),
+                    probe::server_shown(url.as_str()),
+                    judged.join(", ")
+                )
+            }
+            Check::Http { url, status, body } => format!(
+                "GET {} from here, HTTP {status}{}",
+                probe::server_shown(url.as_str()),
+                body.as_ref()
+                    .map(|b| format!(" with `{}` in the body", clipped_line(b, 80)))
+                    .unwrap_or_default()
+            ),
+            Check::Command { .. } => {
+                "a command on each host (from the configuration, not shown)".to_string()
+            }
+        };
+        let when = if rollback {
+            "once".to_string()
+        } else {
+            format!(
+                "the canary {}, later batches {}, every {}s",
+                span_words(span_of(config, plan, g, true, false)),
+                span_words(span_of(config, plan, g, false, false)),
+                g.interval.as_secs()
+            )
+        };
+        s.push_str(&format!(
+            "  `{}` ({}): {what}; {when}; failure_limit {}, no_data {}\n",
+            g.name,
+            g.check.kind(),
+            g.failure_limit,
+            g.no_data.as_str()
+        ));
+    }
+    s
+}
+
+/// The gates the plan will run, for scripts (`--dry-run --json`).
+pub fn to_json(config: &Config, plan: &Plan, rollback: bool) -> serde_json::Value {
+    let gates: Vec<serde_json::Value> = gates_of(config, plan, rollback)
+        .into_iter()
+        .map(|g| {
+            let mut v = serde_json::json!({
+                "name": g.name,
+                "kind": g.check.kind(),
+                "interval": g.interval.as_secs(),
+                "canary": span_json(span_of(config, plan, g, true, rollback)),
+                "batches": span_json(span_of(config, plan, g, false, rollback)),
+                "failure_limit": g.failure_limit,
+                "no_data": g.no_data.as_str(),
+            });
+            match &g.check {
+                Check::Prometheus {
+                    url,
+                    query,
+                    condition,
+                    compare,
+                } => {
+                    v["server"] = probe::server_shown(url.as_str()).into();
+                    v["query"] = query.as_str().into();
+                    v["condition"] = condition.map(|c| c.to_string()).into();
+                    v["compare"] = compare
+                        .map(|c| {
+                            serde_json::json!({
+                                "others": true,
+                                "max_ratio": c.max_ratio,
+                                "max_delta": c.max_delta,
+                            })
+                        })
+                        .into();
+                }
+                Check::Http { url, status, body } => {
+                    v["server"] = probe::server_shown(url.as_str()).into();
+                    v["status"] = (*status).into();
+                    v["body"] = body.clone().into();
+                }
+                Check::Command { .. } => {}
+            }
+            v
+        })
+        .collect();
+    serde_json::Value::Array(gates)
+}

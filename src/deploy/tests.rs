@@ -1648,3 +1648,42 @@ fn a_rollback_runs_only_the_command_gates_once_and_bakes_nothing() {
     );
     assert_eq!(plan_of(true), [("probe".to_string(), Span::Count(1))]);
 }
+
+#[test]
+fn the_dry_run_shows_the_gates_and_their_bakes() {
+    let s = Setup::with_package(
+        "",
+        "gates = probe errors\n[gate:probe]\nkind = command\ncommand = gate-probe --token=s3cret\n\
+         count = 3\ninterval = 2s\n[gate:errors]\nkind = prometheus\n\
+         url = https://user:pw@prom.example.org/x\nquery = rate(e{host=\"{host}\"}[1m])\n\
+         condition = < 0.01\ncompare = others\nmax_ratio = 2\nno_data = pause\n",
+    );
+    let opts = Options {
+        dry_run: true,
+        ..yes()
+    };
+    s.deploy("prod", Some(NEW), opts, vec![]).unwrap();
+    let text = s.out.text();
+    assert!(
+        text.contains("Gates, each batch passing them before the next starts:\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  `probe` (command): a command on each host (from the configuration, not shown); the canary 3 times, later batches once, every 2s; failure_limit 0, no_data fail\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  `errors` (prometheus): `rate(e{host=\"{host}\"}[1m])` on https://prom.example.org/…, < 0.01, at most 2 times the others' mean; the canary for 300s, later batches once, every 30s; failure_limit 0, no_data pause\n"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret") && !text.contains("pw@"), "{text}");
+    let doc = s.document.borrow().clone().unwrap();
+    let gates = doc["gates"].as_array().unwrap();
+    assert_eq!(gates[0]["name"], "probe");
+    assert_eq!(gates[0]["canary"], serde_json::json!({"count": 3}));
+    assert_eq!(gates[0]["batches"], serde_json::json!({"bake": 0}));
+    assert_eq!(gates[1]["canary"], serde_json::json!({"bake": 300}));
+    assert_eq!(gates[1]["compare"]["max_ratio"], 2.0);
+    assert_eq!(gates[1]["server"], "https://prom.example.org/…");
+    assert!(!doc.to_string().contains("s3cret"));
+}
