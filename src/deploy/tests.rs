@@ -1687,3 +1687,76 @@ fn the_dry_run_shows_the_gates_and_their_bakes() {
     assert_eq!(gates[1]["server"], "https://prom.example.org/…");
     assert!(!doc.to_string().contains("s3cret"));
 }
+
+#[test]
+fn a_signal_during_the_bake_stops_it_as_between_batches() {
+    // a bake of 10 minutes: only the signal can end it within the test
+    let s = Setup::with_package(
+        "rollback_on_failure = yes",
+        "gates = probe\n[gate:probe]\nkind = command\ncommand = gate-probe\nbake = 10m\n\
+         interval = 1s\n",
+    );
+    let interrupt = s.interrupt.clone();
+    s.fake.world().hooks.push(Box::new(move |_, host, line| {
+        if host == "p1" && line.contains("gate-probe") {
+            interrupt.raise();
+        }
+    }));
+    let started = std::time::Instant::now();
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    assert_eq!(status, ExitStatus::Interrupted, "{}", s.out.text());
+    assert!(
+        s.out.text().contains("Interrupted during the bake of p1"),
+        "{}",
+        s.out.text()
+    );
+    assert_eq!(installs(&s)[0], "p1");
+    for h in ["p2", "p3", "p4"] {
+        assert!(s.fake.world().ran(h, "apt-get install").is_empty(), "{h}");
+    }
+    // the rollback policy applies, as for any stop
+    assert_eq!(s.version("p1").as_deref(), Some(OLD));
+    let r = s.history().pop().unwrap();
+    assert_eq!(r["outcome"], "interrupted");
+    assert_eq!(r["hosts"][0]["result"], "rolled-back", "{r}");
+    assert_eq!(r["hosts"][0]["gates"][0]["verdict"], "pass", "{r}");
+}
+
+#[test]
+fn a_pause_asks_and_without_anyone_to_answer_fails_closed() {
+    // `no_data = pause` needs a gate without data: an http gate never has
+    // none, a command gate neither; a prometheus gate on a closed port is
+    // an error, which pauses as no data does
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gate = format!(
+        "gates = errors\n[gate:errors]\nkind = prometheus\nurl = http://127.0.0.1:{port}\n\
+         query = up\ncondition = == 1\nno_data = pause\ncount = 1\n"
+    );
+    // an answer that is no choice is asked again; then continue
+    let s = Setup::with_package("", &gate);
+    let answers = ["maybe\n", "c\n", "c\n", "c\n", "c\n"]
+        .iter()
+        .map(|a| Some(a.to_string()))
+        .collect();
+    let status = s.deploy("prod", Some(NEW), yes(), answers).unwrap();
+    assert_eq!(status, ExitStatus::Success, "{}", s.out.text());
+    assert!(
+        s.out.text().contains("answer `c` (continue)"),
+        "{}",
+        s.out.text()
+    );
+    // nobody to ask
+    let s = Setup::with_package("rollback_on_failure = yes", &gate);
+    let status = s.deploy("prod", Some(NEW), yes(), vec![None]).unwrap();
+    assert_eq!(status, ExitStatus::FailedPartial, "{}", s.out.text());
+    assert_eq!(s.version("p1").as_deref(), Some(OLD));
+    let r = s.history().pop().unwrap();
+    let message = r["hosts"][0]["message"].as_str().unwrap();
+    assert!(message.contains("no terminal to ask"), "{message}");
+    assert!(message.contains("cannot be asked"), "{message}");
+}
