@@ -1537,6 +1537,59 @@ mod tests {
     }
 
     #[test]
+    fn gate_evaluations_are_kept_shown_and_absent_from_older_records() {
+        let mut r = record(
+            "2026-12-07T12:00:00Z",
+            "deploy",
+            Some("fastpath"),
+            "prod",
+            Outcome::Failed,
+        );
+        let mut canary = host("p1", Some("1"), Some("2"), HostResult::Failed, None);
+        canary.gates = vec![
+            GateRecord {
+                gate: "errors".into(),
+                time: "2026-12-07T12:00:01Z".into(),
+                value: Some(0.002),
+                verdict: "pass".into(),
+                detail: Some("0.002; < 0.01".into()),
+            },
+            GateRecord {
+                gate: "errors".into(),
+                time: "2026-12-07T12:00:02Z".into(),
+                value: None,
+                verdict: "no-data".into(),
+                detail: Some("no series\x1b[2J".into()),
+            },
+        ];
+        r.hosts = vec![canary];
+        let line = to_line(&r);
+        assert!(
+            line.contains(r#""gates":[{"gate":"errors","time":"2026-12-07T12:00:01Z","value":0.002,"verdict":"pass","detail":"0.002; < 0.01"},{"gate":"errors","time":"2026-12-07T12:00:02Z","verdict":"no-data""#),
+            "{line}"
+        );
+        let back: Record = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.hosts, r.hosts);
+        let shown = text(&[&r]);
+        assert!(
+            shown.contains(
+                "      gates: 2 evaluation(s), the last: errors no-data no series\\x1b[2J\n"
+            ),
+            "{shown}"
+        );
+        // a record from before gates reads, without any
+        let old = line.replace(
+            &line[line.find(r#","gates""#).unwrap()..line.find("]}]").unwrap() + 1],
+            "",
+        );
+        assert!(!old.contains("gates"), "{old}");
+        let back: Record = serde_json::from_str(&old).unwrap();
+        assert!(back.hosts[0].gates.is_empty());
+        let none = to_line(&back);
+        assert!(!none.contains("gates"), "not written when empty: {none}");
+    }
+
+    #[test]
     fn text_listing_shows_the_changes_that_went_out() {
         let mut r = record(
             "2026-11-21T07:30:05Z",
