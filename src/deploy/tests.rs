@@ -1573,11 +1573,13 @@ fn each_batch_bakes_on_its_gates_before_the_next_starts() {
     assert!(text.contains("  p1: gate `probe` pass: "), "{text}");
     let r = s.history().pop().unwrap();
     for h in r["hosts"].as_array().unwrap() {
+        // the health check first, on record as the `command` gate it is
         let gates = h["gates"].as_array().expect("gate records");
-        assert_eq!(gates.len(), 1, "{h}");
-        assert_eq!(gates[0]["gate"], "probe");
-        assert_eq!(gates[0]["verdict"], "pass");
-        assert!(gates[0]["time"].as_str().unwrap().ends_with('Z'), "{h}");
+        assert_eq!(gates.len(), 2, "{h}");
+        assert_eq!(gates[0]["gate"], "health_check");
+        assert_eq!(gates[1]["gate"], "probe");
+        assert_eq!(gates[1]["verdict"], "pass");
+        assert!(gates[1]["time"].as_str().unwrap().ends_with('Z'), "{h}");
     }
 }
 
@@ -1601,7 +1603,9 @@ fn a_failing_gate_on_the_canary_stops_the_rollout_and_the_policy_rolls_it_back()
             .starts_with("gate `probe` failed: the command exited with status 1"),
         "{p1}"
     );
-    assert_eq!(p1["gates"][0]["verdict"], "fail", "{p1}");
+    assert_eq!(p1["gates"][0]["gate"], "health_check", "{p1}");
+    assert_eq!(p1["gates"][0]["verdict"], "pass", "{p1}");
+    assert_eq!(p1["gates"][1]["verdict"], "fail", "{p1}");
 }
 
 #[test]
@@ -1720,7 +1724,8 @@ fn a_signal_during_the_bake_stops_it_as_between_batches() {
     let r = s.history().pop().unwrap();
     assert_eq!(r["outcome"], "interrupted");
     assert_eq!(r["hosts"][0]["result"], "rolled-back", "{r}");
-    assert_eq!(r["hosts"][0]["gates"][0]["verdict"], "pass", "{r}");
+    assert_eq!(r["hosts"][0]["gates"][1]["gate"], "probe", "{r}");
+    assert_eq!(r["hosts"][0]["gates"][1]["verdict"], "pass", "{r}");
 }
 
 #[test]
@@ -1759,4 +1764,28 @@ fn a_pause_asks_and_without_anyone_to_answer_fails_closed() {
     let message = r["hosts"][0]["message"].as_str().unwrap();
     assert!(message.contains("no terminal to ask"), "{message}");
     assert!(message.contains("cannot be asked"), "{message}");
+}
+
+#[test]
+fn the_health_check_is_on_record_as_a_command_gate_evaluated_once() {
+    let s = Setup::new("");
+    s.fake.world().hosts.get_mut("p1").unwrap().unhealthy = true;
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::FailedPartial);
+    assert_eq!(
+        s.fake.world().ran("p1", "check-fastpath").len(),
+        1,
+        "run once, as before"
+    );
+    let r = s.history().pop().unwrap();
+    let gates = r["hosts"][0]["gates"].as_array().unwrap();
+    assert_eq!(gates.len(), 1, "{gates:?}");
+    assert_eq!(gates[0]["gate"], "health_check");
+    assert_eq!(gates[0]["verdict"], "fail");
+    assert_eq!(gates[0]["value"], 1.0);
+    let message = r["hosts"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the health check of `fastpath` failed (exit status 1)"),
+        "the message is today's: {message}"
+    );
 }
