@@ -160,6 +160,18 @@ impl<'a> Reader<'a> {
                          `.` or `-`",
                     ));
             }
+            if name == "health_check" {
+                return Err(self
+                    .error(
+                        Some(raw.line),
+                        "`[gate:health_check]`: `health_check` names the health check in the \
+                         records, not a gate",
+                    )
+                    .note(
+                        "call the gate something else; `[package:NAME] health_check` is the \
+                         `command` gate run once after each install",
+                    ));
+            }
             self.check_unknown_keys(&section);
             let gate = self.gate(&section, name)?;
             gates.insert(name.to_string(), gate);
@@ -541,6 +553,8 @@ no_data = pause
         );
         let e = err("[package:foo]\ngates = nope\n");
         assert!(e.message.contains("`[package:foo]` names `nope`"), "{e}");
+        let e = err("[gate:health_check]\nkind = command\ncommand = true\n");
+        assert!(e.message.contains("names the health check"), "{e}");
         let e = err("[stage:x]\nhosts = a\n[gate:a b]\nkind = command\ncommand = true\n");
         assert!(e.message.contains("invalid gate name"), "{e}");
     }
