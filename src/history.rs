@@ -310,6 +310,29 @@ pub struct HostRecord {
     /// safe line each).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log_tail: Vec<String>,
+    /// Every evaluation of a gate on this host during the attempt's bake,
+    /// oldest first (absent in records older than gates, and when no gate
+    /// ran).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateRecord>,
+}
+
+/// One evaluation of a gate on one host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateRecord {
+    /// The gate (`[gate:NAME]`).
+    pub gate: String,
+    /// When, RFC 3339 (UTC).
+    pub time: String,
+    /// The host's value, when there was one (an `http` gate's: the status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// `pass`, `fail`, `no-data` or `error`; with `no_data = pause`, what
+    /// the operator chose is in `detail`.
+    pub verdict: String,
+    /// In words: the value against the condition, or why there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// How the service restart went on one host.
@@ -1023,6 +1046,16 @@ fn write_record(r: &Record, sourced: Option<&Sourced>, out: &mut dyn Write) -> i
                 text::clipped_line(last, 120)
             )?;
         }
+        if let Some(last) = h.gates.last() {
+            writeln!(
+                out,
+                "      gates: {} evaluation(s), the last: {} {} {}",
+                h.gates.len(),
+                text::clipped_line(&last.gate, 60),
+                text::clipped_line(&last.verdict, 20),
+                text::clipped_line(last.detail.as_deref().unwrap_or_default(), 120)
+            )?;
+        }
     }
     for c in &r.changes {
         let sign = match c.direction {
@@ -1129,6 +1162,7 @@ mod tests {
             message: message.map(str::to_string),
             restart: None,
             log_tail: Vec::new(),
+            gates: Vec::new(),
         }
     }
 
@@ -1507,6 +1541,59 @@ mod tests {
         // and reads back, fields included
         let back: Record = serde_json::from_str(&to_line(&r)).unwrap();
         assert_eq!(back.hosts, r.hosts);
+    }
+
+    #[test]
+    fn gate_evaluations_are_kept_shown_and_absent_from_older_records() {
+        let mut r = record(
+            "2026-12-07T12:00:00Z",
+            "deploy",
+            Some("fastpath"),
+            "prod",
+            Outcome::Failed,
+        );
+        let mut canary = host("p1", Some("1"), Some("2"), HostResult::Failed, None);
+        canary.gates = vec![
+            GateRecord {
+                gate: "errors".into(),
+                time: "2026-12-07T12:00:01Z".into(),
+                value: Some(0.002),
+                verdict: "pass".into(),
+                detail: Some("0.002; < 0.01".into()),
+            },
+            GateRecord {
+                gate: "errors".into(),
+                time: "2026-12-07T12:00:02Z".into(),
+                value: None,
+                verdict: "no-data".into(),
+                detail: Some("no series\x1b[2J".into()),
+            },
+        ];
+        r.hosts = vec![canary];
+        let line = to_line(&r);
+        assert!(
+            line.contains(r#""gates":[{"gate":"errors","time":"2026-12-07T12:00:01Z","value":0.002,"verdict":"pass","detail":"0.002; < 0.01"},{"gate":"errors","time":"2026-12-07T12:00:02Z","verdict":"no-data""#),
+            "{line}"
+        );
+        let back: Record = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.hosts, r.hosts);
+        let shown = text(&[&r]);
+        assert!(
+            shown.contains(
+                "      gates: 2 evaluation(s), the last: errors no-data no series\\x1b[2J\n"
+            ),
+            "{shown}"
+        );
+        // a record from before gates reads, without any
+        let old = line.replace(
+            &line[line.find(r#","gates""#).unwrap()..line.find("]}]").unwrap() + 1],
+            "",
+        );
+        assert!(!old.contains("gates"), "{old}");
+        let back: Record = serde_json::from_str(&old).unwrap();
+        assert!(back.hosts[0].gates.is_empty());
+        let none = to_line(&back);
+        assert!(!none.contains("gates"), "not written when empty: {none}");
     }
 
     #[test]

@@ -54,6 +54,7 @@ pub mod detach;
 pub mod error;
 pub mod fleet;
 pub mod freeze;
+pub mod gate;
 pub mod history;
 pub mod hostpath;
 pub mod init;

@@ -340,6 +340,7 @@ mod tests {
                 message: None,
                 restart: None,
                 log_tail: Vec::new(),
+                gates: Vec::new(),
             })
             .collect();
         r

@@ -193,6 +193,7 @@ pub fn apply(
             message: failure,
             restart: None,
             log_tail: Vec::new(),
+            gates: Vec::new(),
         });
     }
     let outcome = match (problems.len(), hosts.len()) {

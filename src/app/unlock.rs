@@ -84,6 +84,7 @@ pub fn apply(
             message: Some(message),
             restart: None,
             log_tail: Vec::new(),
+            gates: Vec::new(),
         });
     }
     let outcome = if problems.is_empty() {

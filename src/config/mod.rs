@@ -17,6 +17,7 @@
 //! into a [`Config`].
 
 mod error;
+mod gates;
 mod locate;
 mod scan;
 pub mod schema;
@@ -124,6 +125,11 @@ pub struct Config {
     /// Alertmanager whose alerts hold forward deploys; `None` without the
     /// section.
     pub alerts: Option<crate::alerts::Settings>,
+    /// `[gate:NAME]`: every gate defined, by NAME.
+    pub gates: BTreeMap<String, crate::gate::Gate>,
+    /// `[package:NAME] gates`: the gates of a package's deploys, added to
+    /// the stage's.
+    pub package_gates: BTreeMap<PackageName, Vec<String>>,
     /// Harmless oddities found while reading (unknown keys...), already
     /// worded for the operator.
     pub warnings: Vec<String>,
@@ -253,6 +259,15 @@ pub struct Stage {
     /// `[stage:NAME] ssh_proxy_jump`: jump hosts for this stage's hosts
     /// (wins over the `[environment]` one); `Some(vec![])` for `none`.
     pub proxy_jump: Option<Vec<JumpHost>>,
+    /// `[stage:NAME] gates`: the gates every batch must pass (names of
+    /// [`Config::gates`]).
+    pub gates: Vec<String>,
+    /// `[stage:NAME] bake`: how long the canary must pass its gates
+    /// (default [`crate::gate::DEFAULT_BAKE`]).
+    pub bake: Option<Duration>,
+    /// `[stage:NAME] batch_bake`: how long each later batch must pass its
+    /// gates (default [`crate::gate::DEFAULT_BATCH_BAKE`]).
+    pub batch_bake: Option<Duration>,
 }
 
 /// SSH settings from `[environment]`; each is optional and falls back to
@@ -590,8 +605,10 @@ impl<'a> Reader<'a> {
         self.check_unknown_keys(&env);
 
         let packages = self.packages(&env)?;
-        let stages = self.stages(&env)?;
+        let gates = self.gates()?;
+        let stages = self.stages(&env, &gates)?;
         let (health_checks, holds, services) = self.package_options(&packages)?;
+        let package_gates = self.package_gates(&packages, &gates)?;
         let notify = self.notify()?;
         let alerts = self.alerts(&stages, &packages)?;
 
@@ -663,6 +680,8 @@ impl<'a> Reader<'a> {
             ssh,
             notify,
             alerts,
+            gates,
+            package_gates,
             warnings: self.warnings,
         })
     }
@@ -970,7 +989,11 @@ impl<'a> Reader<'a> {
         Ok(packages)
     }
 
-    fn stages(&mut self, env: &Section<'a>) -> Result<Vec<Stage>, ConfigError> {
+    fn stages(
+        &mut self,
+        env: &Section<'a>,
+        gates: &BTreeMap<String, crate::gate::Gate>,
+    ) -> Result<Vec<Stage>, ConfigError> {
         let (names, line) = self.required_list(env, "stages", "test prod")?;
         for (i, name) in names.iter().enumerate() {
             if names[..i].contains(name) {
@@ -1079,9 +1102,33 @@ impl<'a> Reader<'a> {
                 hosts: specs,
                 critical,
                 proxy_jump,
+                gates: self.gate_names(&section, gates)?,
+                bake: self.value(&section, "bake", gates::parse_bake)?,
+                batch_bake: self.value(&section, "batch_bake", gates::parse_bake)?,
             });
         }
         Ok(stages)
+    }
+
+    /// The `gates` of the `[package:NAME]` sections (checked by
+    /// [`Reader::package_options`] otherwise).
+    fn package_gates(
+        &self,
+        packages: &[PackageName],
+        gates: &BTreeMap<String, crate::gate::Gate>,
+    ) -> Result<BTreeMap<PackageName, Vec<String>>, ConfigError> {
+        let mut named = BTreeMap::new();
+        for package in packages {
+            let Some(section) = self.section(&schema::PACKAGE.section_name(package.as_str()))
+            else {
+                continue;
+            };
+            let names = self.gate_names(&section, gates)?;
+            if !names.is_empty() {
+                named.insert(package.clone(), names);
+            }
+        }
+        Ok(named)
     }
 
     /// The `[package:NAME]` sections: health checks, the packages whose
@@ -2105,7 +2152,7 @@ hosts = p1 p2
             config.warnings,
             [
                 format!("`{PATH}` line 8: unknown section `[stages:test]` is ignored; did you mean `[stage:test]`?"),
-                format!("`{PATH}` line 10: unknown section `[global]` is ignored; known sections are `[environment]`, `[stage:NAME]`, `[package:NAME]`, `[notify]` and `[alerts]`"),
+                format!("`{PATH}` line 10: unknown section `[global]` is ignored; known sections are `[environment]`, `[stage:NAME]`, `[package:NAME]`, `[notify]`, `[alerts]` and `[gate:NAME]`"),
             ]
         );
     }

@@ -104,7 +104,7 @@ pub const ENVIRONMENT: SectionKind = SectionKind {
 pub const STAGE: SectionKind = SectionKind {
     kind: "stage",
     named: true,
-    keys: &[list("hosts", "required", "`name`, `user@name`, `name:port`, `[2001:db8::1]:port`, or `local`"), single("critical", "yes for every stage but the first", "ask for confirmation before deploying"), single("ssh_proxy_jump", "`ProxyJump` from the ssh config", "jump hosts, `[user@]host[:port]` separated by commas, first hop first, or `none` (like `ssh -J`)"), single("alert_matchers", "none", "Alertmanager matchers added to `[alerts] matchers` for this stage (needs `[alerts]`)")],
+    keys: &[list("hosts", "required", "`name`, `user@name`, `name:port`, `[2001:db8::1]:port`, or `local`"), single("critical", "yes for every stage but the first", "ask for confirmation before deploying"), single("ssh_proxy_jump", "`ProxyJump` from the ssh config", "jump hosts, `[user@]host[:port]` separated by commas, first hop first, or `none` (like `ssh -J`)"), list("gates", "none", "the `[gate:NAME]` sections each batch of a forward deploy or promotion must pass"), single("bake", "5m (with gates)", "how long the canary must pass its gates before the next batch starts (`0`: one evaluation)"), single("batch_bake", "0 (one evaluation)", "how long each later batch must pass its gates before the next one starts"), single("alert_matchers", "none", "Alertmanager matchers added to `[alerts] matchers` for this stage (needs `[alerts]`)")],
 };
 
 /// `[package:NAME]`: options of one package of `deb_packages`.
@@ -119,6 +119,30 @@ pub const PACKAGE: SectionKind = SectionKind {
         command("restart_command", "none", "shell command that restarts the service, instead of `systemctl` (hosts without systemd)"),
         command("logs_command", "none", "shell command printing the service's recent log lines, instead of `journalctl`"),
         single("alert_matchers", "none", "Alertmanager matchers added to `[alerts] matchers` for deploys of this package (needs `[alerts]`)"),
+        list("gates", "none", "`[gate:NAME]` sections this package's deploys must pass, added to the stage's"),
+    ],
+};
+
+/// `[gate:NAME]`: evidence a canary (and each later batch) must show.
+pub const GATE: SectionKind = SectionKind {
+    kind: "gate",
+    named: true,
+    keys: &[
+        single("kind", "required", "`prometheus` (a PromQL query), `http` (a URL fetched from this machine) or `command` (a shell command on the host)"),
+        command("url", "required (prometheus, http)", "the Prometheus server, or the URL to fetch; `{host}`, `{address}`, `{stage}`, `{package}`, `{version}` are filled in (percent-encoded)"),
+        command("query", "required (prometheus)", "an instant PromQL query giving one series for the host; placeholders as in `url`, escaped for PromQL strings"),
+        single("condition", "required (prometheus) unless `compare`", "what the host's value must satisfy: `<`, `<=`, `>`, `>=`, `==` or `!=` and a number, e.g. `< 0.01`"),
+        single("compare", "none", "`others` (prometheus): the host's value against the mean of the stage's other hosts (higher is worse)"),
+        single("max_ratio", "none", "with `compare`: the host's value may be at most this many times the others' mean"),
+        single("max_delta", "none", "with `compare`: the host's value may be at most this much above the others' mean"),
+        single("status", "200", "(http) the HTTP status expected"),
+        command("body", "none", "(http) text the answer's body must contain"),
+        command("command", "required (command)", "(command) shell command run on each host, which must exit 0"),
+        single("interval", "30s", "time between two evaluations"),
+        single("bake", "the stage's `bake`", "how long this gate must stay good on the canary (`0`: once); not with `count`"),
+        single("count", "none", "evaluations the canary must pass, `interval` apart, instead of `bake`"),
+        single("failure_limit", "0", "failed evaluations tolerated before the gate fails"),
+        single("no_data", "fail", "what an evaluation without data counts as: `fail`, `pause` (ask the operator; fail without a terminal) or `pass`"),
     ],
 };
 
@@ -147,7 +171,7 @@ pub const ALERTS: SectionKind = SectionKind {
 };
 
 /// Every section kind deployer reads.
-pub const SECTIONS: &[SectionKind] = &[ENVIRONMENT, STAGE, PACKAGE, NOTIFY, ALERTS];
+pub const SECTIONS: &[SectionKind] = &[ENVIRONMENT, STAGE, PACKAGE, NOTIFY, ALERTS, GATE];
 
 impl SectionKind {
     /// How the header is shown in messages: `[environment]`, `[stage:NAME]`.
@@ -275,7 +299,7 @@ mod tests {
         assert_eq!(meant_section("notfy").as_deref(), Some("[notify]"));
         assert_eq!(
             known_sections(),
-            "`[environment]`, `[stage:NAME]`, `[package:NAME]`, `[notify]` and `[alerts]`"
+            "`[environment]`, `[stage:NAME]`, `[package:NAME]`, `[notify]`, `[alerts]` and `[gate:NAME]`"
         );
     }
 

@@ -498,6 +498,24 @@ fn install_and_check(
         if shows_logs && !follow {
             show_logs(cx, member, watch.as_ref().expect("has logs"), &host);
         }
+        // the health check is the `command` gate evaluated once: on record
+        // as such
+        let (verdict, value, detail) = match &answer {
+            Ok(o) if o.success() => ("pass", Some(0.0), "exit status 0".to_string()),
+            Ok(o) => (
+                "fail",
+                Some(f64::from(o.status)),
+                format!("exit status {}", o.status),
+            ),
+            Err(e) => ("error", None, format!("could not run: {e}")),
+        };
+        watched.gates.push(crate::history::GateRecord {
+            gate: "health_check".to_string(),
+            time: crate::history::now_rfc3339(),
+            value,
+            verdict: verdict.to_string(),
+            detail: Some(detail),
+        });
         let failure = match answer {
             Ok(o) if o.success() => None,
             Ok(o) => Some((

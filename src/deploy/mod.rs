@@ -10,7 +10,8 @@
 //!   install, and the plan (`plan` decides; preflight gathers the facts);
 //! - [`rollout`]: the batches, each host's [`install`] (first the `.deb`
 //!   it runs kept in its cache, [`keep`]; then the service's [`restart`],
-//!   its verification and health check);
+//!   its verification and health check), each batch then baked on its
+//!   gates ([`bake`]);
 //! - [`rollback`]: the rollback policy;
 //! - [`aftermath`]: the syslog line and the records on the hosts, the
 //!   team told, the badges refreshed;
@@ -30,6 +31,7 @@
 pub mod aftermath;
 pub mod alert_hold;
 pub mod attempt;
+pub mod bake;
 pub mod context;
 pub mod host;
 pub mod install;

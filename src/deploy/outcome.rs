@@ -4,7 +4,7 @@
 //! ([`Stop`]). Pure: [`super::rollout`] and [`super::rollback`] fill them
 //! in, [`super::report`] reads them.
 
-use crate::history::RestartRecord;
+use crate::history::{GateRecord, RestartRecord};
 use crate::status::PackageState;
 
 /// What happened to one host of the plan.
@@ -49,8 +49,8 @@ pub enum Rollback {
 
 /// What the service step left for one host's record: the restart, and
 /// the service's last log lines when the host failed; and the warning of
-/// a `.deb` not kept in its cache.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// a `.deb` not kept in its cache; and its gates' evaluations.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Watched {
     /// How the restart went, when the package restarts its service.
     pub restart: Option<RestartRecord>,
@@ -59,6 +59,8 @@ pub struct Watched {
     /// Why the `.deb` the host ran could not be kept in its cache (a
     /// warning for its record), when it could not.
     pub kept: Option<String>,
+    /// Every evaluation of a gate on the host during its batch's bake.
+    pub gates: Vec<GateRecord>,
 }
 
 /// Why a rollout stopped before its last batch without a host failing.

@@ -91,6 +91,11 @@ impl Prepared {
         if let Some(service) = cx.config.services.get(&self.plan.package) {
             s.push_str(&service.describe());
         }
+        s.push_str(&super::bake::describe(
+            cx.config,
+            &self.plan,
+            self.back.is_some(),
+        ));
         if let Some(back) = &self.back {
             s.push_str(&format!("Rollback to {}\n", back.origin));
         }
@@ -145,6 +150,7 @@ impl Prepared {
             "configuration": cx.config.path,
             // whether there is one; its text may carry a token
             "health_check": cx.config.health_checks.contains_key(&plan.package),
+            "gates": super::bake::to_json(cx.config, plan, self.back.is_some()),
             "package": plan.package.to_string(),
             "stage": plan.stage,
             "version": plan.version.to_string(),

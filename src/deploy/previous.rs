@@ -258,6 +258,7 @@ mod tests {
             message: None,
             restart: None,
             log_tail: Vec::new(),
+            gates: Vec::new(),
         }
     }
 

@@ -37,6 +37,7 @@ pub fn unchanged_records(plan: &Plan) -> Vec<HostRecord> {
             message: None,
             restart: None,
             log_tail: Vec::new(),
+            gates: Vec::new(),
         })
         .collect()
 }
@@ -57,6 +58,7 @@ pub fn left_out_records(plan: &Plan) -> Vec<HostRecord> {
             message: Some(l.why.to_string()),
             restart: None,
             log_tail: Vec::new(),
+            gates: Vec::new(),
         })
         .collect()
 }
@@ -93,6 +95,7 @@ pub fn planned_records(plan: &Plan) -> Vec<HostRecord> {
             message: None,
             restart: None,
             log_tail: Vec::new(),
+            gates: Vec::new(),
         })
         .chain(nothing_to_do_records(plan))
         .collect()
@@ -127,6 +130,7 @@ pub fn host_record(
         message,
         restart: watched.restart.clone(),
         log_tail: watched.log_tail.clone(),
+        gates: watched.gates.clone(),
     }
 }
 
@@ -148,6 +152,7 @@ pub fn summarize(plan: &Plan, action: &str, rollout: &Rollout, rollback: &[Rollb
             mut to,
             restart,
             log_tail,
+            gates,
             ..
         } = host_record(plan, step, d, watched);
         let touched = d.touched(&step.from);
@@ -224,6 +229,7 @@ pub fn summarize(plan: &Plan, action: &str, rollout: &Rollout, rollback: &[Rollb
             message,
             restart,
             log_tail,
+            gates,
         });
     }
     records.extend(nothing_to_do_records(plan));
@@ -412,6 +418,7 @@ mod tests {
             message: message.map(String::from),
             restart: None,
             log_tail: Vec::new(),
+            gates: Vec::new(),
         }
     }
 

@@ -181,6 +181,7 @@ pub fn rollback_if_failed(
             message,
             restart: None,
             log_tail: Vec::new(),
+            gates: Vec::new(),
         };
         journal.done(record.clone());
         syslog(cx, m, attempt, plan, &record);

@@ -1,12 +1,15 @@
 //! The rollout, batch by batch: the first host alone (the canary), then
-//! `batch_size` at a time. It stops at the first failing batch, and before
+//! `batch_size` at a time, each batch baked on its gates ([`super::bake`])
+//! before the next starts. It stops at the first failing batch, and before
 //! a new batch when the operator asked to stop, the stage was frozen
 //! meanwhile, or alerts started firing ([`super::alert_hold`]).
 
 use crate::fleet::Fleet;
+use crate::status::PackageState;
 
 use super::aftermath::syslog;
 use super::attempt::Attempt;
+use super::bake::{bake, Baked};
 use super::context::Context;
 use super::install::install_one;
 use super::outcome::{Done, Rollout, Stop, Watched};
@@ -138,6 +141,36 @@ pub fn rollout(
             .any(|&i| matches!(done[i], Done::Failed { .. }))
         {
             break;
+        }
+        // the batch's gates, before the next batch starts
+        let rollback = attempt.action == "rollback";
+        let baked = bake(cx, fleet, plan, batch, b == 0, rollback, &mut watched);
+        if let Baked::Failed(failures) = &baked {
+            for (i, why) in failures {
+                done[*i] = Done::Failed {
+                    why: why.clone(),
+                    output: String::new(),
+                    now: Some(PackageState::Installed(plan.version.clone())),
+                };
+            }
+        }
+        for &i in batch {
+            if !watched[i].gates.is_empty() {
+                journal.done(report::host_record(
+                    plan,
+                    &plan.steps[i],
+                    &done[i],
+                    &watched[i],
+                ));
+            }
+        }
+        match baked {
+            Baked::Passed => {}
+            Baked::Failed(_) => break,
+            Baked::Interrupted => {
+                stopped = Some(Stop::Signal);
+                break;
+            }
         }
     }
     Rollout {

@@ -566,6 +566,7 @@ fn journal_records_what_is_known_when_abandoned() {
             message: None,
             restart: None,
             log_tail: Vec::new(),
+            gates: Vec::new(),
         });
     }
     let journal = Journal::new(&started, &path);
@@ -1506,6 +1507,7 @@ fn a_rollback_finds_a_deploy_only_the_hosts_recorded() {
             message: None,
             restart: None,
             log_tail: Vec::new(),
+            gates: Vec::new(),
         }],
         ..history::Attempt::start("deploy").record("test", history::Outcome::Success)
     };
@@ -1531,4 +1533,259 @@ fn a_rollback_finds_a_deploy_only_the_hosts_recorded() {
         .iter()
         .any(|n| n.contains("deployer rollback fastpath prod VERSION")));
     assert_eq!(installs(&s), ["t1"]);
+}
+
+/// A `command` gate named by the package: evaluated once on each batch
+/// (the canary's `count = 1`, later batches' `batch_bake` of 0).
+const PROBE: &str =
+    "gates = probe\n[gate:probe]\nkind = command\ncommand = gate-probe\ncount = 1\n";
+
+/// The position of the first command of `host` containing `needle` in the
+/// fake world's log.
+fn ran_at(s: &Setup, host: &str, needle: &str) -> usize {
+    s.fake
+        .world()
+        .log
+        .iter()
+        .position(|(h, c)| h == host && c.contains(needle))
+        .unwrap_or_else(|| panic!("{host} never ran `{needle}`"))
+}
+
+#[test]
+fn each_batch_bakes_on_its_gates_before_the_next_starts() {
+    let s = Setup::with_package("", PROBE);
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::Success, "{}", s.out.text());
+    let canary_gate = ran_at(&s, "p1", "gate-probe");
+    assert!(ran_at(&s, "p1", "apt-get install") < canary_gate);
+    for h in ["p2", "p3"] {
+        assert!(
+            canary_gate < ran_at(&s, h, "apt-get install"),
+            "{h} starts after the canary's bake"
+        );
+        assert!(ran_at(&s, h, "gate-probe") < ran_at(&s, "p4", "apt-get install"));
+    }
+    let text = s.out.text();
+    assert!(
+        text.contains("Baking p1 (the canary): `probe` once"),
+        "{text}"
+    );
+    assert!(text.contains("  p1: gate `probe` pass: "), "{text}");
+    let r = s.history().pop().unwrap();
+    for h in r["hosts"].as_array().unwrap() {
+        // the health check first, on record as the `command` gate it is
+        let gates = h["gates"].as_array().expect("gate records");
+        assert_eq!(gates.len(), 2, "{h}");
+        assert_eq!(gates[0]["gate"], "health_check");
+        assert_eq!(gates[1]["gate"], "probe");
+        assert_eq!(gates[1]["verdict"], "pass");
+        assert!(gates[1]["time"].as_str().unwrap().ends_with('Z'), "{h}");
+    }
+}
+
+#[test]
+fn a_failing_gate_on_the_canary_stops_the_rollout_and_the_policy_rolls_it_back() {
+    let s = Setup::with_package("rollback_on_failure = yes", PROBE);
+    s.fake.world().hosts.get_mut("p1").unwrap().fail_on = Some("gate-probe".into());
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::FailedPartial, "{}", s.out.text());
+    assert_eq!(s.version("p1").as_deref(), Some(OLD), "rolled back");
+    for h in ["p2", "p3", "p4"] {
+        assert!(s.fake.world().ran(h, "apt-get install").is_empty(), "{h}");
+    }
+    let r = s.history().pop().unwrap();
+    let p1 = &r["hosts"][0];
+    assert_eq!(p1["result"], "rolled-back", "{p1}");
+    assert!(
+        p1["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("gate `probe` failed: the command exited with status 1"),
+        "{p1}"
+    );
+    assert_eq!(p1["gates"][0]["gate"], "health_check", "{p1}");
+    assert_eq!(p1["gates"][0]["verdict"], "pass", "{p1}");
+    assert_eq!(p1["gates"][1]["verdict"], "fail", "{p1}");
+}
+
+#[test]
+fn a_rollback_runs_only_the_command_gates_once_and_bakes_nothing() {
+    let s = Setup::with_package(
+        "",
+        "gates = probe web\n[gate:probe]\nkind = command\ncommand = gate-probe\nbake = 10m\n\
+         [gate:web]\nkind = http\nurl = http://{address}:1/health\n",
+    );
+    let plan_of = |rollback| {
+        let plan = crate::plan::Plan {
+            package: "fastpath".parse().unwrap(),
+            stage: "prod".into(),
+            version: NEW.parse().unwrap(),
+            critical: true,
+            steps: Vec::new(),
+            unchanged: Vec::new(),
+            batches: Vec::new(),
+            overridden: Vec::new(),
+            allowed: Vec::new(),
+            allow_dependency_changes: false,
+            rollback: false,
+            unsimulated: Vec::new(),
+            left_out: Vec::new(),
+        };
+        bake::gates_of(&s.config, &plan, rollback)
+            .iter()
+            .map(|g| {
+                (
+                    g.name.clone(),
+                    bake::span_of(&s.config, &plan, g, true, rollback),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    use crate::gate::Span;
+    use std::time::Duration;
+    assert_eq!(
+        plan_of(false),
+        [
+            ("probe".to_string(), Span::Bake(Duration::from_secs(600))),
+            ("web".to_string(), Span::Bake(crate::gate::DEFAULT_BAKE))
+        ]
+    );
+    assert_eq!(plan_of(true), [("probe".to_string(), Span::Count(1))]);
+}
+
+#[test]
+fn the_dry_run_shows_the_gates_and_their_bakes() {
+    let s = Setup::with_package(
+        "",
+        "gates = probe errors\n[gate:probe]\nkind = command\ncommand = gate-probe --token=s3cret\n\
+         count = 3\ninterval = 2s\n[gate:errors]\nkind = prometheus\n\
+         url = https://user:pw@prom.example.org/x\nquery = rate(e{host=\"{host}\"}[1m])\n\
+         condition = < 0.01\ncompare = others\nmax_ratio = 2\nno_data = pause\n",
+    );
+    let opts = Options {
+        dry_run: true,
+        ..yes()
+    };
+    s.deploy("prod", Some(NEW), opts, vec![]).unwrap();
+    let text = s.out.text();
+    assert!(
+        text.contains("Gates, each batch passing them before the next starts:\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  `probe` (command): a command on each host (from the configuration, not shown); the canary 3 times, later batches once, every 2s; failure_limit 0, no_data fail\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  `errors` (prometheus): `rate(e{host=\"{host}\"}[1m])` on https://prom.example.org/…, < 0.01, at most 2 times the others' mean; the canary for 300s, later batches once, every 30s; failure_limit 0, no_data pause\n"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret") && !text.contains("pw@"), "{text}");
+    let doc = s.document.borrow().clone().unwrap();
+    let gates = doc["gates"].as_array().unwrap();
+    assert_eq!(gates[0]["name"], "probe");
+    assert_eq!(gates[0]["canary"], serde_json::json!({"count": 3}));
+    assert_eq!(gates[0]["batches"], serde_json::json!({"bake": 0}));
+    assert_eq!(gates[1]["canary"], serde_json::json!({"bake": 300}));
+    assert_eq!(gates[1]["compare"]["max_ratio"], 2.0);
+    assert_eq!(gates[1]["server"], "https://prom.example.org/…");
+    assert!(!doc.to_string().contains("s3cret"));
+}
+
+#[test]
+fn a_signal_during_the_bake_stops_it_as_between_batches() {
+    // a bake of 10 minutes: only the signal can end it within the test
+    let s = Setup::with_package(
+        "rollback_on_failure = yes",
+        "gates = probe\n[gate:probe]\nkind = command\ncommand = gate-probe\nbake = 10m\n\
+         interval = 1s\n",
+    );
+    let interrupt = s.interrupt.clone();
+    s.fake.world().hooks.push(Box::new(move |_, host, line| {
+        if host == "p1" && line.contains("gate-probe") {
+            interrupt.raise();
+        }
+    }));
+    let started = std::time::Instant::now();
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    assert_eq!(status, ExitStatus::Interrupted, "{}", s.out.text());
+    assert!(
+        s.out.text().contains("Interrupted during the bake of p1"),
+        "{}",
+        s.out.text()
+    );
+    assert_eq!(installs(&s)[0], "p1");
+    for h in ["p2", "p3", "p4"] {
+        assert!(s.fake.world().ran(h, "apt-get install").is_empty(), "{h}");
+    }
+    // the rollback policy applies, as for any stop
+    assert_eq!(s.version("p1").as_deref(), Some(OLD));
+    let r = s.history().pop().unwrap();
+    assert_eq!(r["outcome"], "interrupted");
+    assert_eq!(r["hosts"][0]["result"], "rolled-back", "{r}");
+    assert_eq!(r["hosts"][0]["gates"][1]["gate"], "probe", "{r}");
+    assert_eq!(r["hosts"][0]["gates"][1]["verdict"], "pass", "{r}");
+}
+
+#[test]
+fn a_pause_asks_and_without_anyone_to_answer_fails_closed() {
+    // `no_data = pause` needs a gate without data: an http gate never has
+    // none, a command gate neither; a prometheus gate on a closed port is
+    // an error, which pauses as no data does
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gate = format!(
+        "gates = errors\n[gate:errors]\nkind = prometheus\nurl = http://127.0.0.1:{port}\n\
+         query = up\ncondition = == 1\nno_data = pause\ncount = 1\n"
+    );
+    // an answer that is no choice is asked again; then continue
+    let s = Setup::with_package("", &gate);
+    let answers = ["maybe\n", "c\n", "c\n", "c\n", "c\n"]
+        .iter()
+        .map(|a| Some(a.to_string()))
+        .collect();
+    let status = s.deploy("prod", Some(NEW), yes(), answers).unwrap();
+    assert_eq!(status, ExitStatus::Success, "{}", s.out.text());
+    assert!(
+        s.out.text().contains("answer `c` (continue)"),
+        "{}",
+        s.out.text()
+    );
+    // nobody to ask
+    let s = Setup::with_package("rollback_on_failure = yes", &gate);
+    let status = s.deploy("prod", Some(NEW), yes(), vec![None]).unwrap();
+    assert_eq!(status, ExitStatus::FailedPartial, "{}", s.out.text());
+    assert_eq!(s.version("p1").as_deref(), Some(OLD));
+    let r = s.history().pop().unwrap();
+    let message = r["hosts"][0]["message"].as_str().unwrap();
+    assert!(message.contains("no terminal to ask"), "{message}");
+    assert!(message.contains("cannot be asked"), "{message}");
+}
+
+#[test]
+fn the_health_check_is_on_record_as_a_command_gate_evaluated_once() {
+    let s = Setup::new("");
+    s.fake.world().hosts.get_mut("p1").unwrap().unhealthy = true;
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::FailedPartial);
+    assert_eq!(
+        s.fake.world().ran("p1", "check-fastpath").len(),
+        1,
+        "run once, as before"
+    );
+    let r = s.history().pop().unwrap();
+    let gates = r["hosts"][0]["gates"].as_array().unwrap();
+    assert_eq!(gates.len(), 1, "{gates:?}");
+    assert_eq!(gates[0]["gate"], "health_check");
+    assert_eq!(gates[0]["verdict"], "fail");
+    assert_eq!(gates[0]["value"], 1.0);
+    let message = r["hosts"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the health check of `fastpath` failed (exit status 1)"),
+        "the message is today's: {message}"
+    );
 }

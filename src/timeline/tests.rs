@@ -274,6 +274,7 @@ fn record(id: &str, time: &str, hosts: &[(&str, Option<&str>, &str, HostResult)]
                 message: None,
                 restart: None,
                 log_tail: Vec::new(),
+                gates: Vec::new(),
             })
             .collect(),
         changes: Vec::new(),

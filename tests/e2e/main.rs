@@ -19,6 +19,7 @@ mod deb_cache_e2e;
 mod deploy_e2e;
 mod docs;
 mod fail_closed_e2e;
+mod gates_e2e;
 mod init;
 mod json_e2e;
 mod kex_e2e;
