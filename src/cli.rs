@@ -506,9 +506,10 @@ pub struct DeployArgs {
     /// done; kept in the history.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
-    /// After the first host, change N hosts at a time (default: `batch_size`).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    pub batch: Option<u16>,
+    /// After the first host, change N hosts at a time, or N% of the hosts
+    /// taking part, rounded up (default: `batch_size`).
+    #[arg(long, value_name = "N|N%", value_parser = parse_batch)]
+    pub batch: Option<crate::plan::Share>,
     /// When the rollout fails, put the changed hosts back on their previous version.
     #[arg(long)]
     pub rollback_on_failure: bool,
@@ -531,6 +532,16 @@ pub struct DeployArgs {
     /// attempt, or with --dry-run the plan; the progress goes to stderr.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--batch`: as `batch_size` is written.
+fn parse_batch(text: &str) -> Result<crate::plan::Share, String> {
+    crate::plan::Share::parse(text, 1).map_err(|reason| {
+        format!(
+            "{reason}; {}",
+            crate::config::ACCEPTED_BATCH_SIZE.replace(" (default 1)", "")
+        )
+    })
 }
 
 #[cfg(test)]

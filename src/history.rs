@@ -96,6 +96,25 @@ pub struct Record {
     /// before): recorded and notified as a rollback under freeze.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub under_freeze: bool,
+    /// The failure budget of a rollout whose stage sets `max_failures`:
+    /// how many hosts failed, and how many were allowed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_budget: Option<FailureBudget>,
+}
+
+/// How a rollout kept to its failure budget (`max_failures`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureBudget {
+    /// `max_failures` as written: a count (`2`) or a percentage (`25%`).
+    pub max_failures: String,
+    /// The hosts after the canary that could fail without halting the
+    /// rollout: `max_failures` of the hosts taking part, rounded down.
+    pub allowed: usize,
+    /// The hosts that failed (the canary included).
+    pub failed: usize,
+    /// Whether the failures halted the rollout (a failing canary, or more
+    /// failures than allowed).
+    pub halted: bool,
 }
 
 impl Record {
@@ -206,6 +225,7 @@ impl Attempt {
             hosts: Vec::new(),
             changes: Vec::new(),
             under_freeze: false,
+            failure_budget: None,
         }
     }
 
@@ -1150,6 +1170,7 @@ mod tests {
             hosts: Vec::new(),
             changes: Vec::new(),
             under_freeze: false,
+            failure_budget: None,
         }
     }
 

@@ -25,6 +25,9 @@ pub struct Attempt {
     /// A rollback allowed into a frozen stage (a version the stage ran
     /// before), once the preflight has let it through.
     pub(crate) under_freeze: bool,
+    /// How the rollout kept to the stage's failure budget, once it has
+    /// run, when the stage sets `max_failures`.
+    pub(crate) failure_budget: Option<history::FailureBudget>,
 }
 
 impl Attempt {
@@ -46,6 +49,7 @@ impl Attempt {
             forced,
             changes: Vec::new(),
             under_freeze: false,
+            failure_budget: None,
         }
     }
 
@@ -97,6 +101,7 @@ impl Attempt {
             forced: self.forced,
             changes: self.changes.clone(),
             under_freeze: self.under_freeze,
+            failure_budget: self.failure_budget.clone(),
             ..base
         }
     }

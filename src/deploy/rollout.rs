@@ -1,7 +1,8 @@
 //! The rollout, batch by batch: the first host alone (the canary), then
-//! `batch_size` at a time. It stops at the first failing batch, and before
-//! a new batch when the operator asked to stop or the stage was frozen
-//! meanwhile.
+//! `batch_size` at a time. It halts after a failing canary, or once more
+//! hosts failed than the stage's failure budget (`max_failures`, 0 by
+//! default: the first failure) allows; and before a new batch when the
+//! operator asked to stop or the stage was frozen meanwhile.
 
 use crate::fleet::Fleet;
 
@@ -51,9 +52,10 @@ fn still_unfrozen(
     }
 }
 
-/// Change the hosts batch by batch; stop at the first failing batch, and
-/// before a new batch once the operator asked to stop or the stage was
-/// frozen meanwhile.
+/// Change the hosts batch by batch; halt after a batch whose failures go
+/// beyond the failure budget (or a failing canary), and stop before a new
+/// batch once the operator asked to stop or the stage was frozen
+/// meanwhile.
 pub fn rollout(
     cx: &Context<'_>,
     fleet: &mut Fleet,
@@ -65,6 +67,7 @@ pub fn rollout(
     let mut done: Vec<Done> = vec![Done::Untouched; plan.steps.len()];
     let mut watched: Vec<Watched> = vec![Watched::default(); plan.steps.len()];
     let mut stopped = None;
+    let mut halted = false;
     for (b, batch) in plan.batches.iter().enumerate() {
         if cx.interrupt.requested() {
             cx.console.say(&format!(
@@ -128,16 +131,40 @@ pub fn rollout(
             done[i] = result;
             watched[i] = seen;
         }
-        if batch
+        // the failure budget: a failing canary, or one failure too many,
+        // halts; failures within the budget let the rollout go on
+        let failed_now = batch
             .iter()
-            .any(|&i| matches!(done[i], Done::Failed { .. }))
-        {
-            break;
+            .any(|&i| matches!(done[i], Done::Failed { .. }));
+        if failed_now {
+            let failed = done
+                .iter()
+                .filter(|d| matches!(d, Done::Failed { .. }))
+                .count();
+            let (budget, written) = (plan.sizing.budget(), plan.sizing.max_failures);
+            if plan.sizing.halts(b == 0, failed) {
+                halted = true;
+                if b == 0 && budget > 0 {
+                    cx.console
+                        .say("The canary failed: the rollout halts, whatever the failure budget.");
+                } else if budget > 0 {
+                    cx.console.say(&format!(
+                        "{failed} host(s) failed, beyond the failure budget of {budget} \
+                         (max_failures {written}): the rollout halts."
+                    ));
+                }
+                break;
+            }
+            cx.console.say(&format!(
+                "{failed} host(s) failed so far, within the failure budget of {budget} \
+                 (max_failures {written}): the rollout goes on."
+            ));
         }
     }
     Rollout {
         done,
         stopped,
         watched,
+        halted,
     }
 }

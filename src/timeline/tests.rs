@@ -278,6 +278,7 @@ fn record(id: &str, time: &str, hosts: &[(&str, Option<&str>, &str, HostResult)]
             .collect(),
         changes: Vec::new(),
         under_freeze: false,
+        failure_budget: None,
     }
 }
 
