@@ -8,6 +8,7 @@
 mod common;
 
 mod badges_e2e;
+mod batches_e2e;
 mod changes_e2e;
 mod check_e2e;
 mod cli;
