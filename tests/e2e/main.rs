@@ -23,6 +23,7 @@ mod init;
 mod json_e2e;
 mod kex_e2e;
 mod known_hosts_oracle;
+mod metrics_e2e;
 mod notify_e2e;
 mod packaging;
 mod restart_e2e;
