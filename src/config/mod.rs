@@ -2279,6 +2279,19 @@ rollback_on_failure = on",
         }
     }
 
+    /// `text` is refused: `key` in `section` on `line` has the invalid
+    /// value `bad` for `reason`, and the note says `accepted`.
+    fn invalid(text: &str, section: &str, line: usize, case: (&str, &str, &str, &str)) {
+        let (key, bad, reason, accepted) = case;
+        let e = err(text);
+        assert_eq!(
+            e.message,
+            format!("`{key}` in `{section}` has an invalid value `{bad}`: {reason}")
+        );
+        assert_eq!(e.line, Some(line));
+        assert!(note(&e).contains(accepted), "{key} {bad}: {e:?}");
+    }
+
     #[test]
     fn numbers_out_of_range() {
         let cases = [
@@ -2305,14 +2318,13 @@ rollback_on_failure = on",
                 "without a space (`25%`)",
             ),
         ];
-        for (key, bad, reason, accepted) in cases {
-            let e = err(&with_env(&format!("{key} = {bad}")));
-            assert_eq!(
-                e.message,
-                format!("`{key}` in `[environment]` has an invalid value `{bad}`: {reason}")
+        for case in cases {
+            invalid(
+                &with_env(&format!("{} = {}", case.0, case.1)),
+                "[environment]",
+                4,
+                case,
             );
-            assert_eq!(e.line, Some(4));
-            assert!(note(&e).contains(accepted), "{key} {bad}: {e:?}");
         }
         assert_eq!(ok(&with_env("parallelism = 1024")).parallelism, 1024);
         assert_eq!(ok(&with_env("ssh_port = 65535")).ssh.port, Some(65535));
@@ -2335,7 +2347,7 @@ rollback_on_failure = on",
             Share::Hosts(2)
         );
         // MINIMAL ends on line 8; the stage's keys follow
-        for (key, bad, reason, accepted) in [
+        for case in [
             ("batch_size", "0%", "out of range", "from 1% to 100%"),
             ("batch_size", "150%", "more than 100%", "rounded up"),
             ("max_failures", "101%", "more than 100%", "rounded down"),
@@ -2352,13 +2364,8 @@ rollback_on_failure = on",
                 "0, the default, halts on the first failure",
             ),
         ] {
-            let e = err(&format!("{MINIMAL}{key} = {bad}\n"));
-            assert_eq!(
-                e.message,
-                format!("`{key}` in `[stage:prod]` has an invalid value `{bad}`: {reason}")
-            );
-            assert_eq!(e.line, Some(8));
-            assert!(note(&e).contains(accepted), "{key} {bad}: {e:?}");
+            let text = format!("{MINIMAL}{} = {}\n", case.0, case.1);
+            invalid(&text, "[stage:prod]", 8, case);
         }
     }
 

@@ -22,61 +22,61 @@ struct Family {
     help: &'static str,
 }
 
+/// A family of gauges (every family here: the status is a snapshot).
+const fn gauge(name: &'static str, help: &'static str) -> Family {
+    Family {
+        name,
+        kind: "gauge",
+        help,
+    }
+}
+
 /// `deployer_package_info{stage,host,package,version} 1`.
-const PACKAGE_INFO: Family = Family {
-    name: "deployer_package_info",
-    kind: "gauge",
-    help: "The version of a package a host runs, as dpkg says (always 1; hosts without the package have no sample).",
-};
+const PACKAGE_INFO: Family = gauge(
+    "deployer_package_info",
+    "The version of a package a host runs, as dpkg says (always 1; hosts without the package have no sample).",
+);
 /// `deployer_pending{stage,package}`.
-const PENDING: Family = Family {
-    name: "deployer_pending",
-    kind: "gauge",
-    help: "1 when a rollout of the package is pending into the stage from the stage before it (the matrix's >>), else 0.",
-};
+const PENDING: Family = gauge(
+    "deployer_pending",
+    "1 when a rollout of the package is pending into the stage from the stage before it (the matrix's >>), else 0.",
+);
 /// `deployer_regression{stage,package}`.
-const REGRESSION: Family = Family {
-    name: "deployer_regression",
-    kind: "gauge",
-    help: "1 when a host of the stage runs a newer version of the package than any host of the stage before it, else 0.",
-};
+const REGRESSION: Family = gauge(
+    "deployer_regression",
+    "1 when a host of the stage runs a newer version of the package than any host of the stage before it, else 0.",
+);
 /// `deployer_drift{stage,package}`.
-const DRIFT: Family = Family {
-    name: "deployer_drift",
-    kind: "gauge",
-    help: "1 when the answering hosts of the stage do not all run the same version of the package, else 0.",
-};
+const DRIFT: Family = gauge(
+    "deployer_drift",
+    "1 when the answering hosts of the stage do not all run the same version of the package, else 0.",
+);
 /// `deployer_broken{stage,host,package}`.
-const BROKEN: Family = Family {
-    name: "deployer_broken",
-    kind: "gauge",
-    help: "1 when dpkg shows the package half-installed, half-configured or otherwise broken on the host, else 0.",
-};
+const BROKEN: Family = gauge(
+    "deployer_broken",
+    "1 when dpkg shows the package half-installed, half-configured or otherwise broken on the host, else 0.",
+);
 /// `deployer_frozen{stage}`.
-const FROZEN: Family = Family {
-    name: "deployer_frozen",
-    kind: "gauge",
-    help: "1 when the stage is frozen (deployer freeze), else 0.",
-};
+const FROZEN: Family = gauge(
+    "deployer_frozen",
+    "1 when the stage is frozen (a host of the stage carries a freeze record), else 0.",
+);
 /// `deployer_held_by_alerts{stage}`: written only when the caller knows it
 /// (the alerts check, issue 21 item 4).
-const HELD_BY_ALERTS: Family = Family {
-    name: "deployer_held_by_alerts",
-    kind: "gauge",
-    help: "1 when active alerts hold the stage (forward deploys refused), else 0.",
-};
+const HELD_BY_ALERTS: Family = gauge(
+    "deployer_held_by_alerts",
+    "1 when active alerts hold the stage (forward deploys refused), else 0.",
+);
 /// `deployer_host_up{stage,host}`.
-const HOST_UP: Family = Family {
-    name: "deployer_host_up",
-    kind: "gauge",
-    help: "1 when deployer reached the host and read its packages, else 0.",
-};
+const HOST_UP: Family = gauge(
+    "deployer_host_up",
+    "1 when deployer reached the host and read its packages, else 0.",
+);
 /// `deployer_status_read_timestamp_seconds`.
-const READ_AT: Family = Family {
-    name: "deployer_status_read_timestamp_seconds",
-    kind: "gauge",
-    help: "When deployer read the hosts, in seconds since the Unix epoch.",
-};
+const READ_AT: Family = gauge(
+    "deployer_status_read_timestamp_seconds",
+    "When deployer read the hosts, in seconds since the Unix epoch.",
+);
 
 /// What [`prometheus`] writes besides the matrix.
 #[derive(Debug, Clone, Default)]
@@ -90,16 +90,11 @@ pub struct Extra<'a> {
 
 /// `value` as a label value: `\`, `"` and newlines escaped.
 pub fn label(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
+    // the backslash first, so that the escapes added after stay as they are
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// A family's samples as they are collected: one line each.
