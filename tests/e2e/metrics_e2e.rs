@@ -266,4 +266,24 @@ fn status_metrics_pass_promtool_and_node_exporter_serves_them() {
         "{read_at} vs {now}"
     );
     drop(exporter);
+
+    // the metrics are data for a file: --quiet, which silences a status
+    // view that says nothing is wrong, does not silence them
+    let (code, quiet, err) = deployer(
+        &tb,
+        &[
+            "--quiet",
+            "status",
+            "--format",
+            "prometheus",
+            "--stage",
+            "test",
+        ],
+    );
+    assert_eq!(code, 0, "every host of test answered: {quiet}{err}");
+    assert!(
+        quiet.contains("deployer_host_up{stage=\"test\",host=\"test-1\"} 1"),
+        "{quiet}"
+    );
+    assert!(!quiet.contains("stage=\"prod\""), "{quiet}");
 }
