@@ -112,8 +112,8 @@ pub struct FailureBudget {
     pub allowed: usize,
     /// The hosts that failed (the canary included).
     pub failed: usize,
-    /// Whether the failures halted the rollout (a failing canary, or more
-    /// failures than allowed).
+    /// Whether the failures halted the rollout (a failing canary, a host
+    /// in an unknown state, or more failures than allowed).
     pub halted: bool,
 }
 

@@ -82,8 +82,9 @@ pub struct Rollout {
     pub stopped: Option<Stop>,
     /// One entry per step of the plan: its service's restart and logs.
     pub watched: Vec<Watched>,
-    /// Whether failures halted it: the canary failed, or more hosts failed
-    /// than the failure budget allows ([`crate::plan::Sizing::halts`]).
+    /// Whether failures halted it: the canary failed, a host was left in
+    /// an unknown state, or more hosts failed than the failure budget
+    /// allows ([`crate::plan::Sizing::halts`]).
     /// Failed hosts in a rollout not halted were within the budget.
     pub halted: bool,
 }

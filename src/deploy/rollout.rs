@@ -1,8 +1,9 @@
 //! The rollout, batch by batch: the first host alone (the canary), then
-//! `batch_size` at a time. It halts after a failing canary, or once more
-//! hosts failed than the stage's failure budget (`max_failures`, 0 by
-//! default: the first failure) allows; and before a new batch when the
-//! operator asked to stop or the stage was frozen meanwhile.
+//! `batch_size` at a time. It halts after a failing canary, a host left in
+//! an unknown state, or once more hosts failed than the stage's failure
+//! budget (`max_failures`, 0 by default: the first failure) allows; and
+//! before a new batch when the operator asked to stop or the stage was
+//! frozen meanwhile.
 
 use crate::fleet::Fleet;
 
@@ -131,8 +132,9 @@ pub fn rollout(
             done[i] = result;
             watched[i] = seen;
         }
-        // the failure budget: a failing canary, or one failure too many,
-        // halts; failures within the budget let the rollout go on
+        // the failure budget: a failing canary, a host left in an unknown
+        // state (doubt), or one failure too many halts; failures within
+        // the budget let the rollout go on
         let failed_now = batch
             .iter()
             .any(|&i| matches!(done[i], Done::Failed { .. }));
@@ -141,10 +143,18 @@ pub fn rollout(
                 .iter()
                 .filter(|d| matches!(d, Done::Failed { .. }))
                 .count();
+            let unknown = batch
+                .iter()
+                .any(|&i| matches!(done[i], Done::Failed { now: None, .. }));
             let (budget, written) = (plan.sizing.budget(), plan.sizing.max_failures);
-            if plan.sizing.halts(b == 0, failed) {
+            if unknown || plan.sizing.halts(b == 0, failed) {
                 halted = true;
-                if b == 0 && budget > 0 {
+                if unknown && budget > 0 {
+                    cx.console.say(
+                        "A host is in an unknown state: the rollout halts, whatever the failure \
+                         budget.",
+                    );
+                } else if b == 0 && budget > 0 {
                     cx.console
                         .say("The canary failed: the rollout halts, whatever the failure budget.");
                 } else if budget > 0 {

@@ -366,6 +366,30 @@ fn a_failure_beyond_the_budget_halts_and_applies_the_rollback_policy() {
 }
 
 #[test]
+fn a_host_in_an_unknown_state_halts_whatever_the_budget() {
+    let s = Setup::with_prod("", "max_failures = 2");
+    // p2, in the second batch, rebooted during its install
+    s.fake.world().hosts.get_mut("p2").unwrap().runs_gone =
+        Some("the host rebooted since the run started".into());
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::FailedPartial, "{}", s.out.text());
+    assert!(
+        s.out.text().contains(
+            "A host is in an unknown state: the rollout halts, whatever the failure budget."
+        ),
+        "{}",
+        s.out.text()
+    );
+    assert!(
+        s.fake.world().ran("p4", "apt-get install").is_empty(),
+        "the third batch never started"
+    );
+    let r = s.history().pop().unwrap();
+    assert_eq!(results(&r)[1], ("p2".to_string(), "unknown".to_string()));
+    assert_eq!(r["failure_budget"]["halted"], true);
+}
+
+#[test]
 fn a_failing_canary_halts_whatever_the_budget() {
     let s = Setup::with_prod("", "max_failures = 3");
     s.fake.world().hosts.get_mut("p1").unwrap().install_fails = true;
