@@ -121,9 +121,16 @@ pub enum ColorChoice {
 /// Options of the status view.
 #[derive(Debug, Clone, Default, Args)]
 pub struct StatusArgs {
-    /// Print the full status as JSON (shape documented in docs/reference.md).
+    /// Print the full status as JSON (shape documented in docs/reference.md);
+    /// the same as `--format json`.
     #[arg(long)]
     pub json: bool,
+
+    /// How to print the status: `text` (the matrix, the default), `json`
+    /// (as `--json`), or `prometheus` (metrics in Prometheus' text format,
+    /// for node_exporter's textfile collector; printed even with `--quiet`).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<StatusFormat>,
 
     /// Also report by exit status: 4 if a rollout is pending, 5 if anything
     /// regressed, drifted inside a stage or is broken (3, unreachable
@@ -145,7 +152,32 @@ pub struct StatusArgs {
     pub hosts: Vec<String>,
 }
 
+/// How the status view is printed (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    /// The matrix, for people.
+    Text,
+    /// The full status as JSON.
+    Json,
+    /// Metrics in Prometheus' text exposition format.
+    Prometheus,
+}
+
 impl StatusArgs {
+    /// The format asked for: `--format`, else JSON with `--json`, else
+    /// text. `--json` with another `--format` is an error.
+    pub fn format(&self) -> Result<StatusFormat, String> {
+        match (self.json, self.format) {
+            (true, Some(f)) if f != StatusFormat::Json => Err(format!(
+                "`--json` and `--format {}` ask for two formats",
+                f.to_possible_value()
+                    .map_or_else(String::new, |v| v.get_name().to_string())
+            )),
+            (true, _) => Ok(StatusFormat::Json),
+            (false, f) => Ok(f.unwrap_or(StatusFormat::Text)),
+        }
+    }
+
     /// Whether a filter (`--stage`, `--package`, `--host`) was given.
     pub fn filtered(&self) -> bool {
         !(self.stages.is_empty() && self.packages.is_empty() && self.hosts.is_empty())
@@ -157,6 +189,7 @@ impl StatusArgs {
         let both = |a: &[String], b: &[String]| [a, b].concat();
         StatusArgs {
             json: self.json || other.json,
+            format: self.format.or(other.format),
             check: self.check || other.check,
             stages: both(&other.stages, &self.stages),
             packages: both(&other.packages, &self.packages),
@@ -506,9 +539,10 @@ pub struct DeployArgs {
     /// done; kept in the history.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
-    /// After the first host, change N hosts at a time (default: `batch_size`).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    pub batch: Option<u16>,
+    /// After the first host, change N hosts at a time, or N% of the hosts
+    /// taking part, rounded up (default: `batch_size`).
+    #[arg(long, value_name = "N|N%", value_parser = parse_batch)]
+    pub batch: Option<crate::plan::Share>,
     /// When the rollout fails, put the changed hosts back on their previous version.
     #[arg(long)]
     pub rollback_on_failure: bool,
@@ -531,6 +565,16 @@ pub struct DeployArgs {
     /// attempt, or with --dry-run the plan; the progress goes to stderr.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--batch`: as `batch_size` is written.
+fn parse_batch(text: &str) -> Result<crate::plan::Share, String> {
+    crate::plan::Share::parse(text, 1).map_err(|reason| {
+        format!(
+            "{reason}; {}",
+            crate::config::ACCEPTED_BATCH_SIZE.replace(" (default 1)", "")
+        )
+    })
 }
 
 #[cfg(test)]

@@ -33,7 +33,8 @@ pub enum ExitStatus {
     /// A deploy failed and no host was changed.
     FailedUnchanged = 7,
     /// A deploy failed after changing some hosts, or left a host in an
-    /// unknown state.
+    /// unknown state; or went to its end with failed hosts within the
+    /// stage's failure budget (`max_failures`).
     FailedPartial = 8,
     /// A deploy was interrupted by a signal (SIGINT, SIGTERM, SIGHUP); the
     /// report and the history say which hosts were changed.
@@ -89,7 +90,7 @@ pub const EXIT_STATUSES: &[(ExitStatus, &str)] = &[
     ),
     (
         ExitStatus::FailedPartial,
-        "deploy failed after changing some hosts, or left a host in an unknown state",
+        "deploy failed after changing some hosts, or left a host in an unknown state; also a rollout that went to its end with failed hosts within the stage's failure budget (`max_failures`)",
     ),
     (
         ExitStatus::Interrupted,

@@ -101,6 +101,25 @@ pub struct Record {
     /// why Alertmanager could not be asked. Empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts_overridden: Vec<String>,
+    /// The failure budget of a rollout whose stage sets `max_failures`:
+    /// how many hosts failed, and how many were allowed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_budget: Option<FailureBudget>,
+}
+
+/// How a rollout kept to its failure budget (`max_failures`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureBudget {
+    /// `max_failures` as written: a count (`2`) or a percentage (`25%`).
+    pub max_failures: String,
+    /// The hosts after the canary that could fail without halting the
+    /// rollout: `max_failures` of the hosts taking part, rounded down.
+    pub allowed: usize,
+    /// The hosts that failed (the canary included).
+    pub failed: usize,
+    /// Whether the failures halted the rollout (a failing canary, a host
+    /// in an unknown state, or more failures than allowed).
+    pub halted: bool,
 }
 
 impl Record {
@@ -212,6 +231,7 @@ impl Attempt {
             changes: Vec::new(),
             under_freeze: false,
             alerts_overridden: Vec::new(),
+            failure_budget: None,
         }
     }
 
@@ -1191,6 +1211,7 @@ mod tests {
             changes: Vec::new(),
             under_freeze: false,
             alerts_overridden: Vec::new(),
+            failure_budget: None,
         }
     }
 

@@ -73,8 +73,14 @@ pub struct Input {
     pub wanted: Wanted,
     /// `--force`: override the stage order guard.
     pub force: bool,
-    /// Hosts changed at once after the first one.
-    pub batch_size: usize,
+    /// Hosts changed at once after the first one (`--batch`, the stage's
+    /// or the environment's `batch_size`): a count or a percentage of the
+    /// hosts taking part.
+    pub batch_size: Share,
+    /// Hosts that may fail after the canary before the rollout halts (the
+    /// stage's `max_failures`): a count or a percentage of the hosts
+    /// taking part.
+    pub max_failures: Share,
     /// `--allow-dependency-changes`: let apt remove, install or change
     /// packages other than the deployed one.
     pub allow_dependency_changes: bool,
@@ -218,8 +224,10 @@ pub struct Plan {
     /// Hosts already at the target version.
     pub unchanged: Vec<String>,
     /// Positions in `steps`, batch by batch: the first host alone, then
-    /// `batch_size` at a time.
+    /// [`Sizing::per_batch`] at a time.
     pub batches: Vec<Vec<usize>>,
+    /// How the batches were cut, and the failure budget.
+    pub sizing: Sizing,
     /// Safety rails overridden by `--force`, worded for the history.
     pub overridden: Vec<String>,
     /// Safety rails relaxed by `--allow-dependency-changes` or
@@ -822,7 +830,12 @@ pub fn make(input: &Input) -> Result<Plan, Refusal> {
         .filter(|h| h.simulation.is_none())
         .map(|h| h.host.clone())
         .collect();
-    let batches = batches(steps.len(), input.batch_size);
+    let sizing = Sizing {
+        batch_size: input.batch_size,
+        max_failures: input.max_failures,
+        taking_part: input.hosts.len(),
+    };
+    let batches = batches(steps.len(), sizing.per_batch());
     Ok(Plan {
         package: input.package.clone(),
         stage: input.stage.clone(),
@@ -831,6 +844,7 @@ pub fn make(input: &Input) -> Result<Plan, Refusal> {
         steps,
         unchanged,
         batches,
+        sizing,
         overridden,
         allowed,
         allow_dependency_changes: input.allow_dependency_changes,
@@ -838,6 +852,137 @@ pub fn make(input: &Input) -> Result<Plan, Refusal> {
         unsimulated,
         left_out: input.left_out.clone(),
     })
+}
+
+/// A number of hosts, as `batch_size`, `--batch` and `max_failures` are
+/// written: a count (`3`), or a percentage of the hosts taking part in the
+/// rollout (`25%`, those of the stage not left out by `--exclude` or
+/// `--skip-unreachable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Share {
+    /// This many hosts.
+    Hosts(usize),
+    /// This percentage (0 to 100) of the hosts taking part.
+    Percent(u8),
+}
+
+impl Share {
+    /// `text` as a count of at least `min`, or as a percentage from
+    /// `min`% to 100%, the `%` written right after the digits (`25%`, not
+    /// `25 %`). The error says what is wrong, in a few words.
+    pub fn parse(text: &str, min: usize) -> Result<Share, &'static str> {
+        let (digits, percent) = match text.strip_suffix('%') {
+            Some(d) => (d, true),
+            None => (text, false),
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("not a whole number of hosts or a percentage");
+        }
+        let n: usize = digits.parse().map_err(|_| "out of range")?;
+        match percent {
+            _ if n < min => Err("out of range"),
+            true if n > 100 => Err("more than 100%"),
+            true => Ok(Share::Percent(u8::try_from(n).expect("at most 100"))),
+            false => Ok(Share::Hosts(n)),
+        }
+    }
+
+    /// As a batch size of `taking_part` hosts: a percentage rounded up,
+    /// and never less than 1.
+    pub fn per_batch(self, taking_part: usize) -> usize {
+        match self {
+            Share::Hosts(n) => n,
+            Share::Percent(p) => (taking_part * usize::from(p)).div_ceil(100),
+        }
+        .max(1)
+    }
+
+    /// As a failure budget of `taking_part` hosts: a percentage rounded
+    /// down.
+    pub fn budget(self, taking_part: usize) -> usize {
+        match self {
+            Share::Hosts(n) => n,
+            Share::Percent(p) => taking_part * usize::from(p) / 100,
+        }
+    }
+}
+
+impl std::fmt::Display for Share {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Share::Hosts(n) => write!(f, "{n}"),
+            Share::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+impl Default for Share {
+    fn default() -> Self {
+        Share::Hosts(0)
+    }
+}
+
+/// How a plan's batches are cut and how many failures it tolerates, from
+/// the settings as written and the number of hosts taking part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizing {
+    /// `batch_size` (or `--batch`) as written.
+    pub batch_size: Share,
+    /// `max_failures` as written.
+    pub max_failures: Share,
+    /// The hosts of the stage taking part in the rollout (not left out),
+    /// those already at the version included: what percentages are of.
+    pub taking_part: usize,
+}
+
+impl Sizing {
+    /// Hosts changed at once after the canary.
+    pub fn per_batch(&self) -> usize {
+        self.batch_size.per_batch(self.taking_part)
+    }
+
+    /// Hosts after the canary that may fail without halting the rollout.
+    pub fn budget(&self) -> usize {
+        self.max_failures.budget(self.taking_part)
+    }
+
+    /// Whether a rollout with `failed` failed hosts so far must halt: the
+    /// canary failed (it is the canary), or the failures went beyond the
+    /// budget.
+    pub fn halts(&self, canary_failed: bool, failed: usize) -> bool {
+        canary_failed || failed > self.budget()
+    }
+
+    /// The plan's lines about batches and the budget.
+    pub fn describe(&self) -> Vec<String> {
+        let of = |share: Share, rounded: &str| match share {
+            Share::Hosts(_) => String::new(),
+            Share::Percent(_) => format!(" of {} host(s) taking part, {rounded}", self.taking_part),
+        };
+        let per_batch = self.per_batch();
+        let budget = self.budget();
+        vec![
+            format!(
+                "batches: the canary alone, then {per_batch} host(s) at a time (batch_size {}{})",
+                self.batch_size,
+                of(self.batch_size, "rounded up")
+            ),
+            if budget == 0 {
+                format!(
+                    "failure budget: none (max_failures {}{}): the first failure halts the rollout",
+                    self.max_failures,
+                    of(self.max_failures, "rounded down")
+                )
+            } else {
+                format!(
+                    "failure budget: {budget} host(s) after the canary (max_failures {}{}); a failing \
+                     canary, or one failure more, halts the rollout",
+                    self.max_failures,
+                    of(self.max_failures, "rounded down")
+                )
+            },
+        ]
+    }
 }
 
 /// The first host alone (a canary), then `size` hosts at a time.
@@ -993,6 +1138,10 @@ impl Plan {
                 "  every host{taking_part} already runs {}; nothing to do",
                 self.version
             );
+        } else {
+            for line in self.sizing.describe() {
+                let _ = writeln!(s, "  {line}");
+            }
         }
         for (b, batch) in self.batches.iter().enumerate() {
             let _ = writeln!(s, "  batch {}:", b + 1);
@@ -1111,7 +1260,8 @@ mod tests {
             hosts,
             wanted,
             force: false,
-            batch_size: 2,
+            batch_size: Share::Hosts(2),
+            max_failures: Share::Hosts(0),
             allow_dependency_changes: false,
             hold: false,
             allow_held: false,
@@ -1599,6 +1749,107 @@ mod tests {
         assert_eq!(batches(5, 2), vec![vec![0], vec![1, 2], vec![3, 4]]);
         assert_eq!(batches(3, 1), vec![vec![0], vec![1], vec![2]]);
         assert_eq!(batches(3, 0), vec![vec![0], vec![1], vec![2]]);
+    }
+
+    #[test]
+    fn shares_parse_as_counts_or_percentages() {
+        assert_eq!(Share::parse("3", 1), Ok(Share::Hosts(3)));
+        assert_eq!(Share::parse("25%", 1), Ok(Share::Percent(25)));
+        assert_eq!(Share::parse("100%", 1), Ok(Share::Percent(100)));
+        assert_eq!(Share::parse("0", 0), Ok(Share::Hosts(0)));
+        assert_eq!(Share::parse("0%", 0), Ok(Share::Percent(0)));
+        assert_eq!(Share::parse("0%", 1), Err("out of range"));
+        assert_eq!(Share::parse("0", 1), Err("out of range"));
+        assert_eq!(Share::parse("150%", 1), Err("more than 100%"));
+        for bad in ["25 %", " 25%", "%", "", "2.5%", "-1", "25%%", "a%", "25x"] {
+            assert_eq!(
+                Share::parse(bad, 1),
+                Err("not a whole number of hosts or a percentage"),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            Share::parse("99999999999999999999999", 1),
+            Err("out of range")
+        );
+        assert_eq!(Share::Percent(25).to_string(), "25%");
+        assert_eq!(Share::Hosts(3).to_string(), "3");
+    }
+
+    #[test]
+    fn percent_batches_round_up_and_budgets_round_down() {
+        // 25% of 8: the canary, then batches of 2
+        assert_eq!(Share::Percent(25).per_batch(8), 2);
+        assert_eq!(
+            batches(8, Share::Percent(25).per_batch(8)),
+            vec![vec![0], vec![1, 2], vec![3, 4], vec![5, 6], vec![7]]
+        );
+        assert_eq!(Share::Percent(25).per_batch(9), 3, "2.25 rounds up");
+        assert_eq!(Share::Percent(1).per_batch(3), 1, "at least 1");
+        assert_eq!(Share::Percent(10).per_batch(0), 1, "at least 1");
+        assert_eq!(Share::Percent(100).per_batch(5), 5);
+        assert_eq!(Share::Hosts(3).per_batch(100), 3, "a count is a count");
+        assert_eq!(Share::Percent(25).budget(8), 2);
+        assert_eq!(Share::Percent(25).budget(7), 1, "1.75 rounds down");
+        assert_eq!(Share::Percent(10).budget(9), 0, "0.9 rounds down to none");
+        assert_eq!(Share::Hosts(2).budget(1), 2);
+        let sizing = Sizing {
+            batch_size: Share::Percent(25),
+            max_failures: Share::Percent(25),
+            taking_part: 8,
+        };
+        assert!(!sizing.halts(false, 0));
+        assert!(!sizing.halts(false, 2), "within the budget of 2");
+        assert!(sizing.halts(false, 3), "beyond the budget");
+        assert!(sizing.halts(true, 1), "a failing canary always halts");
+        let none = Sizing {
+            max_failures: Share::Hosts(0),
+            ..sizing
+        };
+        assert!(
+            none.halts(false, 1),
+            "max_failures 0 halts on the first failure"
+        );
+    }
+
+    #[test]
+    fn percentages_are_of_the_hosts_taking_part() {
+        let hosts: Vec<HostFacts> = (1..=8)
+            .map(|n| {
+                facts(
+                    &format!("p{n}"),
+                    installed("0.77~pr705-119"),
+                    "0.81~pr748-191",
+                    &BOTH,
+                )
+            })
+            .collect();
+        let mut i = input(hosts, Wanted::Exact(v("0.81~pr748-191")));
+        i.batch_size = Share::Percent(25);
+        i.max_failures = Share::Percent(25);
+        let p = make(&i).unwrap();
+        let sizes: Vec<usize> = p.batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [1, 2, 2, 2, 1]);
+        assert_eq!(p.sizing.budget(), 2);
+        let text = p.describe(&[]);
+        assert!(
+            text.contains(
+                "batches: the canary alone, then 2 host(s) at a time (batch_size 25% of 8 \
+                 host(s) taking part, rounded up)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("failure budget: 2 host(s) after the canary (max_failures 25% of 8"),
+            "{text}"
+        );
+        // two hosts left out: 25% of the 6 taking part rounds up to 2, the
+        // budget down to 1
+        i.hosts.truncate(6);
+        let p = make(&i).unwrap();
+        assert_eq!(p.sizing.taking_part, 6);
+        assert_eq!(p.sizing.per_batch(), 2);
+        assert_eq!(p.sizing.budget(), 1);
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub(super) fn command(
         force: args.force,
         override_freeze: args.override_freeze,
         reason: args.reason.clone(),
-        batch: args.batch.map(usize::from),
+        batch: args.batch,
         rollback_on_failure: args.rollback_on_failure,
         allow_dependency_changes: args.allow_dependency_changes,
         allow_held: args.allow_held,

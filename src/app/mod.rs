@@ -69,9 +69,13 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
         .as_ref()
         .filter(|c| !matches!(c, Command::Status(_)))
     {
-        if cli.status.check || cli.status.filtered() || (cli.status.json && !takes_json(c)) {
+        if cli.status.check
+            || cli.status.format.is_some()
+            || cli.status.filtered()
+            || (cli.status.json && !takes_json(c))
+        {
             return Err(Fatal::usage(
-                "`--check`, `--stage`, `--package` and `--host` before a command go with the status view, \
+                "`--check`, `--format`, `--stage`, `--package` and `--host` before a command go with the status view, \
                  and `--json` with a command that prints JSON",
             )
             .note("e.g. `deployer --json`, `deployer status --check`, or after the command: `deployer history --stage prod`"));

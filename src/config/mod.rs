@@ -31,11 +31,12 @@ use std::time::Duration;
 
 use crate::operator;
 use crate::package::PackageName;
+use crate::plan::Share;
 use crate::ssh_config::JumpHost;
 
 pub use error::ConfigError;
 pub use locate::{locate, untrusted, FILE_NAMES};
-pub use value::{webhook_shown, HostSpec, MIN_LOCK_EXPIRY};
+pub use value::{webhook_shown, HostSpec, ACCEPTED_BATCH_SIZE, MIN_LOCK_EXPIRY};
 
 use scan::Document;
 use schema::{closest, Form, SectionKind};
@@ -100,9 +101,10 @@ pub struct Config {
     /// beside the configuration file; a relative path is relative to the
     /// configuration file's directory).
     pub history_file: PathBuf,
-    /// `batch_size`: after the first host, how many hosts are changed at once
-    /// (default 1).
-    pub batch_size: usize,
+    /// `batch_size`: after the first host, how many hosts are changed at once,
+    /// a count or a percentage of the hosts taking part (default 1); a
+    /// stage's own `batch_size` wins.
+    pub batch_size: Share,
     /// `rollback_on_failure`: put changed hosts back when a rollout fails
     /// (default no).
     pub rollback_on_failure: bool,
@@ -268,6 +270,13 @@ pub struct Stage {
     /// `[stage:NAME] batch_bake`: how long each later batch must pass its
     /// gates (default [`crate::gate::DEFAULT_BATCH_BAKE`]).
     pub batch_bake: Option<Duration>,
+    /// `[stage:NAME] batch_size`: this stage's batch size (wins over the
+    /// `[environment]` one; `--batch` wins over both).
+    pub batch_size: Option<Share>,
+    /// `[stage:NAME] max_failures`: hosts after the canary that may fail
+    /// before the rollout halts, a count or a percentage of the hosts
+    /// taking part (default 0: the first failure halts).
+    pub max_failures: Share,
 }
 
 /// SSH settings from `[environment]`; each is optional and falls back to
@@ -670,7 +679,7 @@ impl<'a> Reader<'a> {
             history_file,
             batch_size: self
                 .value(&env, "batch_size", value::parse_batch_size)?
-                .unwrap_or(1),
+                .unwrap_or(Share::Hosts(1)),
             rollback_on_failure: self
                 .value(&env, "rollback_on_failure", value::parse_bool)?
                 .unwrap_or(false),
@@ -1097,6 +1106,10 @@ impl<'a> Reader<'a> {
                 .value(&section, "critical", value::parse_bool)?
                 .unwrap_or(index > 0);
             let proxy_jump = self.value(&section, "ssh_proxy_jump", value::parse_proxy_jump)?;
+            let batch_size = self.value(&section, "batch_size", value::parse_batch_size)?;
+            let max_failures = self
+                .value(&section, "max_failures", value::parse_max_failures)?
+                .unwrap_or_default();
             stages.push(Stage {
                 name: name.to_string(),
                 hosts: specs,
@@ -1105,6 +1118,8 @@ impl<'a> Reader<'a> {
                 gates: self.gate_names(&section, gates)?,
                 bake: self.value(&section, "bake", gates::parse_bake)?,
                 batch_bake: self.value(&section, "batch_bake", gates::parse_bake)?,
+                batch_size,
+                max_failures,
             });
         }
         Ok(stages)
@@ -1362,7 +1377,7 @@ hosts = p1 p2
         assert_eq!(config.ssh.deploy_timeout, Duration::from_secs(600));
         assert!(!config.ssh.accept_new_host_keys);
         assert_eq!(config.parallelism, 64);
-        assert_eq!(config.batch_size, 1);
+        assert_eq!(config.batch_size, Share::Hosts(1));
         assert!(!config.rollback_on_failure);
         assert_eq!(
             config.history_file,
@@ -2217,7 +2232,7 @@ rollback_on_failure = on",
             config.history_file,
             PathBuf::from("/srv/deployer/logs/history.jsonl")
         );
-        assert_eq!(config.batch_size, 3);
+        assert_eq!(config.batch_size, Share::Hosts(3));
         assert!(config.rollback_on_failure);
     }
 
@@ -2396,6 +2411,19 @@ rollback_on_failure = on",
         }
     }
 
+    /// `text` is refused: `key` in `section` on `line` has the invalid
+    /// value `bad` for `reason`, and the note says `accepted`.
+    fn invalid(text: &str, section: &str, line: usize, case: (&str, &str, &str, &str)) {
+        let (key, bad, reason, accepted) = case;
+        let e = err(text);
+        assert_eq!(
+            e.message,
+            format!("`{key}` in `{section}` has an invalid value `{bad}`: {reason}")
+        );
+        assert_eq!(e.line, Some(line));
+        assert!(note(&e).contains(accepted), "{key} {bad}: {e:?}");
+    }
+
     #[test]
     fn numbers_out_of_range() {
         let cases = [
@@ -2407,19 +2435,70 @@ rollback_on_failure = on",
             ("parallelism", "-1", "not a whole number", "1 to 1024"),
             ("batch_size", "0", "out of range", "at least 1"),
             ("lock_expiry", "6s", "too short", "at least 10s"),
-            ("batch_size", "two", "not a whole number", "at least 1"),
+            (
+                "batch_size",
+                "two",
+                "not a whole number of hosts or a percentage",
+                "at least 1",
+            ),
+            ("batch_size", "0%", "out of range", "from 1% to 100%"),
+            ("batch_size", "150%", "more than 100%", "from 1% to 100%"),
+            (
+                "batch_size",
+                "25 %",
+                "not a whole number of hosts or a percentage",
+                "without a space (`25%`)",
+            ),
         ];
-        for (key, bad, reason, accepted) in cases {
-            let e = err(&with_env(&format!("{key} = {bad}")));
-            assert_eq!(
-                e.message,
-                format!("`{key}` in `[environment]` has an invalid value `{bad}`: {reason}")
+        for case in cases {
+            invalid(
+                &with_env(&format!("{} = {}", case.0, case.1)),
+                "[environment]",
+                4,
+                case,
             );
-            assert_eq!(e.line, Some(4));
-            assert!(note(&e).contains(accepted), "{key} {bad}: {e:?}");
         }
         assert_eq!(ok(&with_env("parallelism = 1024")).parallelism, 1024);
         assert_eq!(ok(&with_env("ssh_port = 65535")).ssh.port, Some(65535));
+    }
+
+    #[test]
+    fn batch_size_and_max_failures_per_stage() {
+        let config = ok(&format!("{MINIMAL}batch_size = 25%\nmax_failures = 10%\n"));
+        assert_eq!(config.batch_size, Share::Hosts(1));
+        assert_eq!(config.stages[0].batch_size, None);
+        assert_eq!(config.stages[0].max_failures, Share::Hosts(0));
+        assert_eq!(config.stages[1].batch_size, Some(Share::Percent(25)));
+        assert_eq!(config.stages[1].max_failures, Share::Percent(10));
+        assert_eq!(
+            ok(&with_env("batch_size = 50%")).batch_size,
+            Share::Percent(50)
+        );
+        assert_eq!(
+            ok(&format!("{MINIMAL}max_failures = 2\n")).stages[1].max_failures,
+            Share::Hosts(2)
+        );
+        // MINIMAL ends on line 8; the stage's keys follow
+        for case in [
+            ("batch_size", "0%", "out of range", "from 1% to 100%"),
+            ("batch_size", "150%", "more than 100%", "rounded up"),
+            ("max_failures", "101%", "more than 100%", "rounded down"),
+            (
+                "max_failures",
+                "10 %",
+                "not a whole number of hosts or a percentage",
+                "without a space (`10%`)",
+            ),
+            (
+                "max_failures",
+                "-1",
+                "not a whole number of hosts or a percentage",
+                "0, the default, halts on the first failure",
+            ),
+        ] {
+            let text = format!("{MINIMAL}{} = {}\n", case.0, case.1);
+            invalid(&text, "[stage:prod]", 8, case);
+        }
     }
 
     #[test]

@@ -91,7 +91,7 @@ pub const ENVIRONMENT: SectionKind = SectionKind {
         single("parallelism", "64", "hosts contacted at once"),
         single("max_startups", "8", "connections starting (not yet logged in) at once to one SSH server"),
         single("history_file", "`deployer-history.jsonl` beside the configuration", "the local audit log"),
-        single("batch_size", "1", "hosts changed at once after the first"),
+        single("batch_size", "1", "hosts changed at once after the first: a count, or a percentage of the hosts taking part (`25%`, rounded up)"),
         single("rollback_on_failure", "no", "put changed hosts back when a rollout fails"),
         single("badges_after_deploy", "yes", "refresh the badges of the hosts a deploy changed, over its connections (only with `badges_path`)"),
         single("badges_png", "no", "also write `PKG.png` beside every SVG badge (as `refresh-badges --png`)"),
@@ -104,7 +104,7 @@ pub const ENVIRONMENT: SectionKind = SectionKind {
 pub const STAGE: SectionKind = SectionKind {
     kind: "stage",
     named: true,
-    keys: &[list("hosts", "required", "`name`, `user@name`, `name:port`, `[2001:db8::1]:port`, or `local`"), single("critical", "yes for every stage but the first", "ask for confirmation before deploying"), single("ssh_proxy_jump", "`ProxyJump` from the ssh config", "jump hosts, `[user@]host[:port]` separated by commas, first hop first, or `none` (like `ssh -J`)"), list("gates", "none", "the `[gate:NAME]` sections each batch of a forward deploy or promotion must pass"), single("bake", "5m (with gates)", "how long the canary must pass its gates before the next batch starts (`0`: one evaluation)"), single("batch_bake", "0 (one evaluation)", "how long each later batch must pass its gates before the next one starts"), single("alert_matchers", "none", "Alertmanager matchers added to `[alerts] matchers` for this stage (needs `[alerts]`)")],
+    keys: &[list("hosts", "required", "`name`, `user@name`, `name:port`, `[2001:db8::1]:port`, or `local`"), single("critical", "yes for every stage but the first", "ask for confirmation before deploying"), single("ssh_proxy_jump", "`ProxyJump` from the ssh config", "jump hosts, `[user@]host[:port]` separated by commas, first hop first, or `none` (like `ssh -J`)"), list("gates", "none", "the `[gate:NAME]` sections each batch of a forward deploy or promotion must pass"), single("bake", "5m (with gates)", "how long the canary must pass its gates before the next batch starts (`0`: one evaluation)"), single("batch_bake", "0 (one evaluation)", "how long each later batch must pass its gates before the next one starts"), single("batch_size", "the `[environment]` one", "this stage's batch size: a count, or a percentage of the hosts taking part (`25%`, rounded up)"), single("max_failures", "0", "hosts after the canary that may fail before the rollout halts: a count, or a percentage of the hosts taking part (`10%`, rounded down); 0 halts on the first failure"), single("alert_matchers", "none", "Alertmanager matchers added to `[alerts] matchers` for this stage (needs `[alerts]`)")],
 };
 
 /// `[package:NAME]`: options of one package of `deb_packages`.

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{NotifyEvent, WebhookFormat, LOCAL_HOST, MAX_PARALLELISM};
+use crate::plan::Share;
 use crate::ssh_config::JumpHost;
 
 pub(crate) const ACCEPTED_BOOL: &str =
@@ -334,13 +335,26 @@ pub(crate) fn parse_max_startups(s: &str) -> Result<usize, Invalid> {
     )
 }
 
-pub(crate) fn parse_batch_size(s: &str) -> Result<usize, Invalid> {
-    parse_count(
-        s,
-        1,
-        usize::MAX,
-        "accepted: a whole number, at least 1 (default 1)",
-    )
+pub(crate) fn parse_batch_size(s: &str) -> Result<Share, Invalid> {
+    Share::parse(s.trim(), 1).map_err(|reason| Invalid::new(reason, ACCEPTED_BATCH_SIZE))
+}
+
+/// What `batch_size` (and `--batch`) accept.
+pub const ACCEPTED_BATCH_SIZE: &str = "accepted: a whole number of hosts, at least 1, or a \
+     percentage of the hosts taking part from 1% to 100%, written without a space (`25%`), \
+     rounded up (default 1)";
+
+/// `max_failures`: a count, or a percentage of the stage's hosts taking
+/// part, rounded down.
+pub(crate) fn parse_max_failures(s: &str) -> Result<Share, Invalid> {
+    Share::parse(s.trim(), 0).map_err(|reason| {
+        Invalid::new(
+            reason,
+            "accepted: a whole number of hosts (0, the default, halts on the first failure), \
+             or a percentage of the hosts taking part from 0% to 100%, written without a space \
+             (`10%`), rounded down",
+        )
+    })
 }
 
 pub(crate) fn parse_port(s: &str) -> Result<u16, Invalid> {

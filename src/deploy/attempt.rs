@@ -28,6 +28,9 @@ pub struct Attempt {
     /// The alerts `--override-freeze` went through (one line each), once
     /// the preflight has let it through ([`super::alert_hold`]).
     pub(crate) alerts_overridden: Vec<String>,
+    /// How the rollout kept to the stage's failure budget, once it has
+    /// run, when the stage sets `max_failures`.
+    pub(crate) failure_budget: Option<history::FailureBudget>,
 }
 
 impl Attempt {
@@ -50,6 +53,7 @@ impl Attempt {
             changes: Vec::new(),
             under_freeze: false,
             alerts_overridden: Vec::new(),
+            failure_budget: None,
         }
     }
 
@@ -103,6 +107,7 @@ impl Attempt {
             changes: self.changes.clone(),
             under_freeze: self.under_freeze,
             alerts_overridden: self.alerts_overridden.clone(),
+            failure_budget: self.failure_budget.clone(),
             ..base
         }
     }

@@ -212,6 +212,7 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
         rollback::rollback_if_failed(cx, &mut fleet, &prepared, &rollout, &attempt, &journal);
 
     // 5. the outcome
+    attempt.failure_budget = report::failure_budget(plan, &rollout);
     let after = read_facts(cx, &mut fleet, connected.as_deref());
     cx.console.matrix("\nAfter:", &after.matrix);
     let summary = report::summarize(plan, checked.action, &rollout, &rollback);

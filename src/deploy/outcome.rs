@@ -89,4 +89,25 @@ pub struct Rollout {
     pub stopped: Option<Stop>,
     /// One entry per step of the plan: its service's restart and logs.
     pub watched: Vec<Watched>,
+    /// Whether failures halted it: the canary failed, a host was left in
+    /// an unknown state, or more hosts failed than the failure budget
+    /// allows ([`crate::plan::Sizing::halts`]).
+    /// Failed hosts in a rollout not halted were within the budget.
+    pub halted: bool,
+}
+
+impl Rollout {
+    /// How many hosts failed.
+    pub fn failures(&self) -> usize {
+        self.done
+            .iter()
+            .filter(|d| matches!(d, Done::Failed { .. }))
+            .count()
+    }
+
+    /// Whether it went to its end with failed hosts, all within the
+    /// failure budget.
+    pub fn failed_within_budget(&self) -> bool {
+        !self.halted && self.stopped.is_none() && self.failures() > 0
+    }
 }

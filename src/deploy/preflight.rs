@@ -157,6 +157,11 @@ impl Prepared {
             "critical": plan.critical,
             "steps": steps,
             "batches": batches,
+            "batch_size": plan.sizing.batch_size.to_string(),
+            "per_batch": plan.sizing.per_batch(),
+            "max_failures": plan.sizing.max_failures.to_string(),
+            "failures_allowed": plan.sizing.budget(),
+            "taking_part": plan.sizing.taking_part,
             "unchanged": plan.unchanged,
             "overridden": plan.overridden,
             "allowed": plan.allowed,
@@ -857,7 +862,12 @@ fn make_plan(
         hosts,
         wanted: target.wanted.clone(),
         force: cx.opts.force,
-        batch_size: cx.opts.batch.unwrap_or(config.batch_size),
+        batch_size: cx
+            .opts
+            .batch
+            .or(stage.batch_size)
+            .unwrap_or(config.batch_size),
+        max_failures: stage.max_failures,
         allow_dependency_changes: cx.opts.allow_dependency_changes,
         hold: config.holds.contains(package),
         allow_held: cx.opts.allow_held,

@@ -3,8 +3,8 @@
 //! the exit status.
 
 use crate::error::ExitStatus;
-use crate::history::{HostRecord, HostResult, Outcome};
-use crate::plan::Plan;
+use crate::history::{FailureBudget, HostRecord, HostResult, Outcome};
+use crate::plan::{Plan, Share};
 
 use super::attempt::Attempt;
 use super::outcome::{Done, Rollback, Rollout, Stop, Watched};
@@ -271,6 +271,16 @@ pub fn summarize(plan: &Plan, action: &str, rollout: &Rollout, rollback: &[Rollb
             "Deployed `{}` {} to `{}`:",
             plan.package, plan.version, plan.stage
         ),
+        Outcome::Partial if rollout.failed_within_budget() => format!(
+            "{noun} of `{}` {} to `{}` went to its end with {} FAILED host(s), within the \
+             failure budget of {} (max_failures {}):",
+            plan.package,
+            plan.version,
+            plan.stage,
+            rollout.failures(),
+            plan.sizing.budget(),
+            plan.sizing.max_failures
+        ),
         Outcome::Failed => format!(
             "{noun} of `{}` {} to `{}` FAILED; no host was changed:",
             plan.package, plan.version, plan.stage
@@ -308,6 +318,17 @@ pub fn summarize(plan: &Plan, action: &str, rollout: &Rollout, rollback: &[Rollb
     }
 }
 
+/// How the rollout kept to the stage's failure budget, for the history;
+/// `None` when the stage sets no `max_failures`.
+pub fn failure_budget(plan: &Plan, rollout: &Rollout) -> Option<FailureBudget> {
+    (plan.sizing.max_failures != Share::Hosts(0)).then(|| FailureBudget {
+        max_failures: plan.sizing.max_failures.to_string(),
+        allowed: plan.sizing.budget(),
+        failed: rollout.failures(),
+        halted: rollout.halted,
+    })
+}
+
 /// The history's reason: what `--force` overrode, why a rollback was made
 /// (into a frozen stage, or not), the hosts left out and why, and the first
 /// host message of a host taking part (the first of a host not changed, if
@@ -339,6 +360,17 @@ pub fn reason(
             lines.join("; ")
         )),
         None => {}
+    }
+    if let Some(budget) = failure_budget(plan, rollout).filter(|b| b.failed > 0) {
+        let (within, what) = if budget.halted {
+            ("beyond", "halted")
+        } else {
+            ("within", "went on")
+        };
+        reasons.push(format!(
+            "{} host(s) failed, {within} the failure budget of {} (max_failures {}): the rollout {what}",
+            budget.failed, budget.allowed, budget.max_failures
+        ));
     }
     if opts.force {
         reasons.push(format!(
@@ -432,6 +464,11 @@ mod tests {
             steps: Vec::new(),
             unchanged: Vec::new(),
             batches: Vec::new(),
+            sizing: crate::plan::Sizing {
+                batch_size: crate::plan::Share::Hosts(1),
+                max_failures: crate::plan::Share::Hosts(0),
+                taking_part: 0,
+            },
             overridden: Vec::new(),
             allowed: Vec::new(),
             allow_dependency_changes: false,
@@ -443,6 +480,7 @@ mod tests {
             done: Vec::new(),
             stopped: None,
             watched: Vec::new(),
+            halted: false,
         };
         let warned = record(
             "t1",

@@ -104,8 +104,9 @@ pub struct Options {
     pub override_freeze: bool,
     /// Why `--force` or `--override-freeze` was used.
     pub reason: Option<String>,
-    /// Hosts changed at once after the first (overrides `batch_size`).
-    pub batch: Option<usize>,
+    /// Hosts changed at once after the first, a count or a percentage of
+    /// the hosts taking part (overrides `batch_size`).
+    pub batch: Option<crate::plan::Share>,
     /// Put changed hosts back when the rollout fails.
     pub rollback_on_failure: bool,
     /// Let apt remove, install or upgrade other packages than the one

@@ -1,6 +1,8 @@
-//! The rollback policy: when the rollout failed or stopped early, and the
-//! policy is on, every host that may have changed is put back on the
-//! state it had before, under the attempt's deploy lock.
+//! The rollback policy: when the rollout failed (halted) or stopped early,
+//! and the policy is on, every host that may have changed is put back on
+//! the state it had before, under the attempt's deploy lock. A rollout
+//! that went to its end with failures within its failure budget
+//! (`max_failures`) puts back only its failed hosts.
 
 use crate::apt;
 use crate::detach;
@@ -119,11 +121,12 @@ fn rollback_one(
     }
 }
 
-/// When the rollout failed or was stopped early, and the rollback policy
-/// is on, put every host that may have changed back on its previous
-/// version, all at once (bounded by `parallelism`). A host whose session
-/// was lost is reconnected once first. One [`Rollback`] per step of the
-/// plan.
+/// When the rollout failed (halted) or was stopped early, and the
+/// rollback policy is on, put every host that may have changed back on
+/// its previous version, all at once (bounded by `parallelism`); when it
+/// went to its end with failures within its failure budget, only the
+/// failed hosts. A host whose session was lost is reconnected once first.
+/// One [`Rollback`] per step of the plan.
 pub fn rollback_if_failed(
     cx: &Context<'_>,
     fleet: &mut Fleet,
@@ -140,10 +143,13 @@ pub fn rollback_if_failed(
     if !failed || !policy {
         return result;
     }
+    // within the budget, the hosts that did change stay on the new version
+    let only_failed = rollout.failed_within_budget();
     let touched: Vec<&str> = plan
         .steps
         .iter()
         .zip(done)
+        .filter(|(_, d)| !only_failed || matches!(d, Done::Failed { .. }))
         .filter(|(step, d)| d.touched(&step.from))
         .map(|(step, _)| step.host.as_str())
         .collect();

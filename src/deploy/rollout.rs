@@ -1,7 +1,10 @@
 //! The rollout, batch by batch: the first host alone (the canary), then
 //! `batch_size` at a time, each batch baked on its gates ([`super::bake`])
-//! before the next starts. It stops at the first failing batch, and before
-//! a new batch when the operator asked to stop, the stage was frozen
+//! before the next starts (a host whose install failed is not baked). It
+//! halts after a failing canary, a host left in an unknown state, or once
+//! more hosts failed (install or gates) than the stage's failure budget
+//! (`max_failures`, 0 by default: the first failure) allows; and before a
+//! new batch when the operator asked to stop, the stage was frozen
 //! meanwhile, or alerts started firing ([`super::alert_hold`]).
 
 use crate::fleet::Fleet;
@@ -16,6 +19,7 @@ use super::outcome::{Done, Rollout, Stop, Watched};
 use super::preflight::Prepared;
 use super::record::Journal;
 use super::report;
+use crate::plan::Plan;
 
 /// Before a batch: the stage must still be unfrozen (unless overridden, or
 /// a rollback the preflight let into the frozen stage), and every host
@@ -54,9 +58,10 @@ fn still_unfrozen(
     }
 }
 
-/// Change the hosts batch by batch; stop at the first failing batch, and
-/// before a new batch once the operator asked to stop or the stage was
-/// frozen meanwhile.
+/// Change the hosts batch by batch; halt after a batch whose failures go
+/// beyond the failure budget (or a failing canary), and stop before a new
+/// batch once the operator asked to stop or the stage was frozen
+/// meanwhile.
 pub fn rollout(
     cx: &Context<'_>,
     fleet: &mut Fleet,
@@ -68,6 +73,7 @@ pub fn rollout(
     let mut done: Vec<Done> = vec![Done::Untouched; plan.steps.len()];
     let mut watched: Vec<Watched> = vec![Watched::default(); plan.steps.len()];
     let mut stopped = None;
+    let mut halted = false;
     for (b, batch) in plan.batches.iter().enumerate() {
         if cx.interrupt.requested() {
             cx.console.say(&format!(
@@ -136,15 +142,19 @@ pub fn rollout(
             done[i] = result;
             watched[i] = seen;
         }
-        if batch
-            .iter()
-            .any(|&i| matches!(done[i], Done::Failed { .. }))
-        {
+        // the failure budget (install failures), then the batch's gates
+        // (on the hosts that did not fail), then the budget again
+        if beyond_budget(cx, plan, &done, batch, b) {
+            halted = true;
             break;
         }
-        // the batch's gates, before the next batch starts
         let rollback = attempt.action == "rollback";
-        let baked = bake(cx, fleet, plan, batch, b == 0, rollback, &mut watched);
+        let baking: Vec<usize> = batch
+            .iter()
+            .copied()
+            .filter(|&i| !matches!(done[i], Done::Failed { .. }))
+            .collect();
+        let baked = bake(cx, fleet, plan, &baking, b == 0, rollback, &mut watched);
         if let Baked::Failed(failures) = &baked {
             for (i, why) in failures {
                 done[*i] = Done::Failed {
@@ -154,7 +164,7 @@ pub fn rollout(
                 };
             }
         }
-        for &i in batch {
+        for &i in &baking {
             if !watched[i].gates.is_empty() {
                 journal.done(report::host_record(
                     plan,
@@ -166,7 +176,12 @@ pub fn rollout(
         }
         match baked {
             Baked::Passed => {}
-            Baked::Failed(_) => break,
+            Baked::Failed(_) => {
+                if beyond_budget(cx, plan, &done, batch, b) {
+                    halted = true;
+                    break;
+                }
+            }
             Baked::Interrupted => {
                 stopped = Some(Stop::Signal);
                 break;
@@ -177,5 +192,48 @@ pub fn rollout(
         done,
         stopped,
         watched,
+        halted,
     }
+}
+
+/// After batch `b` (positions `batch`): whether its failures halt the
+/// rollout — a failing canary, a host left in an unknown state (doubt), or
+/// one failure more than the stage's failure budget allows — saying so;
+/// failures within the budget let the rollout go on.
+fn beyond_budget(cx: &Context<'_>, plan: &Plan, done: &[Done], batch: &[usize], b: usize) -> bool {
+    if !batch
+        .iter()
+        .any(|&i| matches!(done[i], Done::Failed { .. }))
+    {
+        return false;
+    }
+    let failed = done
+        .iter()
+        .filter(|d| matches!(d, Done::Failed { .. }))
+        .count();
+    let unknown = batch
+        .iter()
+        .any(|&i| matches!(done[i], Done::Failed { now: None, .. }));
+    let (budget, written) = (plan.sizing.budget(), plan.sizing.max_failures);
+    if unknown || plan.sizing.halts(b == 0, failed) {
+        if unknown && budget > 0 {
+            cx.console.say(
+                "A host is in an unknown state: the rollout halts, whatever the failure budget.",
+            );
+        } else if b == 0 && budget > 0 {
+            cx.console
+                .say("The canary failed: the rollout halts, whatever the failure budget.");
+        } else if budget > 0 {
+            cx.console.say(&format!(
+                "{failed} host(s) failed, beyond the failure budget of {budget} \
+                 (max_failures {written}): the rollout halts."
+            ));
+        }
+        return true;
+    }
+    cx.console.say(&format!(
+        "{failed} host(s) failed so far, within the failure budget of {budget} \
+         (max_failures {written}): the rollout goes on."
+    ));
+    false
 }

@@ -41,9 +41,18 @@ impl Setup {
 
     /// With `extra_package` lines in `[package:fastpath]`.
     fn with_package(extra_env: &str, extra_package: &str) -> Setup {
+        Setup::with_sections(extra_env, "", extra_package)
+    }
+
+    /// With `extra_prod` lines in `[stage:prod]`.
+    fn with_prod(extra_env: &str, extra_prod: &str) -> Setup {
+        Setup::with_sections(extra_env, extra_prod, "")
+    }
+
+    fn with_sections(extra_env: &str, extra_prod: &str, extra_package: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
-            "[environment]\ndeb_packages = fastpath\nstages = test prod\nbatch_size = 2\nhistory_file = {}\n{extra_env}\n[stage:test]\nhosts = t1\n[stage:prod]\nhosts = p1 p2 p3 p4\n[package:fastpath]\nhealth_check = check-fastpath\n{extra_package}\n",
+            "[environment]\ndeb_packages = fastpath\nstages = test prod\nbatch_size = 2\nhistory_file = {}\n{extra_env}\n[stage:test]\nhosts = t1\n[stage:prod]\nhosts = p1 p2 p3 p4\n{extra_prod}\n[package:fastpath]\nhealth_check = check-fastpath\n{extra_package}\n",
             dir.path().join("history.jsonl").display()
         );
         let config = crate::config::parse(&dir.path().join("deployer.ini"), &text).unwrap();
@@ -202,6 +211,200 @@ fn canary_first_then_batches_of_batch_size() {
     assert!(text.contains("Batch 3/3: p4\n"), "{text}");
     let h = s.history();
     assert_eq!(h.last().unwrap()["outcome"], "success");
+}
+
+#[test]
+fn a_stage_batch_size_in_percent_wins_over_the_environment_and_batch_over_both() {
+    // 25% of the 4 hosts of prod: one at a time, the environment's 2 aside
+    let s = Setup::with_prod("", "batch_size = 25%");
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::Success, "{}", s.out.text());
+    assert_eq!(installs(&s), ["p1", "p2", "p3", "p4"]);
+    let text = s.out.text();
+    assert!(text.contains("Batch 4/4: p4\n"), "{text}");
+
+    // --batch 75%: 3 of 4 after the canary, all at once
+    let s = Setup::with_prod("", "batch_size = 25%");
+    let opts = Options {
+        batch: Some(crate::plan::Share::Percent(75)),
+        ..yes()
+    };
+    let status = s.deploy("prod", Some(NEW), opts, vec![]).unwrap();
+    assert_eq!(status, ExitStatus::Success, "{}", s.out.text());
+    let text = s.out.text();
+    assert!(text.contains("Batch 2/2: p2, p3, p4\n"), "{text}");
+}
+
+#[test]
+fn the_plan_shows_percent_batches_and_the_budget() {
+    let s = Setup::with_prod("", "batch_size = 50%\nmax_failures = 25%");
+    let opts = Options {
+        dry_run: true,
+        ..yes()
+    };
+    let status = s.deploy("prod", Some(NEW), opts, vec![]).unwrap();
+    assert_eq!(status, ExitStatus::Success);
+    let text = s.out.text() + &s.err.text();
+    assert!(
+        text.contains("batches: the canary alone, then 2 host(s) at a time (batch_size 50% of 4 host(s) taking part, rounded up)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("failure budget: 1 host(s) after the canary (max_failures 25% of 4 host(s) taking part, rounded down)"),
+        "{text}"
+    );
+    let plan = s.document.borrow().clone().expect("the plan as JSON");
+    assert_eq!(
+        plan["batches"],
+        serde_json::json!([["p1"], ["p2", "p3"], ["p4"]])
+    );
+    assert_eq!(plan["batch_size"], "50%");
+    assert_eq!(plan["per_batch"], 2);
+    assert_eq!(plan["max_failures"], "25%");
+    assert_eq!(plan["failures_allowed"], 1);
+    assert_eq!(plan["taking_part"], 4);
+    assert!(installs(&s).is_empty(), "a dry run changes nothing");
+}
+
+#[test]
+fn a_failure_within_the_budget_rolls_that_host_back_and_the_rollout_goes_on() {
+    let s = Setup::with_prod("rollback_on_failure = yes", "max_failures = 1");
+    // the canary passes; p2, in the second batch, is unhealthy
+    s.fake.world().hosts.get_mut("p2").unwrap().unhealthy = true;
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::FailedPartial, "{}", s.out.text());
+    for h in ["p1", "p3", "p4"] {
+        assert_eq!(s.version(h).as_deref(), Some(NEW), "{h} stays on NEW");
+    }
+    assert_eq!(s.version("p2").as_deref(), Some(OLD), "p2 is rolled back");
+    let w = s.fake.world();
+    assert_eq!(w.ran("p4", "apt-get install").len(), 1, "p4 was deployed");
+    assert_eq!(
+        w.ran("p1", "apt-get install").len(),
+        1,
+        "a changed host is not rolled back"
+    );
+    assert_eq!(
+        w.ran("p2", "apt-get install").len(),
+        2,
+        "install + rollback"
+    );
+    drop(w);
+    let text = s.out.text();
+    assert!(
+        text.contains("1 host(s) failed so far, within the failure budget of 1 (max_failures 1): the rollout goes on."),
+        "{text}"
+    );
+    assert!(text.contains("Batch 3/3: p4\n"), "{text}");
+    let r = s.history().pop().unwrap();
+    assert_eq!(r["outcome"], "partial");
+    assert_eq!(
+        r["failure_budget"],
+        serde_json::json!({"max_failures": "1", "allowed": 1, "failed": 1, "halted": false})
+    );
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 host(s) failed, within the failure budget of 1 (max_failures 1): the rollout went on"),
+        "{r}"
+    );
+    let res = results(&r);
+    assert_eq!(
+        res,
+        [
+            ("p1".to_string(), "changed".to_string()),
+            ("p2".into(), "rolled-back".into()),
+            ("p3".into(), "changed".into()),
+            ("p4".into(), "changed".into()),
+        ]
+    );
+}
+
+#[test]
+fn without_the_rollback_policy_a_host_failed_within_the_budget_stays_as_it_is() {
+    let s = Setup::with_prod("", "max_failures = 50%");
+    s.fake.world().hosts.get_mut("p3").unwrap().unhealthy = true;
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::FailedPartial, "{}", s.out.text());
+    assert_eq!(installs(&s).len(), 4, "every host was deployed, once");
+    let r = s.history().pop().unwrap();
+    assert_eq!(r["failure_budget"]["allowed"], 2);
+    assert_eq!(r["failure_budget"]["halted"], false);
+    assert_eq!(results(&r)[2], ("p3".into(), "failed".into()));
+}
+
+#[test]
+fn a_failure_beyond_the_budget_halts_and_applies_the_rollback_policy() {
+    let s = Setup::with_prod("rollback_on_failure = yes", "max_failures = 1");
+    // both hosts of the second batch fail: 2 > 1
+    for h in ["p2", "p3"] {
+        s.fake.world().hosts.get_mut(h).unwrap().unhealthy = true;
+    }
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::FailedPartial, "{}", s.out.text());
+    for h in ["p1", "p2", "p3", "p4"] {
+        assert_eq!(s.version(h).as_deref(), Some(OLD), "{h} is on OLD");
+    }
+    assert!(
+        s.fake.world().ran("p4", "apt-get install").is_empty(),
+        "the third batch never started"
+    );
+    let text = s.out.text();
+    assert!(
+        text.contains(
+            "2 host(s) failed, beyond the failure budget of 1 (max_failures 1): the rollout halts."
+        ),
+        "{text}"
+    );
+    let r = s.history().pop().unwrap();
+    assert_eq!(r["failure_budget"]["failed"], 2);
+    assert_eq!(r["failure_budget"]["halted"], true);
+    let res = results(&r);
+    assert_eq!(res[0], ("p1".into(), "rolled-back".into()));
+    assert_eq!(res[3], ("p4".into(), "untouched".into()));
+}
+
+#[test]
+fn a_host_in_an_unknown_state_halts_whatever_the_budget() {
+    let s = Setup::with_prod("", "max_failures = 2");
+    // p2, in the second batch, rebooted during its install
+    s.fake.world().hosts.get_mut("p2").unwrap().runs_gone =
+        Some("the host rebooted since the run started".into());
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::FailedPartial, "{}", s.out.text());
+    assert!(
+        s.out.text().contains(
+            "A host is in an unknown state: the rollout halts, whatever the failure budget."
+        ),
+        "{}",
+        s.out.text()
+    );
+    assert!(
+        s.fake.world().ran("p4", "apt-get install").is_empty(),
+        "the third batch never started"
+    );
+    let r = s.history().pop().unwrap();
+    assert_eq!(results(&r)[1], ("p2".to_string(), "unknown".to_string()));
+    assert_eq!(r["failure_budget"]["halted"], true);
+}
+
+#[test]
+fn a_failing_canary_halts_whatever_the_budget() {
+    let s = Setup::with_prod("", "max_failures = 3");
+    s.fake.world().hosts.get_mut("p1").unwrap().install_fails = true;
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::FailedPartial);
+    assert_eq!(installs(&s), ["p1"]);
+    assert!(
+        s.out
+            .text()
+            .contains("The canary failed: the rollout halts, whatever the failure budget."),
+        "{}",
+        s.out.text()
+    );
+    let r = s.history().pop().unwrap();
+    assert_eq!(r["failure_budget"]["halted"], true);
 }
 
 #[test]
@@ -1630,6 +1833,11 @@ fn a_rollback_runs_only_the_command_gates_once_and_bakes_nothing() {
             rollback: false,
             unsimulated: Vec::new(),
             left_out: Vec::new(),
+            sizing: crate::plan::Sizing {
+                batch_size: crate::plan::Share::Hosts(1),
+                max_failures: crate::plan::Share::Hosts(0),
+                taking_part: 0,
+            },
         };
         bake::gates_of(&s.config, &plan, rollback)
             .iter()

@@ -3,7 +3,8 @@
 //! passed in as a value. A package held with `apt-mark hold` shows as
 //! `[held]` in its cell (`[held N/M]` when only N of the M answering hosts
 //! hold it) and as `"held": true` on each host in the JSON. The dashboard
-//! page (`index.html`) is in [`html`](fn@html).
+//! page (`index.html`) is in [`html`](fn@html), the metrics for
+//! Prometheus in [`prometheus`](fn@prometheus).
 
 use std::io::{self, Write};
 
@@ -15,7 +16,9 @@ use crate::status::PackageState;
 
 pub mod changes;
 mod html;
+mod prometheus;
 pub use html::{html, Dashboard};
+pub use prometheus::{prometheus, Extra as PrometheusExtra};
 
 /// Whether to emit ANSI colours (decided once, by the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

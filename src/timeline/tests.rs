@@ -280,6 +280,7 @@ fn record(id: &str, time: &str, hosts: &[(&str, Option<&str>, &str, HostResult)]
         changes: Vec::new(),
         under_freeze: false,
         alerts_overridden: Vec::new(),
+        failure_budget: None,
     }
 }
 

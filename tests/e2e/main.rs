@@ -9,6 +9,7 @@ mod common;
 
 mod alerts_e2e;
 mod badges_e2e;
+mod batches_e2e;
 mod changes_e2e;
 mod check_e2e;
 mod cli;
@@ -24,6 +25,7 @@ mod init;
 mod json_e2e;
 mod kex_e2e;
 mod known_hosts_oracle;
+mod metrics_e2e;
 mod notify_e2e;
 mod packaging;
 mod restart_e2e;
