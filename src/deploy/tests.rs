@@ -1997,3 +1997,45 @@ fn the_health_check_is_on_record_as_a_command_gate_evaluated_once() {
         "the message is today's: {message}"
     );
 }
+
+#[test]
+fn a_host_failing_its_gates_counts_against_the_failure_budget() {
+    // p2 (second batch) fails its gate: within `max_failures = 1` the
+    // rollout goes on and only p2 is put back; with the budget spent, a
+    // second failing host (p4) halts it
+    let s = Setup::with_sections("rollback_on_failure = yes", "max_failures = 1", PROBE);
+    s.fake.world().hosts.get_mut("p2").unwrap().fail_on = Some("gate-probe".into());
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::FailedPartial, "{}", s.out.text());
+    for h in ["p1", "p3", "p4"] {
+        assert_eq!(s.version(h).as_deref(), Some(NEW), "{h} stays on NEW");
+    }
+    assert_eq!(s.version("p2").as_deref(), Some(OLD), "p2 is rolled back");
+    let text = s.out.text();
+    assert!(
+        text.contains("within the failure budget of 1 (max_failures 1): the rollout goes on."),
+        "{text}"
+    );
+    let r = s.history().pop().unwrap();
+    assert_eq!(r["failure_budget"]["failed"], 1, "{r}");
+    assert_eq!(r["failure_budget"]["halted"], false, "{r}");
+
+    let s = Setup::with_sections("rollback_on_failure = yes", "max_failures = 1", PROBE);
+    for h in ["p2", "p4"] {
+        s.fake.world().hosts.get_mut(h).unwrap().fail_on = Some("gate-probe".into());
+    }
+    let status = s.deploy("prod", Some(NEW), yes(), vec![]).unwrap();
+    assert_eq!(status, ExitStatus::FailedPartial, "{}", s.out.text());
+    let text = s.out.text();
+    assert!(
+        text.contains(
+            "2 host(s) failed, beyond the failure budget of 1 (max_failures 1): the rollout halts."
+        ),
+        "{text}"
+    );
+    for h in ["p1", "p2", "p3", "p4"] {
+        assert_eq!(s.version(h).as_deref(), Some(OLD), "{h} put back");
+    }
+    let r = s.history().pop().unwrap();
+    assert_eq!(r["failure_budget"]["halted"], true, "{r}");
+}
