@@ -80,6 +80,7 @@ pub mod timeline;
 pub mod transport;
 pub mod version;
 pub mod versions;
+pub mod window;
 
 pub(crate) mod app;
 
