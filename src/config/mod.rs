@@ -21,6 +21,7 @@ mod locate;
 mod scan;
 pub mod schema;
 mod value;
+mod windows;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -253,6 +254,9 @@ pub struct Stage {
     /// `[stage:NAME] ssh_proxy_jump`: jump hosts for this stage's hosts
     /// (wins over the `[environment]` one); `Some(vec![])` for `none`.
     pub proxy_jump: Option<Vec<JumpHost>>,
+    /// `deploy_windows`, `freeze_dates` and `timezone`: when forward
+    /// deploys and promotions go (`None`: any time).
+    pub window: Option<crate::window::Rules>,
 }
 
 /// SSH settings from `[environment]`; each is optional and falls back to
@@ -1074,11 +1078,13 @@ impl<'a> Reader<'a> {
                 .value(&section, "critical", value::parse_bool)?
                 .unwrap_or(index > 0);
             let proxy_jump = self.value(&section, "ssh_proxy_jump", value::parse_proxy_jump)?;
+            let window = self.deploy_windows(&section)?;
             stages.push(Stage {
                 name: name.to_string(),
                 hosts: specs,
                 critical,
                 proxy_jump,
+                window,
             });
         }
         Ok(stages)

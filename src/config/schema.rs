@@ -104,7 +104,10 @@ pub const ENVIRONMENT: SectionKind = SectionKind {
 pub const STAGE: SectionKind = SectionKind {
     kind: "stage",
     named: true,
-    keys: &[list("hosts", "required", "`name`, `user@name`, `name:port`, `[2001:db8::1]:port`, or `local`"), single("critical", "yes for every stage but the first", "ask for confirmation before deploying"), single("ssh_proxy_jump", "`ProxyJump` from the ssh config", "jump hosts, `[user@]host[:port]` separated by commas, first hop first, or `none` (like `ssh -J`)"), single("alert_matchers", "none", "Alertmanager matchers added to `[alerts] matchers` for this stage (needs `[alerts]`)")],
+    keys: &[list("hosts", "required", "`name`, `user@name`, `name:port`, `[2001:db8::1]:port`, or `local`"), single("critical", "yes for every stage but the first", "ask for confirmation before deploying"), single("ssh_proxy_jump", "`ProxyJump` from the ssh config", "jump hosts, `[user@]host[:port]` separated by commas, first hop first, or `none` (like `ssh -J`)"), single("alert_matchers", "none", "Alertmanager matchers added to `[alerts] matchers` for this stage (needs `[alerts]`)"),
+        list("deploy_windows", "none (any time)", "when forward deploys and promotions go, e.g. `Mon-Thu 09:00-16:00, Fri 09:00-12:00` (needs `timezone`)"),
+        list("freeze_dates", "none", "dates closed all day, e.g. `2026-12-24..2027-01-02, 2027-04-05` (needs `timezone`)"),
+        single("timezone", "none", "the IANA time zone of `deploy_windows` and `freeze_dates`, e.g. `Europe/Rome`")],
 };
 
 /// `[package:NAME]`: options of one package of `deb_packages`.
