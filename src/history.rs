@@ -101,6 +101,10 @@ pub struct Record {
     /// why Alertmanager could not be asked. Empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts_overridden: Vec<String>,
+    /// The closed deploy window (why the stage was closed) that
+    /// `--override-freeze --reason` went through; `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_overridden: Option<String>,
 }
 
 impl Record {
@@ -212,6 +216,7 @@ impl Attempt {
             changes: Vec::new(),
             under_freeze: false,
             alerts_overridden: Vec::new(),
+            window_overridden: None,
         }
     }
 
@@ -1157,6 +1162,7 @@ mod tests {
             changes: Vec::new(),
             under_freeze: false,
             alerts_overridden: Vec::new(),
+            window_overridden: None,
         }
     }
 

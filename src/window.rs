@@ -339,6 +339,83 @@ fn at(d: Date, m: u16) -> DateTime {
     d.at((m / 60) as i8, (m % 60) as i8, 0, 0)
 }
 
+/// A stage's deploy windows as `status` and the dashboard show them: open
+/// or closed at the time asked, and until when (`status --json`'s
+/// `window`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Shown {
+    /// Whether forward deploys and promotions go now.
+    pub open: bool,
+    /// When that changes, RFC 3339 in the stage's zone (`None`: not within
+    /// two years).
+    pub until: Option<String>,
+    /// The same, for people: `Mon 2026-12-07 09:00 CET (Europe/Rome)`.
+    pub until_shown: Option<String>,
+    /// Closed: `outside_windows` or `freeze_date`; `None` when open.
+    pub closed_by: Option<&'static str>,
+    /// Closed by a freeze date: the range it is in.
+    pub freeze_date: Option<String>,
+    /// `deploy_windows` (`any time` without).
+    pub deploy_windows: String,
+    /// `freeze_dates` (`none` without).
+    pub freeze_dates: String,
+    /// `timezone`.
+    pub timezone: String,
+}
+
+impl Shown {
+    /// `rules` at `now`.
+    pub fn of(rules: &Rules, now: Timestamp) -> Shown {
+        let (open, until, closed_by, freeze_date) = match rules.at(now) {
+            State::Open { until } => (true, until, None, None),
+            State::Closed {
+                why: Closed::Outside,
+                opens,
+            } => (false, opens, Some("outside_windows"), None),
+            State::Closed {
+                why: Closed::FreezeDate(r),
+                opens,
+            } => (false, opens, Some("freeze_date"), Some(r.to_string())),
+        };
+        Shown {
+            open,
+            until: until.map(|t| rules.rfc3339(t)),
+            until_shown: until.map(|t| rules.show(t)),
+            closed_by,
+            freeze_date,
+            deploy_windows: rules.windows_text(),
+            freeze_dates: rules.freeze_dates_text(),
+            timezone: rules.zone_name.clone(),
+        }
+    }
+
+    /// Closed, in a line: `outside its deploy windows (...); opens ...`.
+    pub fn closed_line(&self) -> String {
+        let why = match &self.freeze_date {
+            Some(r) => format!("freeze date {r} ({})", self.timezone),
+            None => format!(
+                "outside its deploy windows ({}, {})",
+                self.deploy_windows, self.timezone
+            ),
+        };
+        match &self.until_shown {
+            Some(t) => format!("{why}; opens {t}"),
+            None => format!("{why}; no window opens within two years"),
+        }
+    }
+}
+
+/// Mark every stage of `m` that has deploy windows or freeze dates with
+/// whether it is open at `now`, for `status` and the dashboard.
+pub fn mark_stages(config: &crate::config::Config, m: &mut crate::matrix::Matrix, now: Timestamp) {
+    for c in &mut m.columns {
+        c.window = config
+            .stage(&c.name)
+            .and_then(|s| s.window.as_ref())
+            .map(|r| Shown::of(r, now));
+    }
+}
+
 /// The clock of the running process, for the checks of a deploy and
 /// `status`: the one place deployer reads the time for deploy windows.
 pub fn now() -> Timestamp {
@@ -725,6 +802,32 @@ mod tests {
             "2026-10-24T23:00:00+02:00",
             "2026-10-25T06:00:00+01:00",
         );
+    }
+
+    #[test]
+    fn status_shows_closed_until_and_why() {
+        let r = office();
+        let s = Shown::of(&r, ts("2026-12-11T13:00:00+01:00"));
+        assert!(!s.open);
+        assert_eq!(s.closed_by, Some("outside_windows"));
+        assert_eq!(s.until.as_deref(), Some("2026-12-14T09:00:00+01:00"));
+        assert_eq!(
+            s.closed_line(),
+            "outside its deploy windows (Mon-Thu 09:00-16:00, Fri 09:00-12:00, Europe/Rome); \
+             opens Mon 2026-12-14 09:00 CET (Europe/Rome)"
+        );
+        let s = Shown::of(&r, ts("2026-12-28T10:00:00+01:00"));
+        assert_eq!(s.closed_by, Some("freeze_date"));
+        assert_eq!(s.freeze_date.as_deref(), Some("2026-12-24..2027-01-02"));
+        assert!(s.closed_line().starts_with(
+            "freeze date 2026-12-24..2027-01-02 (Europe/Rome); opens Mon 2027-01-04 09:00 CET"
+        ));
+        let s = Shown::of(&r, ts("2026-12-10T10:00:00+01:00"));
+        assert!(s.open && s.closed_by.is_none());
+        assert_eq!(s.until.as_deref(), Some("2026-12-10T16:00:00+01:00"));
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["timezone"], "Europe/Rome");
+        assert_eq!(v["freeze_dates"], "2026-12-24..2027-01-02, 2027-04-05");
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct Attempt {
     /// The alerts `--override-freeze` went through (one line each), once
     /// the preflight has let it through ([`super::alert_hold`]).
     pub(crate) alerts_overridden: Vec<String>,
+    /// The closed deploy window `--override-freeze` went through, once
+    /// the preflight has let it through ([`super::window_hold`]).
+    pub(crate) window_overridden: Option<String>,
 }
 
 impl Attempt {
@@ -50,6 +53,7 @@ impl Attempt {
             changes: Vec::new(),
             under_freeze: false,
             alerts_overridden: Vec::new(),
+            window_overridden: None,
         }
     }
 
@@ -90,6 +94,7 @@ impl Attempt {
         Record {
             under_freeze: false,
             alerts_overridden: Vec::new(),
+            window_overridden: None,
             ..self.detailed(self.inner.refused(&self.stage, reason))
         }
     }
@@ -103,6 +108,7 @@ impl Attempt {
             changes: self.changes.clone(),
             under_freeze: self.under_freeze,
             alerts_overridden: self.alerts_overridden.clone(),
+            window_overridden: self.window_overridden.clone(),
             ..base
         }
     }

@@ -279,6 +279,7 @@ pub fn summarize(plan: &Plan, action: &str, rollout: &Rollout, rollback: &[Rollb
                 Some(Stop::FreezeUnknown(_)) => "a freeze could not be checked",
                 Some(Stop::Alerts(_)) => "alerts are firing",
                 Some(Stop::AlertsUnknown(_)) => "the alerts could not be checked",
+                Some(Stop::WindowClosed(_)) => "the deploy window closed",
                 _ => "interrupted",
             }
         ),
@@ -332,6 +333,10 @@ pub fn reason(
             "the alerts could not be checked during the rollout: {}",
             lines.join("; ")
         )),
+        Some(Stop::WindowClosed(lines)) => reasons.push(format!(
+            "the deploy window closed during the rollout: {}",
+            lines.join("; ")
+        )),
         None => {}
     }
     if opts.force {
@@ -351,6 +356,9 @@ pub fn reason(
                 "alerts overridden: {}",
                 attempt.alerts_overridden.join("; ")
             ));
+        }
+        if let Some(window) = &attempt.window_overridden {
+            reasons.push(format!("deploy window overridden: {window}"));
         }
     } else if attempt.under_freeze {
         reasons.push(format!(

@@ -279,6 +279,7 @@ fn record(id: &str, time: &str, hosts: &[(&str, Option<&str>, &str, HostResult)]
         changes: Vec::new(),
         under_freeze: false,
         alerts_overridden: Vec::new(),
+        window_overridden: None,
     }
 }
 
