@@ -421,3 +421,78 @@ fn a_rollout_stops_between_batches_when_the_window_closes() {
     assert_eq!(host_result(&r, "test-1"), "changed");
     assert_eq!(host_result(&r, "test-2"), "untouched");
 }
+
+/// The windows are per stage: outside `prod`'s window a deploy to `test`
+/// (no windows) goes, the promotion into `prod` is refused and nothing is
+/// installed there; the dashboard shows `prod` closed and until when.
+#[test]
+fn a_promotion_into_a_closed_stage_is_refused_and_the_dashboard_shows_it() {
+    if !faketime() {
+        return;
+    }
+    let Some(tb) = Testbed::start(&[("test", 1), ("prod", 1)]) else {
+        return;
+    };
+    let path = tb.write_config(&["fastpath"], "", "");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("[stage:prod]\n"), "{text}");
+    std::fs::write(
+        &path,
+        text.replacen("[stage:prod]\n", &format!("[stage:prod]\n{OFFICE}"), 1),
+    )
+    .unwrap();
+    for h in ["test-1", "prod-1"] {
+        tb.set_versions(h, &[("fastpath", Some(OLD))]);
+    }
+    // Saturday 2026-12-12 10:00 in Rome
+    let saturday = "2026-12-12 09:00:00";
+    let (code, out, err) = at(&tb, saturday, &["deploy", "fastpath", "test", NEW, "--yes"]);
+    assert_eq!(code, 0, "test has no windows: {out}{err}");
+    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(NEW));
+    let (code, out, err) = at(&tb, saturday, &["promote", "fastpath", "--yes"]);
+    assert_eq!(code, 6, "{out}{err}");
+    assert!(
+        err.contains("error: stage `prod` is closed now: outside its deploy windows"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the next window opens Mon 2026-12-14 09:00 CET"),
+        "{err}"
+    );
+    assert_eq!(tb.installed("prod-1", "fastpath").as_deref(), Some(OLD));
+    let r = last(&tb);
+    assert_eq!(
+        (r["action"].as_str(), r["outcome"].as_str()),
+        (Some("promote"), Some("refused"))
+    );
+
+    let dir = tb.dir().join("dashboard");
+    let (code, out, err) = at(
+        &tb,
+        saturday,
+        &["refresh-badges", "--output", dir.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let page = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(
+        page.contains("Closed now (deploy windows): new deploys and promotions refused"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<li><strong>prod</strong>: outside its deploy windows (Mon-Thu 09:00-16:00, Fri 09:00-12:00, Europe/Rome); opens Mon 2026-12-14 09:00 CET (Europe/Rome)</li>"),
+        "{page}"
+    );
+    assert!(
+        page.contains(">closed until Mon 2026-12-14 09:00 CET (Europe/Rome)</span>"),
+        "{page}"
+    );
+    assert!(!page.contains("<li><strong>test</strong>: "), "{page}");
+    // on Monday at 09:00 the promotion goes
+    let (code, out, err) = at(
+        &tb,
+        "2026-12-14 08:00:00",
+        &["promote", "fastpath", "--yes"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(tb.installed("prod-1", "fastpath").as_deref(), Some(NEW));
+}
