@@ -93,7 +93,7 @@ pub const EXIT_STATUSES: &[(ExitStatus, &str)] = &[
     ),
     (
         ExitStatus::Interrupted,
-        "deploy stopped before its last batch by a signal (Ctrl-C, SIGTERM, SIGHUP), by a freeze set during the rollout, or by alerts that started firing (`[alerts]`); the report and the history say which hosts changed",
+        "deploy stopped before its last batch by a signal (Ctrl-C, SIGTERM, SIGHUP), by a freeze set during the rollout, by alerts that started firing (`[alerts]`), or by the stage's deploy window closing (`deploy_windows`); the report and the history say which hosts changed",
     ),
 ];
 

@@ -221,12 +221,12 @@ impl Rules {
         all.join(", ")
     }
 
-    /// The rules in one line: `Mon-Thu 09:00-16:00, Fri 09:00-12:00
-    /// (Europe/Rome), freeze dates 2026-12-24..2027-01-02`.
+    /// The rules in one line: `Mon-Thu 09:00-16:00, Fri 09:00-12:00,
+    /// Europe/Rome; freeze dates 2026-12-24..2027-01-02`.
     pub fn describe(&self) -> String {
-        let mut s = format!("{} ({})", self.windows_text(), self.zone_name);
+        let mut s = format!("{}, {}", self.windows_text(), self.zone_name);
         if !self.freeze_dates.is_empty() {
-            s.push_str(&format!(", freeze dates {}", self.freeze_dates_text()));
+            s.push_str(&format!("; freeze dates {}", self.freeze_dates_text()));
         }
         s
     }
@@ -835,7 +835,7 @@ mod tests {
         let r = office();
         assert_eq!(
             r.describe(),
-            "Mon-Thu 09:00-16:00, Fri 09:00-12:00 (Europe/Rome), freeze dates \
+            "Mon-Thu 09:00-16:00, Fri 09:00-12:00, Europe/Rome; freeze dates \
              2026-12-24..2027-01-02, 2027-04-05"
         );
         assert_eq!(

@@ -393,7 +393,7 @@ mod tests {
         let r = c.stages[1].window.as_ref().unwrap();
         assert_eq!(
             r.describe(),
-            "Mon-Thu 09:00-16:00, Fri 09:00-12:00 (Europe/Rome), freeze dates \
+            "Mon-Thu 09:00-16:00, Fri 09:00-12:00, Europe/Rome; freeze dates \
              2026-12-24..2027-01-02, 2027-04-05"
         );
         let e = parse(&format!(

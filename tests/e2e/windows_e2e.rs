@@ -113,7 +113,7 @@ fn a_deploy_goes_inside_a_window_only_a_rollback_and_the_override_go_outside() {
     assert!(
         out.contains(
             "Deploy windows, checked before the lock and before every batch: Mon-Thu \
-             09:00-16:00, Fri 09:00-12:00 (Europe/Rome), freeze dates 2026-12-24..2027-01-02, \
+             09:00-16:00, Fri 09:00-12:00, Europe/Rome; freeze dates 2026-12-24..2027-01-02, \
              2027-04-05 (open until Thu 2026-12-10 16:00 CET (Europe/Rome))"
         ),
         "{out}"
@@ -126,7 +126,7 @@ fn a_deploy_goes_inside_a_window_only_a_rollback_and_the_override_go_outside() {
     assert!(
         err.contains(
             "error: stage `test` is closed now: outside its deploy windows (Mon-Thu \
-             09:00-16:00, Fri 09:00-12:00 (Europe/Rome), freeze dates"
+             09:00-16:00, Fri 09:00-12:00, Europe/Rome; freeze dates"
         ),
         "{err}"
     );
