@@ -367,21 +367,27 @@ fn a_rollout_stops_between_batches_when_the_window_closes() {
         return;
     };
     let clock: PathBuf = tb.dir().join("faketime");
-    // Thursday 2026-12-10 15:50 in Rome
-    std::fs::write(&clock, "@2026-12-10 14:50:00\n").unwrap();
-    let mover = {
+    // Thursday 2026-12-10 14:00 in Rome, two hours before the window ends
+    // (libfaketime lets the clock run on from there)
+    std::fs::write(&clock, "@2026-12-10 13:00:00\n").unwrap();
+    // the listener moves the clock, says so on `moved`, then answers the
+    // health check; it is not joined (were the health check never run, it
+    // would wait forever): once deployer has ended, `moved` says it all
+    let (moved_tx, moved) = std::sync::mpsc::channel();
+    {
         let clock = clock.clone();
         std::thread::spawn(move || {
-            // every health check asks; the first one moves the clock
-            for stream in listener.incoming().take(1) {
+            for stream in listener.incoming() {
                 let mut stream = stream.unwrap();
                 let mut line = String::new();
                 BufReader::new(&stream).read_line(&mut line).unwrap();
+                // Thursday 16:05 in Rome: the window has closed
                 std::fs::write(&clock, "@2026-12-10 15:05:00\n").unwrap();
+                let _ = moved_tx.send(());
                 stream.write_all(b"moved\n").unwrap();
             }
-        })
-    };
+        });
+    }
     let (code, out, err) = run(tb
         .deployer()
         .env("TZ", "UTC")
@@ -390,7 +396,11 @@ fn a_rollout_stops_between_batches_when_the_window_closes() {
         .env("FAKETIME_NO_CACHE", "1")
         .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
         .args(["--color=never", "deploy", "fastpath", "test", MID, "--yes"]));
-    mover.join().unwrap();
+    assert_eq!(
+        moved.try_iter().count(),
+        1,
+        "the canary's health check alone moved the clock: {out}{err}"
+    );
     assert_eq!(code, 9, "{out}{err}");
     assert!(
         out.contains("Stage `test` is closed now: batch 2/3 and later are not started."),
