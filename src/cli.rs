@@ -531,7 +531,8 @@ pub struct DeployArgs {
     /// Override the stage order guard (needs --reason). Does not override a freeze.
     #[arg(long)]
     pub force: bool,
-    /// Deploy into a frozen stage (needs --reason). A rollback to a version
+    /// Deploy into a frozen stage, one held by alerts, or one outside its
+    /// deploy windows (needs --reason; recorded). A rollback to a version
     /// the stage ran before needs only --reason.
     #[arg(long)]
     pub override_freeze: bool,

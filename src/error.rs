@@ -82,7 +82,7 @@ pub const EXIT_STATUSES: &[(ExitStatus, &str)] = &[
     ),
     (
         ExitStatus::Refused,
-        "deploy/promote/rollback refused before any host was changed (guard, freeze, firing alerts or an Alertmanager that cannot be asked, lock, dpkg busy, sudo, hold, side effects, rollback promise, history not writable, unavailable version, no confirmation, no version to roll back to); also `freeze` of a frozen stage, `unlock` without `--force`, and `freeze`, `unfreeze` or `unlock` where sudo does not work",
+        "deploy/promote/rollback refused before any host was changed (guard, freeze, firing alerts or an Alertmanager that cannot be asked, a closed deploy window or freeze date, lock, dpkg busy, sudo, hold, side effects, rollback promise, history not writable, unavailable version, no confirmation, no version to roll back to); also `freeze` of a frozen stage, `unlock` without `--force`, and `freeze`, `unfreeze` or `unlock` where sudo does not work",
     ),
     (
         ExitStatus::FailedUnchanged,
@@ -94,7 +94,7 @@ pub const EXIT_STATUSES: &[(ExitStatus, &str)] = &[
     ),
     (
         ExitStatus::Interrupted,
-        "deploy stopped before its last batch by a signal (Ctrl-C, SIGTERM, SIGHUP), by a freeze set during the rollout, or by alerts that started firing (`[alerts]`); the report and the history say which hosts changed",
+        "deploy stopped before its last batch by a signal (Ctrl-C, SIGTERM, SIGHUP), by a freeze set during the rollout, by alerts that started firing (`[alerts]`), or by the stage's deploy window closing (`deploy_windows`); the report and the history say which hosts changed",
     ),
 ];
 

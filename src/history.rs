@@ -105,6 +105,10 @@ pub struct Record {
     /// how many hosts failed, and how many were allowed to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_budget: Option<FailureBudget>,
+    /// The closed deploy window (why the stage was closed) that
+    /// `--override-freeze --reason` went through; `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_overridden: Option<String>,
 }
 
 /// How a rollout kept to its failure budget (`max_failures`).
@@ -232,6 +236,7 @@ impl Attempt {
             under_freeze: false,
             alerts_overridden: Vec::new(),
             failure_budget: None,
+            window_overridden: None,
         }
     }
 
@@ -1212,6 +1217,7 @@ mod tests {
             under_freeze: false,
             alerts_overridden: Vec::new(),
             failure_budget: None,
+            window_overridden: None,
         }
     }
 

@@ -81,6 +81,7 @@ pub mod timeline;
 pub mod transport;
 pub mod version;
 pub mod versions;
+pub mod window;
 
 pub(crate) mod app;
 

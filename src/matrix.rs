@@ -90,6 +90,10 @@ pub struct Column {
     /// [`crate::alerts::mark_stages`]). The plain fact "held by alerts" is
     /// `alerts.as_ref().is_some_and(Hold::held)`.
     pub alerts: Option<crate::alerts::Hold>,
+    /// Whether the stage's deploy windows are open now, and until when
+    /// ([`crate::window::Shown`]); `None` without windows (or not asked,
+    /// by [`crate::window::mark_stages`]).
+    pub window: Option<crate::window::Shown>,
 }
 
 /// A package whose hosts disagree inside one stage (on the state, or on the
@@ -236,6 +240,7 @@ pub fn build(
                 down,
                 freeze,
                 alerts: None,
+                window: None,
             }
         })
         .collect();

@@ -55,6 +55,7 @@ pub fn refresh(
     // the dashboard shows the stages held by alerts
     if args.output.is_some() {
         crate::alerts::mark_stages(config.alerts.as_ref(), &mut m);
+        crate::window::mark_stages(config, &mut m, crate::window::now());
     }
     let board = badges::board(&m, &reports);
     let refreshed = crate::history::now_rfc3339();

@@ -36,6 +36,7 @@ pub(super) fn command(cli: &Cli, args: &StatusArgs, color: Color) -> Result<Exit
         .map_or(0, |d| d.as_secs());
     let mut m = matrix::build(&only.packages, &only.columns, &reports);
     crate::alerts::mark_stages(config.alerts.as_ref(), &mut m);
+    crate::window::mark_stages(&config, &mut m, crate::window::now());
     let s = m.summary();
     let status = if s.answered < s.hosts {
         ExitStatus::Unreachable

@@ -22,6 +22,7 @@ mod locate;
 mod scan;
 pub mod schema;
 mod value;
+mod windows;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -277,6 +278,9 @@ pub struct Stage {
     /// before the rollout halts, a count or a percentage of the hosts
     /// taking part (default 0: the first failure halts).
     pub max_failures: Share,
+    /// `deploy_windows`, `freeze_dates` and `timezone`: when forward
+    /// deploys and promotions go (`None`: any time).
+    pub window: Option<crate::window::Rules>,
 }
 
 /// SSH settings from `[environment]`; each is optional and falls back to
@@ -1110,6 +1114,7 @@ impl<'a> Reader<'a> {
             let max_failures = self
                 .value(&section, "max_failures", value::parse_max_failures)?
                 .unwrap_or_default();
+            let window = self.deploy_windows(&section)?;
             stages.push(Stage {
                 name: name.to_string(),
                 hosts: specs,
@@ -1120,6 +1125,7 @@ impl<'a> Reader<'a> {
                 batch_bake: self.value(&section, "batch_bake", gates::parse_bake)?,
                 batch_size,
                 max_failures,
+                window,
             });
         }
         Ok(stages)

@@ -31,6 +31,9 @@ pub struct Attempt {
     /// How the rollout kept to the stage's failure budget, once it has
     /// run, when the stage sets `max_failures`.
     pub(crate) failure_budget: Option<history::FailureBudget>,
+    /// The closed deploy window `--override-freeze` went through, once
+    /// the preflight has let it through ([`super::window_hold`]).
+    pub(crate) window_overridden: Option<String>,
 }
 
 impl Attempt {
@@ -54,6 +57,7 @@ impl Attempt {
             under_freeze: false,
             alerts_overridden: Vec::new(),
             failure_budget: None,
+            window_overridden: None,
         }
     }
 
@@ -94,6 +98,7 @@ impl Attempt {
         Record {
             under_freeze: false,
             alerts_overridden: Vec::new(),
+            window_overridden: None,
             ..self.detailed(self.inner.refused(&self.stage, reason))
         }
     }
@@ -108,6 +113,7 @@ impl Attempt {
             under_freeze: self.under_freeze,
             alerts_overridden: self.alerts_overridden.clone(),
             failure_budget: self.failure_budget.clone(),
+            window_overridden: self.window_overridden.clone(),
             ..base
         }
     }

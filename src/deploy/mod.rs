@@ -5,7 +5,8 @@
 //! - [`request`]: what was typed, validated before any connection, then
 //!   turned into a target stage and version (a rollback's from the stage's
 //!   history, [`previous`]);
-//! - [`preflight`]: reachability, freezes, alerts ([`alert_hold`]), sudo, the deploy lock, fresh apt
+//! - [`preflight`]: reachability, freezes, alerts ([`alert_hold`]), deploy
+//!   windows ([`window_hold`]), sudo, the deploy lock, fresh apt
 //!   lists, the states read again under the lock, dpkg idle, what apt can
 //!   install, and the plan (`plan` decides; preflight gathers the facts);
 //! - [`rollout`]: the batches, each host's [`install`] (first the `.deb`
@@ -47,6 +48,7 @@ pub mod rollback;
 pub mod rollout;
 #[cfg(test)]
 mod tests;
+pub mod window_hold;
 
 use crate::error::{ExitStatus, Fatal};
 use crate::fleet::Fleet;

@@ -78,6 +78,9 @@ pub enum Stop {
     /// Alertmanager could not be asked during the rollout (and
     /// `on_unreachable = refuse`); the line says why.
     AlertsUnknown(Vec<String>),
+    /// The stage's deploy window closed during the rollout; the lines say
+    /// why and when it opens again.
+    WindowClosed(Vec<String>),
 }
 
 /// What a rollout did.

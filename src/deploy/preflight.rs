@@ -52,6 +52,8 @@ pub struct Prepared {
     pub freezes: Vec<String>,
     /// The alert check (`None` without `[alerts]`).
     pub alerts: Option<super::alert_hold::AlertCheck>,
+    /// The deploy window check (`None` when the stage has no windows).
+    pub window: Option<super::window_hold::WindowCheck>,
 }
 
 /// The deploy lock as this attempt takes it on each host.
@@ -110,6 +112,9 @@ impl Prepared {
         }
         if let Some(alerts) = &self.alerts {
             s.push_str(&alerts.describe());
+        }
+        if let Some(window) = &self.window {
+            s.push_str(&window.describe());
         }
         s.push_str(&self.plan.describe(&self.details()));
         if let Some(review) = &self.review {
@@ -184,6 +189,7 @@ impl Prepared {
             "under_freeze": !self.freezes.is_empty(),
             "freezes": self.freezes,
             "alerts": self.alerts,
+            "window": self.window,
         })
     }
 
@@ -215,6 +221,7 @@ pub fn prepare(
     // a forced freeze is announced once, on the check the plan is made from
     ready(cx, attempt, &before, target, &left_out, cx.opts.dry_run)?;
     let alerts = super::alert_hold::before_lock(cx, attempt, target)?;
+    let window = super::window_hold::before_lock(cx, attempt, target)?;
     sudo_works(cx, fleet, attempt, stage)?;
     let facts = if cx.opts.dry_run {
         before
@@ -262,6 +269,7 @@ pub fn prepare(
         back: target.back.clone(),
         freezes,
         alerts,
+        window,
     })
 }
 

@@ -295,6 +295,7 @@ pub fn summarize(plan: &Plan, action: &str, rollout: &Rollout, rollback: &[Rollb
                 Some(Stop::FreezeUnknown(_)) => "a freeze could not be checked",
                 Some(Stop::Alerts(_)) => "alerts are firing",
                 Some(Stop::AlertsUnknown(_)) => "the alerts could not be checked",
+                Some(Stop::WindowClosed(_)) => "the deploy window closed",
                 _ => "interrupted",
             }
         ),
@@ -359,6 +360,10 @@ pub fn reason(
             "the alerts could not be checked during the rollout: {}",
             lines.join("; ")
         )),
+        Some(Stop::WindowClosed(lines)) => reasons.push(format!(
+            "the deploy window closed during the rollout: {}",
+            lines.join("; ")
+        )),
         None => {}
     }
     if let Some(budget) = failure_budget(plan, rollout).filter(|b| b.failed > 0) {
@@ -389,6 +394,9 @@ pub fn reason(
                 "alerts overridden: {}",
                 attempt.alerts_overridden.join("; ")
             ));
+        }
+        if let Some(window) = &attempt.window_overridden {
+            reasons.push(format!("deploy window overridden: {window}"));
         }
     } else if attempt.under_freeze {
         reasons.push(format!(

@@ -5,7 +5,8 @@
 //! more hosts failed (install or gates) than the stage's failure budget
 //! (`max_failures`, 0 by default: the first failure) allows; and before a
 //! new batch when the operator asked to stop, the stage was frozen
-//! meanwhile, or alerts started firing ([`super::alert_hold`]).
+//! meanwhile, alerts started firing ([`super::alert_hold`]), or its deploy
+//! window closed ([`super::window_hold`]).
 
 use crate::fleet::Fleet;
 use crate::status::PackageState;
@@ -86,13 +87,15 @@ pub fn rollout(
         }
         let rollback = prepared.back.is_some();
         let checked = still_unfrozen(cx, fleet, attempt, &plan.stage)
-            .and_then(|()| super::alert_hold::before_batch(cx, attempt, &plan.stage, rollback));
+            .and_then(|()| super::alert_hold::before_batch(cx, attempt, &plan.stage, rollback))
+            .and_then(|()| super::window_hold::before_batch(cx, &plan.stage, rollback));
         if let Err(stop) = checked {
             let (what, lines) = match &stop {
                 Stop::Frozen(lines) => ("is frozen now", lines.as_slice()),
                 Stop::FreezeUnknown(lines) => ("cannot be checked for a freeze", lines.as_slice()),
                 Stop::Alerts(lines) => ("is held by alerts now", lines.as_slice()),
                 Stop::AlertsUnknown(lines) => ("cannot be checked for alerts", lines.as_slice()),
+                Stop::WindowClosed(lines) => ("is closed now", lines.as_slice()),
                 Stop::Signal => ("was interrupted", &[][..]),
             };
             cx.console.say(&format!(

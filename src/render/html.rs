@@ -62,6 +62,7 @@ pub fn html(
     page.header(m, dashboard);
     page.frozen(m);
     page.alerts(m);
+    page.closed(m);
     page.matrix(m, board);
     if let Some(c) = dashboard.changes {
         super::changes::section(c, &mut page.s);
@@ -111,6 +112,7 @@ li{margin:.2rem 0}
 .tag{display:inline-block;font-size:.75rem;line-height:1.4;padding:0 .35rem;border-radius:3px;margin-left:.35rem;font-weight:600;vertical-align:middle;white-space:nowrap}
 .tag.frozen{background:#9cd3f5;color:#0b3954}
 .tag.alerts{background:#f7c6c6;color:#6b0f0f}
+.tag.closed{background:#e8dcf5;color:#3b1f5c}
 .tag.down{background:#e05d44;color:#fff}
 .tag.held{border:1px solid var(--line);color:var(--muted);font-weight:400}
 .hosts{list-style:none;padding:0}
@@ -393,6 +395,31 @@ impl Page {
         self.s.push_str("</ul>\n</section>\n");
     }
 
+    /// The banner of the stages closed now by their deploy windows or
+    /// freeze dates, and when each opens.
+    fn closed(&mut self, m: &Matrix) {
+        let closed: Vec<(&Column, &crate::window::Shown)> = m
+            .columns
+            .iter()
+            .filter_map(|c| c.window.as_ref().filter(|w| !w.open).map(|w| (c, w)))
+            .collect();
+        if closed.is_empty() {
+            return;
+        }
+        self.s.push_str(
+            "<section class=\"banner closed\" aria-labelledby=\"h-closed\">\n<h2 id=\"h-closed\">Closed now (deploy windows): new deploys and promotions refused</h2>\n<ul>\n",
+        );
+        for (c, w) in closed {
+            let _ = writeln!(
+                self.s,
+                "<li><strong>{}</strong>: {}</li>",
+                escape(&c.name),
+                escape(&w.closed_line())
+            );
+        }
+        self.s.push_str("</ul>\n</section>\n");
+    }
+
     /// The banner of the frozen stages, at the top: who froze each, since
     /// when, and why (the hosts' words, escaped).
     fn frozen(&mut self, m: &Matrix) {
@@ -538,6 +565,18 @@ fn stage_heading(c: &Column) -> String {
             );
         }
         _ => {}
+    }
+    if let Some(w) = c.window.as_ref().filter(|w| !w.open) {
+        let until = w
+            .until_shown
+            .as_deref()
+            .map_or(String::new(), |t| format!(" until {t}"));
+        let _ = write!(
+            h,
+            " <span class=\"tag closed\" title=\"{}\">closed{}</span>",
+            escape(&w.closed_line()),
+            escape(&until)
+        );
     }
     if c.down > 0 {
         let _ = write!(
@@ -759,6 +798,29 @@ mod tests {
         assert!(!out.contains("id=\"stale\""), "{out}");
         assert!(out.contains("<body data-stale-after=\"0\">"), "{out}");
         assert!(out.contains(&format!("<time datetime=\"{NOW}\" data-generated>")));
+    }
+
+    #[test]
+    fn stages_closed_by_their_windows_are_a_banner_and_a_tag() {
+        let (mut m, reports) = sample();
+        assert!(!page(&m, &reports).contains("h-closed"));
+        m.columns[2].window = Some(crate::window::Shown {
+            open: false,
+            until: Some("2026-12-14T09:00:00+01:00".into()),
+            until_shown: Some("Mon 2026-12-14 09:00 CET (Europe/Rome)".into()),
+            closed_by: Some("outside_windows"),
+            freeze_date: None,
+            deploy_windows: "Mon-Fri 09:00-12:00".into(),
+            freeze_dates: "none".into(),
+            timezone: "Europe/Rome".into(),
+        });
+        let out = page(&m, &reports);
+        assert!(out.contains("<h2 id=\"h-closed\">Closed now (deploy windows): new deploys and promotions refused</h2>"), "{out}");
+        assert!(out.contains("<li><strong>prod</strong>: outside its deploy windows (Mon-Fri 09:00-12:00, Europe/Rome); opens Mon 2026-12-14 09:00 CET (Europe/Rome)</li>"), "{out}");
+        assert!(
+            out.contains(">closed until Mon 2026-12-14 09:00 CET (Europe/Rome)</span>"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -116,6 +116,9 @@ fn header_text(c: &crate::matrix::Column) -> String {
         Some(crate::alerts::Hold::Unreachable { .. }) => h.push_str(" [alerts unknown]"),
         _ => {}
     }
+    if c.window.as_ref().is_some_and(|w| !w.open) {
+        h.push_str(" [closed]");
+    }
     if c.down > 0 {
         h.push_str(&format!(" ({}/{} down)", c.down, c.hosts));
     }
@@ -238,6 +241,7 @@ pub fn text(m: &Matrix, color: Color, out: &mut dyn Write) -> io::Result<()> {
         }
     }
     alerts_text(m, color, out)?;
+    closed_text(m, color, out)?;
     if !m.unreachable.is_empty() {
         writeln!(out)?;
         writeln!(out, "{}", color.paint(Paint::Red, "Unreachable hosts:"))?;
@@ -296,6 +300,32 @@ fn alerts_text(m: &Matrix, color: Color, out: &mut dyn Write) -> io::Result<()> 
     Ok(())
 }
 
+/// The stages closed now by their deploy windows or freeze dates, and
+/// when each opens.
+fn closed_text(m: &Matrix, color: Color, out: &mut dyn Write) -> io::Result<()> {
+    let closed: Vec<_> = m
+        .columns
+        .iter()
+        .filter_map(|c| c.window.as_ref().filter(|w| !w.open).map(|w| (c, w)))
+        .collect();
+    if closed.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{}",
+        color.paint(
+            Paint::Yellow,
+            "Stages closed now (deploy and promote refused; rollback allowed):"
+        )
+    )?;
+    for (c, w) in closed {
+        writeln!(out, "  {}: {}", c.name, w.closed_line())?;
+    }
+    Ok(())
+}
+
 #[derive(Serialize)]
 struct JsonHost<'a> {
     host: &'a str,
@@ -322,6 +352,9 @@ struct JsonStage<'a> {
     /// Only with `[alerts]`: `{"state": "clear" | "held" | "unreachable", ...}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     alerts: Option<&'a crate::alerts::Hold>,
+    /// Only for a stage with deploy windows or freeze dates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    window: Option<&'a crate::window::Shown>,
     hosts: Vec<JsonHost<'a>>,
 }
 
@@ -377,6 +410,7 @@ pub fn json(
             name: &c.name,
             frozen: c.freeze.as_ref(),
             alerts: c.alerts.as_ref(),
+            window: c.window.as_ref(),
             hosts: reports
                 .iter()
                 .filter(|r| r.stage == c.name)
@@ -560,6 +594,45 @@ mod tests {
         let mut buf = Vec::new();
         text(m, color, &mut buf).unwrap();
         String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn stages_closed_by_their_windows_say_until_when() {
+        let (mut m, reports) = sample();
+        let closed = crate::window::Shown {
+            open: false,
+            until: Some("2026-12-14T09:00:00+01:00".into()),
+            until_shown: Some("Mon 2026-12-14 09:00 CET (Europe/Rome)".into()),
+            closed_by: Some("outside_windows"),
+            freeze_date: None,
+            deploy_windows: "Mon-Fri 09:00-12:00".into(),
+            freeze_dates: "none".into(),
+            timezone: "Europe/Rome".into(),
+        };
+        m.columns[0].window = Some(crate::window::Shown {
+            open: true,
+            ..closed.clone()
+        });
+        m.columns[2].window = Some(closed);
+        let out = render(&m, Color::Never);
+        assert!(out.contains("prod [closed]"), "{out}");
+        assert!(!out.contains("test [closed]"), "{out}");
+        assert!(out.contains(
+            "Stages closed now (deploy and promote refused; rollback allowed):\n  prod: outside \
+             its deploy windows (Mon-Fri 09:00-12:00, Europe/Rome); opens Mon 2026-12-14 09:00 \
+             CET (Europe/Rome)\n"
+        ), "{out}");
+        let mut buf = Vec::new();
+        json(&m, &reports, &mut buf).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v["stages"][0]["window"]["open"], true);
+        assert_eq!(v["stages"][2]["window"]["open"], false);
+        assert_eq!(
+            v["stages"][2]["window"]["until"],
+            "2026-12-14T09:00:00+01:00"
+        );
+        assert_eq!(v["stages"][2]["window"]["closed_by"], "outside_windows");
+        assert!(v["stages"][1].get("window").is_none(), "{v}");
     }
 
     #[test]

@@ -43,3 +43,4 @@ mod timeline_e2e;
 mod transport_e2e;
 mod version_oracle;
 mod versions_e2e;
+mod windows_e2e;
