@@ -287,6 +287,13 @@ fn a_firing_alert_refuses_a_deploy_a_rollback_goes_and_a_silence_lets_it_go() {
             .starts_with("FastpathErrors {"),
         "{v}"
     );
+    // and in the metrics for node_exporter's textfile collector
+    let (_, out, _) = deployer(&tb, &["status", "--format", "prometheus"]);
+    assert!(
+        out.contains("# TYPE deployer_held_by_alerts gauge")
+            && out.contains("deployer_held_by_alerts{stage=\"test\"} 1\n"),
+        "{out}"
+    );
 
     // the recorded break-glass
     let (code, out, err) = deployer(
@@ -347,6 +354,11 @@ fn a_firing_alert_refuses_a_deploy_a_rollback_goes_and_a_silence_lets_it_go() {
     let (_, out, _) = deployer(&tb, &["status", "--json"]);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["stages"][0]["alerts"]["state"], "clear", "{v}");
+    let (_, out, _) = deployer(&tb, &["status", "--format", "prometheus"]);
+    assert!(
+        out.contains("deployer_held_by_alerts{stage=\"test\"} 0\n"),
+        "{out}"
+    );
 }
 
 /// Stages' `alert_matchers` narrow what holds each: an alert for `prod`
@@ -551,6 +563,9 @@ fn an_unreachable_alertmanager_refuses_unless_allowed() {
     let (_, out, _) = deployer(&tb, &["status", "--json"]);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["stages"][0]["alerts"]["state"], "unreachable", "{v}");
+    // unknown is not "not held": no sample for the stage
+    let (_, out, _) = deployer(&tb, &["status", "--format", "prometheus"]);
+    assert!(!out.contains("deployer_held_by_alerts{"), "{out}");
     let (_, out, _) = deployer(&tb, &["status"]);
     assert!(out.contains("test [alerts unknown]"), "{out}");
     assert!(out.contains("not known to be clear"), "{out}");
