@@ -32,7 +32,28 @@ pub(super) fn command(
         skip_unreachable: args.skip_unreachable,
         exclude: args.exclude.clone(),
         verbose: cli.verbose > 0,
+        plan_out: args.plan_out.clone(),
+        expires: args.expires,
+        plan: None,
     };
+    // `--plan FILE`: the request is the plan's
+    let (request, opts) = match &args.plan {
+        None => (request.clone(), opts),
+        Some(file) => {
+            let loaded = crate::approval::load(file).map_err(|e| {
+                Fatal::usage(e).note(
+                    "a plan is written by `deployer deploy PKG STAGE --dry-run --plan-out FILE`",
+                )
+            })?;
+            let request = plan_request(request, &loaded.plan)?;
+            let opts = deploy::Options {
+                plan: Some(std::sync::Arc::new(loaded)),
+                ..opts
+            };
+            (request, opts)
+        }
+    };
+    let request = &request;
     // everything typed is checked before any host is contacted
     let checked = deploy::validate(&config, request, &opts).inspect_err(|fatal| {
         if !opts.dry_run {
@@ -63,4 +84,53 @@ pub(super) fn command(
     };
     let fleet = Fleet::connect_watched(targets, config.parallelism, console.watch());
     deploy::run(&cx, fleet, &checked)
+}
+
+/// The request a plan file stands for, checked against what was typed
+/// beside `--plan`: the same command, and the package, stage and version
+/// when typed.
+fn plan_request(
+    typed: &deploy::Request,
+    plan: &crate::approval::PlanFile,
+) -> Result<deploy::Request, Fatal> {
+    let (action, package, stage, version) = typed.parts();
+    if action != plan.action {
+        return Err(Fatal::usage(format!(
+            "this plan is a `{}`, not a `{action}`",
+            plan.action
+        ))
+        .note(format!("run `deployer {} --plan FILE`", plan.action)));
+    }
+    for (what, typed, planned) in [
+        (
+            "package",
+            Some(package).filter(|p| !p.is_empty()),
+            plan.package.as_str(),
+        ),
+        ("stage", stage, plan.stage.as_str()),
+        ("version", version, plan.version.as_str()),
+    ] {
+        if let Some(t) = typed.filter(|t| *t != planned) {
+            return Err(Fatal::usage(format!(
+                "the {what} typed, `{}`, is not the plan's, `{planned}`",
+                crate::text::clipped_line(t, 64)
+            ))
+            .note("with `--plan`, leave out the package, stage and version: the plan names them"));
+        }
+    }
+    let package = plan.package.clone();
+    let stage = Some(plan.stage.clone());
+    Ok(match typed {
+        deploy::Request::Deploy { .. } => deploy::Request::Deploy {
+            package,
+            stage,
+            version: Some(plan.version.clone()),
+        },
+        deploy::Request::Rollback { .. } => deploy::Request::Rollback {
+            package,
+            stage,
+            version: Some(plan.version.clone()),
+        },
+        deploy::Request::Promote { .. } => deploy::Request::Promote { package, stage },
+    })
 }

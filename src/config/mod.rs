@@ -277,6 +277,14 @@ pub struct Stage {
     /// before the rollout halts, a count or a percentage of the hosts
     /// taking part (default 0: the first failure halts).
     pub max_failures: Share,
+    /// `[stage:NAME] approvals`: how many people other than the operator
+    /// must sign a plan before a forward deploy or promotion to this stage
+    /// (default 0: none; see [`crate::approval`]).
+    pub approvals: usize,
+    /// `[stage:NAME] allowed_signers`: the OpenSSH `allowed_signers` file
+    /// the approvals are verified against (relative to deployer.ini's
+    /// directory); required when `approvals` is above 0.
+    pub allowed_signers: Option<PathBuf>,
 }
 
 /// SSH settings from `[environment]`; each is optional and falls back to
@@ -1110,6 +1118,30 @@ impl<'a> Reader<'a> {
             let max_failures = self
                 .value(&section, "max_failures", value::parse_max_failures)?
                 .unwrap_or_default();
+            let approvals = self
+                .value(&section, "approvals", |s| {
+                    value::parse_count(s, 0, 100, "accepted: a whole number from 0 to 100")
+                })?
+                .unwrap_or(0);
+            let config_dir = self.path.parent().unwrap_or(Path::new(""));
+            let allowed_signers = self
+                .value(&section, "allowed_signers", value::parse_path)?
+                .map(|p| {
+                    if p.is_relative() {
+                        config_dir.join(p)
+                    } else {
+                        p
+                    }
+                });
+            if approvals > 0 && allowed_signers.is_none() {
+                let line = self.get(&section, "approvals")?.and_then(|(_, l)| l);
+                return Err(self
+                    .error(
+                        line,
+                        format!("`approvals = {approvals}` in `[stage:{name}]` needs `allowed_signers`"),
+                    )
+                    .note("add `allowed_signers = PATH`: an OpenSSH allowed_signers file (one `principal key` line per approver), relative to deployer.ini's directory"));
+            }
             stages.push(Stage {
                 name: name.to_string(),
                 hosts: specs,
@@ -1120,6 +1152,8 @@ impl<'a> Reader<'a> {
                 batch_bake: self.value(&section, "batch_bake", gates::parse_bake)?,
                 batch_size,
                 max_failures,
+                approvals,
+                allowed_signers,
             });
         }
         Ok(stages)
@@ -2035,7 +2069,7 @@ hosts = p1 p2
                 format!("`webhook_url` in `[notify]` has an invalid value `{shown}`: {reason}")
             );
             assert!(!format!("{e:?}").contains("T0KEN"), "{e:?}");
-            assert_eq!(e.line, Some(9));
+            assert_eq!(e.line, Some(8));
             assert!(note(&e).contains("`https://"), "{e:?}");
         }
     }
@@ -2045,7 +2079,7 @@ hosts = p1 p2
         let e = err(&format!(
             "{MINIMAL}[notify]\nwebhook_url = http://user:T0KEN@hooks.example.org/T0KEN\n"
         ));
-        assert_eq!(e.line, Some(9));
+        assert_eq!(e.line, Some(8));
         assert_eq!(
             e.message,
             "`webhook_url` in `[notify]` is a plain `http://` URL (http://hooks.example.org/…): \
@@ -2463,6 +2497,33 @@ rollback_on_failure = on",
     }
 
     #[test]
+    fn approvals_need_allowed_signers_relative_to_the_file() {
+        let config = ok(&format!(
+            "{MINIMAL}approvals = 2\nallowed_signers = keys/signers\n"
+        ));
+        assert_eq!(config.stages[0].approvals, 0);
+        assert_eq!(config.stages[0].allowed_signers, None);
+        assert_eq!(config.stages[1].approvals, 2);
+        let dir = Path::new(PATH).parent().unwrap();
+        assert_eq!(
+            config.stages[1].allowed_signers.as_deref(),
+            Some(dir.join("keys/signers").as_path())
+        );
+        let absolute = ok(&format!(
+            "{MINIMAL}approvals = 1\nallowed_signers = /etc/s\n"
+        ));
+        assert_eq!(
+            absolute.stages[1].allowed_signers.as_deref(),
+            Some(Path::new("/etc/s"))
+        );
+        let e = err(&format!("{MINIMAL}approvals = 1\n"));
+        assert!(e.message.contains("needs `allowed_signers`"), "{e:?}");
+        assert_eq!(e.line, Some(8));
+        let e = err(&format!("{MINIMAL}approvals = two\nallowed_signers = s\n"));
+        assert!(e.to_string().contains("approvals"), "{e:?}");
+    }
+
+    #[test]
     fn batch_size_and_max_failures_per_stage() {
         let config = ok(&format!("{MINIMAL}batch_size = 25%\nmax_failures = 10%\n"));
         assert_eq!(config.batch_size, Share::Hosts(1));
@@ -2601,7 +2662,7 @@ rollback_on_failure = on",
         let e = err(&format!(
             "{MINIMAL}[package:foo]\nunits = foo.service bad;name\n"
         ));
-        assert_eq!(e.line, Some(9));
+        assert_eq!(e.line, Some(8));
         assert_eq!(
             e.to_string(),
             format!("`{PATH}` line 9: `units` in `[package:foo]` has an invalid value `foo.service bad;name`: `bad;name` is not a unit name: `;` is not allowed in a unit name")
@@ -2642,7 +2703,7 @@ rollback_on_failure = on",
     #[test]
     fn hold_must_be_yes_or_no() {
         let e = err(&format!("{MINIMAL}[package:foo]\nhold = always\n"));
-        assert_eq!(e.line, Some(9));
+        assert_eq!(e.line, Some(8));
         assert!(e.message.contains("`hold`"), "{}", e.message);
         assert!(e.message.contains("always"), "{}", e.message);
         assert_eq!(note(&e), ACCEPTED_BOOL);
@@ -2666,7 +2727,7 @@ rollback_on_failure = on",
     fn empty_health_check_is_an_error() {
         let e = err(&format!("{MINIMAL}[package:foo]\nhealth_check =\n"));
         assert_eq!(e.message, "`health_check` in `[package:foo]` is empty");
-        assert_eq!(e.line, Some(9));
+        assert_eq!(e.line, Some(8));
     }
 
     // --- load --------------------------------------------------------------

@@ -31,6 +31,8 @@ pub struct Attempt {
     /// How the rollout kept to the stage's failure budget, once it has
     /// run, when the stage sets `max_failures`.
     pub(crate) failure_budget: Option<history::FailureBudget>,
+    /// The approvals of a `--plan` attempt, once verified.
+    pub(crate) approvals: Vec<history::Approval>,
 }
 
 impl Attempt {
@@ -54,6 +56,7 @@ impl Attempt {
             under_freeze: false,
             alerts_overridden: Vec::new(),
             failure_budget: None,
+            approvals: Vec::new(),
         }
     }
 
@@ -108,6 +111,7 @@ impl Attempt {
             under_freeze: self.under_freeze,
             alerts_overridden: self.alerts_overridden.clone(),
             failure_budget: self.failure_budget.clone(),
+            approvals: self.approvals.clone(),
             ..base
         }
     }

@@ -52,6 +52,9 @@ pub struct Prepared {
     pub freezes: Vec<String>,
     /// The alert check (`None` without `[alerts]`).
     pub alerts: Option<super::alert_hold::AlertCheck>,
+    /// Every host of the stage with the package's state the plan was made
+    /// from (what `--plan-out` records).
+    pub states: Vec<crate::approval::HostState>,
 }
 
 /// The deploy lock as this attempt takes it on each host.
@@ -235,10 +238,14 @@ pub fn prepare(
         let stages: Vec<usize> = (target.stage.saturating_sub(1)..=target.stage).collect();
         let fresh = read_facts(cx, fleet, Some(&stages));
         ready(cx, attempt, &fresh, target, &left_out, true)?;
+        // a `--plan` is carried out only on the states it was made from
+        super::approvals::same_states(cx, attempt, &fresh, stage)?;
         dpkg_idle(cx, fleet, attempt, stage)?;
         fresh
     };
     let (plan, simulations) = make_plan(cx, fleet, attempt, target, &facts, left_out)?;
+    super::approvals::same_plan(cx, attempt, &plan)?;
+    let states = super::approvals::host_states(&facts, stage, &attempt.package);
     let lock_secs = lock_secs(cx);
     let commands = plan
         .steps
@@ -262,6 +269,7 @@ pub fn prepare(
         back: target.back.clone(),
         freezes,
         alerts,
+        states,
     })
 }
 

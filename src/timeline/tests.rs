@@ -281,6 +281,7 @@ fn record(id: &str, time: &str, hosts: &[(&str, Option<&str>, &str, HostResult)]
         under_freeze: false,
         alerts_overridden: Vec::new(),
         failure_budget: None,
+        approvals: Vec::new(),
     }
 }
 

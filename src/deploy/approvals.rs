@@ -1,0 +1,346 @@
+//! Plans and their approvals in a deploy ([`crate::approval`]): the plan
+//! written by `--dry-run --plan-out`, and `--plan FILE` checked before
+//! any host is locked ([`before`]: what it is for, its expiry, the
+//! configuration's digest, the version, the signatures), then under the
+//! lock against the hosts' states read there ([`same_states`]) and
+//! against the plan decided again ([`same_plan`]).
+//!
+//! A stage with `approvals = N` takes forward deploys and promotions only
+//! through `--plan`; a rollback to a version the stage ran before needs
+//! none. `--override-freeze` does not bypass approvals. Every refusal is
+//! recorded ([`record::refuse`], exit status 6).
+
+use crate::approval::{self, HostState, PlanFile};
+use crate::error::Fatal;
+use crate::plan::{Plan, Wanted};
+
+use super::attempt::Attempt;
+use super::context::{Context, Facts};
+use super::preflight::Prepared;
+use super::record;
+use super::request::Target;
+
+/// The state of `package` on every host of `stage`, as a plan records it.
+pub fn host_states(
+    facts: &Facts,
+    stage: &str,
+    package: &crate::package::PackageName,
+) -> Vec<HostState> {
+    facts
+        .reports
+        .iter()
+        .filter(|r| r.stage == stage)
+        .map(|r| HostState {
+            host: r.host.clone(),
+            state: match &r.result {
+                Ok(s) if s.held.contains(package) => format!("{} (held)", s.packages[package]),
+                Ok(s) => s.packages[package].to_string(),
+                Err(_) => "unreachable".to_string(),
+            },
+        })
+        .collect()
+}
+
+/// Whether the attempt at `target` moves the stage forward (anything but
+/// a rollback to a version the stage ran before): only those need
+/// approvals, as only those are stopped by a freeze.
+pub fn needs_approval(target: &Target) -> bool {
+    target.back.as_ref().is_none_or(|b| b.ran_before.is_none())
+}
+
+/// The notes that show the two-person workflow.
+fn workflow(package: &str, stage: &str, n: usize) -> Vec<String> {
+    vec![
+        format!(
+            "stage `{stage}` takes a forward deploy or promotion only as a plan signed by {n} \
+             person(s) other than the operator (`approvals = {n}`)"
+        ),
+        format!(
+            "1. make the plan: `deployer deploy {package} {stage} VERSION --dry-run --plan-out plan.json`"
+        ),
+        "2. each approver reviews and signs it: `deployer approve plan.json` (appends to plan.json.sig)".into(),
+        "3. carry it out: `deployer deploy --plan plan.json`; `--override-freeze` does not bypass approvals".into(),
+    ]
+}
+
+/// The checks of `--plan` that need no host, in order: the plan is for
+/// this action, package and stage; it has not expired; the configuration
+/// is the one it was made with; the version is its version; and, where
+/// the stage asks for approvals, enough of them verify. Without `--plan`,
+/// a stage with `approvals` refuses a forward deploy or promotion (a dry
+/// run goes through: it makes the plan). Recorded when refused.
+pub fn before(cx: &Context<'_>, attempt: &mut Attempt, target: &Target) -> Result<(), Fatal> {
+    let stage = &cx.config.stages[target.stage];
+    let package = attempt.package.to_string();
+    let Some(loaded) = &cx.opts.plan else {
+        if stage.approvals > 0 && needs_approval(target) && !cx.opts.dry_run {
+            return Err(record::refuse(
+                cx,
+                attempt,
+                format!(
+                    "stage `{}` needs {} approval(s) of the exact plan: deploy with `--plan FILE`",
+                    stage.name, stage.approvals
+                ),
+                workflow(&package, &stage.name, stage.approvals),
+            ));
+        }
+        return Ok(());
+    };
+    let p: &PlanFile = &loaded.plan;
+    let file = loaded.path.display().to_string();
+    let remake = format!(
+        "make a new plan (`deployer {} {} {} --dry-run --plan-out FILE`) and have it approved again",
+        p.action, p.package, p.stage
+    );
+    if p.action != attempt.action || p.package != package || p.stage != stage.name {
+        return Err(record::refuse(
+            cx,
+            attempt,
+            format!(
+                "the plan in `{file}` is a {} of `{}` to `{}`, not a {} of `{package}` to `{}`",
+                p.action, p.package, p.stage, attempt.action, stage.name
+            ),
+            Vec::new(),
+        ));
+    }
+    if p.expired(approval::now_unix()) {
+        return Err(record::refuse(
+            cx,
+            attempt,
+            format!("the plan in `{file}` expired at {}", p.expires_at),
+            vec![remake],
+        ));
+    }
+    let now = approval::config_digest(&cx.config.path).map_err(|e| {
+        record::refuse(
+            cx,
+            attempt,
+            format!(
+                "cannot read `{}` to check it against the plan: {e}",
+                cx.config.path.display()
+            ),
+            Vec::new(),
+        )
+    })?;
+    if now.sha256 != p.configuration.sha256 {
+        return Err(record::refuse(
+            cx,
+            attempt,
+            format!(
+                "the configuration changed since the plan in `{file}` was made: `{}` has sha256 {}, \
+                 the plan was made with `{}` at sha256 {}",
+                now.path.display(),
+                now.sha256,
+                p.configuration.path.display(),
+                p.configuration.sha256
+            ),
+            vec![remake],
+        ));
+    }
+    if let Wanted::Exact(v) = &target.wanted {
+        if v.to_string() != p.version {
+            return Err(record::refuse(
+                cx,
+                attempt,
+                format!(
+                    "the candidate version changed since the plan in `{file}` was made: the plan \
+                     installs {}, this {} would install {v}",
+                    p.version, attempt.action
+                ),
+                vec![remake],
+            ));
+        }
+    }
+    if stage.approvals > 0 && needs_approval(target) {
+        attempt.approvals = verified(cx, attempt, loaded, stage)?;
+        for a in &attempt.approvals {
+            cx.console.say(&format!(
+                "Approved by {} (key {})",
+                a.principal, a.fingerprint
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The approvals of `loaded` that count for `stage`, at least its
+/// `approvals`, else refused naming each signature that does not count.
+fn verified(
+    cx: &Context<'_>,
+    attempt: &Attempt,
+    loaded: &approval::Loaded,
+    stage: &crate::config::Stage,
+) -> Result<Vec<crate::history::Approval>, Fatal> {
+    let sig = approval::sig_path(&loaded.path);
+    let allowed = stage
+        .allowed_signers
+        .as_deref()
+        .expect("the configuration asks for allowed_signers with approvals");
+    let text = match std::fs::read_to_string(&sig) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(record::refuse(
+                cx,
+                attempt,
+                format!("cannot read the approvals in `{}`: {e}", sig.display()),
+                Vec::new(),
+            ))
+        }
+    };
+    let verdicts: Vec<approval::Verdict> = approval::split_signatures(&text)
+        .iter()
+        .map(|s| approval::verify(&loaded.bytes, s, allowed))
+        .collect();
+    let me = crate::operator::Operator::current().user;
+    let operators = [loaded.plan.made_by.as_str(), me.as_str()];
+    let (counted, mut not) = approval::count_approvals(&verdicts, &operators);
+    if counted.len() >= stage.approvals {
+        return Ok(counted);
+    }
+    if verdicts.is_empty() {
+        not.push(format!("`{}` holds no signature", sig.display()));
+    }
+    not.push(format!(
+        "an approver (a principal of `{}` other than the operator) signs with `deployer approve {}`",
+        allowed.display(),
+        loaded.path.display()
+    ));
+    Err(record::refuse(
+        cx,
+        attempt,
+        format!(
+            "the plan in `{}` has {} of the {} approval(s) stage `{}` needs",
+            loaded.path.display(),
+            counted.len(),
+            stage.approvals,
+            stage.name
+        ),
+        not,
+    ))
+}
+
+/// Under the lock: the hosts of the stage are in the states the plan was
+/// made from, else refused naming each host that differs.
+pub fn same_states(
+    cx: &Context<'_>,
+    attempt: &Attempt,
+    facts: &Facts,
+    stage: &str,
+) -> Result<(), Fatal> {
+    let Some(loaded) = &cx.opts.plan else {
+        return Ok(());
+    };
+    let stale = loaded
+        .plan
+        .stale(&host_states(facts, stage, &attempt.package));
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let mut notes = stale;
+    notes.push(format!(
+        "a plan is carried out only on the hosts it was made from: make a new plan \
+         (`--dry-run --plan-out FILE`) and have it approved again"
+    ));
+    Err(record::refuse(
+        cx,
+        attempt,
+        format!(
+            "the hosts of `{stage}` changed since the plan in `{}` was made",
+            loaded.path.display()
+        ),
+        notes,
+    ))
+}
+
+/// Once decided again: the plan installs the plan file's version on the
+/// same hosts, else refused.
+pub fn same_plan(cx: &Context<'_>, attempt: &Attempt, plan: &Plan) -> Result<(), Fatal> {
+    let Some(loaded) = &cx.opts.plan else {
+        return Ok(());
+    };
+    let p = &loaded.plan;
+    let hosts: Vec<String> = plan.steps.iter().map(|s| s.host.clone()).collect();
+    let file = loaded.path.display();
+    let why = if plan.version.to_string() != p.version {
+        format!(
+            "the candidate version changed since the plan in `{file}` was made: it installs {}, \
+             now {}",
+            p.version, plan.version
+        )
+    } else if hosts != p.step_hosts() {
+        format!(
+            "the plan decided now changes {}, and the plan in `{file}` {}",
+            list(&hosts),
+            list(&p.step_hosts())
+        )
+    } else {
+        return Ok(());
+    };
+    Err(record::refuse(
+        cx,
+        attempt,
+        why,
+        vec!["make a new plan (`--dry-run --plan-out FILE`) and have it approved again".into()],
+    ))
+}
+
+fn list(hosts: &[String]) -> String {
+    if hosts.is_empty() {
+        "no host".into()
+    } else {
+        hosts.join(", ")
+    }
+}
+
+/// Write the plan of a dry run to `--plan-out` (when given): through a
+/// temporary file renamed into place, mode 0644, never through a symbolic
+/// link.
+pub fn write_plan(cx: &Context<'_>, attempt: &Attempt, prepared: &Prepared) -> Result<(), Fatal> {
+    let Some(out) = &cx.opts.plan_out else {
+        return Ok(());
+    };
+    let configuration = approval::config_digest(&cx.config.path)
+        .map_err(|e| Fatal::usage(format!("cannot read `{}`: {e}", cx.config.path.display())))?;
+    let operator = crate::operator::Operator::current();
+    let now = u64::try_from(approval::now_unix()).unwrap_or(0);
+    let file = PlanFile {
+        format: approval::FORMAT,
+        action: attempt.action.to_string(),
+        package: prepared.plan.package.to_string(),
+        stage: prepared.plan.stage.clone(),
+        version: prepared.plan.version.to_string(),
+        hosts: prepared.states.clone(),
+        configuration,
+        made_by: operator.user.clone(),
+        made_by_display: operator.display(),
+        made_at: crate::history::format_rfc3339(now),
+        expires_at: crate::history::format_rfc3339(now.saturating_add(cx.opts.expires.as_secs())),
+        plan: prepared.to_json(cx),
+    };
+    let mut bytes = serde_json::to_vec_pretty(&file).expect("a plan is JSON");
+    bytes.push(b'\n');
+    let dir = crate::local_file::parent_dir(out);
+    let name = out.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        Fatal::usage(format!(
+            "`--plan-out {}` does not name a file",
+            out.display()
+        ))
+    })?;
+    crate::badges::publish::write_local(dir, name, &bytes)
+        .map_err(|e| Fatal::usage(format!("cannot write the plan to `{}`: {e}", out.display())))?;
+    cx.console.say(&format!(
+        "Plan written to `{}` (good until {}). Approvers sign it with `deployer approve {}`.",
+        out.display(),
+        file.expires_at,
+        out.display()
+    ));
+    let sig = approval::sig_path(out);
+    if sig.exists() {
+        cx.console.say(&format!(
+            "note: `{}` holds signatures of an earlier plan; they do not sign this one: remove it",
+            sig.display()
+        ));
+    }
+    Ok(())
+}
