@@ -238,10 +238,11 @@ pub fn same_states(
         return Ok(());
     }
     let mut notes = stale;
-    notes.push(format!(
+    notes.push(
         "a plan is carried out only on the hosts it was made from: make a new plan \
          (`--dry-run --plan-out FILE`) and have it approved again"
-    ));
+            .to_string(),
+    );
     Err(record::refuse(
         cx,
         attempt,
