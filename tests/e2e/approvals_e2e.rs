@@ -219,6 +219,9 @@ fn an_approved_plan_goes_through_and_no_self_or_unknown_approval_counts() {
         .args(["--color=never", "approve", "plan.json", "--yes"]));
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("the agent's key"), "{out}");
+    // the plan is shown readably: what changes where
+    assert!(out.contains(&format!("test-1: {OLD} -> {NEW}")), "{out}");
+    assert!(out.contains("made by alice@"), "{out}");
     // the real ssh-keygen agrees: bob's signature (the third) is good
     let sigs = std::fs::read_to_string(tb.dir().join("plan.json.sig")).unwrap();
     let third = sigs
