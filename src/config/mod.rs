@@ -2069,7 +2069,7 @@ hosts = p1 p2
                 format!("`webhook_url` in `[notify]` has an invalid value `{shown}`: {reason}")
             );
             assert!(!format!("{e:?}").contains("T0KEN"), "{e:?}");
-            assert_eq!(e.line, Some(8));
+            assert_eq!(e.line, Some(9));
             assert!(note(&e).contains("`https://"), "{e:?}");
         }
     }
@@ -2079,7 +2079,7 @@ hosts = p1 p2
         let e = err(&format!(
             "{MINIMAL}[notify]\nwebhook_url = http://user:T0KEN@hooks.example.org/T0KEN\n"
         ));
-        assert_eq!(e.line, Some(8));
+        assert_eq!(e.line, Some(9));
         assert_eq!(
             e.message,
             "`webhook_url` in `[notify]` is a plain `http://` URL (http://hooks.example.org/…): \
@@ -2662,7 +2662,7 @@ rollback_on_failure = on",
         let e = err(&format!(
             "{MINIMAL}[package:foo]\nunits = foo.service bad;name\n"
         ));
-        assert_eq!(e.line, Some(8));
+        assert_eq!(e.line, Some(9));
         assert_eq!(
             e.to_string(),
             format!("`{PATH}` line 9: `units` in `[package:foo]` has an invalid value `foo.service bad;name`: `bad;name` is not a unit name: `;` is not allowed in a unit name")
@@ -2703,7 +2703,7 @@ rollback_on_failure = on",
     #[test]
     fn hold_must_be_yes_or_no() {
         let e = err(&format!("{MINIMAL}[package:foo]\nhold = always\n"));
-        assert_eq!(e.line, Some(8));
+        assert_eq!(e.line, Some(9));
         assert!(e.message.contains("`hold`"), "{}", e.message);
         assert!(e.message.contains("always"), "{}", e.message);
         assert_eq!(note(&e), ACCEPTED_BOOL);
@@ -2727,7 +2727,7 @@ rollback_on_failure = on",
     fn empty_health_check_is_an_error() {
         let e = err(&format!("{MINIMAL}[package:foo]\nhealth_check =\n"));
         assert_eq!(e.message, "`health_check` in `[package:foo]` is empty");
-        assert_eq!(e.line, Some(8));
+        assert_eq!(e.line, Some(9));
     }
 
     // --- load --------------------------------------------------------------
