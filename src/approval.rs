@@ -214,7 +214,11 @@ impl PlanFile {
         }
         for step in &steps {
             let host = step["host"].as_str().unwrap_or("?");
-            let from = step["from"].as_str().unwrap_or("-");
+            let from = self
+                .hosts
+                .iter()
+                .find(|h| h.host == host)
+                .map_or("?", |h| h.state.as_str());
             s.push_str(&format!(
                 "  {}: {} -> {}\n",
                 crate::text::clipped_line(host, 80),
@@ -618,6 +622,20 @@ mod tests {
             "Good \"deployer-plan\" signature for bob@example.com with ED25519 key SHA256:abc+/1\n";
         assert_eq!(good_fingerprint(said).as_deref(), Some("SHA256:abc+/1"));
         assert_eq!(good_fingerprint("Could not verify"), None);
+    }
+
+    #[test]
+    fn the_plan_is_described_host_by_host() {
+        let text = plan(&[("a", "1.0-1"), ("b", "1.1-1")]).describe();
+        assert!(
+            text.contains("deploy `foo` 1.1-1 on stage `prod`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  a: 1.0-1 -> 1.1-1\n      apt: Inst foo\n"),
+            "{text}"
+        );
+        assert!(text.contains("  b: 1.1-1 (unchanged)"), "{text}");
     }
 
     #[test]
