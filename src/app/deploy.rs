@@ -134,3 +134,50 @@ fn plan_request(
         deploy::Request::Promote { .. } => deploy::Request::Promote { package, stage },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(action: &str) -> crate::approval::PlanFile {
+        serde_json::from_value(serde_json::json!({
+            "format": 1, "action": action, "package": "foo", "stage": "prod",
+            "version": "1.1-1", "hosts": [],
+            "configuration": {"path": "/d.ini", "sha256": "00"},
+            "made_by": "alice", "made_by_display": "alice@laptop",
+            "made_at": "2026-12-07T10:00:00Z", "expires_at": "2026-12-08T10:00:00Z",
+            "plan": {}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_plan_names_the_request_and_what_is_typed_must_agree() {
+        let typed = deploy::Request::Deploy {
+            package: String::new(),
+            stage: None,
+            version: None,
+        };
+        let request = plan_request(&typed, &plan("deploy")).unwrap();
+        assert_eq!(
+            request.parts(),
+            ("deploy", "foo", Some("prod"), Some("1.1-1"))
+        );
+        let promote = deploy::Request::Promote {
+            package: "foo".into(),
+            stage: None,
+        };
+        let request = plan_request(&promote, &plan("promote")).unwrap();
+        assert_eq!(request.parts(), ("promote", "foo", Some("prod"), None));
+        // another command, another package
+        let e = plan_request(&typed, &plan("promote")).unwrap_err();
+        assert!(e.message.contains("this plan is a `promote`"), "{e:?}");
+        let other = deploy::Request::Deploy {
+            package: "bar".into(),
+            stage: None,
+            version: None,
+        };
+        let e = plan_request(&other, &plan("deploy")).unwrap_err();
+        assert!(e.message.contains("the package typed, `bar`"), "{e:?}");
+    }
+}

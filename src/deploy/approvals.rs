@@ -345,3 +345,50 @@ pub fn write_plan(cx: &Context<'_>, attempt: &Attempt, prepared: &Prepared) -> R
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::previous::Origin;
+    use crate::deploy::request::Back;
+
+    fn target(back: Option<Option<Origin>>) -> Target {
+        Target {
+            stage: 1,
+            wanted: Wanted::Exact("1.0-1".parse().unwrap()),
+            back: back.map(|ran_before| Back {
+                origin: "1.0-1, as named".into(),
+                ran_before,
+            }),
+        }
+    }
+
+    #[test]
+    fn only_a_rollback_to_a_version_the_stage_ran_before_needs_no_approval() {
+        assert!(needs_approval(&target(None)), "a deploy or promotion");
+        assert!(
+            needs_approval(&target(Some(None))),
+            "a rollback to a version the stage never ran"
+        );
+        let ran = Origin {
+            id: "x".into(),
+            action: "deploy".into(),
+            version: Some("1.1-1".into()),
+            who: "alice@laptop".into(),
+            time: "2026-12-07T10:00:00Z".into(),
+        };
+        assert!(!needs_approval(&target(Some(Some(ran)))));
+    }
+
+    #[test]
+    fn the_workflow_names_each_step() {
+        let notes = workflow("foo", "prod", 2);
+        assert!(notes[0].contains("`approvals = 2`"));
+        assert!(
+            notes[1].contains("deployer deploy foo prod VERSION --dry-run --plan-out plan.json")
+        );
+        assert!(notes[2].contains("deployer approve plan.json"));
+        assert!(notes[3].contains("deployer deploy --plan plan.json"));
+        assert!(notes[3].contains("--override-freeze"));
+    }
+}
