@@ -22,7 +22,13 @@ const MID: &str = "0.79~pr720-150";
 /// keys `alice`, `bob`, `mallory` (not an allowed signer) in the
 /// testbed's directory.
 fn stage() -> Option<Testbed> {
-    let tb = Testbed::start(&[("test", 2)])?;
+    stages(&[("test", 2)])
+}
+
+/// [`stage`] for `stages`: the last one gets `approvals = 1`, every host
+/// runs [`OLD`].
+fn stages(stages: &[(&str, usize)]) -> Option<Testbed> {
+    let tb = Testbed::start(stages)?;
     let path = tb.write_config(
         &["fastpath"],
         "",
@@ -52,10 +58,12 @@ fn stage() -> Option<Testbed> {
         }
     }
     std::fs::write(tb.dir().join("allowed_signers"), signers).unwrap();
-    for h in ["test-1", "test-2"] {
-        tb.set_versions(h, &[("fastpath", Some(OLD))]);
-        // current lists, for the dry run (which never updates them)
-        assert!(tb.exec(h, "apt-get update -q").status.success());
+    for (name, _) in stages {
+        for h in tb.hosts(name) {
+            tb.set_versions(&h.alias, &[("fastpath", Some(OLD))]);
+            // current lists, for the dry run (which never updates them)
+            assert!(tb.exec(&h.alias, "apt-get update -q").status.success());
+        }
     }
     Some(tb)
 }
@@ -350,4 +358,57 @@ fn an_expired_reconfigured_or_stale_plan_is_refused_and_nothing_changes() {
         .filter(|r| r["outcome"] == "refused")
         .count();
     assert!(refusals >= 4, "{:?}", history(&tb));
+}
+
+#[test]
+fn a_promotion_goes_by_its_plan_and_not_when_the_stage_before_moved() {
+    let Some(tb) = stages(&[("test", 1), ("prod", 1)]) else {
+        return;
+    };
+    tb.set_versions("test-1", &[("fastpath", Some(NEW))]);
+    let (code, out, err) = as_user(
+        &tb,
+        "alice",
+        &[
+            "promote",
+            "fastpath",
+            "prod",
+            "--dry-run",
+            "--plan-out",
+            "promote.json",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    approve_with(&tb, "bob", "promote.json", "bob");
+    // a deploy of a promotion's plan is the wrong command
+    let (code, out, err) = as_user(&tb, "alice", &["deploy", "--plan", "promote.json"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("this plan is a `promote`"), "{err}");
+
+    // the stage before now runs another version: the candidate changed
+    tb.set_versions("test-1", &[("fastpath", Some(MID))]);
+    let (code, out, err) = as_user(
+        &tb,
+        "alice",
+        &["promote", "--plan", "promote.json", "--yes"],
+    );
+    assert_eq!(code, 6, "{out}{err}");
+    assert!(
+        err.contains("the candidate version changed since the plan"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("the plan installs {NEW}")), "{err}");
+    assert_eq!(tb.installed("prod-1", "fastpath").as_deref(), Some(OLD));
+
+    tb.set_versions("test-1", &[("fastpath", Some(NEW))]);
+    let (code, out, err) = as_user(
+        &tb,
+        "alice",
+        &["promote", "--plan", "promote.json", "--yes"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(tb.installed("prod-1", "fastpath").as_deref(), Some(NEW));
+    let r = last(&tb);
+    assert_eq!(r["action"], "promote", "{r}");
+    assert_eq!(r["approvals"][0]["principal"], "bob@example.com", "{r}");
 }
