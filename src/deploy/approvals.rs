@@ -176,6 +176,22 @@ fn verified(
         .allowed_signers
         .as_deref()
         .expect("the configuration asks for allowed_signers with approvals");
+    if let Err(e) = std::fs::File::open(allowed) {
+        return Err(record::refuse(
+            cx,
+            attempt,
+            format!(
+                "cannot read `{}`, the `allowed_signers` of stage `{}`: {e}",
+                allowed.display(),
+                stage.name
+            ),
+            vec![
+                "it lists the approvers' public keys, one `principal key` line each, as \
+                 `ssh-keygen -Y verify` reads it; the path is relative to deployer.ini's directory"
+                    .to_string(),
+            ],
+        ));
+    }
     let text = match std::fs::read_to_string(&sig) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),

@@ -352,12 +352,19 @@ fn an_expired_reconfigured_or_stale_plan_is_refused_and_nothing_changes() {
         ],
     );
     assert_eq!(tb.installed("test-2", "fastpath").as_deref(), Some(MID));
+    // no allowed_signers file: nothing can be verified
+    std::fs::remove_file(tb.dir().join("allowed_signers")).unwrap();
+    refused(
+        &tb,
+        "plan.json",
+        &["cannot read", "the `allowed_signers` of stage `test`"],
+    );
     // every refusal is on record
     let refusals = history(&tb)
         .iter()
         .filter(|r| r["outcome"] == "refused")
         .count();
-    assert!(refusals >= 4, "{:?}", history(&tb));
+    assert!(refusals >= 5, "{:?}", history(&tb));
 }
 
 #[test]
