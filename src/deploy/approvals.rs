@@ -12,7 +12,7 @@
 
 use crate::approval::{self, HostState, PlanFile};
 use crate::error::Fatal;
-use crate::plan::{Plan, Wanted};
+use crate::plan::Wanted;
 
 use super::attempt::Attempt;
 use super::context::{Context, Facts};
@@ -270,36 +270,91 @@ pub fn same_states(
     ))
 }
 
-/// Once decided again: the plan installs the plan file's version on the
-/// same hosts, else refused.
-pub fn same_plan(cx: &Context<'_>, attempt: &Attempt, plan: &Plan) -> Result<(), Fatal> {
+/// What must be the same in the plan decided again as in the plan file
+/// (keys of [`Prepared::to_json`]): the hosts it changes and how, beside
+/// the version and the steps' hosts.
+pub const SAME: &[&str] = &[
+    "batches",
+    "batch_size",
+    "max_failures",
+    "allow_dependency_changes",
+    "allowed",
+    "overridden",
+    "rollback_on_failure",
+    "unchanged",
+];
+
+/// The differences between the plan decided now (`now`, as
+/// [`Prepared::to_json`] gives it, installing `version`) and the plan
+/// file `p`, one line each: the version, the hosts changed, then each key
+/// of [`SAME`] and the hosts left out.
+pub fn plan_differences(p: &PlanFile, version: &str, now: &serde_json::Value) -> Vec<String> {
+    let mut lines = Vec::new();
+    if version != p.version {
+        lines.push(format!(
+            "the candidate version changed: the plan installs {}, now {version}",
+            p.version
+        ));
+    }
+    let hosts = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["host"].as_str().map(str::to_string))
+            .collect()
+    };
+    for key in ["steps", "left_out"] {
+        let (planned, decided) = (hosts(&p.plan[key]), hosts(&now[key]));
+        if planned != decided {
+            lines.push(format!(
+                "`{key}`: the plan has {}, now {}",
+                list(&planned),
+                list(&decided)
+            ));
+        }
+    }
+    for key in SAME {
+        if p.plan[key] != now[key] {
+            lines.push(format!(
+                "`{key}`: the plan has {}, now {}",
+                crate::text::clipped_line(&p.plan[key].to_string(), 200),
+                crate::text::clipped_line(&now[key].to_string(), 200)
+            ));
+        }
+    }
+    lines
+}
+
+/// Once decided again, before any change: the plan is the plan file's
+/// ([`plan_differences`]), else refused naming each difference (options
+/// such as `--batch`, `--exclude` or `--allow-dependency-changes` given
+/// differently from when the plan was made, or the version).
+pub fn same_plan(cx: &Context<'_>, attempt: &Attempt, prepared: &Prepared) -> Result<(), Fatal> {
     let Some(loaded) = &cx.opts.plan else {
         return Ok(());
     };
-    let p = &loaded.plan;
-    let hosts: Vec<String> = plan.steps.iter().map(|s| s.host.clone()).collect();
-    let file = loaded.path.display();
-    let why = if plan.version.to_string() != p.version {
+    let version = prepared.plan.version.to_string();
+    let mut notes = plan_differences(&loaded.plan, &version, &prepared.to_json(cx));
+    if notes.is_empty() {
+        return Ok(());
+    }
+    let why = if version != loaded.plan.version {
         format!(
-            "the candidate version changed since the plan in `{file}` was made: it installs {}, \
-             now {}",
-            p.version, plan.version
-        )
-    } else if hosts != p.step_hosts() {
-        format!(
-            "the plan decided now changes {}, and the plan in `{file}` {}",
-            list(&hosts),
-            list(&p.step_hosts())
+            "the candidate version changed since the plan in `{}` was made",
+            loaded.path.display()
         )
     } else {
-        return Ok(());
+        format!(
+            "the plan decided now is not the plan in `{}`",
+            loaded.path.display()
+        )
     };
-    Err(record::refuse(
-        cx,
-        attempt,
-        why,
-        vec!["make a new plan (`--dry-run --plan-out FILE`) and have it approved again".into()],
-    ))
+    notes.push(
+        "give the options the plan was made with, or make a new plan \
+         (`--dry-run --plan-out FILE`) and have it approved again"
+            .into(),
+    );
+    Err(record::refuse(cx, attempt, why, notes))
 }
 
 fn list(hosts: &[String]) -> String {
@@ -406,5 +461,42 @@ mod tests {
         assert!(notes[2].contains("deployer approve plan.json"));
         assert!(notes[3].contains("deployer deploy --plan plan.json"));
         assert!(notes[3].contains("--override-freeze"));
+    }
+}
+
+#[cfg(test)]
+mod differences {
+    use super::*;
+
+    #[test]
+    fn each_difference_of_the_plan_decided_again_is_named() {
+        let plan_json = serde_json::json!({
+            "steps": [{"host": "a"}, {"host": "b"}], "left_out": [],
+            "batches": [["a"], ["b"]], "batch_size": "1", "max_failures": "0",
+            "allow_dependency_changes": false, "allowed": [], "overridden": [],
+            "rollback_on_failure": false, "unchanged": [],
+        });
+        let file: PlanFile = serde_json::from_value(serde_json::json!({
+            "format": 1, "action": "deploy", "package": "foo", "stage": "prod",
+            "version": "1.1-1", "hosts": [],
+            "configuration": {"path": "/d.ini", "sha256": "00"},
+            "made_by": "alice", "made_by_display": "alice@laptop",
+            "made_at": "2026-12-07T10:00:00Z", "expires_at": "2026-12-08T10:00:00Z",
+            "plan": plan_json.clone(),
+        }))
+        .unwrap();
+        assert!(plan_differences(&file, "1.1-1", &plan_json).is_empty());
+        let mut now = plan_json.clone();
+        now["steps"] = serde_json::json!([{"host": "a"}]);
+        now["left_out"] = serde_json::json!([{"host": "b"}]);
+        now["batches"] = serde_json::json!([["a"]]);
+        now["allow_dependency_changes"] = serde_json::json!(true);
+        let lines = plan_differences(&file, "1.2-1", &now);
+        assert_eq!(lines.len(), 5, "{lines:?}");
+        assert!(lines[0].contains("the plan installs 1.1-1, now 1.2-1"));
+        assert_eq!(lines[1], "`steps`: the plan has a, b, now a");
+        assert_eq!(lines[2], "`left_out`: the plan has no host, now b");
+        assert!(lines[3].starts_with("`batches`"));
+        assert!(lines[4].starts_with("`allow_dependency_changes`: the plan has false, now true"));
     }
 }

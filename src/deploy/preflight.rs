@@ -244,7 +244,6 @@ pub fn prepare(
         fresh
     };
     let (plan, simulations) = make_plan(cx, fleet, attempt, target, &facts, left_out)?;
-    super::approvals::same_plan(cx, attempt, &plan)?;
     let states = super::approvals::host_states(&facts, stage, &attempt.package);
     let lock_secs = lock_secs(cx);
     let commands = plan
@@ -259,7 +258,7 @@ pub fn prepare(
     } else {
         Vec::new()
     };
-    Ok(Prepared {
+    let prepared = Prepared {
         plan,
         commands,
         simulations,
@@ -270,7 +269,10 @@ pub fn prepare(
         freezes,
         alerts,
         states,
-    })
+    };
+    // a `--plan` is carried out only as it was planned
+    super::approvals::same_plan(cx, attempt, &prepared)?;
+    Ok(prepared)
 }
 
 /// The changelog review of `plan`: the target version's changelog, read on

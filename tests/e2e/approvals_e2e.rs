@@ -255,6 +255,23 @@ fn an_approved_plan_goes_through_and_no_self_or_unknown_approval_counts() {
         .unwrap();
     assert!(verify.status.success(), "{verify:?}");
 
+    // the plan is carried out as it was made, not with other options
+    let (code, out, err) = as_user(
+        &tb,
+        "alice",
+        &["deploy", "--plan", "plan.json", "--exclude", "test-2"],
+    );
+    assert_eq!(code, 6, "{out}{err}");
+    assert!(
+        err.contains("the plan decided now is not the plan in"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`left_out`: the plan has no host, now test-2"),
+        "{err}"
+    );
+    assert_eq!(tb.installed("test-1", "fastpath").as_deref(), Some(OLD));
+
     let (code, out, err) = as_user(&tb, "alice", &["deploy", "--plan", "plan.json"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("Approved by bob@example.com"), "{out}");
