@@ -212,8 +212,9 @@ pub enum Command {
         )
     )]
     Deploy {
-        /// The package, one of `deb_packages`.
-        package: String,
+        /// The package, one of `deb_packages` (with `--plan`, the plan's).
+        #[arg(required_unless_present = "plan")]
+        package: Option<String>,
         /// The stage; the first stage when omitted.
         stage: Option<String>,
         /// The exact version; the newest installable one when omitted.
@@ -231,8 +232,9 @@ pub enum Command {
         after_long_help = after_help(ROLLBACK_HELP, DEPLOY_STATUSES)
     )]
     Rollback {
-        /// The package, one of `deb_packages`.
-        package: String,
+        /// The package, one of `deb_packages` (with `--plan`, the plan's).
+        #[arg(required_unless_present = "plan")]
+        package: Option<String>,
         /// The stage; the first stage when omitted.
         stage: Option<String>,
         /// The version to go back to; when omitted, the one the stage ran
@@ -250,14 +252,35 @@ pub enum Command {
         )
     )]
     Promote {
-        /// The package, one of `deb_packages`.
-        package: String,
+        /// The package, one of `deb_packages` (with `--plan`, the plan's).
+        #[arg(required_unless_present = "plan")]
+        package: Option<String>,
         /// The stage to promote to; the first stage behind its left
         /// neighbour when omitted.
         stage: Option<String>,
         /// How to carry it out.
         #[command(flatten)]
         opts: DeployArgs,
+    },
+    /// Show a plan written by `--dry-run --plan-out FILE` and sign its exact
+    /// bytes with your SSH key (`ssh-keygen -Y sign -n deployer-plan`),
+    /// appending the signature to FILE.sig.
+    #[command(
+        after_long_help = after_help(
+            "Examples:\n  deployer approve plan.json              sign with the agent's first key, else ~/.ssh/id_ed25519\n  deployer approve plan.json -i ~/.ssh/id_ed25519 --yes",
+            &[Success, Usage, Refused]
+        )
+    )]
+    Approve {
+        /// The plan file.
+        file: PathBuf,
+        /// The private key to sign with (default: the agent's first key,
+        /// else the default identity, as ssh does).
+        #[arg(short = 'i', value_name = "KEY")]
+        identity: Option<PathBuf>,
+        /// Sign without asking for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Freeze a stage during an incident: deploy and promote are refused
     /// until `unfreeze` (a rollback to a version the stage ran before goes
@@ -566,6 +589,29 @@ pub struct DeployArgs {
     /// attempt, or with --dry-run the plan; the progress goes to stderr.
     #[arg(long)]
     pub json: bool,
+    /// With --dry-run: also write the plan to FILE, for `deployer approve`
+    /// and `--plan` (hosts' states, apt's changes, the configuration's
+    /// digest, who made it, when it expires).
+    #[arg(long, value_name = "FILE", requires = "dry_run")]
+    pub plan_out: Option<PathBuf>,
+    /// How long a plan written by --plan-out stays good (s, m, h, d, w).
+    #[arg(long, value_name = "DURATION", default_value = crate::approval::DEFAULT_EXPIRES, value_parser = parse_expires, requires = "plan_out")]
+    pub expires: std::time::Duration,
+    /// Carry out exactly the plan in FILE (from --plan-out), checked
+    /// against the hosts and the configuration, with the approvals
+    /// (`FILE.sig`) the stage's `approvals` asks for.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["dry_run", "plan_out"])]
+    pub plan: Option<PathBuf>,
+}
+
+/// `--expires`: a whole number and a unit, as `--since` takes durations.
+fn parse_expires(text: &str) -> Result<std::time::Duration, String> {
+    match crate::timeline::parse_duration(text.trim()) {
+        Some(secs) if secs > 0 => Ok(std::time::Duration::from_secs(secs.unsigned_abs())),
+        _ => Err(
+            "accepted: a whole number and a unit, e.g. `30m`, `24h`, `3d` (s, m, h, d, w)".into(),
+        ),
+    }
 }
 
 /// `--batch`: as `batch_size` is written.

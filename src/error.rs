@@ -82,7 +82,7 @@ pub const EXIT_STATUSES: &[(ExitStatus, &str)] = &[
     ),
     (
         ExitStatus::Refused,
-        "deploy/promote/rollback refused before any host was changed (guard, freeze, firing alerts or an Alertmanager that cannot be asked, a closed deploy window or freeze date, lock, dpkg busy, sudo, hold, side effects, rollback promise, history not writable, unavailable version, no confirmation, no version to roll back to); also `freeze` of a frozen stage, `unlock` without `--force`, and `freeze`, `unfreeze` or `unlock` where sudo does not work",
+        "deploy/promote/rollback refused before any host was changed (guard, freeze, firing alerts or an Alertmanager that cannot be asked, a closed deploy window or freeze date, lock, dpkg busy, sudo, hold, side effects, rollback promise, history not writable, unavailable version, no confirmation, no version to roll back to, approvals missing or a `--plan` expired or stale); also `approve` of an expired plan or not confirmed, `freeze` of a frozen stage, `unlock` without `--force`, and `freeze`, `unfreeze` or `unlock` where sudo does not work",
     ),
     (
         ExitStatus::FailedUnchanged,

@@ -109,6 +109,23 @@ pub struct Record {
     /// `--override-freeze --reason` went through; `None` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_overridden: Option<String>,
+    /// The approvals a `--plan` deploy was carried out with (the stage's
+    /// `approvals`): who signed the plan, with which key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Approval>,
+}
+
+/// One approval of a plan: a signature verified against the stage's
+/// `allowed_signers` (see [`crate::approval`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The approver: the principal `allowed_signers` names for the key.
+    pub principal: String,
+    /// The key's fingerprint (`SHA256:...`).
+    pub fingerprint: String,
+    /// When the signature was verified (an SSH signature carries no time):
+    /// RFC 3339, UTC.
+    pub verified_at: String,
 }
 
 /// How a rollout kept to its failure budget (`max_failures`).
@@ -237,6 +254,7 @@ impl Attempt {
             alerts_overridden: Vec::new(),
             failure_budget: None,
             window_overridden: None,
+            approvals: Vec::new(),
         }
     }
 
@@ -1095,6 +1113,15 @@ fn write_record(r: &Record, sourced: Option<&Sourced>, out: &mut dyn Write) -> i
             text::clipped_line(first, 120)
         )?;
     }
+    for a in &r.approvals {
+        writeln!(
+            out,
+            "    approved by: {} ({}), verified {}",
+            safe(&a.principal),
+            safe(&a.fingerprint),
+            safe(&a.verified_at)
+        )?;
+    }
     if let Some(reason) = &r.reason {
         let mut lines = reason.lines();
         writeln!(out, "    reason: {}", safe(lines.next().unwrap_or("")))?;
@@ -1218,6 +1245,7 @@ mod tests {
             alerts_overridden: Vec::new(),
             failure_budget: None,
             window_overridden: None,
+            approvals: Vec::new(),
         }
     }
 

@@ -40,6 +40,7 @@
 #![deny(unsafe_code)]
 
 pub mod alerts;
+pub mod approval;
 pub mod apt;
 pub mod badge;
 pub mod badges;

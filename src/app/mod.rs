@@ -9,6 +9,7 @@
 
 use std::io::{self, IsTerminal};
 
+mod approve;
 mod badges;
 mod changes;
 mod check;
@@ -98,7 +99,7 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
             opts,
         }) => {
             let request = crate::deploy::Request::Deploy {
-                package: package.clone(),
+                package: package.clone().unwrap_or_default(),
                 stage: stage.clone(),
                 version: version.clone(),
             };
@@ -111,7 +112,7 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
             opts,
         }) => {
             let request = crate::deploy::Request::Rollback {
-                package: package.clone(),
+                package: package.clone().unwrap_or_default(),
                 stage: stage.clone(),
                 version: version.clone(),
             };
@@ -123,11 +124,18 @@ fn dispatch(cli: &Cli, color: Color) -> Result<ExitStatus, Fatal> {
             opts,
         }) => {
             let request = crate::deploy::Request::Promote {
-                package: package.clone(),
+                package: package.clone().unwrap_or_default(),
                 stage: stage.clone(),
             };
             deploy(&request, opts)
         }
+        Some(Command::Approve {
+            file,
+            identity,
+            yes,
+        }) => with_console(cli, color, false, |console| {
+            approve::command(console, file, identity.as_deref(), *yes)
+        }),
         Some(Command::Freeze {
             stage,
             reason,

@@ -281,6 +281,14 @@ pub struct Stage {
     /// `deploy_windows`, `freeze_dates` and `timezone`: when forward
     /// deploys and promotions go (`None`: any time).
     pub window: Option<crate::window::Rules>,
+    /// `[stage:NAME] approvals`: how many people other than the operator
+    /// must sign a plan before a forward deploy or promotion to this stage
+    /// (default 0: none; see [`crate::approval`]).
+    pub approvals: usize,
+    /// `[stage:NAME] allowed_signers`: the OpenSSH `allowed_signers` file
+    /// the approvals are verified against (relative to deployer.ini's
+    /// directory); required when `approvals` is above 0.
+    pub allowed_signers: Option<PathBuf>,
 }
 
 /// SSH settings from `[environment]`; each is optional and falls back to
@@ -1115,6 +1123,30 @@ impl<'a> Reader<'a> {
                 .value(&section, "max_failures", value::parse_max_failures)?
                 .unwrap_or_default();
             let window = self.deploy_windows(&section)?;
+            let approvals = self
+                .value(&section, "approvals", |s| {
+                    value::parse_count(s, 0, 100, "accepted: a whole number from 0 to 100")
+                })?
+                .unwrap_or(0);
+            let config_dir = self.path.parent().unwrap_or(Path::new(""));
+            let allowed_signers = self
+                .value(&section, "allowed_signers", value::parse_path)?
+                .map(|p| {
+                    if p.is_relative() {
+                        config_dir.join(p)
+                    } else {
+                        p
+                    }
+                });
+            if approvals > 0 && allowed_signers.is_none() {
+                let line = self.get(&section, "approvals")?.and_then(|(_, l)| l);
+                return Err(self
+                    .error(
+                        line,
+                        format!("`approvals = {approvals}` in `[stage:{name}]` needs `allowed_signers`"),
+                    )
+                    .note("add `allowed_signers = PATH`: an OpenSSH allowed_signers file (one `principal key` line per approver), relative to deployer.ini's directory"));
+            }
             stages.push(Stage {
                 name: name.to_string(),
                 hosts: specs,
@@ -1126,6 +1158,8 @@ impl<'a> Reader<'a> {
                 batch_size,
                 max_failures,
                 window,
+                approvals,
+                allowed_signers,
             });
         }
         Ok(stages)
@@ -2466,6 +2500,33 @@ rollback_on_failure = on",
         }
         assert_eq!(ok(&with_env("parallelism = 1024")).parallelism, 1024);
         assert_eq!(ok(&with_env("ssh_port = 65535")).ssh.port, Some(65535));
+    }
+
+    #[test]
+    fn approvals_need_allowed_signers_relative_to_the_file() {
+        let config = ok(&format!(
+            "{MINIMAL}approvals = 2\nallowed_signers = keys/signers\n"
+        ));
+        assert_eq!(config.stages[0].approvals, 0);
+        assert_eq!(config.stages[0].allowed_signers, None);
+        assert_eq!(config.stages[1].approvals, 2);
+        let dir = Path::new(PATH).parent().unwrap();
+        assert_eq!(
+            config.stages[1].allowed_signers.as_deref(),
+            Some(dir.join("keys/signers").as_path())
+        );
+        let absolute = ok(&format!(
+            "{MINIMAL}approvals = 1\nallowed_signers = /etc/s\n"
+        ));
+        assert_eq!(
+            absolute.stages[1].allowed_signers.as_deref(),
+            Some(Path::new("/etc/s"))
+        );
+        let e = err(&format!("{MINIMAL}approvals = 1\n"));
+        assert!(e.message.contains("needs `allowed_signers`"), "{e:?}");
+        assert_eq!(e.line, Some(8));
+        let e = err(&format!("{MINIMAL}approvals = two\nallowed_signers = s\n"));
+        assert!(e.to_string().contains("approvals"), "{e:?}");
     }
 
     #[test]

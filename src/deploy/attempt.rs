@@ -34,6 +34,8 @@ pub struct Attempt {
     /// The closed deploy window `--override-freeze` went through, once
     /// the preflight has let it through ([`super::window_hold`]).
     pub(crate) window_overridden: Option<String>,
+    /// The approvals of a `--plan` attempt, once verified.
+    pub(crate) approvals: Vec<history::Approval>,
 }
 
 impl Attempt {
@@ -58,6 +60,7 @@ impl Attempt {
             alerts_overridden: Vec::new(),
             failure_budget: None,
             window_overridden: None,
+            approvals: Vec::new(),
         }
     }
 
@@ -114,6 +117,7 @@ impl Attempt {
             alerts_overridden: self.alerts_overridden.clone(),
             failure_budget: self.failure_budget.clone(),
             window_overridden: self.window_overridden.clone(),
+            approvals: self.approvals.clone(),
             ..base
         }
     }

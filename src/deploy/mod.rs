@@ -13,6 +13,9 @@
 //!   it runs kept in its cache, [`keep`]; then the service's [`restart`],
 //!   its verification and health check), each batch then baked on its
 //!   gates ([`bake`]);
+//! - [`approvals`]: a plan written for approval (`--plan-out`), and one
+//!   carried out (`--plan`), checked before the lock, under it, and once
+//!   decided again;
 //! - [`rollback`]: the rollback policy;
 //! - [`aftermath`]: the syslog line and the records on the hosts, the
 //!   team told, the badges refreshed;
@@ -31,6 +34,7 @@
 
 pub mod aftermath;
 pub mod alert_hold;
+pub mod approvals;
 pub mod attempt;
 pub mod bake;
 pub mod context;
@@ -164,6 +168,8 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
     if let Wanted::Exact(v) = &target.wanted {
         attempt.aim(v);
     }
+    // a plan given with `--plan`, and the approvals the stage asks for
+    approvals::before(cx, &mut attempt, &target)?;
     if let Some(back) = &target.back {
         cx.console.say(&format!(
             "Rolling back `{}` to {}.",
@@ -176,6 +182,7 @@ pub fn run(cx: &Context<'_>, mut fleet: Fleet, checked: &Checked) -> Result<Exit
     let prepared = preflight::prepare(cx, &mut fleet, &mut attempt, &target, before)?;
     if cx.opts.dry_run {
         preflight::show_dry_run(cx, &prepared);
+        approvals::write_plan(cx, &attempt, &prepared)?;
         return Ok(ExitStatus::Success);
     }
     let plan = &prepared.plan;

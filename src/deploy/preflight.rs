@@ -54,6 +54,9 @@ pub struct Prepared {
     pub alerts: Option<super::alert_hold::AlertCheck>,
     /// The deploy window check (`None` when the stage has no windows).
     pub window: Option<super::window_hold::WindowCheck>,
+    /// Every host of the stage with the package's state the plan was made
+    /// from (what `--plan-out` records).
+    pub states: Vec<crate::approval::HostState>,
 }
 
 /// The deploy lock as this attempt takes it on each host.
@@ -242,10 +245,13 @@ pub fn prepare(
         let stages: Vec<usize> = (target.stage.saturating_sub(1)..=target.stage).collect();
         let fresh = read_facts(cx, fleet, Some(&stages));
         ready(cx, attempt, &fresh, target, &left_out, true)?;
+        // a `--plan` is carried out only on the states it was made from
+        super::approvals::same_states(cx, attempt, &fresh, stage)?;
         dpkg_idle(cx, fleet, attempt, stage)?;
         fresh
     };
     let (plan, simulations) = make_plan(cx, fleet, attempt, target, &facts, left_out)?;
+    let states = super::approvals::host_states(&facts, stage, &attempt.package);
     let lock_secs = lock_secs(cx);
     let commands = plan
         .steps
@@ -259,7 +265,7 @@ pub fn prepare(
     } else {
         Vec::new()
     };
-    Ok(Prepared {
+    let prepared = Prepared {
         plan,
         commands,
         simulations,
@@ -270,7 +276,11 @@ pub fn prepare(
         freezes,
         alerts,
         window,
-    })
+        states,
+    };
+    // a `--plan` is carried out only as it was planned
+    super::approvals::same_plan(cx, attempt, &prepared)?;
+    Ok(prepared)
 }
 
 /// The changelog review of `plan`: the target version's changelog, read on

@@ -124,6 +124,12 @@ pub struct Options {
     /// Hosts of the target stage to leave alone, as written in the
     /// configuration.
     pub exclude: Vec<String>,
+    /// `--plan-out`: where a dry run writes its plan.
+    pub plan_out: Option<std::path::PathBuf>,
+    /// `--expires`: how long a plan written by `--plan-out` stays good.
+    pub expires: std::time::Duration,
+    /// `--plan`: the plan file carried out, as read.
+    pub plan: Option<std::sync::Arc<crate::approval::Loaded>>,
 }
 
 /// Check a package name against the configuration (before any connection).

@@ -282,6 +282,7 @@ fn record(id: &str, time: &str, hosts: &[(&str, Option<&str>, &str, HostResult)]
         alerts_overridden: Vec::new(),
         failure_budget: None,
         window_overridden: None,
+        approvals: Vec::new(),
     }
 }
 

@@ -8,6 +8,7 @@
 mod common;
 
 mod alerts_e2e;
+mod approvals_e2e;
 mod badges_e2e;
 mod batches_e2e;
 mod changes_e2e;
