@@ -229,6 +229,25 @@ impl Testbed {
     /// gives `test-1` (bookworm) and `test-2` (trixie). The first use of a
     /// kind on a machine builds its root filesystem (minutes; cached).
     pub fn start_kinds(groups: &[(&str, usize, HostKind)]) -> Option<Testbed> {
+        Testbed::start_groups(groups, None)
+    }
+
+    /// Like [`Testbed::start`], with at most `per_slot` hosts in each slot
+    /// (127.77.S.1 to 127.77.S.`per_slot`), so that a few hosts span
+    /// several slots as a testbed of more than 254 hosts does: the code
+    /// path of the large testbeds (`bench/fleet`), at a size CI affords.
+    pub fn start_spread(stages: &[(&str, usize)], per_slot: usize) -> Option<Testbed> {
+        let groups: Vec<(&str, usize, HostKind)> = stages
+            .iter()
+            .map(|&(stage, n)| (stage, n, HostKind::Bookworm))
+            .collect();
+        Testbed::start_groups(&groups, Some(per_slot))
+    }
+
+    fn start_groups(
+        groups: &[(&str, usize, HostKind)],
+        per_slot: Option<usize>,
+    ) -> Option<Testbed> {
         let systemd = groups.iter().any(|g| g.2.systemd());
         if let Some(why) = unmet_requirement().or_else(|| systemd.then(unmet_systemd).flatten()) {
             skip(&format!("no testbed: {why}"));
@@ -241,7 +260,7 @@ impl Testbed {
             .expect("create the testbed directory");
         let dir = tempdir.path().to_path_buf();
         let log = File::create(dir.join("serve.log")).expect("create serve.log");
-        let mut child = script(
+        let mut serve = script(
             std::iter::once("serve".to_string())
                 .chain(std::iter::once(dir.display().to_string()))
                 .chain(
@@ -249,12 +268,16 @@ impl Testbed {
                         .iter()
                         .map(|(s, n, kind)| format!("{s}:{n}:{}", kind.name())),
                 ),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .expect("spawn `testbed serve`");
+        );
+        if let Some(n) = per_slot {
+            serve.env("DEPLOYER_TESTBED_SLOT_HOSTS", n.to_string());
+        }
+        let mut child = serve
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn `testbed serve`");
 
         // Wait for "ready" on a thread, so that the wait is bounded.
         let stdout = child.stdout.take().expect("piped stdout");
