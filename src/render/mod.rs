@@ -261,67 +261,64 @@ pub fn text(m: &Matrix, color: Color, out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
-/// The stages held by alerts, and those whose alerts could not be asked
-/// (the lines are safe already: [`crate::alerts::Alert::describe`]).
+/// The stages held by alerts (or whose Alertmanager could not be asked),
+/// one line per alert (the lines are safe already:
+/// [`crate::alerts::Alert::describe`]).
 fn alerts_text(m: &Matrix, color: Color, out: &mut dyn Write) -> io::Result<()> {
     use crate::alerts::Hold;
-    let held: Vec<_> = m
-        .columns
-        .iter()
-        .filter(|c| matches!(c.alerts, Some(Hold::Held { .. } | Hold::Unreachable { .. })))
-        .collect();
-    if held.is_empty() {
-        return Ok(());
-    }
-    writeln!(out)?;
-    writeln!(
-        out,
-        "{}",
-        color.paint(
-            Paint::Yellow,
-            "Stages held by alerts (deploy and promote refused; rollback allowed):"
-        )
-    )?;
-    for c in held {
+    let mut lines = Vec::new();
+    for c in &m.columns {
         match &c.alerts {
             Some(Hold::Held { alerts }) => {
-                for a in alerts {
-                    writeln!(out, "  {}: {a}", c.name)?;
-                }
+                lines.extend(alerts.iter().map(|a| format!("{}: {a}", c.name)));
             }
-            Some(Hold::Unreachable { error }) => writeln!(
-                out,
-                "  {}: Alertmanager could not be asked ({error}): not known to be clear",
+            Some(Hold::Unreachable { error }) => lines.push(format!(
+                "{}: Alertmanager could not be asked ({error}): not known to be clear",
                 c.name
-            )?,
+            )),
             _ => {}
         }
     }
-    Ok(())
+    holding_text(
+        "Stages held by alerts (deploy and promote refused; rollback allowed):",
+        &lines,
+        color,
+        out,
+    )
 }
 
 /// The stages closed now by their deploy windows or freeze dates, and
 /// when each opens.
 fn closed_text(m: &Matrix, color: Color, out: &mut dyn Write) -> io::Result<()> {
-    let closed: Vec<_> = m
+    let lines: Vec<String> = m
         .columns
         .iter()
         .filter_map(|c| c.window.as_ref().filter(|w| !w.open).map(|w| (c, w)))
+        .map(|(c, w)| format!("{}: {}", c.name, w.closed_line()))
         .collect();
-    if closed.is_empty() {
+    holding_text(
+        "Stages closed now (deploy and promote refused; rollback allowed):",
+        &lines,
+        color,
+        out,
+    )
+}
+
+/// A list of what holds stages under its heading, after a blank line;
+/// nothing when `lines` is empty.
+fn holding_text(
+    heading: &str,
+    lines: &[String],
+    color: Color,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    if lines.is_empty() {
         return Ok(());
     }
     writeln!(out)?;
-    writeln!(
-        out,
-        "{}",
-        color.paint(
-            Paint::Yellow,
-            "Stages closed now (deploy and promote refused; rollback allowed):"
-        )
-    )?;
-    for (c, w) in closed {
-        writeln!(out, "  {}: {}", c.name, w.closed_line())?;
+    writeln!(out, "{}", color.paint(Paint::Yellow, heading))?;
+    for l in lines {
+        writeln!(out, "  {l}")?;
     }
     Ok(())
 }
