@@ -40,7 +40,9 @@ pub(super) fn command(cli: &Cli, stage: Option<&str>, json: bool) -> Result<Exit
         .into_iter()
         .filter(|t| stage.is_none_or(|s| t.stage == s))
         .collect();
-    let mut fleet = Fleet::connect_watched(mine, config.parallelism, waiting(cli));
+    // each host connected to, checked and closed in one go: a check of
+    // many hosts holds no more sessions than it works on at once
+    let mut fleet = Fleet::unopened(mine, config.parallelism, waiting(cli));
     let checks = run(&config, &mut fleet);
     let failed = checks.iter().any(HostCheck::failed);
     // --quiet: the report only when some check failed
@@ -149,9 +151,10 @@ impl HostCheck {
     }
 }
 
-/// Check every host of `fleet` (connected already), all at once.
+/// Check every host of `fleet`, `parallelism` at a time, each connected to
+/// (unless it was already) and closed once checked.
 pub(crate) fn run(config: &Config, fleet: &mut Fleet) -> Vec<HostCheck> {
-    fleet.on_each(|_| true, |m| check_member(config, m))
+    fleet.visit(|_| true, |m| check_member(config, m))
 }
 
 /// Fills in the outcomes of one host, check after check; once one fails

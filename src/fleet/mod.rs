@@ -448,14 +448,28 @@ impl Fleet {
     /// threads) than it works on at once. The hosts are closed afterwards.
     pub fn survey(&mut self, packages: &[PackageName], timeout: Duration) -> Vec<HostReport> {
         let command = status::query_command(packages);
-        self.on_each(
-            |_| true,
-            |m| {
-                let report = m.status(&command, packages, timeout);
+        self.visit(|_| true, |m| m.status(&command, packages, timeout))
+    }
+
+    /// Apply `job` to the members `keep` selects, as [`Fleet::on_each`]
+    /// does, each connected to first; a member this call connected to is
+    /// closed as soon as its job is done, so that a run over many hosts
+    /// holds no more sessions than it works on at once (a member connected
+    /// before stays connected, for the work that follows).
+    pub fn visit<O, F>(&mut self, keep: impl Fn(&Target) -> bool, job: F) -> Vec<O>
+    where
+        O: Send,
+        F: Fn(&mut Member) -> O + Sync,
+    {
+        self.on_each(keep, |m| {
+            let connected_here = !m.opened;
+            m.open();
+            let out = job(m);
+            if connected_here {
                 m.close();
-                report
-            },
-        )
+            }
+            out
+        })
     }
 
     /// Read the package states of the hosts of `stage` only.
@@ -746,6 +760,51 @@ mod tests {
         assert!(peak.load(SeqCst) <= 4, "peak {}", peak.load(SeqCst));
         assert!(peak.load(SeqCst) >= 2, "hosts are read concurrently");
         assert_eq!(open.load(SeqCst), 0, "every session was closed");
+    }
+
+    /// `visit` closes what it connected to, and only that: a fleet
+    /// connected before (for work that follows) keeps its sessions; an
+    /// unopened one (`check`'s) ends with none, never more open than hosts
+    /// worked on at once.
+    #[test]
+    fn a_visit_closes_only_the_sessions_it_opened() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let counted = |connected_first: bool| {
+            let fake = Fake::default();
+            let targets: Vec<Target> = (0..24)
+                .map(|i| {
+                    let host = format!("h{i}");
+                    fake.world().hosts.insert(host.clone(), FakeHost::default());
+                    Target {
+                        stage: "test".into(),
+                        host,
+                        kind: TargetKind::Local,
+                    }
+                })
+                .collect();
+            let counting = Counting {
+                inner: fake,
+                open: Arc::default(),
+                peak: Arc::default(),
+            };
+            let (open, peak) = (Arc::clone(&counting.open), Arc::clone(&counting.peak));
+            let mut fleet = Fleet::unopened_with(targets, 4, Arc::new(counting));
+            if connected_first {
+                fleet.on_each(|_| true, Member::open);
+            }
+            let command = RemoteCommand::trusted("true", "true");
+            let answers = fleet.visit(
+                |_| true,
+                |m| m.run(&command, Duration::from_secs(5)).is_ok(),
+            );
+            assert_eq!(answers, vec![true; 24]);
+            (open.load(SeqCst), peak.load(SeqCst))
+        };
+        let (open, peak) = counted(false);
+        assert_eq!(open, 0, "every session it opened was closed");
+        assert!((2..=4).contains(&peak), "peak {peak}");
+        let (open, _) = counted(true);
+        assert_eq!(open, 24, "the sessions opened before stay open");
     }
 
     fn ssh(host: &str, address: &str, port: u16) -> Target {
