@@ -75,6 +75,7 @@ pub fn rollout(
     let mut watched: Vec<Watched> = vec![Watched::default(); plan.steps.len()];
     let mut stopped = None;
     let mut halted = false;
+    let rollback = prepared.back.is_some();
     for (b, batch) in plan.batches.iter().enumerate() {
         if cx.interrupt.requested() {
             cx.console.say(&format!(
@@ -85,7 +86,6 @@ pub fn rollout(
             stopped = Some(Stop::Signal);
             break;
         }
-        let rollback = prepared.back.is_some();
         let checked = still_unfrozen(cx, fleet, attempt, &plan.stage)
             .and_then(|()| super::alert_hold::before_batch(cx, attempt, &plan.stage, rollback))
             .and_then(|()| super::window_hold::before_batch(cx, &plan.stage, rollback));
@@ -151,7 +151,6 @@ pub fn rollout(
             halted = true;
             break;
         }
-        let rollback = attempt.action == "rollback";
         let baking: Vec<usize> = batch
             .iter()
             .copied()
