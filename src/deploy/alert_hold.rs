@@ -6,7 +6,7 @@
 //! `--override-freeze --reason` is the recorded break-glass: the record's
 //! `alerts_overridden` names the alerts it went through.
 
-use crate::alerts::{OnUnreachable, Verdict};
+use crate::alerts::{OnUnreachable, Settings, Verdict};
 use crate::error::Fatal;
 
 use super::attempt::Attempt;
@@ -70,11 +70,7 @@ pub fn before_lock(
             "overridden"
         }
         Verdict::Unreachable(why) if settings.on_unreachable == OnUnreachable::Allow => {
-            cx.console.warn(&format!(
-                "the alerts holding stage `{stage}` cannot be checked: Alertmanager at {}: {why}; \
-                 going on, as `on_unreachable = allow` in `[alerts]` says",
-                settings.shown_url()
-            ));
+            warn_allowed(cx, settings, stage, why);
             "unreachable, allowed"
         }
         Verdict::Unreachable(why) => {
@@ -133,11 +129,7 @@ pub fn before_batch(
         Verdict::Clear => Ok(()),
         v @ Verdict::Firing(_) => Err(Stop::Alerts(v.lines())),
         Verdict::Unreachable(why) if settings.on_unreachable == OnUnreachable::Allow => {
-            cx.console.warn(&format!(
-                "the alerts holding stage `{stage}` cannot be checked: Alertmanager at {}: {why}; \
-                 going on, as `on_unreachable = allow` in `[alerts]` says",
-                settings.shown_url()
-            ));
+            warn_allowed(cx, settings, stage, &why);
             Ok(())
         }
         Verdict::Unreachable(why) => Err(Stop::AlertsUnknown(vec![format!(
@@ -145,6 +137,16 @@ pub fn before_batch(
             settings.shown_url()
         )])),
     }
+}
+
+/// The warning of a deploy that goes on while Alertmanager cannot be
+/// asked, as `on_unreachable = allow` lets it.
+fn warn_allowed(cx: &Context<'_>, settings: &Settings, stage: &str, why: &str) {
+    cx.console.warn(&format!(
+        "the alerts holding stage `{stage}` cannot be checked: Alertmanager at {}: {why}; \
+         going on, as `on_unreachable = allow` in `[alerts]` says",
+        settings.shown_url()
+    ));
 }
 
 /// The record's `alerts_overridden`: each alert's line, or why
