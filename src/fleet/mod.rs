@@ -721,14 +721,18 @@ mod tests {
         }
     }
 
-    /// A survey connects to each host when it gets to it and closes the
-    /// session once the host has answered: never more sessions open than
-    /// hosts worked on at once, none left at the end, every host read.
-    #[test]
-    fn a_survey_holds_no_more_sessions_than_it_works_on() {
-        use std::sync::atomic::Ordering::SeqCst;
+    /// `n` hosts (`h0`...), each with fastpath 1.0, not connected to yet,
+    /// 4 worked on at once, their sessions counted: the fleet, the number
+    /// open now and the most open at once.
+    fn counted_fleet(
+        n: usize,
+    ) -> (
+        Fleet,
+        Arc<std::sync::atomic::AtomicUsize>,
+        Arc<std::sync::atomic::AtomicUsize>,
+    ) {
         let fake = Fake::default();
-        let targets: Vec<Target> = (0..40)
+        let targets: Vec<Target> = (0..n)
             .map(|i| {
                 let host = format!("h{i}");
                 let mut h = FakeHost::default();
@@ -747,7 +751,17 @@ mod tests {
             peak: Arc::default(),
         };
         let (open, peak) = (Arc::clone(&counting.open), Arc::clone(&counting.peak));
-        let mut fleet = Fleet::unopened_with(targets, 4, Arc::new(counting));
+        let fleet = Fleet::unopened_with(targets, 4, Arc::new(counting));
+        (fleet, open, peak)
+    }
+
+    /// A survey connects to each host when it gets to it and closes the
+    /// session once the host has answered: never more sessions open than
+    /// hosts worked on at once, none left at the end, every host read.
+    #[test]
+    fn a_survey_holds_no_more_sessions_than_it_works_on() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (mut fleet, open, peak) = counted_fleet(40);
         assert_eq!(
             peak.load(SeqCst),
             0,
@@ -770,25 +784,7 @@ mod tests {
     fn a_visit_closes_only_the_sessions_it_opened() {
         use std::sync::atomic::Ordering::SeqCst;
         let counted = |connected_first: bool| {
-            let fake = Fake::default();
-            let targets: Vec<Target> = (0..24)
-                .map(|i| {
-                    let host = format!("h{i}");
-                    fake.world().hosts.insert(host.clone(), FakeHost::default());
-                    Target {
-                        stage: "test".into(),
-                        host,
-                        kind: TargetKind::Local,
-                    }
-                })
-                .collect();
-            let counting = Counting {
-                inner: fake,
-                open: Arc::default(),
-                peak: Arc::default(),
-            };
-            let (open, peak) = (Arc::clone(&counting.open), Arc::clone(&counting.peak));
-            let mut fleet = Fleet::unopened_with(targets, 4, Arc::new(counting));
+            let (mut fleet, open, peak) = counted_fleet(24);
             if connected_first {
                 fleet.on_each(|_| true, Member::open);
             }
