@@ -28,9 +28,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::RemoteCommand;
 use crate::console::Console;
+use crate::error::HostError;
 use crate::local_file;
 use crate::operator::{self, Operator};
 use crate::text;
+use crate::transport::Output;
 
 /// The directory of the history kept on each host: root-owned, mode 0755.
 pub const HOST_LOG_DIR: &str = "/var/log/deployer";
@@ -912,17 +914,36 @@ pub fn read_stage(
 /// with the stage it is in, for [`merge_sourced`]; lines skipped and hosts
 /// not read as warnings. The one reader of the hosts' histories, for
 /// `history --hosts`, `timeline` and a rollback looking for the version
-/// before.
+/// before. A host not connected yet is connected to, read and closed
+/// ([`crate::fleet::Fleet::visit`]); one already connected stays so.
 pub fn read_hosts(
     fleet: &mut crate::fleet::Fleet,
     keep: impl Fn(&crate::transport::Target) -> bool,
     timeout: std::time::Duration,
 ) -> StageLogs {
     let command = host_read_command();
-    let answers = fleet.on_each(keep, |m| {
-        let (host, stage) = (m.host().to_string(), m.target().stage.clone());
-        (host, stage, m.run(&command, timeout))
-    });
+    collect_hosts(fleet.visit(keep, |m| read_host(m, &command, timeout)))
+}
+
+/// What one host answered to [`host_read_command`]: the host, its stage
+/// and the answer, for [`collect_hosts`].
+pub type HostAnswer = (String, String, Result<Output, HostError>);
+
+/// Run `command` ([`host_read_command`]) on the host of `m`: for work that
+/// reads the history along with other things over one session (the
+/// timeline); [`collect_hosts`] makes the answers into logs.
+pub fn read_host(
+    m: &mut crate::fleet::Member,
+    command: &RemoteCommand,
+    timeout: std::time::Duration,
+) -> HostAnswer {
+    let (host, stage) = (m.host().to_string(), m.target().stage.clone());
+    (host, stage, m.run(command, timeout))
+}
+
+/// The hosts' answers to [`host_read_command`], parsed: the logs read,
+/// a warning per line skipped or host not read.
+pub fn collect_hosts(answers: impl IntoIterator<Item = HostAnswer>) -> StageLogs {
     let mut found = StageLogs::default();
     for (host, stage, answer) in answers {
         match answer {
@@ -1154,10 +1175,15 @@ pub fn render_json<T: Serialize>(records: &[&T], out: &mut dyn Write) -> io::Res
 
 /// The current time as [`format_rfc3339`] writes it.
 pub fn now_rfc3339() -> String {
-    let secs = SystemTime::now()
+    format_rfc3339(u64::try_from(now_unix()).unwrap_or(0))
+}
+
+/// Now, in whole seconds since the Unix epoch (0 for a clock set before
+/// it): the one reading of the clock for times kept and compared.
+pub fn now_unix() -> i64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    format_rfc3339(secs)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Seconds since the Unix epoch as RFC 3339 in UTC, whole seconds:

@@ -18,7 +18,7 @@ pub(super) fn command(
         Fatal::usage(e).note("write one with `deployer deploy PKG STAGE --dry-run --plan-out FILE`")
     })?;
     let plan = &loaded.plan;
-    if plan.expired(approval::now_unix()) {
+    if plan.expired(crate::history::now_unix()) {
         return Err(Fatal::usage(format!(
             "the plan in `{}` expired at {}: an expired plan cannot be approved",
             file.display(),

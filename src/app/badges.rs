@@ -20,6 +20,7 @@ use crate::sudo;
 
 use super::output::console;
 use super::setup::{load_config, targets};
+use super::timeline::{HostRead, Reader};
 
 /// `deployer refresh-badges`: the options checked before any host is
 /// contacted, then the badges of every host written ([`refresh`]).
@@ -27,14 +28,18 @@ pub(super) fn command(cli: &Cli, color: Color, args: &BadgeArgs) -> Result<ExitS
     let config = load_config(cli)?;
     check(&config, args)?;
     let console = console(cli, color);
-    let fleet = Fleet::connect_watched(targets(cli, &config)?, config.parallelism, console.watch());
+    let fleet = Fleet::unopened(targets(cli, &config)?, config.parallelism, console.watch());
     refresh(&config, &console, fleet, args)
 }
 
 /// The directory, under `--output DIR`, that holds one directory per host.
 const HOSTS_DIR: &str = "host";
 
-/// Everything refresh-badges does, given the connected fleet.
+/// Everything refresh-badges does, given the fleet (not connected yet):
+/// every host visited once to read its states (and, for the dashboard's
+/// last changes, its logs), then each host with badges to write visited
+/// again to write them, each session closed once its work is done, so that
+/// no more sessions are open than hosts worked on at once.
 pub fn refresh(
     config: &Config,
     console: &Console,
@@ -50,7 +55,23 @@ pub fn refresh(
     } else {
         None
     };
-    let reports = fleet.status(&config.packages, config.ssh.command_timeout);
+    let timeout = config.ssh.command_timeout;
+    // the dashboard's last changes are read in the same visit as the states
+    let reader = args
+        .output
+        .as_ref()
+        .and(config.dashboard_changes)
+        .map(|window| {
+            let since = crate::history::now_unix() - i64::try_from(window).unwrap_or(i64::MAX / 2);
+            (window, since, Reader::new(since, timeout))
+        });
+    let (reports, reads): (Vec<_>, Vec<_>) = fleet
+        .survey_with(&config.packages, timeout, |m, report| {
+            let (_, _, reader) = reader.as_ref()?;
+            report.result.is_ok().then(|| reader.read(m))
+        })
+        .into_iter()
+        .unzip();
     let mut m = matrix::for_config(config, None, &reports);
     // the dashboard shows the stages held by alerts
     if args.output.is_some() {
@@ -65,18 +86,10 @@ pub fn refresh(
         ExitStatus::Success
     };
     if let Some(dir) = on_hosts {
-        let mut files =
-            publish::host_files(&board, fonts.as_ref(), |_, _| true).map_err(png_failed)?;
-        let refused = sudo_refused(&mut fleet, &mut files, dir, config.ssh.command_timeout);
-        let mut outcomes = publish::to_hosts(
-            &mut fleet,
-            &files,
-            &reports,
-            dir,
-            config.ssh.command_timeout,
-            None,
-        );
-        outcomes.extend(refused);
+        let files = publish::host_files(&board, fonts.as_ref(), |_, _| true).map_err(png_failed)?;
+        let outcomes = publish::to_hosts(&mut fleet, &files, &reports, dir, timeout, None, |m| {
+            sudo_refusal(m, timeout)
+        });
         if outcomes.iter().any(|o| o.result.is_err()) {
             status = ExitStatus::Unreachable;
         }
@@ -93,9 +106,16 @@ pub fn refresh(
         }
     }
     if let Some(out) = &args.output {
-        let changes = config
-            .dashboard_changes
-            .map(|window| last_changes(config, console, &mut fleet, &reports, window));
+        let changes = reader.map(|(window, since, _)| {
+            last_changes(
+                config,
+                console,
+                reads.into_iter().flatten().collect(),
+                &reports,
+                window,
+                since,
+            )
+        });
         let dashboard = render::Dashboard {
             refreshed: &refreshed,
             refresh: config.dashboard_refresh,
@@ -112,26 +132,22 @@ pub fn refresh(
 }
 
 /// The dashboard's "Last changes": the timeline of the last `window`
-/// seconds on the hosts whose status was read, over the same sessions
-/// (two short reads per host). Hosts that did not answer are listed as not
-/// read; what the others' logs lacked is a warning.
+/// seconds (since `since`) from what the hosts whose status was read gave
+/// in the same visit (`reads`). Hosts that did not answer are listed as
+/// not read; what the others' logs lacked is a warning.
 fn last_changes(
     config: &Config,
     console: &Console,
-    fleet: &mut Fleet,
+    reads: Vec<HostRead>,
     reports: &[crate::matrix::HostReport],
     window: u64,
+    since: i64,
 ) -> LastChanges {
-    let answered = |t: &crate::transport::Target| {
-        reports
-            .iter()
-            .any(|r| r.result.is_ok() && r.stage == t.stage && r.host == t.host)
-    };
     let filter = crate::timeline::Filter {
-        since: super::history::now() - i64::try_from(window).unwrap_or(i64::MAX / 2),
+        since,
         ..Default::default()
     };
-    let (events, _, mut unread) = super::timeline::gather(config, fleet, &filter, answered, &|w| {
+    let (events, _, mut unread) = super::timeline::gather(config, reads, &filter, &|w| {
         console.warn(&format!("the dashboard's last changes: {w}"))
     });
     unread.extend(
@@ -147,40 +163,15 @@ fn last_changes(
     }
 }
 
-/// Ask each host that has badges to write whether sudo works there (the
-/// one [`sudo`] probe); those where it does not are taken out of `files`
-/// and come back as outcomes that name the fault and its fix. Hosts that
-/// do not answer stay, for [`publish::to_hosts`] to report.
-fn sudo_refused(
-    fleet: &mut Fleet,
-    files: &mut publish::HostFiles,
-    dir: &Path,
-    timeout: std::time::Duration,
-) -> Vec<HostOutcome> {
-    let answers = fleet.on_each(
-        |t| files.contains_key(&(t.stage.clone(), t.host.clone())),
-        |m| {
-            let key = (m.target().stage.clone(), m.host().to_string());
-            (key, sudo::ask(m, timeout))
-        },
-    );
-    let mut refused = Vec::new();
-    for ((stage, host), (user, answer)) in answers {
-        let Ok(verdict) = answer else { continue };
-        let (Some(problem), Some(fix)) = (verdict.problem(&user), verdict.fix(&user, &host)) else {
-            continue;
-        };
-        files.remove(&(stage.clone(), host.clone()));
-        refused.push(HostOutcome {
-            stage,
-            host,
-            result: Err(publish::HostWriteError::Failed {
-                dir: dir.display().to_string(),
-                why: format!("{problem}; {fix}"),
-            }),
-        });
-    }
-    refused
+/// Whether sudo works on the host of `m` for writing its badges (the one
+/// [`sudo`] probe): when it does not, the fault and its fix. A host that
+/// cannot answer is left to the write to report.
+fn sudo_refusal(m: &mut crate::fleet::Member, timeout: std::time::Duration) -> Option<String> {
+    let (user, answer) = sudo::ask(m, timeout);
+    let verdict = answer.ok()?;
+    let problem = verdict.problem(&user)?;
+    let fix = verdict.fix(&user, m.host())?;
+    Some(format!("{problem}; {fix}"))
 }
 
 /// Check, before any host is contacted, that refresh-badges has somewhere

@@ -38,7 +38,7 @@ pub(super) fn command(cli: &Cli, req: &Request<'_>, json: bool) -> Result<ExitSt
     let since = req
         .since
         .map(|s| {
-            crate::timeline::parse_since(s, now()).map_err(|e| {
+            crate::timeline::parse_since(s, history::now_unix()).map_err(|e| {
                 Fatal::usage(format!("`--since`: {e}")).note(crate::timeline::SINCE_NOTE)
             })
         })
@@ -84,12 +84,13 @@ pub(super) fn command(cli: &Cli, req: &Request<'_>, json: bool) -> Result<ExitSt
     if let Some(s) = of {
         deploy::check_stage(&config, s)?;
     }
-    let mut fleet = Fleet::connect(
+    let mut fleet = Fleet::unopened(
         targets(cli, &config)?
             .into_iter()
             .filter(|t| of.is_none_or(|s| t.stage == s))
             .collect(),
         config.parallelism,
+        None,
     );
     let (hosts, status) = read_host_logs(&config, &mut fleet, |_| true, &|w| warn(cli, w));
     let (records, disagreements) = history::merge_sourced(log.records, hosts);
@@ -105,13 +106,6 @@ pub(super) fn command(cli: &Cli, req: &Request<'_>, json: bool) -> Result<ExitSt
         emit(|out| history::render_sourced_text(&selected, out))?;
     }
     Ok(status)
-}
-
-/// Now, in seconds since the epoch.
-pub(super) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Read the history kept on each host of `fleet` whose target `keep`

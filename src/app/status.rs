@@ -31,9 +31,7 @@ pub(super) fn command(cli: &Cli, args: &StatusArgs, color: Color) -> Result<Exit
         .collect();
     let mut fleet = Fleet::unopened(mine, config.parallelism, waiting(cli));
     let reports = fleet.survey(&only.packages, config.ssh.command_timeout);
-    let read_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let read_at = u64::try_from(crate::history::now_unix()).unwrap_or(0);
     let mut m = matrix::build(&only.packages, &only.columns, &reports);
     crate::alerts::mark_stages(config.alerts.as_ref(), &mut m);
     crate::window::mark_stages(&config, &mut m, crate::window::now());

@@ -6,18 +6,18 @@
 //! history, and prints; parsing, attribution and rendering are
 //! [`crate::timeline`]'s.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::cli::Cli;
+use crate::command::RemoteCommand;
 use crate::config::Config;
 use crate::deploy;
-use crate::error::{ExitStatus, Fatal};
-use crate::fleet::Fleet;
+use crate::error::{ExitStatus, Fatal, HostError};
+use crate::fleet::{Fleet, Member};
 use crate::history;
 use crate::timeline::{self, Event, Filter, HostInput};
-use crate::transport::Target;
+use crate::transport::{Output, Target};
 
-use super::history::{now, read_host_logs};
 use super::output::{emit, warn};
 use super::setup::{load_config, targets};
 
@@ -37,7 +37,7 @@ pub(super) struct Request<'a> {
 /// be read, or whose logs could not all be read, are warnings and make
 /// the exit status 3.
 pub(super) fn command(cli: &Cli, req: &Request<'_>, json: bool) -> Result<ExitStatus, Fatal> {
-    let since = timeline::parse_since(req.since, now())
+    let since = timeline::parse_since(req.since, history::now_unix())
         .map_err(|e| Fatal::usage(format!("`--since`: {e}")).note(timeline::SINCE_NOTE))?;
     // any package may have changed, but not a name dpkg could never log
     for p in req.packages {
@@ -73,13 +73,15 @@ pub(super) fn command(cli: &Cli, req: &Request<'_>, json: bool) -> Result<ExitSt
         .into_iter()
         .filter(|t| req.hosts.is_empty() || req.hosts.contains(&t.host))
         .collect();
-    let mut fleet = Fleet::connect(mine, config.parallelism);
+    let mut fleet = Fleet::unopened(mine, config.parallelism, None);
     let filter = Filter {
         since,
         hosts: req.hosts.to_vec(),
         packages: req.packages.to_vec(),
     };
-    let (events, status, _) = gather(&config, &mut fleet, &filter, |_| true, &|w| warn(cli, w));
+    let reader = Reader::new(since, config.ssh.command_timeout);
+    let reads = fleet.visit(|_| true, |m| reader.read(m));
+    let (events, status, _) = gather(&config, reads, &filter, &|w| warn(cli, w));
     if json {
         emit(|out| timeline::render_json(&events, out))?;
     } else {
@@ -88,32 +90,86 @@ pub(super) fn command(cli: &Cli, req: &Request<'_>, json: bool) -> Result<ExitSt
     Ok(status)
 }
 
-/// The timeline of the hosts of `fleet` (already connected) whose target
-/// `keep` accepts: each host's package logs read with one command, its
-/// history with another (over the same session), merged with the local
-/// history. Also [`ExitStatus::Unreachable`] when a host or one of its
-/// logs could not be read, and the hosts that could not be read at all.
-/// Warnings (hosts, logs, clocks) go to `warn`.
+/// What the timeline reads on the hosts, each host in one visit over one
+/// session: its package logs ([`timeline::host_read_command`]), timed
+/// against this machine's clock, then, when they answered, the history it
+/// keeps ([`history::host_read_command`]).
+pub(super) struct Reader {
+    logs: RemoteCommand,
+    history: RemoteCommand,
+    timeout: Duration,
+}
+
+/// What one host gave a [`Reader`].
+pub(super) struct HostRead {
+    stage: String,
+    host: String,
+    /// The answer to the logs' command.
+    logs: Result<Output, HostError>,
+    /// This machine's clock before the logs were asked for, and after
+    /// (rounded up): the bounds of the host's clock reading.
+    before: i64,
+    after: i64,
+    /// The answer to the history's command, when the logs answered.
+    history: Option<history::HostAnswer>,
+}
+
+impl Reader {
+    /// The reads of the changes since `since` (seconds since the epoch),
+    /// each command given `timeout`.
+    pub(super) fn new(since: i64, timeout: Duration) -> Reader {
+        Reader {
+            logs: timeline::host_read_command(since),
+            history: history::host_read_command(),
+            timeout,
+        }
+    }
+
+    /// Read the host of `m`.
+    pub(super) fn read(&self, m: &mut Member) -> HostRead {
+        let before = history::now_unix();
+        let started = Instant::now();
+        let logs = m.run(&self.logs, self.timeout);
+        let after = before + i64::try_from(started.elapsed().as_secs()).unwrap_or(0) + 1;
+        let history = logs
+            .as_ref()
+            .is_ok_and(Output::success)
+            .then(|| history::read_host(m, &self.history, self.timeout));
+        let target = m.target();
+        HostRead {
+            stage: target.stage.clone(),
+            host: target.host.clone(),
+            logs,
+            before,
+            after,
+            history,
+        }
+    }
+}
+
+/// The timeline from what the hosts gave a [`Reader`], merged with the
+/// local history. Also [`ExitStatus::Unreachable`] when a host or one of
+/// its logs could not be read, and the hosts that could not be read at
+/// all. Warnings (hosts, logs, clocks) go to `warn`.
 pub(super) fn gather(
     config: &Config,
-    fleet: &mut Fleet,
+    reads: Vec<HostRead>,
     filter: &Filter,
-    keep: impl Fn(&Target) -> bool,
     warn: &dyn Fn(&str),
 ) -> (Vec<Event>, ExitStatus, Vec<String>) {
-    let (inputs, unread, mut status) = read_logs(config, fleet, filter.since, keep, warn);
-    let answered: Vec<(String, String)> = inputs
-        .iter()
-        .map(|h| (h.stage.clone(), h.host.clone()))
-        .collect();
-    let (host_logs, history_status) = read_host_logs(
-        config,
-        fleet,
-        |t| answered.iter().any(|(s, h)| *s == t.stage && *h == t.host),
-        warn,
-    );
-    if history_status != ExitStatus::Success {
-        status = history_status;
+    let mut answers = Vec::new();
+    let mut logs = Vec::new();
+    for r in reads {
+        answers.extend(r.history);
+        logs.push((r.stage, r.host, r.logs, r.before, r.after));
+    }
+    let (inputs, unread, mut status) = read_logs(logs, filter.since, warn);
+    let read = history::collect_hosts(answers);
+    for w in &read.warnings {
+        warn(w);
+    }
+    if read.unread {
+        status = ExitStatus::Unreachable;
     }
     let local = match history::read(&config.history_file) {
         Ok(log) => {
@@ -127,7 +183,7 @@ pub(super) fn gather(
             Vec::new()
         }
     };
-    let (records, disagreements) = history::merge_sourced(local, host_logs);
+    let (records, disagreements) = history::merge_sourced(local, read.logs);
     for d in &disagreements {
         warn(d);
     }
@@ -139,32 +195,15 @@ pub(super) fn gather(
     )
 }
 
-/// Run [`timeline::host_read_command`] on the hosts of `fleet` that
-/// `keep` accepts, timing each answer against this machine's clock: what
-/// each said, the hosts that could not be read, and the exit status.
+/// The hosts' answers to [`timeline::host_read_command`] (with the
+/// bounds of each host's clock reading), parsed: what each said, the hosts
+/// that could not be read, and the exit status.
+#[allow(clippy::type_complexity)]
 fn read_logs(
-    config: &Config,
-    fleet: &mut Fleet,
+    answers: Vec<(String, String, Result<Output, HostError>, i64, i64)>,
     since: i64,
-    keep: impl Fn(&Target) -> bool,
     warn: &dyn Fn(&str),
 ) -> (Vec<HostInput>, Vec<String>, ExitStatus) {
-    let command = timeline::host_read_command(since);
-    let timeout = config.ssh.command_timeout;
-    let answers = fleet.on_each(keep, |m| {
-        let before = now();
-        let started = Instant::now();
-        let out = m.run(&command, timeout);
-        let after = before + i64::try_from(started.elapsed().as_secs()).unwrap_or(0) + 1;
-        let target = m.target();
-        (
-            target.stage.clone(),
-            target.host.clone(),
-            out,
-            before,
-            after,
-        )
-    });
     let mut status = ExitStatus::Success;
     let mut inputs = Vec::new();
     let mut unread = Vec::new();

@@ -349,9 +349,13 @@ pub const PNG_SCALE: f32 = 2.0;
 /// Each host's files, by (stage, host).
 pub type HostFiles = BTreeMap<(String, String), Vec<File>>;
 
-/// Write each host's `files` into `dir` on that host, all hosts at once,
-/// each over its own session. A host whose status could not be read is not
-/// written to: its outcome is the reason.
+/// Write each host's `files` into `dir` on that host, `parallelism` hosts
+/// at a time, each over its own session ([`Fleet::visit`]: a host not
+/// connected yet is connected to, written to and closed). `refuse` is
+/// asked first, over the same session: a reason it gives is the host's
+/// outcome and nothing is written there. A host whose status could not be
+/// read is not written to (nor connected to): its outcome is the reason.
+/// Outcomes in fleet order.
 pub fn to_hosts(
     fleet: &mut Fleet,
     files: &HostFiles,
@@ -359,29 +363,62 @@ pub fn to_hosts(
     dir: &Path,
     timeout: Duration,
     attempt: Option<&str>,
+    refuse: impl Fn(&mut Member) -> Option<String> + Sync,
 ) -> Vec<HostOutcome> {
-    fleet.on_each(
-        |t| files.contains_key(&(t.stage.clone(), t.host.clone())),
-        |m| {
-            let (stage, host) = (m.target().stage.clone(), m.host().to_string());
-            let report = reports.iter().find(|r| r.stage == stage && r.host == host);
-            let result = match report.map(|r| &r.result) {
-                Some(Ok(_)) => {
-                    let mine = &files[&(stage.clone(), host.clone())];
-                    write_on_host(m, dir, mine, timeout, attempt)
-                }
-                Some(Err(e)) => Err(HostWriteError::Host(e.clone())),
-                None => Err(HostWriteError::Host(HostError::Ssh(
-                    "its status was not read".to_string(),
-                ))),
-            };
-            HostOutcome {
-                stage,
-                host,
-                result,
-            }
-        },
-    )
+    let report = |stage: &str, host: &str| {
+        reports
+            .iter()
+            .find(|r| r.stage == stage && r.host == host)
+            .map(|r| &r.result)
+    };
+    let read = |t: &crate::transport::Target| {
+        files.contains_key(&(t.stage.clone(), t.host.clone()))
+            && matches!(report(&t.stage, &t.host), Some(Ok(_)))
+    };
+    let mut outcomes = fleet.visit(read, |m| {
+        let (stage, host) = (m.target().stage.clone(), m.host().to_string());
+        let result = match refuse(m) {
+            Some(why) => Err(HostWriteError::Failed {
+                dir: dir.display().to_string(),
+                why,
+            }),
+            None => write_on_host(
+                m,
+                dir,
+                &files[&(stage.clone(), host.clone())],
+                timeout,
+                attempt,
+            ),
+        };
+        HostOutcome {
+            stage,
+            host,
+            result,
+        }
+    });
+    outcomes.extend(
+        fleet
+            .members()
+            .iter()
+            .map(Member::target)
+            .filter(|t| files.contains_key(&(t.stage.clone(), t.host.clone())) && !read(t))
+            .map(|t| HostOutcome {
+                stage: t.stage.clone(),
+                host: t.host.clone(),
+                result: Err(HostWriteError::Host(match report(&t.stage, &t.host) {
+                    Some(Err(e)) => e.clone(),
+                    _ => HostError::Ssh("its status was not read".to_string()),
+                })),
+            }),
+    );
+    let at = |o: &HostOutcome| {
+        fleet
+            .members()
+            .iter()
+            .position(|m| m.target().stage == o.stage && m.host() == o.host)
+    };
+    outcomes.sort_by_key(|o| at(o));
+    outcomes
 }
 
 /// Write `bytes` to `dir/name` on this machine, creating `dir`: through a

@@ -201,6 +201,7 @@ pub fn refresh_badges(
         dir,
         config.ssh.command_timeout,
         Some(attempt.id()),
+        |_| None,
     );
     let written = outcomes
         .iter()

@@ -103,7 +103,7 @@ pub fn before(cx: &Context<'_>, attempt: &mut Attempt, target: &Target) -> Resul
             Vec::new(),
         ));
     }
-    if p.expired(approval::now_unix()) {
+    if p.expired(crate::history::now_unix()) {
         return Err(record::refuse(
             cx,
             attempt,
@@ -375,7 +375,7 @@ pub fn write_plan(cx: &Context<'_>, attempt: &Attempt, prepared: &Prepared) -> R
     let configuration = approval::config_digest(&cx.config.path)
         .map_err(|e| Fatal::usage(format!("cannot read `{}`: {e}", cx.config.path.display())))?;
     let operator = crate::operator::Operator::current();
-    let now = u64::try_from(approval::now_unix()).unwrap_or(0);
+    let now = u64::try_from(crate::history::now_unix()).unwrap_or(0);
     let file = PlanFile {
         format: approval::FORMAT,
         action: attempt.action.to_string(),

@@ -53,6 +53,9 @@ pub struct Member {
     conn: Result<Box<dyn Connection>, HostError>,
     /// Whether a connection was tried yet (see [`Fleet::unopened`]).
     opened: bool,
+    /// Whether a [`Fleet::visit`] closed the session once its job was
+    /// done: the next visit connects again.
+    closed: bool,
     reconnected: bool,
     connector: Arc<dyn Connector>,
 }
@@ -82,7 +85,23 @@ impl Member {
                 "the session was closed once its answer was read".to_string(),
             ));
             self.reconnected = true;
+            self.closed = true;
         }
+    }
+
+    /// Connect for a [`Fleet::visit`]: unless this member has tried
+    /// already, or again when an earlier visit closed its session (a host
+    /// that could not be reached is not tried twice). True when this call
+    /// connected, so that the visit closes the session after its job.
+    fn open_for_visit(&mut self) -> bool {
+        if self.closed {
+            self.closed = false;
+            self.opened = false;
+            self.reconnected = false;
+        }
+        let connecting = !self.opened;
+        self.open();
+        connecting
     }
 
     /// This host's package states, read with `command` (the
@@ -391,6 +410,7 @@ impl Fleet {
                 target,
                 conn: Err(HostError::Ssh("not connected yet".into())),
                 opened: false,
+                closed: false,
                 reconnected: false,
                 connector: Arc::clone(&connector),
             })
@@ -447,23 +467,50 @@ impl Fleet {
     /// over many hosts holds no more sessions (descriptors, memory,
     /// threads) than it works on at once. The hosts are closed afterwards.
     pub fn survey(&mut self, packages: &[PackageName], timeout: Duration) -> Vec<HostReport> {
+        self.survey_with(packages, timeout, |_, _| ())
+            .into_iter()
+            .map(|(report, ())| report)
+            .collect()
+    }
+
+    /// [`Fleet::survey`], and over the same session, once a host's states
+    /// are read, `more` (given the member and its report): for work that
+    /// reads more of each host than its states (the dashboard's last
+    /// changes).
+    pub fn survey_with<O, F>(
+        &mut self,
+        packages: &[PackageName],
+        timeout: Duration,
+        more: F,
+    ) -> Vec<(HostReport, O)>
+    where
+        O: Send,
+        F: Fn(&mut Member, &HostReport) -> O + Sync,
+    {
         let command = status::query_command(packages);
-        self.visit(|_| true, |m| m.status(&command, packages, timeout))
+        self.visit(
+            |_| true,
+            |m| {
+                let report = m.status(&command, packages, timeout);
+                let more = more(m, &report);
+                (report, more)
+            },
+        )
     }
 
     /// Apply `job` to the members `keep` selects, as [`Fleet::on_each`]
     /// does, each connected to first; a member this call connected to is
     /// closed as soon as its job is done, so that a run over many hosts
     /// holds no more sessions than it works on at once (a member connected
-    /// before stays connected, for the work that follows).
+    /// before stays connected, for the work that follows). A later visit
+    /// connects again to the hosts an earlier one closed.
     pub fn visit<O, F>(&mut self, keep: impl Fn(&Target) -> bool, job: F) -> Vec<O>
     where
         O: Send,
         F: Fn(&mut Member) -> O + Sync,
     {
         self.on_each(keep, |m| {
-            let connected_here = !m.opened;
-            m.open();
+            let connected_here = m.open_for_visit();
             let out = job(m);
             if connected_here {
                 m.close();
@@ -801,6 +848,24 @@ mod tests {
         assert!((2..=4).contains(&peak), "peak {peak}");
         let (open, _) = counted(true);
         assert_eq!(open, 24, "the sessions opened before stay open");
+    }
+
+    /// A second visit reaches again the hosts a first one closed (refresh-
+    /// badges reads every host, then writes to each), and closes them again.
+    #[test]
+    fn a_second_visit_connects_again() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (mut fleet, open, peak) = counted_fleet(12);
+        let command = RemoteCommand::trusted("true", "true");
+        for round in 0..2 {
+            let answers = fleet.visit(
+                |_| true,
+                |m| m.run(&command, Duration::from_secs(5)).is_ok(),
+            );
+            assert_eq!(answers, vec![true; 12], "round {round}");
+            assert_eq!(open.load(SeqCst), 0, "round {round}: all closed");
+        }
+        assert!(peak.load(SeqCst) <= 4);
     }
 
     fn ssh(host: &str, address: &str, port: u16) -> Target {
