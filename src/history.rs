@@ -28,11 +28,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::RemoteCommand;
 use crate::console::Console;
-use crate::error::HostError;
 use crate::local_file;
 use crate::operator::{self, Operator};
 use crate::text;
-use crate::transport::Output;
 
 /// The directory of the history kept on each host: root-owned, mode 0755.
 pub const HOST_LOG_DIR: &str = "/var/log/deployer";
@@ -162,12 +160,17 @@ impl Record {
         operator::display(&self.user, &self.machine, self.as_user.as_deref())
     }
 
-    /// The record as written into the history kept on hosts, which every
-    /// user of a host can read: without the service's log lines
-    /// (`log_tail`), which come from root-only logs and may carry secrets.
-    /// The local history and the operator's output keep them.
-    pub fn for_hosts(&self) -> Record {
+    /// The record as written into the history kept on `host`, which
+    /// every user of the host can read, and as a host's record is trusted
+    /// when read back: with that host's own part of the attempt only (a
+    /// host speaks for itself; a record naming every host of a stage on
+    /// every host made the stage's logs grow with the square of its size),
+    /// and without the service's log lines (`log_tail`), which come from
+    /// root-only logs and may carry secrets. The local history and the
+    /// operator's output keep them.
+    pub fn for_host(&self, host: &str) -> Record {
         let mut shared = self.clone();
+        shared.hosts.retain(|h| h.host == host);
         for h in &mut shared.hosts {
             h.log_tail.clear();
         }
@@ -713,10 +716,24 @@ pub fn merge_sourced(local: Vec<Record>, hosts: Vec<HostLog>) -> (Vec<Sourced>, 
     for log in hosts {
         let host = text::one_line(&log.host);
         for record in merge([log.records]) {
+            // a host is trusted with its own part only
+            let record = record.for_host(&log.host);
             let id = text::one_line(&record.id);
             if let Some(&i) = position.get(&record.id) {
                 let kept = &mut merged[i];
-                if !agrees(&kept.record, &record) {
+                let fits = match kept.source_host {
+                    None => agrees(&kept.record.for_host(&log.host), &record),
+                    Some(_) => {
+                        let was = kept.record.outcome;
+                        let fits = join(&mut kept.record, record.clone(), &log.host);
+                        if was != kept.record.outcome {
+                            // the end of the attempt, as this host saw it
+                            kept.source_host = Some(log.host.clone());
+                        }
+                        fits
+                    }
+                };
+                if !fits {
                     let said = format!(
                         "host `{host}` holds a different record with the id `{id}` ({} {} {} on \
                          `{}`); the one shown is from the {}",
@@ -756,6 +773,32 @@ pub fn merge_sourced(local: Vec<Record>, hosts: Vec<HostLog>) -> (Vec<Sourced>, 
     }
     merged.sort_by(|a, b| a.record.time.cmp(&b.record.time));
     (merged, warnings)
+}
+
+/// Join `other`, host `host`'s part of an attempt, into `kept`, the same
+/// attempt as other hosts told it: their parts together. True when they
+/// agree: the same record apart from the hosts' parts (`host`'s is added),
+/// or one is the `started` line of the attempt the other saw end (the
+/// ended one is kept, with the parts of the hosts that saw the end).
+fn join(kept: &mut Record, other: Record, host: &str) -> bool {
+    let rest = |r: &Record| Record {
+        hosts: Vec::new(),
+        ..r.clone()
+    };
+    if rest(kept) == rest(&other) {
+        if !kept.hosts.iter().any(|h| h.host == host) {
+            kept.hosts.extend(other.hosts);
+        }
+        return true;
+    }
+    if agrees(kept, &other) {
+        return true;
+    }
+    if agrees(&other, kept) {
+        *kept = other;
+        return true;
+    }
+    false
 }
 
 /// Whether `other`, from another log, agrees with `kept`: the same record,
@@ -925,30 +968,59 @@ pub fn read_hosts(
     collect_hosts(fleet.visit(keep, |m| read_host(m, &command, timeout)))
 }
 
-/// What one host answered to [`host_read_command`]: the host, its stage
-/// and the answer, for [`collect_hosts`].
-pub type HostAnswer = (String, String, Result<Output, HostError>);
+/// What one host's history gave ([`read_host`]), for [`collect_hosts`]:
+/// its log parsed (each record cut to the host's own part), or why it
+/// could not be read.
+pub struct HostAnswer {
+    host: String,
+    stage: String,
+    /// The records and the warnings about lines skipped, or the warning
+    /// that says why the log could not be read.
+    read: Result<(Vec<Record>, Vec<String>), String>,
+}
 
-/// Run `command` ([`host_read_command`]) on the host of `m`: for work that
-/// reads the history along with other things over one session (the
-/// timeline); [`collect_hosts`] makes the answers into logs.
+/// Read the history of the host of `m` with `command`
+/// ([`host_read_command`]) and parse it there and then, each record cut to
+/// the host's own part ([`Record::for_host`]: all it is trusted with), so
+/// that a run over many hosts holds records, not logs, and each host's
+/// records only about itself. For work that reads the history along with
+/// other things over one session (the timeline); [`collect_hosts`] gathers
+/// the answers.
 pub fn read_host(
     m: &mut crate::fleet::Member,
     command: &RemoteCommand,
     timeout: std::time::Duration,
 ) -> HostAnswer {
     let (host, stage) = (m.host().to_string(), m.target().stage.clone());
-    (host, stage, m.run(command, timeout))
+    let read = match m.run(command, timeout) {
+        Ok(out) if out.success() => {
+            let (records, warnings) = parse_host_log(&host, &out.stdout, out.stdout_dropped);
+            Ok((
+                records.iter().map(|r| r.for_host(&host)).collect(),
+                warnings,
+            ))
+        }
+        // the host's words: one line, escaped, clipped
+        Ok(out) => Err(format!(
+            "host `{}`: cannot read `{HOST_LOG_FILE}`: {}",
+            text::one_line(&host),
+            crate::transport::failure(&out)
+        )),
+        Err(e) => Err(format!(
+            "host `{}`: cannot read its history: {e}",
+            text::one_line(&host)
+        )),
+    };
+    HostAnswer { host, stage, read }
 }
 
-/// The hosts' answers to [`host_read_command`], parsed: the logs read,
-/// a warning per line skipped or host not read.
+/// The hosts' answers ([`read_host`]) together: the logs read, a warning
+/// per line skipped or host not read.
 pub fn collect_hosts(answers: impl IntoIterator<Item = HostAnswer>) -> StageLogs {
     let mut found = StageLogs::default();
-    for (host, stage, answer) in answers {
-        match answer {
-            Ok(out) if out.success() => {
-                let (records, warnings) = parse_host_log(&host, &out.stdout, out.stdout_dropped);
+    for HostAnswer { host, stage, read } in answers {
+        match read {
+            Ok((records, warnings)) => {
                 found.warnings.extend(warnings);
                 found.logs.push(HostLog {
                     host,
@@ -956,20 +1028,8 @@ pub fn collect_hosts(answers: impl IntoIterator<Item = HostAnswer>) -> StageLogs
                     records,
                 });
             }
-            Ok(out) => {
-                // the host's words: one line, escaped, clipped
-                found.warnings.push(format!(
-                    "host `{}`: cannot read `{HOST_LOG_FILE}`: {}",
-                    text::one_line(&host),
-                    crate::transport::failure(&out)
-                ));
-                found.unread = true;
-            }
-            Err(e) => {
-                found.warnings.push(format!(
-                    "host `{}`: cannot read its history: {e}",
-                    text::one_line(&host)
-                ));
+            Err(warning) => {
+                found.warnings.push(warning);
                 found.unread = true;
             }
         }
@@ -1926,6 +1986,85 @@ mod tests {
         // Two final records: the last one written wins.
         let merged = merge([vec![ended_a, retried_a.clone()]]);
         assert_eq!(merged, vec![retried_a]);
+    }
+
+    /// Issue 23: each host keeps its own part of an attempt. Read back
+    /// without the local record, the hosts' parts make one record, and a
+    /// host is trusted with its own part only (what it says of others is
+    /// dropped); a host that saw only the start agrees with one that saw
+    /// the end, whose record is shown; the local record agrees with each
+    /// host's part, whose log lines were never written there.
+    #[test]
+    fn the_hosts_parts_of_an_attempt_make_one_record() {
+        let part = |name: &str, result| host(name, Some("1"), Some("2"), result, None);
+        let mut ended = with_id(
+            record(
+                "2026-01-01T00:00:02Z",
+                "deploy",
+                Some("p"),
+                "prod",
+                Outcome::Success,
+            ),
+            "a",
+        );
+        ended.hosts = ["p1", "p2", "p3"]
+            .map(|h| part(h, HostResult::Changed))
+            .to_vec();
+        ended.hosts[1].log_tail = vec!["a line only root may read".into()];
+        let mut started = ended.clone();
+        started.outcome = Outcome::Started;
+        for h in &mut started.hosts {
+            h.result = HostResult::Planned;
+        }
+        // what each host was given to keep
+        let kept_on = |r: &Record, h: &str| r.for_host(h);
+        assert_eq!(kept_on(&ended, "p2").hosts.len(), 1);
+        assert!(kept_on(&ended, "p2").hosts[0].log_tail.is_empty());
+        // p3 also claims (falsely) a result for p1
+        let mut p3 = kept_on(&ended, "p3");
+        let mut lie = part("p1", HostResult::Failed);
+        lie.message = Some("forged".into());
+        p3.hosts.insert(0, lie);
+        let log = |h: &str, records: Vec<Record>| HostLog {
+            host: h.into(),
+            stage: "prod".into(),
+            records,
+        };
+        let logs = || {
+            vec![
+                log("p1", vec![kept_on(&started, "p1")]),
+                log("p2", vec![kept_on(&started, "p2"), kept_on(&ended, "p2")]),
+                log("p3", vec![kept_on(&started, "p3"), p3.clone()]),
+            ]
+        };
+        let (merged, warnings) = merge_sourced(Vec::new(), logs());
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(merged.len(), 1);
+        let m = &merged[0];
+        assert_eq!((m.source, m.source_host.as_deref()), ("host", Some("p2")));
+        assert_eq!(m.record.outcome, Outcome::Success);
+        let parts: Vec<(&str, HostResult)> = m
+            .record
+            .hosts
+            .iter()
+            .map(|h| (h.host.as_str(), h.result))
+            .collect();
+        assert_eq!(
+            parts,
+            vec![("p2", HostResult::Changed), ("p3", HostResult::Changed)],
+            "p1 saw only the start; p3's word about p1 is not taken"
+        );
+        // with the local record: it is the one shown, every part agrees
+        let (merged, warnings) = merge_sourced(vec![ended.clone()], logs());
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(merged.len(), 1);
+        assert_eq!(merged[0].record, ended);
+        // a part that differs from the local record is a disagreement
+        let mut wrong = kept_on(&ended, "p2");
+        wrong.hosts[0].result = HostResult::Failed;
+        let (_, warnings) = merge_sourced(vec![ended.clone()], vec![log("p2", vec![wrong])]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("host `p2` holds a different record with the id `a`"));
     }
 
     /// A regression test for host records that replaced local ones: root

@@ -45,18 +45,20 @@ pub(super) fn syslog(
 }
 
 /// Append `record` to the history kept on each host of the plan (as root,
-/// under `/var/log/deployer`); the problems, one line per host.
+/// under `/var/log/deployer`), each host's own part of it
+/// ([`Record::for_host`]); the problems, one line per host.
 fn record_on_hosts(
     cx: &Context<'_>,
     fleet: &mut Fleet,
     plan: &Plan,
     record: &Record,
 ) -> Vec<String> {
-    let line = history::to_line(&record.for_hosts());
     let command = history::host_append_command();
     let timeout = cx.config.ssh.command_timeout;
     let hosts: Vec<&str> = plan.steps.iter().map(|s| s.host.as_str()).collect();
     let answers = fleet.on_hosts(&plan.stage, &hosts, |m| {
+        // each host keeps its own part of the attempt
+        let line = history::to_line(&record.for_host(m.host()));
         m.exec(Exec {
             command: &command,
             timeout,
