@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::common;
 
-use common::cli::{deployer, history, host_result, last, NEW, OLD};
+use common::cli::{deployer, free_port, history, host_last, host_result, last, versions, NEW, OLD};
 use common::testbed::{poll, Testbed};
 use serde_json::{json, Value};
 
@@ -174,15 +174,6 @@ impl Drop for Alertmanager {
     }
 }
 
-/// A loopback port nobody listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The `[alerts]` section for Alertmanager at `url`.
 fn alerts_section(url: &str, extra: &str) -> String {
     format!(
@@ -200,25 +191,6 @@ fn testbed(hosts: usize, sections: &str) -> Option<Testbed> {
         tb.set_versions(&h.alias, &[("fastpath", Some(OLD))]);
     }
     Some(tb)
-}
-
-/// What every host of `test` runs.
-fn versions(tb: &Testbed) -> Vec<Option<String>> {
-    tb.hosts("test")
-        .iter()
-        .map(|h| tb.installed(&h.alias, "fastpath"))
-        .collect()
-}
-
-/// The newest record `host` keeps in its own history.
-fn host_last(tb: &Testbed, host: &str) -> Value {
-    let text = tb
-        .read_file(host, "/var/log/deployer/history.jsonl")
-        .unwrap_or_default();
-    text.lines()
-        .rev()
-        .find_map(|l| serde_json::from_str::<Value>(l).ok())
-        .expect("a record on the host")
 }
 
 /// A matching alert refuses a deploy, naming it, and `status` shows the

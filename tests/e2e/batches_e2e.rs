@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use common::cli::{deployer, host_result, last, NEW, OLD};
+use common::cli::{deployer, host_last, host_result, last, NEW, OLD};
 use common::testbed::Testbed;
 use serde_json::Value;
 
@@ -42,14 +42,6 @@ fn checked(tb: &Testbed, host: &str) -> (u128, u128) {
     let times: Vec<u128> = text.lines().map(|l| l.trim().parse().unwrap()).collect();
     assert_eq!(times.len(), 2, "{host} checked once: {text}");
     (times[0], times[1])
-}
-
-/// The newest record `host` keeps of its deploys.
-fn kept_by(tb: &Testbed, host: &str) -> Value {
-    let text = tb
-        .read_file(host, "/var/log/deployer/history.jsonl")
-        .unwrap_or_else(|| panic!("{host} keeps no history"));
-    serde_json::from_str(text.lines().last().expect("a record")).unwrap()
 }
 
 #[test]
@@ -128,11 +120,16 @@ fn a_quarter_of_eight_hosts_goes_two_by_two_and_a_failure_within_the_budget_goes
     );
     assert_eq!(host_result(&r, "test-4"), "rolled-back");
     assert_eq!(host_result(&r, "test-8"), "changed");
-    // the hosts keep the same record
-    let kept = kept_by(&tb, "test-8");
+    // the hosts keep the same record, each host its own part of it
+    let kept = host_last(&tb, "test-8");
     assert_eq!(kept["id"], r["id"]);
     assert_eq!(kept["failure_budget"], r["failure_budget"]);
-    assert_eq!(host_result(&kept, "test-4"), "rolled-back");
+    assert_eq!(host_result(&kept, "test-8"), "changed");
+    assert_eq!(kept["hosts"].as_array().map(Vec::len), Some(1), "{kept}");
+    assert_eq!(
+        host_result(&host_last(&tb, "test-4"), "test-4"),
+        "rolled-back"
+    );
 }
 
 #[test]

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::common;
 
-use common::cli::{host_result, last, run, NEW, OLD};
+use common::cli::{free_port, host_last, host_result, last, run, NEW, OLD};
 use common::deadline;
 use common::skip::skip;
 use common::testbed::Testbed;
@@ -42,15 +42,6 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A loopback port free at the moment.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind a port")
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// GET `url`: its status and body, or `None` when nothing answers.
@@ -236,15 +227,6 @@ fn gates_of<'v>(record: &'v Value, host: &str) -> &'v Vec<Value> {
         .unwrap_or_else(|| panic!("{host} has no gate records: {record}"))
 }
 
-/// The newest record `host` keeps in its own history.
-fn host_kept(tb: &Testbed, host: &str) -> Value {
-    let text = tb
-        .read_file(host, "/var/log/deployer/history.jsonl")
-        .unwrap_or_default();
-    let line = text.lines().last().expect("a record on the host");
-    serde_json::from_str(line).unwrap()
-}
-
 #[test]
 fn a_good_canary_bakes_then_a_metric_gone_bad_mid_bake_rolls_it_back() {
     let Some(metrics) = Metrics::start() else {
@@ -290,7 +272,7 @@ fn a_good_canary_bakes_then_a_metric_gone_bad_mid_bake_rolls_it_back() {
     // the canary's last evaluation came before the next batch's first
     let t = |g: &Value| g["time"].as_str().unwrap().to_string();
     assert!(t(canary.last().unwrap()) <= t(&batch[0]));
-    let kept = host_kept(&tb, "test-1");
+    let kept = host_last(&tb, "test-1");
     assert_eq!(kept["id"], record["id"], "{kept}");
     assert!(
         gates_of(&kept, "test-1").len() >= 4,
@@ -374,7 +356,7 @@ fn a_good_canary_bakes_then_a_metric_gone_bad_mid_bake_rolls_it_back() {
         (bad["verdict"].as_str(), bad["value"].as_f64()),
         (Some("fail"), Some(0.5))
     );
-    let kept = host_kept(&tb, "test-1");
+    let kept = host_last(&tb, "test-1");
     assert_eq!(gates_of(&kept, "test-1").last().unwrap()["verdict"], "fail");
 }
 

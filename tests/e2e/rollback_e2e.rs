@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use common::cli::{history, last, run, NEW, OLD};
+use common::cli::{history, host_records, last, run, NEW, OLD};
 use common::testbed::Testbed;
 use serde_json::Value;
 
@@ -55,15 +55,6 @@ fn second_operator(tb: &Testbed) -> &'static str {
 /// The records of the history file `name` in the testbed's directory.
 fn records(tb: &Testbed, name: &str) -> Vec<Value> {
     std::fs::read_to_string(tb.dir().join(name))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-/// The records `host` keeps in its own history.
-fn host_records(tb: &Testbed, host: &str) -> Vec<Value> {
-    tb.read_file(host, "/var/log/deployer/history.jsonl")
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())

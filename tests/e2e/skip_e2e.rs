@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use common::cli::{deployer, host_result, last, NEW, OLD};
+use common::cli::{deployer, host_records, host_result, last, NEW, OLD};
 use common::testbed::Testbed;
 use serde_json::Value;
 
@@ -34,15 +34,6 @@ fn entry<'r>(record: &'r Value, host: &str) -> &'r Value {
         .iter()
         .find(|h| h["host"] == host)
         .unwrap_or_else(|| panic!("{host} not in {record}"))
-}
-
-/// The records in the history `host` keeps.
-fn host_history(tb: &Testbed, host: &str) -> Vec<Value> {
-    tb.read_file(host, "/var/log/deployer/history.jsonl")
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
 }
 
 /// When dpkg last wrote the package's file list on `host`: a reinstall
@@ -152,14 +143,24 @@ fn a_host_down_is_skipped_recorded_and_finished_later() {
         );
         assert_eq!(host_result(r, "test-1"), "changed");
     }
-    // the hosts that answered keep the record, naming the one skipped
+    // the hosts that answered keep the record, each its own part of it,
+    // its reason naming the one skipped
     for h in ["test-1", "test-3"] {
-        let kept = host_history(&tb, h);
+        let kept = host_records(&tb, h);
         let ours: Vec<&Value> = kept.iter().filter(|r| r["id"] == record["id"]).collect();
         assert_eq!(ours.len(), 2, "{h}: started and final: {kept:?}");
-        for r in ours {
-            assert_eq!(host_result(r, "test-2"), "skipped", "{h}: {r}");
+        for r in &ours {
+            assert_eq!(r["hosts"].as_array().map(Vec::len), Some(1), "{h}: {r}");
+            assert!(r["hosts"][0]["host"] == *h, "{h}: {r}");
         }
+        assert_eq!(host_result(ours[1], h), "changed", "{h}");
+        assert!(
+            ours[1]["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("left out: test-2 (down: ")),
+            "{h}: {}",
+            ours[1]
+        );
     }
     let done_on_1 = dpkg_touched(&tb, "test-1");
 
@@ -275,7 +276,7 @@ fn an_excluded_host_is_left_alone() {
     assert_eq!(entry(&record, "test-1")["message"], "excluded");
     assert_eq!(entry(&record, "test-1")["from"], OLD);
     assert!(
-        host_history(&tb, "test-1")
+        host_records(&tb, "test-1")
             .iter()
             .all(|r| r["id"] != record["id"]),
         "nothing was written on the excluded host"

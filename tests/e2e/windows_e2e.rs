@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::common;
 
 use common::bin::run;
-use common::cli::{history, host_result, last, NEW, OLD};
+use common::cli::{history, host_last, host_result, last, versions, NEW, OLD};
 use common::testbed::Testbed;
 use serde_json::Value;
 
@@ -68,25 +68,6 @@ fn at(tb: &Testbed, utc: &str, args: &[&str]) -> (i32, String, String) {
         .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
         .arg("--color=never")
         .args(args))
-}
-
-/// What every host of `test` runs.
-fn versions(tb: &Testbed) -> Vec<Option<String>> {
-    tb.hosts("test")
-        .iter()
-        .map(|h| tb.installed(&h.alias, "fastpath"))
-        .collect()
-}
-
-/// The newest record `host` keeps in its own history.
-fn host_last(tb: &Testbed, host: &str) -> Value {
-    let text = tb
-        .read_file(host, "/var/log/deployer/history.jsonl")
-        .unwrap_or_default();
-    text.lines()
-        .rev()
-        .find_map(|l| serde_json::from_str::<Value>(l).ok())
-        .expect("a record on the host")
 }
 
 /// Inside a window a deploy goes; outside it is refused naming the next

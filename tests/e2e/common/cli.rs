@@ -40,6 +40,41 @@ pub fn history(tb: &Testbed) -> Vec<Value> {
     out
 }
 
+/// The records `host` keeps in its own history
+/// (`/var/log/deployer/history.jsonl`), in file order; lines that are not
+/// JSON are left out.
+pub fn host_records(tb: &Testbed, host: &str) -> Vec<Value> {
+    tb.read_file(host, "/var/log/deployer/history.jsonl")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The newest record `host` keeps in its own history.
+pub fn host_last(tb: &Testbed, host: &str) -> Value {
+    host_records(tb, host)
+        .pop()
+        .unwrap_or_else(|| panic!("{host} keeps no record"))
+}
+
+/// What every host of stage `test` runs of `fastpath`, in host order.
+pub fn versions(tb: &Testbed) -> Vec<Option<String>> {
+    tb.hosts("test")
+        .iter()
+        .map(|h| tb.installed(&h.alias, "fastpath"))
+        .collect()
+}
+
+/// A TCP port on 127.0.0.1 free a moment ago, for a server a test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The newest attempt's record.
 pub fn last(tb: &Testbed) -> Value {
     history(tb).pop().expect("a history record")
