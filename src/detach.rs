@@ -163,9 +163,20 @@ pub const POLL_CHUNK: u64 = 256 * 1024;
 /// its process is gone or the pid now someone else's, by the start time it
 /// recorded); then `#log START END` and the log's bytes from `START` to
 /// `END` (0-based; `END` is the log's size; `START` is `$2`, or later when
-/// more than `$3` bytes are new).
-const POLL: &str = r##"dir=$1 from=$2 chunk=$3
+/// more than `$3` bytes are new). While the run has no status, the poll
+/// first waits up to `$5` seconds for the install lock `$4`, which the
+/// run holds until its status is written: it answers as soon as the run
+/// ends, and a long run is looked at every `$5` seconds, not every few
+/// hundred milliseconds (each look is a sudo session on the host, and a
+/// batch of many hosts shares the host machines' cores with them). The
+/// wait is `flock`'s, in the kernel, costing nothing; the lock file is
+/// opened for reading only, and only a regular file (its directory is
+/// root's, checked when the run started).
+const POLL: &str = r##"dir=$1 from=$2 chunk=$3 lock=$4 wait=$5
 if [ ! -d "$dir" ]; then echo '#missing'; exit 0; fi
+if [ ! -f "$dir/status" ] && [ -f "$lock" ] && [ ! -L "$lock" ]; then
+    { flock -s -w "$wait" 8 || :; } 8< "$lock" 2>/dev/null
+fi
 gone() {
     then=$(head -c 64 "$dir/boot" 2>/dev/null)
     now=$(head -c 64 /proc/sys/kernel/random/boot_id 2>/dev/null)
@@ -197,14 +208,19 @@ echo "#log $start $size"
 tail -c "+$((start + 1))" "$dir/log" 2>/dev/null | head -c "$((size - start))"
 true"##;
 
+/// How long a poll waits on the host for a run to end before it answers,
+/// in seconds: also how often a long run's output shows with `-v`.
+pub const POLL_WAIT_SECS: u64 = 2;
+
 /// Ask (as root: the run's files are not world-readable) how the run in
 /// `dir` is doing, with its log from byte `offset` on (0-based), at most
-/// [`POLL_CHUNK`] bytes of it.
+/// [`POLL_CHUNK`] bytes of it; a run still going is waited for up to
+/// [`POLL_WAIT_SECS`] first (see [`POLL`]).
 pub fn poll_command(dir: &str, offset: u64) -> RemoteCommand {
-    poll_command_in(dir, offset).sudo()
+    poll_command_in(dir, offset, INSTALL_LOCK, POLL_WAIT_SECS).sudo()
 }
 
-fn poll_command_in(dir: &str, offset: u64) -> RemoteCommand {
+fn poll_command_in(dir: &str, offset: u64, lock: &str, wait: u64) -> RemoteCommand {
     RemoteCommand::new("sh")
         .args([
             "-c",
@@ -213,6 +229,8 @@ fn poll_command_in(dir: &str, offset: u64) -> RemoteCommand {
             dir,
             &offset.to_string(),
             &POLL_CHUNK.to_string(),
+            lock,
+            &wait.to_string(),
         ])
         .named("poll")
 }
@@ -364,7 +382,7 @@ mod tests {
         let poll = |offset: u64| {
             let out = Command::new("sh")
                 .arg("-c")
-                .arg(poll_command_in(&dir_text, offset).as_str())
+                .arg(poll_command_in(&dir_text, offset, "/nonexistent/lock", 2).as_str())
                 .output()
                 .unwrap();
             parse_poll(&String::from_utf8_lossy(&out.stdout)).unwrap()
@@ -395,6 +413,75 @@ mod tests {
         );
     }
 
+    /// Issue 23: a poll of a run still going waits on the host for the
+    /// install lock the run holds: it answers as soon as the run ends (the
+    /// lock let go, the status written), and after its wait when the run
+    /// goes on, without a status.
+    #[test]
+    fn a_poll_waits_on_the_host_for_the_run_to_end() {
+        use std::time::{Duration, Instant};
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("log"), "").unwrap();
+        let lock = tmp.path().join("install.lock");
+        std::fs::write(&lock, "").unwrap();
+        let (dir_text, lock_text) = (dir.display().to_string(), lock.display().to_string());
+        let poll = |wait: u64| {
+            let started = Instant::now();
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(poll_command_in(&dir_text, 0, &lock_text, wait).as_str())
+                .output()
+                .unwrap();
+            let seen = parse_poll(&String::from_utf8_lossy(&out.stdout)).unwrap();
+            (seen, started.elapsed())
+        };
+        // a run holding the lock: it writes its status, then lets go
+        let run = |secs: &str| {
+            Command::new("flock")
+                .arg(&lock)
+                .arg("sh")
+                .arg("-c")
+                .arg(format!("sleep {secs}; echo 0 > status"))
+                .current_dir(&dir)
+                .spawn()
+                .unwrap()
+        };
+        let mut child = run("1");
+        std::thread::sleep(Duration::from_millis(200));
+        let (seen, took) = poll(30);
+        child.wait().unwrap();
+        assert!(
+            matches!(
+                seen,
+                Poll::Seen {
+                    status: Some(0),
+                    ..
+                }
+            ),
+            "{seen:?}"
+        );
+        assert!(
+            took < Duration::from_secs(20),
+            "answered at the end: {took:?}"
+        );
+        assert!(took >= Duration::from_millis(500), "it waited: {took:?}");
+        // a run that goes on: the poll answers after its wait, no status
+        std::fs::remove_file(dir.join("status")).unwrap();
+        let mut child = Command::new("flock")
+            .arg(&lock)
+            .args(["sleep", "4"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let (seen, took) = poll(1);
+        assert!(matches!(seen, Poll::Seen { status: None, .. }), "{seen:?}");
+        assert!(took >= Duration::from_millis(900), "{took:?}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     /// Regression: a poll sent back the whole of the log that was new, and
     /// a run that printed more than a command's output keeps (1 MiB)
     /// between two polls lost the poll's header with the front of it:
@@ -411,7 +498,7 @@ mod tests {
         std::fs::write(dir.join("status"), "0\n").unwrap();
         let out = Command::new("sh")
             .arg("-c")
-            .arg(poll_command_in(&dir.display().to_string(), 10).as_str())
+            .arg(poll_command_in(&dir.display().to_string(), 10, "/nonexistent/lock", 2).as_str())
             .output()
             .unwrap();
         assert!(
@@ -789,7 +876,9 @@ mod tests {
         let poll = || {
             let out = Command::new("sh")
                 .arg("-c")
-                .arg(poll_command_in(&dir.display().to_string(), 0).as_str())
+                .arg(
+                    poll_command_in(&dir.display().to_string(), 0, "/nonexistent/lock", 2).as_str(),
+                )
                 .output()
                 .unwrap();
             match parse_poll(&String::from_utf8_lossy(&out.stdout)).unwrap() {

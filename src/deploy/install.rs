@@ -196,7 +196,9 @@ pub(super) fn install_one(
     done
 }
 
-/// How long to wait between two looks at a detached run.
+/// The least time between the starts of two looks at a detached run (a
+/// look itself waits on the host for the run to end, up to
+/// `detach::POLL_WAIT_SECS`).
 const POLL_INTERVAL: Duration = Duration::from_millis(300);
 
 /// How a detached run ended, as far as deployer could see.
@@ -271,8 +273,11 @@ pub(super) fn run_detached(
     let mut log = String::new();
     let mut dropped = 0u64;
     let mut slow_polls = false;
+    // a poll waits on the host for the run to end (`detach::POLL_WAIT_SECS`)
+    let poll_timeout = ssh.command_timeout + Duration::from_secs(detach::POLL_WAIT_SECS);
     loop {
-        match member.run(&detach::poll_command(dir, offset), ssh.command_timeout) {
+        let polled = Instant::now();
+        match member.run(&detach::poll_command(dir, offset), poll_timeout) {
             Ok(out) if out.success() => match detach::parse_poll(&out.stdout) {
                 Ok(detach::Poll::Seen {
                     status,
@@ -352,7 +357,11 @@ pub(super) fn run_detached(
             ));
             notice += ssh.deploy_timeout;
         }
-        std::thread::sleep(POLL_INTERVAL);
+        // a poll that could not wait on the host does not make this a loop
+        // of sessions
+        if let Some(rest) = POLL_INTERVAL.checked_sub(polled.elapsed()) {
+            std::thread::sleep(rest);
+        }
     }
 }
 
