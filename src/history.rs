@@ -573,6 +573,17 @@ pub fn read(path: &Path) -> Result<Log, HistoryError> {
 /// The records of a log's text, in file order, and a warning for each line
 /// that is not one; `origin` names the log in the warnings.
 fn parse_lines(origin: &str, bytes: &[u8]) -> (Vec<Record>, Vec<String>) {
+    parse_lines_with(origin, bytes, |r| r)
+}
+
+/// [`parse_lines`], each record passed through `keep` as soon as it is
+/// read (a host's record cut to its own part holds one record of a whole
+/// stage at a time, not the log's).
+fn parse_lines_with(
+    origin: &str,
+    bytes: &[u8],
+    keep: impl Fn(Record) -> Record,
+) -> (Vec<Record>, Vec<String>) {
     let mut records = Vec::new();
     let mut warnings = Vec::new();
     for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
@@ -580,7 +591,7 @@ fn parse_lines(origin: &str, bytes: &[u8]) -> (Vec<Record>, Vec<String>) {
             continue;
         }
         match serde_json::from_slice(line) {
-            Ok(record) => records.push(record),
+            Ok(record) => records.push(keep(record)),
             // serde quotes the offending value, which may be anything
             Err(e) => warnings.push(format!(
                 "{origin} line {}: skipped, not a history record: {}",
@@ -910,12 +921,23 @@ exec cat -- history.jsonl
 ///
 /// [`Output::stdout_dropped`]: crate::transport::Output::stdout_dropped
 pub fn parse_host_log(host: &str, text: &str, dropped: u64) -> (Vec<Record>, Vec<String>) {
+    parse_host_log_with(host, text, dropped, |r| r)
+}
+
+/// [`parse_host_log`], each record passed through `keep` as it is read.
+fn parse_host_log_with(
+    host: &str,
+    text: &str,
+    dropped: u64,
+    keep: impl Fn(Record) -> Record,
+) -> (Vec<Record>, Vec<String>) {
     let origin = format!("host `{host}`: `{HOST_LOG_DIR}/{HOST_LOG_NAME}`");
     if dropped == 0 {
-        return parse_lines(&origin, text.as_bytes());
+        return parse_lines_with(&origin, text.as_bytes(), keep);
     }
     let rest = text.split_once('\n').map_or("", |(_, rest)| rest);
-    let (records, mut warnings) = parse_lines(&format!("{origin} (its tail)"), rest.as_bytes());
+    let (records, mut warnings) =
+        parse_lines_with(&format!("{origin} (its tail)"), rest.as_bytes(), keep);
     warnings.insert(
         0,
         format!(
@@ -993,13 +1015,12 @@ pub fn read_host(
 ) -> HostAnswer {
     let (host, stage) = (m.host().to_string(), m.target().stage.clone());
     let read = match m.run(command, timeout) {
-        Ok(out) if out.success() => {
-            let (records, warnings) = parse_host_log(&host, &out.stdout, out.stdout_dropped);
-            Ok((
-                records.iter().map(|r| r.for_host(&host)).collect(),
-                warnings,
-            ))
-        }
+        Ok(out) if out.success() => Ok(parse_host_log_with(
+            &host,
+            &out.stdout,
+            out.stdout_dropped,
+            |r| r.for_host(&host),
+        )),
         // the host's words: one line, escaped, clipped
         Ok(out) => Err(format!(
             "host `{}`: cannot read `{HOST_LOG_FILE}`: {}",
