@@ -419,6 +419,7 @@ mod tests {
     /// goes on, without a status.
     #[test]
     fn a_poll_waits_on_the_host_for_the_run_to_end() {
+        use std::os::unix::process::CommandExt;
         use std::time::{Duration, Instant};
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("run");
@@ -437,19 +438,29 @@ mod tests {
             let seen = parse_poll(&String::from_utf8_lossy(&out.stdout)).unwrap();
             (seen, started.elapsed())
         };
-        // a run holding the lock: it writes its status, then lets go
+        // a run holding the lock (it says so in `held` once it has it),
+        // which writes its status after `secs`, then lets go
+        let held = dir.join("held");
         let run = |secs: &str| {
-            Command::new("flock")
+            let _ = std::fs::remove_file(&held);
+            let child = Command::new("flock")
                 .arg(&lock)
                 .arg("sh")
                 .arg("-c")
-                .arg(format!("sleep {secs}; echo 0 > status"))
+                .arg(format!("touch held; sleep {secs}; echo 0 > status"))
                 .current_dir(&dir)
+                .process_group(0)
                 .spawn()
-                .unwrap()
+                .unwrap();
+            // the poll starts only once the run holds the lock
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !held.exists() {
+                assert!(Instant::now() < deadline, "the run never took the lock");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            child
         };
         let mut child = run("1");
-        std::thread::sleep(Duration::from_millis(200));
         let (seen, took) = poll(30);
         child.wait().unwrap();
         assert!(
@@ -463,22 +474,19 @@ mod tests {
             "{seen:?}"
         );
         assert!(
-            took < Duration::from_secs(20),
-            "answered at the end: {took:?}"
+            took < Duration::from_secs(25),
+            "answered at the end, not after its wait: {took:?}"
         );
         assert!(took >= Duration::from_millis(500), "it waited: {took:?}");
         // a run that goes on: the poll answers after its wait, no status
         std::fs::remove_file(dir.join("status")).unwrap();
-        let mut child = Command::new("flock")
-            .arg(&lock)
-            .args(["sleep", "4"])
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(200));
+        let mut child = run("4");
         let (seen, took) = poll(1);
         assert!(matches!(seen, Poll::Seen { status: None, .. }), "{seen:?}");
         assert!(took >= Duration::from_millis(900), "{took:?}");
-        child.kill().unwrap();
+        // the run and what it started, all gone before the directory is
+        let group = format!("-{}", child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         child.wait().unwrap();
     }
 
