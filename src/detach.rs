@@ -175,7 +175,7 @@ pub const POLL_CHUNK: u64 = 256 * 1024;
 const POLL: &str = r##"dir=$1 from=$2 chunk=$3 lock=$4 wait=$5
 if [ ! -d "$dir" ]; then echo '#missing'; exit 0; fi
 if [ ! -f "$dir/status" ] && [ -f "$lock" ] && [ ! -L "$lock" ]; then
-    { flock -s -w "$wait" 8 || :; } 8< "$lock" 2>/dev/null
+    { flock -s -w "$wait" 8 || :; } 2>/dev/null 8< "$lock"
 fi
 gone() {
     then=$(head -c 64 "$dir/boot" 2>/dev/null)

@@ -170,7 +170,12 @@ impl Record {
     /// operator's output keep them.
     pub fn for_host(&self, host: &str) -> Record {
         let mut shared = self.clone();
-        shared.hosts.retain(|h| h.host == host);
+        // its first entry: a host that lists itself twice is not asked which
+        let mine = shared.hosts.iter().position(|h| h.host == host);
+        shared.hosts = mine
+            .map(|i| shared.hosts.swap_remove(i))
+            .into_iter()
+            .collect();
         for h in &mut shared.hosts {
             h.log_tail.clear();
         }
@@ -699,14 +704,18 @@ pub struct HostLog {
 /// histories, trusting each host only with what it may know: the result,
 /// oldest first, and one warning per disagreement.
 ///
-/// Root on any one host can write anything into its history, so a host's
-/// record never replaces a local one: for an id the local history has, the
-/// local record is shown, and a host holding different content under that
-/// id is a disagreement (a host that saw only the `started` line of an
-/// attempt the local history saw end agrees). Among hosts, the first to
-/// hold an id is shown and a different record from another host is a
+/// Root on any one host can write anything into its history, so a host is
+/// trusted with its own part of a record only ([`Record::for_host`]), and
+/// a host's record never replaces a local one: for an id the local history
+/// has, the local record is shown, and a host whose part differs from the
+/// local record's is a disagreement (a host that saw only the `started`
+/// line of an attempt the local history saw end agrees). Among hosts, the
+/// parts of one attempt join into one record: the same record apart from
+/// the hosts' parts adds this host's part; one host's `started` line agrees
+/// with another's end, and the end is shown; anything else is a
 /// disagreement. A host's record claiming a stage its host is not in is
-/// shown, marked. Every record says where it came from.
+/// shown, marked, or when another host holds its id, not joined and marked
+/// there. Every record says where it came from.
 pub fn merge_sourced(local: Vec<Record>, hosts: Vec<HostLog>) -> (Vec<Sourced>, Vec<String>) {
     let mut merged: Vec<Sourced> = local
         .into_iter()
@@ -730,8 +739,23 @@ pub fn merge_sourced(local: Vec<Record>, hosts: Vec<HostLog>) -> (Vec<Sourced>, 
             // a host is trusted with its own part only
             let record = record.for_host(&log.host);
             let id = text::one_line(&record.id);
+            let misplaced = (record.stage != log.stage).then(|| {
+                format!(
+                    "host `{host}` is in stage `{}`, but its history holds a record (id `{id}`) \
+                     of `{}` on stage `{}`, where it does not belong",
+                    text::one_line(&log.stage),
+                    text::one_line(&record.action),
+                    text::one_line(&record.stage)
+                )
+            });
             if let Some(&i) = position.get(&record.id) {
                 let kept = &mut merged[i];
+                if let Some(said) = misplaced {
+                    // a host of another stage adds nothing to the attempt
+                    warnings.push(said.clone());
+                    kept.disagreements.push(said);
+                    continue;
+                }
                 let fits = match kept.source_host {
                     None => agrees(&kept.record.for_host(&log.host), &record),
                     Some(_) => {
@@ -760,14 +784,7 @@ pub fn merge_sourced(local: Vec<Record>, hosts: Vec<HostLog>) -> (Vec<Sourced>, 
                 continue;
             }
             let mut disagreements = Vec::new();
-            if record.stage != log.stage {
-                let said = format!(
-                    "host `{host}` is in stage `{}`, but its history holds a record (id `{id}`) \
-                     of `{}` on stage `{}`, where it does not belong",
-                    text::one_line(&log.stage),
-                    text::one_line(&record.action),
-                    text::one_line(&record.stage)
-                );
+            if let Some(said) = misplaced {
                 warnings.push(said.clone());
                 disagreements.push(said);
             }
@@ -2046,6 +2063,11 @@ mod tests {
         let mut lie = part("p1", HostResult::Failed);
         lie.message = Some("forged".into());
         p3.hosts.insert(0, lie);
+        let part_of = |r: &Record, h: &str| {
+            let mut r = r.for_host("p1");
+            r.hosts[0].host = h.into();
+            r
+        };
         let log = |h: &str, records: Vec<Record>| HostLog {
             host: h.into(),
             stage: "prod".into(),
@@ -2086,6 +2108,33 @@ mod tests {
         let (_, warnings) = merge_sourced(vec![ended.clone()], vec![log("p2", vec![wrong])]);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("host `p2` holds a different record with the id `a`"));
+        // a host of another stage holding the attempt adds no part to it,
+        // and is marked there, whichever host was read first
+        let mut elsewhere = log("t1", vec![part_of(&ended, "t1")]);
+        elsewhere.stage = "test".into();
+        let (merged, warnings) = merge_sourced(
+            Vec::new(),
+            vec![log("p2", vec![kept_on(&ended, "p2")]), elsewhere],
+        );
+        assert_eq!(merged.len(), 1);
+        assert_eq!(
+            merged[0].record.hosts.len(),
+            1,
+            "{:?}",
+            merged[0].record.hosts
+        );
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("host `t1` is in stage `test`"),
+            "{warnings:?}"
+        );
+        assert_eq!(merged[0].disagreements, warnings);
+        // a host that lists itself twice: its first entry only
+        let mut twice = kept_on(&ended, "p2");
+        let mut again = twice.hosts[0].clone();
+        again.from = Some("0.1".into());
+        twice.hosts.push(again);
+        assert_eq!(twice.for_host("p2").hosts, kept_on(&ended, "p2").hosts);
     }
 
     /// A regression test for host records that replaced local ones: root
