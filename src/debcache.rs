@@ -57,7 +57,9 @@ pub struct Cached {
     pub file: String,
     /// The SHA256 recorded when it was kept (lowercase hex).
     pub sha256: String,
-    /// When it was last kept, in seconds since the epoch (host's clock).
+    /// When it was last kept, in nanoseconds since the epoch (host's
+    /// clock, the file's modification time): two keeps in one second are
+    /// still told apart.
     pub kept_at: u64,
 }
 
@@ -188,7 +190,7 @@ hp_enter "$dir"
 for f in "$pkg"_*.deb; do
     [ -f "$f" ] && [ ! -L "$f" ] || continue
     s=$(head -c 64 -- "$f.sha256" 2>/dev/null) || s=
-    printf 'deb %s %s %s\n' "$(stat -c %Y -- "$f")" "${s:--}" "$f"
+    printf 'deb %s %s %s\n' "$(stat -c %.9Y -- "$f")" "${s:--}" "$f"
 done
 "#;
 
@@ -214,7 +216,7 @@ pub fn parse_listing(package: &PackageName, stdout: &str) -> Vec<Cached> {
         .lines()
         .filter_map(|line| {
             let mut f = line.strip_prefix("deb ")?.splitn(3, ' ');
-            let kept_at = f.next()?.parse().ok()?;
+            let kept_at = parse_kept_at(f.next()?)?;
             let sha256 = f.next()?.to_string();
             let file = f.next()?.to_string();
             let (version, arch) = parse_file_name(package, &file)?;
@@ -229,6 +231,23 @@ pub fn parse_listing(package: &PackageName, stdout: &str) -> Vec<Cached> {
         .collect();
     out.sort_by(|a, b| b.kept_at.cmp(&a.kept_at).then(b.version.cmp(&a.version)));
     out
+}
+
+/// A modification time as `stat -c %.9Y` prints it (`SECONDS.NANOS`, or
+/// whole seconds), in nanoseconds since the epoch.
+fn parse_kept_at(s: &str) -> Option<u64> {
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    if secs.is_empty()
+        || !secs.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let nanos: u64 = format!("{:0<9}", &frac[..frac.len().min(9)]).parse().ok()?;
+    secs.parse::<u64>()
+        .ok()?
+        .checked_mul(1_000_000_000)?
+        .checked_add(nanos)
 }
 
 /// The files to remove once `keeping` (a file name) is kept: all but the
@@ -596,17 +615,22 @@ mod tests {
     #[test]
     fn the_listing_keeps_usable_entries_most_recent_first() {
         let out = format!(
-            "deb 100 {SUM} web_1.0_all.deb\n\
-             deb 300 {SUM} web_3.0_all.deb\n\
+            "deb 100.000000002 {SUM} web_1.0_all.deb\n\
+             deb 100.1 {SUM} web_3.0_all.deb\n\
              deb 200 - web_2.0_all.deb\n\
              deb 250 {SUM} web-api_2.0_all.deb\n\
              deb x {SUM} web_4.0_all.deb\n\
              noise\n\
-             deb 200 {SUM} web_1%3a0.5_all.deb\n"
+             deb 100.000000001 {SUM} web_1%3a0.5_all.deb\n\
+             deb 1e3 {SUM} web_5.0_all.deb\n\
+             deb .5 {SUM} web_6.0_all.deb\n"
         );
+        // keeps within one second are told apart by their nanoseconds
         let listed = parse_listing(&pkg("web"), &out);
         let versions: Vec<String> = listed.iter().map(|c| c.version.to_string()).collect();
-        assert_eq!(versions, ["3.0", "1:0.5", "1.0"]);
+        assert_eq!(versions, ["3.0", "1.0", "1:0.5"]);
+        assert_eq!(listed[0].kept_at, 100_100_000_000);
+        assert_eq!(parse_kept_at("1796612907"), Some(1_796_612_907_000_000_000));
         assert_eq!(listed[0].path(), "/var/cache/deployer/debs/web_3.0_all.deb");
     }
 
