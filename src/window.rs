@@ -364,6 +364,23 @@ pub struct Shown {
 }
 
 impl Shown {
+    /// A stage closed outside its windows (`Mon-Fri 09:00-12:00`,
+    /// Europe/Rome) until Monday 2026-12-14 09:00: what the views' tests
+    /// show.
+    #[cfg(test)]
+    pub(crate) fn closed_example() -> Shown {
+        Shown {
+            open: false,
+            until: Some("2026-12-14T09:00:00+01:00".into()),
+            until_shown: Some("Mon 2026-12-14 09:00 CET (Europe/Rome)".into()),
+            closed_by: Some("outside_windows"),
+            freeze_date: None,
+            deploy_windows: "Mon-Fri 09:00-12:00".into(),
+            freeze_dates: "none".into(),
+            timezone: "Europe/Rome".into(),
+        }
+    }
+
     /// `rules` at `now`.
     pub fn of(rules: &Rules, now: Timestamp) -> Shown {
         let (open, until, closed_by, freeze_date) = match rules.at(now) {

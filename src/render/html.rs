@@ -804,16 +804,7 @@ mod tests {
     fn stages_closed_by_their_windows_are_a_banner_and_a_tag() {
         let (mut m, reports) = sample();
         assert!(!page(&m, &reports).contains("h-closed"));
-        m.columns[2].window = Some(crate::window::Shown {
-            open: false,
-            until: Some("2026-12-14T09:00:00+01:00".into()),
-            until_shown: Some("Mon 2026-12-14 09:00 CET (Europe/Rome)".into()),
-            closed_by: Some("outside_windows"),
-            freeze_date: None,
-            deploy_windows: "Mon-Fri 09:00-12:00".into(),
-            freeze_dates: "none".into(),
-            timezone: "Europe/Rome".into(),
-        });
+        m.columns[2].window = Some(crate::window::Shown::closed_example());
         let out = page(&m, &reports);
         assert!(out.contains("<h2 id=\"h-closed\">Closed now (deploy windows): new deploys and promotions refused</h2>"), "{out}");
         assert!(out.contains("<li><strong>prod</strong>: outside its deploy windows (Mon-Fri 09:00-12:00, Europe/Rome); opens Mon 2026-12-14 09:00 CET (Europe/Rome)</li>"), "{out}");

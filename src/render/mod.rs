@@ -596,16 +596,7 @@ mod tests {
     #[test]
     fn stages_closed_by_their_windows_say_until_when() {
         let (mut m, reports) = sample();
-        let closed = crate::window::Shown {
-            open: false,
-            until: Some("2026-12-14T09:00:00+01:00".into()),
-            until_shown: Some("Mon 2026-12-14 09:00 CET (Europe/Rome)".into()),
-            closed_by: Some("outside_windows"),
-            freeze_date: None,
-            deploy_windows: "Mon-Fri 09:00-12:00".into(),
-            freeze_dates: "none".into(),
-            timezone: "Europe/Rome".into(),
-        };
+        let closed = crate::window::Shown::closed_example();
         m.columns[0].window = Some(crate::window::Shown {
             open: true,
             ..closed.clone()
