@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use crate::common;
 
-use common::cli::{deployer, free_port, history, host_last, host_result, last, versions, NEW, OLD};
+use common::cli::{
+    deployer, free_port, host_last, last, stopped_after_the_canary, versions, NEW, OLD,
+};
 use common::testbed::{poll, Testbed};
 use serde_json::{json, Value};
 
@@ -612,21 +614,7 @@ fn an_alert_firing_between_batches_stops_the_rollout() {
         versions(&tb),
         [Some(NEW.into()), Some(OLD.into()), Some(OLD.into())]
     );
-    let r = history(&tb)
-        .into_iter()
-        .rev()
-        .find(|r| r["action"] == "deploy")
-        .unwrap();
-    assert_eq!(r["outcome"], "interrupted", "{r}");
-    assert!(
-        r["reason"]
-            .as_str()
-            .unwrap()
-            .contains("alerts fired during the rollout: CanaryErrors {"),
-        "{r}"
-    );
-    assert_eq!(host_result(&r, "test-1"), "changed");
-    assert_eq!(host_result(&r, "test-2"), "untouched");
+    stopped_after_the_canary(&tb, "alerts fired during the rollout: CanaryErrors {");
 }
 
 /// deployer's selection is Alertmanager's own: for each list of matchers

@@ -75,6 +75,20 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The newest deploy on record stopped after its canary (`test-1`
+/// changed, `test-2` untouched), interrupted, its reason saying `why`.
+pub fn stopped_after_the_canary(tb: &Testbed, why: &str) {
+    let r = history(tb)
+        .into_iter()
+        .rev()
+        .find(|r| r["action"] == "deploy")
+        .expect("a deploy on record");
+    assert_eq!(r["outcome"], "interrupted", "{r}");
+    assert!(r["reason"].as_str().is_some_and(|s| s.contains(why)), "{r}");
+    assert_eq!(host_result(&r, "test-1"), "changed");
+    assert_eq!(host_result(&r, "test-2"), "untouched");
+}
+
 /// The newest attempt's record.
 pub fn last(tb: &Testbed) -> Value {
     history(tb).pop().expect("a history record")
